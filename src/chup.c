@@ -1,0 +1,534 @@
+/*
+ * chup.c - decoding Chup Online webhook deliveries.
+ *
+ * A delivery is {"payload": {...}, "signature": "<hex>"}.  The signature is
+ * over the exact bytes of the payload value, so besides parsing the body
+ * with json-c this file finds where that value starts and ends in the
+ * body.  json-c gives no offsets for inner values, hence the small scanner
+ * below; it runs only over text json-c has already accepted.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "qgate_int.h"
+
+static const char *
+type_name(json_object *o)
+{
+    switch (json_object_get_type(o)) {
+    case json_type_null:
+        return "null";
+    case json_type_boolean:
+        return "a boolean";
+    case json_type_double:
+        return "a fraction";
+    case json_type_int:
+        return "an integer";
+    case json_type_object:
+        return "an object";
+    case json_type_array:
+        return "an array";
+    case json_type_string:
+        return "a string";
+    }
+    return "unknown";
+}
+
+/* ----- the envelope scanner ------------------------------------------- */
+
+static size_t
+skip_ws(const char *p, size_t i, size_t len)
+{
+    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' ||
+                       p[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* i is at an opening quote; returns the index just past the closing one. */
+static size_t
+skip_string(const char *p, size_t i, size_t len)
+{
+    for (i++; i < len && p[i] != '"'; i++)
+        if (p[i] == '\\')
+            i++;
+    return i + 1;
+}
+
+/* Returns the index just past the value starting at i. */
+static size_t
+skip_value(const char *p, size_t i, size_t len)
+{
+    size_t depth = 0;
+
+    if (p[i] == '"')
+        return skip_string(p, i, len);
+    if (p[i] != '{' && p[i] != '[') {
+        while (i < len && !strchr(",}] \t\r\n", p[i]))
+            i++;
+        return i;
+    }
+    for (; i < len; i++) {
+        if (p[i] == '"')
+            i = skip_string(p, i, len) - 1;
+        else if (p[i] == '{' || p[i] == '[')
+            depth++;
+        else if ((p[i] == '}' || p[i] == ']') && --depth == 0)
+            return i + 1;
+    }
+    return len;
+}
+
+/*
+ * Finds the spans of the top-level "payload" and "signature" values.
+ * Keys are compared as written: a top-level key with an escape could name
+ * "payload" for json-c and not for this scanner, so it is refused, and so
+ * is a repeated key, where json-c would silently keep the last one.
+ */
+static qg_reason
+scan_envelope(const char *p, size_t len, qg__span *payload, qg__span *sig,
+              char *detail, size_t dlen)
+{
+    size_t i = skip_ws(p, 0, len);
+    int npayload = 0, nsig = 0;
+
+    i++; /* the '{' json-c has seen */
+    for (;;) {
+        size_t k0, k1, v0, v1;
+
+        i = skip_ws(p, i, len);
+        if (i >= len || p[i] == '}')
+            break;
+        k0 = i + 1;
+        i = skip_string(p, i, len);
+        k1 = i - 1;
+        if (memchr(p + k0, '\\', k1 - k0)) {
+            snprintf(detail, dlen,
+                     "top-level key at byte %zu is written with an escape",
+                     k0 - 1);
+            return QG_R_BAD_ENVELOPE;
+        }
+        i = skip_ws(p, i, len) + 1; /* ':' */
+        v0 = skip_ws(p, i, len);
+        v1 = skip_value(p, v0, len);
+        if (k1 - k0 == 7 && memcmp(p + k0, "payload", 7) == 0) {
+            payload->p = p + v0;
+            payload->len = v1 - v0;
+            npayload++;
+        } else if (k1 - k0 == 9 && memcmp(p + k0, "signature", 9) == 0) {
+            if (p[v0] == '"') {
+                sig->p = p + v0 + 1;
+                sig->len = v1 - v0 - 2;
+            }
+            nsig++;
+        }
+        i = skip_ws(p, v1, len);
+        if (i < len && p[i] == ',')
+            i++;
+    }
+    if (npayload > 1 || nsig > 1) {
+        snprintf(detail, dlen, "the body has %d \"%s\" keys; expected one",
+                 npayload > 1 ? npayload : nsig,
+                 npayload > 1 ? "payload" : "signature");
+        return QG_R_BAD_ENVELOPE;
+    }
+    return QG_R_NONE;
+}
+
+/* Whether p[0..len) is one whole JSON document.  Strict json-c reports
+ * a second document as an error at its first byte; this tells that case
+ * from a broken first one.  Only runs on the error path. */
+static int
+is_document(const char *p, size_t len)
+{
+    struct json_tokener *tok;
+    json_object *o;
+    int whole;
+
+    if (len == 0 || (tok = json_tokener_new_ex(QG__JSON_DEPTH)) == NULL)
+        return 0;
+    json_tokener_set_flags(tok,
+                           JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    o = json_tokener_parse_ex(tok, p, (int)len);
+    whole = json_tokener_get_error(tok) == json_tokener_success &&
+            skip_ws(p, json_tokener_get_parse_end(tok), len) == len;
+    json_tokener_free(tok);
+    json_object_put(o);
+    return whole;
+}
+
+qg_reason
+qg__envelope_parse(const char *body, size_t len, qg__envelope *env,
+                   char *detail, size_t dlen)
+{
+    struct json_tokener *tok;
+    enum json_tokener_error jerr;
+    json_object *root, *sig;
+    size_t end;
+    qg_reason r;
+
+    memset(env, 0, sizeof(*env));
+    if (len == 0 || skip_ws(body, 0, len) == len) {
+        snprintf(detail, dlen, "the body is %s",
+                 len ? "only white space" : "empty");
+        return QG_R_BAD_JSON;
+    }
+    tok = json_tokener_new_ex(QG__JSON_DEPTH);
+    if (tok == NULL) {
+        snprintf(detail, dlen, "out of memory parsing the body");
+        return QG_R_BAD_JSON;
+    }
+    json_tokener_set_flags(tok,
+                           JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    root = json_tokener_parse_ex(tok, body, (int)len);
+    jerr = json_tokener_get_error(tok);
+    end = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+
+    if (jerr == json_tokener_continue) {
+        snprintf(detail, dlen, "the body ends at byte %zu inside a value",
+                 len);
+        return QG_R_BAD_JSON;
+    }
+    if (jerr != json_tokener_success && is_document(body, end)) {
+        snprintf(detail, dlen,
+                 "a second JSON value starts at byte %zu; expected one",
+                 skip_ws(body, end, len));
+        return QG_R_TRAILING_DATA;
+    }
+    if (jerr != json_tokener_success) {
+        snprintf(detail, dlen, "invalid JSON at byte %zu: %s",
+                 end > 0 ? end - 1 : 0, json_tokener_error_desc(jerr));
+        return QG_R_BAD_JSON;
+    }
+    if (skip_ws(body, end, len) < len) {
+        json_object_put(root);
+        snprintf(detail, dlen,
+                 "a second JSON value starts at byte %zu; expected one",
+                 skip_ws(body, end, len));
+        return QG_R_TRAILING_DATA;
+    }
+    env->root = root;
+    if (!json_object_is_type(root, json_type_object)) {
+        snprintf(detail, dlen, "the body is %s; expected an object",
+                 type_name(root));
+        return QG_R_BAD_ENVELOPE;
+    }
+    if (!json_object_object_get_ex(root, "payload", &env->payload)) {
+        snprintf(detail, dlen, "payload is missing");
+        return QG_R_MISSING_FIELD;
+    }
+    if (!json_object_is_type(env->payload, json_type_object)) {
+        snprintf(detail, dlen, "payload is %s; expected an object",
+                 type_name(env->payload));
+        return QG_R_BAD_ENVELOPE;
+    }
+    r = scan_envelope(body, len, &env->payload_text, &env->signature, detail,
+                      dlen);
+    if (r != QG_R_NONE)
+        return r;
+    if (json_object_object_get_ex(root, "signature", &sig) && sig &&
+        !json_object_is_type(sig, json_type_string)) {
+        env->signature.p = NULL;
+        env->signature.len = 0;
+    }
+    return QG_R_NONE;
+}
+
+void
+qg__envelope_free(qg__envelope *env)
+{
+    if (env == NULL)
+        return;
+    json_object_put(env->root);
+    env->root = NULL;
+    env->payload = NULL;
+}
+
+/* ----- payload fields ------------------------------------------------- */
+
+typedef enum need { OPTIONAL, REQUIRED } need;
+
+/* Reads a positive integer id.  Absent or null gives 0 when optional. */
+static qg_reason
+get_id(json_object *obj, const char *key, need n, int64_t *out, char *detail,
+       size_t dlen)
+{
+    json_object *v;
+    int64_t id;
+
+    *out = 0;
+    if (!json_object_object_get_ex(obj, key, &v) || v == NULL) {
+        if (n == OPTIONAL)
+            return QG_R_NONE;
+        snprintf(detail, dlen, "payload.data.%s is missing", key);
+        return QG_R_MISSING_FIELD;
+    }
+    if (json_object_is_type(v, json_type_double)) {
+        snprintf(detail, dlen,
+                 "payload.data.%s is %.17g; expected a positive integer "
+                 "below 2^63",
+                 key, json_object_get_double(v));
+        return QG_R_BAD_VALUE;
+    }
+    if (!json_object_is_type(v, json_type_int)) {
+        snprintf(detail, dlen,
+                 "payload.data.%s is %s; expected a positive integer", key,
+                 type_name(v));
+        return QG_R_WRONG_TYPE;
+    }
+    errno = 0;
+    id = json_object_get_int64(v);
+    if (id <= 0 || id == INT64_MAX) {
+        snprintf(detail, dlen,
+                 "payload.data.%s is %s; expected a positive integer below "
+                 "2^63",
+                 key, json_object_to_json_string(v));
+        return QG_R_BAD_VALUE;
+    }
+    *out = id;
+    return QG_R_NONE;
+}
+
+/* Reads a string that may be absent or null (then NULL). */
+static qg_reason
+get_string(json_object *obj, const char *where, const char *key,
+           const char **out, char *detail, size_t dlen)
+{
+    json_object *v;
+
+    *out = NULL;
+    if (!json_object_object_get_ex(obj, key, &v) || v == NULL)
+        return QG_R_NONE;
+    if (!json_object_is_type(v, json_type_string)) {
+        snprintf(detail, dlen, "%s.%s is %s; expected a string", where, key,
+                 type_name(v));
+        return QG_R_WRONG_TYPE;
+    }
+    *out = json_object_get_string(v);
+    return QG_R_NONE;
+}
+
+qg_reason
+qg__payload_head(const qg__envelope *env, qg__delivery *d, char *detail,
+                 size_t dlen)
+{
+    const char *ts;
+    qg_reason r;
+
+    memset(d, 0, sizeof(*d));
+    if ((r = get_string(env->payload, "payload", "event", &d->event_name,
+                        detail, dlen)))
+        return r;
+    if (d->event_name == NULL) {
+        snprintf(detail, dlen, "payload.event is missing");
+        return QG_R_MISSING_FIELD;
+    }
+    if ((r = get_string(env->payload, "payload", "timestamp", &ts, detail,
+                        dlen)))
+        return r;
+    if (ts == NULL) {
+        snprintf(detail, dlen, "payload.timestamp is missing");
+        return QG_R_MISSING_FIELD;
+    }
+    if (qg__parse_time(ts, &d->event_ms, &d->utc_offset_s) < 0) {
+        snprintf(detail, dlen,
+                 "payload.timestamp \"%.64s\" is not ISO 8601 with an "
+                 "offset",
+                 ts);
+        return QG_R_BAD_VALUE;
+    }
+    if (!json_object_object_get_ex(env->payload, "data", &d->data) ||
+        d->data == NULL) {
+        snprintf(detail, dlen, "payload.data is missing");
+        return QG_R_MISSING_FIELD;
+    }
+    if (!json_object_is_type(d->data, json_type_object)) {
+        snprintf(detail, dlen, "payload.data is %s; expected an object",
+                 type_name(d->data));
+        return QG_R_WRONG_TYPE;
+    }
+    return QG_R_NONE;
+}
+
+/* data.state is an integer (1) or an object {"name": "ARRIVED", "value":
+ * 3}; both are published. */
+static qg_reason
+get_state(qg__delivery *d, char *detail, size_t dlen)
+{
+    json_object *st, *v;
+    qg_reason r;
+
+    if ((r = get_string(d->data, "payload.data", "state_name", &d->state_name,
+                        detail, dlen)))
+        return r;
+    if (!json_object_object_get_ex(d->data, "state", &st) || st == NULL)
+        return QG_R_NONE;
+    if (json_object_is_type(st, json_type_int)) {
+        d->state_value = json_object_get_int64(st);
+        d->has_state_value = 1;
+        return QG_R_NONE;
+    }
+    if (!json_object_is_type(st, json_type_object)) {
+        snprintf(detail, dlen,
+                 "payload.data.state is %s; expected an integer or "
+                 "{\"name\", \"value\"}",
+                 type_name(st));
+        return QG_R_WRONG_TYPE;
+    }
+    if ((r = get_string(st, "payload.data.state", "name", &d->state_label,
+                        detail, dlen)))
+        return r;
+    if (json_object_object_get_ex(st, "value", &v) && v != NULL) {
+        if (!json_object_is_type(v, json_type_int)) {
+            snprintf(detail, dlen,
+                     "payload.data.state.value is %s; expected an integer",
+                     type_name(v));
+            return QG_R_WRONG_TYPE;
+        }
+        d->state_value = json_object_get_int64(v);
+        d->has_state_value = 1;
+    }
+    return QG_R_NONE;
+}
+
+qg_reason
+qg__payload_fields(qg__delivery *d, int need_state, char *detail, size_t dlen)
+{
+    qg_reason r;
+
+    if ((r = get_id(d->data, "id", REQUIRED, &d->id, detail, dlen)) ||
+        (r = get_id(d->data, "appointment_id", OPTIONAL, &d->appointment_id,
+                    detail, dlen)) ||
+        (r = get_id(d->data, "service_id", OPTIONAL, &d->service_id, detail,
+                    dlen)) ||
+        (r = get_id(d->data, "staff_id", OPTIONAL, &d->staff_id, detail,
+                    dlen)) ||
+        (r = get_string(d->data, "payload.data", "appointment_date",
+                        &d->appointment_date, detail, dlen)) ||
+        (r = get_string(d->data, "payload.data", "appointment_time",
+                        &d->appointment_time, detail, dlen)) ||
+        (r = get_state(d, detail, dlen)))
+        return r;
+    if (need_state && d->state_name == NULL && d->state_label == NULL &&
+        !d->has_state_value) {
+        snprintf(detail, dlen,
+                 "payload.data.state and payload.data.state_name are "
+                 "missing");
+        return QG_R_MISSING_FIELD;
+    }
+    return QG_R_NONE;
+}
+
+/* ----- time ----------------------------------------------------------- */
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
+ * (H. Hinnant's days_from_civil). */
+static int64_t
+days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    int64_t era;
+    unsigned yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned)(y - era * 400);
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int
+digits(const char *s, int n, int *out)
+{
+    int v = 0, i;
+
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int
+qg__parse_time(const char *s, int64_t *ms, int32_t *offset_s)
+{
+    static const unsigned char mdays[] = {31, 29, 31, 30, 31, 30,
+                                          31, 31, 30, 31, 30, 31};
+    int y, mo, d, h, mi, sec, frac = 0, oh = 0, om = 0, sign = 0, scale;
+    const char *p = s;
+
+    if (strlen(s) < 20 || digits(p, 4, &y) || p[4] != '-' ||
+        digits(p + 5, 2, &mo) || p[7] != '-' || digits(p + 8, 2, &d) ||
+        (p[10] != 'T' && p[10] != ' ') || digits(p + 11, 2, &h) ||
+        p[13] != ':' || digits(p + 14, 2, &mi) || p[16] != ':' ||
+        digits(p + 17, 2, &sec))
+        return -1;
+    p += 19;
+    if (*p == '.') {
+        for (p++, scale = 100; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            frac += scale * (*p - '0');
+        if (p[-1] == '.')
+            return -1;
+    }
+    if (*p == 'Z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        sign = *p == '-' ? -1 : 1;
+        if (digits(p + 1, 2, &oh))
+            return -1;
+        p += 3;
+        if (*p == ':')
+            p++;
+        if (digits(p, 2, &om))
+            return -1;
+        p += 2;
+    } else {
+        return -1;
+    }
+    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+        (mo == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400))) ||
+        h > 23 || mi > 59 || sec > 60 || oh > 23 || om > 59)
+        return -1;
+    *offset_s = sign * (oh * 3600 + om * 60);
+    *ms = ((days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 +
+            h * 3600 + mi * 60 + sec) -
+           *offset_s) *
+              1000 +
+          frac;
+    return 0;
+}
+
+char *
+qg__format_time(int64_t ms, int32_t offset_s, char *dst, size_t len)
+{
+    int64_t t = ms / 1000 + offset_s, days, z, era, y;
+    unsigned doe, yoe, doy, mp, d, m, secs;
+    int32_t off = offset_s < 0 ? -offset_s : offset_s;
+
+    if (ms % 1000 < 0)
+        t--;
+    days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+    secs = (unsigned)(t - days * 86400);
+    /* civil_from_days, the inverse of days_from_civil */
+    z = days + 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = (unsigned)(z - era * 146097);
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    y = (int64_t)yoe + era * 400;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    m = mp < 10 ? mp + 3 : mp - 9;
+    y += m <= 2;
+    snprintf(dst, len, "%04" PRId64 "-%02u-%02uT%02u:%02u:%02u%c%02d:%02d",
+             y, m, d, secs / 3600, secs / 60 % 60, secs % 60,
+             offset_s < 0 ? '-' : '+', (int)(off / 3600),
+             (int)(off / 60 % 60));
+    return dst;
+}

@@ -1,0 +1,381 @@
+/*
+ * cli.c - the qgate command: dispatch, shared options, output helpers.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "qgate_int.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(cli *, int, char **);
+    const char *summary;
+} commands[] = {
+    {"apply", cmd_apply, "feed webhook bodies through the gate's engine"},
+    {"check", cmd_check, "the same verdicts as apply, writing nothing"},
+    {"history", cmd_history, "a ticket's timeline"},
+    {"show", cmd_show, "a ticket's state, next events and counts"},
+    {"machine", cmd_machine, "the lifecycle as a table or Graphviz"},
+};
+
+int
+cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("qgate: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return EXIT_FAILED;
+}
+
+int
+cli_common_option(cli *c, int opt, const char *arg)
+{
+    switch (opt) {
+    case OPT_DB:
+        c->db = arg;
+        return 1;
+    case OPT_CONFIG:
+        c->config = arg;
+        return 1;
+    case OPT_JSON:
+        c->json = 1;
+        return 1;
+    case OPT_SECRET_FILE:
+        c->secret_file = arg;
+        return 1;
+    case OPT_NO_VERIFY:
+        c->no_verify = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* A path from the config file, taken relative to the file's folder. */
+static const char *
+config_path(cli *c, int slot, const char *value)
+{
+    const char *slash = strrchr(c->config, '/');
+
+    if (value[0] == '/' || slash == NULL)
+        return strcpy(c->paths[slot], value);
+    snprintf(c->paths[slot], sizeof(c->paths[slot]), "%.*s/%s",
+             (int)(slash - c->config), c->config, value);
+    return c->paths[slot];
+}
+
+static int
+load_config(cli *c)
+{
+    json_object *root;
+    int rc = 0;
+
+    if ((root = json_object_from_file(c->config)) == NULL)
+        return cli_fail("%s: %s", c->config, json_util_get_last_err());
+    if (!json_object_is_type(root, json_type_object)) {
+        json_object_put(root);
+        return cli_fail("%s: expected a JSON object", c->config);
+    }
+    json_object_object_foreach(root, key, val)
+    {
+        const char *s = json_object_get_string(val);
+        int is_str = json_object_is_type(val, json_type_string);
+
+        if (strcmp(key, "db") == 0 && is_str) {
+            if (c->db == NULL)
+                c->db = config_path(c, 0, s);
+        } else if (strcmp(key, "secret_file") == 0 && is_str) {
+            if (c->secret_file == NULL)
+                c->secret_file = config_path(c, 1, s);
+        } else if (strcmp(key, "mapping") == 0 && is_str) {
+            c->mapping = config_path(c, 2, s);
+        } else if (strcmp(key, "durability") == 0 && is_str &&
+                   (strcmp(s, "sync") == 0 || strcmp(s, "nosync") == 0)) {
+            c->durability = strcmp(s, "sync") == 0 ? QG_SYNC : QG_NOSYNC;
+        } else if (strcmp(key, "require_signature") == 0 &&
+                   json_object_is_type(val, json_type_boolean)) {
+            if (!json_object_get_boolean(val))
+                c->no_verify = 1;
+        } else {
+            rc = cli_fail("%s: key \"%s\": unknown, or value %s not valid",
+                          c->config, key,
+                          json_object_to_json_string(val));
+            break;
+        }
+    }
+    json_object_put(root);
+    return rc;
+}
+
+int
+cli_finish_options(cli *c)
+{
+    int rc = 0;
+
+    if (c->config && (rc = load_config(c)))
+        return rc;
+    if (c->db == NULL)
+        c->db = getenv("QGATE_DB");
+    if (c->db == NULL || c->db[0] == '\0')
+        c->db = "./var/qgate";
+    return 0;
+}
+
+int
+cli_open_store(cli *c, int rdonly, qg_store **out)
+{
+    qg_store_options o;
+    int rc;
+
+    memset(&o, 0, sizeof(o));
+    o.path = c->db;
+    o.durability = c->durability;
+    o.flags = rdonly ? QG_RDONLY : 0;
+    if (!rdonly) {
+        /* ./var/qgate: make the parent too, as a first run expects */
+        char parent[4096], *slash;
+
+        snprintf(parent, sizeof(parent), "%s", c->db);
+        if ((slash = strrchr(parent, '/')) && slash != parent) {
+            *slash = '\0';
+            if (mkdir(parent, 0750) != 0 && errno != EEXIST)
+                return cli_fail("%s: %s", parent, strerror(errno));
+        }
+    }
+    if ((rc = qg_store_open(&o, out)))
+        return cli_fail("%s: cannot open the store: %s", c->db,
+                        rc == QG_NOTFOUND ? "no store there"
+                                          : qg_strerror(rc));
+    return 0;
+}
+
+int
+cli_new_engine(cli *c, qg_engine **out)
+{
+    char err[512];
+    int rc;
+
+    if (qg_engine_new(out))
+        return cli_fail("out of memory");
+    if (c->no_verify) {
+        qg_engine_require_signature(*out, 0);
+    } else if (c->secret_file) {
+        if ((rc = qg_engine_load_secret(*out, c->secret_file, err,
+                                        sizeof(err))))
+            goto fail;
+    } else {
+        qg_engine_free(*out);
+        *out = NULL;
+        return cli_fail("no secret: give --secret-file FILE, or --no-verify "
+                        "to skip signature checks");
+    }
+    if (c->mapping &&
+        (rc = qg_engine_load_mapping(*out, c->mapping, err, sizeof(err))))
+        goto fail;
+    return 0;
+fail:
+    qg_engine_free(*out);
+    *out = NULL;
+    return cli_fail("%s", err);
+}
+
+int
+cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out)
+{
+    static const struct {
+        const char *prefix;
+        qg_id_kind kind;
+    } kinds[] = {{"lq:", QG_ID_LIVE_QUEUE},
+                 {"appt:", QG_ID_APPOINTMENT},
+                 {"ticket:", QG_ID_TICKET},
+                 {"", QG_ID_LIVE_QUEUE}};
+    const char *num = arg;
+    char *end;
+    long long id;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < sizeof(kinds) / sizeof(*kinds); i++)
+        if (strncmp(arg, kinds[i].prefix, strlen(kinds[i].prefix)) == 0)
+            break;
+    num = arg + strlen(kinds[i].prefix);
+    errno = 0;
+    id = strtoll(num, &end, 10);
+    if (errno || end == num || *end || id <= 0)
+        return cli_fail("ticket \"%s\": expected a live-queue id (30001), "
+                        "lq:ID, appt:ID or ticket:N",
+                        arg);
+    rc = qg_store_ticket(st, kinds[i].kind, id, out);
+    /* A bare number that is no live-queue id may be an appointment id. */
+    if (rc == QG_NOTFOUND && kinds[i].prefix[0] == '\0')
+        rc = qg_store_ticket(st, QG_ID_APPOINTMENT, id, out);
+    if (rc == QG_NOTFOUND)
+        return cli_fail("ticket %s: not in the store", arg);
+    if (rc)
+        return cli_fail("ticket %s: %s", arg, qg_strerror(rc));
+    return 0;
+}
+
+char *
+cli_duration(int64_t ms, char *dst, size_t len)
+{
+    int64_t s = ms / 1000;
+
+    if (ms < 0) {
+        snprintf(dst, len, "-");
+    } else if (s < 60) {
+        snprintf(dst, len, "%" PRId64 "s", s);
+    } else if (s < 3600) {
+        snprintf(dst, len, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
+    } else if (s < 86400) {
+        snprintf(dst, len, "%" PRId64 "h%02" PRId64 "m", s / 3600,
+                 s / 60 % 60);
+    } else {
+        snprintf(dst, len, "%" PRId64 "d%02" PRId64 "h", s / 86400,
+                 s / 3600 % 24);
+    }
+    return dst;
+}
+
+char *
+cli_time(int64_t ms, int32_t offset_s, char *dst, size_t len)
+{
+    char iso[40];
+
+    qg__format_time(ms, offset_s, iso, sizeof(iso));
+    /* 2024-03-05T09:00:00+08:00 -> 2024-03-05 09:00:00 +08:00 */
+    snprintf(dst, len, "%.10s %.8s %s", iso, iso + 11, iso + 19);
+    return dst;
+}
+
+void
+cli_json_string(FILE *f, const char *s, size_t len)
+{
+    size_t i;
+
+    fputc('"', f);
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static void
+json_key_str(FILE *f, const char *key, const char *val)
+{
+    fprintf(f, ",\"%s\":", key);
+    if (val)
+        cli_json_string(f, val, strlen(val));
+    else
+        fputs("null", f);
+}
+
+void
+cli_json_verdict(FILE *f, const qg_result *res, const char *input)
+{
+    int e, first = 1;
+
+    fputs("{\"verdict\":", f);
+    cli_json_string(f, qg_verdict_name(res->verdict),
+                    strlen(qg_verdict_name(res->verdict)));
+    json_key_str(f, "code", qg_reason_name(res->reason));
+    json_key_str(f, "reason", res->detail);
+    if (res->ticket)
+        fprintf(f, ",\"ticket\":%" PRIu64, res->ticket);
+    else
+        fputs(",\"ticket\":null", f);
+    fprintf(f, ",\"live_queue_id\":");
+    fprintf(f, res->live_queue_id ? "%" PRId64 : "null", res->live_queue_id);
+    fprintf(f, ",\"appointment_id\":");
+    fprintf(f, res->appointment_id ? "%" PRId64 : "null",
+            res->appointment_id);
+    json_key_str(f, "chup_event", res->chup_event[0] ? res->chup_event : NULL);
+    json_key_str(f, "event",
+                 res->event ? qg_event_name(res->event) : NULL);
+    json_key_str(f, "from", qg_state_name(res->from));
+    json_key_str(f, "to", qg_state_name(res->to));
+    if (res->seq)
+        fprintf(f, ",\"seq\":%" PRIu32, res->seq);
+    if (res->rejection)
+        fprintf(f, ",\"rejection\":%" PRIu64, res->rejection);
+    fputs(",\"allowed\":[", f);
+    for (e = QG_EV_NONE + 1; e < QG_EVENT_COUNT; e++) {
+        if (!(res->allowed & (1u << e)))
+            continue;
+        fprintf(f, "%s\"%s\"", first ? "" : ",", qg_event_name((qg_event)e));
+        first = 0;
+    }
+    fputc(']', f);
+    if (input)
+        json_key_str(f, "input", input);
+    fputs("}\n", f);
+}
+
+static void
+usage(FILE *f)
+{
+    size_t i;
+
+    fprintf(f, "usage: qgate COMMAND [OPTIONS] [ARGS]\n\n"
+               "Commands:\n");
+    for (i = 0; i < sizeof(commands) / sizeof(*commands); i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f,
+            "  %-10s %s\n\n"
+            "Options every command takes:\n"
+            "  --db DIR           the store (default: $QGATE_DB, else "
+            "./var/qgate)\n"
+            "  --config FILE      JSON: db, secret_file, mapping, "
+            "durability,\n"
+            "                     require_signature\n"
+            "  --json             machine-readable output\n"
+            "  --help             the command's own help\n\n"
+            "Exit status: 0 success, 1 a problem was found (a refused "
+            "delivery),\n2 usage, I/O or store failure.\n",
+            "help", "this text");
+}
+
+int
+main(int argc, char **argv)
+{
+    cli c;
+    size_t i;
+
+    memset(&c, 0, sizeof(c));
+    c.prog = "qgate";
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_FAILED;
+    }
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("qgate %s (machine %s)\n", qg_version(), qg_machine_version());
+        return EXIT_OK;
+    }
+    for (i = 0; i < sizeof(commands) / sizeof(*commands); i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].fn(&c, argc - 1, argv + 1);
+    usage(stderr);
+    return cli_fail("unknown command \"%s\"", argv[1]);
+}

@@ -1,0 +1,73 @@
+/*
+ * cli.h - what the qgate subcommands share.
+ */
+#ifndef QG_CLI_H
+#define QG_CLI_H
+
+#include <stdio.h>
+
+#include "qgate.h"
+
+/* Exit codes of every subcommand. */
+#define EXIT_OK 0      /* worked, found nothing wrong */
+#define EXIT_FOUND 1   /* worked, found a problem (a refused delivery) */
+#define EXIT_FAILED 2  /* usage, I/O or store failure */
+
+typedef struct cli {
+    const char *prog;
+    const char *db;          /* --db, QGATE_DB, config "db", ./var/qgate */
+    const char *config;      /* --config FILE */
+    const char *secret_file; /* --secret-file, config "secret_file" */
+    const char *mapping;     /* config "mapping" */
+    int no_verify;           /* --no-verify, config require_signature */
+    int json;                /* --json */
+    qg_durability durability;
+    char paths[3][4096];     /* storage for paths resolved from config */
+} cli;
+
+/* Options every subcommand takes; cli_common_option() handles them. */
+#define OPT_DB 1000
+#define OPT_CONFIG 1001
+#define OPT_JSON 1002
+#define OPT_SECRET_FILE 1003
+#define OPT_NO_VERIFY 1004
+#define CLI_COMMON_OPTIONS                                                     \
+    {"db", required_argument, NULL, OPT_DB},                                   \
+        {"config", required_argument, NULL, OPT_CONFIG},                       \
+        {"json", no_argument, NULL, OPT_JSON},                                 \
+        {"secret-file", required_argument, NULL, OPT_SECRET_FILE},             \
+        {"no-verify", no_argument, NULL, OPT_NO_VERIFY},                       \
+        {"help", no_argument, NULL, 'h'}
+
+/* Returns 1 when opt was a common option (and records it), else 0. */
+int cli_common_option(cli *c, int opt, const char *arg);
+
+/* After getopt: loads the config file.  Returns 0 or EXIT_FAILED. */
+int cli_finish_options(cli *c);
+
+/* Prints "qgate: " and the message to stderr; returns EXIT_FAILED. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+int cli_open_store(cli *c, int rdonly, qg_store **out);
+int cli_new_engine(cli *c, qg_engine **out);
+
+/* Parses "30001", "lq:30001", "appt:9101" or "ticket:5" and reads it. */
+int cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out);
+
+/* "12m04s", "1h02m", "3d04h", "0s". */
+char *cli_duration(int64_t ms, char *dst, size_t len);
+/* "2024-03-05 09:00:00 +08:00" in the given offset. */
+char *cli_time(int64_t ms, int32_t offset_s, char *dst, size_t len);
+
+/* Writes a JSON string literal. */
+void cli_json_string(FILE *f, const char *s, size_t len);
+/* Writes the verdict object that `apply --json` and the gate answer. */
+void cli_json_verdict(FILE *f, const qg_result *res, const char *input);
+
+int cmd_apply(cli *c, int argc, char **argv);
+int cmd_check(cli *c, int argc, char **argv);
+int cmd_history(cli *c, int argc, char **argv);
+int cmd_show(cli *c, int argc, char **argv);
+int cmd_machine(cli *c, int argc, char **argv);
+
+#endif /* QG_CLI_H */

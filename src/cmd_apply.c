@@ -1,0 +1,179 @@
+/*
+ * cmd_apply.c - qgate apply and qgate check: deliveries through the engine.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define MAX_BODY ((size_t)16 << 20)
+
+/* Reads a whole file.  Returns 0, or EXIT_FAILED after saying why. */
+static int
+read_file(const char *path, char **buf, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    size_t cap = 4096, n = 0, got;
+    char *p = NULL, *grown;
+
+    if (f == NULL)
+        return cli_fail("%s: %s", path, strerror(errno));
+    do {
+        if (n == cap || p == NULL) {
+            cap = p ? cap * 2 : cap;
+            if (cap > MAX_BODY + 1 || (grown = realloc(p, cap)) == NULL) {
+                free(p);
+                fclose(f);
+                return cli_fail("%s: larger than %zu bytes", path, MAX_BODY);
+            }
+            p = grown;
+        }
+        got = fread(p + n, 1, cap - n, f);
+        n += got;
+    } while (got > 0);
+    if (ferror(f)) {
+        free(p);
+        fclose(f);
+        return cli_fail("%s: read error", path);
+    }
+    fclose(f);
+    *buf = p;
+    *len = n;
+    return 0;
+}
+
+typedef struct tally {
+    unsigned long count[QG_IGNORED + 1];
+    unsigned long total;
+} tally;
+
+static void
+print_human(const qg_result *res, const char *input)
+{
+    char who[40] = "-", step[64];
+
+    if (res->live_queue_id)
+        snprintf(who, sizeof(who), "lq:%" PRId64, res->live_queue_id);
+    else if (res->appointment_id)
+        snprintf(who, sizeof(who), "appt:%" PRId64, res->appointment_id);
+    if (res->event && res->verdict == QG_ACCEPTED)
+        snprintf(step, sizeof(step), "%s %s -> %s", qg_event_name(res->event),
+                 qg_state_name(res->from), qg_state_name(res->to));
+    else if (res->event)
+        snprintf(step, sizeof(step), "%s in %s", qg_event_name(res->event),
+                 qg_state_name(res->from));
+    else
+        snprintf(step, sizeof(step), "-");
+    printf("%-15s %-12s %-36s %s", qg_verdict_name(res->verdict), who, step,
+           input);
+    if (res->verdict != QG_ACCEPTED)
+        printf("\n                %s: %s", qg_reason_name(res->reason),
+               res->detail);
+    putchar('\n');
+}
+
+static int
+one(cli *c, qg_engine *eng, qg_store *st, unsigned flags, const char *body,
+    size_t len, const char *input, tally *t)
+{
+    qg_result res;
+    int rc;
+
+    if ((rc = qg_engine_apply(eng, st, body, len, flags, &res)))
+        return cli_fail("%s: %s (nothing was written)", input,
+                        qg_strerror(rc));
+    if (c->json)
+        cli_json_verdict(stdout, &res, input);
+    else
+        print_human(&res, input);
+    t->count[res.verdict]++;
+    t->total++;
+    if (isatty(STDERR_FILENO) && t->total % 1000 == 0)
+        fprintf(stderr, "\r%lu deliveries", t->total);
+    return 0;
+}
+
+static int
+run(cli *c, int argc, char **argv, unsigned flags)
+{
+    static const struct option opts[] = {CLI_COMMON_OPTIONS, {0}};
+    qg_store *st = NULL;
+    qg_engine *eng = NULL;
+    tally t;
+    int opt, i, rc;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_common_option(c, opt, optarg))
+            continue;
+        if (opt == 'h') {
+            printf("usage: qgate %s [--secret-file F | --no-verify] [--json] "
+                   "[--db DIR] [--config F] [FILE... | -]\n"
+                   "Each FILE holds one webhook body; - reads one body per "
+                   "line from stdin.\n",
+                   argv[0]);
+            return EXIT_OK;
+        }
+        return EXIT_FAILED;
+    }
+    if (optind >= argc)
+        return cli_fail("%s: no input (give FILE... or -)", argv[0]);
+    if ((rc = cli_finish_options(c)) || (rc = cli_new_engine(c, &eng)) ||
+        (rc = cli_open_store(c, flags & QG_DRY_RUN, &st)))
+        goto done;
+    memset(&t, 0, sizeof(t));
+    for (i = optind; i < argc && rc == 0; i++) {
+        char *body = NULL, *line = NULL;
+        size_t len = 0, cap = 0;
+        ssize_t n;
+        unsigned long lineno = 0;
+
+        if (strcmp(argv[i], "-") != 0) {
+            if ((rc = read_file(argv[i], &body, &len)) == 0)
+                rc = one(c, eng, st, flags, body, len, argv[i], &t);
+            free(body);
+            continue;
+        }
+        while (rc == 0 && (n = getline(&line, &cap, stdin)) > 0) {
+            char where[32];
+
+            snprintf(where, sizeof(where), "stdin:%lu", ++lineno);
+            if (n == 1 && line[0] == '\n')
+                continue;
+            rc = one(c, eng, st, flags, line, (size_t)n, where, &t);
+        }
+        free(line);
+    }
+    if (isatty(STDERR_FILENO) && t.total >= 1000)
+        fprintf(stderr, "\r%lu deliveries\n", t.total);
+    if (rc == 0 && !c->json)
+        fprintf(stderr,
+                "%lu deliveries: %lu accepted, %lu duplicate, %lu rejected, "
+                "%lu unauthenticated, %lu malformed, %lu ignored\n",
+                t.total, t.count[QG_ACCEPTED], t.count[QG_DUPLICATE],
+                t.count[QG_REJECTED], t.count[QG_UNAUTHENTICATED],
+                t.count[QG_MALFORMED], t.count[QG_IGNORED]);
+    if (rc == 0 && (t.count[QG_REJECTED] || t.count[QG_UNAUTHENTICATED] ||
+                    t.count[QG_MALFORMED]))
+        rc = EXIT_FOUND;
+done:
+    qg_store_close(st);
+    qg_engine_free(eng);
+    return rc;
+}
+
+int
+cmd_apply(cli *c, int argc, char **argv)
+{
+    return run(c, argc, argv, 0);
+}
+
+int
+cmd_check(cli *c, int argc, char **argv)
+{
+    return run(c, argc, argv, QG_DRY_RUN);
+}

@@ -1,0 +1,191 @@
+/*
+ * cmd_history.c - qgate history and qgate show: one ticket, read-only.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "qgate_int.h"
+
+static void
+ticket_name(const qg_ticket *t, char *buf, size_t len)
+{
+    if (t->live_queue_id && t->appointment_id)
+        snprintf(buf, len, "lq:%" PRId64 " appt:%" PRId64, t->live_queue_id,
+                 t->appointment_id);
+    else if (t->live_queue_id)
+        snprintf(buf, len, "lq:%" PRId64, t->live_queue_id);
+    else
+        snprintf(buf, len, "appt:%" PRId64, t->appointment_id);
+}
+
+static void
+print_record_json(const qg_record *r, int64_t waited_ms, int first)
+{
+    char when[40];
+    int i;
+
+    printf("%s{\"seq\":%" PRIu32 ",\"received_us\":%" PRId64
+           ",\"timestamp\":\"%s\",\"event\":\"%s\",\"from\":\"%s\","
+           "\"to\":\"%s\",\"service_id\":%" PRId64 ",\"staff_id\":%" PRId64,
+           first ? "" : ",\n", r->seq, r->received_us,
+           qg__format_time(r->event_ms, r->utc_offset_s, when, sizeof(when)),
+           qg_event_name(r->event), qg_state_name(r->from),
+           qg_state_name(r->to), r->service_id, r->staff_id);
+    if (waited_ms >= 0)
+        printf(",\"in_previous_state_ms\":%" PRId64, waited_ms);
+    printf(",\"digest\":\"");
+    for (i = 0; i < 32; i++)
+        printf("%02x", r->digest[i]);
+    printf("\",\"machine\":\"%s\",\"body_bytes\":%zu}", r->machine,
+           r->body_len);
+}
+
+static int
+history(cli *c, qg_store *st, const qg_ticket *t, long raw)
+{
+    qg_history *h = NULL;
+    qg_record r;
+    int64_t prev_ms = -1;
+    char name[64], when[40], waited[16], ids[40];
+    int rc, first = 1;
+
+    if ((rc = qg_history_open(st, t->id, &h)))
+        return cli_fail("ticket %" PRIu64 ": %s", t->id, qg_strerror(rc));
+    ticket_name(t, name, sizeof(name));
+    if (raw == 0 && !c->json) {
+        printf("ticket %" PRIu64 " (%s): %s, %" PRIu32 " steps, %" PRIu32
+               " refused\n",
+               t->id, name, qg_state_name(t->state), t->records,
+               t->rejections);
+        printf("%4s  %-26s  %-11s  %-40s  %-11s  %-9s  %s\n", "#",
+               "time", "event", "from -> to", "svc/staff", "in prev",
+               "machine");
+    } else if (c->json && raw == 0) {
+        printf("[");
+    }
+    while ((rc = qg_history_next(h, &r)) == 0) {
+        int64_t waited_ms = prev_ms < 0 ? -1 : r.event_ms - prev_ms;
+
+        prev_ms = r.event_ms;
+        if (raw > 0) {
+            if ((long)r.seq == raw) {
+                fwrite(r.body, 1, r.body_len, stdout);
+                break;
+            }
+            continue;
+        }
+        if (c->json) {
+            print_record_json(&r, waited_ms, first);
+            first = 0;
+            continue;
+        }
+        snprintf(ids, sizeof(ids), "%" PRId64 "/%" PRId64, r.service_id,
+                 r.staff_id);
+        printf("%4" PRIu32 "  %-26s  %-11s  %-18s -> %-18s  %-11s  %-9s  "
+               "%.8s\n",
+               r.seq, cli_time(r.event_ms, r.utc_offset_s, when, sizeof(when)),
+               qg_event_name(r.event), qg_state_name(r.from),
+               qg_state_name(r.to), ids,
+               cli_duration(waited_ms, waited, sizeof(waited)), r.machine);
+    }
+    qg_history_close(h);
+    if (rc != 0 && rc != QG_NOTFOUND)
+        return cli_fail("ticket %" PRIu64 ": %s", t->id, qg_strerror(rc));
+    if (raw > 0 && rc == QG_NOTFOUND)
+        return cli_fail("ticket %s: no record %ld (it has %" PRIu32 ")",
+                        name, raw, t->records);
+    if (c->json && raw == 0)
+        printf("]\n");
+    return EXIT_OK;
+}
+
+static int
+show(cli *c, const qg_ticket *t)
+{
+    char name[64], allowed[256];
+    unsigned mask = qg_machine_allowed(t->state);
+    int e, first = 1;
+
+    ticket_name(t, name, sizeof(name));
+    if (!c->json) {
+        printf("ticket %" PRIu64 " (%s)\n  state     %s\n  next      %s\n"
+               "  steps     %" PRIu32 "\n  refused   %" PRIu32 "\n",
+               t->id, name, qg_state_name(t->state),
+               mask ? qg__events_list(mask, allowed, sizeof(allowed))
+                    : "nothing (final state)",
+               t->records, t->rejections);
+        return EXIT_OK;
+    }
+    printf("{\"ticket\":%" PRIu64 ",\"live_queue_id\":", t->id);
+    printf(t->live_queue_id ? "%" PRId64 : "null", t->live_queue_id);
+    printf(",\"appointment_id\":");
+    printf(t->appointment_id ? "%" PRId64 : "null", t->appointment_id);
+    printf(",\"state\":\"%s\",\"final\":%s,\"allowed\":[",
+           qg_state_name(t->state), mask ? "false" : "true");
+    for (e = QG_EV_NONE + 1; e < QG_EVENT_COUNT; e++) {
+        if (mask & (1u << e)) {
+            printf("%s\"%s\"", first ? "" : ",", qg_event_name((qg_event)e));
+            first = 0;
+        }
+    }
+    printf("],\"records\":%" PRIu32 ",\"rejections\":%" PRIu32
+           ",\"service_id\":%" PRId64 ",\"staff_id\":%" PRId64 "}\n",
+           t->records, t->rejections, t->service_id, t->staff_id);
+    return EXIT_OK;
+}
+
+static int
+run(cli *c, int argc, char **argv, int is_show)
+{
+    static const struct option opts[] = {
+        CLI_COMMON_OPTIONS, {"raw", required_argument, NULL, 'r'}, {0}};
+    qg_store *st = NULL;
+    qg_ticket t;
+    long raw = 0;
+    char *end;
+    int opt, rc;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_common_option(c, opt, optarg))
+            continue;
+        if (opt == 'r' && !is_show) {
+            raw = strtol(optarg, &end, 10);
+            if (*end || raw <= 0)
+                return cli_fail("--raw: \"%s\" is not a record number",
+                                optarg);
+            continue;
+        }
+        if (opt == 'h') {
+            printf("usage: qgate %s [--json] [--db DIR]%s TICKET\n"
+                   "TICKET: a live-queue id (30001), lq:ID, appt:ID or "
+                   "ticket:N\n",
+                   argv[0], is_show ? "" : " [--raw N]");
+            return EXIT_OK;
+        }
+        return EXIT_FAILED;
+    }
+    if (optind != argc - 1)
+        return cli_fail("%s: expected one TICKET", argv[0]);
+    if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, 1, &st)))
+        return rc;
+    if ((rc = cli_find_ticket(st, argv[optind], &t)) == 0)
+        rc = is_show ? show(c, &t) : history(c, st, &t, raw);
+    qg_store_close(st);
+    return rc;
+}
+
+int
+cmd_history(cli *c, int argc, char **argv)
+{
+    return run(c, argc, argv, 0);
+}
+
+int
+cmd_show(cli *c, int argc, char **argv)
+{
+    return run(c, argc, argv, 1);
+}

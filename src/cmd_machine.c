@@ -1,0 +1,119 @@
+/*
+ * cmd_machine.c - qgate machine: the lifecycle as a table or Graphviz.
+ *
+ * Both are drawn from the compiled machine (qg_machine_next), so they show
+ * what runs, whatever the chart's source says in comments.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void
+table(FILE *f)
+{
+    int s, e;
+
+    fprintf(f, "%-19s %s\n", "from", "allowed event -> to");
+    for (s = 0; s < QG_STATE_COUNT; s++) {
+        int first = 1;
+
+        fprintf(f, "%-19s ", qg_state_name((qg_state)s));
+        for (e = QG_EV_NONE + 1; e < QG_EVENT_COUNT; e++) {
+            int to = qg_machine_next((qg_state)s, (qg_event)e);
+
+            if (to < 0)
+                continue;
+            fprintf(f, "%s%s -> %s", first ? "" : ", ",
+                    qg_event_name((qg_event)e), qg_state_name((qg_state)to));
+            first = 0;
+        }
+        fprintf(f, "%s\n", first ? "nothing (final)" : "");
+    }
+}
+
+static void
+dot(FILE *f)
+{
+    int s, e, to;
+
+    fprintf(f, "digraph lifecycle {\n"
+               "  rankdir=LR;\n"
+               "  label=\"qgate ticket lifecycle (machine %s)\";\n"
+               "  node [shape=box, style=rounded, fontname=\"sans\"];\n"
+               "  edge [fontname=\"sans\", fontsize=10];\n",
+            qg_machine_version());
+    for (s = 0; s < QG_STATE_COUNT; s++)
+        fprintf(f, "  %s [label=\"%s\"%s];\n", qg_state_name((qg_state)s),
+                qg_state_name((qg_state)s),
+                qg_state_is_final((qg_state)s) ? ", peripheries=2" : "");
+    /* One edge per (from, to) pair, naming every event that takes it. */
+    for (s = 0; s < QG_STATE_COUNT; s++) {
+        for (to = 0; to < QG_STATE_COUNT; to++) {
+            int first = 1;
+
+            for (e = QG_EV_NONE + 1; e < QG_EVENT_COUNT; e++) {
+                if (qg_machine_next((qg_state)s, (qg_event)e) != to)
+                    continue;
+                if (first)
+                    fprintf(f, "  %s -> %s [label=\"",
+                            qg_state_name((qg_state)s),
+                            qg_state_name((qg_state)to));
+                fprintf(f, "%s%s", first ? "" : "\\n",
+                        qg_event_name((qg_event)e));
+                first = 0;
+            }
+            if (!first)
+                fprintf(f, "\"];\n");
+        }
+    }
+    fprintf(f, "}\n");
+}
+
+int
+cmd_machine(cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        CLI_COMMON_OPTIONS,
+        {"dot", no_argument, NULL, 'd'},
+        {"table", no_argument, NULL, 't'},
+        {"output", required_argument, NULL, 'o'},
+        {0}};
+    const char *output = NULL;
+    int opt, as_dot = 0;
+    FILE *f = stdout;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+        if (cli_common_option(c, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'd':
+            as_dot = 1;
+            break;
+        case 't':
+            as_dot = 0;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case 'h':
+            printf("usage: qgate machine [--table | --dot] [-o FILE]\n");
+            return EXIT_OK;
+        default:
+            return EXIT_FAILED;
+        }
+    }
+    if (optind != argc)
+        return cli_fail("machine: unexpected argument \"%s\"", argv[optind]);
+    if (output && (f = fopen(output, "w")) == NULL)
+        return cli_fail("%s: %s", output, strerror(errno));
+    if (as_dot)
+        dot(f);
+    else
+        table(f);
+    if (output && fclose(f) != 0)
+        return cli_fail("%s: write error", output);
+    return EXIT_OK;
+}

@@ -1,0 +1,169 @@
+/*
+ * qgate_int.h - what the library's files share and nobody else sees.
+ */
+#ifndef QG_INT_H
+#define QG_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "qgate.h"
+
+#define QG__DIGEST_LEN 32
+#define QG__HEX_SIG_LEN 64
+#define QG__JSON_DEPTH 32 /* Chup's payloads nest 4 deep; notes may add */
+
+/* lifecycle.c ---------------------------------------------------------- */
+
+/*
+ * The state an event names, whatever the state it leaves: join names
+ * queued, pay names paid.  Events that only ever keep the state (alert,
+ * update, reschedule) name none: -1.  Derived from the machine.
+ */
+int qg__event_target(qg_event e);
+
+/* Writes "alert, update, serve" for an allowed-events mask.  Returns dst. */
+char *qg__events_list(unsigned mask, char *dst, size_t len);
+
+/* chup.c ---------------------------------------------------------------- */
+
+typedef struct qg__span {
+    const char *p;
+    size_t len;
+} qg__span;
+
+/* A delivery split into its envelope parts; borrowed from the body. */
+typedef struct qg__envelope {
+    json_object *root;  /* owned: json_object_put() via qg__envelope_free */
+    json_object *payload;   /* borrowed from root */
+    qg__span payload_text;  /* the exact payload bytes, what is signed */
+    qg__span signature;     /* hex text inside the quotes; p NULL if none */
+} qg__envelope;
+
+/* What the engine needs from a payload; strings borrowed from root. */
+typedef struct qg__delivery {
+    const char *event_name;
+    int64_t event_ms;
+    int32_t utc_offset_s;
+    json_object *data;
+    int64_t id;              /* data.id */
+    int64_t appointment_id;  /* 0 when null or absent */
+    int64_t service_id;      /* 0 when null or absent */
+    int64_t staff_id;        /* 0 when null or absent */
+    const char *state_name;  /* data.state_name, NULL if absent */
+    const char *state_label; /* data.state.name, NULL if absent */
+    int64_t state_value;     /* data.state or data.state.value */
+    int has_state_value;
+    const char *appointment_date; /* NULL when null or absent */
+    const char *appointment_time;
+} qg__delivery;
+
+/*
+ * Parses the body (strict json-c, bounded depth) and finds the payload's
+ * exact bytes.  Returns QG_R_NONE, or a MALFORMED reason with detail set.
+ */
+qg_reason qg__envelope_parse(const char *body, size_t len, qg__envelope *env,
+                             char *detail, size_t dlen);
+void qg__envelope_free(qg__envelope *env);
+
+/* Reads payload.event, payload.timestamp and payload.data.  Returns
+ * QG_R_NONE or a MALFORMED reason with detail set. */
+qg_reason qg__payload_head(const qg__envelope *env, qg__delivery *d,
+                           char *detail, size_t dlen);
+
+/* Reads the lifecycle fields of data (ids, state, service, staff).
+ * need_state: the mapping decides by state, so one must be present. */
+qg_reason qg__payload_fields(qg__delivery *d, int need_state, char *detail,
+                             size_t dlen);
+
+/* ISO 8601 with offset ("2024-01-17T00:35:22+08:00", "...Z", fractions).
+ * Returns 0 or -1. */
+int qg__parse_time(const char *s, int64_t *ms, int32_t *offset_s);
+
+/* Writes ms as ISO 8601 in the given offset.  Returns dst. */
+char *qg__format_time(int64_t ms, int32_t offset_s, char *dst, size_t len);
+
+/* signature.c ---------------------------------------------------------- */
+
+/* SHA-256 of data.  Cannot fail. */
+void qg__digest(const void *data, size_t len,
+                unsigned char out[QG__DIGEST_LEN]);
+
+/* Checks a hex HMAC-SHA256 of msg in constant time.  Returns QG_R_NONE,
+ * QG_R_SIGNATURE_FORMAT or QG_R_BAD_SIGNATURE. */
+qg_reason qg__signature_check(const void *key, size_t keylen, qg__span msg,
+                              qg__span hex);
+
+/* Writes the lowercase hex HMAC-SHA256 of msg (65 bytes with NUL). */
+void qg__signature_make(const void *key, size_t keylen, const void *msg,
+                        size_t len, char out[QG__HEX_SIG_LEN + 1]);
+
+/* mapping.c ------------------------------------------------------------ */
+
+typedef struct qg__mapping qg__mapping;
+
+typedef enum qg__rule {
+    QG__RULE_UNKNOWN = 0, /* not in the mapping */
+    QG__RULE_EVENT,       /* always this canonical event */
+    QG__RULE_STATE,       /* the event the data's state names */
+    QG__RULE_IGNORE       /* not a lifecycle step */
+} qg__rule;
+
+typedef struct qg__event_map {
+    qg__rule rule;
+    qg_event event;     /* for QG__RULE_EVENT */
+    int appointment;    /* appointment_* vocabulary: keyed by appointment */
+    int updated;        /* an *_updated event: same-state rules apply */
+} qg__event_map;
+
+int qg__mapping_new(qg__mapping **out);
+void qg__mapping_free(qg__mapping *m);
+int qg__mapping_load(qg__mapping *m, const char *path, char *err,
+                     size_t errlen);
+qg__event_map qg__mapping_event(const qg__mapping *m, const char *name);
+/* The event a delivery's state names (by state_name, state.name, value).
+ * Returns QG_EV_NONE when none of them is mapped. */
+qg_event qg__mapping_state(const qg__mapping *m, const qg__delivery *d);
+
+/* store.c -------------------------------------------------------------- */
+
+/* A transaction of the store; callers keep it on their stack. */
+typedef struct qg__txn {
+    qg_store *st;
+    struct MDB_txn *txn;
+} qg__txn;
+
+/* Everything the engine reads of a ticket before deciding. */
+typedef struct qg__ticket_row {
+    qg_ticket t;
+    char appointment_date[16]; /* last seen, for reschedule detection */
+    char appointment_time[16];
+} qg__ticket_row;
+
+int qg__txn_begin(qg_store *st, int write, qg__txn *t);
+int qg__txn_commit(qg__txn *txn);
+void qg__txn_abort(qg__txn *txn);
+
+int qg__store_writable(const qg_store *st);
+int qg__find_alias(qg__txn *txn, qg_id_kind kind, int64_t id,
+                   uint64_t *ticket);
+int qg__get_ticket(qg__txn *txn, uint64_t ticket, qg__ticket_row *row);
+int qg__find_digest(qg__txn *txn, const unsigned char *digest,
+                    uint64_t *ticket, uint32_t *seq);
+int qg__new_ticket_id(qg__txn *txn, uint64_t *ticket);
+int qg__put_ticket(qg__txn *txn, const qg__ticket_row *row);
+int qg__put_alias(qg__txn *txn, qg_id_kind kind, int64_t id,
+                  uint64_t ticket);
+int qg__append_record(qg__txn *txn, const qg_record *rec);
+int qg__append_rejection(qg__txn *txn, const qg_rejection *rej,
+                         uint64_t *id);
+
+/* Runs fn in a write transaction: commits when fn returns 0, aborts and
+ * returns 0 when fn returns > 0 (nothing to write), aborts and returns
+ * fn's error when < 0.  On QG_EFULL, from fn or the commit, grows the map
+ * and runs fn again. */
+int qg__store_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg);
+
+#endif /* QG_INT_H */

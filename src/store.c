@@ -1,0 +1,806 @@
+/*
+ * store.c - the LMDB store: tickets, their histories, the rejection log.
+ *
+ * Databases (all keys big-endian so they sort as numbers):
+ *   meta        "format" -> u32 store format
+ *   tickets     u64 ticket -> ticket row
+ *   aliases     u8 kind, i64 Chup id -> u64 ticket
+ *   history     u64 ticket, u32 seq -> record header + raw body
+ *   digests     32-byte payload SHA-256 -> u64 ticket, u32 seq
+ *   rejections  u64 id -> rejection header + detail + raw body
+ * Values are written field by field at fixed offsets, never as C structs,
+ * so the layout does not depend on the compiler.
+ *
+ * Resizing the map is only allowed with no transaction open in the
+ * process (mdb_env_set_mapsize), so every transaction is counted and a
+ * resize waits, for a bounded time, until the count drops to zero.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <lmdb.h>
+
+#include "qgate_int.h"
+
+#define STORE_FORMAT 1
+#define DEFAULT_MAP_SIZE ((size_t)64 << 20)
+#define DEFAULT_MAP_MAX ((size_t)64 << 30)
+#define WRITE_RETRIES 16
+#define RESIZE_WAIT_S 10
+
+#define TICKET_LEN 104
+#define RECORD_HDR 96
+#define REJECTION_HDR 48
+
+struct qg_store {
+    MDB_env *env;
+    MDB_dbi meta, tickets, aliases, history, digests, rejections;
+    unsigned flags;
+    size_t map_max;
+    pthread_mutex_t lock; /* guards the three fields below */
+    pthread_cond_t idle;
+    unsigned active;      /* open transactions of this process */
+    int resizing;
+};
+
+/* ----- encoding ------------------------------------------------------- */
+
+static void
+put64(unsigned char *p, uint64_t v)
+{
+    int i;
+
+    for (i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static uint64_t
+get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    int i;
+
+    for (i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void
+put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static uint32_t
+get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
+}
+
+static int
+from_mdb(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS:
+        return 0;
+    case MDB_NOTFOUND:
+        return QG_NOTFOUND;
+    case MDB_MAP_FULL:
+        return QG_EFULL;
+    case MDB_READERS_FULL:
+        return QG_EBUSY;
+    case ENOMEM:
+        return QG_ENOMEM;
+    case EACCES:
+    case EROFS:
+        return QG_ERDONLY;
+    case MDB_VERSION_MISMATCH:
+    case MDB_INVALID:
+        return QG_EFORMAT;
+    }
+    return QG_ESTORE;
+}
+
+/* ----- transactions --------------------------------------------------- */
+
+static void
+txn_counted(qg_store *st, int delta)
+{
+    pthread_mutex_lock(&st->lock);
+    if (delta > 0) {
+        while (st->resizing)
+            pthread_cond_wait(&st->idle, &st->lock);
+        st->active++;
+    } else if (--st->active == 0) {
+        pthread_cond_broadcast(&st->idle);
+    }
+    pthread_mutex_unlock(&st->lock);
+}
+
+/*
+ * Sets the map size with no transaction of this process open: size 0
+ * adopts a size another process set.  Waits at most RESIZE_WAIT_S for
+ * open transactions (a caller holding a history cursor while writing would
+ * otherwise wait forever) and then gives up with QG_EBUSY.
+ */
+static int
+resize(qg_store *st, size_t size)
+{
+    struct timespec until;
+    int rc = 0;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += RESIZE_WAIT_S;
+    pthread_mutex_lock(&st->lock);
+    while (st->resizing)
+        pthread_cond_wait(&st->idle, &st->lock);
+    st->resizing = 1;
+    while (st->active > 0 && rc == 0)
+        rc = pthread_cond_timedwait(&st->idle, &st->lock, &until);
+    if (st->active == 0)
+        rc = from_mdb(mdb_env_set_mapsize(st->env, size));
+    else
+        rc = QG_EBUSY;
+    st->resizing = 0;
+    pthread_cond_broadcast(&st->idle);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+static size_t
+map_size(qg_store *st)
+{
+    MDB_envinfo info;
+
+    mdb_env_info(st->env, &info);
+    return info.me_mapsize;
+}
+
+int
+qg__txn_begin(qg_store *st, int write, qg__txn *t)
+{
+    int rc, tries;
+
+    t->st = st;
+    t->txn = NULL;
+    for (tries = 0; tries < WRITE_RETRIES; tries++) {
+        txn_counted(st, +1);
+        rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+        if (rc == 0)
+            return 0;
+        txn_counted(st, -1);
+        t->txn = NULL;
+        if (rc != MDB_MAP_RESIZED)
+            return from_mdb(rc);
+        /* another process grew the map: adopt its size and retry */
+        if ((rc = resize(st, 0)))
+            return rc;
+    }
+    return QG_ESTORE;
+}
+
+int
+qg__txn_commit(qg__txn *t)
+{
+    int rc = mdb_txn_commit(t->txn);
+
+    t->txn = NULL;
+    txn_counted(t->st, -1);
+    return from_mdb(rc);
+}
+
+void
+qg__txn_abort(qg__txn *t)
+{
+    if (t->txn == NULL)
+        return;
+    mdb_txn_abort(t->txn);
+    t->txn = NULL;
+    txn_counted(t->st, -1);
+}
+
+int
+qg__store_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg)
+{
+    qg__txn t;
+    size_t size;
+    int rc, tries;
+
+    if (st->flags & QG_RDONLY)
+        return QG_ERDONLY;
+    for (tries = 0; tries < WRITE_RETRIES; tries++) {
+        if ((rc = qg__txn_begin(st, 1, &t)))
+            return rc;
+        size = map_size(st);
+        rc = fn(&t, arg);
+        if (rc == 0) {
+            rc = qg__txn_commit(&t);
+        } else {
+            qg__txn_abort(&t);
+            if (rc > 0)
+                return 0;
+        }
+        if (rc != QG_EFULL)
+            return rc;
+        /* Nothing was written; grow, unless another thread already did. */
+        if (size >= st->map_max)
+            return QG_EFULL;
+        if (map_size(st) == size &&
+            (rc = resize(st, size * 2 < st->map_max ? size * 2
+                                                    : st->map_max)))
+            return rc;
+    }
+    return QG_EFULL;
+}
+
+int
+qg__store_writable(const qg_store *st)
+{
+    return !(st->flags & QG_RDONLY);
+}
+
+/* ----- open and close ------------------------------------------------- */
+
+static int
+open_dbs(qg_store *st)
+{
+    static const char *const names[] = {"meta",    "tickets", "aliases",
+                                         "history", "digests", "rejections"};
+    MDB_dbi *const dbis[] = {&st->meta,    &st->tickets, &st->aliases,
+                             &st->history, &st->digests, &st->rejections};
+    unsigned create = (st->flags & QG_RDONLY) ? 0 : MDB_CREATE;
+    unsigned char fmt[4];
+    MDB_val k = {6, (void *)"format"}, v;
+    MDB_txn *txn;
+    size_t i;
+    int rc;
+
+    rc = mdb_txn_begin(st->env, NULL, create ? 0 : MDB_RDONLY, &txn);
+    if (rc)
+        return from_mdb(rc);
+    for (i = 0; i < 6; i++) {
+        if ((rc = mdb_dbi_open(txn, names[i], create, dbis[i])))
+            goto abort;
+    }
+    rc = mdb_get(txn, st->meta, &k, &v);
+    if (rc == MDB_NOTFOUND && create) {
+        put32(fmt, STORE_FORMAT);
+        v.mv_size = 4;
+        v.mv_data = fmt;
+        rc = mdb_put(txn, st->meta, &k, &v, 0);
+    } else if (rc == 0 &&
+               (v.mv_size != 4 || get32(v.mv_data) != STORE_FORMAT)) {
+        mdb_txn_abort(txn);
+        return QG_EFORMAT;
+    }
+    if (rc)
+        goto abort;
+    return from_mdb(mdb_txn_commit(txn));
+abort:
+    mdb_txn_abort(txn);
+    return rc == MDB_NOTFOUND ? QG_NOTFOUND : from_mdb(rc);
+}
+
+int
+qg_store_open(const qg_store_options *opts, qg_store **out)
+{
+    qg_store *st;
+    unsigned envflags = MDB_NOTLS;
+    struct stat sb;
+    int rc, dead;
+
+    if (out == NULL)
+        return QG_EINVAL;
+    *out = NULL;
+    if (opts == NULL || opts->path == NULL || opts->path[0] == '\0' ||
+        (opts->flags & ~QG_RDONLY) ||
+        (opts->durability != QG_SYNC && opts->durability != QG_NOSYNC))
+        return QG_EINVAL;
+    if (stat(opts->path, &sb) != 0) {
+        if (errno != ENOENT)
+            return QG_EIO;
+        if (opts->flags & QG_RDONLY)
+            return QG_NOTFOUND;
+        if (mkdir(opts->path, 0750) != 0 && errno != EEXIST)
+            return QG_EIO;
+    } else if (!S_ISDIR(sb.st_mode)) {
+        return QG_EINVAL;
+    }
+    if ((st = calloc(1, sizeof(*st))) == NULL)
+        return QG_ENOMEM;
+    st->flags = opts->flags;
+    st->map_max = opts->map_max ? opts->map_max : DEFAULT_MAP_MAX;
+    pthread_mutex_init(&st->lock, NULL);
+    pthread_cond_init(&st->idle, NULL);
+    if (opts->flags & QG_RDONLY)
+        envflags |= MDB_RDONLY;
+    if (opts->durability == QG_NOSYNC)
+        envflags |= MDB_NOSYNC;
+
+    if ((rc = mdb_env_create(&st->env))) {
+        rc = from_mdb(rc);
+        goto fail;
+    }
+    mdb_env_set_maxdbs(st->env, 8);
+    mdb_env_set_maxreaders(st->env, 256);
+    /* A store larger than the requested size keeps its own size. */
+    mdb_env_set_mapsize(st->env,
+                        opts->map_size ? opts->map_size : DEFAULT_MAP_SIZE);
+    if ((rc = mdb_env_open(st->env, opts->path, envflags, 0640))) {
+        rc = rc == ENOENT ? QG_NOTFOUND : from_mdb(rc);
+        goto fail;
+    }
+    /* Reader slots of processes that died holding them would pin old
+     * pages forever; clear them now. */
+    mdb_reader_check(st->env, &dead);
+    if ((rc = open_dbs(st)))
+        goto fail;
+    *out = st;
+    return 0;
+fail:
+    qg_store_close(st);
+    return rc;
+}
+
+void
+qg_store_close(qg_store *st)
+{
+    if (st == NULL)
+        return;
+    if (st->env)
+        mdb_env_close(st->env);
+    pthread_cond_destroy(&st->idle);
+    pthread_mutex_destroy(&st->lock);
+    free(st);
+}
+
+/* ----- rows ------------------------------------------------------------ */
+
+static void
+alias_key(unsigned char key[9], qg_id_kind kind, int64_t id)
+{
+    key[0] = (unsigned char)kind;
+    put64(key + 1, (uint64_t)id);
+}
+
+int
+qg__find_alias(qg__txn *t, qg_id_kind kind, int64_t id, uint64_t *ticket)
+{
+    unsigned char key[9];
+    MDB_val k = {9, key}, v;
+    int rc;
+
+    alias_key(key, kind, id);
+    if ((rc = mdb_get(t->txn, t->st->aliases, &k, &v)))
+        return from_mdb(rc);
+    if (v.mv_size != 8)
+        return QG_ESTORE;
+    *ticket = get64(v.mv_data);
+    return 0;
+}
+
+int
+qg__put_alias(qg__txn *t, qg_id_kind kind, int64_t id, uint64_t ticket)
+{
+    unsigned char key[9], val[8];
+    MDB_val k = {9, key}, v = {8, val};
+
+    alias_key(key, kind, id);
+    put64(val, ticket);
+    return from_mdb(mdb_put(t->txn, t->st->aliases, &k, &v, 0));
+}
+
+static void
+copy_text(char *dst, const unsigned char *src, size_t n)
+{
+    memcpy(dst, src, n);
+    dst[n - 1] = '\0';
+}
+
+int
+qg__get_ticket(qg__txn *t, uint64_t ticket, qg__ticket_row *row)
+{
+    unsigned char key[8];
+    MDB_val k = {8, key}, v;
+    const unsigned char *p;
+    int rc;
+
+    put64(key, ticket);
+    if ((rc = mdb_get(t->txn, t->st->tickets, &k, &v)))
+        return from_mdb(rc);
+    if (v.mv_size != TICKET_LEN)
+        return QG_ESTORE;
+    p = v.mv_data;
+    memset(row, 0, sizeof(*row));
+    row->t.id = ticket;
+    row->t.state = (qg_state)p[0];
+    row->t.records = get32(p + 4);
+    row->t.rejections = get32(p + 8);
+    row->t.live_queue_id = (int64_t)get64(p + 16);
+    row->t.appointment_id = (int64_t)get64(p + 24);
+    row->t.last_event_ms = (int64_t)get64(p + 32);
+    row->t.first_received_us = (int64_t)get64(p + 40);
+    row->t.last_received_us = (int64_t)get64(p + 48);
+    row->t.service_id = (int64_t)get64(p + 56);
+    row->t.staff_id = (int64_t)get64(p + 64);
+    copy_text(row->appointment_date, p + 72, 16);
+    copy_text(row->appointment_time, p + 88, 16);
+    return 0;
+}
+
+int
+qg__put_ticket(qg__txn *t, const qg__ticket_row *row)
+{
+    unsigned char key[8], p[TICKET_LEN];
+    MDB_val k = {8, key}, v = {TICKET_LEN, p};
+
+    memset(p, 0, sizeof(p));
+    put64(key, row->t.id);
+    p[0] = (unsigned char)row->t.state;
+    put32(p + 4, row->t.records);
+    put32(p + 8, row->t.rejections);
+    put64(p + 16, (uint64_t)row->t.live_queue_id);
+    put64(p + 24, (uint64_t)row->t.appointment_id);
+    put64(p + 32, (uint64_t)row->t.last_event_ms);
+    put64(p + 40, (uint64_t)row->t.first_received_us);
+    put64(p + 48, (uint64_t)row->t.last_received_us);
+    put64(p + 56, (uint64_t)row->t.service_id);
+    put64(p + 64, (uint64_t)row->t.staff_id);
+    memcpy(p + 72, row->appointment_date,
+           strnlen(row->appointment_date, 15));
+    memcpy(p + 88, row->appointment_time,
+           strnlen(row->appointment_time, 15));
+    return from_mdb(mdb_put(t->txn, t->st->tickets, &k, &v, 0));
+}
+
+/* The key after the last one of dbi, as a u64 counter: 1 when empty. */
+static int
+next_id(qg__txn *t, MDB_dbi dbi, uint64_t *id)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+
+    if ((rc = mdb_cursor_open(t->txn, dbi, &cur)))
+        return from_mdb(rc);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND) {
+        *id = 1;
+        return 0;
+    }
+    if (rc)
+        return from_mdb(rc);
+    if (k.mv_size != 8)
+        return QG_ESTORE;
+    *id = get64(k.mv_data) + 1;
+    return 0;
+}
+
+int
+qg__new_ticket_id(qg__txn *t, uint64_t *ticket)
+{
+    return next_id(t, t->st->tickets, ticket);
+}
+
+int
+qg__find_digest(qg__txn *t, const unsigned char *digest, uint64_t *ticket,
+                uint32_t *seq)
+{
+    MDB_val k = {QG__DIGEST_LEN, (void *)digest}, v;
+    int rc;
+
+    if ((rc = mdb_get(t->txn, t->st->digests, &k, &v)))
+        return from_mdb(rc);
+    if (v.mv_size != 12)
+        return QG_ESTORE;
+    *ticket = get64(v.mv_data);
+    *seq = get32((const unsigned char *)v.mv_data + 8);
+    return 0;
+}
+
+int
+qg__append_record(qg__txn *t, const qg_record *rec)
+{
+    unsigned char key[12], dval[12], *p;
+    MDB_val k = {12, key}, v, dk = {QG__DIGEST_LEN, (void *)rec->digest},
+            dv = {12, dval};
+    int rc;
+
+    if (rec->body_len > UINT32_MAX - RECORD_HDR)
+        return QG_ETOOBIG;
+    put64(key, rec->ticket);
+    put32(key + 8, rec->seq);
+    /* MDB_RESERVE: the record is written straight into the map. */
+    v.mv_size = RECORD_HDR + rec->body_len;
+    v.mv_data = NULL;
+    if ((rc = mdb_put(t->txn, t->st->history, &k, &v,
+                      MDB_NOOVERWRITE | MDB_RESERVE)))
+        return rc == MDB_KEYEXIST ? QG_ESTORE : from_mdb(rc);
+    p = v.mv_data;
+    memset(p, 0, RECORD_HDR);
+    put64(p, (uint64_t)rec->received_us);
+    put64(p + 8, (uint64_t)rec->event_ms);
+    put32(p + 16, (uint32_t)rec->utc_offset_s);
+    p[20] = (unsigned char)rec->event;
+    p[21] = (unsigned char)rec->from;
+    p[22] = (unsigned char)rec->to;
+    put64(p + 24, (uint64_t)rec->service_id);
+    put64(p + 32, (uint64_t)rec->staff_id);
+    memcpy(p + 40, rec->digest, QG__DIGEST_LEN);
+    memcpy(p + 72, rec->machine, 16);
+    put32(p + 88, (uint32_t)rec->body_len);
+    memcpy(p + RECORD_HDR, rec->body, rec->body_len);
+
+    put64(dval, rec->ticket);
+    put32(dval + 8, rec->seq);
+    return from_mdb(mdb_put(t->txn, t->st->digests, &dk, &dv, 0));
+}
+
+static int
+decode_record(const MDB_val *k, const MDB_val *v, qg_record *rec)
+{
+    const unsigned char *p = v->mv_data;
+
+    if (k->mv_size != 12 || v->mv_size < RECORD_HDR ||
+        v->mv_size != RECORD_HDR + get32(p + 88))
+        return QG_ESTORE;
+    memset(rec, 0, sizeof(*rec));
+    rec->ticket = get64(k->mv_data);
+    rec->seq = get32((const unsigned char *)k->mv_data + 8);
+    rec->received_us = (int64_t)get64(p);
+    rec->event_ms = (int64_t)get64(p + 8);
+    rec->utc_offset_s = (int32_t)get32(p + 16);
+    rec->event = (qg_event)p[20];
+    rec->from = (qg_state)p[21];
+    rec->to = (qg_state)p[22];
+    rec->service_id = (int64_t)get64(p + 24);
+    rec->staff_id = (int64_t)get64(p + 32);
+    memcpy(rec->digest, p + 40, QG__DIGEST_LEN);
+    memcpy(rec->machine, p + 72, 16);
+    rec->machine[16] = '\0';
+    rec->body_len = get32(p + 88);
+    rec->body = (const char *)p + RECORD_HDR;
+    return 0;
+}
+
+int
+qg__append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
+{
+    unsigned char key[8], *p;
+    size_t dlen = strlen(rej->detail) + 1;
+    MDB_val k = {8, key}, v;
+    int rc;
+
+    if (rej->body_len > UINT32_MAX - REJECTION_HDR - dlen)
+        return QG_ETOOBIG;
+    if ((rc = next_id(t, t->st->rejections, id)))
+        return rc;
+    put64(key, *id);
+    v.mv_size = REJECTION_HDR + dlen + rej->body_len;
+    v.mv_data = NULL;
+    if ((rc = mdb_put(t->txn, t->st->rejections, &k, &v, MDB_RESERVE)))
+        return from_mdb(rc);
+    p = v.mv_data;
+    memset(p, 0, REJECTION_HDR);
+    put64(p, (uint64_t)rej->received_us);
+    p[8] = (unsigned char)rej->verdict;
+    p[9] = (unsigned char)rej->reason;
+    p[10] = (unsigned char)rej->event;
+    p[11] = (unsigned char)rej->from;
+    put32(p + 12, (uint32_t)dlen);
+    put64(p + 16, rej->ticket);
+    put64(p + 24, (uint64_t)rej->live_queue_id);
+    put64(p + 32, (uint64_t)rej->appointment_id);
+    put32(p + 40, (uint32_t)rej->body_len);
+    memcpy(p + REJECTION_HDR, rej->detail, dlen);
+    if (rej->body_len)
+        memcpy(p + REJECTION_HDR + dlen, rej->body, rej->body_len);
+    return 0;
+}
+
+static int
+decode_rejection(const MDB_val *k, const MDB_val *v, qg_rejection *rej)
+{
+    const unsigned char *p = v->mv_data;
+    size_t dlen;
+
+    if (k->mv_size != 8 || v->mv_size < REJECTION_HDR)
+        return QG_ESTORE;
+    dlen = get32(p + 12);
+    if (dlen == 0 || v->mv_size != REJECTION_HDR + dlen + get32(p + 40) ||
+        p[REJECTION_HDR + dlen - 1] != '\0')
+        return QG_ESTORE;
+    memset(rej, 0, sizeof(*rej));
+    rej->id = get64(k->mv_data);
+    rej->received_us = (int64_t)get64(p);
+    rej->verdict = (qg_verdict)p[8];
+    rej->reason = (qg_reason)p[9];
+    rej->event = (qg_event)p[10];
+    rej->from = (qg_state)p[11];
+    rej->ticket = get64(p + 16);
+    rej->live_queue_id = (int64_t)get64(p + 24);
+    rej->appointment_id = (int64_t)get64(p + 32);
+    rej->detail = (const char *)p + REJECTION_HDR;
+    rej->body_len = get32(p + 40);
+    rej->body = (const char *)p + REJECTION_HDR + dlen;
+    return 0;
+}
+
+/* ----- reading --------------------------------------------------------- */
+
+int
+qg_store_ticket(qg_store *st, qg_id_kind kind, int64_t id, qg_ticket *out)
+{
+    qg__ticket_row row;
+    uint64_t ticket = (uint64_t)id;
+    qg__txn t;
+    int rc;
+
+    if (st == NULL || out == NULL || id <= 0 || (unsigned)kind > 2)
+        return QG_EINVAL;
+    if ((rc = qg__txn_begin(st, 0, &t)))
+        return rc;
+    if (kind != QG_ID_TICKET)
+        rc = qg__find_alias(&t, kind, id, &ticket);
+    if (rc == 0 && (rc = qg__get_ticket(&t, ticket, &row)) == 0)
+        *out = row.t;
+    qg__txn_abort(&t);
+    return rc;
+}
+
+/* A cursor over one key range, holding its read transaction. */
+typedef struct range {
+    qg__txn t;
+    MDB_cursor *cur;
+    int started;
+} range;
+
+static int
+range_open(qg_store *st, MDB_dbi dbi, range *r)
+{
+    int rc;
+
+    r->started = 0;
+    if ((rc = qg__txn_begin(st, 0, &r->t)))
+        return rc;
+    if ((rc = mdb_cursor_open(r->t.txn, dbi, &r->cur))) {
+        qg__txn_abort(&r->t);
+        return from_mdb(rc);
+    }
+    return 0;
+}
+
+/* First call: the first key >= start; then the next key. */
+static int
+range_next(range *r, const void *start, size_t len, MDB_val *k, MDB_val *v)
+{
+    int rc;
+
+    if (!r->started) {
+        r->started = 1;
+        k->mv_size = len;
+        k->mv_data = (void *)start;
+        rc = mdb_cursor_get(r->cur, k, v, MDB_SET_RANGE);
+    } else {
+        rc = mdb_cursor_get(r->cur, k, v, MDB_NEXT);
+    }
+    return from_mdb(rc);
+}
+
+static void
+range_close(range *r)
+{
+    mdb_cursor_close(r->cur);
+    qg__txn_abort(&r->t);
+}
+
+struct qg_history {
+    range r;
+    unsigned char start[12];
+};
+
+int
+qg_history_open(qg_store *st, uint64_t ticket, qg_history **out)
+{
+    qg__ticket_row row;
+    qg_history *h;
+    int rc;
+
+    if (st == NULL || out == NULL || ticket == 0)
+        return QG_EINVAL;
+    *out = NULL;
+    if ((h = calloc(1, sizeof(*h))) == NULL)
+        return QG_ENOMEM;
+    if ((rc = range_open(st, st->history, &h->r))) {
+        free(h);
+        return rc;
+    }
+    if ((rc = qg__get_ticket(&h->r.t, ticket, &row))) {
+        qg_history_close(h);
+        return rc;
+    }
+    put64(h->start, ticket);
+    put32(h->start + 8, 0);
+    *out = h;
+    return 0;
+}
+
+int
+qg_history_next(qg_history *h, qg_record *rec)
+{
+    MDB_val k, v;
+    int rc;
+
+    if (h == NULL || rec == NULL)
+        return QG_EINVAL;
+    if ((rc = range_next(&h->r, h->start, sizeof(h->start), &k, &v)))
+        return rc;
+    if (k.mv_size != 12 || memcmp(k.mv_data, h->start, 8) != 0)
+        return QG_NOTFOUND;
+    return decode_record(&k, &v, rec);
+}
+
+void
+qg_history_close(qg_history *h)
+{
+    if (h == NULL)
+        return;
+    range_close(&h->r);
+    free(h);
+}
+
+struct qg_rejections {
+    range r;
+    unsigned char start[8];
+};
+
+int
+qg_rejections_open(qg_store *st, uint64_t first, qg_rejections **out)
+{
+    qg_rejections *rj;
+    int rc;
+
+    if (st == NULL || out == NULL)
+        return QG_EINVAL;
+    *out = NULL;
+    if ((rj = calloc(1, sizeof(*rj))) == NULL)
+        return QG_ENOMEM;
+    if ((rc = range_open(st, st->rejections, &rj->r))) {
+        free(rj);
+        return rc;
+    }
+    put64(rj->start, first);
+    *out = rj;
+    return 0;
+}
+
+int
+qg_rejections_next(qg_rejections *rj, qg_rejection *out)
+{
+    MDB_val k, v;
+    int rc;
+
+    if (rj == NULL || out == NULL)
+        return QG_EINVAL;
+    if ((rc = range_next(&rj->r, rj->start, sizeof(rj->start), &k, &v)))
+        return rc;
+    return decode_rejection(&k, &v, out);
+}
+
+void
+qg_rejections_close(qg_rejections *rj)
+{
+    if (rj == NULL)
+        return;
+    range_close(&rj->r);
+    free(rj);
+}

@@ -1,0 +1,127 @@
+/*
+ * testutil.c - helpers the Check suites share.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static char store_dir[256];
+
+char *
+tu_fixture(const char *rel, size_t *len)
+{
+    char path[1024];
+    FILE *f;
+    long n;
+    char *buf;
+
+    snprintf(path, sizeof(path), "%s/%s", QG_FIXTURES, rel);
+    f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_int_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+qg_store *
+tu_store_new(void)
+{
+    qg_store_options o = {0};
+    qg_store *st = NULL;
+
+    snprintf(store_dir, sizeof(store_dir), "/tmp/qgate-test-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(store_dir));
+    o.path = store_dir;
+    o.durability = QG_NOSYNC;
+    ck_assert_int_eq(qg_store_open(&o, &st), 0);
+    return st;
+}
+
+qg_store *
+tu_store_reopen(qg_store *st, unsigned flags)
+{
+    qg_store_options o = {0};
+
+    qg_store_close(st);
+    o.path = store_dir;
+    o.durability = QG_NOSYNC;
+    o.flags = flags;
+    st = NULL;
+    ck_assert_int_eq(qg_store_open(&o, &st), 0);
+    return st;
+}
+
+const char *
+tu_store_dir(void)
+{
+    return store_dir;
+}
+
+void
+tu_store_remove(void)
+{
+    char path[512];
+    DIR *d;
+    struct dirent *e;
+
+    if (store_dir[0] == '\0' || (d = opendir(store_dir)) == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", store_dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(store_dir);
+    store_dir[0] = '\0';
+}
+
+qg_engine *
+tu_engine(void)
+{
+    qg_engine *eng = NULL;
+    char path[1024], err[256];
+
+    snprintf(path, sizeof(path), "%s/secret", QG_FIXTURES);
+    ck_assert_int_eq(qg_engine_new(&eng), 0);
+    ck_assert_msg(qg_engine_load_secret(eng, path, err, sizeof(err)) == 0,
+                  "%s", err);
+    return eng;
+}
+
+qg_result
+tu_apply(qg_engine *eng, qg_store *st, const char *rel)
+{
+    qg_result res;
+    size_t len;
+    char *body = tu_fixture(rel, &len);
+    int rc = qg_engine_apply(eng, st, body, len, 0, &res);
+
+    free(body);
+    ck_assert_msg(rc == 0, "%s: %s", rel, qg_strerror(rc));
+    return res;
+}
+
+int
+tu_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

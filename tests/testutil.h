@@ -1,0 +1,31 @@
+/*
+ * testutil.h - helpers the Check suites share.
+ */
+#ifndef QG_TESTUTIL_H
+#define QG_TESTUTIL_H
+
+#include <stddef.h>
+
+#include <check.h>
+
+#include "qgate.h"
+
+/* Reads fixtures/<rel> into a malloc'd buffer (aborts the test on error). */
+char *tu_fixture(const char *rel, size_t *len);
+
+/* A fresh store in a new temporary directory; tu_store_dir() names it. */
+qg_store *tu_store_new(void);
+qg_store *tu_store_reopen(qg_store *st, unsigned flags);
+const char *tu_store_dir(void);
+void tu_store_remove(void);
+
+/* An engine with fixtures/secret as its secret. */
+qg_engine *tu_engine(void);
+
+/* Applies fixtures/<rel>; fails the test if the call itself fails. */
+qg_result tu_apply(qg_engine *eng, qg_store *st, const char *rel);
+
+/* Runs a suite; returns the process exit code. */
+int tu_run(Suite *s);
+
+#endif
