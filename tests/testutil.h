@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include <stdio.h>
+
 #include <check.h>
 
 #include "qgate.h"

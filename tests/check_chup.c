@@ -1,0 +1,326 @@
+/*
+ * check_chup.c - decoding Chup envelopes, signatures, time stamps and the
+ * mapping from Chup's vocabulary.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qgate_int.h"
+#include "testutil.h"
+
+static qg_store *st;
+static qg_engine *eng;
+
+static void
+setup(void)
+{
+    st = tu_store_new();
+    ck_assert_int_eq(qg_engine_new(&eng), 0);
+    qg_engine_require_signature(eng, 0);
+}
+
+static void
+teardown(void)
+{
+    qg_engine_free(eng);
+    qg_store_close(st);
+    tu_store_remove();
+}
+
+/* An unsigned delivery for live-queue 60001 with the given data fields
+ * after "id" (state, state_name, ...). */
+static qg_result
+apply_data(const char *event, const char *fields)
+{
+    char body[2048];
+    qg_result res;
+
+    snprintf(body, sizeof(body),
+             "{\"payload\":{\"event\":\"%s\",\"timestamp\":"
+             "\"2024-03-05T10:00:00+08:00\",\"data\":{\"id\":60001,%s}}}",
+             event, fields);
+    ck_assert_int_eq(
+        qg_engine_apply(eng, st, body, strlen(body), QG_DRY_RUN, &res), 0);
+    return res;
+}
+
+/* The signed bytes are the payload value exactly as it stands in the
+ * body: here Chup's pretty-printed example, odd spacing and all. */
+START_TEST(test_chup_payload_span_is_exact_bytes)
+{
+    size_t len;
+    char *body = tu_fixture("chup/00-webhook-overview.json", &len);
+    const char *start = strstr(body, "\"payload\": ") + 11;
+    const char *end = strstr(body, ",\n  \"signature\"");
+    qg__envelope env;
+    char detail[256];
+
+    ck_assert_int_eq(qg__envelope_parse(body, len, &env, detail,
+                                        sizeof(detail)),
+                     QG_R_NONE);
+    ck_assert_ptr_eq(env.payload_text.p, start);
+    ck_assert_uint_eq(env.payload_text.len, (size_t)(end - start));
+    ck_assert_uint_eq(env.signature.len, 64);
+    ck_assert_int_eq(memcmp(env.signature.p, "e43bbd70", 8), 0);
+    qg__envelope_free(&env);
+    free(body);
+}
+END_TEST
+
+/* Signing the pretty payload's own bytes verifies; the same payload
+ * re-serialised (white space changed) does not. */
+START_TEST(test_chup_signature_whitespace_matters)
+{
+    size_t len;
+    char *body = tu_fixture("chup/00-webhook-overview.json", &len);
+    char sig[65], *compact;
+    const char *key = "clinic-secret";
+    qg__envelope env;
+    qg__span hex;
+    char detail[256];
+
+    ck_assert_int_eq(qg__envelope_parse(body, len, &env, detail,
+                                        sizeof(detail)),
+                     QG_R_NONE);
+    qg__signature_make(key, strlen(key), env.payload_text.p,
+                       env.payload_text.len, sig);
+    hex.p = sig;
+    hex.len = 64;
+    ck_assert_int_eq(qg__signature_check(key, strlen(key), env.payload_text,
+                                         hex),
+                     QG_R_NONE);
+    /* one key byte off */
+    ck_assert_int_eq(qg__signature_check("clinic-secreT", strlen(key),
+                                         env.payload_text, hex),
+                     QG_R_BAD_SIGNATURE);
+    /* re-serialised */
+    compact = strdup(json_object_to_json_string_ext(
+        env.payload, JSON_C_TO_STRING_PLAIN));
+    {
+        qg__span msg = {compact, strlen(compact)};
+
+        ck_assert_int_eq(qg__signature_check(key, strlen(key), msg, hex),
+                         QG_R_BAD_SIGNATURE);
+    }
+    free(compact);
+    qg__envelope_free(&env);
+    free(body);
+}
+END_TEST
+
+START_TEST(test_chup_signature_format)
+{
+    qg__span msg = {"{}", 2}, hex;
+    char sig[65];
+
+    qg__signature_make("k", 1, "{}", 2, sig);
+    hex.p = NULL;
+    hex.len = 0;
+    ck_assert_int_eq(qg__signature_check("k", 1, msg, hex),
+                     QG_R_MISSING_SIGNATURE);
+    hex.p = sig;
+    hex.len = 63;
+    ck_assert_int_eq(qg__signature_check("k", 1, msg, hex),
+                     QG_R_SIGNATURE_FORMAT);
+    hex.len = 64;
+    sig[0] = (char)(sig[0] >= 'a' ? sig[0] - 32 : 'G');
+    ck_assert_int_eq(qg__signature_check("k", 1, msg, hex),
+                     QG_R_SIGNATURE_FORMAT);
+}
+END_TEST
+
+static const struct {
+    const char *text;
+    int ok;
+    int64_t ms;
+    int32_t offset_s;
+} times[] = {
+    {"2024-01-17T00:35:22+08:00", 1, 1705422922000, 28800},
+    {"2024-01-16T16:35:22Z", 1, 1705422922000, 0},
+    {"2024-01-16T16:35:22.250Z", 1, 1705422922250, 0},
+    {"2024-01-16T11:35:22-0500", 1, 1705422922000, -18000},
+    {"2024-02-29T00:00:00+00:00", 1, 1709164800000, 0},
+    {"2023-02-29T00:00:00+00:00", 0, 0, 0},
+    {"2024-01-17T00:35:22", 0, 0, 0},
+    {"2024-01-17T24:00:00Z", 0, 0, 0},
+    {"2024-13-01T00:00:00Z", 0, 0, 0},
+    {"2024-01-17T00:35:22+08:00 ", 0, 0, 0},
+    {"yesterday", 0, 0, 0},
+    {"", 0, 0, 0},
+};
+
+START_TEST(test_chup_time_table)
+{
+    int64_t ms = 0;
+    int32_t off = 0;
+    int rc = qg__parse_time(times[_i].text, &ms, &off);
+
+    ck_assert_msg((rc == 0) == times[_i].ok, "\"%s\": rc %d", times[_i].text,
+                  rc);
+    if (times[_i].ok) {
+        char back[40];
+
+        ck_assert_int_eq(ms, times[_i].ms);
+        ck_assert_int_eq(off, times[_i].offset_s);
+        qg__format_time(ms, off, back, sizeof(back));
+        ck_assert_int_eq(strncmp(back, times[_i].text, 19), 0);
+    }
+}
+END_TEST
+
+/* state_name decides when it is known; else state.name; else the value;
+ * names compare case-insensitively with ' ', '_' and '-' folded. */
+static const struct {
+    const char *fields;
+    qg_verdict verdict;
+    qg_event event;
+} states[] = {
+    {"\"state\":1", QG_ACCEPTED, QG_EV_JOIN},
+    {"\"state\":{\"name\":\"ARRIVED\",\"value\":3}", QG_ACCEPTED,
+     QG_EV_ARRIVE},
+    {"\"state\":{\"name\":\"ARRIVED\",\"value\":3},\"state_name\":\"In "
+     "Queue\"",
+     QG_ACCEPTED, QG_EV_JOIN},
+    {"\"state\":{\"name\":\"IN_QUEUE\",\"value\":77},\"state_name\":\"?\"",
+     QG_ACCEPTED, QG_EV_JOIN},
+    {"\"state\":{\"name\":\"??\",\"value\":3},\"state_name\":\"??\"",
+     QG_ACCEPTED, QG_EV_ARRIVE},
+    {"\"state_name\":\"in-queue\"", QG_ACCEPTED, QG_EV_JOIN},
+    {"\"state_name\":\"IN_QUEUE\"", QG_ACCEPTED, QG_EV_JOIN},
+    {"\"state\":2", QG_REJECTED, QG_EV_NONE},
+    {"\"state_name\":\"Served\"", QG_REJECTED, QG_EV_COMPLETE},
+    {"\"state_name\":7", QG_MALFORMED, QG_EV_NONE},
+    {"\"state\":\"1\"", QG_MALFORMED, QG_EV_NONE},
+    {"\"state\":{\"name\":\"ARRIVED\",\"value\":\"3\"}", QG_MALFORMED,
+     QG_EV_NONE},
+    {"\"service_id\":\"x\",\"state\":1", QG_MALFORMED, QG_EV_NONE},
+    {"\"appointment_id\":-1,\"state\":1", QG_MALFORMED, QG_EV_NONE},
+    {"\"appointment_id\":null,\"service_id\":null,\"state\":1", QG_ACCEPTED,
+     QG_EV_JOIN},
+    {"\"notes\":{\"items\":[],\"escapeWhenCastingToString\":false},"
+     "\"state\":1",
+     QG_ACCEPTED, QG_EV_JOIN},
+};
+
+START_TEST(test_chup_state_table)
+{
+    qg_result res = apply_data("live_queue_created", states[_i].fields);
+
+    ck_assert_msg(res.verdict == states[_i].verdict,
+                  "%s: %s (%s), expected %s", states[_i].fields,
+                  qg_verdict_name(res.verdict), res.detail,
+                  qg_verdict_name(states[_i].verdict));
+    ck_assert_int_eq(res.event, states[_i].event);
+}
+END_TEST
+
+static char config_path[64];
+
+static void
+write_config(const char *text)
+{
+    FILE *f;
+    int fd;
+
+    snprintf(config_path, sizeof(config_path), "/tmp/qgate-map-XXXXXX");
+    fd = mkstemp(config_path);
+    ck_assert_int_ge(fd, 0);
+    f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+START_TEST(test_chup_mapping_override)
+{
+    char err[256];
+    qg_result res;
+
+    write_config("{\"events\": {\"queue_ticket_updated\": \"state\", "
+                 "\"client_created\": null},"
+                 " \"states\": {\"Waiting Room\": \"join\"},"
+                 " \"state_values\": {\"7\": \"arrive\", \"1\": null}}");
+    ck_assert_msg(qg_engine_load_mapping(eng, config_path, err,
+                                         sizeof(err)) == 0,
+                  "%s", err);
+    unlink(config_path);
+
+    res = apply_data("queue_ticket_updated", "\"state_name\":\"waiting room\"");
+    ck_assert_int_eq(res.verdict, QG_ACCEPTED);
+    ck_assert_int_eq(res.event, QG_EV_JOIN);
+    res = apply_data("live_queue_created", "\"state\":7");
+    ck_assert_int_eq(res.event, QG_EV_ARRIVE);
+    /* removed entries are no longer known */
+    res = apply_data("live_queue_created", "\"state\":1");
+    ck_assert_int_eq(res.reason, QG_R_UNKNOWN_STATE);
+    res = apply_data("client_created", "\"name\":\"x\"");
+    ck_assert_int_eq(res.reason, QG_R_UNKNOWN_EVENT);
+    /* defaults that were not overridden remain */
+    res = apply_data("live_queue_created", "\"state_name\":\"Arrived\"");
+    ck_assert_int_eq(res.event, QG_EV_ARRIVE);
+}
+END_TEST
+
+static const struct {
+    const char *text;
+    int rc;
+    const char *says;
+} bad_configs[] = {
+    {"{\"states\": {\"Waiting\": \"teleport\"}}", QG_ECONFIG, "teleport"},
+    {"{\"events\": {\"x_updated\": \"sometimes\"}}", QG_ECONFIG,
+     "sometimes"},
+    {"{\"state_values\": {\"one\": \"join\"}}", QG_ECONFIG, "one"},
+    {"{\"colours\": {}}", QG_ECONFIG, "colours"},
+    {"{\"states\": [\"join\"]}", QG_ECONFIG, "states"},
+    {"{\"states\": {\"Waiting\": 3}}", QG_ECONFIG, "Waiting"},
+    {"[1]", QG_ECONFIG, "object"},
+    {"{\"states\": ", QG_EIO, "qgate-map"},
+};
+
+/* A bad mapping file is refused with its key named, and the engine keeps
+ * the mapping it had. */
+START_TEST(test_chup_mapping_errors_table)
+{
+    char err[256] = "";
+    qg_result res;
+
+    write_config(bad_configs[_i].text);
+    ck_assert_int_eq(qg_engine_load_mapping(eng, config_path, err,
+                                            sizeof(err)),
+                     bad_configs[_i].rc);
+    unlink(config_path);
+    ck_assert_msg(strstr(err, bad_configs[_i].says) != NULL,
+                  "\"%s\" does not name \"%s\"", err, bad_configs[_i].says);
+    res = apply_data("live_queue_created", "\"state\":1");
+    ck_assert_int_eq(res.event, QG_EV_JOIN);
+}
+END_TEST
+
+static Suite *
+chup_suite(void)
+{
+    Suite *s = suite_create("chup");
+    TCase *core = tcase_create("Core"), *errors = tcase_create("Errors");
+
+    tcase_add_checked_fixture(core, setup, teardown);
+    tcase_add_checked_fixture(errors, setup, teardown);
+    tcase_add_test(core, test_chup_payload_span_is_exact_bytes);
+    tcase_add_test(core, test_chup_signature_whitespace_matters);
+    tcase_add_loop_test(core, test_chup_time_table, 0,
+                        sizeof(times) / sizeof(*times));
+    tcase_add_loop_test(core, test_chup_state_table, 0,
+                        sizeof(states) / sizeof(*states));
+    tcase_add_test(core, test_chup_mapping_override);
+    tcase_add_test(errors, test_chup_signature_format);
+    tcase_add_loop_test(errors, test_chup_mapping_errors_table, 0,
+                        sizeof(bad_configs) / sizeof(*bad_configs));
+    suite_add_tcase(s, core);
+    suite_add_tcase(s, errors);
+    return s;
+}
+
+int
+main(void)
+{
+    return tu_run(chup_suite());
+}

@@ -1,0 +1,304 @@
+/*
+ * check_engine.c - whole deliveries through the engine, driven by the
+ * fixture tables (the EXPECT file of each fixtures folder).
+ */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+static qg_store *st;
+static qg_engine *eng;
+
+static void
+setup(void)
+{
+    st = tu_store_new();
+    eng = tu_engine();
+}
+
+static void
+teardown(void)
+{
+    qg_engine_free(eng);
+    qg_store_close(st);
+    tu_store_remove();
+}
+
+/* Reads the rows of fixtures/<table>, skipping comments. */
+static int
+read_table(const char *table, char rows[][6][96], int max)
+{
+    size_t len;
+    char *text = tu_fixture(table, &len), *line, *save = NULL;
+    int n = 0;
+
+    for (line = strtok_r(text, "\n", &save); line && n < max;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#' || line[0] == '\0')
+            continue;
+        memset(rows[n], 0, sizeof(rows[n]));
+        sscanf(line, "%95s %95s %95s %95s %95s %95s", rows[n][0], rows[n][1],
+               rows[n][2], rows[n][3], rows[n][4], rows[n][5]);
+        n++;
+    }
+    free(text);
+    return n;
+}
+
+static void
+assert_names(const qg_result *res, const char *where, const char *event,
+             const char *from, const char *to)
+{
+    ck_assert_msg(strcmp(qg_event_name(res->event), event) == 0,
+                  "%s: event %s, expected %s (%s)", where,
+                  qg_event_name(res->event), event, res->detail);
+    ck_assert_msg(strcmp(qg_state_name(res->from), from) == 0,
+                  "%s: from %s, expected %s", where, qg_state_name(res->from),
+                  from);
+    if (to)
+        ck_assert_msg(strcmp(qg_state_name(res->to), to) == 0,
+                      "%s: to %s, expected %s", where,
+                      qg_state_name(res->to), to);
+}
+
+/* visits/EXPECT: every step of every legal visit, in order. */
+START_TEST(test_engine_visits_accepted_step_by_step)
+{
+    static char rows[64][6][96];
+    int n = read_table("visits/EXPECT", rows, 64), i;
+
+    ck_assert_int_ge(n, 15);
+    for (i = 0; i < n; i++) {
+        qg_result res = tu_apply(eng, st, rows[i][0]);
+
+        ck_assert_msg(res.verdict == QG_ACCEPTED, "%s: %s %s: %s",
+                      rows[i][0], qg_verdict_name(res.verdict),
+                      qg_reason_name(res.reason), res.detail);
+        assert_names(&res, rows[i][0], rows[i][2], rows[i][3], rows[i][4]);
+        ck_assert_uint_eq(res.allowed, qg_machine_allowed(res.to));
+    }
+}
+END_TEST
+
+/* Every documented Chup flow, both no-show variants included, has a
+ * delivery among the visits. */
+START_TEST(test_engine_fixtures_cover_documented_flows)
+{
+    static const char *const flows[] = {
+        "join-live-queue", "appointment", "alert", "serving", "served",
+        "no-show", "no-show-canceled-by-system",
+        "no-show-back-to-live-queue", "move", "cancel-delete", "reschedule",
+        "pharmacy-received", "pharmacy-dispensed", "billing-paid",
+        "end-visit"};
+    static char rows[64][6][96];
+    int n = read_table("visits/EXPECT", rows, 64), i;
+    size_t f;
+
+    for (f = 0; f < sizeof(flows) / sizeof(*flows); f++) {
+        char want[64];
+        int found = 0;
+
+        snprintf(want, sizeof(want), "-%s.json", flows[f]);
+        for (i = 0; i < n && !found; i++) {
+            const char *slash = strrchr(rows[i][0], '/');
+
+            found = slash && strlen(slash) > 3 &&
+                    strcmp(slash + 3, want) == 0;
+        }
+        ck_assert_msg(found, "no fixture for flow %s", flows[f]);
+    }
+}
+END_TEST
+
+static int
+json_only(const struct dirent *e)
+{
+    size_t n = strlen(e->d_name);
+
+    return n > 5 && strcmp(e->d_name + n - 5, ".json") == 0;
+}
+
+/* illegal/EXPECT: a legal prefix, then one refused step. */
+START_TEST(test_engine_illegal_sequences_refused)
+{
+    static char rows[32][6][96];
+    int n = read_table("illegal/EXPECT", rows, 32), i, k, m;
+
+    ck_assert_int_ge(n, 6);
+    for (i = 0; i < n; i++) {
+        char dir[256], path[512], *slash;
+        struct dirent **files;
+        qg_result res;
+
+        snprintf(dir, sizeof(dir), "%.200s", rows[i][0]);
+        slash = strrchr(dir, '/');
+        *slash = '\0';
+        snprintf(path, sizeof(path), "%s/%s", QG_FIXTURES, dir);
+        m = scandir(path, &files, json_only, alphasort);
+        ck_assert_int_gt(m, 0);
+        for (k = 0; k < m; k++) {
+            snprintf(path, sizeof(path), "%s/%s", dir, files[k]->d_name);
+            res = tu_apply(eng, st, path);
+            if (k < m - 1)
+                ck_assert_msg(res.verdict == QG_ACCEPTED, "%s: %s", path,
+                              res.detail);
+            free(files[k]);
+        }
+        free(files);
+        ck_assert_str_eq(path, rows[i][0]);
+        ck_assert_str_eq(qg_verdict_name(res.verdict), rows[i][1]);
+        ck_assert_msg(strcmp(qg_reason_name(res.reason), rows[i][2]) == 0,
+                      "%s: %s, expected %s (%s)", path,
+                      qg_reason_name(res.reason), rows[i][2], res.detail);
+        assert_names(&res, path, rows[i][3], rows[i][4], rows[i][4]);
+        ck_assert_uint_gt(res.rejection, 0);
+        ck_assert_uint_gt(strlen(res.detail), 10);
+    }
+}
+END_TEST
+
+/* malformed/EXPECT: each hostile body gets its verdict and code, and no
+ * ticket is created for it. */
+START_TEST(test_engine_malformed_bodies_refused)
+{
+    static char rows[64][6][96];
+    int n = read_table("malformed/EXPECT", rows, 64), i;
+    qg_ticket t;
+
+    ck_assert_int_ge(n, 30);
+    for (i = 0; i < n; i++) {
+        qg_result res = tu_apply(eng, st, rows[i][0]);
+
+        ck_assert_msg(strcmp(qg_verdict_name(res.verdict), rows[i][1]) == 0 &&
+                          strcmp(qg_reason_name(res.reason), rows[i][2]) == 0,
+                      "%s: %s %s, expected %s %s (%s)", rows[i][0],
+                      qg_verdict_name(res.verdict),
+                      qg_reason_name(res.reason), rows[i][1], rows[i][2],
+                      res.detail);
+        ck_assert_msg(res.detail[0] != '\0', "%s: no detail", rows[i][0]);
+        ck_assert_int_eq(res.ticket, 0);
+        /* refused deliveries are logged; ignored ones are not */
+        ck_assert_int_eq(res.rejection > 0, res.verdict != QG_IGNORED);
+    }
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 50001, &t),
+                     QG_NOTFOUND);
+}
+END_TEST
+
+START_TEST(test_engine_redelivery_is_duplicate)
+{
+    qg_result a = tu_apply(eng, st, "visits/walk-in/01-join-live-queue.json");
+    qg_result b = tu_apply(eng, st, "visits/walk-in/01-join-live-queue.json");
+    qg_ticket t;
+
+    ck_assert_int_eq(a.verdict, QG_ACCEPTED);
+    ck_assert_int_eq(b.verdict, QG_DUPLICATE);
+    ck_assert_int_eq(b.reason, QG_R_REDELIVERY);
+    ck_assert_uint_eq(b.ticket, a.ticket);
+    ck_assert_uint_eq(b.seq, 1);
+    ck_assert_int_eq(b.to, QG_ST_QUEUED);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    ck_assert_uint_eq(t.records, 1);
+    ck_assert_uint_eq(t.rejections, 0);
+}
+END_TEST
+
+/* The published examples cannot be verified (Chup's secret is not
+ * published); with verification skipped they decode and apply. */
+START_TEST(test_engine_published_examples_apply_unverified)
+{
+    qg_result res;
+
+    qg_engine_require_signature(eng, 1);
+    res = tu_apply(eng, st, "chup/01-join-live-queue.json");
+    ck_assert_int_eq(res.verdict, QG_UNAUTHENTICATED);
+    ck_assert_int_eq(res.reason, QG_R_BAD_SIGNATURE);
+
+    qg_engine_require_signature(eng, 0);
+    res = tu_apply(eng, st, "chup/01-join-live-queue.json");
+    ck_assert_int_eq(res.verdict, QG_ACCEPTED);
+    ck_assert_int_eq(res.event, QG_EV_JOIN); /* state 1, In Queue */
+    ck_assert_int_eq(res.live_queue_id, 19738);
+    ck_assert_int_eq(res.appointment_id, 9994);
+    ck_assert_str_eq(res.chup_event, "live_queue_created");
+
+    res = tu_apply(eng, st, "chup/00-webhook-overview.json");
+    ck_assert_int_eq(res.verdict, QG_ACCEPTED);
+    ck_assert_int_eq(res.event, QG_EV_ARRIVE); /* state {ARRIVED, 3} */
+    ck_assert_int_eq(res.live_queue_id, 19242);
+    ck_assert_int_eq(res.to, QG_ST_ARRIVED);
+}
+END_TEST
+
+START_TEST(test_engine_no_secret_is_unauthenticated)
+{
+    qg_engine *bare;
+    qg_result res;
+    size_t len;
+    char *body = tu_fixture("visits/walk-in/01-join-live-queue.json", &len);
+
+    ck_assert_int_eq(qg_engine_new(&bare), 0);
+    ck_assert_int_eq(qg_engine_apply(bare, st, body, len, 0, &res), 0);
+    ck_assert_int_eq(res.verdict, QG_UNAUTHENTICATED);
+    ck_assert_ptr_nonnull(strstr(res.detail, "no secret"));
+    qg_engine_free(bare);
+    free(body);
+}
+END_TEST
+
+START_TEST(test_engine_wrong_secret_is_unauthenticated)
+{
+    qg_result res;
+
+    ck_assert_int_eq(qg_engine_set_secret(eng, "another-secret", 14), 0);
+    res = tu_apply(eng, st, "visits/walk-in/01-join-live-queue.json");
+    ck_assert_int_eq(res.verdict, QG_UNAUTHENTICATED);
+    ck_assert_int_eq(res.reason, QG_R_BAD_SIGNATURE);
+    ck_assert_int_eq(res.ticket, 0);
+}
+END_TEST
+
+START_TEST(test_engine_bad_arguments)
+{
+    qg_result res;
+
+    ck_assert_int_eq(qg_engine_apply(NULL, st, "{}", 2, 0, &res), QG_EINVAL);
+    ck_assert_int_eq(qg_engine_apply(eng, NULL, "{}", 2, 0, &res),
+                     QG_EINVAL);
+    ck_assert_int_eq(qg_engine_apply(eng, st, NULL, 2, 0, &res), QG_EINVAL);
+    ck_assert_int_eq(qg_engine_apply(eng, st, "{}", 2, 0x80, &res),
+                     QG_EINVAL);
+    ck_assert_int_eq(qg_engine_apply(eng, st, "{}", 2, 0, NULL), QG_EINVAL);
+    ck_assert_int_eq(qg_engine_set_secret(eng, "", 0), QG_EINVAL);
+}
+END_TEST
+
+static Suite *
+engine_suite(void)
+{
+    Suite *s = suite_create("engine");
+    TCase *core = tcase_create("Core"), *errors = tcase_create("Errors");
+
+    tcase_add_checked_fixture(core, setup, teardown);
+    tcase_add_checked_fixture(errors, setup, teardown);
+    tcase_add_test(core, test_engine_visits_accepted_step_by_step);
+    tcase_add_test(core, test_engine_fixtures_cover_documented_flows);
+    tcase_add_test(core, test_engine_illegal_sequences_refused);
+    tcase_add_test(core, test_engine_redelivery_is_duplicate);
+    tcase_add_test(core, test_engine_published_examples_apply_unverified);
+    tcase_add_test(errors, test_engine_malformed_bodies_refused);
+    tcase_add_test(errors, test_engine_no_secret_is_unauthenticated);
+    tcase_add_test(errors, test_engine_wrong_secret_is_unauthenticated);
+    tcase_add_test(errors, test_engine_bad_arguments);
+    suite_add_tcase(s, core);
+    suite_add_tcase(s, errors);
+    return s;
+}
+
+int
+main(void)
+{
+    return tu_run(engine_suite());
+}
