@@ -37,9 +37,9 @@ extern "C" {
 #define QG_EXTERN __attribute__((visibility("default")))
 #endif
 
-#define QG_VERSION_MAJOR 0
-#define QG_VERSION_MINOR 1
-#define QG_VERSION_PATCH 0
+#define QG_VERSION_MAJOR  0
+#define QG_VERSION_MINOR  1
+#define QG_VERSION_PATCH  0
 #define QG_VERSION_STRING "0.1.0"
 
 /** @return the library version, "MAJOR.MINOR.PATCH"; a static string. */
@@ -72,7 +72,7 @@ typedef enum qg_errno {
 #define QG__ERR(name, val, msg) QG_##name = (val),
     QG_ERRNO_MAP(QG__ERR)
 #undef QG__ERR
-    QG_OK = 0
+        QG_OK = 0
 } qg_errno;
 
 /** @return a static message for any code of QG_ERRNO_MAP, else "unknown". */
@@ -121,24 +121,35 @@ typedef enum qg_verdict {
 
 /* The reason behind a verdict: name, code, its verdict, description. */
 #define QG_REASON_MAP(XX)                                                      \
-    XX(NONE, "none", ACCEPTED, "the step is legal")                                    \
-    XX(REDELIVERY, "redelivery", DUPLICATE, "the same payload was already accepted")         \
-    XX(ILLEGAL_TRANSITION, "illegal_transition", REJECTED, "the step is not legal from this state")  \
-    XX(TICKET_CLOSED, "ticket_closed", REJECTED, "the ticket is in a final state")              \
-    XX(STALE, "stale", REJECTED, "older than the ticket's last accepted step")          \
-    XX(UNKNOWN_EVENT, "unknown_event", REJECTED, "the event name is not mapped")                \
-    XX(UNKNOWN_STATE, "unknown_state", REJECTED, "the state is not mapped")                     \
-    XX(MISSING_SIGNATURE, "missing_signature", UNAUTHENTICATED, "the delivery is not signed")       \
-    XX(SIGNATURE_FORMAT, "signature_format", UNAUTHENTICATED, "the signature is not 64 hex")       \
-    XX(BAD_SIGNATURE, "bad_signature", UNAUTHENTICATED, "the signature does not match")         \
-    XX(BAD_JSON, "bad_json", MALFORMED, "the body is not valid JSON")                      \
-    XX(TRAILING_DATA, "trailing_data", MALFORMED, "the body holds more than one document")      \
-    XX(BAD_ENVELOPE, "bad_envelope", MALFORMED, "the body is not a Chup envelope")             \
-    XX(MISSING_FIELD, "missing_field", MALFORMED, "a required field is missing")                \
-    XX(WRONG_TYPE, "wrong_type", MALFORMED, "a field has the wrong type")                    \
-    XX(BAD_VALUE, "bad_value", MALFORMED, "a field has an invalid value")                   \
-    XX(TOO_LARGE, "too_large", MALFORMED, "the body is over the size limit")                \
-    XX(NOT_LIFECYCLE, "not_lifecycle", IGNORED, "the event is not a lifecycle step")
+    XX(NONE, "none", ACCEPTED, "the step is legal")                            \
+    XX(REDELIVERY, "redelivery", DUPLICATE,                                    \
+       "the same payload was already accepted")                                \
+    XX(ILLEGAL_TRANSITION, "illegal_transition", REJECTED,                     \
+       "the step is not legal from this state")                                \
+    XX(TICKET_CLOSED, "ticket_closed", REJECTED,                               \
+       "the ticket is in a final state")                                       \
+    XX(STALE, "stale", REJECTED, "older than the ticket's last accepted step") \
+    XX(UNKNOWN_EVENT, "unknown_event", REJECTED,                               \
+       "the event name is not mapped")                                         \
+    XX(UNKNOWN_STATE, "unknown_state", REJECTED, "the state is not mapped")    \
+    XX(MISSING_SIGNATURE, "missing_signature", UNAUTHENTICATED,                \
+       "the delivery is not signed")                                           \
+    XX(SIGNATURE_FORMAT, "signature_format", UNAUTHENTICATED,                  \
+       "the signature is not 64 hex")                                          \
+    XX(BAD_SIGNATURE, "bad_signature", UNAUTHENTICATED,                        \
+       "the signature does not match")                                         \
+    XX(BAD_JSON, "bad_json", MALFORMED, "the body is not valid JSON")          \
+    XX(TRAILING_DATA, "trailing_data", MALFORMED,                              \
+       "the body holds more than one document")                                \
+    XX(BAD_ENVELOPE, "bad_envelope", MALFORMED,                                \
+       "the body is not a Chup envelope")                                      \
+    XX(MISSING_FIELD, "missing_field", MALFORMED,                              \
+       "a required field is missing")                                          \
+    XX(WRONG_TYPE, "wrong_type", MALFORMED, "a field has the wrong type")      \
+    XX(BAD_VALUE, "bad_value", MALFORMED, "a field has an invalid value")      \
+    XX(TOO_LARGE, "too_large", MALFORMED, "the body is over the size limit")   \
+    XX(NOT_LIFECYCLE, "not_lifecycle", IGNORED,                                \
+       "the event is not a lifecycle step")
 
 typedef enum qg_reason {
 #define QG__REASON(name, code, verdict, desc) QG_R_##name,
@@ -208,22 +219,22 @@ QG_EXTERN void qg_store_close(qg_store *st);
 /** A ticket's summary; caller-owned value. */
 typedef struct qg_ticket {
     uint64_t id;
-    int64_t live_queue_id;   /* 0 if none yet */
-    int64_t appointment_id;  /* 0 if none */
+    int64_t live_queue_id;  /* 0 if none yet */
+    int64_t appointment_id; /* 0 if none */
     qg_state state;
-    uint32_t records;        /* accepted steps in its history */
-    uint32_t rejections;     /* deliveries refused for it */
-    int64_t last_event_ms;   /* Chup timestamp of the last accepted step */
+    uint32_t records;      /* accepted steps in its history */
+    uint32_t rejections;   /* deliveries refused for it */
+    int64_t last_event_ms; /* Chup timestamp of the last accepted step */
     int64_t first_received_us;
     int64_t last_received_us;
-    int64_t service_id;      /* as of the last accepted step, 0 if none */
+    int64_t service_id; /* as of the last accepted step, 0 if none */
     int64_t staff_id;
 } qg_ticket;
 
 typedef enum qg_id_kind {
-    QG_ID_TICKET = 0,      /* the store's own ticket number */
-    QG_ID_LIVE_QUEUE = 1,  /* Chup's data.id of live_queue_* events */
-    QG_ID_APPOINTMENT = 2  /* Chup's appointment id */
+    QG_ID_TICKET = 0,     /* the store's own ticket number */
+    QG_ID_LIVE_QUEUE = 1, /* Chup's data.id of live_queue_* events */
+    QG_ID_APPOINTMENT = 2 /* Chup's appointment id */
 } qg_id_kind;
 
 /**
@@ -237,10 +248,10 @@ QG_EXTERN int qg_store_ticket(qg_store *st, qg_id_kind kind, int64_t id,
 /** One accepted step of a ticket's history. */
 typedef struct qg_record {
     uint64_t ticket;
-    uint32_t seq;          /* 1, 2, ... in order of acceptance */
-    int64_t received_us;   /* when the gate received it, Unix microseconds */
-    int64_t event_ms;      /* Chup's payload.timestamp, Unix milliseconds */
-    int32_t utc_offset_s;  /* the offset that timestamp was written with */
+    uint32_t seq;         /* 1, 2, ... in order of acceptance */
+    int64_t received_us;  /* when the gate received it, Unix microseconds */
+    int64_t event_ms;     /* Chup's payload.timestamp, Unix milliseconds */
+    int32_t utc_offset_s; /* the offset that timestamp was written with */
     qg_event event;
     qg_state from, to;
     int64_t service_id, staff_id;
@@ -258,8 +269,7 @@ typedef struct qg_history qg_history;
  * @param[out] out the cursor.
  * @return 0, QG_NOTFOUND (no such ticket), QG_ENOMEM, QG_ESTORE, QG_EBUSY.
  */
-QG_EXTERN int qg_history_open(qg_store *st, uint64_t ticket,
-                              qg_history **out);
+QG_EXTERN int qg_history_open(qg_store *st, uint64_t ticket, qg_history **out);
 /**
  * Reads the next record.  rec->body points into the store's map and stays
  * valid until the next qg_history_next() or qg_history_close().
@@ -271,16 +281,16 @@ QG_EXTERN void qg_history_close(qg_history *h);
 
 /** One refused delivery from the rejection log. */
 typedef struct qg_rejection {
-    uint64_t id;           /* 1, 2, ... in order of arrival */
+    uint64_t id; /* 1, 2, ... in order of arrival */
     int64_t received_us;
     qg_verdict verdict;
     qg_reason reason;
-    uint64_t ticket;       /* 0 when no ticket could be named */
+    uint64_t ticket; /* 0 when no ticket could be named */
     int64_t live_queue_id, appointment_id;
     qg_event event;
     qg_state from;
-    const char *detail;    /* NUL-terminated; valid as body is */
-    const char *body;      /* raw delivery; valid until next or close */
+    const char *detail; /* NUL-terminated; valid as body is */
+    const char *body;   /* raw delivery; valid until next or close */
     size_t body_len;
 } qg_rejection;
 
@@ -316,15 +326,14 @@ QG_EXTERN void qg_engine_free(qg_engine *eng);
  * Sets the HMAC-SHA256 secret (copied).
  * @return 0, QG_EINVAL (empty), QG_ENOMEM.
  */
-QG_EXTERN int qg_engine_set_secret(qg_engine *eng, const void *key,
-                                   size_t len);
+QG_EXTERN int qg_engine_set_secret(qg_engine *eng, const void *key, size_t len);
 /**
  * Reads the secret from a file: its bytes, less one trailing newline.
  * @param[out] err a message naming the file, when not 0 is returned.
  * @return 0, QG_EIO, QG_EINVAL (empty), QG_ENOMEM.
  */
-QG_EXTERN int qg_engine_load_secret(qg_engine *eng, const char *path,
-                                    char *err, size_t errlen);
+QG_EXTERN int qg_engine_load_secret(qg_engine *eng, const char *path, char *err,
+                                    size_t errlen);
 /**
  * on = 0 skips signature checks, for replaying old captures whose secret
  * is lost; deliveries are then never unauthenticated.

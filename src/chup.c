@@ -42,8 +42,8 @@ type_name(json_object *o)
 static size_t
 skip_ws(const char *p, size_t i, size_t len)
 {
-    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' ||
-                       p[i] == '\r'))
+    while (i < len &&
+           (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
         i++;
     return i;
 }
@@ -189,8 +189,7 @@ qg__envelope_parse(const char *body, size_t len, qg__envelope *env,
     json_tokener_free(tok);
 
     if (jerr == json_tokener_continue) {
-        snprintf(detail, dlen, "the body ends at byte %zu inside a value",
-                 len);
+        snprintf(detail, dlen, "the body ends at byte %zu inside a value", len);
         return QG_R_BAD_JSON;
     }
     if (jerr != json_tokener_success && is_document(body, end)) {
@@ -496,8 +495,8 @@ qg__parse_time(const char *s, int64_t *ms, int32_t *offset_s)
         h > 23 || mi > 59 || sec > 60 || oh > 23 || om > 59)
         return -1;
     *offset_s = sign * (oh * 3600 + om * 60);
-    *ms = ((days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 +
-            h * 3600 + mi * 60 + sec) -
+    *ms = ((days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
+            mi * 60 + sec) -
            *offset_s) *
               1000 +
           frac;
@@ -526,9 +525,8 @@ qg__format_time(int64_t ms, int32_t offset_s, char *dst, size_t len)
     d = doy - (153 * mp + 2) / 5 + 1;
     m = mp < 10 ? mp + 3 : mp - 9;
     y += m <= 2;
-    snprintf(dst, len, "%04" PRId64 "-%02u-%02uT%02u:%02u:%02u%c%02d:%02d",
-             y, m, d, secs / 3600, secs / 60 % 60, secs % 60,
-             offset_s < 0 ? '-' : '+', (int)(off / 3600),
-             (int)(off / 60 % 60));
+    snprintf(dst, len, "%04" PRId64 "-%02u-%02uT%02u:%02u:%02u%c%02d:%02d", y,
+             m, d, secs / 3600, secs / 60 % 60, secs % 60,
+             offset_s < 0 ? '-' : '+', (int)(off / 3600), (int)(off / 60 % 60));
     return dst;
 }

@@ -108,8 +108,7 @@ load_config(cli *c)
                 c->no_verify = 1;
         } else {
             rc = cli_fail("%s: key \"%s\": unknown, or value %s not valid",
-                          c->config, key,
-                          json_object_to_json_string(val));
+                          c->config, key, json_object_to_json_string(val));
             break;
         }
     }
@@ -154,8 +153,7 @@ cli_open_store(cli *c, int rdonly, qg_store **out)
     }
     if ((rc = qg_store_open(&o, out)))
         return cli_fail("%s: cannot open the store: %s", c->db,
-                        rc == QG_NOTFOUND ? "no store there"
-                                          : qg_strerror(rc));
+                        rc == QG_NOTFOUND ? "no store there" : qg_strerror(rc));
     return 0;
 }
 
@@ -170,8 +168,8 @@ cli_new_engine(cli *c, qg_engine **out)
     if (c->no_verify) {
         qg_engine_require_signature(*out, 0);
     } else if (c->secret_file) {
-        if ((rc = qg_engine_load_secret(*out, c->secret_file, err,
-                                        sizeof(err))))
+        if ((rc =
+                 qg_engine_load_secret(*out, c->secret_file, err, sizeof(err))))
             goto fail;
     } else {
         qg_engine_free(*out);
@@ -238,8 +236,7 @@ cli_duration(int64_t ms, char *dst, size_t len)
     } else if (s < 3600) {
         snprintf(dst, len, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
     } else if (s < 86400) {
-        snprintf(dst, len, "%" PRId64 "h%02" PRId64 "m", s / 3600,
-                 s / 60 % 60);
+        snprintf(dst, len, "%" PRId64 "h%02" PRId64 "m", s / 3600, s / 60 % 60);
     } else {
         snprintf(dst, len, "%" PRId64 "d%02" PRId64 "h", s / 86400,
                  s / 3600 % 24);
@@ -304,11 +301,9 @@ cli_json_verdict(FILE *f, const qg_result *res, const char *input)
     fprintf(f, ",\"live_queue_id\":");
     fprintf(f, res->live_queue_id ? "%" PRId64 : "null", res->live_queue_id);
     fprintf(f, ",\"appointment_id\":");
-    fprintf(f, res->appointment_id ? "%" PRId64 : "null",
-            res->appointment_id);
+    fprintf(f, res->appointment_id ? "%" PRId64 : "null", res->appointment_id);
     json_key_str(f, "chup_event", res->chup_event[0] ? res->chup_event : NULL);
-    json_key_str(f, "event",
-                 res->event ? qg_event_name(res->event) : NULL);
+    json_key_str(f, "event", res->event ? qg_event_name(res->event) : NULL);
     json_key_str(f, "from", qg_state_name(res->from));
     json_key_str(f, "to", qg_state_name(res->to));
     if (res->seq)

@@ -9,9 +9,9 @@
 #include "qgate.h"
 
 /* Exit codes of every subcommand. */
-#define EXIT_OK 0      /* worked, found nothing wrong */
-#define EXIT_FOUND 1   /* worked, found a problem (a refused delivery) */
-#define EXIT_FAILED 2  /* usage, I/O or store failure */
+#define EXIT_OK     0 /* worked, found nothing wrong */
+#define EXIT_FOUND  1 /* worked, found a problem (a refused delivery) */
+#define EXIT_FAILED 2 /* usage, I/O or store failure */
 
 typedef struct cli {
     const char *prog;
@@ -22,22 +22,24 @@ typedef struct cli {
     int no_verify;           /* --no-verify, config require_signature */
     int json;                /* --json */
     qg_durability durability;
-    char paths[3][4096];     /* storage for paths resolved from config */
+    char paths[3][4096]; /* storage for paths resolved from config */
 } cli;
 
 /* Options every subcommand takes; cli_common_option() handles them. */
-#define OPT_DB 1000
-#define OPT_CONFIG 1001
-#define OPT_JSON 1002
+#define OPT_DB          1000
+#define OPT_CONFIG      1001
+#define OPT_JSON        1002
 #define OPT_SECRET_FILE 1003
-#define OPT_NO_VERIFY 1004
+#define OPT_NO_VERIFY   1004
 #define CLI_COMMON_OPTIONS                                                     \
     {"db", required_argument, NULL, OPT_DB},                                   \
         {"config", required_argument, NULL, OPT_CONFIG},                       \
         {"json", no_argument, NULL, OPT_JSON},                                 \
         {"secret-file", required_argument, NULL, OPT_SECRET_FILE},             \
         {"no-verify", no_argument, NULL, OPT_NO_VERIFY},                       \
-        {"help", no_argument, NULL, 'h'}
+    {                                                                          \
+        "help", no_argument, NULL, 'h'                                         \
+    }
 
 /* Returns 1 when opt was a common option (and records it), else 0. */
 int cli_common_option(cli *c, int opt, const char *arg);

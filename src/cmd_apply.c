@@ -84,8 +84,7 @@ one(cli *c, qg_engine *eng, qg_store *st, unsigned flags, const char *body,
     int rc;
 
     if ((rc = qg_engine_apply(eng, st, body, len, flags, &res)))
-        return cli_fail("%s: %s (nothing was written)", input,
-                        qg_strerror(rc));
+        return cli_fail("%s: %s (nothing was written)", input, qg_strerror(rc));
     if (c->json)
         cli_json_verdict(stdout, &res, input);
     else

@@ -58,11 +58,9 @@ history(cli *c, qg_store *st, const qg_ticket *t, long raw)
     if (raw == 0 && !c->json) {
         printf("ticket %" PRIu64 " (%s): %s, %" PRIu32 " steps, %" PRIu32
                " refused\n",
-               t->id, name, qg_state_name(t->state), t->records,
-               t->rejections);
-        printf("%4s  %-26s  %-11s  %-40s  %-11s  %-9s  %s\n", "#",
-               "time", "event", "from -> to", "svc/staff", "in prev",
-               "machine");
+               t->id, name, qg_state_name(t->state), t->records, t->rejections);
+        printf("%4s  %-26s  %-11s  %-40s  %-11s  %-9s  %s\n", "#", "time",
+               "event", "from -> to", "svc/staff", "in prev", "machine");
     } else if (c->json && raw == 0) {
         printf("[");
     }
@@ -95,8 +93,8 @@ history(cli *c, qg_store *st, const qg_ticket *t, long raw)
     if (rc != 0 && rc != QG_NOTFOUND)
         return cli_fail("ticket %" PRIu64 ": %s", t->id, qg_strerror(rc));
     if (raw > 0 && rc == QG_NOTFOUND)
-        return cli_fail("ticket %s: no record %ld (it has %" PRIu32 ")",
-                        name, raw, t->records);
+        return cli_fail("ticket %s: no record %ld (it has %" PRIu32 ")", name,
+                        raw, t->records);
     if (c->json && raw == 0)
         printf("]\n");
     return EXIT_OK;
@@ -155,8 +153,7 @@ run(cli *c, int argc, char **argv, int is_show)
         if (opt == 'r' && !is_show) {
             raw = strtol(optarg, &end, 10);
             if (*end || raw <= 0)
-                return cli_fail("--raw: \"%s\" is not a record number",
-                                optarg);
+                return cli_fail("--raw: \"%s\" is not a record number", optarg);
             continue;
         }
         if (opt == 'h') {

@@ -38,11 +38,12 @@ dot(FILE *f)
 {
     int s, e, to;
 
-    fprintf(f, "digraph lifecycle {\n"
-               "  rankdir=LR;\n"
-               "  label=\"qgate ticket lifecycle (machine %s)\";\n"
-               "  node [shape=box, style=rounded, fontname=\"sans\"];\n"
-               "  edge [fontname=\"sans\", fontsize=10];\n",
+    fprintf(f,
+            "digraph lifecycle {\n"
+            "  rankdir=LR;\n"
+            "  label=\"qgate ticket lifecycle (machine %s)\";\n"
+            "  node [shape=box, style=rounded, fontname=\"sans\"];\n"
+            "  edge [fontname=\"sans\", fontsize=10];\n",
             qg_machine_version());
     for (s = 0; s < QG_STATE_COUNT; s++)
         fprintf(f, "  %s [label=\"%s\"%s];\n", qg_state_name((qg_state)s),

@@ -211,8 +211,7 @@ examine(job *j)
     if ((r = qg__payload_head(&j->env, &j->d, res->detail,
                               sizeof(res->detail))))
         return r;
-    snprintf(res->chup_event, sizeof(res->chup_event), "%s",
-             j->d.event_name);
+    snprintf(res->chup_event, sizeof(res->chup_event), "%s", j->d.event_name);
     j->em = qg__mapping_event(j->eng->map, j->d.event_name);
     if (j->em.rule == QG__RULE_UNKNOWN) {
         snprintf(res->detail, sizeof(res->detail),
@@ -241,8 +240,7 @@ examine(job *j)
             char value[32] = "none";
 
             if (j->d.has_state_value)
-                snprintf(value, sizeof(value), "%" PRId64,
-                         j->d.state_value);
+                snprintf(value, sizeof(value), "%" PRId64, j->d.state_value);
             snprintf(res->detail, sizeof(res->detail),
                      "state is not in the mapping: state_name \"%.48s\", "
                      "state.name \"%.48s\", value %s",
@@ -268,8 +266,7 @@ find_ticket(qg__txn *t, job *j, qg__ticket_row *row)
         rc = qg__find_alias(t, QG_ID_LIVE_QUEUE, j->res->live_queue_id, &id);
     /* A live-queue entry made from an appointment continues its ticket. */
     if (rc == QG_NOTFOUND && j->res->appointment_id)
-        rc = qg__find_alias(t, QG_ID_APPOINTMENT, j->res->appointment_id,
-                            &id);
+        rc = qg__find_alias(t, QG_ID_APPOINTMENT, j->res->appointment_id, &id);
     if (rc == 0)
         rc = qg__get_ticket(t, id, row);
     return rc;
@@ -303,8 +300,7 @@ canonical_event(const job *j, const qg__ticket_row *row)
         return j->state_event;
     if (j->em.appointment)
         return same_text(j->d.appointment_date, row->appointment_date) &&
-                       same_text(j->d.appointment_time,
-                                 row->appointment_time)
+                       same_text(j->d.appointment_time, row->appointment_time)
                    ? QG_EV_UPDATE
                    : QG_EV_RESCHEDULE;
     return j->d.service_id && row->t.service_id &&
@@ -339,12 +335,12 @@ judge(job *j, const qg__ticket_row *row, qg_event ev)
     }
     if (row->t.records && j->d.event_ms < row->t.last_event_ms) {
         verdict(res, QG_R_STALE,
-                "%s: %s at %s is older than the last accepted step at %s",
-                name, qg_event_name(ev),
+                "%s: %s at %s is older than the last accepted step at %s", name,
+                qg_event_name(ev),
                 qg__format_time(j->d.event_ms, j->d.utc_offset_s, when,
                                 sizeof(when)),
-                qg__format_time(row->t.last_event_ms, j->d.utc_offset_s,
-                                last, sizeof(last)));
+                qg__format_time(row->t.last_event_ms, j->d.utc_offset_s, last,
+                                sizeof(last)));
         return res->reason;
     }
     if (qg_machine_next(row->t.state, ev) < 0) {
@@ -537,9 +533,8 @@ qg_engine_apply(qg_engine *eng, qg_store *st, const char *body, size_t len,
     qg__txn t;
     int rc;
 
-    if (eng == NULL || st == NULL || res == NULL ||
-        (body == NULL && len > 0) || (flags & ~QG_DRY_RUN) ||
-        len > UINT32_MAX / 2)
+    if (eng == NULL || st == NULL || res == NULL || (body == NULL && len > 0) ||
+        (flags & ~QG_DRY_RUN) || len > UINT32_MAX / 2)
         return QG_EINVAL;
     if (!(flags & QG_DRY_RUN) && !qg__store_writable(st))
         return QG_ERDONLY;

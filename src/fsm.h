@@ -19,8 +19,7 @@ typedef struct qg__fsm {
 void qg__fsm_entries(int entry[QG_STATE_COUNT]);
 
 /* Places the machine in canonical state s (entry from qg__fsm_entries()). */
-void qg__fsm_resume(qg__fsm *fsm, const int entry[QG_STATE_COUNT],
-                    qg_state s);
+void qg__fsm_resume(qg__fsm *fsm, const int entry[QG_STATE_COUNT], qg_state s);
 
 /* Feeds one event.  Returns 0 and updates fsm->state when the event is legal,
  * -1 when it is not; after -1 the machine stays in error. */

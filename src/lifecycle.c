@@ -11,17 +11,24 @@
 #include "fsm.h"
 #include "qgate_int.h"
 
-static const char *const state_names[QG_STATE_COUNT] = {
-    "new",     "booked",  "queued",    "arrived",
-    "serving", "served",  "no_show",   "moved",
-    "cancelled", "pharmacy_received", "pharmacy_dispensed",
-    "paid",    "visit_ended"};
+static const char *const state_names[QG_STATE_COUNT] = {"new",
+                                                        "booked",
+                                                        "queued",
+                                                        "arrived",
+                                                        "serving",
+                                                        "served",
+                                                        "no_show",
+                                                        "moved",
+                                                        "cancelled",
+                                                        "pharmacy_received",
+                                                        "pharmacy_dispensed",
+                                                        "paid",
+                                                        "visit_ended"};
 
 static const char *const event_names[QG_EVENT_COUNT] = {
-    "none",     "book",   "reschedule", "join",       "arrive",
-    "alert",    "serve",  "complete",   "no_show",    "move",
-    "cancel",   "rx_receive", "rx_dispense", "pay",   "end_visit",
-    "update"};
+    "none",        "book",     "reschedule", "join",  "arrive", "alert",
+    "serve",       "complete", "no_show",    "move",  "cancel", "rx_receive",
+    "rx_dispense", "pay",      "end_visit",  "update"};
 
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 static signed char next_state[QG_STATE_COUNT][QG_EVENT_COUNT];

@@ -46,22 +46,14 @@ static const struct {
     const char *name;
     const char *to;
 } default_events[] = {
-    {"appointment_created", "book"},
-    {"appointment_updated", "state"},
-    {"appointment_deleted", "cancel"},
-    {"live_queue_created", "state"},
-    {"live_queue_updated", "state"},
-    {"live_queue_deleted", "cancel"},
-    {"client_created", "ignore"},
-    {"client_updated", "ignore"},
-    {"client_deleted", "ignore"},
-    {"service_created", "ignore"},
-    {"service_updated", "ignore"},
-    {"service_staffs_updated", "ignore"},
-    {"service_deleted", "ignore"},
-    {"staff_created", "ignore"},
-    {"staff_updated", "ignore"},
-    {"staff_services_updated", "ignore"},
+    {"appointment_created", "book"},   {"appointment_updated", "state"},
+    {"appointment_deleted", "cancel"}, {"live_queue_created", "state"},
+    {"live_queue_updated", "state"},   {"live_queue_deleted", "cancel"},
+    {"client_created", "ignore"},      {"client_updated", "ignore"},
+    {"client_deleted", "ignore"},      {"service_created", "ignore"},
+    {"service_updated", "ignore"},     {"service_staffs_updated", "ignore"},
+    {"service_deleted", "ignore"},     {"staff_created", "ignore"},
+    {"staff_updated", "ignore"},       {"staff_services_updated", "ignore"},
     {"staff_deleted", "ignore"},
 };
 
@@ -124,8 +116,8 @@ event_rule(const char *name, const char *to, qg__event_map *m)
 {
     memset(m, 0, sizeof(*m));
     m->appointment = strncmp(name, "appointment_", 12) == 0;
-    m->updated = strlen(name) > 8 &&
-                 strcmp(name + strlen(name) - 8, "_updated") == 0;
+    m->updated =
+        strlen(name) > 8 && strcmp(name + strlen(name) - 8, "_updated") == 0;
     if (strcmp(to, "state") == 0)
         m->rule = QG__RULE_STATE;
     else if (strcmp(to, "ignore") == 0)
@@ -324,8 +316,8 @@ load_section(qg__mapping *m, json_object *sec, int kind, const char *path,
         } else {
             if (to && qg_event_from_name(to, &ev) != 0) {
                 snprintf(err, errlen,
-                         "%s: %s.\"%s\": \"%s\" is not a canonical event",
-                         path, names[kind], key, to);
+                         "%s: %s.\"%s\": \"%s\" is not a canonical event", path,
+                         names[kind], key, to);
                 return QG_ECONFIG;
             }
             if (kind == 1) {
@@ -340,8 +332,8 @@ load_section(qg__mapping *m, json_object *sec, int kind, const char *path,
                 num = strtoll(key, &end, 10);
                 if (errno || end == key || *end) {
                     snprintf(err, errlen,
-                             "%s: state_values.\"%s\" is not an integer",
-                             path, key);
+                             "%s: state_values.\"%s\" is not an integer", path,
+                             key);
                     return QG_ECONFIG;
                 }
                 rc = set_value(m, num, to ? &ev : NULL);
@@ -356,8 +348,7 @@ load_section(qg__mapping *m, json_object *sec, int kind, const char *path,
 int
 qg__mapping_load(qg__mapping *m, const char *path, char *err, size_t errlen)
 {
-    static const char *const sections[] = {"events", "states",
-                                           "state_values"};
+    static const char *const sections[] = {"events", "states", "state_values"};
     json_object *root;
     qg__mapping next;
     int rc = 0, i, known;

@@ -11,9 +11,9 @@
 
 #include "qgate.h"
 
-#define QG__DIGEST_LEN 32
+#define QG__DIGEST_LEN  32
 #define QG__HEX_SIG_LEN 64
-#define QG__JSON_DEPTH 32 /* Chup's payloads nest 4 deep; notes may add */
+#define QG__JSON_DEPTH  32 /* Chup's payloads nest 4 deep; notes may add */
 
 /* lifecycle.c ---------------------------------------------------------- */
 
@@ -36,10 +36,10 @@ typedef struct qg__span {
 
 /* A delivery split into its envelope parts; borrowed from the body. */
 typedef struct qg__envelope {
-    json_object *root;  /* owned: json_object_put() via qg__envelope_free */
-    json_object *payload;   /* borrowed from root */
-    qg__span payload_text;  /* the exact payload bytes, what is signed */
-    qg__span signature;     /* hex text inside the quotes; p NULL if none */
+    json_object *root;     /* owned: json_object_put() via qg__envelope_free */
+    json_object *payload;  /* borrowed from root */
+    qg__span payload_text; /* the exact payload bytes, what is signed */
+    qg__span signature;    /* hex text inside the quotes; p NULL if none */
 } qg__envelope;
 
 /* What the engine needs from a payload; strings borrowed from root. */
@@ -113,9 +113,9 @@ typedef enum qg__rule {
 
 typedef struct qg__event_map {
     qg__rule rule;
-    qg_event event;     /* for QG__RULE_EVENT */
-    int appointment;    /* appointment_* vocabulary: keyed by appointment */
-    int updated;        /* an *_updated event: same-state rules apply */
+    qg_event event;  /* for QG__RULE_EVENT */
+    int appointment; /* appointment_* vocabulary: keyed by appointment */
+    int updated;     /* an *_updated event: same-state rules apply */
 } qg__event_map;
 
 int qg__mapping_new(qg__mapping **out);
@@ -147,18 +147,15 @@ int qg__txn_commit(qg__txn *txn);
 void qg__txn_abort(qg__txn *txn);
 
 int qg__store_writable(const qg_store *st);
-int qg__find_alias(qg__txn *txn, qg_id_kind kind, int64_t id,
-                   uint64_t *ticket);
+int qg__find_alias(qg__txn *txn, qg_id_kind kind, int64_t id, uint64_t *ticket);
 int qg__get_ticket(qg__txn *txn, uint64_t ticket, qg__ticket_row *row);
-int qg__find_digest(qg__txn *txn, const unsigned char *digest,
-                    uint64_t *ticket, uint32_t *seq);
+int qg__find_digest(qg__txn *txn, const unsigned char *digest, uint64_t *ticket,
+                    uint32_t *seq);
 int qg__new_ticket_id(qg__txn *txn, uint64_t *ticket);
 int qg__put_ticket(qg__txn *txn, const qg__ticket_row *row);
-int qg__put_alias(qg__txn *txn, qg_id_kind kind, int64_t id,
-                  uint64_t ticket);
+int qg__put_alias(qg__txn *txn, qg_id_kind kind, int64_t id, uint64_t ticket);
 int qg__append_record(qg__txn *txn, const qg_record *rec);
-int qg__append_rejection(qg__txn *txn, const qg_rejection *rej,
-                         uint64_t *id);
+int qg__append_rejection(qg__txn *txn, const qg_rejection *rej, uint64_t *id);
 
 /* Runs fn in a write transaction: commits when fn returns 0, aborts and
  * returns 0 when fn returns > 0 (nothing to write), aborts and returns

@@ -36,8 +36,7 @@ hexval(char c)
 }
 
 qg_reason
-qg__signature_check(const void *key, size_t keylen, qg__span msg,
-                    qg__span hex)
+qg__signature_check(const void *key, size_t keylen, qg__span msg, qg__span hex)
 {
     unsigned char want[EVP_MAX_MD_SIZE], got[QG__DIGEST_LEN];
     unsigned int n = 0;
@@ -58,14 +57,13 @@ qg__signature_check(const void *key, size_t keylen, qg__span msg,
              msg.len, want, &n) == NULL ||
         n != QG__DIGEST_LEN)
         return QG_R_BAD_SIGNATURE;
-    return CRYPTO_memcmp(want, got, QG__DIGEST_LEN) == 0
-               ? QG_R_NONE
-               : QG_R_BAD_SIGNATURE;
+    return CRYPTO_memcmp(want, got, QG__DIGEST_LEN) == 0 ? QG_R_NONE
+                                                         : QG_R_BAD_SIGNATURE;
 }
 
 void
-qg__signature_make(const void *key, size_t keylen, const void *msg,
-                   size_t len, char out[QG__HEX_SIG_LEN + 1])
+qg__signature_make(const void *key, size_t keylen, const void *msg, size_t len,
+                   char out[QG__HEX_SIG_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char mac[EVP_MAX_MD_SIZE];

@@ -26,14 +26,14 @@
 
 #include "qgate_int.h"
 
-#define STORE_FORMAT 1
+#define STORE_FORMAT     1
 #define DEFAULT_MAP_SIZE ((size_t)64 << 20)
-#define DEFAULT_MAP_MAX ((size_t)64 << 30)
-#define WRITE_RETRIES 16
-#define RESIZE_WAIT_S 10
+#define DEFAULT_MAP_MAX  ((size_t)64 << 30)
+#define WRITE_RETRIES    16
+#define RESIZE_WAIT_S    10
 
-#define TICKET_LEN 104
-#define RECORD_HDR 96
+#define TICKET_LEN    104
+#define RECORD_HDR    96
 #define REJECTION_HDR 48
 
 struct qg_store {
@@ -43,7 +43,7 @@ struct qg_store {
     size_t map_max;
     pthread_mutex_t lock; /* guards the three fields below */
     pthread_cond_t idle;
-    unsigned active;      /* open transactions of this process */
+    unsigned active; /* open transactions of this process */
     int resizing;
 };
 
@@ -234,8 +234,7 @@ qg__store_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg)
         if (size >= st->map_max)
             return QG_EFULL;
         if (map_size(st) == size &&
-            (rc = resize(st, size * 2 < st->map_max ? size * 2
-                                                    : st->map_max)))
+            (rc = resize(st, size * 2 < st->map_max ? size * 2 : st->map_max)))
             return rc;
     }
     return QG_EFULL;
@@ -253,7 +252,7 @@ static int
 open_dbs(qg_store *st)
 {
     static const char *const names[] = {"meta",    "tickets", "aliases",
-                                         "history", "digests", "rejections"};
+                                        "history", "digests", "rejections"};
     MDB_dbi *const dbis[] = {&st->meta,    &st->tickets, &st->aliases,
                              &st->history, &st->digests, &st->rejections};
     unsigned create = (st->flags & QG_RDONLY) ? 0 : MDB_CREATE;
@@ -454,10 +453,8 @@ qg__put_ticket(qg__txn *t, const qg__ticket_row *row)
     put64(p + 48, (uint64_t)row->t.last_received_us);
     put64(p + 56, (uint64_t)row->t.service_id);
     put64(p + 64, (uint64_t)row->t.staff_id);
-    memcpy(p + 72, row->appointment_date,
-           strnlen(row->appointment_date, 15));
-    memcpy(p + 88, row->appointment_time,
-           strnlen(row->appointment_time, 15));
+    memcpy(p + 72, row->appointment_date, strnlen(row->appointment_date, 15));
+    memcpy(p + 88, row->appointment_time, strnlen(row->appointment_time, 15));
     return from_mdb(mdb_put(t->txn, t->st->tickets, &k, &v, 0));
 }
 

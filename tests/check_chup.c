@@ -56,9 +56,8 @@ START_TEST(test_chup_payload_span_is_exact_bytes)
     qg__envelope env;
     char detail[256];
 
-    ck_assert_int_eq(qg__envelope_parse(body, len, &env, detail,
-                                        sizeof(detail)),
-                     QG_R_NONE);
+    ck_assert_int_eq(
+        qg__envelope_parse(body, len, &env, detail, sizeof(detail)), QG_R_NONE);
     ck_assert_ptr_eq(env.payload_text.p, start);
     ck_assert_uint_eq(env.payload_text.len, (size_t)(end - start));
     ck_assert_uint_eq(env.signature.len, 64);
@@ -80,23 +79,22 @@ START_TEST(test_chup_signature_whitespace_matters)
     qg__span hex;
     char detail[256];
 
-    ck_assert_int_eq(qg__envelope_parse(body, len, &env, detail,
-                                        sizeof(detail)),
-                     QG_R_NONE);
+    ck_assert_int_eq(
+        qg__envelope_parse(body, len, &env, detail, sizeof(detail)), QG_R_NONE);
     qg__signature_make(key, strlen(key), env.payload_text.p,
                        env.payload_text.len, sig);
     hex.p = sig;
     hex.len = 64;
-    ck_assert_int_eq(qg__signature_check(key, strlen(key), env.payload_text,
-                                         hex),
-                     QG_R_NONE);
+    ck_assert_int_eq(
+        qg__signature_check(key, strlen(key), env.payload_text, hex),
+        QG_R_NONE);
     /* one key byte off */
     ck_assert_int_eq(qg__signature_check("clinic-secreT", strlen(key),
                                          env.payload_text, hex),
                      QG_R_BAD_SIGNATURE);
     /* re-serialised */
-    compact = strdup(json_object_to_json_string_ext(
-        env.payload, JSON_C_TO_STRING_PLAIN));
+    compact = strdup(
+        json_object_to_json_string_ext(env.payload, JSON_C_TO_STRING_PLAIN));
     {
         qg__span msg = {compact, strlen(compact)};
 
@@ -177,8 +175,7 @@ static const struct {
     qg_event event;
 } states[] = {
     {"\"state\":1", QG_ACCEPTED, QG_EV_JOIN},
-    {"\"state\":{\"name\":\"ARRIVED\",\"value\":3}", QG_ACCEPTED,
-     QG_EV_ARRIVE},
+    {"\"state\":{\"name\":\"ARRIVED\",\"value\":3}", QG_ACCEPTED, QG_EV_ARRIVE},
     {"\"state\":{\"name\":\"ARRIVED\",\"value\":3},\"state_name\":\"In "
      "Queue\"",
      QG_ACCEPTED, QG_EV_JOIN},
@@ -207,9 +204,8 @@ START_TEST(test_chup_state_table)
 {
     qg_result res = apply_data("live_queue_created", states[_i].fields);
 
-    ck_assert_msg(res.verdict == states[_i].verdict,
-                  "%s: %s (%s), expected %s", states[_i].fields,
-                  qg_verdict_name(res.verdict), res.detail,
+    ck_assert_msg(res.verdict == states[_i].verdict, "%s: %s (%s), expected %s",
+                  states[_i].fields, qg_verdict_name(res.verdict), res.detail,
                   qg_verdict_name(states[_i].verdict));
     ck_assert_int_eq(res.event, states[_i].event);
 }
@@ -240,8 +236,8 @@ START_TEST(test_chup_mapping_override)
                  "\"client_created\": null},"
                  " \"states\": {\"Waiting Room\": \"join\"},"
                  " \"state_values\": {\"7\": \"arrive\", \"1\": null}}");
-    ck_assert_msg(qg_engine_load_mapping(eng, config_path, err,
-                                         sizeof(err)) == 0,
+    ck_assert_msg(qg_engine_load_mapping(eng, config_path, err, sizeof(err)) ==
+                      0,
                   "%s", err);
     unlink(config_path);
 
@@ -267,8 +263,7 @@ static const struct {
     const char *says;
 } bad_configs[] = {
     {"{\"states\": {\"Waiting\": \"teleport\"}}", QG_ECONFIG, "teleport"},
-    {"{\"events\": {\"x_updated\": \"sometimes\"}}", QG_ECONFIG,
-     "sometimes"},
+    {"{\"events\": {\"x_updated\": \"sometimes\"}}", QG_ECONFIG, "sometimes"},
     {"{\"state_values\": {\"one\": \"join\"}}", QG_ECONFIG, "one"},
     {"{\"colours\": {}}", QG_ECONFIG, "colours"},
     {"{\"states\": [\"join\"]}", QG_ECONFIG, "states"},
@@ -285,8 +280,7 @@ START_TEST(test_chup_mapping_errors_table)
     qg_result res;
 
     write_config(bad_configs[_i].text);
-    ck_assert_int_eq(qg_engine_load_mapping(eng, config_path, err,
-                                            sizeof(err)),
+    ck_assert_int_eq(qg_engine_load_mapping(eng, config_path, err, sizeof(err)),
                      bad_configs[_i].rc);
     unlink(config_path);
     ck_assert_msg(strstr(err, bad_configs[_i].says) != NULL,

@@ -59,8 +59,8 @@ assert_names(const qg_result *res, const char *where, const char *event,
                   from);
     if (to)
         ck_assert_msg(strcmp(qg_state_name(res->to), to) == 0,
-                      "%s: to %s, expected %s", where,
-                      qg_state_name(res->to), to);
+                      "%s: to %s, expected %s", where, qg_state_name(res->to),
+                      to);
 }
 
 /* visits/EXPECT: every step of every legal visit, in order. */
@@ -73,9 +73,9 @@ START_TEST(test_engine_visits_accepted_step_by_step)
     for (i = 0; i < n; i++) {
         qg_result res = tu_apply(eng, st, rows[i][0]);
 
-        ck_assert_msg(res.verdict == QG_ACCEPTED, "%s: %s %s: %s",
-                      rows[i][0], qg_verdict_name(res.verdict),
-                      qg_reason_name(res.reason), res.detail);
+        ck_assert_msg(res.verdict == QG_ACCEPTED, "%s: %s %s: %s", rows[i][0],
+                      qg_verdict_name(res.verdict), qg_reason_name(res.reason),
+                      res.detail);
         assert_names(&res, rows[i][0], rows[i][2], rows[i][3], rows[i][4]);
         ck_assert_uint_eq(res.allowed, qg_machine_allowed(res.to));
     }
@@ -86,12 +86,21 @@ END_TEST
  * delivery among the visits. */
 START_TEST(test_engine_fixtures_cover_documented_flows)
 {
-    static const char *const flows[] = {
-        "join-live-queue", "appointment", "alert", "serving", "served",
-        "no-show", "no-show-canceled-by-system",
-        "no-show-back-to-live-queue", "move", "cancel-delete", "reschedule",
-        "pharmacy-received", "pharmacy-dispensed", "billing-paid",
-        "end-visit"};
+    static const char *const flows[] = {"join-live-queue",
+                                        "appointment",
+                                        "alert",
+                                        "serving",
+                                        "served",
+                                        "no-show",
+                                        "no-show-canceled-by-system",
+                                        "no-show-back-to-live-queue",
+                                        "move",
+                                        "cancel-delete",
+                                        "reschedule",
+                                        "pharmacy-received",
+                                        "pharmacy-dispensed",
+                                        "billing-paid",
+                                        "end-visit"};
     static char rows[64][6][96];
     int n = read_table("visits/EXPECT", rows, 64), i;
     size_t f;
@@ -104,8 +113,7 @@ START_TEST(test_engine_fixtures_cover_documented_flows)
         for (i = 0; i < n && !found; i++) {
             const char *slash = strrchr(rows[i][0], '/');
 
-            found = slash && strlen(slash) > 3 &&
-                    strcmp(slash + 3, want) == 0;
+            found = slash && strlen(slash) > 3 && strcmp(slash + 3, want) == 0;
         }
         ck_assert_msg(found, "no fixture for flow %s", flows[f]);
     }
@@ -174,9 +182,8 @@ START_TEST(test_engine_malformed_bodies_refused)
         ck_assert_msg(strcmp(qg_verdict_name(res.verdict), rows[i][1]) == 0 &&
                           strcmp(qg_reason_name(res.reason), rows[i][2]) == 0,
                       "%s: %s %s, expected %s %s (%s)", rows[i][0],
-                      qg_verdict_name(res.verdict),
-                      qg_reason_name(res.reason), rows[i][1], rows[i][2],
-                      res.detail);
+                      qg_verdict_name(res.verdict), qg_reason_name(res.reason),
+                      rows[i][1], rows[i][2], res.detail);
         ck_assert_msg(res.detail[0] != '\0', "%s: no detail", rows[i][0]);
         ck_assert_int_eq(res.ticket, 0);
         /* refused deliveries are logged; ignored ones are not */
@@ -265,11 +272,9 @@ START_TEST(test_engine_bad_arguments)
     qg_result res;
 
     ck_assert_int_eq(qg_engine_apply(NULL, st, "{}", 2, 0, &res), QG_EINVAL);
-    ck_assert_int_eq(qg_engine_apply(eng, NULL, "{}", 2, 0, &res),
-                     QG_EINVAL);
+    ck_assert_int_eq(qg_engine_apply(eng, NULL, "{}", 2, 0, &res), QG_EINVAL);
     ck_assert_int_eq(qg_engine_apply(eng, st, NULL, 2, 0, &res), QG_EINVAL);
-    ck_assert_int_eq(qg_engine_apply(eng, st, "{}", 2, 0x80, &res),
-                     QG_EINVAL);
+    ck_assert_int_eq(qg_engine_apply(eng, st, "{}", 2, 0x80, &res), QG_EINVAL);
     ck_assert_int_eq(qg_engine_apply(eng, st, "{}", 2, 0, NULL), QG_EINVAL);
     ck_assert_int_eq(qg_engine_set_secret(eng, "", 0), QG_EINVAL);
 }

@@ -123,10 +123,8 @@ END_TEST
 
 START_TEST(test_machine_out_of_range_is_illegal)
 {
-    ck_assert_int_eq(qg_machine_next((qg_state)QG_STATE_COUNT, QG_EV_JOIN),
-                     -1);
-    ck_assert_int_eq(qg_machine_next(QG_ST_NEW, (qg_event)QG_EVENT_COUNT),
-                     -1);
+    ck_assert_int_eq(qg_machine_next((qg_state)QG_STATE_COUNT, QG_EV_JOIN), -1);
+    ck_assert_int_eq(qg_machine_next(QG_ST_NEW, (qg_event)QG_EVENT_COUNT), -1);
     ck_assert_int_eq(qg_machine_next(QG_ST_NEW, QG_EV_NONE), -1);
     ck_assert_ptr_null(qg_state_name((qg_state)99));
     ck_assert_ptr_null(qg_event_name((qg_event)99));
@@ -146,17 +144,17 @@ END_TEST
 START_TEST(test_machine_walks_a_whole_visit)
 {
     static const qg_event visit[] = {
-        QG_EV_BOOK,  QG_EV_RESCHEDULE, QG_EV_JOIN,       QG_EV_ALERT,
-        QG_EV_MOVE,  QG_EV_SERVE,      QG_EV_COMPLETE,   QG_EV_RX_RECEIVE,
-        QG_EV_RX_DISPENSE, QG_EV_PAY,  QG_EV_END_VISIT};
+        QG_EV_BOOK,        QG_EV_RESCHEDULE, QG_EV_JOIN,     QG_EV_ALERT,
+        QG_EV_MOVE,        QG_EV_SERVE,      QG_EV_COMPLETE, QG_EV_RX_RECEIVE,
+        QG_EV_RX_DISPENSE, QG_EV_PAY,        QG_EV_END_VISIT};
     qg_state s = QG_ST_NEW;
     size_t i;
 
     for (i = 0; i < sizeof(visit) / sizeof(*visit); i++) {
         int next = qg_machine_next(s, visit[i]);
 
-        ck_assert_msg(next >= 0, "%s refused in %s",
-                      qg_event_name(visit[i]), qg_state_name(s));
+        ck_assert_msg(next >= 0, "%s refused in %s", qg_event_name(visit[i]),
+                      qg_state_name(s));
         s = (qg_state)next;
     }
     ck_assert_int_eq(s, QG_ST_VISIT_ENDED);
@@ -172,7 +170,8 @@ machine_suite(void)
 
     tcase_add_loop_test(core, test_machine_cell_matches_spec, 0,
                         QG_STATE_COUNT * NEVENTS);
-    tcase_add_test(core, test_machine_final_states_are_cancelled_and_visit_ended);
+    tcase_add_test(core,
+                   test_machine_final_states_are_cancelled_and_visit_ended);
     tcase_add_test(core, test_machine_names_round_trip);
     tcase_add_test(core, test_machine_version_is_16_hex);
     tcase_add_test(core, test_machine_walks_a_whole_visit);

@@ -96,8 +96,8 @@ tu_engine(void)
 
     snprintf(path, sizeof(path), "%s/secret", QG_FIXTURES);
     ck_assert_int_eq(qg_engine_new(&eng), 0);
-    ck_assert_msg(qg_engine_load_secret(eng, path, err, sizeof(err)) == 0,
-                  "%s", err);
+    ck_assert_msg(qg_engine_load_secret(eng, path, err, sizeof(err)) == 0, "%s",
+                  err);
     return eng;
 }
 
