@@ -264,7 +264,8 @@ typedef struct qg_record {
 typedef struct qg_history qg_history;
 
 /**
- * Opens a cursor over a ticket's history, oldest first.  It holds a read
+ * Opens a cursor over a ticket's history, oldest first; with ticket 0,
+ * over every record of the store, by ticket then step.  It holds a read
  * transaction (a consistent snapshot) until qg_history_close().
  * @param[out] out the cursor.
  * @return 0, QG_NOTFOUND (no such ticket), QG_ENOMEM, QG_ESTORE, QG_EBUSY.
@@ -278,6 +279,39 @@ QG_EXTERN int qg_history_open(qg_store *st, uint64_t ticket, qg_history **out);
 QG_EXTERN int qg_history_next(qg_history *h, qg_record *rec);
 /** Ends the cursor and its read transaction.  NULL ok. */
 QG_EXTERN void qg_history_close(qg_history *h);
+
+typedef struct qg_tickets qg_tickets;
+
+/**
+ * Opens a cursor over every ticket, newest (highest number) first, in a
+ * read transaction held until qg_tickets_close().
+ * @return 0, QG_EINVAL, QG_ENOMEM, QG_ESTORE, QG_EBUSY.
+ */
+QG_EXTERN int qg_tickets_open(qg_store *st, qg_tickets **out);
+/** @return 0, QG_NOTFOUND at the end, QG_ESTORE. */
+QG_EXTERN int qg_tickets_next(qg_tickets *it, qg_ticket *out);
+/** NULL ok. */
+QG_EXTERN void qg_tickets_close(qg_tickets *it);
+
+/** What qg_store_verify_ticket() found; a caller-owned value. */
+typedef struct qg_finding {
+    int found;    /* 0: the ticket is consistent and the machine accepts
+                     its whole history; 1: see the fields below */
+    uint32_t seq; /* the record at fault, 0 for the ticket itself */
+    char what[256];
+} qg_finding;
+
+/**
+ * Checks one ticket in one snapshot: its history is a word of the current
+ * machine (each step legal, each from the previous to, the last to the
+ * ticket's state), steps are numbered 1..n with n the ticket's count and
+ * in time order, each record's digest matches its body and is indexed, and
+ * the ticket's ids lead back to it.
+ * @param[out] out the first problem found, if any.
+ * @return 0 (see out->found), QG_NOTFOUND, QG_EINVAL, QG_ESTORE.
+ */
+QG_EXTERN int qg_store_verify_ticket(qg_store *st, uint64_t ticket,
+                                     qg_finding *out);
 
 /** One refused delivery from the rejection log. */
 typedef struct qg_rejection {

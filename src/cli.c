@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "qgate_int.h"
@@ -22,6 +24,11 @@ static const struct {
     {"check", cmd_check, "the same verdicts as apply, writing nothing"},
     {"history", cmd_history, "a ticket's timeline"},
     {"show", cmd_show, "a ticket's state, next events and counts"},
+    {"list", cmd_list, "tickets, newest first"},
+    {"rejected", cmd_rejected, "the rejection log; --replay re-applies it"},
+    {"verify", cmd_verify, "replay every history through the machine"},
+    {"stats", cmd_stats, "states, events, refusals, waiting times"},
+    {"export", cmd_export, "every history record as NDJSON or CSV"},
     {"machine", cmd_machine, "the lifecycle as a table or Graphviz"},
 };
 
@@ -224,6 +231,48 @@ cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out)
     return 0;
 }
 
+int
+cli_parse_when(const char *opt, const char *arg, int64_t *ms)
+{
+    struct tm tm;
+    int32_t offset;
+    const char *end;
+    time_t t;
+
+    if (qg__parse_time(arg, ms, &offset) == 0)
+        return 0;
+    memset(&tm, 0, sizeof(tm));
+    if ((end = strptime(arg, "%Y-%m-%d", &tm)) == NULL)
+        goto bad;
+    if (*end == 'T' || *end == ' ') {
+        const char *rest = end + 1;
+
+        if ((end = strptime(rest, "%H:%M:%S", &tm)) == NULL &&
+            (end = strptime(rest, "%H:%M", &tm)) == NULL)
+            goto bad;
+    }
+    if (*end != '\0')
+        goto bad;
+    tm.tm_isdst = -1;
+    if ((t = mktime(&tm)) == (time_t)-1)
+        goto bad;
+    *ms = (int64_t)t * 1000;
+    return 0;
+bad:
+    return cli_fail("%s \"%s\": expected 2024-03-05, 2024-03-05T09:00 "
+                    "(local time) or 2024-03-05T09:00:00+08:00",
+                    opt, arg);
+}
+
+void
+cli_progress(const char *what, unsigned long n, int done)
+{
+    if (!isatty(STDERR_FILENO) || (!done && n % 1000 != 0))
+        return;
+    fprintf(stderr, "\r%s: %lu%s", what, n, done ? "\n" : "");
+    fflush(stderr);
+}
+
 char *
 cli_duration(int64_t ms, char *dst, size_t len)
 {
@@ -252,6 +301,30 @@ cli_time(int64_t ms, int32_t offset_s, char *dst, size_t len)
     qg__format_time(ms, offset_s, iso, sizeof(iso));
     /* 2024-03-05T09:00:00+08:00 -> 2024-03-05 09:00:00 +08:00 */
     snprintf(dst, len, "%.10s %.8s %s", iso, iso + 11, iso + 19);
+    return dst;
+}
+
+char *
+cli_local_time(int64_t ms, char *dst, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (localtime_r(&t, &tm) == NULL)
+        return cli_time(ms, 0, dst, len);
+    return cli_time(ms, (int32_t)tm.tm_gmtoff, dst, len);
+}
+
+char *
+cli_ticket_ids(const qg_ticket *t, char *dst, size_t len)
+{
+    if (t->live_queue_id && t->appointment_id)
+        snprintf(dst, len, "lq:%" PRId64 " appt:%" PRId64, t->live_queue_id,
+                 t->appointment_id);
+    else if (t->live_queue_id)
+        snprintf(dst, len, "lq:%" PRId64, t->live_queue_id);
+    else
+        snprintf(dst, len, "appt:%" PRId64, t->appointment_id);
     return dst;
 }
 

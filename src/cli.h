@@ -60,6 +60,19 @@ int cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out);
 char *cli_duration(int64_t ms, char *dst, size_t len);
 /* "2024-03-05 09:00:00 +08:00" in the given offset. */
 char *cli_time(int64_t ms, int32_t offset_s, char *dst, size_t len);
+/* The same in this machine's time zone. */
+char *cli_local_time(int64_t ms, char *dst, size_t len);
+/* "lq:30002 appt:9101", "lq:30001" or "appt:9101". */
+char *cli_ticket_ids(const qg_ticket *t, char *dst, size_t len);
+
+/* Parses --since/--until: "2024-03-05" (local midnight), "2024-03-05
+ * 09:00" or "...T09:00:00" (local time), or ISO 8601 with an offset.
+ * Returns 0, or EXIT_FAILED after naming the option and value. */
+int cli_parse_when(const char *opt, const char *arg, int64_t *ms);
+
+/* A progress line on stderr, when stderr is a terminal: every 1000th
+ * call, and once more with done = 1. */
+void cli_progress(const char *what, unsigned long n, int done);
 
 /* Writes a JSON string literal. */
 void cli_json_string(FILE *f, const char *s, size_t len);
@@ -71,5 +84,10 @@ int cmd_check(cli *c, int argc, char **argv);
 int cmd_history(cli *c, int argc, char **argv);
 int cmd_show(cli *c, int argc, char **argv);
 int cmd_machine(cli *c, int argc, char **argv);
+int cmd_list(cli *c, int argc, char **argv);
+int cmd_rejected(cli *c, int argc, char **argv);
+int cmd_verify(cli *c, int argc, char **argv);
+int cmd_stats(cli *c, int argc, char **argv);
+int cmd_export(cli *c, int argc, char **argv);
 
 #endif /* QG_CLI_H */

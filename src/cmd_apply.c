@@ -91,8 +91,7 @@ one(cli *c, qg_engine *eng, qg_store *st, unsigned flags, const char *body,
         print_human(&res, input);
     t->count[res.verdict]++;
     t->total++;
-    if (isatty(STDERR_FILENO) && t->total % 1000 == 0)
-        fprintf(stderr, "\r%lu deliveries", t->total);
+    cli_progress("deliveries", t->total, 0);
     return 0;
 }
 
@@ -147,8 +146,8 @@ run(cli *c, int argc, char **argv, unsigned flags)
         }
         free(line);
     }
-    if (isatty(STDERR_FILENO) && t.total >= 1000)
-        fprintf(stderr, "\r%lu deliveries\n", t.total);
+    if (t.total >= 1000)
+        cli_progress("deliveries", t.total, 1);
     if (rc == 0 && !c->json)
         fprintf(stderr,
                 "%lu deliveries: %lu accepted, %lu duplicate, %lu rejected, "

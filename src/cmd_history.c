@@ -10,18 +10,6 @@
 #include "qgate_int.h"
 
 static void
-ticket_name(const qg_ticket *t, char *buf, size_t len)
-{
-    if (t->live_queue_id && t->appointment_id)
-        snprintf(buf, len, "lq:%" PRId64 " appt:%" PRId64, t->live_queue_id,
-                 t->appointment_id);
-    else if (t->live_queue_id)
-        snprintf(buf, len, "lq:%" PRId64, t->live_queue_id);
-    else
-        snprintf(buf, len, "appt:%" PRId64, t->appointment_id);
-}
-
-static void
 print_record_json(const qg_record *r, int64_t waited_ms, int first)
 {
     char when[40];
@@ -54,7 +42,7 @@ history(cli *c, qg_store *st, const qg_ticket *t, long raw)
 
     if ((rc = qg_history_open(st, t->id, &h)))
         return cli_fail("ticket %" PRIu64 ": %s", t->id, qg_strerror(rc));
-    ticket_name(t, name, sizeof(name));
+    cli_ticket_ids(t, name, sizeof(name));
     if (raw == 0 && !c->json) {
         printf("ticket %" PRIu64 " (%s): %s, %" PRIu32 " steps, %" PRIu32
                " refused\n",
@@ -107,7 +95,7 @@ show(cli *c, const qg_ticket *t)
     unsigned mask = qg_machine_allowed(t->state);
     int e, first = 1;
 
-    ticket_name(t, name, sizeof(name));
+    cli_ticket_ids(t, name, sizeof(name));
     if (!c->json) {
         printf("ticket %" PRIu64 " (%s)\n  state     %s\n  next      %s\n"
                "  steps     %" PRIu32 "\n  refused   %" PRIu32 "\n",

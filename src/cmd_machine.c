@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -72,6 +74,41 @@ dot(FILE *f)
     fprintf(f, "}\n");
 }
 
+/* Pipes the Graphviz text through `dot -Tsvg -o path`.  No shell, so the
+ * path needs no quoting. */
+static int
+svg(const char *path)
+{
+    int fds[2], status;
+    pid_t pid;
+    FILE *f;
+
+    if (pipe(fds) != 0)
+        return cli_fail("pipe: %s", strerror(errno));
+    if ((pid = fork()) < 0)
+        return cli_fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(fds[0], STDIN_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execlp("dot", "dot", "-Tsvg", "-o", path, (char *)NULL);
+        fprintf(stderr, "qgate: dot: %s (install graphviz)\n", strerror(errno));
+        _exit(127);
+    }
+    close(fds[0]);
+    if ((f = fdopen(fds[1], "w")) == NULL) {
+        close(fds[1]);
+        waitpid(pid, &status, 0);
+        return cli_fail("fdopen: %s", strerror(errno));
+    }
+    dot(f);
+    fclose(f);
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+        return cli_fail("%s: dot failed", path);
+    return EXIT_OK;
+}
+
 int
 cmd_machine(cli *c, int argc, char **argv)
 {
@@ -80,8 +117,9 @@ cmd_machine(cli *c, int argc, char **argv)
         {"dot", no_argument, NULL, 'd'},
         {"table", no_argument, NULL, 't'},
         {"output", required_argument, NULL, 'o'},
+        {"svg", required_argument, NULL, 's'},
         {0}};
-    const char *output = NULL;
+    const char *output = NULL, *svg_path = NULL;
     int opt, as_dot = 0;
     FILE *f = stdout;
 
@@ -99,8 +137,12 @@ cmd_machine(cli *c, int argc, char **argv)
         case 'o':
             output = optarg;
             break;
+        case 's':
+            svg_path = optarg;
+            break;
         case 'h':
-            printf("usage: qgate machine [--table | --dot] [-o FILE]\n");
+            printf("usage: qgate machine [--table | --dot] [-o FILE]\n"
+                   "       qgate machine --svg FILE   (needs Graphviz)\n");
             return EXIT_OK;
         default:
             return EXIT_FAILED;
@@ -108,6 +150,8 @@ cmd_machine(cli *c, int argc, char **argv)
     }
     if (optind != argc)
         return cli_fail("machine: unexpected argument \"%s\"", argv[optind]);
+    if (svg_path)
+        return svg(svg_path);
     if (output && (f = fopen(output, "w")) == NULL)
         return cli_fail("%s: %s", output, strerror(errno));
     if (as_dot)

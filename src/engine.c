@@ -272,12 +272,11 @@ find_ticket(qg__txn *t, job *j, qg__ticket_row *row)
     return rc;
 }
 
+/* Waiting for service, in this service's queue or another's. */
 static int
-is_same_state(qg_state named, qg_state now)
+is_waiting(int s)
 {
-    /* After a move the patient waits in the new service's queue: a
-     * further "In Queue" names the state the ticket is already in. */
-    return named == now || (named == QG_ST_QUEUED && now == QG_ST_MOVED);
+    return s == QG_ST_QUEUED || s == QG_ST_ARRIVED || s == QG_ST_MOVED;
 }
 
 static int
@@ -286,27 +285,41 @@ same_text(const char *a, const char *stored)
     return a == NULL || strncmp(a, stored, 15) == 0;
 }
 
-/* The canonical event of the delivery for a ticket in row's state. */
+/*
+ * The canonical event of the delivery for a ticket in row's state.  An
+ * *_updated event naming the state the ticket is already in is no new
+ * state: it is a move when a waiting patient's service changed, a
+ * reschedule when an appointment's date or time did, else an update.
+ * "Waiting" covers queued, arrived and moved alike, because Chup reports a
+ * patient sent on to another service's queue as "In Queue" (or still
+ * "Arrived") with the new service_id.
+ */
 static qg_event
 canonical_event(const job *j, const qg__ticket_row *row)
 {
-    int named;
+    qg_state now = row->t.state;
+    int named, service_changed;
 
     if (j->em.rule == QG__RULE_EVENT)
         return j->em.event;
     named = qg__event_target(j->state_event);
-    if (!j->em.updated || named < 0 || qg_state_is_final(row->t.state) ||
-        !is_same_state((qg_state)named, row->t.state))
+    if (!j->em.updated || named < 0 || qg_state_is_final(now))
         return j->state_event;
-    if (j->em.appointment)
+    if (j->em.appointment) {
+        if (named != (int)now)
+            return j->state_event;
         return same_text(j->d.appointment_date, row->appointment_date) &&
                        same_text(j->d.appointment_time, row->appointment_time)
                    ? QG_EV_UPDATE
                    : QG_EV_RESCHEDULE;
-    return j->d.service_id && row->t.service_id &&
-                   j->d.service_id != row->t.service_id
-               ? QG_EV_MOVE
-               : QG_EV_UPDATE;
+    }
+    service_changed = j->d.service_id && row->t.service_id &&
+                      j->d.service_id != row->t.service_id;
+    if (service_changed && is_waiting(named) && is_waiting(now))
+        return QG_EV_MOVE;
+    if (named == (int)now || (named == QG_ST_QUEUED && now == QG_ST_MOVED))
+        return service_changed ? QG_EV_MOVE : QG_EV_UPDATE;
+    return j->state_event;
 }
 
 static const char *

@@ -155,6 +155,9 @@ int qg__new_ticket_id(qg__txn *txn, uint64_t *ticket);
 int qg__put_ticket(qg__txn *txn, const qg__ticket_row *row);
 int qg__put_alias(qg__txn *txn, qg_id_kind kind, int64_t id, uint64_t ticket);
 int qg__append_record(qg__txn *txn, const qg_record *rec);
+/* The read transaction behind a history cursor, for lookups in the same
+ * snapshot. */
+qg__txn *qg__history_txn(qg_history *h);
 int qg__append_rejection(qg__txn *txn, const qg_rejection *rej, uint64_t *id);
 
 /* Runs fn in a write transaction: commits when fn returns 0, aborts and

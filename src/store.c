@@ -263,6 +263,12 @@ open_dbs(qg_store *st)
     int rc;
 
     rc = mdb_txn_begin(st->env, NULL, create ? 0 : MDB_RDONLY, &txn);
+    if (rc == MDB_MAP_RESIZED) {
+        /* Another process grew the map since mdb_env_open() read its
+         * size; nothing of this process is open yet, so adopt it. */
+        if ((rc = mdb_env_set_mapsize(st->env, 0)) == 0)
+            rc = mdb_txn_begin(st->env, NULL, create ? 0 : MDB_RDONLY, &txn);
+    }
     if (rc)
         return from_mdb(rc);
     for (i = 0; i < 6; i++) {
@@ -404,22 +410,15 @@ copy_text(char *dst, const unsigned char *src, size_t n)
     dst[n - 1] = '\0';
 }
 
-int
-qg__get_ticket(qg__txn *t, uint64_t ticket, qg__ticket_row *row)
+static int
+decode_ticket(const MDB_val *k, const MDB_val *v, qg__ticket_row *row)
 {
-    unsigned char key[8];
-    MDB_val k = {8, key}, v;
-    const unsigned char *p;
-    int rc;
+    const unsigned char *p = v->mv_data;
 
-    put64(key, ticket);
-    if ((rc = mdb_get(t->txn, t->st->tickets, &k, &v)))
-        return from_mdb(rc);
-    if (v.mv_size != TICKET_LEN)
+    if (k->mv_size != 8 || v->mv_size != TICKET_LEN)
         return QG_ESTORE;
-    p = v.mv_data;
     memset(row, 0, sizeof(*row));
-    row->t.id = ticket;
+    row->t.id = get64(k->mv_data);
     row->t.state = (qg_state)p[0];
     row->t.records = get32(p + 4);
     row->t.rejections = get32(p + 8);
@@ -433,6 +432,19 @@ qg__get_ticket(qg__txn *t, uint64_t ticket, qg__ticket_row *row)
     copy_text(row->appointment_date, p + 72, 16);
     copy_text(row->appointment_time, p + 88, 16);
     return 0;
+}
+
+int
+qg__get_ticket(qg__txn *t, uint64_t ticket, qg__ticket_row *row)
+{
+    unsigned char key[8];
+    MDB_val k = {8, key}, v;
+    int rc;
+
+    put64(key, ticket);
+    if ((rc = mdb_get(t->txn, t->st->tickets, &k, &v)))
+        return from_mdb(rc);
+    return decode_ticket(&k, &v, row);
 }
 
 int
@@ -703,7 +715,14 @@ range_close(range *r)
 struct qg_history {
     range r;
     unsigned char start[12];
+    int all; /* every ticket, not only start's */
 };
+
+qg__txn *
+qg__history_txn(qg_history *h)
+{
+    return &h->r.t;
+}
 
 int
 qg_history_open(qg_store *st, uint64_t ticket, qg_history **out)
@@ -712,7 +731,7 @@ qg_history_open(qg_store *st, uint64_t ticket, qg_history **out)
     qg_history *h;
     int rc;
 
-    if (st == NULL || out == NULL || ticket == 0)
+    if (st == NULL || out == NULL)
         return QG_EINVAL;
     *out = NULL;
     if ((h = calloc(1, sizeof(*h))) == NULL)
@@ -721,10 +740,11 @@ qg_history_open(qg_store *st, uint64_t ticket, qg_history **out)
         free(h);
         return rc;
     }
-    if ((rc = qg__get_ticket(&h->r.t, ticket, &row))) {
+    if (ticket && (rc = qg__get_ticket(&h->r.t, ticket, &row))) {
         qg_history_close(h);
         return rc;
     }
+    h->all = ticket == 0;
     put64(h->start, ticket);
     put32(h->start + 8, 0);
     *out = h;
@@ -741,7 +761,7 @@ qg_history_next(qg_history *h, qg_record *rec)
         return QG_EINVAL;
     if ((rc = range_next(&h->r, h->start, sizeof(h->start), &k, &v)))
         return rc;
-    if (k.mv_size != 12 || memcmp(k.mv_data, h->start, 8) != 0)
+    if (k.mv_size != 12 || (!h->all && memcmp(k.mv_data, h->start, 8) != 0))
         return QG_NOTFOUND;
     return decode_record(&k, &v, rec);
 }
@@ -800,4 +820,55 @@ qg_rejections_close(qg_rejections *rj)
         return;
     range_close(&rj->r);
     free(rj);
+}
+
+struct qg_tickets {
+    range r;
+};
+
+int
+qg_tickets_open(qg_store *st, qg_tickets **out)
+{
+    qg_tickets *it;
+    int rc;
+
+    if (st == NULL || out == NULL)
+        return QG_EINVAL;
+    *out = NULL;
+    if ((it = calloc(1, sizeof(*it))) == NULL)
+        return QG_ENOMEM;
+    if ((rc = range_open(st, st->tickets, &it->r))) {
+        free(it);
+        return rc;
+    }
+    *out = it;
+    return 0;
+}
+
+int
+qg_tickets_next(qg_tickets *it, qg_ticket *out)
+{
+    qg__ticket_row row;
+    MDB_val k, v;
+    int rc;
+
+    if (it == NULL || out == NULL)
+        return QG_EINVAL;
+    rc = mdb_cursor_get(it->r.cur, &k, &v, it->r.started ? MDB_PREV : MDB_LAST);
+    it->r.started = 1;
+    if (rc)
+        return from_mdb(rc);
+    if ((rc = decode_ticket(&k, &v, &row)))
+        return rc;
+    *out = row.t;
+    return 0;
+}
+
+void
+qg_tickets_close(qg_tickets *it)
+{
+    if (it == NULL)
+        return;
+    range_close(&it->r);
+    free(it);
 }

@@ -111,5 +111,79 @@ check "machine --table" status 0 "$Q" machine --table
 check "machine table lists served" \
     grep -q '^served  *move -> moved, rx_receive -> pharmacy_received, pay -> paid, end_visit -> visit_ended, update -> served$' "$T/out"
 
+# list
+check "list --json" status 0 "$Q" list --json --db "$DB"
+check "list is newest first" \
+    sh -c "head -1 '$T/out' | grep -q '\"live_queue_id\":30003,'"
+check "list --state" status 0 "$Q" list --db "$DB" --state cancelled
+check "list --state shows only that state" \
+    test "$(grep -c ' cancelled ' "$T/out")" -eq 1
+check "list --limit" status 0 "$Q" list --json --db "$DB" --limit 2
+check "list --limit counts" test "$(wc -l <"$T/out")" -eq 2
+check "list --since filters by last step" \
+    status 0 "$Q" list --json --db "$DB" --since 2024-03-06T00:00:00+08:00
+check "list --since after every step is empty" test ! -s "$T/out"
+check "list --state of a non-state exits 2" \
+    status 2 "$Q" list --db "$DB" --state waiting
+
+# rejected: the log, and exit 1 because it holds refusals
+check "rejected exits 1 when the log holds refusals" \
+    status 1 "$Q" rejected --db "$DB"
+check "rejected shows the reason" \
+    grep -q 'illegal_transition  *lq:40001  *live queue 40001: complete' "$T/out"
+check "rejected --code filters" \
+    status 0 "$Q" rejected --db "$DB" --code stale
+check "rejected --code of a non-code exits 2" \
+    status 2 "$Q" rejected --db "$DB" --code nonsense
+
+# rejected --replay: a mapping that adds a state name lets a logged
+# delivery through
+printf '%s' '{"payload":{"event":"live_queue_created","timestamp":"2024-03-05T12:00:00+08:00","data":{"id":70001,"state_name":"Waiting Room"}}}' >"$T/waiting.json"
+check "unknown state is refused" \
+    status 1 "$Q" apply --db "$DB" --no-verify "$T/waiting.json"
+echo '{"states": {"Waiting Room": "join"}}' >"$T/map.json"
+echo '{"mapping": "map.json", "require_signature": false}' >"$T/replay.json"
+check "replay after a mapping fix" \
+    status 0 "$Q" rejected --replay --db "$DB" --config "$T/replay.json" --code unknown_state
+check "the fixed delivery now passes" \
+    grep -q '^rejection:[0-9]*  *accepted' "$T/out"
+check "replay reports what still fails" \
+    grep -q 'replayed: 1 now pass' "$T/err"
+check "the replayed delivery is in the history" \
+    status 0 "$Q" show --db "$DB" 70001
+
+# verify: the store is consistent
+check "verify exits 0" status 0 "$Q" verify --db "$DB"
+check "verify counts tickets" grep -q '^4 tickets verified against machine' "$T/out"
+
+# stats
+check "stats --json" status 0 "$Q" stats --json --db "$DB"
+check "stats counts tickets and steps" \
+    grep -q '^{"tickets":4,"states":{"queued":2,"cancelled":1,"visit_ended":1},"events":{"join":4,"alert":1,"serve":1,"complete":1,"no_show":1,"move":1,"cancel":1,"rx_receive":1,"rx_dispense":1,"pay":1,"end_visit":1},"refused":2,"reasons":{"illegal_transition":1,"unknown_state":1}' "$T/out"
+check "stats measures the walk-in's wait and service" \
+    grep -q '"service":{"count":1,"p50_ms":840000,' "$T/out"
+check "stats --service" status 0 "$Q" stats --db "$DB" --service 221
+check "stats --service keeps that service's steps" \
+    grep -Eq '^  serve +1$' "$T/out"
+
+# export
+check "export --format csv" status 0 "$Q" export --db "$DB" --format csv
+check "export has a header and one row per step" \
+    test "$(wc -l <"$T/out")" -eq 15
+check "export rows name ids and steps" \
+    grep -q '^[0-9]*,30001,,9,2024-03-05T09:55:00+08:00,.*,end_visit,paid,visit_ended,221,247,' "$T/out"
+check "export ndjson" status 0 "$Q" export --db "$DB"
+check "export ndjson has one object per step" \
+    test "$(grep -c '^{"ticket":' "$T/out")" -eq 14
+check "export of a bad format exits 2" \
+    status 2 "$Q" export --db "$DB" --format xml
+
+# machine --svg, help
+check "machine --svg" status 0 "$Q" machine --svg "$T/m.svg"
+check "the svg names states" grep -q '<title>pharmacy_dispensed</title>' "$T/m.svg"
+check "help lists the commands" \
+    sh -c "'$Q' help | grep -q '^  stats '"
+check "a command's --help" status 0 "$Q" history --help
+
 echo "$passes passed, $failures failed"
 [ "$failures" -eq 0 ]

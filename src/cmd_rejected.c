@@ -1,0 +1,198 @@
+/*
+ * cmd_rejected.c - qgate rejected: the rejection log, and replaying it.
+ *
+ * --replay re-decides each logged delivery with the engine as configured
+ * now (typically after a mapping fix).  It first asks with a dry run, and
+ * applies for real only what now passes, so a delivery that is still
+ * refused is not logged a second time.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void
+print_json(const qg_rejection *r)
+{
+    printf("{\"id\":%" PRIu64 ",\"received_us\":%" PRId64
+           ",\"verdict\":\"%s\",\"code\":\"%s\",\"ticket\":",
+           r->id, r->received_us, qg_verdict_name(r->verdict),
+           qg_reason_name(r->reason));
+    printf(r->ticket ? "%" PRIu64 : "null", r->ticket);
+    printf(",\"live_queue_id\":");
+    printf(r->live_queue_id ? "%" PRId64 : "null", r->live_queue_id);
+    printf(",\"appointment_id\":");
+    printf(r->appointment_id ? "%" PRId64 : "null", r->appointment_id);
+    printf(",\"event\":");
+    if (r->event)
+        printf("\"%s\"", qg_event_name(r->event));
+    else
+        printf("null");
+    printf(",\"from\":\"%s\",\"reason\":", qg_state_name(r->from));
+    cli_json_string(stdout, r->detail, strlen(r->detail));
+    printf(",\"body_bytes\":%zu}\n", r->body_len);
+}
+
+static void
+print_human(const qg_rejection *r)
+{
+    char when[40], ids[48] = "-";
+
+    if (r->live_queue_id)
+        snprintf(ids, sizeof(ids), "lq:%" PRId64, r->live_queue_id);
+    else if (r->appointment_id)
+        snprintf(ids, sizeof(ids), "appt:%" PRId64, r->appointment_id);
+    printf("%6" PRIu64 "  %s  %-15s %-19s %-12s %s\n", r->id,
+           cli_local_time(r->received_us / 1000, when, sizeof(when)),
+           qg_verdict_name(r->verdict), qg_reason_name(r->reason), ids,
+           r->detail);
+}
+
+/* Re-decides one logged delivery.  Returns 1 when it now passes. */
+static int
+replay(cli *c, qg_engine *eng, qg_store *st, const qg_rejection *r, int *rc)
+{
+    qg_result res;
+    char input[32];
+
+    snprintf(input, sizeof(input), "rejection:%" PRIu64, r->id);
+    *rc = qg_engine_apply(eng, st, r->body, r->body_len, QG_DRY_RUN, &res);
+    if (*rc == 0 && (res.verdict == QG_ACCEPTED || res.verdict == QG_IGNORED))
+        *rc = qg_engine_apply(eng, st, r->body, r->body_len, 0, &res);
+    if (*rc) {
+        *rc = cli_fail("%s: %s", input, qg_strerror(*rc));
+        return 0;
+    }
+    if (c->json) {
+        cli_json_verdict(stdout, &res, input);
+    } else {
+        printf("%-16s %-15s %-19s %s\n", input, qg_verdict_name(res.verdict),
+               qg_reason_name(res.reason), res.detail);
+    }
+    return res.verdict == QG_ACCEPTED || res.verdict == QG_DUPLICATE ||
+           res.verdict == QG_IGNORED;
+}
+
+static int
+remember(uint64_t **ids, unsigned long *n, uint64_t id)
+{
+    uint64_t *grown;
+
+    if ((*n & (*n - 1)) == 0) { /* at 0, 1, 2, 4, ...: double */
+        grown = realloc(*ids, (*n ? *n * 2 : 1) * sizeof(**ids));
+        if (grown == NULL)
+            return cli_fail("out of memory");
+        *ids = grown;
+    }
+    (*ids)[(*n)++] = id;
+    return 0;
+}
+
+int
+cmd_rejected(cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        CLI_COMMON_OPTIONS,
+        {"since", required_argument, NULL, 'S'},
+        {"code", required_argument, NULL, 'C'},
+        {"replay", no_argument, NULL, 'R'},
+        {0}};
+    int64_t since = INT64_MIN;
+    int opt, rc, replaying = 0, want_code = -1;
+    unsigned long seen = 0, passing = 0, nids = 0, i;
+    uint64_t *ids = NULL;
+    qg_store *st = NULL;
+    qg_engine *eng = NULL;
+    qg_rejections *log = NULL;
+    qg_rejection r;
+    qg_reason code;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_common_option(c, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'S':
+            if ((rc = cli_parse_when("--since", optarg, &since)))
+                return rc;
+            break;
+        case 'C':
+            if (qg_reason_from_name(optarg, &code) != 0)
+                return cli_fail("--code \"%s\": not a reason code (e.g. "
+                                "illegal_transition, stale, bad_json)",
+                                optarg);
+            want_code = (int)code;
+            break;
+        case 'R':
+            replaying = 1;
+            break;
+        case 'h':
+            printf("usage: qgate rejected [--since T] [--code C] [--json]\n"
+                   "       qgate rejected --replay [--secret-file F | "
+                   "--no-verify] [--since T] [--code C]\n"
+                   "--since selects by the time the delivery was "
+                   "received.\n");
+            return EXIT_OK;
+        default:
+            return EXIT_FAILED;
+        }
+    }
+    if (optind != argc)
+        return cli_fail("rejected: unexpected argument \"%s\"", argv[optind]);
+    if ((rc = cli_finish_options(c)) ||
+        (replaying && (rc = cli_new_engine(c, &eng))) ||
+        (rc = cli_open_store(c, !replaying, &st)))
+        goto done;
+    if ((rc = qg_rejections_open(st, 1, &log))) {
+        rc = cli_fail("%s: %s", c->db, qg_strerror(rc));
+        goto done;
+    }
+    while ((rc = qg_rejections_next(log, &r)) == 0) {
+        if (r.received_us / 1000 < since ||
+            (want_code >= 0 && (int)r.reason != want_code))
+            continue;
+        seen++;
+        if (replaying && (rc = remember(&ids, &nids, r.id)))
+            goto done;
+        else if (!replaying && c->json)
+            print_json(&r);
+        else if (!replaying)
+            print_human(&r);
+    }
+    if (rc != QG_NOTFOUND) {
+        rc = cli_fail("%s: %s", c->db, qg_strerror(rc));
+        goto done;
+    }
+    rc = seen > 0 ? EXIT_FOUND : EXIT_OK;
+    if (!replaying)
+        goto done;
+    /* Replaying writes; a read snapshot held meanwhile would keep the
+     * store from reusing pages or growing, so each one is read alone. */
+    qg_rejections_close(log);
+    log = NULL;
+    for (i = 0; i < nids; i++) {
+        qg_rejections *one = NULL;
+
+        if ((rc = qg_rejections_open(st, ids[i], &one)) == 0 &&
+            (rc = qg_rejections_next(one, &r)) == 0)
+            passing += (unsigned long)replay(c, eng, st, &r, &rc);
+        else
+            rc = cli_fail("rejection %" PRIu64 ": %s", ids[i], qg_strerror(rc));
+        qg_rejections_close(one);
+        if (rc)
+            goto done;
+        cli_progress("replayed", i + 1, 0);
+    }
+    cli_progress("replayed", nids, 1);
+    fprintf(stderr, "%lu replayed: %lu now pass, %lu still refused\n", nids,
+            passing, nids - passing);
+    rc = passing == nids ? EXIT_OK : EXIT_FOUND;
+done:
+    free(ids);
+    qg_rejections_close(log);
+    qg_store_close(st);
+    qg_engine_free(eng);
+    return rc;
+}

@@ -1,0 +1,325 @@
+/*
+ * cmd_stats.c - qgate stats: tickets per state, steps per event, refusals
+ * per reason, and how long patients wait and are served.
+ *
+ * One pass over every history record, by ticket then step.  Durations:
+ *   wait     entering the queue (queued, arrived or moved, from any other
+ *            state) to the next serve;
+ *   service  serve to the next complete;
+ *   visit    first step to the last, for tickets in a final state.
+ * A ticket counts when its first step's timestamp is in [--since, --until).
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct samples {
+    int64_t *v;
+    size_t n, cap;
+} samples;
+
+enum { WAIT, SERVICE, VISIT, NKINDS };
+static const char *const kind_names[NKINDS] = {"wait", "service", "visit"};
+
+typedef struct stats {
+    unsigned long tickets;
+    unsigned long states[QG_STATE_COUNT];
+    unsigned long events[QG_EVENT_COUNT];
+    unsigned long reasons[QG_REASON_COUNT];
+    unsigned long refused;
+    samples d[NKINDS];
+} stats;
+
+/* Per ticket, while its records go by. */
+typedef struct walk {
+    uint64_t ticket;
+    int counted; /* in the time window */
+    int64_t first_ms, last_ms;
+    int64_t wait_start; /* -1 when not waiting */
+    int64_t serve_start;
+    int touches; /* a record with the --service id */
+    qg_state state;
+} walk;
+
+static int
+add(samples *s, int64_t v)
+{
+    int64_t *grown;
+
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 256;
+        if ((grown = realloc(s->v, s->cap * sizeof(*grown))) == NULL)
+            return -1;
+        s->v = grown;
+    }
+    s->v[s->n++] = v;
+    return 0;
+}
+
+static int
+cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted samples. */
+static int64_t
+pct(const samples *s, int p)
+{
+    size_t rank = (s->n * (size_t)p + 99) / 100;
+
+    return s->v[rank ? rank - 1 : 0];
+}
+
+static int
+is_waiting(qg_state s)
+{
+    return s == QG_ST_QUEUED || s == QG_ST_ARRIVED || s == QG_ST_MOVED;
+}
+
+static int
+end_ticket(stats *st, const walk *w, int64_t service)
+{
+    if (!w->counted || (service && !w->touches))
+        return 0;
+    st->tickets++;
+    st->states[w->state]++;
+    if (qg_state_is_final(w->state) &&
+        add(&st->d[VISIT], w->last_ms - w->first_ms) < 0)
+        return -1;
+    return 0;
+}
+
+static int
+step(stats *st, walk *w, const qg_record *r, int64_t since, int64_t until,
+     int64_t service)
+{
+    int mine = !service || r->service_id == service;
+
+    if (r->seq == 1) {
+        memset(w, 0, sizeof(*w));
+        w->ticket = r->ticket;
+        w->counted = r->event_ms >= since && r->event_ms < until;
+        w->first_ms = r->event_ms;
+        w->wait_start = w->serve_start = -1;
+    }
+    w->last_ms = r->event_ms;
+    w->state = r->to;
+    if (!w->counted)
+        return 0;
+    w->touches |= mine;
+    if (mine)
+        st->events[r->event]++;
+    if (is_waiting(r->to) && !is_waiting(r->from))
+        w->wait_start = r->event_ms;
+    if (r->event == QG_EV_SERVE) {
+        if (w->wait_start >= 0 && mine &&
+            add(&st->d[WAIT], r->event_ms - w->wait_start) < 0)
+            return -1;
+        w->wait_start = -1;
+        w->serve_start = r->event_ms;
+    }
+    if (r->event == QG_EV_COMPLETE) {
+        if (w->serve_start >= 0 && mine &&
+            add(&st->d[SERVICE], r->event_ms - w->serve_start) < 0)
+            return -1;
+        w->serve_start = -1;
+    }
+    return 0;
+}
+
+static void
+print_json(const stats *st)
+{
+    int i, first;
+
+    printf("{\"tickets\":%lu,\"states\":{", st->tickets);
+    for (i = 0, first = 1; i < QG_STATE_COUNT; i++)
+        if (st->states[i]) {
+            printf("%s\"%s\":%lu", first ? "" : ",", qg_state_name((qg_state)i),
+                   st->states[i]);
+            first = 0;
+        }
+    printf("},\"events\":{");
+    for (i = 1, first = 1; i < QG_EVENT_COUNT; i++)
+        if (st->events[i]) {
+            printf("%s\"%s\":%lu", first ? "" : ",", qg_event_name((qg_event)i),
+                   st->events[i]);
+            first = 0;
+        }
+    printf("},\"refused\":%lu,\"reasons\":{", st->refused);
+    for (i = 0, first = 1; i < QG_REASON_COUNT; i++)
+        if (st->reasons[i]) {
+            printf("%s\"%s\":%lu", first ? "" : ",",
+                   qg_reason_name((qg_reason)i), st->reasons[i]);
+            first = 0;
+        }
+    printf("},\"durations\":{");
+    for (i = 0; i < NKINDS; i++) {
+        const samples *s = &st->d[i];
+
+        printf("%s\"%s\":{\"count\":%zu", i ? "," : "", kind_names[i], s->n);
+        if (s->n)
+            printf(",\"p50_ms\":%" PRId64 ",\"p90_ms\":%" PRId64
+                   ",\"p99_ms\":%" PRId64 ",\"max_ms\":%" PRId64,
+                   pct(s, 50), pct(s, 90), pct(s, 99), s->v[s->n - 1]);
+        printf("}");
+    }
+    printf("}}\n");
+}
+
+static void
+print_human(const stats *st)
+{
+    char a[16], b[16], c[16], d[16];
+    int i;
+
+    printf("tickets: %lu\n", st->tickets);
+    for (i = 0; i < QG_STATE_COUNT; i++)
+        if (st->states[i])
+            printf("  %-20s %8lu\n", qg_state_name((qg_state)i), st->states[i]);
+    printf("steps by event:\n");
+    for (i = 1; i < QG_EVENT_COUNT; i++)
+        if (st->events[i])
+            printf("  %-20s %8lu\n", qg_event_name((qg_event)i), st->events[i]);
+    printf("refused deliveries: %lu\n", st->refused);
+    for (i = 0; i < QG_REASON_COUNT; i++)
+        if (st->reasons[i])
+            printf("  %-20s %8lu\n", qg_reason_name((qg_reason)i),
+                   st->reasons[i]);
+    printf("%-9s %8s %9s %9s %9s %9s\n", "duration", "count", "p50", "p90",
+           "p99", "max");
+    for (i = 0; i < NKINDS; i++) {
+        const samples *s = &st->d[i];
+
+        if (s->n == 0) {
+            printf("%-9s %8zu\n", kind_names[i], s->n);
+            continue;
+        }
+        printf("%-9s %8zu %9s %9s %9s %9s\n", kind_names[i], s->n,
+               cli_duration(pct(s, 50), a, sizeof(a)),
+               cli_duration(pct(s, 90), b, sizeof(b)),
+               cli_duration(pct(s, 99), c, sizeof(c)),
+               cli_duration(s->v[s->n - 1], d, sizeof(d)));
+    }
+}
+
+/* Refusals in the window (by the time they were received). */
+static int
+count_refusals(qg_store *db, stats *st, int64_t since, int64_t until)
+{
+    qg_rejections *log = NULL;
+    qg_rejection r;
+    int rc;
+
+    if ((rc = qg_rejections_open(db, 1, &log)))
+        return rc;
+    while ((rc = qg_rejections_next(log, &r)) == 0) {
+        if (r.received_us / 1000 < since || r.received_us / 1000 >= until ||
+            (unsigned)r.reason >= QG_REASON_COUNT)
+            continue;
+        st->reasons[r.reason]++;
+        st->refused++;
+    }
+    qg_rejections_close(log);
+    return rc == QG_NOTFOUND ? 0 : rc;
+}
+
+int
+cmd_stats(cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        CLI_COMMON_OPTIONS,
+        {"since", required_argument, NULL, 'S'},
+        {"until", required_argument, NULL, 'U'},
+        {"service", required_argument, NULL, 'v'},
+        {0}};
+    int64_t since = INT64_MIN, until = INT64_MAX, service = 0;
+    qg_store *db = NULL;
+    qg_history *h = NULL;
+    qg_record r;
+    stats *st;
+    walk w;
+    char *end;
+    int opt, rc, i;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_common_option(c, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'S':
+            if ((rc = cli_parse_when("--since", optarg, &since)))
+                return rc;
+            break;
+        case 'U':
+            if ((rc = cli_parse_when("--until", optarg, &until)))
+                return rc;
+            break;
+        case 'v':
+            service = strtoll(optarg, &end, 10);
+            if (*end || service <= 0)
+                return cli_fail("--service \"%s\": not a service id", optarg);
+            break;
+        case 'h':
+            printf("usage: qgate stats [--since T] [--until T] [--service "
+                   "ID] [--json]\n"
+                   "Tickets count when their first step is in the window; "
+                   "refusals when received in it.\n");
+            return EXIT_OK;
+        default:
+            return EXIT_FAILED;
+        }
+    }
+    if (optind != argc)
+        return cli_fail("stats: unexpected argument \"%s\"", argv[optind]);
+    if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, 1, &db)))
+        return rc;
+    if ((st = calloc(1, sizeof(*st))) == NULL) {
+        qg_store_close(db);
+        return cli_fail("out of memory");
+    }
+    memset(&w, 0, sizeof(w));
+    if ((rc = qg_history_open(db, 0, &h)))
+        goto failed;
+    while ((rc = qg_history_next(h, &r)) == 0) {
+        if (r.seq == 1 && w.ticket && end_ticket(st, &w, service) < 0)
+            goto oom;
+        if (step(st, &w, &r, since, until, service) < 0)
+            goto oom;
+    }
+    if (rc != QG_NOTFOUND)
+        goto failed;
+    if (w.ticket && end_ticket(st, &w, service) < 0)
+        goto oom;
+    qg_history_close(h);
+    h = NULL;
+    if ((rc = count_refusals(db, st, since, until)))
+        goto failed;
+    for (i = 0; i < NKINDS; i++)
+        if (st->d[i].n)
+            qsort(st->d[i].v, st->d[i].n, sizeof(int64_t), cmp64);
+    if (c->json)
+        print_json(st);
+    else
+        print_human(st);
+    rc = EXIT_OK;
+    goto done;
+oom:
+    rc = cli_fail("out of memory");
+    goto done;
+failed:
+    rc = cli_fail("%s: %s", c->db, qg_strerror(rc));
+done:
+    qg_history_close(h);
+    qg_store_close(db);
+    for (i = 0; i < NKINDS; i++)
+        free(st->d[i].v);
+    free(st);
+    return rc;
+}

@@ -1,0 +1,78 @@
+/*
+ * cmd_verify.c - qgate verify: every stored ticket against the current
+ * machine and the store's indexes.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "cli.h"
+
+int
+cmd_verify(cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {CLI_COMMON_OPTIONS, {0}};
+    unsigned long tickets = 0, bad = 0;
+    qg_store *st = NULL;
+    qg_tickets *it = NULL;
+    qg_ticket t;
+    qg_finding f;
+    char ids[48];
+    int opt, rc;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_common_option(c, opt, optarg))
+            continue;
+        if (opt == 'h') {
+            printf("usage: qgate verify [--json] [--db DIR]\n"
+                   "Replays every stored history through the current "
+                   "machine and checks the store's indexes.\n"
+                   "Exit 1 when any ticket fails.\n");
+            return EXIT_OK;
+        }
+        return EXIT_FAILED;
+    }
+    if (optind != argc)
+        return cli_fail("verify: unexpected argument \"%s\"", argv[optind]);
+    if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, 1, &st)))
+        return rc;
+    if ((rc = qg_tickets_open(st, &it)))
+        goto failed;
+    while ((rc = qg_tickets_next(it, &t)) == 0) {
+        tickets++;
+        cli_progress("tickets", tickets, 0);
+        if ((rc = qg_store_verify_ticket(st, t.id, &f)))
+            goto failed;
+        if (!f.found)
+            continue;
+        bad++;
+        cli_ticket_ids(&t, ids, sizeof(ids));
+        if (c->json) {
+            printf("{\"ticket\":%" PRIu64 ",\"ids\":\"%s\",\"seq\":%" PRIu32
+                   ",\"problem\":",
+                   t.id, ids, f.seq);
+            cli_json_string(stdout, f.what, strlen(f.what));
+            printf("}\n");
+        } else {
+            printf("ticket %" PRIu64 " (%s) step %" PRIu32 ": %s\n", t.id, ids,
+                   f.seq, f.what);
+        }
+    }
+    if (rc != QG_NOTFOUND)
+        goto failed;
+    cli_progress("tickets", tickets, 1);
+    qg_tickets_close(it);
+    qg_store_close(st);
+    if (c->json)
+        printf("{\"tickets\":%lu,\"failed\":%lu,\"machine\":\"%s\"}\n", tickets,
+               bad, qg_machine_version());
+    else
+        printf("%lu tickets verified against machine %s: %lu failed\n", tickets,
+               qg_machine_version(), bad);
+    return bad ? EXIT_FOUND : EXIT_OK;
+failed:
+    qg_tickets_close(it);
+    qg_store_close(st);
+    return cli_fail("%s: %s", c->db, qg_strerror(rc));
+}

@@ -1,0 +1,222 @@
+/*
+ * gen_day.c - a captured day of Chup deliveries, for tests and benchmarks.
+ *
+ *   gen_day TICKETS SEED SECRET EXPECTED > day.ndjson
+ *
+ * Writes one signed delivery per line (the body form of fixtures/), the
+ * tickets' visits interleaved in timestamp order over a clinic day, and
+ * writes to EXPECTED what `qgate stats --json` must then report: tickets
+ * per final state and steps per event, counted here as the visits are
+ * drawn, independently of the engine.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qgate_int.h"
+
+typedef struct step {
+    int64_t ms;     /* timestamp */
+    uint32_t order; /* tie-break: position in its visit */
+    uint32_t ticket;
+    char chup[24];  /* Chup event name */
+    char state[24]; /* state_name, "" for none */
+    int64_t service;
+    int64_t appt;
+    char appt_time[12];
+} step;
+
+static uint64_t rng;
+
+static uint32_t
+draw(uint32_t n) /* uniform in [0, n) */
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng % n);
+}
+
+static step *steps;
+static size_t nsteps, capsteps;
+static unsigned long events[QG_EVENT_COUNT], states[QG_STATE_COUNT];
+
+static void
+push(uint32_t ticket, int64_t *ms, const char *chup, const char *state,
+     int64_t service, int64_t appt, qg_event ev)
+{
+    step *s;
+
+    if (nsteps == capsteps) {
+        capsteps = capsteps ? capsteps * 2 : 1024;
+        steps = realloc(steps, capsteps * sizeof(*steps));
+        if (steps == NULL) {
+            perror("gen_day");
+            exit(2);
+        }
+    }
+    s = &steps[nsteps++];
+    memset(s, 0, sizeof(*s));
+    *ms += 60000 * (1 + (int64_t)draw(20)); /* 1 to 20 minutes later */
+    s->ms = *ms;
+    s->order = (uint32_t)nsteps;
+    s->ticket = ticket;
+    snprintf(s->chup, sizeof(s->chup), "%s", chup);
+    snprintf(s->state, sizeof(s->state), "%s", state);
+    s->service = service;
+    s->appt = appt;
+    snprintf(s->appt_time, sizeof(s->appt_time), "10:30:00");
+    events[ev]++;
+}
+
+/* One visit, drawn from the shapes a clinic sees. */
+static void
+visit(uint32_t t, int64_t start)
+{
+    int64_t ms = start, lq = 100000 + t, appt = 0, svc = 220;
+    int shape = (int)draw(100);
+    qg_state end;
+    const char *lqu = "live_queue_updated";
+
+    if (shape < 15) { /* booked: the appointment comes first */
+        appt = 500000 + t;
+        push(t, &ms, "appointment_created", "Confirmed", svc, appt, QG_EV_BOOK);
+        if (draw(4) == 0) {
+            push(t, &ms, "appointment_updated", "Confirmed", svc, appt,
+                 QG_EV_RESCHEDULE);
+            snprintf(steps[nsteps - 1].appt_time, 12, "11:00:00");
+        }
+        push(t, &ms, "live_queue_created", "Arrived", svc, appt, QG_EV_ARRIVE);
+    } else {
+        push(t, &ms, "live_queue_created", "In Queue", svc, 0, QG_EV_JOIN);
+    }
+    if (shape >= 15 && shape < 22) { /* left before being seen */
+        push(t, &ms, "live_queue_deleted", "Cancelled", svc, appt,
+             QG_EV_CANCEL);
+        states[QG_ST_CANCELLED]++;
+        return;
+    }
+    if (shape >= 22 && shape < 30) { /* no show */
+        push(t, &ms, lqu, "No Show", svc, appt, QG_EV_NO_SHOW);
+        if (draw(2)) {
+            push(t, &ms, lqu, "Cancelled", svc, appt, QG_EV_CANCEL);
+            states[QG_ST_CANCELLED]++;
+            return;
+        }
+        push(t, &ms, lqu, "Arrived", svc, appt, QG_EV_ARRIVE);
+    }
+    if (draw(3) == 0)
+        push(t, &ms, lqu, "Alert", svc, appt, QG_EV_ALERT);
+    if (draw(4) == 0) { /* sent on to another service's queue */
+        svc = 221 + draw(5);
+        push(t, &ms, lqu, "In Queue", svc, appt, QG_EV_MOVE);
+    }
+    push(t, &ms, lqu, "Serving", svc, appt, QG_EV_SERVE);
+    push(t, &ms, lqu, "Served", svc, appt, QG_EV_COMPLETE);
+    end = QG_ST_SERVED;
+    if (draw(2)) {
+        push(t, &ms, lqu, "Pharmacy Received", svc, appt, QG_EV_RX_RECEIVE);
+        push(t, &ms, lqu, "Pharmacy Dispensed", svc, appt, QG_EV_RX_DISPENSE);
+        end = QG_ST_PHARMACY_DISPENSED;
+    }
+    if (draw(4)) {
+        push(t, &ms, lqu, "Paid", svc, appt, QG_EV_PAY);
+        end = QG_ST_PAID;
+    }
+    if (draw(5)) {
+        push(t, &ms, lqu, "Visit Ended", svc, appt, QG_EV_END_VISIT);
+        end = QG_ST_VISIT_ENDED;
+    }
+    states[end]++;
+    (void)lq;
+}
+
+static int
+by_time(const void *a, const void *b)
+{
+    const step *x = a, *y = b;
+
+    if (x->ms != y->ms)
+        return x->ms < y->ms ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static void
+emit(const step *s, const char *secret)
+{
+    char payload[2048], ts[40], sig[QG__HEX_SIG_LEN + 1], appt[200];
+    int64_t id = s->appt && strncmp(s->chup, "appointment_", 12) == 0
+                     ? s->appt
+                     : 100000 + s->ticket;
+
+    qg__format_time(s->ms, 8 * 3600, ts, sizeof(ts));
+    if (s->appt)
+        snprintf(appt, sizeof(appt),
+                 "\"appointment_id\":%" PRId64 ",\"appointment_date\":"
+                 "\"%.10s\",\"appointment_time\":\"%s\"",
+                 s->appt, ts, s->appt_time);
+    else
+        snprintf(appt, sizeof(appt),
+                 "\"appointment_id\":null,\"appointment_date\":null,"
+                 "\"appointment_time\":null");
+    snprintf(payload, sizeof(payload),
+             "{\"event\":\"%s\",\"timestamp\":\"%s\",\"data\":{\"id\":%" PRId64
+             ",%s,\"registered_client_id\":%" PRIu32
+             ",\"registered_client_name\":\"Patient %" PRIu32 "\","
+             "\"registered_client_phone\":\"6012%07" PRIu32 "\","
+             "\"client_name\":\"Patient %" PRIu32 "\",\"state\":"
+             "{\"name\":\"X\",\"value\":0},\"state_name\":\"%s\","
+             "\"service_id\":%" PRId64 ",\"service_name\":\"Service %" PRId64
+             "\",\"staff_id\":%" PRId64 ",\"staff_name\":\"Staff\","
+             "\"notes\":[],\"created_at\":\"%s\",\"updated_at\":\"%s\"}}",
+             s->chup, ts, id, appt, s->ticket, s->ticket, s->ticket, s->ticket,
+             s->state, s->service, s->service, s->service + 100, ts, ts);
+    qg__signature_make(secret, strlen(secret), payload, strlen(payload), sig);
+    printf("{\"payload\":%s,\"signature\":\"%s\"}\n", payload, sig);
+}
+
+int
+main(int argc, char **argv)
+{
+    uint32_t tickets, t;
+    int64_t day = 1709596800000; /* 2024-03-05T08:00:00+08:00 */
+    FILE *f;
+    size_t i;
+    int first;
+
+    if (argc != 5) {
+        fprintf(stderr, "usage: gen_day TICKETS SEED SECRET EXPECTED\n");
+        return 2;
+    }
+    tickets = (uint32_t)strtoul(argv[1], NULL, 10);
+    rng = strtoull(argv[2], NULL, 10) * 2654435761u + 88172645463325252ull;
+    for (t = 1; t <= tickets; t++)
+        visit(t, day + (int64_t)draw(10 * 3600) * 1000);
+    qsort(steps, nsteps, sizeof(*steps), by_time);
+    for (i = 0; i < nsteps; i++)
+        emit(&steps[i], argv[3]);
+
+    if ((f = fopen(argv[4], "w")) == NULL) {
+        perror(argv[4]);
+        return 2;
+    }
+    fprintf(f, "{\"deliveries\":%zu,\"tickets\":%" PRIu32 ",\"states\":{",
+            nsteps, tickets);
+    for (i = 0, first = 1; i < QG_STATE_COUNT; i++)
+        if (states[i]) {
+            fprintf(f, "%s\"%s\":%lu", first ? "" : ",",
+                    qg_state_name((qg_state)i), states[i]);
+            first = 0;
+        }
+    fprintf(f, "},\"events\":{");
+    for (i = 1, first = 1; i < QG_EVENT_COUNT; i++)
+        if (events[i]) {
+            fprintf(f, "%s\"%s\":%lu", first ? "" : ",",
+                    qg_event_name((qg_event)i), events[i]);
+            first = 0;
+        }
+    fprintf(f, "}}\n");
+    free(steps);
+    return fclose(f) == 0 ? 0 : 2;
+}
