@@ -75,7 +75,8 @@ typedef enum qg_errno {
         QG_OK = 0
 } qg_errno;
 
-/** @return a static message for any code of QG_ERRNO_MAP, else "unknown". */
+/** @return a static message for any code of QG_ERRNO_MAP, else
+ * "unknown error". */
 QG_EXTERN const char *qg_strerror(int code);
 /** @return the static name of a code ("QG_EINVAL"), else "QG_UNKNOWN". */
 QG_EXTERN const char *qg_err_name(int code);

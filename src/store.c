@@ -262,12 +262,14 @@ open_dbs(qg_store *st)
     size_t i;
     int rc;
 
-    rc = mdb_txn_begin(st->env, NULL, create ? 0 : MDB_RDONLY, &txn);
-    if (rc == MDB_MAP_RESIZED) {
-        /* Another process grew the map since mdb_env_open() read its
-         * size; nothing of this process is open yet, so adopt it. */
-        if ((rc = mdb_env_set_mapsize(st->env, 0)) == 0)
-            rc = mdb_txn_begin(st->env, NULL, create ? 0 : MDB_RDONLY, &txn);
+    /* Another process may grow the map between mdb_env_open() and here;
+     * nothing of this process is open yet, so adopt its size and retry. */
+    for (i = 0;; i++) {
+        rc = mdb_txn_begin(st->env, NULL, create ? 0 : MDB_RDONLY, &txn);
+        if (rc != MDB_MAP_RESIZED || i == WRITE_RETRIES)
+            break;
+        if ((rc = mdb_env_set_mapsize(st->env, 0)))
+            break;
     }
     if (rc)
         return from_mdb(rc);

@@ -1,0 +1,939 @@
+/*
+ * check_store.c - the LMDB store as its users see it: what accepted and
+ * refused deliveries leave behind, across reopening, at the map's limits,
+ * on bad arguments, and with other processes reading and writing.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "testutil.h"
+
+#define WALK_IN     "visits/walk-in/"
+#define APPOINTMENT "visits/appointment/"
+#define SERVED      "illegal/served-before-arrive/"
+#define SMALL_MAP   ((size_t)256 << 10)
+
+static qg_store *st;
+static qg_engine *eng;
+
+/* ----- generated deliveries ------------------------------------------- */
+
+/*
+ * Tests that need many tickets make them from walk-in/01 with another
+ * live-queue id (and, for one test, another client name), signed as the
+ * fixtures are: lowercase hex HMAC-SHA256 of the exact payload bytes.
+ */
+#define ID_TEXT   "\"id\":30001,"
+#define NAME_TEXT "\"client_name\":\"Nurul Aisyah binti Hassan\""
+
+static char *tmpl;                      /* walk-in/01's payload text */
+static const char *tmpl_id, *tmpl_name; /* where ID_TEXT, NAME_TEXT are */
+static char secret[256];
+static size_t secret_len;
+
+static void
+template_load(void)
+{
+    static const char head[] = "{\"payload\":";
+    size_t len;
+    char *body = tu_fixture(WALK_IN "01-join-live-queue.json", &len);
+    char *key = tu_fixture("secret", &secret_len);
+    char *end = strstr(body, ",\"signature\":\"");
+
+    ck_assert(strncmp(body, head, strlen(head)) == 0 && end != NULL);
+    tmpl = strndup(body + strlen(head), (size_t)(end - body) - strlen(head));
+    ck_assert_ptr_nonnull(tmpl);
+    tmpl_id = strstr(tmpl, ID_TEXT);
+    tmpl_name = strstr(tmpl, NAME_TEXT);
+    ck_assert(tmpl_id != NULL && tmpl_name != NULL && tmpl_id < tmpl_name);
+    if (secret_len > 0 && key[secret_len - 1] == '\n')
+        secret_len--;
+    ck_assert(secret_len > 0 && secret_len < sizeof(secret));
+    memcpy(secret, key, secret_len);
+    free(key);
+    free(body);
+}
+
+/*
+ * A join of live-queue entry `id`, whose client_name is `client` (or the
+ * fixture's when NULL).  Returns a malloc'd body, or NULL when out of
+ * memory; it never fails the test, so forked writers may call it.
+ */
+static char *
+join_body(long long id, const char *client, size_t *len)
+{
+    const char *name = client ? client : "Nurul Aisyah binti Hassan";
+    const char *mid = tmpl_id + strlen(ID_TEXT);
+    const char *tail = tmpl_name + strlen(NAME_TEXT);
+    size_t cap = strlen(tmpl) + strlen(name) + 64;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    char hex[2 * EVP_MAX_MD_SIZE + 1], *payload, *body;
+    unsigned maclen, i;
+    int n;
+
+    if ((payload = malloc(cap)) == NULL)
+        return NULL;
+    n = snprintf(payload, cap, "%.*s\"id\":%lld,%.*s\"client_name\":\"%s\"%s",
+                 (int)(tmpl_id - tmpl), tmpl, id, (int)(tmpl_name - mid), mid,
+                 name, tail);
+    HMAC(EVP_sha256(), secret, (int)secret_len, (unsigned char *)payload,
+         (size_t)n, mac, &maclen);
+    for (i = 0; i < maclen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    cap += 2 * maclen + 64;
+    if ((body = malloc(cap)) != NULL) {
+        n = snprintf(body, cap, "{\"payload\":%s,\"signature\":\"%s\"}\n",
+                     payload, hex);
+        *len = (size_t)n;
+    }
+    free(payload);
+    return body;
+}
+
+/* Applies join_body(id, NULL).  Returns qg_engine_apply's code. */
+static int
+apply_join(qg_store *s, long long id, qg_result *res)
+{
+    size_t len;
+    char *body = join_body(id, NULL, &len);
+    int rc;
+
+    if (body == NULL)
+        return QG_ENOMEM;
+    rc = qg_engine_apply(eng, s, body, len, 0, res);
+    free(body);
+    return rc;
+}
+
+/* ----- helpers ---------------------------------------------------------- */
+
+/* Removes a directory of plain files (what a store leaves). */
+static void
+remove_dir(const char *dir)
+{
+    char path[512];
+    struct dirent *e;
+    DIR *d;
+
+    if ((d = opendir(dir)) == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static int
+count_rejections(qg_store *s)
+{
+    qg_rejections *r = NULL;
+    qg_rejection rej;
+    int n = 0, rc;
+
+    ck_assert_int_eq(qg_rejections_open(s, 1, &r), 0);
+    while ((rc = qg_rejections_next(r, &rej)) == 0)
+        n++;
+    qg_rejections_close(r);
+    ck_assert_int_eq(rc, QG_NOTFOUND);
+    return n;
+}
+
+static void
+assert_bytes(const char *got, size_t got_len, const char *rel)
+{
+    size_t len;
+    char *want = tu_fixture(rel, &len);
+
+    ck_assert_msg(got_len == len && memcmp(got, want, len) == 0,
+                  "stored body differs from %s (%zu bytes, want %zu)", rel,
+                  got_len, len);
+    free(want);
+}
+
+static void
+setup(void)
+{
+    st = tu_store_new();
+    eng = tu_engine();
+    template_load();
+}
+
+static void
+teardown(void)
+{
+    free(tmpl);
+    tmpl = NULL;
+    qg_engine_free(eng);
+    eng = NULL;
+    qg_store_close(st);
+    st = NULL;
+    tu_store_remove();
+}
+
+/* ----- Core ------------------------------------------------------------- */
+
+/* A visit: a directory's files in order, as visits/EXPECT lists them. */
+typedef struct step {
+    const char *file;
+    qg_event event;
+    qg_state from, to;
+} step;
+
+static const step walk_in[] = {
+    {WALK_IN "01-join-live-queue.json", QG_EV_JOIN, QG_ST_NEW, QG_ST_QUEUED},
+    {WALK_IN "02-alert.json", QG_EV_ALERT, QG_ST_QUEUED, QG_ST_QUEUED},
+    {WALK_IN "03-move.json", QG_EV_MOVE, QG_ST_QUEUED, QG_ST_MOVED},
+    {WALK_IN "04-serving.json", QG_EV_SERVE, QG_ST_MOVED, QG_ST_SERVING},
+    {WALK_IN "05-served.json", QG_EV_COMPLETE, QG_ST_SERVING, QG_ST_SERVED},
+    {WALK_IN "06-pharmacy-received.json", QG_EV_RX_RECEIVE, QG_ST_SERVED,
+     QG_ST_PHARMACY_RECEIVED},
+    {WALK_IN "07-pharmacy-dispensed.json", QG_EV_RX_DISPENSE,
+     QG_ST_PHARMACY_RECEIVED, QG_ST_PHARMACY_DISPENSED},
+    {WALK_IN "08-billing-paid.json", QG_EV_PAY, QG_ST_PHARMACY_DISPENSED,
+     QG_ST_PAID},
+    {WALK_IN "09-end-visit.json", QG_EV_END_VISIT, QG_ST_PAID,
+     QG_ST_VISIT_ENDED},
+};
+
+static const step appointment[] = {
+    {APPOINTMENT "01-appointment.json", QG_EV_BOOK, QG_ST_NEW, QG_ST_BOOKED},
+    {APPOINTMENT "02-reschedule.json", QG_EV_RESCHEDULE, QG_ST_BOOKED,
+     QG_ST_BOOKED},
+    {APPOINTMENT "03-join-live-queue.json", QG_EV_ARRIVE, QG_ST_BOOKED,
+     QG_ST_ARRIVED},
+    {APPOINTMENT "04-no-show.json", QG_EV_NO_SHOW, QG_ST_ARRIVED,
+     QG_ST_NO_SHOW},
+    {APPOINTMENT "05-no-show-back-to-live-queue.json", QG_EV_ARRIVE,
+     QG_ST_NO_SHOW, QG_ST_ARRIVED},
+    {APPOINTMENT "06-cancel-delete.json", QG_EV_CANCEL, QG_ST_ARRIVED,
+     QG_ST_CANCELLED},
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static void
+apply_visit(const step *steps, size_t n)
+{
+    qg_result res;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        res = tu_apply(eng, st, steps[i].file);
+        ck_assert_msg(res.verdict == QG_ACCEPTED, "%s: %s (%s)", steps[i].file,
+                      qg_verdict_name(res.verdict), res.detail);
+    }
+}
+
+START_TEST(test_history_survives_reopen)
+{
+    qg_history *h = NULL;
+    qg_record rec;
+    qg_ticket t;
+    int64_t last_ms = 0;
+    size_t i = 0;
+    int rc;
+
+    apply_visit(walk_in, COUNT(walk_in));
+    st = tu_store_reopen(st, 0);
+
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    ck_assert_int_eq(t.state, QG_ST_VISIT_ENDED);
+    ck_assert_uint_eq(t.records, COUNT(walk_in));
+    ck_assert_int_eq(qg_history_open(st, t.id, &h), 0);
+    while ((rc = qg_history_next(h, &rec)) == 0) {
+        ck_assert_uint_lt(i, COUNT(walk_in));
+        ck_assert_uint_eq(rec.ticket, t.id);
+        ck_assert_uint_eq(rec.seq, i + 1);
+        ck_assert_int_eq(rec.event, walk_in[i].event);
+        ck_assert_int_eq(rec.from, walk_in[i].from);
+        ck_assert_int_eq(rec.to, walk_in[i].to);
+        ck_assert_str_eq(rec.machine, qg_machine_version());
+        ck_assert_int_gt(rec.event_ms, last_ms);
+        last_ms = rec.event_ms;
+        assert_bytes(rec.body, rec.body_len, walk_in[i].file);
+        i++;
+    }
+    qg_history_close(h);
+    ck_assert_int_eq(rc, QG_NOTFOUND);
+    ck_assert_uint_eq(i, COUNT(walk_in));
+    ck_assert_int_eq(t.last_event_ms, last_ms);
+}
+END_TEST
+
+START_TEST(test_duplicate_after_reopen)
+{
+    const char *rel = walk_in[0].file;
+    qg_result res;
+    qg_ticket t;
+
+    ck_assert_int_eq(tu_apply(eng, st, rel).verdict, QG_ACCEPTED);
+    st = tu_store_reopen(st, 0);
+
+    res = tu_apply(eng, st, rel);
+    ck_assert_int_eq(res.verdict, QG_DUPLICATE);
+    ck_assert_int_eq(res.reason, QG_R_REDELIVERY);
+    ck_assert_uint_eq(res.seq, 1);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    ck_assert_uint_eq(res.ticket, t.id);
+    ck_assert_uint_eq(t.records, 1);
+    ck_assert_uint_eq(t.rejections, 0);
+    ck_assert_int_eq(count_rejections(st), 0);
+}
+END_TEST
+
+START_TEST(test_ticket_found_by_either_id)
+{
+    qg_ticket by_appt, by_queue, by_ticket;
+
+    apply_visit(appointment, COUNT(appointment));
+
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_APPOINTMENT, 9101, &by_appt), 0);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30002, &by_queue),
+                     0);
+    ck_assert_int_eq(
+        qg_store_ticket(st, QG_ID_TICKET, (int64_t)by_appt.id, &by_ticket), 0);
+    ck_assert_uint_eq(by_appt.id, by_queue.id);
+    ck_assert_uint_eq(by_ticket.id, by_queue.id);
+    ck_assert_int_eq(by_queue.state, QG_ST_CANCELLED);
+    ck_assert_uint_eq(by_queue.records, COUNT(appointment));
+    ck_assert_int_eq(by_queue.appointment_id, 9101);
+    ck_assert_int_eq(by_queue.live_queue_id, 30002);
+}
+END_TEST
+
+START_TEST(test_rejection_logged_with_ticket)
+{
+    const char *illegal = SERVED "02-served.json";
+    qg_rejections *r = NULL;
+    qg_rejection rej;
+    qg_result first, res;
+    qg_ticket t;
+
+    first = tu_apply(eng, st, SERVED "01-join-live-queue.json");
+    ck_assert_int_eq(first.verdict, QG_ACCEPTED);
+    res = tu_apply(eng, st, illegal);
+    ck_assert_int_eq(res.verdict, QG_REJECTED);
+    ck_assert_uint_eq(res.rejection, 1);
+
+    ck_assert_int_eq(qg_rejections_open(st, 1, &r), 0);
+    ck_assert_int_eq(qg_rejections_next(r, &rej), 0);
+    ck_assert_uint_eq(rej.id, res.rejection);
+    ck_assert_int_eq(rej.verdict, QG_REJECTED);
+    ck_assert_int_eq(rej.reason, QG_R_ILLEGAL_TRANSITION);
+    ck_assert_int_eq(rej.live_queue_id, 40001);
+    ck_assert_uint_eq(rej.ticket, first.ticket);
+    ck_assert_int_eq(rej.event, QG_EV_COMPLETE);
+    ck_assert_int_eq(rej.from, QG_ST_QUEUED);
+    ck_assert_ptr_nonnull(strstr(rej.detail, "complete"));
+    assert_bytes(rej.body, rej.body_len, illegal);
+    ck_assert_int_eq(qg_rejections_next(r, &rej), QG_NOTFOUND);
+    qg_rejections_close(r);
+
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 40001, &t), 0);
+    ck_assert_uint_eq(t.rejections, 1);
+    ck_assert_uint_eq(t.records, 1);
+    ck_assert_int_eq(t.state, QG_ST_QUEUED);
+}
+END_TEST
+
+START_TEST(test_rejection_logged_without_ticket)
+{
+    qg_rejections *r = NULL;
+    qg_rejection rej;
+    qg_result res;
+
+    res = tu_apply(eng, st, "malformed/not-json.json");
+    ck_assert_int_eq(res.verdict, QG_MALFORMED);
+
+    ck_assert_int_eq(qg_rejections_open(st, res.rejection, &r), 0);
+    ck_assert_int_eq(qg_rejections_next(r, &rej), 0);
+    ck_assert_uint_eq(rej.id, 1);
+    ck_assert_int_eq(rej.verdict, QG_MALFORMED);
+    ck_assert_int_eq(rej.reason, QG_R_BAD_JSON);
+    ck_assert_uint_eq(rej.ticket, 0);
+    assert_bytes(rej.body, rej.body_len, "malformed/not-json.json");
+    qg_rejections_close(r);
+
+    /* The log starts where asked: past its end there is nothing. */
+    ck_assert_int_eq(qg_rejections_open(st, 2, &r), 0);
+    ck_assert_int_eq(qg_rejections_next(r, &rej), QG_NOTFOUND);
+    qg_rejections_close(r);
+}
+END_TEST
+
+START_TEST(test_ignored_delivery_not_logged)
+{
+    qg_result res;
+
+    tu_apply(eng, st, "malformed/not-json.json");
+    ck_assert_int_eq(count_rejections(st), 1);
+
+    res = tu_apply(eng, st, "malformed/client-created.json");
+    ck_assert_int_eq(res.verdict, QG_IGNORED);
+    ck_assert_uint_eq(res.rejection, 0);
+    ck_assert_int_eq(count_rejections(st), 1);
+}
+END_TEST
+
+/* Applies a fixture with QG_DRY_RUN. */
+static qg_result
+dry_apply(const char *rel)
+{
+    qg_result res;
+    size_t len;
+    char *body = tu_fixture(rel, &len);
+    int rc = qg_engine_apply(eng, st, body, len, QG_DRY_RUN, &res);
+
+    free(body);
+    ck_assert_msg(rc == 0, "%s: %s", rel, qg_strerror(rc));
+    return res;
+}
+
+START_TEST(test_dry_run_writes_nothing)
+{
+    qg_result res;
+    qg_ticket t;
+
+    res = dry_apply(walk_in[0].file);
+    ck_assert_int_eq(res.verdict, QG_ACCEPTED);
+    ck_assert_int_eq(res.from, QG_ST_NEW);
+    ck_assert_int_eq(res.to, QG_ST_QUEUED);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t),
+                     QG_NOTFOUND);
+
+    res = dry_apply("malformed/not-json.json");
+    ck_assert_int_eq(res.verdict, QG_MALFORMED);
+    ck_assert_uint_eq(res.rejection, 0);
+    ck_assert_int_eq(count_rejections(st), 0);
+}
+END_TEST
+
+START_TEST(test_dry_run_on_read_only_store)
+{
+    qg_result res;
+    size_t len;
+    char *body = tu_fixture(walk_in[0].file, &len);
+
+    st = tu_store_reopen(st, QG_RDONLY);
+    ck_assert_int_eq(qg_engine_apply(eng, st, body, len, QG_DRY_RUN, &res), 0);
+    ck_assert_int_eq(res.verdict, QG_ACCEPTED);
+    ck_assert_int_eq(res.to, QG_ST_QUEUED);
+    ck_assert_int_eq(qg_engine_apply(eng, st, body, len, 0, &res), QG_ERDONLY);
+    free(body);
+}
+END_TEST
+
+/* ----- Limits ----------------------------------------------------------- */
+
+/* A store of its own, in its own directory, to size its map. */
+static char own_dir[64];
+static qg_store *own;
+
+static qg_store *
+own_open(size_t map_size, size_t map_max)
+{
+    qg_store_options o = {0};
+    qg_store *s = NULL;
+
+    o.path = own_dir;
+    o.map_size = map_size;
+    o.map_max = map_max;
+    o.durability = QG_NOSYNC;
+    ck_assert_int_eq(qg_store_open(&o, &s), 0);
+    return s;
+}
+
+static void
+limits_setup(void)
+{
+    setup();
+    snprintf(own_dir, sizeof(own_dir), "/tmp/qgate-map-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(own_dir));
+}
+
+static void
+limits_teardown(void)
+{
+    qg_store_close(own);
+    own = NULL;
+    remove_dir(own_dir);
+    teardown();
+}
+
+START_TEST(test_map_full_grows)
+{
+    enum { N = 3000 };
+    qg_result res;
+    qg_ticket t;
+    long long id;
+
+    /* 3000 records of ~700 bytes need about ten times the first map. */
+    own = own_open(SMALL_MAP, 0);
+    for (id = 1; id <= N; id++) {
+        ck_assert_int_eq(apply_join(own, id, &res), 0);
+        ck_assert_int_eq(res.verdict, QG_ACCEPTED);
+    }
+    for (id = 1; id <= N; id++) {
+        ck_assert_int_eq(qg_store_ticket(own, QG_ID_LIVE_QUEUE, id, &t), 0);
+        ck_assert_uint_eq(t.records, 1);
+    }
+}
+END_TEST
+
+START_TEST(test_map_full_fails_cleanly)
+{
+    enum { LIMIT = 100000 };
+    qg_result res;
+    qg_ticket t;
+    long long id, full = 0;
+    int rc;
+
+    own = own_open(SMALL_MAP, SMALL_MAP);
+    for (id = 1; id <= LIMIT; id++) {
+        rc = apply_join(own, id, &res);
+        if (rc == QG_EFULL) {
+            full = id;
+            break;
+        }
+        ck_assert_msg(rc == 0, "id %lld: %s", id, qg_strerror(rc));
+        ck_assert_int_eq(res.verdict, QG_ACCEPTED);
+    }
+    ck_assert_msg(full > 1, "the map never filled (or at once)");
+
+    /* A full store still recognises a redelivery: that writes nothing. */
+    ck_assert_int_eq(apply_join(own, 1, &res), 0);
+    ck_assert_int_eq(res.verdict, QG_DUPLICATE);
+
+    qg_store_close(own);
+    own = own_open(SMALL_MAP, SMALL_MAP);
+    for (id = 1; id < full; id++) {
+        ck_assert_int_eq(qg_store_ticket(own, QG_ID_LIVE_QUEUE, id, &t), 0);
+        ck_assert_uint_eq(t.records, 1);
+    }
+    ck_assert_int_eq(qg_store_ticket(own, QG_ID_LIVE_QUEUE, full, &t),
+                     QG_NOTFOUND);
+    ck_assert_int_eq(qg_store_ticket(own, QG_ID_TICKET, full, &t), QG_NOTFOUND);
+    ck_assert_int_eq(count_rejections(own), 0);
+}
+END_TEST
+
+START_TEST(test_large_body_kept_whole)
+{
+    enum { NAME_LEN = 200000 };
+    char *name = malloc(NAME_LEN + 1), *body;
+    qg_history *h = NULL;
+    qg_record rec;
+    qg_result res;
+    size_t len;
+
+    ck_assert_ptr_nonnull(name);
+    memset(name, 'x', NAME_LEN);
+    name[NAME_LEN] = '\0';
+    body = join_body(50001, name, &len);
+    ck_assert_ptr_nonnull(body);
+    ck_assert_uint_gt(len, NAME_LEN);
+
+    ck_assert_int_eq(qg_engine_apply(eng, st, body, len, 0, &res), 0);
+    ck_assert_msg(res.verdict == QG_ACCEPTED, "%s", res.detail);
+    st = tu_store_reopen(st, 0);
+    ck_assert_int_eq(qg_history_open(st, res.ticket, &h), 0);
+    ck_assert_int_eq(qg_history_next(h, &rec), 0);
+    ck_assert_uint_eq(rec.body_len, len);
+    ck_assert(memcmp(rec.body, body, len) == 0);
+    ck_assert_int_eq(qg_history_next(h, &rec), QG_NOTFOUND);
+    qg_history_close(h);
+    free(body);
+    free(name);
+}
+END_TEST
+
+/* ----- Errors ----------------------------------------------------------- */
+
+START_TEST(test_store_open_bad_options)
+{
+    static const struct {
+        const char *what;
+        const char *path; /* in the fixture's directory; "" as is */
+        unsigned flags;
+        int durability;
+        int want;
+    } cases[] = {
+        {"no path", NULL, 0, QG_SYNC, QG_EINVAL},
+        {"empty path", "", 0, QG_SYNC, QG_EINVAL},
+        {"unknown flag", "missing", 0x2, QG_SYNC, QG_EINVAL},
+        {"unknown durability", "missing", 0, 7, QG_EINVAL},
+        {"regular file", "plain", 0, QG_SYNC, QG_EINVAL},
+        {"read-only, no directory", "missing", QG_RDONLY, QG_SYNC, QG_NOTFOUND},
+        {"read-only, no store", "empty", QG_RDONLY, QG_SYNC, QG_NOTFOUND},
+    };
+    char path[512], empty[512];
+    qg_store_options o;
+    qg_store *s;
+    struct stat sb;
+    FILE *f;
+    size_t i;
+
+    snprintf(path, sizeof(path), "%s/plain", tu_store_dir());
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    snprintf(empty, sizeof(empty), "%s/empty", tu_store_dir());
+    ck_assert_int_eq(mkdir(empty, 0750), 0);
+
+    s = NULL;
+    ck_assert_int_eq(qg_store_open(NULL, &s), QG_EINVAL);
+    ck_assert_ptr_null(s);
+    memset(&o, 0, sizeof(o));
+    o.path = tu_store_dir();
+    ck_assert_int_eq(qg_store_open(&o, NULL), QG_EINVAL);
+
+    for (i = 0; i < COUNT(cases); i++) {
+        memset(&o, 0, sizeof(o));
+        if (cases[i].path && cases[i].path[0]) {
+            snprintf(path, sizeof(path), "%s/%s", tu_store_dir(),
+                     cases[i].path);
+            o.path = path;
+        } else {
+            o.path = cases[i].path;
+        }
+        o.flags = cases[i].flags;
+        o.durability = (qg_durability)cases[i].durability;
+        s = NULL;
+        ck_assert_msg(qg_store_open(&o, &s) == cases[i].want, "%s: want %s",
+                      cases[i].what, qg_err_name(cases[i].want));
+        ck_assert_msg(s == NULL, "%s: a store came back", cases[i].what);
+    }
+
+    /* Refused before acting: no directory was made. */
+    snprintf(path, sizeof(path), "%s/missing", tu_store_dir());
+    ck_assert_int_eq(stat(path, &sb), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    remove_dir(empty);
+}
+END_TEST
+
+START_TEST(test_store_ticket_unknown_or_invalid)
+{
+    static const qg_id_kind kinds[] = {QG_ID_TICKET, QG_ID_LIVE_QUEUE,
+                                       QG_ID_APPOINTMENT};
+    qg_history *h = NULL;
+    qg_ticket t;
+    size_t i;
+
+    ck_assert_int_eq(tu_apply(eng, st, walk_in[0].file).verdict, QG_ACCEPTED);
+    for (i = 0; i < COUNT(kinds); i++) {
+        ck_assert_int_eq(qg_store_ticket(st, kinds[i], 777777, &t),
+                         QG_NOTFOUND);
+        ck_assert_int_eq(qg_store_ticket(st, kinds[i], 0, &t), QG_EINVAL);
+        ck_assert_int_eq(qg_store_ticket(st, kinds[i], -1, &t), QG_EINVAL);
+    }
+    ck_assert_int_eq(qg_store_ticket(st, (qg_id_kind)3, 1, &t), QG_EINVAL);
+    ck_assert_int_eq(qg_history_open(st, 777777, &h), QG_NOTFOUND);
+    ck_assert_ptr_null(h);
+}
+END_TEST
+
+START_TEST(test_error_names_distinct)
+{
+    static const struct {
+        int code;
+        const char *name, *msg;
+    } errs[] = {
+#define XX(name, val, msg) {QG_##name, "QG_" #name, msg},
+        QG_ERRNO_MAP(XX)
+#undef XX
+    };
+    size_t i, j;
+
+    for (i = 0; i < COUNT(errs); i++) {
+        ck_assert_str_eq(qg_err_name(errs[i].code), errs[i].name);
+        ck_assert_str_eq(qg_strerror(errs[i].code), errs[i].msg);
+        ck_assert_str_ne(qg_err_name(errs[i].code), "QG_UNKNOWN");
+        ck_assert_str_ne(qg_strerror(errs[i].code), "unknown error");
+        for (j = 0; j < i; j++) {
+            ck_assert_str_ne(qg_err_name(errs[i].code),
+                             qg_err_name(errs[j].code));
+            ck_assert_str_ne(qg_strerror(errs[i].code),
+                             qg_strerror(errs[j].code));
+        }
+    }
+    ck_assert_str_eq(qg_strerror(12345), "unknown error");
+    ck_assert_str_eq(qg_err_name(12345), "QG_UNKNOWN");
+}
+END_TEST
+
+START_TEST(test_destructors_accept_null)
+{
+    qg_ticket t;
+
+    /* A crash here fails the test (fork mode). */
+    qg_store_close(NULL);
+    qg_history_close(NULL);
+    qg_rejections_close(NULL);
+    qg_engine_free(NULL);
+    /* ... and the open store and engine are untouched. */
+    ck_assert_int_eq(tu_apply(eng, st, walk_in[0].file).verdict, QG_ACCEPTED);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+}
+END_TEST
+
+/* ----- Processes -------------------------------------------------------- */
+
+/*
+ * Forks a writer that opens the fixture's store itself (a small map, so
+ * that it grows under the other processes) and applies joins of ids
+ * first .. first + n - 1.  The child never calls Check: it reports by its
+ * exit status.  Its store is its own: LMDB forbids using an environment
+ * after fork().
+ */
+static pid_t
+spawn_writer(long long first, int n)
+{
+    qg_store_options o = {0};
+    qg_store *s = NULL;
+    qg_result res;
+    long long id;
+    pid_t pid;
+    int rc;
+
+    fflush(NULL);
+    pid = fork();
+    ck_assert_int_ne(pid, -1);
+    if (pid > 0)
+        return pid;
+    o.path = tu_store_dir();
+    o.map_size = SMALL_MAP;
+    o.durability = QG_NOSYNC;
+    if ((rc = qg_store_open(&o, &s))) {
+        fprintf(stderr, "writer: open: %s\n", qg_strerror(rc));
+        _exit(2);
+    }
+    for (id = first; id < first + n; id++) {
+        if ((rc = apply_join(s, id, &res))) {
+            fprintf(stderr, "writer: id %lld: %s\n", id, qg_strerror(rc));
+            _exit(3);
+        }
+        if (res.verdict != QG_ACCEPTED) {
+            fprintf(stderr, "writer: id %lld: %s\n", id, res.detail);
+            _exit(4);
+        }
+    }
+    qg_store_close(s);
+    _exit(0);
+}
+
+static void
+assert_exited_ok(pid_t pid, int status)
+{
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "writer %d: status %#x", (int)pid, status);
+}
+
+/*
+ * Reads the ticket of live-queue entry id and its history, as a reader
+ * beside a writer does, and fails the test on anything inconsistent.
+ * Returns 1 when the ticket exists.
+ */
+static int
+read_join(qg_store *s, long long id)
+{
+    qg_history *h = NULL;
+    qg_state prev = QG_ST_NEW;
+    qg_record rec;
+    qg_ticket t;
+    uint32_t n = 0;
+    int rc;
+
+    if ((rc = qg_store_ticket(s, QG_ID_LIVE_QUEUE, id, &t)) == QG_NOTFOUND)
+        return 0;
+    ck_assert_msg(rc == 0, "id %lld: %s", id, qg_strerror(rc));
+    ck_assert_int_eq(t.live_queue_id, id);
+    ck_assert_int_eq(qg_history_open(s, t.id, &h), 0);
+    while ((rc = qg_history_next(h, &rec)) == 0) {
+        ck_assert_uint_eq(rec.seq, ++n);
+        ck_assert_int_eq(rec.from, prev);
+        prev = rec.to;
+    }
+    qg_history_close(h);
+    ck_assert_int_eq(rc, QG_NOTFOUND);
+    ck_assert_uint_eq(n, t.records);
+    ck_assert_int_eq(prev, t.state);
+    return 1;
+}
+
+START_TEST(test_reader_sees_consistent_history)
+{
+    enum { N = 2000 };
+    static unsigned char seen[N + 1];
+    qg_store_options o = {0};
+    long long id;
+    pid_t pid, done;
+    int status;
+
+    /* LMDB forbids opening one store twice in a process: the read-only
+     * handle replaces the fixture's. */
+    qg_store_close(st);
+    st = NULL;
+    memset(seen, 0, sizeof(seen));
+    pid = spawn_writer(1, N);
+
+    o.path = tu_store_dir();
+    o.map_size = SMALL_MAP; /* so that the writer's growth reaches it */
+    o.flags = QG_RDONLY;
+    ck_assert_int_eq(qg_store_open(&o, &st), 0);
+    do {
+        for (id = 1; id <= N; id++) {
+            if (read_join(st, id))
+                seen[id] = 1;
+            else
+                ck_assert_msg(!seen[id], "ticket %lld vanished", id);
+        }
+    } while ((done = waitpid(pid, &status, WNOHANG)) == 0);
+    ck_assert_int_eq(done, pid);
+    assert_exited_ok(pid, status);
+
+    /* The writer is done: every ticket is there for the same reader. */
+    for (id = 1; id <= N; id++)
+        ck_assert_msg(read_join(st, id), "ticket %lld missing", id);
+}
+END_TEST
+
+START_TEST(test_store_open_beside_growing_writer)
+{
+    enum { N = 4000 };
+    qg_store_options o = {0};
+    qg_store *rd;
+    pid_t pid, done = 0;
+    int status, rc = 0, opens = 0;
+
+    qg_store_close(st);
+    st = NULL;
+    pid = spawn_writer(1, N);
+
+    /* A store that grew past the map size asked for keeps its own size;
+     * opening it while another process writes must not fail because the
+     * writer grew it further in the meantime. */
+    o.path = tu_store_dir();
+    o.map_size = SMALL_MAP;
+    o.flags = QG_RDONLY;
+    do {
+        rd = NULL;
+        if ((rc = qg_store_open(&o, &rd)))
+            break;
+        qg_store_close(rd);
+        opens++;
+    } while ((done = waitpid(pid, &status, WNOHANG)) == 0);
+    if (done == 0) /* let the writer finish before failing */
+        done = waitpid(pid, &status, 0);
+    ck_assert_msg(rc == 0, "open %d beside the writer: %s", opens + 1,
+                  qg_strerror(rc));
+    ck_assert_int_eq(done, pid);
+    assert_exited_ok(pid, status);
+}
+END_TEST
+
+START_TEST(test_two_writers_all_recorded)
+{
+    enum { N = 500, SECOND = 100001 };
+    static unsigned char numbered[2 * N + 1];
+    static const long long first[] = {1, SECOND};
+    qg_ticket t;
+    pid_t a, b;
+    int status_a, status_b;
+    long long id;
+    size_t i;
+
+    qg_store_close(st);
+    st = NULL;
+    memset(numbered, 0, sizeof(numbered));
+    a = spawn_writer(first[0], N);
+    b = spawn_writer(first[1], N);
+    ck_assert_int_eq(waitpid(a, &status_a, 0), a);
+    ck_assert_int_eq(waitpid(b, &status_b, 0), b);
+    assert_exited_ok(a, status_a);
+    assert_exited_ok(b, status_b);
+
+    /* Every delivery has its own ticket: no number was handed out twice. */
+    st = tu_store_reopen(NULL, 0);
+    for (i = 0; i < COUNT(first); i++) {
+        for (id = first[i]; id < first[i] + N; id++) {
+            ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, id, &t), 0);
+            ck_assert_uint_eq(t.records, 1);
+            ck_assert_uint_ge(t.id, 1);
+            ck_assert_uint_le(t.id, 2 * N);
+            ck_assert_msg(!numbered[t.id], "ticket %llu given twice",
+                          (unsigned long long)t.id);
+            numbered[t.id] = 1;
+        }
+    }
+}
+END_TEST
+
+/* ----- the suite -------------------------------------------------------- */
+
+Suite *store_suite(void);
+
+Suite *
+store_suite(void)
+{
+    Suite *s = suite_create("store");
+    TCase *core = tcase_create("Core");
+    TCase *limits = tcase_create("Limits");
+    TCase *errors = tcase_create("Errors");
+    TCase *procs = tcase_create("Processes");
+
+    tcase_add_checked_fixture(core, setup, teardown);
+    tcase_add_test(core, test_history_survives_reopen);
+    tcase_add_test(core, test_duplicate_after_reopen);
+    tcase_add_test(core, test_ticket_found_by_either_id);
+    tcase_add_test(core, test_rejection_logged_with_ticket);
+    tcase_add_test(core, test_rejection_logged_without_ticket);
+    tcase_add_test(core, test_ignored_delivery_not_logged);
+    tcase_add_test(core, test_dry_run_writes_nothing);
+    tcase_add_test(core, test_dry_run_on_read_only_store);
+    suite_add_tcase(s, core);
+
+    tcase_add_checked_fixture(limits, limits_setup, limits_teardown);
+    tcase_set_timeout(limits, 60);
+    tcase_add_test(limits, test_map_full_grows);
+    tcase_add_test(limits, test_map_full_fails_cleanly);
+    tcase_add_test(limits, test_large_body_kept_whole);
+    suite_add_tcase(s, limits);
+
+    tcase_add_checked_fixture(errors, setup, teardown);
+    tcase_add_test(errors, test_store_open_bad_options);
+    tcase_add_test(errors, test_store_ticket_unknown_or_invalid);
+    tcase_add_test(errors, test_error_names_distinct);
+    tcase_add_test(errors, test_destructors_accept_null);
+    suite_add_tcase(s, errors);
+
+    tcase_add_checked_fixture(procs, setup, teardown);
+    tcase_set_timeout(procs, 60);
+    tcase_add_test(procs, test_reader_sees_consistent_history);
+    tcase_add_test(procs, test_store_open_beside_growing_writer);
+    tcase_add_test(procs, test_two_writers_all_recorded);
+    suite_add_tcase(s, procs);
+
+    return s;
+}
+
+int
+main(void)
+{
+    return tu_run(store_suite());
+}
