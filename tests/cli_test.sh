@@ -185,5 +185,12 @@ check "help lists the commands" \
     sh -c "'$Q' help | grep -q '^  stats '"
 check "a command's --help" status 0 "$Q" history --help
 
+# the man page documents every command `qgate help` lists
+MAN=$(dirname "$F")/docs/qgate.1
+for cmd in $("$Q" help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
+    [ "$cmd" = help ] && continue
+    check "man page documents $cmd" grep -q "^\.SS $cmd" "$MAN"
+done
+
 echo "$passes passed, $failures failed"
 [ "$failures" -eq 0 ]
