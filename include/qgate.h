@@ -196,13 +196,14 @@ typedef enum qg_durability {
 } qg_durability;
 
 #define QG_RDONLY 0x1u /* open an existing store read-only */
+#define QG_OUTBOX 0x2u /* queue every accepted step for forwarding */
 
 typedef struct qg_store_options {
     const char *path;         /* directory; created if missing (not RDONLY) */
     size_t map_size;          /* initial map size; 0 = 64 MiB */
     size_t map_max;           /* growth limit; 0 = 64 GiB */
     qg_durability durability; /* QG_SYNC unless said otherwise */
-    unsigned flags;           /* QG_RDONLY */
+    unsigned flags;           /* QG_RDONLY, QG_OUTBOX */
 } qg_store_options;
 
 /**
@@ -343,6 +344,72 @@ QG_EXTERN int qg_rejections_next(qg_rejections *r, qg_rejection *out);
 QG_EXTERN void qg_rejections_close(qg_rejections *r);
 
 /* ------------------------------------------------------------------ */
+/* The outbox: accepted steps waiting to be forwarded                  */
+
+/*
+ * With QG_OUTBOX, each accepted step is queued in the same transaction
+ * that records it, so a step is never recorded without being queued.  A
+ * forwarder takes entries in id order (which is commit order), and sends
+ * a ticket's entry only after the ticket's earlier ones were delivered.
+ * Entries that give up move to the dead list under the same id.
+ */
+typedef struct qg_outbox_entry {
+    uint64_t id; /* 1, 2, ... in commit order */
+    uint64_t ticket;
+    uint32_t seq; /* the history record to send */
+    uint32_t attempts;
+    int64_t created_us;
+    int64_t next_attempt_us; /* not before this time */
+    int64_t last_attempt_us; /* 0 if never tried */
+    char last_error[128];
+} qg_outbox_entry;
+
+typedef struct qg_outbox qg_outbox;
+
+/**
+ * Opens a cursor over the outbox (dead = 0) or the dead list (dead = 1),
+ * in id order, in a read transaction held until qg_outbox_close().
+ * @return 0, QG_EINVAL, QG_ENOMEM, QG_ESTORE, QG_EBUSY.
+ */
+QG_EXTERN int qg_outbox_open(qg_store *st, int dead, qg_outbox **out);
+/** @return 0, QG_NOTFOUND at the end, QG_ESTORE. */
+QG_EXTERN int qg_outbox_next(qg_outbox *ob, qg_outbox_entry *out);
+/** NULL ok. */
+QG_EXTERN void qg_outbox_close(qg_outbox *ob);
+
+/**
+ * Counts the outbox.
+ * @param[out] depth entries waiting; oldest_us the creation time of the
+ * oldest (0 when empty); dead entries in the dead list.  Any may be NULL.
+ * @return 0, QG_ESTORE, QG_EBUSY.
+ */
+QG_EXTERN int qg_outbox_stats(qg_store *st, uint64_t *depth, int64_t *oldest_us,
+                              uint64_t *dead);
+
+/** The entry was delivered: removes it.  @return 0, QG_NOTFOUND, ... */
+QG_EXTERN int qg_outbox_ack(qg_store *st, uint64_t id);
+/**
+ * The attempt failed: counts it, records the error (copied, truncated)
+ * and holds the entry until next_attempt_us.
+ * @return 0, QG_NOTFOUND, QG_ESTORE, QG_EFULL.
+ */
+QG_EXTERN int qg_outbox_defer(qg_store *st, uint64_t id,
+                              int64_t next_attempt_us, const char *error);
+/**
+ * Gives up on an entry: moves it, and every later entry of its ticket
+ * (which may not be sent before it), to the dead list.
+ * @return 0, QG_NOTFOUND, QG_ESTORE, QG_EFULL.
+ */
+QG_EXTERN int qg_outbox_bury(qg_store *st, uint64_t id, const char *error);
+/**
+ * Moves a dead entry back to the outbox under its id, due now, with its
+ * attempts reset; id 0 moves them all.
+ * @param[out] moved how many were moved; may be NULL.
+ * @return 0, QG_NOTFOUND (no such dead entry), QG_ESTORE, QG_EFULL.
+ */
+QG_EXTERN int qg_outbox_requeue(qg_store *st, uint64_t id, uint64_t *moved);
+
+/* ------------------------------------------------------------------ */
 /* The engine                                                          */
 
 typedef struct qg_engine qg_engine;
@@ -399,6 +466,28 @@ QG_EXTERN int qg_engine_load_mapping(qg_engine *eng, const char *path,
  */
 QG_EXTERN int qg_engine_apply(qg_engine *eng, qg_store *st, const char *body,
                               size_t len, unsigned flags, qg_result *res);
+
+/** One raw webhook body, for qg_engine_apply_batch(). */
+typedef struct qg_body {
+    const char *body;
+    size_t len;
+} qg_body;
+
+/**
+ * Decides n bodies, in order, and records them in one write transaction:
+ * one commit, and with QG_SYNC one flush to disk, for all of them (group
+ * commit).  Each body is decided in a nested transaction of its own, so a
+ * body whose recording fails leaves nothing of itself behind and the
+ * others still commit.  A later body sees the steps of earlier ones.
+ * @param[out] res n results; res[i] is valid when rcs[i] is 0.
+ * @param[out] rcs n codes, as qg_engine_apply() would return for each.
+ * @return 0 when the batch committed (see rcs), or the error that kept it
+ * from committing (then nothing of the batch was written): QG_EINVAL,
+ * QG_ESTORE, QG_EFULL, QG_ERDONLY, QG_ENOMEM.
+ */
+QG_EXTERN int qg_engine_apply_batch(qg_engine *eng, qg_store *st,
+                                    const qg_body *bodies, size_t n,
+                                    qg_result *res, int *rcs);
 
 #ifdef __cplusplus
 }

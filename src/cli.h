@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "qgate.h"
+#include "render.h"
 
 /* Exit codes of every subcommand. */
 #define EXIT_OK     0 /* worked, found nothing wrong */
@@ -73,11 +74,6 @@ int cli_parse_when(const char *opt, const char *arg, int64_t *ms);
 /* A progress line on stderr, when stderr is a terminal: every 1000th
  * call, and once more with done = 1. */
 void cli_progress(const char *what, unsigned long n, int done);
-
-/* Writes a JSON string literal. */
-void cli_json_string(FILE *f, const char *s, size_t len);
-/* Writes the verdict object that `apply --json` and the gate answer. */
-void cli_json_verdict(FILE *f, const qg_result *res, const char *input);
 
 int cmd_apply(cli *c, int argc, char **argv);
 int cmd_check(cli *c, int argc, char **argv);

@@ -85,10 +85,12 @@ one(cli *c, qg_engine *eng, qg_store *st, unsigned flags, const char *body,
 
     if ((rc = qg_engine_apply(eng, st, body, len, flags, &res)))
         return cli_fail("%s: %s (nothing was written)", input, qg_strerror(rc));
-    if (c->json)
-        cli_json_verdict(stdout, &res, input);
-    else
+    if (c->json) {
+        render_verdict(stdout, &res, input);
+        putchar('\n');
+    } else {
         print_human(&res, input);
+    }
     t->count[res.verdict]++;
     t->total++;
     cli_progress("deliveries", t->total, 0);

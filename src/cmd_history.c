@@ -8,28 +8,7 @@
 
 #include "cli.h"
 #include "qgate_int.h"
-
-static void
-print_record_json(const qg_record *r, int64_t waited_ms, int first)
-{
-    char when[40];
-    int i;
-
-    printf("%s{\"seq\":%" PRIu32 ",\"received_us\":%" PRId64
-           ",\"timestamp\":\"%s\",\"event\":\"%s\",\"from\":\"%s\","
-           "\"to\":\"%s\",\"service_id\":%" PRId64 ",\"staff_id\":%" PRId64,
-           first ? "" : ",\n", r->seq, r->received_us,
-           qg__format_time(r->event_ms, r->utc_offset_s, when, sizeof(when)),
-           qg_event_name(r->event), qg_state_name(r->from),
-           qg_state_name(r->to), r->service_id, r->staff_id);
-    if (waited_ms >= 0)
-        printf(",\"in_previous_state_ms\":%" PRId64, waited_ms);
-    printf(",\"digest\":\"");
-    for (i = 0; i < 32; i++)
-        printf("%02x", r->digest[i]);
-    printf("\",\"machine\":\"%s\",\"body_bytes\":%zu}", r->machine,
-           r->body_len);
-}
+#include "render.h"
 
 static int
 history(cli *c, qg_store *st, const qg_ticket *t, long raw)
@@ -64,7 +43,9 @@ history(cli *c, qg_store *st, const qg_ticket *t, long raw)
             continue;
         }
         if (c->json) {
-            print_record_json(&r, waited_ms, first);
+            if (!first)
+                fputs(",\n", stdout);
+            render_record(stdout, &r, waited_ms);
             first = 0;
             continue;
         }
@@ -93,7 +74,6 @@ show(cli *c, const qg_ticket *t)
 {
     char name[64], allowed[256];
     unsigned mask = qg_machine_allowed(t->state);
-    int e, first = 1;
 
     cli_ticket_ids(t, name, sizeof(name));
     if (!c->json) {
@@ -105,21 +85,8 @@ show(cli *c, const qg_ticket *t)
                t->records, t->rejections);
         return EXIT_OK;
     }
-    printf("{\"ticket\":%" PRIu64 ",\"live_queue_id\":", t->id);
-    printf(t->live_queue_id ? "%" PRId64 : "null", t->live_queue_id);
-    printf(",\"appointment_id\":");
-    printf(t->appointment_id ? "%" PRId64 : "null", t->appointment_id);
-    printf(",\"state\":\"%s\",\"final\":%s,\"allowed\":[",
-           qg_state_name(t->state), mask ? "false" : "true");
-    for (e = QG_EV_NONE + 1; e < QG_EVENT_COUNT; e++) {
-        if (mask & (1u << e)) {
-            printf("%s\"%s\"", first ? "" : ",", qg_event_name((qg_event)e));
-            first = 0;
-        }
-    }
-    printf("],\"records\":%" PRIu32 ",\"rejections\":%" PRIu32
-           ",\"service_id\":%" PRId64 ",\"staff_id\":%" PRId64 "}\n",
-           t->records, t->rejections, t->service_id, t->staff_id);
+    render_ticket(stdout, t);
+    putchar('\n');
     return EXIT_OK;
 }
 

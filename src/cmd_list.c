@@ -79,15 +79,8 @@ cmd_list(cli *c, int argc, char **argv)
             continue;
         shown++;
         if (c->json) {
-            printf("{\"ticket\":%" PRIu64 ",\"live_queue_id\":", t.id);
-            printf(t.live_queue_id ? "%" PRId64 : "null", t.live_queue_id);
-            printf(",\"appointment_id\":");
-            printf(t.appointment_id ? "%" PRId64 : "null", t.appointment_id);
-            printf(",\"state\":\"%s\",\"records\":%" PRIu32
-                   ",\"rejections\":%" PRIu32 ",\"last_event_ms\":%" PRId64
-                   "}\n",
-                   qg_state_name(t.state), t.records, t.rejections,
-                   t.last_event_ms);
+            render_ticket(stdout, &t);
+            putchar('\n');
             continue;
         }
         cli_ticket_ids(&t, ids, sizeof(ids));

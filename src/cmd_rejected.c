@@ -17,21 +17,19 @@ static void
 print_json(const qg_rejection *r)
 {
     printf("{\"id\":%" PRIu64 ",\"received_us\":%" PRId64
-           ",\"verdict\":\"%s\",\"code\":\"%s\",\"ticket\":",
+           ",\"verdict\":\"%s\",\"code\":\"%s\"",
            r->id, r->received_us, qg_verdict_name(r->verdict),
            qg_reason_name(r->reason));
-    printf(r->ticket ? "%" PRIu64 : "null", r->ticket);
-    printf(",\"live_queue_id\":");
-    printf(r->live_queue_id ? "%" PRId64 : "null", r->live_queue_id);
-    printf(",\"appointment_id\":");
-    printf(r->appointment_id ? "%" PRId64 : "null", r->appointment_id);
+    render_id(stdout, "ticket", (int64_t)r->ticket, 0);
+    render_id(stdout, "live_queue_id", r->live_queue_id, 0);
+    render_id(stdout, "appointment_id", r->appointment_id, 0);
     printf(",\"event\":");
     if (r->event)
         printf("\"%s\"", qg_event_name(r->event));
     else
         printf("null");
     printf(",\"from\":\"%s\",\"reason\":", qg_state_name(r->from));
-    cli_json_string(stdout, r->detail, strlen(r->detail));
+    render_string(stdout, r->detail, strlen(r->detail));
     printf(",\"body_bytes\":%zu}\n", r->body_len);
 }
 
@@ -66,7 +64,8 @@ replay(cli *c, qg_engine *eng, qg_store *st, const qg_rejection *r, int *rc)
         return 0;
     }
     if (c->json) {
-        cli_json_verdict(stdout, &res, input);
+        render_verdict(stdout, &res, input);
+        putchar('\n');
     } else {
         printf("%-16s %-15s %-19s %s\n", input, qg_verdict_name(res.verdict),
                qg_reason_name(res.reason), res.detail);

@@ -52,7 +52,7 @@ cmd_verify(cli *c, int argc, char **argv)
             printf("{\"ticket\":%" PRIu64 ",\"ids\":\"%s\",\"seq\":%" PRIu32
                    ",\"problem\":",
                    t.id, ids, f.seq);
-            cli_json_string(stdout, f.what, strlen(f.what));
+            render_string(stdout, f.what, strlen(f.what));
             printf("}\n");
         } else {
             printf("ticket %" PRIu64 " (%s) step %" PRIu32 ": %s\n", t.id, ids,

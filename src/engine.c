@@ -426,6 +426,9 @@ record_accepted(qg__txn *t, job *j, qg__ticket_row *row)
                  j->d.appointment_time);
     res->ticket = row->t.id;
     res->seq = rec.seq;
+    if (qg__outbox_enabled(t->st) &&
+        (rc = qg__outbox_put(t, row->t.id, rec.seq, j->received_us)))
+        return rc;
     return qg__put_ticket(t, row);
 }
 
@@ -538,6 +541,44 @@ now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Checks arguments and runs steps 1-5 of one body into j. */
+static int
+prepare(job *j, qg_engine *eng, const char *body, size_t len, int dry,
+        qg_result *res)
+{
+    if (res == NULL || (body == NULL && len > 0) || len > UINT32_MAX / 2)
+        return QG_EINVAL;
+    memset(res, 0, sizeof(*res));
+    memset(j, 0, sizeof(*j));
+    j->eng = eng;
+    j->body = body ? body : "";
+    j->len = len;
+    j->dry = dry;
+    j->received_us = now_us();
+    j->res = res;
+    j->pre = examine(j);
+    return 0;
+}
+
+/* Releases j and settles its result after rc, the outcome of decide(). */
+static int
+finish(job *j, int rc)
+{
+    qg_result *res = j->res;
+
+    if (rc > 0)
+        rc = 0;
+    qg__envelope_free(&j->env);
+    res->allowed = qg_machine_allowed(res->to);
+    if (rc) {
+        /* Nothing was written; do not let the result claim otherwise. */
+        res->ticket = 0;
+        res->seq = 0;
+        res->rejection = 0;
+    }
+    return rc;
+}
+
 int
 qg_engine_apply(qg_engine *eng, qg_store *st, const char *body, size_t len,
                 unsigned flags, qg_result *res)
@@ -546,21 +587,12 @@ qg_engine_apply(qg_engine *eng, qg_store *st, const char *body, size_t len,
     qg__txn t;
     int rc;
 
-    if (eng == NULL || st == NULL || res == NULL || (body == NULL && len > 0) ||
-        (flags & ~QG_DRY_RUN) || len > UINT32_MAX / 2)
+    if (eng == NULL || st == NULL || (flags & ~QG_DRY_RUN))
         return QG_EINVAL;
     if (!(flags & QG_DRY_RUN) && !qg__store_writable(st))
         return QG_ERDONLY;
-    memset(res, 0, sizeof(*res));
-    memset(&j, 0, sizeof(j));
-    j.eng = eng;
-    j.body = body ? body : "";
-    j.len = len;
-    j.dry = (flags & QG_DRY_RUN) != 0;
-    j.received_us = now_us();
-    j.res = res;
-
-    j.pre = examine(&j);
+    if ((rc = prepare(&j, eng, body, len, (flags & QG_DRY_RUN) != 0, res)))
+        return rc;
     if (j.dry) {
         if ((rc = qg__txn_begin(st, 0, &t)) == 0) {
             rc = decide(&t, &j);
@@ -569,15 +601,70 @@ qg_engine_apply(qg_engine *eng, qg_store *st, const char *body, size_t len,
     } else {
         rc = qg__store_write(st, decide, &j);
     }
-    if (rc > 0)
-        rc = 0;
-    qg__envelope_free(&j.env);
-    res->allowed = qg_machine_allowed(res->to);
-    if (rc) {
-        /* Nothing was written; do not let the result claim otherwise. */
-        res->ticket = 0;
-        res->seq = 0;
-        res->rejection = 0;
+    return finish(&j, rc);
+}
+
+typedef struct batch {
+    job *jobs;
+    int *rcs;
+    size_t n;
+} batch;
+
+/* Every job in a nested transaction of the one write transaction.  A job
+ * that fails is undone alone; a full map undoes the batch, to be run again
+ * once the map has grown. */
+static int
+decide_batch(qg__txn *t, void *arg)
+{
+    batch *b = arg;
+    qg__txn child;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < b->n; i++) {
+        if (b->jobs[i].res == NULL)
+            continue; /* refused by prepare() */
+        if ((rc = qg__txn_nest(t, &child)))
+            return rc;
+        rc = decide(&child, &b->jobs[i]);
+        if (rc == 0)
+            rc = qg__txn_nest_commit(&child);
+        else
+            qg__txn_nest_abort(&child);
+        if (rc == QG_EFULL)
+            return rc;
+        b->rcs[i] = rc > 0 ? 0 : rc;
     }
+    return 0;
+}
+
+int
+qg_engine_apply_batch(qg_engine *eng, qg_store *st, const qg_body *bodies,
+                      size_t n, qg_result *res, int *rcs)
+{
+    batch b;
+    size_t i;
+    int rc;
+
+    if (eng == NULL || st == NULL || (n > 0 && (!bodies || !res || !rcs)))
+        return QG_EINVAL;
+    if (!qg__store_writable(st))
+        return QG_ERDONLY;
+    if (n == 0)
+        return 0;
+    if ((b.jobs = calloc(n, sizeof(*b.jobs))) == NULL)
+        return QG_ENOMEM;
+    b.rcs = rcs;
+    b.n = n;
+    for (i = 0; i < n; i++)
+        rcs[i] =
+            prepare(&b.jobs[i], eng, bodies[i].body, bodies[i].len, 0, &res[i]);
+    rc = qg__store_write(st, decide_batch, &b);
+    for (i = 0; i < n; i++) {
+        if (b.jobs[i].res == NULL)
+            continue;
+        rcs[i] = finish(&b.jobs[i], rc ? rc : rcs[i]);
+    }
+    free(b.jobs);
     return rc;
 }

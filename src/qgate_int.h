@@ -147,6 +147,17 @@ int qg__txn_commit(qg__txn *txn);
 void qg__txn_abort(qg__txn *txn);
 
 int qg__store_writable(const qg_store *st);
+
+/* A transaction nested in a write transaction: it commits into its parent
+ * or aborts leaving the parent as it was.  Not counted as open: it lives
+ * inside its parent. */
+int qg__txn_nest(qg__txn *parent, qg__txn *child);
+int qg__txn_nest_commit(qg__txn *child);
+void qg__txn_nest_abort(qg__txn *child);
+
+/* outbox.c: queue an accepted step, in the transaction that records it. */
+int qg__outbox_enabled(const qg_store *st);
+int qg__outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now);
 int qg__find_alias(qg__txn *txn, qg_id_kind kind, int64_t id, uint64_t *ticket);
 int qg__get_ticket(qg__txn *txn, uint64_t ticket, qg__ticket_row *row);
 int qg__find_digest(qg__txn *txn, const unsigned char *digest, uint64_t *ticket,

@@ -8,6 +8,8 @@
  *   history     u64 ticket, u32 seq -> record header + raw body
  *   digests     32-byte payload SHA-256 -> u64 ticket, u32 seq
  *   rejections  u64 id -> rejection header + detail + raw body
+ *   outbox      u64 id -> outbox entry (a step waiting to be forwarded)
+ *   dead        u64 id -> outbox entry that gave up (same id, same form)
  * Values are written field by field at fixed offsets, never as C structs,
  * so the layout does not depend on the compiler.
  *
@@ -25,6 +27,7 @@
 #include <lmdb.h>
 
 #include "qgate_int.h"
+#include "store_int.h"
 
 #define STORE_FORMAT     1
 #define DEFAULT_MAP_SIZE ((size_t)64 << 20)
@@ -36,57 +39,8 @@
 #define RECORD_HDR    96
 #define REJECTION_HDR 48
 
-struct qg_store {
-    MDB_env *env;
-    MDB_dbi meta, tickets, aliases, history, digests, rejections;
-    unsigned flags;
-    size_t map_max;
-    pthread_mutex_t lock; /* guards the three fields below */
-    pthread_cond_t idle;
-    unsigned active; /* open transactions of this process */
-    int resizing;
-};
-
-/* ----- encoding ------------------------------------------------------- */
-
-static void
-put64(unsigned char *p, uint64_t v)
-{
-    int i;
-
-    for (i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
-static uint64_t
-get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    int i;
-
-    for (i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static void
-put32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
-static uint32_t
-get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-           p[3];
-}
-
-static int
-from_mdb(int rc)
+int
+qg__from_mdb(int rc)
 {
     switch (rc) {
     case MDB_SUCCESS:
@@ -146,7 +100,7 @@ resize(qg_store *st, size_t size)
     while (st->active > 0 && rc == 0)
         rc = pthread_cond_timedwait(&st->idle, &st->lock, &until);
     if (st->active == 0)
-        rc = from_mdb(mdb_env_set_mapsize(st->env, size));
+        rc = qg__from_mdb(mdb_env_set_mapsize(st->env, size));
     else
         rc = QG_EBUSY;
     st->resizing = 0;
@@ -179,7 +133,7 @@ qg__txn_begin(qg_store *st, int write, qg__txn *t)
         txn_counted(st, -1);
         t->txn = NULL;
         if (rc != MDB_MAP_RESIZED)
-            return from_mdb(rc);
+            return qg__from_mdb(rc);
         /* another process grew the map: adopt its size and retry */
         if ((rc = resize(st, 0)))
             return rc;
@@ -194,7 +148,7 @@ qg__txn_commit(qg__txn *t)
 
     t->txn = NULL;
     txn_counted(t->st, -1);
-    return from_mdb(rc);
+    return qg__from_mdb(rc);
 }
 
 void
@@ -205,6 +159,32 @@ qg__txn_abort(qg__txn *t)
     mdb_txn_abort(t->txn);
     t->txn = NULL;
     txn_counted(t->st, -1);
+}
+
+int
+qg__txn_nest(qg__txn *parent, qg__txn *child)
+{
+    child->st = parent->st;
+    child->txn = NULL;
+    return qg__from_mdb(
+        mdb_txn_begin(parent->st->env, parent->txn, 0, &child->txn));
+}
+
+int
+qg__txn_nest_commit(qg__txn *child)
+{
+    int rc = mdb_txn_commit(child->txn);
+
+    child->txn = NULL;
+    return qg__from_mdb(rc);
+}
+
+void
+qg__txn_nest_abort(qg__txn *child)
+{
+    if (child->txn)
+        mdb_txn_abort(child->txn);
+    child->txn = NULL;
 }
 
 int
@@ -252,9 +232,11 @@ static int
 open_dbs(qg_store *st)
 {
     static const char *const names[] = {"meta",    "tickets", "aliases",
-                                        "history", "digests", "rejections"};
+                                        "history", "digests", "rejections",
+                                        "outbox",  "dead"};
     MDB_dbi *const dbis[] = {&st->meta,    &st->tickets, &st->aliases,
-                             &st->history, &st->digests, &st->rejections};
+                             &st->history, &st->digests, &st->rejections,
+                             &st->outbox,  &st->dead};
     unsigned create = (st->flags & QG_RDONLY) ? 0 : MDB_CREATE;
     unsigned char fmt[4];
     MDB_val k = {6, (void *)"format"}, v;
@@ -272,8 +254,8 @@ open_dbs(qg_store *st)
             break;
     }
     if (rc)
-        return from_mdb(rc);
-    for (i = 0; i < 6; i++) {
+        return qg__from_mdb(rc);
+    for (i = 0; i < sizeof(names) / sizeof(*names); i++) {
         if ((rc = mdb_dbi_open(txn, names[i], create, dbis[i])))
             goto abort;
     }
@@ -290,10 +272,10 @@ open_dbs(qg_store *st)
     }
     if (rc)
         goto abort;
-    return from_mdb(mdb_txn_commit(txn));
+    return qg__from_mdb(mdb_txn_commit(txn));
 abort:
     mdb_txn_abort(txn);
-    return rc == MDB_NOTFOUND ? QG_NOTFOUND : from_mdb(rc);
+    return rc == MDB_NOTFOUND ? QG_NOTFOUND : qg__from_mdb(rc);
 }
 
 int
@@ -308,7 +290,7 @@ qg_store_open(const qg_store_options *opts, qg_store **out)
         return QG_EINVAL;
     *out = NULL;
     if (opts == NULL || opts->path == NULL || opts->path[0] == '\0' ||
-        (opts->flags & ~QG_RDONLY) ||
+        (opts->flags & ~(QG_RDONLY | QG_OUTBOX)) ||
         (opts->durability != QG_SYNC && opts->durability != QG_NOSYNC))
         return QG_EINVAL;
     if (stat(opts->path, &sb) != 0) {
@@ -333,16 +315,16 @@ qg_store_open(const qg_store_options *opts, qg_store **out)
         envflags |= MDB_NOSYNC;
 
     if ((rc = mdb_env_create(&st->env))) {
-        rc = from_mdb(rc);
+        rc = qg__from_mdb(rc);
         goto fail;
     }
-    mdb_env_set_maxdbs(st->env, 8);
+    mdb_env_set_maxdbs(st->env, 16);
     mdb_env_set_maxreaders(st->env, 256);
     /* A store larger than the requested size keeps its own size. */
     mdb_env_set_mapsize(st->env,
                         opts->map_size ? opts->map_size : DEFAULT_MAP_SIZE);
     if ((rc = mdb_env_open(st->env, opts->path, envflags, 0640))) {
-        rc = rc == ENOENT ? QG_NOTFOUND : from_mdb(rc);
+        rc = rc == ENOENT ? QG_NOTFOUND : qg__from_mdb(rc);
         goto fail;
     }
     /* Reader slots of processes that died holding them would pin old
@@ -387,7 +369,7 @@ qg__find_alias(qg__txn *t, qg_id_kind kind, int64_t id, uint64_t *ticket)
 
     alias_key(key, kind, id);
     if ((rc = mdb_get(t->txn, t->st->aliases, &k, &v)))
-        return from_mdb(rc);
+        return qg__from_mdb(rc);
     if (v.mv_size != 8)
         return QG_ESTORE;
     *ticket = get64(v.mv_data);
@@ -402,7 +384,7 @@ qg__put_alias(qg__txn *t, qg_id_kind kind, int64_t id, uint64_t ticket)
 
     alias_key(key, kind, id);
     put64(val, ticket);
-    return from_mdb(mdb_put(t->txn, t->st->aliases, &k, &v, 0));
+    return qg__from_mdb(mdb_put(t->txn, t->st->aliases, &k, &v, 0));
 }
 
 static void
@@ -445,7 +427,7 @@ qg__get_ticket(qg__txn *t, uint64_t ticket, qg__ticket_row *row)
 
     put64(key, ticket);
     if ((rc = mdb_get(t->txn, t->st->tickets, &k, &v)))
-        return from_mdb(rc);
+        return qg__from_mdb(rc);
     return decode_ticket(&k, &v, row);
 }
 
@@ -469,19 +451,18 @@ qg__put_ticket(qg__txn *t, const qg__ticket_row *row)
     put64(p + 64, (uint64_t)row->t.staff_id);
     memcpy(p + 72, row->appointment_date, strnlen(row->appointment_date, 15));
     memcpy(p + 88, row->appointment_time, strnlen(row->appointment_time, 15));
-    return from_mdb(mdb_put(t->txn, t->st->tickets, &k, &v, 0));
+    return qg__from_mdb(mdb_put(t->txn, t->st->tickets, &k, &v, 0));
 }
 
-/* The key after the last one of dbi, as a u64 counter: 1 when empty. */
-static int
-next_id(qg__txn *t, MDB_dbi dbi, uint64_t *id)
+int
+qg__next_id(qg__txn *t, MDB_dbi dbi, uint64_t *id)
 {
     MDB_cursor *cur;
     MDB_val k, v;
     int rc;
 
     if ((rc = mdb_cursor_open(t->txn, dbi, &cur)))
-        return from_mdb(rc);
+        return qg__from_mdb(rc);
     rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
     mdb_cursor_close(cur);
     if (rc == MDB_NOTFOUND) {
@@ -489,7 +470,7 @@ next_id(qg__txn *t, MDB_dbi dbi, uint64_t *id)
         return 0;
     }
     if (rc)
-        return from_mdb(rc);
+        return qg__from_mdb(rc);
     if (k.mv_size != 8)
         return QG_ESTORE;
     *id = get64(k.mv_data) + 1;
@@ -499,7 +480,7 @@ next_id(qg__txn *t, MDB_dbi dbi, uint64_t *id)
 int
 qg__new_ticket_id(qg__txn *t, uint64_t *ticket)
 {
-    return next_id(t, t->st->tickets, ticket);
+    return qg__next_id(t, t->st->tickets, ticket);
 }
 
 int
@@ -510,7 +491,7 @@ qg__find_digest(qg__txn *t, const unsigned char *digest, uint64_t *ticket,
     int rc;
 
     if ((rc = mdb_get(t->txn, t->st->digests, &k, &v)))
-        return from_mdb(rc);
+        return qg__from_mdb(rc);
     if (v.mv_size != 12)
         return QG_ESTORE;
     *ticket = get64(v.mv_data);
@@ -535,7 +516,7 @@ qg__append_record(qg__txn *t, const qg_record *rec)
     v.mv_data = NULL;
     if ((rc = mdb_put(t->txn, t->st->history, &k, &v,
                       MDB_NOOVERWRITE | MDB_RESERVE)))
-        return rc == MDB_KEYEXIST ? QG_ESTORE : from_mdb(rc);
+        return rc == MDB_KEYEXIST ? QG_ESTORE : qg__from_mdb(rc);
     p = v.mv_data;
     memset(p, 0, RECORD_HDR);
     put64(p, (uint64_t)rec->received_us);
@@ -553,7 +534,7 @@ qg__append_record(qg__txn *t, const qg_record *rec)
 
     put64(dval, rec->ticket);
     put32(dval + 8, rec->seq);
-    return from_mdb(mdb_put(t->txn, t->st->digests, &dk, &dv, 0));
+    return qg__from_mdb(mdb_put(t->txn, t->st->digests, &dk, &dv, 0));
 }
 
 static int
@@ -593,13 +574,13 @@ qg__append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
 
     if (rej->body_len > UINT32_MAX - REJECTION_HDR - dlen)
         return QG_ETOOBIG;
-    if ((rc = next_id(t, t->st->rejections, id)))
+    if ((rc = qg__next_id(t, t->st->rejections, id)))
         return rc;
     put64(key, *id);
     v.mv_size = REJECTION_HDR + dlen + rej->body_len;
     v.mv_data = NULL;
     if ((rc = mdb_put(t->txn, t->st->rejections, &k, &v, MDB_RESERVE)))
-        return from_mdb(rc);
+        return qg__from_mdb(rc);
     p = v.mv_data;
     memset(p, 0, REJECTION_HDR);
     put64(p, (uint64_t)rej->received_us);
@@ -685,7 +666,7 @@ range_open(qg_store *st, MDB_dbi dbi, range *r)
         return rc;
     if ((rc = mdb_cursor_open(r->t.txn, dbi, &r->cur))) {
         qg__txn_abort(&r->t);
-        return from_mdb(rc);
+        return qg__from_mdb(rc);
     }
     return 0;
 }
@@ -704,7 +685,7 @@ range_next(range *r, const void *start, size_t len, MDB_val *k, MDB_val *v)
     } else {
         rc = mdb_cursor_get(r->cur, k, v, MDB_NEXT);
     }
-    return from_mdb(rc);
+    return qg__from_mdb(rc);
 }
 
 static void
@@ -859,7 +840,7 @@ qg_tickets_next(qg_tickets *it, qg_ticket *out)
     rc = mdb_cursor_get(it->r.cur, &k, &v, it->r.started ? MDB_PREV : MDB_LAST);
     it->r.started = 1;
     if (rc)
-        return from_mdb(rc);
+        return qg__from_mdb(rc);
     if ((rc = decode_ticket(&k, &v, &row)))
         return rc;
     *out = row.t;

@@ -575,7 +575,7 @@ START_TEST(test_store_open_bad_options)
     } cases[] = {
         {"no path", NULL, 0, QG_SYNC, QG_EINVAL},
         {"empty path", "", 0, QG_SYNC, QG_EINVAL},
-        {"unknown flag", "missing", 0x2, QG_SYNC, QG_EINVAL},
+        {"unknown flag", "missing", 0x80, QG_SYNC, QG_EINVAL},
         {"unknown durability", "missing", 0, 7, QG_EINVAL},
         {"regular file", "plain", 0, QG_SYNC, QG_EINVAL},
         {"read-only, no directory", "missing", QG_RDONLY, QG_SYNC, QG_NOTFOUND},

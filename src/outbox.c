@@ -1,0 +1,422 @@
+/*
+ * outbox.c - accepted steps waiting to be forwarded (transactional outbox).
+ *
+ * The engine queues a step in the transaction that records it
+ * (qg__outbox_put), so the outbox holds exactly the accepted steps not yet
+ * delivered.  Entry ids are the commit order; a forwarder keeps each
+ * ticket's order by sending only the first entry of each ticket.
+ *
+ * Entry value: u64 ticket, u32 seq, u32 attempts, i64 created_us,
+ * i64 next_attempt_us, i64 last_attempt_us, char last_error[128].
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store_int.h"
+
+#define ENTRY_LEN (40 + 128)
+
+static void
+encode(unsigned char *p, const qg_outbox_entry *e)
+{
+    memset(p, 0, ENTRY_LEN);
+    put64(p, e->ticket);
+    put32(p + 8, e->seq);
+    put32(p + 12, e->attempts);
+    put64(p + 16, (uint64_t)e->created_us);
+    put64(p + 24, (uint64_t)e->next_attempt_us);
+    put64(p + 32, (uint64_t)e->last_attempt_us);
+    memcpy(p + 40, e->last_error, strnlen(e->last_error, 127));
+}
+
+static int
+decode(const MDB_val *k, const MDB_val *v, qg_outbox_entry *e)
+{
+    const unsigned char *p = v->mv_data;
+
+    if (k->mv_size != 8 || v->mv_size != ENTRY_LEN)
+        return QG_ESTORE;
+    memset(e, 0, sizeof(*e));
+    e->id = get64(k->mv_data);
+    e->ticket = get64(p);
+    e->seq = get32(p + 8);
+    e->attempts = get32(p + 12);
+    e->created_us = (int64_t)get64(p + 16);
+    e->next_attempt_us = (int64_t)get64(p + 24);
+    e->last_attempt_us = (int64_t)get64(p + 32);
+    memcpy(e->last_error, p + 40, 127);
+    e->last_error[127] = '\0';
+    return 0;
+}
+
+static int
+put_entry(qg__txn *t, MDB_dbi dbi, const qg_outbox_entry *e)
+{
+    unsigned char key[8], val[ENTRY_LEN];
+    MDB_val k = {8, key}, v = {ENTRY_LEN, val};
+
+    put64(key, e->id);
+    encode(val, e);
+    return qg__from_mdb(mdb_put(t->txn, dbi, &k, &v, 0));
+}
+
+static int
+get_entry(qg__txn *t, MDB_dbi dbi, uint64_t id, qg_outbox_entry *e)
+{
+    unsigned char key[8];
+    MDB_val k = {8, key}, v;
+    int rc;
+
+    put64(key, id);
+    if ((rc = mdb_get(t->txn, dbi, &k, &v)))
+        return qg__from_mdb(rc);
+    return decode(&k, &v, e);
+}
+
+static int
+del_entry(qg__txn *t, MDB_dbi dbi, uint64_t id)
+{
+    unsigned char key[8];
+    MDB_val k = {8, key};
+
+    put64(key, id);
+    return qg__from_mdb(mdb_del(t->txn, dbi, &k, NULL));
+}
+
+static int64_t
+now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int
+qg__outbox_enabled(const qg_store *st)
+{
+    return (st->flags & QG_OUTBOX) != 0;
+}
+
+int
+qg__outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now)
+{
+    qg_outbox_entry e;
+    int rc;
+
+    memset(&e, 0, sizeof(e));
+    /* Ids continue after the dead list too, so that a requeued entry keeps
+     * its place in commit order and no id is given out twice. */
+    if ((rc = qg__next_id(t, t->st->outbox, &e.id)))
+        return rc;
+    {
+        uint64_t dead_next;
+
+        if ((rc = qg__next_id(t, t->st->dead, &dead_next)))
+            return rc;
+        if (dead_next > e.id)
+            e.id = dead_next;
+    }
+    e.ticket = ticket;
+    e.seq = seq;
+    e.created_us = now;
+    e.next_attempt_us = now;
+    return put_entry(t, t->st->outbox, &e);
+}
+
+/* ----- reading -------------------------------------------------------- */
+
+struct qg_outbox {
+    qg__txn t;
+    MDB_cursor *cur;
+    int started;
+};
+
+int
+qg_outbox_open(qg_store *st, int dead, qg_outbox **out)
+{
+    qg_outbox *ob;
+    int rc;
+
+    if (st == NULL || out == NULL)
+        return QG_EINVAL;
+    *out = NULL;
+    if ((ob = calloc(1, sizeof(*ob))) == NULL)
+        return QG_ENOMEM;
+    if ((rc = qg__txn_begin(st, 0, &ob->t))) {
+        free(ob);
+        return rc;
+    }
+    rc = mdb_cursor_open(ob->t.txn, dead ? st->dead : st->outbox, &ob->cur);
+    if (rc) {
+        qg__txn_abort(&ob->t);
+        free(ob);
+        return qg__from_mdb(rc);
+    }
+    *out = ob;
+    return 0;
+}
+
+int
+qg_outbox_next(qg_outbox *ob, qg_outbox_entry *out)
+{
+    MDB_val k, v;
+    int rc;
+
+    if (ob == NULL || out == NULL)
+        return QG_EINVAL;
+    rc = mdb_cursor_get(ob->cur, &k, &v, ob->started ? MDB_NEXT : MDB_FIRST);
+    ob->started = 1;
+    if (rc)
+        return qg__from_mdb(rc);
+    return decode(&k, &v, out);
+}
+
+void
+qg_outbox_close(qg_outbox *ob)
+{
+    if (ob == NULL)
+        return;
+    mdb_cursor_close(ob->cur);
+    qg__txn_abort(&ob->t);
+    free(ob);
+}
+
+int
+qg_outbox_stats(qg_store *st, uint64_t *depth, int64_t *oldest_us,
+                uint64_t *dead)
+{
+    MDB_stat ms;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    qg_outbox_entry e;
+    qg__txn t;
+    int rc;
+
+    if (st == NULL)
+        return QG_EINVAL;
+    if ((rc = qg__txn_begin(st, 0, &t)))
+        return rc;
+    if ((rc = mdb_stat(t.txn, st->outbox, &ms)))
+        goto done;
+    if (depth)
+        *depth = ms.ms_entries;
+    if (oldest_us) {
+        *oldest_us = 0;
+        if ((rc = mdb_cursor_open(t.txn, st->outbox, &cur)))
+            goto done;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        if (rc == 0 && decode(&k, &v, &e) == 0)
+            *oldest_us = e.created_us;
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        mdb_cursor_close(cur);
+        if (rc)
+            goto done;
+    }
+    if (dead && (rc = mdb_stat(t.txn, st->dead, &ms)) == 0)
+        *dead = ms.ms_entries;
+done:
+    qg__txn_abort(&t);
+    return qg__from_mdb(rc);
+}
+
+/* ----- changing -------------------------------------------------------- */
+
+typedef struct change {
+    uint64_t id;
+    int64_t next_us;
+    const char *error;
+    uint64_t moved;
+} change;
+
+static int
+ack(qg__txn *t, void *arg)
+{
+    return del_entry(t, t->st->outbox, ((change *)arg)->id);
+}
+
+int
+qg_outbox_ack(qg_store *st, uint64_t id)
+{
+    change c = {id, 0, NULL, 0};
+
+    if (st == NULL || id == 0)
+        return QG_EINVAL;
+    return qg__store_write(st, ack, &c);
+}
+
+static int
+defer(qg__txn *t, void *arg)
+{
+    change *c = arg;
+    qg_outbox_entry e;
+    int rc;
+
+    if ((rc = get_entry(t, t->st->outbox, c->id, &e)))
+        return rc;
+    e.attempts++;
+    e.last_attempt_us = now_us();
+    e.next_attempt_us = c->next_us;
+    snprintf(e.last_error, sizeof(e.last_error), "%s",
+             c->error ? c->error : "");
+    return put_entry(t, t->st->outbox, &e);
+}
+
+int
+qg_outbox_defer(qg_store *st, uint64_t id, int64_t next_attempt_us,
+                const char *error)
+{
+    change c = {id, next_attempt_us, error, 0};
+
+    if (st == NULL || id == 0)
+        return QG_EINVAL;
+    return qg__store_write(st, defer, &c);
+}
+
+/* Ids of the outbox entries after `after` that belong to `ticket`. */
+static int
+later_of_ticket(qg__txn *t, uint64_t after, uint64_t ticket, uint64_t **ids,
+                size_t *n)
+{
+    unsigned char key[8];
+    MDB_val k = {8, key}, v;
+    MDB_cursor *cur;
+    size_t cap = 0;
+    uint64_t *grown;
+    int mrc;
+
+    *ids = NULL;
+    *n = 0;
+    if ((mrc = mdb_cursor_open(t->txn, t->st->outbox, &cur)))
+        return qg__from_mdb(mrc);
+    put64(key, after + 1);
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (v.mv_size != ENTRY_LEN || get64(v.mv_data) != ticket)
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            if ((grown = realloc(*ids, cap * sizeof(**ids))) == NULL) {
+                mdb_cursor_close(cur);
+                return QG_ENOMEM;
+            }
+            *ids = grown;
+        }
+        (*ids)[(*n)++] = get64(k.mv_data);
+    }
+    mdb_cursor_close(cur);
+    return mrc == MDB_NOTFOUND ? 0 : qg__from_mdb(mrc);
+}
+
+/* Moves one entry from the outbox to the dead list with an error. */
+static int
+to_dead(qg__txn *t, uint64_t id, const char *error)
+{
+    qg_outbox_entry e;
+    int rc;
+
+    if ((rc = get_entry(t, t->st->outbox, id, &e)))
+        return rc;
+    snprintf(e.last_error, sizeof(e.last_error), "%s", error ? error : "");
+    if ((rc = put_entry(t, t->st->dead, &e)))
+        return rc;
+    return del_entry(t, t->st->outbox, id);
+}
+
+static int
+bury(qg__txn *t, void *arg)
+{
+    change *c = arg;
+    qg_outbox_entry e;
+    uint64_t *later = NULL;
+    size_t n = 0, i;
+    char why[128];
+    int rc;
+
+    c->moved = 0;
+    if ((rc = get_entry(t, t->st->outbox, c->id, &e)) ||
+        (rc = later_of_ticket(t, e.id, e.ticket, &later, &n)) ||
+        (rc = to_dead(t, e.id, c->error)))
+        goto done;
+    c->moved = 1;
+    /* The ticket's later steps may not overtake this one. */
+    snprintf(why, sizeof(why),
+             "held behind outbox entry %llu of the same ticket",
+             (unsigned long long)e.id);
+    for (i = 0; i < n && rc == 0; i++)
+        if ((rc = to_dead(t, later[i], why)) == 0)
+            c->moved++;
+done:
+    free(later);
+    return rc;
+}
+
+int
+qg_outbox_bury(qg_store *st, uint64_t id, const char *error)
+{
+    change c = {id, 0, error, 0};
+
+    if (st == NULL || id == 0)
+        return QG_EINVAL;
+    return qg__store_write(st, bury, &c);
+}
+
+static int
+requeue_one(qg__txn *t, qg_outbox_entry *e)
+{
+    int rc;
+
+    e->attempts = 0;
+    e->next_attempt_us = now_us();
+    e->last_error[0] = '\0';
+    if ((rc = put_entry(t, t->st->outbox, e)))
+        return rc;
+    return del_entry(t, t->st->dead, e->id);
+}
+
+static int
+requeue(qg__txn *t, void *arg)
+{
+    change *c = arg;
+    qg_outbox_entry e;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc, mrc;
+
+    c->moved = 0;
+    if (c->id) {
+        if ((rc = get_entry(t, t->st->dead, c->id, &e)) ||
+            (rc = requeue_one(t, &e)))
+            return rc;
+        c->moved = 1;
+        return 0;
+    }
+    if ((mrc = mdb_cursor_open(t->txn, t->st->dead, &cur)))
+        return qg__from_mdb(mrc);
+    rc = 0;
+    while (rc == 0 && (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+        if ((rc = decode(&k, &v, &e)) == 0 && (rc = requeue_one(t, &e)) == 0)
+            c->moved++;
+    }
+    mdb_cursor_close(cur);
+    if (rc)
+        return rc;
+    return mrc == MDB_NOTFOUND ? 0 : qg__from_mdb(mrc);
+}
+
+int
+qg_outbox_requeue(qg_store *st, uint64_t id, uint64_t *moved)
+{
+    change c = {id, 0, NULL, 0};
+    int rc;
+
+    if (st == NULL)
+        return QG_EINVAL;
+    rc = qg__store_write(st, requeue, &c);
+    if (moved)
+        *moved = rc == 0 ? c.moved : 0;
+    return rc;
+}

@@ -1,0 +1,154 @@
+/*
+ * render.c - the JSON that the CLI prints and the gate answers.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "qgate_int.h"
+#include "render.h"
+
+void
+render_string(FILE *f, const char *s, size_t len)
+{
+    size_t i;
+
+    fputc('"', f);
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+void
+render_id(FILE *f, const char *key, int64_t id, int first)
+{
+    fprintf(f, "%s\"%s\":", first ? "" : ",", key);
+    if (id)
+        fprintf(f, "%" PRId64, id);
+    else
+        fputs("null", f);
+}
+
+static void
+render_key_str(FILE *f, const char *key, const char *val)
+{
+    fprintf(f, ",\"%s\":", key);
+    if (val)
+        render_string(f, val, strlen(val));
+    else
+        fputs("null", f);
+}
+
+void
+render_events(FILE *f, const char *key, unsigned mask)
+{
+    int e, first = 1;
+
+    fprintf(f, ",\"%s\":[", key);
+    for (e = QG_EV_NONE + 1; e < QG_EVENT_COUNT; e++) {
+        if (!(mask & (1u << e)))
+            continue;
+        fprintf(f, "%s\"%s\"", first ? "" : ",", qg_event_name((qg_event)e));
+        first = 0;
+    }
+    fputc(']', f);
+}
+
+void
+render_verdict(FILE *f, const qg_result *res, const char *input)
+{
+    fprintf(f, "{\"verdict\":\"%s\"", qg_verdict_name(res->verdict));
+    render_key_str(f, "code", qg_reason_name(res->reason));
+    render_key_str(f, "reason", res->detail);
+    render_id(f, "ticket", (int64_t)res->ticket, 0);
+    render_id(f, "live_queue_id", res->live_queue_id, 0);
+    render_id(f, "appointment_id", res->appointment_id, 0);
+    render_key_str(f, "chup_event",
+                   res->chup_event[0] ? res->chup_event : NULL);
+    render_key_str(f, "event", res->event ? qg_event_name(res->event) : NULL);
+    render_key_str(f, "from", qg_state_name(res->from));
+    render_key_str(f, "to", qg_state_name(res->to));
+    if (res->seq)
+        fprintf(f, ",\"seq\":%" PRIu32, res->seq);
+    if (res->rejection)
+        fprintf(f, ",\"rejection\":%" PRIu64, res->rejection);
+    render_events(f, "allowed", res->allowed);
+    if (input)
+        render_key_str(f, "input", input);
+    fputc('}', f);
+}
+
+void
+render_ticket(FILE *f, const qg_ticket *t)
+{
+    unsigned mask = qg_machine_allowed(t->state);
+
+    fprintf(f, "{\"ticket\":%" PRIu64, t->id);
+    render_id(f, "live_queue_id", t->live_queue_id, 0);
+    render_id(f, "appointment_id", t->appointment_id, 0);
+    fprintf(f, ",\"state\":\"%s\",\"final\":%s", qg_state_name(t->state),
+            mask ? "false" : "true");
+    render_events(f, "allowed", mask);
+    fprintf(f,
+            ",\"records\":%" PRIu32 ",\"rejections\":%" PRIu32
+            ",\"last_event_ms\":%" PRId64,
+            t->records, t->rejections, t->last_event_ms);
+    render_id(f, "service_id", t->service_id, 0);
+    render_id(f, "staff_id", t->staff_id, 0);
+    fputc('}', f);
+}
+
+void
+render_record(FILE *f, const qg_record *r, int64_t waited_ms)
+{
+    char when[40];
+    int i;
+
+    fprintf(f,
+            "{\"seq\":%" PRIu32 ",\"received_us\":%" PRId64
+            ",\"timestamp\":\"%s\",\"event\":\"%s\",\"from\":\"%s\","
+            "\"to\":\"%s\"",
+            r->seq, r->received_us,
+            qg__format_time(r->event_ms, r->utc_offset_s, when, sizeof(when)),
+            qg_event_name(r->event), qg_state_name(r->from),
+            qg_state_name(r->to));
+    render_id(f, "service_id", r->service_id, 0);
+    render_id(f, "staff_id", r->staff_id, 0);
+    if (waited_ms >= 0)
+        fprintf(f, ",\"in_previous_state_ms\":%" PRId64, waited_ms);
+    fprintf(f, ",\"digest\":\"");
+    for (i = 0; i < 32; i++)
+        fprintf(f, "%02x", r->digest[i]);
+    fprintf(f, "\",\"machine\":\"%s\",\"body_bytes\":%zu}", r->machine,
+            r->body_len);
+}
+
+int
+render_history(FILE *f, qg_store *st, uint64_t ticket)
+{
+    qg_history *h = NULL;
+    qg_record r;
+    int64_t prev_ms = -1;
+    int rc, first = 1;
+
+    if ((rc = qg_history_open(st, ticket, &h)))
+        return rc;
+    fputc('[', f);
+    while ((rc = qg_history_next(h, &r)) == 0) {
+        if (!first)
+            fputs(",\n", f);
+        render_record(f, &r, prev_ms < 0 ? -1 : r.event_ms - prev_ms);
+        prev_ms = r.event_ms;
+        first = 0;
+    }
+    fputs("]\n", f);
+    qg_history_close(h);
+    return rc == QG_NOTFOUND ? 0 : rc;
+}

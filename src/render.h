@@ -1,0 +1,31 @@
+/*
+ * render.h - the JSON that the CLI prints and the gate answers: one
+ * rendering of each object, so both say the same thing.
+ */
+#ifndef QG_RENDER_H
+#define QG_RENDER_H
+
+#include <stdio.h>
+
+#include "qgate.h"
+
+/* A JSON string literal of s[0..len). */
+void render_string(FILE *f, const char *s, size_t len);
+/* ,"key":id  or  ,"key":null when id is 0 (no leading comma if first). */
+void render_id(FILE *f, const char *key, int64_t id, int first);
+/* "allowed":["alert",...] for a mask of (1u << event). */
+void render_events(FILE *f, const char *key, unsigned mask);
+
+/* The verdict object of `apply --json` and of the gate's answers; input
+ * is added when not NULL.  No newline. */
+void render_verdict(FILE *f, const qg_result *res, const char *input);
+/* The ticket object of `show --json` and GET /tickets/{id}.  No newline. */
+void render_ticket(FILE *f, const qg_ticket *t);
+/* One history record object; waited_ms < 0 omits the time in the state
+ * before.  No newline. */
+void render_record(FILE *f, const qg_record *r, int64_t waited_ms);
+/* The history array of `history --json` and GET /tickets/{id}/history.
+ * Returns 0 or a QG_E* code (the array is then incomplete). */
+int render_history(FILE *f, qg_store *st, uint64_t ticket);
+
+#endif /* QG_RENDER_H */

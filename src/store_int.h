@@ -1,0 +1,69 @@
+/*
+ * store_int.h - the store's layout, shared by the files that read and
+ * write its databases (store.c, outbox.c).  Private.
+ */
+#ifndef QG_STORE_INT_H
+#define QG_STORE_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <lmdb.h>
+
+#include "qgate_int.h"
+
+struct qg_store {
+    MDB_env *env;
+    MDB_dbi meta, tickets, aliases, history, digests, rejections, outbox, dead;
+    unsigned flags;
+    size_t map_max;
+    pthread_mutex_t lock; /* guards the three fields below */
+    pthread_cond_t idle;
+    unsigned active; /* open transactions of this process */
+    int resizing;
+};
+
+/* Integers are stored big-endian, keys so that they sort as numbers. */
+static inline void
+put64(unsigned char *p, uint64_t v)
+{
+    int i;
+
+    for (i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static inline uint64_t
+get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    int i;
+
+    for (i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static inline void
+put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static inline uint32_t
+get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
+}
+
+/* An LMDB return code as a QG_E* code. */
+int qg__from_mdb(int rc);
+
+/* The key after the last one of dbi, as a u64 counter: 1 when empty. */
+int qg__next_id(qg__txn *t, MDB_dbi dbi, uint64_t *id);
+
+#endif /* QG_STORE_INT_H */
