@@ -279,6 +279,12 @@ QG_EXTERN int qg_history_open(qg_store *st, uint64_t ticket, qg_history **out);
  * @return 0, QG_NOTFOUND at the end, QG_ESTORE.
  */
 QG_EXTERN int qg_history_next(qg_history *h, qg_record *rec);
+/**
+ * Moves a single ticket's cursor so that the next qg_history_next()
+ * returns step seq (or the first step after it).
+ * @return 0, QG_EINVAL (NULL, or a cursor over every ticket).
+ */
+QG_EXTERN int qg_history_seek(qg_history *h, uint32_t seq);
 /** Ends the cursor and its read transaction.  NULL ok. */
 QG_EXTERN void qg_history_close(qg_history *h);
 
@@ -381,24 +387,25 @@ QG_EXTERN void qg_outbox_close(qg_outbox *ob);
  * Counts the outbox.
  * @param[out] depth entries waiting; oldest_us the creation time of the
  * oldest (0 when empty); dead entries in the dead list.  Any may be NULL.
- * @return 0, QG_ESTORE, QG_EBUSY.
+ * @return 0, QG_EINVAL (NULL store), QG_ESTORE, QG_EBUSY.
  */
 QG_EXTERN int qg_outbox_stats(qg_store *st, uint64_t *depth, int64_t *oldest_us,
                               uint64_t *dead);
 
-/** The entry was delivered: removes it.  @return 0, QG_NOTFOUND, ... */
+/** The entry was delivered: removes it.
+ * @return 0, QG_NOTFOUND, QG_EINVAL (NULL store, id 0), QG_ESTORE. */
 QG_EXTERN int qg_outbox_ack(qg_store *st, uint64_t id);
 /**
  * The attempt failed: counts it, records the error (copied, truncated)
  * and holds the entry until next_attempt_us.
- * @return 0, QG_NOTFOUND, QG_ESTORE, QG_EFULL.
+ * @return 0, QG_NOTFOUND, QG_EINVAL, QG_ESTORE, QG_EFULL.
  */
 QG_EXTERN int qg_outbox_defer(qg_store *st, uint64_t id,
                               int64_t next_attempt_us, const char *error);
 /**
  * Gives up on an entry: moves it, and every later entry of its ticket
  * (which may not be sent before it), to the dead list.
- * @return 0, QG_NOTFOUND, QG_ESTORE, QG_EFULL.
+ * @return 0, QG_NOTFOUND, QG_EINVAL, QG_ESTORE, QG_EFULL.
  */
 QG_EXTERN int qg_outbox_bury(qg_store *st, uint64_t id, const char *error);
 /**

@@ -30,6 +30,7 @@ static const struct {
     {"stats", cmd_stats, "states, events, refusals, waiting times"},
     {"export", cmd_export, "every history record as NDJSON or CSV"},
     {"machine", cmd_machine, "the lifecycle as a table or Graphviz"},
+    {"serve", cmd_serve, "the validating HTTP gate in front of the HIS"},
 };
 
 int
@@ -68,17 +69,39 @@ cli_common_option(cli *c, int opt, const char *arg)
     return 0;
 }
 
-/* A path from the config file, taken relative to the file's folder. */
-static const char *
-config_path(cli *c, int slot, const char *value)
+/* A slot of c's string storage; the config file's own strings are freed
+ * with it.  There are more slots than config keys take. */
+static char *
+slot(cli *c)
+{
+    static char spare[4096];
+
+    if (c->nstrings == sizeof(c->strings) / sizeof(c->strings[0]))
+        return spare;
+    return c->strings[c->nstrings++];
+}
+
+const char *
+cli_config_copy(cli *c, const char *value)
+{
+    char *dst = slot(c);
+
+    snprintf(dst, sizeof(c->strings[0]), "%s", value);
+    return dst;
+}
+
+const char *
+cli_config_path(cli *c, const char *value)
 {
     const char *slash = strrchr(c->config, '/');
+    char *dst = slot(c);
 
     if (value[0] == '/' || slash == NULL)
-        return strcpy(c->paths[slot], value);
-    snprintf(c->paths[slot], sizeof(c->paths[slot]), "%.*s/%s",
-             (int)(slash - c->config), c->config, value);
-    return c->paths[slot];
+        snprintf(dst, sizeof(c->strings[0]), "%s", value);
+    else
+        snprintf(dst, sizeof(c->strings[0]), "%.*s/%s",
+                 (int)(slash - c->config), c->config, value);
+    return dst;
 }
 
 static int
@@ -98,21 +121,30 @@ load_config(cli *c)
         const char *s = json_object_get_string(val);
         int is_str = json_object_is_type(val, json_type_string);
 
+        int took;
+
         if (strcmp(key, "db") == 0 && is_str) {
             if (c->db == NULL)
-                c->db = config_path(c, 0, s);
+                c->db = cli_config_path(c, s);
         } else if (strcmp(key, "secret_file") == 0 && is_str) {
             if (c->secret_file == NULL)
-                c->secret_file = config_path(c, 1, s);
+                c->secret_file = cli_config_path(c, s);
         } else if (strcmp(key, "mapping") == 0 && is_str) {
-            c->mapping = config_path(c, 2, s);
+            c->mapping = cli_config_path(c, s);
         } else if (strcmp(key, "durability") == 0 && is_str &&
-                   (strcmp(s, "sync") == 0 || strcmp(s, "nosync") == 0)) {
-            c->durability = strcmp(s, "sync") == 0 ? QG_SYNC : QG_NOSYNC;
+                   (strcmp(s, "sync") == 0 || strcmp(s, "group") == 0 ||
+                    strcmp(s, "nosync") == 0)) {
+            if (c->durability == NULL)
+                c->durability = cli_config_copy(c, s);
         } else if (strcmp(key, "require_signature") == 0 &&
                    json_object_is_type(val, json_type_boolean)) {
             if (!json_object_get_boolean(val))
                 c->no_verify = 1;
+        } else if (c->config_key && (took = c->config_key(c, key, val)) >= 0) {
+            if (took) {
+                rc = took;
+                break;
+            }
         } else {
             rc = cli_fail("%s: key \"%s\": unknown, or value %s not valid",
                           c->config, key, json_object_to_json_string(val));
@@ -141,13 +173,22 @@ int
 cli_open_store(cli *c, int rdonly, qg_store **out)
 {
     qg_store_options o;
-    int rc;
 
     memset(&o, 0, sizeof(o));
     o.path = c->db;
-    o.durability = c->durability;
+    o.durability = c->durability && strcmp(c->durability, "nosync") == 0
+                       ? QG_NOSYNC
+                       : QG_SYNC;
     o.flags = rdonly ? QG_RDONLY : 0;
-    if (!rdonly) {
+    return cli_open_store_with(c, &o, out);
+}
+
+int
+cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
+{
+    int rc;
+
+    if (!(o->flags & QG_RDONLY)) {
         /* ./var/qgate: make the parent too, as a first run expects */
         char parent[4096], *slash;
 
@@ -158,7 +199,7 @@ cli_open_store(cli *c, int rdonly, qg_store **out)
                 return cli_fail("%s: %s", parent, strerror(errno));
         }
     }
-    if ((rc = qg_store_open(&o, out)))
+    if ((rc = qg_store_open(o, out)))
         return cli_fail("%s: cannot open the store: %s", c->db,
                         rc == QG_NOTFOUND ? "no store there" : qg_strerror(rc));
     return 0;
@@ -195,7 +236,7 @@ fail:
 }
 
 int
-cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out)
+cli_lookup_ticket(qg_store *st, const char *arg, qg_ticket *out)
 {
     static const struct {
         const char *prefix;
@@ -204,7 +245,7 @@ cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out)
                  {"appt:", QG_ID_APPOINTMENT},
                  {"ticket:", QG_ID_TICKET},
                  {"", QG_ID_LIVE_QUEUE}};
-    const char *num = arg;
+    const char *num;
     char *end;
     long long id;
     size_t i;
@@ -217,13 +258,23 @@ cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out)
     errno = 0;
     id = strtoll(num, &end, 10);
     if (errno || end == num || *end || id <= 0)
-        return cli_fail("ticket \"%s\": expected a live-queue id (30001), "
-                        "lq:ID, appt:ID or ticket:N",
-                        arg);
+        return QG_EINVAL;
     rc = qg_store_ticket(st, kinds[i].kind, id, out);
     /* A bare number that is no live-queue id may be an appointment id. */
     if (rc == QG_NOTFOUND && kinds[i].prefix[0] == '\0')
         rc = qg_store_ticket(st, QG_ID_APPOINTMENT, id, out);
+    return rc;
+}
+
+int
+cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out)
+{
+    int rc = cli_lookup_ticket(st, arg, out);
+
+    if (rc == QG_EINVAL)
+        return cli_fail("ticket \"%s\": expected a live-queue id (30001), "
+                        "lq:ID, appt:ID or ticket:N",
+                        arg);
     if (rc == QG_NOTFOUND)
         return cli_fail("ticket %s: not in the store", arg);
     if (rc)

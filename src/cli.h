@@ -14,6 +14,8 @@
 #define EXIT_FOUND  1 /* worked, found a problem (a refused delivery) */
 #define EXIT_FAILED 2 /* usage, I/O or store failure */
 
+#include <json-c/json.h>
+
 typedef struct cli {
     const char *prog;
     const char *db;          /* --db, QGATE_DB, config "db", ./var/qgate */
@@ -22,8 +24,14 @@ typedef struct cli {
     const char *mapping;     /* config "mapping" */
     int no_verify;           /* --no-verify, config require_signature */
     int json;                /* --json */
-    qg_durability durability;
-    char paths[3][4096]; /* storage for paths resolved from config */
+    const char *durability;  /* "sync", "group", "nosync"; NULL: sync */
+    /* A command's own config keys (serve's): returns 0 when it took the
+     * key, EXIT_FAILED after saying why it refused the value, -1 when it
+     * does not know the key. */
+    int (*config_key)(struct cli *c, const char *key, json_object *val);
+    void *command;
+    char strings[16][4096]; /* storage for strings from the config file */
+    size_t nstrings;
 } cli;
 
 /* Options every subcommand takes; cli_common_option() handles them. */
@@ -52,10 +60,19 @@ int cli_finish_options(cli *c);
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 int cli_open_store(cli *c, int rdonly, qg_store **out);
+int cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out);
 int cli_new_engine(cli *c, qg_engine **out);
 
-/* Parses "30001", "lq:30001", "appt:9101" or "ticket:5" and reads it. */
+/* Parses "30001", "lq:30001", "appt:9101" or "ticket:5" and reads it: a
+ * bare number is a live-queue id, else an appointment id.  Returns 0,
+ * QG_NOTFOUND, QG_EINVAL (not such a form) or a store error. */
+int cli_lookup_ticket(qg_store *st, const char *arg, qg_ticket *out);
+/* The same, saying what went wrong on stderr; 0 or EXIT_FAILED. */
 int cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out);
+/* A path from the config file, taken relative to the file's folder, or
+ * any other string of it, copied into storage of c. */
+const char *cli_config_path(cli *c, const char *value);
+const char *cli_config_copy(cli *c, const char *value);
 
 /* "12m04s", "1h02m", "3d04h", "0s". */
 char *cli_duration(int64_t ms, char *dst, size_t len);
@@ -85,5 +102,6 @@ int cmd_rejected(cli *c, int argc, char **argv);
 int cmd_verify(cli *c, int argc, char **argv);
 int cmd_stats(cli *c, int argc, char **argv);
 int cmd_export(cli *c, int argc, char **argv);
+int cmd_serve(cli *c, int argc, char **argv);
 
 #endif /* QG_CLI_H */

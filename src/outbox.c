@@ -100,6 +100,31 @@ qg__outbox_enabled(const qg_store *st)
     return (st->flags & QG_OUTBOX) != 0;
 }
 
+/* Entry ids come from a counter in meta, never from the outbox's last
+ * key: an emptied outbox must not give out an id the HIS has already seen
+ * in a delivery header, nor one a dead entry still holds. */
+static int
+next_id(qg__txn *t, uint64_t *id)
+{
+    unsigned char buf[8];
+    MDB_val k = {11, (void *)"outbox_next"}, v;
+    int rc;
+
+    rc = mdb_get(t->txn, t->st->meta, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        *id = 1;
+    else if (rc)
+        return qg__from_mdb(rc);
+    else if (v.mv_size != 8)
+        return QG_ESTORE;
+    else
+        *id = get64(v.mv_data);
+    put64(buf, *id + 1);
+    v.mv_size = 8;
+    v.mv_data = buf;
+    return qg__from_mdb(mdb_put(t->txn, t->st->meta, &k, &v, 0));
+}
+
 int
 qg__outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now)
 {
@@ -107,18 +132,8 @@ qg__outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now)
     int rc;
 
     memset(&e, 0, sizeof(e));
-    /* Ids continue after the dead list too, so that a requeued entry keeps
-     * its place in commit order and no id is given out twice. */
-    if ((rc = qg__next_id(t, t->st->outbox, &e.id)))
+    if ((rc = next_id(t, &e.id)))
         return rc;
-    {
-        uint64_t dead_next;
-
-        if ((rc = qg__next_id(t, t->st->dead, &dead_next)))
-            return rc;
-        if (dead_next > e.id)
-            e.id = dead_next;
-    }
     e.ticket = ticket;
     e.seq = seq;
     e.created_us = now;

@@ -2,7 +2,7 @@
  * store.c - the LMDB store: tickets, their histories, the rejection log.
  *
  * Databases (all keys big-endian so they sort as numbers):
- *   meta        "format" -> u32 store format
+ *   meta        "format" -> u32 store format; "outbox_next" -> u64
  *   tickets     u64 ticket -> ticket row
  *   aliases     u8 kind, i64 Chup id -> u64 ticket
  *   history     u64 ticket, u32 seq -> record header + raw body
@@ -747,6 +747,16 @@ qg_history_next(qg_history *h, qg_record *rec)
     if (k.mv_size != 12 || (!h->all && memcmp(k.mv_data, h->start, 8) != 0))
         return QG_NOTFOUND;
     return decode_record(&k, &v, rec);
+}
+
+int
+qg_history_seek(qg_history *h, uint32_t seq)
+{
+    if (h == NULL || h->all)
+        return QG_EINVAL;
+    put32(h->start + 8, seq);
+    h->r.started = 0;
+    return 0;
 }
 
 void

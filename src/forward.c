@@ -1,0 +1,430 @@
+/*
+ * forward.c - passing accepted steps on to the HIS (the outbox drain).
+ *
+ * A dispatcher thread scans the outbox in id (commit) order and hands the
+ * first entry of each ticket, when due, to a worker; a ticket with an
+ * entry in flight is skipped, so step n+1 of a ticket is never sent
+ * before step n was acknowledged.  Workers POST the delivery exactly as
+ * Chup sent it, with headers naming the verdict, the ticket, the step and
+ * a stable delivery id the HIS can use as an idempotency key.  A 2xx
+ * acknowledges; anything else is retried with exponential backoff and
+ * jitter until the entry is older than max_age, when it (and the ticket's
+ * later entries) move to the dead list.
+ *
+ * Everything the forwarder knows is in the store, so a restarted gate
+ * resumes where the last one stopped.  A crash between a delivery and its
+ * acknowledgement sends that step again: the HIS sees it at least once,
+ * with the same delivery id.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "gate.h"
+
+#define SCAN_MAX   20000 /* entries looked at per scan */
+#define SEEN_SLOTS 65536 /* > 2 * SCAN_MAX, a power of two */
+
+struct forwarder {
+    qg_store *st;
+    forward_options o;
+    pthread_t dispatcher;
+    pthread_t *workers;
+    unsigned nworkers;
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* the dispatcher's */
+    pthread_cond_t work; /* the workers' */
+    qg_outbox_entry *queue;
+    size_t qlen;
+    uint64_t *inflight; /* tickets queued or being sent */
+    size_t ninflight;
+    int woken, stopping;
+    atomic_int reachable;
+    uint64_t *seen; /* the dispatcher's per-scan ticket set */
+};
+
+static int64_t
+now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Open addressing; 0 is the empty slot (ticket numbers start at 1).
+ * Returns 1 if the ticket was already in the set. */
+static int
+seen_add(uint64_t *set, uint64_t ticket)
+{
+    size_t i = (size_t)(ticket * 0x9E3779B97F4A7C15ull) & (SEEN_SLOTS - 1);
+
+    while (set[i] && set[i] != ticket)
+        i = (i + 1) & (SEEN_SLOTS - 1);
+    if (set[i])
+        return 1;
+    set[i] = ticket;
+    return 0;
+}
+
+static int
+in_flight(const forwarder *f, uint64_t ticket)
+{
+    size_t i;
+
+    for (i = 0; i < f->ninflight; i++)
+        if (f->inflight[i] == ticket)
+            return 1;
+    return 0;
+}
+
+/* ----- one attempt ---------------------------------------------------- */
+
+static size_t
+discard(char *ptr, size_t size, size_t n, void *arg)
+{
+    (void)ptr;
+    (void)arg;
+    return size * n;
+}
+
+/* Reads the step's body and ids.  Returns 0 or a QG_E* code. */
+static int
+load(qg_store *st, const qg_outbox_entry *e, char **body, size_t *len,
+     qg_record *rec, qg_ticket *t)
+{
+    qg_history *h = NULL;
+    int rc;
+
+    *body = NULL;
+    if ((rc = qg_store_ticket(st, QG_ID_TICKET, (int64_t)e->ticket, t)) ||
+        (rc = qg_history_open(st, e->ticket, &h)) ||
+        (rc = qg_history_seek(h, e->seq)) || (rc = qg_history_next(h, rec)))
+        goto done;
+    if (rec->seq != e->seq) {
+        rc = QG_NOTFOUND;
+        goto done;
+    }
+    if ((*body = malloc(rec->body_len ? rec->body_len : 1)) == NULL) {
+        rc = QG_ENOMEM;
+        goto done;
+    }
+    memcpy(*body, rec->body, rec->body_len);
+    *len = rec->body_len;
+    rec->body = NULL;
+done:
+    qg_history_close(h);
+    return rc;
+}
+
+static struct curl_slist *
+headers(const qg_outbox_entry *e, const qg_record *r, const qg_ticket *t)
+{
+    struct curl_slist *l = NULL;
+    char line[160];
+
+    l = curl_slist_append(l, "Content-Type: application/json");
+    l = curl_slist_append(l, "X-Qgate-Verdict: accepted");
+    snprintf(line, sizeof(line), "X-Qgate-Delivery: %" PRIu64 "-%" PRIu32,
+             e->ticket, e->seq);
+    l = curl_slist_append(l, line);
+    snprintf(line, sizeof(line), "X-Qgate-Ticket: %" PRIu64, e->ticket);
+    l = curl_slist_append(l, line);
+    snprintf(line, sizeof(line), "X-Qgate-Seq: %" PRIu32, e->seq);
+    l = curl_slist_append(l, line);
+    if (t->live_queue_id) {
+        snprintf(line, sizeof(line), "X-Qgate-Live-Queue-Id: %" PRId64,
+                 t->live_queue_id);
+        l = curl_slist_append(l, line);
+    }
+    if (t->appointment_id) {
+        snprintf(line, sizeof(line), "X-Qgate-Appointment-Id: %" PRId64,
+                 t->appointment_id);
+        l = curl_slist_append(l, line);
+    }
+    snprintf(line, sizeof(line), "X-Qgate-Event: %s", qg_event_name(r->event));
+    l = curl_slist_append(l, line);
+    snprintf(line, sizeof(line), "X-Qgate-From: %s", qg_state_name(r->from));
+    l = curl_slist_append(l, line);
+    snprintf(line, sizeof(line), "X-Qgate-To: %s", qg_state_name(r->to));
+    l = curl_slist_append(l, line);
+    return l;
+}
+
+/* Sends one entry and records the outcome in the store. */
+static void
+attempt(forwarder *f, CURL *curl, const qg_outbox_entry *e)
+{
+    struct curl_slist *hdrs = NULL;
+    qg_record rec;
+    qg_ticket t;
+    char *body = NULL, err[CURL_ERROR_SIZE] = "", why[128];
+    size_t len = 0;
+    long status = 0;
+    int64_t delay;
+    enum forward_result kind;
+    CURLcode cc;
+    int rc;
+
+    if ((rc = load(f->st, e, &body, &len, &rec, &t))) {
+        /* The step is gone from the history: nothing can ever be sent. */
+        snprintf(why, sizeof(why), "cannot read step: %s", qg_strerror(rc));
+        if (rc == QG_NOTFOUND)
+            qg_outbox_bury(f->st, e->id, why);
+        log_event("error", "forward: cannot read step",
+                  ",\"outbox\":%" PRIu64 ",\"error\":\"%s\"", e->id,
+                  qg_strerror(rc));
+        return;
+    }
+    hdrs = headers(e, &rec, &t);
+    curl_easy_setopt(curl, CURLOPT_URL, f->o.upstream);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, f->o.timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, f->o.timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, err);
+    cc = curl_easy_perform(curl);
+    if (cc == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(hdrs);
+    free(body);
+
+    if (cc == CURLE_OK && status >= 200 && status < 300) {
+        atomic_fetch_add(&gate_metrics.forwards[FWD_OK], 1);
+        atomic_store(&f->reachable, 1);
+        if ((rc = qg_outbox_ack(f->st, e->id)))
+            log_event("error", "forward: cannot acknowledge",
+                      ",\"outbox\":%" PRIu64 ",\"error\":\"%s\"", e->id,
+                      qg_strerror(rc));
+        return;
+    }
+    if (cc == CURLE_OK) {
+        kind = FWD_HTTP_ERROR;
+        snprintf(why, sizeof(why), "HTTP %ld", status);
+        atomic_store(&f->reachable, 1);
+    } else {
+        kind = FWD_NETWORK_ERROR;
+        snprintf(why, sizeof(why), "%s", err[0] ? err : curl_easy_strerror(cc));
+        atomic_store(&f->reachable, 0);
+    }
+    atomic_fetch_add(&gate_metrics.forwards[kind], 1);
+    /* backoff_min * 2^attempts, capped, then 75%..125% of that */
+    delay = f->o.backoff_min_us;
+    for (unsigned i = 0; i < e->attempts && delay < f->o.backoff_max_us; i++)
+        delay *= 2;
+    if (delay > f->o.backoff_max_us)
+        delay = f->o.backoff_max_us;
+    delay = delay * 3 / 4 + (int64_t)(rand() % 1000) * (delay / 2) / 1000;
+    qg_outbox_defer(f->st, e->id, now_us() + delay, why);
+    log_event("warn", "forward failed",
+              ",\"outbox\":%" PRIu64 ",\"ticket\":%" PRIu64 ",\"seq\":%" PRIu32
+              ",\"attempt\":%" PRIu32
+              ",\"error\":\"%s\",\"retry_in_ms\":%" PRId64,
+              e->id, e->ticket, e->seq, e->attempts + 1,
+              kind == FWD_HTTP_ERROR ? why : "network error", delay / 1000);
+}
+
+static void *
+worker(void *arg)
+{
+    forwarder *f = arg;
+    CURL *curl = curl_easy_init();
+    qg_outbox_entry e;
+    size_t i;
+
+    pthread_mutex_lock(&f->lock);
+    for (;;) {
+        while (f->qlen == 0 && !f->stopping)
+            pthread_cond_wait(&f->work, &f->lock);
+        if (f->stopping)
+            break;
+        e = f->queue[--f->qlen];
+        pthread_mutex_unlock(&f->lock);
+        if (curl)
+            attempt(f, curl, &e);
+        pthread_mutex_lock(&f->lock);
+        for (i = 0; i < f->ninflight; i++)
+            if (f->inflight[i] == e.ticket) {
+                f->inflight[i] = f->inflight[--f->ninflight];
+                break;
+            }
+        f->woken = 1;
+        pthread_cond_signal(&f->wake);
+    }
+    pthread_mutex_unlock(&f->lock);
+    curl_easy_cleanup(curl);
+    return NULL;
+}
+
+/* ----- the dispatcher ------------------------------------------------- */
+
+/* One scan: queues due heads of tickets not in flight, buries the too
+ * old.  Returns when the next entry falls due (or now + 1 s). */
+static int64_t
+scan(forwarder *f)
+{
+    qg_outbox *ob = NULL;
+    qg_outbox_entry e, *due = NULL;
+    uint64_t *bury = NULL;
+    size_t ndue = 0, nbury = 0, free_slots, looked = 0, i;
+    int64_t now = now_us(), next = now + 1000000;
+
+    pthread_mutex_lock(&f->lock);
+    free_slots = f->nworkers - f->ninflight;
+    pthread_mutex_unlock(&f->lock);
+    if (free_slots == 0 || qg_outbox_open(f->st, 0, &ob) != 0)
+        return next;
+    due = calloc(free_slots, sizeof(*due));
+    bury = calloc(free_slots, sizeof(*bury));
+    memset(f->seen, 0, SEEN_SLOTS * sizeof(*f->seen));
+    while (due && bury && ndue < free_slots && nbury < free_slots &&
+           looked++ < SCAN_MAX && qg_outbox_next(ob, &e) == 0) {
+        if (seen_add(f->seen, e.ticket))
+            continue; /* not the ticket's first entry */
+        pthread_mutex_lock(&f->lock);
+        i = (size_t)in_flight(f, e.ticket);
+        pthread_mutex_unlock(&f->lock);
+        if (i)
+            continue;
+        if (f->o.max_age_us > 0 && now - e.created_us > f->o.max_age_us)
+            bury[nbury++] = e.id;
+        else if (e.next_attempt_us <= now)
+            due[ndue++] = e;
+        else if (e.next_attempt_us < next)
+            next = e.next_attempt_us;
+    }
+    qg_outbox_close(ob);
+    for (i = 0; i < nbury; i++) {
+        if (qg_outbox_bury(f->st, bury[i],
+                           "older than the maximum age; "
+                           "gave up") == 0) {
+            atomic_fetch_add(&gate_metrics.dead_lettered, 1);
+            log_event("error", "forward gave up: moved to the dead list",
+                      ",\"outbox\":%" PRIu64, bury[i]);
+        }
+    }
+    pthread_mutex_lock(&f->lock);
+    for (i = 0; i < ndue; i++) {
+        f->queue[f->qlen++] = due[i];
+        f->inflight[f->ninflight++] = due[i].ticket;
+    }
+    if (ndue)
+        pthread_cond_broadcast(&f->work);
+    pthread_mutex_unlock(&f->lock);
+    free(due);
+    free(bury);
+    return nbury ? now : next;
+}
+
+static void *
+dispatcher(void *arg)
+{
+    forwarder *f = arg;
+    struct timespec until;
+    int64_t next;
+
+    for (;;) {
+        pthread_mutex_lock(&f->lock);
+        if (f->stopping) {
+            pthread_mutex_unlock(&f->lock);
+            break;
+        }
+        f->woken = 0;
+        pthread_mutex_unlock(&f->lock);
+
+        next = scan(f);
+
+        pthread_mutex_lock(&f->lock);
+        until.tv_sec = (time_t)(next / 1000000);
+        until.tv_nsec = (long)(next % 1000000) * 1000;
+        while (!f->woken && !f->stopping &&
+               pthread_cond_timedwait(&f->wake, &f->lock, &until) == 0)
+            ;
+        pthread_mutex_unlock(&f->lock);
+    }
+    return NULL;
+}
+
+void
+forwarder_wake(void *arg)
+{
+    forwarder *f = arg;
+
+    if (f == NULL)
+        return;
+    pthread_mutex_lock(&f->lock);
+    f->woken = 1;
+    pthread_cond_signal(&f->wake);
+    pthread_mutex_unlock(&f->lock);
+}
+
+int
+forwarder_reachable(forwarder *f)
+{
+    return f && atomic_load(&f->reachable);
+}
+
+int
+forwarder_start(qg_store *st, const forward_options *o, forwarder **out)
+{
+    forwarder *f;
+    unsigned i;
+
+    if ((f = calloc(1, sizeof(*f))) == NULL)
+        return QG_ENOMEM;
+    f->st = st;
+    f->o = *o;
+    f->nworkers = o->workers ? o->workers : 1;
+    f->workers = calloc(f->nworkers, sizeof(*f->workers));
+    f->queue = calloc(f->nworkers, sizeof(*f->queue));
+    f->inflight = calloc(f->nworkers, sizeof(*f->inflight));
+    f->seen = calloc(SEEN_SLOTS, sizeof(*f->seen));
+    atomic_init(&f->reachable, 1); /* until an attempt says otherwise */
+    if (!f->workers || !f->queue || !f->inflight || !f->seen) {
+        free(f->workers);
+        free(f->queue);
+        free(f->inflight);
+        free(f->seen);
+        free(f);
+        return QG_ENOMEM;
+    }
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->wake, NULL);
+    pthread_cond_init(&f->work, NULL);
+    for (i = 0; i < f->nworkers; i++)
+        pthread_create(&f->workers[i], NULL, worker, f);
+    pthread_create(&f->dispatcher, NULL, dispatcher, f);
+    *out = f;
+    return 0;
+}
+
+void
+forwarder_stop(forwarder *f)
+{
+    unsigned i;
+
+    if (f == NULL)
+        return;
+    pthread_mutex_lock(&f->lock);
+    f->stopping = 1;
+    pthread_cond_broadcast(&f->wake);
+    pthread_cond_broadcast(&f->work);
+    pthread_mutex_unlock(&f->lock);
+    pthread_join(f->dispatcher, NULL);
+    for (i = 0; i < f->nworkers; i++)
+        pthread_join(f->workers[i], NULL);
+    pthread_cond_destroy(&f->work);
+    pthread_cond_destroy(&f->wake);
+    pthread_mutex_destroy(&f->lock);
+    free(f->workers);
+    free(f->queue);
+    free(f->inflight);
+    free(f->seen);
+    free(f);
+}

@@ -1,0 +1,103 @@
+/*
+ * gate.h - the parts of `qgate serve`: HTTP front (serve.c), group commit
+ * (committer.c), forwarding to the HIS (forward.c), metrics (metrics.c)
+ * and structured logs (log.c).
+ */
+#ifndef QG_GATE_H
+#define QG_GATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "qgate.h"
+
+/* ----- log.c ------------------------------------------------------------ */
+
+/* One JSON object per line: {"ts", "level", "msg", fields...}.  fields is
+ * a pre-rendered ",\"key\":value..." string or NULL.  Thread-safe. */
+void log_open(const char *path); /* NULL: stderr; reopened by log_reopen */
+int log_reopen(void);
+void log_event(const char *level, const char *msg, const char *fields_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ----- metrics.c -------------------------------------------------------- */
+
+#define LATENCY_BUCKETS 12
+#define BATCH_BUCKETS   10
+
+enum forward_result { FWD_OK, FWD_HTTP_ERROR, FWD_NETWORK_ERROR, FWD_KINDS };
+
+typedef struct metrics {
+    atomic_ulong deliveries[QG_REASON_COUNT]; /* by reason (and verdict) */
+    atomic_ulong store_errors;
+    atomic_ulong http[6];                      /* 1xx..5xx by first digit */
+    atomic_ulong latency[LATENCY_BUCKETS + 1]; /* cumulative later */
+    atomic_ulong latency_count;
+    atomic_ullong latency_sum_us;
+    atomic_ulong batch[BATCH_BUCKETS + 1];
+    atomic_ulong batch_count;
+    atomic_ulong batch_sum;
+    atomic_ulong forwards[FWD_KINDS];
+    atomic_ulong dead_lettered;
+} metrics;
+
+extern metrics gate_metrics;
+
+void metrics_request(int status, int64_t elapsed_us);
+void metrics_batch(size_t n);
+/* Writes Prometheus text; outbox figures are read from the store. */
+void metrics_render(FILE *f, qg_store *st);
+
+/* ----- committer.c ------------------------------------------------------ */
+
+/* One delivery waiting for its commit. */
+typedef struct pending {
+    const char *body;
+    size_t len;
+    qg_result res;
+    int rc;
+    void (*done)(struct pending *); /* called after the commit, once */
+    void *arg;
+    struct pending *next;
+} pending;
+
+typedef struct committer committer;
+
+typedef enum durability {
+    DURABLE_SYNC,  /* one commit and one flush per delivery */
+    DURABLE_GROUP, /* concurrent deliveries share a commit and a flush */
+    DURABLE_NOSYNC /* shared commits, flushed when the OS likes */
+} durability;
+
+/* Starts the committer thread.  max_batch 1 commits one by one. */
+int committer_start(qg_store *st, qg_engine **eng, pthread_rwlock_t *eng_lock,
+                    size_t max_batch, void (*committed)(void *),
+                    void *committed_arg, committer **out);
+/* Queues p; p->done is called from the committer thread after commit. */
+void committer_submit(committer *c, pending *p);
+/* Finishes what was queued, then stops.  NULL ok. */
+void committer_stop(committer *c);
+
+/* ----- forward.c -------------------------------------------------------- */
+
+typedef struct forward_options {
+    const char *upstream;
+    unsigned workers;
+    long timeout_ms;
+    int64_t max_age_us; /* then dead-lettered */
+    int64_t backoff_min_us, backoff_max_us;
+} forward_options;
+
+typedef struct forwarder forwarder;
+
+int forwarder_start(qg_store *st, const forward_options *o, forwarder **out);
+/* New entries were committed: look again now. */
+void forwarder_wake(void *f);
+/* Whether the last attempt reached the upstream. */
+int forwarder_reachable(forwarder *f);
+/* Finishes attempts in flight, then stops.  NULL ok. */
+void forwarder_stop(forwarder *f);
+
+#endif /* QG_GATE_H */

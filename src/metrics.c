@@ -1,0 +1,140 @@
+/*
+ * metrics.c - counters of the gate, rendered as Prometheus text.
+ *
+ * Counters are C11 atomics bumped on the request path; no lock.  Outbox
+ * figures are read from the store when scraped, so they are right even
+ * when another process changed the outbox.
+ */
+#include <inttypes.h>
+#include <time.h>
+
+#include "gate.h"
+
+metrics gate_metrics;
+
+static const double latency_bounds[LATENCY_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+    0.01,   0.025,   0.05,   0.1,   0.5,    2.5};
+static const unsigned batch_bounds[BATCH_BUCKETS] = {1,  2,  4,   8,   16,
+                                                     32, 64, 128, 256, 512};
+
+void
+metrics_request(int status, int64_t elapsed_us)
+{
+    double s = (double)elapsed_us / 1e6;
+    int i;
+
+    if (status >= 100 && status < 600)
+        atomic_fetch_add(&gate_metrics.http[status / 100], 1);
+    for (i = 0; i < LATENCY_BUCKETS && s > latency_bounds[i]; i++)
+        ;
+    atomic_fetch_add(&gate_metrics.latency[i], 1);
+    atomic_fetch_add(&gate_metrics.latency_count, 1);
+    atomic_fetch_add(&gate_metrics.latency_sum_us,
+                     (unsigned long long)(elapsed_us > 0 ? elapsed_us : 0));
+}
+
+void
+metrics_batch(size_t n)
+{
+    int i;
+
+    for (i = 0; i < BATCH_BUCKETS && n > batch_bounds[i]; i++)
+        ;
+    atomic_fetch_add(&gate_metrics.batch[i], 1);
+    atomic_fetch_add(&gate_metrics.batch_count, 1);
+    atomic_fetch_add(&gate_metrics.batch_sum, n);
+}
+
+void
+metrics_render(FILE *f, qg_store *st)
+{
+    static const char *const fwd[FWD_KINDS] = {"ok", "http_error",
+                                               "network_error"};
+    unsigned long cum;
+    uint64_t depth = 0, dead = 0;
+    int64_t oldest = 0;
+    struct timespec now;
+    int i;
+
+    fprintf(f, "# HELP qgate_deliveries_total Deliveries decided, by verdict "
+               "and reason code.\n"
+               "# TYPE qgate_deliveries_total counter\n");
+    for (i = 0; i < QG_REASON_COUNT; i++)
+        fprintf(f, "qgate_deliveries_total{verdict=\"%s\",code=\"%s\"} %lu\n",
+                qg_verdict_name(qg_reason_verdict((qg_reason)i)),
+                qg_reason_name((qg_reason)i),
+                atomic_load(&gate_metrics.deliveries[i]));
+    fprintf(f,
+            "# HELP qgate_store_errors_total Deliveries answered 503: the "
+            "store failed.\n"
+            "# TYPE qgate_store_errors_total counter\n"
+            "qgate_store_errors_total %lu\n",
+            atomic_load(&gate_metrics.store_errors));
+    fprintf(f, "# HELP qgate_http_responses_total HTTP responses by status "
+               "class.\n"
+               "# TYPE qgate_http_responses_total counter\n");
+    for (i = 1; i < 6; i++)
+        fprintf(f, "qgate_http_responses_total{class=\"%dxx\"} %lu\n", i,
+                atomic_load(&gate_metrics.http[i]));
+
+    fprintf(f, "# HELP qgate_request_duration_seconds Time from a request's "
+               "arrival to its answer.\n"
+               "# TYPE qgate_request_duration_seconds histogram\n");
+    for (i = 0, cum = 0; i < LATENCY_BUCKETS; i++) {
+        cum += atomic_load(&gate_metrics.latency[i]);
+        fprintf(f, "qgate_request_duration_seconds_bucket{le=\"%g\"} %lu\n",
+                latency_bounds[i], cum);
+    }
+    cum += atomic_load(&gate_metrics.latency[LATENCY_BUCKETS]);
+    fprintf(f,
+            "qgate_request_duration_seconds_bucket{le=\"+Inf\"} %lu\n"
+            "qgate_request_duration_seconds_sum %.6f\n"
+            "qgate_request_duration_seconds_count %lu\n",
+            cum, (double)atomic_load(&gate_metrics.latency_sum_us) / 1e6,
+            atomic_load(&gate_metrics.latency_count));
+
+    fprintf(f, "# HELP qgate_commit_batch_size Deliveries per store "
+               "commit.\n"
+               "# TYPE qgate_commit_batch_size histogram\n");
+    for (i = 0, cum = 0; i < BATCH_BUCKETS; i++) {
+        cum += atomic_load(&gate_metrics.batch[i]);
+        fprintf(f, "qgate_commit_batch_size_bucket{le=\"%u\"} %lu\n",
+                batch_bounds[i], cum);
+    }
+    cum += atomic_load(&gate_metrics.batch[BATCH_BUCKETS]);
+    fprintf(f,
+            "qgate_commit_batch_size_bucket{le=\"+Inf\"} %lu\n"
+            "qgate_commit_batch_size_sum %lu\n"
+            "qgate_commit_batch_size_count %lu\n",
+            cum, atomic_load(&gate_metrics.batch_sum),
+            atomic_load(&gate_metrics.batch_count));
+
+    qg_outbox_stats(st, &depth, &oldest, &dead);
+    clock_gettime(CLOCK_REALTIME, &now);
+    fprintf(f,
+            "# HELP qgate_outbox_depth Accepted steps waiting to be "
+            "forwarded.\n"
+            "# TYPE qgate_outbox_depth gauge\n"
+            "qgate_outbox_depth %" PRIu64 "\n"
+            "# HELP qgate_outbox_oldest_age_seconds Age of the oldest step "
+            "waiting.\n"
+            "# TYPE qgate_outbox_oldest_age_seconds gauge\n"
+            "qgate_outbox_oldest_age_seconds %.3f\n"
+            "# HELP qgate_outbox_dead Steps that gave up (qgate outbox "
+            "--dead).\n"
+            "# TYPE qgate_outbox_dead gauge\n"
+            "qgate_outbox_dead %" PRIu64 "\n",
+            depth,
+            oldest ? (double)((int64_t)now.tv_sec * 1000000 +
+                              now.tv_nsec / 1000 - oldest) /
+                         1e6
+                   : 0.0,
+            dead);
+    fprintf(f, "# HELP qgate_forward_attempts_total Attempts to forward a "
+               "step to the HIS, by result.\n"
+               "# TYPE qgate_forward_attempts_total counter\n");
+    for (i = 0; i < FWD_KINDS; i++)
+        fprintf(f, "qgate_forward_attempts_total{result=\"%s\"} %lu\n", fwd[i],
+                atomic_load(&gate_metrics.forwards[i]));
+}

@@ -1,0 +1,924 @@
+/*
+ * serve.c - qgate serve: the validating HTTP gate in front of the HIS.
+ *
+ * libmicrohttpd, epoll and a thread pool, receive each delivery; the
+ * committer (committer.c) decides and records it, sharing commits between
+ * deliveries that arrive together; the answer leaves only after the
+ * commit that holds the delivery returned.  Meanwhile the connection is
+ * suspended, so no HTTP thread waits on the disk.  Accepted steps go to the
+ * outbox in the same transaction, and the forwarder (forward.c) passes them
+ * on to the HIS.
+ *
+ * Routes: POST <path> (the webhook), GET /tickets/{id} and
+ * /tickets/{id}/history (the read API), GET /healthz, /readyz, /metrics.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+
+#include "cli.h"
+#include "gate.h"
+
+typedef struct gate {
+    /* options: flags, then the config file, then defaults */
+    const char *listen;
+    const char *path;
+    long max_body;
+    long threads;
+    long timeout;
+    long max_connections;
+    const char *upstream;
+    const char *token_file;
+    long forwarders;
+    long forward_timeout;
+    long max_age;
+    long ready_max_outbox;
+    const char *log;
+    int insecure;
+
+    cli *c;
+    char token[256];
+    size_t token_len;
+    qg_store *st;
+    qg_engine *eng;
+    pthread_rwlock_t eng_lock;
+    committer *com;
+    forwarder *fwd;
+    struct MHD_Daemon *d;
+    atomic_ulong next_request;
+    atomic_long in_flight;
+} gate;
+
+typedef struct request {
+    gate *g;
+    struct MHD_Connection *conn;
+    char id[24];
+    int64_t start_us;
+    int status;
+    char *body;
+    size_t len, cap;
+    int too_large;
+    int webhook; /* the request is for the webhook path */
+    enum { READING, QUEUED, DONE } state;
+    pending p;
+} request;
+
+static int64_t
+now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ----- answers ---------------------------------------------------------- */
+
+static enum MHD_Result
+answer(request *r, int status, char *body, size_t len, const char *type)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", type);
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(resp, "Allow", r->webhook ? "POST" : "GET");
+    r->status = status;
+    ret = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* {"error": msg, "code": code} */
+static enum MHD_Result
+answer_error(request *r, int status, const char *code, const char *msg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    if (f == NULL)
+        return MHD_NO;
+    fprintf(f, "{\"error\":");
+    render_string(f, msg, strlen(msg));
+    fprintf(f, ",\"code\":\"%s\"}\n", code);
+    fclose(f);
+    return answer(r, status, buf, len, "application/json");
+}
+
+/* The status for a verdict (README, "Answers to Chup"). */
+static int
+status_of(const qg_result *res)
+{
+    switch (res->verdict) {
+    case QG_ACCEPTED:
+    case QG_DUPLICATE:
+    case QG_IGNORED:
+        return MHD_HTTP_OK;
+    case QG_REJECTED:
+        return res->reason == QG_R_UNKNOWN_EVENT ||
+                       res->reason == QG_R_UNKNOWN_STATE
+                   ? MHD_HTTP_UNPROCESSABLE_CONTENT
+                   : MHD_HTTP_CONFLICT;
+    case QG_UNAUTHENTICATED:
+        return MHD_HTTP_UNAUTHORIZED;
+    case QG_MALFORMED:
+        break;
+    }
+    return MHD_HTTP_BAD_REQUEST;
+}
+
+static enum MHD_Result
+answer_verdict(request *r)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    if (r->p.rc) {
+        char msg[160];
+
+        atomic_fetch_add(&gate_metrics.store_errors, 1);
+        snprintf(msg, sizeof(msg),
+                 "the store could not record the delivery (%s); nothing was "
+                 "written, send it again",
+                 qg_strerror(r->p.rc));
+        log_event("error", "store unavailable",
+                  ",\"request_id\":\"%s\",\"error\":\"%s\"", r->id,
+                  qg_strerror(r->p.rc));
+        return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                            "store_unavailable", msg);
+    }
+    atomic_fetch_add(&gate_metrics.deliveries[r->p.res.reason], 1);
+    if ((f = open_memstream(&buf, &len)) == NULL)
+        return MHD_NO;
+    render_verdict(f, &r->p.res, NULL);
+    fputc('\n', f);
+    fclose(f);
+    return answer(r, status_of(&r->p.res), buf, len, "application/json");
+}
+
+/* ----- the webhook ------------------------------------------------------ */
+
+static void
+committed(pending *p)
+{
+    request *r = p->arg;
+
+    r->state = DONE;
+    MHD_resume_connection(r->conn);
+}
+
+static int
+is_json_type(const char *type)
+{
+    size_t n;
+
+    if (type == NULL)
+        return 1; /* Chup's documentation shows none; accept */
+    n = strcspn(type, "; ");
+    return (n == 16 && strncasecmp(type, "application/json", 16) == 0) ||
+           (n > 5 && strncasecmp(type + n - 5, "+json", 5) == 0);
+}
+
+/* The first call of a webhook request: what can be refused before reading
+ * the body is refused now. */
+static enum MHD_Result
+webhook_start(request *r, const char *method)
+{
+    const char *cl, *type;
+    char msg[128];
+
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+        return answer_error(r, MHD_HTTP_METHOD_NOT_ALLOWED,
+                            "method_not_allowed",
+                            "webhooks are delivered with POST");
+    cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoll(cl, NULL, 10) > r->g->max_body) {
+        snprintf(msg, sizeof(msg),
+                 "the body is %s bytes; the limit is %ld bytes", cl,
+                 r->g->max_body);
+        atomic_fetch_add(&gate_metrics.deliveries[QG_R_TOO_LARGE], 1);
+        return answer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg);
+    }
+    type = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!is_json_type(type)) {
+        snprintf(msg, sizeof(msg),
+                 "Content-Type \"%.64s\" is not JSON; expected "
+                 "application/json",
+                 type);
+        return answer_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                            "unsupported_media_type", msg);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result
+webhook_data(request *r, const char *data, size_t *size)
+{
+    char *grown;
+    size_t want;
+
+    if (*size == 0) {
+        /* The whole body is in: to the committer, and wait. */
+        if (r->too_large) {
+            char msg[96];
+
+            atomic_fetch_add(&gate_metrics.deliveries[QG_R_TOO_LARGE], 1);
+            snprintf(msg, sizeof(msg),
+                     "the body is over the limit of %ld "
+                     "bytes",
+                     r->g->max_body);
+            return answer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+                                msg);
+        }
+        r->state = QUEUED;
+        r->p.body = r->body ? r->body : "";
+        r->p.len = r->len;
+        r->p.done = committed;
+        r->p.arg = r;
+        MHD_suspend_connection(r->conn);
+        committer_submit(r->g->com, &r->p);
+        return MHD_YES;
+    }
+    if (!r->too_large && r->len + *size > (size_t)r->g->max_body)
+        r->too_large = 1; /* no Content-Length said so: read and drop */
+    if (!r->too_large) {
+        want = r->len + *size;
+        if (want > r->cap) {
+            r->cap = r->cap ? r->cap : 4096;
+            while (r->cap < want)
+                r->cap *= 2;
+            if ((grown = realloc(r->body, r->cap)) == NULL)
+                return MHD_NO;
+            r->body = grown;
+        }
+        memcpy(r->body + r->len, data, *size);
+        r->len += *size;
+    }
+    *size = 0;
+    return MHD_YES;
+}
+
+/* ----- the read API and operations ---------------------------------------- */
+
+static int
+authorised(request *r)
+{
+    const char *h;
+    size_t n;
+
+    if (r->g->token_len == 0)
+        return 1;
+    h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                    MHD_HTTP_HEADER_AUTHORIZATION);
+    if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
+        return 0;
+    h += 7;
+    n = strlen(h);
+    return n == r->g->token_len && CRYPTO_memcmp(h, r->g->token, n) == 0;
+}
+
+static enum MHD_Result
+tickets(request *r, const char *rest)
+{
+    char id[64], *buf = NULL, msg[128];
+    size_t len = 0;
+    const char *slash = strchr(rest, '/');
+    int want_history = 0, rc;
+    qg_ticket t;
+    FILE *f;
+
+    if (!authorised(r))
+        return answer_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                            "a bearer token is required");
+    if (slash) {
+        if (strcmp(slash, "/history") != 0)
+            return answer_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+                                "no such resource");
+        want_history = 1;
+    }
+    snprintf(id, sizeof(id), "%.*s",
+             (int)(slash ? (size_t)(slash - rest) : strlen(rest)), rest);
+    rc = cli_lookup_ticket(r->g->st, id, &t);
+    if (rc == QG_EINVAL || rc == QG_NOTFOUND) {
+        snprintf(msg, sizeof(msg), "ticket \"%.40s\": %s", id,
+                 rc == QG_EINVAL ? "expected a live-queue id, lq:ID, "
+                                   "appt:ID or ticket:N"
+                                 : "not in the store");
+        return answer_error(
+            r, rc == QG_EINVAL ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_NOT_FOUND,
+            rc == QG_EINVAL ? "bad_ticket" : "not_found", msg);
+    }
+    if ((f = open_memstream(&buf, &len)) == NULL)
+        return MHD_NO;
+    if (rc == 0 && want_history) {
+        rc = render_history(f, r->g->st, t.id);
+    } else if (rc == 0) {
+        render_ticket(f, &t);
+        fputc('\n', f);
+    }
+    fclose(f);
+    if (rc) {
+        free(buf);
+        return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                            "store_unavailable", qg_strerror(rc));
+    }
+    return answer(r, MHD_HTTP_OK, buf, len, "application/json");
+}
+
+static enum MHD_Result
+readyz(request *r)
+{
+    gate *g = r->g;
+    uint64_t depth = 0;
+    int64_t oldest = 0;
+    char *buf = NULL;
+    size_t len = 0;
+    int store_ok, reachable, ready;
+    FILE *f;
+
+    store_ok = qg_outbox_stats(g->st, &depth, &oldest, NULL) == 0;
+    reachable = g->upstream == NULL || forwarder_reachable(g->fwd);
+    ready = store_ok && (reachable || depth < (uint64_t)g->ready_max_outbox);
+    if ((f = open_memstream(&buf, &len)) == NULL)
+        return MHD_NO;
+    fprintf(f,
+            "{\"ready\":%s,\"store\":%s,\"upstream_reachable\":%s,"
+            "\"outbox_depth\":%" PRIu64 ",\"outbox_limit\":%ld}\n",
+            ready ? "true" : "false", store_ok ? "true" : "false",
+            reachable ? "true" : "false", depth, g->ready_max_outbox);
+    fclose(f);
+    return answer(r, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, buf,
+                  len, "application/json");
+}
+
+static enum MHD_Result
+get(request *r, const char *url)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    if (strcmp(url, "/healthz") == 0)
+        return answer(r, MHD_HTTP_OK, strdup("{\"status\":\"up\"}\n"), 16,
+                      "application/json");
+    if (strcmp(url, "/readyz") == 0)
+        return readyz(r);
+    if (strcmp(url, "/metrics") == 0) {
+        if ((f = open_memstream(&buf, &len)) == NULL)
+            return MHD_NO;
+        metrics_render(f, r->g->st);
+        fclose(f);
+        return answer(r, MHD_HTTP_OK, buf, len,
+                      "text/plain; version=0.0.4; charset=utf-8");
+    }
+    if (strncmp(url, "/tickets/", 9) == 0 && url[9] != '\0')
+        return tickets(r, url + 9);
+    return answer_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such resource");
+}
+
+/* ----- the handler ------------------------------------------------------ */
+
+static enum MHD_Result
+handle(void *cls, struct MHD_Connection *conn, const char *url,
+       const char *method, const char *version, const char *data, size_t *size,
+       void **con_cls)
+{
+    gate *g = cls;
+    request *r = *con_cls;
+
+    (void)version;
+    if (r == NULL) {
+        if ((r = calloc(1, sizeof(*r))) == NULL)
+            return MHD_NO;
+        r->g = g;
+        r->conn = conn;
+        r->start_us = now_us();
+        snprintf(r->id, sizeof(r->id), "%lx-%lu",
+                 (unsigned long)(r->start_us / 1000000) & 0xfffff,
+                 atomic_fetch_add(&g->next_request, 1));
+        atomic_fetch_add(&g->in_flight, 1);
+        *con_cls = r;
+        if (strcmp(url, g->path) == 0) {
+            r->webhook = 1;
+            return webhook_start(r, method);
+        }
+        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+            strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+            return answer_error(
+                r,
+                strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 ||
+                        strcmp(url, "/metrics") == 0 ||
+                        strncmp(url, "/tickets/", 9) == 0
+                    ? MHD_HTTP_METHOD_NOT_ALLOWED
+                    : MHD_HTTP_NOT_FOUND,
+                "method_not_allowed", "this resource is read with GET");
+        return get(r, url);
+    }
+    if (r->status)
+        return MHD_YES; /* answered already; drop the rest of the body */
+    if (r->state == DONE)
+        return answer_verdict(r);
+    if (r->state == QUEUED)
+        return MHD_YES;
+    return webhook_data(r, data, size);
+}
+
+static void
+completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+          enum MHD_RequestTerminationCode toe)
+{
+    gate *g = cls;
+    request *r = *con_cls;
+    int64_t elapsed;
+
+    (void)conn;
+    if (r == NULL)
+        return;
+    elapsed = now_us() - r->start_us;
+    metrics_request(r->status, elapsed);
+    if (r->state == DONE && r->p.rc == 0)
+        log_event("info", "delivery",
+                  ",\"request_id\":\"%s\",\"status\":%d,\"verdict\":\"%s\","
+                  "\"code\":\"%s\",\"ticket\":%" PRIu64
+                  ",\"live_queue_id\":%" PRId64 ",\"event\":\"%s\","
+                  "\"from\":\"%s\",\"to\":\"%s\",\"us\":%" PRId64,
+                  r->id, r->status, qg_verdict_name(r->p.res.verdict),
+                  qg_reason_name(r->p.res.reason), r->p.res.ticket,
+                  r->p.res.live_queue_id,
+                  r->p.res.event ? qg_event_name(r->p.res.event) : "",
+                  qg_state_name(r->p.res.from), qg_state_name(r->p.res.to),
+                  elapsed);
+    else if (r->status >= 400 || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        log_event(r->status >= 500 ? "error" : "info", "request",
+                  ",\"request_id\":\"%s\",\"status\":%d,\"completed\":%s,"
+                  "\"us\":%" PRId64,
+                  r->id, r->status,
+                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "true" : "false",
+                  elapsed);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+    atomic_fetch_sub(&g->in_flight, 1);
+}
+
+/* A request whose body is still coming when it ends (the client went away)
+ * was queued nowhere: nothing to undo.  One that is QUEUED ends only after
+ * its commit, because the connection is suspended until then. */
+
+/* ----- options ---------------------------------------------------------- */
+
+enum {
+    OPT_LISTEN = 2000,
+    OPT_PATH,
+    OPT_MAX_BODY,
+    OPT_THREADS,
+    OPT_TIMEOUT,
+    OPT_MAX_CONNECTIONS,
+    OPT_DURABILITY,
+    OPT_UPSTREAM,
+    OPT_TOKEN_FILE,
+    OPT_FORWARDERS,
+    OPT_FORWARD_TIMEOUT,
+    OPT_MAX_AGE,
+    OPT_READY_MAX_OUTBOX,
+    OPT_LOG,
+    OPT_INSECURE
+};
+
+static const struct {
+    const char *key; /* the config file's key; the flag is the same, '-' */
+    int opt;
+    int type; /* 's' string, 'p' path, 'n' positive number, 'b' boolean */
+    size_t off_str, off_num;
+} keys[] = {
+#define S(k, o, f)                                                             \
+    {                                                                          \
+        k, o, 's', offsetof(gate, f), 0                                        \
+    }
+#define P(k, o, f)                                                             \
+    {                                                                          \
+        k, o, 'p', offsetof(gate, f), 0                                        \
+    }
+#define N(k, o, f)                                                             \
+    {                                                                          \
+        k, o, 'n', 0, offsetof(gate, f)                                        \
+    }
+    S("listen", OPT_LISTEN, listen),
+    S("path", OPT_PATH, path),
+    N("max_body", OPT_MAX_BODY, max_body),
+    N("threads", OPT_THREADS, threads),
+    N("timeout", OPT_TIMEOUT, timeout),
+    N("max_connections", OPT_MAX_CONNECTIONS, max_connections),
+    S("upstream", OPT_UPSTREAM, upstream),
+    P("token_file", OPT_TOKEN_FILE, token_file),
+    N("forwarders", OPT_FORWARDERS, forwarders),
+    N("forward_timeout", OPT_FORWARD_TIMEOUT, forward_timeout),
+    N("max_age", OPT_MAX_AGE, max_age),
+    N("ready_max_outbox", OPT_READY_MAX_OUTBOX, ready_max_outbox),
+    P("log", OPT_LOG, log),
+    {"insecure_no_signature", OPT_INSECURE, 'b', 0, 0},
+#undef S
+#undef P
+#undef N
+};
+
+/* Sets one option unless already set (flags come first and win). */
+static int
+set_option(gate *g, size_t i, const char *str, long num, int from_file)
+{
+    const char **sp = (const char **)((char *)g + keys[i].off_str);
+    long *np = (long *)((char *)g + keys[i].off_num);
+
+    switch (keys[i].type) {
+    case 's':
+    case 'p':
+        if (*sp == NULL)
+            *sp = from_file ? (keys[i].type == 'p' ? cli_config_path(g->c, str)
+                                                   : cli_config_copy(g->c, str))
+                            : str;
+        return 0;
+    case 'n':
+        if (num <= 0)
+            return cli_fail("%s: %ld is not a positive number", keys[i].key,
+                            num);
+        if (*np == 0)
+            *np = num;
+        return 0;
+    }
+    g->insecure |= num != 0;
+    return 0;
+}
+
+static int
+config_key(cli *c, const char *key, json_object *val)
+{
+    gate *g = c->command;
+    size_t i;
+
+    for (i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
+        if (strcmp(key, keys[i].key) != 0)
+            continue;
+        if ((keys[i].type == 'n' && !json_object_is_type(val, json_type_int)) ||
+            (keys[i].type == 'b' &&
+             !json_object_is_type(val, json_type_boolean)) ||
+            ((keys[i].type == 's' || keys[i].type == 'p') &&
+             !json_object_is_type(val, json_type_string)))
+            return cli_fail("%s: key \"%s\": value %s has the wrong type",
+                            c->config, key, json_object_to_json_string(val));
+        return set_option(g, i,
+                          json_object_is_type(val, json_type_string)
+                              ? json_object_get_string(val)
+                              : NULL,
+                          keys[i].type == 'b'
+                              ? json_object_get_boolean(val)
+                              : (long)json_object_get_int64(val),
+                          1);
+    }
+    return -1;
+}
+
+static void
+usage(void)
+{
+    printf("usage: qgate serve [OPTIONS]\n\n"
+           "  --listen HOST:PORT      where to listen (127.0.0.1:8080)\n"
+           "  --path PATH             the webhook's path (/webhooks/chup)\n"
+           "  --secret-file F         the HMAC secret (required unless\n"
+           "  --insecure-no-signature   which accepts unsigned deliveries)\n"
+           "  --db DIR                the store ($QGATE_DB, ./var/qgate)\n"
+           "  --durability MODE       sync | group | nosync (group)\n"
+           "  --upstream URL          the HIS endpoint accepted steps go to\n"
+           "  --forwarders N          parallel forwarding workers (2)\n"
+           "  --forward-timeout S     per attempt (10)\n"
+           "  --max-age S             retry for this long, then dead-letter "
+           "(86400)\n"
+           "  --max-body BYTES        larger bodies get 413 (1048576)\n"
+           "  --threads N             HTTP threads (2)\n"
+           "  --timeout S             idle connection timeout (30; never 0)\n"
+           "  --max-connections N     (1024)\n"
+           "  --token-file F          bearer token for GET /tickets/...\n"
+           "  --ready-max-outbox N    /readyz fails beyond this backlog when\n"
+           "                          the HIS is unreachable (1000)\n"
+           "  --log FILE              JSON log lines (stderr); SIGHUP reopens\n"
+           "  --config FILE           the same keys, with '_' for '-'\n");
+}
+
+static int
+parse(gate *g, cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        CLI_COMMON_OPTIONS,
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"path", required_argument, NULL, OPT_PATH},
+        {"max-body", required_argument, NULL, OPT_MAX_BODY},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+        {"durability", required_argument, NULL, OPT_DURABILITY},
+        {"upstream", required_argument, NULL, OPT_UPSTREAM},
+        {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+        {"forwarders", required_argument, NULL, OPT_FORWARDERS},
+        {"forward-timeout", required_argument, NULL, OPT_FORWARD_TIMEOUT},
+        {"max-age", required_argument, NULL, OPT_MAX_AGE},
+        {"ready-max-outbox", required_argument, NULL, OPT_READY_MAX_OUTBOX},
+        {"log", required_argument, NULL, OPT_LOG},
+        {"insecure-no-signature", no_argument, NULL, OPT_INSECURE},
+        {0}};
+    int opt, rc;
+    size_t i;
+    char *end;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_common_option(c, opt, optarg))
+            continue;
+        if (opt == 'h') {
+            usage();
+            return -1;
+        }
+        if (opt == OPT_DURABILITY) {
+            if (strcmp(optarg, "sync") && strcmp(optarg, "group") &&
+                strcmp(optarg, "nosync"))
+                return cli_fail("--durability \"%s\": expected sync, group "
+                                "or nosync",
+                                optarg);
+            c->durability = optarg;
+            continue;
+        }
+        for (i = 0; i < sizeof(keys) / sizeof(*keys); i++)
+            if (keys[i].opt == opt)
+                break;
+        if (i == sizeof(keys) / sizeof(*keys))
+            return EXIT_FAILED;
+        if (keys[i].type == 'n') {
+            long n = strtol(optarg, &end, 10);
+
+            if (*end || end == optarg)
+                return cli_fail("--%s \"%s\": not a number", keys[i].key,
+                                optarg);
+            if ((rc = set_option(g, i, NULL, n, 0)))
+                return rc;
+        } else if ((rc = set_option(g, i, optarg, 1, 0))) {
+            return rc;
+        }
+    }
+    if (optind != argc)
+        return cli_fail("serve: unexpected argument \"%s\"", argv[optind]);
+    c->config_key = config_key;
+    c->command = g;
+    if ((rc = cli_finish_options(c)))
+        return rc;
+    /* defaults */
+    if (g->listen == NULL)
+        g->listen = "127.0.0.1:8080";
+    if (g->path == NULL)
+        g->path = "/webhooks/chup";
+    if (g->max_body == 0)
+        g->max_body = 1 << 20;
+    if (g->threads == 0)
+        g->threads = 2;
+    if (g->timeout == 0)
+        g->timeout = 30;
+    if (g->max_connections == 0)
+        g->max_connections = 1024;
+    if (g->forwarders == 0)
+        g->forwarders = 2;
+    if (g->forward_timeout == 0)
+        g->forward_timeout = 10;
+    if (g->max_age == 0)
+        g->max_age = 86400;
+    if (g->ready_max_outbox == 0)
+        g->ready_max_outbox = 1000;
+    if (c->durability == NULL)
+        c->durability = "group";
+    if (g->path[0] != '/')
+        return cli_fail("--path \"%s\": must start with /", g->path);
+    if (!g->insecure && c->secret_file == NULL)
+        return cli_fail("serve: no secret: give --secret-file FILE (or "
+                        "--insecure-no-signature to accept unsigned "
+                        "deliveries)");
+    return 0;
+}
+
+/* "127.0.0.1:8080", "[::1]:8080" or ":8080" (all interfaces). */
+static int
+parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    const char *colon = strrchr(s, ':');
+    char host[64];
+    char *end;
+    long port;
+
+    if (colon == NULL)
+        return -1;
+    port = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || port < 0 || port > 65535)
+        return -1;
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - s), s);
+    memset(ss, 0, sizeof(*ss));
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        host[strlen(host) - 1] = '\0';
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*in6);
+        return inet_pton(AF_INET6, host + 1, &in6->sin6_addr) == 1 ? 0 : -1;
+    }
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons((uint16_t)port);
+    *len = sizeof(*in4);
+    if (host[0] == '\0')
+        return 0;
+    return inet_pton(AF_INET, host, &in4->sin_addr) == 1 ? 0 : -1;
+}
+
+static int
+read_token(gate *g)
+{
+    FILE *f = fopen(g->token_file, "r");
+    size_t n;
+
+    if (f == NULL)
+        return cli_fail("%s: %s", g->token_file, strerror(errno));
+    n = fread(g->token, 1, sizeof(g->token) - 1, f);
+    fclose(f);
+    while (n > 0 && (g->token[n - 1] == '\n' || g->token[n - 1] == '\r'))
+        n--;
+    g->token[n] = '\0';
+    if (n == 0)
+        return cli_fail("%s: the token is empty", g->token_file);
+    g->token_len = n;
+    return 0;
+}
+
+/* SIGHUP: the log file again, and the mapping again, without a restart.
+ * A mapping that does not load leaves the running one in place. */
+static void
+reload(gate *g)
+{
+    qg_engine *fresh = NULL;
+
+    log_reopen();
+    if (cli_new_engine(g->c, &fresh) != 0) {
+        log_event("error", "reload failed; keeping the running mapping", NULL);
+        return;
+    }
+    pthread_rwlock_wrlock(&g->eng_lock);
+    qg_engine_free(g->eng);
+    g->eng = fresh;
+    pthread_rwlock_unlock(&g->eng_lock);
+    log_event("info", "reloaded the mapping and reopened the log", NULL);
+}
+
+int
+cmd_serve(cli *c, int argc, char **argv)
+{
+    gate g;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    const union MHD_DaemonInfo *info;
+    forward_options fo;
+    sigset_t sigs;
+    int rc, sig;
+    int64_t deadline;
+
+    memset(&g, 0, sizeof(g));
+    g.c = c;
+    if ((rc = parse(&g, c, argc, argv)))
+        return rc < 0 ? EXIT_OK : rc;
+    if (parse_listen(g.listen, &addr, &addrlen) < 0)
+        return cli_fail("--listen \"%s\": expected HOST:PORT", g.listen);
+    if (g.token_file && (rc = read_token(&g)))
+        return rc;
+    log_open(g.log);
+    if (g.insecure) {
+        c->no_verify = 1;
+        log_event("warn",
+                  "signatures are not checked (--insecure-no-signature): "
+                  "anyone who can reach the gate can write to the HIS",
+                  NULL);
+    }
+    /* Every thread started from here on inherits these blocked; the main
+     * thread takes them with sigwait(). */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((rc = cli_new_engine(c, &g.eng)))
+        return rc;
+    {
+        qg_store_options o;
+
+        memset(&o, 0, sizeof(o));
+        o.path = c->db;
+        o.durability =
+            strcmp(c->durability, "nosync") == 0 ? QG_NOSYNC : QG_SYNC;
+        o.flags = g.upstream ? QG_OUTBOX : 0;
+        if ((rc = cli_open_store_with(c, &o, &g.st))) {
+            qg_engine_free(g.eng);
+            return rc;
+        }
+    }
+    pthread_rwlock_init(&g.eng_lock, NULL);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (g.upstream) {
+        memset(&fo, 0, sizeof(fo));
+        fo.upstream = g.upstream;
+        fo.workers = (unsigned)g.forwarders;
+        fo.timeout_ms = g.forward_timeout * 1000;
+        fo.max_age_us = (int64_t)g.max_age * 1000000;
+        fo.backoff_min_us = 500000;
+        fo.backoff_max_us = 300 * 1000000LL;
+        if (forwarder_start(g.st, &fo, &g.fwd)) {
+            rc = cli_fail("cannot start the forwarder");
+            goto out;
+        }
+    }
+    if (committer_start(g.st, &g.eng, &g.eng_lock,
+                        strcmp(c->durability, "sync") == 0 ? 1 : 256,
+                        forwarder_wake, g.fwd, &g.com)) {
+        rc = cli_fail("cannot start the committer");
+        goto out;
+    }
+    g.d = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+            MHD_USE_ERROR_LOG | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+        0, NULL, NULL, handle, &g, MHD_OPTION_SOCK_ADDR, &addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)g.threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)g.timeout,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)g.max_connections,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, &g, MHD_OPTION_END);
+    if (g.d == NULL) {
+        rc = cli_fail("cannot listen on %s: %s", g.listen, strerror(errno));
+        goto out;
+    }
+    info = MHD_get_daemon_info(g.d, MHD_DAEMON_INFO_BIND_PORT);
+    log_event("info", "listening",
+              ",\"listen\":\"%s\",\"port\":%u,\"path\":\"%s\",\"db\":\"%s\","
+              "\"durability\":\"%s\",\"upstream\":%s%s%s,\"machine\":\"%s\","
+              "\"version\":\"%s\"",
+              g.listen, info ? (unsigned)info->port : 0u, g.path, c->db,
+              c->durability, g.upstream ? "\"" : "",
+              g.upstream ? g.upstream : "null", g.upstream ? "\"" : "",
+              qg_machine_version(), qg_version());
+
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            reload(&g);
+            continue;
+        }
+        break;
+    }
+    log_event("info", "stopping: finishing requests in flight",
+              ",\"signal\":\"%s\"", sig == SIGTERM ? "TERM" : "INT");
+    {
+        MHD_socket s = MHD_quiesce_daemon(g.d);
+
+        if (s != MHD_INVALID_SOCKET)
+            close(s);
+    }
+    deadline = now_us() + 30 * 1000000LL;
+    while (atomic_load(&g.in_flight) > 0 && now_us() < deadline)
+        usleep(10000);
+    rc = EXIT_OK;
+out:
+    if (g.d)
+        MHD_stop_daemon(g.d);
+    committer_stop(g.com);
+    forwarder_stop(g.fwd);
+    qg_store_close(g.st);
+    qg_engine_free(g.eng);
+    pthread_rwlock_destroy(&g.eng_lock);
+    curl_global_cleanup();
+    if (rc == EXIT_OK)
+        log_event("info", "stopped", NULL);
+    return rc;
+}
