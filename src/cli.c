@@ -31,6 +31,7 @@ static const struct {
     {"export", cmd_export, "every history record as NDJSON or CSV"},
     {"machine", cmd_machine, "the lifecycle as a table or Graphviz"},
     {"serve", cmd_serve, "the validating HTTP gate in front of the HIS"},
+    {"outbox", cmd_outbox, "steps waiting for the HIS; retry dead ones"},
 };
 
 int

@@ -103,5 +103,6 @@ int cmd_verify(cli *c, int argc, char **argv);
 int cmd_stats(cli *c, int argc, char **argv);
 int cmd_export(cli *c, int argc, char **argv);
 int cmd_serve(cli *c, int argc, char **argv);
+int cmd_outbox(cli *c, int argc, char **argv);
 
 #endif /* QG_CLI_H */
