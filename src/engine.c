@@ -162,6 +162,9 @@ typedef struct job {
     qg_result *res;
 } job;
 
+static void verdict(qg_result *res, qg_reason r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static void
 verdict(qg_result *res, qg_reason r, const char *fmt, ...)
 {

@@ -210,7 +210,8 @@ attempt(forwarder *f, CURL *curl, const qg_outbox_entry *e)
         atomic_store(&f->reachable, 1);
     } else {
         kind = FWD_NETWORK_ERROR;
-        snprintf(why, sizeof(why), "%s", err[0] ? err : curl_easy_strerror(cc));
+        snprintf(why, sizeof(why), "%.120s",
+                 err[0] ? err : curl_easy_strerror(cc));
         atomic_store(&f->reachable, 0);
     }
     atomic_fetch_add(&gate_metrics.forwards[kind], 1);

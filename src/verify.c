@@ -13,6 +13,9 @@
 
 #include "qgate_int.h"
 
+static int found(qg_finding *out, uint32_t seq, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static int
 found(qg_finding *out, uint32_t seq, const char *fmt, ...)
 {
