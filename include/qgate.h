@@ -1,23 +1,56 @@
-/*
- * qgate.h - the public API of libqgate.
+/**
+ * @file qgate.h
+ * @brief The public API of libqgate.
  *
  * libqgate checks Chup Online webhook deliveries against the ticket
  * lifecycle, records every accepted step in an LMDB store, and logs every
  * refused delivery with its reason.  Everything not declared here (or in
- * qgate_lifecycle.h) is private.
+ * qgate_lifecycle.h, which this header includes) is private.
+ * docs/embedding.md shows how to build against it and use it.
  *
- * Conventions
- * - Functions return int: 0 on success, a negative QG_E* code on failure.
- *   QG_NOTFOUND is a result, not a failure.  qg_strerror() names any code.
+ * @par Conventions
+ * - Functions return int: 0 on success, a negative QG_E* code on failure
+ *   (#qg_errno).  #QG_NOTFOUND is a result, not a failure: no such ticket,
+ *   the end of a cursor.  qg_strerror() and qg_err_name() name any code.
  * - A delivery that is refused (illegal step, bad signature, bad JSON) is
  *   not an error: qg_engine_apply() returns 0 and the verdict says why.
- * - Out-parameters come last.  Destructors accept NULL.
+ * - Arguments are checked before anything is done: a call that fails with
+ *   #QG_EINVAL has changed nothing.  A write that fails has written
+ *   nothing: each write is one LMDB transaction, committed or aborted.
+ * - Out-parameters come last.  A handle out-parameter is set to NULL when
+ *   its constructor fails (unless it is itself NULL).  Destructors accept
+ *   NULL.
  * - The library never exits, aborts or prints.
  *
- * Threads: a qg_store may be shared by threads; LMDB serialises writers and
- * lets readers run beside them, in this process and in others.  A qg_engine
- * is read-only once configured and may be shared too.  A qg_history or
- * qg_rejections cursor belongs to one thread at a time.
+ * @par Memory
+ * Strings returned by the naming functions (qg_version(), qg_strerror(),
+ * qg_state_name(), ...) are static: never free them.  Handles (#qg_store,
+ * #qg_engine and the cursors) are freed by their own close or free
+ * function.  Result structures (#qg_result, #qg_ticket, #qg_record, ...)
+ * are caller-owned values filled by the library; the only pointers in them
+ * are the body of #qg_record and the detail and body of #qg_rejection,
+ * which point into the store's memory map and are valid only while their
+ * cursor stays where it is (see qg_history_next()).
+ *
+ * @par Threads
+ * - A #qg_store may be shared by threads.  LMDB serialises writers (one
+ *   write transaction at a time, across processes too) and lets readers
+ *   run beside them, in this process and in others: a second process may
+ *   open the same store, also read-only (#QG_RDONLY), while one writes.
+ * - A store must not be opened twice in one process at the same time
+ *   (LMDB's rule: closing the second handle would break the locks of the
+ *   first); share one handle instead.  A handle must not be used in a
+ *   child process after fork().
+ * - A #qg_engine is read-only once configured: any number of threads may
+ *   call qg_engine_apply() and qg_engine_apply_batch() with it, but
+ *   qg_engine_set_secret(), qg_engine_load_secret(),
+ *   qg_engine_require_signature() and qg_engine_load_mapping() must not
+ *   run while any other call uses the same engine.
+ * - A cursor (#qg_history, #qg_tickets, #qg_rejections, #qg_outbox)
+ *   belongs to one thread at a time; it may be passed to another thread
+ *   between calls.
+ * - The functions that take no handle (names, the machine, versions) may
+ *   be called from any thread at any time.
  */
 #ifndef QGATE_H
 #define QGATE_H
@@ -31,29 +64,46 @@
 extern "C" {
 #endif
 
+/**
+ * Marks a function that the shared library exports (default visibility on
+ * GCC and Clang, whose builds hide every other symbol); empty elsewhere.
+ * Not for callers.
+ */
 #if defined(_WIN32) || !defined(__GNUC__)
 #define QG_EXTERN
 #else
 #define QG_EXTERN __attribute__((visibility("default")))
 #endif
 
-#define QG_VERSION_MAJOR  0
-#define QG_VERSION_MINOR  1
-#define QG_VERSION_PATCH  0
-#define QG_VERSION_STRING "0.1.0"
+#define QG_VERSION_MAJOR  0       /**< major version of this header */
+#define QG_VERSION_MINOR  1       /**< minor version of this header */
+#define QG_VERSION_PATCH  0       /**< patch version of this header */
+#define QG_VERSION_STRING "0.1.0" /**< "MAJOR.MINOR.PATCH" of this header */
 
-/** @return the library version, "MAJOR.MINOR.PATCH"; a static string. */
+/**
+ * The version of the library that is running, which may differ from the
+ * header's #QG_VERSION_STRING when a newer shared library is installed.
+ * @return "MAJOR.MINOR.PATCH"; a static string.  Cannot fail.
+ */
 QG_EXTERN const char *qg_version(void);
 
 /**
- * @return the lifecycle machine's version: the first 16 hex digits of the
- * SHA-256 of machine/ticket.rl, fixed at build time; a static string.
+ * The version of the lifecycle machine compiled into the library.  Every
+ * accepted record carries the version that accepted it (qg_record.machine).
+ * @return the first 16 hex digits of the SHA-256 of machine/ticket.rl,
+ * fixed at build time; a static string.  Cannot fail.
  */
 QG_EXTERN const char *qg_machine_version(void);
 
 /* ------------------------------------------------------------------ */
 /* Error codes                                                         */
 
+/**
+ * The table of error codes: one XX(name, value, message) per code.  It
+ * generates #qg_errno, qg_strerror() and qg_err_name(); callers may expand
+ * it too, with their own XX.
+ * @param XX a macro taking (name without the QG_ prefix, value, message).
+ */
 /* name, value, message */
 #define QG_ERRNO_MAP(XX)                                                       \
     XX(NOTFOUND, -1, "not found")                                              \
@@ -68,58 +118,152 @@ QG_EXTERN const char *qg_machine_version(void);
     XX(EBUSY, -10, "store busy: too many readers")                             \
     XX(ETOOBIG, -11, "value too large")
 
+/**
+ * The codes that functions return: 0 (#QG_OK) or one of the negative
+ * codes of #QG_ERRNO_MAP.  Functions return them as int.
+ */
 typedef enum qg_errno {
 #define QG__ERR(name, val, msg) QG_##name = (val),
     QG_ERRNO_MAP(QG__ERR)
 #undef QG__ERR
-        QG_OK = 0
+        QG_OK = 0 /**< Success. */
 } qg_errno;
 
-/** @return a static message for any code of QG_ERRNO_MAP, else
- * "unknown error". */
+/**
+ * @var QG_NOTFOUND
+ * Not found: a result, not a failure.  No such ticket, record or entry,
+ * the end of a cursor, an unknown name; with #QG_RDONLY, no store there.
+ * @var QG_EINVAL
+ * An argument is invalid: NULL where a value is needed, an unknown flag,
+ * an id of 0 where one is needed.  Nothing was done.
+ * @var QG_ENOMEM
+ * Memory ran out.
+ * @var QG_EIO
+ * A file could not be read, or the store's directory could not be
+ * created or examined.
+ * @var QG_ESTORE
+ * LMDB failed in a way no other code names, or a stored value does not
+ * have the layout this version writes (a damaged store).
+ * @var QG_EFULL
+ * The store's map reached its limit (qg_store_options.map_max): the write
+ * was not done.
+ * @var QG_EFORMAT
+ * The store was written by an incompatible qgate or LMDB version, or the
+ * directory holds something that is not an LMDB store.
+ * @var QG_ERDONLY
+ * A write on a store opened with #QG_RDONLY, or the store's files may not
+ * be written (permissions, read-only file system).
+ * @var QG_ECONFIG
+ * A mapping file is not valid (qg_engine_load_mapping()).
+ * @var QG_EBUSY
+ * No LMDB reader slot was free (too many read transactions open, cursors
+ * included, across all processes), or a write that had to grow the map
+ * waited 10 seconds in vain for the other transactions of this process to
+ * end.  Worth retrying.
+ * @var QG_ETOOBIG
+ * A value is too large: a secret file of 4096 bytes or more
+ * (qg_engine_load_secret()).
+ */
+
+/**
+ * Describes a code.
+ * @param[in] code any int.
+ * @return a static message: "success" for 0, the message of #QG_ERRNO_MAP
+ * for its codes, else "unknown error".  Never NULL.
+ */
 QG_EXTERN const char *qg_strerror(int code);
-/** @return the static name of a code ("QG_EINVAL"), else "QG_UNKNOWN". */
+/**
+ * Names a code.
+ * @param[in] code any int.
+ * @return the static name of the code ("QG_EINVAL"; "QG_OK" for 0), else
+ * "QG_UNKNOWN".  Never NULL.
+ */
 QG_EXTERN const char *qg_err_name(int code);
 
 /* ------------------------------------------------------------------ */
 /* The lifecycle                                                       */
 
-/** @return the canonical name of a state ("pharmacy_received"), or NULL. */
+/**
+ * Names a state.
+ * @param[in] s a state.
+ * @return its static canonical name ("pharmacy_received"), or NULL when s
+ * is not a state.
+ */
 QG_EXTERN const char *qg_state_name(qg_state s);
-/** @return the canonical name of an event ("rx_receive"), or NULL. */
+/**
+ * Names an event.
+ * @param[in] e an event.
+ * @return its static canonical name ("rx_receive"; "none" for
+ * #QG_EV_NONE), or NULL when e is not an event.
+ */
 QG_EXTERN const char *qg_event_name(qg_event e);
 /**
- * Looks up a canonical state or event by name (exact, lower case).
- * @param[out] out the value.
- * @return 0, or QG_NOTFOUND.
+ * Looks up a canonical state by name (exact, lower case).
+ * @param[in] name the name, such as "queued"; NULL finds nothing.
+ * @param[out] out the state; written only when 0 is returned.
+ * @return 0, or #QG_NOTFOUND.
  */
 QG_EXTERN int qg_state_from_name(const char *name, qg_state *out);
+/**
+ * Looks up a canonical event by name (exact, lower case).  "none" is not
+ * found: #QG_EV_NONE is no event.
+ * @param[in] name the name, such as "join"; NULL finds nothing.
+ * @param[out] out the event; written only when 0 is returned.
+ * @return 0, or #QG_NOTFOUND.
+ */
 QG_EXTERN int qg_event_from_name(const char *name, qg_event *out);
 
 /**
  * Asks the lifecycle machine where event e leads from state s.
- * @return the next state (>= 0), or -1 when the step is illegal.
+ * @param[in] s the state before.
+ * @param[in] e the event.
+ * @return the next state (>= 0; cast it to #qg_state), or -1 when the step
+ * is illegal, e is #QG_EV_NONE, or s or e is out of range.
  */
 QG_EXTERN int qg_machine_next(qg_state s, qg_event e);
 
-/** @return the events legal in state s, as a mask of (1u << event). */
+/**
+ * Lists the events legal in a state.
+ * @param[in] s the state.
+ * @return a mask with bit (1u << e) set for each legal event e; 0 for a
+ * final state or a value that is not a state.  #QG_EV_NONE's bit is never
+ * set.
+ */
 QG_EXTERN unsigned qg_machine_allowed(qg_state s);
 
-/** @return nonzero when no event leaves state s (cancelled, visit_ended). */
+/**
+ * Tells whether a state is final.
+ * @param[in] s the state.
+ * @return nonzero when no event leaves s (#QG_ST_CANCELLED,
+ * #QG_ST_VISIT_ENDED); 0 otherwise, also when s is not a state.
+ */
 QG_EXTERN int qg_state_is_final(qg_state s);
 
 /* ------------------------------------------------------------------ */
 /* Verdicts                                                            */
 
+/**
+ * What qg_engine_apply() decided about a delivery.  Only #QG_ACCEPTED
+ * changes a ticket; #QG_REJECTED, #QG_UNAUTHENTICATED and #QG_MALFORMED
+ * deliveries go to the rejection log; the other two write nothing.
+ */
 typedef enum qg_verdict {
-    QG_ACCEPTED = 0,        /* recorded in the ticket's history */
-    QG_DUPLICATE = 1,       /* the same payload was accepted before */
-    QG_REJECTED = 2,        /* well-formed and signed, but refused */
-    QG_UNAUTHENTICATED = 3, /* signature missing or wrong */
-    QG_MALFORMED = 4,       /* not a Chup delivery */
-    QG_IGNORED = 5          /* not a lifecycle step (client_*, ...) */
+    QG_ACCEPTED = 0,        /**< recorded in the ticket's history */
+    QG_DUPLICATE = 1,       /**< the same payload was accepted before */
+    QG_REJECTED = 2,        /**< well-formed and signed, but refused */
+    QG_UNAUTHENTICATED = 3, /**< signature missing or wrong */
+    QG_MALFORMED = 4,       /**< not a Chup delivery */
+    QG_IGNORED = 5          /**< not a lifecycle step (client_*, ...) */
 } qg_verdict;
 
+/**
+ * The table of reasons: one XX(name, code, verdict, description) per
+ * reason, where code is its name in logs and answers and verdict the
+ * #qg_verdict it goes with (without the QG_ prefix).  It generates
+ * #qg_reason, qg_reason_name() and qg_reason_verdict().
+ * @param XX a macro taking (name without the QG_R_ prefix, code, verdict,
+ * description).
+ */
 /* The reason behind a verdict: name, code, its verdict, description. */
 #define QG_REASON_MAP(XX)                                                      \
     XX(NONE, "none", ACCEPTED, "the step is legal")                            \
@@ -152,161 +296,354 @@ typedef enum qg_verdict {
     XX(NOT_LIFECYCLE, "not_lifecycle", IGNORED,                                \
        "the event is not a lifecycle step")
 
+/**
+ * Why a verdict was given: QG_R_ and a name of #QG_REASON_MAP, numbered
+ * from 0 in the table's order, then #QG_REASON_COUNT.
+ */
 typedef enum qg_reason {
 #define QG__REASON(name, code, verdict, desc) QG_R_##name,
     QG_REASON_MAP(QG__REASON)
 #undef QG__REASON
-        QG_REASON_COUNT
+        QG_REASON_COUNT /**< The number of reasons; not a reason. */
 } qg_reason;
 
-/** @return "accepted", "duplicate", ...; NULL for a value out of range. */
+/**
+ * @var QG_R_NONE
+ * "none" (#QG_ACCEPTED): the step is legal.
+ * @var QG_R_REDELIVERY
+ * "redelivery" (#QG_DUPLICATE): a payload with the same bytes (the same
+ * SHA-256) was accepted before.
+ * @var QG_R_ILLEGAL_TRANSITION
+ * "illegal_transition" (#QG_REJECTED): the machine does not allow the
+ * event from the ticket's state.
+ * @var QG_R_TICKET_CLOSED
+ * "ticket_closed" (#QG_REJECTED): the ticket is cancelled or its visit
+ * ended; nothing more is accepted for it.
+ * @var QG_R_STALE
+ * "stale" (#QG_REJECTED): the payload's timestamp is older than that of
+ * the ticket's last accepted step.
+ * @var QG_R_UNKNOWN_EVENT
+ * "unknown_event" (#QG_REJECTED): payload.event is not in the mapping.
+ * @var QG_R_UNKNOWN_STATE
+ * "unknown_state" (#QG_REJECTED): the mapping decides the event by the
+ * data's state, and that state is not in the mapping.
+ * @var QG_R_MISSING_SIGNATURE
+ * "missing_signature" (#QG_UNAUTHENTICATED): there is no signature, or it
+ * is not a string.
+ * @var QG_R_SIGNATURE_FORMAT
+ * "signature_format" (#QG_UNAUTHENTICATED): the signature is not 64
+ * lowercase hex digits.
+ * @var QG_R_BAD_SIGNATURE
+ * "bad_signature" (#QG_UNAUTHENTICATED): the signature is not the
+ * HMAC-SHA256 of the payload's bytes under the secret.  Also given to
+ * every delivery whose envelope parses when the engine requires
+ * signatures and has no secret.
+ * @var QG_R_BAD_JSON
+ * "bad_json" (#QG_MALFORMED): the body is not valid JSON.
+ * @var QG_R_TRAILING_DATA
+ * "trailing_data" (#QG_MALFORMED): a second JSON value follows the first.
+ * @var QG_R_BAD_ENVELOPE
+ * "bad_envelope" (#QG_MALFORMED): the body is not a JSON object, its
+ * payload is not an object, or a payload or signature key is repeated or
+ * written with an escape.
+ * @var QG_R_MISSING_FIELD
+ * "missing_field" (#QG_MALFORMED): the payload, or a field the event
+ * needs, is missing.
+ * @var QG_R_WRONG_TYPE
+ * "wrong_type" (#QG_MALFORMED): a field has the wrong JSON type.
+ * @var QG_R_BAD_VALUE
+ * "bad_value" (#QG_MALFORMED): a field's value is invalid (a timestamp
+ * that does not parse, an id that is not positive, ...).
+ * @var QG_R_TOO_LARGE
+ * "too_large" (#QG_MALFORMED): the body is over a size limit.  The library
+ * never gives it: the gate uses it for the bodies it refuses before
+ * deciding them (over --max-body), which are not in the rejection log.
+ * @var QG_R_NOT_LIFECYCLE
+ * "not_lifecycle" (#QG_IGNORED): the event is not a ticket lifecycle step
+ * (client, service and staff events).
+ */
+
+/**
+ * Names a verdict.
+ * @param[in] v a verdict.
+ * @return its static name: "accepted", "duplicate", "rejected",
+ * "unauthenticated", "malformed" or "ignored"; NULL when v is out of
+ * range.
+ */
 QG_EXTERN const char *qg_verdict_name(qg_verdict v);
-/** @return the reason's code, "illegal_transition", ...; or NULL. */
+/**
+ * Gives a reason's code.
+ * @param[in] r a reason.
+ * @return its static code, "illegal_transition", ...; NULL when r is out
+ * of range.
+ */
 QG_EXTERN const char *qg_reason_name(qg_reason r);
-/** @return the verdict that a reason goes with. */
+/**
+ * Gives the verdict that a reason goes with.
+ * @param[in] r a reason.
+ * @return the verdict of r in #QG_REASON_MAP; #QG_MALFORMED when r is out
+ * of range.
+ */
 QG_EXTERN qg_verdict qg_reason_verdict(qg_reason r);
-/** Looks a reason up by its code.  @return 0, or QG_NOTFOUND. */
+/**
+ * Looks a reason up by its code.
+ * @param[in] name the code, such as "stale" (exact); NULL finds nothing.
+ * @param[out] out the reason; written only when 0 is returned.
+ * @return 0, or #QG_NOTFOUND.
+ */
 QG_EXTERN int qg_reason_from_name(const char *name, qg_reason *out);
 
-/** The outcome of one delivery.  A caller-owned value; nothing to free. */
+/**
+ * The outcome of one delivery, filled by qg_engine_apply().  A
+ * caller-owned value with no pointers: nothing to free, and it stays
+ * valid after the store or engine is gone.
+ */
 typedef struct qg_result {
-    qg_verdict verdict;
-    qg_reason reason;
-    uint64_t ticket;        /* store's ticket number, 0 if none */
-    int64_t live_queue_id;  /* Chup live-queue id, 0 if unknown */
-    int64_t appointment_id; /* Chup appointment id, 0 if none */
-    qg_event event;         /* canonical event, QG_EV_NONE if not mapped */
-    qg_state from;          /* the ticket's state before the delivery */
-    qg_state to;            /* after it; == from unless accepted */
-    uint32_t seq;           /* history position when accepted or duplicate */
-    unsigned allowed;       /* events legal now, mask of (1u << event) */
-    uint64_t rejection;     /* rejection log id when logged, else 0 */
-    char chup_event[48];    /* Chup's event name, truncated, "" if none */
-    char detail[256];       /* one line for people: field, value, rule */
+    qg_verdict verdict; /**< what was decided */
+    qg_reason reason;   /**< why; its verdict is the one above */
+    /** The store's ticket number; 0 when the delivery named no ticket the
+     * store knows, was not looked up (unauthenticated), or is the first
+     * step of a new ticket in a dry run. */
+    uint64_t ticket;
+    int64_t live_queue_id;  /**< Chup live-queue id, 0 if unknown */
+    int64_t appointment_id; /**< Chup appointment id, 0 if none */
+    /** The canonical event; #QG_EV_NONE when the delivery was refused
+     * before its event was known or is a duplicate. */
+    qg_event event;
+    /** The ticket's state before the delivery; #QG_ST_NEW when there is no
+     * ticket yet or it was not looked up (unauthenticated). */
+    qg_state from;
+    qg_state to; /**< after it; == from unless accepted */
+    /** The history position: of the new step when accepted (0 in a dry
+     * run), of the earlier step when a duplicate, else 0. */
+    uint32_t seq;
+    unsigned allowed;    /**< events legal in "to", mask of (1u << event) */
+    uint64_t rejection;  /**< rejection log id when logged, else 0 */
+    char chup_event[48]; /**< Chup's event name, truncated, "" if none */
+    char detail[256];    /**< one line for people: field, value, rule */
 } qg_result;
 
 /* ------------------------------------------------------------------ */
 /* The store                                                           */
 
+/**
+ * An open LMDB store: tickets, their histories, the rejection log and the
+ * outbox.  Opaque; from qg_store_open(), freed by qg_store_close().  One
+ * handle may be shared by all threads of a process.
+ */
 typedef struct qg_store qg_store;
 
+/** When a commit reaches the disk. */
 typedef enum qg_durability {
-    QG_SYNC = 0,   /* every commit is on disk before it returns */
-    QG_NOSYNC = 1, /* the OS writes when it likes; a crash may lose commits */
+    QG_SYNC = 0,   /**< every commit is on disk before it returns */
+    QG_NOSYNC = 1, /**< the OS writes when it likes; a system crash may
+                      lose the last commits (a process crash does not) */
 } qg_durability;
 
+/**
+ * qg_store_options.flags: open an existing store read-only.  Nothing is
+ * created; writes fail with #QG_ERDONLY; dry runs and every read work,
+ * also while another process writes the store.  LMDB still needs write
+ * permission on the store's lock.mdb, where it registers readers.
+ */
 #define QG_RDONLY 0x1u /* open an existing store read-only */
+/**
+ * qg_store_options.flags: queue every step accepted through this handle
+ * in the outbox, in the transaction that records it.  A property of the
+ * handle, not of the store: steps accepted through a handle opened
+ * without it are not queued.
+ */
 #define QG_OUTBOX 0x2u /* queue every accepted step for forwarding */
 
+/**
+ * How to open a store.  Zero it and set path: every other field then has
+ * its default.
+ */
 typedef struct qg_store_options {
-    const char *path;         /* directory; created if missing (not RDONLY) */
-    size_t map_size;          /* initial map size; 0 = 64 MiB */
-    size_t map_max;           /* growth limit; 0 = 64 GiB */
-    qg_durability durability; /* QG_SYNC unless said otherwise */
-    unsigned flags;           /* QG_RDONLY, QG_OUTBOX */
+    /** The store's directory (data.mdb, lock.mdb).  Unless #QG_RDONLY, it
+     * is created if missing (mode 0750; its parent must exist). */
+    const char *path;
+    /** The initial map size in bytes; 0 = 64 MiB.  A store that is already
+     * larger keeps its size. */
+    size_t map_size;
+    /** The growth limit in bytes: a full map doubles up to it, then
+     * writes fail with #QG_EFULL; 0 = 64 GiB. */
+    size_t map_max;
+    qg_durability durability; /**< QG_SYNC unless said otherwise */
+    unsigned flags;           /**< #QG_RDONLY, #QG_OUTBOX, or 0 */
 } qg_store_options;
 
 /**
- * Opens (and if needed creates) a store.  Clears stale reader slots left
- * by dead processes.
- * @param[in] opts options; path is required.
- * @param[out] out the store, to be closed with qg_store_close().
- * @return 0, QG_EINVAL, QG_ENOMEM, QG_EIO (cannot create the directory),
- * QG_ESTORE, QG_EFORMAT, QG_NOTFOUND (RDONLY and no store there).
+ * Opens (and if needed creates) a store.  Clears the reader slots that
+ * dead processes left in the store's lock file.  Do not open a store that
+ * is already open in this process (see the file's notes on threads).
+ * @param[in] opts options; path is required.  Not kept after the call.
+ * @param[out] out the store, to be closed with qg_store_close(); NULL on
+ * failure.
+ * @return 0, #QG_EINVAL (a NULL or empty path, an unknown flag or
+ * durability, a path that is not a directory), #QG_ENOMEM, #QG_EIO (the
+ * directory cannot be examined or created), #QG_NOTFOUND (#QG_RDONLY and
+ * no store there), #QG_ERDONLY (no permission to write the files),
+ * #QG_EFORMAT, #QG_EBUSY, #QG_EFULL, #QG_ESTORE.  On failure a directory
+ * or empty store files that the call created stay behind.
  */
 QG_EXTERN int qg_store_open(const qg_store_options *opts, qg_store **out);
-/** Closes a store.  No transaction or cursor of it may be open.  NULL ok. */
+/**
+ * Closes a store.  No cursor of it may be open, and no other thread may
+ * be using it.
+ * @param[in] st the store, or NULL (nothing is done).
+ */
 QG_EXTERN void qg_store_close(qg_store *st);
 
-/** A ticket's summary; caller-owned value. */
+/** A ticket's summary; a caller-owned value with no pointers. */
 typedef struct qg_ticket {
+    /** The store's ticket number: 1, 2, ... in order of each ticket's
+     * first accepted step. */
     uint64_t id;
-    int64_t live_queue_id;  /* 0 if none yet */
-    int64_t appointment_id; /* 0 if none */
-    qg_state state;
-    uint32_t records;      /* accepted steps in its history */
-    uint32_t rejections;   /* deliveries refused for it */
-    int64_t last_event_ms; /* Chup timestamp of the last accepted step */
-    int64_t first_received_us;
-    int64_t last_received_us;
-    int64_t service_id; /* as of the last accepted step, 0 if none */
-    int64_t staff_id;
+    int64_t live_queue_id;  /**< first Chup live-queue id, 0 if none yet */
+    int64_t appointment_id; /**< first Chup appointment id, 0 if none */
+    qg_state state;         /**< the state after its last accepted step */
+    uint32_t records;       /**< accepted steps in its history */
+    /** Deliveries refused for it: those that named it, were not
+     * unauthenticated, and were written to the rejection log. */
+    uint32_t rejections;
+    int64_t last_event_ms;     /**< Chup timestamp of its last accepted step */
+    int64_t first_received_us; /**< received_us of its first step */
+    int64_t last_received_us;  /**< received_us of its last step */
+    int64_t service_id;        /**< as of the last step naming one, 0 if none */
+    int64_t staff_id;          /**< as of the last step naming one, 0 if none */
 } qg_ticket;
 
+/** Which of its ids names a ticket in qg_store_ticket(). */
 typedef enum qg_id_kind {
-    QG_ID_TICKET = 0,     /* the store's own ticket number */
-    QG_ID_LIVE_QUEUE = 1, /* Chup's data.id of live_queue_* events */
-    QG_ID_APPOINTMENT = 2 /* Chup's appointment id */
+    QG_ID_TICKET = 0,     /**< the store's own ticket number */
+    QG_ID_LIVE_QUEUE = 1, /**< Chup's data.id of live_queue_* events */
+    QG_ID_APPOINTMENT = 2 /**< Chup's appointment id */
 } qg_id_kind;
 
 /**
- * Reads a ticket by any of its ids.
- * @param[out] out filled on success.
- * @return 0, QG_NOTFOUND, QG_EINVAL, QG_ESTORE.
+ * Reads a ticket by any of its ids, in a read transaction of its own.
+ * Every live-queue and appointment id that an accepted step named leads
+ * to the ticket.
+ * @param[in] st the store.
+ * @param[in] kind what id is.
+ * @param[in] id the id; must be positive.
+ * @param[out] out the ticket; written only when 0 is returned.
+ * @return 0, #QG_NOTFOUND, #QG_EINVAL (NULL st or out, id <= 0, unknown
+ * kind), #QG_ENOMEM, #QG_EBUSY, #QG_ESTORE.
  */
 QG_EXTERN int qg_store_ticket(qg_store *st, qg_id_kind kind, int64_t id,
                               qg_ticket *out);
 
-/** One accepted step of a ticket's history. */
+/**
+ * One accepted step of a ticket's history, read by qg_history_next().  A
+ * caller-owned value, except that body points into the store.
+ */
 typedef struct qg_record {
-    uint64_t ticket;
-    uint32_t seq;         /* 1, 2, ... in order of acceptance */
-    int64_t received_us;  /* when the gate received it, Unix microseconds */
-    int64_t event_ms;     /* Chup's payload.timestamp, Unix milliseconds */
-    int32_t utc_offset_s; /* the offset that timestamp was written with */
-    qg_event event;
-    qg_state from, to;
-    int64_t service_id, staff_id;
-    unsigned char digest[32]; /* SHA-256 of the payload bytes */
-    char machine[17];         /* machine version that accepted it */
-    const char *body;         /* the raw delivery, as received */
-    size_t body_len;
+    uint64_t ticket; /**< the ticket's number */
+    uint32_t seq;    /**< 1, 2, ... in order of acceptance */
+    /** When qg_engine_apply() was called with it, Unix microseconds. */
+    int64_t received_us;
+    int64_t event_ms; /**< Chup's payload.timestamp, Unix milliseconds */
+    /** The UTC offset that timestamp was written with, seconds east. */
+    int32_t utc_offset_s;
+    qg_event event;           /**< the canonical event */
+    qg_state from,            /**< the ticket's state before the step */
+        to;                   /**< and after it */
+    int64_t service_id,       /**< the delivery's service id, 0 if none */
+        staff_id;             /**< the delivery's staff id, 0 if none */
+    unsigned char digest[32]; /**< SHA-256 of the payload bytes */
+    /** The machine version that accepted it (qg_machine_version()),
+     * NUL-terminated. */
+    char machine[17];
+    /** The raw delivery, as received; not NUL-terminated.  Points into the
+     * store's read-only map: valid until the next qg_history_next() or
+     * qg_history_close() of its cursor. */
+    const char *body;
+    size_t body_len; /**< the length of body in bytes */
 } qg_record;
 
+/**
+ * A cursor over history records.  Opaque; from qg_history_open(), freed
+ * by qg_history_close().  Used by one thread at a time.
+ */
 typedef struct qg_history qg_history;
 
 /**
  * Opens a cursor over a ticket's history, oldest first; with ticket 0,
  * over every record of the store, by ticket then step.  It holds a read
- * transaction (a consistent snapshot) until qg_history_close().
- * @param[out] out the cursor.
- * @return 0, QG_NOTFOUND (no such ticket), QG_ENOMEM, QG_ESTORE, QG_EBUSY.
+ * transaction (a consistent snapshot: steps committed later are not seen)
+ * until qg_history_close().  Close it soon: an open read transaction keeps
+ * LMDB from reusing pages, and a write of this process that must grow the
+ * map waits for it (#QG_EBUSY after 10 seconds).
+ * @param[in] st the store.
+ * @param[in] ticket the ticket's number, or 0 for every ticket.
+ * @param[out] out the cursor; NULL on failure.
+ * @return 0, #QG_NOTFOUND (no such ticket), #QG_EINVAL (NULL st or out),
+ * #QG_ENOMEM, #QG_EBUSY, #QG_ESTORE.
  */
 QG_EXTERN int qg_history_open(qg_store *st, uint64_t ticket, qg_history **out);
 /**
- * Reads the next record.  rec->body points into the store's map and stays
- * valid until the next qg_history_next() or qg_history_close().
- * @return 0, QG_NOTFOUND at the end, QG_ESTORE.
+ * Reads the next record.
+ * @param[in] h the cursor.
+ * @param[out] rec the record; written only when 0 is returned.  rec->body
+ * points into the store's map and stays valid until the next
+ * qg_history_next() or qg_history_close() of h: copy it to keep it.
+ * @return 0, #QG_NOTFOUND at the end, #QG_EINVAL (NULL h or rec),
+ * #QG_ESTORE.
  */
 QG_EXTERN int qg_history_next(qg_history *h, qg_record *rec);
 /**
  * Moves a single ticket's cursor so that the next qg_history_next()
- * returns step seq (or the first step after it).
- * @return 0, QG_EINVAL (NULL, or a cursor over every ticket).
+ * returns step seq (or the first step after it), in the same snapshot.
+ * @param[in] h the cursor, over one ticket.
+ * @param[in] seq the step; 0 or 1 go back to the first.
+ * @return 0, #QG_EINVAL (NULL, or a cursor over every ticket).
  */
 QG_EXTERN int qg_history_seek(qg_history *h, uint32_t seq);
-/** Ends the cursor and its read transaction.  NULL ok. */
+/**
+ * Ends the cursor and its read transaction; the bodies it returned are no
+ * longer valid.
+ * @param[in] h the cursor, or NULL (nothing is done).
+ */
 QG_EXTERN void qg_history_close(qg_history *h);
 
+/**
+ * A cursor over tickets.  Opaque; from qg_tickets_open(), freed by
+ * qg_tickets_close().  Used by one thread at a time.
+ */
 typedef struct qg_tickets qg_tickets;
 
 /**
  * Opens a cursor over every ticket, newest (highest number) first, in a
  * read transaction held until qg_tickets_close().
- * @return 0, QG_EINVAL, QG_ENOMEM, QG_ESTORE, QG_EBUSY.
+ * @param[in] st the store.
+ * @param[out] out the cursor; NULL on failure.
+ * @return 0, #QG_EINVAL (NULL st or out), #QG_ENOMEM, #QG_EBUSY,
+ * #QG_ESTORE.
  */
 QG_EXTERN int qg_tickets_open(qg_store *st, qg_tickets **out);
-/** @return 0, QG_NOTFOUND at the end, QG_ESTORE. */
+/**
+ * Reads the next ticket.
+ * @param[in] it the cursor.
+ * @param[out] out the ticket; written only when 0 is returned.
+ * @return 0, #QG_NOTFOUND at the end, #QG_EINVAL (NULL it or out),
+ * #QG_ESTORE.
+ */
 QG_EXTERN int qg_tickets_next(qg_tickets *it, qg_ticket *out);
-/** NULL ok. */
+/**
+ * Ends the cursor and its read transaction.
+ * @param[in] it the cursor, or NULL (nothing is done).
+ */
 QG_EXTERN void qg_tickets_close(qg_tickets *it);
 
 /** What qg_store_verify_ticket() found; a caller-owned value. */
 typedef struct qg_finding {
-    int found;    /* 0: the ticket is consistent and the machine accepts
-                     its whole history; 1: see the fields below */
-    uint32_t seq; /* the record at fault, 0 for the ticket itself */
-    char what[256];
+    /** 0: the ticket is consistent and the machine accepts its whole
+     * history; 1: see the fields below. */
+    int found;
+    uint32_t seq;   /**< the record at fault, 0 for the ticket itself */
+    char what[256]; /**< the problem in one line; "" when found is 0 */
 } qg_finding;
 
 /**
@@ -314,170 +651,314 @@ typedef struct qg_finding {
  * machine (each step legal, each from the previous to, the last to the
  * ticket's state), steps are numbered 1..n with n the ticket's count and
  * in time order, each record's digest matches its body and is indexed, and
- * the ticket's ids lead back to it.
- * @param[out] out the first problem found, if any.
- * @return 0 (see out->found), QG_NOTFOUND, QG_EINVAL, QG_ESTORE.
+ * the ticket's ids lead back to it.  Stops at the first problem.
+ * @param[in] st the store.
+ * @param[in] ticket the ticket's number.
+ * @param[out] out the first problem found, if any; meaningful only when 0
+ * is returned.
+ * @return 0 (see out->found), #QG_NOTFOUND (no such ticket), #QG_EINVAL
+ * (NULL st or out, ticket 0), #QG_ENOMEM, #QG_EBUSY, #QG_ESTORE.
  */
 QG_EXTERN int qg_store_verify_ticket(qg_store *st, uint64_t ticket,
                                      qg_finding *out);
 
-/** One refused delivery from the rejection log. */
+/**
+ * One refused delivery from the rejection log, read by
+ * qg_rejections_next().  A caller-owned value, except that detail and
+ * body point into the store.
+ */
 typedef struct qg_rejection {
-    uint64_t id; /* 1, 2, ... in order of arrival */
+    uint64_t id; /**< 1, 2, ... in order of arrival */
+    /** When qg_engine_apply() was called with it, Unix microseconds. */
     int64_t received_us;
+    /** #QG_REJECTED, #QG_UNAUTHENTICATED or #QG_MALFORMED. */
     qg_verdict verdict;
-    qg_reason reason;
-    uint64_t ticket; /* 0 when no ticket could be named */
-    int64_t live_queue_id, appointment_id;
-    qg_event event;
-    qg_state from;
-    const char *detail; /* NUL-terminated; valid as body is */
-    const char *body;   /* raw delivery; valid until next or close */
-    size_t body_len;
+    qg_reason reason; /**< why */
+    /** The ticket's number; 0 when no ticket could be named (always for
+     * unauthenticated deliveries). */
+    uint64_t ticket;
+    int64_t live_queue_id, /**< Chup's live-queue id, 0 if unknown */
+        appointment_id;    /**< Chup's appointment id, 0 if unknown */
+    qg_event event;        /**< canonical event, #QG_EV_NONE if not reached */
+    qg_state from;         /**< the ticket's state when it arrived */
+    /** The verdict's qg_result.detail, NUL-terminated; valid as long as
+     * body. */
+    const char *detail;
+    /** The raw delivery, not NUL-terminated.  Points into the store's
+     * read-only map: valid until the next qg_rejections_next() or
+     * qg_rejections_close() of its cursor. */
+    const char *body;
+    size_t body_len; /**< the length of body in bytes; may be 0 */
 } qg_rejection;
 
+/**
+ * A cursor over the rejection log.  Opaque; from qg_rejections_open(),
+ * freed by qg_rejections_close().  Used by one thread at a time.
+ */
 typedef struct qg_rejections qg_rejections;
 
 /**
- * Opens a cursor over the rejection log from id `first` (1 = the start).
- * @return 0, QG_ENOMEM, QG_ESTORE, QG_EBUSY.
+ * Opens a cursor over the rejection log from id `first`, in a read
+ * transaction held until qg_rejections_close().
+ * @param[in] st the store.
+ * @param[in] first the first id to read; 0 or 1 start at the beginning.
+ * @param[out] out the cursor; NULL on failure.
+ * @return 0, #QG_EINVAL (NULL st or out), #QG_ENOMEM, #QG_EBUSY,
+ * #QG_ESTORE.
  */
 QG_EXTERN int qg_rejections_open(qg_store *st, uint64_t first,
                                  qg_rejections **out);
-/** @return 0, QG_NOTFOUND at the end, QG_ESTORE. */
+/**
+ * Reads the next refused delivery, in id order.
+ * @param[in] r the cursor.
+ * @param[out] out the delivery; written only when 0 is returned.  Its
+ * detail and body stay valid until the next qg_rejections_next() or
+ * qg_rejections_close() of r.
+ * @return 0, #QG_NOTFOUND at the end, #QG_EINVAL (NULL r or out),
+ * #QG_ESTORE.
+ */
 QG_EXTERN int qg_rejections_next(qg_rejections *r, qg_rejection *out);
-/** NULL ok. */
+/**
+ * Ends the cursor and its read transaction.
+ * @param[in] r the cursor, or NULL (nothing is done).
+ */
 QG_EXTERN void qg_rejections_close(qg_rejections *r);
 
 /* ------------------------------------------------------------------ */
 /* The outbox: accepted steps waiting to be forwarded                  */
 
-/*
- * With QG_OUTBOX, each accepted step is queued in the same transaction
+/**
+ * One step waiting to be forwarded, in the outbox or the dead list; a
+ * caller-owned value.  The step itself is history record (ticket, seq).
+ *
+ * With #QG_OUTBOX, each accepted step is queued in the same transaction
  * that records it, so a step is never recorded without being queued.  A
- * forwarder takes entries in id order (which is commit order), and sends
- * a ticket's entry only after the ticket's earlier ones were delivered.
- * Entries that give up move to the dead list under the same id.
+ * forwarder takes entries in id order (which is commit order), sends a
+ * ticket's entry only after the ticket's earlier ones were delivered, and
+ * ends each attempt with qg_outbox_ack(), qg_outbox_defer() or
+ * qg_outbox_bury().  Entries that give up move to the dead list under the
+ * same id.  The library sends nothing itself: the gate's forwarder, or
+ * the caller's, does.
  */
 typedef struct qg_outbox_entry {
-    uint64_t id; /* 1, 2, ... in commit order */
-    uint64_t ticket;
-    uint32_t seq; /* the history record to send */
-    uint32_t attempts;
-    int64_t created_us;
-    int64_t next_attempt_us; /* not before this time */
-    int64_t last_attempt_us; /* 0 if never tried */
+    uint64_t id;        /**< 1, 2, ... in commit order; never reused */
+    uint64_t ticket;    /**< the ticket's number */
+    uint32_t seq;       /**< the history record to send */
+    uint32_t attempts;  /**< failed attempts, counted by qg_outbox_defer() */
+    int64_t created_us; /**< the step's qg_record.received_us */
+    int64_t next_attempt_us; /**< not before this time */
+    /** The time of the last qg_outbox_defer(), 0 if none. */
+    int64_t last_attempt_us;
+    /** The last error given, NUL-terminated; "" if none. */
     char last_error[128];
 } qg_outbox_entry;
 
+/**
+ * A cursor over the outbox or the dead list.  Opaque; from
+ * qg_outbox_open(), freed by qg_outbox_close().  Used by one thread at a
+ * time.
+ */
 typedef struct qg_outbox qg_outbox;
 
 /**
- * Opens a cursor over the outbox (dead = 0) or the dead list (dead = 1),
+ * Opens a cursor over the outbox (dead = 0) or the dead list (dead != 0),
  * in id order, in a read transaction held until qg_outbox_close().
- * @return 0, QG_EINVAL, QG_ENOMEM, QG_ESTORE, QG_EBUSY.
+ * @param[in] st the store.
+ * @param[in] dead 0 for the outbox, nonzero for the dead list.
+ * @param[out] out the cursor; NULL on failure.
+ * @return 0, #QG_EINVAL (NULL st or out), #QG_ENOMEM, #QG_EBUSY,
+ * #QG_ESTORE.
  */
 QG_EXTERN int qg_outbox_open(qg_store *st, int dead, qg_outbox **out);
-/** @return 0, QG_NOTFOUND at the end, QG_ESTORE. */
+/**
+ * Reads the next entry.
+ * @param[in] ob the cursor.
+ * @param[out] out the entry; written only when 0 is returned.
+ * @return 0, #QG_NOTFOUND at the end, #QG_EINVAL (NULL ob or out),
+ * #QG_ESTORE.
+ */
 QG_EXTERN int qg_outbox_next(qg_outbox *ob, qg_outbox_entry *out);
-/** NULL ok. */
+/**
+ * Ends the cursor and its read transaction.
+ * @param[in] ob the cursor, or NULL (nothing is done).
+ */
 QG_EXTERN void qg_outbox_close(qg_outbox *ob);
 
 /**
- * Counts the outbox.
- * @param[out] depth entries waiting; oldest_us the creation time of the
- * oldest (0 when empty); dead entries in the dead list.  Any may be NULL.
- * @return 0, QG_EINVAL (NULL store), QG_ESTORE, QG_EBUSY.
+ * Counts the outbox, in one snapshot.
+ * @param[in] st the store.
+ * @param[out] depth entries waiting in the outbox; may be NULL.
+ * @param[out] oldest_us the created_us of the outbox's first entry in id
+ * order, 0 when it is empty; may be NULL.
+ * @param[out] dead entries in the dead list; may be NULL.
+ * The outputs are meaningful only when 0 is returned.
+ * @return 0, #QG_EINVAL (NULL store), #QG_ENOMEM, #QG_EBUSY, #QG_ESTORE.
  */
 QG_EXTERN int qg_outbox_stats(qg_store *st, uint64_t *depth, int64_t *oldest_us,
                               uint64_t *dead);
 
-/** The entry was delivered: removes it.
- * @return 0, QG_NOTFOUND, QG_EINVAL (NULL store, id 0), QG_ESTORE. */
+/**
+ * The entry was delivered: removes it from the outbox.
+ * @param[in] st the store.
+ * @param[in] id the entry's id.
+ * @return 0, #QG_NOTFOUND (not in the outbox), #QG_EINVAL (NULL store, id
+ * 0), #QG_ERDONLY, #QG_EFULL, #QG_EBUSY, #QG_ESTORE.
+ */
 QG_EXTERN int qg_outbox_ack(qg_store *st, uint64_t id);
 /**
- * The attempt failed: counts it, records the error (copied, truncated)
- * and holds the entry until next_attempt_us.
- * @return 0, QG_NOTFOUND, QG_EINVAL, QG_ESTORE, QG_EFULL.
+ * The attempt failed: counts it, stamps last_attempt_us with the current
+ * time, records the error and holds the entry until next_attempt_us.
+ * @param[in] st the store.
+ * @param[in] id the entry's id.
+ * @param[in] next_attempt_us the earliest time to try again, Unix
+ * microseconds.
+ * @param[in] error what went wrong; copied, truncated to 127 bytes; NULL
+ * for "".
+ * @return 0, #QG_NOTFOUND (not in the outbox), #QG_EINVAL (NULL store, id
+ * 0), #QG_ERDONLY, #QG_EFULL, #QG_EBUSY, #QG_ESTORE.
  */
 QG_EXTERN int qg_outbox_defer(qg_store *st, uint64_t id,
                               int64_t next_attempt_us, const char *error);
 /**
  * Gives up on an entry: moves it, and every later entry of its ticket
- * (which may not be sent before it), to the dead list.
- * @return 0, QG_NOTFOUND, QG_EINVAL, QG_ESTORE, QG_EFULL.
+ * (which may not be sent before it), to the dead list, in one
+ * transaction.  The later entries get the error "held behind outbox entry
+ * ID of the same ticket".
+ * @param[in] st the store.
+ * @param[in] id the entry's id.
+ * @param[in] error why; copied, truncated to 127 bytes; NULL for "".
+ * @return 0, #QG_NOTFOUND (not in the outbox), #QG_EINVAL (NULL store, id
+ * 0), #QG_ENOMEM, #QG_ERDONLY, #QG_EFULL, #QG_EBUSY, #QG_ESTORE.
  */
 QG_EXTERN int qg_outbox_bury(qg_store *st, uint64_t id, const char *error);
 /**
  * Moves a dead entry back to the outbox under its id, due now, with its
- * attempts reset; id 0 moves them all.
- * @param[out] moved how many were moved; may be NULL.
- * @return 0, QG_NOTFOUND (no such dead entry), QG_ESTORE, QG_EFULL.
+ * attempts and error reset; id 0 moves them all, in one transaction.
+ * Moving one entry does not move the other dead entries of its ticket:
+ * those before it then stay behind it, and those after it stay dead.
+ * @param[in] st the store.
+ * @param[in] id the dead entry's id, or 0 for all.
+ * @param[out] moved how many were moved (0 on failure); may be NULL.
+ * @return 0, #QG_NOTFOUND (no such dead entry), #QG_EINVAL (NULL store),
+ * #QG_ERDONLY, #QG_EFULL, #QG_EBUSY, #QG_ESTORE.
  */
 QG_EXTERN int qg_outbox_requeue(qg_store *st, uint64_t id, uint64_t *moved);
 
 /* ------------------------------------------------------------------ */
 /* The engine                                                          */
 
+/**
+ * Decides deliveries: the Chup mapping, the HMAC secret, and whether
+ * signatures are required.  Opaque; from qg_engine_new(), freed by
+ * qg_engine_free().  Holds no store: one engine may serve many stores, and
+ * once configured, many threads.
+ */
 typedef struct qg_engine qg_engine;
 
 /**
  * Creates an engine with the default Chup mapping, requiring signatures
- * but with no secret yet (every delivery is unauthenticated until one is
- * set or verification is skipped).
- * @return 0, QG_ENOMEM.
+ * but with no secret yet (every delivery that parses is unauthenticated,
+ * #QG_R_BAD_SIGNATURE, until a secret is set or verification is skipped).
+ * @param[out] out the engine, to be freed with qg_engine_free(); NULL on
+ * failure.
+ * @return 0, #QG_EINVAL (NULL out), #QG_ENOMEM.
  */
 QG_EXTERN int qg_engine_new(qg_engine **out);
-/** NULL ok. */
+/**
+ * Frees an engine and wipes its secret.  No other call may be using it.
+ * @param[in] eng the engine, or NULL (nothing is done).
+ */
 QG_EXTERN void qg_engine_free(qg_engine *eng);
 
 /**
- * Sets the HMAC-SHA256 secret (copied).
- * @return 0, QG_EINVAL (empty), QG_ENOMEM.
+ * Sets the HMAC-SHA256 secret, replacing (and wiping) any earlier one.
+ * @param[in] eng the engine.
+ * @param[in] key the secret's bytes; copied.
+ * @param[in] len its length in bytes.
+ * @return 0, #QG_EINVAL (NULL eng or key, len 0), #QG_ENOMEM.  On failure
+ * the earlier secret is kept.
  */
 QG_EXTERN int qg_engine_set_secret(qg_engine *eng, const void *key, size_t len);
 /**
- * Reads the secret from a file: its bytes, less one trailing newline.
- * @param[out] err a message naming the file, when not 0 is returned.
- * @return 0, QG_EIO, QG_EINVAL (empty), QG_ENOMEM.
+ * Reads the secret from a file: its bytes, less one trailing line end
+ * (LF, CR LF or CR).  As qg_engine_set_secret() otherwise.
+ * @param[in] eng the engine.
+ * @param[in] path the file.
+ * @param[out] err where to write a message naming the file (at most errlen
+ * bytes, NUL-terminated) for #QG_EIO, #QG_ETOOBIG and an empty secret's
+ * #QG_EINVAL; left as it was for the other codes.  May be NULL when errlen
+ * is 0.
+ * @param[in] errlen the size of err.
+ * @return 0, #QG_EIO (cannot open or read), #QG_ETOOBIG (the file is 4096
+ * bytes or more, line end included), #QG_EINVAL (NULL eng or path, an
+ * empty secret), #QG_ENOMEM.  On failure the earlier secret is kept.
  */
 QG_EXTERN int qg_engine_load_secret(qg_engine *eng, const char *path, char *err,
                                     size_t errlen);
 /**
- * on = 0 skips signature checks, for replaying old captures whose secret
- * is lost; deliveries are then never unauthenticated.
+ * Turns signature checks off or on.  Off is for replaying old captures
+ * whose secret is lost: deliveries are then never unauthenticated, even
+ * with a wrong signature.
+ * @param[in] eng the engine; NULL does nothing.
+ * @param[in] on 0 skips signature checks, nonzero checks them (the
+ * default).
  */
 QG_EXTERN void qg_engine_require_signature(qg_engine *eng, int on);
 
 /**
  * Overrides parts of the default mapping from a JSON file (the format is
  * in docs/mapping.md).  On failure the engine's mapping is unchanged.
- * @param[out] err names the file, key and value at fault.
- * @return 0, QG_EIO, QG_ECONFIG, QG_ENOMEM.
+ * @param[in] eng the engine.
+ * @param[in] path the file.
+ * @param[out] err where to write a message naming the file, key and value
+ * at fault (at most errlen bytes, NUL-terminated) for #QG_EIO and
+ * #QG_ECONFIG; left as it was for the other codes.  May be NULL when
+ * errlen is 0.
+ * @param[in] errlen the size of err.
+ * @return 0, #QG_EIO (the file cannot be read or is not valid JSON),
+ * #QG_ECONFIG (valid JSON, not a valid mapping), #QG_EINVAL (NULL eng or
+ * path), #QG_ENOMEM.
  */
 QG_EXTERN int qg_engine_load_mapping(qg_engine *eng, const char *path,
                                      char *err, size_t errlen);
 
+/** qg_engine_apply() flag: decide, but write nothing. */
 #define QG_DRY_RUN 0x1u /* decide, but write nothing */
 
 /**
- * Decides one raw webhook body and, unless QG_DRY_RUN, records it in one
- * write transaction: an accepted step in the ticket's history, a refused
- * delivery in the rejection log.  Duplicates and ignored events write
- * nothing.
- * @param[in] body the exact bytes received; need not be NUL-terminated.
- * @param[out] res the verdict, filled whenever 0 is returned.
- * @return 0 (see res->verdict), QG_EINVAL, QG_ENOMEM, QG_ESTORE, QG_EFULL,
- * QG_ERDONLY (not a dry run on a read-only store).  On an error nothing
- * was written.
+ * Decides one raw webhook body and, unless #QG_DRY_RUN, records it in one
+ * write transaction: an accepted step in the ticket's history (and with
+ * #QG_OUTBOX in the outbox), a refused delivery in the rejection log.
+ * Duplicates and ignored events write nothing.  A dry run reads in a read
+ * transaction and works on a #QG_RDONLY store; its verdict is the one a
+ * real run would give now, except that an accepted step gets no seq and,
+ * for a new ticket, no ticket number.
+ *
+ * Safe to call from many threads with one engine and one store: writers
+ * wait for each other (LMDB's writer lock, shared with other processes).
+ * A write that must grow the map waits for every other transaction of
+ * this process to end, open cursors included: do not hold a cursor in the
+ * thread that writes.
+ * @param[in] eng the engine.
+ * @param[in] st the store.
+ * @param[in] body the exact bytes received; need not be NUL-terminated;
+ * may be NULL when len is 0.  Not kept after the call.
+ * @param[in] len the length of body in bytes, at most UINT32_MAX / 2.
+ * @param[in] flags 0 or #QG_DRY_RUN.
+ * @param[out] res the verdict, filled whenever 0 is returned; unspecified
+ * otherwise.
+ * @return 0 (see res->verdict), #QG_EINVAL (NULL eng, st or res, an
+ * unknown flag, NULL body with len > 0, len too large), #QG_ERDONLY (not
+ * a dry run on a read-only store), #QG_ENOMEM, #QG_EFULL, #QG_EBUSY,
+ * #QG_ESTORE.  On an error nothing was written.
  */
 QG_EXTERN int qg_engine_apply(qg_engine *eng, qg_store *st, const char *body,
                               size_t len, unsigned flags, qg_result *res);
 
 /** One raw webhook body, for qg_engine_apply_batch(). */
 typedef struct qg_body {
-    const char *body;
-    size_t len;
+    const char *body; /**< the exact bytes received; NULL when len is 0 */
+    size_t len;       /**< the length of body in bytes */
 } qg_body;
 
 /**
@@ -485,12 +966,25 @@ typedef struct qg_body {
  * one commit, and with QG_SYNC one flush to disk, for all of them (group
  * commit).  Each body is decided in a nested transaction of its own, so a
  * body whose recording fails leaves nothing of itself behind and the
- * others still commit.  A later body sees the steps of earlier ones.
- * @param[out] res n results; res[i] is valid when rcs[i] is 0.
- * @param[out] rcs n codes, as qg_engine_apply() would return for each.
+ * others still commit.  A body that does not fit in the map is the
+ * exception: the map grows only with no transaction open, so the whole
+ * batch is undone, and tried again once the map has grown (#QG_EFULL past
+ * map_max).  A later body sees the steps of earlier ones (the same
+ * payload twice is accepted, then a duplicate).  Threads as for
+ * qg_engine_apply().
+ * @param[in] eng the engine.
+ * @param[in] st the store; not #QG_RDONLY.
+ * @param[in] bodies n bodies; not kept after the call.
+ * @param[in] n how many; 0 does nothing and returns 0.
+ * @param[out] res n results; when 0 is returned, res[i] is valid if
+ * rcs[i] is 0.
+ * @param[out] rcs n codes, meaningful when 0 is returned: for each body, 0
+ * or what qg_engine_apply() would have returned (#QG_EINVAL for a body it
+ * refuses as an argument, the error that undid that body alone).
  * @return 0 when the batch committed (see rcs), or the error that kept it
- * from committing (then nothing of the batch was written): QG_EINVAL,
- * QG_ESTORE, QG_EFULL, QG_ERDONLY, QG_ENOMEM.
+ * from committing: then nothing of the batch was written and res and rcs
+ * are unspecified.  #QG_EINVAL (NULL eng or st; NULL bodies, res or rcs
+ * with n > 0), #QG_ERDONLY, #QG_ENOMEM, #QG_EFULL, #QG_EBUSY, #QG_ESTORE.
  */
 QG_EXTERN int qg_engine_apply_batch(qg_engine *eng, qg_store *st,
                                     const qg_body *bodies, size_t n,
