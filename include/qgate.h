@@ -154,14 +154,15 @@ typedef enum qg_errno {
  * A write on a store opened with #QG_RDONLY, or the store's files may not
  * be written (permissions, read-only file system).
  * @var QG_ECONFIG
- * A mapping file is not valid (qg_engine_load_mapping()).
+ * A mapping file is not valid JSON, or not a valid mapping
+ * (qg_engine_load_mapping()).
  * @var QG_EBUSY
  * No LMDB reader slot was free (too many read transactions open, cursors
  * included, across all processes), or a write that had to grow the map
  * waited 10 seconds in vain for the other transactions of this process to
  * end.  Worth retrying.
  * @var QG_ETOOBIG
- * A value is too large: a secret file of 4096 bytes or more
+ * A value is too large: a secret longer than 4096 bytes
  * (qg_engine_load_secret()).
  */
 
@@ -448,10 +449,12 @@ typedef enum qg_durability {
  */
 #define QG_RDONLY 0x1u /* open an existing store read-only */
 /**
- * qg_store_options.flags: queue every step accepted through this handle
- * in the outbox, in the transaction that records it.  A property of the
- * handle, not of the store: steps accepted through a handle opened
- * without it are not queued.
+ * qg_store_options.flags: the store feeds an HIS: queue every accepted
+ * step in the outbox, in the transaction that records it.  Once a store
+ * was opened with it, it is a property of the store: every later writer,
+ * with the flag or without (say `qgate apply` of captured webhooks into
+ * the gate's store), queues its accepted steps too, so none is recorded
+ * without being forwarded.
  */
 #define QG_OUTBOX 0x2u /* queue every accepted step for forwarding */
 
@@ -833,9 +836,9 @@ QG_EXTERN int qg_outbox_defer(qg_store *st, uint64_t id,
 QG_EXTERN int qg_outbox_bury(qg_store *st, uint64_t id, const char *error);
 /**
  * Moves a dead entry back to the outbox under its id, due now, with its
- * attempts and error reset; id 0 moves them all, in one transaction.
- * Moving one entry does not move the other dead entries of its ticket:
- * those before it then stay behind it, and those after it stay dead.
+ * attempts and error reset, together with every other dead entry of its
+ * ticket (so that none can overtake another); id 0 moves them all.  One
+ * transaction.
  * @param[in] st the store.
  * @param[in] id the dead entry's id, or 0 for all.
  * @param[out] moved how many were moved (0 on failure); may be NULL.
@@ -884,14 +887,13 @@ QG_EXTERN int qg_engine_set_secret(qg_engine *eng, const void *key, size_t len);
  * (LF, CR LF or CR).  As qg_engine_set_secret() otherwise.
  * @param[in] eng the engine.
  * @param[in] path the file.
- * @param[out] err where to write a message naming the file (at most errlen
- * bytes, NUL-terminated) for #QG_EIO, #QG_ETOOBIG and an empty secret's
- * #QG_EINVAL; left as it was for the other codes.  May be NULL when errlen
- * is 0.
+ * @param[out] err where to write, whenever the call fails, a message
+ * naming the file (at most errlen bytes, NUL-terminated).  May be NULL
+ * when errlen is 0.
  * @param[in] errlen the size of err.
- * @return 0, #QG_EIO (cannot open or read), #QG_ETOOBIG (the file is 4096
- * bytes or more, line end included), #QG_EINVAL (NULL eng or path, an
- * empty secret), #QG_ENOMEM.  On failure the earlier secret is kept.
+ * @return 0, #QG_EIO (cannot open or read), #QG_ETOOBIG (a secret longer
+ * than 4096 bytes, line end not counted), #QG_EINVAL (NULL eng or path,
+ * an empty secret), #QG_ENOMEM.  On failure the earlier secret is kept.
  */
 QG_EXTERN int qg_engine_load_secret(qg_engine *eng, const char *path, char *err,
                                     size_t errlen);
@@ -910,14 +912,13 @@ QG_EXTERN void qg_engine_require_signature(qg_engine *eng, int on);
  * in docs/mapping.md).  On failure the engine's mapping is unchanged.
  * @param[in] eng the engine.
  * @param[in] path the file.
- * @param[out] err where to write a message naming the file, key and value
- * at fault (at most errlen bytes, NUL-terminated) for #QG_EIO and
- * #QG_ECONFIG; left as it was for the other codes.  May be NULL when
- * errlen is 0.
+ * @param[out] err where to write, whenever the call fails, a message
+ * naming the file, key and value at fault (at most errlen bytes,
+ * NUL-terminated).  May be NULL when errlen is 0.
  * @param[in] errlen the size of err.
- * @return 0, #QG_EIO (the file cannot be read or is not valid JSON),
- * #QG_ECONFIG (valid JSON, not a valid mapping), #QG_EINVAL (NULL eng or
- * path), #QG_ENOMEM.
+ * @return 0, #QG_EIO (the file cannot be read), #QG_ECONFIG (not valid
+ * JSON, or not a valid mapping), #QG_EINVAL (NULL eng or path),
+ * #QG_ENOMEM.
  */
 QG_EXTERN int qg_engine_load_mapping(qg_engine *eng, const char *path,
                                      char *err, size_t errlen);

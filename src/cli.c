@@ -209,7 +209,7 @@ cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
 int
 cli_new_engine(cli *c, qg_engine **out)
 {
-    char err[512];
+    char err[512] = "cannot configure the engine";
     int rc;
 
     if (qg_engine_new(out))

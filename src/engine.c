@@ -97,35 +97,43 @@ int
 qg_engine_load_secret(qg_engine *eng, const char *path, char *err,
                       size_t errlen)
 {
-    char buf[4096];
+    char buf[4096 + 3]; /* 4096 bytes of secret, CR LF, one too many */
     size_t n;
     FILE *f;
     int rc;
 
-    if (eng == NULL || path == NULL)
+    if (eng == NULL || path == NULL) {
+        snprintf(err, errlen, "no secret file given");
         return QG_EINVAL;
+    }
     if ((f = fopen(path, "rb")) == NULL) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return QG_EIO;
     }
     n = fread(buf, 1, sizeof(buf), f);
-    rc = ferror(f) ? QG_EIO : (!feof(f) ? QG_ETOOBIG : 0);
+    rc = ferror(f) ? QG_EIO : 0;
     fclose(f);
     if (rc) {
-        snprintf(err, errlen, "%s: %s", path,
-                 rc == QG_EIO ? "read error" : "longer than 4096 bytes");
+        snprintf(err, errlen, "%s: read error", path);
         return rc;
     }
     if (n > 0 && buf[n - 1] == '\n')
         n--;
     if (n > 0 && buf[n - 1] == '\r')
         n--;
+    if (n > 4096) {
+        memset(buf, 0, sizeof(buf));
+        snprintf(err, errlen, "%s: the secret is longer than 4096 bytes", path);
+        return QG_ETOOBIG;
+    }
     if (n == 0) {
         snprintf(err, errlen, "%s: the secret is empty", path);
         return QG_EINVAL;
     }
     rc = qg_engine_set_secret(eng, buf, n);
     memset(buf, 0, sizeof(buf));
+    if (rc)
+        snprintf(err, errlen, "%s: %s", path, qg_strerror(rc));
     return rc;
 }
 
@@ -140,8 +148,10 @@ int
 qg_engine_load_mapping(qg_engine *eng, const char *path, char *err,
                        size_t errlen)
 {
-    if (eng == NULL || path == NULL)
+    if (eng == NULL || path == NULL) {
+        snprintf(err, errlen, "no mapping file given");
         return QG_EINVAL;
+    }
     return qg__mapping_load(eng->map, path, err, errlen);
 }
 

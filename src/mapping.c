@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "qgate_int.h"
 
@@ -353,10 +354,17 @@ qg__mapping_load(qg__mapping *m, const char *path, char *err, size_t errlen)
     qg__mapping next;
     int rc = 0, i, known;
 
+    /* A file that cannot be read is an I/O error; one that is not JSON
+     * is a configuration error. */
+    if (access(path, R_OK) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return QG_EIO;
+    }
     root = json_object_from_file(path);
     if (root == NULL) {
-        snprintf(err, errlen, "%s: %s", path, json_util_get_last_err());
-        return QG_EIO;
+        snprintf(err, errlen, "%s: not valid JSON: %s", path,
+                 json_util_get_last_err());
+        return QG_ECONFIG;
     }
     if (!json_object_is_type(root, json_type_object)) {
         snprintf(err, errlen, "%s: expected a JSON object", path);
@@ -365,6 +373,7 @@ qg__mapping_load(qg__mapping *m, const char *path, char *err, size_t errlen)
     }
     if ((rc = copy_mapping(m, &next))) {
         json_object_put(root);
+        snprintf(err, errlen, "%s: out of memory", path);
         return rc;
     }
     json_object_object_foreach(root, key, val)

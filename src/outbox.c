@@ -379,17 +379,51 @@ qg_outbox_bury(qg_store *st, uint64_t id, const char *error)
     return qg__store_write(st, bury, &c);
 }
 
+/* Moves back every dead entry, or with ticket != 0 those of one ticket.
+ * Ids stay, so the outbox's order is the original commit order.  The ids
+ * are collected first: deleting under a moving cursor is easy to get
+ * wrong, and this is no hot path. */
 static int
-requeue_one(qg__txn *t, qg_outbox_entry *e)
+requeue_all(qg__txn *t, uint64_t ticket, uint64_t *moved)
 {
-    int rc;
+    qg_outbox_entry e;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint64_t *ids = NULL, *grown;
+    size_t n = 0, cap = 0, i;
+    int rc = 0, mrc;
 
-    e->attempts = 0;
-    e->next_attempt_us = now_us();
-    e->last_error[0] = '\0';
-    if ((rc = put_entry(t, t->st->outbox, e)))
-        return rc;
-    return del_entry(t, t->st->dead, e->id);
+    if ((mrc = mdb_cursor_open(t->txn, t->st->dead, &cur)))
+        return qg__from_mdb(mrc);
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && rc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if ((rc = decode(&k, &v, &e)) || (ticket && e.ticket != ticket))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            if ((grown = realloc(ids, cap * sizeof(*ids))) == NULL) {
+                rc = QG_ENOMEM;
+                break;
+            }
+            ids = grown;
+        }
+        ids[n++] = e.id;
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && mrc != MDB_NOTFOUND)
+        rc = qg__from_mdb(mrc);
+    for (i = 0; i < n && rc == 0; i++) {
+        if ((rc = get_entry(t, t->st->dead, ids[i], &e)))
+            break;
+        e.attempts = 0;
+        e.next_attempt_us = now_us();
+        e.last_error[0] = '\0';
+        if ((rc = put_entry(t, t->st->outbox, &e)) == 0 &&
+            (rc = del_entry(t, t->st->dead, e.id)) == 0)
+            (*moved)++;
+    }
+    free(ids);
+    return rc;
 }
 
 static int
@@ -397,29 +431,14 @@ requeue(qg__txn *t, void *arg)
 {
     change *c = arg;
     qg_outbox_entry e;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int rc, mrc;
+    int rc;
 
     c->moved = 0;
-    if (c->id) {
-        if ((rc = get_entry(t, t->st->dead, c->id, &e)) ||
-            (rc = requeue_one(t, &e)))
-            return rc;
-        c->moved = 1;
-        return 0;
-    }
-    if ((mrc = mdb_cursor_open(t->txn, t->st->dead, &cur)))
-        return qg__from_mdb(mrc);
-    rc = 0;
-    while (rc == 0 && (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
-        if ((rc = decode(&k, &v, &e)) == 0 && (rc = requeue_one(t, &e)) == 0)
-            c->moved++;
-    }
-    mdb_cursor_close(cur);
-    if (rc)
+    if (c->id == 0)
+        return requeue_all(t, 0, &c->moved);
+    if ((rc = get_entry(t, t->st->dead, c->id, &e)))
         return rc;
-    return mrc == MDB_NOTFOUND ? 0 : qg__from_mdb(mrc);
+    return requeue_all(t, e.ticket, &c->moved);
 }
 
 int

@@ -272,6 +272,19 @@ open_dbs(qg_store *st)
     }
     if (rc)
         goto abort;
+    /* A store that once fed an HIS goes on feeding it, whoever writes. */
+    k.mv_size = 6;
+    k.mv_data = "outbox";
+    if (st->flags & QG_OUTBOX && create) {
+        v.mv_size = 1;
+        v.mv_data = "1";
+        if ((rc = mdb_put(txn, st->meta, &k, &v, 0)))
+            goto abort;
+    } else if ((rc = mdb_get(txn, st->meta, &k, &v)) == 0) {
+        st->flags |= QG_OUTBOX;
+    } else if (rc != MDB_NOTFOUND) {
+        goto abort;
+    }
     return qg__from_mdb(mdb_txn_commit(txn));
 abort:
     mdb_txn_abort(txn);

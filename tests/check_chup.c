@@ -269,7 +269,7 @@ static const struct {
     {"{\"states\": [\"join\"]}", QG_ECONFIG, "states"},
     {"{\"states\": {\"Waiting\": 3}}", QG_ECONFIG, "Waiting"},
     {"[1]", QG_ECONFIG, "object"},
-    {"{\"states\": ", QG_EIO, "qgate-map"},
+    {"{\"states\": ", QG_ECONFIG, "not valid JSON"},
 };
 
 /* A bad mapping file is refused with its key named, and the engine keeps
@@ -290,6 +290,18 @@ START_TEST(test_chup_mapping_errors_table)
 }
 END_TEST
 
+/* An unreadable file is an I/O error, and the message names it. */
+START_TEST(test_chup_mapping_missing_file)
+{
+    char err[256] = "";
+
+    ck_assert_int_eq(
+        qg_engine_load_mapping(eng, "/nonexistent/map.json", err, sizeof(err)),
+        QG_EIO);
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent/map.json"));
+}
+END_TEST
+
 static Suite *
 chup_suite(void)
 {
@@ -306,6 +318,7 @@ chup_suite(void)
                         sizeof(states) / sizeof(*states));
     tcase_add_test(core, test_chup_mapping_override);
     tcase_add_test(errors, test_chup_signature_format);
+    tcase_add_test(errors, test_chup_mapping_missing_file);
     tcase_add_loop_test(errors, test_chup_mapping_errors_table, 0,
                         sizeof(bad_configs) / sizeof(*bad_configs));
     suite_add_tcase(s, core);

@@ -329,8 +329,10 @@ START_TEST(test_outbox_off_queues_nothing)
     qg_ticket t;
     size_t i;
 
-    /* The same store as tu_store_new() gives: no QG_OUTBOX. */
-    st = tu_store_reopen(st, 0);
+    /* A store never opened with QG_OUTBOX feeds no HIS. */
+    qg_store_close(st);
+    tu_store_remove();
+    st = tu_store_new();
     for (i = 0; i < COUNT(walk_in); i++)
         must_accept(st, walk_in[i].file);
     ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
@@ -419,6 +421,19 @@ START_TEST(test_bury_takes_later_steps_of_ticket)
 }
 END_TEST
 
+/* Once opened with QG_OUTBOX, a store queues whoever writes to it: a step
+ * applied with the CLI into the gate's store still reaches the HIS. */
+START_TEST(test_outbox_flag_stays_with_the_store)
+{
+    size_t i;
+
+    st = tu_store_reopen(st, 0);
+    for (i = 0; i < COUNT(walk_in); i++)
+        must_accept(st, walk_in[i].file);
+    ck_assert_uint_eq(depth_of(st), COUNT(walk_in));
+}
+END_TEST
+
 START_TEST(test_requeue_restores_order)
 {
     qg_outbox_entry q[COUNT(interleaved)], live[MAX_ENTRIES];
@@ -432,31 +447,27 @@ START_TEST(test_requeue_restores_order)
     ck_assert_int_eq(qg_outbox_bury(st, q[0].id, "gave up"), 0);
     ck_assert_uint_eq(dead_of(st), 3);
 
-    /* One back: same id, due now, its failures forgotten. */
+    /* One back brings its whole ticket back, so that none overtakes
+     * another: same ids, due now, failures forgotten. */
     ck_assert_int_eq(qg_outbox_requeue(st, q[2].id, &moved), 0);
-    now = now_us();
-    ck_assert_uint_eq(moved, 1);
-    ck_assert_uint_eq(dead_of(st), 2);
-    n = read_entries(st, 0, live, MAX_ENTRIES);
-    ck_assert_uint_eq(n, 3);
-    ck_assert_uint_eq(live[1].id, q[2].id);
-    ck_assert_uint_eq(live[1].ticket, q[2].ticket);
-    ck_assert_uint_eq(live[1].seq, q[2].seq);
-    ck_assert_uint_eq(live[1].attempts, 0);
-    ck_assert_int_le(live[1].next_attempt_us, now);
-    ck_assert_str_eq(live[1].last_error, "");
+    ck_assert_uint_eq(moved, 3);
+    ck_assert_uint_eq(dead_of(st), 0);
+    ck_assert_uint_eq(read_entries(st, 0, live, MAX_ENTRIES),
+                      COUNT(interleaved));
 
     /* Only dead entries can come back. */
     moved = 99;
     ck_assert_int_eq(qg_outbox_requeue(st, q[2].id, &moved), QG_NOTFOUND);
     ck_assert_uint_eq(moved, 0);
     ck_assert_int_eq(qg_outbox_requeue(st, q[4].id + 1000, NULL), QG_NOTFOUND);
-    ck_assert_uint_eq(dead_of(st), 2);
 
+    /* Buried again, all back at once. */
+    ck_assert_int_eq(qg_outbox_bury(st, q[0].id, "gave up"), 0);
+    ck_assert_uint_eq(dead_of(st), 3);
     /* The rest back: the outbox is as the steps queued it. */
     ck_assert_int_eq(qg_outbox_requeue(st, 0, &moved), 0);
     now = now_us();
-    ck_assert_uint_eq(moved, 2);
+    ck_assert_uint_eq(moved, 3);
     ck_assert_uint_eq(dead_of(st), 0);
     n = read_entries(st, 0, live, MAX_ENTRIES);
     ck_assert_uint_eq(n, COUNT(interleaved));
@@ -901,6 +912,7 @@ outbox_suite(void)
     tcase_add_test(core, test_stats_oldest_moves_on_ack);
     tcase_add_test(core, test_outbox_refused_steps_not_queued);
     tcase_add_test(core, test_outbox_off_queues_nothing);
+    tcase_add_test(core, test_outbox_flag_stays_with_the_store);
     tcase_add_test(core, test_defer_records_attempt);
     tcase_add_test(core, test_bury_takes_later_steps_of_ticket);
     tcase_add_test(core, test_requeue_restores_order);
