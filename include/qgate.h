@@ -837,8 +837,8 @@ QG_EXTERN int qg_outbox_bury(qg_store *st, uint64_t id, const char *error);
 /**
  * Moves a dead entry back to the outbox under its id, due now, with its
  * attempts and error reset, together with every other dead entry of its
- * ticket (so that none can overtake another); id 0 moves them all.  One
- * transaction.
+ * ticket (so that none can overtake another); id 0 moves them all.  Their
+ * created_us becomes now, so their age counts afresh.  One transaction.
  * @param[in] st the store.
  * @param[in] id the dead entry's id, or 0 for all.
  * @param[out] moved how many were moved (0 on failure); may be NULL.

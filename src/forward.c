@@ -204,15 +204,16 @@ attempt(forwarder *f, CURL *curl, const qg_outbox_entry *e)
                       qg_strerror(rc));
         return;
     }
+    /* Reachable means taking steps: a HIS that answers 500 to every one
+     * is as good as down for /readyz. */
+    atomic_store(&f->reachable, 0);
     if (cc == CURLE_OK) {
         kind = FWD_HTTP_ERROR;
         snprintf(why, sizeof(why), "HTTP %ld", status);
-        atomic_store(&f->reachable, 1);
     } else {
         kind = FWD_NETWORK_ERROR;
         snprintf(why, sizeof(why), "%.120s",
                  err[0] ? err : curl_easy_strerror(cc));
-        atomic_store(&f->reachable, 0);
     }
     atomic_fetch_add(&gate_metrics.forwards[kind], 1);
     /* backoff_min * 2^attempts, capped, then 75%..125% of that */

@@ -95,7 +95,7 @@ typedef struct forwarder forwarder;
 int forwarder_start(qg_store *st, const forward_options *o, forwarder **out);
 /* New entries were committed: look again now. */
 void forwarder_wake(void *f);
-/* Whether the last attempt reached the upstream. */
+/* Whether the upstream took the last step sent (a 2xx). */
 int forwarder_reachable(forwarder *f);
 /* Finishes attempts in flight, then stops.  NULL ok. */
 void forwarder_stop(forwarder *f);

@@ -415,8 +415,10 @@ requeue_all(qg__txn *t, uint64_t ticket, uint64_t *moved)
     for (i = 0; i < n && rc == 0; i++) {
         if ((rc = get_entry(t, t->st->dead, ids[i], &e)))
             break;
+        /* A second life: due now, and its age (which decides when it
+         * is given up again) counts from now. */
         e.attempts = 0;
-        e.next_attempt_us = now_us();
+        e.created_us = e.next_attempt_us = now_us();
         e.last_error[0] = '\0';
         if ((rc = put_entry(t, t->st->outbox, &e)) == 0 &&
             (rc = del_entry(t, t->st->dead, e.id)) == 0)

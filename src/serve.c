@@ -424,17 +424,16 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
             r->webhook = 1;
             return webhook_start(r, method);
         }
-        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
-            strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-            return answer_error(
-                r,
-                strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 ||
-                        strcmp(url, "/metrics") == 0 ||
-                        strncmp(url, "/tickets/", 9) == 0
-                    ? MHD_HTTP_METHOD_NOT_ALLOWED
-                    : MHD_HTTP_NOT_FOUND,
-                "method_not_allowed", "this resource is read with GET");
-        return get(r, url);
+        if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+            strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
+            return get(r, url);
+        if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 ||
+            strcmp(url, "/metrics") == 0 || strncmp(url, "/tickets/", 9) == 0)
+            return answer_error(r, MHD_HTTP_METHOD_NOT_ALLOWED,
+                                "method_not_allowed",
+                                "this resource is read with GET");
+        return answer_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+                            "no such resource");
     }
     if (r->status)
         return MHD_YES; /* answered already; drop the rest of the body */
@@ -619,8 +618,8 @@ usage(void)
            "  --timeout S             idle connection timeout (30; never 0)\n"
            "  --max-connections N     (1024)\n"
            "  --token-file F          bearer token for GET /tickets/...\n"
-           "  --ready-max-outbox N    /readyz fails beyond this backlog when\n"
-           "                          the HIS is unreachable (1000)\n"
+           "  --ready-max-outbox N    /readyz fails at this backlog when the\n"
+           "                          HIS did not take the last step (1000)\n"
            "  --log FILE              JSON log lines (stderr); SIGHUP reopens\n"
            "  --config FILE           the same keys, with '_' for '-'\n");
 }

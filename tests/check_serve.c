@@ -1,0 +1,3192 @@
+/*
+ * check_serve.c - `qgate serve` end to end, as its three parties see it:
+ * Chup posting webhooks (libcurl), the HIS receiving accepted steps (a
+ * fake one in this process, libmicrohttpd) and the operator reading the
+ * store, the metrics and the outbox afterwards.
+ *
+ * The gate runs as a child process (QGATE_BIN) on 127.0.0.1 with a port
+ * of the kernel's choosing, read from its "listening" log line, on a store
+ * of its own in a fresh directory.  Every test stops it with SIGTERM and
+ * requires exit status 0: a graceful stop is part of what is tested.  The
+ * store is read with the library, QG_RDONLY, once the gate has stopped.
+ *
+ * Every wait is bounded (WAIT_MS unless said otherwise) and every loop is
+ * bounded in count.  When a test fails, its directory (store and gate log)
+ * is kept and named on stderr.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <microhttpd.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "testutil.h"
+
+#define WALK_IN "visits/walk-in/"
+#define NO_SHOW "visits/no-show-cancelled/"
+#define WEBHOOK "/webhooks/chup"
+#define WAIT_MS 10000 /* the longest any one condition is waited for */
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ----- time ------------------------------------------------------------- */
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* Polls cond every 20 ms for at most ms milliseconds; ok is its last
+ * value. */
+#define WAIT_FOR(ok, cond, ms)                                                 \
+    do {                                                                       \
+        int64_t until_ = now_ms() + (ms);                                      \
+        while (!((ok) = (cond)) && now_ms() < until_)                          \
+            sleep_ms(20);                                                      \
+    } while (0)
+
+/* ----- the test's directory --------------------------------------------- */
+
+static char work[64];     /* the test's directory */
+static char db[96];       /* the gate's store, work/db */
+static char logpath[96];  /* the gate's stderr, work/gate.log */
+static pid_t gate_pid;    /* the running gate, or 0 */
+static int gate_port;     /* its port */
+static int passed;        /* teardown ran: keep nothing */
+static int exit_hook_set; /* at_exit() is registered in this process */
+
+static void
+remove_tree(const char *dir, int depth)
+{
+    char path[512];
+    struct dirent *e;
+    struct stat sb;
+    DIR *d;
+
+    if ((d = opendir(dir)) == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (depth > 0 && lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+            remove_tree(path, depth - 1);
+        else
+            unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* A failed assertion exits the test's process without its teardown: the
+ * gate must not outlive it, and its log is worth keeping. */
+static void
+at_exit(void)
+{
+    if (gate_pid > 0) {
+        kill(gate_pid, SIGKILL);
+        waitpid(gate_pid, NULL, 0);
+        gate_pid = 0;
+    }
+    if (!passed && work[0])
+        fprintf(stderr, "check_serve: kept %s (store and gate.log)\n", work);
+}
+
+/* ----- signed deliveries ------------------------------------------------ */
+
+static char secret[256];
+static size_t secret_len;
+
+static void
+secret_load(void)
+{
+    size_t len;
+    char *key = tu_fixture("secret", &len);
+
+    if (len > 0 && key[len - 1] == '\n')
+        len--;
+    ck_assert(len > 0 && len < sizeof(secret));
+    memcpy(secret, key, len);
+    secret_len = len;
+    free(key);
+}
+
+/*
+ * {"payload":P,"signature":"H"}\n with H the lowercase hex HMAC-SHA256 of
+ * P's exact bytes (fixtures/README.md).  Returns a malloc'd body, or NULL
+ * when out of memory; it never fails the test, so threads may call it.
+ */
+static char *
+sign(const char *payload, size_t plen, size_t *len)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    char hex[2 * EVP_MAX_MD_SIZE + 1], *body;
+    size_t cap = plen + sizeof(hex) + 64;
+    unsigned maclen = 0, i;
+    int n;
+
+    if (HMAC(EVP_sha256(), secret, (int)secret_len,
+             (const unsigned char *)payload, plen, mac, &maclen) == NULL)
+        return NULL;
+    for (i = 0; i < maclen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    if ((body = malloc(cap)) == NULL)
+        return NULL;
+    n = snprintf(body, cap, "{\"payload\":%.*s,\"signature\":\"%s\"}\n",
+                 (int)plen, payload, hex);
+    *len = (size_t)n;
+    return body;
+}
+
+/* walk-in/01's payload with the parts a step changes left open. */
+#define STEP_FMT                                                               \
+    "{\"event\":\"%s\",\"timestamp\":\"%s\",\"data\":{\"id\":%lld,"            \
+    "\"appointment_id\":null,\"appointment_date\":null,"                       \
+    "\"appointment_time\":null,\"registered_client_id\":4101,"                 \
+    "\"registered_client_name\":\"Nurul Aisyah binti Hassan\","                \
+    "\"registered_client_phone\":\"60123387412\","                             \
+    "\"client_name\":\"Nurul Aisyah binti Hassan\",\"state\":%s,"              \
+    "\"state_name\":\"%s\",\"service_id\":220,\"service_name\":"               \
+    "\"Registration\",\"staff_id\":246,\"staff_name\":\"Registration\","       \
+    "\"notes\":[],\"created_at\":\"2024-03-05T09:00:00+08:00\","               \
+    "\"updated_at\":\"%s\"}}"
+
+/* A signed live-queue step of entry id (NULL when out of memory). */
+static char *
+step_body(long long id, const char *event, const char *ts, const char *state,
+          const char *state_name, size_t *len)
+{
+    char payload[2048];
+    int n = snprintf(payload, sizeof(payload), STEP_FMT, event, ts, id, state,
+                     state_name, ts);
+
+    if (n < 0 || (size_t)n >= sizeof(payload))
+        return NULL;
+    return sign(payload, (size_t)n, len);
+}
+
+/* Joining the live queue as entry id, as walk-in/01 does for 30001. */
+static char *
+join_body(long long id, size_t *len)
+{
+    return step_body(id, "live_queue_created", "2024-03-05T09:00:00+08:00", "1",
+                     "In Queue", len);
+}
+
+/* ----- the gate --------------------------------------------------------- */
+
+static off_t
+file_size(const char *path)
+{
+    struct stat sb;
+
+    return stat(path, &sb) == 0 ? sb.st_size : 0;
+}
+
+/* The text of path from offset `from` (at most 1 MiB), malloc'd. */
+static char *
+read_from(const char *path, off_t from)
+{
+    char *buf = calloc(1, (1 << 20) + 1);
+    ssize_t n = 0;
+    int fd;
+
+    ck_assert_ptr_nonnull(buf);
+    if ((fd = open(path, O_RDONLY)) >= 0) {
+        n = pread(fd, buf, 1 << 20, from);
+        close(fd);
+    }
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
+/* The gate's exit status, waited for at most ms; -1 if it is still up. */
+static int
+gate_wait_exit(long ms)
+{
+    int64_t until = now_ms() + ms;
+    int status;
+    pid_t r;
+
+    do {
+        if ((r = waitpid(gate_pid, &status, WNOHANG)) == gate_pid) {
+            gate_pid = 0;
+            return status;
+        }
+        sleep_ms(10);
+    } while (now_ms() < until);
+    return -1;
+}
+
+/*
+ * Starts `qgate serve` on this test's store with the options in extra
+ * (NULL-terminated, may be NULL), stderr appended to gate.log, and waits
+ * for its "listening" line.  fsize > 0 limits the size of any file it
+ * writes (RLIMIT_FSIZE, SIGXFSZ ignored): a disk that refuses to grow.
+ */
+static void
+gate_start_limited(const char *const *extra, long fsize)
+{
+    const char *argv[48];
+    size_t n = 0;
+    off_t from = file_size(logpath);
+    pid_t parent = getpid();
+    int i, status;
+
+    ck_assert_int_eq(gate_pid, 0);
+    argv[n++] = QGATE_BIN;
+    argv[n++] = "serve";
+    argv[n++] = "--db";
+    argv[n++] = db;
+    argv[n++] = "--secret-file";
+    argv[n++] = QG_FIXTURES "/secret";
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:0";
+    for (; extra && *extra; extra++) {
+        ck_assert(n < COUNT(argv) - 1);
+        argv[n++] = *extra;
+    }
+    argv[n] = NULL;
+    gate_pid = fork();
+    ck_assert_int_ge(gate_pid, 0);
+    if (gate_pid == 0) {
+        int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+        if (fd < 0)
+            _exit(127);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        for (i = 3; i < 1024; i++)
+            close(i);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        if (fsize > 0) {
+            struct rlimit rl = {(rlim_t)fsize, (rlim_t)fsize};
+
+            signal(SIGXFSZ, SIG_IGN);
+            setrlimit(RLIMIT_FSIZE, &rl);
+        }
+        execv(QGATE_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    for (i = 0; i < WAIT_MS / 20; i++) {
+        char *text = read_from(logpath, from);
+        char *line = strstr(text, "\"msg\":\"listening\"");
+        char *port = line ? strstr(line, "\"port\":") : NULL;
+
+        if (port) {
+            gate_port = atoi(port + 7);
+            free(text);
+            ck_assert_int_gt(gate_port, 0);
+            return;
+        }
+        if (waitpid(gate_pid, &status, WNOHANG) == gate_pid) {
+            gate_pid = 0;
+            ck_assert_msg(0, "the gate exited (status %d) before listening: %s",
+                          status, text);
+        }
+        free(text);
+        sleep_ms(20);
+    }
+    ck_assert_msg(0, "the gate did not say \"listening\" in %d ms", WAIT_MS);
+}
+
+static void
+gate_start(const char *const *extra)
+{
+    gate_start_limited(extra, 0);
+}
+
+/* SIGTERM: the gate finishes what is in flight and exits 0. */
+static void
+gate_stop(void)
+{
+    int status;
+
+    ck_assert_int_gt(gate_pid, 0);
+    ck_assert_int_eq(kill(gate_pid, SIGTERM), 0);
+    status = gate_wait_exit(30000);
+    ck_assert_msg(status != -1, "the gate did not stop within 30 s of TERM");
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the gate's stop was not clean: status 0x%x", status);
+}
+
+static void
+gate_kill(void)
+{
+    int status;
+
+    ck_assert_int_gt(gate_pid, 0);
+    ck_assert_int_eq(kill(gate_pid, SIGKILL), 0);
+    status = gate_wait_exit(WAIT_MS);
+    ck_assert(status != -1 && WIFSIGNALED(status) &&
+              WTERMSIG(status) == SIGKILL);
+}
+
+/* Runs `qgate ARGS...` to completion; stdout into out.  Returns the exit
+ * status. */
+static int
+run_cli(const char *const *args, char *out, size_t cap)
+{
+    const char *argv[16];
+    size_t n = 0, got = 0;
+    int fds[2], status = -1;
+    int64_t until = now_ms() + WAIT_MS;
+    struct pollfd pfd;
+    ssize_t r;
+    pid_t pid;
+
+    argv[n++] = QGATE_BIN;
+    for (; *args; args++) {
+        ck_assert(n < COUNT(argv) - 1);
+        argv[n++] = *args;
+    }
+    argv[n] = NULL;
+    ck_assert_int_eq(pipe(fds), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+        dup2(fds[1], STDOUT_FILENO);
+        if (fd >= 0)
+            dup2(fd, STDERR_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execv(QGATE_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    pfd.fd = fds[0];
+    pfd.events = POLLIN;
+    while (now_ms() < until && poll(&pfd, 1, 100) >= 0) {
+        if (!(pfd.revents & (POLLIN | POLLHUP)))
+            continue;
+        r = read(fds[0], out + got, cap - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        if (got == cap - 1)
+            break;
+    }
+    out[got] = '\0';
+    close(fds[0]);
+    while (now_ms() < until && waitpid(pid, &status, WNOHANG) != pid)
+        sleep_ms(10);
+    ck_assert_msg(WIFEXITED(status), "qgate %s did not finish", args[-1]);
+    return WEXITSTATUS(status);
+}
+
+/* ----- HTTP, as Chup --------------------------------------------------- */
+
+typedef struct answer {
+    CURLcode rc;
+    long status;
+    char *body; /* NUL-terminated */
+    size_t len;
+    char head[4096];
+    size_t hlen;
+    json_object *json; /* the body parsed, or NULL */
+    int64_t ms;        /* from sending to the whole answer */
+} answer;
+
+static size_t
+collect_body(char *p, size_t size, size_t n, void *arg)
+{
+    answer *a = arg;
+    char *grown = realloc(a->body, a->len + size * n + 1);
+
+    if (grown == NULL)
+        return 0;
+    a->body = grown;
+    memcpy(a->body + a->len, p, size * n);
+    a->len += size * n;
+    a->body[a->len] = '\0';
+    return size * n;
+}
+
+static size_t
+collect_head(char *p, size_t size, size_t n, void *arg)
+{
+    answer *a = arg;
+    size_t take = size * n;
+
+    if (take > sizeof(a->head) - 1 - a->hlen)
+        take = sizeof(a->head) - 1 - a->hlen;
+    memcpy(a->head + a->hlen, p, take);
+    a->hlen += take;
+    a->head[a->hlen] = '\0';
+    return size * n;
+}
+
+/* What an upload sends: data, or total bytes of 'x' when data is NULL. */
+typedef struct source {
+    const char *data;
+    size_t total, pos;
+} source;
+
+static size_t
+read_source(char *p, size_t size, size_t n, void *arg)
+{
+    source *s = arg;
+    size_t take = size * n;
+
+    if (take > s->total - s->pos)
+        take = s->total - s->pos;
+    if (take > 16384)
+        take = 16384; /* many small chunks */
+    if (s->data)
+        memcpy(p, s->data + s->pos, take);
+    else
+        memset(p, 'x', take);
+    s->pos += take;
+    return take;
+}
+
+/*
+ * One request to 127.0.0.1:port.  hdrs: extra header lines, NULL-ended.
+ * With src, the body is read from it (chunked unless a Content-Length of
+ * src->total is announced with `announce`).  It never fails the test, so
+ * threads may call it.
+ */
+static CURLcode
+http_full(int port, const char *method, const char *path,
+          const char *const *hdrs, const char *body, size_t len, source *src,
+          int announce, answer *a)
+{
+    struct curl_slist *l = NULL;
+    char url[256];
+    int64_t start;
+    CURL *c;
+
+    memset(a, 0, sizeof(*a));
+    if ((c = curl_easy_init()) == NULL)
+        return a->rc = CURLE_FAILED_INIT;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    l = curl_slist_append(l, "Expect:");
+    for (; hdrs && *hdrs; hdrs++)
+        l = curl_slist_append(l, *hdrs);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, l);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect_head);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, a);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (src) {
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, read_source);
+        curl_easy_setopt(c, CURLOPT_READDATA, src);
+        if (announce)
+            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                             (curl_off_t)src->total);
+    } else if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    if (strcmp(method, body || src ? "POST" : "GET") != 0)
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    start = now_ms();
+    a->rc = curl_easy_perform(c);
+    a->ms = now_ms() - start;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
+    if (a->body)
+        a->json = json_tokener_parse(a->body);
+    curl_slist_free_all(l);
+    curl_easy_cleanup(c);
+    return a->rc;
+}
+
+static CURLcode
+http_to(int port, const char *method, const char *path, const char *const *hdrs,
+        const char *body, size_t len, answer *a)
+{
+    return http_full(port, method, path, hdrs, body, len, NULL, 0, a);
+}
+
+static void
+answer_free(answer *a)
+{
+    free(a->body);
+    json_object_put(a->json);
+    memset(a, 0, sizeof(*a));
+}
+
+/* A request to the gate that must get an answer. */
+static void
+http(const char *method, const char *path, const char *const *hdrs,
+     const char *body, size_t len, answer *a)
+{
+    CURLcode rc = http_to(gate_port, method, path, hdrs, body, len, a);
+
+    ck_assert_msg(rc == CURLE_OK, "%s %s: %s", method, path,
+                  curl_easy_strerror(rc));
+}
+
+static const char *const as_json[] = {"Content-Type: application/json", NULL};
+
+static void
+post_fixture(const char *rel, answer *a)
+{
+    size_t len;
+    char *body = tu_fixture(rel, &len);
+
+    http("POST", WEBHOOK, as_json, body, len, a);
+    free(body);
+}
+
+static const char *
+jstr(json_object *o, const char *key)
+{
+    json_object *v;
+
+    if (o && json_object_object_get_ex(o, key, &v) &&
+        json_object_is_type(v, json_type_string))
+        return json_object_get_string(v);
+    return NULL;
+}
+
+static int64_t
+jint(json_object *o, const char *key)
+{
+    json_object *v;
+
+    if (o && json_object_object_get_ex(o, key, &v) &&
+        json_object_is_type(v, json_type_int))
+        return json_object_get_int64(v);
+    return -1;
+}
+
+static int
+same(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
+/* The value of header `name` in the answer, or "" (copied into out). */
+static const char *
+head_value(const answer *a, const char *name, char *out, size_t cap)
+{
+    const char *line = a->head;
+    size_t n = strlen(name);
+
+    out[0] = '\0';
+    while (line && *line) {
+        if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
+            const char *v = line + n + 1;
+
+            while (*v == ' ')
+                v++;
+            snprintf(out, cap, "%.*s", (int)strcspn(v, "\r\n"), v);
+            break;
+        }
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    return out;
+}
+
+/* The answer has this status and JSON body; verdict NULL for answers that
+ * name no verdict (413, 415, 405, 404, 503). */
+static void
+expect(const answer *a, long status, const char *verdict, const char *code,
+       const char *what)
+{
+    char type[128];
+
+    ck_assert_msg(a->status == status, "%s: status %ld, want %ld: %s", what,
+                  a->status, status, a->body ? a->body : "(no body)");
+    ck_assert_msg(a->json != NULL, "%s: the answer is not JSON: %s", what,
+                  a->body ? a->body : "(no body)");
+    ck_assert_msg(strncmp(head_value(a, "Content-Type", type, sizeof(type)),
+                          "application/json", 16) == 0,
+                  "%s: Content-Type %s", what, type);
+    if (verdict)
+        ck_assert_msg(same(jstr(a->json, "verdict"), verdict),
+                      "%s: verdict in %s, want %s", what, a->body, verdict);
+    ck_assert_msg(same(jstr(a->json, "code"), code), "%s: code in %s, want %s",
+                  what, a->body, code);
+}
+
+/* The status a verdict and code are answered with (qgate.1, serve). */
+static long
+status_for(const char *verdict, const char *code)
+{
+    if (same(verdict, "accepted") || same(verdict, "duplicate") ||
+        same(verdict, "ignored"))
+        return 200;
+    if (same(verdict, "rejected"))
+        return same(code, "unknown_event") || same(code, "unknown_state") ? 422
+                                                                          : 409;
+    if (same(verdict, "unauthenticated"))
+        return 401;
+    return 400;
+}
+
+/* ----- the fake HIS ----------------------------------------------------- */
+
+#define HIS_MAX 20000
+
+enum his_mode { HIS_ACCEPT, HIS_FAIL, HIS_HANG };
+
+typedef struct his_req {
+    char method[8], url[64], type[64], verdict[16];
+    char delivery[48], ticket[24], seq[16], event[32], from[40], to[40];
+    char lq[24];
+    char *body;
+    size_t len;
+    int status; /* what the HIS answered: 200, 500; 0 when it hung */
+} his_req;
+
+static struct {
+    struct MHD_Daemon *d;
+    int port;
+    char url[64];
+    atomic_int mode;
+    atomic_int stopping;
+    long hang_ms;
+    pthread_mutex_t lock;
+    his_req *reqs; /* in the order they were answered */
+    size_t n, dropped;
+} his;
+
+static void
+copy_header(struct MHD_Connection *c, const char *name, char *dst, size_t cap)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+
+    snprintf(dst, cap, "%s", v ? v : "");
+}
+
+static enum MHD_Result
+his_handle(void *cls, struct MHD_Connection *conn, const char *url,
+           const char *method, const char *version, const char *data,
+           size_t *size, void **con_cls)
+{
+    static char text[] = "{}\n";
+    his_req *q = *con_cls;
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+    int64_t until;
+    char *grown;
+
+    (void)cls;
+    (void)version;
+    if (q == NULL) {
+        if ((q = calloc(1, sizeof(*q))) == NULL)
+            return MHD_NO;
+        snprintf(q->method, sizeof(q->method), "%s", method);
+        snprintf(q->url, sizeof(q->url), "%s", url);
+        copy_header(conn, "Content-Type", q->type, sizeof(q->type));
+        copy_header(conn, "X-Qgate-Verdict", q->verdict, sizeof(q->verdict));
+        copy_header(conn, "X-Qgate-Delivery", q->delivery, sizeof(q->delivery));
+        copy_header(conn, "X-Qgate-Ticket", q->ticket, sizeof(q->ticket));
+        copy_header(conn, "X-Qgate-Seq", q->seq, sizeof(q->seq));
+        copy_header(conn, "X-Qgate-Event", q->event, sizeof(q->event));
+        copy_header(conn, "X-Qgate-From", q->from, sizeof(q->from));
+        copy_header(conn, "X-Qgate-To", q->to, sizeof(q->to));
+        copy_header(conn, "X-Qgate-Live-Queue-Id", q->lq, sizeof(q->lq));
+        *con_cls = q;
+        return MHD_YES;
+    }
+    if (*size) {
+        if ((grown = realloc(q->body, q->len + *size + 1)) == NULL)
+            return MHD_NO;
+        q->body = grown;
+        memcpy(q->body + q->len, data, *size);
+        q->len += *size;
+        q->body[q->len] = '\0';
+        *size = 0;
+        return MHD_YES;
+    }
+    switch (atomic_load(&his.mode)) {
+    case HIS_HANG:
+        until = now_ms() + his.hang_ms;
+        while (atomic_load(&his.mode) == HIS_HANG &&
+               !atomic_load(&his.stopping) && now_ms() < until)
+            sleep_ms(10);
+        q->status = 0;
+        break;
+    case HIS_FAIL:
+        q->status = 500;
+        break;
+    default:
+        q->status = 200;
+    }
+    pthread_mutex_lock(&his.lock);
+    if (his.n < HIS_MAX) {
+        his.reqs[his.n++] = *q;
+        q->body = NULL; /* the record owns it now */
+    } else {
+        his.dropped++;
+    }
+    pthread_mutex_unlock(&his.lock);
+    resp = MHD_create_response_from_buffer(strlen(text), text,
+                                           MHD_RESPMEM_PERSISTENT);
+    ret = MHD_queue_response(conn, q->status ? (unsigned)q->status : 504, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static void
+his_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+              enum MHD_RequestTerminationCode toe)
+{
+    his_req *q = *con_cls;
+
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    if (q) {
+        free(q->body);
+        free(q);
+        *con_cls = NULL;
+    }
+}
+
+static void
+his_start(int mode)
+{
+    struct sockaddr_in sin;
+    const union MHD_DaemonInfo *info;
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    pthread_mutex_init(&his.lock, NULL);
+    his.reqs = calloc(HIS_MAX, sizeof(*his.reqs));
+    ck_assert_ptr_nonnull(his.reqs);
+    his.n = his.dropped = 0;
+    his.hang_ms = 3000;
+    atomic_store(&his.mode, mode);
+    atomic_store(&his.stopping, 0);
+    his.d =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+                             MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
+                         0, NULL, NULL, his_handle, NULL, MHD_OPTION_SOCK_ADDR,
+                         &sin, MHD_OPTION_NOTIFY_COMPLETED, his_completed, NULL,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    ck_assert_ptr_nonnull(his.d);
+    info = MHD_get_daemon_info(his.d, MHD_DAEMON_INFO_BIND_PORT);
+    ck_assert(info != NULL && info->port > 0);
+    his.port = info->port;
+    snprintf(his.url, sizeof(his.url), "http://127.0.0.1:%d/his", his.port);
+}
+
+static void
+his_stop(void)
+{
+    size_t i;
+
+    if (his.d == NULL)
+        return;
+    atomic_store(&his.stopping, 1);
+    MHD_stop_daemon(his.d);
+    his.d = NULL;
+    for (i = 0; i < his.n; i++)
+        free(his.reqs[i].body);
+    free(his.reqs);
+    his.reqs = NULL;
+    his.n = 0;
+    pthread_mutex_destroy(&his.lock);
+}
+
+/* Requests the HIS answered with status (-1: all of them). */
+static size_t
+his_count(int status)
+{
+    size_t i, n = 0;
+
+    pthread_mutex_lock(&his.lock);
+    for (i = 0; i < his.n; i++)
+        n += status < 0 || his.reqs[i].status == status;
+    pthread_mutex_unlock(&his.lock);
+    return n;
+}
+
+/*
+ * The HIS's requests for ticket t, in the order it answered them: each
+ * asks for the step after the last one acknowledged (a retry of it, or
+ * the next once it was acknowledged), under the delivery id "t-seq".
+ * Returns the last step acknowledged.
+ */
+static uint32_t
+his_ticket_order(uint64_t t)
+{
+    char want[24], id[48], err[256] = "";
+    uint32_t acked = 0, seq;
+    size_t i;
+
+    snprintf(want, sizeof(want), "%" PRIu64, t);
+    pthread_mutex_lock(&his.lock);
+    for (i = 0; i < his.n && !err[0]; i++) {
+        his_req *q = &his.reqs[i];
+
+        if (strcmp(q->ticket, want) != 0)
+            continue;
+        seq = (uint32_t)strtoul(q->seq, NULL, 10);
+        snprintf(id, sizeof(id), "%s-%" PRIu32, want, seq);
+        if (seq != acked + 1)
+            snprintf(err, sizeof(err),
+                     "ticket %s: request %zu is for step %s while step %" PRIu32
+                     " was the last acknowledged",
+                     want, i, q->seq, acked);
+        else if (strcmp(q->delivery, id) != 0)
+            snprintf(err, sizeof(err), "ticket %s: delivery id \"%s\", want %s",
+                     want, q->delivery, id);
+        else if (q->status == 200)
+            acked = seq;
+    }
+    pthread_mutex_unlock(&his.lock);
+    ck_assert_msg(err[0] == '\0', "%s", err);
+    return acked;
+}
+
+/* ----- the store, read-only --------------------------------------------- */
+
+static qg_store *
+store_ro(void)
+{
+    qg_store_options o;
+    qg_store *st = NULL;
+    int rc;
+
+    memset(&o, 0, sizeof(o));
+    o.path = db;
+    o.flags = QG_RDONLY;
+    rc = qg_store_open(&o, &st);
+    ck_assert_msg(rc == 0, "%s: %s", db, qg_strerror(rc));
+    return st;
+}
+
+static uint64_t
+ticket_of(qg_store *st, long long lq)
+{
+    qg_ticket t;
+    int rc = qg_store_ticket(st, QG_ID_LIVE_QUEUE, lq, &t);
+
+    ck_assert_msg(rc == 0, "live-queue id %lld: %s", lq, qg_strerror(rc));
+    return t.id;
+}
+
+/* The outbox (dead = 0) or the dead list, in id order. */
+static size_t
+outbox_list(qg_store *st, int dead, qg_outbox_entry *out, size_t cap)
+{
+    qg_outbox *ob = NULL;
+    qg_outbox_entry e;
+    size_t n = 0;
+    int rc;
+
+    ck_assert_int_eq(qg_outbox_open(st, dead, &ob), 0);
+    while ((rc = qg_outbox_next(ob, &e)) == 0) {
+        ck_assert(n < cap);
+        out[n++] = e;
+    }
+    qg_outbox_close(ob);
+    ck_assert_int_eq(rc, QG_NOTFOUND);
+    return n;
+}
+
+/* ----- metrics ---------------------------------------------------------- */
+
+static char *
+scrape(void)
+{
+    answer a;
+    char *text;
+
+    http("GET", "/metrics", NULL, NULL, 0, &a);
+    ck_assert_int_eq(a.status, 200);
+    ck_assert_ptr_nonnull(a.body);
+    text = a.body;
+    a.body = NULL;
+    answer_free(&a);
+    return text;
+}
+
+/* The value of the sample written exactly `sample` (name and labels), or
+ * NAN when there is none. */
+static double
+sample_value(const char *text, const char *sample)
+{
+    size_t n = strlen(sample);
+    const char *line = text;
+
+    while (line && *line) {
+        if (strncmp(line, sample, n) == 0 && line[n] == ' ')
+            return strtod(line + n + 1, NULL);
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    return NAN;
+}
+
+static double
+gate_sample(const char *sample)
+{
+    char *text = scrape();
+    double v = sample_value(text, sample);
+
+    free(text);
+    return v;
+}
+
+/* ----- fixture lists --------------------------------------------------- */
+
+typedef struct row {
+    char col[6][96];
+    int n;
+} row;
+
+/* The rows of an EXPECT file, columns split on blanks. */
+static size_t
+read_expect(const char *rel, row *rows, size_t cap)
+{
+    size_t len, n = 0;
+    char *text = tu_fixture(rel, &len), *line, *tok, *s1 = NULL, *s2 = NULL;
+
+    for (line = strtok_r(text, "\n", &s1); line;
+         line = strtok_r(NULL, "\n", &s1)) {
+        if (line[0] == '#' || line[0] == '\0')
+            continue;
+        ck_assert(n < cap);
+        rows[n].n = 0;
+        for (tok = strtok_r(line, " \t", &s2); tok && rows[n].n < 6;
+             tok = strtok_r(NULL, " \t", &s2))
+            snprintf(rows[n].col[rows[n].n++], sizeof(rows[n].col[0]), "%s",
+                     tok);
+        n++;
+    }
+    free(text);
+    return n;
+}
+
+static int
+json_file(const struct dirent *e)
+{
+    size_t n = strlen(e->d_name);
+
+    return n > 5 && strcmp(e->d_name + n - 5, ".json") == 0;
+}
+
+/* Posts, in file-name order, the files of rel's directory that come
+ * before rel; each must be accepted. */
+static void
+post_before(const char *rel)
+{
+    char dir[256], path[512];
+    const char *slash = strrchr(rel, '/');
+    struct dirent **names = NULL;
+    answer a;
+    int n, i;
+
+    snprintf(dir, sizeof(dir), "%s/%.*s", QG_FIXTURES, (int)(slash - rel), rel);
+    n = scandir(dir, &names, json_file, alphasort);
+    ck_assert_int_gt(n, 0);
+    for (i = 0; i < n; i++) {
+        if (strcmp(names[i]->d_name, slash + 1) < 0) {
+            snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - rel), rel,
+                     names[i]->d_name);
+            post_fixture(path, &a);
+            expect(&a, 200, "accepted", "none", path);
+            answer_free(&a);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* ----- fixtures --------------------------------------------------------- */
+
+static void
+setup(void)
+{
+    passed = 0;
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(work, sizeof(work), "/tmp/qgate-serve-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(work));
+    snprintf(db, sizeof(db), "%s/db", work);
+    snprintf(logpath, sizeof(logpath), "%s/gate.log", work);
+    gate_pid = 0;
+    gate_port = 0;
+    if (!exit_hook_set) {
+        atexit(at_exit);
+        exit_hook_set = 1;
+    }
+    secret_load();
+    ck_assert_int_eq(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
+}
+
+static void
+teardown(void)
+{
+    if (gate_pid > 0) {
+        kill(gate_pid, SIGKILL);
+        waitpid(gate_pid, NULL, 0);
+        gate_pid = 0;
+    }
+    his_stop();
+    curl_global_cleanup();
+    remove_tree(work, 1);
+    work[0] = '\0';
+    passed = 1;
+}
+
+/* ----- Answers ---------------------------------------------------------- */
+
+/* Each status the gate answers a delivery with, in one gate's life. */
+START_TEST(test_webhook_status_table)
+{
+    static const struct {
+        const char *file;
+        long status;
+        const char *verdict, *code;
+    } rows[] = {
+        {WALK_IN "01-join-live-queue.json", 200, "accepted", "none"},
+        {WALK_IN "01-join-live-queue.json", 200, "duplicate", "redelivery"},
+        {"malformed/client-created.json", 200, "ignored", "not_lifecycle"},
+        /* 40001 was never seen: serving it is not a way to start */
+        {"illegal/served-before-arrive/02-served.json", 409, "rejected",
+         "illegal_transition"},
+        {"illegal/paid-after-cancel/01-join-live-queue.json", 200, "accepted",
+         "none"},
+        {"illegal/paid-after-cancel/02-cancel-delete.json", 200, "accepted",
+         "none"},
+        {"illegal/paid-after-cancel/03-billing-paid.json", 409, "rejected",
+         "ticket_closed"},
+        {"illegal/stale/01-join-live-queue.json", 200, "accepted", "none"},
+        {"illegal/stale/02-arrived.json", 200, "accepted", "none"},
+        {"illegal/stale/03-serving-stale.json", 409, "rejected", "stale"},
+        {"malformed/unknown-state.json", 422, "rejected", "unknown_state"},
+        {"malformed/unknown-event.json", 422, "rejected", "unknown_event"},
+        {"malformed/not-json.json", 400, "malformed", "bad_json"},
+        {"malformed/truncated.json", 400, "malformed", "bad_json"},
+        {"malformed/two-documents.json", 400, "malformed", "trailing_data"},
+        {"malformed/signature-other-payload.json", 401, "unauthenticated",
+         "bad_signature"},
+        {"malformed/missing-signature.json", 401, "unauthenticated",
+         "missing_signature"},
+    };
+    char id[64];
+    answer a;
+    size_t i;
+
+    gate_start(NULL);
+    for (i = 0; i < COUNT(rows); i++) {
+        post_fixture(rows[i].file, &a);
+        expect(&a, rows[i].status, rows[i].verdict, rows[i].code, rows[i].file);
+        ck_assert_msg(head_value(&a, "X-Request-Id", id, sizeof(id))[0],
+                      "%s: no X-Request-Id", rows[i].file);
+        answer_free(&a);
+    }
+    gate_stop();
+}
+END_TEST
+
+/* Every row of malformed/EXPECT, answered with its verdict, code and the
+ * status they go with. */
+START_TEST(test_webhook_malformed_expect)
+{
+    row rows[64];
+    size_t n = read_expect("malformed/EXPECT", rows, COUNT(rows)), i;
+    answer a;
+
+    ck_assert_int_ge(n, 30);
+    gate_start(NULL);
+    for (i = 0; i < n; i++) {
+        ck_assert_int_eq(rows[i].n, 3);
+        post_fixture(rows[i].col[0], &a);
+        expect(&a, status_for(rows[i].col[1], rows[i].col[2]), rows[i].col[1],
+               rows[i].col[2], rows[i].col[0]);
+        answer_free(&a);
+    }
+    gate_stop();
+}
+END_TEST
+
+/* Every sequence of illegal/EXPECT: the legal steps accepted, the last one
+ * refused with its code, naming its event and the state it met. */
+START_TEST(test_webhook_illegal_expect)
+{
+    row rows[16];
+    size_t n = read_expect("illegal/EXPECT", rows, COUNT(rows)), i;
+    answer a;
+
+    ck_assert_int_ge(n, 6);
+    gate_start(NULL);
+    for (i = 0; i < n; i++) {
+        ck_assert_int_eq(rows[i].n, 5);
+        post_before(rows[i].col[0]);
+        post_fixture(rows[i].col[0], &a);
+        expect(&a, status_for(rows[i].col[1], rows[i].col[2]), rows[i].col[1],
+               rows[i].col[2], rows[i].col[0]);
+        ck_assert_msg(same(jstr(a.json, "event"), rows[i].col[3]) &&
+                          same(jstr(a.json, "from"), rows[i].col[4]),
+                      "%s: %s, want event %s from %s", rows[i].col[0], a.body,
+                      rows[i].col[3], rows[i].col[4]);
+        answer_free(&a);
+    }
+    gate_stop();
+}
+END_TEST
+
+/* Every step of visits/EXPECT accepted with its event and states. */
+START_TEST(test_webhook_visits_expect)
+{
+    row rows[32];
+    size_t n = read_expect("visits/EXPECT", rows, COUNT(rows)), i;
+    answer a;
+
+    ck_assert_int_ge(n, 18);
+    gate_start(NULL);
+    for (i = 0; i < n; i++) {
+        ck_assert_int_eq(rows[i].n, 5);
+        post_fixture(rows[i].col[0], &a);
+        expect(&a, 200, rows[i].col[1], "none", rows[i].col[0]);
+        ck_assert_msg(same(jstr(a.json, "event"), rows[i].col[2]) &&
+                          same(jstr(a.json, "from"), rows[i].col[3]) &&
+                          same(jstr(a.json, "to"), rows[i].col[4]),
+                      "%s: %s, want %s %s -> %s", rows[i].col[0], a.body,
+                      rows[i].col[2], rows[i].col[3], rows[i].col[4]);
+        answer_free(&a);
+    }
+    gate_stop();
+}
+END_TEST
+
+/* A body announced over --max-body is refused from its headers: the 413
+ * arrives while the client is still sending, long before the body
+ * would have been read. */
+START_TEST(test_webhook_too_large_refused_early)
+{
+    static const char *const opts[] = {"--max-body", "4096", NULL};
+    source src = {NULL, (size_t)256 << 20, 0}; /* 256 MiB announced */
+    answer a;
+
+    gate_start(opts);
+    http_full(gate_port, "POST", WEBHOOK, as_json, NULL, 0, &src, 1, &a);
+    ck_assert_msg(a.status == 413, "status %ld (%s) after sending %zu bytes",
+                  a.status, curl_easy_strerror(a.rc), src.pos);
+    expect(&a, 413, NULL, "too_large", "256 MiB announced");
+    ck_assert_msg(src.pos < src.total / 4,
+                  "the client sent %zu of %zu bytes before the 413", src.pos,
+                  src.total);
+    ck_assert_msg(a.ms < 5000, "the 413 took %" PRId64 " ms", a.ms);
+    ck_assert_msg(strstr(a.body, "4096") != NULL, "the limit is not named: %s",
+                  a.body);
+    answer_free(&a);
+
+    /* the gate is none the worse */
+    post_fixture(WALK_IN "01-join-live-queue.json", &a);
+    expect(&a, 200, "accepted", "none", "after the 413");
+    answer_free(&a);
+    gate_stop();
+}
+END_TEST
+
+/* Without a Content-Length the size is found while reading: a chunked
+ * body over the limit is 413, one under it is read whole and accepted. */
+START_TEST(test_webhook_too_large_chunked)
+{
+    static const char *const opts[] = {"--max-body", "4096", NULL};
+    static const char *const chunked[] = {"Content-Type: application/json",
+                                          "Transfer-Encoding: chunked", NULL};
+    source big = {NULL, 65536, 0};
+    source small;
+    size_t len;
+    char *body = tu_fixture(WALK_IN "01-join-live-queue.json", &len);
+    answer a;
+
+    gate_start(opts);
+    ck_assert_int_eq(
+        http_full(gate_port, "POST", WEBHOOK, chunked, NULL, 0, &big, 0, &a),
+        CURLE_OK);
+    expect(&a, 413, NULL, "too_large", "64 KiB chunked");
+    ck_assert_uint_eq(big.pos, big.total);
+    answer_free(&a);
+
+    small.data = body;
+    small.total = len;
+    small.pos = 0;
+    ck_assert_int_eq(
+        http_full(gate_port, "POST", WEBHOOK, chunked, NULL, 0, &small, 0, &a),
+        CURLE_OK);
+    expect(&a, 200, "accepted", "none", "walk-in/01 chunked");
+    answer_free(&a);
+    free(body);
+    gate_stop();
+}
+END_TEST
+
+/* Only JSON is read: text/plain is 415 and leaves nothing behind, so the
+ * same body as application/json with a charset is then accepted. */
+START_TEST(test_webhook_media_type)
+{
+    static const char *const plain[] = {"Content-Type: text/plain", NULL};
+    static const char *const charset[] = {
+        "Content-Type: application/json; charset=utf-8", NULL};
+    size_t len;
+    char *body = tu_fixture(WALK_IN "01-join-live-queue.json", &len);
+    answer a;
+
+    gate_start(NULL);
+    http("POST", WEBHOOK, plain, body, len, &a);
+    expect(&a, 415, NULL, "unsupported_media_type", "text/plain");
+    answer_free(&a);
+    http("POST", WEBHOOK, charset, body, len, &a);
+    expect(&a, 200, "accepted", "none", "application/json; charset=utf-8");
+    answer_free(&a);
+    free(body);
+    gate_stop();
+}
+END_TEST
+
+/* The webhook is POST only, and says so. */
+START_TEST(test_webhook_wrong_method)
+{
+    static const char *const methods[] = {"GET", "PUT", "DELETE"};
+    char allow[64];
+    answer a;
+    size_t i;
+
+    gate_start(NULL);
+    for (i = 0; i < COUNT(methods); i++) {
+        http(methods[i], WEBHOOK, NULL, NULL, 0, &a);
+        expect(&a, 405, NULL, "method_not_allowed", methods[i]);
+        ck_assert_msg(
+            strcmp(head_value(&a, "Allow", allow, sizeof(allow)), "POST") == 0,
+            "%s: Allow \"%s\", want POST", methods[i], allow);
+        answer_free(&a);
+    }
+    gate_stop();
+}
+END_TEST
+
+/* Anything but the webhook's path is 404 "not_found", whatever the
+ * method. */
+START_TEST(test_webhook_wrong_path)
+{
+    static const struct {
+        const char *method, *path;
+    } rows[] = {
+        {"POST", "/elsewhere"},
+        {"POST", WEBHOOK "/extra"},
+        {"GET", "/elsewhere"},
+        {"POST", "/webhooks"},
+    };
+    size_t len, i;
+    char *body = tu_fixture(WALK_IN "01-join-live-queue.json", &len);
+    char what[128];
+    answer a;
+
+    gate_start(NULL);
+    for (i = 0; i < COUNT(rows); i++) {
+        snprintf(what, sizeof(what), "%s %s", rows[i].method, rows[i].path);
+        http(rows[i].method, rows[i].path, as_json,
+             strcmp(rows[i].method, "POST") == 0 ? body : NULL, len, &a);
+        expect(&a, 404, NULL, "not_found", what);
+        answer_free(&a);
+    }
+    free(body);
+    gate_stop();
+}
+END_TEST
+
+/*
+ * A store that cannot be written is 503 "store_unavailable", and the
+ * delivery is not half-recorded.  The disk refusing to grow is made with
+ * RLIMIT_FSIZE on the gate: LMDB's commit then fails with EFBIG.
+ */
+START_TEST(test_webhook_store_unavailable)
+{
+    long long id, failed = 0, accepted = 0, i;
+    qg_store *st;
+    qg_ticket t;
+    size_t len;
+    char *body;
+    answer a;
+
+    gate_start_limited(NULL, 96 << 10);
+    for (id = 81000; id < 81000 + 400 && !failed; id++) {
+        ck_assert_ptr_nonnull(body = join_body(id, &len));
+        http("POST", WEBHOOK, as_json, body, len, &a);
+        if (a.status == 503) {
+            expect(&a, 503, NULL, "store_unavailable", "full disk");
+            failed = id;
+        } else {
+            expect(&a, 200, "accepted", "none", "before the disk is full");
+            accepted++;
+        }
+        answer_free(&a);
+        free(body);
+    }
+    ck_assert_msg(failed, "no 503 after %lld deliveries on a 96 KiB disk",
+                  accepted);
+    http("GET", "/healthz", NULL, NULL, 0, &a);
+    ck_assert_int_eq(a.status, 200);
+    answer_free(&a);
+    ck_assert_int_eq(gate_sample("qgate_store_errors_total"), 1);
+    gate_stop();
+
+    st = store_ro();
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, failed, &t),
+                     QG_NOTFOUND);
+    for (i = 81000; i < failed; i++) {
+        ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, i, &t), 0);
+        ck_assert_uint_eq(t.records, 1);
+    }
+    qg_store_close(st);
+}
+END_TEST
+
+/* The read API after the walk-in visit: the ticket and its 9 steps. */
+START_TEST(test_read_api_ticket_and_history)
+{
+    static const char *const events[] = {
+        "join",       "alert",       "move", "serve",    "complete",
+        "rx_receive", "rx_dispense", "pay",  "end_visit"};
+    static const struct {
+        const char *path;
+        long status;
+        const char *code;
+    } missing[] = {
+        {"/tickets/99999", 404, "not_found"},
+        {"/tickets/99999/history", 404, "not_found"},
+        {"/tickets/30001/other", 404, "not_found"},
+        {"/tickets/abc", 400, "bad_ticket"},
+    };
+    char rel[128];
+    json_object *rec;
+    answer a;
+    size_t i;
+
+    gate_start(NULL);
+    for (i = 0; i < 9; i++) {
+        static const char *const files[] = {"01-join-live-queue.json",
+                                            "02-alert.json",
+                                            "03-move.json",
+                                            "04-serving.json",
+                                            "05-served.json",
+                                            "06-pharmacy-received.json",
+                                            "07-pharmacy-dispensed.json",
+                                            "08-billing-paid.json",
+                                            "09-end-visit.json"};
+
+        snprintf(rel, sizeof(rel), WALK_IN "%s", files[i]);
+        post_fixture(rel, &a);
+        expect(&a, 200, "accepted", "none", rel);
+        answer_free(&a);
+    }
+    http("GET", "/tickets/30001", NULL, NULL, 0, &a);
+    ck_assert_msg(a.status == 200 && a.json, "%ld %s", a.status, a.body);
+    ck_assert_msg(same(jstr(a.json, "state"), "visit_ended") &&
+                      jint(a.json, "records") == 9 &&
+                      jint(a.json, "live_queue_id") == 30001,
+                  "%s", a.body);
+    answer_free(&a);
+
+    http("GET", "/tickets/30001/history", NULL, NULL, 0, &a);
+    ck_assert_msg(a.status == 200 && a.json &&
+                      json_object_is_type(a.json, json_type_array),
+                  "%ld %s", a.status, a.body);
+    ck_assert_uint_eq(json_object_array_length(a.json), 9);
+    for (i = 0; i < 9; i++) {
+        rec = json_object_array_get_idx(a.json, i);
+        ck_assert_int_eq(jint(rec, "seq"), (int64_t)i + 1);
+        ck_assert_msg(same(jstr(rec, "event"), events[i]),
+                      "record %zu: %s, want %s", i + 1,
+                      json_object_to_json_string(rec), events[i]);
+        if (i > 0)
+            ck_assert(
+                same(jstr(rec, "from"),
+                     jstr(json_object_array_get_idx(a.json, i - 1), "to")));
+    }
+    answer_free(&a);
+
+    for (i = 0; i < COUNT(missing); i++) {
+        http("GET", missing[i].path, NULL, NULL, 0, &a);
+        expect(&a, missing[i].status, NULL, missing[i].code, missing[i].path);
+        answer_free(&a);
+    }
+    gate_stop();
+}
+END_TEST
+
+/* With --token-file, reading tickets takes the bearer token; the webhook
+ * and the operations endpoints do not. */
+START_TEST(test_read_api_bearer_token)
+{
+    static const char *const none[] = {NULL};
+    static const char *const wrong[] = {"Authorization: Bearer s3cret-tokeN",
+                                        NULL};
+    static const char *const longer[] = {
+        "Authorization: Bearer s3cret-token-and-more", NULL};
+    static const char *const basic[] = {"Authorization: Basic czNjcmV0", NULL};
+    static const char *const right[] = {"Authorization: Bearer s3cret-token",
+                                        NULL};
+    static const char *const *const refused[] = {none, wrong, longer, basic};
+    char token[128];
+    const char *opts[3];
+    answer a;
+    size_t i;
+    FILE *f;
+
+    snprintf(token, sizeof(token), "%s/token", work);
+    ck_assert_ptr_nonnull(f = fopen(token, "w"));
+    fputs("s3cret-token\n", f);
+    fclose(f);
+    opts[0] = "--token-file";
+    opts[1] = token;
+    opts[2] = NULL;
+    gate_start(opts);
+    post_fixture(WALK_IN "01-join-live-queue.json", &a);
+    expect(&a, 200, "accepted", "none", "webhook without a token");
+    answer_free(&a);
+    for (i = 0; i < COUNT(refused); i++) {
+        http("GET", "/tickets/30001", refused[i], NULL, 0, &a);
+        expect(&a, 401, NULL, "unauthorized",
+               refused[i][0] ? refused[i][0] : "no token");
+        answer_free(&a);
+        http("GET", "/tickets/30001/history", refused[i], NULL, 0, &a);
+        ck_assert_int_eq(a.status, 401);
+        answer_free(&a);
+    }
+    http("GET", "/tickets/30001", right, NULL, 0, &a);
+    ck_assert_msg(a.status == 200 && same(jstr(a.json, "state"), "queued"),
+                  "%ld %s", a.status, a.body);
+    answer_free(&a);
+    http("GET", "/tickets/30001/history", right, NULL, 0, &a);
+    ck_assert_int_eq(a.status, 200);
+    answer_free(&a);
+    http("GET", "/healthz", NULL, NULL, 0, &a);
+    ck_assert_int_eq(a.status, 200);
+    answer_free(&a);
+    gate_stop();
+}
+END_TEST
+
+START_TEST(test_health_and_ready_without_upstream)
+{
+    json_object *v;
+    answer a;
+
+    gate_start(NULL);
+    http("GET", "/healthz", NULL, NULL, 0, &a);
+    ck_assert_msg(a.status == 200 && same(jstr(a.json, "status"), "up"),
+                  "%ld %s", a.status, a.body);
+    answer_free(&a);
+    http("GET", "/readyz", NULL, NULL, 0, &a);
+    ck_assert_msg(a.status == 200 && a.json &&
+                      json_object_object_get_ex(a.json, "ready", &v) &&
+                      json_object_get_boolean(v) &&
+                      jint(a.json, "outbox_depth") == 0,
+                  "%ld %s", a.status, a.body);
+    answer_free(&a);
+    gate_stop();
+}
+END_TEST
+
+/* ----- Forwarding ------------------------------------------------------- */
+
+static const char *const walk_in_files[] = {WALK_IN "01-join-live-queue.json",
+                                            WALK_IN "02-alert.json",
+                                            WALK_IN "03-move.json",
+                                            WALK_IN "04-serving.json",
+                                            WALK_IN "05-served.json",
+                                            WALK_IN "06-pharmacy-received.json",
+                                            WALK_IN
+                                            "07-pharmacy-dispensed.json",
+                                            WALK_IN "08-billing-paid.json",
+                                            WALK_IN "09-end-visit.json"};
+
+static const char *const no_show_files[] = {
+    NO_SHOW "01-join-live-queue.json", NO_SHOW "02-no-show.json",
+    NO_SHOW "03-no-show-canceled-by-system.json"};
+
+static void
+post_accepted(const char *rel)
+{
+    answer a;
+
+    post_fixture(rel, &a);
+    expect(&a, 200, "accepted", "none", rel);
+    answer_free(&a);
+}
+
+/* Waits until the HIS acknowledged n requests and the gate's outbox is
+ * empty. */
+static void
+wait_delivered(size_t n, long ms)
+{
+    int ok;
+
+    WAIT_FOR(ok, his_count(200) >= n, ms);
+    ck_assert_msg(ok, "the HIS acknowledged %zu of %zu steps in %ld ms",
+                  his_count(200), n, ms);
+    WAIT_FOR(ok, gate_sample("qgate_outbox_depth") == 0, WAIT_MS);
+    ck_assert_msg(ok, "the outbox did not empty after the HIS had all");
+}
+
+static void
+assert_outbox_empty(void)
+{
+    qg_store *st = store_ro();
+    uint64_t depth = 1, dead = 1;
+
+    ck_assert_int_eq(qg_outbox_stats(st, &depth, NULL, &dead), 0);
+    ck_assert_msg(depth == 0 && dead == 0, "outbox %" PRIu64 ", dead %" PRIu64,
+                  depth, dead);
+    qg_store_close(st);
+}
+
+/* The walk-in visit reaches the HIS step by step, each POST exactly the
+ * body Chup sent, named by the headers. */
+START_TEST(test_forward_visit_in_order)
+{
+    row rows[32];
+    size_t n = read_expect("visits/EXPECT", rows, COUNT(rows)), i, len;
+    const char *opts[] = {"--upstream", NULL, "--forward-timeout", "1", NULL};
+    char want[48];
+    uint64_t t;
+    qg_store *st;
+    char *body;
+
+    ck_assert_int_ge(n, 9);
+    his_start(HIS_ACCEPT);
+    opts[1] = his.url;
+    gate_start(opts);
+    for (i = 0; i < 9; i++)
+        post_accepted(walk_in_files[i]);
+    wait_delivered(9, WAIT_MS);
+    gate_stop();
+
+    st = store_ro();
+    t = ticket_of(st, 30001);
+    qg_store_close(st);
+    assert_outbox_empty();
+    ck_assert_uint_eq(his.n, 9);
+    ck_assert_uint_eq(his_ticket_order(t), 9);
+    for (i = 0; i < 9; i++) {
+        his_req *q = &his.reqs[i];
+
+        ck_assert_str_eq(rows[i].col[0], walk_in_files[i]);
+        ck_assert_str_eq(q->method, "POST");
+        ck_assert_str_eq(q->url, "/his");
+        ck_assert_str_eq(q->type, "application/json");
+        ck_assert_str_eq(q->verdict, "accepted");
+        snprintf(want, sizeof(want), "%" PRIu64 "-%zu", t, i + 1);
+        ck_assert_str_eq(q->delivery, want);
+        snprintf(want, sizeof(want), "%" PRIu64, t);
+        ck_assert_str_eq(q->ticket, want);
+        snprintf(want, sizeof(want), "%zu", i + 1);
+        ck_assert_str_eq(q->seq, want);
+        ck_assert_str_eq(q->lq, "30001");
+        ck_assert_str_eq(q->event, rows[i].col[2]);
+        ck_assert_str_eq(q->from, rows[i].col[3]);
+        ck_assert_str_eq(q->to, rows[i].col[4]);
+        body = tu_fixture(walk_in_files[i], &len);
+        ck_assert_msg(q->len == len && memcmp(q->body, body, len) == 0,
+                      "step %zu: the HIS got %zu bytes that differ from %s",
+                      i + 1, q->len, walk_in_files[i]);
+        free(body);
+    }
+}
+END_TEST
+
+/*
+ * Two tickets while the HIS fails: only each ticket's first step is
+ * tried, again and again; once the HIS accepts, each ticket's steps
+ * arrive in order, none before the previous one was acknowledged.
+ */
+START_TEST(test_forward_failure_keeps_ticket_order)
+{
+    static const char *const files[] = {WALK_IN "01-join-live-queue.json",
+                                        NO_SHOW "01-join-live-queue.json",
+                                        WALK_IN "02-alert.json",
+                                        NO_SHOW "02-no-show.json",
+                                        WALK_IN "03-move.json",
+                                        NO_SHOW
+                                        "03-no-show-canceled-by-system.json",
+                                        WALK_IN "04-serving.json",
+                                        WALK_IN "05-served.json"};
+    const char *opts[] = {"--upstream", NULL, "--forward-timeout", "1", NULL};
+    uint64_t walk, noshow;
+    double errors;
+    size_t i, failed;
+    qg_store *st;
+    int ok;
+
+    his_start(HIS_FAIL);
+    opts[1] = his.url;
+    gate_start(opts);
+    for (i = 0; i < COUNT(files); i++)
+        post_accepted(files[i]);
+    WAIT_FOR(ok, his_count(500) >= 4, WAIT_MS);
+    ck_assert_msg(ok, "the HIS saw %zu attempts while failing", his_count(-1));
+    pthread_mutex_lock(&his.lock);
+    for (i = 0; i < his.n; i++)
+        ck_assert_msg(strcmp(his.reqs[i].seq, "1") == 0,
+                      "step %s of ticket %s was sent while step 1 failed",
+                      his.reqs[i].seq, his.reqs[i].ticket);
+    pthread_mutex_unlock(&his.lock);
+
+    atomic_store(&his.mode, HIS_ACCEPT);
+    wait_delivered(COUNT(files), 15000);
+    failed = his_count(500);
+    errors = gate_sample("qgate_forward_attempts_total{result=\"http_error\"}");
+    ck_assert_msg(errors > 0 && errors == (double)failed,
+                  "http_error attempts %g, the HIS answered 500 %zu times",
+                  errors, failed);
+    ck_assert_int_eq(gate_sample("qgate_forward_attempts_total{result=\"ok\"}"),
+                     COUNT(files));
+    gate_stop();
+
+    st = store_ro();
+    walk = ticket_of(st, 30001);
+    noshow = ticket_of(st, 30003);
+    qg_store_close(st);
+    ck_assert_uint_eq(his_ticket_order(walk), 5);
+    ck_assert_uint_eq(his_ticket_order(noshow), 3);
+    ck_assert_uint_eq(his_count(200), COUNT(files));
+    assert_outbox_empty();
+}
+END_TEST
+
+/* /readyz until it answers `status`; its body is left in a. */
+static int
+wait_ready_status(long status, long ms, answer *a)
+{
+    int64_t until = now_ms() + ms;
+
+    for (;;) {
+        http("GET", "/readyz", NULL, NULL, 0, a);
+        if (a->status == status || now_ms() >= until)
+            return a->status == status;
+        answer_free(a);
+        sleep_ms(50);
+    }
+}
+
+/*
+ * A HIS that hangs holds up no answer to Chup; /readyz turns 503 once the
+ * HIS is unreachable (timeouts) and the backlog is at the limit, and 200
+ * again once the HIS answers.
+ */
+START_TEST(test_forward_hang_answers_quickly)
+{
+    const char *opts[] = {
+        "--upstream", NULL, "--forward-timeout", "1", "--ready-max-outbox",
+        "2",          NULL};
+    json_object *v;
+    answer a;
+    size_t i;
+
+    his_start(HIS_HANG);
+    opts[1] = his.url;
+    gate_start(opts);
+    post_fixture(walk_in_files[0], &a);
+    expect(&a, 200, "accepted", "none", walk_in_files[0]);
+    ck_assert_msg(a.ms < 1000, "answered in %" PRId64 " ms", a.ms);
+    answer_free(&a);
+    http("GET", "/readyz", NULL, NULL, 0, &a);
+    ck_assert_msg(a.status == 200, "one step waiting: %s", a.body);
+    answer_free(&a);
+
+    for (i = 1; i < 4; i++) {
+        post_fixture(walk_in_files[i], &a);
+        expect(&a, 200, "accepted", "none", walk_in_files[i]);
+        ck_assert_msg(a.ms < 1000, "%s answered in %" PRId64 " ms",
+                      walk_in_files[i], a.ms);
+        answer_free(&a);
+    }
+    ck_assert_msg(wait_ready_status(503, 5000, &a),
+                  "the HIS hangs and 4 steps wait, yet /readyz: %ld %s",
+                  a.status, a.body);
+    ck_assert_msg(json_object_object_get_ex(a.json, "upstream_reachable", &v) &&
+                      !json_object_get_boolean(v) &&
+                      jint(a.json, "outbox_depth") == 4,
+                  "%s", a.body);
+    answer_free(&a);
+
+    /* another ticket, while both forwarders may be stuck on the HIS */
+    post_fixture(no_show_files[0], &a);
+    expect(&a, 200, "accepted", "none", no_show_files[0]);
+    ck_assert_msg(a.ms < 1000, "answered in %" PRId64 " ms", a.ms);
+    answer_free(&a);
+
+    atomic_store(&his.mode, HIS_ACCEPT);
+    ck_assert_msg(wait_ready_status(200, 15000, &a),
+                  "the HIS answers again, yet /readyz: %ld %s", a.status,
+                  a.body);
+    answer_free(&a);
+    gate_stop();
+    pthread_mutex_lock(&his.lock);
+    for (i = 0; i < his.n; i++)
+        if (his.reqs[i].status == 0)
+            ck_assert_str_eq(his.reqs[i].seq, "1");
+    pthread_mutex_unlock(&his.lock);
+}
+END_TEST
+
+/* A HIS that answers, but 500 to every step, takes nothing: /readyz
+ * turns 503 at the backlog limit as for one that is down. */
+START_TEST(test_readyz_upstream_failing)
+{
+    const char *opts[] = {
+        "--upstream", NULL, "--forward-timeout", "1", "--ready-max-outbox",
+        "2",          NULL};
+    json_object *v;
+    answer a;
+    size_t i;
+
+    his_start(HIS_FAIL);
+    opts[1] = his.url;
+    gate_start(opts);
+    for (i = 0; i < 3; i++) {
+        post_fixture(walk_in_files[i], &a);
+        expect(&a, 200, "accepted", "none", walk_in_files[i]);
+        answer_free(&a);
+    }
+    ck_assert_msg(wait_ready_status(503, 5000, &a),
+                  "the HIS fails every step and 3 wait, yet /readyz: %ld %s",
+                  a.status, a.body);
+    ck_assert_msg(json_object_object_get_ex(a.json, "upstream_reachable", &v) &&
+                      !json_object_get_boolean(v),
+                  "%s", a.body);
+    answer_free(&a);
+    atomic_store(&his.mode, HIS_ACCEPT);
+    ck_assert_msg(wait_ready_status(200, 15000, &a),
+                  "the HIS takes steps again, yet /readyz: %ld %s", a.status,
+                  a.body);
+    answer_free(&a);
+    gate_stop();
+}
+END_TEST
+
+/* The same with nothing listening where the HIS should be. */
+START_TEST(test_readyz_upstream_closed_port)
+{
+    char url[64];
+    const char *opts[] = {
+        "--upstream", url, "--forward-timeout", "1", "--ready-max-outbox",
+        "2",          NULL};
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof(sin);
+    json_object *v;
+    answer a;
+    size_t i;
+    int fd;
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_ge(fd = socket(AF_INET, SOCK_STREAM, 0), 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+    close(fd); /* a port that was free a moment ago, and closed */
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/his", ntohs(sin.sin_port));
+    gate_start(opts);
+    post_fixture(walk_in_files[0], &a);
+    expect(&a, 200, "accepted", "none", walk_in_files[0]);
+    answer_free(&a);
+    http("GET", "/readyz", NULL, NULL, 0, &a);
+    ck_assert_msg(a.status == 200, "one step waiting: %s", a.body);
+    answer_free(&a);
+    for (i = 1; i < 3; i++) {
+        post_fixture(walk_in_files[i], &a);
+        expect(&a, 200, "accepted", "none", walk_in_files[i]);
+        ck_assert_msg(a.ms < 1000, "answered in %" PRId64 " ms", a.ms);
+        answer_free(&a);
+    }
+    ck_assert_msg(wait_ready_status(503, 5000, &a),
+                  "the HIS is down and 3 steps wait, yet /readyz: %ld %s",
+                  a.status, a.body);
+    ck_assert_msg(json_object_object_get_ex(a.json, "ready", &v) &&
+                      !json_object_get_boolean(v) &&
+                      jint(a.json, "outbox_depth") == 3,
+                  "%s", a.body);
+    answer_free(&a);
+    gate_stop();
+}
+END_TEST
+
+/*
+ * Steps of two tickets go to a HIS that fails, under --max-age 1: they
+ * all move to the dead list; `qgate outbox --dead` lists them (exit 1)
+ * and `--retry-all` moves them back to the outbox (exit 0).  The gate is
+ * stopped; the HIS is left accepting.
+ */
+static void
+dead_letter_and_requeue(uint64_t *walk, uint64_t *noshow)
+{
+    static const char *const files[] = {
+        WALK_IN "01-join-live-queue.json", NO_SHOW "01-join-live-queue.json",
+        WALK_IN "02-alert.json", NO_SHOW "02-no-show.json",
+        WALK_IN "03-move.json"};
+    const char *opts[] = {"--upstream", his.url,     "--forward-timeout",
+                          "1",          "--max-age", "1",
+                          NULL};
+    const char *dead_args[] = {"outbox", "--dead", "--json", "--db", db, NULL};
+    const char *retry_args[] = {"outbox", "--retry-all", "--db", db, NULL};
+    qg_outbox_entry e[16];
+    uint64_t last[2] = {0, 0};
+    char out[8192], *p;
+    size_t i, n;
+    qg_store *st;
+    int ok, code;
+
+    atomic_store(&his.mode, HIS_FAIL);
+    gate_start(opts);
+    for (i = 0; i < COUNT(files); i++)
+        post_accepted(files[i]);
+    WAIT_FOR(ok,
+             gate_sample("qgate_outbox_dead") == 5 &&
+                 gate_sample("qgate_outbox_depth") == 0,
+             WAIT_MS);
+    ck_assert_msg(ok, "not all dead after %d ms: depth %g, dead %g", WAIT_MS,
+                  gate_sample("qgate_outbox_depth"),
+                  gate_sample("qgate_outbox_dead"));
+    gate_stop();
+
+    st = store_ro();
+    *walk = ticket_of(st, 30001);
+    *noshow = ticket_of(st, 30003);
+    ck_assert_uint_eq(outbox_list(st, 0, e, COUNT(e)), 0);
+    n = outbox_list(st, 1, e, COUNT(e));
+    ck_assert_uint_eq(n, 5);
+    for (i = 0; i < n; i++) {
+        int k = e[i].ticket == *walk ? 0 : 1;
+
+        ck_assert(e[i].ticket == *walk || e[i].ticket == *noshow);
+        ck_assert(i == 0 || e[i].id > e[i - 1].id);
+        ck_assert_uint_eq(e[i].seq, last[k] + 1);
+        ck_assert_msg(e[i].last_error[0], "dead entry %" PRIu64 " says nothing",
+                      e[i].id);
+        last[k] = e[i].seq;
+    }
+    ck_assert(last[0] == 3 && last[1] == 2);
+    qg_store_close(st);
+
+    code = run_cli(dead_args, out, sizeof(out));
+    ck_assert_msg(code == 1, "outbox --dead: exit %d, want 1", code);
+    for (n = 0, p = out; (p = strstr(p, "\"dead\":true")) != NULL; p++)
+        n++;
+    ck_assert_msg(n == 5, "outbox --dead listed %zu: %s", n, out);
+    code = run_cli(retry_args, out, sizeof(out));
+    ck_assert_msg(code == 0, "outbox --retry-all: exit %d", code);
+    ck_assert_msg(strncmp(out, "5 ", 2) == 0, "retry-all said: %s", out);
+
+    st = store_ro();
+    ck_assert_uint_eq(outbox_list(st, 1, e, COUNT(e)), 0);
+    ck_assert_uint_eq(outbox_list(st, 0, e, COUNT(e)), 5);
+    qg_store_close(st);
+    atomic_store(&his.mode, HIS_ACCEPT);
+}
+
+/* Restarts the gate with opts and requires the 5 requeued steps to reach
+ * the HIS, each ticket's in order. */
+static void
+deliver_requeued(const char *const *opts, uint64_t walk, uint64_t noshow)
+{
+    size_t before = his_count(-1);
+    int ok;
+
+    gate_start(opts);
+    WAIT_FOR(ok, his_count(200) >= 5, WAIT_MS);
+    ck_assert_msg(ok,
+                  "after --retry-all the restarted gate delivered %zu of 5 "
+                  "(the HIS got %zu new requests; outbox %g, dead %g)",
+                  his_count(200), his_count(-1) - before,
+                  gate_sample("qgate_outbox_depth"),
+                  gate_sample("qgate_outbox_dead"));
+    WAIT_FOR(ok, gate_sample("qgate_outbox_depth") == 0, WAIT_MS);
+    gate_stop();
+    ck_assert_uint_eq(his_ticket_order(walk), 3);
+    ck_assert_uint_eq(his_ticket_order(noshow), 2);
+    ck_assert_uint_eq(his_count(200), 5);
+    assert_outbox_empty();
+}
+
+/* Dead-lettered, retried, and delivered in order by a gate restarted with
+ * the default --max-age. */
+START_TEST(test_forward_dead_letter_and_retry)
+{
+    const char *opts[] = {"--upstream", NULL, "--forward-timeout", "1", NULL};
+    uint64_t walk, noshow;
+
+    his_start(HIS_FAIL);
+    opts[1] = his.url;
+    dead_letter_and_requeue(&walk, &noshow);
+    deliver_requeued(opts, walk, noshow);
+}
+END_TEST
+
+/*
+ * The same, but the gate is restarted as it ran, --max-age 1 included.
+ * The requeued steps are older than that by now, as every step that died
+ * of age is older than the max age; retrying them must still send them.
+ */
+START_TEST(test_forward_retry_outlives_max_age)
+{
+    const char *opts[] = {
+        "--upstream", NULL, "--forward-timeout", "1", "--max-age", "1", NULL};
+    uint64_t walk, noshow;
+
+    his_start(HIS_FAIL);
+    opts[1] = his.url;
+    dead_letter_and_requeue(&walk, &noshow);
+    deliver_requeued(opts, walk, noshow);
+}
+END_TEST
+
+/*
+ * A gate stopped while the HIS fails keeps the steps; restarted on the
+ * same store with the HIS healthy, it delivers each once, in order.
+ */
+START_TEST(test_forward_resumes_after_restart)
+{
+    static const char *const files[] = {
+        WALK_IN "01-join-live-queue.json", NO_SHOW "01-join-live-queue.json",
+        WALK_IN "02-alert.json", NO_SHOW "02-no-show.json",
+        WALK_IN "03-move.json"};
+    const char *opts[] = {"--upstream", NULL, "--forward-timeout", "1", NULL};
+    qg_outbox_entry e[16];
+    uint64_t walk, noshow;
+    qg_store *st;
+    size_t i;
+    int ok;
+
+    his_start(HIS_FAIL);
+    opts[1] = his.url;
+    gate_start(opts);
+    for (i = 0; i < COUNT(files); i++)
+        post_accepted(files[i]);
+    WAIT_FOR(ok, his_count(500) >= 2, WAIT_MS);
+    ck_assert(ok);
+    gate_stop();
+
+    st = store_ro();
+    walk = ticket_of(st, 30001);
+    noshow = ticket_of(st, 30003);
+    ck_assert_uint_eq(outbox_list(st, 0, e, COUNT(e)), COUNT(files));
+    ck_assert_uint_eq(outbox_list(st, 1, e, COUNT(e)), 0);
+    qg_store_close(st);
+
+    atomic_store(&his.mode, HIS_ACCEPT);
+    gate_start(opts);
+    wait_delivered(COUNT(files), 15000);
+    gate_stop();
+    ck_assert_uint_eq(his_ticket_order(walk), 3);
+    ck_assert_uint_eq(his_ticket_order(noshow), 2);
+    ck_assert_uint_eq(his_count(200), COUNT(files));
+    assert_outbox_empty();
+}
+END_TEST
+
+/* ----- Concurrency ------------------------------------------------------ */
+
+typedef struct shot {
+    pthread_barrier_t *go;
+    const char *body;
+    size_t len;
+    answer a;
+} shot;
+
+static void *
+shoot(void *arg)
+{
+    shot *s = arg;
+
+    pthread_barrier_wait(s->go);
+    http_to(gate_port, "POST", WEBHOOK, as_json, s->body, s->len, &s->a);
+    return NULL;
+}
+
+/* Fires n shots at once; each answer is left in its shot. */
+static void
+volley(shot *shots, size_t n)
+{
+    pthread_barrier_t go;
+    pthread_t th[64];
+    size_t i;
+
+    ck_assert(n <= COUNT(th));
+    pthread_barrier_init(&go, NULL, (unsigned)n);
+    for (i = 0; i < n; i++) {
+        shots[i].go = &go;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, shoot, &shots[i]), 0);
+    }
+    for (i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&go);
+}
+
+#define CONFLICT_ROUNDS  5
+#define CONFLICT_CLIENTS 16
+
+/*
+ * 16 clients post, at the same moment, conflicting next steps of one
+ * queued ticket (Serving, No Show, Cancelled, Arrived, same timestamp,
+ * four clients each).  The gate decides them one after another: what it
+ * accepted is the ticket's history, a word of the machine, and everything
+ * else was refused by the state it met.
+ */
+START_TEST(test_conflicting_steps_legal_history)
+{
+    static const struct {
+        const char *state, *name;
+    } steps[] = {
+        {"{\"name\":\"SERVING\",\"value\":4}", "Serving"},
+        {"{\"name\":\"NO_SHOW\",\"value\":6}", "No Show"},
+        {"{\"name\":\"CANCELLED\",\"value\":7}", "Cancelled"},
+        {"{\"name\":\"ARRIVED\",\"value\":3}", "Arrived"},
+    };
+    static shot shots[CONFLICT_ROUNDS][CONFLICT_CLIENTS];
+    char *bodies[CONFLICT_ROUNDS][COUNT(steps)];
+    size_t lens[CONFLICT_ROUNDS][COUNT(steps)], len, fixture_len, r, i, k;
+    char *body, *fixture;
+    qg_record recs[32];
+    qg_history *h;
+    qg_finding fnd;
+    qg_ticket t;
+    qg_store *st;
+    unsigned records = 0, refused = 0;
+    answer a;
+    int rc;
+
+    /* the generator writes what the fixtures hold */
+    body = join_body(30001, &len);
+    fixture = tu_fixture(WALK_IN "01-join-live-queue.json", &fixture_len);
+    ck_assert(len == fixture_len && memcmp(body, fixture, len) == 0);
+    free(body);
+    free(fixture);
+
+    gate_start(NULL);
+    for (r = 0; r < CONFLICT_ROUNDS; r++) {
+        ck_assert_ptr_nonnull(body = join_body(62001 + (long long)r, &len));
+        http("POST", WEBHOOK, as_json, body, len, &a);
+        expect(&a, 200, "accepted", "none", "join");
+        answer_free(&a);
+        free(body);
+        for (k = 0; k < COUNT(steps); k++) {
+            bodies[r][k] =
+                step_body(62001 + (long long)r, "live_queue_updated",
+                          "2024-03-05T09:10:00+08:00", steps[k].state,
+                          steps[k].name, &lens[r][k]);
+            ck_assert_ptr_nonnull(bodies[r][k]);
+        }
+        for (i = 0; i < CONFLICT_CLIENTS; i++) {
+            shots[r][i].body = bodies[r][i % COUNT(steps)];
+            shots[r][i].len = lens[r][i % COUNT(steps)];
+        }
+        volley(shots[r], CONFLICT_CLIENTS);
+    }
+    gate_stop();
+
+    st = store_ro();
+    for (r = 0; r < CONFLICT_ROUNDS; r++) {
+        uint32_t accepted_seq[COUNT(steps)] = {0}, n = 0;
+        /* bit s: step s was answered "accepted"; the join is step 1 */
+        uint32_t seen = 3;
+
+        ck_assert_int_eq(
+            qg_store_ticket(st, QG_ID_LIVE_QUEUE, 62001 + (long long)r, &t), 0);
+        ck_assert_int_eq(qg_history_open(st, t.id, &h), 0);
+        while (n < COUNT(recs) && (rc = qg_history_next(h, &recs[n])) == 0) {
+            recs[n].body = NULL;
+            n++;
+        }
+        qg_history_close(h);
+        ck_assert(n >= 1 && n == t.records);
+        /* a word of the machine */
+        ck_assert(recs[0].from == QG_ST_NEW && recs[0].event == QG_EV_JOIN);
+        for (k = 0; k < n; k++) {
+            ck_assert_uint_eq(recs[k].seq, k + 1);
+            ck_assert_int_eq(qg_machine_next(recs[k].from, recs[k].event),
+                             (int)recs[k].to);
+            if (k > 0)
+                ck_assert_int_eq(recs[k].from, recs[k - 1].to);
+        }
+        ck_assert_int_eq(t.state, recs[n - 1].to);
+        ck_assert_int_eq(qg_store_verify_ticket(st, t.id, &fnd), 0);
+        ck_assert_msg(!fnd.found, "ticket %" PRIu64 ": %s", t.id, fnd.what);
+
+        /* each accepted answer is one record; each refusal met a state
+         * of this history in which its event is illegal */
+        for (i = 0; i < CONFLICT_CLIENTS; i++) {
+            answer *s = &shots[r][i].a;
+            const char *verdict = jstr(s->json, "verdict");
+            int64_t seq = jint(s->json, "seq");
+            qg_state from, to;
+            qg_event ev;
+
+            ck_assert_msg(s->rc == CURLE_OK && s->json, "round %zu: %s", r,
+                          curl_easy_strerror(s->rc));
+            if (!same(verdict, "accepted"))
+                continue;
+            ck_assert_int_eq(s->status, 200);
+            ck_assert_msg(seq >= 2 && seq <= n, "accepted as step %" PRId64,
+                          seq);
+            ck_assert_msg(!(seen & (1u << seq)),
+                          "two answers accepted as "
+                          "step %" PRId64,
+                          seq);
+            seen |= 1u << seq;
+            ck_assert_int_eq(qg_event_from_name(jstr(s->json, "event"), &ev),
+                             0);
+            ck_assert_int_eq(qg_state_from_name(jstr(s->json, "from"), &from),
+                             0);
+            ck_assert_int_eq(qg_state_from_name(jstr(s->json, "to"), &to), 0);
+            ck_assert(recs[seq - 1].event == ev && recs[seq - 1].from == from &&
+                      recs[seq - 1].to == to);
+            accepted_seq[i % COUNT(steps)] = (uint32_t)seq;
+        }
+        ck_assert_msg(seen == (2u << n) - 1,
+                      "round %zu: %u records, accepted answers 0x%x", r, n,
+                      seen);
+        for (i = 0; i < CONFLICT_CLIENTS; i++) {
+            answer *s = &shots[r][i].a;
+            const char *verdict = jstr(s->json, "verdict");
+            qg_state from;
+            qg_event ev;
+            int met = 0;
+
+            if (same(verdict, "accepted"))
+                continue;
+            if (same(verdict, "duplicate")) {
+                ck_assert_int_eq(s->status, 200);
+                ck_assert_int_eq(jint(s->json, "seq"),
+                                 accepted_seq[i % COUNT(steps)]);
+                continue;
+            }
+            ck_assert_msg(s->status == 409 && same(verdict, "rejected"),
+                          "round %zu: %ld %s", r, s->status, s->body);
+            ck_assert_int_eq(qg_event_from_name(jstr(s->json, "event"), &ev),
+                             0);
+            ck_assert_int_eq(qg_state_from_name(jstr(s->json, "from"), &from),
+                             0);
+            ck_assert_msg(qg_machine_next(from, ev) < 0, "%s", s->body);
+            for (k = 0; k < n; k++)
+                met |= recs[k].to == from;
+            ck_assert_msg(met, "refused in a state the ticket never had: %s",
+                          s->body);
+        }
+        for (i = 0; i < CONFLICT_CLIENTS; i++) {
+            refused += shots[r][i].a.status == 409;
+            answer_free(&shots[r][i].a);
+        }
+        for (k = 0; k < COUNT(steps); k++)
+            free(bodies[r][k]);
+        records += n;
+    }
+    qg_store_close(st);
+    printf("conflicts: %d rounds of %d clients: %u records, %u refused\n",
+           CONFLICT_ROUNDS, CONFLICT_CLIENTS, records, refused);
+}
+END_TEST
+
+#define GROUP_CLIENTS 32
+
+/* 32 tickets posted at once with --durability group: all accepted, in
+ * fewer commits than deliveries. */
+START_TEST(test_group_commit_shares_commits)
+{
+    static const char *const opts[] = {"--durability", "group", NULL};
+    shot shots[GROUP_CLIENTS];
+    double count, sum;
+    char *text;
+    size_t i;
+
+    gate_start(opts);
+    for (i = 0; i < GROUP_CLIENTS; i++) {
+        shots[i].body = join_body(63001 + (long long)i, &shots[i].len);
+        ck_assert_ptr_nonnull(shots[i].body);
+    }
+    volley(shots, GROUP_CLIENTS);
+    for (i = 0; i < GROUP_CLIENTS; i++) {
+        expect(&shots[i].a, 200, "accepted", "none", "concurrent join");
+        answer_free(&shots[i].a);
+        free((char *)shots[i].body);
+    }
+    text = scrape();
+    count = sample_value(text, "qgate_commit_batch_size_count");
+    sum = sample_value(text, "qgate_commit_batch_size_sum");
+    free(text);
+    printf("group commit: %d deliveries in %g commits\n", GROUP_CLIENTS, count);
+    ck_assert_msg(sum == GROUP_CLIENTS, "batch sizes sum to %g", sum);
+    ck_assert_msg(count >= 1 && count < GROUP_CLIENTS,
+                  "%d concurrent deliveries took %g commits", GROUP_CLIENTS,
+                  count);
+    gate_stop();
+}
+END_TEST
+
+/* ----- Crash ------------------------------------------------------------ */
+
+#define CRASH_ROUNDS    6
+#define CRASH_CLIENTS   4
+#define CRASH_PER_ROUND 3000
+#define CRASH_BASE      700000LL
+
+enum { C_UNSENT, C_SENT, C_ACKED, C_OTHER };
+
+static struct {
+    atomic_int state[CRASH_ROUNDS * CRASH_PER_ROUND];
+    atomic_long next;
+    long end;
+    atomic_int stop;
+} crash;
+
+static void *
+crash_client(void *arg)
+{
+    long slot, guard;
+    CURLcode rc;
+    size_t len;
+    char *body;
+    answer a;
+
+    (void)arg;
+    for (guard = 0; guard < CRASH_PER_ROUND && !atomic_load(&crash.stop);
+         guard++) {
+        if ((slot = atomic_fetch_add(&crash.next, 1)) >= crash.end)
+            break;
+        if ((body = join_body(CRASH_BASE + slot, &len)) == NULL)
+            break;
+        atomic_store(&crash.state[slot], C_SENT);
+        rc = http_to(gate_port, "POST", WEBHOOK, as_json, body, len, &a);
+        free(body);
+        if (rc == CURLE_OK)
+            atomic_store(&crash.state[slot],
+                         a.status == 200 &&
+                                 same(jstr(a.json, "verdict"), "accepted")
+                             ? C_ACKED
+                             : C_OTHER);
+        answer_free(&a);
+        if (rc != CURLE_OK)
+            break; /* the gate is gone */
+    }
+    return NULL;
+}
+
+/* The HIS's acknowledged request for step 1 of ticket t, or NULL. */
+static const his_req *
+his_find(uint64_t t)
+{
+    char want[48];
+    size_t i;
+
+    snprintf(want, sizeof(want), "%" PRIu64 "-1", t);
+    for (i = 0; i < his.n; i++)
+        if (his.reqs[i].status == 200 &&
+            strcmp(his.reqs[i].delivery, want) == 0)
+            return &his.reqs[i];
+    return NULL;
+}
+
+/*
+ * kill -9 under load, again and again: whatever the gate answered
+ * "accepted" is in the store exactly once, and on its way to the HIS
+ * (still in the outbox) or there already.
+ */
+START_TEST(test_kill9_keeps_acknowledged)
+{
+    const char *opts[] = {"--upstream", NULL, "--forward-timeout", "1", NULL};
+    long rounds, sent = 0, acked = 0, unanswered = 0, kept = 0, lost = 0,
+                 in_outbox = 0, at_his = 0, twice = 0, slot;
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+    qg_outbox_entry *box;
+    pthread_t th[CRASH_CLIENTS];
+    size_t nbox, i, len;
+    qg_tickets *it;
+    qg_finding fnd;
+    qg_history *h;
+    qg_record rec;
+    qg_ticket t;
+    qg_store *st;
+    char *body;
+    int ok;
+
+    printf("crash: seed %u\n", seed);
+    his_start(HIS_ACCEPT);
+    opts[1] = his.url;
+    for (rounds = 0; rounds < CRASH_ROUNDS; rounds++) {
+        gate_start(opts);
+        atomic_store(&crash.next, rounds * CRASH_PER_ROUND);
+        crash.end = (rounds + 1) * CRASH_PER_ROUND;
+        atomic_store(&crash.stop, 0);
+        for (i = 0; i < CRASH_CLIENTS; i++)
+            ck_assert_int_eq(pthread_create(&th[i], NULL, crash_client, NULL),
+                             0);
+        sleep_ms(100 + (long)(rand_r(&seed) % 400));
+        gate_kill();
+        atomic_store(&crash.stop, 1);
+        for (i = 0; i < CRASH_CLIENTS; i++)
+            pthread_join(th[i], NULL);
+    }
+    /* once more, to forward what waits, and a clean stop */
+    gate_start(opts);
+    WAIT_FOR(ok, gate_sample("qgate_outbox_depth") == 0, WAIT_MS);
+    gate_stop();
+    ck_assert_uint_eq(his.dropped, 0);
+
+    st = store_ro();
+    box = calloc(CRASH_ROUNDS * CRASH_PER_ROUND, sizeof(*box));
+    ck_assert_ptr_nonnull(box);
+    nbox = outbox_list(st, 0, box, CRASH_ROUNDS * CRASH_PER_ROUND);
+    for (slot = 0; slot < CRASH_ROUNDS * CRASH_PER_ROUND; slot++) {
+        int s = atomic_load(&crash.state[slot]), rc, found = 0;
+
+        if (s == C_UNSENT)
+            continue;
+        sent++;
+        ck_assert_msg(s != C_OTHER,
+                      "live-queue %lld: answered but not "
+                      "accepted",
+                      CRASH_BASE + slot);
+        rc = qg_store_ticket(st, QG_ID_LIVE_QUEUE, CRASH_BASE + slot, &t);
+        if (s == C_SENT) {
+            unanswered++;
+            if (rc == QG_NOTFOUND)
+                continue;
+        } else {
+            acked++;
+        }
+        if (rc != 0 || t.records != 1) {
+            lost++;
+            fprintf(stderr, "live-queue %lld: %s, %u records\n",
+                    CRASH_BASE + slot, qg_strerror(rc), rc ? 0 : t.records);
+            continue;
+        }
+        kept += s == C_SENT;
+        ck_assert_int_eq(qg_history_open(st, t.id, &h), 0);
+        ck_assert_int_eq(qg_history_next(h, &rec), 0);
+        body = join_body(CRASH_BASE + slot, &len);
+        ck_assert_msg(rec.body_len == len && memcmp(rec.body, body, len) == 0,
+                      "live-queue %lld: the stored body differs",
+                      CRASH_BASE + slot);
+        qg_history_close(h);
+        for (i = 0; i < nbox && !found; i++)
+            found = box[i].ticket == t.id && box[i].seq == 1;
+        if (found) {
+            in_outbox++;
+        } else {
+            const his_req *q = his_find(t.id);
+
+            if (q == NULL || q->len != len || memcmp(q->body, body, len)) {
+                lost++;
+                fprintf(stderr,
+                        "live-queue %lld (ticket %" PRIu64
+                        "): neither in the outbox nor at the HIS\n",
+                        CRASH_BASE + slot, t.id);
+            } else {
+                at_his++;
+            }
+        }
+        free(body);
+    }
+    /* every ticket whole; every step the HIS got was one the store holds */
+    ck_assert_int_eq(qg_tickets_open(st, &it), 0);
+    while (qg_tickets_next(it, &t) == 0) {
+        ck_assert_int_eq(qg_store_verify_ticket(st, t.id, &fnd), 0);
+        ck_assert_msg(!fnd.found, "ticket %" PRIu64 ": %s", t.id, fnd.what);
+    }
+    qg_tickets_close(it);
+    for (i = 0; i < his.n; i++) {
+        uint64_t tk = strtoull(his.reqs[i].ticket, NULL, 10);
+        size_t j;
+
+        ck_assert_str_eq(his.reqs[i].seq, "1");
+        ck_assert_int_eq(qg_history_open(st, tk, &h), 0);
+        ck_assert_int_eq(qg_history_next(h, &rec), 0);
+        ck_assert(rec.body_len == his.reqs[i].len &&
+                  memcmp(rec.body, his.reqs[i].body, rec.body_len) == 0);
+        qg_history_close(h);
+        for (j = 0; j < i; j++)
+            if (his.reqs[i].status == 200 && his.reqs[j].status == 200 &&
+                strcmp(his.reqs[j].delivery, his.reqs[i].delivery) == 0) {
+                twice++;
+                break;
+            }
+    }
+    qg_store_close(st);
+    free(box);
+    printf("crash: %ld rounds, %ld sent, %ld acknowledged, %ld unanswered "
+           "(%ld of them recorded), %ld at the HIS (%ld sent twice), %ld "
+           "still in the outbox, lost: %ld\n",
+           rounds, sent, acked, unanswered, kept, at_his, twice, in_outbox,
+           lost);
+    ck_assert_int_gt(acked, 0);
+    ck_assert_int_eq(lost, 0);
+}
+END_TEST
+
+/*
+ * SIGTERM while a delivery is half sent: the gate stops listening, lets
+ * the delivery finish and be answered, then exits 0.
+ */
+START_TEST(test_sigterm_finishes_request_in_flight)
+{
+    struct sockaddr_in sin;
+    char head[256], resp[4096];
+    size_t len, got = 0;
+    char *body = tu_fixture(WALK_IN "01-join-live-queue.json", &len);
+    int64_t until;
+    struct pollfd pfd;
+    qg_ticket t;
+    qg_store *st;
+    int fd, fd2, status, n;
+    ssize_t r;
+
+    gate_start(NULL);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = htons((uint16_t)gate_port);
+    ck_assert_int_ge(fd = socket(AF_INET, SOCK_STREAM, 0), 0);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    n = snprintf(head, sizeof(head),
+                 "POST " WEBHOOK " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                 "Connection: close\r\n\r\n",
+                 len);
+    ck_assert_int_eq(send(fd, head, (size_t)n, MSG_NOSIGNAL), n);
+    ck_assert_int_eq(send(fd, body, len / 2, MSG_NOSIGNAL), (ssize_t)(len / 2));
+    sleep_ms(200);
+    ck_assert_int_eq(kill(gate_pid, SIGTERM), 0);
+    sleep_ms(300);
+    ck_assert_msg(waitpid(gate_pid, &status, WNOHANG) == 0,
+                  "the gate exited with a request in flight");
+
+    /* no new connections meanwhile */
+    ck_assert_int_ge(fd2 = socket(AF_INET, SOCK_STREAM, 0), 0);
+    ck_assert_msg(connect(fd2, (struct sockaddr *)&sin, sizeof(sin)) != 0,
+                  "a stopping gate accepted a new connection");
+    close(fd2);
+
+    ck_assert_int_eq(send(fd, body + len / 2, len - len / 2, MSG_NOSIGNAL),
+                     (ssize_t)(len - len / 2));
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    until = now_ms() + WAIT_MS;
+    while (got < sizeof(resp) - 1 && now_ms() < until) {
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        if ((r = recv(fd, resp + got, sizeof(resp) - 1 - got, 0)) <= 0)
+            break;
+        got += (size_t)r;
+    }
+    resp[got] = '\0';
+    close(fd);
+    ck_assert_msg(strncmp(resp, "HTTP/1.1 200", 12) == 0 &&
+                      strstr(resp, "\"verdict\":\"accepted\"") != NULL,
+                  "the request in flight got: %s", resp);
+    status = gate_wait_exit(WAIT_MS);
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "status 0x%x", status);
+    free(body);
+
+    st = store_ro();
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    ck_assert_uint_eq(t.records, 1);
+    qg_store_close(st);
+}
+END_TEST
+
+/* ----- Metrics ---------------------------------------------------------- */
+
+/*
+ * A checker for the Prometheus text exposition format (version 0.0.4):
+ * "# HELP name text" and "# TYPE name type" lines, other comments, and
+ * samples `name{label="value",...} value [timestamp]`.  Every sample's
+ * family is typed before it and its lines are together; histogram buckets
+ * are cumulative per label set and end at le="+Inf", equal to _count.
+ * Returns the number of samples, or -1 with err set.
+ */
+#define PROM_FAMILIES 64
+#define PROM_HSAMPLES 512
+
+typedef struct prom_family {
+    char name[128], type[12];
+    int helped, closed;
+} prom_family;
+
+typedef struct prom_hsample {
+    int family;
+    int kind; /* 0 _bucket, 1 _sum, 2 _count */
+    char group[256];
+    double le, value;
+} prom_hsample;
+
+typedef struct prom {
+    prom_family fam[PROM_FAMILIES];
+    int nfam, current;
+    prom_hsample hs[PROM_HSAMPLES];
+    int nhs;
+} prom;
+
+static int
+prom_name(const char **p, char *out, size_t cap, int label)
+{
+    const char *s = *p;
+    size_t n = 0;
+
+#define NAME_CHAR(c, first)                                                    \
+    (isalpha((unsigned char)(c)) || (c) == '_' || (!label && (c) == ':') ||    \
+     (!(first) && isdigit((unsigned char)(c))))
+    if (!NAME_CHAR(s[0], 1))
+        return -1;
+    while (NAME_CHAR(s[n], 0))
+        n++;
+#undef NAME_CHAR
+    if (n >= cap)
+        return -1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    *p = s + n;
+    return 0;
+}
+
+static int
+prom_float(const char *s, double *v)
+{
+    char *end;
+
+    if (strcmp(s, "+Inf") == 0 || strcmp(s, "Inf") == 0) {
+        *v = INFINITY;
+        return 0;
+    }
+    if (strcmp(s, "-Inf") == 0) {
+        *v = -INFINITY;
+        return 0;
+    }
+    if (strcmp(s, "NaN") == 0) {
+        *v = NAN;
+        return 0;
+    }
+    if (*s == '\0' || isspace((unsigned char)*s))
+        return -1;
+    errno = 0;
+    *v = strtod(s, &end);
+    return *end == '\0' && errno == 0 && isfinite(*v) ? 0 : -1;
+}
+
+static int
+prom_find(prom *pm, const char *name)
+{
+    int i;
+
+    for (i = 0; i < pm->nfam; i++)
+        if (strcmp(pm->fam[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* The family a HELP, TYPE or sample line names becomes the current one;
+ * a family that was left may not come back. */
+static int
+prom_enter(prom *pm, const char *name, char *err, size_t errlen)
+{
+    int f = prom_find(pm, name);
+
+    if (f < 0) {
+        if (pm->nfam == PROM_FAMILIES) {
+            snprintf(err, errlen, "too many families");
+            return -1;
+        }
+        f = pm->nfam++;
+        memset(&pm->fam[f], 0, sizeof(pm->fam[f]));
+        snprintf(pm->fam[f].name, sizeof(pm->fam[f].name), "%s", name);
+    }
+    if (pm->fam[f].closed) {
+        snprintf(err, errlen, "family %s is split", name);
+        return -1;
+    }
+    if (pm->current >= 0 && pm->current != f)
+        pm->fam[pm->current].closed = 1;
+    pm->current = f;
+    return f;
+}
+
+/* The typed family of a sample name, and which histogram part it is. */
+static int
+prom_family_of(prom *pm, const char *name, int *kind)
+{
+    static const char *const suffix[] = {"_bucket", "_sum", "_count"};
+    char base[128];
+    size_t n = strlen(name), k;
+    int f = prom_find(pm, name);
+
+    *kind = -1;
+    if (f >= 0 && pm->fam[f].type[0] && strcmp(pm->fam[f].type, "histogram"))
+        return f;
+    for (k = 0; k < COUNT(suffix); k++) {
+        size_t s = strlen(suffix[k]);
+
+        if (n <= s || strcmp(name + n - s, suffix[k]) != 0)
+            continue;
+        snprintf(base, sizeof(base), "%.*s", (int)(n - s), name);
+        f = prom_find(pm, base);
+        if (f >= 0 && (strcmp(pm->fam[f].type, "histogram") == 0 ||
+                       (k > 0 && strcmp(pm->fam[f].type, "summary") == 0))) {
+            *kind = (int)k;
+            return f;
+        }
+    }
+    return -1;
+}
+
+static int
+prom_sample(prom *pm, const char *line, char *err, size_t errlen)
+{
+    char name[128], label[128], group[256] = "", value[64], tsbuf[32];
+    const char *p = line, *vstart;
+    double v, le = NAN;
+    int f, kind, has_le = 0;
+    size_t g = 0, n;
+
+    if (prom_name(&p, name, sizeof(name), 0)) {
+        snprintf(err, errlen, "bad metric name");
+        return -1;
+    }
+    if (*p == '{') {
+        p++;
+        while (*p != '}') {
+            if (prom_name(&p, label, sizeof(label), 1) || *p++ != '=' ||
+                *p++ != '"') {
+                snprintf(err, errlen, "bad label in %s", name);
+                return -1;
+            }
+            vstart = p;
+            while (*p && *p != '"') {
+                if (*p == '\\') {
+                    if (p[1] != '\\' && p[1] != '"' && p[1] != 'n') {
+                        snprintf(err, errlen, "bad escape in %s", name);
+                        return -1;
+                    }
+                    p++;
+                }
+                p++;
+            }
+            if (*p != '"') {
+                snprintf(err, errlen, "unterminated label value in %s", name);
+                return -1;
+            }
+            if (strcmp(label, "le") == 0) {
+                char buf[64];
+
+                snprintf(buf, sizeof(buf), "%.*s", (int)(p - vstart), vstart);
+                if (prom_float(buf, &le)) {
+                    snprintf(err, errlen, "bad le \"%s\"", buf);
+                    return -1;
+                }
+                has_le = 1;
+            } else {
+                n = (size_t)snprintf(group + g, sizeof(group) - g,
+                                     "%s%s=\"%.*s\"", g ? "," : "", label,
+                                     (int)(p - vstart), vstart);
+                g = g + n < sizeof(group) ? g + n : sizeof(group) - 1;
+            }
+            p++;
+            if (*p == ',')
+                p++;
+            else if (*p != '}') {
+                snprintf(err, errlen, "expected , or } in %s", name);
+                return -1;
+            }
+        }
+        p++;
+    }
+    if (*p++ != ' ') {
+        snprintf(err, errlen, "expected a blank after %s", name);
+        return -1;
+    }
+    n = strcspn(p, " ");
+    snprintf(value, sizeof(value), "%.*s", (int)n, p);
+    if (n >= sizeof(value) || prom_float(value, &v)) {
+        snprintf(err, errlen, "bad value \"%s\" of %s", value, name);
+        return -1;
+    }
+    p += n;
+    if (*p == ' ') {
+        p++;
+        n = strspn(p, "-0123456789");
+        snprintf(tsbuf, sizeof(tsbuf), "%s", p);
+        if (n == 0 || p[n] != '\0') {
+            snprintf(err, errlen, "bad timestamp \"%s\" of %s", tsbuf, name);
+            return -1;
+        }
+    }
+    if ((f = prom_family_of(pm, name, &kind)) < 0) {
+        snprintf(err, errlen, "sample %s has no TYPE before it", name);
+        return -1;
+    }
+    if (prom_enter(pm, pm->fam[f].name, err, errlen) < 0)
+        return -1;
+    if (strcmp(pm->fam[f].type, "histogram") == 0) {
+        if (kind < 0 || (kind == 0) != has_le) {
+            snprintf(err, errlen, "%s: not a histogram sample", name);
+            return -1;
+        }
+        if (pm->nhs == PROM_HSAMPLES) {
+            snprintf(err, errlen, "too many histogram samples");
+            return -1;
+        }
+        pm->hs[pm->nhs].family = f;
+        pm->hs[pm->nhs].kind = kind;
+        snprintf(pm->hs[pm->nhs].group, sizeof(pm->hs[0].group), "%s", group);
+        pm->hs[pm->nhs].le = le;
+        pm->hs[pm->nhs].value = v;
+        pm->nhs++;
+    }
+    return 0;
+}
+
+static int
+prom_comment(prom *pm, const char *line, char *err, size_t errlen)
+{
+    static const char *const types[] = {"counter", "gauge", "histogram",
+                                        "summary", "untyped"};
+    char name[128];
+    const char *p;
+    size_t k;
+    int f, help = strncmp(line, "# HELP ", 7) == 0;
+
+    if (!help && strncmp(line, "# TYPE ", 7) != 0)
+        return 0; /* a comment */
+    p = line + 7;
+    if (prom_name(&p, name, sizeof(name), 0) || (*p != ' ' && *p != '\0')) {
+        snprintf(err, errlen, "bad name in \"%.64s\"", line);
+        return -1;
+    }
+    if ((f = prom_enter(pm, name, err, errlen)) < 0)
+        return -1;
+    if (*p == ' ')
+        p++;
+    if (help) {
+        if (pm->fam[f].helped++) {
+            snprintf(err, errlen, "second HELP for %s", name);
+            return -1;
+        }
+        for (; *p; p++)
+            if (*p == '\\' && p[1] != '\\' && p[1] != 'n') {
+                snprintf(err, errlen, "bad escape in HELP of %s", name);
+                return -1;
+            } else if (*p == '\\') {
+                p++;
+            }
+        return 0;
+    }
+    for (k = 0; k < COUNT(types); k++)
+        if (strcmp(p, types[k]) == 0)
+            break;
+    if (k == COUNT(types)) {
+        snprintf(err, errlen, "%s: unknown type \"%s\"", name, p);
+        return -1;
+    }
+    if (pm->fam[f].type[0]) {
+        snprintf(err, errlen, "second TYPE for %s", name);
+        return -1;
+    }
+    snprintf(pm->fam[f].type, sizeof(pm->fam[f].type), "%s", types[k]);
+    return 0;
+}
+
+/* Per histogram and label set: le rising, counts not falling, ending at
+ * +Inf equal to _count, with a _sum. */
+static int
+prom_histograms(prom *pm, char *err, size_t errlen)
+{
+    int i, j;
+
+    for (i = 0; i < pm->nhs; i++) {
+        prom_hsample *first = &pm->hs[i], *last = NULL;
+        int seen_count = 0, seen_sum = 0;
+
+        if (first->kind != 0)
+            continue;
+        for (j = 0; j < i; j++)
+            if (pm->hs[j].kind == 0 && pm->hs[j].family == first->family &&
+                strcmp(pm->hs[j].group, first->group) == 0)
+                break;
+        if (j < i)
+            continue; /* this group was checked from its first bucket */
+        for (j = i; j < pm->nhs; j++) {
+            prom_hsample *s = &pm->hs[j];
+
+            if (s->family != first->family || strcmp(s->group, first->group))
+                continue;
+            if (s->kind == 0) {
+                if (last && !(s->le > last->le && s->value >= last->value)) {
+                    snprintf(err, errlen,
+                             "%s{%s}: bucket le=%g (%g) after le=%g (%g)",
+                             pm->fam[s->family].name, s->group, s->le, s->value,
+                             last->le, last->value);
+                    return -1;
+                }
+                last = s;
+            } else if (s->kind == 1) {
+                seen_sum++;
+            } else {
+                seen_count++;
+                if (!last || !isinf(last->le) || last->value != s->value) {
+                    snprintf(err, errlen,
+                             "%s{%s}: _count %g, last bucket le=%g %g",
+                             pm->fam[s->family].name, s->group, s->value,
+                             last ? last->le : NAN, last ? last->value : NAN);
+                    return -1;
+                }
+            }
+        }
+        if (seen_count != 1 || seen_sum != 1 || !isinf(last->le)) {
+            snprintf(err, errlen, "%s{%s}: %d _count, %d _sum, no +Inf",
+                     pm->fam[first->family].name, first->group, seen_count,
+                     seen_sum);
+            return -1;
+        }
+    }
+    for (i = 0; i < pm->nhs; i++)
+        if (pm->hs[i].kind != 0) {
+            for (j = 0; j < pm->nhs; j++)
+                if (pm->hs[j].kind == 0 &&
+                    pm->hs[j].family == pm->hs[i].family &&
+                    strcmp(pm->hs[j].group, pm->hs[i].group) == 0)
+                    break;
+            if (j == pm->nhs) {
+                snprintf(err, errlen, "%s{%s}: no buckets",
+                         pm->fam[pm->hs[i].family].name, pm->hs[i].group);
+                return -1;
+            }
+        }
+    return 0;
+}
+
+static int
+prom_check(const char *text, char *err, size_t errlen)
+{
+    static prom pm;
+    char line[1024], where[64];
+    const char *p = text, *nl;
+    int samples = 0, lineno = 0, rc;
+
+    memset(&pm, 0, sizeof(pm));
+    pm.current = -1;
+    if (*text == '\0' || text[strlen(text) - 1] != '\n') {
+        snprintf(err, errlen, "the text does not end with a newline");
+        return -1;
+    }
+    for (; *p; p = nl + 1) {
+        nl = strchr(p, '\n');
+        lineno++;
+        if ((size_t)(nl - p) >= sizeof(line)) {
+            snprintf(err, errlen, "line %d is too long", lineno);
+            return -1;
+        }
+        snprintf(line, sizeof(line), "%.*s", (int)(nl - p), p);
+        if (line[0] == '\0')
+            continue;
+        if (line[0] == '#') {
+            rc = prom_comment(&pm, line, err, errlen);
+        } else {
+            rc = prom_sample(&pm, line, err, errlen);
+            samples++;
+        }
+        if (rc) {
+            snprintf(where, sizeof(where), " (line %d)", lineno);
+            if (strlen(err) + strlen(where) < errlen)
+                strcat(err, where);
+            return -1;
+        }
+    }
+    if (prom_histograms(&pm, err, errlen))
+        return -1;
+    return samples;
+}
+
+/* The checker itself: it passes a text that uses the format's corners
+ * and refuses each kind of fault. */
+START_TEST(test_metrics_checker_refuses_faults)
+{
+    static const char good[] =
+        "# a comment\n"
+        "# HELP a_total A \\\\ counter\\n.\n"
+        "# TYPE a_total counter\n"
+        "a_total{x=\"q\\\"uote\",y=\"\"} 1 1700000000000\n"
+        "a_total{x=\"b\",} 2.5e3\n"
+        "\n"
+        "# TYPE g gauge\n"
+        "g -1\n"
+        "g{k=\"v\"} NaN\n"
+        "# TYPE h histogram\n"
+        "h_bucket{k=\"1\",le=\"0.5\"} 1\n"
+        "h_bucket{k=\"1\",le=\"+Inf\"} 3\n"
+        "h_sum{k=\"1\"} 7\n"
+        "h_count{k=\"1\"} 3\n"
+        "h_bucket{k=\"2\",le=\"+Inf\"} 0\n"
+        "h_sum{k=\"2\"} 0\n"
+        "h_count{k=\"2\"} 0\n";
+    static const char *const bad[] = {
+        "x 1\n",
+        "# TYPE x counter\nx 1",
+        "# TYPE x counter\nx{a=\"b} 1\n",
+        "# TYPE x counter\nx{a=b} 1\n",
+        "# TYPE x counter\nx{1a=\"b\"} 1\n",
+        "# TYPE x counter\nx{a=\"\\q\"} 1\n",
+        "# TYPE x counter\nx one\n",
+        "# TYPE x counter\nx  1\n",
+        "# TYPE x counter\nx 1 soon\n",
+        "# TYPE x counter\n# TYPE x gauge\nx 1\n",
+        "# TYPE x counte\nx 1\n",
+        "# TYPE 1x counter\n1x 1\n",
+        "# TYPE x counter\n# TYPE y counter\nx 1\ny 1\nx 2\n",
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\n"
+        "h_sum 1\nh_count 1\n",
+        "# TYPE h histogram\nh_bucket{le=\"2\"} 1\nh_bucket{le=\"1\"} 1\n"
+        "h_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\n"
+        "h_sum 1\nh_count 3\n",
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n",
+        "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n",
+        "# TYPE h histogram\nh 1\n",
+    };
+    char err[256];
+    size_t i;
+
+    ck_assert_msg(prom_check(good, err, sizeof(err)) == 11, "%s", err);
+    for (i = 0; i < COUNT(bad); i++)
+        ck_assert_msg(prom_check(bad[i], err, sizeof(err)) == -1,
+                      "accepted: %s", bad[i]);
+}
+END_TEST
+
+/* /metrics after some traffic is valid exposition text with the families
+ * the gate documents. */
+START_TEST(test_metrics_exposition_format)
+{
+    static const struct {
+        const char *name, *type;
+    } families[] = {
+        {"qgate_deliveries_total", "counter"},
+        {"qgate_store_errors_total", "counter"},
+        {"qgate_http_responses_total", "counter"},
+        {"qgate_request_duration_seconds", "histogram"},
+        {"qgate_commit_batch_size", "histogram"},
+        {"qgate_outbox_depth", "gauge"},
+        {"qgate_outbox_dead", "gauge"},
+        {"qgate_forward_attempts_total", "counter"},
+    };
+    static const char *const plain[] = {"Content-Type: text/plain", NULL};
+    char err[256], type[128], want[160];
+    const char *opts[] = {"--upstream", NULL, NULL};
+    answer a;
+    size_t i;
+    int samples;
+
+    his_start(HIS_ACCEPT);
+    opts[1] = his.url;
+    gate_start(opts);
+    for (i = 0; i < 9; i++)
+        post_accepted(walk_in_files[i]);
+    post_fixture(walk_in_files[0], &a);
+    answer_free(&a);
+    post_fixture("malformed/not-json.json", &a);
+    answer_free(&a);
+    http("POST", WEBHOOK, plain, "{}", 2, &a);
+    answer_free(&a);
+    http("GET", "/tickets/30001", NULL, NULL, 0, &a);
+    answer_free(&a);
+    wait_delivered(9, WAIT_MS);
+
+    http("GET", "/metrics", NULL, NULL, 0, &a);
+    ck_assert_int_eq(a.status, 200);
+    ck_assert_msg(strncmp(head_value(&a, "Content-Type", type, sizeof(type)),
+                          "text/plain; version=0.0.4", 25) == 0,
+                  "Content-Type %s", type);
+    samples = prom_check(a.body, err, sizeof(err));
+    ck_assert_msg(samples > 0, "/metrics: %s\n%s", err, a.body);
+    for (i = 0; i < COUNT(families); i++) {
+        snprintf(want, sizeof(want), "# TYPE %s %s\n", families[i].name,
+                 families[i].type);
+        ck_assert_msg(strstr(a.body, want) != NULL, "no \"%.*s\"",
+                      (int)strlen(want) - 1, want);
+    }
+    ck_assert_int_eq(
+        sample_value(a.body, "qgate_forward_attempts_total{result=\"ok\"}"), 9);
+    ck_assert_int_eq(sample_value(a.body, "qgate_outbox_depth"), 0);
+    answer_free(&a);
+    gate_stop();
+}
+END_TEST
+
+/* The deliveries counter counts exactly the answers given, by verdict and
+ * code: every fixture of malformed/EXPECT and visits/EXPECT, duplicates,
+ * and bodies too large, announced or chunked. */
+START_TEST(test_metrics_count_answers)
+{
+    static const char *const opts[] = {"--max-body", "8192", NULL};
+    static const char *const chunked[] = {"Content-Type: application/json",
+                                          "Transfer-Encoding: chunked", NULL};
+    row rows[96];
+    size_t n = read_expect("malformed/EXPECT", rows, COUNT(rows)), i;
+    unsigned long tally[QG_REASON_COUNT] = {0};
+    source big = {NULL, 65536, 0}, huge = {NULL, (size_t)32 << 20, 0};
+    char sample[160], *text;
+    qg_reason reason;
+    answer a;
+    double v;
+    int r;
+
+    n += read_expect("visits/EXPECT", rows + n, COUNT(rows) - n);
+    gate_start(opts);
+    for (r = 0; r < 2; r++) /* the second time: duplicates */
+        for (i = 0; i < n; i++) {
+            post_fixture(rows[i].col[0], &a);
+            ck_assert_msg(qg_reason_from_name(jstr(a.json, "code"), &reason) ==
+                              0,
+                          "%s: %s", rows[i].col[0], a.body);
+            tally[reason]++;
+            answer_free(&a);
+        }
+    http_full(gate_port, "POST", WEBHOOK, chunked, NULL, 0, &big, 0, &a);
+    expect(&a, 413, NULL, "too_large", "chunked");
+    tally[QG_R_TOO_LARGE]++;
+    answer_free(&a);
+    http_full(gate_port, "POST", WEBHOOK, as_json, NULL, 0, &huge, 1, &a);
+    expect(&a, 413, NULL, "too_large", "announced");
+    tally[QG_R_TOO_LARGE]++;
+    answer_free(&a);
+    /* not deliveries */
+    http("GET", WEBHOOK, NULL, NULL, 0, &a);
+    answer_free(&a);
+    http("POST", "/elsewhere", as_json, "{}", 2, &a);
+    answer_free(&a);
+
+    ck_assert_uint_eq(tally[QG_R_NONE], 18);
+    text = scrape();
+    for (i = 0; i < QG_REASON_COUNT; i++) {
+        snprintf(sample, sizeof(sample),
+                 "qgate_deliveries_total{verdict=\"%s\",code=\"%s\"}",
+                 qg_verdict_name(qg_reason_verdict((qg_reason)i)),
+                 qg_reason_name((qg_reason)i));
+        v = sample_value(text, sample);
+        ck_assert_msg(v == (double)tally[i], "%s is %g, %lu answers", sample, v,
+                      tally[i]);
+    }
+    free(text);
+    gate_stop();
+}
+END_TEST
+
+/* ----- the suite -------------------------------------------------------- */
+
+Suite *serve_suite(void);
+
+Suite *
+serve_suite(void)
+{
+    Suite *s = suite_create("serve");
+    TCase *answers = tcase_create("Answers");
+    TCase *forwarding = tcase_create("Forwarding");
+    TCase *concurrency = tcase_create("Concurrency");
+    TCase *crash_tc = tcase_create("Crash");
+    TCase *metrics = tcase_create("Metrics");
+
+    tcase_add_checked_fixture(answers, setup, teardown);
+    tcase_set_timeout(answers, 60);
+    tcase_add_test(answers, test_webhook_status_table);
+    tcase_add_test(answers, test_webhook_malformed_expect);
+    tcase_add_test(answers, test_webhook_illegal_expect);
+    tcase_add_test(answers, test_webhook_visits_expect);
+    tcase_add_test(answers, test_webhook_too_large_refused_early);
+    tcase_add_test(answers, test_webhook_too_large_chunked);
+    tcase_add_test(answers, test_webhook_media_type);
+    tcase_add_test(answers, test_webhook_wrong_method);
+    tcase_add_test(answers, test_webhook_wrong_path);
+    tcase_add_test(answers, test_webhook_store_unavailable);
+    tcase_add_test(answers, test_read_api_ticket_and_history);
+    tcase_add_test(answers, test_read_api_bearer_token);
+    tcase_add_test(answers, test_health_and_ready_without_upstream);
+    suite_add_tcase(s, answers);
+
+    tcase_add_checked_fixture(forwarding, setup, teardown);
+    tcase_set_timeout(forwarding, 90);
+    tcase_add_test(forwarding, test_forward_visit_in_order);
+    tcase_add_test(forwarding, test_forward_failure_keeps_ticket_order);
+    tcase_add_test(forwarding, test_forward_hang_answers_quickly);
+    tcase_add_test(forwarding, test_readyz_upstream_closed_port);
+    tcase_add_test(forwarding, test_readyz_upstream_failing);
+    tcase_add_test(forwarding, test_forward_dead_letter_and_retry);
+    tcase_add_test(forwarding, test_forward_retry_outlives_max_age);
+    tcase_add_test(forwarding, test_forward_resumes_after_restart);
+    suite_add_tcase(s, forwarding);
+
+    tcase_add_checked_fixture(concurrency, setup, teardown);
+    tcase_set_timeout(concurrency, 60);
+    tcase_add_test(concurrency, test_conflicting_steps_legal_history);
+    tcase_add_test(concurrency, test_group_commit_shares_commits);
+    suite_add_tcase(s, concurrency);
+
+    tcase_add_checked_fixture(crash_tc, setup, teardown);
+    tcase_set_timeout(crash_tc, 120);
+    tcase_add_test(crash_tc, test_kill9_keeps_acknowledged);
+    tcase_add_test(crash_tc, test_sigterm_finishes_request_in_flight);
+    suite_add_tcase(s, crash_tc);
+
+    tcase_add_checked_fixture(metrics, setup, teardown);
+    tcase_set_timeout(metrics, 60);
+    tcase_add_test(metrics, test_metrics_checker_refuses_faults);
+    tcase_add_test(metrics, test_metrics_exposition_format);
+    tcase_add_test(metrics, test_metrics_count_answers);
+    suite_add_tcase(s, metrics);
+
+    return s;
+}
+
+int
+main(void)
+{
+    return tu_run(serve_suite());
+}
