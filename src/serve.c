@@ -58,7 +58,8 @@ typedef struct gate {
     forwarder *fwd;
     struct MHD_Daemon *d;
     atomic_ulong next_request;
-    atomic_long in_flight;
+    atomic_long in_flight; /* requests begun and not yet completed */
+    atomic_long answering; /* of those, deliveries handed to the committer */
 } gate;
 
 typedef struct request {
@@ -253,6 +254,7 @@ webhook_data(request *r, const char *data, size_t *size)
                                 msg);
         }
         r->state = QUEUED;
+        atomic_fetch_add(&r->g->answering, 1);
         r->p.body = r->body ? r->body : "";
         r->p.len = r->len;
         r->p.done = committed;
@@ -476,6 +478,8 @@ completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                   r->id, r->status,
                   toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "true" : "false",
                   elapsed);
+    if (r->state != READING)
+        atomic_fetch_sub(&g->answering, 1);
     free(r->body);
     free(r);
     *con_cls = NULL;
@@ -802,7 +806,7 @@ cmd_serve(cli *c, int argc, char **argv)
     forward_options fo;
     sigset_t sigs;
     int rc, sig;
-    int64_t deadline;
+    int64_t deadline, grace;
 
     memset(&g, 0, sizeof(g));
     g.c = c;
@@ -904,8 +908,15 @@ cmd_serve(cli *c, int argc, char **argv)
         if (s != MHD_INVALID_SOCKET)
             close(s);
     }
+    /* Deliveries handed to the committer are committed and answered (up
+     * to 30 s).  Bodies still arriving get 5 s to arrive; a client that
+     * went silent or away mid-body delivered nothing, and may send again
+     * to the next gate. */
     deadline = now_us() + 30 * 1000000LL;
-    while (atomic_load(&g.in_flight) > 0 && now_us() < deadline)
+    grace = now_us() + 5 * 1000000LL;
+    while (now_us() < deadline &&
+           (atomic_load(&g.answering) > 0 ||
+            (atomic_load(&g.in_flight) > 0 && now_us() < grace)))
         usleep(10000);
     rc = EXIT_OK;
 out:
