@@ -155,6 +155,15 @@ qg_engine_load_mapping(qg_engine *eng, const char *path, char *err,
     return qg__mapping_load(eng->map, path, err, errlen);
 }
 
+int64_t
+qg__now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* ----- one delivery --------------------------------------------------- */
 
 typedef struct job {
@@ -545,15 +554,6 @@ decide(qg__txn *t, void *arg)
     return record_accepted(t, j, &row);
 }
 
-static int64_t
-now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Checks arguments and runs steps 1-5 of one body into j. */
 static int
 prepare(job *j, qg_engine *eng, const char *body, size_t len, int dry,
@@ -567,7 +567,7 @@ prepare(job *j, qg_engine *eng, const char *body, size_t len, int dry,
     j->body = body ? body : "";
     j->len = len;
     j->dry = dry;
-    j->received_us = now_us();
+    j->received_us = qg__now_us();
     j->res = res;
     j->pre = examine(j);
     return 0;

@@ -24,6 +24,7 @@
 #include <curl/curl.h>
 
 #include "gate.h"
+#include "qgate_int.h"
 
 #define SCAN_MAX   20000 /* entries looked at per scan */
 #define SEEN_SLOTS 65536 /* > 2 * SCAN_MAX, a power of two */
@@ -45,15 +46,6 @@ struct forwarder {
     atomic_int reachable;
     uint64_t *seen; /* the dispatcher's per-scan ticket set */
 };
-
-static int64_t
-now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* Open addressing; 0 is the empty slot (ticket numbers start at 1).
  * Returns 1 if the ticket was already in the set. */
@@ -223,7 +215,7 @@ attempt(forwarder *f, CURL *curl, const qg_outbox_entry *e)
     if (delay > f->o.backoff_max_us)
         delay = f->o.backoff_max_us;
     delay = delay * 3 / 4 + (int64_t)(rand() % 1000) * (delay / 2) / 1000;
-    qg_outbox_defer(f->st, e->id, now_us() + delay, why);
+    qg_outbox_defer(f->st, e->id, qg__now_us() + delay, why);
     log_event("warn", "forward failed",
               ",\"outbox\":%" PRIu64 ",\"ticket\":%" PRIu64 ",\"seq\":%" PRIu32
               ",\"attempt\":%" PRIu32
@@ -275,7 +267,7 @@ scan(forwarder *f)
     qg_outbox_entry e, *due = NULL;
     uint64_t *bury = NULL;
     size_t ndue = 0, nbury = 0, free_slots, looked = 0, i;
-    int64_t now = now_us(), next = now + 1000000;
+    int64_t now = qg__now_us(), next = now + 1000000;
 
     pthread_mutex_lock(&f->lock);
     free_slots = f->nworkers - f->ninflight;

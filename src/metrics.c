@@ -46,12 +46,34 @@ metrics_batch(size_t n)
     atomic_fetch_add(&gate_metrics.batch_sum, n);
 }
 
+/* A histogram family from per-bucket counts (made cumulative here).  The
+ * bounds are doubles or unsigned, whichever is given. */
+static void
+histogram(FILE *f, const char *name, const char *help, atomic_ulong *counts,
+          int n, const double *dbounds, const unsigned *ubounds, double sum,
+          unsigned long count)
+{
+    unsigned long cum = 0;
+    int i;
+
+    fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (i = 0; i < n; i++) {
+        cum += atomic_load(&counts[i]);
+        if (dbounds)
+            fprintf(f, "%s_bucket{le=\"%g\"} %lu\n", name, dbounds[i], cum);
+        else
+            fprintf(f, "%s_bucket{le=\"%u\"} %lu\n", name, ubounds[i], cum);
+    }
+    cum += atomic_load(&counts[n]);
+    fprintf(f, "%s_bucket{le=\"+Inf\"} %lu\n%s_sum %.6f\n%s_count %lu\n", name,
+            cum, name, sum, name, count);
+}
+
 void
 metrics_render(FILE *f, qg_store *st)
 {
     static const char *const fwd[FWD_KINDS] = {"ok", "http_error",
                                                "network_error"};
-    unsigned long cum;
     uint64_t depth = 0, dead = 0;
     int64_t oldest = 0;
     struct timespec now;
@@ -78,37 +100,15 @@ metrics_render(FILE *f, qg_store *st)
         fprintf(f, "qgate_http_responses_total{class=\"%dxx\"} %lu\n", i,
                 atomic_load(&gate_metrics.http[i]));
 
-    fprintf(f, "# HELP qgate_request_duration_seconds Time from a request's "
-               "arrival to its answer.\n"
-               "# TYPE qgate_request_duration_seconds histogram\n");
-    for (i = 0, cum = 0; i < LATENCY_BUCKETS; i++) {
-        cum += atomic_load(&gate_metrics.latency[i]);
-        fprintf(f, "qgate_request_duration_seconds_bucket{le=\"%g\"} %lu\n",
-                latency_bounds[i], cum);
-    }
-    cum += atomic_load(&gate_metrics.latency[LATENCY_BUCKETS]);
-    fprintf(f,
-            "qgate_request_duration_seconds_bucket{le=\"+Inf\"} %lu\n"
-            "qgate_request_duration_seconds_sum %.6f\n"
-            "qgate_request_duration_seconds_count %lu\n",
-            cum, (double)atomic_load(&gate_metrics.latency_sum_us) / 1e6,
-            atomic_load(&gate_metrics.latency_count));
-
-    fprintf(f, "# HELP qgate_commit_batch_size Deliveries per store "
-               "commit.\n"
-               "# TYPE qgate_commit_batch_size histogram\n");
-    for (i = 0, cum = 0; i < BATCH_BUCKETS; i++) {
-        cum += atomic_load(&gate_metrics.batch[i]);
-        fprintf(f, "qgate_commit_batch_size_bucket{le=\"%u\"} %lu\n",
-                batch_bounds[i], cum);
-    }
-    cum += atomic_load(&gate_metrics.batch[BATCH_BUCKETS]);
-    fprintf(f,
-            "qgate_commit_batch_size_bucket{le=\"+Inf\"} %lu\n"
-            "qgate_commit_batch_size_sum %lu\n"
-            "qgate_commit_batch_size_count %lu\n",
-            cum, atomic_load(&gate_metrics.batch_sum),
-            atomic_load(&gate_metrics.batch_count));
+    histogram(f, "qgate_request_duration_seconds",
+              "Time from a request's arrival to its answer.",
+              gate_metrics.latency, LATENCY_BUCKETS, latency_bounds, NULL,
+              (double)atomic_load(&gate_metrics.latency_sum_us) / 1e6,
+              atomic_load(&gate_metrics.latency_count));
+    histogram(f, "qgate_commit_batch_size", "Deliveries per store commit.",
+              gate_metrics.batch, BATCH_BUCKETS, NULL, batch_bounds,
+              (double)atomic_load(&gate_metrics.batch_sum),
+              atomic_load(&gate_metrics.batch_count));
 
     qg_outbox_stats(st, &depth, &oldest, &dead);
     clock_gettime(CLOCK_REALTIME, &now);

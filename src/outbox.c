@@ -85,15 +85,6 @@ del_entry(qg__txn *t, MDB_dbi dbi, uint64_t id)
     return qg__from_mdb(mdb_del(t->txn, dbi, &k, NULL));
 }
 
-static int64_t
-now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 int
 qg__outbox_enabled(const qg_store *st)
 {
@@ -273,7 +264,7 @@ defer(qg__txn *t, void *arg)
     if ((rc = get_entry(t, t->st->outbox, c->id, &e)))
         return rc;
     e.attempts++;
-    e.last_attempt_us = now_us();
+    e.last_attempt_us = qg__now_us();
     e.next_attempt_us = c->next_us;
     snprintf(e.last_error, sizeof(e.last_error), "%s",
              c->error ? c->error : "");
@@ -418,7 +409,7 @@ requeue_all(qg__txn *t, uint64_t ticket, uint64_t *moved)
         /* A second life: due now, and its age (which decides when it
          * is given up again) counts from now. */
         e.attempts = 0;
-        e.created_us = e.next_attempt_us = now_us();
+        e.created_us = e.next_attempt_us = qg__now_us();
         e.last_error[0] = '\0';
         if ((rc = put_entry(t, t->st->outbox, &e)) == 0 &&
             (rc = del_entry(t, t->st->dead, e.id)) == 0)

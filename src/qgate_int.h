@@ -15,6 +15,9 @@
 #define QG__HEX_SIG_LEN 64
 #define QG__JSON_DEPTH  32 /* Chup's payloads nest 4 deep; notes may add */
 
+/* The wall clock in Unix microseconds (engine.c). */
+int64_t qg__now_us(void);
+
 /* lifecycle.c ---------------------------------------------------------- */
 
 /*

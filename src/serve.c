@@ -30,6 +30,7 @@
 
 #include "cli.h"
 #include "gate.h"
+#include "qgate_int.h"
 
 typedef struct gate {
     /* options: flags, then the config file, then defaults */
@@ -75,15 +76,6 @@ typedef struct request {
     enum { READING, QUEUED, DONE } state;
     pending p;
 } request;
-
-static int64_t
-now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* ----- answers ---------------------------------------------------------- */
 
@@ -416,7 +408,7 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
             return MHD_NO;
         r->g = g;
         r->conn = conn;
-        r->start_us = now_us();
+        r->start_us = qg__now_us();
         snprintf(r->id, sizeof(r->id), "%lx-%lu",
                  (unsigned long)(r->start_us / 1000000) & 0xfffff,
                  atomic_fetch_add(&g->next_request, 1));
@@ -457,7 +449,7 @@ completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     if (r == NULL)
         return;
-    elapsed = now_us() - r->start_us;
+    elapsed = qg__now_us() - r->start_us;
     metrics_request(r->status, elapsed);
     if (r->state == DONE && r->p.rc == 0)
         log_event("info", "delivery",
@@ -912,11 +904,11 @@ cmd_serve(cli *c, int argc, char **argv)
      * to 30 s).  Bodies still arriving get 5 s to arrive; a client that
      * went silent or away mid-body delivered nothing, and may send again
      * to the next gate. */
-    deadline = now_us() + 30 * 1000000LL;
-    grace = now_us() + 5 * 1000000LL;
-    while (now_us() < deadline &&
+    deadline = qg__now_us() + 30 * 1000000LL;
+    grace = qg__now_us() + 5 * 1000000LL;
+    while (qg__now_us() < deadline &&
            (atomic_load(&g.answering) > 0 ||
-            (atomic_load(&g.in_flight) > 0 && now_us() < grace)))
+            (atomic_load(&g.in_flight) > 0 && qg__now_us() < grace)))
         usleep(10000);
     rc = EXIT_OK;
 out:
