@@ -177,6 +177,7 @@ typedef struct job {
     qg__event_map em;
     qg_reason pre;        /* the verdict of steps 1-5 */
     qg_event state_event; /* for QG__RULE_STATE */
+    qg_id_kind found_by;  /* the alias that found the ticket, or TICKET */
     unsigned char digest[QG__DIGEST_LEN];
     qg_result *res;
 } job;
@@ -284,11 +285,16 @@ find_ticket(qg__txn *t, job *j, qg__ticket_row *row)
 
     memset(row, 0, sizeof(*row));
     row->t.state = QG_ST_NEW;
-    if (j->res->live_queue_id)
-        rc = qg__find_alias(t, QG_ID_LIVE_QUEUE, j->res->live_queue_id, &id);
+    j->found_by = QG_ID_TICKET;
+    if (j->res->live_queue_id &&
+        (rc = qg__find_alias(t, QG_ID_LIVE_QUEUE, j->res->live_queue_id,
+                             &id)) == 0)
+        j->found_by = QG_ID_LIVE_QUEUE;
     /* A live-queue entry made from an appointment continues its ticket. */
-    if (rc == QG_NOTFOUND && j->res->appointment_id)
-        rc = qg__find_alias(t, QG_ID_APPOINTMENT, j->res->appointment_id, &id);
+    if (rc == QG_NOTFOUND && j->res->appointment_id &&
+        (rc = qg__find_alias(t, QG_ID_APPOINTMENT, j->res->appointment_id,
+                             &id)) == 0)
+        j->found_by = QG_ID_APPOINTMENT;
     if (rc == 0)
         rc = qg__get_ticket(t, id, row);
     return rc;
@@ -401,18 +407,21 @@ record_accepted(qg__txn *t, job *j, qg__ticket_row *row)
             return rc;
         row->t.first_received_us = j->received_us;
     }
+    /* Every id the delivery names finds the ticket from now on; the ones
+     * that already do are not written again. */
+    if (res->live_queue_id && j->found_by != QG_ID_LIVE_QUEUE &&
+        (rc =
+             qg__put_alias(t, QG_ID_LIVE_QUEUE, res->live_queue_id, row->t.id)))
+        return rc;
+    if (res->appointment_id && j->found_by != QG_ID_APPOINTMENT &&
+        res->appointment_id != row->t.appointment_id &&
+        (rc = qg__put_alias(t, QG_ID_APPOINTMENT, res->appointment_id,
+                            row->t.id)))
+        return rc;
     if (res->live_queue_id && !row->t.live_queue_id)
         row->t.live_queue_id = res->live_queue_id;
     if (res->appointment_id && !row->t.appointment_id)
         row->t.appointment_id = res->appointment_id;
-    /* Every id the delivery names finds the ticket from now on. */
-    if ((res->live_queue_id &&
-         (rc = qg__put_alias(t, QG_ID_LIVE_QUEUE, res->live_queue_id,
-                             row->t.id))) ||
-        (res->appointment_id &&
-         (rc = qg__put_alias(t, QG_ID_APPOINTMENT, res->appointment_id,
-                             row->t.id))))
-        return rc;
 
     memset(&rec, 0, sizeof(rec));
     rec.ticket = row->t.id;
