@@ -1,0 +1,696 @@
+/*
+ * bench_engine.c - the engine in process, no HTTP: deliveries per second
+ * on one core for each durability, the cost of each phase of a delivery,
+ * and beside each mode a raw LMDB put loop that writes the same records
+ * with the same durability and commit grouping (the disk's limit).
+ *
+ *   bench_engine --day FILE --secret-file F --dir DIR [--seconds S]
+ *                [--max N] [--summary FILE] [--only KEY]
+ *
+ * FILE holds signed deliveries, one per line (tests/gen_day).  Every mode
+ * starts from an empty store in DIR and applies the day from its first
+ * delivery, until the day ends or S seconds (default 4) have passed.
+ * Prints Markdown tables on stdout; with --summary, also key=value lines
+ * for tests/bench/run.sh.  --only runs one mode (sync1, group16, group64,
+ * group256, nosync1, nosync256), for a profiler.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "bench_util.h"
+#include "qgate_int.h"
+
+typedef struct mode {
+    const char *name;
+    const char *key; /* for the summary */
+    qg_durability durability;
+    size_t batch; /* 1: qg_engine_apply; more: qg_engine_apply_batch */
+} mode;
+
+static const mode modes[] = {
+    {"sync, commit per delivery", "sync1", QG_SYNC, 1},
+    {"sync, group commit of 16", "group16", QG_SYNC, 16},
+    {"sync, group commit of 64", "group64", QG_SYNC, 64},
+    {"sync, group commit of 256", "group256", QG_SYNC, 256},
+    {"nosync, commit per delivery", "nosync1", QG_NOSYNC, 1},
+    {"nosync, group commit of 256", "nosync256", QG_NOSYNC, 256},
+};
+#define NMODES (sizeof(modes) / sizeof(*modes))
+
+typedef struct outcome {
+    size_t count;
+    int64_t wall_ns, cpu_ns;
+    int64_t store_bytes; /* data.mdb at the end */
+    int64_t commit_p50_ns, commit_p99_ns, commit_max_ns; /* per call */
+    unsigned long verdicts[QG_IGNORED + 1];
+} outcome;
+
+/* What the raw loop writes per delivery, worked out before it runs. */
+typedef struct raw_item {
+    uint64_t ticket; /* Chup's data.id */
+    uint32_t seq;
+    int fresh; /* first delivery of this id: an alias row too */
+    unsigned char digest[QG__DIGEST_LEN];
+} raw_item;
+
+static bench_lines day;
+static unsigned char secret[4096];
+static size_t secret_len;
+
+static void die(const char *what, const char *why) __attribute__((noreturn));
+
+static void
+die(const char *what, const char *why)
+{
+    fprintf(stderr, "bench_engine: %s: %s\n", what, why);
+    exit(2);
+}
+
+static void
+remove_store(const char *dir)
+{
+    char path[4096 + 16];
+
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/lock.mdb", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+static int64_t
+file_size(const char *dir)
+{
+    char path[4096 + 16];
+    struct stat sb;
+
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    return stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+/* ----- phases ------------------------------------------------------------ */
+
+typedef struct phases {
+    size_t n;
+    double parse_us, signature_us, digest_us, machine_us;
+    double jsonc_us;    /* of parse: json-c alone, as chup.c calls it */
+    double envelope_us; /* of parse: json-c and the envelope scanner */
+} phases;
+
+typedef struct decoded {
+    qg__span payload, signature;
+    char event[48], state[48];
+} decoded;
+
+/*
+ * Each phase timed in a loop of its own over the same deliveries, so the
+ * clock is read twice per phase and not per call: parse (json-c and the
+ * envelope scanner, then the payload's fields), signature (HMAC-SHA256 of
+ * the payload's bytes, checked), digest (SHA-256, the duplicate key),
+ * machine (mapping of Chup's names, then the lifecycle step).
+ */
+static void
+measure_phases(size_t n, phases *ph)
+{
+    decoded *dec = calloc(n, sizeof(*dec));
+    qg__mapping *map = NULL;
+    qg__envelope env;
+    qg__delivery d;
+    unsigned char digest[QG__DIGEST_LEN];
+    char detail[256];
+    int64_t t0;
+    size_t i;
+    unsigned sink = 0;
+
+    if (dec == NULL || qg__mapping_new(&map))
+        die("phases", "out of memory");
+    ph->n = n;
+
+    t0 = bench_now_ns();
+    for (i = 0; i < n; i++) {
+        struct json_tokener *tok = json_tokener_new_ex(QG__JSON_DEPTH);
+        json_object *o;
+
+        if (tok == NULL)
+            die("phases", "out of memory");
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+                                        JSON_TOKENER_VALIDATE_UTF8);
+        o = json_tokener_parse_ex(tok, day.line[i], (int)day.len[i]);
+        json_tokener_free(tok);
+        json_object_put(o);
+    }
+    ph->jsonc_us = (double)(bench_now_ns() - t0) / 1e3 / (double)n;
+
+    t0 = bench_now_ns();
+    for (i = 0; i < n; i++) {
+        sink += qg__envelope_parse(day.line[i], day.len[i], &env, detail,
+                                   sizeof(detail));
+        qg__envelope_free(&env);
+    }
+    ph->envelope_us = (double)(bench_now_ns() - t0) / 1e3 / (double)n;
+
+    t0 = bench_now_ns();
+    for (i = 0; i < n; i++) {
+        memset(&env, 0, sizeof(env));
+        memset(&d, 0, sizeof(d));
+        if (qg__envelope_parse(day.line[i], day.len[i], &env, detail,
+                               sizeof(detail)) == QG_R_NONE &&
+            qg__payload_head(&env, &d, detail, sizeof(detail)) == QG_R_NONE)
+            sink += qg__payload_fields(&d, 1, detail, sizeof(detail));
+        qg__envelope_free(&env);
+    }
+    ph->parse_us = (double)(bench_now_ns() - t0) / 1e3 / (double)n;
+
+    /* What the next loops need, copied out untimed. */
+    for (i = 0; i < n; i++) {
+        memset(&env, 0, sizeof(env));
+        memset(&d, 0, sizeof(d));
+        if (qg__envelope_parse(day.line[i], day.len[i], &env, detail,
+                               sizeof(detail)) == QG_R_NONE &&
+            qg__payload_head(&env, &d, detail, sizeof(detail)) == QG_R_NONE &&
+            qg__payload_fields(&d, 1, detail, sizeof(detail)) == QG_R_NONE) {
+            dec[i].payload = env.payload_text;
+            dec[i].signature = env.signature;
+            snprintf(dec[i].event, sizeof(dec[i].event), "%s", d.event_name);
+            snprintf(dec[i].state, sizeof(dec[i].state), "%s",
+                     d.state_name ? d.state_name : "");
+        }
+        qg__envelope_free(&env);
+    }
+
+    t0 = bench_now_ns();
+    for (i = 0; i < n; i++)
+        sink += qg__signature_check(secret, secret_len, dec[i].payload,
+                                    dec[i].signature);
+    ph->signature_us = (double)(bench_now_ns() - t0) / 1e3 / (double)n;
+    if (sink)
+        fprintf(stderr,
+                "bench_engine: %u deliveries failed to decode or "
+                "verify in the phase loops\n",
+                sink);
+
+    t0 = bench_now_ns();
+    for (i = 0; i < n; i++) {
+        qg__digest(dec[i].payload.p, dec[i].payload.len, digest);
+        sink += digest[0];
+    }
+    ph->digest_us = (double)(bench_now_ns() - t0) / 1e3 / (double)n;
+
+    t0 = bench_now_ns();
+    for (i = 0; i < n; i++) {
+        qg__event_map em = qg__mapping_event(map, dec[i].event);
+        qg_event ev = em.event;
+
+        if (em.rule == QG__RULE_STATE) {
+            memset(&d, 0, sizeof(d));
+            d.state_name = dec[i].state;
+            ev = qg__mapping_state(map, &d);
+        }
+        sink += (unsigned)qg_machine_next(QG_ST_QUEUED, ev) +
+                qg_machine_allowed(QG_ST_QUEUED);
+    }
+    ph->machine_us = (double)(bench_now_ns() - t0) / 1e3 / (double)n;
+    if (sink == 0x5eed)
+        putchar(' '); /* keeps the loops from being optimised away */
+    qg__mapping_free(map);
+    free(dec);
+}
+
+/* Durations of the calls that commit (qg_engine_apply, a batch, a raw
+ * commit), for their percentiles. */
+typedef struct lat {
+    int64_t *v;
+    size_t n, cap;
+} lat;
+
+static void
+lat_add(lat *l, int64_t ns)
+{
+    if (l->n == l->cap) {
+        int64_t *grown;
+
+        l->cap = l->cap ? l->cap * 2 : 4096;
+        if ((grown = realloc(l->v, l->cap * sizeof(*grown))) == NULL)
+            die("latencies", "out of memory");
+        l->v = grown;
+    }
+    l->v[l->n++] = ns;
+}
+
+static void
+lat_done(lat *l, outcome *out)
+{
+    bench_sort(l->v, l->n);
+    out->commit_p50_ns = bench_percentile_sorted(l->v, l->n, 50);
+    out->commit_p99_ns = bench_percentile_sorted(l->v, l->n, 99);
+    out->commit_max_ns = l->n ? l->v[l->n - 1] : 0;
+    free(l->v);
+}
+
+/* ----- qgate ------------------------------------------------------------- */
+
+static void
+run_qgate(const mode *m, const char *dir, double seconds, outcome *out)
+{
+    qg_store_options o;
+    qg_store *st;
+    qg_engine *eng;
+    qg_body *bodies;
+    qg_result *res;
+    int *rcs;
+    size_t i, j, k;
+    int64_t t0, c0, t1, limit = (int64_t)(seconds * 1e9);
+    lat l = {0};
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    remove_store(dir);
+    memset(&o, 0, sizeof(o));
+    o.path = dir;
+    o.durability = m->durability;
+    o.flags = QG_OUTBOX; /* as the gate runs with --upstream */
+    if ((rc = qg_store_open(&o, &st)))
+        die(dir, qg_strerror(rc));
+    if ((rc = qg_engine_new(&eng)) ||
+        (rc = qg_engine_set_secret(eng, secret, secret_len)))
+        die("engine", qg_strerror(rc));
+    bodies = calloc(m->batch, sizeof(*bodies));
+    res = calloc(m->batch, sizeof(*res));
+    rcs = calloc(m->batch, sizeof(*rcs));
+    if (!bodies || !res || !rcs)
+        die("engine", "out of memory");
+
+    t0 = bench_now_ns();
+    c0 = bench_cpu_ns();
+    for (i = 0; i < day.n && bench_now_ns() - t0 < limit; i += k) {
+        k = day.n - i < m->batch ? day.n - i : m->batch;
+        t1 = bench_now_ns();
+        if (m->batch == 1) {
+            rcs[0] =
+                qg_engine_apply(eng, st, day.line[i], day.len[i], 0, &res[0]);
+        } else {
+            for (j = 0; j < k; j++) {
+                bodies[j].body = day.line[i + j];
+                bodies[j].len = day.len[i + j];
+            }
+            if ((rc = qg_engine_apply_batch(eng, st, bodies, k, res, rcs)))
+                die("qg_engine_apply_batch", qg_strerror(rc));
+        }
+        lat_add(&l, bench_now_ns() - t1);
+        for (j = 0; j < k; j++) {
+            if (rcs[j])
+                die("qg_engine_apply", qg_strerror(rcs[j]));
+            out->verdicts[res[j].verdict]++;
+        }
+        out->count += k;
+    }
+    out->wall_ns = bench_now_ns() - t0;
+    out->cpu_ns = bench_cpu_ns() - c0;
+    lat_done(&l, out);
+    free(bodies);
+    free(res);
+    free(rcs);
+    qg_engine_free(eng);
+    qg_store_close(st);
+    out->store_bytes = file_size(dir);
+    remove_store(dir);
+}
+
+/* ----- raw LMDB ---------------------------------------------------------- */
+
+static raw_item *
+raw_prepare(void)
+{
+    raw_item *it = calloc(day.n, sizeof(*it));
+    uint32_t *seen = NULL;
+    size_t i, cap = 0;
+    qg__envelope env;
+    qg__delivery d;
+    char detail[256];
+
+    if (it == NULL)
+        die("raw", "out of memory");
+    for (i = 0; i < day.n; i++) {
+        uint64_t id = i + 1;
+
+        memset(&env, 0, sizeof(env));
+        memset(&d, 0, sizeof(d));
+        if (qg__envelope_parse(day.line[i], day.len[i], &env, detail,
+                               sizeof(detail)) == QG_R_NONE &&
+            qg__payload_head(&env, &d, detail, sizeof(detail)) == QG_R_NONE &&
+            qg__payload_fields(&d, 0, detail, sizeof(detail)) == QG_R_NONE)
+            id = (uint64_t)d.id;
+        if (env.payload_text.p)
+            qg__digest(env.payload_text.p, env.payload_text.len, it[i].digest);
+        qg__envelope_free(&env);
+        if (id >= cap) {
+            size_t ncap = (size_t)id * 2 + 1024;
+            uint32_t *grown = realloc(seen, ncap * sizeof(*seen));
+
+            if (grown == NULL)
+                die("raw", "out of memory");
+            memset(grown + cap, 0, (ncap - cap) * sizeof(*seen));
+            seen = grown;
+            cap = ncap;
+        }
+        it[i].ticket = id;
+        it[i].fresh = seen[id] == 0;
+        it[i].seq = ++seen[id];
+    }
+    free(seen);
+    return it;
+}
+
+static void
+be64(unsigned char *p, uint64_t v)
+{
+    int i;
+
+    for (i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+#define MDB_CHECK(call)                                                        \
+    do {                                                                       \
+        int rc_ = (call);                                                      \
+        if (rc_)                                                               \
+            die(#call, mdb_strerror(rc_));                                     \
+    } while (0)
+
+/*
+ * What qgate writes for an accepted step, without deciding anything: the
+ * history record (96-byte header and the body), its digest row, the
+ * ticket row, the outbox entry and the outbox counter, and for a new
+ * ticket its alias.  Every delivery is written as if accepted.  With
+ * nested, each delivery's puts go through a transaction nested in the
+ * group's, as qg_engine_apply_batch() does, to price that design alone.
+ */
+static void
+run_raw(const mode *m, const char *dir, const raw_item *it, size_t count,
+        double seconds, int nested, outcome *out)
+{
+    MDB_env *env;
+    MDB_txn *group, *txn;
+    MDB_dbi history, digests, tickets, aliases, outbox, meta;
+    unsigned char hk[12], tk[8], ak[9], ok[8], tv[104], dv[12], ov[168], mv[8];
+    MDB_val k, v;
+    size_t i, j, kk;
+    uint64_t outbox_id = 0;
+    int64_t t0, c0, t1, limit = (int64_t)(seconds * 1e9);
+    lat l = {0};
+
+    memset(out, 0, sizeof(*out));
+    remove_store(dir);
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+        die(dir, strerror(errno));
+    MDB_CHECK(mdb_env_create(&env));
+    MDB_CHECK(mdb_env_set_maxdbs(env, 8));
+    MDB_CHECK(mdb_env_set_mapsize(env, (size_t)16 << 30));
+    MDB_CHECK(mdb_env_open(
+        env, dir, MDB_NOTLS | (m->durability == QG_NOSYNC ? MDB_NOSYNC : 0),
+        0640));
+    MDB_CHECK(mdb_txn_begin(env, NULL, 0, &txn));
+    MDB_CHECK(mdb_dbi_open(txn, "history", MDB_CREATE, &history));
+    MDB_CHECK(mdb_dbi_open(txn, "digests", MDB_CREATE, &digests));
+    MDB_CHECK(mdb_dbi_open(txn, "tickets", MDB_CREATE, &tickets));
+    MDB_CHECK(mdb_dbi_open(txn, "aliases", MDB_CREATE, &aliases));
+    MDB_CHECK(mdb_dbi_open(txn, "outbox", MDB_CREATE, &outbox));
+    MDB_CHECK(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta));
+    MDB_CHECK(mdb_txn_commit(txn));
+    memset(tv, 0x11, sizeof(tv));
+    memset(ov, 0, sizeof(ov));
+
+    t0 = bench_now_ns();
+    c0 = bench_cpu_ns();
+    for (i = 0; i < count && bench_now_ns() - t0 < limit; i += kk) {
+        kk = count - i < m->batch ? count - i : m->batch;
+        t1 = bench_now_ns();
+        MDB_CHECK(mdb_txn_begin(env, NULL, 0, &group));
+        for (j = i; j < i + kk; j++) {
+            txn = group;
+            if (nested)
+                MDB_CHECK(mdb_txn_begin(env, group, 0, &txn));
+            be64(hk, it[j].ticket);
+            hk[8] = (unsigned char)(it[j].seq >> 24);
+            hk[9] = (unsigned char)(it[j].seq >> 16);
+            hk[10] = (unsigned char)(it[j].seq >> 8);
+            hk[11] = (unsigned char)it[j].seq;
+            k.mv_size = 12;
+            k.mv_data = hk;
+            v.mv_size = 96 + day.len[j];
+            v.mv_data = NULL;
+            MDB_CHECK(mdb_put(txn, history, &k, &v, MDB_RESERVE));
+            memset(v.mv_data, 0, 96);
+            memcpy((char *)v.mv_data + 96, day.line[j], day.len[j]);
+
+            memcpy(dv, hk, 12);
+            k.mv_size = QG__DIGEST_LEN;
+            k.mv_data = (void *)it[j].digest;
+            v.mv_size = 12;
+            v.mv_data = dv;
+            MDB_CHECK(mdb_put(txn, digests, &k, &v, 0));
+
+            be64(tk, it[j].ticket);
+            k.mv_size = 8;
+            k.mv_data = tk;
+            v.mv_size = sizeof(tv);
+            v.mv_data = tv;
+            MDB_CHECK(mdb_put(txn, tickets, &k, &v, 0));
+
+            if (it[j].fresh) {
+                ak[0] = 1;
+                be64(ak + 1, it[j].ticket);
+                k.mv_size = 9;
+                k.mv_data = ak;
+                v.mv_size = 8;
+                v.mv_data = tk;
+                MDB_CHECK(mdb_put(txn, aliases, &k, &v, 0));
+            }
+
+            be64(ok, ++outbox_id);
+            k.mv_size = 8;
+            k.mv_data = ok;
+            v.mv_size = sizeof(ov);
+            v.mv_data = ov;
+            MDB_CHECK(mdb_put(txn, outbox, &k, &v, 0));
+            be64(mv, outbox_id + 1);
+            k.mv_size = 11;
+            k.mv_data = "outbox_next";
+            v.mv_size = 8;
+            v.mv_data = mv;
+            MDB_CHECK(mdb_put(txn, meta, &k, &v, 0));
+            if (nested)
+                MDB_CHECK(mdb_txn_commit(txn));
+        }
+        MDB_CHECK(mdb_txn_commit(group));
+        lat_add(&l, bench_now_ns() - t1);
+        out->count += kk;
+    }
+    out->wall_ns = bench_now_ns() - t0;
+    out->cpu_ns = bench_cpu_ns() - c0;
+    lat_done(&l, out);
+    mdb_env_close(env);
+    out->store_bytes = file_size(dir);
+    remove_store(dir);
+}
+
+/* ----- report ------------------------------------------------------------ */
+
+static double
+per_s(const outcome *o)
+{
+    return o->wall_ns ? (double)o->count * 1e9 / (double)o->wall_ns : 0;
+}
+
+static double
+us_each(int64_t ns, size_t n)
+{
+    return n ? (double)ns / 1e3 / (double)n : 0;
+}
+
+static void
+usage(void)
+{
+    fprintf(stderr, "usage: bench_engine --day FILE --secret-file F --dir "
+                    "DIR [--seconds S] [--max N] [--summary FILE] "
+                    "[--only KEY]\n");
+    exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"day", required_argument, NULL, 'd'},
+        {"secret-file", required_argument, NULL, 's'},
+        {"dir", required_argument, NULL, 'D'},
+        {"seconds", required_argument, NULL, 't'},
+        {"max", required_argument, NULL, 'm'},
+        {"summary", required_argument, NULL, 'S'},
+        {"only", required_argument, NULL, 'o'},
+        {0}};
+    const char *day_path = NULL, *secret_path = NULL, *dir = NULL;
+    const char *summary_path = NULL, *only = NULL;
+    double seconds = 4;
+    size_t max = 0, i, nphase;
+    outcome q[NMODES], r[NMODES], rn[NMODES];
+    raw_item *items;
+    phases ph;
+    char path[4096];
+    FILE *f, *sum = NULL;
+    double fixed_us;
+    int opt;
+
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'd':
+            day_path = optarg;
+            break;
+        case 's':
+            secret_path = optarg;
+            break;
+        case 'D':
+            dir = optarg;
+            break;
+        case 't':
+            seconds = strtod(optarg, NULL);
+            break;
+        case 'm':
+            max = strtoul(optarg, NULL, 10);
+            break;
+        case 'S':
+            summary_path = optarg;
+            break;
+        case 'o':
+            only = optarg;
+            break;
+        default:
+            usage();
+        }
+    }
+    if (!day_path || !secret_path || !dir || seconds <= 0)
+        usage();
+    if (bench_lines_read(day_path, max, &day) != 0 || day.n == 0)
+        die(day_path, day.n ? strerror(errno) : "no deliveries");
+    if ((f = fopen(secret_path, "rb")) == NULL)
+        die(secret_path, strerror(errno));
+    secret_len = fread(secret, 1, sizeof(secret), f);
+    fclose(f);
+    while (secret_len &&
+           (secret[secret_len - 1] == '\n' || secret[secret_len - 1] == '\r'))
+        secret_len--;
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+        die(dir, strerror(errno));
+
+    nphase = day.n < 50000 ? day.n : 50000;
+    if (only)
+        nphase = day.n < 1000 ? day.n : 1000;
+    measure_phases(nphase, &ph);
+    fixed_us = ph.parse_us + ph.signature_us + ph.digest_us + ph.machine_us;
+    items = only ? NULL : raw_prepare();
+
+    memset(q, 0, sizeof(q));
+    memset(r, 0, sizeof(r));
+    memset(rn, 0, sizeof(rn));
+    for (i = 0; i < NMODES; i++) {
+        if (only && strcmp(only, modes[i].key) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/qgate-%s", dir, modes[i].key);
+        run_qgate(&modes[i], path, seconds, &q[i]);
+        snprintf(path, sizeof(path), "%s/raw-%s", dir, modes[i].key);
+        if (!only)
+            run_raw(&modes[i], path, items, q[i].count, seconds, 0, &r[i]);
+        if (!only && modes[i].batch > 1)
+            run_raw(&modes[i], path, items, q[i].count, seconds, 1, &rn[i]);
+        fprintf(stderr,
+                "bench_engine: %-28s qgate %8.0f/s  raw %8.0f/s  raw nested "
+                "%8.0f/s\n",
+                modes[i].name, per_s(&q[i]), per_s(&r[i]), per_s(&rn[i]));
+    }
+
+    printf("Workload: %zu deliveries loaded, %.0f bytes each on average.  "
+           "Phase costs from loops over the first %zu deliveries: parse "
+           "%.2f us (json-c alone %.2f, the envelope scanner %.2f, the "
+           "payload's fields %.2f), HMAC-SHA256 check %.2f us, SHA-256 "
+           "digest %.2f us, mapping and machine %.3f us.\n\n",
+           day.n, (double)day.bytes / (double)day.n, nphase, ph.parse_us,
+           ph.jsonc_us, ph.envelope_us - ph.jsonc_us,
+           ph.parse_us - ph.envelope_us, ph.signature_us, ph.digest_us,
+           ph.machine_us);
+    printf("| mode | deliveries | deliveries/s | us/delivery | CPU "
+           "us/delivery | parse us | signature+digest us | machine us | "
+           "store+rest us | raw LMDB deliveries/s | qgate/raw | raw, "
+           "nested txn each, deliveries/s |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (i = 0; i < NMODES; i++) {
+        double us = us_each(q[i].wall_ns, q[i].count);
+
+        char nest[32] = "-";
+
+        if (rn[i].count)
+            snprintf(nest, sizeof(nest), "%.0f", per_s(&rn[i]));
+        printf("| %s | %zu | %.0f | %.1f | %.1f | %.2f | %.2f | %.3f | %.1f | "
+               "%.0f | %.2f | %s |\n",
+               modes[i].name, q[i].count, per_s(&q[i]), us,
+               us_each(q[i].cpu_ns, q[i].count), ph.parse_us,
+               ph.signature_us + ph.digest_us, ph.machine_us, us - fixed_us,
+               per_s(&r[i]), per_s(&r[i]) ? per_s(&q[i]) / per_s(&r[i]) : 0,
+               nest);
+    }
+    printf("\nVerdicts in the nosync run: %lu accepted, %lu duplicate, %lu "
+           "rejected, %lu other.  Group commit of 256 vs commit per "
+           "delivery (sync): %.1fx.  Store size after the nosync group run: "
+           "%.0f bytes per delivery (raw loop: %.0f).\n",
+           q[4].verdicts[QG_ACCEPTED], q[4].verdicts[QG_DUPLICATE],
+           q[4].verdicts[QG_REJECTED],
+           q[4].verdicts[QG_UNAUTHENTICATED] + q[4].verdicts[QG_MALFORMED] +
+               q[4].verdicts[QG_IGNORED],
+           per_s(&q[0]) ? per_s(&q[3]) / per_s(&q[0]) : 0,
+           q[5].count ? (double)q[5].store_bytes / (double)q[5].count : 0,
+           r[5].count ? (double)r[5].store_bytes / (double)r[5].count : 0);
+
+    printf("\nTime of one call that commits (qg_engine_apply, "
+           "qg_engine_apply_batch, or one raw transaction), in us: with sync "
+           "it holds the flush to disk, and bounds how soon a delivery can "
+           "be answered.\n\n");
+    printf("| mode | qgate p50 | qgate p99 | qgate max | raw p50 | raw p99 | "
+           "raw max |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    for (i = 0; i < NMODES; i++)
+        printf(
+            "| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", modes[i].name,
+            (double)q[i].commit_p50_ns / 1e3, (double)q[i].commit_p99_ns / 1e3,
+            (double)q[i].commit_max_ns / 1e3, (double)r[i].commit_p50_ns / 1e3,
+            (double)r[i].commit_p99_ns / 1e3, (double)r[i].commit_max_ns / 1e3);
+
+    if (summary_path && (sum = fopen(summary_path, "w")) != NULL) {
+        fprintf(sum, "engine_deliveries=%zu\nengine_body_bytes=%.0f\n", day.n,
+                (double)day.bytes / (double)day.n);
+        fprintf(sum,
+                "phase_parse_us=%.3f\nphase_jsonc_us=%.3f\n"
+                "phase_envelope_us=%.3f\nphase_signature_us=%.3f\n"
+                "phase_digest_us=%.3f\nphase_machine_us=%.4f\n",
+                ph.parse_us, ph.jsonc_us, ph.envelope_us, ph.signature_us,
+                ph.digest_us, ph.machine_us);
+        for (i = 0; i < NMODES; i++)
+            fprintf(sum,
+                    "engine_%s_per_s=%.0f\nengine_%s_cpu_us=%.2f\n"
+                    "raw_%s_per_s=%.0f\nraw_nested_%s_per_s=%.0f\n"
+                    "engine_%s_commit_p99_us=%.0f\n",
+                    modes[i].key, per_s(&q[i]), modes[i].key,
+                    us_each(q[i].cpu_ns, q[i].count), modes[i].key,
+                    per_s(&r[i]), modes[i].key, per_s(&rn[i]), modes[i].key,
+                    (double)q[i].commit_p99_ns / 1e3);
+        fclose(sum);
+    }
+    free(items);
+    bench_lines_free(&day);
+    return 0;
+}
