@@ -991,6 +991,56 @@ QG_EXTERN int qg_engine_apply_batch(qg_engine *eng, qg_store *st,
                                     const qg_body *bodies, size_t n,
                                     qg_result *res, int *rcs);
 
+/**
+ * A delivery taken as far as it goes without the store: parsed,
+ * authenticated, mapped (steps 1-5 of the engine).  Opaque.
+ */
+typedef struct qg_prepared qg_prepared;
+
+/**
+ * Parses, authenticates and maps one raw webhook body, with no store and
+ * no lock: the part of qg_engine_apply() that costs CPU.  A program with
+ * one writer and several receiving threads (the gate) prepares on the
+ * receiving threads and leaves only the store's part to the writer,
+ * qg_engine_apply_prepared().  The engine may be changed or freed
+ * afterwards: the prepared delivery keeps what it needs of it.
+ * @param[in] eng the engine.
+ * @param[in] body the exact bytes received; not copied: they must stay
+ * as they are until qg_prepared_free().
+ * @param[in] len the body's length in bytes.
+ * @param[out] out the prepared delivery, to be freed with
+ * qg_prepared_free(); NULL on failure.
+ * @return 0 (a body refused by steps 1-5 is prepared too: applying it
+ * logs the refusal), #QG_EINVAL (NULL eng or out, NULL body with len >
+ * 0), #QG_ENOMEM.
+ */
+QG_EXTERN int qg_engine_prepare(qg_engine *eng, const char *body, size_t len,
+                                qg_prepared **out);
+
+/**
+ * Decides and records n prepared deliveries as qg_engine_apply_batch()
+ * does with bodies: in order, in one write transaction, one commit.  A
+ * prepared delivery may be applied again after a failed call (and gets a
+ * fresh decision), but is meant to be applied once.
+ * @param[in] st the store, not #QG_RDONLY.
+ * @param[in] prepared n prepared deliveries, none NULL.
+ * @param[in] n how many.
+ * @param[out] res n results; res[i] is valid when rcs[i] is 0.
+ * @param[out] rcs n codes, as qg_engine_apply() would return for each.
+ * @return 0 when the batch committed (see rcs), or the error that kept it
+ * from committing (nothing of the batch was written): #QG_EINVAL,
+ * #QG_ERDONLY, #QG_ENOMEM, #QG_EFULL, #QG_EBUSY, #QG_ESTORE.
+ */
+QG_EXTERN int qg_engine_apply_prepared(qg_store *st,
+                                       qg_prepared *const *prepared, size_t n,
+                                       qg_result *res, int *rcs);
+
+/**
+ * Frees a prepared delivery.
+ * @param[in] p the prepared delivery; NULL does nothing.
+ */
+QG_EXTERN void qg_prepared_free(qg_prepared *p);
+
 #ifdef __cplusplus
 }
 #endif

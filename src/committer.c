@@ -2,9 +2,10 @@
  * committer.c - group commit: deliveries that arrive together share one
  * LMDB commit and one flush to disk.
  *
- * HTTP threads queue a delivery and suspend its connection; this thread
- * takes everything queued (up to max_batch), decides it in one write
- * transaction (qg_engine_apply_batch), and only after the commit returns
+ * HTTP threads prepare a delivery (parse, authenticate: the CPU part),
+ * queue it and suspend its connection; this thread takes everything
+ * queued (up to max_batch), decides it in one write transaction
+ * (qg_engine_apply_prepared), and only after the commit returns
  * calls each delivery's done(), which resumes its connection.  So no answer
  * leaves before its commit, and the flush cost is paid once per batch
  * instead of once per delivery.  While a batch commits, the next one
@@ -16,8 +17,6 @@
 
 struct committer {
     qg_store *st;
-    qg_engine **eng; /* swapped under eng_lock on SIGHUP */
-    pthread_rwlock_t *eng_lock;
     size_t max_batch;
     void (*committed)(void *);
     void *committed_arg;
@@ -31,24 +30,20 @@ struct committer {
 static void
 run_batch(committer *c, pending *first, size_t n)
 {
-    qg_body *bodies = calloc(n, sizeof(*bodies));
+    qg_prepared **prepared = calloc(n, sizeof(*prepared));
     qg_result *res = calloc(n, sizeof(*res));
     int *rcs = calloc(n, sizeof(*rcs));
     pending *p;
     size_t i;
     int rc, accepted = 0;
 
-    pthread_rwlock_rdlock(c->eng_lock);
-    if (bodies == NULL || res == NULL || rcs == NULL) {
+    if (prepared == NULL || res == NULL || rcs == NULL) {
         rc = QG_ENOMEM;
     } else {
-        for (i = 0, p = first; i < n; i++, p = p->next) {
-            bodies[i].body = p->body;
-            bodies[i].len = p->len;
-        }
-        rc = qg_engine_apply_batch(*c->eng, c->st, bodies, n, res, rcs);
+        for (i = 0, p = first; i < n; i++, p = p->next)
+            prepared[i] = p->prepared;
+        rc = qg_engine_apply_prepared(c->st, prepared, n, res, rcs);
     }
-    pthread_rwlock_unlock(c->eng_lock);
     if (rc == 0)
         metrics_batch(n);
     for (i = 0, p = first; i < n; i++) {
@@ -64,7 +59,7 @@ run_batch(committer *c, pending *first, size_t n)
     }
     if (accepted && c->committed)
         c->committed(c->committed_arg);
-    free(bodies);
+    free(prepared);
     free(res);
     free(rcs);
 }
@@ -98,8 +93,7 @@ loop(void *arg)
 }
 
 int
-committer_start(qg_store *st, qg_engine **eng, pthread_rwlock_t *eng_lock,
-                size_t max_batch, void (*committed)(void *),
+committer_start(qg_store *st, size_t max_batch, void (*committed)(void *),
                 void *committed_arg, committer **out)
 {
     committer *c;
@@ -107,8 +101,6 @@ committer_start(qg_store *st, qg_engine **eng, pthread_rwlock_t *eng_lock,
     if ((c = calloc(1, sizeof(*c))) == NULL)
         return QG_ENOMEM;
     c->st = st;
-    c->eng = eng;
-    c->eng_lock = eng_lock;
     c->max_batch = max_batch ? max_batch : 1;
     c->committed = committed;
     c->committed_arg = committed_arg;

@@ -582,7 +582,8 @@ prepare(job *j, qg_engine *eng, const char *body, size_t len, int dry,
     return 0;
 }
 
-/* Releases j and settles its result after rc, the outcome of decide(). */
+/* Settles j's result after rc, the outcome of decide(); j's parse stays
+ * (the payload's strings live in it) until release(). */
 static int
 finish(job *j, int rc)
 {
@@ -590,7 +591,6 @@ finish(job *j, int rc)
 
     if (rc > 0)
         rc = 0;
-    qg__envelope_free(&j->env);
     res->allowed = qg_machine_allowed(res->to);
     if (rc) {
         /* Nothing was written; do not let the result claim otherwise. */
@@ -599,6 +599,12 @@ finish(job *j, int rc)
         res->rejection = 0;
     }
     return rc;
+}
+
+static void
+release(job *j)
+{
+    qg__envelope_free(&j->env);
 }
 
 int
@@ -623,20 +629,52 @@ qg_engine_apply(qg_engine *eng, qg_store *st, const char *body, size_t len,
     } else {
         rc = qg__store_write(st, decide, &j);
     }
-    return finish(&j, rc);
+    rc = finish(&j, rc);
+    release(&j);
+    return rc;
 }
 
+/* ----- many deliveries, one commit ------------------------------------ */
+
+struct qg_prepared {
+    job j;
+    qg_result res;
+};
+
 typedef struct batch {
-    job *jobs;
+    job **jobs; /* NULL where prepare() refused the body */
     int *rcs;
     size_t n;
 } batch;
+
+/*
+ * Every job straight in the one write transaction: the common case, where
+ * no job fails.  A job that fails (a store error) aborts the batch, which
+ * then runs again with each job nested (decide_nested), so that the
+ * failure is undone alone.
+ */
+static int
+decide_flat(qg__txn *t, void *arg)
+{
+    batch *b = arg;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < b->n; i++) {
+        if (b->jobs[i] == NULL)
+            continue;
+        if ((rc = decide(t, b->jobs[i])) < 0)
+            return rc;
+        b->rcs[i] = 0;
+    }
+    return 0;
+}
 
 /* Every job in a nested transaction of the one write transaction.  A job
  * that fails is undone alone; a full map undoes the batch, to be run again
  * once the map has grown. */
 static int
-decide_batch(qg__txn *t, void *arg)
+decide_nested(qg__txn *t, void *arg)
 {
     batch *b = arg;
     qg__txn child;
@@ -644,11 +682,11 @@ decide_batch(qg__txn *t, void *arg)
     int rc;
 
     for (i = 0; i < b->n; i++) {
-        if (b->jobs[i].res == NULL)
-            continue; /* refused by prepare() */
+        if (b->jobs[i] == NULL)
+            continue;
         if ((rc = qg__txn_nest(t, &child)))
             return rc;
-        rc = decide(&child, &b->jobs[i]);
+        rc = decide(&child, b->jobs[i]);
         if (rc == 0)
             rc = qg__txn_nest_commit(&child);
         else
@@ -660,10 +698,27 @@ decide_batch(qg__txn *t, void *arg)
     return 0;
 }
 
+/* Runs prepared jobs in one transaction and settles their results. */
+static int
+run_batch(qg_store *st, batch *b)
+{
+    size_t i;
+    int rc;
+
+    rc = qg__store_write(st, decide_flat, b);
+    if (rc && rc != QG_EFULL && rc != QG_ERDONLY)
+        rc = qg__store_write(st, decide_nested, b);
+    for (i = 0; i < b->n; i++)
+        if (b->jobs[i])
+            b->rcs[i] = finish(b->jobs[i], rc ? rc : b->rcs[i]);
+    return rc;
+}
+
 int
 qg_engine_apply_batch(qg_engine *eng, qg_store *st, const qg_body *bodies,
                       size_t n, qg_result *res, int *rcs)
 {
+    job *jobs;
     batch b;
     size_t i;
     int rc;
@@ -674,19 +729,86 @@ qg_engine_apply_batch(qg_engine *eng, qg_store *st, const qg_body *bodies,
         return QG_ERDONLY;
     if (n == 0)
         return 0;
+    jobs = calloc(n, sizeof(*jobs));
+    b.jobs = calloc(n, sizeof(*b.jobs));
+    if (jobs == NULL || b.jobs == NULL) {
+        free(jobs);
+        free(b.jobs);
+        return QG_ENOMEM;
+    }
+    b.rcs = rcs;
+    b.n = n;
+    for (i = 0; i < n; i++) {
+        rcs[i] =
+            prepare(&jobs[i], eng, bodies[i].body, bodies[i].len, 0, &res[i]);
+        b.jobs[i] = rcs[i] ? NULL : &jobs[i];
+    }
+    rc = run_batch(st, &b);
+    for (i = 0; i < n; i++)
+        if (b.jobs[i])
+            release(b.jobs[i]);
+    free(jobs);
+    free(b.jobs);
+    return rc;
+}
+
+int
+qg_engine_prepare(qg_engine *eng, const char *body, size_t len,
+                  qg_prepared **out)
+{
+    qg_prepared *p;
+    int rc;
+
+    if (eng == NULL || out == NULL)
+        return QG_EINVAL;
+    *out = NULL;
+    if ((p = malloc(sizeof(*p))) == NULL)
+        return QG_ENOMEM;
+    if ((rc = prepare(&p->j, eng, body, len, 0, &p->res))) {
+        free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+int
+qg_engine_apply_prepared(qg_store *st, qg_prepared *const *prepared, size_t n,
+                         qg_result *res, int *rcs)
+{
+    batch b;
+    size_t i;
+    int rc;
+
+    if (st == NULL || (n > 0 && (!prepared || !res || !rcs)))
+        return QG_EINVAL;
+    for (i = 0; i < n; i++)
+        if (prepared[i] == NULL)
+            return QG_EINVAL;
+    if (!qg__store_writable(st))
+        return QG_ERDONLY;
+    if (n == 0)
+        return 0;
     if ((b.jobs = calloc(n, sizeof(*b.jobs))) == NULL)
         return QG_ENOMEM;
     b.rcs = rcs;
     b.n = n;
-    for (i = 0; i < n; i++)
-        rcs[i] =
-            prepare(&b.jobs[i], eng, bodies[i].body, bodies[i].len, 0, &res[i]);
-    rc = qg__store_write(st, decide_batch, &b);
     for (i = 0; i < n; i++) {
-        if (b.jobs[i].res == NULL)
-            continue;
-        rcs[i] = finish(&b.jobs[i], rc ? rc : rcs[i]);
+        b.jobs[i] = &prepared[i]->j;
+        rcs[i] = 0;
     }
+    rc = run_batch(st, &b);
+    for (i = 0; i < n; i++)
+        res[i] = prepared[i]->res;
     free(b.jobs);
     return rc;
+}
+
+void
+qg_prepared_free(qg_prepared *p)
+{
+    if (p == NULL)
+        return;
+    release(&p->j);
+    free(p);
 }

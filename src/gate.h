@@ -52,10 +52,10 @@ void metrics_render(FILE *f, qg_store *st);
 
 /* ----- committer.c ------------------------------------------------------ */
 
-/* One delivery waiting for its commit. */
+/* One delivery waiting for its commit, prepared (parsed, authenticated)
+ * by the thread that received it. */
 typedef struct pending {
-    const char *body;
-    size_t len;
+    qg_prepared *prepared;
     qg_result res;
     int rc;
     void (*done)(struct pending *); /* called after the commit, once */
@@ -72,8 +72,7 @@ typedef enum durability {
 } durability;
 
 /* Starts the committer thread.  max_batch 1 commits one by one. */
-int committer_start(qg_store *st, qg_engine **eng, pthread_rwlock_t *eng_lock,
-                    size_t max_batch, void (*committed)(void *),
+int committer_start(qg_store *st, size_t max_batch, void (*committed)(void *),
                     void *committed_arg, committer **out);
 /* Queues p; p->done is called from the committer thread after commit. */
 void committer_submit(committer *c, pending *p);

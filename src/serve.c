@@ -231,6 +231,7 @@ webhook_data(request *r, const char *data, size_t *size)
 {
     char *grown;
     size_t want;
+    int rc;
 
     if (*size == 0) {
         /* The whole body is in: to the committer, and wait. */
@@ -245,10 +246,17 @@ webhook_data(request *r, const char *data, size_t *size)
             return answer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
                                 msg);
         }
+        /* The CPU part here, on this HTTP thread; the store's part in the
+         * committer.  The engine may be swapped by SIGHUP meanwhile: the
+         * prepared delivery keeps what it needs of it. */
+        pthread_rwlock_rdlock(&r->g->eng_lock);
+        rc = qg_engine_prepare(r->g->eng, r->body ? r->body : "", r->len,
+                               &r->p.prepared);
+        pthread_rwlock_unlock(&r->g->eng_lock);
+        if (rc)
+            return MHD_NO;
         r->state = QUEUED;
         atomic_fetch_add(&r->g->answering, 1);
-        r->p.body = r->body ? r->body : "";
-        r->p.len = r->len;
         r->p.done = committed;
         r->p.arg = r;
         MHD_suspend_connection(r->conn);
@@ -472,6 +480,7 @@ completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                   elapsed);
     if (r->state != READING)
         atomic_fetch_sub(&g->answering, 1);
+    qg_prepared_free(r->p.prepared);
     free(r->body);
     free(r);
     *con_cls = NULL;
@@ -855,8 +864,7 @@ cmd_serve(cli *c, int argc, char **argv)
             goto out;
         }
     }
-    if (committer_start(g.st, &g.eng, &g.eng_lock,
-                        strcmp(c->durability, "sync") == 0 ? 1 : 256,
+    if (committer_start(g.st, strcmp(c->durability, "sync") == 0 ? 1 : 256,
                         forwarder_wake, g.fwd, &g.com)) {
         rc = cli_fail("cannot start the committer");
         goto out;
