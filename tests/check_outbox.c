@@ -30,29 +30,6 @@ static qg_store *own;
 
 /* ----- helpers ---------------------------------------------------------- */
 
-/* A visit: a directory's files in order, as visits/EXPECT lists them. */
-typedef struct step {
-    const char *file;
-    qg_event event;
-    qg_state from, to;
-} step;
-
-static const step walk_in[] = {
-    {WALK_IN "01-join-live-queue.json", QG_EV_JOIN, QG_ST_NEW, QG_ST_QUEUED},
-    {WALK_IN "02-alert.json", QG_EV_ALERT, QG_ST_QUEUED, QG_ST_QUEUED},
-    {WALK_IN "03-move.json", QG_EV_MOVE, QG_ST_QUEUED, QG_ST_MOVED},
-    {WALK_IN "04-serving.json", QG_EV_SERVE, QG_ST_MOVED, QG_ST_SERVING},
-    {WALK_IN "05-served.json", QG_EV_COMPLETE, QG_ST_SERVING, QG_ST_SERVED},
-    {WALK_IN "06-pharmacy-received.json", QG_EV_RX_RECEIVE, QG_ST_SERVED,
-     QG_ST_PHARMACY_RECEIVED},
-    {WALK_IN "07-pharmacy-dispensed.json", QG_EV_RX_DISPENSE,
-     QG_ST_PHARMACY_RECEIVED, QG_ST_PHARMACY_DISPENSED},
-    {WALK_IN "08-billing-paid.json", QG_EV_PAY, QG_ST_PHARMACY_DISPENSED,
-     QG_ST_PAID},
-    {WALK_IN "09-end-visit.json", QG_EV_END_VISIT, QG_ST_PAID,
-     QG_ST_VISIT_ENDED},
-};
-
 /* Two tickets' steps taking turns: walk-in, no-show, walk-in, ... */
 static const char *const interleaved[] = {
     WALK_IN "01-join-live-queue.json",
@@ -232,14 +209,14 @@ START_TEST(test_outbox_walk_in_queued_in_order)
     int64_t now;
     size_t i, n;
 
-    for (i = 0; i < COUNT(walk_in); i++)
-        must_accept(st, walk_in[i].file);
+    for (i = 0; i < COUNT(tu_walk_in); i++)
+        must_accept(st, tu_walk_in[i].file);
     now = now_us();
     ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
 
     /* read_entries() checks that ids strictly increase. */
     n = read_entries(st, 0, q, MAX_ENTRIES);
-    ck_assert_uint_eq(n, COUNT(walk_in));
+    ck_assert_uint_eq(n, COUNT(tu_walk_in));
     for (i = 0; i < n; i++) {
         ck_assert_uint_eq(q[i].ticket, t.id);
         ck_assert_uint_eq(q[i].seq, i + 1);
@@ -260,24 +237,24 @@ START_TEST(test_stats_oldest_moves_on_ack)
     int64_t oldest;
     size_t i, n;
 
-    for (i = 0; i < COUNT(walk_in); i++)
-        must_accept(st, walk_in[i].file);
-    ck_assert_uint_eq(read_entries(st, 0, q, MAX_ENTRIES), COUNT(walk_in));
+    for (i = 0; i < COUNT(tu_walk_in); i++)
+        must_accept(st, tu_walk_in[i].file);
+    ck_assert_uint_eq(read_entries(st, 0, q, MAX_ENTRIES), COUNT(tu_walk_in));
 
     ck_assert_int_eq(qg_outbox_stats(st, &depth, &oldest, &dead), 0);
-    ck_assert_uint_eq(depth, COUNT(walk_in));
+    ck_assert_uint_eq(depth, COUNT(tu_walk_in));
     ck_assert_int_eq(oldest, q[0].created_us);
     ck_assert_uint_eq(dead, 0);
 
     ck_assert_int_eq(qg_outbox_ack(st, q[0].id), 0);
     ck_assert_int_eq(qg_outbox_stats(st, &depth, &oldest, &dead), 0);
-    ck_assert_uint_eq(depth, COUNT(walk_in) - 1);
+    ck_assert_uint_eq(depth, COUNT(tu_walk_in) - 1);
     ck_assert_int_eq(oldest, q[1].created_us);
     ck_assert_int_ne(oldest, q[0].created_us);
     ck_assert_uint_eq(dead, 0);
 
     n = read_entries(st, 0, after, MAX_ENTRIES);
-    ck_assert_uint_eq(n, COUNT(walk_in) - 1);
+    ck_assert_uint_eq(n, COUNT(tu_walk_in) - 1);
     for (i = 0; i < n; i++)
         ck_assert_uint_eq(after[i].id, q[i + 1].id);
 }
@@ -333,10 +310,10 @@ START_TEST(test_outbox_off_queues_nothing)
     qg_store_close(st);
     tu_store_remove();
     st = tu_store_new();
-    for (i = 0; i < COUNT(walk_in); i++)
-        must_accept(st, walk_in[i].file);
+    for (i = 0; i < COUNT(tu_walk_in); i++)
+        must_accept(st, tu_walk_in[i].file);
     ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
-    ck_assert_uint_eq(t.records, COUNT(walk_in));
+    ck_assert_uint_eq(t.records, COUNT(tu_walk_in));
 
     ck_assert_int_eq(qg_outbox_stats(st, &depth, &oldest, &dead), 0);
     ck_assert_uint_eq(depth, 0);
@@ -352,7 +329,7 @@ START_TEST(test_defer_records_attempt)
     qg_outbox_entry q[MAX_ENTRIES], e;
     int64_t before, after, next;
 
-    must_accept(st, walk_in[0].file);
+    must_accept(st, tu_walk_in[0].file);
     ck_assert_uint_eq(read_entries(st, 0, q, MAX_ENTRIES), 1);
 
     before = now_us();
@@ -421,16 +398,16 @@ START_TEST(test_bury_takes_later_steps_of_ticket)
 }
 END_TEST
 
-/* Once opened with QG_OUTBOX, a store queues whoever writes to it: a step
+/* Once opened with QG_OUTBOX, a store queues whoever writes to it: a tu_step *
  * applied with the CLI into the gate's store still reaches the HIS. */
 START_TEST(test_outbox_flag_stays_with_the_store)
 {
     size_t i;
 
     st = tu_store_reopen(st, 0);
-    for (i = 0; i < COUNT(walk_in); i++)
-        must_accept(st, walk_in[i].file);
-    ck_assert_uint_eq(depth_of(st), COUNT(walk_in));
+    for (i = 0; i < COUNT(tu_walk_in); i++)
+        must_accept(st, tu_walk_in[i].file);
+    ck_assert_uint_eq(depth_of(st), COUNT(tu_walk_in));
 }
 END_TEST
 
@@ -493,7 +470,7 @@ START_TEST(test_outbox_ids_not_reused_after_ack)
     size_t i, n;
 
     for (i = 0; i < 3; i++)
-        must_accept(st, walk_in[i].file);
+        must_accept(st, tu_walk_in[i].file);
     n = read_entries(st, 0, q, MAX_ENTRIES);
     ck_assert_uint_eq(n, 3);
 
@@ -508,7 +485,7 @@ START_TEST(test_outbox_ids_not_reused_after_ack)
     ck_assert_uint_eq(dead_of(st), 0);
 
     /* A forwarder that remembers what it sent must not see an old id. */
-    must_accept(st, walk_in[3].file);
+    must_accept(st, tu_walk_in[3].file);
     ck_assert_uint_eq(read_entries(st, 0, &e, 1), 1);
     ck_assert_msg(e.id > q[n - 1].id,
                   "new entry got id %llu, already used (up to %llu)",
@@ -525,7 +502,7 @@ START_TEST(test_outbox_survives_reopen)
     size_t i, nl, nd;
 
     for (i = 0; i < 3; i++)
-        must_accept(st, walk_in[i].file);
+        must_accept(st, tu_walk_in[i].file);
     ck_assert_uint_eq(read_entries(st, 0, q, MAX_ENTRIES), 3);
     ck_assert_int_eq(qg_outbox_defer(st, q[1].id, later, "HTTP 503"), 0);
     ck_assert_int_eq(qg_outbox_bury(st, q[2].id, "HTTP 400"), 0);
@@ -555,7 +532,7 @@ START_TEST(test_outbox_survives_reopen)
     ck_assert_str_eq(dead[0].last_error, "HTTP 400");
 
     /* Numbering goes on after the highest id, dead or not. */
-    must_accept(st, walk_in[3].file);
+    must_accept(st, tu_walk_in[3].file);
     ck_assert_uint_eq(read_entries(st, 0, live, MAX_ENTRIES), 3);
     e = live[2];
     ck_assert_uint_gt(e.id, q[2].id);
@@ -567,7 +544,7 @@ END_TEST
 
 START_TEST(test_batch_walk_in_matches_sequential)
 {
-    enum { N = COUNT(walk_in) };
+    enum { N = COUNT(tu_walk_in) };
     const char *files[N];
     qg_body bodies[N];
     qg_result res[N];
@@ -580,7 +557,7 @@ START_TEST(test_batch_walk_in_matches_sequential)
     int rc;
 
     for (i = 0; i < N; i++)
-        files[i] = walk_in[i].file;
+        files[i] = tu_walk_in[i].file;
     load_bodies(files, N, bodies);
     ck_assert_int_eq(qg_engine_apply_batch(eng, st, bodies, N, res, rcs), 0);
     free_bodies(bodies, N);
@@ -588,9 +565,9 @@ START_TEST(test_batch_walk_in_matches_sequential)
         ck_assert_msg(rcs[i] == 0, "%s: %s", files[i], qg_err_name(rcs[i]));
         ck_assert_msg(res[i].verdict == QG_ACCEPTED, "%s: %s (%s)", files[i],
                       qg_verdict_name(res[i].verdict), res[i].detail);
-        ck_assert_int_eq(res[i].event, walk_in[i].event);
-        ck_assert_int_eq(res[i].from, walk_in[i].from);
-        ck_assert_int_eq(res[i].to, walk_in[i].to);
+        ck_assert_int_eq(res[i].event, tu_walk_in[i].event);
+        ck_assert_int_eq(res[i].from, tu_walk_in[i].from);
+        ck_assert_int_eq(res[i].to, tu_walk_in[i].to);
         ck_assert_uint_eq(res[i].seq, i + 1);
         ck_assert_uint_eq(res[i].ticket, res[0].ticket);
     }
@@ -627,7 +604,7 @@ END_TEST
 
 START_TEST(test_batch_same_body_twice)
 {
-    const char *const files[] = {walk_in[0].file, walk_in[0].file};
+    const char *const files[] = {tu_walk_in[0].file, tu_walk_in[0].file};
     qg_body bodies[COUNT(files)];
     qg_result res[COUNT(files)];
     int rcs[COUNT(files)];
@@ -691,7 +668,7 @@ END_TEST
 
 START_TEST(test_batch_bad_body_refused_alone)
 {
-    const char *const files[] = {walk_in[0].file, walk_in[1].file};
+    const char *const files[] = {tu_walk_in[0].file, tu_walk_in[1].file};
     qg_body bodies[3];
     qg_result res[3];
     int rcs[3];
@@ -727,7 +704,7 @@ START_TEST(test_batch_read_only_or_null)
     qg_ticket t;
     int rc = 12345;
 
-    body.body = tu_fixture(walk_in[0].file, &body.len);
+    body.body = tu_fixture(tu_walk_in[0].file, &body.len);
     ck_assert_int_eq(qg_engine_apply_batch(NULL, st, &body, 1, &res, &rc),
                      QG_EINVAL);
     ck_assert_int_eq(qg_engine_apply_batch(eng, NULL, &body, 1, &res, &rc),
@@ -781,7 +758,7 @@ START_TEST(test_batch_map_grows)
     size_t len, i;
     long long id, done;
 
-    tmpl = tu_fixture(walk_in[0].file, &len);
+    tmpl = tu_fixture(tu_walk_in[0].file, &len);
     at = strstr(tmpl, ID_TEXT);
     ck_assert_ptr_nonnull(at);
     ck_assert_int_eq(qg_engine_new(&plain), 0);
@@ -852,7 +829,7 @@ START_TEST(test_change_unknown_or_invalid_id)
     qg_outbox_entry q[MAX_ENTRIES], e;
     size_t i;
 
-    must_accept(st, walk_in[0].file);
+    must_accept(st, tu_walk_in[0].file);
     ck_assert_uint_eq(read_entries(st, 0, q, MAX_ENTRIES), 1);
     for (i = 0; i < COUNT(ops); i++) {
         ck_assert_msg(ops[i].op(st, q[0].id + 1000) == QG_NOTFOUND,
@@ -886,7 +863,7 @@ END_TEST
 
 START_TEST(test_stats_outputs_optional)
 {
-    must_accept(st, walk_in[0].file);
+    must_accept(st, tu_walk_in[0].file);
     ck_assert_int_eq(qg_outbox_stats(st, NULL, NULL, NULL), 0);
     qg_outbox_close(NULL);
     /* ... and the store is untouched. */

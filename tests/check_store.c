@@ -187,30 +187,7 @@ teardown(void)
 
 /* ----- Core ------------------------------------------------------------- */
 
-/* A visit: a directory's files in order, as visits/EXPECT lists them. */
-typedef struct step {
-    const char *file;
-    qg_event event;
-    qg_state from, to;
-} step;
-
-static const step walk_in[] = {
-    {WALK_IN "01-join-live-queue.json", QG_EV_JOIN, QG_ST_NEW, QG_ST_QUEUED},
-    {WALK_IN "02-alert.json", QG_EV_ALERT, QG_ST_QUEUED, QG_ST_QUEUED},
-    {WALK_IN "03-move.json", QG_EV_MOVE, QG_ST_QUEUED, QG_ST_MOVED},
-    {WALK_IN "04-serving.json", QG_EV_SERVE, QG_ST_MOVED, QG_ST_SERVING},
-    {WALK_IN "05-served.json", QG_EV_COMPLETE, QG_ST_SERVING, QG_ST_SERVED},
-    {WALK_IN "06-pharmacy-received.json", QG_EV_RX_RECEIVE, QG_ST_SERVED,
-     QG_ST_PHARMACY_RECEIVED},
-    {WALK_IN "07-pharmacy-dispensed.json", QG_EV_RX_DISPENSE,
-     QG_ST_PHARMACY_RECEIVED, QG_ST_PHARMACY_DISPENSED},
-    {WALK_IN "08-billing-paid.json", QG_EV_PAY, QG_ST_PHARMACY_DISPENSED,
-     QG_ST_PAID},
-    {WALK_IN "09-end-visit.json", QG_EV_END_VISIT, QG_ST_PAID,
-     QG_ST_VISIT_ENDED},
-};
-
-static const step appointment[] = {
+static const tu_step appointment[] = {
     {APPOINTMENT "01-appointment.json", QG_EV_BOOK, QG_ST_NEW, QG_ST_BOOKED},
     {APPOINTMENT "02-reschedule.json", QG_EV_RESCHEDULE, QG_ST_BOOKED,
      QG_ST_BOOKED},
@@ -227,7 +204,7 @@ static const step appointment[] = {
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static void
-apply_visit(const step *steps, size_t n)
+apply_visit(const tu_step *steps, size_t n)
 {
     qg_result res;
     size_t i;
@@ -248,36 +225,36 @@ START_TEST(test_history_survives_reopen)
     size_t i = 0;
     int rc;
 
-    apply_visit(walk_in, COUNT(walk_in));
+    apply_visit(tu_walk_in, COUNT(tu_walk_in));
     st = tu_store_reopen(st, 0);
 
     ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
     ck_assert_int_eq(t.state, QG_ST_VISIT_ENDED);
-    ck_assert_uint_eq(t.records, COUNT(walk_in));
+    ck_assert_uint_eq(t.records, COUNT(tu_walk_in));
     ck_assert_int_eq(qg_history_open(st, t.id, &h), 0);
     while ((rc = qg_history_next(h, &rec)) == 0) {
-        ck_assert_uint_lt(i, COUNT(walk_in));
+        ck_assert_uint_lt(i, COUNT(tu_walk_in));
         ck_assert_uint_eq(rec.ticket, t.id);
         ck_assert_uint_eq(rec.seq, i + 1);
-        ck_assert_int_eq(rec.event, walk_in[i].event);
-        ck_assert_int_eq(rec.from, walk_in[i].from);
-        ck_assert_int_eq(rec.to, walk_in[i].to);
+        ck_assert_int_eq(rec.event, tu_walk_in[i].event);
+        ck_assert_int_eq(rec.from, tu_walk_in[i].from);
+        ck_assert_int_eq(rec.to, tu_walk_in[i].to);
         ck_assert_str_eq(rec.machine, qg_machine_version());
         ck_assert_int_gt(rec.event_ms, last_ms);
         last_ms = rec.event_ms;
-        assert_bytes(rec.body, rec.body_len, walk_in[i].file);
+        assert_bytes(rec.body, rec.body_len, tu_walk_in[i].file);
         i++;
     }
     qg_history_close(h);
     ck_assert_int_eq(rc, QG_NOTFOUND);
-    ck_assert_uint_eq(i, COUNT(walk_in));
+    ck_assert_uint_eq(i, COUNT(tu_walk_in));
     ck_assert_int_eq(t.last_event_ms, last_ms);
 }
 END_TEST
 
 START_TEST(test_duplicate_after_reopen)
 {
-    const char *rel = walk_in[0].file;
+    const char *rel = tu_walk_in[0].file;
     qg_result res;
     qg_ticket t;
 
@@ -409,7 +386,7 @@ START_TEST(test_dry_run_writes_nothing)
     qg_result res;
     qg_ticket t;
 
-    res = dry_apply(walk_in[0].file);
+    res = dry_apply(tu_walk_in[0].file);
     ck_assert_int_eq(res.verdict, QG_ACCEPTED);
     ck_assert_int_eq(res.from, QG_ST_NEW);
     ck_assert_int_eq(res.to, QG_ST_QUEUED);
@@ -427,7 +404,7 @@ START_TEST(test_dry_run_on_read_only_store)
 {
     qg_result res;
     size_t len;
-    char *body = tu_fixture(walk_in[0].file, &len);
+    char *body = tu_fixture(tu_walk_in[0].file, &len);
 
     st = tu_store_reopen(st, QG_RDONLY);
     ck_assert_int_eq(qg_engine_apply(eng, st, body, len, QG_DRY_RUN, &res), 0);
@@ -635,7 +612,8 @@ START_TEST(test_store_ticket_unknown_or_invalid)
     qg_ticket t;
     size_t i;
 
-    ck_assert_int_eq(tu_apply(eng, st, walk_in[0].file).verdict, QG_ACCEPTED);
+    ck_assert_int_eq(tu_apply(eng, st, tu_walk_in[0].file).verdict,
+                     QG_ACCEPTED);
     for (i = 0; i < COUNT(kinds); i++) {
         ck_assert_int_eq(qg_store_ticket(st, kinds[i], 777777, &t),
                          QG_NOTFOUND);
@@ -687,7 +665,8 @@ START_TEST(test_destructors_accept_null)
     qg_rejections_close(NULL);
     qg_engine_free(NULL);
     /* ... and the open store and engine are untouched. */
-    ck_assert_int_eq(tu_apply(eng, st, walk_in[0].file).verdict, QG_ACCEPTED);
+    ck_assert_int_eq(tu_apply(eng, st, tu_walk_in[0].file).verdict,
+                     QG_ACCEPTED);
     ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
 }
 END_TEST

@@ -16,23 +16,13 @@ static uint64_t walkin; /* the walk-in visit's ticket, 9 steps */
 static void
 setup(void)
 {
-    static const char *const files[] = {
-        "visits/walk-in/01-join-live-queue.json",
-        "visits/walk-in/02-alert.json",
-        "visits/walk-in/03-move.json",
-        "visits/walk-in/04-serving.json",
-        "visits/walk-in/05-served.json",
-        "visits/walk-in/06-pharmacy-received.json",
-        "visits/walk-in/07-pharmacy-dispensed.json",
-        "visits/walk-in/08-billing-paid.json",
-        "visits/walk-in/09-end-visit.json"};
     size_t i;
     qg_result res;
 
     st = tu_store_new();
     eng = tu_engine();
-    for (i = 0; i < sizeof(files) / sizeof(*files); i++) {
-        res = tu_apply(eng, st, files[i]);
+    for (i = 0; i < sizeof(tu_walk_in) / sizeof(*tu_walk_in); i++) {
+        res = tu_apply(eng, st, tu_walk_in[i].file);
         ck_assert_int_eq(res.verdict, QG_ACCEPTED);
     }
     walkin = res.ticket;

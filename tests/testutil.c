@@ -11,6 +11,22 @@
 
 static char store_dir[256];
 
+const tu_step tu_walk_in[9] = {
+    {TU_WALK_IN "01-join-live-queue.json", QG_EV_JOIN, QG_ST_NEW, QG_ST_QUEUED},
+    {TU_WALK_IN "02-alert.json", QG_EV_ALERT, QG_ST_QUEUED, QG_ST_QUEUED},
+    {TU_WALK_IN "03-move.json", QG_EV_MOVE, QG_ST_QUEUED, QG_ST_MOVED},
+    {TU_WALK_IN "04-serving.json", QG_EV_SERVE, QG_ST_MOVED, QG_ST_SERVING},
+    {TU_WALK_IN "05-served.json", QG_EV_COMPLETE, QG_ST_SERVING, QG_ST_SERVED},
+    {TU_WALK_IN "06-pharmacy-received.json", QG_EV_RX_RECEIVE, QG_ST_SERVED,
+     QG_ST_PHARMACY_RECEIVED},
+    {TU_WALK_IN "07-pharmacy-dispensed.json", QG_EV_RX_DISPENSE,
+     QG_ST_PHARMACY_RECEIVED, QG_ST_PHARMACY_DISPENSED},
+    {TU_WALK_IN "08-billing-paid.json", QG_EV_PAY, QG_ST_PHARMACY_DISPENSED,
+     QG_ST_PAID},
+    {TU_WALK_IN "09-end-visit.json", QG_EV_END_VISIT, QG_ST_PAID,
+     QG_ST_VISIT_ENDED},
+};
+
 char *
 tu_fixture(const char *rel, size_t *len)
 {

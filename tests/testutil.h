@@ -27,6 +27,20 @@ qg_engine *tu_engine(void);
 /* Applies fixtures/<rel>; fails the test if the call itself fails. */
 qg_result tu_apply(qg_engine *eng, qg_store *st, const char *rel);
 
+/* One step of a fixture visit: the file, and what the engine must make
+ * of it (visits/EXPECT). */
+typedef struct tu_step {
+    const char *file;
+    qg_event event;
+    qg_state from, to;
+} tu_step;
+
+#define TU_WALK_IN "visits/walk-in/"
+
+/* The walk-in visit (live queue 30001), in order: 9 steps from joining
+ * the queue to the end of the visit. */
+extern const tu_step tu_walk_in[9];
+
 /* Runs a suite; returns the process exit code. */
 int tu_run(Suite *s);
 
