@@ -1729,7 +1729,7 @@ START_TEST(test_forward_hang_answers_quickly)
     gate_start(opts);
     post_fixture(walk_in_files[0], &a);
     expect(&a, 200, "accepted", "none", walk_in_files[0]);
-    ck_assert_msg(a.ms < 1000, "answered in %" PRId64 " ms", a.ms);
+    ck_assert_msg(a.ms < 2000, "answered in %" PRId64 " ms", a.ms);
     answer_free(&a);
     http("GET", "/readyz", NULL, NULL, 0, &a);
     ck_assert_msg(a.status == 200, "one step waiting: %s", a.body);
@@ -1738,7 +1738,7 @@ START_TEST(test_forward_hang_answers_quickly)
     for (i = 1; i < 4; i++) {
         post_fixture(walk_in_files[i], &a);
         expect(&a, 200, "accepted", "none", walk_in_files[i]);
-        ck_assert_msg(a.ms < 1000, "%s answered in %" PRId64 " ms",
+        ck_assert_msg(a.ms < 2000, "%s answered in %" PRId64 " ms",
                       walk_in_files[i], a.ms);
         answer_free(&a);
     }
@@ -1754,7 +1754,7 @@ START_TEST(test_forward_hang_answers_quickly)
     /* another ticket, while both forwarders may be stuck on the HIS */
     post_fixture(no_show_files[0], &a);
     expect(&a, 200, "accepted", "none", no_show_files[0]);
-    ck_assert_msg(a.ms < 1000, "answered in %" PRId64 " ms", a.ms);
+    ck_assert_msg(a.ms < 2000, "answered in %" PRId64 " ms", a.ms);
     answer_free(&a);
 
     atomic_store(&his.mode, HIS_ACCEPT);
@@ -1838,7 +1838,7 @@ START_TEST(test_readyz_upstream_closed_port)
     for (i = 1; i < 3; i++) {
         post_fixture(walk_in_files[i], &a);
         expect(&a, 200, "accepted", "none", walk_in_files[i]);
-        ck_assert_msg(a.ms < 1000, "answered in %" PRId64 " ms", a.ms);
+        ck_assert_msg(a.ms < 2000, "answered in %" PRId64 " ms", a.ms);
         answer_free(&a);
     }
     ck_assert_msg(wait_ready_status(503, 5000, &a),
@@ -2405,7 +2405,7 @@ START_TEST(test_hostile_many_connections)
             n++;
     ck_assert_int_eq(n, CROWD);
     post_fixture(walk_in_files[0], &a);
-    ck_assert_msg(a.status == 200 && a.ms < 1000,
+    ck_assert_msg(a.status == 200 && a.ms < 3000,
                   "beside %d idle connections: %ld in %" PRId64 " ms", CROWD,
                   a.status, a.ms);
     answer_free(&a);
