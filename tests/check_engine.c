@@ -280,6 +280,50 @@ START_TEST(test_engine_bad_arguments)
 }
 END_TEST
 
+/* The same-state rules of docs/mapping.md, step by step on one ticket:
+ * what a live_queue_updated means depends on the state and service the
+ * ticket is in. */
+START_TEST(test_engine_updates_by_state_and_service)
+{
+    static const struct {
+        const char *event, *state;
+        int service;
+        qg_event want;
+        qg_state to;
+    } steps[] = {
+        {"live_queue_created", "In Queue", 220, QG_EV_JOIN, QG_ST_QUEUED},
+        {"live_queue_updated", "In Queue", 220, QG_EV_UPDATE, QG_ST_QUEUED},
+        {"live_queue_updated", "Arrived", 220, QG_EV_ARRIVE, QG_ST_ARRIVED},
+        {"live_queue_updated", "In Queue", 221, QG_EV_MOVE, QG_ST_MOVED},
+        {"live_queue_updated", "In Queue", 221, QG_EV_UPDATE, QG_ST_MOVED},
+        {"live_queue_updated", "Arrived", 221, QG_EV_ARRIVE, QG_ST_ARRIVED},
+        {"live_queue_updated", "Arrived", 222, QG_EV_MOVE, QG_ST_MOVED},
+        {"live_queue_updated", "Serving", 222, QG_EV_SERVE, QG_ST_SERVING},
+        {"live_queue_updated", "Serving", 223, QG_EV_MOVE, QG_ST_MOVED},
+    };
+    char body[512];
+    qg_result res;
+    size_t i;
+
+    qg_engine_require_signature(eng, 0);
+    for (i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
+        snprintf(body, sizeof(body),
+                 "{\"payload\":{\"event\":\"%s\",\"timestamp\":"
+                 "\"2024-03-05T10:%02zu:00+08:00\",\"data\":{\"id\":61001,"
+                 "\"state_name\":\"%s\",\"service_id\":%d}}}",
+                 steps[i].event, i, steps[i].state, steps[i].service);
+        ck_assert_int_eq(qg_engine_apply(eng, st, body, strlen(body), 0, &res),
+                         0);
+        ck_assert_msg(res.verdict == QG_ACCEPTED &&
+                          res.event == steps[i].want && res.to == steps[i].to,
+                      "step %zu (%s, service %d): %s %s -> %s (%s)", i,
+                      steps[i].state, steps[i].service,
+                      qg_verdict_name(res.verdict), qg_event_name(res.event),
+                      qg_state_name(res.to), res.detail);
+    }
+}
+END_TEST
+
 static Suite *
 engine_suite(void)
 {
@@ -292,6 +336,7 @@ engine_suite(void)
     tcase_add_test(core, test_engine_fixtures_cover_documented_flows);
     tcase_add_test(core, test_engine_illegal_sequences_refused);
     tcase_add_test(core, test_engine_redelivery_is_duplicate);
+    tcase_add_test(core, test_engine_updates_by_state_and_service);
     tcase_add_test(core, test_engine_published_examples_apply_unverified);
     tcase_add_test(errors, test_engine_malformed_bodies_refused);
     tcase_add_test(errors, test_engine_no_secret_is_unauthenticated);
