@@ -2264,6 +2264,90 @@ START_TEST(test_group_commit_shares_commits)
 }
 END_TEST
 
+/* ----- Reload ----------------------------------------------------------- */
+
+static void
+write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Joins entry id with a state the default mapping does not know. */
+static void
+post_waiting_room(long long id, answer *a)
+{
+    size_t len;
+    char *body =
+        step_body(id, "live_queue_created", "2024-03-05T10:00:00+08:00", "42",
+                  "Waiting Room", &len);
+
+    ck_assert_ptr_nonnull(body);
+    http("POST", WEBHOOK, as_json, body, len, a);
+    free(body);
+}
+
+/*
+ * SIGHUP reloads the mapping without a restart: a state the mapping did
+ * not know is refused (422), known after the file is changed and the
+ * gate told; a mapping that does not load keeps the running one.  It also
+ * reopens the log file, as log rotation expects.
+ */
+START_TEST(test_sighup_reloads_mapping_and_log)
+{
+    char cfg[160], map[160], rotated[160];
+    /* the JSON log where the test reads the gate's stderr too, so that
+     * gate_start() sees the "listening" line */
+    const char *log = logpath;
+    const char *opts[] = {"--config", cfg, "--log", log, NULL};
+    char *text;
+    answer a;
+
+    snprintf(cfg, sizeof(cfg), "%s/qgate.json", work);
+    snprintf(map, sizeof(map), "%s/map.json", work);
+    snprintf(rotated, sizeof(rotated), "%s.1", logpath);
+    write_text(map, "{\"states\": {}}");
+    write_text(cfg, "{\"mapping\": \"map.json\"}");
+    gate_start(opts);
+
+    /* 1: unknown to the mapping */
+    post_waiting_room(62001, &a);
+    expect(&a, 422, "rejected", "unknown_state", "before the reload");
+    answer_free(&a);
+
+    /* 2: a broken mapping file is refused and the running one kept */
+    write_text(map, "{\"states\": {\"Waiting Room\": \"teleport\"}}");
+    ck_assert_int_eq(kill(gate_pid, SIGHUP), 0);
+    sleep_ms(300);
+    post_waiting_room(62002, &a);
+    expect(&a, 422, "rejected", "unknown_state", "after a bad reload");
+    answer_free(&a);
+
+    /* 3: fixed, rotated, told: the state is known and the log reopened */
+    write_text(map, "{\"states\": {\"Waiting Room\": \"join\"}}");
+    ck_assert_int_eq(rename(log, rotated), 0);
+    ck_assert_int_eq(kill(gate_pid, SIGHUP), 0);
+    sleep_ms(300);
+    post_waiting_room(62003, &a);
+    expect(&a, 200, "accepted", "none", "after the reload");
+    ck_assert_str_eq(jstr(a.json, "event"), "join");
+    answer_free(&a);
+    gate_stop();
+
+    text = read_from(log, 0);
+    ck_assert_msg(strstr(text, "reloaded the mapping") != NULL,
+                  "the new log file lacks the reload: %s", text);
+    free(text);
+    text = read_from(rotated, 0);
+    ck_assert_msg(strstr(text, "reload failed") != NULL,
+                  "the rotated log lacks the failed reload: %s", text);
+    free(text);
+}
+END_TEST
+
 /* ----- Hostile clients ---------------------------------------------------- */
 
 /* A TCP connection to the gate, or -1. */
@@ -3395,6 +3479,7 @@ serve_suite(void)
     tcase_add_test(concurrency, test_group_commit_shares_commits);
     suite_add_tcase(s, concurrency);
 
+    tcase_add_test(answers, test_sighup_reloads_mapping_and_log);
     tcase_add_checked_fixture(hostile, setup, teardown);
     tcase_set_timeout(hostile, 60);
     tcase_add_test(hostile, test_hostile_slowloris);
