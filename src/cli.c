@@ -66,6 +66,12 @@ cli_common_option(cli *c, int opt, const char *arg)
     case OPT_NO_VERIFY:
         c->no_verify = 1;
         return 1;
+    case OPT_SINCE:
+    case OPT_UNTIL:
+        if (cli_parse_when(opt == OPT_SINCE ? "--since" : "--until", arg,
+                           opt == OPT_SINCE ? &c->since : &c->until))
+            c->bad_option = 1;
+        return 1;
     }
     return 0;
 }
@@ -161,6 +167,8 @@ cli_finish_options(cli *c)
 {
     int rc = 0;
 
+    if (c->bad_option)
+        return EXIT_FAILED;
     if (c->config && (rc = load_config(c)))
         return rc;
     if (c->db == NULL)
@@ -412,6 +420,8 @@ main(int argc, char **argv)
 
     memset(&c, 0, sizeof(c));
     c.prog = "qgate";
+    c.since = INT64_MIN;
+    c.until = INT64_MAX;
     if (argc < 2) {
         usage(stderr);
         return EXIT_FAILED;

@@ -24,6 +24,8 @@ typedef struct cli {
     const char *mapping;     /* config "mapping" */
     int no_verify;           /* --no-verify, config require_signature */
     int json;                /* --json */
+    int64_t since, until;    /* --since, --until; INT64_MIN, INT64_MAX */
+    int bad_option;          /* a value refused, reported by finish */
     const char *durability;  /* "sync", "group", "nosync"; NULL: sync */
     /* A command's own config keys (serve's): returns 0 when it took the
      * key, EXIT_FAILED after saying why it refused the value, -1 when it
@@ -50,10 +52,25 @@ typedef struct cli {
         "help", no_argument, NULL, 'h'                                         \
     }
 
-/* Returns 1 when opt was a common option (and records it), else 0. */
+/* The time window of the audit commands that take one; handled by
+ * cli_common_option() too, into c->since and c->until (milliseconds). */
+#define OPT_SINCE 1005
+#define OPT_UNTIL 1006
+#define CLI_SINCE_OPTION                                                       \
+    {                                                                          \
+        "since", required_argument, NULL, OPT_SINCE                            \
+    }
+#define CLI_UNTIL_OPTION                                                       \
+    {                                                                          \
+        "until", required_argument, NULL, OPT_UNTIL                            \
+    }
+
+/* Returns 1 when opt was a common option (and records it), else 0.  A
+ * value it refuses is reported at once and fails cli_finish_options(). */
 int cli_common_option(cli *c, int opt, const char *arg);
 
-/* After getopt: loads the config file.  Returns 0 or EXIT_FAILED. */
+/* After getopt: fails if an option's value was refused, then loads the
+ * config file.  Returns 0 or EXIT_FAILED. */
 int cli_finish_options(cli *c);
 
 /* Prints "qgate: " and the message to stderr; returns EXIT_FAILED. */

@@ -52,9 +52,8 @@ cmd_export(cli *c, int argc, char **argv)
     static const struct option opts[] = {
         CLI_COMMON_OPTIONS,
         {"format", required_argument, NULL, 'f'},
-        {"since", required_argument, NULL, 'S'},
+        CLI_SINCE_OPTION,
         {0}};
-    int64_t since = INT64_MIN;
     unsigned long n = 0;
     qg_store *st = NULL;
     qg_history *h = NULL;
@@ -72,10 +71,6 @@ cmd_export(cli *c, int argc, char **argv)
                 return cli_fail("--format \"%s\": expected ndjson or csv",
                                 optarg);
             csv = strcmp(optarg, "csv") == 0;
-            break;
-        case 'S':
-            if ((rc = cli_parse_when("--since", optarg, &since)))
-                return rc;
             break;
         case 'h':
             printf("usage: qgate export [--format ndjson|csv] [--since T]\n"
@@ -99,7 +94,7 @@ cmd_export(cli *c, int argc, char **argv)
         if (r.ticket != t.id &&
             (rc = qg_store_ticket(st, QG_ID_TICKET, (int64_t)r.ticket, &t)))
             goto failed;
-        if (r.event_ms < since)
+        if (r.event_ms < c->since)
             continue;
         row(csv, &t, &r);
         cli_progress("records", ++n, 0);

@@ -14,11 +14,10 @@ cmd_list(cli *c, int argc, char **argv)
     static const struct option opts[] = {
         CLI_COMMON_OPTIONS,
         {"state", required_argument, NULL, 's'},
-        {"since", required_argument, NULL, 'S'},
-        {"until", required_argument, NULL, 'U'},
+        CLI_SINCE_OPTION,
+        CLI_UNTIL_OPTION,
         {"limit", required_argument, NULL, 'n'},
         {0}};
-    int64_t since = INT64_MIN, until = INT64_MAX;
     long limit = -1, shown = 0;
     int want_state = -1, opt, rc;
     qg_store *st = NULL;
@@ -38,14 +37,6 @@ cmd_list(cli *c, int argc, char **argv)
                                 "(see qgate machine)",
                                 optarg);
             want_state = (int)s;
-            break;
-        case 'S':
-            if ((rc = cli_parse_when("--since", optarg, &since)))
-                return rc;
-            break;
-        case 'U':
-            if ((rc = cli_parse_when("--until", optarg, &until)))
-                return rc;
             break;
         case 'n':
             limit = strtol(optarg, &end, 10);
@@ -75,7 +66,7 @@ cmd_list(cli *c, int argc, char **argv)
                "steps", "refused", "last step");
     while (limit != shown && (rc = qg_tickets_next(it, &t)) == 0) {
         if ((want_state >= 0 && (int)t.state != want_state) ||
-            t.last_event_ms < since || t.last_event_ms >= until)
+            t.last_event_ms < c->since || t.last_event_ms >= c->until)
             continue;
         shown++;
         if (c->json) {

@@ -92,13 +92,11 @@ remember(uint64_t **ids, unsigned long *n, uint64_t id)
 int
 cmd_rejected(cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        CLI_COMMON_OPTIONS,
-        {"since", required_argument, NULL, 'S'},
-        {"code", required_argument, NULL, 'C'},
-        {"replay", no_argument, NULL, 'R'},
-        {0}};
-    int64_t since = INT64_MIN;
+    static const struct option opts[] = {CLI_COMMON_OPTIONS,
+                                         CLI_SINCE_OPTION,
+                                         {"code", required_argument, NULL, 'C'},
+                                         {"replay", no_argument, NULL, 'R'},
+                                         {0}};
     int opt, rc, replaying = 0, want_code = -1;
     unsigned long seen = 0, passing = 0, nids = 0, i;
     uint64_t *ids = NULL;
@@ -113,10 +111,6 @@ cmd_rejected(cli *c, int argc, char **argv)
         if (cli_common_option(c, opt, optarg))
             continue;
         switch (opt) {
-        case 'S':
-            if ((rc = cli_parse_when("--since", optarg, &since)))
-                return rc;
-            break;
         case 'C':
             if (qg_reason_from_name(optarg, &code) != 0)
                 return cli_fail("--code \"%s\": not a reason code (e.g. "
@@ -149,7 +143,7 @@ cmd_rejected(cli *c, int argc, char **argv)
         goto done;
     }
     while ((rc = qg_rejections_next(log, &r)) == 0) {
-        if (r.received_us / 1000 < since ||
+        if (r.received_us / 1000 < c->since ||
             (want_code >= 0 && (int)r.reason != want_code))
             continue;
         seen++;

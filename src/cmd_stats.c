@@ -235,11 +235,11 @@ cmd_stats(cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
         CLI_COMMON_OPTIONS,
-        {"since", required_argument, NULL, 'S'},
-        {"until", required_argument, NULL, 'U'},
+        CLI_SINCE_OPTION,
+        CLI_UNTIL_OPTION,
         {"service", required_argument, NULL, 'v'},
         {0}};
-    int64_t since = INT64_MIN, until = INT64_MAX, service = 0;
+    int64_t service = 0;
     qg_store *db = NULL;
     qg_history *h = NULL;
     qg_record r;
@@ -253,14 +253,6 @@ cmd_stats(cli *c, int argc, char **argv)
         if (cli_common_option(c, opt, optarg))
             continue;
         switch (opt) {
-        case 'S':
-            if ((rc = cli_parse_when("--since", optarg, &since)))
-                return rc;
-            break;
-        case 'U':
-            if ((rc = cli_parse_when("--until", optarg, &until)))
-                return rc;
-            break;
         case 'v':
             service = strtoll(optarg, &end, 10);
             if (*end || service <= 0)
@@ -290,7 +282,7 @@ cmd_stats(cli *c, int argc, char **argv)
     while ((rc = qg_history_next(h, &r)) == 0) {
         if (r.seq == 1 && w.ticket && end_ticket(st, &w, service) < 0)
             goto oom;
-        if (step(st, &w, &r, since, until, service) < 0)
+        if (step(st, &w, &r, c->since, c->until, service) < 0)
             goto oom;
     }
     if (rc != QG_NOTFOUND)
@@ -299,7 +291,7 @@ cmd_stats(cli *c, int argc, char **argv)
         goto oom;
     qg_history_close(h);
     h = NULL;
-    if ((rc = count_refusals(db, st, since, until)))
+    if ((rc = count_refusals(db, st, c->since, c->until)))
         goto failed;
     for (i = 0; i < NKINDS; i++)
         if (st->d[i].n)

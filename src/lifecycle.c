@@ -33,6 +33,7 @@ static const char *const event_names[QG_EVENT_COUNT] = {
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 static signed char next_state[QG_STATE_COUNT][QG_EVENT_COUNT];
 static signed char target[QG_EVENT_COUNT];
+static unsigned allowed[QG_STATE_COUNT]; /* mask of legal events */
 
 static void
 build_table(void)
@@ -52,6 +53,7 @@ build_table(void)
                 continue;
             }
             next_state[s][e] = (signed char)fsm.state;
+            allowed[s] |= 1u << e;
             if ((int)fsm.state != s)
                 target[e] = (signed char)fsm.state;
         }
@@ -112,13 +114,10 @@ qg_machine_next(qg_state s, qg_event e)
 unsigned
 qg_machine_allowed(qg_state s)
 {
-    unsigned mask = 0;
-    int e;
-
-    for (e = QG_EV_NONE + 1; e < QG_EVENT_COUNT; e++)
-        if (qg_machine_next(s, (qg_event)e) >= 0)
-            mask |= 1u << e;
-    return mask;
+    if ((unsigned)s >= QG_STATE_COUNT)
+        return 0;
+    pthread_once(&table_once, build_table);
+    return allowed[s];
 }
 
 int

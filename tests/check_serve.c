@@ -1950,31 +1950,21 @@ deliver_requeued(const char *const *opts, uint64_t walk, uint64_t noshow)
     assert_outbox_empty();
 }
 
-/* Dead-lettered, retried, and delivered in order by a gate restarted with
- * the default --max-age. */
-START_TEST(test_forward_dead_letter_and_retry)
-{
-    const char *opts[] = {"--upstream", NULL, "--forward-timeout", "1", NULL};
-    uint64_t walk, noshow;
-
-    his_start(HIS_FAIL);
-    opts[1] = his.url;
-    dead_letter_and_requeue(&walk, &noshow);
-    deliver_requeued(opts, walk, noshow);
-}
-END_TEST
-
 /*
- * The same, but the gate is restarted as it ran, --max-age 1 included.
- * The requeued steps are older than that by now, as every step that died
- * of age is older than the max age; retrying them must still send them.
+ * Dead-lettered, retried, and delivered in order by a gate restarted with
+ * the default --max-age (loop 0), and as it ran, --max-age 1 included
+ * (loop 1): the requeued steps are older than that by now, as every step
+ * that died of age is older than the max age; retrying them must still
+ * send them.
  */
-START_TEST(test_forward_retry_outlives_max_age)
+START_TEST(test_forward_dead_letter_and_retry)
 {
     const char *opts[] = {
         "--upstream", NULL, "--forward-timeout", "1", "--max-age", "1", NULL};
     uint64_t walk, noshow;
 
+    if (_i == 0)
+        opts[4] = NULL; /* the default --max-age */
     his_start(HIS_FAIL);
     opts[1] = his.url;
     dead_letter_and_requeue(&walk, &noshow);
@@ -3468,8 +3458,7 @@ serve_suite(void)
     tcase_add_test(forwarding, test_forward_hang_answers_quickly);
     tcase_add_test(forwarding, test_readyz_upstream_closed_port);
     tcase_add_test(forwarding, test_readyz_upstream_failing);
-    tcase_add_test(forwarding, test_forward_dead_letter_and_retry);
-    tcase_add_test(forwarding, test_forward_retry_outlives_max_age);
+    tcase_add_loop_test(forwarding, test_forward_dead_letter_and_retry, 0, 2);
     tcase_add_test(forwarding, test_forward_resumes_after_restart);
     suite_add_tcase(s, forwarding);
 

@@ -7,27 +7,7 @@ F=$2
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 DB="$T/db"
-failures=0
-passes=0
-
-check() { # description, then a command that must succeed
-    desc=$1
-    shift
-    if "$@"; then
-        passes=$((passes + 1))
-    else
-        echo "FAIL: $desc"
-        failures=$((failures + 1))
-    fi
-}
-
-status() { # expected exit code, command...
-    want=$1
-    shift
-    "$@" >"$T/out" 2>"$T/err"
-    got=$?
-    [ "$got" -eq "$want" ] || { echo "  exit $got, expected $want: $*"; cat "$T/err"; return 1; }
-}
+. "$(dirname "$0")/testlib.sh"
 
 # apply: the sample walk-in visit, nine accepted steps, exit 0
 check "apply sample visit exits 0" \
@@ -123,6 +103,10 @@ check "list --limit counts" test "$(wc -l <"$T/out")" -eq 2
 check "list --since filters by last step" \
     status 0 "$Q" list --json --db "$DB" --since 2024-03-06T00:00:00+08:00
 check "list --since after every step is empty" test ! -s "$T/out"
+check "list --since of a non-time exits 2" \
+    status 2 "$Q" list --db "$DB" --since yesterday
+check "list --since names the option and value" \
+    grep -q -- '--since "yesterday"' "$T/err"
 check "list --state of a non-state exits 2" \
     status 2 "$Q" list --db "$DB" --state waiting
 
@@ -192,5 +176,4 @@ for cmd in $("$Q" help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
     check "man page documents $cmd" grep -q "^\.SS $cmd" "$MAN"
 done
 
-echo "$passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish

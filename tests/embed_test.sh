@@ -17,31 +17,7 @@ CXX=${CXX:-c++}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 P="$T/prefix"
-failures=0
-passes=0
-
-check() { # description, then a command that must succeed
-    desc=$1
-    shift
-    if "$@"; then
-        passes=$((passes + 1))
-    else
-        echo "FAIL: $desc"
-        failures=$((failures + 1))
-    fi
-}
-
-status() { # expected exit code, command...
-    want=$1
-    shift
-    "$@" >"$T/out" 2>"$T/err"
-    got=$?
-    [ "$got" -eq "$want" ] || {
-        echo "  exit $got, expected $want: $*"
-        cat "$T/out" "$T/err"
-        return 1
-    }
-}
+. "$(dirname "$0")/testlib.sh"
 
 has() { # file, then a line it must hold (a basic regular expression)
     grep -q "$2" "$1" || {
@@ -219,5 +195,4 @@ run_examples pkg-config "$T/pc" LD_LIBRARY_PATH="$LIB"
 run_examples cmake "$T/cmake" LD_LIBRARY_PATH="$LIB"
 run_examples static "$T/static" LD_LIBRARY_PATH=
 
-echo "$passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish
