@@ -44,9 +44,11 @@
  * - A #qg_engine is read-only once configured: any number of threads may
  *   call qg_engine_apply() and qg_engine_apply_batch() with it, but
  *   qg_engine_set_secret(), qg_engine_load_secret(),
- *   qg_engine_require_signature() and qg_engine_load_mapping() must not
+ *   qg_engine_require_signature(), qg_engine_set_reorder_window() and
+ *   qg_engine_load_mapping() must not
  *   run while any other call uses the same engine.
- * - A cursor (#qg_history, #qg_tickets, #qg_rejections, #qg_outbox)
+ * - A cursor (#qg_history, #qg_tickets, #qg_rejections, #qg_outbox,
+ *   #qg_held_list)
  *   belongs to one thread at a time; it may be passed to another thread
  *   between calls.
  * - The functions that take no handle (names, the machine, versions) may
@@ -76,9 +78,9 @@ extern "C" {
 #endif
 
 #define QG_VERSION_MAJOR  0       /**< major version of this header */
-#define QG_VERSION_MINOR  1       /**< minor version of this header */
+#define QG_VERSION_MINOR  2       /**< minor version of this header */
 #define QG_VERSION_PATCH  0       /**< patch version of this header */
-#define QG_VERSION_STRING "0.1.0" /**< "MAJOR.MINOR.PATCH" of this header */
+#define QG_VERSION_STRING "0.2.0" /**< "MAJOR.MINOR.PATCH" of this header */
 
 /**
  * The version of the library that is running, which may differ from the
@@ -254,7 +256,11 @@ typedef enum qg_verdict {
     QG_REJECTED = 2,        /**< well-formed and signed, but refused */
     QG_UNAUTHENTICATED = 3, /**< signature missing or wrong */
     QG_MALFORMED = 4,       /**< not a Chup delivery */
-    QG_IGNORED = 5          /**< not a lifecycle step (client_*, ...) */
+    QG_IGNORED = 5,         /**< not a lifecycle step (client_*, ...) */
+    /** Not legal yet, but an earlier step that has not arrived could make
+     * it legal: stored and tried again whenever its ticket changes, until
+     * the reorder window passes (qg_engine_set_reorder_window()). */
+    QG_HELD = 6
 } qg_verdict;
 
 /**
@@ -295,7 +301,8 @@ typedef enum qg_verdict {
     XX(BAD_VALUE, "bad_value", MALFORMED, "a field has an invalid value")      \
     XX(TOO_LARGE, "too_large", MALFORMED, "the body is over the size limit")   \
     XX(NOT_LIFECYCLE, "not_lifecycle", IGNORED,                                \
-       "the event is not a lifecycle step")
+       "the event is not a lifecycle step")                                    \
+    XX(EARLY, "early", HELD, "not legal yet; held for an earlier step")
 
 /**
  * Why a verdict was given: QG_R_ and a name of #QG_REASON_MAP, numbered
@@ -322,7 +329,8 @@ typedef enum qg_reason {
  * ended; nothing more is accepted for it.
  * @var QG_R_STALE
  * "stale" (#QG_REJECTED): the payload's timestamp is older than that of
- * the ticket's last accepted step.
+ * the ticket's last accepted step, and (with a reorder window) no legal
+ * place for it exists among the accepted steps.
  * @var QG_R_UNKNOWN_EVENT
  * "unknown_event" (#QG_REJECTED): payload.event is not in the mapping.
  * @var QG_R_UNKNOWN_STATE
@@ -362,6 +370,11 @@ typedef enum qg_reason {
  * @var QG_R_NOT_LIFECYCLE
  * "not_lifecycle" (#QG_IGNORED): the event is not a ticket lifecycle step
  * (client, service and staff events).
+ * @var QG_R_EARLY
+ * "early" (#QG_HELD): no legal place exists for the step in its ticket's
+ * history yet, but a step that has not arrived could make one: the
+ * delivery is held.  Reasons are numbered in table order and stored as
+ * such, so new ones are only ever added at the end.
  */
 
 /**
@@ -416,8 +429,21 @@ typedef struct qg_result {
     qg_state from;
     qg_state to; /**< after it; == from unless accepted */
     /** The history position: of the new step when accepted (0 in a dry
-     * run), of the earlier step when a duplicate, else 0. */
+     * run), of the earlier step when a duplicate, else 0.  Steps are
+     * numbered in order of acceptance. */
     uint32_t seq;
+    /** Where an accepted step stands in its ticket's history in event
+     * time (payload.timestamp): 1 for the earliest.  Equal to the count of
+     * steps unless the step is late; 0 when not accepted. */
+    uint32_t pos;
+    /** Nonzero when an accepted step is late: older than the ticket's
+     * newest step, it was placed at its timestamp among them and the
+     * path re-run through the machine ("to" is then the state the whole
+     * path ends in). */
+    int late;
+    /** Held deliveries of the same ticket that this step made legal, and
+     * that were accepted in the same transaction after it. */
+    uint32_t released;
     unsigned allowed;    /**< events legal in "to", mask of (1u << event) */
     uint64_t rejection;  /**< rejection log id when logged, else 0 */
     char chup_event[48]; /**< Chup's event name, truncated, "" if none */
@@ -559,6 +585,15 @@ typedef struct qg_record {
     /** The machine version that accepted it (qg_machine_version()),
      * NUL-terminated. */
     char machine[17];
+    /** Its place in the ticket's history in event time, 1 for the
+     * earliest; from and to are those of the path in that order. */
+    uint32_t pos;
+    /** Nonzero when the step arrived after a step with a later timestamp
+     * and was placed among the accepted steps (see qg_result.late). */
+    int late;
+    /** Nonzero when the step was held first (#QG_HELD) and accepted once
+     * an earlier step arrived. */
+    int released;
     /** The raw delivery, as received; not NUL-terminated.  Points into the
      * store's read-only map: valid until the next qg_history_next() or
      * qg_history_close() of its cursor. */
@@ -572,9 +607,18 @@ typedef struct qg_record {
  */
 typedef struct qg_history qg_history;
 
+/** The order in which a history cursor returns a ticket's steps. */
+typedef enum qg_order {
+    /** By event time (payload.timestamp), the order the machine judged
+     * them in: late steps stand at their place. */
+    QG_EVENT_ORDER = 0,
+    QG_ARRIVAL_ORDER = 1 /**< by seq, the order they were accepted in */
+} qg_order;
+
 /**
- * Opens a cursor over a ticket's history, oldest first; with ticket 0,
- * over every record of the store, by ticket then step.  It holds a read
+ * Opens a cursor over a ticket's history in event time, oldest first
+ * (qg_history_open_order() with #QG_EVENT_ORDER); with ticket 0, over
+ * every record of the store, by ticket then step.  It holds a read
  * transaction (a consistent snapshot: steps committed later are not seen)
  * until qg_history_close().  Close it soon: an open read transaction keeps
  * LMDB from reusing pages, and a write of this process that must grow the
@@ -587,6 +631,16 @@ typedef struct qg_history qg_history;
  */
 QG_EXTERN int qg_history_open(qg_store *st, uint64_t ticket, qg_history **out);
 /**
+ * Opens a history cursor as qg_history_open() does, in the given order.
+ * @param[in] st the store.
+ * @param[in] ticket the ticket's number, or 0 for every ticket.
+ * @param[in] order #QG_EVENT_ORDER or #QG_ARRIVAL_ORDER.
+ * @param[out] out the cursor; NULL on failure.
+ * @return as qg_history_open(); #QG_EINVAL also for an unknown order.
+ */
+QG_EXTERN int qg_history_open_order(qg_store *st, uint64_t ticket,
+                                    qg_order order, qg_history **out);
+/**
  * Reads the next record.
  * @param[in] h the cursor.
  * @param[out] rec the record; written only when 0 is returned.  rec->body
@@ -598,7 +652,8 @@ QG_EXTERN int qg_history_open(qg_store *st, uint64_t ticket, qg_history **out);
 QG_EXTERN int qg_history_next(qg_history *h, qg_record *rec);
 /**
  * Moves a single ticket's cursor so that the next qg_history_next()
- * returns step seq (or the first step after it), in the same snapshot.
+ * returns step seq (in arrival order: or the first step after it), in
+ * the same snapshot; the steps after it follow in the cursor's order.
  * @param[in] h the cursor, over one ticket.
  * @param[in] seq the step; 0 or 1 go back to the first.
  * @return 0, #QG_EINVAL (NULL, or a cursor over every ticket).
@@ -650,11 +705,13 @@ typedef struct qg_finding {
 } qg_finding;
 
 /**
- * Checks one ticket in one snapshot: its history is a word of the current
- * machine (each step legal, each from the previous to, the last to the
- * ticket's state), steps are numbered 1..n with n the ticket's count and
- * in time order, each record's digest matches its body and is indexed, and
- * the ticket's ids lead back to it.  Stops at the first problem.
+ * Checks one ticket in one snapshot: its history, read in event time, is
+ * a word of the current machine (each step legal, each from the previous
+ * to, the last to the ticket's state), its steps stand at places 1..n in
+ * event time with n the ticket's count and their timestamps in that
+ * order, their seqs are 1..n, each record's digest matches its body and
+ * is indexed, and the ticket's ids lead back to it.  Stops at the first
+ * problem.
  * @param[in] st the store.
  * @param[in] ticket the ticket's number.
  * @param[out] out the first problem found, if any; meaningful only when 0
@@ -848,6 +905,90 @@ QG_EXTERN int qg_outbox_bury(qg_store *st, uint64_t id, const char *error);
 QG_EXTERN int qg_outbox_requeue(qg_store *st, uint64_t id, uint64_t *moved);
 
 /* ------------------------------------------------------------------ */
+/* Held deliveries: steps that came before the step they need           */
+
+/**
+ * A held delivery (#QG_HELD), read by qg_held_next(); a caller-owned
+ * value, except that body points into the store.
+ */
+typedef struct qg_held {
+    uint64_t id; /**< 1, 2, ... in order of holding; never reused */
+    /** When qg_engine_apply() was called with it, Unix microseconds: the
+     * reorder window counts from here. */
+    int64_t received_us;
+    /** The ticket's number; 0 while the ticket has no accepted step. */
+    uint64_t ticket;
+    int64_t live_queue_id, /**< Chup's live-queue id, 0 if none */
+        appointment_id;    /**< Chup's appointment id, 0 if none */
+    qg_event event;        /**< the canonical event, as judged on arrival */
+    qg_state from;         /**< the ticket's state on arrival */
+    int64_t event_ms;      /**< Chup's payload.timestamp, Unix ms */
+    int32_t utc_offset_s;  /**< the offset it was written with */
+    char chup_event[48];   /**< Chup's event name, NUL-terminated */
+    /** The raw delivery, not NUL-terminated; points into the store's map,
+     * valid until the next qg_held_next() or qg_held_close(). */
+    const char *body;
+    size_t body_len; /**< the length of body in bytes */
+} qg_held;
+
+/**
+ * A cursor over held deliveries.  Opaque; from qg_held_open(), freed by
+ * qg_held_close().  Used by one thread at a time.
+ */
+typedef struct qg_held_list qg_held_list;
+
+/**
+ * Opens a cursor over the held deliveries, by Chup id and then event
+ * time, in a read transaction held until qg_held_close().
+ * @param[in] st the store.
+ * @param[out] out the cursor; NULL on failure.
+ * @return 0, #QG_EINVAL (NULL st or out), #QG_ENOMEM, #QG_EBUSY,
+ * #QG_ESTORE.
+ */
+QG_EXTERN int qg_held_open(qg_store *st, qg_held_list **out);
+/**
+ * Reads the next held delivery.
+ * @param[in] hl the cursor.
+ * @param[out] out the delivery; written only when 0 is returned.
+ * @return 0, #QG_NOTFOUND at the end, #QG_EINVAL (NULL hl or out),
+ * #QG_ESTORE.
+ */
+QG_EXTERN int qg_held_next(qg_held_list *hl, qg_held *out);
+/**
+ * Ends the cursor and its read transaction.
+ * @param[in] hl the cursor, or NULL (nothing is done).
+ */
+QG_EXTERN void qg_held_close(qg_held_list *hl);
+
+/**
+ * Counts the held deliveries, in one snapshot.
+ * @param[in] st the store.
+ * @param[out] count how many are held; may be NULL.
+ * @param[out] oldest_us the smallest received_us among them, 0 when none
+ * is held; may be NULL.
+ * @return 0, #QG_EINVAL (NULL st), #QG_ENOMEM, #QG_EBUSY, #QG_ESTORE.
+ */
+QG_EXTERN int qg_held_stats(qg_store *st, uint64_t *count, int64_t *oldest_us);
+
+/**
+ * Gives up on the held deliveries received before a time: each goes to
+ * the rejection log with the reason it would have had on arrival without
+ * a reorder window, judged against its ticket as it is now
+ * (#QG_R_ILLEGAL_TRANSITION, #QG_R_STALE or #QG_R_TICKET_CLOSED), and how
+ * long it was held.  One write transaction.  The gate calls it on its own
+ * clock with now minus the window; `qgate held --expire` with INT64_MAX.
+ * @param[in] st the store, not #QG_RDONLY.
+ * @param[in] received_before_us expire those with received_us below it.
+ * @param[out] by_reason QG_REASON_COUNT counters, each incremented by the
+ * deliveries refused for that reason; may be NULL.
+ * @param[out] expired how many were expired (0 on failure); may be NULL.
+ * @return 0, #QG_EINVAL (NULL st), #QG_ERDONLY, #QG_ENOMEM, #QG_EFULL,
+ * #QG_EBUSY, #QG_ESTORE.  On failure nothing was expired.
+ */
+QG_EXTERN int qg_held_expire(qg_store *st, int64_t received_before_us,
+                             uint64_t *by_reason, uint64_t *expired);
+
+/* ------------------------------------------------------------------ */
 /* The engine                                                          */
 
 /**
@@ -906,6 +1047,21 @@ QG_EXTERN int qg_engine_load_secret(qg_engine *eng, const char *path, char *err,
  * default).
  */
 QG_EXTERN void qg_engine_require_signature(qg_engine *eng, int on);
+
+/**
+ * Sets the reorder window: how long a delivery that is not legal yet may
+ * wait for an earlier step.  With a window, each ticket's history is kept
+ * in event time: a step older than the ticket's newest one is placed at
+ * its timestamp if the re-run path stays legal (accepted, late), and a
+ * step that an earlier one could make legal is held (#QG_HELD) and tried
+ * again whenever its ticket changes; qg_held_expire() ends the wait.
+ * With 0, the default, every delivery is judged on arrival against the
+ * ticket's newest step: nothing is held or placed late.
+ * @param[in] eng the engine.
+ * @param[in] seconds the window, 0 to 31,536,000 (a year).
+ * @return 0, #QG_EINVAL (NULL eng, seconds out of range).
+ */
+QG_EXTERN int qg_engine_set_reorder_window(qg_engine *eng, int64_t seconds);
 
 /**
  * Overrides parts of the default mapping from a JSON file (the format is

@@ -32,6 +32,7 @@ static const struct {
     {"machine", cmd_machine, "the lifecycle as a table or Graphviz"},
     {"serve", cmd_serve, "the validating HTTP gate in front of the HIS"},
     {"outbox", cmd_outbox, "steps waiting for the HIS; retry dead ones"},
+    {"held", cmd_held, "deliveries waiting for an earlier step"},
 };
 
 int
@@ -66,6 +67,23 @@ cli_common_option(cli *c, int opt, const char *arg)
     case OPT_NO_VERIFY:
         c->no_verify = 1;
         return 1;
+    case OPT_REORDER_WINDOW: {
+        char *end;
+        long long v;
+
+        errno = 0;
+        v = strtoll(arg, &end, 10);
+        if (errno || end == arg || *end || v < 0 ||
+            v > CLI_MAX_REORDER_WINDOW || arg[0] < '0' || arg[0] > '9') {
+            cli_fail("--reorder-window \"%s\": expected whole seconds from "
+                     "0 to %d (0: judge every delivery on arrival)",
+                     arg, CLI_MAX_REORDER_WINDOW);
+            c->bad_option = 1;
+        } else {
+            c->reorder_window = v;
+        }
+        return 1;
+    }
     case OPT_SINCE:
     case OPT_UNTIL:
         if (cli_parse_when(opt == OPT_SINCE ? "--since" : "--until", arg,
@@ -143,6 +161,12 @@ load_config(cli *c)
                     strcmp(s, "nosync") == 0)) {
             if (c->durability == NULL)
                 c->durability = cli_config_copy(c, s);
+        } else if (strcmp(key, "reorder_window") == 0 &&
+                   json_object_is_type(val, json_type_int) &&
+                   json_object_get_int64(val) >= 0 &&
+                   json_object_get_int64(val) <= CLI_MAX_REORDER_WINDOW) {
+            if (c->reorder_window < 0)
+                c->reorder_window = json_object_get_int64(val);
         } else if (strcmp(key, "require_signature") == 0 &&
                    json_object_is_type(val, json_type_boolean)) {
             if (!json_object_get_boolean(val))
@@ -171,6 +195,8 @@ cli_finish_options(cli *c)
         return EXIT_FAILED;
     if (c->config && (rc = load_config(c)))
         return rc;
+    if (c->reorder_window < 0)
+        c->reorder_window = CLI_DEFAULT_REORDER_WINDOW;
     if (c->db == NULL)
         c->db = getenv("QGATE_DB");
     if (c->db == NULL || c->db[0] == '\0')
@@ -237,6 +263,8 @@ cli_new_engine(cli *c, qg_engine **out)
     if (c->mapping &&
         (rc = qg_engine_load_mapping(*out, c->mapping, err, sizeof(err))))
         goto fail;
+    /* cli_finish_options() has checked the range. */
+    qg_engine_set_reorder_window(*out, c->reorder_window);
     return 0;
 fail:
     qg_engine_free(*out);
@@ -404,7 +432,7 @@ usage(FILE *f)
             "./var/qgate)\n"
             "  --config FILE      JSON: db, secret_file, mapping, "
             "durability,\n"
-            "                     require_signature\n"
+            "                     require_signature, reorder_window\n"
             "  --json             machine-readable output\n"
             "  --help             the command's own help\n\n"
             "Exit status: 0 success, 1 a problem was found (a refused "
@@ -422,6 +450,7 @@ main(int argc, char **argv)
     c.prog = "qgate";
     c.since = INT64_MIN;
     c.until = INT64_MAX;
+    c.reorder_window = -1;
     if (argc < 2) {
         usage(stderr);
         return EXIT_FAILED;

@@ -27,6 +27,9 @@ typedef struct cli {
     int64_t since, until;    /* --since, --until; INT64_MIN, INT64_MAX */
     int bad_option;          /* a value refused, reported by finish */
     const char *durability;  /* "sync", "group", "nosync"; NULL: sync */
+    /* --reorder-window, config "reorder_window", in seconds; -1 until
+     * given, then cli_finish_options() sets the default. */
+    int64_t reorder_window;
     /* A command's own config keys (serve's): returns 0 when it took the
      * key, EXIT_FAILED after saying why it refused the value, -1 when it
      * does not know the key. */
@@ -64,6 +67,17 @@ typedef struct cli {
     {                                                                          \
         "until", required_argument, NULL, OPT_UNTIL                            \
     }
+
+/* The reorder window of apply, check and serve; handled by
+ * cli_common_option() into c->reorder_window. */
+#define OPT_REORDER_WINDOW 1007
+#define CLI_REORDER_OPTION                                                     \
+    {                                                                          \
+        "reorder-window", required_argument, NULL, OPT_REORDER_WINDOW          \
+    }
+/* 20 minutes: docs/assumptions.md says why. */
+#define CLI_DEFAULT_REORDER_WINDOW 1200
+#define CLI_MAX_REORDER_WINDOW     31536000
 
 /* Returns 1 when opt was a common option (and records it), else 0.  A
  * value it refuses is reported at once and fails cli_finish_options(). */
@@ -121,5 +135,6 @@ int cmd_stats(cli *c, int argc, char **argv);
 int cmd_export(cli *c, int argc, char **argv);
 int cmd_serve(cli *c, int argc, char **argv);
 int cmd_outbox(cli *c, int argc, char **argv);
+int cmd_held(cli *c, int argc, char **argv);
 
 #endif /* QG_CLI_H */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "qgate_int.h"
 
 #define MAX_BODY ((size_t)16 << 20)
 
@@ -47,8 +48,8 @@ read_file(const char *path, char **buf, size_t *len)
 }
 
 typedef struct tally {
-    unsigned long count[QG_IGNORED + 1];
-    unsigned long total;
+    unsigned long count[QG_HELD + 1];
+    unsigned long total, late, released;
 } tally;
 
 static void
@@ -60,7 +61,10 @@ print_human(const qg_result *res, const char *input)
         snprintf(who, sizeof(who), "lq:%" PRId64, res->live_queue_id);
     else if (res->appointment_id)
         snprintf(who, sizeof(who), "appt:%" PRId64, res->appointment_id);
-    if (res->event && res->verdict == QG_ACCEPTED)
+    if (res->event && res->verdict == QG_ACCEPTED && res->late)
+        snprintf(step, sizeof(step), "%s, late: step %" PRIu32 " of %" PRIu32,
+                 qg_event_name(res->event), res->pos, res->seq);
+    else if (res->event && res->verdict == QG_ACCEPTED)
         snprintf(step, sizeof(step), "%s %s -> %s", qg_event_name(res->event),
                  qg_state_name(res->from), qg_state_name(res->to));
     else if (res->event)
@@ -73,6 +77,13 @@ print_human(const qg_result *res, const char *input)
     if (res->verdict != QG_ACCEPTED)
         printf("\n                %s: %s", qg_reason_name(res->reason),
                res->detail);
+    else if (res->late)
+        printf("\n                %s", res->detail);
+    if (res->released)
+        printf("\n                released %" PRIu32
+               " held deliver%s; the ticket is %s",
+               res->released, res->released == 1 ? "y" : "ies",
+               qg_state_name(res->to));
     putchar('\n');
 }
 
@@ -93,14 +104,56 @@ one(cli *c, qg_engine *eng, qg_store *st, unsigned flags, const char *body,
     }
     t->count[res.verdict]++;
     t->total++;
+    t->late += res.late != 0;
+    t->released += res.released;
     cli_progress("deliveries", t->total, 0);
+    return 0;
+}
+
+/* Held deliveries whose window passed, from an earlier run, go to the
+ * rejection log before this run's deliveries are judged. */
+static int
+expire_held(cli *c, qg_store *st)
+{
+    uint64_t n;
+    int rc;
+
+    if ((rc = qg_held_expire(st, qg__now_us() - c->reorder_window * 1000000,
+                             NULL, &n)))
+        return cli_fail("%s: cannot expire held deliveries: %s", c->db,
+                        qg_strerror(rc));
+    if (n && !c->json)
+        fprintf(stderr,
+                "%" PRIu64 " held deliver%s waited past the %" PRId64
+                " s reorder window: now refused (qgate rejected)\n",
+                n, n == 1 ? "y" : "ies", c->reorder_window);
+    return 0;
+}
+
+/* What is still held after the run, from this run or earlier ones. */
+static int
+report_held(cli *c, qg_store *st)
+{
+    uint64_t n;
+    int64_t oldest;
+    int rc;
+
+    if ((rc = qg_held_stats(st, &n, &oldest)))
+        return cli_fail("%s: cannot count held deliveries: %s", c->db,
+                        qg_strerror(rc));
+    if (n && !c->json)
+        fprintf(stderr,
+                "still held: %" PRIu64 " deliver%s waiting for an earlier "
+                "step (qgate held lists them)\n",
+                n, n == 1 ? "y" : "ies");
     return 0;
 }
 
 static int
 run(cli *c, int argc, char **argv, unsigned flags)
 {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS, {0}};
+    static const struct option opts[] = {
+        CLI_REORDER_OPTION, CLI_COMMON_OPTIONS, {0}};
     qg_store *st = NULL;
     qg_engine *eng = NULL;
     tally t;
@@ -111,11 +164,15 @@ run(cli *c, int argc, char **argv, unsigned flags)
         if (cli_common_option(c, opt, optarg))
             continue;
         if (opt == 'h') {
-            printf("usage: qgate %s [--secret-file F | --no-verify] [--json] "
-                   "[--db DIR] [--config F] [FILE... | -]\n"
+            printf("usage: qgate %s [--secret-file F | --no-verify] "
+                   "[--reorder-window S] [--json] [--db DIR] [--config F] "
+                   "[FILE... | -]\n"
                    "Each FILE holds one webhook body; - reads one body per "
-                   "line from stdin.\n",
-                   argv[0]);
+                   "line from stdin.\n"
+                   "--reorder-window S: a step may wait S seconds for an "
+                   "earlier one\n(default %d; 0 judges every delivery on "
+                   "arrival).\n",
+                   argv[0], CLI_DEFAULT_REORDER_WINDOW);
             return EXIT_OK;
         }
         return EXIT_FAILED;
@@ -126,6 +183,8 @@ run(cli *c, int argc, char **argv, unsigned flags)
         (rc = cli_open_store(c, flags & QG_DRY_RUN, &st)))
         goto done;
     memset(&t, 0, sizeof(t));
+    if (!(flags & QG_DRY_RUN) && (rc = expire_held(c, st)))
+        goto done;
     for (i = optind; i < argc && rc == 0; i++) {
         char *body = NULL, *line = NULL;
         size_t len = 0, cap = 0;
@@ -153,10 +212,15 @@ run(cli *c, int argc, char **argv, unsigned flags)
     if (rc == 0 && !c->json)
         fprintf(stderr,
                 "%lu deliveries: %lu accepted, %lu duplicate, %lu rejected, "
-                "%lu unauthenticated, %lu malformed, %lu ignored\n",
+                "%lu unauthenticated, %lu malformed, %lu ignored, %lu held\n",
                 t.total, t.count[QG_ACCEPTED], t.count[QG_DUPLICATE],
                 t.count[QG_REJECTED], t.count[QG_UNAUTHENTICATED],
-                t.count[QG_MALFORMED], t.count[QG_IGNORED]);
+                t.count[QG_MALFORMED], t.count[QG_IGNORED], t.count[QG_HELD]);
+    if (rc == 0 && !c->json && (t.late || t.released))
+        fprintf(stderr, "%lu placed late, %lu released from hold\n", t.late,
+                t.released);
+    if (rc == 0 && !(flags & QG_DRY_RUN))
+        rc = report_held(c, st);
     if (rc == 0 && (t.count[QG_REJECTED] || t.count[QG_UNAUTHENTICATED] ||
                     t.count[QG_MALFORMED]))
         rc = EXIT_FOUND;

@@ -10,8 +10,18 @@
 #include "qgate_int.h"
 #include "render.h"
 
+static const char *
+note(const qg_record *r)
+{
+    if (r->late && r->released)
+        return "late, was held";
+    if (r->late)
+        return "late";
+    return r->released ? "was held" : "";
+}
+
 static int
-history(cli *c, qg_store *st, const qg_ticket *t, long raw)
+history(cli *c, qg_store *st, const qg_ticket *t, long raw, qg_order order)
 {
     qg_history *h = NULL;
     qg_record r;
@@ -19,15 +29,17 @@ history(cli *c, qg_store *st, const qg_ticket *t, long raw)
     char name[64], when[40], waited[16], ids[40];
     int rc, first = 1;
 
-    if ((rc = qg_history_open(st, t->id, &h)))
+    if ((rc = qg_history_open_order(st, t->id, order, &h)))
         return cli_fail("ticket %" PRIu64 ": %s", t->id, qg_strerror(rc));
     cli_ticket_ids(t, name, sizeof(name));
     if (raw == 0 && !c->json) {
         printf("ticket %" PRIu64 " (%s): %s, %" PRIu32 " steps, %" PRIu32
-               " refused\n",
-               t->id, name, qg_state_name(t->state), t->records, t->rejections);
-        printf("%4s  %-26s  %-11s  %-40s  %-11s  %-9s  %s\n", "#", "time",
-               "event", "from -> to", "svc/staff", "in prev", "machine");
+               " refused; in %s order\n",
+               t->id, name, qg_state_name(t->state), t->records, t->rejections,
+               order == QG_ARRIVAL_ORDER ? "arrival" : "event-time");
+        printf("%4s  %-26s  %-11s  %-40s  %-11s  %-9s  %-8s  %s\n", "#", "time",
+               "event", "from -> to", "svc/staff", "in prev", "machine",
+               "note");
     } else if (c->json && raw == 0) {
         printf("[");
     }
@@ -52,11 +64,12 @@ history(cli *c, qg_store *st, const qg_ticket *t, long raw)
         snprintf(ids, sizeof(ids), "%" PRId64 "/%" PRId64, r.service_id,
                  r.staff_id);
         printf("%4" PRIu32 "  %-26s  %-11s  %-18s -> %-18s  %-11s  %-9s  "
-               "%.8s\n",
+               "%.8s  %s\n",
                r.seq, cli_time(r.event_ms, r.utc_offset_s, when, sizeof(when)),
                qg_event_name(r.event), qg_state_name(r.from),
                qg_state_name(r.to), ids,
-               cli_duration(waited_ms, waited, sizeof(waited)), r.machine);
+               cli_duration(waited_ms, waited, sizeof(waited)), r.machine,
+               note(&r));
     }
     qg_history_close(h);
     if (rc != 0 && rc != QG_NOTFOUND)
@@ -93,8 +106,11 @@ show(cli *c, const qg_ticket *t)
 static int
 run(cli *c, int argc, char **argv, int is_show)
 {
-    static const struct option opts[] = {
-        CLI_COMMON_OPTIONS, {"raw", required_argument, NULL, 'r'}, {0}};
+    static const struct option opts[] = {CLI_COMMON_OPTIONS,
+                                         {"raw", required_argument, NULL, 'r'},
+                                         {"arrival", no_argument, NULL, 'a'},
+                                         {0}};
+    qg_order order = QG_EVENT_ORDER;
     qg_store *st = NULL;
     qg_ticket t;
     long raw = 0;
@@ -111,11 +127,19 @@ run(cli *c, int argc, char **argv, int is_show)
                 return cli_fail("--raw: \"%s\" is not a record number", optarg);
             continue;
         }
+        if (opt == 'a' && !is_show) {
+            order = QG_ARRIVAL_ORDER;
+            continue;
+        }
         if (opt == 'h') {
             printf("usage: qgate %s [--json] [--db DIR]%s TICKET\n"
                    "TICKET: a live-queue id (30001), lq:ID, appt:ID or "
-                   "ticket:N\n",
-                   argv[0], is_show ? "" : " [--raw N]");
+                   "ticket:N\n%s",
+                   argv[0], is_show ? "" : " [--raw N] [--arrival]",
+                   is_show ? ""
+                           : "Steps are listed in event time (late ones at "
+                             "their place); --arrival lists\nthem in the "
+                             "order they were accepted.  # is that order.\n");
             return EXIT_OK;
         }
         return EXIT_FAILED;
@@ -125,7 +149,7 @@ run(cli *c, int argc, char **argv, int is_show)
     if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, 1, &st)))
         return rc;
     if ((rc = cli_find_ticket(st, argv[optind], &t)) == 0)
-        rc = is_show ? show(c, &t) : history(c, st, &t, raw);
+        rc = is_show ? show(c, &t) : history(c, st, &t, raw, order);
     qg_store_close(st);
     return rc;
 }

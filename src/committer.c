@@ -10,14 +10,26 @@
  * leaves before its commit, and the flush cost is paid once per batch
  * instead of once per delivery.  While a batch commits, the next one
  * gathers: the busier the gate, the larger the batches.
+ *
+ * The same thread ends the wait of held deliveries (qg_held_expire), on
+ * its own clock: the store has one writer here, and a held delivery is
+ * refused even when no delivery for its ticket ever comes.
  */
+#include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "gate.h"
+#include "qgate_int.h"
+
+#define EXPIRY_CHECK_US 1000000 /* how often the held list is looked at */
 
 struct committer {
     qg_store *st;
     size_t max_batch;
+    int64_t window_us;
+    int64_t next_check_us;
     void (*committed)(void *);
     void *committed_arg;
     pthread_t thread;
@@ -53,6 +65,9 @@ run_batch(committer *c, pending *first, size_t n)
         if (p->rc == 0) {
             p->res = res[i];
             accepted |= res[i].verdict == QG_ACCEPTED;
+            if (res[i].late)
+                atomic_fetch_add(&gate_metrics.late, 1);
+            atomic_fetch_add(&gate_metrics.released, res[i].released);
         }
         p->done(p); /* p may be gone after this */
         p = next;
@@ -64,6 +79,46 @@ run_batch(committer *c, pending *first, size_t n)
     free(rcs);
 }
 
+/* Refuses the held deliveries whose window passed.  A read first: most
+ * seconds nothing is due, and that must not take the writer's lock. */
+static void
+expire_held(committer *c)
+{
+    uint64_t by_reason[QG_REASON_COUNT] = {0}, held = 0, expired = 0;
+    int64_t oldest = 0, before = qg__now_us() - c->window_us;
+    int rc, i;
+
+    if (qg_held_stats(c->st, &held, &oldest) || held == 0 || oldest >= before)
+        return;
+    if ((rc = qg_held_expire(c->st, before, by_reason, &expired))) {
+        log_event("error", "cannot expire held deliveries", ",\"error\":\"%s\"",
+                  qg_strerror(rc));
+        return;
+    }
+    for (i = 0; i < QG_REASON_COUNT; i++)
+        atomic_fetch_add(&gate_metrics.expired[i], by_reason[i]);
+    log_event("warn", "held deliveries waited past the reorder window",
+              ",\"refused\":%" PRIu64 ",\"window_s\":%" PRId64, expired,
+              c->window_us / 1000000);
+}
+
+/* Waits for work, or until the next look at the held list is due. */
+static void
+wait_for_work(committer *c)
+{
+    struct timespec until;
+    int64_t at;
+
+    if (c->window_us == 0) {
+        pthread_cond_wait(&c->wake, &c->lock);
+        return;
+    }
+    at = c->next_check_us;
+    until.tv_sec = (time_t)(at / 1000000);
+    until.tv_nsec = (long)(at % 1000000) * 1000;
+    pthread_cond_timedwait(&c->wake, &c->lock, &until);
+}
+
 static void *
 loop(void *arg)
 {
@@ -73,8 +128,17 @@ loop(void *arg)
 
     pthread_mutex_lock(&c->lock);
     for (;;) {
-        while (c->head == NULL && !c->stopping)
-            pthread_cond_wait(&c->wake, &c->lock);
+        if (c->window_us && qg__now_us() >= c->next_check_us) {
+            pthread_mutex_unlock(&c->lock);
+            expire_held(c);
+            pthread_mutex_lock(&c->lock);
+            c->next_check_us = qg__now_us() + EXPIRY_CHECK_US;
+        }
+        while (c->head == NULL && !c->stopping &&
+               (c->window_us == 0 || qg__now_us() < c->next_check_us))
+            wait_for_work(c);
+        if (c->head == NULL && !c->stopping)
+            continue; /* time to look at the held list */
         if (c->head == NULL)
             break; /* stopping, and nothing left */
         first = last = c->head;
@@ -93,8 +157,8 @@ loop(void *arg)
 }
 
 int
-committer_start(qg_store *st, size_t max_batch, void (*committed)(void *),
-                void *committed_arg, committer **out)
+committer_start(qg_store *st, size_t max_batch, int64_t window_s,
+                void (*committed)(void *), void *committed_arg, committer **out)
 {
     committer *c;
 
@@ -102,6 +166,7 @@ committer_start(qg_store *st, size_t max_batch, void (*committed)(void *),
         return QG_ENOMEM;
     c->st = st;
     c->max_batch = max_batch ? max_batch : 1;
+    c->window_us = window_s * 1000000;
     c->committed = committed;
     c->committed_arg = committed_arg;
     pthread_mutex_init(&c->lock, NULL);

@@ -29,6 +29,7 @@ struct qg_engine {
     unsigned char *secret;
     size_t secret_len;
     int require_signature;
+    int64_t window_s; /* the reorder window; 0 judges on arrival */
 };
 
 const char *
@@ -145,6 +146,15 @@ qg_engine_require_signature(qg_engine *eng, int on)
 }
 
 int
+qg_engine_set_reorder_window(qg_engine *eng, int64_t seconds)
+{
+    if (eng == NULL || seconds < 0 || seconds > 31536000)
+        return QG_EINVAL;
+    eng->window_s = seconds;
+    return 0;
+}
+
+int
 qg_engine_load_mapping(qg_engine *eng, const char *path, char *err,
                        size_t errlen)
 {
@@ -167,18 +177,17 @@ qg__now_us(void)
 /* ----- one delivery --------------------------------------------------- */
 
 typedef struct job {
-    const qg_engine *eng;
+    const qg_engine *eng; /* examine() only: a prepared job outlives it */
     const char *body;
     size_t len;
     int dry;
     int64_t received_us;
+    int64_t window_us; /* the engine's reorder window when prepared */
     qg__envelope env;
     qg__delivery d;
     qg__event_map em;
-    qg_reason pre;        /* the verdict of steps 1-5 */
-    qg_event state_event; /* for QG__RULE_STATE */
-    qg_id_kind found_by;  /* the alias that found the ticket, or TICKET */
-    unsigned char digest[QG__DIGEST_LEN];
+    qg_reason pre; /* the verdict of steps 1-5 */
+    qg__step s;    /* what steps 6-7 need, once steps 1-5 passed */
     qg_result *res;
 } job;
 
@@ -199,11 +208,38 @@ verdict(qg_result *res, qg_reason r, const char *fmt, ...)
     }
 }
 
+/* Copies what steps 6-7 need out of the parse. */
+static void
+take_step(job *j, qg_event state_event, const unsigned char *digest)
+{
+    qg__step *s = &j->s;
+
+    s->em = j->em;
+    s->state_event = state_event;
+    s->event_ms = j->d.event_ms;
+    s->utc_offset_s = j->d.utc_offset_s;
+    s->live_queue_id = j->res->live_queue_id;
+    s->appointment_id = j->res->appointment_id;
+    s->service_id = j->d.service_id;
+    s->staff_id = j->d.staff_id;
+    snprintf(s->appointment_date, sizeof(s->appointment_date), "%s",
+             j->d.appointment_date ? j->d.appointment_date : "");
+    snprintf(s->appointment_time, sizeof(s->appointment_time), "%s",
+             j->d.appointment_time ? j->d.appointment_time : "");
+    memcpy(s->digest, digest, QG__DIGEST_LEN);
+    memcpy(s->chup_event, j->res->chup_event, sizeof(s->chup_event));
+    s->received_us = j->received_us;
+    s->body = j->body;
+    s->body_len = j->len;
+}
+
 /* Steps 1-5: everything that needs no store.  Returns the reason. */
 static qg_reason
 examine(job *j)
 {
     qg_result *res = j->res;
+    unsigned char digest[QG__DIGEST_LEN];
+    qg_event state_event = QG_EV_NONE;
     qg_reason r;
     qg__span msg;
 
@@ -258,8 +294,8 @@ examine(job *j)
         res->appointment_id = j->d.appointment_id;
     }
     if (j->em.rule == QG__RULE_STATE) {
-        j->state_event = qg__mapping_state(j->eng->map, &j->d);
-        if (j->state_event == QG_EV_NONE) {
+        state_event = qg__mapping_state(j->eng->map, &j->d);
+        if (state_event == QG_EV_NONE) {
             char value[32] = "none";
 
             if (j->d.has_state_value)
@@ -272,29 +308,47 @@ examine(job *j)
             return QG_R_UNKNOWN_STATE;
         }
     }
-    qg__digest(j->env.payload_text.p, j->env.payload_text.len, j->digest);
+    qg__digest(j->env.payload_text.p, j->env.payload_text.len, digest);
+    take_step(j, state_event, digest);
     return QG_R_NONE;
 }
 
+/* What one decision in the store needs besides the step. */
+typedef struct decision {
+    int64_t window_us; /* 0: judged on arrival, never held or placed late */
+    int dry;           /* decide, write nothing */
+    int releasing;     /* s is held: accept it if it is legal now, or
+                          leave it where it is */
+} decision;
+
+/* Where a step goes in its ticket's path. */
+typedef struct placement {
+    size_t at;   /* steps before it in event time */
+    size_t n;    /* steps in the path before it was placed */
+    qg_event ev; /* its canonical event there */
+    qg_state from, to;
+    qg_state end; /* the state the whole re-run path ends in */
+} placement;
+
 /* Finds the delivery's ticket.  QG_NOTFOUND leaves row as a new ticket. */
 static int
-find_ticket(qg__txn *t, job *j, qg__ticket_row *row)
+find_ticket(qg__txn *t, const qg__step *s, qg__ticket_row *row,
+            qg_id_kind *found_by)
 {
     uint64_t id = 0;
     int rc = QG_NOTFOUND;
 
     memset(row, 0, sizeof(*row));
     row->t.state = QG_ST_NEW;
-    j->found_by = QG_ID_TICKET;
-    if (j->res->live_queue_id &&
-        (rc = qg__find_alias(t, QG_ID_LIVE_QUEUE, j->res->live_queue_id,
-                             &id)) == 0)
-        j->found_by = QG_ID_LIVE_QUEUE;
+    *found_by = QG_ID_TICKET;
+    if (s->live_queue_id &&
+        (rc = qg__find_alias(t, QG_ID_LIVE_QUEUE, s->live_queue_id, &id)) == 0)
+        *found_by = QG_ID_LIVE_QUEUE;
     /* A live-queue entry made from an appointment continues its ticket. */
-    if (rc == QG_NOTFOUND && j->res->appointment_id &&
-        (rc = qg__find_alias(t, QG_ID_APPOINTMENT, j->res->appointment_id,
-                             &id)) == 0)
-        j->found_by = QG_ID_APPOINTMENT;
+    if (rc == QG_NOTFOUND && s->appointment_id &&
+        (rc = qg__find_alias(t, QG_ID_APPOINTMENT, s->appointment_id, &id)) ==
+            0)
+        *found_by = QG_ID_APPOINTMENT;
     if (rc == 0)
         rc = qg__get_ticket(t, id, row);
     return rc;
@@ -310,7 +364,7 @@ is_waiting(int s)
 static int
 same_text(const char *a, const char *stored)
 {
-    return a == NULL || strncmp(a, stored, 15) == 0;
+    return a[0] == '\0' || strncmp(a, stored, 15) == 0;
 }
 
 /*
@@ -323,31 +377,31 @@ same_text(const char *a, const char *stored)
  * "Arrived") with the new service_id.
  */
 static qg_event
-canonical_event(const job *j, const qg__ticket_row *row)
+canonical_event(const qg__step *s, const qg__ticket_row *row)
 {
     qg_state now = row->t.state;
     int named, service_changed;
 
-    if (j->em.rule == QG__RULE_EVENT)
-        return j->em.event;
-    named = qg__event_target(j->state_event);
-    if (!j->em.updated || named < 0 || qg_state_is_final(now))
-        return j->state_event;
-    if (j->em.appointment) {
+    if (s->em.rule == QG__RULE_EVENT)
+        return s->em.event;
+    named = qg__event_target(s->state_event);
+    if (!s->em.updated || named < 0 || qg_state_is_final(now))
+        return s->state_event;
+    if (s->em.appointment) {
         if (named != (int)now)
-            return j->state_event;
-        return same_text(j->d.appointment_date, row->appointment_date) &&
-                       same_text(j->d.appointment_time, row->appointment_time)
+            return s->state_event;
+        return same_text(s->appointment_date, row->appointment_date) &&
+                       same_text(s->appointment_time, row->appointment_time)
                    ? QG_EV_UPDATE
                    : QG_EV_RESCHEDULE;
     }
-    service_changed = j->d.service_id && row->t.service_id &&
-                      j->d.service_id != row->t.service_id;
+    service_changed = s->service_id && row->t.service_id &&
+                      s->service_id != row->t.service_id;
     if (service_changed && is_waiting(named) && is_waiting(now))
         return QG_EV_MOVE;
     if (named == (int)now || (named == QG_ST_QUEUED && now == QG_ST_MOVED))
         return service_changed ? QG_EV_MOVE : QG_EV_UPDATE;
-    return j->state_event;
+    return s->state_event;
 }
 
 static const char *
@@ -360,11 +414,26 @@ who(const qg_result *res, char *buf, size_t len)
     return buf;
 }
 
-/* Step 7: the ticket's rules.  Returns the reason. */
-static qg_reason
-judge(job *j, const qg__ticket_row *row, qg_event ev)
+/* Writes a duration as 1h02m, 20m00s or 5s.  Returns dst. */
+static char *
+span_text(int64_t us, char *dst, size_t len)
 {
-    qg_result *res = j->res;
+    int64_t s = us < 0 ? 0 : us / 1000000;
+
+    if (s >= 3600)
+        snprintf(dst, len, "%" PRId64 "h%02" PRId64 "m", s / 3600, s / 60 % 60);
+    else if (s >= 60)
+        snprintf(dst, len, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
+    else
+        snprintf(dst, len, "%" PRId64 "s", s);
+    return dst;
+}
+
+/* Step 7 on arrival: the ticket's rules against its newest step, as they
+ * stand with no reorder window.  Returns the reason. */
+static qg_reason
+judge(const qg__step *s, const qg__ticket_row *row, qg_event ev, qg_result *res)
+{
     char name[48], when[40], last[40], allowed[160];
 
     who(res, name, sizeof(name));
@@ -374,14 +443,14 @@ judge(job *j, const qg__ticket_row *row, qg_event ev)
                 qg_state_name(row->t.state), qg_event_name(ev));
         return res->reason;
     }
-    if (row->t.records && j->d.event_ms < row->t.last_event_ms) {
-        verdict(res, QG_R_STALE,
-                "%s: %s at %s is older than the last accepted step at %s", name,
-                qg_event_name(ev),
-                qg__format_time(j->d.event_ms, j->d.utc_offset_s, when,
-                                sizeof(when)),
-                qg__format_time(row->t.last_event_ms, j->d.utc_offset_s, last,
-                                sizeof(last)));
+    if (row->t.records && s->event_ms < row->t.last_event_ms) {
+        verdict(
+            res, QG_R_STALE,
+            "%s: %s at %s is older than the last accepted step at %s", name,
+            qg_event_name(ev),
+            qg__format_time(s->event_ms, s->utc_offset_s, when, sizeof(when)),
+            qg__format_time(row->t.last_event_ms, s->utc_offset_s, last,
+                            sizeof(last)));
         return res->reason;
     }
     if (qg_machine_next(row->t.state, ev) < 0) {
@@ -395,83 +464,224 @@ judge(job *j, const qg__ticket_row *row, qg_event ev)
     return QG_R_NONE;
 }
 
-static int
-record_accepted(qg__txn *t, job *j, qg__ticket_row *row)
+/* The steps of path that s's timestamp allows it to follow: at least lo,
+ * at most hi.  Equal stamps (Chup's have one-second resolution) may stand
+ * on either side. */
+static void
+bounds(const qg__step *s, const qg__path *path, size_t *lo, size_t *hi)
 {
-    qg_result *res = j->res;
+    size_t i;
+
+    for (i = 0; i < path->n && path->steps[i].event_ms < s->event_ms; i++)
+        ;
+    *lo = i;
+    for (; i < path->n && path->steps[i].event_ms <= s->event_ms; i++)
+        ;
+    *hi = i;
+}
+
+/* The ticket as it stood after the first `at` steps of path, as far as
+ * canonical_event() looks at it. */
+static qg__ticket_row
+row_at(const qg__ticket_row *row, const qg__path *path, size_t at)
+{
+    qg__ticket_row r = *row;
+    size_t k;
+
+    if (at == path->n)
+        return r;
+    r.t.state = at ? path->steps[at - 1].to : QG_ST_NEW;
+    r.t.service_id = 0;
+    for (k = at; k-- > 0;) {
+        if (path->steps[k].service_id) {
+            r.t.service_id = path->steps[k].service_id;
+            break;
+        }
+    }
+    return r;
+}
+
+/*
+ * Places s in its ticket's path by event time: the latest place its
+ * timestamp allows where the machine takes s and then every later step
+ * again.  Returns 1 with pl set, 0 when no place is legal.
+ */
+static int
+place(const qg__step *s, const qg__ticket_row *row, const qg__path *path,
+      placement *pl)
+{
+    size_t lo, hi, at, k;
+    int next, cur;
+
+    bounds(s, path, &lo, &hi);
+    for (at = hi + 1; at-- > lo;) {
+        qg__ticket_row r = row_at(row, path, at);
+        qg_event ev = canonical_event(s, &r);
+
+        if ((next = qg_machine_next(r.t.state, ev)) < 0)
+            continue;
+        for (cur = next, k = at; k < path->n && cur >= 0; k++)
+            cur = qg_machine_next((qg_state)cur, path->steps[k].event);
+        if (cur < 0)
+            continue;
+        pl->at = at;
+        pl->n = path->n;
+        pl->ev = ev;
+        pl->from = r.t.state;
+        pl->to = (qg_state)next;
+        pl->end = (qg_state)cur;
+        return 1;
+    }
+    return 0;
+}
+
+/* The events legal in s or in any state reachable from it. */
+static unsigned
+reachable_events(qg_state s)
+{
+    unsigned seen = 1u << s, mask = 0, todo = 1u << s;
+    int from, e, to;
+
+    while (todo) {
+        for (from = 0; !(todo & (1u << from)); from++)
+            ;
+        todo &= ~(1u << from);
+        mask |= qg_machine_allowed((qg_state)from);
+        for (e = QG_EV_NONE + 1; e < QG_EVENT_COUNT; e++) {
+            to = qg_machine_next((qg_state)from, (qg_event)e);
+            if (to >= 0 && !(seen & (1u << to))) {
+                seen |= 1u << to;
+                todo |= 1u << to;
+            }
+        }
+    }
+    return mask;
+}
+
+/*
+ * Whether a step that has not arrived could still make s legal: some
+ * place its timestamp allows follows a state that is not final and from
+ * which a state that takes s's event can be reached.  A closed ticket, a
+ * second join, or a step dated after the ticket closed, never can.
+ */
+static int
+could_wait(const qg__step *s, const qg__ticket_row *row, const qg__path *path)
+{
+    size_t lo, hi, at;
+
+    bounds(s, path, &lo, &hi);
+    for (at = lo; at <= hi; at++) {
+        qg__ticket_row r = row_at(row, path, at);
+        qg_event ev = canonical_event(s, &r);
+
+        if (!qg_state_is_final(r.t.state) &&
+            (reachable_events(r.t.state) & (1u << ev)))
+            return 1;
+    }
+    return 0;
+}
+
+static int
+record_accepted(qg__txn *t, const qg__step *s, const decision *dc,
+                qg_id_kind found_by, const qg__path *path, const placement *pl,
+                qg__ticket_row *row, qg_result *res)
+{
+    int late = pl->at < pl->n, cur;
     qg_record rec;
+    size_t k;
     int rc, fresh = row->t.id == 0;
 
     if (fresh) {
         if ((rc = qg__new_ticket_id(t, &row->t.id)))
             return rc;
-        row->t.first_received_us = j->received_us;
+        row->t.first_received_us = s->received_us;
     }
     /* Every id the delivery names finds the ticket from now on; the ones
      * that already do are not written again. */
-    if (res->live_queue_id && j->found_by != QG_ID_LIVE_QUEUE &&
+    if (s->live_queue_id && found_by != QG_ID_LIVE_QUEUE &&
+        (rc = qg__put_alias(t, QG_ID_LIVE_QUEUE, s->live_queue_id, row->t.id)))
+        return rc;
+    if (s->appointment_id && found_by != QG_ID_APPOINTMENT &&
+        s->appointment_id != row->t.appointment_id &&
         (rc =
-             qg__put_alias(t, QG_ID_LIVE_QUEUE, res->live_queue_id, row->t.id)))
+             qg__put_alias(t, QG_ID_APPOINTMENT, s->appointment_id, row->t.id)))
         return rc;
-    if (res->appointment_id && j->found_by != QG_ID_APPOINTMENT &&
-        res->appointment_id != row->t.appointment_id &&
-        (rc = qg__put_alias(t, QG_ID_APPOINTMENT, res->appointment_id,
-                            row->t.id)))
-        return rc;
-    if (res->live_queue_id && !row->t.live_queue_id)
-        row->t.live_queue_id = res->live_queue_id;
-    if (res->appointment_id && !row->t.appointment_id)
-        row->t.appointment_id = res->appointment_id;
+    if (s->live_queue_id && !row->t.live_queue_id)
+        row->t.live_queue_id = s->live_queue_id;
+    if (s->appointment_id && !row->t.appointment_id)
+        row->t.appointment_id = s->appointment_id;
 
     memset(&rec, 0, sizeof(rec));
     rec.ticket = row->t.id;
     rec.seq = row->t.records + 1;
-    rec.received_us = j->received_us;
-    rec.event_ms = j->d.event_ms;
-    rec.utc_offset_s = j->d.utc_offset_s;
-    rec.event = res->event;
-    rec.from = res->from;
-    rec.to = res->to;
-    rec.service_id = j->d.service_id;
-    rec.staff_id = j->d.staff_id;
-    memcpy(rec.digest, j->digest, QG__DIGEST_LEN);
+    rec.pos = (uint32_t)pl->at + 1;
+    rec.late = late;
+    rec.released = dc->releasing;
+    rec.received_us = s->received_us;
+    rec.event_ms = s->event_ms;
+    rec.utc_offset_s = s->utc_offset_s;
+    rec.event = pl->ev;
+    rec.from = pl->from;
+    rec.to = pl->to;
+    rec.service_id = s->service_id;
+    rec.staff_id = s->staff_id;
+    memcpy(rec.digest, s->digest, QG__DIGEST_LEN);
     memcpy(rec.machine, QG__MACHINE_VERSION, 16);
-    rec.body = j->body;
-    rec.body_len = j->len;
+    rec.body = s->body;
+    rec.body_len = s->body_len;
     if ((rc = qg__append_record(t, &rec)))
         return rc;
+    /* The steps after a late one move up one place, and the path from
+     * there is re-run: their from and to may change. */
+    for (cur = pl->to, k = pl->at; late && k < path->n; k++) {
+        int next = qg_machine_next((qg_state)cur, path->steps[k].event);
 
-    row->t.state = res->to;
+        if ((rc = qg__move_record(t, row->t.id, path->steps[k].seq,
+                                  (uint32_t)k + 2, (qg_state)cur,
+                                  (qg_state)next)))
+            return rc;
+        cur = next;
+    }
+
+    row->t.state = pl->end;
     row->t.records = rec.seq;
-    row->t.last_event_ms = j->d.event_ms;
-    row->t.last_received_us = j->received_us;
-    if (j->d.service_id)
-        row->t.service_id = j->d.service_id;
-    if (j->d.staff_id)
-        row->t.staff_id = j->d.staff_id;
-    if (j->d.appointment_date)
-        snprintf(row->appointment_date, sizeof(row->appointment_date), "%s",
-                 j->d.appointment_date);
-    if (j->d.appointment_time)
-        snprintf(row->appointment_time, sizeof(row->appointment_time), "%s",
-                 j->d.appointment_time);
+    if (s->received_us > row->t.last_received_us)
+        row->t.last_received_us = s->received_us;
+    if (late) {
+        row->flags |= QG__TICKET_REORDERED;
+    } else {
+        /* Only the newest step in event time says where the ticket is. */
+        row->t.last_event_ms = s->event_ms;
+        if (s->service_id)
+            row->t.service_id = s->service_id;
+        if (s->staff_id)
+            row->t.staff_id = s->staff_id;
+        if (s->appointment_date[0])
+            snprintf(row->appointment_date, sizeof(row->appointment_date), "%s",
+                     s->appointment_date);
+        if (s->appointment_time[0])
+            snprintf(row->appointment_time, sizeof(row->appointment_time), "%s",
+                     s->appointment_time);
+    }
     res->ticket = row->t.id;
     res->seq = rec.seq;
+    res->pos = rec.pos;
+    res->late = late;
     if (qg__outbox_enabled(t->st) &&
-        (rc = qg__outbox_put(t, row->t.id, rec.seq, j->received_us)))
+        (rc = qg__outbox_put(t, row->t.id, rec.seq, s->received_us)))
         return rc;
     return qg__put_ticket(t, row);
 }
 
 static int
-record_refused(qg__txn *t, job *j, qg__ticket_row *row)
+record_refused(qg__txn *t, const char *body, size_t len, int64_t received_us,
+               qg__ticket_row *row, qg_result *res)
 {
-    qg_result *res = j->res;
     qg_rejection rej;
     int rc;
 
     memset(&rej, 0, sizeof(rej));
-    rej.received_us = j->received_us;
+    rej.received_us = received_us;
     rej.verdict = res->verdict;
     rej.reason = res->reason;
     rej.ticket = row ? row->t.id : 0;
@@ -480,8 +690,8 @@ record_refused(qg__txn *t, job *j, qg__ticket_row *row)
     rej.event = res->event;
     rej.from = res->from;
     rej.detail = res->detail;
-    rej.body = j->body;
-    rej.body_len = j->len;
+    rej.body = body;
+    rej.body_len = len;
     if ((rc = qg__append_rejection(t, &rej, &res->rejection)))
         return rc;
     if (row == NULL || row->t.id == 0)
@@ -490,47 +700,31 @@ record_refused(qg__txn *t, job *j, qg__ticket_row *row)
     return qg__put_ticket(t, row);
 }
 
-/* Steps 6-7 and the writes, in one transaction (or a read-only one for a
- * dry run, where every write is skipped). */
+static int release_held(qg__txn *t, const decision *dc, const qg__step *s,
+                        const qg__ticket_row *row, qg_result *res);
+
+/*
+ * Steps 6-7 of a step that passed 1-5, and the writes.  Returns 0 when
+ * something was written, 1 when nothing needs writing, else an error.
+ * With a window the ticket's history is kept in event time: a step is
+ * placed where its timestamp puts it if the machine then takes the whole
+ * path, is held if no place is legal yet but an earlier step could make
+ * one, and is refused only when nothing could.
+ */
 static int
-decide(qg__txn *t, void *arg)
+decide_step(qg__txn *t, const qg__step *s, const decision *dc, qg_result *res)
 {
-    job *j = arg;
-    qg_result *res = j->res;
     qg__ticket_row row;
-    uint64_t ticket;
+    qg__path path = {0};
+    placement pl;
+    qg_id_kind found_by;
+    qg_event ev;
+    uint64_t ticket, held;
     uint32_t seq;
-    int rc, known;
+    char why[sizeof(res->detail)], span[24];
+    int rc, next;
 
-    /* This may run again after the map grew: start from steps 1-5. */
-    verdict(res, j->pre, NULL);
-    res->ticket = 0;
-    res->seq = 0;
-    res->rejection = 0;
-    res->event = QG_EV_NONE;
-    res->from = res->to = QG_ST_NEW;
-
-    if (j->pre != QG_R_NONE) {
-        /* Refused before the store; name the ticket when the delivery is
-         * authentic enough to say which it is. */
-        known = 0;
-        if (res->verdict != QG_UNAUTHENTICATED &&
-            (res->live_queue_id || res->appointment_id)) {
-            rc = find_ticket(t, j, &row);
-            if (rc && rc != QG_NOTFOUND)
-                return rc;
-            known = rc == 0;
-            if (known) {
-                res->ticket = row.t.id;
-                res->from = res->to = row.t.state;
-            }
-        }
-        if (res->verdict == QG_IGNORED || j->dry)
-            return 1;
-        return record_refused(t, j, known ? &row : NULL);
-    }
-
-    rc = qg__find_digest(t, j->digest, &ticket, &seq);
+    rc = qg__find_digest(t, s->digest, &ticket, &seq);
     if (rc == 0) {
         if ((rc = qg__get_ticket(t, ticket, &row)))
             return rc;
@@ -545,22 +739,373 @@ decide(qg__txn *t, void *arg)
     }
     if (rc != QG_NOTFOUND)
         return rc;
+    if (!dc->releasing &&
+        (rc = qg__held_find_digest(t, s->digest, &held)) != QG_NOTFOUND) {
+        if (rc)
+            return rc;
+        verdict(res, QG_R_REDELIVERY,
+                "the same payload is held (held delivery %" PRIu64
+                "), waiting for an earlier step",
+                held);
+        return 1;
+    }
 
-    rc = find_ticket(t, j, &row);
+    rc = find_ticket(t, s, &row, &found_by);
     if (rc && rc != QG_NOTFOUND)
         return rc;
     res->ticket = row.t.id;
     res->from = res->to = row.t.state;
-    res->event = canonical_event(j, &row);
-    if (judge(j, &row, res->event) != QG_R_NONE)
-        return j->dry ? 1 : record_refused(t, j, &row);
+    res->event = ev = canonical_event(s, &row);
 
-    res->to = (qg_state)qg_machine_next(row.t.state, res->event);
-    verdict(res, QG_R_NONE, "%s -> %s by %s", qg_state_name(res->from),
-            qg_state_name(res->to), qg_event_name(res->event));
-    if (j->dry)
+    /* The common case: the step follows the newest one and is legal. */
+    if ((row.t.records == 0 || s->event_ms >= row.t.last_event_ms) &&
+        (next = qg_machine_next(row.t.state, ev)) >= 0) {
+        pl.at = pl.n = row.t.records;
+        pl.ev = ev;
+        pl.from = row.t.state;
+        pl.to = pl.end = (qg_state)next;
+        goto accept;
+    }
+    if (dc->window_us == 0) {
+        judge(s, &row, ev, res);
+        return dc->dry ? 1
+                       : record_refused(t, s->body, s->body_len, s->received_us,
+                                        &row, res);
+    }
+    if (row.t.id && (rc = qg__load_path(t, row.t.id, &path)))
+        goto done;
+    if (place(s, &row, &path, &pl))
+        goto accept;
+    rc = 1;
+    if (dc->releasing)
+        goto done;
+    judge(s, &row, ev, res);
+    if (could_wait(s, &row, &path)) {
+        memcpy(why, res->detail, sizeof(why));
+        verdict(res, QG_R_EARLY, "%.180s; held up to %s for an earlier step",
+                why, span_text(dc->window_us, span, sizeof(span)));
+        if (!dc->dry)
+            rc = qg__held_put(t, s, row.t.id, ev, row.t.state, &held);
+    } else if (!dc->dry) {
+        rc = record_refused(t, s->body, s->body_len, s->received_us, &row, res);
+    }
+    goto done;
+
+accept:
+    res->event = pl.ev;
+    res->to = pl.end;
+    res->pos = (uint32_t)pl.at + 1;
+    res->late = pl.at < pl.n;
+    if (res->late)
+        verdict(res, QG_R_NONE,
+                "%s -> %s by %s, placed late as step %zu of %zu; the ticket "
+                "is %s",
+                qg_state_name(pl.from), qg_state_name(pl.to),
+                qg_event_name(pl.ev), pl.at + 1, pl.n + 1,
+                qg_state_name(pl.end));
+    else
+        verdict(res, QG_R_NONE, "%s -> %s by %s", qg_state_name(pl.from),
+                qg_state_name(pl.to), qg_event_name(pl.ev));
+    rc = 1;
+    if (dc->dry)
+        goto done;
+    if ((rc = record_accepted(t, s, dc, found_by, &path, &pl, &row, res)))
+        goto done;
+    if (dc->window_us && !dc->releasing)
+        rc = release_held(t, dc, s, &row, res);
+done:
+    qg__path_free(&path);
+    return rc;
+}
+
+typedef struct held_ref {
+    int64_t event_ms;
+    uint64_t id;
+} held_ref;
+
+static int
+by_event_time(const void *a, const void *b)
+{
+    const held_ref *x = a, *y = b;
+
+    if (x->event_ms != y->event_ms)
+        return x->event_ms < y->event_ms ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* The held deliveries under any of a ticket's ids, in event time. */
+static int
+held_for(qg__txn *t, const int64_t ids[4], held_ref **out, size_t *n)
+{
+    static const qg_id_kind kinds[4] = {QG_ID_LIVE_QUEUE, QG_ID_APPOINTMENT,
+                                        QG_ID_LIVE_QUEUE, QG_ID_APPOINTMENT};
+    held_ref *refs = NULL, *grown;
+    size_t cap = 0, m, i, j, have;
+    uint64_t *found;
+    qg__step s;
+    qg_held h;
+    int rc = 0, k;
+
+    *n = 0;
+    for (k = 0; k < 4 && rc == 0; k++) {
+        if (ids[k] == 0 || (k >= 2 && ids[k] == ids[k - 2]))
+            continue;
+        if ((rc = qg__held_ids_for(t, kinds[k], ids[k], &found, &m)))
+            break;
+        for (i = 0; i < m && rc == 0; i++) {
+            for (j = 0, have = 0; j < *n && !have; j++)
+                have = refs[j].id == found[i];
+            if (have)
+                continue;
+            if ((rc = qg__held_get(t, found[i], &s, &h)))
+                break;
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 8;
+                if ((grown = realloc(refs, cap * sizeof(*refs))) == NULL) {
+                    rc = QG_ENOMEM;
+                    break;
+                }
+                refs = grown;
+            }
+            refs[*n].event_ms = h.event_ms;
+            refs[(*n)++].id = found[i];
+        }
+        free(found);
+    }
+    if (rc) {
+        free(refs);
+        *n = 0;
+        return rc == QG_NOTFOUND ? QG_ESTORE : rc;
+    }
+    qsort(refs, *n, sizeof(*refs), by_event_time);
+    *out = refs;
+    return 0;
+}
+
+/* Tries one held delivery again.  Returns 0 when it was accepted (and is
+ * no longer held), 1 when it still waits, else an error. */
+static int
+retry_held(qg__txn *t, const decision *dc, uint64_t id, qg_result *out)
+{
+    qg__step s;
+    qg_held h;
+    char *body;
+    int rc;
+
+    if ((rc = qg__held_get(t, id, &s, &h)))
+        return rc == QG_NOTFOUND ? QG_ESTORE : rc;
+    /* The body points into the map, which the writes below may move. */
+    if ((body = malloc(s.body_len ? s.body_len : 1)) == NULL)
+        return QG_ENOMEM;
+    memcpy(body, s.body, s.body_len);
+    s.body = body;
+    memset(out, 0, sizeof(*out));
+    out->live_queue_id = s.live_queue_id;
+    out->appointment_id = s.appointment_id;
+    rc = decide_step(t, &s, dc, out);
+    if (rc == 0 && out->verdict == QG_ACCEPTED)
+        rc = qg__held_delete(t, id);
+    free(body);
+    return rc;
+}
+
+/*
+ * A step of a ticket was accepted: tries the ticket's held deliveries
+ * again, in event time, until a round accepts none (each acceptance may
+ * make another legal).  res->to and res->released follow.
+ */
+static int
+release_held(qg__txn *t, const decision *dc, const qg__step *s,
+             const qg__ticket_row *row, qg_result *res)
+{
+    decision again = *dc;
+    int64_t ids[4];
+    held_ref *refs;
+    qg_result r;
+    size_t n, i;
+    int rc, progress;
+
+    ids[0] = s->live_queue_id;
+    ids[1] = s->appointment_id;
+    ids[2] = row->t.live_queue_id;
+    ids[3] = row->t.appointment_id;
+    again.releasing = 1;
+    do {
+        if ((rc = held_for(t, ids, &refs, &n)))
+            return rc;
+        for (i = 0, progress = 0; i < n; i++) {
+            if ((rc = retry_held(t, &again, refs[i].id, &r)) < 0)
+                break;
+            if (rc == 0) {
+                res->released++;
+                res->to = r.to;
+                progress = 1;
+            }
+            rc = 0;
+        }
+        free(refs);
+    } while (rc == 0 && progress);
+    return rc;
+}
+
+/* ----- the hold window ------------------------------------------------ */
+
+typedef struct expiry {
+    int64_t before_us;
+    int64_t now_us;
+    uint64_t *by_reason;
+    uint64_t expired;
+    uint64_t *ids;
+    size_t n;
+} expiry;
+
+/* Refuses one held delivery for the reason it would have had on arrival,
+ * judged against its ticket as it is now. */
+static int
+expire_one(qg__txn *t, expiry *x, uint64_t id)
+{
+    qg__ticket_row row;
+    qg_id_kind found_by;
+    qg_result res;
+    qg__step s;
+    qg_held h;
+    char *body, why[sizeof(res.detail)], span[24];
+    int rc;
+
+    if ((rc = qg__held_get(t, id, &s, &h)))
+        return rc == QG_NOTFOUND ? QG_ESTORE : rc;
+    if ((body = malloc(s.body_len ? s.body_len : 1)) == NULL)
+        return QG_ENOMEM;
+    memcpy(body, s.body, s.body_len);
+    s.body = body;
+    memset(&res, 0, sizeof(res));
+    res.live_queue_id = s.live_queue_id;
+    res.appointment_id = s.appointment_id;
+    rc = find_ticket(t, &s, &row, &found_by);
+    if (rc && rc != QG_NOTFOUND)
+        goto done;
+    res.ticket = row.t.id;
+    res.from = res.to = row.t.state;
+    res.event = canonical_event(&s, &row);
+    /* Legal on arrival now would have been accepted when its ticket last
+     * changed; should it be, it is still refused: the window is over. */
+    if (judge(&s, &row, res.event, &res) == QG_R_NONE)
+        verdict(&res, QG_R_ILLEGAL_TRANSITION,
+                "%s is legal from %s only out of event order",
+                qg_event_name(res.event), qg_state_name(row.t.state));
+    memcpy(why, res.detail, sizeof(why));
+    snprintf(res.detail, sizeof(res.detail), "%.200s; held %s", why,
+             span_text(x->now_us - s.received_us, span, sizeof(span)));
+    if ((rc = qg__held_delete(t, id)) ||
+        (rc = record_refused(t, s.body, s.body_len, s.received_us, &row, &res)))
+        goto done;
+    if (x->by_reason)
+        x->by_reason[res.reason]++;
+    x->expired++;
+done:
+    free(body);
+    return rc;
+}
+
+static int
+expire_due(qg__txn *t, void *arg)
+{
+    expiry *x = arg;
+    size_t i;
+    int rc;
+
+    x->expired = 0;
+    free(x->ids);
+    x->ids = NULL;
+    if ((rc = qg__held_due(t, x->before_us, &x->ids, &x->n)))
+        return rc;
+    if (x->n == 0)
         return 1;
-    return record_accepted(t, j, &row);
+    for (i = 0; i < x->n; i++)
+        if ((rc = expire_one(t, x, x->ids[i])))
+            return rc;
+    return 0;
+}
+
+int
+qg_held_expire(qg_store *st, int64_t received_before_us, uint64_t *by_reason,
+               uint64_t *expired)
+{
+    uint64_t counts[QG_REASON_COUNT] = {0};
+    expiry x;
+    int rc, i;
+
+    if (expired)
+        *expired = 0;
+    if (st == NULL)
+        return QG_EINVAL;
+    if (!qg__store_writable(st))
+        return QG_ERDONLY;
+    memset(&x, 0, sizeof(x));
+    x.before_us = received_before_us;
+    x.now_us = qg__now_us();
+    x.by_reason = counts;
+    rc = qg__store_write(st, expire_due, &x);
+    free(x.ids);
+    if (rc)
+        return rc;
+    if (by_reason)
+        for (i = 0; i < QG_REASON_COUNT; i++)
+            by_reason[i] += counts[i];
+    if (expired)
+        *expired = x.expired;
+    return 0;
+}
+
+/* Steps 6-7 and the writes, in one transaction (or a read-only one for a
+ * dry run, where every write is skipped). */
+static int
+decide(qg__txn *t, void *arg)
+{
+    job *j = arg;
+    qg_result *res = j->res;
+    qg__ticket_row row;
+    qg_id_kind found_by;
+    decision dc;
+    int rc, known;
+
+    /* This may run again after the map grew: start from steps 1-5. */
+    verdict(res, j->pre, NULL);
+    res->ticket = 0;
+    res->seq = 0;
+    res->pos = 0;
+    res->late = 0;
+    res->released = 0;
+    res->rejection = 0;
+    res->event = QG_EV_NONE;
+    res->from = res->to = QG_ST_NEW;
+
+    if (j->pre != QG_R_NONE) {
+        /* Refused before the store; name the ticket when the delivery is
+         * authentic enough to say which it is. */
+        known = 0;
+        if (res->verdict != QG_UNAUTHENTICATED &&
+            (res->live_queue_id || res->appointment_id)) {
+            j->s.live_queue_id = res->live_queue_id;
+            j->s.appointment_id = res->appointment_id;
+            rc = find_ticket(t, &j->s, &row, &found_by);
+            if (rc && rc != QG_NOTFOUND)
+                return rc;
+            known = rc == 0;
+            if (known) {
+                res->ticket = row.t.id;
+                res->from = res->to = row.t.state;
+            }
+        }
+        if (res->verdict == QG_IGNORED || j->dry)
+            return 1;
+        return record_refused(t, j->body, j->len, j->received_us,
+                              known ? &row : NULL, res);
+    }
+    dc.window_us = j->window_us;
+    dc.dry = j->dry;
+    dc.releasing = 0;
+    return decide_step(t, &j->s, &dc, res);
 }
 
 /* Checks arguments and runs steps 1-5 of one body into j. */
@@ -577,8 +1122,12 @@ prepare(job *j, qg_engine *eng, const char *body, size_t len, int dry,
     j->len = len;
     j->dry = dry;
     j->received_us = qg__now_us();
+    j->window_us = eng->window_s * 1000000;
     j->res = res;
     j->pre = examine(j);
+    /* Nothing after steps 1-5 reads the engine: a prepared delivery must
+     * not point at one that a reload may free before it is applied. */
+    j->eng = NULL;
     return 0;
 }
 

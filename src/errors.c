@@ -39,9 +39,9 @@ qg_err_name(int code)
 const char *
 qg_verdict_name(qg_verdict v)
 {
-    static const char *const names[] = {"accepted",  "duplicate",
-                                        "rejected",  "unauthenticated",
-                                        "malformed", "ignored"};
+    static const char *const names[] = {
+        "accepted",  "duplicate", "rejected", "unauthenticated",
+        "malformed", "ignored",   "held"};
 
     return (unsigned)v < sizeof(names) / sizeof(names[0]) ? names[v] : NULL;
 }

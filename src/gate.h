@@ -41,6 +41,10 @@ typedef struct metrics {
     atomic_ulong batch_sum;
     atomic_ulong forwards[FWD_KINDS];
     atomic_ulong dead_lettered;
+    atomic_ulong late;     /* accepted steps placed before later ones */
+    atomic_ulong released; /* held deliveries accepted once legal */
+    /* held deliveries refused when their window passed, by reason */
+    atomic_ulong expired[QG_REASON_COUNT];
 } metrics;
 
 extern metrics gate_metrics;
@@ -71,9 +75,12 @@ typedef enum durability {
     DURABLE_NOSYNC /* shared commits, flushed when the OS likes */
 } durability;
 
-/* Starts the committer thread.  max_batch 1 commits one by one. */
-int committer_start(qg_store *st, size_t max_batch, void (*committed)(void *),
-                    void *committed_arg, committer **out);
+/* Starts the committer thread.  max_batch 1 commits one by one.  With a
+ * reorder window (seconds, 0 for none) it also refuses, about once a
+ * second, the held deliveries that waited longer. */
+int committer_start(qg_store *st, size_t max_batch, int64_t window_s,
+                    void (*committed)(void *), void *committed_arg,
+                    committer **out);
 /* Queues p; p->done is called from the committer thread after commit. */
 void committer_submit(committer *c, pending *p);
 /* Finishes what was queued, then stops.  NULL ok. */

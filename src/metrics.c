@@ -74,7 +74,7 @@ metrics_render(FILE *f, qg_store *st)
 {
     static const char *const fwd[FWD_KINDS] = {"ok", "http_error",
                                                "network_error"};
-    uint64_t depth = 0, dead = 0;
+    uint64_t depth = 0, dead = 0, held = 0;
     int64_t oldest = 0;
     struct timespec now;
     int i;
@@ -131,6 +131,30 @@ metrics_render(FILE *f, qg_store *st)
                          1e6
                    : 0.0,
             dead);
+    if (qg_held_stats(st, &held, &oldest) != 0)
+        held = 0;
+    fprintf(f,
+            "# HELP qgate_held Deliveries held for an earlier step now.\n"
+            "# TYPE qgate_held gauge\n"
+            "qgate_held %" PRIu64 "\n"
+            "# HELP qgate_late_total Accepted steps placed before steps "
+            "accepted earlier.\n"
+            "# TYPE qgate_late_total counter\n"
+            "qgate_late_total %lu\n"
+            "# HELP qgate_released_total Held deliveries accepted once an "
+            "earlier step came.\n"
+            "# TYPE qgate_released_total counter\n"
+            "qgate_released_total %lu\n"
+            "# HELP qgate_held_expired_total Held deliveries refused when "
+            "the reorder window passed, by reason.\n"
+            "# TYPE qgate_held_expired_total counter\n",
+            held, atomic_load(&gate_metrics.late),
+            atomic_load(&gate_metrics.released));
+    for (i = 0; i < QG_REASON_COUNT; i++)
+        if (qg_reason_verdict((qg_reason)i) == QG_REJECTED)
+            fprintf(f, "qgate_held_expired_total{code=\"%s\"} %lu\n",
+                    qg_reason_name((qg_reason)i),
+                    atomic_load(&gate_metrics.expired[i]));
     fprintf(f, "# HELP qgate_forward_attempts_total Attempts to forward a "
                "step to the HIS, by result.\n"
                "# TYPE qgate_forward_attempts_total counter\n");

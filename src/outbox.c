@@ -97,23 +97,7 @@ qg__outbox_enabled(const qg_store *st)
 static int
 next_id(qg__txn *t, uint64_t *id)
 {
-    unsigned char buf[8];
-    MDB_val k = {11, (void *)"outbox_next"}, v;
-    int rc;
-
-    rc = mdb_get(t->txn, t->st->meta, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        *id = 1;
-    else if (rc)
-        return qg__from_mdb(rc);
-    else if (v.mv_size != 8)
-        return QG_ESTORE;
-    else
-        *id = get64(v.mv_data);
-    put64(buf, *id + 1);
-    v.mv_size = 8;
-    v.mv_data = buf;
-    return qg__from_mdb(mdb_put(t->txn, t->st->meta, &k, &v, 0));
+    return qg__meta_counter(t, "outbox_next", id);
 }
 
 int

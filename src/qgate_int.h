@@ -130,6 +130,29 @@ qg__event_map qg__mapping_event(const qg__mapping *m, const char *name);
  * Returns QG_EV_NONE when none of them is mapped. */
 qg_event qg__mapping_state(const qg__mapping *m, const qg__delivery *d);
 
+/* engine.c, held.c ------------------------------------------------------ */
+
+/*
+ * A delivery as steps 6-7 see it: everything they need, copied out of the
+ * parse.  A held delivery is stored as one and judged again from the
+ * store alone, with no parse, secret or mapping.
+ */
+typedef struct qg__step {
+    qg__event_map em;
+    qg_event state_event; /* for QG__RULE_STATE */
+    int64_t event_ms;
+    int32_t utc_offset_s;
+    int64_t live_queue_id, appointment_id; /* as the result names them */
+    int64_t service_id, staff_id;          /* 0 when null or absent */
+    char appointment_date[16];             /* "" when null or absent */
+    char appointment_time[16];
+    unsigned char digest[QG__DIGEST_LEN];
+    char chup_event[48];
+    int64_t received_us;
+    const char *body; /* the raw delivery; borrowed */
+    size_t body_len;
+} qg__step;
+
 /* store.c -------------------------------------------------------------- */
 
 /* A transaction of the store; callers keep it on their stack. */
@@ -141,6 +164,7 @@ typedef struct qg__txn {
 /* Everything the engine reads of a ticket before deciding. */
 typedef struct qg__ticket_row {
     qg_ticket t;
+    unsigned char flags;       /* QG__TICKET_REORDERED */
     char appointment_date[16]; /* last seen, for reschedule detection */
     char appointment_time[16];
 } qg__ticket_row;
@@ -169,6 +193,47 @@ int qg__new_ticket_id(qg__txn *txn, uint64_t *ticket);
 int qg__put_ticket(qg__txn *txn, const qg__ticket_row *row);
 int qg__put_alias(qg__txn *txn, qg_id_kind kind, int64_t id, uint64_t ticket);
 int qg__append_record(qg__txn *txn, const qg_record *rec);
+
+/* A ticket's row flag: some step was placed late, so its history's event
+ * order differs from its arrival order. */
+#define QG__TICKET_REORDERED 0x1
+
+/* One step of a ticket's path, as the machine re-runs it. */
+typedef struct qg__path_step {
+    uint32_t seq, pos;
+    int64_t event_ms;
+    qg_event event;
+    qg_state from, to;
+    int64_t service_id;
+} qg__path_step;
+
+/* A ticket's accepted steps in event time; zero it before the first use,
+ * free it with qg__path_free(). */
+typedef struct qg__path {
+    qg__path_step *steps;
+    size_t n, cap;
+} qg__path;
+
+/* Reads a ticket's steps into path, in event-time order. */
+int qg__load_path(qg__txn *txn, uint64_t ticket, qg__path *path);
+void qg__path_free(qg__path *path);
+/* Gives an accepted step a new place and from/to, after a late step was
+ * placed before it. */
+int qg__move_record(qg__txn *txn, uint64_t ticket, uint32_t seq, uint32_t pos,
+                    qg_state from, qg_state to);
+/* held.c: deliveries waiting for an earlier step.  Bodies and steps read
+ * from the store point into the map: valid until the next write. */
+int qg__held_put(qg__txn *txn, const qg__step *s, uint64_t ticket, qg_event ev,
+                 qg_state from, uint64_t *id);
+int qg__held_find_digest(qg__txn *txn, const unsigned char *digest,
+                         uint64_t *id);
+int qg__held_get(qg__txn *txn, uint64_t id, qg__step *s, qg_held *out);
+/* The ids held under a Chup id, in event time; *ids is malloc'd. */
+int qg__held_ids_for(qg__txn *txn, qg_id_kind kind, int64_t chup_id,
+                     uint64_t **ids, size_t *n);
+/* The ids of those received before before_us; *ids is malloc'd. */
+int qg__held_due(qg__txn *txn, int64_t before_us, uint64_t **ids, size_t *n);
+int qg__held_delete(qg__txn *txn, uint64_t id);
 /* The read transaction behind a history cursor, for lookups in the same
  * snapshot. */
 qg__txn *qg__history_txn(qg_history *h);

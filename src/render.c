@@ -77,6 +77,11 @@ render_verdict(FILE *f, const qg_result *res, const char *input)
     render_key_str(f, "to", qg_state_name(res->to));
     if (res->seq)
         fprintf(f, ",\"seq\":%" PRIu32, res->seq);
+    if (res->pos)
+        fprintf(f, ",\"pos\":%" PRIu32 ",\"late\":%s", res->pos,
+                res->late ? "true" : "false");
+    if (res->released)
+        fprintf(f, ",\"released\":%" PRIu32, res->released);
     if (res->rejection)
         fprintf(f, ",\"rejection\":%" PRIu64, res->rejection);
     render_events(f, "allowed", res->allowed);
@@ -126,8 +131,11 @@ render_record(FILE *f, const qg_record *r, int64_t waited_ms)
     fprintf(f, ",\"digest\":\"");
     for (i = 0; i < 32; i++)
         fprintf(f, "%02x", r->digest[i]);
-    fprintf(f, "\",\"machine\":\"%s\",\"body_bytes\":%zu}", r->machine,
-            r->body_len);
+    fprintf(f,
+            "\",\"machine\":\"%s\",\"body_bytes\":%zu,\"pos\":%" PRIu32
+            ",\"late\":%s,\"released\":%s}",
+            r->machine, r->body_len, r->pos, r->late ? "true" : "false",
+            r->released ? "true" : "false");
 }
 
 int

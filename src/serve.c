@@ -131,6 +131,9 @@ status_of(const qg_result *res)
                        res->reason == QG_R_UNKNOWN_STATE
                    ? MHD_HTTP_UNPROCESSABLE_CONTENT
                    : MHD_HTTP_CONFLICT;
+    case QG_HELD:
+        /* Stored durably and dealt with later: Chup must not resend. */
+        return MHD_HTTP_ACCEPTED;
     case QG_UNAUTHENTICATED:
         return MHD_HTTP_UNAUTHORIZED;
     case QG_MALFORMED:
@@ -625,6 +628,9 @@ usage(void)
            "  --token-file F          bearer token for GET /tickets/...\n"
            "  --ready-max-outbox N    /readyz fails at this backlog when the\n"
            "                          HIS did not take the last step (1000)\n"
+           "  --reorder-window S      a step not legal yet waits S seconds\n"
+           "                          for an earlier one (1200; 0: judge on\n"
+           "                          arrival, hold nothing)\n"
            "  --log FILE              JSON log lines (stderr); SIGHUP reopens\n"
            "  --config FILE           the same keys, with '_' for '-'\n");
 }
@@ -649,6 +655,7 @@ parse(gate *g, cli *c, int argc, char **argv)
         {"ready-max-outbox", required_argument, NULL, OPT_READY_MAX_OUTBOX},
         {"log", required_argument, NULL, OPT_LOG},
         {"insecure-no-signature", no_argument, NULL, OPT_INSECURE},
+        CLI_REORDER_OPTION,
         {0}};
     int opt, rc;
     size_t i;
@@ -865,7 +872,7 @@ cmd_serve(cli *c, int argc, char **argv)
         }
     }
     if (committer_start(g.st, strcmp(c->durability, "sync") == 0 ? 1 : 256,
-                        forwarder_wake, g.fwd, &g.com)) {
+                        c->reorder_window, forwarder_wake, g.fwd, &g.com)) {
         rc = cli_fail("cannot start the committer");
         goto out;
     }
@@ -884,10 +891,11 @@ cmd_serve(cli *c, int argc, char **argv)
     info = MHD_get_daemon_info(g.d, MHD_DAEMON_INFO_BIND_PORT);
     log_event("info", "listening",
               ",\"listen\":\"%s\",\"port\":%u,\"path\":\"%s\",\"db\":\"%s\","
-              "\"durability\":\"%s\",\"upstream\":%s%s%s,\"machine\":\"%s\","
+              "\"durability\":\"%s\",\"reorder_window_s\":%" PRId64
+              ",\"upstream\":%s%s%s,\"machine\":\"%s\","
               "\"version\":\"%s\"",
               g.listen, info ? (unsigned)info->port : 0u, g.path, c->db,
-              c->durability, g.upstream ? "\"" : "",
+              c->durability, c->reorder_window, g.upstream ? "\"" : "",
               g.upstream ? g.upstream : "null", g.upstream ? "\"" : "",
               qg_machine_version(), qg_version());
 

@@ -2,7 +2,8 @@
  * store.c - the LMDB store: tickets, their histories, the rejection log.
  *
  * Databases (all keys big-endian so they sort as numbers):
- *   meta        "format" -> u32 store format; "outbox_next" -> u64
+ *   meta        "format" -> u32 store format; "outbox_next", "held_next"
+ *               -> u64 counters
  *   tickets     u64 ticket -> ticket row
  *   aliases     u8 kind, i64 Chup id -> u64 ticket
  *   history     u64 ticket, u32 seq -> record header + raw body
@@ -10,6 +11,13 @@
  *   rejections  u64 id -> rejection header + detail + raw body
  *   outbox      u64 id -> outbox entry (a step waiting to be forwarded)
  *   dead        u64 id -> outbox entry that gave up (same id, same form)
+ *   held        u64 id -> held delivery (held.c)
+ *   held_by     u8 kind, i64 Chup id, i64 event ms, u64 id -> "" (held.c)
+ *   held_sums   32-byte payload SHA-256 -> u64 held id (held.c)
+ * A history record's seq is its place in order of acceptance, which never
+ * changes; its place in event time (pos) is in its header and changes
+ * when a late step is placed before it.  Stores written before pos
+ * existed hold 0 there, which reads as pos = seq.
  * Values are written field by field at fixed offsets, never as C structs,
  * so the layout does not depend on the compiler.
  *
@@ -38,6 +46,10 @@
 #define TICKET_LEN    104
 #define RECORD_HDR    96
 #define REJECTION_HDR 48
+
+/* Record header byte 23. */
+#define REC_LATE     0x1 /* placed before steps accepted earlier */
+#define REC_RELEASED 0x2 /* held first, accepted later */
 
 int
 qg__from_mdb(int rc)
@@ -231,12 +243,13 @@ qg__store_writable(const qg_store *st)
 static int
 open_dbs(qg_store *st)
 {
-    static const char *const names[] = {"meta",    "tickets", "aliases",
-                                        "history", "digests", "rejections",
-                                        "outbox",  "dead"};
-    MDB_dbi *const dbis[] = {&st->meta,    &st->tickets, &st->aliases,
-                             &st->history, &st->digests, &st->rejections,
-                             &st->outbox,  &st->dead};
+    static const char *const names[] = {
+        "meta",   "tickets", "aliases", "history", "digests",  "rejections",
+        "outbox", "dead",    "held",    "held_by", "held_sums"};
+    MDB_dbi *const dbis[] = {&st->meta,    &st->tickets,  &st->aliases,
+                             &st->history, &st->digests,  &st->rejections,
+                             &st->outbox,  &st->dead,     &st->held,
+                             &st->held_by, &st->held_sums};
     unsigned create = (st->flags & QG_RDONLY) ? 0 : MDB_CREATE;
     unsigned char fmt[4];
     MDB_val k = {6, (void *)"format"}, v;
@@ -417,6 +430,7 @@ decode_ticket(const MDB_val *k, const MDB_val *v, qg__ticket_row *row)
     memset(row, 0, sizeof(*row));
     row->t.id = get64(k->mv_data);
     row->t.state = (qg_state)p[0];
+    row->flags = p[1];
     row->t.records = get32(p + 4);
     row->t.rejections = get32(p + 8);
     row->t.live_queue_id = (int64_t)get64(p + 16);
@@ -453,6 +467,7 @@ qg__put_ticket(qg__txn *t, const qg__ticket_row *row)
     memset(p, 0, sizeof(p));
     put64(key, row->t.id);
     p[0] = (unsigned char)row->t.state;
+    p[1] = row->flags;
     put32(p + 4, row->t.records);
     put32(p + 8, row->t.rejections);
     put64(p + 16, (uint64_t)row->t.live_queue_id);
@@ -488,6 +503,28 @@ qg__next_id(qg__txn *t, MDB_dbi dbi, uint64_t *id)
         return QG_ESTORE;
     *id = get64(k.mv_data) + 1;
     return 0;
+}
+
+int
+qg__meta_counter(qg__txn *t, const char *name, uint64_t *id)
+{
+    unsigned char buf[8];
+    MDB_val k = {strlen(name), (void *)name}, v;
+    int rc;
+
+    rc = mdb_get(t->txn, t->st->meta, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        *id = 1;
+    else if (rc)
+        return qg__from_mdb(rc);
+    else if (v.mv_size != 8)
+        return QG_ESTORE;
+    else
+        *id = get64(v.mv_data);
+    put64(buf, *id + 1);
+    v.mv_size = 8;
+    v.mv_data = buf;
+    return qg__from_mdb(mdb_put(t->txn, t->st->meta, &k, &v, 0));
 }
 
 int
@@ -538,11 +575,14 @@ qg__append_record(qg__txn *t, const qg_record *rec)
     p[20] = (unsigned char)rec->event;
     p[21] = (unsigned char)rec->from;
     p[22] = (unsigned char)rec->to;
+    p[23] = (unsigned char)((rec->late ? REC_LATE : 0) |
+                            (rec->released ? REC_RELEASED : 0));
     put64(p + 24, (uint64_t)rec->service_id);
     put64(p + 32, (uint64_t)rec->staff_id);
     memcpy(p + 40, rec->digest, QG__DIGEST_LEN);
     memcpy(p + 72, rec->machine, 16);
     put32(p + 88, (uint32_t)rec->body_len);
+    put32(p + 92, rec->pos);
     memcpy(p + RECORD_HDR, rec->body, rec->body_len);
 
     put64(dval, rec->ticket);
@@ -574,7 +614,101 @@ decode_record(const MDB_val *k, const MDB_val *v, qg_record *rec)
     rec->machine[16] = '\0';
     rec->body_len = get32(p + 88);
     rec->body = (const char *)p + RECORD_HDR;
+    rec->pos = get32(p + 92) ? get32(p + 92) : rec->seq;
+    rec->late = (p[23] & REC_LATE) != 0;
+    rec->released = (p[23] & REC_RELEASED) != 0;
     return 0;
+}
+
+static int
+by_pos(const void *a, const void *b)
+{
+    const qg__path_step *x = a, *y = b;
+
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+int
+qg__load_path(qg__txn *t, uint64_t ticket, qg__path *path)
+{
+    unsigned char start[12];
+    qg_record rec;
+    MDB_cursor *cur;
+    MDB_val k = {12, start}, v;
+    int rc, op = MDB_SET_RANGE;
+
+    path->n = 0;
+    put64(start, ticket);
+    put32(start + 8, 0);
+    if ((rc = mdb_cursor_open(t->txn, t->st->history, &cur)))
+        return qg__from_mdb(rc);
+    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (k.mv_size != 12 || get64(k.mv_data) != ticket)
+            break;
+        if ((rc = decode_record(&k, &v, &rec)))
+            goto done;
+        if (path->n == path->cap) {
+            size_t cap = path->cap ? path->cap * 2 : 16;
+            qg__path_step *p = realloc(path->steps, cap * sizeof(*p));
+
+            if (p == NULL) {
+                rc = QG_ENOMEM;
+                goto done;
+            }
+            path->steps = p;
+            path->cap = cap;
+        }
+        path->steps[path->n].seq = rec.seq;
+        path->steps[path->n].pos = rec.pos;
+        path->steps[path->n].event_ms = rec.event_ms;
+        path->steps[path->n].event = rec.event;
+        path->steps[path->n].from = rec.from;
+        path->steps[path->n].to = rec.to;
+        path->steps[path->n].service_id = rec.service_id;
+        path->n++;
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : qg__from_mdb(rc);
+    if (rc == 0)
+        qsort(path->steps, path->n, sizeof(*path->steps), by_pos);
+done:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+void
+qg__path_free(qg__path *path)
+{
+    free(path->steps);
+    memset(path, 0, sizeof(*path));
+}
+
+int
+qg__move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
+                qg_state from, qg_state to)
+{
+    unsigned char key[12], *copy;
+    MDB_val k = {12, key}, v;
+    int rc;
+
+    put64(key, ticket);
+    put32(key + 8, seq);
+    if ((rc = mdb_get(t->txn, t->st->history, &k, &v)))
+        return qg__from_mdb(rc);
+    if (v.mv_size < RECORD_HDR)
+        return QG_ESTORE;
+    /* The value may sit on a page this transaction is about to copy: keep
+     * a copy of it, not a pointer into the map, across the put. */
+    if ((copy = malloc(v.mv_size)) == NULL)
+        return QG_ENOMEM;
+    memcpy(copy, v.mv_data, v.mv_size);
+    copy[21] = (unsigned char)from;
+    copy[22] = (unsigned char)to;
+    put32(copy + 92, pos);
+    v.mv_data = copy;
+    rc = qg__from_mdb(mdb_put(t->txn, t->st->history, &k, &v, 0));
+    free(copy);
+    return rc;
 }
 
 int
@@ -708,10 +842,22 @@ range_close(range *r)
     qg__txn_abort(&r->t);
 }
 
+/*
+ * A history cursor.  In arrival order it walks the history database's
+ * keys.  In event order it does the same for every ticket whose row does
+ * not say QG__TICKET_REORDERED, where the two orders agree (the common
+ * case, and every store written before late steps existed); for a ticket
+ * that does, it reads the ticket's seqs sorted by pos and fetches each
+ * record by key.
+ */
 struct qg_history {
     range r;
     unsigned char start[12];
     int all; /* every ticket, not only start's */
+    qg_order order;
+    uint64_t ticket; /* the ticket of the last record read, 0 before any */
+    qg__path path;   /* the reordered ticket being read, else n = 0 */
+    size_t at;       /* the next step of path to return */
 };
 
 qg__txn *
@@ -720,14 +866,32 @@ qg__history_txn(qg_history *h)
     return &h->r.t;
 }
 
+/* Switches h to the sorted walk of ticket when its row says reordered. */
+static int
+sort_ticket(qg_history *h, uint64_t ticket)
+{
+    qg__ticket_row row;
+    int rc;
+
+    h->path.n = 0;
+    h->at = 0;
+    if ((rc = qg__get_ticket(&h->r.t, ticket, &row)))
+        return rc == QG_NOTFOUND ? QG_ESTORE : rc;
+    if (!(row.flags & QG__TICKET_REORDERED))
+        return 0;
+    return qg__load_path(&h->r.t, ticket, &h->path);
+}
+
 int
-qg_history_open(qg_store *st, uint64_t ticket, qg_history **out)
+qg_history_open_order(qg_store *st, uint64_t ticket, qg_order order,
+                      qg_history **out)
 {
     qg__ticket_row row;
     qg_history *h;
     int rc;
 
-    if (st == NULL || out == NULL)
+    if (st == NULL || out == NULL ||
+        (order != QG_EVENT_ORDER && order != QG_ARRIVAL_ORDER))
         return QG_EINVAL;
     *out = NULL;
     if ((h = calloc(1, sizeof(*h))) == NULL)
@@ -736,9 +900,18 @@ qg_history_open(qg_store *st, uint64_t ticket, qg_history **out)
         free(h);
         return rc;
     }
+    h->order = order;
     if (ticket && (rc = qg__get_ticket(&h->r.t, ticket, &row))) {
         qg_history_close(h);
         return rc;
+    }
+    if (ticket && order == QG_EVENT_ORDER &&
+        (row.flags & QG__TICKET_REORDERED)) {
+        if ((rc = qg__load_path(&h->r.t, ticket, &h->path))) {
+            qg_history_close(h);
+            return rc;
+        }
+        h->ticket = ticket;
     }
     h->all = ticket == 0;
     put64(h->start, ticket);
@@ -748,25 +921,76 @@ qg_history_open(qg_store *st, uint64_t ticket, qg_history **out)
 }
 
 int
+qg_history_open(qg_store *st, uint64_t ticket, qg_history **out)
+{
+    return qg_history_open_order(st, ticket, QG_EVENT_ORDER, out);
+}
+
+/* The next step of the sorted walk of h->ticket. */
+static int
+next_sorted(qg_history *h, qg_record *rec)
+{
+    unsigned char key[12];
+    MDB_val k = {12, key}, v;
+    int rc;
+
+    put64(key, h->ticket);
+    put32(key + 8, h->path.steps[h->at++].seq);
+    if ((rc = mdb_get(h->r.t.txn, h->r.t.st->history, &k, &v)))
+        return rc == MDB_NOTFOUND ? QG_ESTORE : qg__from_mdb(rc);
+    return decode_record(&k, &v, rec);
+}
+
+int
 qg_history_next(qg_history *h, qg_record *rec)
 {
     MDB_val k, v;
+    uint64_t ticket;
     int rc;
 
     if (h == NULL || rec == NULL)
         return QG_EINVAL;
-    if ((rc = range_next(&h->r, h->start, sizeof(h->start), &k, &v)))
-        return rc;
-    if (k.mv_size != 12 || (!h->all && memcmp(k.mv_data, h->start, 8) != 0))
-        return QG_NOTFOUND;
-    return decode_record(&k, &v, rec);
+    for (;;) {
+        if (h->path.n > 0) {
+            if (h->at < h->path.n)
+                return next_sorted(h, rec);
+            if (!h->all)
+                return QG_NOTFOUND;
+            /* That ticket is done: go on from the next one. */
+            h->path.n = 0;
+            put64(h->start, h->ticket + 1);
+            put32(h->start + 8, 0);
+            h->r.started = 0;
+        }
+        if ((rc = range_next(&h->r, h->start, sizeof(h->start), &k, &v)))
+            return rc;
+        if (k.mv_size != 12 || (!h->all && memcmp(k.mv_data, h->start, 8) != 0))
+            return QG_NOTFOUND;
+        ticket = get64(k.mv_data);
+        if (h->all && h->order == QG_EVENT_ORDER && ticket != h->ticket) {
+            h->ticket = ticket;
+            if ((rc = sort_ticket(h, ticket)))
+                return rc;
+            if (h->path.n > 0)
+                continue;
+        }
+        return decode_record(&k, &v, rec);
+    }
 }
 
 int
 qg_history_seek(qg_history *h, uint32_t seq)
 {
+    size_t i;
+
     if (h == NULL || h->all)
         return QG_EINVAL;
+    if (h->path.n > 0) {
+        for (i = 0; i < h->path.n && h->path.steps[i].seq != seq; i++)
+            ;
+        h->at = seq <= 1 && i == h->path.n ? 0 : i;
+        return 0;
+    }
     put32(h->start + 8, seq);
     h->r.started = 0;
     return 0;
@@ -778,6 +1002,7 @@ qg_history_close(qg_history *h)
     if (h == NULL)
         return;
     range_close(&h->r);
+    qg__path_free(&h->path);
     free(h);
 }
 

@@ -15,6 +15,7 @@
 struct qg_store {
     MDB_env *env;
     MDB_dbi meta, tickets, aliases, history, digests, rejections, outbox, dead;
+    MDB_dbi held, held_by, held_sums;
     unsigned flags;
     size_t map_max;
     pthread_mutex_t lock; /* guards the three fields below */
@@ -65,5 +66,9 @@ int qg__from_mdb(int rc);
 
 /* The key after the last one of dbi, as a u64 counter: 1 when empty. */
 int qg__next_id(qg__txn *t, MDB_dbi dbi, uint64_t *id);
+
+/* Takes the next value of a u64 counter in meta (1 first): ids that must
+ * never be given out twice, even after their entries are gone. */
+int qg__meta_counter(qg__txn *t, const char *name, uint64_t *id);
 
 #endif /* QG_STORE_INT_H */

@@ -87,7 +87,7 @@ qg_store_verify_ticket(qg_store *st, uint64_t ticket, qg_finding *out)
     qg_record r;
     qg__txn *t;
     qg_state state = QG_ST_NEW;
-    uint32_t n = 0;
+    uint32_t n = 0, max_seq = 0;
     int64_t last_ms = INT64_MIN;
     int rc;
 
@@ -102,10 +102,12 @@ qg_store_verify_ticket(qg_store *st, uint64_t ticket, qg_finding *out)
     while (!out->found && (rc = qg_history_next(h, &r)) == 0) {
         int next = qg_machine_next(r.from, r.event);
 
-        if (r.seq != ++n)
+        if (r.pos != ++n)
             rc = found(out, r.seq,
-                       "step %" PRIu32 " found where %" PRIu32 " was expected",
-                       r.seq, n);
+                       "step %" PRIu32 " stands at place %" PRIu32
+                       " in event time where %" PRIu32 " was expected",
+                       r.seq, r.pos, n);
+
         else if (r.from != state)
             rc = found(out, r.seq,
                        "starts from %s but the step before "
@@ -123,6 +125,8 @@ qg_store_verify_ticket(qg_store *st, uint64_t ticket, qg_finding *out)
             rc = check_digest(t, &r, out);
         state = r.to;
         last_ms = r.event_ms;
+        if (r.seq > max_seq)
+            max_seq = r.seq;
     }
     if (rc == QG_NOTFOUND)
         rc = 0;
@@ -133,6 +137,11 @@ qg_store_verify_ticket(qg_store *st, uint64_t ticket, qg_finding *out)
                    "the ticket counts %" PRIu32 " steps, its history "
                    "holds %" PRIu32,
                    row.t.records, n);
+    else if (max_seq != n)
+        rc = found(out, max_seq,
+                   "steps are numbered up to %" PRIu32 " but the history "
+                   "holds %" PRIu32,
+                   max_seq, n);
     else if (state != row.t.state)
         rc = found(out, 0, "the ticket is %s but its history ends in %s",
                    qg_state_name(row.t.state), qg_state_name(state));

@@ -25,7 +25,7 @@ check "redelivery is a duplicate in JSON" \
 
 # a refused delivery: exit 1, the reason on the line below
 check "illegal step exits 1" \
-    status 1 "$Q" apply --db "$DB" --secret-file "$F/secret" "$F"/illegal/served-before-arrive/*.json
+    status 1 "$Q" apply --reorder-window 0 --db "$DB" --secret-file "$F/secret" "$F"/illegal/served-before-arrive/*.json
 check "illegal step names the rule" \
     grep -q 'illegal_transition: live queue 40001: complete is not legal from queued' "$T/out"
 

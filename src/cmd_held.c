@@ -1,0 +1,138 @@
+/*
+ * cmd_held.c - qgate held: deliveries waiting for an earlier step, and
+ * giving up on them now.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cli.h"
+#include "qgate_int.h"
+
+static void
+print(cli *c, const qg_held *h, int64_t now_us)
+{
+    int64_t expires_us = h->received_us + c->reorder_window * 1000000;
+    char when[40], waited[24], left[24], ids[48];
+    qg_ticket t;
+
+    if (c->json) {
+        printf("{\"id\":%" PRIu64, h->id);
+        render_id(stdout, "ticket", (int64_t)h->ticket, 0);
+        render_id(stdout, "live_queue_id", h->live_queue_id, 0);
+        render_id(stdout, "appointment_id", h->appointment_id, 0);
+        printf(",\"chup_event\":");
+        render_string(stdout, h->chup_event, strlen(h->chup_event));
+        printf(
+            ",\"event\":\"%s\",\"from\":\"%s\",\"timestamp\":\"%s\","
+            "\"received_us\":%" PRId64 ",\"held_ms\":%" PRId64
+            ",\"expires_us\":%" PRId64 ",\"body_bytes\":%zu}\n",
+            qg_event_name(h->event), qg_state_name(h->from),
+            qg__format_time(h->event_ms, h->utc_offset_s, when, sizeof(when)),
+            h->received_us, (now_us - h->received_us) / 1000, expires_us,
+            h->body_len);
+        return;
+    }
+    memset(&t, 0, sizeof(t));
+    t.live_queue_id = h->live_queue_id;
+    t.appointment_id = h->appointment_id;
+    printf(
+        "%6" PRIu64 "  %-20s %-12s %-20s %s  %9s  %9s\n", h->id,
+        cli_ticket_ids(&t, ids, sizeof(ids)), qg_event_name(h->event),
+        qg_state_name(h->from),
+        cli_time(h->event_ms, h->utc_offset_s, when, sizeof(when)),
+        cli_duration((now_us - h->received_us) / 1000, waited, sizeof(waited)),
+        expires_us > now_us
+            ? cli_duration((expires_us - now_us) / 1000, left, sizeof(left))
+            : "due");
+}
+
+int
+cmd_held(cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {CLI_REORDER_OPTION,
+                                         CLI_COMMON_OPTIONS,
+                                         {"expire", no_argument, NULL, 'x'},
+                                         {0}};
+    uint64_t by_reason[QG_REASON_COUNT] = {0}, expired = 0, n = 0;
+    int opt, rc, expire = 0, i;
+    qg_held_list *hl = NULL;
+    qg_store *st = NULL;
+    int64_t now_us;
+    qg_held h;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_common_option(c, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'x':
+            expire = 1;
+            break;
+        case 'h':
+            printf("usage: qgate held [--json] [--reorder-window S]\n"
+                   "       qgate held --expire\n"
+                   "Lists the deliveries held for an earlier step: ticket, "
+                   "event, timestamp,\nhow long held and how long until the "
+                   "reorder window (default %d s) ends.\n--expire gives up "
+                   "on all of them now: each goes to the rejection log\nwith "
+                   "the reason it would have had on arrival.\n",
+                   CLI_DEFAULT_REORDER_WINDOW);
+            return EXIT_OK;
+        default:
+            return EXIT_FAILED;
+        }
+    }
+    if (optind < argc)
+        return cli_fail("held: unexpected argument \"%s\"", argv[optind]);
+    if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, !expire, &st)))
+        return rc;
+    if (expire) {
+        if ((rc = qg_held_expire(st, INT64_MAX, by_reason, &expired))) {
+            rc = cli_fail("%s: cannot expire held deliveries: %s", c->db,
+                          qg_strerror(rc));
+            goto done;
+        }
+        if (c->json) {
+            printf("{\"expired\":%" PRIu64 ",\"by_reason\":{", expired);
+            for (i = 0, n = 0; i < QG_REASON_COUNT; i++)
+                if (by_reason[i])
+                    printf("%s\"%s\":%" PRIu64, n++ ? "," : "",
+                           qg_reason_name((qg_reason)i), by_reason[i]);
+            printf("}}\n");
+        } else {
+            printf("%" PRIu64 " held deliver%s refused\n", expired,
+                   expired == 1 ? "y" : "ies");
+            for (i = 0; i < QG_REASON_COUNT; i++)
+                if (by_reason[i])
+                    printf("  %-22s %" PRIu64 "\n",
+                           qg_reason_name((qg_reason)i), by_reason[i]);
+        }
+        rc = expired ? EXIT_FOUND : EXIT_OK;
+        goto done;
+    }
+    if ((rc = qg_held_open(st, &hl))) {
+        rc = cli_fail("%s: %s", c->db, qg_strerror(rc));
+        goto done;
+    }
+    now_us = qg__now_us();
+    if (!c->json)
+        printf("%6s  %-20s %-12s %-20s %-26s  %9s  %9s\n", "id", "ticket",
+               "event", "state on arrival", "timestamp", "held", "expires");
+    while ((rc = qg_held_next(hl, &h)) == 0) {
+        print(c, &h, now_us);
+        n++;
+    }
+    if (rc != QG_NOTFOUND) {
+        rc = cli_fail("%s: %s", c->db, qg_strerror(rc));
+        goto done;
+    }
+    rc = EXIT_OK;
+    if (!c->json)
+        fprintf(stderr, "%" PRIu64 " held\n", n);
+done:
+    qg_held_close(hl);
+    qg_store_close(st);
+    return rc;
+}
