@@ -214,17 +214,17 @@ take_step(job *j, qg_event state_event, const unsigned char *digest)
 {
     qg__step *s = &j->s;
 
-    s->em = j->em;
-    s->state_event = state_event;
+    s->f.em = j->em;
+    s->f.state_event = state_event;
     s->event_ms = j->d.event_ms;
     s->utc_offset_s = j->d.utc_offset_s;
     s->live_queue_id = j->res->live_queue_id;
     s->appointment_id = j->res->appointment_id;
-    s->service_id = j->d.service_id;
+    s->f.service_id = j->d.service_id;
     s->staff_id = j->d.staff_id;
-    snprintf(s->appointment_date, sizeof(s->appointment_date), "%s",
+    snprintf(s->f.appointment_date, sizeof(s->f.appointment_date), "%s",
              j->d.appointment_date ? j->d.appointment_date : "");
-    snprintf(s->appointment_time, sizeof(s->appointment_time), "%s",
+    snprintf(s->f.appointment_time, sizeof(s->f.appointment_time), "%s",
              j->d.appointment_time ? j->d.appointment_time : "");
     memcpy(s->digest, digest, QG__DIGEST_LEN);
     memcpy(s->chup_event, j->res->chup_event, sizeof(s->chup_event));
@@ -317,18 +317,7 @@ examine(job *j)
 typedef struct decision {
     int64_t window_us; /* 0: judged on arrival, never held or placed late */
     int dry;           /* decide, write nothing */
-    int releasing;     /* s is held: accept it if it is legal now, or
-                          leave it where it is */
 } decision;
-
-/* Where a step goes in its ticket's path. */
-typedef struct placement {
-    size_t at;   /* steps before it in event time */
-    size_t n;    /* steps in the path before it was placed */
-    qg_event ev; /* its canonical event there */
-    qg_state from, to;
-    qg_state end; /* the state the whole re-run path ends in */
-} placement;
 
 /* Finds the delivery's ticket.  QG_NOTFOUND leaves row as a new ticket. */
 static int
@@ -377,31 +366,31 @@ same_text(const char *a, const char *stored)
  * "Arrived") with the new service_id.
  */
 static qg_event
-canonical_event(const qg__step *s, const qg__ticket_row *row)
+canonical_event(const qg__facts *f, const qg__ticket_row *row)
 {
     qg_state now = row->t.state;
     int named, service_changed;
 
-    if (s->em.rule == QG__RULE_EVENT)
-        return s->em.event;
-    named = qg__event_target(s->state_event);
-    if (!s->em.updated || named < 0 || qg_state_is_final(now))
-        return s->state_event;
-    if (s->em.appointment) {
+    if (f->em.rule == QG__RULE_EVENT)
+        return f->em.event;
+    named = qg__event_target(f->state_event);
+    if (!f->em.updated || named < 0 || qg_state_is_final(now))
+        return f->state_event;
+    if (f->em.appointment) {
         if (named != (int)now)
-            return s->state_event;
-        return same_text(s->appointment_date, row->appointment_date) &&
-                       same_text(s->appointment_time, row->appointment_time)
+            return f->state_event;
+        return same_text(f->appointment_date, row->appointment_date) &&
+                       same_text(f->appointment_time, row->appointment_time)
                    ? QG_EV_UPDATE
                    : QG_EV_RESCHEDULE;
     }
-    service_changed = s->service_id && row->t.service_id &&
-                      s->service_id != row->t.service_id;
+    service_changed = f->service_id && row->t.service_id &&
+                      f->service_id != row->t.service_id;
     if (service_changed && is_waiting(named) && is_waiting(now))
         return QG_EV_MOVE;
     if (named == (int)now || (named == QG_ST_QUEUED && now == QG_ST_MOVED))
         return service_changed ? QG_EV_MOVE : QG_EV_UPDATE;
-    return s->state_event;
+    return f->state_event;
 }
 
 static const char *
@@ -464,6 +453,33 @@ judge(const qg__step *s, const qg__ticket_row *row, qg_event ev, qg_result *res)
     return QG_R_NONE;
 }
 
+static int
+record_refused(qg__txn *t, const char *body, size_t len, int64_t received_us,
+               qg__ticket_row *row, qg_result *res)
+{
+    qg_rejection rej;
+    int rc;
+
+    memset(&rej, 0, sizeof(rej));
+    rej.received_us = received_us;
+    rej.verdict = res->verdict;
+    rej.reason = res->reason;
+    rej.ticket = row ? row->t.id : 0;
+    rej.live_queue_id = res->live_queue_id;
+    rej.appointment_id = res->appointment_id;
+    rej.event = res->event;
+    rej.from = res->from;
+    rej.detail = res->detail;
+    rej.body = body;
+    rej.body_len = len;
+    if ((rc = qg__append_rejection(t, &rej, &res->rejection)))
+        return rc;
+    if (row == NULL || row->t.id == 0)
+        return 0;
+    row->t.rejections++;
+    return qg__put_ticket(t, row);
+}
+
 /* The steps of path that s's timestamp allows it to follow: at least lo,
  * at most hi.  Equal stamps (Chup's have one-second resolution) may stand
  * on either side. */
@@ -501,40 +517,6 @@ row_at(const qg__ticket_row *row, const qg__path *path, size_t at)
     return r;
 }
 
-/*
- * Places s in its ticket's path by event time: the latest place its
- * timestamp allows where the machine takes s and then every later step
- * again.  Returns 1 with pl set, 0 when no place is legal.
- */
-static int
-place(const qg__step *s, const qg__ticket_row *row, const qg__path *path,
-      placement *pl)
-{
-    size_t lo, hi, at, k;
-    int next, cur;
-
-    bounds(s, path, &lo, &hi);
-    for (at = hi + 1; at-- > lo;) {
-        qg__ticket_row r = row_at(row, path, at);
-        qg_event ev = canonical_event(s, &r);
-
-        if ((next = qg_machine_next(r.t.state, ev)) < 0)
-            continue;
-        for (cur = next, k = at; k < path->n && cur >= 0; k++)
-            cur = qg_machine_next((qg_state)cur, path->steps[k].event);
-        if (cur < 0)
-            continue;
-        pl->at = at;
-        pl->n = path->n;
-        pl->ev = ev;
-        pl->from = r.t.state;
-        pl->to = (qg_state)next;
-        pl->end = (qg_state)cur;
-        return 1;
-    }
-    return 0;
-}
-
 /* The events legal in s or in any state reachable from it. */
 static unsigned
 reachable_events(qg_state s)
@@ -562,7 +544,8 @@ reachable_events(qg_state s)
  * Whether a step that has not arrived could still make s legal: some
  * place its timestamp allows follows a state that is not final and from
  * which a state that takes s's event can be reached.  A closed ticket, a
- * second join, or a step dated after the ticket closed, never can.
+ * step that only a new ticket takes, or a step dated after the ticket
+ * closed, never can.
  */
 static int
 could_wait(const qg__step *s, const qg__ticket_row *row, const qg__path *path)
@@ -572,7 +555,7 @@ could_wait(const qg__step *s, const qg__ticket_row *row, const qg__path *path)
     bounds(s, path, &lo, &hi);
     for (at = lo; at <= hi; at++) {
         qg__ticket_row r = row_at(row, path, at);
-        qg_event ev = canonical_event(s, &r);
+        qg_event ev = canonical_event(&s->f, &r);
 
         if (!qg_state_is_final(r.t.state) &&
             (reachable_events(r.t.state) & (1u << ev)))
@@ -581,69 +564,344 @@ could_wait(const qg__step *s, const qg__ticket_row *row, const qg__path *path)
     return 0;
 }
 
-static int
-record_accepted(qg__txn *t, const qg__step *s, const decision *dc,
-                qg_id_kind found_by, const qg__path *path, const placement *pl,
-                qg__ticket_row *row, qg_result *res)
-{
-    int late = pl->at < pl->n, cur;
-    qg_record rec;
-    size_t k;
-    int rc, fresh = row->t.id == 0;
+/* ----- reconciling a ticket's path -------------------------------------- */
 
-    if (fresh) {
+/*
+ * Steps are placed by one search.  The items are the ticket's accepted
+ * steps, which must all stay, and the steps that may join them: the new
+ * delivery and the ticket's held ones.  In event-time order, the search
+ * (dynamic programming over item and state, 13 states) finds the path
+ * that the machine takes with the most joining steps, the new delivery
+ * first: a late step is then placed, and two held steps that are legal
+ * only together (a pharmacy receipt and dispense before a payment) join
+ * together.  Each item's canonical event is derived again for the state
+ * it now follows, from the facts kept with it: an appointment update
+ * that came before its booking was taken for the booking, and becomes a
+ * reschedule once the booking is placed before it.
+ */
+enum { ITEM_PATH, ITEM_NEW, ITEM_HELD };
+
+typedef struct item {
+    int64_t event_ms;
+    int kind;
+    const qg__path_step *ps; /* ITEM_PATH */
+    qg__step s;              /* ITEM_NEW, ITEM_HELD */
+    char *body;              /* ITEM_HELD: a copy, owned */
+    uint64_t held_id;
+    uint64_t order; /* ties: path position, or held id */
+    /* the plan */
+    int in;
+    qg_event ev;
+    qg_state from, to;
+} item;
+
+typedef struct plan {
+    item *items;
+    size_t m, cap;
+    int early_first; /* at equal stamps, joining steps before path ones */
+} plan;
+
+static void
+plan_free(plan *p)
+{
+    size_t i;
+
+    for (i = 0; i < p->m; i++)
+        free(p->items[i].body);
+    free(p->items);
+    memset(p, 0, sizeof(*p));
+}
+
+static item *
+plan_add(plan *p)
+{
+    item *grown;
+
+    if (p->m == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 16;
+        if ((grown = realloc(p->items, p->cap * sizeof(*grown))) == NULL)
+            return NULL;
+        p->items = grown;
+    }
+    memset(&p->items[p->m], 0, sizeof(*grown));
+    return &p->items[p->m++];
+}
+
+static int
+rank(const item *it, int early_first)
+{
+    if (it->kind == ITEM_PATH)
+        return early_first ? 1 : 0;
+    return early_first ? 0 : 1;
+}
+
+static int item_early_first;
+
+static int
+by_event_order(const void *a, const void *b)
+{
+    const item *x = a, *y = b;
+    int rx = rank(x, item_early_first), ry = rank(y, item_early_first);
+
+    if (x->event_ms != y->event_ms)
+        return x->event_ms < y->event_ms ? -1 : 1;
+    if (rx != ry)
+        return rx - ry;
+    if (x->kind != y->kind)
+        return x->kind - y->kind;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* The event of item i for a ticket in state s, with what came before. */
+static qg_event
+item_event(const plan *p, size_t i, qg_state s, const qg__ticket_row *row)
+{
+    const item *it = &p->items[i];
+    const qg__facts *f;
+    qg__ticket_row r;
+    size_t k;
+
+    if (it->kind == ITEM_PATH && !it->ps->has_facts)
+        return it->ps->event;
+    f = it->kind == ITEM_PATH ? &it->ps->f : &it->s.f;
+    memset(&r, 0, sizeof(r));
+    r.t.state = s;
+    for (k = i; k-- > 0 && !r.t.service_id;) {
+        const item *b = &p->items[k];
+
+        r.t.service_id =
+            b->kind == ITEM_PATH ? b->ps->service_id : b->s.f.service_id;
+    }
+    if (i == p->m - 1 || r.t.service_id == 0)
+        r.t.service_id = r.t.service_id ? r.t.service_id : row->t.service_id;
+    /* The appointment's date and time: the ticket's, as last seen. */
+    memcpy(r.appointment_date, row->appointment_date,
+           sizeof(r.appointment_date));
+    memcpy(r.appointment_time, row->appointment_time,
+           sizeof(r.appointment_time));
+    return canonical_event(f, &r);
+}
+
+#define NO_SCORE (-1L)
+
+/* Runs the search over p's items in their current order.  Returns the
+ * best score, or NO_SCORE when the accepted steps cannot all stay (then
+ * nothing is planned); marks the items in the plan. */
+static long
+search(plan *p, const qg__ticket_row *row)
+{
+    long(*score)[QG_STATE_COUNT];
+    unsigned char(*from)[QG_STATE_COUNT], (*took)[QG_STATE_COUNT];
+    long best = NO_SCORE, w;
+    size_t i;
+    int s, nx, at = -1;
+
+    score = malloc((p->m + 1) * sizeof(*score));
+    from = malloc((p->m + 1) * sizeof(*from));
+    took = malloc((p->m + 1) * sizeof(*took));
+    if (score == NULL || from == NULL || took == NULL) {
+        best = NO_SCORE - 1;
+        goto done;
+    }
+    for (s = 0; s < QG_STATE_COUNT; s++)
+        score[0][s] = NO_SCORE;
+    score[0][QG_ST_NEW] = 0;
+    for (i = 0; i < p->m; i++) {
+        for (s = 0; s < QG_STATE_COUNT; s++)
+            score[i + 1][s] = NO_SCORE;
+        w = p->items[i].kind == ITEM_NEW ? 1L << 20 : 1;
+        for (s = 0; s < QG_STATE_COUNT; s++) {
+            if (score[i][s] == NO_SCORE)
+                continue;
+            if (p->items[i].kind != ITEM_PATH &&
+                score[i][s] > score[i + 1][s]) {
+                score[i + 1][s] = score[i][s];
+                from[i + 1][s] = (unsigned char)s;
+                took[i + 1][s] = 0;
+            }
+            nx = qg_machine_next((qg_state)s,
+                                 item_event(p, i, (qg_state)s, row));
+            if (nx < 0)
+                continue;
+            if (p->items[i].kind == ITEM_PATH)
+                w = 0;
+            if (score[i][s] + w > score[i + 1][nx]) {
+                score[i + 1][nx] = score[i][s] + w;
+                from[i + 1][nx] = (unsigned char)s;
+                took[i + 1][nx] = 1;
+            }
+        }
+    }
+    for (s = 0; s < QG_STATE_COUNT; s++)
+        if (score[p->m][s] > best) {
+            best = score[p->m][s];
+            at = s;
+        }
+    for (i = p->m; best != NO_SCORE && i-- > 0;) {
+        item *it = &p->items[i];
+        int prev = from[i + 1][at];
+
+        it->in = took[i + 1][at];
+        if (it->in) {
+            it->from = (qg_state)prev;
+            it->to = (qg_state)at;
+            it->ev = item_event(p, i, (qg_state)prev, row);
+        }
+        at = prev;
+    }
+done:
+    free(score);
+    free(from);
+    free(took);
+    return best;
+}
+
+/* Plans with joining steps after the accepted steps of equal stamps, and
+ * before them; keeps the better. */
+static int
+best_plan(plan *p, const qg__ticket_row *row, long *score)
+{
+    long after, before;
+
+    item_early_first = 0;
+    qsort(p->items, p->m, sizeof(*p->items), by_event_order);
+    if ((after = search(p, row)) < NO_SCORE)
+        return QG_ENOMEM;
+    item_early_first = 1;
+    qsort(p->items, p->m, sizeof(*p->items), by_event_order);
+    if ((before = search(p, row)) < NO_SCORE)
+        return QG_ENOMEM;
+    if (after > before) {
+        item_early_first = 0;
+        qsort(p->items, p->m, sizeof(*p->items), by_event_order);
+        search(p, row);
+    }
+    *score = after > before ? after : before;
+    return 0;
+}
+
+/* Adds the accepted steps of path and the held deliveries under ids. */
+static int
+plan_fill(qg__txn *t, plan *p, const qg__path *path, const int64_t ids[4])
+{
+    static const qg_id_kind kinds[4] = {QG_ID_LIVE_QUEUE, QG_ID_APPOINTMENT,
+                                        QG_ID_LIVE_QUEUE, QG_ID_APPOINTMENT};
+    uint64_t *found;
+    qg_held h;
+    size_t i, j, m;
+    item *it;
+    int rc = 0, k, have;
+
+    for (i = 0; i < path->n; i++) {
+        if ((it = plan_add(p)) == NULL)
+            return QG_ENOMEM;
+        it->kind = ITEM_PATH;
+        it->ps = &path->steps[i];
+        it->event_ms = it->ps->event_ms;
+        it->order = it->ps->pos;
+    }
+    for (k = 0; k < 4 && rc == 0; k++) {
+        if (ids[k] == 0 || (k >= 2 && ids[k] == ids[k - 2]))
+            continue;
+        if ((rc = qg__held_ids_for(t, kinds[k], ids[k], &found, &m)))
+            return rc;
+        for (i = 0; i < m && rc == 0; i++) {
+            for (j = 0, have = 0; j < p->m && !have; j++)
+                have = p->items[j].kind == ITEM_HELD &&
+                       p->items[j].held_id == found[i];
+            if (have)
+                continue;
+            if ((it = plan_add(p)) == NULL) {
+                rc = QG_ENOMEM;
+                break;
+            }
+            it->kind = ITEM_HELD;
+            it->held_id = it->order = found[i];
+            if ((rc = qg__held_get(t, found[i], &it->s, &h))) {
+                rc = rc == QG_NOTFOUND ? QG_ESTORE : rc;
+                break;
+            }
+            /* The body points into the map, which writes may move. */
+            if ((it->body = malloc(it->s.body_len + 1)) == NULL) {
+                rc = QG_ENOMEM;
+                break;
+            }
+            memcpy(it->body, it->s.body, it->s.body_len);
+            it->s.body = it->body;
+            it->event_ms = it->s.event_ms;
+        }
+        free(found);
+    }
+    return rc;
+}
+
+/* Every id a step names leads to its ticket, from now on. */
+static int
+name_ticket(qg__txn *t, const qg__step *s, qg__ticket_row *row)
+{
+    uint64_t id;
+    int rc;
+
+    if (s->live_queue_id) {
+        rc = qg__find_alias(t, QG_ID_LIVE_QUEUE, s->live_queue_id, &id);
+        if (rc == QG_NOTFOUND)
+            rc =
+                qg__put_alias(t, QG_ID_LIVE_QUEUE, s->live_queue_id, row->t.id);
+        if (rc)
+            return rc;
+        if (!row->t.live_queue_id)
+            row->t.live_queue_id = s->live_queue_id;
+    }
+    if (s->appointment_id) {
+        rc = qg__find_alias(t, QG_ID_APPOINTMENT, s->appointment_id, &id);
+        if (rc == QG_NOTFOUND)
+            rc = qg__put_alias(t, QG_ID_APPOINTMENT, s->appointment_id,
+                               row->t.id);
+        if (rc)
+            return rc;
+        if (!row->t.appointment_id)
+            row->t.appointment_id = s->appointment_id;
+    }
+    return 0;
+}
+
+/* Appends one step to its ticket's history (and the outbox): the row's
+ * count, and for the newest step in event time its ids, move on. */
+static int
+append_step(qg__txn *t, const qg__step *s, qg__ticket_row *row, uint32_t pos,
+            int late, int released, qg_event ev, qg_state from, qg_state to,
+            uint32_t *seq)
+{
+    qg_record rec;
+    int rc;
+
+    if (row->t.id == 0) {
         if ((rc = qg__new_ticket_id(t, &row->t.id)))
             return rc;
         row->t.first_received_us = s->received_us;
     }
-    /* Every id the delivery names finds the ticket from now on; the ones
-     * that already do are not written again. */
-    if (s->live_queue_id && found_by != QG_ID_LIVE_QUEUE &&
-        (rc = qg__put_alias(t, QG_ID_LIVE_QUEUE, s->live_queue_id, row->t.id)))
+    if ((rc = name_ticket(t, s, row)))
         return rc;
-    if (s->appointment_id && found_by != QG_ID_APPOINTMENT &&
-        s->appointment_id != row->t.appointment_id &&
-        (rc =
-             qg__put_alias(t, QG_ID_APPOINTMENT, s->appointment_id, row->t.id)))
-        return rc;
-    if (s->live_queue_id && !row->t.live_queue_id)
-        row->t.live_queue_id = s->live_queue_id;
-    if (s->appointment_id && !row->t.appointment_id)
-        row->t.appointment_id = s->appointment_id;
-
     memset(&rec, 0, sizeof(rec));
     rec.ticket = row->t.id;
-    rec.seq = row->t.records + 1;
-    rec.pos = (uint32_t)pl->at + 1;
+    rec.seq = *seq = row->t.records + 1;
+    rec.pos = pos;
     rec.late = late;
-    rec.released = dc->releasing;
+    rec.released = released;
     rec.received_us = s->received_us;
     rec.event_ms = s->event_ms;
     rec.utc_offset_s = s->utc_offset_s;
-    rec.event = pl->ev;
-    rec.from = pl->from;
-    rec.to = pl->to;
-    rec.service_id = s->service_id;
+    rec.event = ev;
+    rec.from = from;
+    rec.to = to;
+    rec.service_id = s->f.service_id;
     rec.staff_id = s->staff_id;
     memcpy(rec.digest, s->digest, QG__DIGEST_LEN);
     memcpy(rec.machine, QG__MACHINE_VERSION, 16);
     rec.body = s->body;
     rec.body_len = s->body_len;
-    if ((rc = qg__append_record(t, &rec)))
+    if ((rc = qg__append_record(t, &rec, &s->f)))
         return rc;
-    /* The steps after a late one move up one place, and the path from
-     * there is re-run: their from and to may change. */
-    for (cur = pl->to, k = pl->at; late && k < path->n; k++) {
-        int next = qg_machine_next((qg_state)cur, path->steps[k].event);
-
-        if ((rc = qg__move_record(t, row->t.id, path->steps[k].seq,
-                                  (uint32_t)k + 2, (qg_state)cur,
-                                  (qg_state)next)))
-            return rc;
-        cur = next;
-    }
-
-    row->t.state = pl->end;
     row->t.records = rec.seq;
     if (s->received_us > row->t.last_received_us)
         row->t.last_received_us = s->received_us;
@@ -652,56 +910,103 @@ record_accepted(qg__txn *t, const qg__step *s, const decision *dc,
     } else {
         /* Only the newest step in event time says where the ticket is. */
         row->t.last_event_ms = s->event_ms;
-        if (s->service_id)
-            row->t.service_id = s->service_id;
+        if (s->f.service_id)
+            row->t.service_id = s->f.service_id;
         if (s->staff_id)
             row->t.staff_id = s->staff_id;
-        if (s->appointment_date[0])
+        if (s->f.appointment_date[0])
             snprintf(row->appointment_date, sizeof(row->appointment_date), "%s",
-                     s->appointment_date);
-        if (s->appointment_time[0])
+                     s->f.appointment_date);
+        if (s->f.appointment_time[0])
             snprintf(row->appointment_time, sizeof(row->appointment_time), "%s",
-                     s->appointment_time);
+                     s->f.appointment_time);
     }
-    res->ticket = row->t.id;
-    res->seq = rec.seq;
-    res->pos = rec.pos;
-    res->late = late;
     if (qg__outbox_enabled(t->st) &&
         (rc = qg__outbox_put(t, row->t.id, rec.seq, s->received_us)))
         return rc;
+    return 0;
+}
+
+/*
+ * Writes a plan: the new step and the held ones that join, appended in
+ * event order, and every accepted step whose place, event or states
+ * changed.  res gets the new step's seq, place and late mark, and the
+ * count of held steps released.
+ */
+static int
+write_plan(qg__txn *t, plan *p, qg__ticket_row *row, qg_result *res)
+{
+    uint32_t pos = 0, seq;
+    qg_state end = row->t.state;
+    size_t i, k;
+    int rc, late;
+
+    for (i = 0; i < p->m; i++) {
+        item *it = &p->items[i];
+
+        if (!it->in)
+            continue;
+        pos++;
+        end = it->to;
+        if (it->kind == ITEM_PATH) {
+            if (pos != it->ps->pos || it->ev != it->ps->event ||
+                it->from != it->ps->from || it->to != it->ps->to) {
+                if ((rc = qg__move_record(t, row->t.id, it->ps->seq, pos,
+                                          it->ev, it->from, it->to, -1)))
+                    return rc;
+            }
+            continue;
+        }
+        for (k = i + 1, late = 0; k < p->m && !late; k++)
+            late = p->items[k].in && p->items[k].kind == ITEM_PATH;
+        if ((rc = append_step(t, &it->s, row, pos, late, it->kind == ITEM_HELD,
+                              it->ev, it->from, it->to, &seq)))
+            return rc;
+        if (it->kind == ITEM_HELD) {
+            if ((rc = qg__held_delete(t, it->held_id)))
+                return rc;
+            res->released++;
+        } else {
+            res->seq = seq;
+            res->pos = pos;
+            res->late = late;
+            res->event = it->ev;
+        }
+    }
+    row->t.state = end;
+    res->ticket = row->t.id;
+    res->to = end;
     return qg__put_ticket(t, row);
 }
 
+/* Tries the ticket's held deliveries again, after a step was accepted. */
 static int
-record_refused(qg__txn *t, const char *body, size_t len, int64_t received_us,
-               qg__ticket_row *row, qg_result *res)
+release_held(qg__txn *t, const qg__step *s, qg__ticket_row *row, qg_result *res)
 {
-    qg_rejection rej;
+    int64_t ids[4];
+    qg__path path = {0};
+    plan p = {0};
+    long score;
     int rc;
 
-    memset(&rej, 0, sizeof(rej));
-    rej.received_us = received_us;
-    rej.verdict = res->verdict;
-    rej.reason = res->reason;
-    rej.ticket = row ? row->t.id : 0;
-    rej.live_queue_id = res->live_queue_id;
-    rej.appointment_id = res->appointment_id;
-    rej.event = res->event;
-    rej.from = res->from;
-    rej.detail = res->detail;
-    rej.body = body;
-    rej.body_len = len;
-    if ((rc = qg__append_rejection(t, &rej, &res->rejection)))
-        return rc;
-    if (row == NULL || row->t.id == 0)
-        return 0;
-    row->t.rejections++;
-    return qg__put_ticket(t, row);
+    ids[0] = s->live_queue_id;
+    ids[1] = s->appointment_id;
+    ids[2] = row->t.live_queue_id;
+    ids[3] = row->t.appointment_id;
+    if ((rc = qg__load_path(t, row->t.id, &path)) ||
+        (rc = plan_fill(t, &p, &path, ids)))
+        goto done;
+    if (p.m == path.n)
+        goto done; /* nothing held */
+    if ((rc = best_plan(&p, row, &score)))
+        goto done;
+    if (score > 0)
+        rc = write_plan(t, &p, row, res);
+done:
+    plan_free(&p);
+    qg__path_free(&path);
+    return rc;
 }
-
-static int release_held(qg__txn *t, const decision *dc, const qg__step *s,
-                        const qg__ticket_row *row, qg_result *res);
 
 /*
  * Steps 6-7 of a step that passed 1-5, and the writes.  Returns 0 when
@@ -716,12 +1021,15 @@ decide_step(qg__txn *t, const qg__step *s, const decision *dc, qg_result *res)
 {
     qg__ticket_row row;
     qg__path path = {0};
-    placement pl;
+    plan p = {0};
     qg_id_kind found_by;
     qg_event ev;
     uint64_t ticket, held;
     uint32_t seq;
+    int64_t ids[4];
     char why[sizeof(res->detail)], span[24];
+    long score;
+    item *it;
     int rc, next;
 
     rc = qg__find_digest(t, s->digest, &ticket, &seq);
@@ -739,8 +1047,7 @@ decide_step(qg__txn *t, const qg__step *s, const decision *dc, qg_result *res)
     }
     if (rc != QG_NOTFOUND)
         return rc;
-    if (!dc->releasing &&
-        (rc = qg__held_find_digest(t, s->digest, &held)) != QG_NOTFOUND) {
+    if ((rc = qg__held_find_digest(t, s->digest, &held)) != QG_NOTFOUND) {
         if (rc)
             return rc;
         verdict(res, QG_R_REDELIVERY,
@@ -755,16 +1062,26 @@ decide_step(qg__txn *t, const qg__step *s, const decision *dc, qg_result *res)
         return rc;
     res->ticket = row.t.id;
     res->from = res->to = row.t.state;
-    res->event = ev = canonical_event(s, &row);
+    res->event = ev = canonical_event(&s->f, &row);
 
     /* The common case: the step follows the newest one and is legal. */
     if ((row.t.records == 0 || s->event_ms >= row.t.last_event_ms) &&
         (next = qg_machine_next(row.t.state, ev)) >= 0) {
-        pl.at = pl.n = row.t.records;
-        pl.ev = ev;
-        pl.from = row.t.state;
-        pl.to = pl.end = (qg_state)next;
-        goto accept;
+        verdict(res, QG_R_NONE, "%s -> %s by %s", qg_state_name(row.t.state),
+                qg_state_name((qg_state)next), qg_event_name(ev));
+        res->to = (qg_state)next;
+        res->pos = row.t.records + 1;
+        if (dc->dry)
+            return 1;
+        if ((rc = append_step(t, s, &row, row.t.records + 1, 0, 0, ev,
+                              row.t.state, (qg_state)next, &seq)))
+            return rc;
+        row.t.state = (qg_state)next;
+        res->ticket = row.t.id;
+        res->seq = seq;
+        if ((rc = qg__put_ticket(t, &row)))
+            return rc;
+        return dc->window_us ? release_held(t, s, &row, res) : 0;
     }
     if (dc->window_us == 0) {
         judge(s, &row, ev, res);
@@ -772,13 +1089,56 @@ decide_step(qg__txn *t, const qg__step *s, const decision *dc, qg_result *res)
                        : record_refused(t, s->body, s->body_len, s->received_us,
                                         &row, res);
     }
-    if (row.t.id && (rc = qg__load_path(t, row.t.id, &path)))
+
+    /* Out of order: the path with this step and any held ones. */
+    ids[0] = s->live_queue_id;
+    ids[1] = s->appointment_id;
+    ids[2] = row.t.live_queue_id;
+    ids[3] = row.t.appointment_id;
+    if ((row.t.id && (rc = qg__load_path(t, row.t.id, &path))) ||
+        (rc = plan_fill(t, &p, &path, ids)))
         goto done;
-    if (place(s, &row, &path, &pl))
-        goto accept;
+    if ((it = plan_add(&p)) == NULL) {
+        rc = QG_ENOMEM;
+        goto done;
+    }
+    it->kind = ITEM_NEW;
+    it->s = *s;
+    it->event_ms = s->event_ms;
+    if ((rc = best_plan(&p, &row, &score)))
+        goto done;
+    if (score >= 1L << 20) {
+        qg_state was = row.t.state;
+
+        if (dc->dry) {
+            rc = 1;
+            for (it = p.items; it < p.items + p.m && it->kind != ITEM_NEW; it++)
+                ;
+            res->event = it->ev;
+            res->late = it + 1 < p.items + p.m;
+            verdict(res, QG_R_NONE, "%s -> %s by %s, placed in event time",
+                    qg_state_name(it->from), qg_state_name(it->to),
+                    qg_event_name(it->ev));
+            goto done;
+        }
+        if ((rc = write_plan(t, &p, &row, res)))
+            goto done;
+        for (it = p.items; it->kind != ITEM_NEW; it++)
+            ;
+        if (res->late)
+            verdict(res, QG_R_NONE,
+                    "%s -> %s by %s, placed late as step %" PRIu32
+                    " of %" PRIu32 "; the ticket is %s",
+                    qg_state_name(it->from), qg_state_name(it->to),
+                    qg_event_name(it->ev), res->pos, row.t.records,
+                    qg_state_name(row.t.state));
+        else
+            verdict(res, QG_R_NONE, "%s -> %s by %s", qg_state_name(it->from),
+                    qg_state_name(it->to), qg_event_name(it->ev));
+        res->from = was;
+        goto done;
+    }
     rc = 1;
-    if (dc->releasing)
-        goto done;
     judge(s, &row, ev, res);
     if (could_wait(s, &row, &path)) {
         memcpy(why, res->detail, sizeof(why));
@@ -789,162 +1149,9 @@ decide_step(qg__txn *t, const qg__step *s, const decision *dc, qg_result *res)
     } else if (!dc->dry) {
         rc = record_refused(t, s->body, s->body_len, s->received_us, &row, res);
     }
-    goto done;
-
-accept:
-    res->event = pl.ev;
-    res->to = pl.end;
-    res->pos = (uint32_t)pl.at + 1;
-    res->late = pl.at < pl.n;
-    if (res->late)
-        verdict(res, QG_R_NONE,
-                "%s -> %s by %s, placed late as step %zu of %zu; the ticket "
-                "is %s",
-                qg_state_name(pl.from), qg_state_name(pl.to),
-                qg_event_name(pl.ev), pl.at + 1, pl.n + 1,
-                qg_state_name(pl.end));
-    else
-        verdict(res, QG_R_NONE, "%s -> %s by %s", qg_state_name(pl.from),
-                qg_state_name(pl.to), qg_event_name(pl.ev));
-    rc = 1;
-    if (dc->dry)
-        goto done;
-    if ((rc = record_accepted(t, s, dc, found_by, &path, &pl, &row, res)))
-        goto done;
-    if (dc->window_us && !dc->releasing)
-        rc = release_held(t, dc, s, &row, res);
 done:
+    plan_free(&p);
     qg__path_free(&path);
-    return rc;
-}
-
-typedef struct held_ref {
-    int64_t event_ms;
-    uint64_t id;
-} held_ref;
-
-static int
-by_event_time(const void *a, const void *b)
-{
-    const held_ref *x = a, *y = b;
-
-    if (x->event_ms != y->event_ms)
-        return x->event_ms < y->event_ms ? -1 : 1;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* The held deliveries under any of a ticket's ids, in event time. */
-static int
-held_for(qg__txn *t, const int64_t ids[4], held_ref **out, size_t *n)
-{
-    static const qg_id_kind kinds[4] = {QG_ID_LIVE_QUEUE, QG_ID_APPOINTMENT,
-                                        QG_ID_LIVE_QUEUE, QG_ID_APPOINTMENT};
-    held_ref *refs = NULL, *grown;
-    size_t cap = 0, m, i, j, have;
-    uint64_t *found;
-    qg__step s;
-    qg_held h;
-    int rc = 0, k;
-
-    *n = 0;
-    for (k = 0; k < 4 && rc == 0; k++) {
-        if (ids[k] == 0 || (k >= 2 && ids[k] == ids[k - 2]))
-            continue;
-        if ((rc = qg__held_ids_for(t, kinds[k], ids[k], &found, &m)))
-            break;
-        for (i = 0; i < m && rc == 0; i++) {
-            for (j = 0, have = 0; j < *n && !have; j++)
-                have = refs[j].id == found[i];
-            if (have)
-                continue;
-            if ((rc = qg__held_get(t, found[i], &s, &h)))
-                break;
-            if (*n == cap) {
-                cap = cap ? cap * 2 : 8;
-                if ((grown = realloc(refs, cap * sizeof(*refs))) == NULL) {
-                    rc = QG_ENOMEM;
-                    break;
-                }
-                refs = grown;
-            }
-            refs[*n].event_ms = h.event_ms;
-            refs[(*n)++].id = found[i];
-        }
-        free(found);
-    }
-    if (rc) {
-        free(refs);
-        *n = 0;
-        return rc == QG_NOTFOUND ? QG_ESTORE : rc;
-    }
-    qsort(refs, *n, sizeof(*refs), by_event_time);
-    *out = refs;
-    return 0;
-}
-
-/* Tries one held delivery again.  Returns 0 when it was accepted (and is
- * no longer held), 1 when it still waits, else an error. */
-static int
-retry_held(qg__txn *t, const decision *dc, uint64_t id, qg_result *out)
-{
-    qg__step s;
-    qg_held h;
-    char *body;
-    int rc;
-
-    if ((rc = qg__held_get(t, id, &s, &h)))
-        return rc == QG_NOTFOUND ? QG_ESTORE : rc;
-    /* The body points into the map, which the writes below may move. */
-    if ((body = malloc(s.body_len ? s.body_len : 1)) == NULL)
-        return QG_ENOMEM;
-    memcpy(body, s.body, s.body_len);
-    s.body = body;
-    memset(out, 0, sizeof(*out));
-    out->live_queue_id = s.live_queue_id;
-    out->appointment_id = s.appointment_id;
-    rc = decide_step(t, &s, dc, out);
-    if (rc == 0 && out->verdict == QG_ACCEPTED)
-        rc = qg__held_delete(t, id);
-    free(body);
-    return rc;
-}
-
-/*
- * A step of a ticket was accepted: tries the ticket's held deliveries
- * again, in event time, until a round accepts none (each acceptance may
- * make another legal).  res->to and res->released follow.
- */
-static int
-release_held(qg__txn *t, const decision *dc, const qg__step *s,
-             const qg__ticket_row *row, qg_result *res)
-{
-    decision again = *dc;
-    int64_t ids[4];
-    held_ref *refs;
-    qg_result r;
-    size_t n, i;
-    int rc, progress;
-
-    ids[0] = s->live_queue_id;
-    ids[1] = s->appointment_id;
-    ids[2] = row->t.live_queue_id;
-    ids[3] = row->t.appointment_id;
-    again.releasing = 1;
-    do {
-        if ((rc = held_for(t, ids, &refs, &n)))
-            return rc;
-        for (i = 0, progress = 0; i < n; i++) {
-            if ((rc = retry_held(t, &again, refs[i].id, &r)) < 0)
-                break;
-            if (rc == 0) {
-                res->released++;
-                res->to = r.to;
-                progress = 1;
-            }
-            rc = 0;
-        }
-        free(refs);
-    } while (rc == 0 && progress);
     return rc;
 }
 
@@ -986,7 +1193,7 @@ expire_one(qg__txn *t, expiry *x, uint64_t id)
         goto done;
     res.ticket = row.t.id;
     res.from = res.to = row.t.state;
-    res.event = canonical_event(&s, &row);
+    res.event = canonical_event(&s.f, &row);
     /* Legal on arrival now would have been accepted when its ticket last
      * changed; should it be, it is still refused: the window is over. */
     if (judge(&s, &row, res.event, &res) == QG_R_NONE)
@@ -1104,7 +1311,6 @@ decide(qg__txn *t, void *arg)
     }
     dc.window_us = j->window_us;
     dc.dry = j->dry;
-    dc.releasing = 0;
     return decide_step(t, &j->s, &dc, res);
 }
 

@@ -133,19 +133,29 @@ qg_event qg__mapping_state(const qg__mapping *m, const qg__delivery *d);
 /* engine.c, held.c ------------------------------------------------------ */
 
 /*
+ * What the canonical event of a step depends on, besides the ticket: kept
+ * with held deliveries and with accepted steps, so that a path can be
+ * re-run from the store alone when a late step changes what came before.
+ */
+typedef struct qg__facts {
+    qg__event_map em;
+    qg_event state_event;      /* for QG__RULE_STATE */
+    int64_t service_id;        /* 0 when null or absent */
+    char appointment_date[16]; /* "" when null or absent */
+    char appointment_time[16];
+} qg__facts;
+
+/*
  * A delivery as steps 6-7 see it: everything they need, copied out of the
  * parse.  A held delivery is stored as one and judged again from the
  * store alone, with no parse, secret or mapping.
  */
 typedef struct qg__step {
-    qg__event_map em;
-    qg_event state_event; /* for QG__RULE_STATE */
+    qg__facts f;
     int64_t event_ms;
     int32_t utc_offset_s;
     int64_t live_queue_id, appointment_id; /* as the result names them */
-    int64_t service_id, staff_id;          /* 0 when null or absent */
-    char appointment_date[16];             /* "" when null or absent */
-    char appointment_time[16];
+    int64_t staff_id;                      /* 0 when null or absent */
     unsigned char digest[QG__DIGEST_LEN];
     char chup_event[48];
     int64_t received_us;
@@ -192,7 +202,9 @@ int qg__find_digest(qg__txn *txn, const unsigned char *digest, uint64_t *ticket,
 int qg__new_ticket_id(qg__txn *txn, uint64_t *ticket);
 int qg__put_ticket(qg__txn *txn, const qg__ticket_row *row);
 int qg__put_alias(qg__txn *txn, qg_id_kind kind, int64_t id, uint64_t ticket);
-int qg__append_record(qg__txn *txn, const qg_record *rec);
+/* Appends rec; with facts (may be NULL) kept after its body. */
+int qg__append_record(qg__txn *txn, const qg_record *rec,
+                      const qg__facts *facts);
 
 /* A ticket's row flag: some step was placed late, so its history's event
  * order differs from its arrival order. */
@@ -205,6 +217,8 @@ typedef struct qg__path_step {
     qg_event event;
     qg_state from, to;
     int64_t service_id;
+    int has_facts; /* 0 for steps stored before facts were kept */
+    qg__facts f;
 } qg__path_step;
 
 /* A ticket's accepted steps in event time; zero it before the first use,
@@ -217,10 +231,10 @@ typedef struct qg__path {
 /* Reads a ticket's steps into path, in event-time order. */
 int qg__load_path(qg__txn *txn, uint64_t ticket, qg__path *path);
 void qg__path_free(qg__path *path);
-/* Gives an accepted step a new place and from/to, after a late step was
- * placed before it. */
+/* Gives an accepted step a new place, event and from/to after a late step
+ * was placed before it; late < 0 keeps its late mark. */
 int qg__move_record(qg__txn *txn, uint64_t ticket, uint32_t seq, uint32_t pos,
-                    qg_state from, qg_state to);
+                    qg_event ev, qg_state from, qg_state to, int late);
 /* held.c: deliveries waiting for an earlier step.  Bodies and steps read
  * from the store point into the map: valid until the next write. */
 int qg__held_put(qg__txn *txn, const qg__step *s, uint64_t ticket, qg_event ev,

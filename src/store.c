@@ -50,6 +50,8 @@
 /* Record header byte 23. */
 #define REC_LATE     0x1 /* placed before steps accepted earlier */
 #define REC_RELEASED 0x2 /* held first, accepted later */
+#define REC_FACTS    0x4 /* FACTS_LEN bytes of qg__facts follow the body */
+#define FACTS_LEN    40
 
 int
 qg__from_mdb(int rc)
@@ -550,19 +552,20 @@ qg__find_digest(qg__txn *t, const unsigned char *digest, uint64_t *ticket,
 }
 
 int
-qg__append_record(qg__txn *t, const qg_record *rec)
+qg__append_record(qg__txn *t, const qg_record *rec, const qg__facts *facts)
 {
-    unsigned char key[12], dval[12], *p;
+    unsigned char key[12], dval[12], *p, *f;
     MDB_val k = {12, key}, v, dk = {QG__DIGEST_LEN, (void *)rec->digest},
             dv = {12, dval};
+    size_t tail = facts ? FACTS_LEN : 0;
     int rc;
 
-    if (rec->body_len > UINT32_MAX - RECORD_HDR)
+    if (rec->body_len > UINT32_MAX - RECORD_HDR - FACTS_LEN)
         return QG_ETOOBIG;
     put64(key, rec->ticket);
     put32(key + 8, rec->seq);
     /* MDB_RESERVE: the record is written straight into the map. */
-    v.mv_size = RECORD_HDR + rec->body_len;
+    v.mv_size = RECORD_HDR + rec->body_len + tail;
     v.mv_data = NULL;
     if ((rc = mdb_put(t->txn, t->st->history, &k, &v,
                       MDB_NOOVERWRITE | MDB_RESERVE)))
@@ -576,7 +579,8 @@ qg__append_record(qg__txn *t, const qg_record *rec)
     p[21] = (unsigned char)rec->from;
     p[22] = (unsigned char)rec->to;
     p[23] = (unsigned char)((rec->late ? REC_LATE : 0) |
-                            (rec->released ? REC_RELEASED : 0));
+                            (rec->released ? REC_RELEASED : 0) |
+                            (facts ? REC_FACTS : 0));
     put64(p + 24, (uint64_t)rec->service_id);
     put64(p + 32, (uint64_t)rec->staff_id);
     memcpy(p + 40, rec->digest, QG__DIGEST_LEN);
@@ -584,10 +588,44 @@ qg__append_record(qg__txn *t, const qg_record *rec)
     put32(p + 88, (uint32_t)rec->body_len);
     put32(p + 92, rec->pos);
     memcpy(p + RECORD_HDR, rec->body, rec->body_len);
+    if (facts) {
+        f = p + RECORD_HDR + rec->body_len;
+        memset(f, 0, FACTS_LEN);
+        f[0] = (unsigned char)facts->em.rule;
+        f[1] = (unsigned char)facts->em.event;
+        f[2] = (unsigned char)(facts->em.appointment != 0);
+        f[3] = (unsigned char)(facts->em.updated != 0);
+        f[4] = (unsigned char)facts->state_event;
+        memcpy(f + 8, facts->appointment_date,
+               strnlen(facts->appointment_date, 15));
+        memcpy(f + 24, facts->appointment_time,
+               strnlen(facts->appointment_time, 15));
+    }
 
     put64(dval, rec->ticket);
     put32(dval + 8, rec->seq);
     return qg__from_mdb(mdb_put(t->txn, t->st->digests, &dk, &dv, 0));
+}
+
+/* The facts after a record's body; 0 when it has none. */
+static int
+decode_facts(const MDB_val *v, qg__facts *out)
+{
+    const unsigned char *p = v->mv_data, *f;
+
+    memset(out, 0, sizeof(*out));
+    if (!(p[23] & REC_FACTS))
+        return 0;
+    f = p + RECORD_HDR + get32(p + 88);
+    out->em.rule = (qg__rule)f[0];
+    out->em.event = (qg_event)f[1];
+    out->em.appointment = f[2];
+    out->em.updated = f[3];
+    out->state_event = (qg_event)f[4];
+    out->service_id = (int64_t)get64(p + 24);
+    memcpy(out->appointment_date, f + 8, 15);
+    memcpy(out->appointment_time, f + 24, 15);
+    return 1;
 }
 
 static int
@@ -596,7 +634,8 @@ decode_record(const MDB_val *k, const MDB_val *v, qg_record *rec)
     const unsigned char *p = v->mv_data;
 
     if (k->mv_size != 12 || v->mv_size < RECORD_HDR ||
-        v->mv_size != RECORD_HDR + get32(p + 88))
+        v->mv_size !=
+            RECORD_HDR + get32(p + 88) + (p[23] & REC_FACTS ? FACTS_LEN : 0))
         return QG_ESTORE;
     memset(rec, 0, sizeof(*rec));
     rec->ticket = get64(k->mv_data);
@@ -666,6 +705,8 @@ qg__load_path(qg__txn *t, uint64_t ticket, qg__path *path)
         path->steps[path->n].from = rec.from;
         path->steps[path->n].to = rec.to;
         path->steps[path->n].service_id = rec.service_id;
+        path->steps[path->n].has_facts =
+            decode_facts(&v, &path->steps[path->n].f);
         path->n++;
     }
     rc = rc == MDB_NOTFOUND ? 0 : qg__from_mdb(rc);
@@ -685,7 +726,7 @@ qg__path_free(qg__path *path)
 
 int
 qg__move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
-                qg_state from, qg_state to)
+                qg_event ev, qg_state from, qg_state to, int late)
 {
     unsigned char key[12], *copy;
     MDB_val k = {12, key}, v;
@@ -702,8 +743,12 @@ qg__move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
     if ((copy = malloc(v.mv_size)) == NULL)
         return QG_ENOMEM;
     memcpy(copy, v.mv_data, v.mv_size);
+    copy[20] = (unsigned char)ev;
     copy[21] = (unsigned char)from;
     copy[22] = (unsigned char)to;
+    if (late >= 0)
+        copy[23] =
+            (unsigned char)((copy[23] & ~REC_LATE) | (late ? REC_LATE : 0));
     put32(copy + 92, pos);
     v.mv_data = copy;
     rc = qg__from_mdb(mdb_put(t->txn, t->st->history, &k, &v, 0));

@@ -18,9 +18,19 @@
  * generator of their own, so the visits, and the expected stats, are the
  * same as without them; EXPECTED then also counts what was added.
  * Without them the output is exactly what it always was.
+ *
+ *   gen_day -r SHARE:K ...   or   gen_day -s SHARE:S ...
+ *
+ * deliver the same day with bounded reordering, as a sender's retries and
+ * parallel workers do: SHARE percent of the deliveries, drawn from a
+ * generator of their own, are sent up to K deliveries (-r) or S seconds
+ * (-s) later than their turn, each by a uniform draw from 1..K or 1..S.
+ * Only the order of the lines changes: the bodies and EXPECTED are those
+ * of the day in order.
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -283,9 +293,58 @@ emit(const step *s, const char *secret)
     printf("{\"payload\":%s,\"signature\":\"%s\"}\n", payload, sig);
 }
 
+typedef struct sendkey {
+    double at; /* when it is sent: its turn, or its time, plus a delay */
+    size_t i;  /* its turn in the day in order */
+} sendkey;
+
+static int
+by_send(const void *a, const void *b)
+{
+    const sendkey *x = a, *y = b;
+
+    if (x->at != y->at)
+        return x->at < y->at ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Reorders the day in order: share percent of the steps are sent up to
+ * `most` positions (by_seconds 0) or seconds (1) late. */
+static void
+reorder(double share, long most, int by_seconds, uint64_t seed)
+{
+    uint64_t r = seed ^ 0xd1b54a32d192ed03ull;
+    sendkey *keys = calloc(nsteps, sizeof(*keys));
+    step *sent = calloc(nsteps, sizeof(*sent));
+    size_t i;
+
+    if (keys == NULL || sent == NULL) {
+        perror("gen_day");
+        exit(2);
+    }
+    for (i = 0; i < nsteps; i++) {
+        keys[i].i = i;
+        keys[i].at = by_seconds ? (double)steps[i].ms / 1000 : (double)i;
+        if (draw_from(&r, 10000) < (uint32_t)(share * 100))
+            keys[i].at +=
+                1 + draw_from(&r, (uint32_t)most) + (by_seconds ? 0.0 : 0.5);
+    }
+    qsort(keys, nsteps, sizeof(*keys), by_send);
+    for (i = 0; i < nsteps; i++)
+        sent[i] = steps[keys[i].i];
+    free(steps);
+    free(keys);
+    steps = sent;
+}
+
 int
 main(int argc, char **argv)
 {
+    double reorder_share = 0;
+    long reorder_most = 0;
+    int reorder_seconds = 0, opt;
+    char *end;
+
     uint32_t tickets, t;
     int64_t day = 1709596800000; /* 2024-03-05T08:00:00+08:00 */
     FILE *f;
@@ -293,9 +352,24 @@ main(int argc, char **argv)
     int first;
     double share[EXTRA_KINDS] = {0, 0, 0};
 
+    while ((opt = getopt(argc, argv, "r:s:")) != -1) {
+        reorder_share = strtod(optarg, &end);
+        reorder_most = *end == ':' ? strtol(end + 1, &end, 10) : 0;
+        reorder_seconds = opt == 's';
+        if (*end || reorder_share <= 0 || reorder_share > 100 ||
+            reorder_most <= 0) {
+            fprintf(stderr,
+                    "gen_day: -%c \"%s\": expected SHARE:MOST, a "
+                    "percentage and a positive whole number\n",
+                    opt, optarg);
+            return 2;
+        }
+    }
+    argc -= optind - 1;
+    argv += optind - 1;
     if (argc != 5 && argc != 8 && argc != 9) {
-        fprintf(stderr, "usage: gen_day TICKETS SEED SECRET EXPECTED "
-                        "[DUP ILLEGAL STALE [BYTES]]\n");
+        fprintf(stderr, "usage: gen_day [-r SHARE:K | -s SHARE:S] TICKETS "
+                        "SEED SECRET EXPECTED [DUP ILLEGAL STALE [BYTES]]\n");
         return 2;
     }
     tickets = (uint32_t)strtoul(argv[1], NULL, 10);
@@ -310,6 +384,8 @@ main(int argc, char **argv)
     if (argc >= 8)
         add_extras(share);
     qsort(steps, nsteps, sizeof(*steps), by_time);
+    if (reorder_most)
+        reorder(reorder_share, reorder_most, reorder_seconds, rng);
     for (i = 0; i < nsteps; i++)
         emit(&steps[i], argv[3]);
 
