@@ -835,32 +835,28 @@ plan_fill(qg__txn *t, plan *p, const qg__path *path, const int64_t ids[4])
     return rc;
 }
 
-/* Every id a step names leads to its ticket, from now on. */
+/* Every id a step names leads to its ticket from now on, also one that
+ * led to another ticket before: the last step to name an id wins, as it
+ * always has (verify reports the ticket that lost it). */
 static int
 name_ticket(qg__txn *t, const qg__step *s, qg__ticket_row *row)
 {
+    const qg_id_kind kinds[2] = {QG_ID_LIVE_QUEUE, QG_ID_APPOINTMENT};
+    const int64_t ids[2] = {s->live_queue_id, s->appointment_id};
+    int64_t *first[2] = {&row->t.live_queue_id, &row->t.appointment_id};
     uint64_t id;
-    int rc;
+    int i, rc;
 
-    if (s->live_queue_id) {
-        rc = qg__find_alias(t, QG_ID_LIVE_QUEUE, s->live_queue_id, &id);
-        if (rc == QG_NOTFOUND)
-            rc =
-                qg__put_alias(t, QG_ID_LIVE_QUEUE, s->live_queue_id, row->t.id);
+    for (i = 0; i < 2; i++) {
+        if (ids[i] == 0)
+            continue;
+        rc = qg__find_alias(t, kinds[i], ids[i], &id);
+        if (rc == QG_NOTFOUND || (rc == 0 && id != row->t.id))
+            rc = qg__put_alias(t, kinds[i], ids[i], row->t.id);
         if (rc)
             return rc;
-        if (!row->t.live_queue_id)
-            row->t.live_queue_id = s->live_queue_id;
-    }
-    if (s->appointment_id) {
-        rc = qg__find_alias(t, QG_ID_APPOINTMENT, s->appointment_id, &id);
-        if (rc == QG_NOTFOUND)
-            rc = qg__put_alias(t, QG_ID_APPOINTMENT, s->appointment_id,
-                               row->t.id);
-        if (rc)
-            return rc;
-        if (!row->t.appointment_id)
-            row->t.appointment_id = s->appointment_id;
+        if (*first[i] == 0)
+            *first[i] = ids[i];
     }
     return 0;
 }

@@ -143,6 +143,12 @@ headers(const qg_outbox_entry *e, const qg_record *r, const qg_ticket *t)
     l = curl_slist_append(l, line);
     snprintf(line, sizeof(line), "X-Qgate-To: %s", qg_state_name(r->to));
     l = curl_slist_append(l, line);
+    /* Where the step stands in event time when it is sent; a late one
+     * arrived after steps with later timestamps, which the HIS has had. */
+    snprintf(line, sizeof(line), "X-Qgate-Position: %" PRIu32, r->pos);
+    l = curl_slist_append(l, line);
+    snprintf(line, sizeof(line), "X-Qgate-Late: %s", r->late ? "true" : "false");
+    l = curl_slist_append(l, line);
     return l;
 }
 

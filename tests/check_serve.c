@@ -204,6 +204,14 @@ step_body(long long id, const char *event, const char *ts, const char *state,
     return sign(payload, (size_t)n, len);
 }
 
+/* Served, for entry id: held while the entry has not joined. */
+static char *
+served_body(long long id, size_t *len)
+{
+    return step_body(id, "live_queue_updated", "2024-03-05T09:34:00+08:00",
+                     "{\"name\":\"SERVED\",\"value\":5}", "Served", len);
+}
+
 /* Joining the live queue as entry id, as walk-in/01 does for 30001. */
 static char *
 join_body(long long id, size_t *len)
@@ -666,6 +674,8 @@ status_for(const char *verdict, const char *code)
                                                                           : 409;
     if (same(verdict, "unauthenticated"))
         return 401;
+    if (same(verdict, "held"))
+        return 202;
     return 400;
 }
 
@@ -678,7 +688,7 @@ enum his_mode { HIS_ACCEPT, HIS_FAIL, HIS_HANG };
 typedef struct his_req {
     char method[8], url[64], type[64], verdict[16];
     char delivery[48], ticket[24], seq[16], event[32], from[40], to[40];
-    char lq[24];
+    char lq[24], pos[16], late[8];
     char *body;
     size_t len;
     int status; /* what the HIS answered: 200, 500; 0 when it hung */
@@ -732,6 +742,8 @@ his_handle(void *cls, struct MHD_Connection *conn, const char *url,
         copy_header(conn, "X-Qgate-From", q->from, sizeof(q->from));
         copy_header(conn, "X-Qgate-To", q->to, sizeof(q->to));
         copy_header(conn, "X-Qgate-Live-Queue-Id", q->lq, sizeof(q->lq));
+        copy_header(conn, "X-Qgate-Position", q->pos, sizeof(q->pos));
+        copy_header(conn, "X-Qgate-Late", q->late, sizeof(q->late));
         *con_cls = q;
         return MHD_YES;
     }
@@ -2519,8 +2531,14 @@ END_TEST
 
 enum { C_UNSENT, C_SENT, C_ACKED, C_OTHER };
 
+/* Every CRASH_HELD_EVERY-th slot also sends a step of a ticket that never
+ * joins (live-queue CRASH_HELD_BASE + slot): held, answered 202. */
+#define CRASH_HELD_EVERY 10
+#define CRASH_HELD_BASE  900000LL
+
 static struct {
     atomic_int state[CRASH_MAX_ROUNDS * CRASH_PER_ROUND];
+    atomic_int held[CRASH_MAX_ROUNDS * CRASH_PER_ROUND];
     atomic_long next;
     long end;
     atomic_int stop;
@@ -2554,8 +2572,39 @@ crash_client(void *arg)
         answer_free(&a);
         if (rc != CURLE_OK)
             break; /* the gate is gone */
+        if (slot % CRASH_HELD_EVERY)
+            continue;
+        if ((body = served_body(CRASH_HELD_BASE + slot, &len)) == NULL)
+            break;
+        atomic_store(&crash.held[slot], C_SENT);
+        rc = http_to(gate_port, "POST", WEBHOOK, as_json, body, len, &a);
+        free(body);
+        if (rc == CURLE_OK)
+            atomic_store(&crash.held[slot],
+                         a.status == 202 &&
+                                 same(jstr(a.json, "verdict"), "held")
+                             ? C_ACKED
+                             : C_OTHER);
+        answer_free(&a);
+        if (rc != CURLE_OK)
+            break;
     }
     return NULL;
+}
+
+/* Whether live-queue id is held in st. */
+static int
+is_held(qg_store *st, long long id)
+{
+    qg_held_list *hl;
+    qg_held h;
+    int found = 0;
+
+    ck_assert_int_eq(qg_held_open(st, &hl), 0);
+    while (!found && qg_held_next(hl, &h) == 0)
+        found = h.live_queue_id == id;
+    qg_held_close(hl);
+    return found;
 }
 
 /* The HIS's acknowledged requests, sorted by delivery id, for lookups
@@ -2625,6 +2674,12 @@ check_round(long round)
             "round %ld: live-queue %lld was acknowledged and is "
             "not in the store once",
             round, CRASH_BASE + slot);
+        if (slot % CRASH_HELD_EVERY == 0 &&
+            atomic_load(&crash.held[slot]) == C_ACKED)
+            ck_assert_msg(is_held(st, CRASH_HELD_BASE + slot),
+                          "round %ld: live-queue %lld was answered held and "
+                          "is not held",
+                          round, CRASH_HELD_BASE + slot);
     }
     qg_store_close(st);
 }
@@ -2636,9 +2691,11 @@ check_round(long round)
  */
 START_TEST(test_kill9_keeps_acknowledged)
 {
-    const char *opts[] = {"--upstream", NULL, "--forward-timeout", "1", NULL};
+    const char *opts[] = {
+        "--upstream", NULL, "--forward-timeout", "1", "--reorder-window",
+        "3600",       NULL};
     long rounds, sent = 0, acked = 0, unanswered = 0, kept = 0, lost = 0,
-                 in_outbox = 0, at_his = 0, twice = 0, slot;
+                 in_outbox = 0, at_his = 0, twice = 0, slot, held;
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     qg_outbox_entry *box;
     pthread_t th[CRASH_CLIENTS];
@@ -2764,6 +2821,16 @@ START_TEST(test_kill9_keeps_acknowledged)
            lost);
     ck_assert_int_gt(acked, 0);
     ck_assert_int_eq(lost, 0);
+    /* held ones: every one answered 202 still held, none forwarded */
+    st = store_ro();
+    for (slot = 0, held = 0; slot < rounds * CRASH_PER_ROUND; slot++)
+        if (atomic_load(&crash.held[slot]) == C_ACKED) {
+            ck_assert(is_held(st, CRASH_HELD_BASE + slot));
+            held++;
+        }
+    qg_store_close(st);
+    printf("crash: %ld held deliveries acknowledged, all still held\n", held);
+    ck_assert_int_gt(held, 0);
 }
 END_TEST
 
@@ -3425,6 +3492,128 @@ END_TEST
 
 /* ----- the suite -------------------------------------------------------- */
 
+/* ----- Reorder ---------------------------------------------------------- */
+
+/*
+ * The walk-in visit out of order through the gate: an alert after the
+ * move is accepted late, served before serving is held (202) and released
+ * by serving.  The HIS gets the steps in the order they were accepted,
+ * the late one marked with its place in event time.
+ */
+START_TEST(test_reorder_held_and_late_through_the_gate)
+{
+    static const struct {
+        int file; /* index in walk_in_files */
+        long status;
+        const char *verdict, *code;
+        int late;
+    } order[] = {
+        {0, 200, "accepted", "none", 0}, {2, 200, "accepted", "none", 0},
+        {1, 200, "accepted", "none", 1}, {4, 202, "held", "early", 0},
+        {3, 200, "accepted", "none", 0}, {5, 200, "accepted", "none", 0},
+        {6, 200, "accepted", "none", 0}, {7, 200, "accepted", "none", 0},
+        {8, 200, "accepted", "none", 0},
+    };
+    /* What the HIS receives, in order: the file, X-Qgate-Position (NULL
+     * for the move, whose place is 2 or 3 as it was sent before or after
+     * the late alert came) and X-Qgate-Late. */
+    static const struct {
+        int file;
+        const char *pos, *late;
+    } his_order[] = {{0, "1", "false"}, {2, NULL, "false"}, {1, "2", "true"},
+                     {3, "4", "false"}, {4, "5", "false"},  {5, "6", "false"},
+                     {6, "7", "false"}, {7, "8", "false"},  {8, "9", "false"}};
+    const char *opts[] = {
+        "--upstream", NULL, "--forward-timeout", "1", "--reorder-window",
+        "1200",       NULL};
+    size_t i, len;
+    answer a;
+    char *body;
+
+    his_start(HIS_ACCEPT);
+    opts[1] = his.url;
+    gate_start(opts);
+    for (i = 0; i < COUNT(order); i++) {
+        const char *rel = walk_in_files[order[i].file];
+
+        post_fixture(rel, &a);
+        expect(&a, order[i].status, order[i].verdict, order[i].code, rel);
+        ck_assert_int_eq(status_for(order[i].verdict, order[i].code),
+                         order[i].status);
+        if (order[i].status == 200)
+            ck_assert_msg(strstr(a.body, order[i].late ? "\"late\":true"
+                                                       : "\"late\":false"),
+                          "%s: %s", rel, a.body);
+        if (order[i].file == 3)
+            ck_assert_msg(strstr(a.body, "\"released\":1") != NULL, "%s",
+                          a.body);
+        answer_free(&a);
+    }
+    wait_delivered(9, WAIT_MS);
+    ck_assert_int_eq(gate_sample("qgate_late_total"), 1);
+    ck_assert_int_eq(gate_sample("qgate_released_total"), 1);
+    ck_assert_int_eq(gate_sample("qgate_held"), 0);
+    ck_assert_int_eq(
+        gate_sample("qgate_deliveries_total{verdict=\"held\",code=\"early\"}"),
+        1);
+    gate_stop();
+
+    ck_assert_uint_eq(his.n, 9);
+    for (i = 0; i < 9; i++) {
+        his_req *q = &his.reqs[i];
+        char seq[16];
+
+        snprintf(seq, sizeof(seq), "%zu", i + 1);
+        ck_assert_str_eq(q->seq, seq);
+        if (his_order[i].pos)
+            ck_assert_str_eq(q->pos, his_order[i].pos);
+        ck_assert_str_eq(q->late, his_order[i].late);
+        body = tu_fixture(walk_in_files[his_order[i].file], &len);
+        ck_assert_msg(q->len == len && memcmp(q->body, body, len) == 0,
+                      "HIS request %zu is not %s", i + 1,
+                      walk_in_files[his_order[i].file]);
+        free(body);
+    }
+}
+END_TEST
+
+/* A held delivery whose window passes is refused by the gate on its own
+ * clock, with no other delivery to wake it, for the reason it would have
+ * had on arrival. */
+START_TEST(test_reorder_window_expires_on_the_gate_clock)
+{
+    const char *opts[] = {"--reorder-window", "1", NULL};
+    qg_rejections *rj;
+    qg_rejection rej;
+    qg_store *st;
+    answer a;
+    int ok;
+
+    gate_start(opts);
+    post_accepted(walk_in_files[0]);
+    post_fixture(walk_in_files[4], &a);
+    expect(&a, 202, "held", "early", walk_in_files[4]);
+    answer_free(&a);
+    WAIT_FOR(ok,
+             gate_sample(
+                 "qgate_held_expired_total{code=\"illegal_transition\"}") == 1,
+             WAIT_MS);
+    ck_assert_msg(ok, "the held delivery was not refused in %d ms", WAIT_MS);
+    ck_assert_int_eq(gate_sample("qgate_held"), 0);
+    gate_stop();
+
+    st = store_ro();
+    ck_assert_int_eq(qg_rejections_open(st, 0, &rj), 0);
+    ck_assert_int_eq(qg_rejections_next(rj, &rej), 0);
+    ck_assert_int_eq(rej.reason, QG_R_ILLEGAL_TRANSITION);
+    ck_assert_int_eq(rej.event, QG_EV_COMPLETE);
+    ck_assert_msg(strstr(rej.detail, "; held ") != NULL, "%s", rej.detail);
+    ck_assert_int_eq(qg_rejections_next(rj, &rej), QG_NOTFOUND);
+    qg_rejections_close(rj);
+    qg_store_close(st);
+}
+END_TEST
+
 Suite *serve_suite(void);
 
 Suite *
@@ -3437,6 +3626,7 @@ serve_suite(void)
     TCase *crash_tc = tcase_create("Crash");
     TCase *hostile = tcase_create("Hostile");
     TCase *metrics = tcase_create("Metrics");
+    TCase *reorder = tcase_create("Reorder");
 
     tcase_add_checked_fixture(answers, setup, teardown);
     tcase_set_timeout(answers, 60);
@@ -3491,6 +3681,12 @@ serve_suite(void)
     tcase_add_test(metrics, test_metrics_exposition_format);
     tcase_add_test(metrics, test_metrics_count_answers);
     suite_add_tcase(s, metrics);
+
+    tcase_add_checked_fixture(reorder, setup, teardown);
+    tcase_set_timeout(reorder, 60);
+    tcase_add_test(reorder, test_reorder_held_and_late_through_the_gate);
+    tcase_add_test(reorder, test_reorder_window_expires_on_the_gate_clock);
+    suite_add_tcase(s, reorder);
 
     return s;
 }
