@@ -340,13 +340,17 @@ typedef enum qg_reason {
  * every delivery whose envelope parses when the engine requires
  * signatures and has no secret.
  * @var QG_R_BAD_JSON
- * "bad_json" (#QG_MALFORMED): the body is not valid JSON.
+ * "bad_json" (#QG_MALFORMED): the body is not valid JSON (RFC 8259) in
+ * valid UTF-8 (RFC 3629): no overlong forms, encoded surrogates or code
+ * points above U+10FFFF, no raw control character in a string, no escaped
+ * UTF-16 surrogate outside a high-low pair.
  * @var QG_R_TRAILING_DATA
  * "trailing_data" (#QG_MALFORMED): a second JSON value follows the first.
  * @var QG_R_BAD_ENVELOPE
  * "bad_envelope" (#QG_MALFORMED): the body is not a JSON object, its
- * payload is not an object, or a payload or signature key is repeated or
- * written with an escape.
+ * payload is not an object, a top-level key is written with an escape, or
+ * a key is repeated in any object (json-c would keep the last) or holds
+ * an escaped NUL (json-c would cut it there).
  * @var QG_R_MISSING_FIELD
  * "missing_field" (#QG_MALFORMED): the payload, or a field the event
  * needs, is missing.
@@ -354,7 +358,8 @@ typedef enum qg_reason {
  * "wrong_type" (#QG_MALFORMED): a field has the wrong JSON type.
  * @var QG_R_BAD_VALUE
  * "bad_value" (#QG_MALFORMED): a field's value is invalid (a timestamp
- * that does not parse, an id that is not positive, ...).
+ * that does not parse, an id that is not positive, a string the engine
+ * reads that holds a NUL, ...).
  * @var QG_R_TOO_LARGE
  * "too_large" (#QG_MALFORMED): the body is over a size limit.  The library
  * never gives it: the gate uses it for the bodies it refuses before

@@ -5,7 +5,8 @@
  * over the exact bytes of the payload value, so besides parsing the body
  * with json-c this file finds where that value starts and ends in the
  * body.  json-c gives no offsets for inner values, hence the small scanner
- * below; it runs only over text json-c has already accepted.
+ * below; it runs only over text json-c and qg__json_strict() have already
+ * accepted.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -85,15 +86,15 @@ skip_value(const char *p, size_t i, size_t len)
 /*
  * Finds the spans of the top-level "payload" and "signature" values.
  * Keys are compared as written: a top-level key with an escape could name
- * "payload" for json-c and not for this scanner, so it is refused, and so
- * is a repeated key, where json-c would silently keep the last one.
+ * "payload" for json-c and not for this scanner, so it is refused.  A
+ * repeated key, where json-c would silently keep the last one, was
+ * refused before (qg__json_strict()), so each key is found once at most.
  */
 static qg_reason
 scan_envelope(const char *p, size_t len, qg__span *payload, qg__span *sig,
               char *detail, size_t dlen)
 {
     size_t i = skip_ws(p, 0, len);
-    int npayload = 0, nsig = 0;
 
     i++; /* the '{' json-c has seen */
     for (;;) {
@@ -117,23 +118,14 @@ scan_envelope(const char *p, size_t len, qg__span *payload, qg__span *sig,
         if (k1 - k0 == 7 && memcmp(p + k0, "payload", 7) == 0) {
             payload->p = p + v0;
             payload->len = v1 - v0;
-            npayload++;
-        } else if (k1 - k0 == 9 && memcmp(p + k0, "signature", 9) == 0) {
-            if (p[v0] == '"') {
-                sig->p = p + v0 + 1;
-                sig->len = v1 - v0 - 2;
-            }
-            nsig++;
+        } else if (k1 - k0 == 9 && memcmp(p + k0, "signature", 9) == 0 &&
+                   p[v0] == '"') {
+            sig->p = p + v0 + 1;
+            sig->len = v1 - v0 - 2;
         }
         i = skip_ws(p, v1, len);
         if (i < len && p[i] == ',')
             i++;
-    }
-    if (npayload > 1 || nsig > 1) {
-        snprintf(detail, dlen, "the body has %d \"%s\" keys; expected one",
-                 npayload > 1 ? npayload : nsig,
-                 npayload > 1 ? "payload" : "signature");
-        return QG_R_BAD_ENVELOPE;
     }
     return QG_R_NONE;
 }
@@ -209,6 +201,10 @@ qg__envelope_parse(const char *body, size_t len, qg__envelope *env,
                  "a second JSON value starts at byte %zu; expected one",
                  skip_ws(body, end, len));
         return QG_R_TRAILING_DATA;
+    }
+    if ((r = qg__json_strict(body, len, detail, dlen))) {
+        json_object_put(root);
+        return r;
     }
     env->root = root;
     if (!json_object_is_type(root, json_type_object)) {
@@ -292,12 +288,18 @@ get_id(json_object *obj, const char *key, need n, int64_t *out, char *detail,
     return QG_R_NONE;
 }
 
-/* Reads a string that may be absent or null (then NULL). */
+/*
+ * Reads a string that may be absent or null (then NULL).  The gate reads
+ * these as C strings, so one holding a NUL is refused: json-c keeps the
+ * text after "\u0000", every reader of the C string stops there, and
+ * "2024-03-05T10:00:00+08:00\u0000junk" would pass as a time stamp.
+ */
 static qg_reason
 get_string(json_object *obj, const char *where, const char *key,
            const char **out, char *detail, size_t dlen)
 {
     json_object *v;
+    size_t n;
 
     *out = NULL;
     if (!json_object_object_get_ex(obj, key, &v) || v == NULL)
@@ -308,6 +310,14 @@ get_string(json_object *obj, const char *where, const char *key,
         return QG_R_WRONG_TYPE;
     }
     *out = json_object_get_string(v);
+    if ((n = strlen(*out)) != (size_t)json_object_get_string_len(v)) {
+        snprintf(detail, dlen,
+                 "%s.%s holds a NUL (\\u0000) after \"%.48s\"; the gate "
+                 "cannot read it",
+                 where, key, *out);
+        *out = NULL;
+        return QG_R_BAD_VALUE;
+    }
     return QG_R_NONE;
 }
 

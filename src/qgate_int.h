@@ -88,6 +88,18 @@ int qg__parse_time(const char *s, int64_t *ms, int32_t *offset_s);
 /* Writes ms as ISO 8601 in the given offset.  Returns dst. */
 char *qg__format_time(int64_t ms, int32_t offset_s, char *dst, size_t len);
 
+/* json_strict.c -------------------------------------------------------- */
+
+/*
+ * Checks text json-c has accepted for what json-c lets through: strings
+ * that are not UTF-8 (overlong forms, surrogates, code points above
+ * U+10FFFF), raw control characters and unpaired \u surrogates in strings
+ * (QG_R_BAD_JSON), a key repeated in any object or holding \u0000
+ * (QG_R_BAD_ENVELOPE).  Returns QG_R_NONE or the reason of the first fault,
+ * with detail naming its byte offset.
+ */
+qg_reason qg__json_strict(const char *p, size_t len, char *detail, size_t dlen);
+
 /* signature.c ---------------------------------------------------------- */
 
 /* SHA-256 of data.  Cannot fail. */

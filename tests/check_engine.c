@@ -171,8 +171,8 @@ END_TEST
  * ticket is created for it. */
 START_TEST(test_engine_malformed_bodies_refused)
 {
-    static char rows[64][6][96];
-    int n = read_table("malformed/EXPECT", rows, 64), i;
+    static char rows[128][6][96];
+    int n = read_table("malformed/EXPECT", rows, 128), i;
     qg_ticket t;
 
     ck_assert_int_ge(n, 30);
