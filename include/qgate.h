@@ -358,7 +358,7 @@ typedef enum qg_reason {
  * "wrong_type" (#QG_MALFORMED): a field has the wrong JSON type.
  * @var QG_R_BAD_VALUE
  * "bad_value" (#QG_MALFORMED): a field's value is invalid (a timestamp
- * that does not parse, an id that is not positive, a string the engine
+ * that does not parse, an id that is not positive or not below 2^63, a string the engine
  * reads that holds a NUL, ...).
  * @var QG_R_TOO_LARGE
  * "too_large" (#QG_MALFORMED): the body is over a size limit.  The library

@@ -8,7 +8,6 @@
  * below; it runs only over text json-c and qg__json_strict() have already
  * accepted.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -247,7 +246,14 @@ qg__envelope_free(qg__envelope *env)
 
 typedef enum need { OPTIONAL, REQUIRED } need;
 
-/* Reads a positive integer id.  Absent or null gives 0 when optional. */
+/*
+ * Reads a positive integer id, below 2^63.  Absent or null gives 0 when
+ * optional.  json_object_get_int64() clamps every larger integer to
+ * INT64_MAX, so that value alone cannot tell 2^63 - 1 (an id) from 2^63
+ * or 10^30 (not one): json-c 0.14 and later keep integers from 2^63 to
+ * 2^64 - 1 unsigned, and clamp larger ones to 2^64 - 1, so the unsigned
+ * reading tells them apart.
+ */
 static qg_reason
 get_id(json_object *obj, const char *key, need n, int64_t *out, char *detail,
        size_t dlen)
@@ -275,9 +281,8 @@ get_id(json_object *obj, const char *key, need n, int64_t *out, char *detail,
                  type_name(v));
         return QG_R_WRONG_TYPE;
     }
-    errno = 0;
     id = json_object_get_int64(v);
-    if (id <= 0 || id == INT64_MAX) {
+    if (id <= 0 || json_object_get_uint64(v) > (uint64_t)INT64_MAX) {
         snprintf(detail, dlen,
                  "payload.data.%s is %s; expected a positive integer below "
                  "2^63",

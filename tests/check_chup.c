@@ -406,6 +406,64 @@ START_TEST(test_chup_repeated_keys_table)
 }
 END_TEST
 
+/* Ids are positive integers below 2^63.  json-c gives INT64_MAX for any
+ * larger integer through json_object_get_int64(), so the two must be told
+ * apart by the value's own type. */
+static const struct {
+    const char *id;
+    qg_reason reason;
+} ids[] = {
+    {"1", QG_R_NONE},
+    {"9223372036854775807", QG_R_NONE},
+    {"9223372036854775808", QG_R_BAD_VALUE},
+    {"18446744073709551615", QG_R_BAD_VALUE},
+    {"18446744073709551616", QG_R_BAD_VALUE},
+    {"99999999999999999999999", QG_R_BAD_VALUE},
+    {"0", QG_R_BAD_VALUE},
+    {"-1", QG_R_BAD_VALUE},
+    {"-9223372036854775808", QG_R_BAD_VALUE},
+    {"-99999999999999999999999", QG_R_BAD_VALUE},
+    {"7001.0", QG_R_BAD_VALUE},
+    {"7e3", QG_R_BAD_VALUE},
+    {"\"7001\"", QG_R_WRONG_TYPE},
+};
+
+START_TEST(test_chup_id_range_table)
+{
+    char body[512];
+    qg_result res;
+    qg_ticket t;
+    int n;
+
+    /* as data.id, then as data.appointment_id */
+    n = snprintf(body, sizeof(body),
+                 "{\"payload\":{\"event\":\"live_queue_created\","
+                 "\"timestamp\":\"2024-03-05T10:00:00+08:00\",\"data\":{"
+                 "\"id\":%s,\"state\":1}}}",
+                 ids[_i].id);
+    ck_assert_int_eq(qg_engine_apply(eng, st, body, (size_t)n, 0, &res), 0);
+    ck_assert_msg(res.reason == ids[_i].reason, "id %s: %s (%s)", ids[_i].id,
+                  qg_reason_name(res.reason), res.detail);
+    if (res.reason == QG_R_NONE) {
+        ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE,
+                                         strtoll(ids[_i].id, NULL, 10), &t),
+                         0);
+        ck_assert_uint_eq(t.id, res.ticket);
+    } else {
+        ck_assert_ptr_nonnull(strstr(res.detail, "payload.data.id is"));
+    }
+    n = snprintf(body, sizeof(body),
+                 "{\"payload\":{\"event\":\"live_queue_created\","
+                 "\"timestamp\":\"2024-03-05T10:00:00+08:00\",\"data\":{"
+                 "\"id\":60001,\"appointment_id\":%s,\"state\":1}}}",
+                 ids[_i].id);
+    ck_assert_int_eq(
+        qg_engine_apply(eng, st, body, (size_t)n, QG_DRY_RUN, &res), 0);
+    ck_assert_msg(res.reason == ids[_i].reason, "appointment_id %s: %s (%s)",
+                  ids[_i].id, qg_reason_name(res.reason), res.detail);
+}
+END_TEST
+
 /* The strings the gate reads must hold no NUL: json-c keeps the text
  * after "\u0000", but every C reader of it stops there, so
  * "2024-03-05T10:00:00+08:00\u0000junk" would pass as a time stamp.  A
@@ -475,6 +533,8 @@ chup_suite(void)
                         sizeof(strict_texts) / sizeof(*strict_texts));
     tcase_add_loop_test(errors, test_chup_repeated_keys_table, 0,
                         sizeof(key_cases) / sizeof(*key_cases));
+    tcase_add_loop_test(errors, test_chup_id_range_table, 0,
+                        sizeof(ids) / sizeof(*ids));
     tcase_add_loop_test(errors, test_chup_nul_in_read_strings_table, 0,
                         sizeof(nuls) / sizeof(*nuls));
     suite_add_tcase(s, core);
