@@ -44,8 +44,9 @@
  * - A #qg_engine is read-only once configured: any number of threads may
  *   call qg_engine_apply() and qg_engine_apply_batch() with it, but
  *   qg_engine_set_secret(), qg_engine_load_secret(),
- *   qg_engine_require_signature() and qg_engine_load_mapping() must not
- *   run while any other call uses the same engine.
+ *   qg_engine_require_signature(), qg_engine_set_max_skew() and
+ *   qg_engine_load_mapping() must not run while any other call uses the
+ *   same engine.
  * - A cursor (#qg_history, #qg_tickets, #qg_rejections, #qg_outbox)
  *   belongs to one thread at a time; it may be passed to another thread
  *   between calls.
@@ -358,8 +359,9 @@ typedef enum qg_reason {
  * "wrong_type" (#QG_MALFORMED): a field has the wrong JSON type.
  * @var QG_R_BAD_VALUE
  * "bad_value" (#QG_MALFORMED): a field's value is invalid (a timestamp
- * that does not parse, an id that is not positive or not below 2^63, a string the engine
- * reads that holds a NUL, ...).
+ * that does not parse or is ahead of the engine's clock by more than the
+ * allowed skew, an id that is not positive or not below 2^63, a string the
+ * engine reads that holds a NUL, ...).
  * @var QG_R_TOO_LARGE
  * "too_large" (#QG_MALFORMED): the body is over a size limit.  The library
  * never gives it: the gate uses it for the bodies it refuses before
@@ -911,6 +913,31 @@ QG_EXTERN int qg_engine_load_secret(qg_engine *eng, const char *path, char *err,
  * default).
  */
 QG_EXTERN void qg_engine_require_signature(qg_engine *eng, int on);
+
+/**
+ * How far ahead of the engine's clock, in seconds, a step may be dated
+ * unless qg_engine_set_max_skew() says otherwise: 5 minutes.  A real step
+ * is dated when it happened at Chup and arrives after that, so only a
+ * clock error puts it ahead; NTP keeps servers within a second, and 5
+ * minutes still lets a clock that has drifted for weeks through.  A step
+ * dated further ahead would make every real step of its ticket up to that
+ * date #QG_R_STALE; within the skew, at most 5 minutes of them.
+ */
+#define QG_MAX_SKEW_DEFAULT 300
+
+/**
+ * Sets how far ahead of the engine's clock (the wall clock when
+ * qg_engine_apply() or qg_engine_prepare() is called) payload.timestamp
+ * may be.  A step dated further ahead is #QG_MALFORMED, #QG_R_BAD_VALUE,
+ * with the skew in the detail; the same delivery applied later, once the
+ * clocks agree, is decided as usual.
+ * @param[in] eng the engine.
+ * @param[in] seconds the allowed skew, 0 to INT32_MAX; 0 turns the check
+ * off.  The default is #QG_MAX_SKEW_DEFAULT.
+ * @return 0, #QG_EINVAL (NULL eng, seconds out of range).  On failure the
+ * earlier skew is kept.
+ */
+QG_EXTERN int qg_engine_set_max_skew(qg_engine *eng, int64_t seconds);
 
 /**
  * Overrides parts of the default mapping from a JSON file (the format is

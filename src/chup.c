@@ -437,6 +437,24 @@ qg__payload_fields(qg__delivery *d, int need_state, char *detail, size_t dlen)
     return QG_R_NONE;
 }
 
+qg_reason
+qg__payload_skew(const qg__delivery *d, int64_t now_ms, int64_t max_skew_ms,
+                 char *detail, size_t dlen)
+{
+    char when[40], now[40];
+
+    if (max_skew_ms <= 0 || d->event_ms - now_ms <= max_skew_ms)
+        return QG_R_NONE;
+    snprintf(detail, dlen,
+             "payload.timestamp %s is %" PRId64 " s ahead of the gate's "
+             "clock (%s); at most %" PRId64 " s of clock skew is allowed",
+             qg__format_time(d->event_ms, d->utc_offset_s, when, sizeof(when)),
+             (d->event_ms - now_ms) / 1000,
+             qg__format_time(now_ms, d->utc_offset_s, now, sizeof(now)),
+             max_skew_ms / 1000);
+    return QG_R_BAD_VALUE;
+}
+
 /* ----- time ----------------------------------------------------------- */
 
 /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar

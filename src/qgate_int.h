@@ -81,6 +81,14 @@ qg_reason qg__payload_head(const qg__envelope *env, qg__delivery *d,
 qg_reason qg__payload_fields(qg__delivery *d, int need_state, char *detail,
                              size_t dlen);
 
+/*
+ * Refuses a step dated more than max_skew_ms after now_ms (both Unix
+ * milliseconds); max_skew_ms 0 refuses none.  Returns QG_R_NONE or
+ * QG_R_BAD_VALUE with detail set.
+ */
+qg_reason qg__payload_skew(const qg__delivery *d, int64_t now_ms,
+                           int64_t max_skew_ms, char *detail, size_t dlen);
+
 /* ISO 8601 with offset ("2024-01-17T00:35:22+08:00", "...Z", fractions).
  * Returns 0 or -1. */
 int qg__parse_time(const char *s, int64_t *ms, int32_t *offset_s);
