@@ -27,6 +27,7 @@ typedef struct cli {
     int64_t since, until;    /* --since, --until; INT64_MIN, INT64_MAX */
     int bad_option;          /* a value refused, reported by finish */
     const char *durability;  /* "sync", "group", "nosync"; NULL: sync */
+    int64_t max_skew;        /* --max-skew, config max_skew; -1: default */
     /* A command's own config keys (serve's): returns 0 when it took the
      * key, EXIT_FAILED after saying why it refused the value, -1 when it
      * does not know the key. */
@@ -63,6 +64,14 @@ typedef struct cli {
 #define CLI_UNTIL_OPTION                                                       \
     {                                                                          \
         "until", required_argument, NULL, OPT_UNTIL                            \
+    }
+
+/* How far ahead of our clock a step may be dated (apply, check, serve);
+ * handled by cli_common_option() too, into c->max_skew (seconds). */
+#define OPT_MAX_SKEW 1007
+#define CLI_MAX_SKEW_OPTION                                                    \
+    {                                                                          \
+        "max-skew", required_argument, NULL, OPT_MAX_SKEW                      \
     }
 
 /* Returns 1 when opt was a common option (and records it), else 0.  A

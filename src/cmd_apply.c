@@ -100,7 +100,8 @@ one(cli *c, qg_engine *eng, qg_store *st, unsigned flags, const char *body,
 static int
 run(cli *c, int argc, char **argv, unsigned flags)
 {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS, {0}};
+    static const struct option opts[] = {
+        CLI_COMMON_OPTIONS, CLI_MAX_SKEW_OPTION, {0}};
     qg_store *st = NULL;
     qg_engine *eng = NULL;
     tally t;
@@ -112,10 +113,12 @@ run(cli *c, int argc, char **argv, unsigned flags)
             continue;
         if (opt == 'h') {
             printf("usage: qgate %s [--secret-file F | --no-verify] [--json] "
-                   "[--db DIR] [--config F] [FILE... | -]\n"
+                   "[--db DIR] [--config F] [--max-skew S] [FILE... | -]\n"
                    "Each FILE holds one webhook body; - reads one body per "
-                   "line from stdin.\n",
-                   argv[0]);
+                   "line from stdin.\n"
+                   "--max-skew S: refuse steps dated more than S seconds "
+                   "ahead of this\nmachine's clock (%d; 0: no check).\n",
+                   argv[0], QG_MAX_SKEW_DEFAULT);
             return EXIT_OK;
         }
         return EXIT_FAILED;
