@@ -288,8 +288,8 @@ key_order(const void *a, const void *b)
 }
 
 /* Checks the keys of the object just closed, keys[from..nkeys), for a
- * repeat, and names the earliest one.  Sorting makes this O(n log n): an
- * object of a hundred thousand keys costs no more than its parse. */
+ * repeat, and names the earliest one.  Sorting, not comparing every pair,
+ * so that an object of many keys costs O(n log n), not O(n^2). */
 static qg_reason
 check_keys(scan *s, size_t from)
 {

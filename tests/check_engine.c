@@ -187,6 +187,11 @@ START_TEST(test_engine_malformed_bodies_refused)
                       qg_verdict_name(res.verdict), qg_reason_name(res.reason),
                       rows[i][1], rows[i][2], res.detail);
         ck_assert_msg(res.detail[0] != '\0', "%s: no detail", rows[i][0]);
+        /* text that is not JSON is named by its place, where it has one */
+        if (res.reason == QG_R_BAD_JSON &&
+            strncmp(res.detail, "the body is ", 12) != 0)
+            ck_assert_msg(strstr(res.detail, " at byte ") != NULL, "%s: %s",
+                          rows[i][0], res.detail);
         ck_assert_int_eq(res.ticket, 0);
         /* refused deliveries are logged; ignored ones are not */
         ck_assert_int_eq(res.rejection > 0, res.verdict != QG_IGNORED);
