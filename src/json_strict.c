@@ -293,11 +293,12 @@ key_order(const void *a, const void *b)
 static qg_reason
 check_keys(scan *s, size_t from)
 {
-    key *k = s->keys + from, *again = NULL, *first = NULL;
+    key *k, *again = NULL, *first = NULL;
     size_t n = s->nkeys - from, i;
 
     if (n < 2)
-        return QG_R_NONE;
+        return QG_R_NONE; /* keys may still be NULL: no arithmetic on it */
+    k = s->keys + from;
     qsort(k, n, sizeof(*k), key_order);
     for (i = 1; i < n; i++)
         if (key_text_cmp(&k[i - 1], &k[i]) == 0 &&

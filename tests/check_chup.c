@@ -406,6 +406,31 @@ START_TEST(test_chup_repeated_keys_table)
 }
 END_TEST
 
+/* Bodies with no key at all, or objects with none, go through the key
+ * check too.  fuzz_decode found it doing arithmetic on its still empty
+ * (NULL) key list for "{}", which clang's UBSan refuses. */
+START_TEST(test_chup_strict_keyless_bodies)
+{
+    static const char *const bodies[] = {
+        "{}", " {}\n", "[]", "[{}]", "{\"payload\":{}}", "[[],[{}]]"};
+    static const qg_reason want[] = {QG_R_MISSING_FIELD, QG_R_MISSING_FIELD,
+                                     QG_R_BAD_ENVELOPE,  QG_R_BAD_ENVELOPE,
+                                     QG_R_NONE,          QG_R_BAD_ENVELOPE};
+    char detail[256];
+    qg__envelope env;
+    size_t i;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(*bodies); i++) {
+        qg_reason r = qg__envelope_parse(bodies[i], strlen(bodies[i]), &env,
+                                         detail, sizeof(detail));
+
+        qg__envelope_free(&env);
+        ck_assert_msg(r == want[i], "%s: %s (%s)", bodies[i], qg_reason_name(r),
+                      detail);
+    }
+}
+END_TEST
+
 /* Ids are positive integers below 2^63.  json-c gives INT64_MAX for any
  * larger integer through json_object_get_int64(), so the two must be told
  * apart by the value's own type. */
@@ -533,6 +558,7 @@ chup_suite(void)
                         sizeof(strict_texts) / sizeof(*strict_texts));
     tcase_add_loop_test(errors, test_chup_repeated_keys_table, 0,
                         sizeof(key_cases) / sizeof(*key_cases));
+    tcase_add_test(errors, test_chup_strict_keyless_bodies);
     tcase_add_loop_test(errors, test_chup_id_range_table, 0,
                         sizeof(ids) / sizeof(*ids));
     tcase_add_loop_test(errors, test_chup_nul_in_read_strings_table, 0,
