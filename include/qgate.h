@@ -929,7 +929,8 @@ QG_EXTERN void qg_engine_require_signature(qg_engine *eng, int on);
  * Sets how far ahead of the engine's clock (the wall clock when
  * qg_engine_apply() or qg_engine_prepare() is called) payload.timestamp
  * may be.  A step dated further ahead is #QG_MALFORMED, #QG_R_BAD_VALUE,
- * with the skew in the detail, and nothing of it reaches the ticket.
+ * with the skew in the detail: like every refusal it goes to the
+ * rejection log, never into the ticket's history.
  * @param[in] eng the engine.
  * @param[in] seconds the allowed skew, 0 to INT32_MAX; 0 turns the check
  * off.  The default is #QG_MAX_SKEW_DEFAULT.
