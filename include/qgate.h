@@ -44,9 +44,9 @@
  * - A #qg_engine is read-only once configured: any number of threads may
  *   call qg_engine_apply() and qg_engine_apply_batch() with it, but
  *   qg_engine_set_secret(), qg_engine_load_secret(),
- *   qg_engine_require_signature(), qg_engine_set_reorder_window() and
- *   qg_engine_load_mapping() must not
- *   run while any other call uses the same engine.
+ *   qg_engine_require_signature(), qg_engine_set_reorder_window(),
+ *   qg_engine_set_max_skew() and qg_engine_load_mapping() must not run
+ *   while any other call uses the same engine.
  * - A cursor (#qg_history, #qg_tickets, #qg_rejections, #qg_outbox,
  *   #qg_held_list)
  *   belongs to one thread at a time; it may be passed to another thread
@@ -348,13 +348,17 @@ typedef enum qg_reason {
  * every delivery whose envelope parses when the engine requires
  * signatures and has no secret.
  * @var QG_R_BAD_JSON
- * "bad_json" (#QG_MALFORMED): the body is not valid JSON.
+ * "bad_json" (#QG_MALFORMED): the body is not valid JSON (RFC 8259) in
+ * valid UTF-8 (RFC 3629): no overlong forms, encoded surrogates or code
+ * points above U+10FFFF, no raw control character in a string, no escaped
+ * UTF-16 surrogate outside a high-low pair.
  * @var QG_R_TRAILING_DATA
  * "trailing_data" (#QG_MALFORMED): a second JSON value follows the first.
  * @var QG_R_BAD_ENVELOPE
  * "bad_envelope" (#QG_MALFORMED): the body is not a JSON object, its
- * payload is not an object, or a payload or signature key is repeated or
- * written with an escape.
+ * payload is not an object, a top-level key is written with an escape, or
+ * a key is repeated in any object (json-c would keep the last) or holds
+ * an escaped NUL (json-c would cut it there).
  * @var QG_R_MISSING_FIELD
  * "missing_field" (#QG_MALFORMED): the payload, or a field the event
  * needs, is missing.
@@ -362,7 +366,9 @@ typedef enum qg_reason {
  * "wrong_type" (#QG_MALFORMED): a field has the wrong JSON type.
  * @var QG_R_BAD_VALUE
  * "bad_value" (#QG_MALFORMED): a field's value is invalid (a timestamp
- * that does not parse, an id that is not positive, ...).
+ * that does not parse or is ahead of the engine's clock by more than the
+ * allowed skew, an id that is not positive or not below 2^63, a string the
+ * engine reads that holds a NUL, ...).
  * @var QG_R_TOO_LARGE
  * "too_large" (#QG_MALFORMED): the body is over a size limit.  The library
  * never gives it: the gate uses it for the bodies it refuses before
@@ -1062,6 +1068,31 @@ QG_EXTERN void qg_engine_require_signature(qg_engine *eng, int on);
  * @return 0, #QG_EINVAL (NULL eng, seconds out of range).
  */
 QG_EXTERN int qg_engine_set_reorder_window(qg_engine *eng, int64_t seconds);
+
+/**
+ * How far ahead of the engine's clock, in seconds, a step may be dated
+ * unless qg_engine_set_max_skew() says otherwise: 5 minutes.  A real step
+ * is dated when it happened at Chup and arrives after that, so only a
+ * clock error puts it ahead; NTP keeps servers within a second, and 5
+ * minutes still lets a clock that has drifted for weeks through.  A step
+ * dated further ahead would make every real step of its ticket up to that
+ * date #QG_R_STALE; within the skew, at most 5 minutes of them.
+ */
+#define QG_MAX_SKEW_DEFAULT 300
+
+/**
+ * Sets how far ahead of the engine's clock (the wall clock when
+ * qg_engine_apply() or qg_engine_prepare() is called) payload.timestamp
+ * may be.  A step dated further ahead is #QG_MALFORMED, #QG_R_BAD_VALUE,
+ * with the skew in the detail: like every refusal it goes to the
+ * rejection log, never into the ticket's history.
+ * @param[in] eng the engine.
+ * @param[in] seconds the allowed skew, 0 to INT32_MAX; 0 turns the check
+ * off.  The default is #QG_MAX_SKEW_DEFAULT.
+ * @return 0, #QG_EINVAL (NULL eng, seconds out of range).  On failure the
+ * earlier skew is kept.
+ */
+QG_EXTERN int qg_engine_set_max_skew(qg_engine *eng, int64_t seconds);
 
 /**
  * Overrides parts of the default mapping from a JSON file (the format is

@@ -5,9 +5,9 @@
  * over the exact bytes of the payload value, so besides parsing the body
  * with json-c this file finds where that value starts and ends in the
  * body.  json-c gives no offsets for inner values, hence the small scanner
- * below; it runs only over text json-c has already accepted.
+ * below; it runs only over text json-c and qg__json_strict() have already
+ * accepted.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -85,15 +85,15 @@ skip_value(const char *p, size_t i, size_t len)
 /*
  * Finds the spans of the top-level "payload" and "signature" values.
  * Keys are compared as written: a top-level key with an escape could name
- * "payload" for json-c and not for this scanner, so it is refused, and so
- * is a repeated key, where json-c would silently keep the last one.
+ * "payload" for json-c and not for this scanner, so it is refused.  A
+ * repeated key, where json-c would silently keep the last one, was
+ * refused before (qg__json_strict()), so each key is found once at most.
  */
 static qg_reason
 scan_envelope(const char *p, size_t len, qg__span *payload, qg__span *sig,
               char *detail, size_t dlen)
 {
     size_t i = skip_ws(p, 0, len);
-    int npayload = 0, nsig = 0;
 
     i++; /* the '{' json-c has seen */
     for (;;) {
@@ -117,23 +117,14 @@ scan_envelope(const char *p, size_t len, qg__span *payload, qg__span *sig,
         if (k1 - k0 == 7 && memcmp(p + k0, "payload", 7) == 0) {
             payload->p = p + v0;
             payload->len = v1 - v0;
-            npayload++;
-        } else if (k1 - k0 == 9 && memcmp(p + k0, "signature", 9) == 0) {
-            if (p[v0] == '"') {
-                sig->p = p + v0 + 1;
-                sig->len = v1 - v0 - 2;
-            }
-            nsig++;
+        } else if (k1 - k0 == 9 && memcmp(p + k0, "signature", 9) == 0 &&
+                   p[v0] == '"') {
+            sig->p = p + v0 + 1;
+            sig->len = v1 - v0 - 2;
         }
         i = skip_ws(p, v1, len);
         if (i < len && p[i] == ',')
             i++;
-    }
-    if (npayload > 1 || nsig > 1) {
-        snprintf(detail, dlen, "the body has %d \"%s\" keys; expected one",
-                 npayload > 1 ? npayload : nsig,
-                 npayload > 1 ? "payload" : "signature");
-        return QG_R_BAD_ENVELOPE;
     }
     return QG_R_NONE;
 }
@@ -210,6 +201,10 @@ qg__envelope_parse(const char *body, size_t len, qg__envelope *env,
                  skip_ws(body, end, len));
         return QG_R_TRAILING_DATA;
     }
+    if ((r = qg__json_strict(body, len, detail, dlen))) {
+        json_object_put(root);
+        return r;
+    }
     env->root = root;
     if (!json_object_is_type(root, json_type_object)) {
         snprintf(detail, dlen, "the body is %s; expected an object",
@@ -251,7 +246,14 @@ qg__envelope_free(qg__envelope *env)
 
 typedef enum need { OPTIONAL, REQUIRED } need;
 
-/* Reads a positive integer id.  Absent or null gives 0 when optional. */
+/*
+ * Reads a positive integer id, below 2^63.  Absent or null gives 0 when
+ * optional.  json_object_get_int64() clamps every larger integer to
+ * INT64_MAX, so that value alone cannot tell 2^63 - 1 (an id) from 2^63
+ * or 10^30 (not one): json-c 0.14 and later keep integers from 2^63 to
+ * 2^64 - 1 unsigned, and clamp larger ones to 2^64 - 1, so the unsigned
+ * reading tells them apart.
+ */
 static qg_reason
 get_id(json_object *obj, const char *key, need n, int64_t *out, char *detail,
        size_t dlen)
@@ -279,9 +281,8 @@ get_id(json_object *obj, const char *key, need n, int64_t *out, char *detail,
                  type_name(v));
         return QG_R_WRONG_TYPE;
     }
-    errno = 0;
     id = json_object_get_int64(v);
-    if (id <= 0 || id == INT64_MAX) {
+    if (id <= 0 || json_object_get_uint64(v) > (uint64_t)INT64_MAX) {
         snprintf(detail, dlen,
                  "payload.data.%s is %s; expected a positive integer below "
                  "2^63",
@@ -292,12 +293,18 @@ get_id(json_object *obj, const char *key, need n, int64_t *out, char *detail,
     return QG_R_NONE;
 }
 
-/* Reads a string that may be absent or null (then NULL). */
+/*
+ * Reads a string that may be absent or null (then NULL).  The gate reads
+ * these as C strings, so one holding a NUL is refused: json-c keeps the
+ * text after "\u0000", every reader of the C string stops there, and
+ * "2024-03-05T10:00:00+08:00\u0000junk" would pass as a time stamp.
+ */
 static qg_reason
 get_string(json_object *obj, const char *where, const char *key,
            const char **out, char *detail, size_t dlen)
 {
     json_object *v;
+    size_t n;
 
     *out = NULL;
     if (!json_object_object_get_ex(obj, key, &v) || v == NULL)
@@ -308,6 +315,14 @@ get_string(json_object *obj, const char *where, const char *key,
         return QG_R_WRONG_TYPE;
     }
     *out = json_object_get_string(v);
+    if ((n = strlen(*out)) != (size_t)json_object_get_string_len(v)) {
+        snprintf(detail, dlen,
+                 "%s.%s holds a NUL (\\u0000) after \"%.48s\"; the gate "
+                 "cannot read it",
+                 where, key, *out);
+        *out = NULL;
+        return QG_R_BAD_VALUE;
+    }
     return QG_R_NONE;
 }
 
@@ -420,6 +435,24 @@ qg__payload_fields(qg__delivery *d, int need_state, char *detail, size_t dlen)
         return QG_R_MISSING_FIELD;
     }
     return QG_R_NONE;
+}
+
+qg_reason
+qg__payload_skew(const qg__delivery *d, int64_t now_ms, int64_t max_skew_ms,
+                 char *detail, size_t dlen)
+{
+    char when[40], now[40];
+
+    if (max_skew_ms <= 0 || d->event_ms - now_ms <= max_skew_ms)
+        return QG_R_NONE;
+    snprintf(detail, dlen,
+             "payload.timestamp %s is %" PRId64 " s ahead of the gate's "
+             "clock (%s); at most %" PRId64 " s of clock skew is allowed",
+             qg__format_time(d->event_ms, d->utc_offset_s, when, sizeof(when)),
+             (d->event_ms - now_ms) / 1000,
+             qg__format_time(now_ms, d->utc_offset_s, now, sizeof(now)),
+             max_skew_ms / 1000);
+    return QG_R_BAD_VALUE;
 }
 
 /* ----- time ----------------------------------------------------------- */

@@ -48,6 +48,23 @@ cli_fail(const char *fmt, ...)
     return EXIT_FAILED;
 }
 
+/* Seconds of allowed clock skew: 0 (no check) to INT32_MAX, as
+ * qg_engine_set_max_skew() takes them.  Returns 0 or -1. */
+static int
+parse_skew(const char *s, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || s[0] == '+' ||
+        v > INT32_MAX)
+        return -1;
+    *out = v;
+    return 0;
+}
+
 int
 cli_common_option(cli *c, int opt, const char *arg)
 {
@@ -89,6 +106,14 @@ cli_common_option(cli *c, int opt, const char *arg)
         if (cli_parse_when(opt == OPT_SINCE ? "--since" : "--until", arg,
                            opt == OPT_SINCE ? &c->since : &c->until))
             c->bad_option = 1;
+        return 1;
+    case OPT_MAX_SKEW:
+        if (parse_skew(arg, &c->max_skew)) {
+            cli_fail("--max-skew \"%s\": expected seconds, 0 (no check) "
+                     "to %d",
+                     arg, INT32_MAX);
+            c->bad_option = 1;
+        }
         return 1;
     }
     return 0;
@@ -171,6 +196,12 @@ load_config(cli *c)
                    json_object_is_type(val, json_type_boolean)) {
             if (!json_object_get_boolean(val))
                 c->no_verify = 1;
+        } else if (strcmp(key, "max_skew") == 0 &&
+                   json_object_is_type(val, json_type_int) &&
+                   json_object_get_int64(val) >= 0 &&
+                   json_object_get_int64(val) <= INT32_MAX) {
+            if (c->max_skew < 0)
+                c->max_skew = json_object_get_int64(val);
         } else if (c->config_key && (took = c->config_key(c, key, val)) >= 0) {
             if (took) {
                 rc = took;
@@ -265,6 +296,11 @@ cli_new_engine(cli *c, qg_engine **out)
         goto fail;
     /* cli_finish_options() has checked the range. */
     qg_engine_set_reorder_window(*out, c->reorder_window);
+    if (c->max_skew >= 0 && qg_engine_set_max_skew(*out, c->max_skew)) {
+        snprintf(err, sizeof(err), "max skew %" PRId64 ": out of range",
+                 c->max_skew);
+        goto fail;
+    }
     return 0;
 fail:
     qg_engine_free(*out);
@@ -432,7 +468,8 @@ usage(FILE *f)
             "./var/qgate)\n"
             "  --config FILE      JSON: db, secret_file, mapping, "
             "durability,\n"
-            "                     require_signature, reorder_window\n"
+            "                     require_signature, reorder_window, "
+            "max_skew\n"
             "  --json             machine-readable output\n"
             "  --help             the command's own help\n\n"
             "Exit status: 0 success, 1 a problem was found (a refused "
@@ -451,6 +488,7 @@ main(int argc, char **argv)
     c.since = INT64_MIN;
     c.until = INT64_MAX;
     c.reorder_window = -1;
+    c.max_skew = -1;
     if (argc < 2) {
         usage(stderr);
         return EXIT_FAILED;

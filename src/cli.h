@@ -30,6 +30,7 @@ typedef struct cli {
     /* --reorder-window, config "reorder_window", in seconds; -1 until
      * given, then cli_finish_options() sets the default. */
     int64_t reorder_window;
+    int64_t max_skew; /* --max-skew, config max_skew; -1: default */
     /* A command's own config keys (serve's): returns 0 when it took the
      * key, EXIT_FAILED after saying why it refused the value, -1 when it
      * does not know the key. */
@@ -78,6 +79,14 @@ typedef struct cli {
 /* 20 minutes: docs/assumptions.md says why. */
 #define CLI_DEFAULT_REORDER_WINDOW 1200
 #define CLI_MAX_REORDER_WINDOW     31536000
+
+/* How far ahead of our clock a step may be dated (apply, check, serve);
+ * handled by cli_common_option() too, into c->max_skew (seconds). */
+#define OPT_MAX_SKEW 1008
+#define CLI_MAX_SKEW_OPTION                                                    \
+    {                                                                          \
+        "max-skew", required_argument, NULL, OPT_MAX_SKEW                      \
+    }
 
 /* Returns 1 when opt was a common option (and records it), else 0.  A
  * value it refuses is reported at once and fails cli_finish_options(). */

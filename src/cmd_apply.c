@@ -153,7 +153,7 @@ static int
 run(cli *c, int argc, char **argv, unsigned flags)
 {
     static const struct option opts[] = {
-        CLI_REORDER_OPTION, CLI_COMMON_OPTIONS, {0}};
+        CLI_REORDER_OPTION, CLI_COMMON_OPTIONS, CLI_MAX_SKEW_OPTION, {0}};
     qg_store *st = NULL;
     qg_engine *eng = NULL;
     tally t;
@@ -165,14 +165,16 @@ run(cli *c, int argc, char **argv, unsigned flags)
             continue;
         if (opt == 'h') {
             printf("usage: qgate %s [--secret-file F | --no-verify] "
-                   "[--reorder-window S] [--json] [--db DIR] [--config F] "
-                   "[FILE... | -]\n"
+                   "[--reorder-window S] [--max-skew S] [--json] [--db DIR] "
+                   "[--config F] [FILE... | -]\n"
                    "Each FILE holds one webhook body; - reads one body per "
                    "line from stdin.\n"
                    "--reorder-window S: a step may wait S seconds for an "
                    "earlier one\n(default %d; 0 judges every delivery on "
-                   "arrival).\n",
-                   argv[0], CLI_DEFAULT_REORDER_WINDOW);
+                   "arrival).\n"
+                   "--max-skew S: refuse steps dated more than S seconds "
+                   "ahead of this\nmachine's clock (%d; 0: no check).\n",
+                   argv[0], CLI_DEFAULT_REORDER_WINDOW, QG_MAX_SKEW_DEFAULT);
             return EXIT_OK;
         }
         return EXIT_FAILED;

@@ -4,7 +4,8 @@
  * Order of judgement, each step only when the ones before passed:
  *   1. the body is one JSON object with a payload     (else malformed)
  *   2. the signature matches the payload's bytes       (else unauthenticated)
- *   3. event, timestamp, data are there and typed     (else malformed)
+ *   3. event, timestamp, data are there and typed, and
+ *      the timestamp is not ahead of our clock          (else malformed)
  *   4. the event name is mapped; lifecycle or not      (else rejected/ignored)
  *   5. the fields the mapping needs are there         (else malformed)
  *   6. the payload was not accepted before             (else duplicate)
@@ -29,7 +30,8 @@ struct qg_engine {
     unsigned char *secret;
     size_t secret_len;
     int require_signature;
-    int64_t window_s; /* the reorder window; 0 judges on arrival */
+    int64_t window_s;    /* the reorder window; 0 judges on arrival */
+    int64_t max_skew_ms; /* 0: steps may be dated any time ahead */
 };
 
 const char *
@@ -60,6 +62,7 @@ qg_engine_new(qg_engine **out)
         return rc;
     }
     eng->require_signature = 1;
+    eng->max_skew_ms = (int64_t)QG_MAX_SKEW_DEFAULT * 1000;
     *out = eng;
     return 0;
 }
@@ -151,6 +154,15 @@ qg_engine_set_reorder_window(qg_engine *eng, int64_t seconds)
     if (eng == NULL || seconds < 0 || seconds > 31536000)
         return QG_EINVAL;
     eng->window_s = seconds;
+    return 0;
+}
+
+int
+qg_engine_set_max_skew(qg_engine *eng, int64_t seconds)
+{
+    if (eng == NULL || seconds < 0 || seconds > INT32_MAX)
+        return QG_EINVAL;
+    eng->max_skew_ms = seconds * 1000;
     return 0;
 }
 
@@ -268,7 +280,9 @@ examine(job *j)
         }
     }
     if ((r = qg__payload_head(&j->env, &j->d, res->detail,
-                              sizeof(res->detail))))
+                              sizeof(res->detail))) ||
+        (r = qg__payload_skew(&j->d, j->received_us / 1000, j->eng->max_skew_ms,
+                              res->detail, sizeof(res->detail))))
         return r;
     snprintf(res->chup_event, sizeof(res->chup_event), "%s", j->d.event_name);
     j->em = qg__mapping_event(j->eng->map, j->d.event_name);

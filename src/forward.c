@@ -147,7 +147,8 @@ headers(const qg_outbox_entry *e, const qg_record *r, const qg_ticket *t)
      * arrived after steps with later timestamps, which the HIS has had. */
     snprintf(line, sizeof(line), "X-Qgate-Position: %" PRIu32, r->pos);
     l = curl_slist_append(l, line);
-    snprintf(line, sizeof(line), "X-Qgate-Late: %s", r->late ? "true" : "false");
+    snprintf(line, sizeof(line), "X-Qgate-Late: %s",
+             r->late ? "true" : "false");
     l = curl_slist_append(l, line);
     return l;
 }

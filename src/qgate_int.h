@@ -81,12 +81,32 @@ qg_reason qg__payload_head(const qg__envelope *env, qg__delivery *d,
 qg_reason qg__payload_fields(qg__delivery *d, int need_state, char *detail,
                              size_t dlen);
 
+/*
+ * Refuses a step dated more than max_skew_ms after now_ms (both Unix
+ * milliseconds); max_skew_ms 0 refuses none.  Returns QG_R_NONE or
+ * QG_R_BAD_VALUE with detail set.
+ */
+qg_reason qg__payload_skew(const qg__delivery *d, int64_t now_ms,
+                           int64_t max_skew_ms, char *detail, size_t dlen);
+
 /* ISO 8601 with offset ("2024-01-17T00:35:22+08:00", "...Z", fractions).
  * Returns 0 or -1. */
 int qg__parse_time(const char *s, int64_t *ms, int32_t *offset_s);
 
 /* Writes ms as ISO 8601 in the given offset.  Returns dst. */
 char *qg__format_time(int64_t ms, int32_t offset_s, char *dst, size_t len);
+
+/* json_strict.c -------------------------------------------------------- */
+
+/*
+ * Checks text json-c has accepted for what json-c lets through: strings
+ * that are not UTF-8 (overlong forms, surrogates, code points above
+ * U+10FFFF), raw control characters and unpaired \u surrogates in strings
+ * (QG_R_BAD_JSON), a key repeated in any object or holding \u0000
+ * (QG_R_BAD_ENVELOPE).  Returns QG_R_NONE or the reason of the first fault,
+ * with detail naming its byte offset.
+ */
+qg_reason qg__json_strict(const char *p, size_t len, char *detail, size_t dlen);
 
 /* signature.c ---------------------------------------------------------- */
 

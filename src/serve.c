@@ -616,6 +616,8 @@ usage(void)
            "  --insecure-no-signature   which accepts unsigned deliveries)\n"
            "  --db DIR                the store ($QGATE_DB, ./var/qgate)\n"
            "  --durability MODE       sync | group | nosync (group)\n"
+           "  --max-skew S            refuse steps dated more than S s ahead\n"
+           "                          of this clock (300; 0: no check)\n"
            "  --upstream URL          the HIS endpoint accepted steps go to\n"
            "  --forwarders N          parallel forwarding workers (2)\n"
            "  --forward-timeout S     per attempt (10)\n"
@@ -656,6 +658,7 @@ parse(gate *g, cli *c, int argc, char **argv)
         {"log", required_argument, NULL, OPT_LOG},
         {"insecure-no-signature", no_argument, NULL, OPT_INSECURE},
         CLI_REORDER_OPTION,
+        CLI_MAX_SKEW_OPTION,
         {0}};
     int opt, rc;
     size_t i;

@@ -302,6 +302,239 @@ START_TEST(test_chup_mapping_missing_file)
 }
 END_TEST
 
+/* Text json-c 0.16 accepts, even with JSON_TOKENER_VALIDATE_UTF8, but that
+ * is not JSON (RFC 8259) or not UTF-8 (RFC 3629): each is refused as
+ * bad_json naming the offset of its first byte, which is 17 here, the
+ * first byte inside the string.  The rest are the edges that stay valid. */
+static const struct {
+    const char *text;
+    qg_reason reason;
+    const char *says;
+} strict_texts[] = {
+    {"\xC0\xAF", QG_R_BAD_JSON, "overlong"},
+    {"\xC1\xBF", QG_R_BAD_JSON, "overlong"},
+    {"\xE0\x80\xAF", QG_R_BAD_JSON, "overlong"},
+    {"\xF0\x80\x80\xAF", QG_R_BAD_JSON, "overlong"},
+    {"\xED\xA0\x80", QG_R_BAD_JSON, "surrogate"},
+    {"\xED\xBF\xBF", QG_R_BAD_JSON, "surrogate"},
+    {"\xF4\x90\x80\x80", QG_R_BAD_JSON, "above U+10FFFF"},
+    {"\xF5\x80\x80\x80", QG_R_BAD_JSON, "above U+10FFFF"},
+    /* json-c refuses these itself, with its own message */
+    {"\x80", QG_R_BAD_JSON, NULL},
+    {"\xE2\x82", QG_R_BAD_JSON, NULL},
+    {"\xFF", QG_R_BAD_JSON, NULL},
+    {"\x01", QG_R_BAD_JSON, "control character 0x01"},
+    {"\x1F", QG_R_BAD_JSON, "control character 0x1f"},
+    {"\t", QG_R_BAD_JSON, "control character 0x09"},
+    {"\n", QG_R_BAD_JSON, "control character 0x0a"},
+    {"\\ud800", QG_R_BAD_JSON, "unpaired surrogate"},
+    {"\\uDBFF\\u0041", QG_R_BAD_JSON, "unpaired surrogate"},
+    {"\\udc00", QG_R_BAD_JSON, "unpaired surrogate"},
+    {"\xC2\xA0", QG_R_NONE, NULL},
+    {"\xE2\x82\xAC", QG_R_NONE, NULL},
+    {"\xED\x9F\xBF", QG_R_NONE, NULL},     /* U+D7FF */
+    {"\xEE\x80\x80", QG_R_NONE, NULL},     /* U+E000 */
+    {"\xF0\x9F\x98\x80", QG_R_NONE, NULL}, /* U+1F600 */
+    {"\xF4\x8F\xBF\xBF", QG_R_NONE, NULL}, /* U+10FFFF */
+    {"\\ud83d\\ude00", QG_R_NONE, NULL},
+    {"\\u0001\\t\x7F", QG_R_NONE, NULL},
+};
+
+START_TEST(test_chup_strict_text_table)
+{
+    char body[128], detail[256] = "";
+    qg__envelope env;
+    qg_reason r;
+    int n = snprintf(body, sizeof(body), "{\"payload\":{\"a\":\"%s\"}}",
+                     strict_texts[_i].text);
+
+    r = qg__envelope_parse(body, (size_t)n, &env, detail, sizeof(detail));
+    qg__envelope_free(&env);
+    ck_assert_msg(r == strict_texts[_i].reason, "case %d: %s (%s)", _i,
+                  qg_reason_name(r), detail);
+    if (strict_texts[_i].says) {
+        ck_assert_msg(strstr(detail, strict_texts[_i].says) != NULL &&
+                          strstr(detail, "at byte 17") != NULL,
+                      "case %d: \"%s\"", _i, detail);
+    }
+}
+END_TEST
+
+/* A key repeated in any object is refused (bad_envelope), as json-c
+ * would keep only the last: compared as json-c reads them, escapes
+ * decoded.  The detail names both places. */
+static const struct {
+    const char *payload;
+    qg_reason reason;
+    const char *says;
+} key_cases[] = {
+    {"{\"data\":{\"id\":7001,\"id\":7002}}", QG_R_BAD_ENVELOPE,
+     "key \"id\" at byte 30 repeats the one at byte 20"},
+    {"{\"a\":[{\"b\":{\"c\":1,\"d\":2,\"c\":3}}]}", QG_R_BAD_ENVELOPE,
+     "key \"c\" at byte 35 repeats the one at byte 23"},
+    {"{\"\\u0069d\":1,\"id\":2}", QG_R_BAD_ENVELOPE, "repeats"},
+    {"{\"\\/\":1,\"/\":2}", QG_R_BAD_ENVELOPE, "repeats"},
+    {"{\"\\u00e9\":1,\"\xC3\xA9\":2}", QG_R_BAD_ENVELOPE, "repeats"},
+    {"{\"\\ud83d\\ude00\":1,\"\xF0\x9F\x98\x80\":2}", QG_R_BAD_ENVELOPE,
+     "repeats"},
+    {"{\"x\":1,\"y\":2,\"z\":3,\"w\":4,\"y\":5}", QG_R_BAD_ENVELOPE,
+     "key \"y\" at byte 36 repeats the one at byte 18"},
+    {"{\"id\":1,\"id\\u0000x\":2}", QG_R_BAD_ENVELOPE, "\\u0000"},
+    {"{\"\\u0000\":1}", QG_R_BAD_ENVELOPE, "\\u0000"},
+    /* not repeats */
+    {"{\"a\":{\"a\":{\"a\":1}},\"b\":[{\"a\":1},{\"a\":2}]}", QG_R_NONE, NULL},
+    {"{\"id\":1,\"Id\":2,\"id \":3,\"i\":4,\"\\u0069e\":5}", QG_R_NONE, NULL},
+    {"{\"a\":\"a\",\"b\":\"a\",\"c\":[\"c\",\"c\"]}", QG_R_NONE, NULL},
+    {"{}", QG_R_NONE, NULL},
+};
+
+START_TEST(test_chup_repeated_keys_table)
+{
+    char body[256], detail[256] = "";
+    qg__envelope env;
+    qg_reason r;
+    int n =
+        snprintf(body, sizeof(body), "{\"payload\":%s}", key_cases[_i].payload);
+
+    r = qg__envelope_parse(body, (size_t)n, &env, detail, sizeof(detail));
+    qg__envelope_free(&env);
+    ck_assert_msg(r == key_cases[_i].reason, "%s: %s (%s)",
+                  key_cases[_i].payload, qg_reason_name(r), detail);
+    if (key_cases[_i].says)
+        ck_assert_msg(strstr(detail, key_cases[_i].says) != NULL, "%s: \"%s\"",
+                      key_cases[_i].payload, detail);
+}
+END_TEST
+
+/* Bodies with no key at all, or objects with none, go through the key
+ * check too.  fuzz_decode found it doing arithmetic on its still empty
+ * (NULL) key list for "{}", which clang's UBSan refuses. */
+START_TEST(test_chup_strict_keyless_bodies)
+{
+    static const char *const bodies[] = {
+        "{}", " {}\n", "[]", "[{}]", "{\"payload\":{}}", "[[],[{}]]"};
+    static const qg_reason want[] = {QG_R_MISSING_FIELD, QG_R_MISSING_FIELD,
+                                     QG_R_BAD_ENVELOPE,  QG_R_BAD_ENVELOPE,
+                                     QG_R_NONE,          QG_R_BAD_ENVELOPE};
+    char detail[256];
+    qg__envelope env;
+    size_t i;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(*bodies); i++) {
+        qg_reason r = qg__envelope_parse(bodies[i], strlen(bodies[i]), &env,
+                                         detail, sizeof(detail));
+
+        qg__envelope_free(&env);
+        ck_assert_msg(r == want[i], "%s: %s (%s)", bodies[i], qg_reason_name(r),
+                      detail);
+    }
+}
+END_TEST
+
+/* Ids are positive integers below 2^63.  json-c gives INT64_MAX for any
+ * larger integer through json_object_get_int64(), so the two must be told
+ * apart by the value's own type. */
+static const struct {
+    const char *id;
+    qg_reason reason;
+} ids[] = {
+    {"1", QG_R_NONE},
+    {"9223372036854775807", QG_R_NONE},
+    {"9223372036854775808", QG_R_BAD_VALUE},
+    {"18446744073709551615", QG_R_BAD_VALUE},
+    {"18446744073709551616", QG_R_BAD_VALUE},
+    {"99999999999999999999999", QG_R_BAD_VALUE},
+    {"0", QG_R_BAD_VALUE},
+    {"-1", QG_R_BAD_VALUE},
+    {"-9223372036854775808", QG_R_BAD_VALUE},
+    {"-99999999999999999999999", QG_R_BAD_VALUE},
+    {"7001.0", QG_R_BAD_VALUE},
+    {"7e3", QG_R_BAD_VALUE},
+    {"\"7001\"", QG_R_WRONG_TYPE},
+};
+
+START_TEST(test_chup_id_range_table)
+{
+    char body[512];
+    qg_result res;
+    qg_ticket t;
+    int n;
+
+    /* as data.id, then as data.appointment_id */
+    n = snprintf(body, sizeof(body),
+                 "{\"payload\":{\"event\":\"live_queue_created\","
+                 "\"timestamp\":\"2024-03-05T10:00:00+08:00\",\"data\":{"
+                 "\"id\":%s,\"state\":1}}}",
+                 ids[_i].id);
+    ck_assert_int_eq(qg_engine_apply(eng, st, body, (size_t)n, 0, &res), 0);
+    ck_assert_msg(res.reason == ids[_i].reason, "id %s: %s (%s)", ids[_i].id,
+                  qg_reason_name(res.reason), res.detail);
+    if (res.reason == QG_R_NONE) {
+        ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE,
+                                         strtoll(ids[_i].id, NULL, 10), &t),
+                         0);
+        ck_assert_uint_eq(t.id, res.ticket);
+    } else {
+        ck_assert_ptr_nonnull(strstr(res.detail, "payload.data.id is"));
+    }
+    n = snprintf(body, sizeof(body),
+                 "{\"payload\":{\"event\":\"live_queue_created\","
+                 "\"timestamp\":\"2024-03-05T10:00:00+08:00\",\"data\":{"
+                 "\"id\":60001,\"appointment_id\":%s,\"state\":1}}}",
+                 ids[_i].id);
+    ck_assert_int_eq(
+        qg_engine_apply(eng, st, body, (size_t)n, QG_DRY_RUN, &res), 0);
+    ck_assert_msg(res.reason == ids[_i].reason, "appointment_id %s: %s (%s)",
+                  ids[_i].id, qg_reason_name(res.reason), res.detail);
+}
+END_TEST
+
+/* The strings the gate reads must hold no NUL: json-c keeps the text
+ * after "\u0000", but every C reader of it stops there, so
+ * "2024-03-05T10:00:00+08:00\u0000junk" would pass as a time stamp.  A
+ * NUL in a string the gate does not read is the HIS's business. */
+static const struct {
+    const char *event, *timestamp, *fields;
+    qg_reason reason;
+    const char *says;
+} nuls[] = {
+    {"live_queue_created\\u0000x", "2024-03-05T10:00:00+08:00", "\"state\":1",
+     QG_R_BAD_VALUE, "payload.event"},
+    {"live_queue_created", "2024-03-05T10:00:00+08:00\\u0000junk",
+     "\"state\":1", QG_R_BAD_VALUE, "payload.timestamp"},
+    {"live_queue_created", "2024-03-05T10:00:00+08:00",
+     "\"state_name\":\"In Queue\\u0000\"", QG_R_BAD_VALUE,
+     "payload.data.state_name"},
+    {"live_queue_created", "2024-03-05T10:00:00+08:00",
+     "\"state\":{\"name\":\"IN_QUEUE\\u0000\",\"value\":1}", QG_R_BAD_VALUE,
+     "payload.data.state.name"},
+    {"appointment_created", "2024-03-05T10:00:00+08:00",
+     "\"state\":2,\"appointment_date\":\"2024-03-06\\u0000\"", QG_R_BAD_VALUE,
+     "payload.data.appointment_date"},
+    {"live_queue_created", "2024-03-05T10:00:00+08:00",
+     "\"state\":1,\"client_name\":\"A\\u0000B\"", QG_R_NONE, NULL},
+};
+
+START_TEST(test_chup_nul_in_read_strings_table)
+{
+    char body[512];
+    qg_result res;
+    int n = snprintf(body, sizeof(body),
+                     "{\"payload\":{\"event\":\"%s\",\"timestamp\":\"%s\","
+                     "\"data\":{\"id\":60001,%s}}}",
+                     nuls[_i].event, nuls[_i].timestamp, nuls[_i].fields);
+
+    ck_assert_int_eq(
+        qg_engine_apply(eng, st, body, (size_t)n, QG_DRY_RUN, &res), 0);
+    ck_assert_msg(res.reason == nuls[_i].reason, "case %d: %s (%s)", _i,
+                  qg_reason_name(res.reason), res.detail);
+    if (nuls[_i].says)
+        ck_assert_msg(strstr(res.detail, nuls[_i].says) &&
+                          strstr(res.detail, "NUL"),
+                      "case %d: \"%s\"", _i, res.detail);
+}
+END_TEST
+
 static Suite *
 chup_suite(void)
 {
@@ -321,6 +554,15 @@ chup_suite(void)
     tcase_add_test(errors, test_chup_mapping_missing_file);
     tcase_add_loop_test(errors, test_chup_mapping_errors_table, 0,
                         sizeof(bad_configs) / sizeof(*bad_configs));
+    tcase_add_loop_test(errors, test_chup_strict_text_table, 0,
+                        sizeof(strict_texts) / sizeof(*strict_texts));
+    tcase_add_loop_test(errors, test_chup_repeated_keys_table, 0,
+                        sizeof(key_cases) / sizeof(*key_cases));
+    tcase_add_test(errors, test_chup_strict_keyless_bodies);
+    tcase_add_loop_test(errors, test_chup_id_range_table, 0,
+                        sizeof(ids) / sizeof(*ids));
+    tcase_add_loop_test(errors, test_chup_nul_in_read_strings_table, 0,
+                        sizeof(nuls) / sizeof(*nuls));
     suite_add_tcase(s, core);
     suite_add_tcase(s, errors);
     return s;

@@ -3,8 +3,10 @@
  * fixture tables (the EXPECT file of each fixtures folder).
  */
 #include <dirent.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "testutil.h"
 
@@ -171,8 +173,8 @@ END_TEST
  * ticket is created for it. */
 START_TEST(test_engine_malformed_bodies_refused)
 {
-    static char rows[64][6][96];
-    int n = read_table("malformed/EXPECT", rows, 64), i;
+    static char rows[128][6][96];
+    int n = read_table("malformed/EXPECT", rows, 128), i;
     qg_ticket t;
 
     ck_assert_int_ge(n, 30);
@@ -185,6 +187,11 @@ START_TEST(test_engine_malformed_bodies_refused)
                       qg_verdict_name(res.verdict), qg_reason_name(res.reason),
                       rows[i][1], rows[i][2], res.detail);
         ck_assert_msg(res.detail[0] != '\0', "%s: no detail", rows[i][0]);
+        /* text that is not JSON is named by its place, where it has one */
+        if (res.reason == QG_R_BAD_JSON &&
+            strncmp(res.detail, "the body is ", 12) != 0)
+            ck_assert_msg(strstr(res.detail, " at byte ") != NULL, "%s: %s",
+                          rows[i][0], res.detail);
         ck_assert_int_eq(res.ticket, 0);
         /* refused deliveries are logged; ignored ones are not */
         ck_assert_int_eq(res.rejection > 0, res.verdict != QG_IGNORED);
@@ -324,6 +331,79 @@ START_TEST(test_engine_updates_by_state_and_service)
 }
 END_TEST
 
+/* A live-queue step of entry id, unsigned, dated now + ahead_s by the wall
+ * clock (UTC). */
+static qg_result
+apply_dated(int64_t id, const char *state_name, int64_t ahead_s)
+{
+    time_t when = time(NULL) + (time_t)ahead_s;
+    char body[512], stamp[32];
+    struct tm tm;
+    qg_result res;
+
+    gmtime_r(&when, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(body, sizeof(body),
+             "{\"payload\":{\"event\":\"live_queue_updated\",\"timestamp\":"
+             "\"%s\",\"data\":{\"id\":%" PRId64 ",\"state_name\":\"%s\"}}}",
+             stamp, id, state_name);
+    ck_assert_int_eq(qg_engine_apply(eng, st, body, strlen(body), 0, &res), 0);
+    return res;
+}
+
+/* A step dated further ahead of the engine's clock than the allowed skew
+ * (QG_MAX_SKEW_DEFAULT, 300 s, unless set) is refused, so that it cannot
+ * make every later real step of its ticket stale. */
+START_TEST(test_engine_future_step_refused)
+{
+    static const char far[] =
+        "{\"payload\":{\"event\":\"live_queue_updated\",\"timestamp\":"
+        "\"9999-12-31T23:59:59+08:00\",\"data\":{\"id\":63001,"
+        "\"state_name\":\"Arrived\"}}}";
+    qg_result res;
+    qg_ticket t;
+
+    qg_engine_require_signature(eng, 0);
+    ck_assert_int_eq(apply_dated(63001, "In Queue", -60).verdict, QG_ACCEPTED);
+    ck_assert_int_eq(qg_engine_apply(eng, st, far, sizeof(far) - 1, 0, &res),
+                     0);
+    ck_assert_int_eq(res.verdict, QG_MALFORMED);
+    ck_assert_int_eq(res.reason, QG_R_BAD_VALUE);
+    ck_assert_msg(strstr(res.detail, "9999-12-31T23:59:59+08:00") &&
+                      strstr(res.detail, "300 s"),
+                  "%s", res.detail);
+    /* at the edge and past it */
+    res = apply_dated(63001, "Arrived", QG_MAX_SKEW_DEFAULT + 60);
+    ck_assert_int_eq(res.reason, QG_R_BAD_VALUE);
+    res = apply_dated(63001, "Arrived", QG_MAX_SKEW_DEFAULT - 60);
+    ck_assert_msg(res.verdict == QG_ACCEPTED, "%s", res.detail);
+    /* the real steps that follow are not stale */
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 63001, &t), 0);
+    ck_assert_uint_eq(t.records, 2);
+
+    /* configurable; 0 turns the check off */
+    ck_assert_int_eq(qg_engine_set_max_skew(eng, 3600), 0);
+    res = apply_dated(64001, "In Queue", 1800);
+    ck_assert_msg(res.verdict == QG_ACCEPTED, "%s", res.detail);
+    res = apply_dated(64002, "In Queue", 7200);
+    ck_assert_int_eq(res.reason, QG_R_BAD_VALUE);
+    ck_assert_msg(strstr(res.detail, "3600 s"), "%s", res.detail);
+    ck_assert_int_eq(qg_engine_set_max_skew(eng, 0), 0);
+    ck_assert_int_eq(
+        qg_engine_apply(eng, st, far, sizeof(far) - 1, QG_DRY_RUN, &res), 0);
+    ck_assert_msg(res.verdict == QG_ACCEPTED, "%s", res.detail);
+
+    /* refused arguments change nothing */
+    ck_assert_int_eq(qg_engine_set_max_skew(eng, 60), 0);
+    ck_assert_int_eq(qg_engine_set_max_skew(eng, -1), QG_EINVAL);
+    ck_assert_int_eq(qg_engine_set_max_skew(eng, (int64_t)INT32_MAX + 1),
+                     QG_EINVAL);
+    ck_assert_int_eq(qg_engine_set_max_skew(NULL, 60), QG_EINVAL);
+    res = apply_dated(64003, "In Queue", 120);
+    ck_assert_int_eq(res.reason, QG_R_BAD_VALUE);
+}
+END_TEST
+
 static Suite *
 engine_suite(void)
 {
@@ -342,6 +422,7 @@ engine_suite(void)
     tcase_add_test(errors, test_engine_no_secret_is_unauthenticated);
     tcase_add_test(errors, test_engine_wrong_secret_is_unauthenticated);
     tcase_add_test(errors, test_engine_bad_arguments);
+    tcase_add_test(errors, test_engine_future_step_refused);
     suite_add_tcase(s, core);
     suite_add_tcase(s, errors);
     return s;

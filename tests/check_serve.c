@@ -1163,6 +1163,27 @@ START_TEST(test_webhook_malformed_expect)
 }
 END_TEST
 
+/* --max-skew: a step dated far ahead is refused by default (400,
+ * bad_value, the skew named), and taken when the check is off. */
+START_TEST(test_webhook_max_skew)
+{
+    static const char *const off[] = {"--max-skew", "0", NULL};
+    answer a;
+
+    gate_start(NULL);
+    post_fixture("malformed/far-future.json", &a);
+    expect(&a, 400, "malformed", "bad_value", "far future, default skew");
+    ck_assert_msg(strstr(a.body, "at most 300 s of clock skew"), "%s", a.body);
+    answer_free(&a);
+    gate_stop();
+    gate_start(off);
+    post_fixture("malformed/far-future.json", &a);
+    expect(&a, 200, "accepted", "none", "far future, --max-skew 0");
+    answer_free(&a);
+    gate_stop();
+}
+END_TEST
+
 /* Every sequence of illegal/EXPECT: the legal steps accepted, the last one
  * refused with its code, naming its event and the state it met. */
 START_TEST(test_webhook_illegal_expect)
@@ -3632,6 +3653,7 @@ serve_suite(void)
     tcase_set_timeout(answers, 60);
     tcase_add_test(answers, test_webhook_status_table);
     tcase_add_test(answers, test_webhook_malformed_expect);
+    tcase_add_test(answers, test_webhook_max_skew);
     tcase_add_test(answers, test_webhook_illegal_expect);
     tcase_add_test(answers, test_webhook_visits_expect);
     tcase_add_test(answers, test_webhook_too_large_refused_early);

@@ -86,6 +86,40 @@ check "config supplies db and secret" \
     status 0 "$Q" apply --config "$T/etc/qgate.json" "$F/visits/walk-in/01-join-live-queue.json"
 check "config db is relative to the config" test -f "$T/cfgdb/data.mdb"
 
+# --max-skew: steps dated ahead of this clock by more than the skew (300 s
+# unless set) are malformed; 0 turns the check off; a flag wins over the
+# config file's max_skew
+FUTURE="$F/malformed/far-future.json"
+check "a step dated in 9999 exits 1" \
+    status 1 "$Q" check --db "$DB" --secret-file "$F/secret" "$FUTURE"
+check "the refusal names the skew" \
+    grep -q 'bad_value: payload.timestamp 9999-12-31T23:59:59+08:00 is [0-9]* s ahead of the gate.s clock ([0-9-]*T[0-9:]*+08:00); at most 300 s of clock skew is allowed' "$T/out"
+check "--max-skew 0 takes it" \
+    status 0 "$Q" check --db "$DB" --secret-file "$F/secret" --max-skew 0 "$FUTURE"
+check "apply --max-skew 60 refuses it" \
+    status 1 "$Q" apply --db "$T/skewdb" --secret-file "$F/secret" --max-skew 60 "$FUTURE"
+check "apply --max-skew names its skew" grep -q 'at most 60 s of clock skew' "$T/out"
+echo '{"max_skew": 0}' >"$T/noskew.json"
+check "config max_skew 0 takes it" \
+    status 0 "$Q" check --db "$DB" --secret-file "$F/secret" --config "$T/noskew.json" "$FUTURE"
+check "--max-skew wins over the config" \
+    status 1 "$Q" check --db "$DB" --secret-file "$F/secret" --config "$T/noskew.json" --max-skew 300 "$FUTURE"
+for bad in -1 abc 10s 2147483648; do
+    check "--max-skew $bad exits 2" \
+        status 2 "$Q" check --db "$DB" --secret-file "$F/secret" --max-skew "$bad" "$FUTURE"
+    check "--max-skew $bad is named" grep -q -- "--max-skew \"$bad\"" "$T/err"
+done
+echo '{"max_skew": -5}' >"$T/badskew.json"
+check "config max_skew -5 exits 2" \
+    status 2 "$Q" check --db "$DB" --secret-file "$F/secret" --config "$T/badskew.json" "$FUTURE"
+check "config max_skew -5 names the key" grep -q 'max_skew' "$T/err"
+check "serve --max-skew abc exits 2" \
+    status 2 "$Q" serve --db "$T/servedb" --secret-file "$F/secret" --max-skew abc
+check "apply --help shows --max-skew" \
+    sh -c "'$Q' apply --help | grep -q 'max-skew'"
+check "serve --help shows --max-skew" \
+    sh -c "'$Q' serve --help | grep -q 'max-skew'"
+
 # machine
 check "machine --table" status 0 "$Q" machine --table
 check "machine table lists served" \

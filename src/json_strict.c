@@ -1,0 +1,398 @@
+/*
+ * json_strict.c - what json-c lets through and the gate must not.
+ *
+ * json-c 0.16, even with JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8,
+ * accepts in strings overlong UTF-8 (C0 AF), surrogates encoded in UTF-8
+ * (ED A0 80), code points above U+10FFFF (F4 90 80 80) and raw control
+ * characters; it turns an unpaired \uD800 escape into U+FFFD, ends a key
+ * at an escaped NUL ("id\u0000x" is "id") and keeps the last of repeated
+ * keys.  The gate forwards the body to the HIS byte for byte, so each of
+ * these is a place where the HIS may read something other than what the
+ * gate decided, or refuse what the gate accepted.
+ *
+ * This pass runs over text json-c has accepted, so the structure is known
+ * to be sound: it only looks inside strings and at object keys.  It is
+ * written to stay in bounds on any input all the same.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qgate_int.h"
+
+/* Deeper than json-c lets a body nest (QG__JSON_DEPTH). */
+#define MAX_DEPTH 64
+
+/* A key as written: the text between its quotes. */
+typedef struct key {
+    const char *p;
+    size_t len;
+    size_t at; /* offset of its opening quote in the body */
+    int escaped;
+} key;
+
+typedef struct scan {
+    const char *p;
+    size_t len;
+    key *keys; /* the keys of every object still open, outermost first */
+    size_t nkeys, cap;
+    char *detail;
+    size_t dlen;
+} scan;
+
+static int
+hex4(const char *p, size_t i, size_t len, unsigned *out)
+{
+    unsigned v = 0;
+    size_t k;
+
+    if (len < 4 || i > len - 4)
+        return -1;
+    for (k = 0; k < 4; k++) {
+        char c = p[i + k];
+
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/*
+ * The length of the UTF-8 sequence at p[i], or 0 with *why set when it is
+ * not one (RFC 3629, section 4: the second byte's range depends on the
+ * first, which is what rules out overlong forms, surrogates and code
+ * points above U+10FFFF).
+ */
+static size_t
+utf8_len(const unsigned char *p, size_t i, size_t len, const char **why)
+{
+    unsigned char b = p[i], lo = 0x80, hi = 0xBF;
+    size_t n, k;
+
+    *why = "not UTF-8";
+    if (b < 0x80)
+        return 1;
+    if (b == 0xC0 || b == 0xC1) {
+        *why = "an overlong UTF-8 encoding";
+        return 0;
+    }
+    if (b >= 0xF5) {
+        *why = b <= 0xF7 ? "a code point above U+10FFFF" : "not UTF-8";
+        return 0;
+    }
+    if (b < 0xC2)
+        return 0; /* a continuation byte with nothing before it */
+    n = b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+    if (b == 0xE0)
+        lo = 0xA0;
+    else if (b == 0xED)
+        hi = 0x9F;
+    else if (b == 0xF0)
+        lo = 0x90;
+    else if (b == 0xF4)
+        hi = 0x8F;
+    if (i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0xBF) {
+        if (p[i + 1] < lo) {
+            *why = "an overlong UTF-8 encoding";
+            return 0;
+        }
+        if (p[i + 1] > hi) {
+            *why = b == 0xED ? "a UTF-16 surrogate encoded in UTF-8"
+                             : "a code point above U+10FFFF";
+            return 0;
+        }
+    }
+    for (k = 1; k < n; k++)
+        if (i + k >= len || p[i + k] < 0x80 || p[i + k] > 0xBF)
+            return 0;
+    return n;
+}
+
+/*
+ * Checks the string whose opening quote is at p[i]: UTF-8 as above, no
+ * raw byte below 0x20 (RFC 8259, section 7), every \u escape of a
+ * surrogate one of a high-low pair.  Sets *end just past the closing
+ * quote and *nul when the string holds an escaped NUL.
+ */
+static qg_reason
+check_string(scan *s, size_t i, size_t *end, int *escaped, int *nul)
+{
+    const unsigned char *u = (const unsigned char *)s->p;
+    const char *why;
+    unsigned cp, low;
+    size_t j = i + 1, n;
+
+    *escaped = *nul = 0;
+    while (j < s->len && u[j] != '"') {
+        if (u[j] == '\\') {
+            *escaped = 1;
+            if (j + 1 < s->len && s->p[j + 1] != 'u') {
+                j += 2;
+                continue;
+            }
+            if (hex4(s->p, j + 2, s->len, &cp)) {
+                snprintf(s->detail, s->dlen,
+                         "invalid JSON at byte %zu: a bad \\u escape", j);
+                return QG_R_BAD_JSON;
+            }
+            if (cp >= 0xD800 && cp <= 0xDBFF && j + 7 < s->len &&
+                s->p[j + 6] == '\\' && s->p[j + 7] == 'u' &&
+                hex4(s->p, j + 8, s->len, &low) == 0 && low >= 0xDC00 &&
+                low <= 0xDFFF) {
+                j += 12;
+                continue;
+            }
+            if (cp >= 0xD800 && cp <= 0xDFFF) {
+                snprintf(s->detail, s->dlen,
+                         "invalid JSON at byte %zu: \\u%.4s is an unpaired "
+                         "surrogate escape",
+                         j, s->p + j + 2);
+                return QG_R_BAD_JSON;
+            }
+            *nul |= cp == 0;
+            j += 6;
+            continue;
+        }
+        if (u[j] < 0x20) {
+            snprintf(s->detail, s->dlen,
+                     "invalid JSON at byte %zu: control character 0x%02x "
+                     "inside a string; RFC 8259 requires it escaped",
+                     j, u[j]);
+            return QG_R_BAD_JSON;
+        }
+        if ((n = utf8_len(u, j, s->len, &why)) == 0) {
+            snprintf(s->detail, s->dlen, "invalid JSON at byte %zu: %s", j,
+                     why);
+            return QG_R_BAD_JSON;
+        }
+        j += n;
+    }
+    if (j >= s->len) {
+        snprintf(s->detail, s->dlen,
+                 "invalid JSON at byte %zu: the body ends inside a string", j);
+        return QG_R_BAD_JSON;
+    }
+    *end = j + 1;
+    return QG_R_NONE;
+}
+
+/* Reads a key's text as json-c stores it, one byte at a time: escapes
+ * decoded, \u escapes (pairs joined) as UTF-8.  The text is one
+ * check_string() passed, with no escaped NUL. */
+typedef struct cursor {
+    const char *p, *end;
+    unsigned char buf[4];
+    int nbuf, ibuf;
+} cursor;
+
+static int
+next_byte(cursor *c)
+{
+    unsigned cp, low;
+    char e;
+
+    if (c->ibuf < c->nbuf)
+        return c->buf[c->ibuf++];
+    if (c->p >= c->end)
+        return -1;
+    if (*c->p != '\\')
+        return (unsigned char)*c->p++;
+    e = c->p[1];
+    c->p += 2;
+    switch (e) {
+    case 'b':
+        return '\b';
+    case 'f':
+        return '\f';
+    case 'n':
+        return '\n';
+    case 'r':
+        return '\r';
+    case 't':
+        return '\t';
+    case 'u':
+        break;
+    default:
+        return (unsigned char)e; /* '"', '\\', '/' */
+    }
+    hex4(c->p, 0, (size_t)(c->end - c->p), &cp);
+    c->p += 4;
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+        hex4(c->p, 2, (size_t)(c->end - c->p), &low);
+        c->p += 6;
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+    }
+    c->ibuf = 1;
+    if (cp < 0x80) {
+        c->nbuf = c->ibuf = 0;
+        return (int)cp;
+    } else if (cp < 0x800) {
+        c->buf[0] = (unsigned char)(0xC0 | cp >> 6);
+        c->nbuf = 2;
+    } else if (cp < 0x10000) {
+        c->buf[0] = (unsigned char)(0xE0 | cp >> 12);
+        c->buf[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+        c->nbuf = 3;
+    } else {
+        c->buf[0] = (unsigned char)(0xF0 | cp >> 18);
+        c->buf[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3F));
+        c->buf[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+        c->nbuf = 4;
+    }
+    c->buf[c->nbuf - 1] = (unsigned char)(0x80 | (cp & 0x3F));
+    return c->buf[0];
+}
+
+/* Compares two keys by their text as json-c reads it. */
+static int
+key_text_cmp(const key *x, const key *y)
+{
+    cursor a, b;
+    int ca, cb;
+
+    if (!x->escaped && !y->escaped) {
+        int c = memcmp(x->p, y->p, x->len < y->len ? x->len : y->len);
+
+        return c ? c : (x->len > y->len) - (x->len < y->len);
+    }
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    a.p = x->p;
+    a.end = x->p + x->len;
+    b.p = y->p;
+    b.end = y->p + y->len;
+    do {
+        ca = next_byte(&a);
+        cb = next_byte(&b);
+    } while (ca == cb && ca >= 0);
+    return (ca > cb) - (ca < cb);
+}
+
+/* Orders keys by text, then by place, so that the occurrences of a key
+ * end up side by side, first one first. */
+static int
+key_order(const void *a, const void *b)
+{
+    const key *x = a, *y = b;
+    int c = key_text_cmp(x, y);
+
+    return c ? c : (x->at > y->at) - (x->at < y->at);
+}
+
+/* Checks the keys of the object just closed, keys[from..nkeys), for a
+ * repeat, and names the earliest one.  Sorting, not comparing every pair,
+ * so that an object of many keys costs O(n log n), not O(n^2). */
+static qg_reason
+check_keys(scan *s, size_t from)
+{
+    key *k, *again = NULL, *first = NULL;
+    size_t n = s->nkeys - from, i;
+
+    if (n < 2)
+        return QG_R_NONE; /* keys may still be NULL: no arithmetic on it */
+    k = s->keys + from;
+    qsort(k, n, sizeof(*k), key_order);
+    for (i = 1; i < n; i++)
+        if (key_text_cmp(&k[i - 1], &k[i]) == 0 &&
+            (again == NULL || k[i].at < again->at)) {
+            first = &k[i - 1];
+            again = &k[i];
+        }
+    if (again == NULL)
+        return QG_R_NONE;
+    snprintf(s->detail, s->dlen,
+             "key \"%.*s\" at byte %zu repeats the one at byte %zu; json-c "
+             "would keep only the last",
+             (int)(again->len < 48 ? again->len : 48), again->p, again->at,
+             first->at);
+    return QG_R_BAD_ENVELOPE;
+}
+
+static qg_reason
+add_key(scan *s, size_t at, size_t end, int escaped)
+{
+    key *grown;
+
+    if (s->nkeys == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+
+        if ((grown = realloc(s->keys, cap * sizeof(*grown))) == NULL) {
+            snprintf(s->detail, s->dlen, "out of memory checking the body");
+            return QG_R_BAD_JSON;
+        }
+        s->keys = grown;
+        s->cap = cap;
+    }
+    s->keys[s->nkeys].p = s->p + at + 1;
+    s->keys[s->nkeys].len = end - at - 2;
+    s->keys[s->nkeys].at = at;
+    s->keys[s->nkeys].escaped = escaped;
+    s->nkeys++;
+    return QG_R_NONE;
+}
+
+qg_reason
+qg__json_strict(const char *p, size_t len, char *detail, size_t dlen)
+{
+    scan s = {p, len, NULL, 0, 0, detail, dlen};
+    size_t from[MAX_DEPTH]; /* per open container: its first key, or -1 */
+    size_t depth = 0, i = 0, end;
+    int want_key = 0, escaped, nul;
+    qg_reason r = QG_R_NONE;
+
+    while (i < len && r == QG_R_NONE) {
+        switch (p[i]) {
+        case '"':
+            if ((r = check_string(&s, i, &end, &escaped, &nul)))
+                break;
+            if (want_key && nul) {
+                snprintf(detail, dlen,
+                         "key at byte %zu holds \\u0000; json-c would cut "
+                         "the key there",
+                         i);
+                r = QG_R_BAD_ENVELOPE;
+                break;
+            }
+            if (want_key && (r = add_key(&s, i, end, escaped)))
+                break;
+            want_key = 0;
+            i = end;
+            continue;
+        case '{':
+        case '[':
+            if (depth == MAX_DEPTH) {
+                snprintf(detail, dlen,
+                         "invalid JSON at byte %zu: nested too deep", i);
+                r = QG_R_BAD_JSON;
+                break;
+            }
+            from[depth++] = p[i] == '{' ? s.nkeys : (size_t)-1;
+            want_key = p[i] == '{';
+            break;
+        case '}':
+        case ']':
+            if (depth == 0)
+                break;
+            depth--;
+            if (from[depth] != (size_t)-1) {
+                r = check_keys(&s, from[depth]);
+                s.nkeys = from[depth];
+            }
+            break;
+        case ',':
+            want_key = depth > 0 && from[depth - 1] != (size_t)-1;
+            break;
+        }
+        i++;
+    }
+    free(s.keys);
+    return r;
+}
