@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -417,7 +418,14 @@ main(int argc, char **argv)
 {
     cli c;
     size_t i;
+    int rc;
 
+    /* Under a file-size limit (ulimit -f, systemd's LimitFSIZE=) a write
+     * past it raises SIGXFSZ, whose default action kills the process: the
+     * gate would die in the middle of a commit, with deliveries in flight
+     * unanswered.  Ignored, the write fails with EFBIG instead, and that is
+     * an error path like any other: 503 in the gate, exit 2 here. */
+    signal(SIGXFSZ, SIG_IGN);
     memset(&c, 0, sizeof(c));
     c.prog = "qgate";
     c.since = INT64_MIN;
@@ -435,9 +443,19 @@ main(int argc, char **argv)
         printf("qgate %s (machine %s)\n", qg_version(), qg_machine_version());
         return EXIT_OK;
     }
-    for (i = 0; i < sizeof(commands) / sizeof(*commands); i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].fn(&c, argc - 1, argv + 1);
+    for (i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
+        if (strcmp(argv[1], commands[i].name) != 0)
+            continue;
+        rc = commands[i].fn(&c, argc - 1, argv + 1);
+        errno = 0;
+        /* Output that did not reach its file is a failure, not a success
+         * with a short file: stdio remembers the error, and the last
+         * buffer is written here. */
+        if (fflush(stdout) != 0 || ferror(stdout))
+            rc = cli_fail("standard output: %s",
+                          errno ? strerror(errno) : "write error");
+        return rc;
+    }
     usage(stderr);
     return cli_fail("unknown command \"%s\"", argv[1]);
 }

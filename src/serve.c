@@ -833,6 +833,8 @@ cmd_serve(cli *c, int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* as main() does: a write past a file-size
+                                 limit fails with EFBIG, answered 503 */
 
     if ((rc = cli_new_engine(c, &g.eng)))
         return rc;

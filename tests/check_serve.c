@@ -258,19 +258,20 @@ gate_wait_exit(long ms)
 }
 
 /*
- * Starts `qgate serve` on this test's store with the options in extra
- * (NULL-terminated, may be NULL), stderr appended to gate.log, and waits
- * for its "listening" line.  fsize > 0 limits the size of any file it
- * writes (RLIMIT_FSIZE, SIGXFSZ ignored): a disk that refuses to grow.
+ * Runs `qgate serve` on this test's store with the options in extra
+ * (NULL-terminated, may be NULL), stdout and stderr appended to gate.log.
+ * fsize > 0 limits the size of any file it writes (RLIMIT_FSIZE): a disk
+ * that refuses to grow.  SIGXFSZ is left at its default action, which
+ * kills, as under systemd's LimitFSIZE=: the gate must ignore it itself.
+ * Only the soft limit is set, so that fsize_raise() can lift it.
  */
 static void
-gate_start_limited(const char *const *extra, long fsize)
+gate_spawn(const char *const *extra, long fsize)
 {
     const char *argv[48];
     size_t n = 0;
-    off_t from = file_size(logpath);
     pid_t parent = getpid();
-    int i, status;
+    int i;
 
     ck_assert_int_eq(gate_pid, 0);
     argv[n++] = QGATE_BIN;
@@ -301,14 +302,27 @@ gate_start_limited(const char *const *extra, long fsize)
         if (getppid() != parent)
             _exit(127);
         if (fsize > 0) {
-            struct rlimit rl = {(rlim_t)fsize, (rlim_t)fsize};
+            struct rlimit rl;
 
-            signal(SIGXFSZ, SIG_IGN);
-            setrlimit(RLIMIT_FSIZE, &rl);
+            signal(SIGXFSZ, SIG_DFL);
+            getrlimit(RLIMIT_FSIZE, &rl);
+            rl.rlim_cur = (rlim_t)fsize;
+            if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+                _exit(127);
         }
         execv(QGATE_BIN, (char *const *)argv);
         _exit(127);
     }
+}
+
+/* gate_spawn(), then waits for the gate's "listening" line. */
+static void
+gate_start_limited(const char *const *extra, long fsize)
+{
+    off_t from = file_size(logpath);
+    int i, status;
+
+    gate_spawn(extra, fsize);
     for (i = 0; i < WAIT_MS / 20; i++) {
         char *text = read_from(logpath, from);
         char *line = strstr(text, "\"msg\":\"listening\"");
@@ -3419,6 +3433,109 @@ START_TEST(test_metrics_count_answers)
 }
 END_TEST
 
+/* ----- the HTTP surface ------------------------------------------------- */
+
+/*
+ * Runs `qgate ARGS` with stdin from in, stdout to out and stderr to err
+ * (both truncated first), under a file-size limit of fsize bytes with
+ * SIGXFSZ at its default action.  Returns its wait status.
+ */
+static int
+run_cli_limited(const char *const *args, const char *in, const char *out,
+                const char *err, long fsize)
+{
+    const char *argv[16];
+    size_t n = 0;
+    int status = -1;
+    int64_t until = now_ms() + WAIT_MS;
+    pid_t pid;
+
+    argv[n++] = QGATE_BIN;
+    for (; *args; args++) {
+        ck_assert(n < COUNT(argv) - 1);
+        argv[n++] = *args;
+    }
+    argv[n] = NULL;
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct rlimit rl;
+        int fi = open(in, O_RDONLY);
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+        if (fi < 0 || fo < 0 || fe < 0)
+            _exit(127);
+        dup2(fi, STDIN_FILENO);
+        dup2(fo, STDOUT_FILENO);
+        dup2(fe, STDERR_FILENO);
+        signal(SIGXFSZ, SIG_DFL);
+        getrlimit(RLIMIT_FSIZE, &rl);
+        rl.rlim_cur = (rlim_t)fsize;
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+            _exit(127);
+        execv(QGATE_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    while (waitpid(pid, &status, WNOHANG) != pid) {
+        if (now_ms() > until) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            ck_assert_msg(0, "qgate %s did not finish", argv[1]);
+        }
+        sleep_ms(10);
+    }
+    return status;
+}
+
+/*
+ * Item 1: a write past a file-size limit is an error, not a signal.  The
+ * gate's side is test_webhook_store_unavailable (gate_spawn leaves SIGXFSZ
+ * at its default action); this is the command line's: a commit that
+ * cannot grow the store, and output that cannot grow its file, end in
+ * exit status 2 and a message.
+ */
+START_TEST(test_cli_file_size_limit_fails_cleanly)
+{
+    static const char *const machine[] = {"machine", NULL};
+    char bodies[128], out[128], err[128], clidb[128], *text;
+    const char *apply[] = {
+        "apply", "--db", clidb, "--secret-file", QG_FIXTURES "/secret",
+        "-",     NULL};
+    size_t len;
+    char *body;
+    long long id;
+    int status;
+    FILE *f;
+
+    snprintf(bodies, sizeof(bodies), "%s/bodies", work);
+    snprintf(out, sizeof(out), "%s/out", work);
+    snprintf(err, sizeof(err), "%s/err", work);
+    snprintf(clidb, sizeof(clidb), "%s/clidb", work);
+    ck_assert_ptr_nonnull(f = fopen(bodies, "w"));
+    for (id = 82000; id < 82400; id++) {
+        ck_assert_ptr_nonnull(body = join_body(id, &len));
+        fwrite(body, 1, len, f);
+        free(body);
+    }
+    fclose(f);
+
+    status = run_cli_limited(apply, bodies, out, err, 96 << 10);
+    text = read_from(err, 0);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 2,
+                  "apply on a full disk: status 0x%x: %.300s", status, text);
+    ck_assert_msg(strstr(text, "nothing was written") != NULL, "%.300s", text);
+    free(text);
+
+    status = run_cli_limited(machine, "/dev/null", out, err, 64);
+    text = read_from(err, 0);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 2,
+                  "machine into a full file: status 0x%x: %s", status, text);
+    ck_assert_msg(strstr(text, "qgate: standard output") != NULL, "%s", text);
+    free(text);
+}
+END_TEST
+
 /* ----- the suite -------------------------------------------------------- */
 
 Suite *serve_suite(void);
@@ -3433,6 +3550,7 @@ serve_suite(void)
     TCase *crash_tc = tcase_create("Crash");
     TCase *hostile = tcase_create("Hostile");
     TCase *metrics = tcase_create("Metrics");
+    TCase *surface = tcase_create("Surface");
 
     tcase_add_checked_fixture(answers, setup, teardown);
     tcase_set_timeout(answers, 60);
@@ -3487,6 +3605,11 @@ serve_suite(void)
     tcase_add_test(metrics, test_metrics_exposition_format);
     tcase_add_test(metrics, test_metrics_count_answers);
     suite_add_tcase(s, metrics);
+
+    tcase_add_checked_fixture(surface, setup, teardown);
+    tcase_set_timeout(surface, 120);
+    tcase_add_test(surface, test_cli_file_size_limit_fails_cleanly);
+    suite_add_tcase(s, surface);
 
     return s;
 }
