@@ -73,7 +73,9 @@ typedef struct request {
     size_t len, cap;
     int too_large;
     int webhook; /* the request is for the webhook path */
-    enum { READING, QUEUED, DONE } state;
+    /* READING the body; PREPARED: read and prepared, not yet queued (see
+     * webhook_data); QUEUED for the committer, suspended; DONE: committed */
+    enum { READING, PREPARED, QUEUED, DONE } state;
     pending p;
 } request;
 
@@ -233,6 +235,12 @@ webhook_data(request *r, const char *data, size_t *size)
     size_t want;
     int rc;
 
+    if (*size == 0 && r->state == PREPARED) {
+        r->state = QUEUED;
+        MHD_suspend_connection(r->conn);
+        committer_submit(r->g->com, &r->p);
+        return MHD_YES;
+    }
     if (*size == 0) {
         /* The whole body is in: to the committer, and wait. */
         if (r->too_large) {
@@ -255,12 +263,18 @@ webhook_data(request *r, const char *data, size_t *size)
         pthread_rwlock_unlock(&r->g->eng_lock);
         if (rc)
             return MHD_NO;
-        r->state = QUEUED;
+        /* Queued and suspended on the next call, not this one.  Here
+         * libmicrohttpd (0.9.75) still means to read from the connection,
+         * and a connection suspended in that state is read first when
+         * resumed: a client that half-closed after its request (shutdown
+         * SHUT_WR) reads as gone, and the connection is closed with the
+         * delivery committed and its answer unsent.  Returning once with
+         * no answer lets it record that it waits for us, in which state it
+         * does not read; it calls again at once. */
+        r->state = PREPARED;
         atomic_fetch_add(&r->g->answering, 1);
         r->p.done = committed;
         r->p.arg = r;
-        MHD_suspend_connection(r->conn);
-        committer_submit(r->g->com, &r->p);
         return MHD_YES;
     }
     if (!r->too_large && r->len + *size > (size_t)r->g->max_body)

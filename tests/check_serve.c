@@ -3436,6 +3436,56 @@ END_TEST
 /* ----- the HTTP surface ------------------------------------------------- */
 
 /*
+ * Reads one answer from fd within ms into out (NUL-terminated): its
+ * status once head and Content-Length bytes of body are in, else 0 (the
+ * connection closed or the time ran out first).
+ */
+static int
+read_answer(int fd, char *out, size_t cap, long ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    int64_t until = now_ms() + ms;
+    size_t got = 0, head;
+    const char *end, *cl;
+    ssize_t n;
+
+    out[0] = '\0';
+    while (now_ms() < until && got < cap - 1) {
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        if ((n = read(fd, out + got, cap - 1 - got)) <= 0)
+            break;
+        got += (size_t)n;
+        out[got] = '\0';
+        if ((end = strstr(out, "\r\n\r\n")) == NULL)
+            continue;
+        head = (size_t)(end - out) + 4;
+        for (cl = out; cl && cl < end; cl = strchr(cl + 1, '\n'))
+            if (strncasecmp(cl, "\nContent-Length:", 16) == 0)
+                break;
+        if (cl && cl < end && got >= head + strtoul(cl + 16, NULL, 10))
+            return strncmp(out, "HTTP/1.1 ", 9) == 0 ? atoi(out + 9) : 0;
+    }
+    return 0;
+}
+
+/* Sends req on a connection of its own, shuts down the sending side when
+ * shut says so, and reads the answer (read_answer). */
+static int
+exchange(const char *req, size_t len, int shut, char *out, size_t cap, long ms)
+{
+    int fd = connect_gate(), status;
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, req, len), (ssize_t)len);
+    if (shut)
+        ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+    status = read_answer(fd, out, cap, ms);
+    close(fd);
+    return status;
+}
+
+/*
  * Runs `qgate ARGS` with stdin from in, stdout to out and stderr to err
  * (both truncated first), under a file-size limit of fsize bytes with
  * SIGXFSZ at its default action.  Returns its wait status.
@@ -3536,6 +3586,53 @@ START_TEST(test_cli_file_size_limit_fails_cleanly)
 }
 END_TEST
 
+/*
+ * Item 3: a client that sends its whole delivery and then shuts down its
+ * sending side (as some clients and proxies do) still gets its answer,
+ * while another connection holds a partial request.  libmicrohttpd used to
+ * read the end of file first on resuming the connection and close it: the
+ * delivery committed, the answer never sent, "status":0 in the log.
+ */
+START_TEST(test_half_close_answered)
+{
+    enum { CLIENTS = 100 };
+    const char *partial = "POST " WEBHOOK " HTTP/1.1\r\nHost: x\r\n"
+                          "Content-Length: 100\r\n\r\n{";
+    char req[4096], out[4096], *body, *text;
+    int fd, i, answered = 0;
+    off_t from = file_size(logpath);
+    size_t len;
+    int n;
+
+    gate_start(NULL);
+    ck_assert_int_ge(fd = connect_gate(), 0);
+    ck_assert_int_eq(write(fd, partial, strlen(partial)),
+                     (ssize_t)strlen(partial));
+    for (i = 0; i < CLIENTS; i++) {
+        ck_assert_ptr_nonnull(body = join_body(83000 + i, &len));
+        n = snprintf(req, sizeof(req),
+                     "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     WEBHOOK, len, body);
+        ck_assert(n > 0 && (size_t)n < sizeof(req));
+        free(body);
+        if (exchange(req, (size_t)n, 1, out, sizeof(out), WAIT_MS) == 200 &&
+            strstr(out, "\"verdict\":\"accepted\"") != NULL)
+            answered++;
+    }
+    close(fd);
+    gate_stop();
+    text = read_from(logpath, from);
+    ck_assert_msg(answered == CLIENTS,
+                  "%d of %d half-closed deliveries answered", answered,
+                  CLIENTS);
+    ck_assert_msg(strstr(text, "\"status\":0,\"verdict\"") == NULL,
+                  "a delivery was logged without an answer: %.300s",
+                  strstr(text, "\"status\":0,\"verdict\""));
+    free(text);
+}
+END_TEST
+
 /* ----- the suite -------------------------------------------------------- */
 
 Suite *serve_suite(void);
@@ -3609,6 +3706,7 @@ serve_suite(void)
     tcase_add_checked_fixture(surface, setup, teardown);
     tcase_set_timeout(surface, 120);
     tcase_add_test(surface, test_cli_file_size_limit_fails_cleanly);
+    tcase_add_test(surface, test_half_close_answered);
     suite_add_tcase(s, surface);
 
     return s;
