@@ -59,8 +59,9 @@ typedef struct gate {
     forwarder *fwd;
     struct MHD_Daemon *d;
     atomic_ulong next_request;
-    atomic_long in_flight; /* requests begun and not yet completed */
-    atomic_long answering; /* of those, deliveries handed to the committer */
+    atomic_long in_flight;   /* requests begun and not yet completed */
+    atomic_long answering;   /* of those, deliveries handed to the committer */
+    atomic_int write_failed; /* the last commit or write probe failed */
 } gate;
 
 typedef struct request {
@@ -178,6 +179,7 @@ committed(pending *p)
 {
     request *r = p->arg;
 
+    atomic_store(&r->g->write_failed, p->rc != 0);
     r->state = DONE;
     MHD_resume_connection(r->conn);
 }
@@ -374,7 +376,13 @@ readyz(request *r)
     int store_ok, reachable, ready;
     FILE *f;
 
-    store_ok = qg_outbox_stats(g->st, &depth, &oldest, NULL) == 0;
+    /* The store is ready when it can be read and the last write worked.
+     * After a failed commit, each /readyz tries a write of its own, so
+     * that readiness comes back without a delivery risking a 503. */
+    if (atomic_load(&g->write_failed))
+        atomic_store(&g->write_failed, qg__store_probe(g->st) != 0);
+    store_ok = qg_outbox_stats(g->st, &depth, &oldest, NULL) == 0 &&
+               !atomic_load(&g->write_failed);
     reachable = g->upstream == NULL || forwarder_reachable(g->fwd);
     ready = store_ok && (reachable || depth < (uint64_t)g->ready_max_outbox);
     if ((f = open_memstream(&buf, &len)) == NULL)

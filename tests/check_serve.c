@@ -14,6 +14,7 @@
  * bounded in count.  When a test fails, its directory (store and gate log)
  * is kept and named on stderr.
  */
+#define _GNU_SOURCE /* prlimit() */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -3435,6 +3436,17 @@ END_TEST
 
 /* ----- the HTTP surface ------------------------------------------------- */
 
+/* Lifts the running gate's file-size limit: the disk has room again. */
+static void
+fsize_raise(void)
+{
+    struct rlimit rl;
+
+    ck_assert_int_eq(prlimit(gate_pid, RLIMIT_FSIZE, NULL, &rl), 0);
+    rl.rlim_cur = rl.rlim_max;
+    ck_assert_int_eq(prlimit(gate_pid, RLIMIT_FSIZE, &rl, NULL), 0);
+}
+
 /*
  * Reads one answer from fd within ms into out (NUL-terminated): its
  * status once head and Content-Length bytes of body are in, else 0 (the
@@ -3633,6 +3645,52 @@ START_TEST(test_half_close_answered)
 }
 END_TEST
 
+/*
+ * Item 6: /readyz follows the writes.  A failed commit makes it 503 with
+ * "store":false although the store still reads; it stays so while writes
+ * fail, and turns ready by itself (a write probe) once the disk has room.
+ */
+START_TEST(test_readyz_follows_writes)
+{
+    long long id;
+    size_t len;
+    char *body;
+    answer a;
+    int failed = 0;
+
+    gate_start_limited(NULL, 96 << 10);
+    http("GET", "/readyz", NULL, NULL, 0, &a);
+    ck_assert_msg(a.status == 200, "%ld %s", a.status, a.body);
+    answer_free(&a);
+    for (id = 84000; id < 84000 + 400 && !failed; id++) {
+        ck_assert_ptr_nonnull(body = join_body(id, &len));
+        http("POST", WEBHOOK, as_json, body, len, &a);
+        failed = a.status == 503;
+        answer_free(&a);
+        free(body);
+    }
+    ck_assert_msg(failed, "no 503 on a 96 KiB disk");
+    http("GET", "/readyz", NULL, NULL, 0, &a);
+    ck_assert_msg(a.status == 503 && a.body &&
+                      strstr(a.body, "\"ready\":false,\"store\":false"),
+                  "after a failed commit: %ld %s", a.status, a.body);
+    answer_free(&a);
+
+    fsize_raise();
+    http("GET", "/readyz", NULL, NULL, 0, &a);
+    ck_assert_msg(a.status == 200 && a.body &&
+                      strstr(a.body, "\"ready\":true,\"store\":true"),
+                  "with room on the disk again: %ld %s", a.status, a.body);
+    answer_free(&a);
+    ck_assert_ptr_nonnull(body = join_body(id, &len));
+    http("POST", WEBHOOK, as_json, body, len, &a);
+    expect(&a, 200, "accepted", "none", "with room on the disk again");
+    answer_free(&a);
+    free(body);
+    gate_stop();
+}
+END_TEST
+
 /* ----- the suite -------------------------------------------------------- */
 
 Suite *serve_suite(void);
@@ -3707,6 +3765,7 @@ serve_suite(void)
     tcase_set_timeout(surface, 120);
     tcase_add_test(surface, test_cli_file_size_limit_fails_cleanly);
     tcase_add_test(surface, test_half_close_answered);
+    tcase_add_test(surface, test_readyz_follows_writes);
     suite_add_tcase(s, surface);
 
     return s;
