@@ -32,6 +32,10 @@
 #include "gate.h"
 #include "qgate_int.h"
 
+/* The longest bearer token accepted, in bytes (docs/gate.md): as long as
+ * the longest secret. */
+#define TOKEN_MAX 4096
+
 typedef struct gate {
     /* options: flags, then the config file, then defaults */
     const char *listen;
@@ -50,7 +54,7 @@ typedef struct gate {
     int insecure;
 
     cli *c;
-    char token[256];
+    char *token; /* token_len bytes, printable ASCII; NULL without one */
     size_t token_len;
     qg_store *st;
     qg_engine *eng;
@@ -67,6 +71,7 @@ typedef struct gate {
 typedef struct request {
     gate *g;
     struct MHD_Connection *conn;
+    const char *method; /* libmicrohttpd's, at the start of the request */
     char id[24];
     int64_t start_us;
     int status;
@@ -300,21 +305,87 @@ webhook_data(request *r, const char *data, size_t *size)
 
 /* ----- the read API and operations ---------------------------------------- */
 
+/* The Authorization headers of a request, in the order received. */
+typedef struct auth_scan {
+    int count;
+    const char *value; /* the first one's value */
+    size_t len;
+    const char *next; /* the name of the header after it, if any */
+} auth_scan;
+
+static enum MHD_Result
+scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+            size_t key_size, const char *value, size_t value_size)
+{
+    auth_scan *a = cls;
+
+    (void)kind;
+    if (a->count == 1 && a->next == NULL)
+        a->next = key;
+    if (key_size == strlen(MHD_HTTP_HEADER_AUTHORIZATION) &&
+        strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0 &&
+        a->count++ == 0) {
+        a->value = value;
+        a->len = value_size;
+    }
+    return MHD_YES;
+}
+
+/*
+ * Whether nothing but its line end follows the header value a in the
+ * request as received.  libmicrohttpd (0.9.75) measures header values with
+ * strlen(), so "Bearer <token>\0x" reads as the token alone.  Its values
+ * point into the received header block, where a line end (CR LF or LF,
+ * overwritten with NULs) separates a value from the next header's name,
+ * and the last value from the end of the block (its line end and the empty
+ * line).  More there, or anything but NULs, is what followed a NUL inside
+ * the value.  Were the values ever copied out of the block, this refuses
+ * every token: it fails closed, and the tests say so.
+ */
+static int
+value_ends_line(request *r, const auth_scan *a)
+{
+    const union MHD_ConnectionInfo *ci;
+    uintptr_t end = (uintptr_t)(a->value + a->len), stop;
+    const char *p;
+
+    if (a->next) {
+        stop = (uintptr_t)a->next;
+        if (stop < end + 1 || stop > end + 2)
+            return 0;
+    } else {
+        ci = MHD_get_connection_info(r->conn,
+                                     MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+        if (ci == NULL || r->method == NULL)
+            return 0;
+        stop = (uintptr_t)(r->method + ci->header_size);
+        if (stop < end + 2 || stop > end + 4)
+            return 0;
+    }
+    for (p = a->value + a->len; (uintptr_t)p < stop; p++)
+        if (*p != '\0')
+            return 0;
+    return 1;
+}
+
+/* "Authorization: Bearer <token>", once, and exactly the token: compared by
+ * the value's length, so neither a prefix nor the token with more after it
+ * passes. */
 static int
 authorised(request *r)
 {
-    const char *h;
-    size_t n;
+    auth_scan a;
 
-    if (r->g->token_len == 0)
+    if (r->g->token == NULL)
         return 1;
-    h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                    MHD_HTTP_HEADER_AUTHORIZATION);
-    if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
-        return 0;
-    h += 7;
-    n = strlen(h);
-    return n == r->g->token_len && CRYPTO_memcmp(h, r->g->token, n) == 0;
+    /* Two headers are refused rather than one picked: a proxy in front may
+     * have checked the other. */
+    memset(&a, 0, sizeof(a));
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &a);
+    return a.count == 1 && a.len == 7 + r->g->token_len &&
+           strncmp(a.value, "Bearer ", 7) == 0 &&
+           CRYPTO_memcmp(a.value + 7, r->g->token, r->g->token_len) == 0 &&
+           value_ends_line(r, &a);
 }
 
 static enum MHD_Result
@@ -438,6 +509,7 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
             return MHD_NO;
         r->g = g;
         r->conn = conn;
+        r->method = method;
         r->start_us = qg__now_us();
         snprintf(r->id, sizeof(r->id), "%lx-%lu",
                  (unsigned long)(r->start_us / 1000000) & 0xfffff,
@@ -781,21 +853,49 @@ parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
     return inet_pton(AF_INET, host, &in4->sin_addr) == 1 ? 0 : -1;
 }
 
+/* The token file's bytes, less one trailing line end: all of them, or a
+ * refusal to start.  Printable ASCII without spaces, as a header carries
+ * it: a token no request could match would lock everyone out silently. */
 static int
 read_token(gate *g)
 {
-    FILE *f = fopen(g->token_file, "r");
-    size_t n;
+    FILE *f = fopen(g->token_file, "rb");
+    char *buf;
+    size_t n, i;
+    int err;
 
     if (f == NULL)
         return cli_fail("%s: %s", g->token_file, strerror(errno));
-    n = fread(g->token, 1, sizeof(g->token) - 1, f);
+    if ((buf = malloc(TOKEN_MAX + 3)) == NULL) {
+        fclose(f);
+        return cli_fail("%s: out of memory", g->token_file);
+    }
+    n = fread(buf, 1, TOKEN_MAX + 3, f);
+    err = ferror(f);
     fclose(f);
-    while (n > 0 && (g->token[n - 1] == '\n' || g->token[n - 1] == '\r'))
+    if (n > 0 && buf[n - 1] == '\n')
         n--;
-    g->token[n] = '\0';
-    if (n == 0)
-        return cli_fail("%s: the token is empty", g->token_file);
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    if (err || n == 0 || n > TOKEN_MAX) {
+        free(buf);
+        if (err)
+            return cli_fail("%s: read error", g->token_file);
+        if (n == 0)
+            return cli_fail("%s: the token is empty", g->token_file);
+        return cli_fail("%s: the token is longer than %d bytes", g->token_file,
+                        TOKEN_MAX);
+    }
+    for (i = 0; i < n; i++) {
+        if (buf[i] < 0x21 || buf[i] > 0x7e) {
+            OPENSSL_cleanse(buf, n);
+            free(buf);
+            return cli_fail("%s: byte %zu of the token is not printable "
+                            "ASCII (spaces and line ends included)",
+                            g->token_file, i + 1);
+        }
+    }
+    g->token = buf;
     g->token_len = n;
     return 0;
 }
@@ -859,7 +959,7 @@ cmd_serve(cli *c, int argc, char **argv)
                                  limit fails with EFBIG, answered 503 */
 
     if ((rc = cli_new_engine(c, &g.eng)))
-        return rc;
+        goto free_token;
     {
         qg_store_options o;
 
@@ -870,7 +970,7 @@ cmd_serve(cli *c, int argc, char **argv)
         o.flags = g.upstream ? QG_OUTBOX : 0;
         if ((rc = cli_open_store_with(c, &o, &g.st))) {
             qg_engine_free(g.eng);
-            return rc;
+            goto free_token;
         }
     }
     pthread_rwlock_init(&g.eng_lock, NULL);
@@ -952,6 +1052,11 @@ out:
     qg_engine_free(g.eng);
     pthread_rwlock_destroy(&g.eng_lock);
     curl_global_cleanup();
+free_token:
+    if (g.token) {
+        OPENSSL_cleanse(g.token, g.token_len);
+        free(g.token);
+    }
     if (rc == EXIT_OK)
         log_event("info", "stopped", NULL);
     return rc;

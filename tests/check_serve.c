@@ -50,10 +50,11 @@
 
 #include "testutil.h"
 
-#define WALK_IN "visits/walk-in/"
-#define NO_SHOW "visits/no-show-cancelled/"
-#define WEBHOOK "/webhooks/chup"
-#define WAIT_MS 10000 /* the longest any one condition is waited for */
+#define WALK_IN        "visits/walk-in/"
+#define NO_SHOW        "visits/no-show-cancelled/"
+#define WEBHOOK        "/webhooks/chup"
+#define WAIT_MS        10000 /* the longest any one condition is waited for */
+#define TOKEN_FILE_MAX 4096  /* the longest bearer token (docs/gate.md) */
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -3691,6 +3692,116 @@ START_TEST(test_readyz_follows_writes)
 }
 END_TEST
 
+/* A token of n printable bytes, in a pattern. */
+static void
+long_token(char *tok, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        tok[i] = (char)('A' + i % 26 + (i / 26 % 2) * 32);
+    tok[n] = '\0';
+}
+
+/*
+ * Item 9: the bearer token is read whole and compared whole.  Each row is
+ * a request's Authorization header lines and the status it gets.
+ */
+START_TEST(test_read_api_token_whole)
+{
+    enum { LEN = 307 };
+    static const struct {
+        const char *lines; /* '@' stands for the token, '~' for a NUL */
+        int cut;           /* bytes of the token used; 0: all */
+        long status;
+        const char *what;
+    } rows[] = {
+        {"Authorization: Bearer @\r\n", 0, 200, "the token"},
+        {"authorization: Bearer @\r\n", 0, 200, "the name in lower case"},
+        {"Authorization: Bearer @\nAccept: */*\n", 0, 200, "bare LFs"},
+        {"Authorization: Bearer @\r\n", 255, 401, "its first 255 bytes"},
+        {"Authorization: Bearer @\r\n", LEN - 1, 401, "all but its last"},
+        {"Authorization: Bearer @x\r\n", 0, 401, "one byte more"},
+        {"Authorization: Bearer @~x\r\n", 0, 401, "a NUL and more"},
+        {"Authorization: Bearer @~x\r\nAccept: */*\r\n", 0, 401,
+         "a NUL and more, not last"},
+        {"Authorization: Bearer @~\r\n", 0, 401, "a NUL"},
+        {"Authorization: Bearer @\r\nAuthorization: Bearer @\r\n", 0, 401,
+         "twice"},
+    };
+    char tok[TOKEN_FILE_MAX + 2], path[128], req[8192], out[4096];
+    const char *opts[] = {"--token-file", path, NULL};
+    const char *c;
+    char *text;
+    answer a;
+    size_t i, n;
+    int status, cut;
+    off_t from;
+    FILE *f;
+
+    long_token(tok, LEN);
+    snprintf(path, sizeof(path), "%s/token", work);
+    ck_assert_ptr_nonnull(f = fopen(path, "w"));
+    fprintf(f, "%s\n", tok);
+    fclose(f);
+    gate_start(opts);
+    post_fixture(WALK_IN "01-join-live-queue.json", &a);
+    expect(&a, 200, "accepted", "none", "walk-in/01");
+    answer_free(&a);
+    for (i = 0; i < COUNT(rows); i++) {
+        cut = rows[i].cut ? rows[i].cut : LEN;
+        n = (size_t)snprintf(req, sizeof(req),
+                             "GET /tickets/30001 HTTP/1.1\r\nHost: x\r\n"
+                             "Connection: close\r\n");
+        for (c = rows[i].lines; *c; c++) {
+            ck_assert(n + LEN + 4 < sizeof(req));
+            if (*c == '@') {
+                memcpy(req + n, tok, (size_t)cut);
+                n += (size_t)cut;
+            } else {
+                req[n++] = *c == '~' ? '\0' : *c;
+            }
+        }
+        memcpy(req + n, "\r\n", 2);
+        n += 2;
+        status = exchange(req, n, 0, out, sizeof(out), WAIT_MS);
+        ck_assert_msg(status == rows[i].status, "%s: %d, want %ld: %s",
+                      rows[i].what, status, rows[i].status, out);
+    }
+    gate_stop();
+
+    /* the longest token accepted, and one byte more */
+    long_token(tok, TOKEN_FILE_MAX);
+    ck_assert_ptr_nonnull(f = fopen(path, "w"));
+    fprintf(f, "%s\r\n", tok);
+    fclose(f);
+    gate_start(opts);
+    n = (size_t)snprintf(req, sizeof(req),
+                         "GET /tickets/30001 HTTP/1.1\r\nHost: x\r\n"
+                         "Authorization: Bearer %s\r\n\r\n",
+                         tok);
+    ck_assert(n < sizeof(req));
+    status = exchange(req, n, 0, out, sizeof(out), WAIT_MS);
+    ck_assert_msg(status == 200, "a %d-byte token: %d", TOKEN_FILE_MAX, status);
+    gate_stop();
+    long_token(tok, TOKEN_FILE_MAX + 1);
+    ck_assert_ptr_nonnull(f = fopen(path, "w"));
+    fprintf(f, "%s\n", tok);
+    fclose(f);
+    from = file_size(logpath);
+    gate_spawn(opts, 0);
+    status = gate_wait_exit(WAIT_MS);
+    if (status == -1)
+        gate_kill();
+    text = read_from(logpath, from);
+    ck_assert_msg(status != -1 && WIFEXITED(status) &&
+                      WEXITSTATUS(status) == 2 &&
+                      strstr(text, "longer than 4096 bytes") != NULL,
+                  "a token file over the limit: status 0x%x: %s", status, text);
+    free(text);
+}
+END_TEST
+
 /* ----- the suite -------------------------------------------------------- */
 
 Suite *serve_suite(void);
@@ -3766,6 +3877,7 @@ serve_suite(void)
     tcase_add_test(surface, test_cli_file_size_limit_fails_cleanly);
     tcase_add_test(surface, test_half_close_answered);
     tcase_add_test(surface, test_readyz_follows_writes);
+    tcase_add_test(surface, test_read_api_token_whole);
     suite_add_tcase(s, surface);
 
     return s;
