@@ -255,9 +255,8 @@ cli_lookup_ticket(qg_store *st, const char *arg, qg_ticket *out)
                  {"appt:", QG_ID_APPOINTMENT},
                  {"ticket:", QG_ID_TICKET},
                  {"", QG_ID_LIVE_QUEUE}};
-    const char *num;
-    char *end;
-    long long id;
+    const char *num, *p;
+    int64_t id = 0;
     size_t i;
     int rc;
 
@@ -265,10 +264,16 @@ cli_lookup_ticket(qg_store *st, const char *arg, qg_ticket *out)
         if (strncmp(arg, kinds[i].prefix, strlen(kinds[i].prefix)) == 0)
             break;
     num = arg + strlen(kinds[i].prefix);
-    errno = 0;
-    id = strtoll(num, &end, 10);
-    if (errno || end == num || *end || id <= 0)
+    /* Digits only, no sign, no space, no leading zero: strtoll would take
+     * " +030001" for 30001, and a name that is not the id's one spelling
+     * must not find it (the read API passes its path here). */
+    if (*num < '1' || *num > '9')
         return QG_EINVAL;
+    for (p = num; *p; p++) {
+        if (*p < '0' || *p > '9' || id > (INT64_MAX - (*p - '0')) / 10)
+            return QG_EINVAL;
+        id = id * 10 + (*p - '0');
+    }
     rc = qg_store_ticket(st, kinds[i].kind, id, out);
     /* A bare number that is no live-queue id may be an appointment id. */
     if (rc == QG_NOTFOUND && kinds[i].prefix[0] == '\0')

@@ -392,7 +392,7 @@ static enum MHD_Result
 tickets(request *r, const char *rest)
 {
     char id[64], *buf = NULL, msg[128];
-    size_t len = 0;
+    size_t len = 0, n;
     const char *slash = strchr(rest, '/');
     int want_history = 0, rc;
     qg_ticket t;
@@ -407,9 +407,12 @@ tickets(request *r, const char *rest)
                                 "no such resource");
         want_history = 1;
     }
-    snprintf(id, sizeof(id), "%.*s",
-             (int)(slash ? (size_t)(slash - rest) : strlen(rest)), rest);
-    rc = cli_lookup_ticket(r->g->st, id, &t);
+    /* The path arrives undecoded (no_unescape): "%2F", "%00" or "%20"
+     * stay as sent, and the id is refused unless it is the number's one
+     * spelling (cli_lookup_ticket). */
+    n = slash ? (size_t)(slash - rest) : strlen(rest);
+    snprintf(id, sizeof(id), "%.*s", (int)(n < sizeof(id) ? n : 40), rest);
+    rc = n < sizeof(id) ? cli_lookup_ticket(r->g->st, id, &t) : QG_EINVAL;
     if (rc == QG_EINVAL || rc == QG_NOTFOUND) {
         snprintf(msg, sizeof(msg), "ticket \"%.40s\": %s", id,
                  rc == QG_EINVAL ? "expected a live-queue id, lq:ID, "
@@ -900,6 +903,17 @@ read_token(gate *g)
     return 0;
 }
 
+/* Leaves the path as sent.  libmicrohttpd would decode it, turning "%2F"
+ * into a '/' that splits the path and "%00" into an end of string; no
+ * route of the gate needs an escape. */
+static size_t
+no_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    return strlen(s);
+}
+
 /* SIGHUP: the log file again, and the mapping again, without a restart.
  * A mapping that does not load leaves the running one in place. */
 static void
@@ -1000,7 +1014,8 @@ cmd_serve(cli *c, int argc, char **argv)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)g.threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)g.timeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)g.max_connections,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, &g, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, completed, &g,
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
     if (g.d == NULL) {
         rc = cli_fail("cannot listen on %s: %s", g.listen, strerror(errno));
         goto out;

@@ -3802,6 +3802,62 @@ START_TEST(test_read_api_token_whole)
 }
 END_TEST
 
+/*
+ * Item 10: a ticket id in the path is read strictly: the number's one
+ * spelling, and the path as sent (an escaped '/' or NUL is no separator).
+ */
+START_TEST(test_read_api_strict_ids)
+{
+    static const struct {
+        const char *path;
+        long status;
+    } rows[] = {
+        {"/tickets/30001", 200},
+        {"/tickets/30001/history", 200},
+        {"/tickets/lq:30001", 200},
+        {"/tickets/ticket:1", 200},
+        {"/tickets/30001%00garbage", 400},
+        {"/tickets/+30001", 400},
+        {"/tickets/%2030001", 400},
+        {"/tickets/030001", 400},
+        {"/tickets/30001%2Fhistory", 400},
+        {"/tickets/3%30001", 400},
+        {"/tickets/lq:030001", 400},
+        {"/tickets/lq:+30001", 400},
+        {"/tickets/-30001", 400},
+        {"/tickets/0", 400},
+        {"/tickets/30001.0", 400},
+        {"/tickets/9223372036854775808", 400},
+        {"/tickets/99999999999999999999999999999999999999999999999999999999"
+         "99999999999999",
+         400},
+        {"/tickets/9223372036854775807", 404},
+        {"/tickets/30001/history%00", 404},
+    };
+    answer a;
+    size_t i;
+
+    gate_start(NULL);
+    post_fixture(WALK_IN "01-join-live-queue.json", &a);
+    expect(&a, 200, "accepted", "none", "walk-in/01");
+    answer_free(&a);
+    for (i = 0; i < COUNT(rows); i++) {
+        http("GET", rows[i].path, NULL, NULL, 0, &a);
+        if (rows[i].status == 200)
+            ck_assert_msg(a.status == 200 && a.json &&
+                              (jint(a.json, "live_queue_id") == 30001 ||
+                               json_object_is_type(a.json, json_type_array)),
+                          "%s: %ld %s", rows[i].path, a.status, a.body);
+        else
+            expect(&a, rows[i].status, NULL,
+                   rows[i].status == 400 ? "bad_ticket" : "not_found",
+                   rows[i].path);
+        answer_free(&a);
+    }
+    gate_stop();
+}
+END_TEST
+
 /* ----- the suite -------------------------------------------------------- */
 
 Suite *serve_suite(void);
@@ -3878,6 +3934,7 @@ serve_suite(void)
     tcase_add_test(surface, test_half_close_answered);
     tcase_add_test(surface, test_readyz_follows_writes);
     tcase_add_test(surface, test_read_api_token_whole);
+    tcase_add_test(surface, test_read_api_strict_ids);
     suite_add_tcase(s, surface);
 
     return s;
