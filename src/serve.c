@@ -505,6 +505,7 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
 {
     gate *g = cls;
     request *r = *con_cls;
+    const char *te, *cl;
 
     (void)version;
     if (r == NULL) {
@@ -519,10 +520,27 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
                  atomic_fetch_add(&g->next_request, 1));
         atomic_fetch_add(&g->in_flight, 1);
         *con_cls = r;
-        if (strcmp(url, g->path) == 0) {
-            r->webhook = 1;
+        r->webhook = strcmp(url, g->path) == 0;
+        /* libmicrohttpd knows only chunked; any other coding it would read
+         * as a body without end, until the idle timeout. */
+        te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if (te && strcasecmp(te, "chunked") != 0)
+            return answer_error(r, MHD_HTTP_NOT_IMPLEMENTED, "not_implemented",
+                                "only the chunked Transfer-Encoding is "
+                                "understood; send a Content-Length");
+        if (r->webhook)
             return webhook_start(r, method);
-        }
+        /* A GET or HEAD without a body is answered on the next call: an
+         * answer queued on this first one makes libmicrohttpd close the
+         * connection after it (it assumes a body is left unread), and a
+         * monitoring client would reconnect for every request. */
+        cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if ((strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+             strcmp(method, MHD_HTTP_METHOD_HEAD) == 0) &&
+            te == NULL && (cl == NULL || strcmp(cl, "0") == 0))
+            return MHD_YES;
         if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
             strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
             return get(r, url);
@@ -536,6 +554,8 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
     }
     if (r->status)
         return MHD_YES; /* answered already; drop the rest of the body */
+    if (!r->webhook)
+        return get(r, url); /* the call after the first, with no body */
     if (r->state == DONE)
         return answer_verdict(r);
     if (r->state == QUEUED)
