@@ -3799,6 +3799,22 @@ START_TEST(test_read_api_token_whole)
                       strstr(text, "longer than 4096 bytes") != NULL,
                   "a token file over the limit: status 0x%x: %s", status, text);
     free(text);
+
+    /* a token no header can carry */
+    ck_assert_ptr_nonnull(f = fopen(path, "w"));
+    fputs("two words\n", f);
+    fclose(f);
+    from = file_size(logpath);
+    gate_spawn(opts, 0);
+    status = gate_wait_exit(WAIT_MS);
+    if (status == -1)
+        gate_kill();
+    text = read_from(logpath, from);
+    ck_assert_msg(status != -1 && WIFEXITED(status) &&
+                      WEXITSTATUS(status) == 2 &&
+                      strstr(text, "not printable ASCII") != NULL,
+                  "a token with a space: status 0x%x: %s", status, text);
+    free(text);
 }
 END_TEST
 
