@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,9 +319,8 @@ cli_lookup_ticket(qg_store *st, const char *arg, qg_ticket *out)
                  {"appt:", QG_ID_APPOINTMENT},
                  {"ticket:", QG_ID_TICKET},
                  {"", QG_ID_LIVE_QUEUE}};
-    const char *num;
-    char *end;
-    long long id;
+    const char *num, *p;
+    int64_t id = 0;
     size_t i;
     int rc;
 
@@ -328,10 +328,16 @@ cli_lookup_ticket(qg_store *st, const char *arg, qg_ticket *out)
         if (strncmp(arg, kinds[i].prefix, strlen(kinds[i].prefix)) == 0)
             break;
     num = arg + strlen(kinds[i].prefix);
-    errno = 0;
-    id = strtoll(num, &end, 10);
-    if (errno || end == num || *end || id <= 0)
+    /* Digits only, no sign, no space, no leading zero: strtoll would take
+     * " +030001" for 30001, and a name that is not the id's one spelling
+     * must not find it (the read API passes its path here). */
+    if (*num < '1' || *num > '9')
         return QG_EINVAL;
+    for (p = num; *p; p++) {
+        if (*p < '0' || *p > '9' || id > (INT64_MAX - (*p - '0')) / 10)
+            return QG_EINVAL;
+        id = id * 10 + (*p - '0');
+    }
     rc = qg_store_ticket(st, kinds[i].kind, id, out);
     /* A bare number that is no live-queue id may be an appointment id. */
     if (rc == QG_NOTFOUND && kinds[i].prefix[0] == '\0')
@@ -482,7 +488,14 @@ main(int argc, char **argv)
 {
     cli c;
     size_t i;
+    int rc;
 
+    /* Under a file-size limit (ulimit -f, systemd's LimitFSIZE=) a write
+     * past it raises SIGXFSZ, whose default action kills the process: the
+     * gate would die in the middle of a commit, with deliveries in flight
+     * unanswered.  Ignored, the write fails with EFBIG instead, and that is
+     * an error path like any other: 503 in the gate, exit 2 here. */
+    signal(SIGXFSZ, SIG_IGN);
     memset(&c, 0, sizeof(c));
     c.prog = "qgate";
     c.since = INT64_MIN;
@@ -502,9 +515,19 @@ main(int argc, char **argv)
         printf("qgate %s (machine %s)\n", qg_version(), qg_machine_version());
         return EXIT_OK;
     }
-    for (i = 0; i < sizeof(commands) / sizeof(*commands); i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].fn(&c, argc - 1, argv + 1);
+    for (i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
+        if (strcmp(argv[1], commands[i].name) != 0)
+            continue;
+        rc = commands[i].fn(&c, argc - 1, argv + 1);
+        errno = 0;
+        /* Output that did not reach its file is a failure, not a success
+         * with a short file: stdio remembers the error, and the last
+         * buffer is written here. */
+        if (fflush(stdout) != 0 || ferror(stdout))
+            rc = cli_fail("standard output: %s",
+                          errno ? strerror(errno) : "write error");
+        return rc;
+    }
     usage(stderr);
     return cli_fail("unknown command \"%s\"", argv[1]);
 }

@@ -204,6 +204,9 @@ int qg__txn_commit(qg__txn *txn);
 void qg__txn_abort(qg__txn *txn);
 
 int qg__store_writable(const qg_store *st);
+/* Writes and commits 64 KiB (meta "write_probe", rewritten each time):
+ * whether the store can take a commit now.  0 or a QG_E* code. */
+int qg__store_probe(qg_store *st);
 
 /* A transaction nested in a write transaction: it commits into its parent
  * or aborts leaving the parent as it was.  Not counted as open: it lives

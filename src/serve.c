@@ -32,6 +32,10 @@
 #include "gate.h"
 #include "qgate_int.h"
 
+/* The longest bearer token accepted, in bytes (docs/gate.md): as long as
+ * the longest secret. */
+#define TOKEN_MAX 4096
+
 typedef struct gate {
     /* options: flags, then the config file, then defaults */
     const char *listen;
@@ -50,7 +54,7 @@ typedef struct gate {
     int insecure;
 
     cli *c;
-    char token[256];
+    char *token; /* token_len bytes, printable ASCII; NULL without one */
     size_t token_len;
     qg_store *st;
     qg_engine *eng;
@@ -59,13 +63,15 @@ typedef struct gate {
     forwarder *fwd;
     struct MHD_Daemon *d;
     atomic_ulong next_request;
-    atomic_long in_flight; /* requests begun and not yet completed */
-    atomic_long answering; /* of those, deliveries handed to the committer */
+    atomic_long in_flight;   /* requests begun and not yet completed */
+    atomic_long answering;   /* of those, deliveries handed to the committer */
+    atomic_int write_failed; /* the last commit or write probe failed */
 } gate;
 
 typedef struct request {
     gate *g;
     struct MHD_Connection *conn;
+    const char *method; /* libmicrohttpd's, at the start of the request */
     char id[24];
     int64_t start_us;
     int status;
@@ -73,7 +79,9 @@ typedef struct request {
     size_t len, cap;
     int too_large;
     int webhook; /* the request is for the webhook path */
-    enum { READING, QUEUED, DONE } state;
+    /* READING the body; PREPARED: read and prepared, not yet queued (see
+     * webhook_data); QUEUED for the committer, suspended; DONE: committed */
+    enum { READING, PREPARED, QUEUED, DONE } state;
     pending p;
 } request;
 
@@ -179,6 +187,7 @@ committed(pending *p)
 {
     request *r = p->arg;
 
+    atomic_store(&r->g->write_failed, p->rc != 0);
     r->state = DONE;
     MHD_resume_connection(r->conn);
 }
@@ -236,6 +245,12 @@ webhook_data(request *r, const char *data, size_t *size)
     size_t want;
     int rc;
 
+    if (*size == 0 && r->state == PREPARED) {
+        r->state = QUEUED;
+        MHD_suspend_connection(r->conn);
+        committer_submit(r->g->com, &r->p);
+        return MHD_YES;
+    }
     if (*size == 0) {
         /* The whole body is in: to the committer, and wait. */
         if (r->too_large) {
@@ -258,12 +273,18 @@ webhook_data(request *r, const char *data, size_t *size)
         pthread_rwlock_unlock(&r->g->eng_lock);
         if (rc)
             return MHD_NO;
-        r->state = QUEUED;
+        /* Queued and suspended on the next call, not this one.  Here
+         * libmicrohttpd (0.9.75) still means to read from the connection,
+         * and a connection suspended in that state is read first when
+         * resumed: a client that half-closed after its request (shutdown
+         * SHUT_WR) reads as gone, and the connection is closed with the
+         * delivery committed and its answer unsent.  Returning once with
+         * no answer lets it record that it waits for us, in which state it
+         * does not read; it calls again at once. */
+        r->state = PREPARED;
         atomic_fetch_add(&r->g->answering, 1);
         r->p.done = committed;
         r->p.arg = r;
-        MHD_suspend_connection(r->conn);
-        committer_submit(r->g->com, &r->p);
         return MHD_YES;
     }
     if (!r->too_large && r->len + *size > (size_t)r->g->max_body)
@@ -287,28 +308,94 @@ webhook_data(request *r, const char *data, size_t *size)
 
 /* ----- the read API and operations ---------------------------------------- */
 
+/* The Authorization headers of a request, in the order received. */
+typedef struct auth_scan {
+    int count;
+    const char *value; /* the first one's value */
+    size_t len;
+    const char *next; /* the name of the header after it, if any */
+} auth_scan;
+
+static enum MHD_Result
+scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+            size_t key_size, const char *value, size_t value_size)
+{
+    auth_scan *a = cls;
+
+    (void)kind;
+    if (a->count == 1 && a->next == NULL)
+        a->next = key;
+    if (key_size == strlen(MHD_HTTP_HEADER_AUTHORIZATION) &&
+        strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0 &&
+        a->count++ == 0) {
+        a->value = value;
+        a->len = value_size;
+    }
+    return MHD_YES;
+}
+
+/*
+ * Whether nothing but its line end follows the header value a in the
+ * request as received.  libmicrohttpd (0.9.75) measures header values with
+ * strlen(), so "Bearer <token>\0x" reads as the token alone.  Its values
+ * point into the received header block, where a line end (CR LF or LF,
+ * overwritten with NULs) separates a value from the next header's name,
+ * and the last value from the end of the block (its line end and the empty
+ * line).  More there, or anything but NULs, is what followed a NUL inside
+ * the value.  Were the values ever copied out of the block, this refuses
+ * every token: it fails closed, and the tests say so.
+ */
+static int
+value_ends_line(request *r, const auth_scan *a)
+{
+    const union MHD_ConnectionInfo *ci;
+    uintptr_t end = (uintptr_t)(a->value + a->len), stop;
+    const char *p;
+
+    if (a->next) {
+        stop = (uintptr_t)a->next;
+        if (stop < end + 1 || stop > end + 2)
+            return 0;
+    } else {
+        ci = MHD_get_connection_info(r->conn,
+                                     MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+        if (ci == NULL || r->method == NULL)
+            return 0;
+        stop = (uintptr_t)(r->method + ci->header_size);
+        if (stop < end + 2 || stop > end + 4)
+            return 0;
+    }
+    for (p = a->value + a->len; (uintptr_t)p < stop; p++)
+        if (*p != '\0')
+            return 0;
+    return 1;
+}
+
+/* "Authorization: Bearer <token>", once, and exactly the token: compared by
+ * the value's length, so neither a prefix nor the token with more after it
+ * passes. */
 static int
 authorised(request *r)
 {
-    const char *h;
-    size_t n;
+    auth_scan a;
 
-    if (r->g->token_len == 0)
+    if (r->g->token == NULL)
         return 1;
-    h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                    MHD_HTTP_HEADER_AUTHORIZATION);
-    if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
-        return 0;
-    h += 7;
-    n = strlen(h);
-    return n == r->g->token_len && CRYPTO_memcmp(h, r->g->token, n) == 0;
+    /* Two headers are refused rather than one picked: a proxy in front may
+     * have checked the other. */
+    memset(&a, 0, sizeof(a));
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &a);
+    return a.count == 1 && a.len == 7 + r->g->token_len &&
+           strncmp(a.value, "Bearer ", 7) == 0 &&
+           CRYPTO_memcmp(a.value + 7, r->g->token, r->g->token_len) == 0 &&
+           value_ends_line(r, &a);
 }
 
 static enum MHD_Result
 tickets(request *r, const char *rest)
 {
     char id[64], *buf = NULL, msg[128];
-    size_t len = 0;
+    size_t len = 0, n;
     const char *slash = strchr(rest, '/');
     int want_history = 0, rc;
     qg_ticket t;
@@ -323,9 +410,12 @@ tickets(request *r, const char *rest)
                                 "no such resource");
         want_history = 1;
     }
-    snprintf(id, sizeof(id), "%.*s",
-             (int)(slash ? (size_t)(slash - rest) : strlen(rest)), rest);
-    rc = cli_lookup_ticket(r->g->st, id, &t);
+    /* The path arrives undecoded (no_unescape): "%2F", "%00" or "%20"
+     * stay as sent, and the id is refused unless it is the number's one
+     * spelling (cli_lookup_ticket). */
+    n = slash ? (size_t)(slash - rest) : strlen(rest);
+    snprintf(id, sizeof(id), "%.*s", (int)(n < sizeof(id) ? n : 40), rest);
+    rc = n < sizeof(id) ? cli_lookup_ticket(r->g->st, id, &t) : QG_EINVAL;
     if (rc == QG_EINVAL || rc == QG_NOTFOUND) {
         snprintf(msg, sizeof(msg), "ticket \"%.40s\": %s", id,
                  rc == QG_EINVAL ? "expected a live-queue id, lq:ID, "
@@ -363,7 +453,13 @@ readyz(request *r)
     int store_ok, reachable, ready;
     FILE *f;
 
-    store_ok = qg_outbox_stats(g->st, &depth, &oldest, NULL) == 0;
+    /* The store is ready when it can be read and the last write worked.
+     * After a failed commit, each /readyz tries a write of its own, so
+     * that readiness comes back without a delivery risking a 503. */
+    if (atomic_load(&g->write_failed))
+        atomic_store(&g->write_failed, qg__store_probe(g->st) != 0);
+    store_ok = qg_outbox_stats(g->st, &depth, &oldest, NULL) == 0 &&
+               !atomic_load(&g->write_failed);
     reachable = g->upstream == NULL || forwarder_reachable(g->fwd);
     ready = store_ok && (reachable || depth < (uint64_t)g->ready_max_outbox);
     if ((f = open_memstream(&buf, &len)) == NULL)
@@ -412,6 +508,7 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
 {
     gate *g = cls;
     request *r = *con_cls;
+    const char *te, *cl;
 
     (void)version;
     if (r == NULL) {
@@ -419,16 +516,34 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
             return MHD_NO;
         r->g = g;
         r->conn = conn;
+        r->method = method;
         r->start_us = qg__now_us();
         snprintf(r->id, sizeof(r->id), "%lx-%lu",
                  (unsigned long)(r->start_us / 1000000) & 0xfffff,
                  atomic_fetch_add(&g->next_request, 1));
         atomic_fetch_add(&g->in_flight, 1);
         *con_cls = r;
-        if (strcmp(url, g->path) == 0) {
-            r->webhook = 1;
+        r->webhook = strcmp(url, g->path) == 0;
+        /* libmicrohttpd knows only chunked; any other coding it would read
+         * as a body without end, until the idle timeout. */
+        te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if (te && strcasecmp(te, "chunked") != 0)
+            return answer_error(r, MHD_HTTP_NOT_IMPLEMENTED, "not_implemented",
+                                "only the chunked Transfer-Encoding is "
+                                "understood; send a Content-Length");
+        if (r->webhook)
             return webhook_start(r, method);
-        }
+        /* A GET or HEAD without a body is answered on the next call: an
+         * answer queued on this first one makes libmicrohttpd close the
+         * connection after it (it assumes a body is left unread), and a
+         * monitoring client would reconnect for every request. */
+        cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if ((strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+             strcmp(method, MHD_HTTP_METHOD_HEAD) == 0) &&
+            te == NULL && (cl == NULL || strcmp(cl, "0") == 0))
+            return MHD_YES;
         if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
             strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
             return get(r, url);
@@ -442,6 +557,8 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
     }
     if (r->status)
         return MHD_YES; /* answered already; drop the rest of the body */
+    if (!r->webhook)
+        return get(r, url); /* the call after the first, with no body */
     if (r->state == DONE)
         return answer_verdict(r);
     if (r->state == QUEUED)
@@ -769,23 +886,62 @@ parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
     return inet_pton(AF_INET, host, &in4->sin_addr) == 1 ? 0 : -1;
 }
 
+/* The token file's bytes, less one trailing line end: all of them, or a
+ * refusal to start.  Printable ASCII without spaces, as a header carries
+ * it: a token no request could match would lock everyone out silently. */
 static int
 read_token(gate *g)
 {
-    FILE *f = fopen(g->token_file, "r");
-    size_t n;
+    FILE *f = fopen(g->token_file, "rb");
+    char *buf;
+    size_t n, i;
+    int err;
 
     if (f == NULL)
         return cli_fail("%s: %s", g->token_file, strerror(errno));
-    n = fread(g->token, 1, sizeof(g->token) - 1, f);
+    if ((buf = malloc(TOKEN_MAX + 3)) == NULL) {
+        fclose(f);
+        return cli_fail("%s: out of memory", g->token_file);
+    }
+    n = fread(buf, 1, TOKEN_MAX + 3, f);
+    err = ferror(f);
     fclose(f);
-    while (n > 0 && (g->token[n - 1] == '\n' || g->token[n - 1] == '\r'))
+    if (n > 0 && buf[n - 1] == '\n')
         n--;
-    g->token[n] = '\0';
-    if (n == 0)
-        return cli_fail("%s: the token is empty", g->token_file);
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    if (err || n == 0 || n > TOKEN_MAX) {
+        free(buf);
+        if (err)
+            return cli_fail("%s: read error", g->token_file);
+        if (n == 0)
+            return cli_fail("%s: the token is empty", g->token_file);
+        return cli_fail("%s: the token is longer than %d bytes", g->token_file,
+                        TOKEN_MAX);
+    }
+    for (i = 0; i < n; i++) {
+        if (buf[i] < 0x21 || buf[i] > 0x7e) {
+            OPENSSL_cleanse(buf, n);
+            free(buf);
+            return cli_fail("%s: byte %zu of the token is not printable "
+                            "ASCII (spaces and line ends included)",
+                            g->token_file, i + 1);
+        }
+    }
+    g->token = buf;
     g->token_len = n;
     return 0;
+}
+
+/* Leaves the path as sent.  libmicrohttpd would decode it, turning "%2F"
+ * into a '/' that splits the path and "%00" into an end of string; no
+ * route of the gate needs an escape. */
+static size_t
+no_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    return strlen(s);
 }
 
 /* SIGHUP: the log file again, and the mapping again, without a restart.
@@ -843,9 +999,11 @@ cmd_serve(cli *c, int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* as main() does: a write past a file-size
+                                 limit fails with EFBIG, answered 503 */
 
     if ((rc = cli_new_engine(c, &g.eng)))
-        return rc;
+        goto free_token;
     {
         qg_store_options o;
 
@@ -856,7 +1014,7 @@ cmd_serve(cli *c, int argc, char **argv)
         o.flags = g.upstream ? QG_OUTBOX : 0;
         if ((rc = cli_open_store_with(c, &o, &g.st))) {
             qg_engine_free(g.eng);
-            return rc;
+            goto free_token;
         }
     }
     pthread_rwlock_init(&g.eng_lock, NULL);
@@ -886,7 +1044,8 @@ cmd_serve(cli *c, int argc, char **argv)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)g.threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)g.timeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)g.max_connections,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, &g, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, completed, &g,
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
     if (g.d == NULL) {
         rc = cli_fail("cannot listen on %s: %s", g.listen, strerror(errno));
         goto out;
@@ -939,6 +1098,11 @@ out:
     qg_engine_free(g.eng);
     pthread_rwlock_destroy(&g.eng_lock);
     curl_global_cleanup();
+free_token:
+    if (g.token) {
+        OPENSSL_cleanse(g.token, g.token_len);
+        free(g.token);
+    }
     if (rc == EXIT_OK)
         log_event("info", "stopped", NULL);
     return rc;

@@ -240,6 +240,36 @@ qg__store_writable(const qg_store *st)
     return !(st->flags & QG_RDONLY);
 }
 
+/*
+ * An empty write transaction commits without touching the file, and a
+ * one-page write fits in pages freed by earlier commits even when the file
+ * cannot grow: neither says whether a batch of deliveries would commit.
+ * So the probe rewrites a meta value of PROBE_BYTES, the size of a batch
+ * of some thirty typical deliveries: fresh pages, flushed like any
+ * commit's, from the free list if it has them, else from the file's end.
+ */
+#define PROBE_BYTES (64 << 10)
+
+int
+qg__store_probe(qg_store *st)
+{
+    MDB_val k = {11, "write_probe"}, v = {PROBE_BYTES, NULL};
+    qg__txn t;
+    int rc;
+
+    if (!qg__store_writable(st))
+        return QG_EINVAL;
+    if ((rc = qg__txn_begin(st, 1, &t)))
+        return rc;
+    if ((rc = mdb_put(t.txn, st->meta, &k, &v, MDB_RESERVE))) {
+        qg__txn_abort(&t);
+        return qg__from_mdb(rc);
+    }
+    memset(v.mv_data, 0, PROBE_BYTES);
+    put64(v.mv_data, (uint64_t)qg__now_us());
+    return qg__txn_commit(&t);
+}
+
 /* ----- open and close ------------------------------------------------- */
 
 static int
