@@ -1071,6 +1071,17 @@ QG_EXTERN int qg_engine_apply_prepared(qg_store *st,
                                        qg_result *res, int *rcs);
 
 /**
+ * Whether a prepared delivery is unsigned junk: it will be refused as
+ * #QG_UNAUTHENTICATED, or as #QG_MALFORMED with no signature verified
+ * (its body did not parse, or the engine checks no signatures).  Nobody
+ * can be held to have sent it; the gate limits the rate of these per
+ * source address.
+ * @param[in] p the prepared delivery, or NULL.
+ * @return 1 if so; 0 if not, and for NULL.
+ */
+QG_EXTERN int qg_prepared_unsigned(const qg_prepared *p);
+
+/**
  * Frees a prepared delivery.
  * @param[in] p the prepared delivery; NULL does nothing.
  */

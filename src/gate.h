@@ -41,6 +41,7 @@ typedef struct metrics {
     atomic_ulong batch_sum;
     atomic_ulong forwards[FWD_KINDS];
     atomic_ulong dead_lettered;
+    atomic_ulong rate_limited; /* unsigned deliveries answered 429 */
 } metrics;
 
 extern metrics gate_metrics;
@@ -98,5 +99,18 @@ void forwarder_wake(void *f);
 int forwarder_reachable(forwarder *f);
 /* Finishes attempts in flight, then stops.  NULL ok. */
 void forwarder_stop(forwarder *f);
+
+/* ----- ratelimit.c ------------------------------------------------------ */
+
+struct sockaddr;
+typedef struct ratelimit ratelimit;
+
+/* Buckets of `burst` tokens per source address, refilled at per_minute.
+ * Returns 0, or -1 (arguments not positive, out of memory). */
+int ratelimit_new(long per_minute, long burst, ratelimit **out);
+/* Takes a token of addr's bucket.  Returns 0 when there was one, else the
+ * whole seconds until there is (at least 1).  Thread-safe. */
+long ratelimit_take(ratelimit *rl, const struct sockaddr *addr, int64_t now_us);
+void ratelimit_free(ratelimit *rl); /* NULL ok */
 
 #endif /* QG_GATE_H */

@@ -74,7 +74,7 @@ metrics_render(FILE *f, qg_store *st)
 {
     static const char *const fwd[FWD_KINDS] = {"ok", "http_error",
                                                "network_error"};
-    uint64_t depth = 0, dead = 0;
+    uint64_t depth = 0, dead = 0, dropped = 0;
     int64_t oldest = 0;
     struct timespec now;
     int i;
@@ -131,6 +131,21 @@ metrics_render(FILE *f, qg_store *st)
                          1e6
                    : 0.0,
             dead);
+    fprintf(f,
+            "# HELP qgate_unsigned_rate_limited_total Unsigned deliveries "
+            "answered 429 and not recorded: their source address was over "
+            "--unsigned-rate.\n"
+            "# TYPE qgate_unsigned_rate_limited_total counter\n"
+            "qgate_unsigned_rate_limited_total %lu\n",
+            atomic_load(&gate_metrics.rate_limited));
+    qg_rejections_dropped(st, &dropped);
+    fprintf(f,
+            "# HELP qgate_rejections_dropped_total Unauthenticated and "
+            "malformed entries dropped from the rejection log to bound it "
+            "(--max-unsigned-log), in the store's life.\n"
+            "# TYPE qgate_rejections_dropped_total counter\n"
+            "qgate_rejections_dropped_total %" PRIu64 "\n",
+            dropped);
     fprintf(f, "# HELP qgate_forward_attempts_total Attempts to forward a "
                "step to the HIS, by result.\n"
                "# TYPE qgate_forward_attempts_total counter\n");

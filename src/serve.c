@@ -48,6 +48,9 @@ typedef struct gate {
     long ready_max_outbox;
     const char *log;
     int insecure;
+    long max_unsigned_log;
+    long unsigned_rate;
+    long unsigned_burst;
 
     cli *c;
     char token[256];
@@ -57,6 +60,7 @@ typedef struct gate {
     pthread_rwlock_t eng_lock;
     committer *com;
     forwarder *fwd;
+    ratelimit *rl; /* unsigned deliveries, per source address */
     struct MHD_Daemon *d;
     atomic_ulong next_request;
     atomic_long in_flight; /* requests begun and not yet completed */
@@ -72,7 +76,8 @@ typedef struct request {
     char *body;
     size_t len, cap;
     int too_large;
-    int webhook; /* the request is for the webhook path */
+    int webhook;      /* the request is for the webhook path */
+    long retry_after; /* seconds, sent with a 429 */
     enum { READING, QUEUED, DONE } state;
     pending p;
 } request;
@@ -94,6 +99,12 @@ answer(request *r, int status, char *body, size_t len, const char *type)
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
         MHD_add_response_header(resp, "Allow", r->webhook ? "POST" : "GET");
+    if (r->retry_after > 0) {
+        char secs[24];
+
+        snprintf(secs, sizeof(secs), "%ld", r->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
     r->status = status;
     ret = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -226,6 +237,33 @@ webhook_start(request *r, const char *method)
     return MHD_YES;
 }
 
+/* Whether an unsigned delivery comes from an address over
+ * --unsigned-rate; then r->retry_after says for how long. */
+static int
+over_rate(request *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+    r->retry_after =
+        ratelimit_take(r->g->rl, ci ? ci->client_addr : NULL, qg__now_us());
+    return r->retry_after > 0;
+}
+
+/* 429, and nothing recorded. */
+static enum MHD_Result
+answer_over_rate(request *r)
+{
+    char msg[160];
+
+    atomic_fetch_add(&gate_metrics.rate_limited, 1);
+    snprintf(msg, sizeof(msg),
+             "too many unsigned deliveries from this address; this one was "
+             "not recorded; retry after %ld s",
+             r->retry_after);
+    return answer_error(r, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limited", msg);
+}
+
 static enum MHD_Result
 webhook_data(request *r, const char *data, size_t *size)
 {
@@ -255,6 +293,8 @@ webhook_data(request *r, const char *data, size_t *size)
         pthread_rwlock_unlock(&r->g->eng_lock);
         if (rc)
             return MHD_NO;
+        if (qg_prepared_unsigned(r->p.prepared) && over_rate(r))
+            return answer_over_rate(r);
         r->state = QUEUED;
         atomic_fetch_add(&r->g->answering, 1);
         r->p.done = committed;
@@ -508,7 +548,10 @@ enum {
     OPT_MAX_AGE,
     OPT_READY_MAX_OUTBOX,
     OPT_LOG,
-    OPT_INSECURE
+    OPT_INSECURE,
+    OPT_MAX_UNSIGNED_LOG,
+    OPT_UNSIGNED_RATE,
+    OPT_UNSIGNED_BURST
 };
 
 static const struct {
@@ -543,6 +586,9 @@ static const struct {
     N("ready_max_outbox", OPT_READY_MAX_OUTBOX, ready_max_outbox),
     P("log", OPT_LOG, log),
     {"insecure_no_signature", OPT_INSECURE, 'b', 0, 0},
+    N("max_unsigned_log", OPT_MAX_UNSIGNED_LOG, max_unsigned_log),
+    N("unsigned_rate", OPT_UNSIGNED_RATE, unsigned_rate),
+    N("unsigned_burst", OPT_UNSIGNED_BURST, unsigned_burst),
 #undef S
 #undef P
 #undef N
@@ -626,6 +672,12 @@ usage(void)
            "  --ready-max-outbox N    /readyz fails at this backlog when the\n"
            "                          HIS did not take the last step (1000)\n"
            "  --log FILE              JSON log lines (stderr); SIGHUP reopens\n"
+           "  --max-unsigned-log BYTES  unauthenticated and malformed entries\n"
+           "                          of the rejection log stay under this;\n"
+           "                          the oldest are dropped (67108864)\n"
+           "  --unsigned-rate N       unsigned deliveries a minute per source\n"
+           "                          address; more get 429 (60)\n"
+           "  --unsigned-burst N      of which at once (20)\n"
            "  --config FILE           the same keys, with '_' for '-'\n");
 }
 
@@ -649,6 +701,9 @@ parse(gate *g, cli *c, int argc, char **argv)
         {"ready-max-outbox", required_argument, NULL, OPT_READY_MAX_OUTBOX},
         {"log", required_argument, NULL, OPT_LOG},
         {"insecure-no-signature", no_argument, NULL, OPT_INSECURE},
+        {"max-unsigned-log", required_argument, NULL, OPT_MAX_UNSIGNED_LOG},
+        {"unsigned-rate", required_argument, NULL, OPT_UNSIGNED_RATE},
+        {"unsigned-burst", required_argument, NULL, OPT_UNSIGNED_BURST},
         {0}};
     int opt, rc;
     size_t i;
@@ -715,6 +770,12 @@ parse(gate *g, cli *c, int argc, char **argv)
         g->max_age = 86400;
     if (g->ready_max_outbox == 0)
         g->ready_max_outbox = 1000;
+    if (g->max_unsigned_log == 0)
+        g->max_unsigned_log = 64L << 20;
+    if (g->unsigned_rate == 0)
+        g->unsigned_rate = 60;
+    if (g->unsigned_burst == 0)
+        g->unsigned_burst = 20;
     if (c->durability == NULL)
         c->durability = "group";
     if (g->path[0] != '/')
@@ -844,6 +905,7 @@ cmd_serve(cli *c, int argc, char **argv)
         o.durability =
             strcmp(c->durability, "nosync") == 0 ? QG_NOSYNC : QG_SYNC;
         o.flags = g.upstream ? QG_OUTBOX : 0;
+        o.unsigned_log_max = (size_t)g.max_unsigned_log;
         if ((rc = cli_open_store_with(c, &o, &g.st))) {
             qg_engine_free(g.eng);
             return rc;
@@ -851,6 +913,10 @@ cmd_serve(cli *c, int argc, char **argv)
     }
     pthread_rwlock_init(&g.eng_lock, NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (ratelimit_new(g.unsigned_rate, g.unsigned_burst, &g.rl)) {
+        rc = cli_fail("out of memory");
+        goto out;
+    }
     if (g.upstream) {
         memset(&fo, 0, sizeof(fo));
         fo.upstream = g.upstream;
@@ -926,6 +992,7 @@ out:
     forwarder_stop(g.fwd);
     qg_store_close(g.st);
     qg_engine_free(g.eng);
+    ratelimit_free(g.rl);
     pthread_rwlock_destroy(&g.eng_lock);
     curl_global_cleanup();
     if (rc == EXIT_OK)

@@ -2503,6 +2503,188 @@ START_TEST(test_hostile_many_connections)
 }
 END_TEST
 
+/* An unsigned delivery of about n bytes: a well-formed envelope whose
+ * signature is zeros (unauthenticated).  malloc'd. */
+static char *
+unsigned_body(size_t n, size_t *len)
+{
+    static const char head[] = "{\"payload\":{\"event\":\"live_queue_created\","
+                               "\"pad\":\"";
+    static const char tail[] = "\"},\"signature\":\"";
+    size_t pad = n > 200 ? n - 200 : 1, at = 0;
+    char *b = malloc(n + 256);
+
+    ck_assert_ptr_nonnull(b);
+    memcpy(b, head, sizeof(head) - 1);
+    at = sizeof(head) - 1;
+    memset(b + at, 'x', pad);
+    at += pad;
+    memcpy(b + at, tail, sizeof(tail) - 1);
+    at += sizeof(tail) - 1;
+    memset(b + at, '0', 64);
+    at += 64;
+    memcpy(b + at, "\"}\n", 3);
+    *len = at + 3;
+    return b;
+}
+
+/* Posts an unsigned body of `size` bytes n times; each must get `status`. */
+static void
+post_unsigned(int n, size_t size, long status)
+{
+    size_t len;
+    char *body = unsigned_body(size, &len);
+    answer a;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        http("POST", WEBHOOK, as_json, body, len, &a);
+        ck_assert_msg(a.status == status, "unsigned delivery %d: %ld %s", i,
+                      a.status, a.body);
+        answer_free(&a);
+    }
+    free(body);
+}
+
+/* The store's file, in bytes. */
+static off_t
+store_bytes(void)
+{
+    char path[160];
+
+    snprintf(path, sizeof(path), "%s/data.mdb", db);
+    return file_size(path);
+}
+
+/*
+ * Unauthenticated junk does not fill the disk: 1,000 unsigned bodies of
+ * 100 KB (100 MB sent, the rate limit lifted) grow the store by less than
+ * 10 MB, because only a prefix of each is kept.
+ */
+START_TEST(test_hostile_unsigned_store_growth)
+{
+    const char *opts[] = {"--unsigned-rate", "1000000", "--unsigned-burst",
+                          "1000000", NULL};
+    answer a;
+    off_t before, after;
+    qg_store *st;
+    qg_rejections *r = NULL;
+    qg_rejection rej;
+    size_t len;
+    int n = 0;
+
+    free(unsigned_body(100 * 1000, &len));
+    gate_start(opts);
+    post_fixture(walk_in_files[0], &a);
+    ck_assert_int_eq(a.status, 200);
+    answer_free(&a);
+    before = store_bytes();
+    post_unsigned(1000, 100 * 1000, 401);
+    gate_stop();
+    after = store_bytes();
+    ck_assert_msg(after - before < 10 * 1000 * 1000,
+                  "1000 unsigned bodies of 100 KB grew the store by %lld "
+                  "bytes",
+                  (long long)(after - before));
+    st = store_ro();
+    ck_assert_int_eq(qg_rejections_open(st, 1, &r), 0);
+    while (qg_rejections_next(r, &rej) == 0) {
+        ck_assert_int_eq(rej.verdict, QG_UNAUTHENTICATED);
+        ck_assert_int_eq(rej.truncated, 1);
+        ck_assert_uint_eq(rej.received_len, len);
+        n++;
+    }
+    qg_rejections_close(r);
+    qg_store_close(st);
+    ck_assert_int_eq(n, 1000);
+}
+END_TEST
+
+/*
+ * Unsigned deliveries from one address beyond --unsigned-burst get 429
+ * with Retry-After and are not recorded; a signed delivery from the same
+ * address still passes.
+ */
+START_TEST(test_hostile_unsigned_rate_limited)
+{
+    const char *opts[] = {"--unsigned-rate", "6", "--unsigned-burst", "5",
+                          NULL};
+    char retry[32];
+    size_t len;
+    char *body = unsigned_body(1000, &len);
+    qg_store *st;
+    qg_rejections *r = NULL;
+    qg_rejection rej;
+    answer a;
+    int n = 0;
+
+    gate_start(opts);
+    post_unsigned(5, 1000, 401);
+    http("POST", WEBHOOK, as_json, body, len, &a);
+    ck_assert_msg(a.status == 429 && same(jstr(a.json, "code"), "rate_limited"),
+                  "%ld %s", a.status, a.body);
+    ck_assert_ptr_nonnull(head_value(&a, "Retry-After", retry, sizeof(retry)));
+    ck_assert_msg(atoi(retry) >= 1 && atoi(retry) <= 11, "Retry-After: %s",
+                  retry);
+    answer_free(&a);
+    post_unsigned(3, 1000, 429);
+    post_fixture(walk_in_files[0], &a);
+    ck_assert_msg(a.status == 200, "a signed delivery: %ld", a.status);
+    answer_free(&a);
+    ck_assert(gate_sample("qgate_unsigned_rate_limited_total") == 4.0);
+    gate_stop();
+    free(body);
+    st = store_ro();
+    ck_assert_int_eq(qg_rejections_open(st, 1, &r), 0);
+    while (qg_rejections_next(r, &rej) == 0)
+        n++;
+    qg_rejections_close(r);
+    qg_store_close(st);
+    ck_assert_int_eq(n, 5);
+}
+END_TEST
+
+/*
+ * The rejection log's unsigned entries stay under --max-unsigned-log; the
+ * oldest are dropped, and /metrics, `qgate rejected` and `qgate stats`
+ * count them.
+ */
+START_TEST(test_hostile_unsigned_log_bounded)
+{
+    const char *opts[] = {"--unsigned-rate",
+                          "1000000",
+                          "--unsigned-burst",
+                          "1000000",
+                          "--max-unsigned-log",
+                          "65536",
+                          NULL};
+    const char *stats[] = {"stats", "--json", "--db", db, NULL};
+    const char *rejected[] = {"rejected", "--db", db, NULL};
+    char out[8192], want[64];
+    off_t from;
+    double dropped;
+    char *text;
+
+    gate_start(opts);
+    post_unsigned(100, 10000, 401);
+    dropped = gate_sample("qgate_rejections_dropped_total");
+    gate_stop();
+    /* each entry is about 3.3 KB: 65536 bytes hold 19 of them */
+    ck_assert_msg(dropped >= 75 && dropped <= 90, "dropped %g", dropped);
+    ck_assert_int_eq(run_cli(stats, out, sizeof(out)), 0);
+    snprintf(want, sizeof(want), "\"refused_dropped\":%.0f,", dropped);
+    ck_assert_msg(strstr(out, want) != NULL, "%s", out);
+    snprintf(want, sizeof(want), "\"refused\":%.0f,", 100 - dropped);
+    ck_assert_msg(strstr(out, want) != NULL, "%s", out);
+    from = file_size(logpath);
+    ck_assert_int_eq(run_cli(rejected, out, sizeof(out)), 1);
+    text = read_from(logpath, from);
+    snprintf(want, sizeof(want), "%.0f older unauthenticated", dropped);
+    ck_assert_msg(strstr(text, want) != NULL, "%s", text);
+    free(text);
+}
+END_TEST
+
 /* ----- Crash ------------------------------------------------------------ */
 
 /* 6 rounds by default; QG_CRASH_ROUNDS (up to CRASH_MAX_ROUNDS) for the
@@ -3365,7 +3547,9 @@ END_TEST
  * and bodies too large, announced or chunked. */
 START_TEST(test_metrics_count_answers)
 {
-    static const char *const opts[] = {"--max-body", "8192", NULL};
+    /* every fixture twice, faster than the default --unsigned-rate */
+    static const char *const opts[] = {"--max-body", "8192", "--unsigned-burst",
+                                       "1000", NULL};
     static const char *const chunked[] = {"Content-Type: application/json",
                                           "Transfer-Encoding: chunked", NULL};
     row rows[96];
@@ -3474,6 +3658,9 @@ serve_suite(void)
     tcase_add_test(hostile, test_hostile_slowloris);
     tcase_add_test(hostile, test_hostile_close_mid_body);
     tcase_add_test(hostile, test_hostile_many_connections);
+    tcase_add_test(hostile, test_hostile_unsigned_store_growth);
+    tcase_add_test(hostile, test_hostile_unsigned_rate_limited);
+    tcase_add_test(hostile, test_hostile_unsigned_log_bounded);
     suite_add_tcase(s, hostile);
     tcase_add_checked_fixture(crash_tc, setup, teardown);
     tcase_set_timeout(crash_tc, 1200);
