@@ -74,6 +74,7 @@ metrics_render(FILE *f, qg_store *st)
 {
     static const char *const fwd[FWD_KINDS] = {"ok", "http_error",
                                                "network_error"};
+    static const char *const shed[SHED_KINDS] = {"deadline", "idle", "full"};
     uint64_t depth = 0, dead = 0, dropped = 0;
     int64_t oldest = 0;
     struct timespec now;
@@ -138,6 +139,12 @@ metrics_render(FILE *f, qg_store *st)
             "# TYPE qgate_unsigned_rate_limited_total counter\n"
             "qgate_unsigned_rate_limited_total %lu\n",
             atomic_load(&gate_metrics.rate_limited));
+    fprintf(f, "# HELP qgate_connections_shed_total Connections the gate "
+               "closed while they waited for a whole request, by reason.\n"
+               "# TYPE qgate_connections_shed_total counter\n");
+    for (i = 0; i < SHED_KINDS; i++)
+        fprintf(f, "qgate_connections_shed_total{reason=\"%s\"} %lu\n", shed[i],
+                atomic_load(&gate_metrics.shed[i]));
     qg_rejections_dropped(st, &dropped);
     fprintf(f,
             "# HELP qgate_rejections_dropped_total Unauthenticated and "

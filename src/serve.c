@@ -27,6 +27,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 #include "gate.h"
@@ -51,6 +52,8 @@ typedef struct gate {
     long max_unsigned_log;
     long unsigned_rate;
     long unsigned_burst;
+    long request_timeout;
+    long max_per_address;
 
     cli *c;
     char token[256];
@@ -60,7 +63,8 @@ typedef struct gate {
     pthread_rwlock_t eng_lock;
     committer *com;
     forwarder *fwd;
-    ratelimit *rl; /* unsigned deliveries, per source address */
+    ratelimit *rl;    /* unsigned deliveries, per source address */
+    conntable *conns; /* deadlines, and room when full */
     struct MHD_Daemon *d;
     atomic_ulong next_request;
     atomic_long in_flight; /* requests begun and not yet completed */
@@ -106,6 +110,7 @@ answer(request *r, int status, char *body, size_t len, const char *type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
     }
     r->status = status;
+    conntable_busy(r->g->conns, r->conn);
     ret = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -299,6 +304,7 @@ webhook_data(request *r, const char *data, size_t *size)
         atomic_fetch_add(&r->g->answering, 1);
         r->p.done = committed;
         r->p.arg = r;
+        conntable_busy(r->g->conns, r->conn);
         MHD_suspend_connection(r->conn);
         committer_submit(r->g->com, &r->p);
         return MHD_YES;
@@ -494,7 +500,7 @@ completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     request *r = *con_cls;
     int64_t elapsed;
 
-    (void)conn;
+    conntable_idle(g->conns, conn);
     if (r == NULL)
         return;
     elapsed = qg__now_us() - r->start_us;
@@ -551,7 +557,9 @@ enum {
     OPT_INSECURE,
     OPT_MAX_UNSIGNED_LOG,
     OPT_UNSIGNED_RATE,
-    OPT_UNSIGNED_BURST
+    OPT_UNSIGNED_BURST,
+    OPT_REQUEST_TIMEOUT,
+    OPT_MAX_PER_ADDRESS
 };
 
 static const struct {
@@ -589,6 +597,8 @@ static const struct {
     N("max_unsigned_log", OPT_MAX_UNSIGNED_LOG, max_unsigned_log),
     N("unsigned_rate", OPT_UNSIGNED_RATE, unsigned_rate),
     N("unsigned_burst", OPT_UNSIGNED_BURST, unsigned_burst),
+    N("request_timeout", OPT_REQUEST_TIMEOUT, request_timeout),
+    N("max_per_address", OPT_MAX_PER_ADDRESS, max_per_address),
 #undef S
 #undef P
 #undef N
@@ -667,7 +677,12 @@ usage(void)
            "  --max-body BYTES        larger bodies get 413 (1048576)\n"
            "  --threads N             HTTP threads (2)\n"
            "  --timeout S             idle connection timeout (30; never 0)\n"
-           "  --max-connections N     (1024)\n"
+           "  --request-timeout S     a request's headers and body must be in\n"
+           "                          within S of its connection or first\n"
+           "                          line, however they trickle (10)\n"
+           "  --max-connections N     when all are open, the one waiting\n"
+           "                          longest for a request is closed (1024)\n"
+           "  --max-per-address N     connections from one address (256)\n"
            "  --token-file F          bearer token for GET /tickets/...\n"
            "  --ready-max-outbox N    /readyz fails at this backlog when the\n"
            "                          HIS did not take the last step (1000)\n"
@@ -704,6 +719,8 @@ parse(gate *g, cli *c, int argc, char **argv)
         {"max-unsigned-log", required_argument, NULL, OPT_MAX_UNSIGNED_LOG},
         {"unsigned-rate", required_argument, NULL, OPT_UNSIGNED_RATE},
         {"unsigned-burst", required_argument, NULL, OPT_UNSIGNED_BURST},
+        {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+        {"max-per-address", required_argument, NULL, OPT_MAX_PER_ADDRESS},
         {0}};
     int opt, rc;
     size_t i;
@@ -762,6 +779,10 @@ parse(gate *g, cli *c, int argc, char **argv)
         g->timeout = 30;
     if (g->max_connections == 0)
         g->max_connections = 1024;
+    if (g->request_timeout == 0)
+        g->request_timeout = 10;
+    if (g->max_per_address == 0)
+        g->max_per_address = 256;
     if (g->forwarders == 0)
         g->forwarders = 2;
     if (g->forward_timeout == 0)
@@ -839,6 +860,40 @@ read_token(gate *g)
     return 0;
 }
 
+/*
+ * Each connection is a descriptor: raises the soft limit on open files to
+ * what --max-connections needs, as far as the hard limit allows, and
+ * lowers --max-connections to fit when it cannot.  Running out of
+ * descriptors would stop libmicrohttpd from accepting before the table is
+ * full, and so before any connection is closed to make room.
+ */
+#define SPARE_FDS 64 /* the store, the log, the listener, epoll, curl */
+
+static void
+fit_fd_limit(gate *g)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)g->max_connections + SPARE_FDS;
+    long fit;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need
+                      ? need
+                      : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return;
+    fit = rl.rlim_cur > 2 * SPARE_FDS ? (long)(rl.rlim_cur - SPARE_FDS)
+                                      : SPARE_FDS;
+    log_event("warn",
+              "the limit on open files is too low for --max-connections; "
+              "lowered to fit",
+              ",\"max_connections\":%ld,\"open_files\":%ld", fit,
+              (long)rl.rlim_cur);
+    g->max_connections = fit;
+}
+
 /* SIGHUP: the log file again, and the mapping again, without a restart.
  * A mapping that does not load leaves the running one in place. */
 static void
@@ -913,7 +968,10 @@ cmd_serve(cli *c, int argc, char **argv)
     }
     pthread_rwlock_init(&g.eng_lock, NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (ratelimit_new(g.unsigned_rate, g.unsigned_burst, &g.rl)) {
+    fit_fd_limit(&g);
+    if (ratelimit_new(g.unsigned_rate, g.unsigned_burst, &g.rl) ||
+        conntable_start(g.request_timeout, g.timeout,
+                        (unsigned)g.max_connections, &g.conns)) {
         rc = cli_fail("out of memory");
         goto out;
     }
@@ -942,6 +1000,9 @@ cmd_serve(cli *c, int argc, char **argv)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)g.threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)g.timeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)g.max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)g.max_per_address,
+        MHD_OPTION_NOTIFY_CONNECTION, conntable_notify, g.conns,
+        MHD_OPTION_URI_LOG_CALLBACK, conntable_request_line, g.conns,
         MHD_OPTION_NOTIFY_COMPLETED, completed, &g, MHD_OPTION_END);
     if (g.d == NULL) {
         rc = cli_fail("cannot listen on %s: %s", g.listen, strerror(errno));
@@ -988,6 +1049,7 @@ cmd_serve(cli *c, int argc, char **argv)
 out:
     if (g.d)
         MHD_stop_daemon(g.d);
+    conntable_stop(g.conns);
     committer_stop(g.com);
     forwarder_stop(g.fwd);
     qg_store_close(g.st);

@@ -2423,6 +2423,197 @@ START_TEST(test_hostile_slowloris)
 END_TEST
 
 /*
+ * A client that trickles its headers, a byte every 0.3 s, never silent for
+ * --timeout, is still cut off at --request-timeout: the deadline is for
+ * the whole request, not between bytes.
+ */
+START_TEST(test_hostile_request_deadline)
+{
+    const char *opts[] = {"--request-timeout", "2", "--timeout", "30", NULL};
+    const char *head = "POST " WEBHOOK " HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    struct pollfd p;
+    int64_t start, cut = 0;
+    char buf[512];
+    int fd;
+
+    gate_start(opts);
+    ck_assert_int_ge(fd = connect_gate(), 0);
+    start = now_ms();
+    ck_assert_int_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+    while (!cut && now_ms() - start < 8000) {
+        (void)!write(fd, "a", 1);
+        p.fd = fd;
+        p.events = POLLIN;
+        if (poll(&p, 1, 300) > 0 && read(fd, buf, sizeof(buf)) <= 0)
+            cut = now_ms() - start;
+    }
+    close(fd);
+    ck_assert_msg(cut >= 1800 && cut <= 5000,
+                  "a trickling request was cut after %" PRId64 " ms", cut);
+    ck_assert(gate_sample(
+                  "qgate_connections_shed_total{reason=\"deadline\"}") == 1.0);
+    gate_stop();
+}
+END_TEST
+
+/* Raises this process's limit on open files to n, or fails the test. */
+static void
+want_open_files(rlim_t n)
+{
+    struct rlimit rl;
+
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur >= n)
+        return;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < n)
+        rl.rlim_max = n; /* only root may; then so be it */
+    rl.rlim_cur = n;
+    ck_assert_msg(setrlimit(RLIMIT_NOFILE, &rl) == 0,
+                  "this test needs %lu open files (ulimit -n)",
+                  (unsigned long)n);
+}
+
+/* A crowd of clients from one address, each trickling a header byte a
+ * second; one the gate closes comes back after 0.5 s. */
+#define CROWD_MAX 1500
+
+typedef struct crowd {
+    int n;
+    const char *from;
+    int fd[CROWD_MAX];
+    int64_t next[CROWD_MAX]; /* when to send the next byte, or reconnect */
+    atomic_int stop;
+    atomic_int connected; /* the whole crowd connected once */
+    atomic_long cut;      /* connections the gate closed */
+} crowd;
+
+/* A connection from address `from` to the gate, its request begun; -1
+ * when the gate did not take it within 0.2 s. */
+static int
+trickler(const char *from)
+{
+    static const char head[] = "POST " WEBHOOK " HTTP/1.1\r\nHost: x\r\n"
+                               "X-Slow: ";
+    struct timeval tv = {0, 200000};
+    struct sockaddr_in src, dst;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    memset(&src, 0, sizeof(src));
+    src.sin_family = AF_INET;
+    inet_pton(AF_INET, from, &src.sin_addr);
+    dst = src;
+    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    dst.sin_port = htons((uint16_t)gate_port);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0 ||
+        connect(fd, (struct sockaddr *)&dst, sizeof(dst)) != 0 ||
+        write(fd, head, sizeof(head) - 1) != (ssize_t)sizeof(head) - 1) {
+        close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    return fd;
+}
+
+static void *
+crowd_run(void *arg)
+{
+    static struct pollfd p[CROWD_MAX];
+    crowd *c = arg;
+    char buf[512];
+    int64_t now;
+    int i;
+
+    for (i = 0; i < c->n; i++) {
+        c->fd[i] = trickler(c->from);
+        c->next[i] = now_ms() + 1000;
+    }
+    atomic_store(&c->connected, 1);
+    while (!atomic_load(&c->stop)) {
+        for (i = 0; i < c->n; i++) {
+            p[i].fd = c->fd[i];
+            p[i].events = POLLIN;
+            p[i].revents = 0;
+        }
+        poll(p, (nfds_t)c->n, 50);
+        now = now_ms();
+        for (i = 0; i < c->n; i++) {
+            if (c->fd[i] >= 0 && p[i].revents &&
+                read(c->fd[i], buf, sizeof(buf)) <= 0) {
+                close(c->fd[i]);
+                c->fd[i] = -1;
+                c->next[i] = now + 500;
+                atomic_fetch_add(&c->cut, 1);
+            }
+            if (now < c->next[i])
+                continue;
+            if (c->fd[i] < 0)
+                c->fd[i] = trickler(c->from);
+            else
+                (void)!write(c->fd[i], "a", 1);
+            c->next[i] = now + (c->fd[i] < 0 ? 500 : 1000);
+        }
+    }
+    for (i = 0; i < c->n; i++)
+        if (c->fd[i] >= 0)
+            close(c->fd[i]);
+    return NULL;
+}
+
+/*
+ * Slowloris, as the hardening review ran it: 1,500 connections from
+ * 127.0.0.2 trickle their headers, coming back when closed.  Deliveries
+ * from 127.0.0.1 are answered within 2 s all along.
+ *   0: the defaults: --max-per-address keeps the crowd to 256 slots.
+ *   1: no limit per address, so the crowd fills the table: the
+ *      connections waiting longest for a whole request make room.
+ */
+START_TEST(test_hostile_slowloris_crowd)
+{
+    const char *opts[] = {"--max-per-address", "4096", NULL};
+    static crowd c;
+    pthread_t th;
+    int64_t start, worst = 0;
+    long long id = 80000 + _i * 1000;
+    size_t len;
+    char *body;
+    answer a;
+    int i;
+
+    want_open_files(CROWD_MAX + 1024 + 256);
+    gate_start(_i == 1 ? opts : NULL);
+    memset(&c, 0, sizeof(c));
+    c.n = CROWD_MAX;
+    c.from = "127.0.0.2";
+    ck_assert_int_eq(pthread_create(&th, NULL, crowd_run, &c), 0);
+    for (i = 0; i < 30000 / 20 && !atomic_load(&c.connected); i++)
+        sleep_ms(20);
+    ck_assert(atomic_load(&c.connected));
+    sleep_ms(1000);
+    for (start = now_ms(); now_ms() - start < 5000; sleep_ms(250)) {
+        ck_assert_ptr_nonnull(body = join_body(id++, &len));
+        http("POST", WEBHOOK, as_json, body, len, &a);
+        free(body);
+        ck_assert_msg(a.status == 200 && a.ms < 2000,
+                      "beside the crowd: %ld in %" PRId64 " ms", a.status,
+                      a.ms);
+        if (a.ms > worst)
+            worst = a.ms;
+        answer_free(&a);
+    }
+    atomic_store(&c.stop, 1);
+    pthread_join(th, NULL);
+    ck_assert_msg(atomic_load(&c.cut) > 0, "the crowd was never cut");
+    if (_i == 1)
+        ck_assert(gate_sample("qgate_connections_shed_total{reason=\"full\"}") >
+                  0.0);
+    gate_stop();
+}
+END_TEST
+
+/*
  * A client that closes in the middle of its body: nothing is recorded
  * (the delivery never arrived), nothing is answered, and the gate goes on
  * serving.
@@ -3656,6 +3847,8 @@ serve_suite(void)
     tcase_add_checked_fixture(hostile, setup, teardown);
     tcase_set_timeout(hostile, 60);
     tcase_add_test(hostile, test_hostile_slowloris);
+    tcase_add_test(hostile, test_hostile_request_deadline);
+    tcase_add_loop_test(hostile, test_hostile_slowloris_crowd, 0, 2);
     tcase_add_test(hostile, test_hostile_close_mid_body);
     tcase_add_test(hostile, test_hostile_many_connections);
     tcase_add_test(hostile, test_hostile_unsigned_store_growth);
