@@ -2613,6 +2613,67 @@ START_TEST(test_hostile_slowloris_crowd)
 }
 END_TEST
 
+/* The gate's soft limit on open files, from /proc, or -1. */
+static long
+gate_open_files(void)
+{
+    char path[64], *text, *line;
+    long n = -1;
+
+    snprintf(path, sizeof(path), "/proc/%d/limits", (int)gate_pid);
+    text = read_from(path, 0);
+    if ((line = strstr(text, "Max open files")) != NULL)
+        n = strtol(line + strlen("Max open files"), NULL, 10);
+    free(text);
+    return n;
+}
+
+/*
+ * The gate fits its limit on open files to --max-connections: it raises
+ * the soft limit when the hard one allows, else lowers --max-connections
+ * and says so; either way a crowd of idle connections beyond what fits
+ * holds up nobody, because the oldest make room.
+ */
+START_TEST(test_hostile_open_files_fit)
+{
+    enum { CROWD = 170 }; /* more than 136, within this process's 200 */
+    struct rlimit rl;
+    int fds[CROWD], i;
+    off_t from;
+    char *text;
+    answer a;
+
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    ck_assert_msg(rl.rlim_max >= 1024 + 64, "needs ulimit -Hn of 1088");
+    rl.rlim_cur = 200;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    from = file_size(logpath);
+    gate_start(NULL);
+    ck_assert_int_eq(gate_open_files(), 1024 + 64);
+    gate_stop();
+
+    rl.rlim_max = 200; /* this test's process only */
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    gate_start(NULL);
+    text = read_from(logpath, from);
+    ck_assert_msg(strstr(text, "lowered to fit") &&
+                      strstr(text, "\"max_connections\":136"),
+                  "%s", text);
+    free(text);
+    for (i = 0; i < CROWD; i++)
+        ck_assert_int_ge(fds[i] = connect_gate(), 0);
+    post_fixture(walk_in_files[0], &a);
+    ck_assert_msg(a.status == 200 && a.ms < 2000,
+                  "beside %d idle connections, 136 allowed: %ld in %" PRId64
+                  " ms",
+                  CROWD, a.status, a.ms);
+    answer_free(&a);
+    for (i = 0; i < CROWD; i++)
+        close(fds[i]);
+    gate_stop();
+}
+END_TEST
+
 /*
  * A client that closes in the middle of its body: nothing is recorded
  * (the delivery never arrived), nothing is answered, and the gate goes on
@@ -3848,6 +3909,7 @@ serve_suite(void)
     tcase_set_timeout(hostile, 60);
     tcase_add_test(hostile, test_hostile_slowloris);
     tcase_add_test(hostile, test_hostile_request_deadline);
+    tcase_add_test(hostile, test_hostile_open_files_fit);
     tcase_add_loop_test(hostile, test_hostile_slowloris_crowd, 0, 2);
     tcase_add_test(hostile, test_hostile_close_mid_body);
     tcase_add_test(hostile, test_hostile_many_connections);
