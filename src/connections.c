@@ -230,8 +230,11 @@ conntable_notify(void *cls, struct MHD_Connection *c, void **socket_context,
             t->live++;
             *socket_context = e;
             /* Full: make room for the next one now, so that it need not
-             * wait for a deadline. */
-            if (t->live >= t->max && (victim = oldest_waiting(t)) != NULL)
+             * wait for a deadline.  When every other connection has a
+             * whole request, this one stays, and libmicrohttpd leaves the
+             * next ones in the listen queue, as it would without us. */
+            if (t->live >= t->max && (victim = oldest_waiting(t)) != NULL &&
+                victim != e)
                 shed(t, victim, SHED_FULL);
         }
     } else if (e != NULL) {

@@ -2456,6 +2456,80 @@ START_TEST(test_hostile_request_deadline)
 }
 END_TEST
 
+/* Sends fixture `rel` as one POST on fd; returns the status of the
+ * answer, read whole (by its Content-Length) within WAIT_MS, or -1. */
+static int
+post_on(int fd, const char *rel)
+{
+    char head[256], buf[8192], *end, *cl;
+    size_t len, got = 0;
+    char *body = tu_fixture(rel, &len);
+    int64_t until = now_ms() + WAIT_MS;
+    struct pollfd p = {fd, POLLIN, 0};
+    ssize_t n;
+
+    snprintf(head, sizeof(head),
+             "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: "
+             "application/json\r\nContent-Length: %zu\r\n\r\n",
+             WEBHOOK, len);
+    ck_assert_int_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+    ck_assert_int_eq(write(fd, body, len), (ssize_t)len);
+    free(body);
+    while (now_ms() < until && got < sizeof(buf) - 1) {
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        if ((n = read(fd, buf + got, sizeof(buf) - 1 - got)) <= 0)
+            return -1;
+        got += (size_t)n;
+        buf[got] = '\0';
+        if ((end = strstr(buf, "\r\n\r\n")) == NULL)
+            continue;
+        cl = strstr(buf, "\r\nContent-Length:"); /* as MHD writes it */
+        if (cl && cl < end &&
+            got >= (size_t)(end + 4 - buf) + strtoul(cl + 17, NULL, 10))
+            return atoi(buf + 9);
+    }
+    return -1;
+}
+
+/*
+ * On a kept-alive connection the request deadline runs from the request's
+ * first line, not from the last answer: a pause longer than
+ * --request-timeout between two deliveries is fine.  The wait for the
+ * next request is bounded by --timeout, absolutely: trickling bytes that
+ * never make a request line does not extend it.
+ */
+START_TEST(test_hostile_keepalive_bounds)
+{
+    const char *opts[] = {"--request-timeout", "2", "--timeout", "4", NULL};
+    struct pollfd p;
+    int64_t start, cut = 0;
+    char buf[512];
+    int fd;
+
+    gate_start(opts);
+    ck_assert_int_ge(fd = connect_gate(), 0);
+    ck_assert_int_eq(post_on(fd, walk_in_files[0]), 200);
+    ck_assert_msg(!closed_within(fd, 3000), "closed while kept alive");
+    ck_assert_int_eq(post_on(fd, walk_in_files[1]), 200);
+    start = now_ms();
+    while (!cut && now_ms() - start < 10000) {
+        (void)!write(fd, "a", 1);
+        p.fd = fd;
+        p.events = POLLIN;
+        if (poll(&p, 1, 300) > 0 && read(fd, buf, sizeof(buf)) <= 0)
+            cut = now_ms() - start;
+    }
+    close(fd);
+    ck_assert_msg(
+        cut >= 3500 && cut <= 7000,
+        "a kept-alive connection trickling was cut after %" PRId64 " ms", cut);
+    ck_assert(gate_sample("qgate_connections_shed_total{reason=\"idle\"}") ==
+              1.0);
+    gate_stop();
+}
+END_TEST
+
 /* Raises this process's limit on open files to n, or fails the test. */
 static void
 want_open_files(rlim_t n)
@@ -3910,6 +3984,7 @@ serve_suite(void)
     tcase_add_test(hostile, test_hostile_slowloris);
     tcase_add_test(hostile, test_hostile_request_deadline);
     tcase_add_test(hostile, test_hostile_open_files_fit);
+    tcase_add_test(hostile, test_hostile_keepalive_bounds);
     tcase_add_loop_test(hostile, test_hostile_slowloris_crowd, 0, 2);
     tcase_add_test(hostile, test_hostile_close_mid_body);
     tcase_add_test(hostile, test_hostile_many_connections);
