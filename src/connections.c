@@ -40,7 +40,9 @@
 
 #include "gate.h"
 
-enum { NONE, READING, IDLE }; /* which list a connection is on */
+/* Which list a connection is on; SHUT: none, closed here and waiting for
+ * libmicrohttpd to report it closed. */
+enum { SHUT = -1, NONE, READING, IDLE };
 
 typedef struct conn {
     struct conn *prev, *next;
@@ -122,7 +124,7 @@ static void
 shed(conntable *t, conn *e, enum shed_reason why)
 {
     unlink_conn(t, e);
-    e->list = -1; /* shut down: on no list, no longer live */
+    e->list = SHUT; /* no longer live */
     t->live--;
     shutdown(e->fd, SHUT_RDWR);
     atomic_fetch_add(&gate_metrics.shed[why], 1);
@@ -238,7 +240,7 @@ conntable_notify(void *cls, struct MHD_Connection *c, void **socket_context,
                 shed(t, victim, SHED_FULL);
         }
     } else if (e != NULL) {
-        if (e->list != -1)
+        if (e->list != SHUT)
             t->live--;
         unlink_conn(t, e);
         free(e);
@@ -293,7 +295,7 @@ conntable_idle(conntable *t, struct MHD_Connection *c)
     if (e == NULL)
         return;
     pthread_mutex_lock(&t->lock);
-    if (e->list != -1)
+    if (e->list != SHUT)
         append(t, e, IDLE, mono_us());
     pthread_mutex_unlock(&t->lock);
 }

@@ -884,8 +884,8 @@ fit_fd_limit(gate *g)
     setrlimit(RLIMIT_NOFILE, &rl);
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
         return;
-    fit = rl.rlim_cur > 2 * SPARE_FDS ? (long)(rl.rlim_cur - SPARE_FDS)
-                                      : SPARE_FDS;
+    fit = (long)(rl.rlim_cur > 2 * SPARE_FDS ? rl.rlim_cur - SPARE_FDS
+                                             : rl.rlim_cur / 2);
     log_event("warn",
               "the limit on open files is too low for --max-connections; "
               "lowered to fit",
