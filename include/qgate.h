@@ -506,6 +506,12 @@ typedef struct qg_store_options {
     size_t map_max;
     qg_durability durability; /**< QG_SYNC unless said otherwise */
     unsigned flags;           /**< #QG_RDONLY, #QG_OUTBOX, or 0 */
+    /** The bound, in bytes, on the rejection log's entries for
+     * #QG_UNAUTHENTICATED and #QG_MALFORMED deliveries together (their
+     * values as stored, not counting LMDB's page overhead); 0 = 64 MiB.
+     * Past it, the oldest of them are dropped, and counted
+     * (qg_rejections_dropped()).  Other refusals are never dropped. */
+    size_t unsigned_log_max;
 } qg_store_options;
 
 /**
@@ -729,6 +735,15 @@ QG_EXTERN int qg_store_verify_ticket(qg_store *st, uint64_t ticket,
                                      qg_finding *out);
 
 /**
+ * How many bytes of a #QG_UNAUTHENTICATED or #QG_MALFORMED delivery the
+ * rejection log keeps: a longer body is stored as this prefix, with its
+ * length and SHA-256 (#qg_rejection.truncated).  Such a delivery proves
+ * nobody sent it, and keeping it whole would let anyone fill the disk.
+ * Other refusals are kept whole.
+ */
+#define QG_REJECTION_PREFIX 3072
+
+/**
  * One refused delivery from the rejection log, read by
  * qg_rejections_next().  A caller-owned value, except that detail and
  * body point into the store.
@@ -755,6 +770,15 @@ typedef struct qg_rejection {
      * qg_rejections_close() of its cursor. */
     const char *body;
     size_t body_len; /**< the length of body in bytes; may be 0 */
+    /** The length of the delivery as received, in bytes: body_len, or
+     * more when only a prefix was kept. */
+    size_t received_len;
+    /** 1 when body is only the first #QG_REJECTION_PREFIX bytes of the
+     * delivery (received_len is longer): it cannot be replayed. */
+    int truncated;
+    /** SHA-256 of the whole delivery as received, when truncated; all
+     * zero otherwise (hash body, which is then whole). */
+    unsigned char digest[32];
 } qg_rejection;
 
 /**
@@ -789,6 +813,17 @@ QG_EXTERN int qg_rejections_next(qg_rejections *r, qg_rejection *out);
  * @param[in] r the cursor, or NULL (nothing is done).
  */
 QG_EXTERN void qg_rejections_close(qg_rejections *r);
+
+/**
+ * How many entries for #QG_UNAUTHENTICATED and #QG_MALFORMED deliveries
+ * were dropped from the rejection log, oldest first, to keep those
+ * entries under qg_store_options.unsigned_log_max, in the store's life.
+ * Reads in a read transaction of its own.
+ * @param[in] st the store.
+ * @param[out] dropped the count; written only when 0 is returned.
+ * @return 0, #QG_EINVAL (NULL st or dropped), #QG_EBUSY, #QG_ESTORE.
+ */
+QG_EXTERN int qg_rejections_dropped(qg_store *st, uint64_t *dropped);
 
 /* ------------------------------------------------------------------ */
 /* The outbox: accepted steps waiting to be forwarded                  */
@@ -1221,6 +1256,17 @@ QG_EXTERN int qg_engine_prepare(qg_engine *eng, const char *body, size_t len,
 QG_EXTERN int qg_engine_apply_prepared(qg_store *st,
                                        qg_prepared *const *prepared, size_t n,
                                        qg_result *res, int *rcs);
+
+/**
+ * Whether a prepared delivery is unsigned junk: it will be refused as
+ * #QG_UNAUTHENTICATED, or as #QG_MALFORMED with no signature verified
+ * (its body did not parse, or the engine checks no signatures).  Nobody
+ * can be held to have sent it; the gate limits the rate of these per
+ * source address.
+ * @param[in] p the prepared delivery, or NULL.
+ * @return 1 if so; 0 if not, and for NULL.
+ */
+QG_EXTERN int qg_prepared_unsigned(const qg_prepared *p);
 
 /**
  * Frees a prepared delivery.

@@ -4,7 +4,9 @@
  * --replay re-decides each logged delivery with the engine as configured
  * now (typically after a mapping fix).  It first asks with a dry run, and
  * applies for real only what now passes, so a delivery that is still
- * refused is not logged a second time.
+ * refused is not logged a second time.  An entry that kept only a prefix
+ * of its body (an unauthenticated or malformed delivery) cannot be
+ * replayed and is skipped, with a message.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -30,7 +32,17 @@ print_json(const qg_rejection *r)
         printf("null");
     printf(",\"from\":\"%s\",\"reason\":", qg_state_name(r->from));
     render_string(stdout, r->detail, strlen(r->detail));
-    printf(",\"body_bytes\":%zu}\n", r->body_len);
+    printf(",\"body_bytes\":%zu,\"received_bytes\":%zu,\"truncated\":%s",
+           r->body_len, r->received_len, r->truncated ? "true" : "false");
+    if (r->truncated) {
+        int i;
+
+        printf(",\"sha256\":\"");
+        for (i = 0; i < (int)sizeof(r->digest); i++)
+            printf("%02x", r->digest[i]);
+        putchar('"');
+    }
+    printf("}\n");
 }
 
 static void
@@ -42,13 +54,17 @@ print_human(const qg_rejection *r)
         snprintf(ids, sizeof(ids), "lq:%" PRId64, r->live_queue_id);
     else if (r->appointment_id)
         snprintf(ids, sizeof(ids), "appt:%" PRId64, r->appointment_id);
-    printf("%6" PRIu64 "  %s  %-15s %-19s %-12s %s\n", r->id,
+    printf("%6" PRIu64 "  %s  %-15s %-19s %-12s %s", r->id,
            cli_local_time(r->received_us / 1000, when, sizeof(when)),
            qg_verdict_name(r->verdict), qg_reason_name(r->reason), ids,
            r->detail);
+    if (r->truncated)
+        printf(" [first %zu of %zu bytes kept]", r->body_len, r->received_len);
+    putchar('\n');
 }
 
-/* Re-decides one logged delivery.  Returns 1 when it now passes. */
+/* Re-decides one logged delivery.  Returns 1 when it now passes, -1 when
+ * it was skipped (only a prefix of it was kept). */
 static int
 replay(cli *c, qg_engine *eng, qg_store *st, const qg_rejection *r, int *rc)
 {
@@ -56,6 +72,15 @@ replay(cli *c, qg_engine *eng, qg_store *st, const qg_rejection *r, int *rc)
     char input[32];
 
     snprintf(input, sizeof(input), "rejection:%" PRIu64, r->id);
+    if (r->truncated) {
+        fprintf(stderr,
+                "qgate: %s: skipped: only the first %zu of its %zu bytes "
+                "were kept (%s), so it cannot be replayed\n",
+                input, r->body_len, r->received_len,
+                qg_verdict_name(r->verdict));
+        *rc = 0;
+        return -1;
+    }
     *rc = qg_engine_apply(eng, st, r->body, r->body_len, QG_DRY_RUN, &res);
     if (*rc == 0 && (res.verdict == QG_ACCEPTED || res.verdict == QG_IGNORED))
         *rc = qg_engine_apply(eng, st, r->body, r->body_len, 0, &res);
@@ -98,8 +123,8 @@ cmd_rejected(cli *c, int argc, char **argv)
                                          {"replay", no_argument, NULL, 'R'},
                                          {0}};
     int opt, rc, replaying = 0, want_code = -1;
-    unsigned long seen = 0, passing = 0, nids = 0, i;
-    uint64_t *ids = NULL;
+    unsigned long seen = 0, passing = 0, skipped = 0, nids = 0, i;
+    uint64_t *ids = NULL, dropped = 0;
     qg_store *st = NULL;
     qg_engine *eng = NULL;
     qg_rejections *log = NULL;
@@ -159,6 +184,11 @@ cmd_rejected(cli *c, int argc, char **argv)
         goto done;
     }
     rc = seen > 0 ? EXIT_FOUND : EXIT_OK;
+    if (qg_rejections_dropped(st, &dropped) == 0 && dropped > 0)
+        fprintf(stderr,
+                "%" PRIu64 " older unauthenticated or malformed entries were "
+                "dropped to bound the log\n",
+                dropped);
     if (!replaying)
         goto done;
     /* Replaying writes; a read snapshot held meanwhile would keep the
@@ -170,7 +200,14 @@ cmd_rejected(cli *c, int argc, char **argv)
 
         if ((rc = qg_rejections_open(st, ids[i], &one)) == 0 &&
             (rc = qg_rejections_next(one, &r)) == 0)
-            passing += (unsigned long)replay(c, eng, st, &r, &rc);
+            switch (replay(c, eng, st, &r, &rc)) {
+            case 1:
+                passing++;
+                break;
+            case -1:
+                skipped++;
+                break;
+            }
         else
             rc = cli_fail("rejection %" PRIu64 ": %s", ids[i], qg_strerror(rc));
         qg_rejections_close(one);
@@ -179,8 +216,11 @@ cmd_rejected(cli *c, int argc, char **argv)
         cli_progress("replayed", i + 1, 0);
     }
     cli_progress("replayed", nids, 1);
-    fprintf(stderr, "%lu replayed: %lu now pass, %lu still refused\n", nids,
-            passing, nids - passing);
+    fprintf(stderr, "%lu replayed: %lu now pass, %lu still refused", nids,
+            passing, nids - passing - skipped);
+    if (skipped)
+        fprintf(stderr, ", %lu skipped (only a prefix kept)", skipped);
+    fputc('\n', stderr);
     rc = passing == nids ? EXIT_OK : EXIT_FOUND;
 done:
     free(ids);

@@ -30,6 +30,7 @@ typedef struct stats {
     unsigned long events[QG_EVENT_COUNT];
     unsigned long reasons[QG_REASON_COUNT];
     unsigned long refused;
+    uint64_t dropped; /* unsigned entries dropped from the log, ever */
     samples d[NKINDS];
 } stats;
 
@@ -159,7 +160,7 @@ print_json(const stats *st)
                    qg_reason_name((qg_reason)i), st->reasons[i]);
             first = 0;
         }
-    printf("},\"durations\":{");
+    printf("},\"refused_dropped\":%" PRIu64 ",\"durations\":{", st->dropped);
     for (i = 0; i < NKINDS; i++) {
         const samples *s = &st->d[i];
 
@@ -188,6 +189,10 @@ print_human(const stats *st)
         if (st->events[i])
             printf("  %-20s %8lu\n", qg_event_name((qg_event)i), st->events[i]);
     printf("refused deliveries: %lu\n", st->refused);
+    if (st->dropped)
+        printf("  (and %" PRIu64 " unauthenticated or malformed, dropped from "
+               "the log)\n",
+               st->dropped);
     for (i = 0; i < QG_REASON_COUNT; i++)
         if (st->reasons[i])
             printf("  %-20s %8lu\n", qg_reason_name((qg_reason)i),
@@ -227,7 +232,10 @@ count_refusals(qg_store *db, stats *st, int64_t since, int64_t until)
         st->refused++;
     }
     qg_rejections_close(log);
-    return rc == QG_NOTFOUND ? 0 : rc;
+    if (rc != QG_NOTFOUND)
+        return rc;
+    /* Dropped entries have no time: all of them, whatever the window. */
+    return qg_rejections_dropped(db, &st->dropped);
 }
 
 int

@@ -199,6 +199,7 @@ typedef struct job {
     qg__delivery d;
     qg__event_map em;
     qg_reason pre; /* the verdict of steps 1-5 */
+    int authentic; /* the signature was checked and matched */
     qg__step s;    /* what steps 6-7 need, once steps 1-5 passed */
     qg_result *res;
 } job;
@@ -278,6 +279,7 @@ examine(job *j)
                            "under the configured secret");
             return r;
         }
+        j->authentic = 1;
     }
     if ((r = qg__payload_head(&j->env, &j->d, res->detail,
                               sizeof(res->detail))) ||
@@ -1567,6 +1569,17 @@ qg_engine_apply_prepared(qg_store *st, qg_prepared *const *prepared, size_t n,
         res[i] = prepared[i]->res;
     free(b.jobs);
     return rc;
+}
+
+int
+qg_prepared_unsigned(const qg_prepared *p)
+{
+    qg_verdict v;
+
+    if (p == NULL || p->j.authentic || p->j.pre == QG_R_NONE)
+        return 0;
+    v = qg_reason_verdict(p->j.pre);
+    return v == QG_UNAUTHENTICATED || v == QG_MALFORMED;
 }
 
 void

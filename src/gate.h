@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <microhttpd.h>
+
 #include "qgate.h"
 
 /* ----- log.c ------------------------------------------------------------ */
@@ -29,6 +31,14 @@ void log_event(const char *level, const char *msg, const char *fields_fmt, ...)
 
 enum forward_result { FWD_OK, FWD_HTTP_ERROR, FWD_NETWORK_ERROR, FWD_KINDS };
 
+/* Why the gate closed a connection (connections.c). */
+enum shed_reason {
+    SHED_DEADLINE, /* its request was not whole within --request-timeout */
+    SHED_IDLE,     /* kept alive, no new request within --timeout */
+    SHED_FULL,     /* the oldest waiting when the table was full */
+    SHED_KINDS
+};
+
 typedef struct metrics {
     atomic_ulong deliveries[QG_REASON_COUNT]; /* by reason (and verdict) */
     atomic_ulong store_errors;
@@ -45,6 +55,8 @@ typedef struct metrics {
     atomic_ulong released; /* held deliveries accepted once legal */
     /* held deliveries refused when their window passed, by reason */
     atomic_ulong expired[QG_REASON_COUNT];
+    atomic_ulong rate_limited; /* unsigned deliveries answered 429 */
+    atomic_ulong shed[SHED_KINDS];
 } metrics;
 
 extern metrics gate_metrics;
@@ -105,5 +117,42 @@ void forwarder_wake(void *f);
 int forwarder_reachable(forwarder *f);
 /* Finishes attempts in flight, then stops.  NULL ok. */
 void forwarder_stop(forwarder *f);
+
+/* ----- connections.c ---------------------------------------------------- */
+
+typedef struct conntable conntable;
+
+/* Starts the table and its thread that enforces the deadlines.
+ * Returns 0, or -1 (out of memory, no thread). */
+int conntable_start(long request_timeout_s, long idle_timeout_s,
+                    unsigned max_connections, conntable **out);
+/* After MHD_stop_daemon().  NULL ok. */
+void conntable_stop(conntable *t);
+/* MHD_OPTION_NOTIFY_CONNECTION, with the table as cls. */
+void conntable_notify(void *cls, struct MHD_Connection *c,
+                      void **socket_context,
+                      enum MHD_ConnectionNotificationCode code);
+/* MHD_OPTION_URI_LOG_CALLBACK, with the table as cls: a request's first
+ * line is in.  Returns NULL (the request's context starts empty). */
+void *conntable_request_line(void *cls, const char *uri,
+                             struct MHD_Connection *c);
+/* c's request is whole, or answered: no deadline applies until it
+ * completes, and it is never closed to make room. */
+void conntable_busy(conntable *t, struct MHD_Connection *c);
+/* c's request completed; kept alive, c waits for its next one. */
+void conntable_idle(conntable *t, struct MHD_Connection *c);
+
+/* ----- ratelimit.c ------------------------------------------------------ */
+
+struct sockaddr;
+typedef struct ratelimit ratelimit;
+
+/* Buckets of `burst` tokens per source address, refilled at per_minute.
+ * Returns 0, or -1 (arguments not positive, out of memory). */
+int ratelimit_new(long per_minute, long burst, ratelimit **out);
+/* Takes a token of addr's bucket.  Returns 0 when there was one, else the
+ * whole seconds until there is (at least 1).  Thread-safe. */
+long ratelimit_take(ratelimit *rl, const struct sockaddr *addr, int64_t now_us);
+void ratelimit_free(ratelimit *rl); /* NULL ok */
 
 #endif /* QG_GATE_H */

@@ -74,7 +74,8 @@ metrics_render(FILE *f, qg_store *st)
 {
     static const char *const fwd[FWD_KINDS] = {"ok", "http_error",
                                                "network_error"};
-    uint64_t depth = 0, dead = 0, held = 0;
+    static const char *const shed[SHED_KINDS] = {"deadline", "idle", "full"};
+    uint64_t depth = 0, dead = 0, dropped = 0, held = 0;
     int64_t oldest = 0;
     struct timespec now;
     int i;
@@ -155,6 +156,27 @@ metrics_render(FILE *f, qg_store *st)
             fprintf(f, "qgate_held_expired_total{code=\"%s\"} %lu\n",
                     qg_reason_name((qg_reason)i),
                     atomic_load(&gate_metrics.expired[i]));
+    fprintf(f,
+            "# HELP qgate_unsigned_rate_limited_total Unsigned deliveries "
+            "answered 429 and not recorded: their source address was over "
+            "--unsigned-rate.\n"
+            "# TYPE qgate_unsigned_rate_limited_total counter\n"
+            "qgate_unsigned_rate_limited_total %lu\n",
+            atomic_load(&gate_metrics.rate_limited));
+    fprintf(f, "# HELP qgate_connections_shed_total Connections the gate "
+               "closed while they waited for a whole request, by reason.\n"
+               "# TYPE qgate_connections_shed_total counter\n");
+    for (i = 0; i < SHED_KINDS; i++)
+        fprintf(f, "qgate_connections_shed_total{reason=\"%s\"} %lu\n", shed[i],
+                atomic_load(&gate_metrics.shed[i]));
+    qg_rejections_dropped(st, &dropped);
+    fprintf(f,
+            "# HELP qgate_rejections_dropped_total Unauthenticated and "
+            "malformed entries dropped from the rejection log to bound it "
+            "(--max-unsigned-log), in the store's life.\n"
+            "# TYPE qgate_rejections_dropped_total counter\n"
+            "qgate_rejections_dropped_total %" PRIu64 "\n",
+            dropped);
     fprintf(f, "# HELP qgate_forward_attempts_total Attempts to forward a "
                "step to the HIS, by result.\n"
                "# TYPE qgate_forward_attempts_total counter\n");

@@ -27,6 +27,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 #include "gate.h"
@@ -52,6 +53,11 @@ typedef struct gate {
     long ready_max_outbox;
     const char *log;
     int insecure;
+    long max_unsigned_log;
+    long unsigned_rate;
+    long unsigned_burst;
+    long request_timeout;
+    long max_per_address;
 
     cli *c;
     char *token; /* token_len bytes, printable ASCII; NULL without one */
@@ -61,6 +67,8 @@ typedef struct gate {
     pthread_rwlock_t eng_lock;
     committer *com;
     forwarder *fwd;
+    ratelimit *rl;    /* unsigned deliveries, per source address */
+    conntable *conns; /* deadlines, and room when full */
     struct MHD_Daemon *d;
     atomic_ulong next_request;
     atomic_long in_flight;   /* requests begun and not yet completed */
@@ -78,7 +86,8 @@ typedef struct request {
     char *body;
     size_t len, cap;
     int too_large;
-    int webhook; /* the request is for the webhook path */
+    int webhook;      /* the request is for the webhook path */
+    long retry_after; /* seconds, sent with a 429 */
     /* READING the body; PREPARED: read and prepared, not yet queued (see
      * webhook_data); QUEUED for the committer, suspended; DONE: committed */
     enum { READING, PREPARED, QUEUED, DONE } state;
@@ -102,7 +111,14 @@ answer(request *r, int status, char *body, size_t len, const char *type)
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
         MHD_add_response_header(resp, "Allow", r->webhook ? "POST" : "GET");
+    if (r->retry_after > 0) {
+        char secs[24];
+
+        snprintf(secs, sizeof(secs), "%ld", r->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
     r->status = status;
+    conntable_busy(r->g->conns, r->conn);
     ret = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -238,6 +254,33 @@ webhook_start(request *r, const char *method)
     return MHD_YES;
 }
 
+/* Whether an unsigned delivery comes from an address over
+ * --unsigned-rate; then r->retry_after says for how long. */
+static int
+over_rate(request *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+    r->retry_after =
+        ratelimit_take(r->g->rl, ci ? ci->client_addr : NULL, qg__now_us());
+    return r->retry_after > 0;
+}
+
+/* 429, and nothing recorded. */
+static enum MHD_Result
+answer_over_rate(request *r)
+{
+    char msg[160];
+
+    atomic_fetch_add(&gate_metrics.rate_limited, 1);
+    snprintf(msg, sizeof(msg),
+             "too many unsigned deliveries from this address; this one was "
+             "not recorded; retry after %ld s",
+             r->retry_after);
+    return answer_error(r, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limited", msg);
+}
+
 static enum MHD_Result
 webhook_data(request *r, const char *data, size_t *size)
 {
@@ -247,6 +290,7 @@ webhook_data(request *r, const char *data, size_t *size)
 
     if (*size == 0 && r->state == PREPARED) {
         r->state = QUEUED;
+        conntable_busy(r->g->conns, r->conn);
         MHD_suspend_connection(r->conn);
         committer_submit(r->g->com, &r->p);
         return MHD_YES;
@@ -273,6 +317,8 @@ webhook_data(request *r, const char *data, size_t *size)
         pthread_rwlock_unlock(&r->g->eng_lock);
         if (rc)
             return MHD_NO;
+        if (qg_prepared_unsigned(r->p.prepared) && over_rate(r))
+            return answer_over_rate(r);
         /* Queued and suspended on the next call, not this one.  Here
          * libmicrohttpd (0.9.75) still means to read from the connection,
          * and a connection suspended in that state is read first when
@@ -574,7 +620,7 @@ completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     request *r = *con_cls;
     int64_t elapsed;
 
-    (void)conn;
+    conntable_idle(g->conns, conn);
     if (r == NULL)
         return;
     elapsed = qg__now_us() - r->start_us;
@@ -628,7 +674,12 @@ enum {
     OPT_MAX_AGE,
     OPT_READY_MAX_OUTBOX,
     OPT_LOG,
-    OPT_INSECURE
+    OPT_INSECURE,
+    OPT_MAX_UNSIGNED_LOG,
+    OPT_UNSIGNED_RATE,
+    OPT_UNSIGNED_BURST,
+    OPT_REQUEST_TIMEOUT,
+    OPT_MAX_PER_ADDRESS
 };
 
 static const struct {
@@ -663,6 +714,11 @@ static const struct {
     N("ready_max_outbox", OPT_READY_MAX_OUTBOX, ready_max_outbox),
     P("log", OPT_LOG, log),
     {"insecure_no_signature", OPT_INSECURE, 'b', 0, 0},
+    N("max_unsigned_log", OPT_MAX_UNSIGNED_LOG, max_unsigned_log),
+    N("unsigned_rate", OPT_UNSIGNED_RATE, unsigned_rate),
+    N("unsigned_burst", OPT_UNSIGNED_BURST, unsigned_burst),
+    N("request_timeout", OPT_REQUEST_TIMEOUT, request_timeout),
+    N("max_per_address", OPT_MAX_PER_ADDRESS, max_per_address),
 #undef S
 #undef P
 #undef N
@@ -743,7 +799,12 @@ usage(void)
            "  --max-body BYTES        larger bodies get 413 (1048576)\n"
            "  --threads N             HTTP threads (2)\n"
            "  --timeout S             idle connection timeout (30; never 0)\n"
-           "  --max-connections N     (1024)\n"
+           "  --request-timeout S     a request's headers and body must be in\n"
+           "                          within S of its connection or first\n"
+           "                          line, however they trickle (10)\n"
+           "  --max-connections N     when all are open, the one waiting\n"
+           "                          longest for a request is closed (1024)\n"
+           "  --max-per-address N     connections from one address (256)\n"
            "  --token-file F          bearer token for GET /tickets/...\n"
            "  --ready-max-outbox N    /readyz fails at this backlog when the\n"
            "                          HIS did not take the last step (1000)\n"
@@ -751,6 +812,12 @@ usage(void)
            "                          for an earlier one (1200; 0: judge on\n"
            "                          arrival, hold nothing)\n"
            "  --log FILE              JSON log lines (stderr); SIGHUP reopens\n"
+           "  --max-unsigned-log BYTES  unauthenticated and malformed entries\n"
+           "                          of the rejection log stay under this;\n"
+           "                          the oldest are dropped (67108864)\n"
+           "  --unsigned-rate N       unsigned deliveries a minute per source\n"
+           "                          address; more get 429 (60)\n"
+           "  --unsigned-burst N      of which at once (20)\n"
            "  --config FILE           the same keys, with '_' for '-'\n");
 }
 
@@ -776,6 +843,11 @@ parse(gate *g, cli *c, int argc, char **argv)
         {"insecure-no-signature", no_argument, NULL, OPT_INSECURE},
         CLI_REORDER_OPTION,
         CLI_MAX_SKEW_OPTION,
+        {"max-unsigned-log", required_argument, NULL, OPT_MAX_UNSIGNED_LOG},
+        {"unsigned-rate", required_argument, NULL, OPT_UNSIGNED_RATE},
+        {"unsigned-burst", required_argument, NULL, OPT_UNSIGNED_BURST},
+        {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+        {"max-per-address", required_argument, NULL, OPT_MAX_PER_ADDRESS},
         {0}};
     int opt, rc;
     size_t i;
@@ -834,6 +906,10 @@ parse(gate *g, cli *c, int argc, char **argv)
         g->timeout = 30;
     if (g->max_connections == 0)
         g->max_connections = 1024;
+    if (g->request_timeout == 0)
+        g->request_timeout = 10;
+    if (g->max_per_address == 0)
+        g->max_per_address = 256;
     if (g->forwarders == 0)
         g->forwarders = 2;
     if (g->forward_timeout == 0)
@@ -842,6 +918,12 @@ parse(gate *g, cli *c, int argc, char **argv)
         g->max_age = 86400;
     if (g->ready_max_outbox == 0)
         g->ready_max_outbox = 1000;
+    if (g->max_unsigned_log == 0)
+        g->max_unsigned_log = 64L << 20;
+    if (g->unsigned_rate == 0)
+        g->unsigned_rate = 60;
+    if (g->unsigned_burst == 0)
+        g->unsigned_burst = 20;
     if (c->durability == NULL)
         c->durability = "group";
     if (g->path[0] != '/')
@@ -944,6 +1026,40 @@ no_unescape(void *cls, struct MHD_Connection *conn, char *s)
     return strlen(s);
 }
 
+/*
+ * Each connection is a descriptor: raises the soft limit on open files to
+ * what --max-connections needs, as far as the hard limit allows, and
+ * lowers --max-connections to fit when it cannot.  Running out of
+ * descriptors would stop libmicrohttpd from accepting before the table is
+ * full, and so before any connection is closed to make room.
+ */
+#define SPARE_FDS 64 /* the store, the log, the listener, epoll, curl */
+
+static void
+fit_fd_limit(gate *g)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)g->max_connections + SPARE_FDS;
+    long fit;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need
+                      ? need
+                      : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return;
+    fit = (long)(rl.rlim_cur > 2 * SPARE_FDS ? rl.rlim_cur - SPARE_FDS
+                                             : rl.rlim_cur / 2);
+    log_event("warn",
+              "the limit on open files is too low for --max-connections; "
+              "lowered to fit",
+              ",\"max_connections\":%ld,\"open_files\":%ld", fit,
+              (long)rl.rlim_cur);
+    g->max_connections = fit;
+}
+
 /* SIGHUP: the log file again, and the mapping again, without a restart.
  * A mapping that does not load leaves the running one in place. */
 static void
@@ -1012,6 +1128,7 @@ cmd_serve(cli *c, int argc, char **argv)
         o.durability =
             strcmp(c->durability, "nosync") == 0 ? QG_NOSYNC : QG_SYNC;
         o.flags = g.upstream ? QG_OUTBOX : 0;
+        o.unsigned_log_max = (size_t)g.max_unsigned_log;
         if ((rc = cli_open_store_with(c, &o, &g.st))) {
             qg_engine_free(g.eng);
             goto free_token;
@@ -1019,6 +1136,13 @@ cmd_serve(cli *c, int argc, char **argv)
     }
     pthread_rwlock_init(&g.eng_lock, NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    fit_fd_limit(&g);
+    if (ratelimit_new(g.unsigned_rate, g.unsigned_burst, &g.rl) ||
+        conntable_start(g.request_timeout, g.timeout,
+                        (unsigned)g.max_connections, &g.conns)) {
+        rc = cli_fail("out of memory");
+        goto out;
+    }
     if (g.upstream) {
         memset(&fo, 0, sizeof(fo));
         fo.upstream = g.upstream;
@@ -1044,6 +1168,9 @@ cmd_serve(cli *c, int argc, char **argv)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)g.threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)g.timeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)g.max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)g.max_per_address,
+        MHD_OPTION_NOTIFY_CONNECTION, conntable_notify, g.conns,
+        MHD_OPTION_URI_LOG_CALLBACK, conntable_request_line, g.conns,
         MHD_OPTION_NOTIFY_COMPLETED, completed, &g,
         MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
     if (g.d == NULL) {
@@ -1092,10 +1219,12 @@ cmd_serve(cli *c, int argc, char **argv)
 out:
     if (g.d)
         MHD_stop_daemon(g.d);
+    conntable_stop(g.conns);
     committer_stop(g.com);
     forwarder_stop(g.fwd);
     qg_store_close(g.st);
     qg_engine_free(g.eng);
+    ratelimit_free(g.rl);
     pthread_rwlock_destroy(&g.eng_lock);
     curl_global_cleanup();
 free_token:

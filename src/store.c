@@ -8,7 +8,8 @@
  *   aliases     u8 kind, i64 Chup id -> u64 ticket
  *   history     u64 ticket, u32 seq -> record header + raw body
  *   digests     32-byte payload SHA-256 -> u64 ticket, u32 seq
- *   rejections  u64 id -> rejection header + detail + raw body
+ *   rejections  u64 id -> rejection header + detail + raw body (or, for
+ *               unauthenticated and malformed deliveries, a prefix of it)
  *   outbox      u64 id -> outbox entry (a step waiting to be forwarded)
  *   dead        u64 id -> outbox entry that gave up (same id, same form)
  *   held        u64 id -> held delivery (held.c)
@@ -37,11 +38,12 @@
 #include "qgate_int.h"
 #include "store_int.h"
 
-#define STORE_FORMAT     1
-#define DEFAULT_MAP_SIZE ((size_t)64 << 20)
-#define DEFAULT_MAP_MAX  ((size_t)64 << 30)
-#define WRITE_RETRIES    16
-#define RESIZE_WAIT_S    10
+#define STORE_FORMAT             1
+#define DEFAULT_MAP_SIZE         ((size_t)64 << 20)
+#define DEFAULT_MAP_MAX          ((size_t)64 << 30)
+#define DEFAULT_UNSIGNED_LOG_MAX ((size_t)64 << 20)
+#define WRITE_RETRIES            16
+#define RESIZE_WAIT_S            10
 
 #define TICKET_LEN    104
 #define RECORD_HDR    96
@@ -365,6 +367,8 @@ qg_store_open(const qg_store_options *opts, qg_store **out)
         return QG_ENOMEM;
     st->flags = opts->flags;
     st->map_max = opts->map_max ? opts->map_max : DEFAULT_MAP_MAX;
+    st->unsigned_log_max = opts->unsigned_log_max ? opts->unsigned_log_max
+                                                  : DEFAULT_UNSIGNED_LOG_MAX;
     pthread_mutex_init(&st->lock, NULL);
     pthread_cond_init(&st->idle, NULL);
     if (opts->flags & QG_RDONLY)
@@ -786,20 +790,150 @@ qg__move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
     return rc;
 }
 
+/*
+ * A rejection: REJECTION_HDR bytes, the detail with its NUL, the body.
+ * Header: 0 received_us, 8 verdict, 9 reason, 10 event, 11 from, 12 u32
+ * detail length (with what follows it), 16 ticket, 24 live-queue id, 32
+ * appointment id, 40 u32 body length as stored, 44 flags, 45-47 zero.
+ *
+ * With REJ_TRUNCATED the body is a prefix, and the detail's region ends
+ * with REJ_EXTRA bytes: u64 length received, its SHA-256, 8 zero bytes.
+ * The region still ends with a NUL, so a store written so stays readable
+ * by versions before the flag (they see the prefix as the body); no
+ * format change was needed.
+ */
+#define REJ_TRUNCATED 0x01u
+#define REJ_EXTRA     48
+
+/* Meta keys of the bound on unauthenticated and malformed entries:
+ * their bytes as stored, the lowest id that may be one, the count
+ * dropped.  Absent in stores that predate the bound: the bytes are then
+ * counted once, the first id is 1, nothing was dropped. */
+#define META_UNSIGNED_BYTES "rejections_unsigned_bytes"
+#define META_UNSIGNED_FIRST "rejections_unsigned_first"
+#define META_DROPPED        "rejections_dropped"
+
+/* Whether a verdict's entries are kept as a prefix, and bounded. */
+static int
+is_unsigned(unsigned verdict)
+{
+    return verdict == QG_UNAUTHENTICATED || verdict == QG_MALFORMED;
+}
+
+static int
+meta_get64(qg__txn *t, const char *key, uint64_t *v)
+{
+    MDB_val k = {strlen(key), (void *)key}, d;
+    int rc;
+
+    if ((rc = mdb_get(t->txn, t->st->meta, &k, &d)))
+        return qg__from_mdb(rc);
+    if (d.mv_size != 8)
+        return QG_ESTORE;
+    *v = get64(d.mv_data);
+    return 0;
+}
+
+static int
+meta_put64(qg__txn *t, const char *key, uint64_t v)
+{
+    unsigned char buf[8];
+    MDB_val k = {strlen(key), (void *)key}, d = {8, buf};
+
+    put64(buf, v);
+    return qg__from_mdb(mdb_put(t->txn, t->st->meta, &k, &d, 0));
+}
+
+/* The bytes of unsigned entries: from meta, or counted once. */
+static int
+unsigned_bytes(qg__txn *t, uint64_t *total)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+
+    if ((rc = meta_get64(t, META_UNSIGNED_BYTES, total)) != QG_NOTFOUND)
+        return rc;
+    *total = 0;
+    if ((rc = mdb_cursor_open(t->txn, t->st->rejections, &cur)))
+        return qg__from_mdb(rc);
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
+        if (v.mv_size >= REJECTION_HDR &&
+            is_unsigned(((const unsigned char *)v.mv_data)[8]))
+            *total += v.mv_size;
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : qg__from_mdb(rc);
+}
+
+/*
+ * Drops unsigned entries older than `newest`, oldest first, while their
+ * total is over the bound.  The scan starts at the lowest id that may be
+ * one (below it are only other refusals), so each entry is passed over
+ * at most once in the store's life.
+ */
+static int
+trim_unsigned(qg__txn *t, uint64_t newest, uint64_t *total)
+{
+    unsigned char key[8];
+    uint64_t first = 1, dropped = 0, id;
+    MDB_cursor *cur;
+    MDB_val k = {8, key}, v;
+    int rc, op = MDB_SET_RANGE;
+
+    if ((rc = meta_get64(t, META_UNSIGNED_FIRST, &first)) && rc != QG_NOTFOUND)
+        return rc;
+    if ((rc = mdb_cursor_open(t->txn, t->st->rejections, &cur)))
+        return qg__from_mdb(rc);
+    put64(key, first);
+    while (*total > t->st->unsigned_log_max) {
+        if ((rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op)))
+            break;
+        op = MDB_NEXT;
+        if (k.mv_size != 8 || (id = get64(k.mv_data)) >= newest)
+            break;
+        first = id + 1;
+        if (v.mv_size < REJECTION_HDR ||
+            !is_unsigned(((const unsigned char *)v.mv_data)[8]))
+            continue;
+        *total -= v.mv_size < *total ? v.mv_size : *total;
+        if ((rc = mdb_cursor_del(cur, 0)))
+            break;
+        dropped++;
+    }
+    mdb_cursor_close(cur);
+    if (rc && rc != MDB_NOTFOUND)
+        return qg__from_mdb(rc);
+    if (dropped == 0)
+        return 0;
+    if ((rc = meta_put64(t, META_UNSIGNED_FIRST, first)))
+        return rc;
+    if ((rc = meta_get64(t, META_DROPPED, &id)) == QG_NOTFOUND)
+        id = 0;
+    else if (rc)
+        return rc;
+    return meta_put64(t, META_DROPPED, id + dropped);
+}
+
 int
 qg__append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
 {
-    unsigned char key[8], *p;
-    size_t dlen = strlen(rej->detail) + 1;
+    unsigned char key[8], *p, *extra;
+    size_t dlen = strlen(rej->detail) + 1, keep = rej->body_len;
     MDB_val k = {8, key}, v;
-    int rc;
+    uint64_t total;
+    int rc, cut = 0;
 
-    if (rej->body_len > UINT32_MAX - REJECTION_HDR - dlen)
+    if (rej->body_len > UINT32_MAX - REJECTION_HDR - dlen - REJ_EXTRA)
         return QG_ETOOBIG;
+    if (is_unsigned(rej->verdict) && rej->body_len > QG_REJECTION_PREFIX) {
+        keep = QG_REJECTION_PREFIX;
+        cut = 1;
+        dlen += REJ_EXTRA;
+    }
     if ((rc = qg__next_id(t, t->st->rejections, id)))
         return rc;
     put64(key, *id);
-    v.mv_size = REJECTION_HDR + dlen + rej->body_len;
+    v.mv_size = REJECTION_HDR + dlen + keep;
     v.mv_data = NULL;
     if ((rc = mdb_put(t->txn, t->st->rejections, &k, &v, MDB_RESERVE)))
         return qg__from_mdb(rc);
@@ -814,25 +948,48 @@ qg__append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
     put64(p + 16, rej->ticket);
     put64(p + 24, (uint64_t)rej->live_queue_id);
     put64(p + 32, (uint64_t)rej->appointment_id);
-    put32(p + 40, (uint32_t)rej->body_len);
-    memcpy(p + REJECTION_HDR, rej->detail, dlen);
-    if (rej->body_len)
-        memcpy(p + REJECTION_HDR + dlen, rej->body, rej->body_len);
-    return 0;
+    put32(p + 40, (uint32_t)keep);
+    p[44] = cut ? REJ_TRUNCATED : 0;
+    memcpy(p + REJECTION_HDR, rej->detail, dlen - (cut ? REJ_EXTRA : 0));
+    if (cut) {
+        extra = p + REJECTION_HDR + dlen - REJ_EXTRA;
+        memset(extra, 0, REJ_EXTRA);
+        put64(extra, rej->body_len);
+        qg__digest(rej->body, rej->body_len, extra + 8);
+    }
+    if (keep)
+        memcpy(p + REJECTION_HDR + dlen, rej->body, keep);
+    if (!is_unsigned(rej->verdict))
+        return 0;
+    if ((rc = unsigned_bytes(t, &total)))
+        return rc;
+    total += v.mv_size;
+    if ((rc = trim_unsigned(t, *id, &total)))
+        return rc;
+    return meta_put64(t, META_UNSIGNED_BYTES, total);
 }
 
 static int
 decode_rejection(const MDB_val *k, const MDB_val *v, qg_rejection *rej)
 {
-    const unsigned char *p = v->mv_data;
-    size_t dlen;
+    const unsigned char *p = v->mv_data, *extra = NULL;
+    size_t dlen, keep;
 
     if (k->mv_size != 8 || v->mv_size < REJECTION_HDR)
         return QG_ESTORE;
     dlen = get32(p + 12);
-    if (dlen == 0 || v->mv_size != REJECTION_HDR + dlen + get32(p + 40) ||
+    keep = get32(p + 40);
+    if (dlen == 0 || v->mv_size != REJECTION_HDR + dlen + keep ||
         p[REJECTION_HDR + dlen - 1] != '\0')
         return QG_ESTORE;
+    if (p[44] & REJ_TRUNCATED) {
+        if (dlen <= REJ_EXTRA ||
+            p[REJECTION_HDR + dlen - REJ_EXTRA - 1] != '\0')
+            return QG_ESTORE;
+        extra = p + REJECTION_HDR + dlen - REJ_EXTRA;
+        if (get64(extra) <= keep || get64(extra) > UINT32_MAX)
+            return QG_ESTORE;
+    }
     memset(rej, 0, sizeof(*rej));
     rej->id = get64(k->mv_data);
     rej->received_us = (int64_t)get64(p);
@@ -844,9 +1001,34 @@ decode_rejection(const MDB_val *k, const MDB_val *v, qg_rejection *rej)
     rej->live_queue_id = (int64_t)get64(p + 24);
     rej->appointment_id = (int64_t)get64(p + 32);
     rej->detail = (const char *)p + REJECTION_HDR;
-    rej->body_len = get32(p + 40);
+    rej->body_len = keep;
     rej->body = (const char *)p + REJECTION_HDR + dlen;
+    rej->received_len = keep;
+    if (extra) {
+        rej->truncated = 1;
+        rej->received_len = (size_t)get64(extra);
+        memcpy(rej->digest, extra + 8, sizeof(rej->digest));
+    }
     return 0;
+}
+
+int
+qg_rejections_dropped(qg_store *st, uint64_t *dropped)
+{
+    qg__txn t;
+    int rc;
+
+    if (st == NULL || dropped == NULL)
+        return QG_EINVAL;
+    if ((rc = qg__txn_begin(st, 0, &t)))
+        return rc;
+    rc = meta_get64(&t, META_DROPPED, dropped);
+    if (rc == QG_NOTFOUND) {
+        *dropped = 0;
+        rc = 0;
+    }
+    qg__txn_abort(&t);
+    return rc;
 }
 
 /* ----- reading --------------------------------------------------------- */

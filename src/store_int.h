@@ -18,7 +18,8 @@ struct qg_store {
     MDB_dbi held, held_by, held_sums;
     unsigned flags;
     size_t map_max;
-    pthread_mutex_t lock; /* guards the three fields below */
+    size_t unsigned_log_max; /* bound on unauthenticated, malformed entries */
+    pthread_mutex_t lock;    /* guards the three fields below */
     pthread_cond_t idle;
     unsigned active; /* open transactions of this process */
     int resizing;

@@ -274,6 +274,54 @@ START_TEST(test_engine_wrong_secret_is_unauthenticated)
 }
 END_TEST
 
+/*
+ * qg_prepared_unsigned(): a body refused as unauthenticated, or as
+ * malformed before its signature could be verified, is unsigned; a
+ * signed body is not, whatever its verdict.  The oracle for "before the
+ * signature": an engine with another secret gives the same malformed
+ * verdict.  Without signature checks, every malformed body is unsigned.
+ */
+START_TEST(test_engine_prepared_unsigned)
+{
+    static char rows[64][6][96];
+    int n = read_table("malformed/EXPECT", rows, 64), i, want;
+    qg_engine *other;
+    qg_prepared *p;
+    qg_result res;
+    size_t len;
+    char *body;
+
+    ck_assert_int_eq(qg_engine_new(&other), 0);
+    ck_assert_int_eq(qg_engine_set_secret(other, "another-secret", 14), 0);
+    ck_assert_int_eq(qg_prepared_unsigned(NULL), 0);
+    for (i = 0; i < n; i++) {
+        body = tu_fixture(rows[i][0], &len);
+        ck_assert_int_eq(
+            qg_engine_apply(other, st, body, len, QG_DRY_RUN, &res), 0);
+        want = strcmp(rows[i][1], "unauthenticated") == 0 ||
+               (strcmp(rows[i][1], "malformed") == 0 &&
+                res.verdict == QG_MALFORMED);
+        ck_assert_int_eq(qg_engine_prepare(eng, body, len, &p), 0);
+        ck_assert_msg(qg_prepared_unsigned(p) == want, "%s: unsigned %d",
+                      rows[i][0], !want);
+        qg_prepared_free(p);
+        qg_engine_require_signature(eng, 0);
+        ck_assert_int_eq(qg_engine_prepare(eng, body, len, &p), 0);
+        ck_assert_int_eq(qg_prepared_unsigned(p),
+                         strcmp(rows[i][1], "malformed") == 0);
+        qg_prepared_free(p);
+        qg_engine_require_signature(eng, 1);
+        free(body);
+    }
+    body = tu_fixture("visits/walk-in/01-join-live-queue.json", &len);
+    ck_assert_int_eq(qg_engine_prepare(eng, body, len, &p), 0);
+    ck_assert_int_eq(qg_prepared_unsigned(p), 0);
+    qg_prepared_free(p);
+    free(body);
+    qg_engine_free(other);
+}
+END_TEST
+
 START_TEST(test_engine_bad_arguments)
 {
     qg_result res;
@@ -423,6 +471,7 @@ engine_suite(void)
     tcase_add_test(errors, test_engine_wrong_secret_is_unauthenticated);
     tcase_add_test(errors, test_engine_bad_arguments);
     tcase_add_test(errors, test_engine_future_step_refused);
+    tcase_add_test(errors, test_engine_prepared_unsigned);
     suite_add_tcase(s, core);
     suite_add_tcase(s, errors);
     return s;

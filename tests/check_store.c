@@ -539,6 +539,155 @@ START_TEST(test_large_body_kept_whole)
 }
 END_TEST
 
+/* A big body: join_body() with a long client name; unsigned when
+ * `forge`, its signature then replaced by zeros. */
+static char *
+big_body(long long id, size_t name_len, int forge, size_t *len)
+{
+    char *name = malloc(name_len + 1), *body, *sig;
+
+    ck_assert_ptr_nonnull(name);
+    memset(name, 'x', name_len);
+    name[name_len] = '\0';
+    body = join_body(id, name, len);
+    free(name);
+    ck_assert_ptr_nonnull(body);
+    if (forge) {
+        ck_assert_ptr_nonnull(sig = strstr(body, ",\"signature\":\""));
+        memset(sig + 14, '0', 64);
+    }
+    return body;
+}
+
+/* The entries of the rejection log for unauthenticated and malformed
+ * deliveries keep a prefix, the length and the digest; other refusals
+ * keep their whole body. */
+START_TEST(test_rejection_unsigned_body_prefix)
+{
+    static const char junk_text[] = "not json at all ";
+    size_t forged_len, signed_len, junk_len = 50000, i;
+    char *forged = big_body(50002, 100000, 1, &forged_len);
+    char *first = big_body(50001, 10, 0, &signed_len);
+    char *again = big_body(50001, 100000, 0, &signed_len);
+    char *junk = malloc(junk_len);
+    unsigned char digest[32];
+    unsigned int n = sizeof(digest);
+    qg_rejections *r = NULL;
+    qg_rejection rej;
+    qg_result res;
+
+    ck_assert_ptr_nonnull(junk);
+    for (i = 0; i < junk_len; i++)
+        junk[i] = junk_text[i % (sizeof(junk_text) - 1)];
+    ck_assert_int_eq(qg_engine_apply(eng, st, forged, forged_len, 0, &res), 0);
+    ck_assert_int_eq(res.verdict, QG_UNAUTHENTICATED);
+    ck_assert_int_eq(qg_engine_apply(eng, st, junk, junk_len, 0, &res), 0);
+    ck_assert_int_eq(res.verdict, QG_MALFORMED);
+    ck_assert_int_eq(qg_engine_apply(eng, st, first, strlen(first), 0, &res),
+                     0);
+    ck_assert_int_eq(res.verdict, QG_ACCEPTED);
+    ck_assert_int_eq(qg_engine_apply(eng, st, again, signed_len, 0, &res), 0);
+    ck_assert_msg(res.verdict == QG_REJECTED, "%s", res.detail);
+    tu_apply(eng, st, "malformed/not-json.json");
+    st = tu_store_reopen(st, QG_RDONLY);
+
+    ck_assert_int_eq(qg_rejections_open(st, 1, &r), 0);
+    ck_assert_int_eq(qg_rejections_next(r, &rej), 0);
+    ck_assert_int_eq(rej.verdict, QG_UNAUTHENTICATED);
+    ck_assert_int_eq(rej.truncated, 1);
+    ck_assert_uint_eq(rej.body_len, QG_REJECTION_PREFIX);
+    ck_assert_uint_eq(rej.received_len, forged_len);
+    ck_assert(memcmp(rej.body, forged, rej.body_len) == 0);
+    EVP_Digest(forged, forged_len, digest, &n, EVP_sha256(), NULL);
+    ck_assert(memcmp(rej.digest, digest, sizeof(digest)) == 0);
+    ck_assert_ptr_nonnull(strstr(rej.detail, "signature"));
+
+    ck_assert_int_eq(qg_rejections_next(r, &rej), 0);
+    ck_assert_int_eq(rej.verdict, QG_MALFORMED);
+    ck_assert_int_eq(rej.truncated, 1);
+    ck_assert_uint_eq(rej.body_len, QG_REJECTION_PREFIX);
+    ck_assert_uint_eq(rej.received_len, junk_len);
+    ck_assert(memcmp(rej.body, junk, rej.body_len) == 0);
+    EVP_Digest(junk, junk_len, digest, &n, EVP_sha256(), NULL);
+    ck_assert(memcmp(rej.digest, digest, sizeof(digest)) == 0);
+
+    /* a signed refusal: whole */
+    ck_assert_int_eq(qg_rejections_next(r, &rej), 0);
+    ck_assert_int_eq(rej.verdict, QG_REJECTED);
+    ck_assert_int_eq(rej.truncated, 0);
+    ck_assert_uint_eq(rej.body_len, signed_len);
+    ck_assert_uint_eq(rej.received_len, signed_len);
+    ck_assert(memcmp(rej.body, again, signed_len) == 0);
+
+    /* a short malformed body: whole, as before */
+    ck_assert_int_eq(qg_rejections_next(r, &rej), 0);
+    ck_assert_int_eq(rej.verdict, QG_MALFORMED);
+    ck_assert_int_eq(rej.truncated, 0);
+    ck_assert_uint_eq(rej.received_len, rej.body_len);
+    assert_bytes(rej.body, rej.body_len, "malformed/not-json.json");
+    ck_assert_int_eq(qg_rejections_next(r, &rej), QG_NOTFOUND);
+    qg_rejections_close(r);
+    free(forged);
+    free(first);
+    free(again);
+    free(junk);
+}
+END_TEST
+
+/* Unauthenticated and malformed entries stay under unsigned_log_max: the
+ * oldest are dropped and counted, also across a reopen; signed refusals
+ * are never dropped. */
+START_TEST(test_rejection_unsigned_log_bounded)
+{
+    enum { N = 100, BOUND = 64 << 10 };
+    qg_store_options o;
+    qg_rejections *r = NULL;
+    qg_rejection rej;
+    qg_result res;
+    uint64_t dropped = 1, expect_id, bytes = 0;
+    size_t len;
+    char *body;
+    int i, kept = 0;
+
+    tu_apply(eng, st, SERVED "01-join-live-queue.json");
+    res = tu_apply(eng, st, SERVED "02-served.json");
+    ck_assert_int_eq(res.verdict, QG_REJECTED);
+    ck_assert_int_eq(qg_rejections_dropped(st, &dropped), 0);
+    ck_assert_uint_eq(dropped, 0);
+    qg_store_close(st);
+    memset(&o, 0, sizeof(o));
+    o.path = tu_store_dir();
+    o.unsigned_log_max = BOUND;
+    ck_assert_int_eq(qg_store_open(&o, &st), 0);
+    for (i = 0; i < N; i++) {
+        body = big_body(60000 + i, 10000, 1, &len);
+        ck_assert_int_eq(qg_engine_apply(eng, st, body, len, 0, &res), 0);
+        ck_assert_int_eq(res.verdict, QG_UNAUTHENTICATED);
+        free(body);
+    }
+    st = tu_store_reopen(st, QG_RDONLY);
+    ck_assert_int_eq(qg_rejections_open(st, 1, &r), 0);
+    ck_assert_int_eq(qg_rejections_next(r, &rej), 0);
+    ck_assert_uint_eq(rej.id, 1);
+    ck_assert_int_eq(rej.verdict, QG_REJECTED);
+    while (qg_rejections_next(r, &rej) == 0) {
+        ck_assert_int_eq(rej.verdict, QG_UNAUTHENTICATED);
+        if (kept == 0)
+            expect_id = rej.id;
+        ck_assert_uint_eq(rej.id, expect_id++);
+        bytes += 48 + strlen(rej.detail) + 1 + 48 + rej.body_len;
+        kept++;
+    }
+    qg_rejections_close(r);
+    ck_assert_uint_eq(expect_id, N + 2); /* the newest are kept */
+    ck_assert_uint_le(bytes, BOUND);
+    ck_assert_uint_gt(bytes, BOUND - 4096);
+    ck_assert_int_eq(qg_rejections_dropped(st, &dropped), 0);
+    ck_assert_uint_eq(dropped, (uint64_t)(N - kept));
+    ck_assert_int_gt((int)dropped, N / 2);
+}
+END_TEST
+
 /* ----- Errors ----------------------------------------------------------- */
 
 START_TEST(test_store_open_bad_options)
@@ -883,6 +1032,8 @@ store_suite(void)
     tcase_add_test(core, test_rejection_logged_with_ticket);
     tcase_add_test(core, test_rejection_logged_without_ticket);
     tcase_add_test(core, test_ignored_delivery_not_logged);
+    tcase_add_test(core, test_rejection_unsigned_body_prefix);
+    tcase_add_test(core, test_rejection_unsigned_log_bounded);
     tcase_add_test(core, test_dry_run_writes_nothing);
     tcase_add_test(core, test_dry_run_on_read_only_store);
     suite_add_tcase(s, core);

@@ -196,6 +196,23 @@ check "export ndjson has one object per step" \
 check "export of a bad format exits 2" \
     status 2 "$Q" export --db "$DB" --format xml
 
+# a long malformed body keeps only a prefix, its length and digest, and
+# is not replayed
+head -c 5000 /dev/zero | tr '\0' x >"$T/junk.json"
+check "a long malformed body is refused" \
+    status 1 "$Q" apply --db "$DB" --secret-file "$F/secret" "$T/junk.json"
+check "rejected --json of it" \
+    status 1 "$Q" rejected --json --db "$DB" --code bad_json
+check "only a prefix of it is kept, with its length and digest" \
+    grep -q "\"body_bytes\":3072,\"received_bytes\":5000,\"truncated\":true,\"sha256\":\"$(sha256sum <"$T/junk.json" | cut -c1-64)\"}" "$T/out"
+check "rejected marks it" \
+    sh -c "'$Q' rejected --db '$DB' --code bad_json | grep -q 'first 3072 of 5000 bytes kept'"
+check "replay skips it" \
+    status 1 "$Q" rejected --replay --db "$DB" --secret-file "$F/secret" --code bad_json
+check "replay says why" \
+    grep -q 'skipped: only the first 3072 of its 5000 bytes were kept (malformed), so it cannot be replayed' "$T/err"
+check "replay counts it" grep -q '1 skipped' "$T/err"
+
 # machine --svg, help
 check "machine --svg" status 0 "$Q" machine --svg "$T/m.svg"
 check "the svg names states" grep -q '<title>pharmacy_dispensed</title>' "$T/m.svg"
