@@ -220,6 +220,48 @@ check "help lists the commands" \
     sh -c "'$Q' help | grep -q '^  stats '"
 check "a command's --help" status 0 "$Q" history --help
 
+# out of order: served before serving is held, then released; an alert
+# after the move is placed late; history shows event time, marks it, and
+# --arrival keeps the order of acceptance
+W="$F/visits/walk-in"
+R="$T/reorder"
+check "apply holds a step that comes early" \
+    status 0 "$Q" apply --db "$R" --secret-file "$F/secret" "$W/01-join-live-queue.json" "$W/03-move.json" "$W/05-served.json"
+check "the early step is held, with its reason" \
+    grep -q '^held  *lq:30001  *complete in moved' "$T/out"
+check "apply says what is still held" \
+    grep -q '^still held: 1 delivery' "$T/err"
+check "held lists it" status 0 "$Q" held --db "$R"
+check "held names its ticket, event and time left" \
+    grep -Eq '^ +1  lq:30001 +complete +moved +2024-03-05 09:34:00 \+08:00 +[0-9]+s +(19m|20m)' "$T/out"
+check "held --json" status 0 "$Q" held --json --db "$R"
+check "held --json has the fields" \
+    grep -q '"live_queue_id":30001,.*"event":"complete","from":"moved"' "$T/out"
+check "apply of the missing step releases it" \
+    status 0 "$Q" apply --db "$R" --secret-file "$F/secret" "$W/04-serving.json" "$W/02-alert.json"
+check "released" grep -q 'released 1 held delivery; the ticket is served' "$T/out"
+check "the late alert is placed" grep -q 'alert, late: step 2 of 5' "$T/out"
+check "nothing held any more" sh -c "'$Q' held --db '$R' 2>&1 | grep -q '^0 held'"
+check "history in event time" status 0 "$Q" history --db "$R" 30001
+check "history marks the late step at its place" \
+    sh -c "sed -n 3,4p '$T/out' | grep -Eq '^ +5  2024-03-05 09:06:00 .*alert .* late\$'"
+check "history marks the released step" \
+    grep -Eq '^ +4  2024-03-05 09:34:00 .*complete .* was held$' "$T/out"
+check "history --arrival" status 0 "$Q" history --arrival --db "$R" 30001
+check "history --arrival keeps the order of acceptance" \
+    test "$(awk 'NR > 2 { printf "%s ", $1 }' "$T/out")" = "1 2 3 4 5 "
+check "verify passes on a store with late steps" status 0 "$Q" verify --db "$R"
+check "--reorder-window 0 refuses the same step" \
+    status 1 "$Q" apply --reorder-window 0 --db "$T/strict" --secret-file "$F/secret" "$W/01-join-live-queue.json" "$W/05-served.json"
+check "a bad --reorder-window exits 2" \
+    status 2 "$Q" apply --reorder-window -5 --db "$R" --no-verify "$W/01-join-live-queue.json"
+check "a bad --reorder-window is named" grep -q -- '--reorder-window "-5"' "$T/err"
+check "held --expire refuses what waits" \
+    sh -c "'$Q' apply --db '$R' --secret-file '$F/secret' '$F/illegal/dispense-before-receive/'*.json >/dev/null 2>&1; '$Q' held --expire --db '$R' >'$T/out'; test \$? -eq 1"
+check "held --expire counts by reason" grep -q 'illegal_transition  *1' "$T/out"
+check "the expired step is in the rejection log" \
+    sh -c "'$Q' rejected --db '$R' | grep -q 'rx_dispense is not legal from served.*; held '"
+
 # the man page documents every command `qgate help` lists
 MAN=$(dirname "$F")/docs/qgate.1
 for cmd in $("$Q" help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
