@@ -796,17 +796,12 @@ best_plan(plan *p, const qg__ticket_row *row, long *score)
     return 0;
 }
 
-/* Adds the accepted steps of path and the held deliveries under ids. */
+/* Adds the accepted steps of path. */
 static int
-plan_fill(qg__txn *t, plan *p, const qg__path *path, const int64_t ids[4])
+plan_path(plan *p, const qg__path *path)
 {
-    static const qg_id_kind kinds[4] = {QG_ID_LIVE_QUEUE, QG_ID_APPOINTMENT,
-                                        QG_ID_LIVE_QUEUE, QG_ID_APPOINTMENT};
-    uint64_t *found;
-    qg_held h;
-    size_t i, j, m;
+    size_t i;
     item *it;
-    int rc = 0, k, have;
 
     for (i = 0; i < path->n; i++) {
         if ((it = plan_add(p)) == NULL)
@@ -816,6 +811,25 @@ plan_fill(qg__txn *t, plan *p, const qg__path *path, const int64_t ids[4])
         it->event_ms = it->ps->event_ms;
         it->order = it->ps->pos;
     }
+    return 0;
+}
+
+/* Adds the held deliveries under ids (two kinds, twice: the step's ids
+ * and the ticket's).  Most of the time nothing is held at all: one look
+ * at the held list's size then does. */
+static int
+plan_held(qg__txn *t, plan *p, const int64_t ids[4])
+{
+    static const qg_id_kind kinds[4] = {QG_ID_LIVE_QUEUE, QG_ID_APPOINTMENT,
+                                        QG_ID_LIVE_QUEUE, QG_ID_APPOINTMENT};
+    uint64_t *found;
+    qg_held h;
+    size_t i, j, m;
+    item *it;
+    int rc = 0, k, have;
+
+    if (!qg__held_any(t))
+        return 0;
     for (k = 0; k < 4 && rc == 0; k++) {
         if (ids[k] == 0 || (k >= 2 && ids[k] == ids[k - 2]))
             continue;
@@ -1005,11 +1019,11 @@ release_held(qg__txn *t, const qg__step *s, qg__ticket_row *row, qg_result *res)
     ids[1] = s->appointment_id;
     ids[2] = row->t.live_queue_id;
     ids[3] = row->t.appointment_id;
-    if ((rc = qg__load_path(t, row->t.id, &path)) ||
-        (rc = plan_fill(t, &p, &path, ids)))
-        goto done;
-    if (p.m == path.n)
+    if ((rc = plan_held(t, &p, ids)) || p.m == 0)
         goto done; /* nothing held */
+    if ((rc = qg__load_path(t, row->t.id, &path)) ||
+        (rc = plan_path(&p, &path)))
+        goto done;
     if ((rc = best_plan(&p, row, &score)))
         goto done;
     if (score > 0)
@@ -1059,7 +1073,8 @@ decide_step(qg__txn *t, const qg__step *s, const decision *dc, qg_result *res)
     }
     if (rc != QG_NOTFOUND)
         return rc;
-    if ((rc = qg__held_find_digest(t, s->digest, &held)) != QG_NOTFOUND) {
+    if (qg__held_any(t) &&
+        (rc = qg__held_find_digest(t, s->digest, &held)) != QG_NOTFOUND) {
         if (rc)
             return rc;
         verdict(res, QG_R_REDELIVERY,
@@ -1108,7 +1123,7 @@ decide_step(qg__txn *t, const qg__step *s, const decision *dc, qg_result *res)
     ids[2] = row.t.live_queue_id;
     ids[3] = row.t.appointment_id;
     if ((row.t.id && (rc = qg__load_path(t, row.t.id, &path))) ||
-        (rc = plan_fill(t, &p, &path, ids)))
+        (rc = plan_path(&p, &path)) || (rc = plan_held(t, &p, ids)))
         goto done;
     if ((it = plan_add(&p)) == NULL) {
         rc = QG_ENOMEM;

@@ -103,6 +103,15 @@ qg__held_put(qg__txn *t, const qg__step *s, uint64_t ticket, qg_event ev,
 }
 
 int
+qg__held_any(qg__txn *t)
+{
+    MDB_stat ms;
+
+    /* An error here only costs the caller a look it could have skipped. */
+    return mdb_stat(t->txn, t->st->held, &ms) != 0 || ms.ms_entries > 0;
+}
+
+int
 qg__held_find_digest(qg__txn *t, const unsigned char *digest, uint64_t *id)
 {
     MDB_val k = {QG__DIGEST_LEN, (void *)digest}, v;

@@ -264,6 +264,8 @@ int qg__held_put(qg__txn *txn, const qg__step *s, uint64_t ticket, qg_event ev,
                  qg_state from, uint64_t *id);
 int qg__held_find_digest(qg__txn *txn, const unsigned char *digest,
                          uint64_t *id);
+/* Whether anything is held (1 also when that cannot be told). */
+int qg__held_any(qg__txn *txn);
 int qg__held_get(qg__txn *txn, uint64_t id, qg__step *s, qg_held *out);
 /* The ids held under a Chup id, in event time; *ids is malloc'd. */
 int qg__held_ids_for(qg__txn *txn, qg_id_kind kind, int64_t chup_id,
