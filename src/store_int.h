@@ -66,4 +66,8 @@ int qg__from_mdb(int rc);
 /* The key after the last one of dbi, as a u64 counter: 1 when empty. */
 int qg__next_id(qg__txn *t, MDB_dbi dbi, uint64_t *id);
 
+/* LMDB's assertion callback (mdb_env_set_assert): calls the function set
+ * by qg__store_on_damage(), if any; LMDB then calls abort(). */
+void qg__store_assert(MDB_env *env, const char *msg);
+
 #endif /* QG_STORE_INT_H */
