@@ -195,6 +195,7 @@ cli_open_store(cli *c, int rdonly, qg_store **out)
 int
 cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
 {
+    char detail[512];
     int rc;
 
     if (!(o->flags & QG_RDONLY)) {
@@ -208,9 +209,24 @@ cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
                 return cli_fail("%s: %s", parent, strerror(errno));
         }
     }
-    if ((rc = qg_store_open(o, out)))
+    cli_guard_store(c->db);
+    if ((rc = qg_store_open(o, out)) == QG_ECORRUPT) {
+        qg__store_check_file(c->db, detail, sizeof(detail));
+        return cli_store_damaged(c->db, detail);
+    }
+    if (rc)
         return cli_fail("%s: cannot open the store: %s", c->db,
                         rc == QG_NOTFOUND ? "no store there" : qg_strerror(rc));
+    /* Every page before any read: LMDB follows what it finds in a page
+     * without a check, and a damaged one crashes it. */
+    if ((rc = qg_store_check(*out, detail, sizeof(detail)))) {
+        qg_store_close(*out);
+        *out = NULL;
+        if (rc == QG_ECORRUPT)
+            return cli_store_damaged(c->db, detail);
+        return cli_fail("%s: cannot check the store: %s", c->db,
+                        qg_strerror(rc));
+    }
     return 0;
 }
 
@@ -286,6 +302,8 @@ cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out)
                         arg);
     if (rc == QG_NOTFOUND)
         return cli_fail("ticket %s: not in the store", arg);
+    if (rc == QG_ECORRUPT)
+        return cli_store_fail(NULL, rc);
     if (rc)
         return cli_fail("ticket %s: %s", arg, qg_strerror(rc));
     return 0;
@@ -422,6 +440,7 @@ main(int argc, char **argv)
     c.prog = "qgate";
     c.since = INT64_MIN;
     c.until = INT64_MAX;
+    cli_guard_install();
     if (argc < 2) {
         usage(stderr);
         return EXIT_FAILED;

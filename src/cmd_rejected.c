@@ -60,7 +60,8 @@ replay(cli *c, qg_engine *eng, qg_store *st, const qg_rejection *r, int *rc)
     if (*rc == 0 && (res.verdict == QG_ACCEPTED || res.verdict == QG_IGNORED))
         *rc = qg_engine_apply(eng, st, r->body, r->body_len, 0, &res);
     if (*rc) {
-        *rc = cli_fail("%s: %s", input, qg_strerror(*rc));
+        *rc = *rc == QG_ECORRUPT ? cli_store_fail(c, *rc)
+                                 : cli_fail("%s: %s", input, qg_strerror(*rc));
         return 0;
     }
     if (c->json) {
@@ -139,7 +140,7 @@ cmd_rejected(cli *c, int argc, char **argv)
         (rc = cli_open_store(c, !replaying, &st)))
         goto done;
     if ((rc = qg_rejections_open(st, 1, &log))) {
-        rc = cli_fail("%s: %s", c->db, qg_strerror(rc));
+        rc = cli_store_fail(c, rc);
         goto done;
     }
     while ((rc = qg_rejections_next(log, &r)) == 0) {
@@ -155,7 +156,7 @@ cmd_rejected(cli *c, int argc, char **argv)
             print_human(&r);
     }
     if (rc != QG_NOTFOUND) {
-        rc = cli_fail("%s: %s", c->db, qg_strerror(rc));
+        rc = cli_store_fail(c, rc);
         goto done;
     }
     rc = seen > 0 ? EXIT_FOUND : EXIT_OK;
@@ -171,6 +172,8 @@ cmd_rejected(cli *c, int argc, char **argv)
         if ((rc = qg_rejections_open(st, ids[i], &one)) == 0 &&
             (rc = qg_rejections_next(one, &r)) == 0)
             passing += (unsigned long)replay(c, eng, st, &r, &rc);
+        else if (rc == QG_ECORRUPT)
+            rc = cli_store_fail(c, rc);
         else
             rc = cli_fail("rejection %" PRIu64 ": %s", ids[i], qg_strerror(rc));
         qg_rejections_close(one);

@@ -74,5 +74,5 @@ cmd_verify(cli *c, int argc, char **argv)
 failed:
     qg_tickets_close(it);
     qg_store_close(st);
-    return cli_fail("%s: %s", c->db, qg_strerror(rc));
+    return cli_store_fail(c, rc);
 }

@@ -1,0 +1,159 @@
+#!/bin/sh
+# damage_test.sh QGATE GEN_DAY DAMAGE FIXTURES - a damaged data.mdb is
+# reported, never crashed on.  A real store (a generated day through
+# `qgate apply`) is copied and damaged in each way of the table below, and
+# every command runs on the copy: none may die by a signal, and each must
+# exit 2 naming the store and saying how to restore it.  Damage LMDB
+# repairs itself (a garbage lock.mdb, rebuilt by the first process to open
+# the store) must leave every command as it is on the sound store.
+set -u
+Q=$1
+GEN=$2
+DAMAGE=$3
+F=$4
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/testlib.sh"
+
+# kind of damage            expected
+damages='
+half                        damaged
+page-boundary               damaged
+one-byte-short              damaged
+metas-zeroed                damaged
+newer-meta-zeroed           damaged
+main-root-zeroed            damaged
+branch-zeroed               damaged
+leaf-zeroed                 damaged
+random-in-leaf              damaged
+random-in-pages             damaged
+page-number                 damaged
+lock-garbage                sound
+'
+
+"$GEN" 300 7 qgate-development-secret "$T/expected.json" >"$T/day.ndjson" ||
+    { echo "FAIL: gen_day"; exit 1; }
+printf '{"db": "sound", "durability": "nosync"}\n' >"$T/qgate.json"
+"$Q" apply --config "$T/qgate.json" --secret-file "$F/secret" - \
+    <"$T/day.ndjson" >/dev/null 2>&1
+check "the day is applied" test -s "$T/sound/data.mdb"
+first=$(head -1 "$T/day.ndjson" | sed 's/.*"data":{"id":\([0-9]*\).*/\1/')
+
+# Each command as an operator runs it, reading or writing the store in $DB.
+# serve must refuse to start: if it starts, timeout stops it (exit 124).
+run() { # name
+    case $1 in
+    verify) "$Q" verify --db "$DB" ;;
+    list) "$Q" list --db "$DB" ;;
+    history) "$Q" history --db "$DB" "$first" ;;
+    show) "$Q" show --db "$DB" "$first" ;;
+    export) "$Q" export --db "$DB" ;;
+    stats) "$Q" stats --db "$DB" ;;
+    outbox) "$Q" outbox --db "$DB" ;;
+    rejected) "$Q" rejected --db "$DB" ;;
+    apply)
+        "$Q" apply --db "$DB" --secret-file "$F/secret" \
+            "$F/visits/walk-in/01-join-live-queue.json"
+        ;;
+    serve)
+        timeout 3 "$Q" serve --db "$DB" --listen 127.0.0.1:0 \
+            --secret-file "$F/secret"
+        ;;
+    esac
+}
+commands="verify list history show export stats outbox rejected apply serve"
+
+# The sound store: each command's own exit status, the baseline.
+for cmd in $commands; do
+    rm -rf "$T/db"
+    cp -r "$T/sound" "$T/db"
+    DB=$T/db
+    run "$cmd" >"$T/out" 2>"$T/err"
+    eval "base_$cmd=\$?"
+done
+check "serve starts on the sound store" test "$base_serve" -eq 124
+check "verify passes the sound store" test "$base_verify" -eq 0
+
+echo "$damages" | while read -r kind expected; do
+    [ -n "$kind" ] || continue
+    for cmd in $commands; do
+        rm -rf "$T/db"
+        cp -r "$T/sound" "$T/db"
+        DB=$T/db
+        "$DAMAGE" "$DB" "$kind" || { echo "FAIL: damage $kind"; continue; }
+        run "$cmd" >"$T/out" 2>"$T/err"
+        got=$?
+        if [ "$expected" = sound ]; then
+            eval "want=\$base_$cmd"
+            check "$kind: $cmd exits as on the sound store ($want)" \
+                test "$got" -eq "$want"
+            continue
+        fi
+        check "$kind: $cmd is not killed by a signal (exit $got)" \
+            test "$got" -lt 124
+        check "$kind: $cmd exits 2 (exit $got)" test "$got" -eq 2
+        check "$kind: $cmd names the store" \
+            grep -q "^qgate: $DB: the store is damaged: " "$T/err"
+        check "$kind: $cmd says how to restore it" \
+            grep -q 'restore the store from a backup copy' "$T/err"
+        [ "$got" -eq 2 ] || sed 's/^/    /' "$T/err" | head -5
+    done
+    echo "$passes $failures" >"$T/tally"
+done
+read -r passes failures <"$T/tally"
+
+# Damage while a command runs, after its check passed (a disk failing
+# under it): LMDB trips on it, and the guard reports it the same way.  The
+# reader is held mid-way by a full pipe while the store is damaged; the
+# writer waits for more input.
+# command   kind of damage     what LMDB ran into
+midrun='
+export      half               SIGBUS while reading it
+export      last-leaf-zeroed   LMDB.s check failed: .*IS_LEAF
+export      random-in-pages    LMDB found a page that is not what it expected
+apply       half               SIGBUS while reading it
+'
+
+"$GEN" 100 8 qgate-development-secret "$T/expected2.json" >"$T/more.ndjson"
+echo "$midrun" | while read -r cmd kind what; do
+    [ -n "$cmd" ] || continue
+    rm -rf "$T/db"
+    cp -r "$T/sound" "$T/db"
+    DB=$T/db
+    if [ "$cmd" = export ]; then
+        { "$Q" export --db "$DB" 2>"$T/err"; echo $? >"$T/status"; } |
+            { sleep 1; "$DAMAGE" "$DB" "$kind"; cat >/dev/null; }
+    else
+        { head -20 "$T/more.ndjson"; sleep 1; "$DAMAGE" "$DB" "$kind";
+          tail -n +21 "$T/more.ndjson"; } |
+            { "$Q" apply --db "$DB" --secret-file "$F/secret" - \
+                  >/dev/null 2>"$T/err"; echo $? >"$T/status"; }
+    fi
+    got=$(cat "$T/status")
+    check "$kind while $cmd runs: exits 2 (exit $got)" test "$got" -eq 2
+    check "$kind while $cmd runs: names the store and the fault" \
+        grep -q "^qgate: $DB: the store is damaged: $what" "$T/err"
+    check "$kind while $cmd runs: says how to restore it" \
+        grep -q 'restore the store from a backup copy' "$T/err"
+    [ "$got" -eq 2 ] || sed 's/^/    /' "$T/err" | head -5
+    echo "$passes $failures" >"$T/tally"
+done
+read -r passes failures <"$T/tally"
+
+# What verify says names the page and the tree.
+rm -rf "$T/db"
+cp -r "$T/sound" "$T/db"
+"$DAMAGE" "$T/db" leaf-zeroed
+check "verify of a zeroed leaf exits 2" status 2 "$Q" verify --db "$T/db"
+check "verify names the zeroed page and its database" \
+    grep -q 'database "history": page [0-9]* does not carry its own number' \
+    "$T/err"
+rm -rf "$T/db"
+cp -r "$T/sound" "$T/db"
+"$DAMAGE" "$T/db" page-boundary
+check "verify of a short file exits 2" status 2 "$Q" verify --db "$T/db"
+check "verify says the file was cut short" \
+    grep -q 'data.mdb is [0-9]* bytes but .* lies past its end: the file was cut short' \
+    "$T/err"
+
+finish
