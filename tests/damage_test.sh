@@ -105,15 +105,46 @@ read -r passes failures <"$T/tally"
 # Damage while a command runs, after its check passed (a disk failing
 # under it): LMDB trips on it, and the guard reports it the same way.  The
 # reader is held mid-way by a full pipe while the store is damaged; the
-# writer waits for more input.
+# writer waits for more input; the gate gets deliveries after the damage
+# and must stop.
 # command   kind of damage     what LMDB ran into
 midrun='
 export      half               SIGBUS while reading it
 export      last-leaf-zeroed   LMDB.s check failed: .*IS_LEAF
 export      random-in-pages    LMDB found a page that is not what it expected
 apply       half               SIGBUS while reading it
+serve       half               SIGBUS while reading it
+serve       random-in-pages    LMDB found a page that is not what it expected
 '
 
+# The gate on $DB, damaged once it listens, then three deliveries.
+serve_damaged() { # kind
+    rm -f "$T/gate.log"
+    "$Q" serve --db "$DB" --listen 127.0.0.1:0 --secret-file "$F/secret" \
+        --log "$T/gate.log" 2>"$T/err" &
+    gate=$!
+    i=0
+    while ! grep -q '"listening"' "$T/gate.log" 2>/dev/null && [ $i -lt 50 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    port=$(sed -n 's/.*"listening".*"port":\([0-9]*\).*/\1/p' "$T/gate.log")
+    "$DAMAGE" "$DB" "$1"
+    for n in 1 2 3; do
+        sed -n "${n}p" "$T/more.ndjson" >"$T/one.json"
+        curl -s -o /dev/null --max-time 5 --data-binary @"$T/one.json" \
+            -H 'Content-Type: application/json' \
+            "http://127.0.0.1:$port/webhooks/chup"
+    done
+    i=0
+    while kill -0 "$gate" 2>/dev/null && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    kill "$gate" 2>/dev/null
+    wait "$gate"
+    echo $? >"$T/status"
+}
 "$GEN" 100 8 qgate-development-secret "$T/expected2.json" >"$T/more.ndjson"
 echo "$midrun" | while read -r cmd kind what; do
     [ -n "$cmd" ] || continue
@@ -123,6 +154,8 @@ echo "$midrun" | while read -r cmd kind what; do
     if [ "$cmd" = export ]; then
         { "$Q" export --db "$DB" 2>"$T/err"; echo $? >"$T/status"; } |
             { sleep 1; "$DAMAGE" "$DB" "$kind"; cat >/dev/null; }
+    elif [ "$cmd" = serve ]; then
+        serve_damaged "$kind"
     else
         { head -20 "$T/more.ndjson"; sleep 1; "$DAMAGE" "$DB" "$kind";
           tail -n +21 "$T/more.ndjson"; } |
@@ -136,6 +169,10 @@ echo "$midrun" | while read -r cmd kind what; do
     check "$kind while $cmd runs: says how to restore it" \
         grep -q 'restore the store from a backup copy' "$T/err"
     [ "$got" -eq 2 ] || sed 's/^/    /' "$T/err" | head -5
+    if [ "$cmd" = serve ] && [ "$kind" = random-in-pages ]; then
+        check "$kind while serve runs: the log says why the gate stops" \
+            grep -q '"msg":"the store is damaged: stopping"' "$T/gate.log"
+    fi
     echo "$passes $failures" >"$T/tally"
 done
 read -r passes failures <"$T/tally"
