@@ -211,7 +211,8 @@ cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
     }
     cli_guard_store(c->db);
     if ((rc = qg_store_open(o, out)) == QG_ECORRUPT) {
-        qg__store_check_file(c->db, detail, sizeof(detail));
+        if (qg__store_check_file(c->db, detail, sizeof(detail)) != QG_ECORRUPT)
+            return cli_store_fail(c, QG_ECORRUPT); /* LMDB's own find */
         return cli_store_damaged(c->db, detail);
     }
     if (rc)

@@ -26,9 +26,11 @@ cmd_verify(cli *c, int argc, char **argv)
             continue;
         if (opt == 'h') {
             printf("usage: qgate verify [--json] [--db DIR]\n"
-                   "Replays every stored history through the current "
-                   "machine and checks the store's indexes.\n"
-                   "Exit 1 when any ticket fails.\n");
+                   "Checks every page of the store, then replays every "
+                   "stored history through the\ncurrent machine and checks "
+                   "the store's indexes.\n"
+                   "Exit 1 when any ticket fails, 2 when the store is "
+                   "damaged.\n");
             return EXIT_OK;
         }
         return EXIT_FAILED;

@@ -220,16 +220,21 @@ read_metas(int fd, uint64_t size, meta m[NUM_METAS], char *detail, size_t dlen)
 /*
  * The pages LMDB reads first, at open, are the roots of the free list and
  * of the main database: they must lie inside the file, or the first read
- * is a SIGBUS.  The file need not reach the meta's last page: when the
- * free list holds the final pages, LMDB never wrote them (see mm_last_pg
- * in mdb.c), so a sound file may be shorter than (last_pg + 1) * psize.
+ * is a SIGBUS, and be the pages their trees need, or LMDB's first search
+ * fails an assertion.  The file need not reach the meta's last page: when
+ * the free list holds the final pages, LMDB never wrote them (see
+ * mm_last_pg in mdb.c), so a sound file may be shorter than
+ * (last_pg + 1) * psize.
  */
 static int
-check_roots(const meta *m, uint64_t size, char *detail, size_t dlen)
+check_roots(int fd, const meta *m, uint64_t size, char *detail, size_t dlen)
 {
     const tree *roots[] = {&m->free, &m->main};
     const char *names[] = {"free list", "main database"};
+    unsigned char hdr[PAGEHDRSZ];
+    unsigned kind;
     size_t i;
+    int rc;
 
     for (i = 0; i < 2; i++) {
         if (roots[i]->root == P_INVALID)
@@ -246,7 +251,58 @@ check_roots(const meta *m, uint64_t size, char *detail, size_t dlen)
                        "lies past its end: the file was cut short",
                        (unsigned long long)size, names[i],
                        (unsigned long long)roots[i]->root);
+        if ((rc = read_at(fd, hdr, sizeof(hdr), roots[i]->root * m->psize)))
+            return rc < 0 ? rc : QG_EIO;
+        kind = rd16(hdr + 10) & P_KINDS;
+        if (rd64(hdr) != roots[i]->root ||
+            kind != (roots[i]->depth > 1 ? P_BRANCH : P_LEAF))
+            return say(detail, dlen,
+                       "the %s's root page %llu is not the %s page its tree "
+                       "needs: zeroed or overwritten",
+                       names[i], (unsigned long long)roots[i]->root,
+                       roots[i]->depth > 1 ? "branch" : "leaf");
     }
+    return 0;
+}
+
+/*
+ * Without a read transaction nothing keeps a writer from reusing the root
+ * pages just read (two commits later they may belong to anything), so a
+ * verdict counts only if no commit came in meanwhile: the newer meta page
+ * must be the same after the check as before.  Else check again; when
+ * writers never let it finish, say nothing (the walk, under a read
+ * transaction, has the last word).
+ */
+static int
+check_file(int fd, char *detail, size_t dlen)
+{
+    meta m[NUM_METAS], after[NUM_METAS];
+    struct stat sb;
+    uint64_t txnid;
+    int rc, tries;
+
+    for (tries = 0; tries < SNAPSHOT_TRIES; tries++) {
+        if (fstat(fd, &sb) != 0)
+            return QG_EIO;
+        if (sb.st_size == 0)
+            return 0; /* a new store: LMDB writes the meta pages */
+        if ((rc = read_metas(fd, (uint64_t)sb.st_size, m, detail, dlen)))
+            return rc;
+        txnid = m[m[1].txnid > m[0].txnid].txnid;
+        /* The size again, after the meta pages: a writer that committed
+         * meanwhile wrote its pages before its meta page. */
+        if (fstat(fd, &sb) != 0)
+            return QG_EIO;
+        rc = check_roots(fd, &m[m[1].txnid > m[0].txnid], (uint64_t)sb.st_size,
+                         detail, dlen);
+        if (rc != QG_ECORRUPT)
+            return rc;
+        if (read_metas(fd, (uint64_t)sb.st_size, after, NULL, 0) != 0 ||
+            after[after[1].txnid > after[0].txnid].txnid == txnid)
+            return rc;
+    }
+    if (detail && dlen)
+        detail[0] = '\0';
     return 0;
 }
 
@@ -254,8 +310,6 @@ int
 qg__store_check_file(const char *dir, char *detail, size_t dlen)
 {
     char path[4096];
-    meta m[NUM_METAS];
-    struct stat sb;
     int fd, rc;
 
     if (detail && dlen)
@@ -267,19 +321,7 @@ qg__store_check_file(const char *dir, char *detail, size_t dlen)
      * mdb_env_open() to report. */
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
         return 0;
-    if (fstat(fd, &sb) != 0) {
-        rc = QG_EIO;
-    } else if (sb.st_size == 0) {
-        rc = 0; /* a new store: LMDB writes the meta pages */
-    } else if ((rc = read_metas(fd, (uint64_t)sb.st_size, m, detail, dlen)) ==
-               0) {
-        /* The size again, after the meta pages: a writer that committed
-         * meanwhile wrote its pages before its meta page. */
-        rc = fstat(fd, &sb) != 0
-                 ? QG_EIO
-                 : check_roots(&m[m[1].txnid > m[0].txnid],
-                               (uint64_t)sb.st_size, detail, dlen);
-    }
+    rc = check_file(fd, detail, dlen);
     close(fd);
     return rc;
 }
@@ -729,7 +771,7 @@ qg_store_check(qg_store *st, char *detail, size_t dlen)
         rc = QG_EIO;
         goto done;
     }
-    if ((rc = check_roots(&m, (uint64_t)sb.st_size, detail, dlen)))
+    if ((rc = check_roots(w.fd, &m, (uint64_t)sb.st_size, detail, dlen)))
         goto done;
     w.psize = m.psize;
     w.last_pg = m.last_pg;
