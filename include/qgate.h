@@ -499,9 +499,9 @@ typedef struct qg_store_options {
  * durability, a path that is not a directory), #QG_ENOMEM, #QG_EIO (the
  * directory cannot be examined or created), #QG_NOTFOUND (#QG_RDONLY and
  * no store there), #QG_ERDONLY (no permission to write the files),
- * #QG_EFORMAT, #QG_ECORRUPT (the data file is cut short before a root
- * page or its meta pages are damaged), #QG_EBUSY, #QG_EFULL, #QG_ESTORE.  On failure a
- * directory or empty store files that the call created stay behind.
+ * #QG_EFORMAT, #QG_ECORRUPT (a meta or root page is damaged, or the file
+ * ends before a root page), #QG_EBUSY, #QG_EFULL, #QG_ESTORE.  On failure
+ * a directory or empty store files that the call created stay behind.
  */
 QG_EXTERN int qg_store_open(const qg_store_options *opts, qg_store **out);
 /**

@@ -183,8 +183,8 @@ int qg__store_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg);
 /*
  * store_check.c: checks data.mdb in the store directory dir before LMDB
  * maps it: both meta pages are LMDB's and the file holds the root pages
- * of the newer one.  0 when it does, or when there is no data file yet; QG_ECORRUPT
- * with detail set; QG_EFORMAT, QG_EIO.  qg_store_open() runs it.
+ * of the newer one.  0 when it does, or when there is no data file yet;
+ * QG_ECORRUPT with detail set; QG_EFORMAT, QG_EIO.  qg_store_open() runs it.
  */
 int qg__store_check_file(const char *dir, char *detail, size_t dlen);
 
