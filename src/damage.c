@@ -4,7 +4,7 @@
  * guard for damage that LMDB trips on after the checks passed.
  *
  * Every command checks the store's pages before it reads them
- * (cli_open_store_with: qg_store_open checks the file's length,
+ * (cli_open_store_with: qg_store_open checks the meta and root pages,
  * qg_store_check every page).  What those checks cannot see coming (a disk
  * that fails while the command runs, damage the walk does not model) ends
  * in LMDB as a SIGBUS or SIGSEGV in the map, or a failed assertion and
