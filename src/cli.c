@@ -218,9 +218,12 @@ cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
     if (rc)
         return cli_fail("%s: cannot open the store: %s", c->db,
                         rc == QG_NOTFOUND ? "no store there" : qg_strerror(rc));
-    /* Every page before any read: LMDB follows what it finds in a page
-     * without a check, and a damaged one crashes it. */
-    if ((rc = qg_store_check(*out, detail, sizeof(detail)))) {
+    /* Every page before a write, which could spread the damage, or when
+     * the command asks.  Not for every read: the walk reads the whole
+     * file, and a read-only command that LMDB trips up is stopped by the
+     * guard (damage.c) with the same message. */
+    if ((!(o->flags & QG_RDONLY) || c->check_store) &&
+        (rc = qg_store_check(*out, detail, sizeof(detail)))) {
         qg_store_close(*out);
         *out = NULL;
         if (rc == QG_ECORRUPT)

@@ -37,6 +37,7 @@ cmd_verify(cli *c, int argc, char **argv)
     }
     if (optind != argc)
         return cli_fail("verify: unexpected argument \"%s\"", argv[optind]);
+    c->check_store = 1;
     if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, 1, &st)))
         return rc;
     if ((rc = qg_tickets_open(st, &it)))

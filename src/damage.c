@@ -3,17 +3,18 @@
  * message that names the store and says what to do, and a last-resort
  * guard for damage that LMDB trips on after the checks passed.
  *
- * Every command checks the store's pages before it reads them
- * (cli_open_store_with: qg_store_open checks the meta and root pages,
- * qg_store_check every page).  What those checks cannot see coming (a disk
- * that fails while the command runs, damage the walk does not model) ends
- * in LMDB as a SIGBUS or SIGSEGV in the map, or a failed assertion and
- * abort().  The guard turns those into the same message and exit status 2.
- * It never resumes: after a fault inside LMDB its cursor, transaction and,
- * in a writer, its dirty pages and write lock are in an unknown state, and
- * nothing of it may be used again.  Exiting leaves the store as a crash
- * does, at its last commit, which LMDB is built to survive.  A siglongjmp
- * back to the command was the rejected alternative for that reason.
+ * Every open checks the meta and root pages (qg_store_open), and verify,
+ * the writers and the gate every page (qg_store_check) before they read
+ * any; see cli_open_store_with.  What those checks cannot see coming
+ * (damage on the path of a read-only command, a disk that fails while a
+ * command runs) ends in LMDB as a SIGBUS or SIGSEGV in the map, or a
+ * failed assertion and abort().  The guard turns those into the same
+ * message and exit status 2.  It never resumes: after a fault inside
+ * LMDB its cursor, transaction and, in a writer, its dirty pages and
+ * write lock are in an unknown state, and nothing of it may be used
+ * again.  Exiting leaves the store as a crash does, at its last commit,
+ * which LMDB is built to survive.  A siglongjmp back to the command was
+ * the rejected alternative for that reason.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -124,5 +125,10 @@ cli_store_fail(cli *c, int rc)
     if (rc == QG_ECORRUPT)
         return cli_store_damaged(db, "LMDB found a page that is not what it "
                                      "expected (`qgate verify` says where)");
+    /* Mostly a value LMDB returned intact but not in qgate's layout. */
+    if (rc == QG_ESTORE)
+        return cli_fail("%s: %s: the store may be damaged (a stored value "
+                        "not as qgate writes it): `qgate verify` checks it",
+                        db, qg_strerror(rc));
     return cli_fail("%s: %s", db, qg_strerror(rc));
 }
