@@ -118,7 +118,8 @@ QG_EXTERN const char *qg_machine_version(void);
     XX(ERDONLY, -8, "store opened read-only")                                  \
     XX(ECONFIG, -9, "invalid configuration")                                   \
     XX(EBUSY, -10, "store busy: too many readers")                             \
-    XX(ETOOBIG, -11, "value too large")
+    XX(ETOOBIG, -11, "value too large")                                        \
+    XX(ECORRUPT, -12, "the store is damaged")
 
 /**
  * The codes that functions return: 0 (#QG_OK) or one of the negative
@@ -150,8 +151,7 @@ typedef enum qg_errno {
  * The store's map reached its limit (qg_store_options.map_max): the write
  * was not done.
  * @var QG_EFORMAT
- * The store was written by an incompatible qgate or LMDB version, or the
- * directory holds something that is not an LMDB store.
+ * The store was written by an incompatible qgate or LMDB version.
  * @var QG_ERDONLY
  * A write on a store opened with #QG_RDONLY, or the store's files may not
  * be written (permissions, read-only file system).
@@ -166,6 +166,13 @@ typedef enum qg_errno {
  * @var QG_ETOOBIG
  * A value is too large: a secret longer than 4096 bytes
  * (qg_engine_load_secret()).
+ * @var QG_ECORRUPT
+ * The store's data file is damaged: too short for the pages in use, a
+ * meta page that is not LMDB's (or a data.mdb that is not LMDB's at all),
+ * or (qg_store_check()) a page of a tree that does not hold what the tree
+ * needs there.  LMDB reports its own
+ * finds of damage (MDB_CORRUPTED, MDB_PAGE_NOTFOUND) with it too.  Nothing
+ * was read past the damage.  Restore the store from a backup copy.
  */
 
 /**
@@ -518,6 +525,11 @@ typedef struct qg_store_options {
  * Opens (and if needed creates) a store.  Clears the reader slots that
  * dead processes left in the store's lock file.  Do not open a store that
  * is already open in this process (see the file's notes on threads).
+ * Before LMDB maps the data file, checks that both its meta pages are
+ * LMDB's and that it holds the root pages they name, the first pages LMDB
+ * reads: a file cut short would otherwise be a SIGBUS at the first read
+ * past its end.  That is all it checks; qg_store_check() checks every
+ * page.
  * @param[in] opts options; path is required.  Not kept after the call.
  * @param[out] out the store, to be closed with qg_store_close(); NULL on
  * failure.
@@ -525,8 +537,9 @@ typedef struct qg_store_options {
  * durability, a path that is not a directory), #QG_ENOMEM, #QG_EIO (the
  * directory cannot be examined or created), #QG_NOTFOUND (#QG_RDONLY and
  * no store there), #QG_ERDONLY (no permission to write the files),
- * #QG_EFORMAT, #QG_EBUSY, #QG_EFULL, #QG_ESTORE.  On failure a directory
- * or empty store files that the call created stay behind.
+ * #QG_EFORMAT, #QG_ECORRUPT (a meta or root page is damaged, or the file
+ * ends before a root page), #QG_EBUSY, #QG_EFULL, #QG_ESTORE.  On failure
+ * a directory or empty store files that the call created stay behind.
  */
 QG_EXTERN int qg_store_open(const qg_store_options *opts, qg_store **out);
 /**
@@ -535,6 +548,31 @@ QG_EXTERN int qg_store_open(const qg_store_options *opts, qg_store **out);
  * @param[in] st the store, or NULL (nothing is done).
  */
 QG_EXTERN void qg_store_close(qg_store *st);
+
+/**
+ * Checks the structure of every page of every database of the store, in
+ * one snapshot, without reading through the memory map: each page is read
+ * with pread() and checked before anything in it is followed.  A page
+ * must carry its own number and the type its tree expects there, its
+ * nodes must lie inside it, every page in use must lie inside the file
+ * (pages on the free list may lie past its end: LMDB need not have written
+ * them), no page may be used twice (by two trees, or by a tree and the
+ * free list), keys must be in order, and each tree's depth and page and
+ * entry counts must match its record.  It does not look into the values
+ * (qg_store_verify_ticket() does).  qg_store_open() checks less: only that
+ * the meta pages are LMDB's and the file holds their root pages.
+ *
+ * Reads the whole data file once; a writer may run meanwhile (the
+ * snapshot is held by a read transaction).
+ * @param[in] st the store.
+ * @param[out] detail where the damage is, in one line ("" when sound);
+ * may be NULL.
+ * @param[in] dlen the size of detail.
+ * @return 0 (sound), #QG_ECORRUPT (see detail), #QG_EINVAL (NULL st),
+ * #QG_ENOMEM, #QG_EIO (the data file could not be read), #QG_EBUSY,
+ * #QG_ESTORE.
+ */
+QG_EXTERN int qg_store_check(qg_store *st, char *detail, size_t dlen);
 
 /** A ticket's summary; a caller-owned value with no pointers. */
 typedef struct qg_ticket {

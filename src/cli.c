@@ -253,6 +253,7 @@ cli_open_store(cli *c, int rdonly, qg_store **out)
 int
 cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
 {
+    char detail[512];
     int rc;
 
     if (!(o->flags & QG_RDONLY)) {
@@ -266,9 +267,28 @@ cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
                 return cli_fail("%s: %s", parent, strerror(errno));
         }
     }
-    if ((rc = qg_store_open(o, out)))
+    cli_guard_store(c->db);
+    if ((rc = qg_store_open(o, out)) == QG_ECORRUPT) {
+        if (qg__store_check_file(c->db, detail, sizeof(detail)) != QG_ECORRUPT)
+            return cli_store_fail(c, QG_ECORRUPT); /* LMDB's own find */
+        return cli_store_damaged(c->db, detail);
+    }
+    if (rc)
         return cli_fail("%s: cannot open the store: %s", c->db,
                         rc == QG_NOTFOUND ? "no store there" : qg_strerror(rc));
+    /* Every page before a write, which could spread the damage, or when
+     * the command asks.  Not for every read: the walk reads the whole
+     * file, and a read-only command that LMDB trips up is stopped by the
+     * guard (damage.c) with the same message. */
+    if ((!(o->flags & QG_RDONLY) || c->check_store) &&
+        (rc = qg_store_check(*out, detail, sizeof(detail)))) {
+        qg_store_close(*out);
+        *out = NULL;
+        if (rc == QG_ECORRUPT)
+            return cli_store_damaged(c->db, detail);
+        return cli_fail("%s: cannot check the store: %s", c->db,
+                        qg_strerror(rc));
+    }
     return 0;
 }
 
@@ -356,6 +376,8 @@ cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out)
                         arg);
     if (rc == QG_NOTFOUND)
         return cli_fail("ticket %s: not in the store", arg);
+    if (rc == QG_ECORRUPT)
+        return cli_store_fail(NULL, rc);
     if (rc)
         return cli_fail("ticket %s: %s", arg, qg_strerror(rc));
     return 0;
@@ -502,6 +524,7 @@ main(int argc, char **argv)
     c.until = INT64_MAX;
     c.reorder_window = -1;
     c.max_skew = -1;
+    cli_guard_install();
     if (argc < 2) {
         usage(stderr);
         return EXIT_FAILED;

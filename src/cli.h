@@ -23,6 +23,7 @@ typedef struct cli {
     const char *secret_file; /* --secret-file, config "secret_file" */
     const char *mapping;     /* config "mapping" */
     int no_verify;           /* --no-verify, config require_signature */
+    int check_store;         /* walk every page at open, also read-only */
     int json;                /* --json */
     int64_t since, until;    /* --since, --until; INT64_MIN, INT64_MAX */
     int bad_option;          /* a value refused, reported by finish */
@@ -99,8 +100,24 @@ int cli_finish_options(cli *c);
 /* Prints "qgate: " and the message to stderr; returns EXIT_FAILED. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Open c->db; a damaged store is reported (cli_store_damaged()).  Every
+ * open checks the meta and root pages; a writer, and a command that sets
+ * c->check_store, also every page (qg_store_check()) before it reads any.
+ * Returns 0 or EXIT_FAILED. */
 int cli_open_store(cli *c, int rdonly, qg_store **out);
 int cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out);
+
+/* damage.c: a damaged store.  Installs the last-resort guard: from
+ * cli_guard_store() on, a SIGBUS, SIGSEGV or failed LMDB assertion prints
+ * the damage message and exits EXIT_FAILED.  Called once by main(). */
+void cli_guard_install(void);
+void cli_guard_store(const char *db);
+/* Says that the store db is damaged, where, and what to do; returns
+ * EXIT_FAILED. */
+int cli_store_damaged(const char *db, const char *detail);
+/* "DB: message" for a store error, or the damage message for
+ * QG_ECORRUPT; returns EXIT_FAILED.  c NULL: the store opened last. */
+int cli_store_fail(cli *c, int rc);
 int cli_new_engine(cli *c, qg_engine **out);
 
 /* Parses "30001", "lq:30001", "appt:9101" or "ticket:5" and reads it: a

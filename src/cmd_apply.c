@@ -94,7 +94,9 @@ one(cli *c, qg_engine *eng, qg_store *st, unsigned flags, const char *body,
     qg_result res;
     int rc;
 
-    if ((rc = qg_engine_apply(eng, st, body, len, flags, &res)))
+    if ((rc = qg_engine_apply(eng, st, body, len, flags, &res)) == QG_ECORRUPT)
+        return cli_store_fail(c, rc);
+    if (rc)
         return cli_fail("%s: %s (nothing was written)", input, qg_strerror(rc));
     if (c->json) {
         render_verdict(stdout, &res, input);

@@ -108,5 +108,5 @@ cmd_export(cli *c, int argc, char **argv)
 failed:
     qg_history_close(h);
     qg_store_close(st);
-    return cli_fail("%s: %s", c->db, qg_strerror(rc));
+    return cli_store_fail(c, rc);
 }

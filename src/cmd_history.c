@@ -30,7 +30,9 @@ history(cli *c, qg_store *st, const qg_ticket *t, long raw, qg_order order)
     int rc, first = 1;
 
     if ((rc = qg_history_open_order(st, t->id, order, &h)))
-        return cli_fail("ticket %" PRIu64 ": %s", t->id, qg_strerror(rc));
+        return rc == QG_ECORRUPT
+                   ? cli_store_fail(c, rc)
+                   : cli_fail("ticket %" PRIu64 ": %s", t->id, qg_strerror(rc));
     cli_ticket_ids(t, name, sizeof(name));
     if (raw == 0 && !c->json) {
         printf("ticket %" PRIu64 " (%s): %s, %" PRIu32 " steps, %" PRIu32
@@ -73,7 +75,9 @@ history(cli *c, qg_store *st, const qg_ticket *t, long raw, qg_order order)
     }
     qg_history_close(h);
     if (rc != 0 && rc != QG_NOTFOUND)
-        return cli_fail("ticket %" PRIu64 ": %s", t->id, qg_strerror(rc));
+        return rc == QG_ECORRUPT
+                   ? cli_store_fail(c, rc)
+                   : cli_fail("ticket %" PRIu64 ": %s", t->id, qg_strerror(rc));
     if (raw > 0 && rc == QG_NOTFOUND)
         return cli_fail("ticket %s: no record %ld (it has %" PRIu32 ")", name,
                         raw, t->records);

@@ -58,7 +58,7 @@ cmd_list(cli *c, int argc, char **argv)
     if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, 1, &st)))
         return rc;
     if ((rc = qg_tickets_open(st, &it))) {
-        rc = cli_fail("%s: %s", c->db, qg_strerror(rc));
+        rc = cli_store_fail(c, rc);
         goto done;
     }
     if (!c->json)
@@ -82,7 +82,7 @@ cmd_list(cli *c, int argc, char **argv)
     if (rc == QG_NOTFOUND || limit == shown)
         rc = 0;
     else if (rc)
-        rc = cli_fail("%s: %s", c->db, qg_strerror(rc));
+        rc = cli_store_fail(c, rc);
 done:
     qg_tickets_close(it);
     qg_store_close(st);

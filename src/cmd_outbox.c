@@ -89,7 +89,7 @@ cmd_outbox(cli *c, int argc, char **argv)
         if (rc == QG_NOTFOUND)
             return cli_fail("outbox: %" PRIu64 " is not in the dead list", id);
         if (rc)
-            return cli_fail("%s: %s", c->db, qg_strerror(rc));
+            return cli_store_fail(c, rc);
         printf("%" PRIu64 " moved back to the outbox\n", moved);
         return EXIT_OK;
     }
@@ -115,5 +115,5 @@ cmd_outbox(cli *c, int argc, char **argv)
 failed:
     qg_outbox_close(ob);
     qg_store_close(st);
-    return cli_fail("%s: %s", c->db, qg_strerror(rc));
+    return cli_store_fail(c, rc);
 }

@@ -85,7 +85,8 @@ replay(cli *c, qg_engine *eng, qg_store *st, const qg_rejection *r, int *rc)
     if (*rc == 0 && (res.verdict == QG_ACCEPTED || res.verdict == QG_IGNORED))
         *rc = qg_engine_apply(eng, st, r->body, r->body_len, 0, &res);
     if (*rc) {
-        *rc = cli_fail("%s: %s", input, qg_strerror(*rc));
+        *rc = *rc == QG_ECORRUPT ? cli_store_fail(c, *rc)
+                                 : cli_fail("%s: %s", input, qg_strerror(*rc));
         return 0;
     }
     if (c->json) {
@@ -164,7 +165,7 @@ cmd_rejected(cli *c, int argc, char **argv)
         (rc = cli_open_store(c, !replaying, &st)))
         goto done;
     if ((rc = qg_rejections_open(st, 1, &log))) {
-        rc = cli_fail("%s: %s", c->db, qg_strerror(rc));
+        rc = cli_store_fail(c, rc);
         goto done;
     }
     while ((rc = qg_rejections_next(log, &r)) == 0) {
@@ -180,7 +181,7 @@ cmd_rejected(cli *c, int argc, char **argv)
             print_human(&r);
     }
     if (rc != QG_NOTFOUND) {
-        rc = cli_fail("%s: %s", c->db, qg_strerror(rc));
+        rc = cli_store_fail(c, rc);
         goto done;
     }
     rc = seen > 0 ? EXIT_FOUND : EXIT_OK;
@@ -208,6 +209,8 @@ cmd_rejected(cli *c, int argc, char **argv)
                 skipped++;
                 break;
             }
+        else if (rc == QG_ECORRUPT)
+            rc = cli_store_fail(c, rc);
         else
             rc = cli_fail("rejection %" PRIu64 ": %s", ids[i], qg_strerror(rc));
         qg_rejections_close(one);

@@ -314,7 +314,7 @@ oom:
     rc = cli_fail("out of memory");
     goto done;
 failed:
-    rc = cli_fail("%s: %s", c->db, qg_strerror(rc));
+    rc = cli_store_fail(c, rc);
 done:
     qg_history_close(h);
     qg_store_close(db);

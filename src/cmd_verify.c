@@ -26,15 +26,18 @@ cmd_verify(cli *c, int argc, char **argv)
             continue;
         if (opt == 'h') {
             printf("usage: qgate verify [--json] [--db DIR]\n"
-                   "Replays every stored history through the current "
-                   "machine and checks the store's indexes.\n"
-                   "Exit 1 when any ticket fails.\n");
+                   "Checks every page of the store, then replays every "
+                   "stored history through the\ncurrent machine and checks "
+                   "the store's indexes.\n"
+                   "Exit 1 when any ticket fails, 2 when the store is "
+                   "damaged.\n");
             return EXIT_OK;
         }
         return EXIT_FAILED;
     }
     if (optind != argc)
         return cli_fail("verify: unexpected argument \"%s\"", argv[optind]);
+    c->check_store = 1;
     if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, 1, &st)))
         return rc;
     if ((rc = qg_tickets_open(st, &it)))
@@ -74,5 +77,5 @@ cmd_verify(cli *c, int argc, char **argv)
 failed:
     qg_tickets_close(it);
     qg_store_close(st);
-    return cli_fail("%s: %s", c->db, qg_strerror(rc));
+    return cli_store_fail(c, rc);
 }

@@ -284,4 +284,21 @@ int qg__append_rejection(qg__txn *txn, const qg_rejection *rej, uint64_t *id);
  * and runs fn again. */
 int qg__store_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg);
 
+/*
+ * store_check.c: checks data.mdb in the store directory dir before LMDB
+ * maps it: both meta pages are LMDB's and the file holds the root pages
+ * of the newer one.  0 when it does, or when there is no data file yet;
+ * QG_ECORRUPT with detail set; QG_EFORMAT, QG_EIO.  qg_store_open() runs it.
+ */
+int qg__store_check_file(const char *dir, char *detail, size_t dlen);
+
+/*
+ * Sets the function that LMDB's failed assertions call, with LMDB's
+ * message, in every store opened afterwards (NULL: none).  LMDB calls
+ * abort() when it returns, so a program sets it only to report and exit;
+ * the library itself never does.  A failed assertion means a damaged
+ * store that qg_store_check() would have found.
+ */
+void qg__store_on_damage(void (*fn)(const char *what));
+
 #endif /* QG_INT_H */

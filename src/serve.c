@@ -74,6 +74,7 @@ typedef struct gate {
     atomic_long in_flight;   /* requests begun and not yet completed */
     atomic_long answering;   /* of those, deliveries handed to the committer */
     atomic_int write_failed; /* the last commit or write probe failed */
+    atomic_int damaged;      /* the store was found damaged: stopping */
 } gate;
 
 typedef struct request {
@@ -95,6 +96,23 @@ typedef struct request {
 } request;
 
 /* ----- answers ---------------------------------------------------------- */
+
+/*
+ * LMDB found damage in the store (QG_ECORRUPT) while the gate ran: stop,
+ * as the gate refuses to start on a damaged store.  Writing on into it
+ * could spread the damage; every delivery until the restore is answered
+ * 503 and sent again by Chup.  The main thread takes the SIGTERM and stops
+ * as for any other, then exits 2.
+ */
+static void
+store_failed(gate *g, int rc)
+{
+    if (rc != QG_ECORRUPT || atomic_exchange(&g->damaged, 1))
+        return;
+    log_event("error", "the store is damaged: stopping",
+              ",\"db\":\"%s\",\"error\":\"%s\"", g->c->db, qg_strerror(rc));
+    kill(getpid(), SIGTERM);
+}
 
 static enum MHD_Result
 answer(request *r, int status, char *body, size_t len, const char *type)
@@ -184,6 +202,7 @@ answer_verdict(request *r)
         log_event("error", "store unavailable",
                   ",\"request_id\":\"%s\",\"error\":\"%s\"", r->id,
                   qg_strerror(r->p.rc));
+        store_failed(r->g, r->p.rc);
         return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
                             "store_unavailable", msg);
     }
@@ -482,6 +501,7 @@ tickets(request *r, const char *rest)
     fclose(f);
     if (rc) {
         free(buf);
+        store_failed(r->g, rc);
         return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
                             "store_unavailable", qg_strerror(rc));
     }
@@ -1215,7 +1235,11 @@ cmd_serve(cli *c, int argc, char **argv)
            (atomic_load(&g.answering) > 0 ||
             (atomic_load(&g.in_flight) > 0 && qg__now_us() < grace)))
         usleep(10000);
-    rc = EXIT_OK;
+    rc = atomic_load(&g.damaged)
+             ? cli_store_damaged(c->db, "LMDB found a page that is not what "
+                                        "it expected (`qgate verify` says "
+                                        "where)")
+             : EXIT_OK;
 out:
     if (g.d)
         MHD_stop_daemon(g.d);

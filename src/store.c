@@ -75,6 +75,9 @@ qg__from_mdb(int rc)
     case MDB_VERSION_MISMATCH:
     case MDB_INVALID:
         return QG_EFORMAT;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+        return QG_ECORRUPT;
     }
     return QG_ESTORE;
 }
@@ -363,6 +366,10 @@ qg_store_open(const qg_store_options *opts, qg_store **out)
     } else if (!S_ISDIR(sb.st_mode)) {
         return QG_EINVAL;
     }
+    /* A data file cut short is mapped whole all the same, and the first
+     * read past its end is a SIGBUS. */
+    if ((rc = qg__store_check_file(opts->path, NULL, 0)))
+        return rc;
     if ((st = calloc(1, sizeof(*st))) == NULL)
         return QG_ENOMEM;
     st->flags = opts->flags;
@@ -380,6 +387,7 @@ qg_store_open(const qg_store_options *opts, qg_store **out)
         rc = qg__from_mdb(rc);
         goto fail;
     }
+    mdb_env_set_assert(st->env, qg__store_assert);
     mdb_env_set_maxdbs(st->env, 16);
     mdb_env_set_maxreaders(st->env, 256);
     /* A store larger than the requested size keeps its own size. */
