@@ -605,6 +605,7 @@ typedef struct item {
     char *body;              /* ITEM_HELD: a copy, owned */
     uint64_t held_id;
     uint64_t order; /* ties: path position, or held id */
+    int tie;        /* at equal stamps, lower first (see best_plan) */
     /* the plan */
     int in;
     qg_event ev;
@@ -614,7 +615,6 @@ typedef struct item {
 typedef struct plan {
     item *items;
     size_t m, cap;
-    int early_first; /* at equal stamps, joining steps before path ones */
 } plan;
 
 static void
@@ -644,28 +644,29 @@ plan_add(plan *p)
 }
 
 static int
-rank(const item *it, int early_first)
-{
-    if (it->kind == ITEM_PATH)
-        return early_first ? 1 : 0;
-    return early_first ? 0 : 1;
-}
-
-static int item_early_first;
-
-static int
 by_event_order(const void *a, const void *b)
 {
     const item *x = a, *y = b;
-    int rx = rank(x, item_early_first), ry = rank(y, item_early_first);
 
     if (x->event_ms != y->event_ms)
         return x->event_ms < y->event_ms ? -1 : 1;
-    if (rx != ry)
-        return rx - ry;
+    if (x->tie != y->tie)
+        return x->tie - y->tie;
     if (x->kind != y->kind)
         return x->kind - y->kind;
     return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Sorts p in event time, joining steps after (early 0) or before (1)
+ * the accepted steps of the same stamp. */
+static void
+sort_plan(plan *p, int early)
+{
+    size_t i;
+
+    for (i = 0; i < p->m; i++)
+        p->items[i].tie = (p->items[i].kind == ITEM_PATH) == early;
+    qsort(p->items, p->m, sizeof(*p->items), by_event_order);
 }
 
 /* The event of item i for a ticket in state s, with what came before. */
@@ -682,14 +683,15 @@ item_event(const plan *p, size_t i, qg_state s, const qg__ticket_row *row)
     f = it->kind == ITEM_PATH ? &it->ps->f : &it->s.f;
     memset(&r, 0, sizeof(r));
     r.t.state = s;
+    /* The service it follows: the last one named before it in event time,
+     * by any step, taken or not (a step left out still says where the
+     * patient was sent). */
     for (k = i; k-- > 0 && !r.t.service_id;) {
         const item *b = &p->items[k];
 
         r.t.service_id =
             b->kind == ITEM_PATH ? b->ps->service_id : b->s.f.service_id;
     }
-    if (i == p->m - 1 || r.t.service_id == 0)
-        r.t.service_id = r.t.service_id ? r.t.service_id : row->t.service_id;
     /* The appointment's date and time: the ticket's, as last seen. */
     memcpy(r.appointment_date, row->appointment_date,
            sizeof(r.appointment_date));
@@ -725,7 +727,11 @@ search(plan *p, const qg__ticket_row *row)
     for (i = 0; i < p->m; i++) {
         for (s = 0; s < QG_STATE_COUNT; s++)
             score[i + 1][s] = NO_SCORE;
-        w = p->items[i].kind == ITEM_NEW ? 1L << 20 : 1;
+        /* The new delivery outweighs every held one; accepted steps must
+         * stay, so they have no "left out" branch at all. */
+        w = p->items[i].kind == ITEM_NEW    ? 1L << 20
+            : p->items[i].kind == ITEM_HELD ? 1
+                                            : 0;
         for (s = 0; s < QG_STATE_COUNT; s++) {
             if (score[i][s] == NO_SCORE)
                 continue;
@@ -739,8 +745,6 @@ search(plan *p, const qg__ticket_row *row)
                                  item_event(p, i, (qg_state)s, row));
             if (nx < 0)
                 continue;
-            if (p->items[i].kind == ITEM_PATH)
-                w = 0;
             if (score[i][s] + w > score[i + 1][nx]) {
                 score[i + 1][nx] = score[i][s] + w;
                 from[i + 1][nx] = (unsigned char)s;
@@ -779,18 +783,16 @@ best_plan(plan *p, const qg__ticket_row *row, long *score)
 {
     long after, before;
 
-    item_early_first = 0;
-    qsort(p->items, p->m, sizeof(*p->items), by_event_order);
+    sort_plan(p, 0);
     if ((after = search(p, row)) < NO_SCORE)
         return QG_ENOMEM;
-    item_early_first = 1;
-    qsort(p->items, p->m, sizeof(*p->items), by_event_order);
+    sort_plan(p, 1);
     if ((before = search(p, row)) < NO_SCORE)
         return QG_ENOMEM;
     if (after > before) {
-        item_early_first = 0;
-        qsort(p->items, p->m, sizeof(*p->items), by_event_order);
-        search(p, row);
+        sort_plan(p, 0);
+        if (search(p, row) < NO_SCORE)
+            return QG_ENOMEM;
     }
     *score = after > before ? after : before;
     return 0;
@@ -1138,11 +1140,16 @@ decide_step(qg__txn *t, const qg__step *s, const decision *dc, qg_result *res)
         qg_state was = row.t.state;
 
         if (dc->dry) {
+            item *k;
+
             rc = 1;
-            for (it = p.items; it < p.items + p.m && it->kind != ITEM_NEW; it++)
+            for (it = p.items; it->kind != ITEM_NEW; it++)
                 ;
             res->event = it->ev;
-            res->late = it + 1 < p.items + p.m;
+            for (k = p.items; k < p.items + p.m; k++) {
+                res->pos += k <= it && k->in;
+                res->late |= k > it && k->in && k->kind == ITEM_PATH;
+            }
             verdict(res, QG_R_NONE, "%s -> %s by %s, placed in event time",
                     qg_state_name(it->from), qg_state_name(it->to),
                     qg_event_name(it->ev));
