@@ -1149,6 +1149,8 @@ decide_step(qg__txn *t, const qg__step *s, const decision *dc, qg_result *res)
             for (k = p.items; k < p.items + p.m; k++) {
                 res->pos += k <= it && k->in;
                 res->late |= k > it && k->in && k->kind == ITEM_PATH;
+                if (k->in)
+                    res->to = k->to;
             }
             verdict(res, QG_R_NONE, "%s -> %s by %s, placed in event time",
                     qg_state_name(it->from), qg_state_name(it->to),

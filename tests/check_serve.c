@@ -3092,49 +3092,49 @@ static struct {
     atomic_int stop;
 } crash;
 
+/* Sends body (freed here), recording in *state whether the answer was the
+ * one wanted: C_ACKED, or C_OTHER.  Returns 0, or -1 when there was no
+ * body or no answer (the gate is gone). */
+static int
+crash_send(char *body, size_t len, atomic_int *state, long status,
+           const char *verdict)
+{
+    CURLcode rc;
+    answer a;
+
+    if (body == NULL)
+        return -1;
+    atomic_store(state, C_SENT);
+    rc = http_to(gate_port, "POST", WEBHOOK, as_json, body, len, &a);
+    free(body);
+    if (rc == CURLE_OK)
+        atomic_store(state, a.status == status &&
+                                    same(jstr(a.json, "verdict"), verdict)
+                                ? C_ACKED
+                                : C_OTHER);
+    answer_free(&a);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
 static void *
 crash_client(void *arg)
 {
     long slot, guard;
-    CURLcode rc;
     size_t len;
     char *body;
-    answer a;
 
     (void)arg;
     for (guard = 0; guard < CRASH_PER_ROUND && !atomic_load(&crash.stop);
          guard++) {
         if ((slot = atomic_fetch_add(&crash.next, 1)) >= crash.end)
             break;
-        if ((body = join_body(CRASH_BASE + slot, &len)) == NULL)
+        body = join_body(CRASH_BASE + slot, &len);
+        if (crash_send(body, len, &crash.state[slot], 200, "accepted"))
             break;
-        atomic_store(&crash.state[slot], C_SENT);
-        rc = http_to(gate_port, "POST", WEBHOOK, as_json, body, len, &a);
-        free(body);
-        if (rc == CURLE_OK)
-            atomic_store(&crash.state[slot],
-                         a.status == 200 &&
-                                 same(jstr(a.json, "verdict"), "accepted")
-                             ? C_ACKED
-                             : C_OTHER);
-        answer_free(&a);
-        if (rc != CURLE_OK)
-            break; /* the gate is gone */
         if (slot % CRASH_HELD_EVERY)
             continue;
-        if ((body = served_body(CRASH_HELD_BASE + slot, &len)) == NULL)
-            break;
-        atomic_store(&crash.held[slot], C_SENT);
-        rc = http_to(gate_port, "POST", WEBHOOK, as_json, body, len, &a);
-        free(body);
-        if (rc == CURLE_OK)
-            atomic_store(&crash.held[slot],
-                         a.status == 202 &&
-                                 same(jstr(a.json, "verdict"), "held")
-                             ? C_ACKED
-                             : C_OTHER);
-        answer_free(&a);
-        if (rc != CURLE_OK)
+        body = served_body(CRASH_HELD_BASE + slot, &len);
+        if (crash_send(body, len, &crash.held[slot], 202, "held"))
             break;
     }
     return NULL;
