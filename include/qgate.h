@@ -701,6 +701,15 @@ QG_EXTERN int qg_history_open_order(qg_store *st, uint64_t ticket,
  */
 QG_EXTERN int qg_history_next(qg_history *h, qg_record *rec);
 /**
+ * Gives the ticket a single ticket's cursor reads, as it stands in the
+ * cursor's snapshot: its state and counts agree with the records the
+ * cursor returns, whatever was written since it was opened.
+ * @param[in] h the cursor, over one ticket.
+ * @param[out] out the ticket; written only when 0 is returned.
+ * @return 0, #QG_EINVAL (NULL h or out, or a cursor over every ticket).
+ */
+QG_EXTERN int qg_history_ticket(qg_history *h, qg_ticket *out);
+/**
  * Moves a single ticket's cursor so that the next qg_history_next()
  * returns step seq (in arrival order: or the first step after it), in
  * the same snapshot; the steps after it follow in the cursor's order.

@@ -24,6 +24,7 @@ static int
 history(cli *c, qg_store *st, const qg_ticket *t, long raw, qg_order order)
 {
     qg_history *h = NULL;
+    qg_ticket snap;
     qg_record r;
     int64_t prev_ms = -1;
     char name[64], when[40], waited[16], ids[40];
@@ -33,6 +34,10 @@ history(cli *c, qg_store *st, const qg_ticket *t, long raw, qg_order order)
         return rc == QG_ECORRUPT
                    ? cli_store_fail(c, rc)
                    : cli_fail("ticket %" PRIu64 ": %s", t->id, qg_strerror(rc));
+    /* The ticket as the cursor sees it: its count of steps matches the
+     * rows below even while another process writes the store. */
+    if (qg_history_ticket(h, &snap) == 0)
+        t = &snap;
     cli_ticket_ids(t, name, sizeof(name));
     if (raw == 0 && !c->json) {
         printf("ticket %" PRIu64 " (%s): %s, %" PRIu32 " steps, %" PRIu32

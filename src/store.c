@@ -1120,6 +1120,7 @@ struct qg_history {
     unsigned char start[12];
     int all; /* every ticket, not only start's */
     qg_order order;
+    qg_ticket row;   /* a single ticket's cursor: the ticket in its snapshot */
     uint64_t ticket; /* the ticket of the last record read, 0 before any */
     qg__path path;   /* the reordered ticket being read, else n = 0 */
     size_t at;       /* the next step of path to return */
@@ -1170,6 +1171,8 @@ qg_history_open_order(qg_store *st, uint64_t ticket, qg_order order,
         qg_history_close(h);
         return rc;
     }
+    if (ticket)
+        h->row = row.t;
     if (ticket && order == QG_EVENT_ORDER &&
         (row.flags & QG__TICKET_REORDERED)) {
         if ((rc = qg__load_path(&h->r.t, ticket, &h->path))) {
@@ -1182,6 +1185,15 @@ qg_history_open_order(qg_store *st, uint64_t ticket, qg_order order,
     put64(h->start, ticket);
     put32(h->start + 8, 0);
     *out = h;
+    return 0;
+}
+
+int
+qg_history_ticket(qg_history *h, qg_ticket *out)
+{
+    if (h == NULL || out == NULL || h->all)
+        return QG_EINVAL;
+    *out = h->row;
     return 0;
 }
 

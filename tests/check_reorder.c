@@ -328,6 +328,7 @@ START_TEST(test_reorder_history_orders)
     qg_history *h;
     qg_record r;
     qg_result res;
+    qg_ticket t;
     uint32_t i;
 
     apply_at(S1, NULL, 0);
@@ -355,14 +356,24 @@ START_TEST(test_reorder_history_orders)
     ck_assert_int_eq(r.to, QG_ST_SERVING);
     qg_history_close(h);
 
+    /* the ticket in the cursor's snapshot, not as written since */
+    ck_assert_int_eq(qg_history_open(st, 1, &h), 0);
+    apply_at(W, NULL, 0);
+    ck_assert_int_eq(qg_history_ticket(h, &t), 0);
+    ck_assert_uint_eq(t.records, 3);
+    ck_assert_int_eq(t.state, QG_ST_SERVING);
+    qg_history_close(h);
+    ck_assert_int_eq(qg_history_open(st, 0, &h), 0);
+    ck_assert_int_eq(qg_history_ticket(h, &t), QG_EINVAL);
+    qg_history_close(h);
+
     ck_assert_int_eq(qg_history_open_order(st, 1, QG_ARRIVAL_ORDER, &h), 0);
     for (i = 0; qg_history_next(h, &r) == 0; i++)
         ck_assert_uint_eq(r.seq, i + 1);
     ck_assert_uint_eq(i, 3);
     qg_history_close(h);
 
-    /* the whole-store cursor too, with a second ticket after it */
-    apply_at(W, NULL, 0);
+    /* the whole-store cursor too, with the second ticket after it */
     ck_assert_int_eq(qg_history_open(st, 0, &h), 0);
     for (i = 0; qg_history_next(h, &r) == 0; i++)
         ck_assert_uint_eq(r.seq, i < 3 ? by_event[i] : 1);
