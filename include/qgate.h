@@ -271,52 +271,58 @@ typedef enum qg_verdict {
 } qg_verdict;
 
 /**
- * The table of reasons: one XX(name, code, verdict, description) per
- * reason, where code is its name in logs and answers and verdict the
- * #qg_verdict it goes with (without the QG_ prefix).  It generates
- * #qg_reason, qg_reason_name() and qg_reason_verdict().
- * @param XX a macro taking (name without the QG_R_ prefix, code, verdict,
- * description).
+ * The table of reasons: one XX(name, value, code, verdict, description)
+ * per reason, where value is its number, code its name in logs and
+ * answers and verdict the #qg_verdict it goes with (without the QG_
+ * prefix).  It generates #qg_reason, qg_reason_name() and
+ * qg_reason_verdict().  Values are stored (the rejection log keeps a
+ * refusal's reason by number) and counted in metrics: a value is never
+ * changed or reused, and a new reason takes the next value, at the end.
+ * @param XX a macro taking (name without the QG_R_ prefix, value, code,
+ * verdict, description).
  */
-/* The reason behind a verdict: name, code, its verdict, description. */
+/* The reason behind a verdict: name, value, code, its verdict,
+ * description. */
 #define QG_REASON_MAP(XX)                                                      \
-    XX(NONE, "none", ACCEPTED, "the step is legal")                            \
-    XX(REDELIVERY, "redelivery", DUPLICATE,                                    \
+    XX(NONE, 0, "none", ACCEPTED, "the step is legal")                         \
+    XX(REDELIVERY, 1, "redelivery", DUPLICATE,                                 \
        "the same payload was already accepted")                                \
-    XX(ILLEGAL_TRANSITION, "illegal_transition", REJECTED,                     \
+    XX(ILLEGAL_TRANSITION, 2, "illegal_transition", REJECTED,                  \
        "the step is not legal from this state")                                \
-    XX(TICKET_CLOSED, "ticket_closed", REJECTED,                               \
+    XX(TICKET_CLOSED, 3, "ticket_closed", REJECTED,                            \
        "the ticket is in a final state")                                       \
-    XX(STALE, "stale", REJECTED, "older than the ticket's last accepted step") \
-    XX(UNKNOWN_EVENT, "unknown_event", REJECTED,                               \
+    XX(STALE, 4, "stale", REJECTED,                                            \
+       "older than the ticket's last accepted step")                           \
+    XX(UNKNOWN_EVENT, 5, "unknown_event", REJECTED,                            \
        "the event name is not mapped")                                         \
-    XX(UNKNOWN_STATE, "unknown_state", REJECTED, "the state is not mapped")    \
-    XX(MISSING_SIGNATURE, "missing_signature", UNAUTHENTICATED,                \
+    XX(UNKNOWN_STATE, 6, "unknown_state", REJECTED, "the state is not mapped") \
+    XX(MISSING_SIGNATURE, 7, "missing_signature", UNAUTHENTICATED,             \
        "the delivery is not signed")                                           \
-    XX(SIGNATURE_FORMAT, "signature_format", UNAUTHENTICATED,                  \
+    XX(SIGNATURE_FORMAT, 8, "signature_format", UNAUTHENTICATED,               \
        "the signature is not 64 hex")                                          \
-    XX(BAD_SIGNATURE, "bad_signature", UNAUTHENTICATED,                        \
+    XX(BAD_SIGNATURE, 9, "bad_signature", UNAUTHENTICATED,                     \
        "the signature does not match")                                         \
-    XX(BAD_JSON, "bad_json", MALFORMED, "the body is not valid JSON")          \
-    XX(TRAILING_DATA, "trailing_data", MALFORMED,                              \
+    XX(BAD_JSON, 10, "bad_json", MALFORMED, "the body is not valid JSON")      \
+    XX(TRAILING_DATA, 11, "trailing_data", MALFORMED,                          \
        "the body holds more than one document")                                \
-    XX(BAD_ENVELOPE, "bad_envelope", MALFORMED,                                \
+    XX(BAD_ENVELOPE, 12, "bad_envelope", MALFORMED,                            \
        "the body is not a Chup envelope")                                      \
-    XX(MISSING_FIELD, "missing_field", MALFORMED,                              \
+    XX(MISSING_FIELD, 13, "missing_field", MALFORMED,                          \
        "a required field is missing")                                          \
-    XX(WRONG_TYPE, "wrong_type", MALFORMED, "a field has the wrong type")      \
-    XX(BAD_VALUE, "bad_value", MALFORMED, "a field has an invalid value")      \
-    XX(TOO_LARGE, "too_large", MALFORMED, "the body is over the size limit")   \
-    XX(NOT_LIFECYCLE, "not_lifecycle", IGNORED,                                \
+    XX(WRONG_TYPE, 14, "wrong_type", MALFORMED, "a field has the wrong type")  \
+    XX(BAD_VALUE, 15, "bad_value", MALFORMED, "a field has an invalid value")  \
+    XX(TOO_LARGE, 16, "too_large", MALFORMED,                                  \
+       "the body is over the size limit")                                      \
+    XX(NOT_LIFECYCLE, 17, "not_lifecycle", IGNORED,                            \
        "the event is not a lifecycle step")                                    \
-    XX(EARLY, "early", HELD, "not legal yet; held for an earlier step")
+    XX(EARLY, 18, "early", HELD, "not legal yet; held for an earlier step")
 
 /**
- * Why a verdict was given: QG_R_ and a name of #QG_REASON_MAP, numbered
- * from 0 in the table's order, then #QG_REASON_COUNT.
+ * Why a verdict was given: QG_R_ and a name of #QG_REASON_MAP, with its
+ * value there (0, 1, ... without a gap), then #QG_REASON_COUNT.
  */
 typedef enum qg_reason {
-#define QG__REASON(name, code, verdict, desc) QG_R_##name,
+#define QG__REASON(name, value, code, verdict, desc) QG_R_##name = (value),
     QG_REASON_MAP(QG__REASON)
 #undef QG__REASON
         QG_REASON_COUNT /**< The number of reasons; not a reason. */

@@ -46,14 +46,23 @@ qg_verdict_name(qg_verdict v)
     return (unsigned)v < sizeof(names) / sizeof(names[0]) ? names[v] : NULL;
 }
 
+/* The table's values are 0..n-1 with no gap: as many entries as the
+ * count (the last value + 1), and a value given twice would initialise an
+ * entry twice below, which -Woverride-init refuses. */
+#define QG__REASON(name, value, code, verdict, desc) +1
+enum { REASONS_LISTED = 0 QG_REASON_MAP(QG__REASON) };
+#undef QG__REASON
+_Static_assert((int)REASONS_LISTED == (int)QG_REASON_COUNT,
+               "QG_REASON_MAP: values must run 0, 1, ... with no gap");
+
 static const char *const reason_codes[QG_REASON_COUNT] = {
-#define QG__REASON(name, code, verdict, desc) code,
+#define QG__REASON(name, value, code, verdict, desc) [value] = code,
     QG_REASON_MAP(QG__REASON)
 #undef QG__REASON
 };
 
 static const qg_verdict reason_verdicts[QG_REASON_COUNT] = {
-#define QG__REASON(name, code, verdict, desc) QG_##verdict,
+#define QG__REASON(name, value, code, verdict, desc) [value] = QG_##verdict,
     QG_REASON_MAP(QG__REASON)
 #undef QG__REASON
 };
