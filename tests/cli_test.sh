@@ -262,6 +262,37 @@ check "held --expire counts by reason" grep -q 'illegal_transition  *1' "$T/out"
 check "the expired step is in the rejection log" \
     sh -c "'$Q' rejected --db '$R' | grep -q 'rx_dispense is not legal from served.*; held '"
 
+# an inverted or empty --since/--until range is a usage error, for each
+# command that takes both
+for cmd in stats list; do
+    check "$cmd with --since after --until exits 2" \
+        status 2 "$Q" $cmd --db "$DB" --since 2024-03-06 --until 2024-03-05
+    check "$cmd names the inverted range" \
+        grep -q -- '--since "2024-03-06" is not before --until "2024-03-05"' "$T/err"
+    check "$cmd with --since equal to --until exits 2" \
+        status 2 "$Q" $cmd --db "$DB" --since 2024-03-05 --until 2024-03-05
+    check "$cmd with a range in order exits 0" \
+        status 0 "$Q" $cmd --db "$DB" --since 2024-03-05 --until 2024-03-06
+done
+
+# a mistyped command: one line naming the nearest command, no usage
+check "a typo exits 2" status 2 "$Q" histroy 30001
+check "a typo suggests the command" \
+    test "$(cat "$T/err")" = 'qgate: unknown command "histroy" (did you mean "history"?)'
+check "a typo prints nothing else" test ! -s "$T/out"
+check "a word far from every command suggests none" \
+    status 2 "$Q" frobnicate
+check "no suggestion, one line" \
+    test "$(cat "$T/err")" = 'qgate: unknown command "frobnicate"; qgate help lists the commands'
+
+# help COMMAND is the command's own --help
+check "help apply exits 0" status 0 "$Q" help apply
+check "help apply shows apply's usage" grep -q '^usage: qgate apply ' "$T/out"
+check "help apply is apply --help" \
+    sh -c "'$Q' apply --help | cmp -s - '$T/out'"
+check "help of a typo exits 2" status 2 "$Q" help histroy
+check "help of a typo suggests" grep -q 'did you mean "history"' "$T/err"
+
 # the man page documents every command `qgate help` lists
 MAN=$(dirname "$F")/docs/qgate.1
 for cmd in $("$Q" help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
