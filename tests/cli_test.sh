@@ -293,6 +293,64 @@ check "help apply is apply --help" \
 check "help of a typo exits 2" status 2 "$Q" help histroy
 check "help of a typo suggests" grep -q 'did you mean "history"' "$T/err"
 
+# --json: every command `qgate help` lists prints JSON and only JSON on
+# stdout (jq reads it: a stream of JSON values, one at least unless the
+# list is empty)
+J="$T/json"
+"$Q" apply --db "$J" --secret-file "$F/secret" "$W"/01-join-live-queue.json \
+    "$W"/03-move.json "$W"/05-served.json "$F"/illegal/stale/*.json \
+    "$F"/illegal/paid-after-cancel/*.json >/dev/null 2>&1
+json_args() { # the arguments each command is run with
+    case $1 in
+    apply | check) echo "--secret-file $F/secret $W/02-alert.json" ;;
+    history | show) echo 30001 ;;
+    rejected) echo "--replay --no-verify" ;;
+    serve) echo "--secret-file $F/secret --listen 127.0.0.1:0" ;;
+    list | verify | stats | export | machine | outbox | held) ;;
+    *) return 1 ;;
+    esac
+}
+is_json() { # file, then "empty" when no value at all is fine
+    command -v jq >/dev/null || { echo "  jq is needed (.ci/deps)"; return 1; }
+    jq -e -s "length > 0 or \"${2:-}\" == \"empty\"" "$1" >/dev/null || {
+        echo "  not JSON:"
+        cat "$1"
+        return 1
+    }
+}
+for cmd in $("$Q" help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
+    [ "$cmd" = help ] && continue
+    if ! args=$(json_args "$cmd"); then
+        check "$cmd has a --json case in this test" false
+        continue
+    fi
+    if [ "$cmd" = serve ]; then
+        # the gate logs JSON lines on stderr; stdout stays empty
+        "$Q" serve --json --db "$T/jsonserve" $args >"$T/out" 2>"$T/err" &
+        pid=$!
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            grep -q '"listening"' "$T/err" && break
+            sleep 0.5
+        done
+        kill -TERM $pid
+        wait $pid
+        check "serve --json logs JSON" is_json "$T/err"
+        check "serve --json prints nothing else" test ! -s "$T/out"
+        continue
+    fi
+    "$Q" $cmd --json --db "$J" $args >"$T/out" 2>"$T/err"
+    check "$cmd --json exits 0 or 1" test $? -le 1
+    case $cmd in
+    outbox) check "$cmd --json is JSON" is_json "$T/out" empty ;;
+    *) check "$cmd --json is JSON" is_json "$T/out" ;;
+    esac
+done
+check "machine --json names each state's next states" \
+    sh -c "'$Q' machine --json | jq -e '.states[] | select(.state == \"served\") | .next.end_visit == \"visit_ended\"'"
+check "machine --json --dot exits 2" status 2 "$Q" machine --json --dot
+check "export --json --format csv exits 2" \
+    status 2 "$Q" export --json --format csv --db "$J"
+
 # the man page documents every command `qgate help` lists
 MAN=$(dirname "$F")/docs/qgate.1
 for cmd in $("$Q" help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
