@@ -1252,6 +1252,48 @@ QG_EXTERN int qg_engine_apply_batch(qg_engine *eng, qg_store *st,
                                     qg_result *res, int *rcs);
 
 /**
+ * Decides n bodies exactly as applying them would, and writes nothing: a
+ * dry run of a whole batch.  First the held deliveries received before
+ * expire_before_us are expired (as qg_held_expire() would), then the
+ * bodies are decided in order as qg_engine_apply_batch() does, each
+ * seeing the steps, refusals, holds and releases of the ones before it;
+ * then the transaction is aborted.  So each verdict is the one that
+ * qg_held_expire() and qg_engine_apply_batch() (or qg_engine_apply() of
+ * each body in turn) would give now, held and late placement included,
+ * with the ticket numbers and seqs they would get; only
+ * qg_result.rejection is 0, since nothing is logged.  (qg_engine_apply()
+ * with #QG_DRY_RUN decides one body against the store as it is, in a
+ * read transaction, and cannot carry one body's step to the next.)
+ *
+ * It takes the store's write transaction for its whole run: other
+ * writers, in this process and in others, wait until it ends.  The
+ * bodies' work is undone in memory and in pages LMDB never commits, but
+ * a large batch may make LMDB spill pages to the data file, which may
+ * grow.  Threads as for qg_engine_apply_batch().
+ * @param[in] eng the engine.
+ * @param[in] st the store; not #QG_RDONLY (see qg_store_options.flags).
+ * @param[in] expire_before_us expire held deliveries with received_us
+ * below it first; INT64_MIN expires none.  A caller that mirrors the
+ * gate passes now minus the reorder window.
+ * @param[in] bodies n bodies; not kept after the call.
+ * @param[in] n how many; 0 decides nothing (but still expires).
+ * @param[out] res n results; res[i] is valid when rcs[i] is 0.
+ * @param[out] rcs n codes, meaningful when 0 is returned: for each body,
+ * 0 or what qg_engine_apply() would have returned for it.
+ * @param[out] expired how many held deliveries the expiry refused (0 on
+ * failure); may be NULL.
+ * @return 0 when the batch was decided (see rcs), #QG_EINVAL (NULL eng
+ * or st; NULL bodies, res or rcs with n > 0), #QG_ERDONLY, #QG_ENOMEM,
+ * #QG_EFULL, #QG_EBUSY, #QG_ESTORE.  Whatever it returns, the store is as
+ * it was.
+ */
+QG_EXTERN int qg_engine_check_batch(qg_engine *eng, qg_store *st,
+                                    int64_t expire_before_us,
+                                    const qg_body *bodies, size_t n,
+                                    qg_result *res, int *rcs,
+                                    uint64_t *expired);
+
+/**
  * A delivery taken as far as it goes without the store: parsed,
  * authenticated, mapped (steps 1-5 of the engine).  Opaque.
  */

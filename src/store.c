@@ -275,6 +275,14 @@ qg__store_probe(qg_store *st)
     return qg__txn_commit(&t);
 }
 
+int
+qg__store_copy(qg_store *st, const char *dir)
+{
+    /* Compacting walks the trees in a read transaction of its own and,
+     * unlike the plain copy, never takes the writers' lock. */
+    return qg__from_mdb(mdb_env_copy2(st->env, dir, MDB_CP_COMPACT));
+}
+
 /* ----- open and close ------------------------------------------------- */
 
 static int

@@ -293,6 +293,82 @@ check "help apply is apply --help" \
 check "help of a typo exits 2" status 2 "$Q" help histroy
 check "help of a typo suggests" grep -q 'did you mean "history"' "$T/err"
 
+# check gives exactly apply's verdicts, in order, state carried from one
+# input to the next (held and late included), and writes nothing; with no
+# store, as over an empty one.  Each fixture folder is checked and then
+# applied, in a fresh folder and in one store that keeps every folder's
+# steps, with the default window and with none.  Only "rejection" (the
+# log id, which a check never gets) and the clock in a skew refusal may
+# differ.
+C="$T/cmp"
+mkdir -p "$C"
+norm() { # verdict lines without what may legitimately differ
+    jq -c 'del(.rejection) | .reason |= gsub("[0-9]+ s ahead of the gate.s clock \\([^)]*\\)"; "N s ahead")' "$1"
+}
+same() { # check's output, apply's, their exit codes
+    [ "$3" -eq "$4" ] || { echo "  check exit $3, apply exit $4"; return 1; }
+    norm "$1" >"$1.n" && norm "$2" >"$2.n" && test -s "$2.n" &&
+        diff "$1.n" "$2.n"
+}
+for window in 1200 0; do
+    for dir in "$F"/visits/* "$F"/illegal/* "$F"/malformed "$F"/chup; do
+        [ -d "$dir" ] || continue
+        name=$(basename "$dir")
+        for db in "$C/fresh-$window-$name" "$C/kept-$window"; do
+            "$Q" check --json --reorder-window $window --db "$db" \
+                --secret-file "$F/secret" "$dir"/*.json >"$C/c" 2>"$C/cerr"
+            crc=$?
+            [ "$db" = "$C/fresh-$window-$name" ] &&
+                check "check of $name without a store creates none" \
+                    test ! -e "$db"
+            "$Q" apply --json --reorder-window $window --db "$db" \
+                --secret-file "$F/secret" "$dir"/*.json >"$C/a" 2>/dev/null
+            check "check = apply: $name, window $window, $(basename "$db")" \
+                same "$C/c" "$C/a" $crc $?
+        done
+    done
+done
+check "check without a store exits 0" \
+    status 0 "$Q" check --db "$C/none" --secret-file "$F/secret" "$W/01-join-live-queue.json"
+check "check without a store says so" \
+    grep -q 'none: no store there: checking as against an empty one' "$T/err"
+# the issue's case: the store holds step 01, check 02-05
+"$Q" apply --db "$C/walk" --secret-file "$F/secret" "$W/01-join-live-queue.json" >/dev/null 2>&1
+cp "$C/walk/data.mdb" "$C/walk.before"
+check "check of 02-05 over step 01 exits 0" \
+    status 0 "$Q" check --db "$C/walk" --secret-file "$F/secret" "$W"/0[2-5]*.json
+check "check of 02-05 over step 01 accepts all four" \
+    test "$(grep -c '^accepted' "$T/out")" -eq 4
+check "check wrote nothing to the store" cmp -s "$C/walk/data.mdb" "$C/walk.before"
+check "check of stdin carries state from line to line" \
+    sh -c "cat '$W'/0[2-5]*.json | '$Q' check --db '$C/walk' --secret-file '$F/secret' - | grep -c '^accepted' | grep -qx 4"
+# a store whose data file this user may not write is checked on a copy
+RO=$(mktemp -d)
+chmod 755 "$RO"
+cp "$W/01-join-live-queue.json" "$W/02-alert.json" "$RO/"
+"$Q" apply --db "$RO/db" --no-verify "$RO/01-join-live-queue.json" >/dev/null 2>&1
+chmod 755 "$RO/db"
+chmod 444 "$RO/db/data.mdb" "$RO"/*.json
+chmod 666 "$RO/db/lock.mdb"
+cp "$RO/db/data.mdb" "$C/ro.before"
+as_user=
+if [ "$(id -u)" -eq 0 ]; then
+    as_user="setpriv --reuid=65534 --regid=65534 --clear-groups"
+    $as_user "$Q" --version >/dev/null 2>&1 || as_user=unavailable
+fi
+if [ "$as_user" = unavailable ]; then
+    echo "SKIP: check of a read-only store (root, and no other user can run $Q)"
+else
+    check "check of a read-only store exits 0" \
+        status 0 $as_user "$Q" check --db "$RO/db" --no-verify "$RO/02-alert.json"
+    check "check of a read-only store decides against its steps" \
+        grep -q '^accepted  *lq:30001  *alert queued -> queued' "$T/out"
+    check "check left the read-only store as it was" \
+        cmp -s "$RO/db/data.mdb" "$C/ro.before"
+fi
+chmod -R u+w "$RO"
+rm -rf "$RO"
+
 # --json: every command `qgate help` lists prints JSON and only JSON on
 # stdout (jq reads it: a stream of JSON values, one at least unless the
 # list is empty)
