@@ -817,6 +817,17 @@ typedef struct qg_rejection {
     /** SHA-256 of the whole delivery as received, when truncated; all
      * zero otherwise (hash body, which is then whole). */
     unsigned char digest[32];
+    /** 1 when the refusal was resolved (qg_rejections_resolve()): the
+     * delivery, decided again, was accepted or found to be a duplicate
+     * of an accepted step.  0 for an open entry. */
+    int resolved;
+    /** When it was marked resolved, Unix microseconds; 0 if open. */
+    int64_t resolved_us;
+    /** The ticket of the step it became, or 0 (open, or resolved without
+     * a step: now ignored). */
+    uint64_t resolved_ticket;
+    /** That step's seq in the ticket's history, or 0 as above. */
+    uint32_t resolved_seq;
 } qg_rejection;
 
 /**
@@ -851,6 +862,29 @@ QG_EXTERN int qg_rejections_next(qg_rejections *r, qg_rejection *out);
  * @param[in] r the cursor, or NULL (nothing is done).
  */
 QG_EXTERN void qg_rejections_close(qg_rejections *r);
+
+/**
+ * Marks a refused delivery resolved: decided again (say after a mapping
+ * fix, as `qgate rejected --replay` does), it became step seq of ticket,
+ * or a duplicate of it; ticket and seq 0 say it became no step (it is now
+ * ignored).  The entry stays in the log, with its reason and body, and
+ * qg_rejections_next() reports it with qg_rejection.resolved set.
+ * Marking a resolved entry again replaces its ticket, seq and time.  The
+ * mark is its own write transaction, apart from the one that accepted
+ * the step: a caller that stops between the two leaves the entry open,
+ * and deciding it again then finds the duplicate and can mark it.
+ * Entries written by versions before this function read as open; entries
+ * it marks read, in those versions, as the open entries they were.
+ * @param[in] st the store, not #QG_RDONLY.
+ * @param[in] id the entry's id (qg_rejection.id).
+ * @param[in] ticket the ticket's number, or 0.
+ * @param[in] seq the step's seq, or 0.
+ * @return 0, #QG_NOTFOUND (no such entry, or it was dropped),
+ * #QG_EINVAL (NULL st, id 0), #QG_ERDONLY, #QG_ENOMEM, #QG_EFULL,
+ * #QG_EBUSY, #QG_ESTORE.
+ */
+QG_EXTERN int qg_rejections_resolve(qg_store *st, uint64_t id, uint64_t ticket,
+                                    uint32_t seq);
 
 /**
  * How many entries for #QG_UNAUTHENTICATED and #QG_MALFORMED deliveries

@@ -204,7 +204,7 @@ check "a long malformed body is refused" \
 check "rejected --json of it" \
     status 1 "$Q" rejected --json --db "$DB" --code bad_json
 check "only a prefix of it is kept, with its length and digest" \
-    grep -q "\"body_bytes\":3072,\"received_bytes\":5000,\"truncated\":true,\"sha256\":\"$(sha256sum <"$T/junk.json" | cut -c1-64)\"}" "$T/out"
+    grep -q "\"body_bytes\":3072,\"received_bytes\":5000,\"truncated\":true,\"sha256\":\"$(sha256sum <"$T/junk.json" | cut -c1-64)\",\"resolved\":false}" "$T/out"
 check "rejected marks it" \
     sh -c "'$Q' rejected --db '$DB' --code bad_json | grep -q 'first 3072 of 5000 bytes kept'"
 check "replay skips it" \
@@ -261,6 +261,54 @@ check "held --expire refuses what waits" \
 check "held --expire counts by reason" grep -q 'illegal_transition  *1' "$T/out"
 check "the expired step is in the rejection log" \
     sh -c "'$Q' rejected --db '$R' | grep -q 'rx_dispense is not legal from served.*; held '"
+
+# replayed refusals that now pass are marked resolved with the step they
+# became: left out of the listing, the exit status and later replays;
+# --all lists them.  A held delivery given up on is replayed the same way.
+X="$T/resolve"
+"$Q" apply --db "$X" --secret-file "$F/secret" "$W/01-join-live-queue.json" "$W/05-served.json" >/dev/null 2>&1
+check "the early step, given up on, is refused" \
+    status 1 "$Q" held --expire --db "$X"
+"$Q" apply --db "$X" --secret-file "$F/secret" "$W"/0[2-4]*.json >/dev/null 2>&1
+check "rejected exits 1 while it is open" status 1 "$Q" rejected --db "$X"
+check "replay of the given-up step passes" \
+    status 0 "$Q" rejected --replay --db "$X" --secret-file "$F/secret"
+check "replay counts it" grep -q '^1 replayed: 1 now pass, 0 still refused' "$T/err"
+check "rejected lists no open entry, exit 0" status 0 "$Q" rejected --db "$X"
+check "the listing is empty" test ! -s "$T/out"
+check "rejected --all exits 0 (only open entries count)" \
+    status 0 "$Q" rejected --all --db "$X"
+check "rejected --all shows the step it became" \
+    grep -q 'complete is not legal from queued.*; held [0-9]*s \[resolved: ticket 1 step 5\]$' "$T/out"
+check "rejected --all --json" status 0 "$Q" rejected --all --json --db "$X"
+check "--json marks it resolved, with ticket and seq" \
+    grep -q '"resolved":true,"resolved_us":[0-9]*,"resolved_ticket":1,"resolved_seq":5}$' "$T/out"
+check "a second replay replays nothing" \
+    status 0 "$Q" rejected --replay --db "$X" --secret-file "$F/secret"
+check "a second replay counts nothing as passing" \
+    grep -q '^0 replayed: 0 now pass, 0 still refused' "$T/err"
+check "--replay with --all exits 2" \
+    status 2 "$Q" rejected --replay --all --db "$X" --secret-file "$F/secret"
+# a refusal whose payload was accepted since is resolved as its duplicate
+Y="$T/resolvedup"
+"$Q" apply --reorder-window 0 --db "$Y" --secret-file "$F/secret" "$W/01-join-live-queue.json" "$W/05-served.json" >/dev/null 2>&1
+"$Q" apply --db "$Y" --secret-file "$F/secret" "$W"/0[2-5]*.json >/dev/null 2>&1
+check "replay of a refusal accepted since passes" \
+    status 0 "$Q" rejected --replay --db "$Y" --secret-file "$F/secret"
+check "it is a duplicate" grep -q '^rejection:1  *duplicate' "$T/out"
+check "it is resolved as that step" \
+    sh -c "'$Q' rejected --all --db '$Y' | grep -q '\[resolved: ticket 1 step 5\]\$'"
+check "open entries only in the listing" status 0 "$Q" rejected --db "$Y"
+# a duplicate of a held delivery is not resolved: it may still be refused
+Z="$T/resolveheld"
+"$Q" apply --reorder-window 0 --db "$Z" --secret-file "$F/secret" "$W/01-join-live-queue.json" "$W/05-served.json" >/dev/null 2>&1
+"$Q" apply --db "$Z" --secret-file "$F/secret" "$W/05-served.json" >/dev/null 2>&1
+check "replay of a refusal now held exits 1" \
+    status 1 "$Q" rejected --replay --db "$Z" --secret-file "$F/secret"
+check "it is still refused" grep -q '^1 replayed: 0 now pass, 1 still refused' "$T/err"
+check "and still open" status 1 "$Q" rejected --db "$Z"
+check "an open entry is still listed, unmarked" \
+    sh -c "'$Q' rejected --json --db '$DB' | grep -q '\"resolved\":false}\$'"
 
 # an inverted or empty --since/--until range is a usage error, for each
 # command that takes both
