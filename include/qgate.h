@@ -42,7 +42,8 @@
  *   first); share one handle instead.  A handle must not be used in a
  *   child process after fork().
  * - A #qg_engine is read-only once configured: any number of threads may
- *   call qg_engine_apply() and qg_engine_apply_batch() with it, but
+ *   call qg_engine_apply(), qg_engine_apply_batch() and
+ *   qg_engine_check_batch() with it, but
  *   qg_engine_set_secret(), qg_engine_load_secret(),
  *   qg_engine_require_signature(), qg_engine_set_reorder_window(),
  *   qg_engine_set_max_skew() and qg_engine_load_mapping() must not run

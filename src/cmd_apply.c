@@ -1,5 +1,12 @@
 /*
  * cmd_apply.c - qgate apply and qgate check: deliveries through the engine.
+ *
+ * apply decides and records one input at a time, streaming.  check must
+ * give the verdicts apply would, each input seeing the ones before it,
+ * and write nothing: it reads every input first and decides them all in
+ * one write transaction that is aborted (qg_engine_check_batch()).  A
+ * dry run of each input alone would judge every input against the store
+ * as it was, and refuse a visit's later steps.
  */
 #include <errno.h>
 #include <getopt.h>
