@@ -593,7 +593,8 @@ main(int argc, char **argv)
         return EXIT_FAILED;
     }
     if ((strcmp(argv[1], "help") == 0 &&
-         (argc < 3 || strcmp(argv[2], "--help") == 0)) ||
+         (argc < 3 || strcmp(argv[2], "--help") == 0 ||
+          strcmp(argv[2], "help") == 0)) ||
         strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(stdout);
         return EXIT_OK;

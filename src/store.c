@@ -1077,8 +1077,7 @@ resolve(qg__txn *t, void *arg)
     if (grows && is_unsigned(old.verdict) && (rc = unsigned_bytes(t, &total)))
         return rc;
     /* the detail and its NUL; after them, the fields of the flags */
-    text = (size_t)((const unsigned char *)old.detail - p) - REJECTION_HDR +
-           strlen(old.detail) + 1;
+    text = strlen(old.detail) + 1;
     nv.mv_size = v.mv_size + (grows ? REJ_RESOLVED_EXTRA : 0);
     if (nv.mv_size > UINT32_MAX)
         return QG_ETOOBIG;

@@ -338,6 +338,7 @@ check "help apply exits 0" status 0 "$Q" help apply
 check "help apply shows apply's usage" grep -q '^usage: qgate apply ' "$T/out"
 check "help apply is apply --help" \
     sh -c "'$Q' apply --help | cmp -s - '$T/out'"
+check "help help is the usage" sh -c "'$Q' help help | grep -q '^usage: qgate COMMAND'"
 check "help of a typo exits 2" status 2 "$Q" help histroy
 check "help of a typo suggests" grep -q 'did you mean "history"' "$T/err"
 
