@@ -42,7 +42,8 @@
  *   first); share one handle instead.  A handle must not be used in a
  *   child process after fork().
  * - A #qg_engine is read-only once configured: any number of threads may
- *   call qg_engine_apply() and qg_engine_apply_batch() with it, but
+ *   call qg_engine_apply(), qg_engine_apply_batch() and
+ *   qg_engine_check_batch() with it, but
  *   qg_engine_set_secret(), qg_engine_load_secret(),
  *   qg_engine_require_signature(), qg_engine_set_reorder_window(),
  *   qg_engine_set_max_skew() and qg_engine_load_mapping() must not run
@@ -832,6 +833,17 @@ typedef struct qg_rejection {
     /** SHA-256 of the whole delivery as received, when truncated; all
      * zero otherwise (hash body, which is then whole). */
     unsigned char digest[32];
+    /** 1 when the refusal was resolved (qg_rejections_resolve()): the
+     * delivery, decided again, was accepted or found to be a duplicate
+     * of an accepted step.  0 for an open entry. */
+    int resolved;
+    /** When it was marked resolved, Unix microseconds; 0 if open. */
+    int64_t resolved_us;
+    /** The ticket of the step it became, or 0 (open, or resolved without
+     * a step: now ignored). */
+    uint64_t resolved_ticket;
+    /** That step's seq in the ticket's history, or 0 as above. */
+    uint32_t resolved_seq;
 } qg_rejection;
 
 /**
@@ -866,6 +878,29 @@ QG_EXTERN int qg_rejections_next(qg_rejections *r, qg_rejection *out);
  * @param[in] r the cursor, or NULL (nothing is done).
  */
 QG_EXTERN void qg_rejections_close(qg_rejections *r);
+
+/**
+ * Marks a refused delivery resolved: decided again (say after a mapping
+ * fix, as `qgate rejected --replay` does), it became step seq of ticket,
+ * or a duplicate of it; ticket and seq 0 say it became no step (it is now
+ * ignored).  The entry stays in the log, with its reason and body, and
+ * qg_rejections_next() reports it with qg_rejection.resolved set.
+ * Marking a resolved entry again replaces its ticket, seq and time.  The
+ * mark is its own write transaction, apart from the one that accepted
+ * the step: a caller that stops between the two leaves the entry open,
+ * and deciding it again then finds the duplicate and can mark it.
+ * Entries written by versions before this function read as open; entries
+ * it marks read, in those versions, as the open entries they were.
+ * @param[in] st the store, not #QG_RDONLY.
+ * @param[in] id the entry's id (qg_rejection.id).
+ * @param[in] ticket the ticket's number, or 0.
+ * @param[in] seq the step's seq, or 0.
+ * @return 0, #QG_NOTFOUND (no such entry, or it was dropped),
+ * #QG_EINVAL (NULL st, id 0), #QG_ERDONLY, #QG_ENOMEM, #QG_EFULL,
+ * #QG_EBUSY, #QG_ESTORE.
+ */
+QG_EXTERN int qg_rejections_resolve(qg_store *st, uint64_t id, uint64_t ticket,
+                                    uint32_t seq);
 
 /**
  * How many entries for #QG_UNAUTHENTICATED and #QG_MALFORMED deliveries
@@ -1265,6 +1300,48 @@ typedef struct qg_body {
 QG_EXTERN int qg_engine_apply_batch(qg_engine *eng, qg_store *st,
                                     const qg_body *bodies, size_t n,
                                     qg_result *res, int *rcs);
+
+/**
+ * Decides n bodies exactly as applying them would, and writes nothing: a
+ * dry run of a whole batch.  First the held deliveries received before
+ * expire_before_us are expired (as qg_held_expire() would), then the
+ * bodies are decided in order as qg_engine_apply_batch() does, each
+ * seeing the steps, refusals, holds and releases of the ones before it;
+ * then the transaction is aborted.  So each verdict is the one that
+ * qg_held_expire() and qg_engine_apply_batch() (or qg_engine_apply() of
+ * each body in turn) would give now, held and late placement included,
+ * with the ticket numbers and seqs they would get; only
+ * qg_result.rejection is 0, since nothing is logged.  (qg_engine_apply()
+ * with #QG_DRY_RUN decides one body against the store as it is, in a
+ * read transaction, and cannot carry one body's step to the next.)
+ *
+ * It takes the store's write transaction for its whole run: other
+ * writers, in this process and in others, wait until it ends.  The
+ * bodies' work is undone in memory and in pages LMDB never commits, but
+ * a large batch may make LMDB spill pages to the data file, which may
+ * grow.  Threads as for qg_engine_apply_batch().
+ * @param[in] eng the engine.
+ * @param[in] st the store; not #QG_RDONLY (see qg_store_options.flags).
+ * @param[in] expire_before_us expire held deliveries with received_us
+ * below it first; INT64_MIN expires none.  A caller that mirrors the
+ * gate passes now minus the reorder window.
+ * @param[in] bodies n bodies; not kept after the call.
+ * @param[in] n how many; 0 decides nothing (but still expires).
+ * @param[out] res n results; res[i] is valid when rcs[i] is 0.
+ * @param[out] rcs n codes, meaningful when 0 is returned: for each body,
+ * 0 or what qg_engine_apply() would have returned for it.
+ * @param[out] expired how many held deliveries the expiry refused (0 on
+ * failure); may be NULL.
+ * @return 0 when the batch was decided (see rcs), #QG_EINVAL (NULL eng
+ * or st; NULL bodies, res or rcs with n > 0), #QG_ERDONLY, #QG_ENOMEM,
+ * #QG_EFULL, #QG_EBUSY, #QG_ESTORE.  Whatever it returns, the store is as
+ * it was.
+ */
+QG_EXTERN int qg_engine_check_batch(qg_engine *eng, qg_store *st,
+                                    int64_t expire_before_us,
+                                    const qg_body *bodies, size_t n,
+                                    qg_result *res, int *rcs,
+                                    uint64_t *expired);
 
 /**
  * A delivery taken as far as it goes without the store: parsed,

@@ -66,6 +66,10 @@ parse_skew(const char *s, int64_t *out)
     return 0;
 }
 
+/* The --since and --until values as given, for the message about a range
+ * that holds nothing. */
+static const char *since_arg, *until_arg;
+
 int
 cli_common_option(cli *c, int opt, const char *arg)
 {
@@ -107,6 +111,7 @@ cli_common_option(cli *c, int opt, const char *arg)
         if (cli_parse_when(opt == OPT_SINCE ? "--since" : "--until", arg,
                            opt == OPT_SINCE ? &c->since : &c->until))
             c->bad_option = 1;
+        *(opt == OPT_SINCE ? &since_arg : &until_arg) = arg;
         return 1;
     case OPT_MAX_SKEW:
         if (parse_skew(arg, &c->max_skew)) {
@@ -225,6 +230,12 @@ cli_finish_options(cli *c)
 
     if (c->bad_option)
         return EXIT_FAILED;
+    /* until is exclusive: a range that ends where or before it starts
+     * selects nothing, and an empty answer would look like no data. */
+    if (since_arg && until_arg && c->since >= c->until)
+        return cli_fail("--since \"%s\" is not before --until \"%s\": the "
+                        "range is empty",
+                        since_arg, until_arg);
     if (c->config && (rc = load_config(c)))
         return rc;
     if (c->reorder_window < 0)
@@ -502,7 +513,59 @@ usage(FILE *f)
             "  --help             the command's own help\n\n"
             "Exit status: 0 success, 1 a problem was found (a refused "
             "delivery),\n2 usage, I/O or store failure.\n",
-            "help", "this text");
+            "help [CMD]", "this text, or CMD's own help");
+}
+
+/* Edit distance with adjacent transpositions (optimal string alignment):
+ * "histroy" is one step from "history", as a typist sees it. */
+static size_t
+distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), i, j, d[16][16], best;
+
+    if (la > 15 || lb > 15)
+        return (size_t)-1; /* no command name is that long */
+    for (i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (i = 1; i <= la; i++) {
+        for (j = 1; j <= lb; j++) {
+            best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+                a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+/* A word that is no command: name it, and the nearest command if it is
+ * near enough to be a typo.  The full usage would bury the one line that
+ * matters. */
+static int
+unknown_command(const char *name)
+{
+    size_t i, d, best = (size_t)-1, at = 0;
+
+    for (i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
+        if ((d = distance(name, commands[i].name)) < best) {
+            best = d;
+            at = i;
+        }
+    }
+    /* Two edits turn "list" into "lost" and "show" into "stop": within
+     * two, but not more than a third of the word. */
+    if (best <= 2 && best * 3 <= strlen(name))
+        return cli_fail("unknown command \"%s\" (did you mean \"%s\"?)", name,
+                        commands[at].name);
+    return cli_fail("unknown command \"%s\"; qgate help lists the commands",
+                    name);
 }
 
 int
@@ -529,10 +592,24 @@ main(int argc, char **argv)
         usage(stderr);
         return EXIT_FAILED;
     }
-    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
-        strcmp(argv[1], "-h") == 0) {
+    if ((strcmp(argv[1], "help") == 0 &&
+         (argc < 3 || strcmp(argv[2], "--help") == 0 ||
+          strcmp(argv[2], "help") == 0)) ||
+        strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(stdout);
         return EXIT_OK;
+    }
+    /* qgate help CMD is qgate CMD --help. */
+    if (strcmp(argv[1], "help") == 0) {
+        static char help_opt[] = "--help";
+        char *help_argv[] = {argv[2], help_opt, NULL};
+
+        if (argc > 3)
+            return cli_fail("help: one command at a time, not \"%s\"", argv[3]);
+        for (i = 0; i < sizeof(commands) / sizeof(*commands); i++)
+            if (strcmp(argv[2], commands[i].name) == 0)
+                return commands[i].fn(&c, 2, help_argv);
+        return unknown_command(argv[2]);
     }
     if (strcmp(argv[1], "--version") == 0) {
         printf("qgate %s (machine %s)\n", qg_version(), qg_machine_version());
@@ -551,6 +628,5 @@ main(int argc, char **argv)
                           errno ? strerror(errno) : "write error");
         return rc;
     }
-    usage(stderr);
-    return cli_fail("unknown command \"%s\"", argv[1]);
+    return unknown_command(argv[1]);
 }

@@ -1,5 +1,12 @@
 /*
  * cmd_apply.c - qgate apply and qgate check: deliveries through the engine.
+ *
+ * apply decides and records one input at a time, streaming.  check must
+ * give the verdicts apply would, each input seeing the ones before it,
+ * and write nothing: it reads every input first and decides them all in
+ * one write transaction that is aborted (qg_engine_check_batch()).  A
+ * dry run of each input alone would judge every input against the store
+ * as it was, and refuse a visit's later steps.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -87,28 +94,35 @@ print_human(const qg_result *res, const char *input)
     putchar('\n');
 }
 
+/* Prints one verdict and counts it. */
+static void
+report(cli *c, const qg_result *res, const char *input, tally *t)
+{
+    if (c->json) {
+        render_verdict(stdout, res, input);
+        putchar('\n');
+    } else {
+        print_human(res, input);
+    }
+    t->count[res->verdict]++;
+    t->total++;
+    t->late += res->late != 0;
+    t->released += res->released;
+    cli_progress("deliveries", t->total, 0);
+}
+
 static int
-one(cli *c, qg_engine *eng, qg_store *st, unsigned flags, const char *body,
-    size_t len, const char *input, tally *t)
+one(cli *c, qg_engine *eng, qg_store *st, const char *body, size_t len,
+    const char *input, tally *t)
 {
     qg_result res;
     int rc;
 
-    if ((rc = qg_engine_apply(eng, st, body, len, flags, &res)) == QG_ECORRUPT)
+    if ((rc = qg_engine_apply(eng, st, body, len, 0, &res)) == QG_ECORRUPT)
         return cli_store_fail(c, rc);
     if (rc)
         return cli_fail("%s: %s (nothing was written)", input, qg_strerror(rc));
-    if (c->json) {
-        render_verdict(stdout, &res, input);
-        putchar('\n');
-    } else {
-        print_human(&res, input);
-    }
-    t->count[res.verdict]++;
-    t->total++;
-    t->late += res.late != 0;
-    t->released += res.released;
-    cli_progress("deliveries", t->total, 0);
+    report(c, &res, input, t);
     return 0;
 }
 
@@ -151,8 +165,224 @@ report_held(cli *c, qg_store *st)
     return 0;
 }
 
+/* The inputs of a check, all read before any is decided: they are
+ * decided together, in one transaction. */
+typedef struct inputs {
+    qg_body *bodies;
+    char **bufs;  /* what to free: a file's bytes, or a line */
+    char **names; /* the file's name, or "stdin:N" */
+    size_t n, cap;
+} inputs;
+
+static void
+inputs_free(inputs *in)
+{
+    size_t i;
+
+    for (i = 0; i < in->n; i++) {
+        free(in->bufs[i]);
+        free(in->names[i]);
+    }
+    free(in->bodies);
+    free(in->bufs);
+    free(in->names);
+    memset(in, 0, sizeof(*in));
+}
+
+/* Takes buf (owned from now on) as the next input.  0 or EXIT_FAILED. */
 static int
-run(cli *c, int argc, char **argv, unsigned flags)
+inputs_add(inputs *in, char *buf, size_t len, const char *name)
+{
+    size_t cap = in->cap ? in->cap * 2 : 64;
+    qg_body *bodies;
+    char **bufs, **names;
+
+    if (in->n == in->cap) {
+        if ((bodies = realloc(in->bodies, cap * sizeof(*bodies))) != NULL)
+            in->bodies = bodies;
+        if ((bufs = realloc(in->bufs, cap * sizeof(*bufs))) != NULL)
+            in->bufs = bufs;
+        if ((names = realloc(in->names, cap * sizeof(*names))) != NULL)
+            in->names = names;
+        if (bodies == NULL || bufs == NULL || names == NULL) {
+            free(buf);
+            return cli_fail("out of memory");
+        }
+        in->cap = cap;
+    }
+    if ((in->names[in->n] = strdup(name)) == NULL) {
+        free(buf);
+        return cli_fail("out of memory");
+    }
+    in->bufs[in->n] = buf;
+    in->bodies[in->n].body = buf;
+    in->bodies[in->n].len = len;
+    in->n++;
+    return 0;
+}
+
+static int
+read_inputs(int argc, char **argv, inputs *in)
+{
+    char *body, *line = NULL, where[32];
+    unsigned long lineno = 0;
+    size_t len, cap = 0;
+    ssize_t n;
+    int i, rc = 0;
+
+    for (i = optind; i < argc && rc == 0; i++) {
+        if (strcmp(argv[i], "-") != 0) {
+            if ((rc = read_file(argv[i], &body, &len)) == 0)
+                rc = inputs_add(in, body, len, argv[i]);
+            continue;
+        }
+        while (rc == 0 && (n = getline(&line, &cap, stdin)) > 0) {
+            snprintf(where, sizeof(where), "stdin:%lu", ++lineno);
+            if (n == 1 && line[0] == '\n')
+                continue;
+            rc = inputs_add(in, line, (size_t)n, where);
+            line = NULL;
+            cap = 0;
+        }
+    }
+    free(line);
+    return rc;
+}
+
+/* Removes a temporary store and its folder. */
+static void
+remove_temp(const char *dir)
+{
+    char path[4200];
+
+    if (dir[0] == '\0')
+        return;
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/lock.mdb", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* A store in a new temporary folder: empty, or a copy of from. */
+static int
+open_temp(qg_store *from, qg_store **st, char *dir, size_t dirlen)
+{
+    const char *base = getenv("TMPDIR");
+    qg_store_options o;
+    int rc;
+
+    snprintf(dir, dirlen, "%s/qgate-check.XXXXXX",
+             base && base[0] ? base : "/tmp");
+    if (mkdtemp(dir) == NULL) {
+        rc = cli_fail("%s: cannot make a temporary folder: %s", dir,
+                      strerror(errno));
+        dir[0] = '\0';
+        return rc;
+    }
+    if (from && (rc = qg__store_copy(from, dir)))
+        return cli_fail("%s: cannot copy the store: %s", dir, qg_strerror(rc));
+    memset(&o, 0, sizeof(o));
+    o.path = dir;
+    o.durability = QG_NOSYNC; /* nothing is ever committed */
+    if ((rc = qg_store_open(&o, st)))
+        return cli_fail("%s: cannot open a temporary store: %s", dir,
+                        qg_strerror(rc));
+    return 0;
+}
+
+/*
+ * The store a check decides against.  The check needs a write
+ * transaction (which it aborts), so: the store itself when we may write
+ * its data file; a temporary copy when we may only read it; an empty
+ * temporary store when there is none, for a check must work before the
+ * first apply.  dir names the temporary folder, "" when none.
+ */
+static int
+open_check_store(cli *c, qg_store **st, char *dir, size_t dirlen)
+{
+    char data[4200];
+    qg_store *ro = NULL;
+    int rc;
+
+    dir[0] = '\0';
+    snprintf(data, sizeof(data), "%s/data.mdb", c->db);
+    if (access(data, F_OK) != 0 && errno == ENOENT) {
+        fprintf(stderr,
+                "qgate: %s: no store there: checking as against an empty "
+                "one\n",
+                c->db);
+        return open_temp(NULL, st, dir, dirlen);
+    }
+    if (access(data, W_OK) == 0 || (errno != EACCES && errno != EROFS))
+        return cli_open_store(c, 0, st);
+    if ((rc = cli_open_store(c, 1, &ro)))
+        return rc;
+    rc = open_temp(ro, st, dir, dirlen);
+    qg_store_close(ro);
+    return rc;
+}
+
+/* qgate check: every input decided in one transaction that is aborted,
+ * after the expiry apply would do first, so that the verdicts are those
+ * apply would give, state carried from one input to the next. */
+static int
+check_all(cli *c, qg_engine *eng, int argc, char **argv, tally *t)
+{
+    char dir[4200];
+    inputs in = {0};
+    qg_result *res = NULL;
+    qg_store *st = NULL;
+    uint64_t expired = 0;
+    size_t i;
+    int *rcs = NULL, rc;
+
+    dir[0] = '\0';
+    if ((rc = read_inputs(argc, argv, &in)) ||
+        (rc = open_check_store(c, &st, dir, sizeof(dir))))
+        goto done;
+    res = calloc(in.n ? in.n : 1, sizeof(*res));
+    rcs = calloc(in.n ? in.n : 1, sizeof(*rcs));
+    if (res == NULL || rcs == NULL) {
+        rc = cli_fail("out of memory");
+        goto done;
+    }
+    rc = qg_engine_check_batch(eng, st,
+                               qg__now_us() - c->reorder_window * 1000000,
+                               in.bodies, in.n, res, rcs, &expired);
+    if (rc == QG_ECORRUPT) {
+        rc = cli_store_fail(c, rc);
+        goto done;
+    }
+    if (rc) {
+        rc = cli_fail("%s: cannot check: %s", c->db, qg_strerror(rc));
+        goto done;
+    }
+    if (expired && !c->json)
+        fprintf(stderr,
+                "%" PRIu64 " held deliver%s waited past the %" PRId64
+                " s reorder window: apply would refuse %s first\n",
+                expired, expired == 1 ? "y" : "ies", c->reorder_window,
+                expired == 1 ? "it" : "them");
+    for (i = 0; i < in.n && rc == 0; i++) {
+        if (rcs[i] == QG_ECORRUPT)
+            rc = cli_store_fail(c, rcs[i]);
+        else if (rcs[i])
+            rc = cli_fail("%s: %s", in.names[i], qg_strerror(rcs[i]));
+        else
+            report(c, &res[i], in.names[i], t);
+    }
+done:
+    qg_store_close(st);
+    remove_temp(dir);
+    free(res);
+    free(rcs);
+    inputs_free(&in);
+    return rc;
+}
+
+static int
+run(cli *c, int argc, char **argv, int checking)
 {
     static const struct option opts[] = {
         CLI_REORDER_OPTION, CLI_COMMON_OPTIONS, CLI_MAX_SKEW_OPTION, {0}};
@@ -177,17 +407,25 @@ run(cli *c, int argc, char **argv, unsigned flags)
                    "--max-skew S: refuse steps dated more than S seconds "
                    "ahead of this\nmachine's clock (%d; 0: no check).\n",
                    argv[0], CLI_DEFAULT_REORDER_WINDOW, QG_MAX_SKEW_DEFAULT);
+            if (checking)
+                printf("check gives the verdicts apply would give, in order, "
+                       "each input seeing\nthe ones before it, and writes "
+                       "nothing; with no store at --db, as if\nover an "
+                       "empty one.\n");
             return EXIT_OK;
         }
         return EXIT_FAILED;
     }
     if (optind >= argc)
         return cli_fail("%s: no input (give FILE... or -)", argv[0]);
-    if ((rc = cli_finish_options(c)) || (rc = cli_new_engine(c, &eng)) ||
-        (rc = cli_open_store(c, flags & QG_DRY_RUN, &st)))
+    if ((rc = cli_finish_options(c)) || (rc = cli_new_engine(c, &eng)))
         goto done;
     memset(&t, 0, sizeof(t));
-    if (!(flags & QG_DRY_RUN) && (rc = expire_held(c, st)))
+    if (checking) {
+        rc = check_all(c, eng, argc, argv, &t);
+        goto summary;
+    }
+    if ((rc = cli_open_store(c, 0, &st)) || (rc = expire_held(c, st)))
         goto done;
     for (i = optind; i < argc && rc == 0; i++) {
         char *body = NULL, *line = NULL;
@@ -197,7 +435,7 @@ run(cli *c, int argc, char **argv, unsigned flags)
 
         if (strcmp(argv[i], "-") != 0) {
             if ((rc = read_file(argv[i], &body, &len)) == 0)
-                rc = one(c, eng, st, flags, body, len, argv[i], &t);
+                rc = one(c, eng, st, body, len, argv[i], &t);
             free(body);
             continue;
         }
@@ -207,10 +445,11 @@ run(cli *c, int argc, char **argv, unsigned flags)
             snprintf(where, sizeof(where), "stdin:%lu", ++lineno);
             if (n == 1 && line[0] == '\n')
                 continue;
-            rc = one(c, eng, st, flags, line, (size_t)n, where, &t);
+            rc = one(c, eng, st, line, (size_t)n, where, &t);
         }
         free(line);
     }
+summary:
     if (t.total >= 1000)
         cli_progress("deliveries", t.total, 1);
     if (rc == 0 && !c->json)
@@ -223,7 +462,7 @@ run(cli *c, int argc, char **argv, unsigned flags)
     if (rc == 0 && !c->json && (t.late || t.released))
         fprintf(stderr, "%lu placed late, %lu released from hold\n", t.late,
                 t.released);
-    if (rc == 0 && !(flags & QG_DRY_RUN))
+    if (rc == 0 && !checking)
         rc = report_held(c, st);
     if (rc == 0 && (t.count[QG_REJECTED] || t.count[QG_UNAUTHENTICATED] ||
                     t.count[QG_MALFORMED]))
@@ -243,5 +482,5 @@ cmd_apply(cli *c, int argc, char **argv)
 int
 cmd_check(cli *c, int argc, char **argv)
 {
-    return run(c, argc, argv, QG_DRY_RUN);
+    return run(c, argc, argv, 1);
 }

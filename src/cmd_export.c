@@ -73,7 +73,8 @@ cmd_export(cli *c, int argc, char **argv)
             csv = strcmp(optarg, "csv") == 0;
             break;
         case 'h':
-            printf("usage: qgate export [--format ndjson|csv] [--since T]\n"
+            printf("usage: qgate export [--format ndjson|csv | --json] "
+                   "[--since T]\n"
                    "Every history record, by ticket then step.  --since "
                    "selects by the step's Chup timestamp.\n");
             return EXIT_OK;
@@ -83,6 +84,10 @@ cmd_export(cli *c, int argc, char **argv)
     }
     if (optind != argc)
         return cli_fail("export: unexpected argument \"%s\"", argv[optind]);
+    /* NDJSON is the JSON form; --json with CSV asks for two things. */
+    if (c->json && csv)
+        return cli_fail("export: --json is --format ndjson; it cannot be "
+                        "--format csv");
     if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, 1, &st)))
         return rc;
     if ((rc = qg_history_open(st, 0, &h)))

@@ -35,6 +35,30 @@ table(FILE *f)
     }
 }
 
+/* The table as one JSON object: per state, whether it is final and where
+ * each legal event leads, in the machine's own order. */
+static void
+table_json(FILE *f)
+{
+    int s, e, to, first;
+
+    fprintf(f, "{\"machine\":\"%s\",\"states\":[", qg_machine_version());
+    for (s = 0; s < QG_STATE_COUNT; s++) {
+        fprintf(f, "%s{\"state\":\"%s\",\"final\":%s,\"next\":{", s ? "," : "",
+                qg_state_name((qg_state)s),
+                qg_state_is_final((qg_state)s) ? "true" : "false");
+        for (e = QG_EV_NONE + 1, first = 1; e < QG_EVENT_COUNT; e++) {
+            if ((to = qg_machine_next((qg_state)s, (qg_event)e)) < 0)
+                continue;
+            fprintf(f, "%s\"%s\":\"%s\"", first ? "" : ",",
+                    qg_event_name((qg_event)e), qg_state_name((qg_state)to));
+            first = 0;
+        }
+        fputs("}}", f);
+    }
+    fputs("]}\n", f);
+}
+
 static void
 dot(FILE *f)
 {
@@ -141,8 +165,9 @@ cmd_machine(cli *c, int argc, char **argv)
             svg_path = optarg;
             break;
         case 'h':
-            printf("usage: qgate machine [--table | --dot] [-o FILE]\n"
-                   "       qgate machine --svg FILE   (needs Graphviz)\n");
+            printf("usage: qgate machine [--table | --json | --dot] [-o FILE]\n"
+                   "       qgate machine --svg FILE   (needs Graphviz)\n"
+                   "--json: the table as one JSON object.\n");
             return EXIT_OK;
         default:
             return EXIT_FAILED;
@@ -150,12 +175,18 @@ cmd_machine(cli *c, int argc, char **argv)
     }
     if (optind != argc)
         return cli_fail("machine: unexpected argument \"%s\"", argv[optind]);
+    /* Graphviz is not JSON: asking for both is a mistake, not a choice. */
+    if (c->json && (as_dot || svg_path))
+        return cli_fail("machine: --json is the table; it cannot be %s",
+                        svg_path ? "--svg" : "--dot");
     if (svg_path)
         return svg(svg_path);
     if (output && (f = fopen(output, "w")) == NULL)
         return cli_fail("%s: %s", output, strerror(errno));
     if (as_dot)
         dot(f);
+    else if (c->json)
+        table_json(f);
     else
         table(f);
     if (output && fclose(f) != 0)

@@ -4,9 +4,12 @@
  * --replay re-decides each logged delivery with the engine as configured
  * now (typically after a mapping fix).  It first asks with a dry run, and
  * applies for real only what now passes, so a delivery that is still
- * refused is not logged a second time.  An entry that kept only a prefix
- * of its body (an unauthenticated or malformed delivery) cannot be
- * replayed and is skipped, with a message.
+ * refused is not logged a second time.  An entry that now passes (it is
+ * accepted, a duplicate of an accepted step, or ignored) is marked
+ * resolved with the step it became; the listing, the exit status and
+ * later replays then leave it out (--all lists it again).  An entry that kept
+ * only a prefix of its body (an unauthenticated or malformed delivery) cannot
+ * be replayed and is skipped, with a message.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -42,6 +45,15 @@ print_json(const qg_rejection *r)
             printf("%02x", r->digest[i]);
         putchar('"');
     }
+    printf(",\"resolved\":%s", r->resolved ? "true" : "false");
+    if (r->resolved) {
+        printf(",\"resolved_us\":%" PRId64, r->resolved_us);
+        render_id(stdout, "resolved_ticket", (int64_t)r->resolved_ticket, 0);
+        if (r->resolved_seq)
+            printf(",\"resolved_seq\":%" PRIu32, r->resolved_seq);
+        else
+            printf(",\"resolved_seq\":null");
+    }
     printf("}\n");
 }
 
@@ -60,16 +72,23 @@ print_human(const qg_rejection *r)
            r->detail);
     if (r->truncated)
         printf(" [first %zu of %zu bytes kept]", r->body_len, r->received_len);
+    if (r->resolved && r->resolved_seq)
+        printf(" [resolved: ticket %" PRIu64 " step %" PRIu32 "]",
+               r->resolved_ticket, r->resolved_seq);
+    else if (r->resolved)
+        printf(" [resolved: now ignored]");
     putchar('\n');
 }
 
-/* Re-decides one logged delivery.  Returns 1 when it now passes, -1 when
- * it was skipped (only a prefix of it was kept). */
+/* Re-decides one logged delivery, and marks it resolved when it now
+ * passes.  Returns 1 when it now passes, -1 when it was skipped (only a
+ * prefix of it was kept). */
 static int
 replay(cli *c, qg_engine *eng, qg_store *st, const qg_rejection *r, int *rc)
 {
     qg_result res;
     char input[32];
+    int passes;
 
     snprintf(input, sizeof(input), "rejection:%" PRIu64, r->id);
     if (r->truncated) {
@@ -84,6 +103,15 @@ replay(cli *c, qg_engine *eng, qg_store *st, const qg_rejection *r, int *rc)
     *rc = qg_engine_apply(eng, st, r->body, r->body_len, QG_DRY_RUN, &res);
     if (*rc == 0 && (res.verdict == QG_ACCEPTED || res.verdict == QG_IGNORED))
         *rc = qg_engine_apply(eng, st, r->body, r->body_len, 0, &res);
+    /* A duplicate of a held delivery (seq 0) is not resolved yet: the
+     * held one may still be refused. */
+    passes =
+        *rc == 0 && (res.verdict == QG_ACCEPTED || res.verdict == QG_IGNORED ||
+                     (res.verdict == QG_DUPLICATE && res.seq != 0));
+    if (passes)
+        *rc = qg_rejections_resolve(st, r->id,
+                                    res.verdict == QG_IGNORED ? 0 : res.ticket,
+                                    res.verdict == QG_IGNORED ? 0 : res.seq);
     if (*rc) {
         *rc = *rc == QG_ECORRUPT ? cli_store_fail(c, *rc)
                                  : cli_fail("%s: %s", input, qg_strerror(*rc));
@@ -96,8 +124,7 @@ replay(cli *c, qg_engine *eng, qg_store *st, const qg_rejection *r, int *rc)
         printf("%-16s %-15s %-19s %s\n", input, qg_verdict_name(res.verdict),
                qg_reason_name(res.reason), res.detail);
     }
-    return res.verdict == QG_ACCEPTED || res.verdict == QG_DUPLICATE ||
-           res.verdict == QG_IGNORED;
+    return passes;
 }
 
 static int
@@ -122,8 +149,9 @@ cmd_rejected(cli *c, int argc, char **argv)
                                          CLI_SINCE_OPTION,
                                          {"code", required_argument, NULL, 'C'},
                                          {"replay", no_argument, NULL, 'R'},
+                                         {"all", no_argument, NULL, 'A'},
                                          {0}};
-    int opt, rc, replaying = 0, want_code = -1;
+    int opt, rc, replaying = 0, all = 0, want_code = -1;
     unsigned long seen = 0, passing = 0, skipped = 0, nids = 0, i;
     uint64_t *ids = NULL, dropped = 0;
     qg_store *st = NULL;
@@ -147,12 +175,19 @@ cmd_rejected(cli *c, int argc, char **argv)
         case 'R':
             replaying = 1;
             break;
+        case 'A':
+            all = 1;
+            break;
         case 'h':
-            printf("usage: qgate rejected [--since T] [--code C] [--json]\n"
+            printf("usage: qgate rejected [--all] [--since T] [--code C] "
+                   "[--json]\n"
                    "       qgate rejected --replay [--secret-file F | "
                    "--no-verify] [--since T] [--code C]\n"
                    "--since selects by the time the delivery was "
-                   "received.\n");
+                   "received.\n"
+                   "Open entries only: --replay marks those that now pass "
+                   "resolved; --all lists\nthem too.  Exit 1 while any "
+                   "listed entry is open.\n");
             return EXIT_OK;
         default:
             return EXIT_FAILED;
@@ -160,6 +195,10 @@ cmd_rejected(cli *c, int argc, char **argv)
     }
     if (optind != argc)
         return cli_fail("rejected: unexpected argument \"%s\"", argv[optind]);
+    /* A resolved entry replayed is a duplicate: nothing to learn. */
+    if (all && replaying)
+        return cli_fail("rejected: --replay takes the open entries only; "
+                        "--all is for listing");
     if ((rc = cli_finish_options(c)) ||
         (replaying && (rc = cli_new_engine(c, &eng))) ||
         (rc = cli_open_store(c, !replaying, &st)))
@@ -170,9 +209,10 @@ cmd_rejected(cli *c, int argc, char **argv)
     }
     while ((rc = qg_rejections_next(log, &r)) == 0) {
         if (r.received_us / 1000 < c->since ||
-            (want_code >= 0 && (int)r.reason != want_code))
+            (want_code >= 0 && (int)r.reason != want_code) ||
+            (r.resolved && !all))
             continue;
-        seen++;
+        seen += !r.resolved;
         if (replaying && (rc = remember(&ids, &nids, r.id)))
             goto done;
         else if (!replaying && c->json)

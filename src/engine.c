@@ -1543,6 +1543,79 @@ qg_engine_apply_batch(qg_engine *eng, qg_store *st, const qg_body *bodies,
     return rc;
 }
 
+/* A check: expiry and a batch in one write transaction, never committed. */
+typedef struct check {
+    batch b;
+    expiry x;
+    int nested;
+} check;
+
+static int
+check_run(qg__txn *t, void *arg)
+{
+    check *ck = arg;
+    int rc;
+
+    if ((rc = expire_due(t, &ck->x)) < 0 ||
+        (rc = (ck->nested ? decide_nested : decide_flat)(t, &ck->b)) < 0)
+        return rc;
+    return 1; /* decided: now undo it all */
+}
+
+int
+qg_engine_check_batch(qg_engine *eng, qg_store *st, int64_t expire_before_us,
+                      const qg_body *bodies, size_t n, qg_result *res, int *rcs,
+                      uint64_t *expired)
+{
+    job *jobs;
+    check ck;
+    size_t i;
+    int rc;
+
+    if (expired)
+        *expired = 0;
+    if (eng == NULL || st == NULL || (n > 0 && (!bodies || !res || !rcs)))
+        return QG_EINVAL;
+    if (!qg__store_writable(st))
+        return QG_ERDONLY;
+    memset(&ck, 0, sizeof(ck));
+    jobs = calloc(n ? n : 1, sizeof(*jobs));
+    ck.b.jobs = calloc(n ? n : 1, sizeof(*ck.b.jobs));
+    if (jobs == NULL || ck.b.jobs == NULL) {
+        free(jobs);
+        free(ck.b.jobs);
+        return QG_ENOMEM;
+    }
+    ck.b.rcs = rcs;
+    ck.b.n = n;
+    ck.x.before_us = expire_before_us;
+    ck.x.now_us = qg__now_us();
+    for (i = 0; i < n; i++) {
+        rcs[i] =
+            prepare(&jobs[i], eng, bodies[i].body, bodies[i].len, 0, &res[i]);
+        ck.b.jobs[i] = rcs[i] ? NULL : &jobs[i];
+    }
+    /* As run_batch(): a job that fails alone is undone alone. */
+    rc = qg__store_write(st, check_run, &ck);
+    if (rc && rc != QG_EFULL && rc != QG_ERDONLY) {
+        ck.nested = 1;
+        rc = qg__store_write(st, check_run, &ck);
+    }
+    for (i = 0; i < n; i++) {
+        if (ck.b.jobs[i] == NULL)
+            continue;
+        rcs[i] = finish(ck.b.jobs[i], rc ? rc : rcs[i]);
+        res[i].rejection = 0; /* nothing was logged */
+        release(ck.b.jobs[i]);
+    }
+    free(ck.x.ids);
+    free(jobs);
+    free(ck.b.jobs);
+    if (rc == 0 && expired)
+        *expired = ck.x.expired;
+    return rc;
+}
+
 int
 qg_engine_prepare(qg_engine *eng, const char *body, size_t len,
                   qg_prepared **out)

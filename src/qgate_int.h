@@ -204,6 +204,9 @@ int qg__txn_commit(qg__txn *txn);
 void qg__txn_abort(qg__txn *txn);
 
 int qg__store_writable(const qg_store *st);
+/* Copies the store, as of one snapshot, into the existing empty directory
+ * dir (data.mdb only); works on a QG_RDONLY store.  0 or a QG_E* code. */
+int qg__store_copy(qg_store *st, const char *dir);
 /* Writes and commits 64 KiB (meta "write_probe", rewritten each time):
  * whether the store can take a commit now.  0 or a QG_E* code. */
 int qg__store_probe(qg_store *st);

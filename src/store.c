@@ -275,6 +275,14 @@ qg__store_probe(qg_store *st)
     return qg__txn_commit(&t);
 }
 
+int
+qg__store_copy(qg_store *st, const char *dir)
+{
+    /* Compacting walks the trees in a read transaction of its own and,
+     * unlike the plain copy, never takes the writers' lock. */
+    return qg__from_mdb(mdb_env_copy2(st->env, dir, MDB_CP_COMPACT));
+}
+
 /* ----- open and close ------------------------------------------------- */
 
 static int
@@ -809,9 +817,18 @@ qg__move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
  * The region still ends with a NUL, so a store written so stays readable
  * by versions before the flag (they see the prefix as the body); no
  * format change was needed.
+ *
+ * With REJ_RESOLVED (qg_rejections_resolve()) the detail's NUL is
+ * followed by REJ_RESOLVED_EXTRA bytes: i64 time resolved, u64 ticket,
+ * u32 seq, 4 zero bytes; then the REJ_EXTRA bytes, if truncated.  Put
+ * there, the truncation's fields stay at the region's end and the byte
+ * before them stays a NUL, where versions before the flag look: they
+ * read a resolved entry as the open entry it was.
  */
-#define REJ_TRUNCATED 0x01u
-#define REJ_EXTRA     48
+#define REJ_TRUNCATED      0x01u
+#define REJ_RESOLVED       0x02u
+#define REJ_EXTRA          48
+#define REJ_RESOLVED_EXTRA 24
 
 /* Meta keys of the bound on unauthenticated and malformed entries:
  * their bytes as stored, the lowest id that may be one, the count
@@ -980,23 +997,31 @@ qg__append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
 static int
 decode_rejection(const MDB_val *k, const MDB_val *v, qg_rejection *rej)
 {
-    const unsigned char *p = v->mv_data, *extra = NULL;
-    size_t dlen, keep;
+    const unsigned char *p = v->mv_data, *extra = NULL, *resolved = NULL;
+    size_t dlen, keep, text;
 
     if (k->mv_size != 8 || v->mv_size < REJECTION_HDR)
         return QG_ESTORE;
-    dlen = get32(p + 12);
+    dlen = text = get32(p + 12);
     keep = get32(p + 40);
     if (dlen == 0 || v->mv_size != REJECTION_HDR + dlen + keep ||
         p[REJECTION_HDR + dlen - 1] != '\0')
         return QG_ESTORE;
     if (p[44] & REJ_TRUNCATED) {
-        if (dlen <= REJ_EXTRA ||
-            p[REJECTION_HDR + dlen - REJ_EXTRA - 1] != '\0')
+        if (text <= REJ_EXTRA ||
+            p[REJECTION_HDR + text - REJ_EXTRA - 1] != '\0')
             return QG_ESTORE;
-        extra = p + REJECTION_HDR + dlen - REJ_EXTRA;
+        text -= REJ_EXTRA;
+        extra = p + REJECTION_HDR + text;
         if (get64(extra) <= keep || get64(extra) > UINT32_MAX)
             return QG_ESTORE;
+    }
+    if (p[44] & REJ_RESOLVED) {
+        if (text <= REJ_RESOLVED_EXTRA ||
+            p[REJECTION_HDR + text - REJ_RESOLVED_EXTRA - 1] != '\0')
+            return QG_ESTORE;
+        text -= REJ_RESOLVED_EXTRA;
+        resolved = p + REJECTION_HDR + text;
     }
     memset(rej, 0, sizeof(*rej));
     rej->id = get64(k->mv_data);
@@ -1017,7 +1042,81 @@ decode_rejection(const MDB_val *k, const MDB_val *v, qg_rejection *rej)
         rej->received_len = (size_t)get64(extra);
         memcpy(rej->digest, extra + 8, sizeof(rej->digest));
     }
+    if (resolved) {
+        rej->resolved = 1;
+        rej->resolved_us = (int64_t)get64(resolved);
+        rej->resolved_ticket = get64(resolved + 8);
+        rej->resolved_seq = get32(resolved + 16);
+    }
     return 0;
+}
+
+/* The entry rewritten with its resolution: in place when it has one
+ * already, else 24 bytes longer (see the layout above). */
+static int
+resolve(qg__txn *t, void *arg)
+{
+    const qg_rejection *want = arg;
+    unsigned char key[8], *p, *q;
+    MDB_val k = {8, key}, v, nv;
+    qg_rejection old;
+    size_t dlen, text, tail;
+    uint64_t total = 0;
+    int rc, grows;
+
+    put64(key, want->id);
+    if ((rc = mdb_get(t->txn, t->st->rejections, &k, &v)))
+        return qg__from_mdb(rc);
+    if ((rc = decode_rejection(&k, &v, &old)))
+        return rc;
+    p = v.mv_data;
+    dlen = get32(p + 12);
+    /* The bound on unsigned entries counts the bytes stored (read before
+     * the put: counting them afresh would see the new size). */
+    grows = !old.resolved;
+    if (grows && is_unsigned(old.verdict) && (rc = unsigned_bytes(t, &total)))
+        return rc;
+    /* the detail and its NUL; after them, the fields of the flags */
+    text = strlen(old.detail) + 1;
+    nv.mv_size = v.mv_size + (grows ? REJ_RESOLVED_EXTRA : 0);
+    if (nv.mv_size > UINT32_MAX)
+        return QG_ETOOBIG;
+    if ((q = malloc(nv.mv_size)) == NULL)
+        return QG_ENOMEM;
+    tail = v.mv_size - REJECTION_HDR - text -
+           (old.resolved ? REJ_RESOLVED_EXTRA : 0);
+    memcpy(q, p, REJECTION_HDR + text);
+    q[44] |= REJ_RESOLVED;
+    put32(q + 12, (uint32_t)(dlen + (grows ? REJ_RESOLVED_EXTRA : 0)));
+    memset(q + REJECTION_HDR + text, 0, REJ_RESOLVED_EXTRA);
+    put64(q + REJECTION_HDR + text, (uint64_t)want->resolved_us);
+    put64(q + REJECTION_HDR + text + 8, want->resolved_ticket);
+    put32(q + REJECTION_HDR + text + 16, want->resolved_seq);
+    memcpy(q + REJECTION_HDR + text + REJ_RESOLVED_EXTRA, p + v.mv_size - tail,
+           tail);
+    nv.mv_data = q;
+    rc = qg__from_mdb(mdb_put(t->txn, t->st->rejections, &k, &nv, 0));
+    free(q);
+    if (rc || !grows || !is_unsigned(old.verdict))
+        return rc;
+    return meta_put64(t, META_UNSIGNED_BYTES, total + REJ_RESOLVED_EXTRA);
+}
+
+int
+qg_rejections_resolve(qg_store *st, uint64_t id, uint64_t ticket, uint32_t seq)
+{
+    qg_rejection want;
+
+    if (st == NULL || id == 0)
+        return QG_EINVAL;
+    if (!qg__store_writable(st))
+        return QG_ERDONLY;
+    memset(&want, 0, sizeof(want));
+    want.id = id;
+    want.resolved_us = qg__now_us();
+    want.resolved_ticket = ticket;
+    want.resolved_seq = seq;
+    return qg__store_write(st, resolve, &want);
 }
 
 int

@@ -482,6 +482,124 @@ START_TEST(test_reorder_dry_run_writes_nothing)
 }
 END_TEST
 
+/* Counts the rejection log's entries. */
+static unsigned
+rejection_count(void)
+{
+    qg_rejections *rj;
+    qg_rejection r;
+    unsigned n = 0;
+
+    ck_assert_int_eq(qg_rejections_open(st, 1, &rj), 0);
+    while (qg_rejections_next(rj, &r) == 0)
+        n++;
+    qg_rejections_close(rj);
+    return n;
+}
+
+/* qg_engine_check_batch() gives the verdicts that expiring and then
+ * applying the same bodies gives, held, released and late included, and
+ * leaves the store as it was. */
+START_TEST(test_reorder_check_batch_is_apply)
+{
+    static const char *const rels[] = {
+        W3,
+        W5,
+        W4,
+        W2,
+        "visits/walk-in/06-pharmacy-received.json",
+        "malformed/not-json.json",
+        W};
+    enum { N = sizeof(rels) / sizeof(*rels) };
+    qg_body bodies[N];
+    qg_result checked[N], applied[N];
+    int rcs[N], i;
+    uint64_t expired = 99;
+    qg_ticket t;
+
+    apply_at(W, NULL, 0);
+    /* held, then given up by the expiry both runs begin with */
+    ck_assert_int_eq(apply_at("illegal/dispense-before-receive/"
+                              "01-join-live-queue.json",
+                              NULL, 0)
+                         .verdict,
+                     QG_ACCEPTED);
+    ck_assert_int_eq(apply_at("illegal/dispense-before-receive/"
+                              "04-pharmacy-dispensed.json",
+                              NULL, 0)
+                         .verdict,
+                     QG_HELD);
+    for (i = 0; i < N; i++)
+        bodies[i].body = tu_fixture(rels[i], &bodies[i].len);
+
+    ck_assert_int_eq(qg_engine_check_batch(eng, st, INT64_MAX, bodies, N,
+                                           checked, rcs, &expired),
+                     0);
+    ck_assert_uint_eq(expired, 1);
+    for (i = 0; i < N; i++)
+        ck_assert_int_eq(rcs[i], 0);
+    /* nothing written: one step, one held, no refusal */
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    ck_assert_uint_eq(t.records, 1);
+    ck_assert_uint_eq(held_count(), 1);
+    ck_assert_uint_eq(rejection_count(), 0);
+
+    ck_assert_int_eq(qg_held_expire(st, INT64_MAX, NULL, &expired), 0);
+    ck_assert_uint_eq(expired, 1);
+    ck_assert_int_eq(qg_engine_apply_batch(eng, st, bodies, N, applied, rcs),
+                     0);
+    for (i = 0; i < N; i++) {
+        ck_assert_int_eq(rcs[i], 0);
+        ck_assert_msg(checked[i].verdict == applied[i].verdict &&
+                          checked[i].reason == applied[i].reason &&
+                          checked[i].ticket == applied[i].ticket &&
+                          checked[i].seq == applied[i].seq &&
+                          checked[i].pos == applied[i].pos &&
+                          checked[i].late == applied[i].late &&
+                          checked[i].released == applied[i].released &&
+                          checked[i].event == applied[i].event &&
+                          checked[i].from == applied[i].from &&
+                          checked[i].to == applied[i].to &&
+                          strcmp(checked[i].detail, applied[i].detail) == 0,
+                      "%s: checked %s (%s), applied %s (%s)", rels[i],
+                      qg_verdict_name(checked[i].verdict), checked[i].detail,
+                      qg_verdict_name(applied[i].verdict), applied[i].detail);
+        ck_assert_uint_eq(checked[i].rejection, 0);
+    }
+    /* the cases the batch was built to cover */
+    ck_assert_int_eq(checked[1].verdict, QG_HELD);
+    ck_assert_uint_eq(checked[2].released, 1);
+    ck_assert_int_eq(checked[3].late, 1);
+    ck_assert_int_eq(checked[5].verdict, QG_MALFORMED);
+    ck_assert_uint_ne(applied[5].rejection, 0);
+    ck_assert_int_eq(checked[6].verdict, QG_DUPLICATE);
+    for (i = 0; i < N; i++)
+        free((char *)bodies[i].body);
+}
+END_TEST
+
+START_TEST(test_reorder_check_batch_arguments)
+{
+    qg_body b = {"{}", 2};
+    qg_result res;
+    int rc;
+
+    ck_assert_int_eq(
+        qg_engine_check_batch(NULL, st, INT64_MIN, &b, 1, &res, &rc, NULL),
+        QG_EINVAL);
+    ck_assert_int_eq(
+        qg_engine_check_batch(eng, st, INT64_MIN, NULL, 1, &res, &rc, NULL),
+        QG_EINVAL);
+    ck_assert_int_eq(
+        qg_engine_check_batch(eng, st, INT64_MIN, NULL, 0, NULL, NULL, NULL),
+        0);
+    st = tu_store_reopen(st, QG_RDONLY);
+    ck_assert_int_eq(
+        qg_engine_check_batch(eng, st, INT64_MIN, &b, 1, &res, &rc, NULL),
+        QG_ERDONLY);
+}
+END_TEST
+
 START_TEST(test_reorder_window_range)
 {
     ck_assert_int_eq(qg_engine_set_reorder_window(NULL, 1), QG_EINVAL);
@@ -507,6 +625,8 @@ reorder_suite(void)
     tcase_add_test(core, test_reorder_expiry_refuses_with_the_arrival_reason);
     tcase_add_test(core, test_reorder_held_survive_reopen);
     tcase_add_test(core, test_reorder_dry_run_writes_nothing);
+    tcase_add_test(core, test_reorder_check_batch_is_apply);
+    tcase_add_test(core, test_reorder_check_batch_arguments);
     tcase_add_test(core, test_reorder_window_range);
     suite_add_tcase(s, core);
     return s;

@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "store_int.h"
 #include "testutil.h"
 
 #define WALK_IN     "visits/walk-in/"
@@ -634,6 +635,106 @@ START_TEST(test_rejection_unsigned_body_prefix)
 }
 END_TEST
 
+/* Reads entry id as a version before REJ_RESOLVED did (store.c's layout
+ * as it was): the detail, the body, and a truncated entry's length. */
+static void
+old_reader(uint64_t id, const char *detail, size_t body_len,
+           size_t received_len)
+{
+    unsigned char key[8];
+    MDB_val k = {8, key}, v;
+    const unsigned char *p;
+    size_t dlen, keep;
+    qg__txn t;
+
+    put64(key, id);
+    ck_assert_int_eq(qg__txn_begin(st, 0, &t), 0);
+    ck_assert_int_eq(mdb_get(t.txn, st->rejections, &k, &v), 0);
+    p = v.mv_data;
+    dlen = get32(p + 12);
+    keep = get32(p + 40);
+    ck_assert_uint_eq(v.mv_size, 48 + dlen + keep);
+    ck_assert_uint_eq(p[48 + dlen - 1], 0);
+    ck_assert_str_eq((const char *)p + 48, detail);
+    ck_assert_uint_eq(keep, body_len);
+    if (p[44] & 0x01) {
+        ck_assert_uint_eq(p[48 + dlen - 48 - 1], 0);
+        ck_assert_uint_eq(get64(p + 48 + dlen - 48), received_len);
+    }
+    qg__txn_abort(&t);
+}
+
+/* A resolved entry keeps its reason, detail and body (and a truncated
+ * one its length and digest), says what it became, can be marked again,
+ * and reads, as versions before the mark read it, as it was. */
+START_TEST(test_rejection_resolved)
+{
+    size_t junk_len = 5000, full_len;
+    char *junk = malloc(junk_len), detail[2][256];
+    unsigned char digest[32];
+    qg_rejections *r = NULL;
+    qg_rejection rej;
+    qg_result res;
+    int i;
+
+    ck_assert_ptr_nonnull(junk);
+    memset(junk, 'x', junk_len);
+    ck_assert_int_eq(qg_engine_apply(eng, st, junk, junk_len, 0, &res), 0);
+    ck_assert_int_eq(res.verdict, QG_MALFORMED);
+    tu_apply(eng, st, SERVED "01-join-live-queue.json");
+    ck_assert_int_eq(tu_apply(eng, st, SERVED "02-served.json").verdict,
+                     QG_REJECTED);
+    ck_assert_int_eq(qg_rejections_open(st, 1, &r), 0);
+    for (i = 0; i < 2; i++) {
+        ck_assert_int_eq(qg_rejections_next(r, &rej), 0);
+        ck_assert_int_eq(rej.resolved, 0);
+        snprintf(detail[i], sizeof(detail[i]), "%s", rej.detail);
+        if (i == 0)
+            memcpy(digest, rej.digest, sizeof(digest));
+        else
+            full_len = rej.body_len;
+    }
+    qg_rejections_close(r);
+
+    ck_assert_int_eq(qg_rejections_resolve(st, 1, 0, 0), 0);
+    ck_assert_int_eq(qg_rejections_resolve(st, 2, 7, 3), 0);
+    ck_assert_int_eq(qg_rejections_resolve(st, 2, 1, 2), 0); /* replaced */
+    ck_assert_int_eq(qg_rejections_resolve(st, 3, 1, 2), QG_NOTFOUND);
+    ck_assert_int_eq(qg_rejections_resolve(st, 0, 1, 2), QG_EINVAL);
+    ck_assert_int_eq(qg_rejections_resolve(NULL, 1, 1, 2), QG_EINVAL);
+
+    ck_assert_int_eq(qg_rejections_open(st, 1, &r), 0);
+    ck_assert_int_eq(qg_rejections_next(r, &rej), 0);
+    ck_assert_int_eq(rej.resolved, 1);
+    ck_assert_uint_eq(rej.resolved_ticket, 0);
+    ck_assert_uint_eq(rej.resolved_seq, 0);
+    ck_assert_int_gt(rej.resolved_us, 0);
+    ck_assert_int_eq(rej.verdict, QG_MALFORMED);
+    ck_assert_int_eq(rej.truncated, 1);
+    ck_assert_uint_eq(rej.received_len, junk_len);
+    ck_assert_uint_eq(rej.body_len, QG_REJECTION_PREFIX);
+    ck_assert(memcmp(rej.body, junk, rej.body_len) == 0);
+    ck_assert(memcmp(rej.digest, digest, sizeof(digest)) == 0);
+    ck_assert_str_eq(rej.detail, detail[0]);
+    ck_assert_int_eq(qg_rejections_next(r, &rej), 0);
+    ck_assert_int_eq(rej.resolved, 1);
+    ck_assert_uint_eq(rej.resolved_ticket, 1);
+    ck_assert_uint_eq(rej.resolved_seq, 2);
+    ck_assert_int_eq(rej.reason, QG_R_ILLEGAL_TRANSITION);
+    ck_assert_int_eq(rej.truncated, 0);
+    ck_assert_uint_eq(rej.body_len, full_len);
+    assert_bytes(rej.body, rej.body_len, SERVED "02-served.json");
+    ck_assert_str_eq(rej.detail, detail[1]);
+    qg_rejections_close(r);
+
+    old_reader(1, detail[0], QG_REJECTION_PREFIX, junk_len);
+    old_reader(2, detail[1], full_len, 0);
+    st = tu_store_reopen(st, QG_RDONLY);
+    ck_assert_int_eq(qg_rejections_resolve(st, 1, 0, 0), QG_ERDONLY);
+    free(junk);
+}
+END_TEST
+
 /* Unauthenticated and malformed entries stay under unsigned_log_max: the
  * oldest are dropped and counted, also across a reopen; signed refusals
  * are never dropped. */
@@ -1033,6 +1134,7 @@ store_suite(void)
     tcase_add_test(core, test_rejection_logged_without_ticket);
     tcase_add_test(core, test_ignored_delivery_not_logged);
     tcase_add_test(core, test_rejection_unsigned_body_prefix);
+    tcase_add_test(core, test_rejection_resolved);
     tcase_add_test(core, test_rejection_unsigned_log_bounded);
     tcase_add_test(core, test_dry_run_writes_nothing);
     tcase_add_test(core, test_dry_run_on_read_only_store);

@@ -204,7 +204,7 @@ check "a long malformed body is refused" \
 check "rejected --json of it" \
     status 1 "$Q" rejected --json --db "$DB" --code bad_json
 check "only a prefix of it is kept, with its length and digest" \
-    grep -q "\"body_bytes\":3072,\"received_bytes\":5000,\"truncated\":true,\"sha256\":\"$(sha256sum <"$T/junk.json" | cut -c1-64)\"}" "$T/out"
+    grep -q "\"body_bytes\":3072,\"received_bytes\":5000,\"truncated\":true,\"sha256\":\"$(sha256sum <"$T/junk.json" | cut -c1-64)\",\"resolved\":false}" "$T/out"
 check "rejected marks it" \
     sh -c "'$Q' rejected --db '$DB' --code bad_json | grep -q 'first 3072 of 5000 bytes kept'"
 check "replay skips it" \
@@ -261,6 +261,220 @@ check "held --expire refuses what waits" \
 check "held --expire counts by reason" grep -q 'illegal_transition  *1' "$T/out"
 check "the expired step is in the rejection log" \
     sh -c "'$Q' rejected --db '$R' | grep -q 'rx_dispense is not legal from served.*; held '"
+
+# replayed refusals that now pass are marked resolved with the step they
+# became: left out of the listing, the exit status and later replays;
+# --all lists them.  A held delivery given up on is replayed the same way.
+X="$T/resolve"
+"$Q" apply --db "$X" --secret-file "$F/secret" "$W/01-join-live-queue.json" "$W/05-served.json" >/dev/null 2>&1
+check "the early step, given up on, is refused" \
+    status 1 "$Q" held --expire --db "$X"
+"$Q" apply --db "$X" --secret-file "$F/secret" "$W"/0[2-4]*.json >/dev/null 2>&1
+check "rejected exits 1 while it is open" status 1 "$Q" rejected --db "$X"
+check "replay of the given-up step passes" \
+    status 0 "$Q" rejected --replay --db "$X" --secret-file "$F/secret"
+check "replay counts it" grep -q '^1 replayed: 1 now pass, 0 still refused' "$T/err"
+check "rejected lists no open entry, exit 0" status 0 "$Q" rejected --db "$X"
+check "the listing is empty" test ! -s "$T/out"
+check "rejected --all exits 0 (only open entries count)" \
+    status 0 "$Q" rejected --all --db "$X"
+check "rejected --all shows the step it became" \
+    grep -q 'complete is not legal from queued.*; held [0-9]*s \[resolved: ticket 1 step 5\]$' "$T/out"
+check "rejected --all --json" status 0 "$Q" rejected --all --json --db "$X"
+check "--json marks it resolved, with ticket and seq" \
+    grep -q '"resolved":true,"resolved_us":[0-9]*,"resolved_ticket":1,"resolved_seq":5}$' "$T/out"
+check "a second replay replays nothing" \
+    status 0 "$Q" rejected --replay --db "$X" --secret-file "$F/secret"
+check "a second replay counts nothing as passing" \
+    grep -q '^0 replayed: 0 now pass, 0 still refused' "$T/err"
+check "--replay with --all exits 2" \
+    status 2 "$Q" rejected --replay --all --db "$X" --secret-file "$F/secret"
+# a refusal whose payload was accepted since is resolved as its duplicate
+Y="$T/resolvedup"
+"$Q" apply --reorder-window 0 --db "$Y" --secret-file "$F/secret" "$W/01-join-live-queue.json" "$W/05-served.json" >/dev/null 2>&1
+"$Q" apply --db "$Y" --secret-file "$F/secret" "$W"/0[2-5]*.json >/dev/null 2>&1
+check "replay of a refusal accepted since passes" \
+    status 0 "$Q" rejected --replay --db "$Y" --secret-file "$F/secret"
+check "it is a duplicate" grep -q '^rejection:1  *duplicate' "$T/out"
+check "it is resolved as that step" \
+    sh -c "'$Q' rejected --all --db '$Y' | grep -q '\[resolved: ticket 1 step 5\]\$'"
+check "open entries only in the listing" status 0 "$Q" rejected --db "$Y"
+# a duplicate of a held delivery is not resolved: it may still be refused
+Z="$T/resolveheld"
+"$Q" apply --reorder-window 0 --db "$Z" --secret-file "$F/secret" "$W/01-join-live-queue.json" "$W/05-served.json" >/dev/null 2>&1
+"$Q" apply --db "$Z" --secret-file "$F/secret" "$W/05-served.json" >/dev/null 2>&1
+check "replay of a refusal now held exits 1" \
+    status 1 "$Q" rejected --replay --db "$Z" --secret-file "$F/secret"
+check "it is still refused" grep -q '^1 replayed: 0 now pass, 1 still refused' "$T/err"
+check "and still open" status 1 "$Q" rejected --db "$Z"
+check "an open entry is still listed, unmarked" \
+    sh -c "'$Q' rejected --json --db '$DB' | grep -q '\"resolved\":false}\$'"
+
+# an inverted or empty --since/--until range is a usage error, for each
+# command that takes both
+for cmd in stats list; do
+    check "$cmd with --since after --until exits 2" \
+        status 2 "$Q" $cmd --db "$DB" --since 2024-03-06 --until 2024-03-05
+    check "$cmd names the inverted range" \
+        grep -q -- '--since "2024-03-06" is not before --until "2024-03-05"' "$T/err"
+    check "$cmd with --since equal to --until exits 2" \
+        status 2 "$Q" $cmd --db "$DB" --since 2024-03-05 --until 2024-03-05
+    check "$cmd with a range in order exits 0" \
+        status 0 "$Q" $cmd --db "$DB" --since 2024-03-05 --until 2024-03-06
+done
+
+# a mistyped command: one line naming the nearest command, no usage
+check "a typo exits 2" status 2 "$Q" histroy 30001
+check "a typo suggests the command" \
+    test "$(cat "$T/err")" = 'qgate: unknown command "histroy" (did you mean "history"?)'
+check "a typo prints nothing else" test ! -s "$T/out"
+check "a word far from every command suggests none" \
+    status 2 "$Q" frobnicate
+check "no suggestion, one line" \
+    test "$(cat "$T/err")" = 'qgate: unknown command "frobnicate"; qgate help lists the commands'
+
+# help COMMAND is the command's own --help
+check "help apply exits 0" status 0 "$Q" help apply
+check "help apply shows apply's usage" grep -q '^usage: qgate apply ' "$T/out"
+check "help apply is apply --help" \
+    sh -c "'$Q' apply --help | cmp -s - '$T/out'"
+check "help help is the usage" sh -c "'$Q' help help | grep -q '^usage: qgate COMMAND'"
+check "help of a typo exits 2" status 2 "$Q" help histroy
+check "help of a typo suggests" grep -q 'did you mean "history"' "$T/err"
+
+# check gives exactly apply's verdicts, in order, state carried from one
+# input to the next (held and late included), and writes nothing; with no
+# store, as over an empty one.  Each fixture folder is checked and then
+# applied, in a fresh folder and in one store that keeps every folder's
+# steps, with the default window and with none.  Only "rejection" (the
+# log id, which a check never gets) and the clock in a skew refusal may
+# differ.
+C="$T/cmp"
+mkdir -p "$C"
+norm() { # verdict lines without what may legitimately differ
+    jq -c 'del(.rejection) | .reason |= gsub("[0-9]+ s ahead of the gate.s clock \\([^)]*\\)"; "N s ahead")' "$1"
+}
+same() { # check's output, apply's, their exit codes
+    [ "$3" -eq "$4" ] || { echo "  check exit $3, apply exit $4"; return 1; }
+    norm "$1" >"$1.n" && norm "$2" >"$2.n" && test -s "$2.n" &&
+        diff "$1.n" "$2.n"
+}
+for window in 1200 0; do
+    for dir in "$F"/visits/* "$F"/illegal/* "$F"/malformed "$F"/chup; do
+        [ -d "$dir" ] || continue
+        name=$(basename "$dir")
+        for db in "$C/fresh-$window-$name" "$C/kept-$window"; do
+            "$Q" check --json --reorder-window $window --db "$db" \
+                --secret-file "$F/secret" "$dir"/*.json >"$C/c" 2>"$C/cerr"
+            crc=$?
+            [ "$db" = "$C/fresh-$window-$name" ] &&
+                check "check of $name without a store creates none" \
+                    test ! -e "$db"
+            "$Q" apply --json --reorder-window $window --db "$db" \
+                --secret-file "$F/secret" "$dir"/*.json >"$C/a" 2>/dev/null
+            check "check = apply: $name, window $window, $(basename "$db")" \
+                same "$C/c" "$C/a" $crc $?
+        done
+    done
+done
+check "check without a store exits 0" \
+    status 0 "$Q" check --db "$C/none" --secret-file "$F/secret" "$W/01-join-live-queue.json"
+check "check without a store says so" \
+    grep -q 'none: no store there: checking as against an empty one' "$T/err"
+# the issue's case: the store holds step 01, check 02-05
+"$Q" apply --db "$C/walk" --secret-file "$F/secret" "$W/01-join-live-queue.json" >/dev/null 2>&1
+cp "$C/walk/data.mdb" "$C/walk.before"
+check "check of 02-05 over step 01 exits 0" \
+    status 0 "$Q" check --db "$C/walk" --secret-file "$F/secret" "$W"/0[2-5]*.json
+check "check of 02-05 over step 01 accepts all four" \
+    test "$(grep -c '^accepted' "$T/out")" -eq 4
+check "check wrote nothing to the store" cmp -s "$C/walk/data.mdb" "$C/walk.before"
+check "check of stdin carries state from line to line" \
+    sh -c "cat '$W'/0[2-5]*.json | '$Q' check --db '$C/walk' --secret-file '$F/secret' - 2>/dev/null | grep -c '^accepted' | grep -qx 4"
+# a store whose data file this user may not write is checked on a copy
+RO=$(mktemp -d)
+chmod 755 "$RO"
+cp "$W/01-join-live-queue.json" "$W/02-alert.json" "$RO/"
+"$Q" apply --db "$RO/db" --no-verify "$RO/01-join-live-queue.json" >/dev/null 2>&1
+chmod 755 "$RO/db"
+chmod 444 "$RO/db/data.mdb" "$RO"/*.json
+chmod 666 "$RO/db/lock.mdb"
+cp "$RO/db/data.mdb" "$C/ro.before"
+as_user=
+if [ "$(id -u)" -eq 0 ]; then
+    as_user="setpriv --reuid=65534 --regid=65534 --clear-groups"
+    $as_user "$Q" --version >/dev/null 2>&1 || as_user=unavailable
+fi
+if [ "$as_user" = unavailable ]; then
+    echo "SKIP: check of a read-only store (root, and no other user can run $Q)"
+else
+    check "check of a read-only store exits 0" \
+        status 0 $as_user "$Q" check --db "$RO/db" --no-verify "$RO/02-alert.json"
+    check "check of a read-only store decides against its steps" \
+        grep -q '^accepted  *lq:30001  *alert queued -> queued' "$T/out"
+    check "check left the read-only store as it was" \
+        cmp -s "$RO/db/data.mdb" "$C/ro.before"
+fi
+chmod -R u+w "$RO"
+rm -rf "$RO"
+
+# --json: every command `qgate help` lists prints JSON and only JSON on
+# stdout (jq reads it: a stream of JSON values, one at least unless the
+# list is empty)
+J="$T/json"
+"$Q" apply --db "$J" --secret-file "$F/secret" "$W"/01-join-live-queue.json \
+    "$W"/03-move.json "$W"/05-served.json "$F"/illegal/stale/*.json \
+    "$F"/illegal/paid-after-cancel/*.json >/dev/null 2>&1
+json_args() { # the arguments each command is run with
+    case $1 in
+    apply | check) echo "--secret-file $F/secret $W/02-alert.json" ;;
+    history | show) echo 30001 ;;
+    rejected) echo "--replay --no-verify" ;;
+    serve) echo "--secret-file $F/secret --listen 127.0.0.1:0" ;;
+    list | verify | stats | export | machine | outbox | held) ;;
+    *) return 1 ;;
+    esac
+}
+is_json() { # file, then "empty" when no value at all is fine
+    command -v jq >/dev/null || { echo "  jq is needed (.ci/deps)"; return 1; }
+    jq -e -s "length > 0 or \"${2:-}\" == \"empty\"" "$1" >/dev/null || {
+        echo "  not JSON:"
+        cat "$1"
+        return 1
+    }
+}
+for cmd in $("$Q" help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
+    [ "$cmd" = help ] && continue
+    if ! args=$(json_args "$cmd"); then
+        check "$cmd has a --json case in this test" false
+        continue
+    fi
+    if [ "$cmd" = serve ]; then
+        # the gate logs JSON lines on stderr; stdout stays empty
+        "$Q" serve --json --db "$T/jsonserve" $args >"$T/out" 2>"$T/err" &
+        pid=$!
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            grep -q '"listening"' "$T/err" && break
+            sleep 0.5
+        done
+        kill -TERM $pid
+        wait $pid
+        check "serve --json logs JSON" is_json "$T/err"
+        check "serve --json prints nothing else" test ! -s "$T/out"
+        continue
+    fi
+    "$Q" $cmd --json --db "$J" $args >"$T/out" 2>"$T/err"
+    check "$cmd --json exits 0 or 1" test $? -le 1
+    case $cmd in
+    outbox) check "$cmd --json is JSON" is_json "$T/out" empty ;;
+    *) check "$cmd --json is JSON" is_json "$T/out" ;;
+    esac
+done
+check "machine --json names each state's next states" \
+    sh -c "'$Q' machine --json | jq -e '.states[] | select(.state == \"served\") | .next.end_visit == \"visit_ended\"' >/dev/null"
+check "machine --json --dot exits 2" status 2 "$Q" machine --json --dot
+check "export --json --format csv exits 2" \
+    status 2 "$Q" export --json --format csv --db "$J"
 
 # the man page documents every command `qgate help` lists
 MAN=$(dirname "$F")/docs/qgate.1
