@@ -155,14 +155,31 @@ cli_config_path(cli *c, const char *value)
     return dst;
 }
 
+/* The keys load_config() takes for every command. */
+static int
+is_common_key(const char *key)
+{
+    static const char *const common[] = {
+        "db",         "secret_file",    "mapping",
+        "durability", "reorder_window", "require_signature",
+        "max_skew"};
+    size_t i;
+
+    for (i = 0; i < sizeof(common) / sizeof(*common); i++)
+        if (strcmp(key, common[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static int
 load_config(cli *c)
 {
     json_object *root;
+    char err[512];
     int rc = 0;
 
-    if ((root = json_object_from_file(c->config)) == NULL)
-        return cli_fail("%s: %s", c->config, json_util_get_last_err());
+    if (qg__json_load_file(c->config, &root, err, sizeof(err)))
+        return cli_fail("%s", err);
     if (!json_object_is_type(root, json_type_object)) {
         json_object_put(root);
         return cli_fail("%s: expected a JSON object", c->config);
@@ -208,9 +225,16 @@ load_config(cli *c)
                 rc = took;
                 break;
             }
+        } else if (is_common_key(key)) {
+            rc = cli_fail("%s: key \"%s\": value %s not valid", c->config, key,
+                          json_object_to_json_string(val));
+            break;
+        } else if (c->config_key == NULL && serve_knows_key(key)) {
+            /* One file serves the gate and the CLI: the gate's own keys
+             * (listen, upstream, ...) mean nothing here. */
         } else {
-            rc = cli_fail("%s: key \"%s\": unknown, or value %s not valid",
-                          c->config, key, json_object_to_json_string(val));
+            rc = cli_fail("%s: key \"%s\": unknown to every qgate command",
+                          c->config, key);
             break;
         }
     }

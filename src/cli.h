@@ -161,6 +161,9 @@ int cmd_verify(cli *c, int argc, char **argv);
 int cmd_stats(cli *c, int argc, char **argv);
 int cmd_export(cli *c, int argc, char **argv);
 int cmd_serve(cli *c, int argc, char **argv);
+/* Nonzero when key is one of serve's config keys, which the other
+ * commands read past in a shared config file. */
+int serve_knows_key(const char *key);
 int cmd_outbox(cli *c, int argc, char **argv);
 int cmd_held(cli *c, int argc, char **argv);
 

@@ -771,6 +771,17 @@ set_option(gate *g, size_t i, const char *str, long num, int from_file)
     return 0;
 }
 
+int
+serve_knows_key(const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(keys) / sizeof(*keys); i++)
+        if (strcmp(key, keys[i].key) == 0)
+            return 1;
+    return 0;
+}
+
 static int
 config_key(cli *c, const char *key, json_object *val)
 {

@@ -86,6 +86,50 @@ check "config supplies db and secret" \
     status 0 "$Q" apply --config "$T/etc/qgate.json" "$F/visits/walk-in/01-join-live-queue.json"
 check "config db is relative to the config" test -f "$T/cfgdb/data.mdb"
 
+# one config file for the gate and the CLI: serve's keys are read past by
+# the other commands; a key no command knows is named
+cat >"$T/etc/serve.json" <<EOF
+{"db": "../cfgdb", "secret_file": "secret", "listen": "127.0.0.1:0",
+ "upstream": "http://127.0.0.1:9/his", "threads": 2, "log": "gate.log"}
+EOF
+check "list --config of the gate's file exits 0" \
+    status 0 "$Q" list --config "$T/etc/serve.json"
+check "list --config of the gate's file lists the store" \
+    grep -q 'lq:30001' "$T/out"
+echo '{"db": "../cfgdb", "lisen": "127.0.0.1:0"}' >"$T/etc/typo.json"
+check "a key no command knows exits 2" \
+    status 2 "$Q" list --config "$T/etc/typo.json"
+check "a key no command knows is named" \
+    grep -q 'key "lisen": unknown' "$T/err"
+check "serve refuses the key too" \
+    status 2 "$Q" serve --config "$T/etc/typo.json"
+check "serve names the key" grep -q 'key "lisen": unknown' "$T/err"
+
+# config and mapping files are strict JSON, and a missing one is named
+echo '{"db": "../cfgdb", "secret_file": "secret",}' >"$T/etc/comma.json"
+check "a trailing comma in the config exits 2" \
+    status 2 "$Q" list --config "$T/etc/comma.json"
+check "the trailing comma is placed" \
+    grep -q 'comma.json: not valid JSON at byte ' "$T/err"
+echo '{"db": "../cfgdb", "db": "elsewhere"}' >"$T/etc/twice.json"
+check "a repeated config key exits 2" \
+    status 2 "$Q" list --config "$T/etc/twice.json"
+check "a missing config file exits 2" \
+    status 2 "$Q" list --config "$T/etc/absent.json"
+check "a missing config file says why, on one line" \
+    test "$(cat "$T/err")" = "qgate: cannot open $T/etc/absent.json: No such file or directory"
+echo '{"states": {"Waiting Room": "join"},}' >"$T/etc/map.json"
+echo '{"mapping": "map.json", "require_signature": false}' >"$T/etc/mapped.json"
+check "a trailing comma in the mapping exits 2" \
+    status 2 "$Q" check --db "$DB" --config "$T/etc/mapped.json" "$F/visits/walk-in/01-join-live-queue.json"
+check "the mapping's fault is placed" \
+    grep -q 'map.json: not valid JSON at byte ' "$T/err"
+rm -f "$T/etc/map.json"
+check "a missing mapping file exits 2" \
+    status 2 "$Q" check --db "$DB" --config "$T/etc/mapped.json" "$F/visits/walk-in/01-join-live-queue.json"
+check "a missing mapping file says why" \
+    grep -q "cannot open $T/etc/map.json: No such file or directory" "$T/err"
+
 # --max-skew: steps dated ahead of this clock by more than the skew (300 s
 # unless set) are malformed; 0 turns the check off; a flag wins over the
 # config file's max_skew
