@@ -317,32 +317,30 @@ cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
 }
 
 int
-cli_new_engine(cli *c, qg_engine **out)
+cli_build_engine(cli *c, qg_engine **out, char *err, size_t errlen)
 {
-    char err[512] = "cannot configure the engine";
-    int rc;
-
-    if (qg_engine_new(out))
-        return cli_fail("out of memory");
+    snprintf(err, errlen, "cannot configure the engine");
+    if (qg_engine_new(out)) {
+        snprintf(err, errlen, "out of memory");
+        return EXIT_FAILED;
+    }
     if (c->no_verify) {
         qg_engine_require_signature(*out, 0);
     } else if (c->secret_file) {
-        if ((rc =
-                 qg_engine_load_secret(*out, c->secret_file, err, sizeof(err))))
+        if (qg_engine_load_secret(*out, c->secret_file, err, errlen))
             goto fail;
     } else {
-        qg_engine_free(*out);
-        *out = NULL;
-        return cli_fail("no secret: give --secret-file FILE, or --no-verify "
-                        "to skip signature checks");
+        snprintf(err, errlen,
+                 "no secret: give --secret-file FILE, or "
+                 "--no-verify to skip signature checks");
+        goto fail;
     }
-    if (c->mapping &&
-        (rc = qg_engine_load_mapping(*out, c->mapping, err, sizeof(err))))
+    if (c->mapping && qg_engine_load_mapping(*out, c->mapping, err, errlen))
         goto fail;
     /* cli_finish_options() has checked the range. */
     qg_engine_set_reorder_window(*out, c->reorder_window);
     if (c->max_skew >= 0 && qg_engine_set_max_skew(*out, c->max_skew)) {
-        snprintf(err, sizeof(err), "max skew %" PRId64 ": out of range",
+        snprintf(err, errlen, "max skew %" PRId64 ": out of range",
                  c->max_skew);
         goto fail;
     }
@@ -350,7 +348,17 @@ cli_new_engine(cli *c, qg_engine **out)
 fail:
     qg_engine_free(*out);
     *out = NULL;
-    return cli_fail("%s", err);
+    return EXIT_FAILED;
+}
+
+int
+cli_new_engine(cli *c, qg_engine **out)
+{
+    char err[512];
+
+    if (cli_build_engine(c, out, err, sizeof(err)))
+        return cli_fail("%s", err);
+    return 0;
 }
 
 int

@@ -118,7 +118,12 @@ int cli_store_damaged(const char *db, const char *detail);
 /* "DB: message" for a store error, or the damage message for
  * QG_ECORRUPT; returns EXIT_FAILED.  c NULL: the store opened last. */
 int cli_store_fail(cli *c, int rc);
+/* An engine with c's secret, mapping, reorder window and skew; says what
+ * went wrong on stderr.  Returns 0 or EXIT_FAILED. */
 int cli_new_engine(cli *c, qg_engine **out);
+/* The same, with the reason in err and nothing printed (the gate's
+ * reload logs it instead). */
+int cli_build_engine(cli *c, qg_engine **out, char *err, size_t errlen);
 
 /* Parses "30001", "lq:30001", "appt:9101" or "ticket:5" and reads it: a
  * bare number is a live-queue id, else an appointment id.  The number is

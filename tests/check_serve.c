@@ -2337,10 +2337,10 @@ post_waiting_room(long long id, answer *a)
 }
 
 /*
- * SIGHUP reloads the mapping without a restart: a state the mapping did
- * not know is refused (422), known after the file is changed and the
- * gate told; a mapping that does not load keeps the running one.  It also
- * reopens the log file, as log rotation expects.
+ * SIGHUP reloads the mapping and the secret without a restart: a state
+ * the mapping did not know is refused (422), known after the file is
+ * changed and the gate told; a mapping that does not load keeps the
+ * running one.  It also reopens the log file, as log rotation expects.
  */
 START_TEST(test_sighup_reloads_mapping_and_log)
 {
@@ -2383,13 +2383,22 @@ START_TEST(test_sighup_reloads_mapping_and_log)
     answer_free(&a);
     gate_stop();
 
+    /* The log says what was reloaded, and why a reload failed: the
+     * operator who sent the signal reads the JSON log, not stderr. */
     text = read_from(log, 0);
-    ck_assert_msg(strstr(text, "reloaded the mapping") != NULL,
-                  "the new log file lacks the reload: %s", text);
+    ck_assert_msg(strstr(text, "\"msg\":\"reloaded\",\"mapping\":\"") != NULL &&
+                      strstr(text, "/map.json\",\"secret\":\"") != NULL &&
+                      strstr(text, "/secret\",\"log\":\"") != NULL,
+                  "the new log file lacks what was reloaded: %s", text);
     free(text);
     text = read_from(rotated, 0);
-    ck_assert_msg(strstr(text, "reload failed") != NULL,
-                  "the rotated log lacks the failed reload: %s", text);
+    ck_assert_msg(strstr(text, "\"level\":\"error\",\"msg\":\"reload "
+                               "failed; keeping the running mapping and "
+                               "secret\",\"error\":\"") != NULL &&
+                      strstr(text, "teleport") != NULL,
+                  "the rotated log lacks the failed reload's reason: %s", text);
+    ck_assert_msg(strstr(text, "\nqgate: ") == NULL,
+                  "the failed reload was said outside the JSON log: %s", text);
     free(text);
 }
 END_TEST

@@ -130,6 +130,55 @@ check "a missing mapping file exits 2" \
 check "a missing mapping file says why" \
     grep -q "cannot open $T/etc/map.json: No such file or directory" "$T/err"
 
+# serve at start-up: host names resolve; --upstream is an http(s) URL; a
+# port in use is said once, by qgate; a read API open beyond this machine
+# is warned of
+wait_listening() { # log file: the port, once the gate says it listens
+    i=0
+    while [ $i -lt 100 ]; do
+        port=$(sed -n 's/.*"msg":"listening".*"port":\([0-9]*\).*/\1/p' "$1" 2>/dev/null)
+        [ -n "$port" ] && { echo "$port"; return 0; }
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+"$Q" serve --db "$T/gatedb" --secret-file "$F/secret" --listen 127.0.0.1:0 \
+    --log "$T/gate1.log" 2>"$T/gate1.err" &
+GATE=$!
+PORT=$(wait_listening "$T/gate1.log")
+check "serve on loopback does not warn of the read API" \
+    sh -c "! grep -q 'read API' '$T/gate1.log'"
+check "a port in use exits 2" \
+    status 2 timeout 10 "$Q" serve --db "$T/gatedb2" --secret-file "$F/secret" --listen "127.0.0.1:${PORT:-0}"
+check "a port in use is said once, by qgate" \
+    test "$(cat "$T/err")" = "qgate: cannot listen on 127.0.0.1:$PORT: Address already in use"
+kill -TERM "$GATE" 2>/dev/null
+wait "$GATE"
+check "the gate stops cleanly on TERM" test $? -eq 0
+"$Q" serve --db "$T/gatedb" --secret-file "$F/secret" --listen localhost:0 \
+    --log "$T/gate2.log" 2>"$T/gate2.err" &
+GATE=$!
+PORT=$(wait_listening "$T/gate2.log")
+check "serve --listen localhost:0 listens" test -n "$PORT"
+kill -TERM "$GATE" 2>/dev/null
+wait "$GATE"
+for bad in ftp://his.example/steps his.example/steps http:// https:///path; do
+    check "serve --upstream $bad exits 2" \
+        status 2 timeout 10 "$Q" serve --db "$T/gatedb" --secret-file "$F/secret" --listen 127.0.0.1:0 --upstream "$bad"
+    check "serve --upstream $bad is named" \
+        grep -q -- "--upstream \"$bad\": expected an http:// or https:// URL" "$T/err"
+done
+# 192.0.2.1 (TEST-NET-1) is no address of this machine: the bind fails
+# after the start-up warnings, and nothing listens
+check "serve on a non-loopback address exits 2 here" \
+    status 2 "$Q" serve --db "$T/gatedb" --secret-file "$F/secret" --listen 192.0.2.1:0
+check "serve without --token-file off loopback warns of the read API" \
+    grep -q '"level":"warn","msg":"the read API (GET /tickets/...) is open' "$T/err"
+printf 'tok3n\n' >"$T/token"
+check "with --token-file it does not warn" \
+    sh -c "'$Q' serve --db '$T/gatedb' --secret-file '$F/secret' --listen 192.0.2.1:0 --token-file '$T/token' 2>&1 | grep -q 'read API'; test \$? -eq 1"
+
 # --max-skew: steps dated ahead of this clock by more than the skew (300 s
 # unless set) are malformed; 0 turns the check off; a flag wins over the
 # config file's max_skew
