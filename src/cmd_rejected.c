@@ -152,7 +152,7 @@ cmd_rejected(cli *c, int argc, char **argv)
                    "       qgate rejected --replay [--secret-file F | "
                    "--no-verify] [--since T] [--code C]\n"
                    "--since selects by the time the delivery was "
-                   "received.\n");
+                   "received.\n" CLI_TIME_HELP);
             return EXIT_OK;
         default:
             return EXIT_FAILED;

@@ -179,6 +179,46 @@ printf 'tok3n\n' >"$T/token"
 check "with --token-file it does not warn" \
     sh -c "'$Q' serve --db '$T/gatedb' --secret-file '$F/secret' --listen 192.0.2.1:0 --token-file '$T/token' 2>&1 | grep -q 'read API'; test \$? -eq 1"
 
+# time zones: each Chup timestamp in the offset Chup sent it with, the same
+# in every command, unless --tz; qgate's own times and --since/--until
+# without an offset in the offset of the store's data (here +08:00), not
+# the machine's zone
+check "history shows the step in Chup's offset" \
+    sh -c "TZ=America/New_York '$Q' history --db '$DB' 30001 | grep -q ' 2024-03-05 09:55:00 +08:00  end_visit'"
+check "list shows the same step the same way" \
+    sh -c "TZ=America/New_York '$Q' list --db '$DB' | grep -Eq ' lq:30001 .* 2024-03-05 09:55:00 \+08:00\$'"
+check "list --tz UTC" \
+    sh -c "'$Q' list --db '$DB' --tz UTC | grep -Eq ' lq:30001 .* 2024-03-05 01:55:00 \+00:00\$'"
+check "history --tz Asia/Tokyo" \
+    sh -c "'$Q' history --db '$DB' --tz Asia/Tokyo 30001 | grep -q ' 2024-03-05 10:55:00 +09:00  end_visit'"
+check "list --tz -05:30" \
+    sh -c "'$Q' list --db '$DB' --tz -05:30 | grep -Eq ' lq:30001 .* 2024-03-04 20:25:00 -05:30\$'"
+check "rejected shows when received in the store's offset" \
+    sh -c "TZ=America/New_York '$Q' rejected --db '$DB' | grep -Eq '^ +[0-9]+  [0-9-]{10} [0-9:]{8} \+08:00 '"
+check "export --tz leaves machine output as Chup sent it" \
+    sh -c "'$Q' export --db '$DB' --tz UTC | grep -q '\"timestamp\":\"2024-03-05T09:55:00+08:00\"'"
+check "a --tz that names no zone exits 2" \
+    status 2 "$Q" list --db "$DB" --tz Mars/Olympus
+check "the bad --tz is named" grep -q -- '--tz "Mars/Olympus"' "$T/err"
+check "--since with HH:MM and an offset" \
+    status 0 "$Q" export --db "$DB" --since 2024-03-05T09:50+08:00
+N=$(wc -l <"$T/out")
+check "--since with HH:MM and an offset selects" \
+    test "$N" -gt 0 -a "$N" -lt "$("$Q" export --db "$DB" | wc -l)"
+check "--since without an offset is read in the store's offset" \
+    sh -c "test \"\$(TZ=America/New_York '$Q' export --db '$DB' --since 2024-03-05T09:50 | wc -l)\" -eq $N"
+check "--since without an offset is read in --tz" \
+    sh -c "test \"\$(TZ=America/New_York '$Q' export --db '$DB' --tz UTC --since 2024-03-05T01:50 | wc -l)\" -eq $N"
+check "--until without an offset is read in the store's offset" \
+    sh -c "TZ=America/New_York '$Q' list --db '$DB' --until 2024-03-05T09:56 | grep -q 'lq:30001'"
+# with no data to go by, local time
+"$Q" apply --db "$T/tzempty" --no-verify "$F/malformed/bad-timestamp.json" >/dev/null 2>&1
+HOUR_AGO=$(TZ=Pacific/Kiritimati date -d '-1 hour' +%Y-%m-%dT%H:%M)
+check "--since without an offset or data is read in local time" \
+    sh -c "TZ=Pacific/Kiritimati '$Q' rejected --db '$T/tzempty' --since '$HOUR_AGO' | grep -q malformed"
+check "--help says how a time without an offset is read" \
+    sh -c "'$Q' export --help | grep -q 'without an offset' && '$Q' export --help | grep -q 'else in local time'"
+
 # --max-skew: steps dated ahead of this clock by more than the skew (300 s
 # unless set) are malformed; 0 turns the check off; a flag wins over the
 # config file's max_skew
