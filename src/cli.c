@@ -466,7 +466,8 @@ parse_offset(const char *s, int32_t *out)
         (sscanf(s + 1, "%2d:%2d%n", &h, &m, &n) != 2 &&
          sscanf(s + 1, "%2d%2d%n", &h, &m, &n) != 2 &&
          sscanf(s + 1, "%2d%n", &h, &n) != 1) ||
-        s[1 + n] != '\0' || s[1] < '0' || s[1] > '9' || h > 14 || m > 59)
+        s[1 + n] != '\0' || s[1] < '0' || s[1] > '9' || h > 14 || m < 0 ||
+        m > 59)
         return -1;
     *out = (s[0] == '-' ? -1 : 1) * (h * 3600 + m * 60);
     return 0;

@@ -1068,6 +1068,9 @@ listen_on(const struct sockaddr_storage *ss, socklen_t len)
     /* As libmicrohttpd does: a restart binds while the old connections
      * linger in TIME_WAIT. */
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* "[::]:8080" means IPv6 only, as it did when libmicrohttpd bound it */
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, (const struct sockaddr *)ss, len) != 0 ||
         listen(fd, SOMAXCONN) != 0) {
         saved = errno;

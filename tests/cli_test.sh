@@ -219,6 +219,24 @@ check "--since without an offset or data is read in local time" \
 check "--help says how a time without an offset is read" \
     sh -c "'$Q' export --help | grep -q 'without an offset' && '$Q' export --help | grep -q 'else in local time'"
 
+# the manual and README say what the code does
+DOCS=$(dirname "$F")/docs
+README=$(dirname "$F")/README.md
+check "the manual's config durability takes group" \
+    grep -q '(\\fBsync\\fR, \\fBgroup\\fR or \\fBnosync\\fR)' "$DOCS/qgate.1"
+echo '{"db": "../cfgdb", "durability": "group"}' >"$T/etc/group.json"
+check "a config durability of group is taken" \
+    status 0 "$Q" list --config "$T/etc/group.json"
+check "the manual's SEE ALSO lists docs/gate.md" \
+    sh -c "sed -n '/^\.SH SEE ALSO/,\$p' '$DOCS/qgate.1' | grep -q 'docs/gate.md'"
+check "the manual describes --tz" grep -qF '.BI \-\-tz " ZONE"' "$DOCS/qgate.1"
+check "the manual has the time policy" grep -q '^\.SH TIMES' "$DOCS/qgate.1"
+check "the README says man -l needs man-db" grep -q 'needs man-db' "$README"
+check "the README says how long the tests take" \
+    grep -q 'about [0-9]* minutes on 2 cores' "$README"
+check "gate.md says SIGHUP reloads the secret" \
+    grep -q 'SIGHUP: reopen the log file, and reload the mapping and the secret' "$DOCS/gate.md"
+
 # --max-skew: steps dated ahead of this clock by more than the skew (300 s
 # unless set) are malformed; 0 turns the check off; a flag wins over the
 # config file's max_skew
