@@ -124,6 +124,13 @@ check "a trailing comma in the mapping exits 2" \
     status 2 "$Q" check --db "$DB" --config "$T/etc/mapped.json" "$F/visits/walk-in/01-join-live-queue.json"
 check "the mapping's fault is placed" \
     grep -q 'map.json: not valid JSON at byte ' "$T/err"
+echo '{"states": {"Waiting Room": "join"} /* a note */}' >"$T/etc/map.json"
+check "a comment in the mapping exits 2" \
+    status 2 "$Q" check --db "$DB" --config "$T/etc/mapped.json" "$F/visits/walk-in/01-join-live-queue.json"
+echo '{"states": {"Waiting Room": "join", "Waiting Room": "arrive"}}' >"$T/etc/map.json"
+check "a repeated key in the mapping exits 2" \
+    status 2 "$Q" check --db "$DB" --config "$T/etc/mapped.json" "$F/visits/walk-in/01-join-live-queue.json"
+check "the repeated key is named" grep -q 'key "Waiting Room" at byte' "$T/err"
 rm -f "$T/etc/map.json"
 check "a missing mapping file exits 2" \
     status 2 "$Q" check --db "$DB" --config "$T/etc/mapped.json" "$F/visits/walk-in/01-join-live-queue.json"
