@@ -36,6 +36,30 @@ static const struct {
     {"held", cmd_held, "deliveries waiting for an earlier step"},
 };
 
+/*
+ * Time zones.  Every timestamp is shown in the offset Chup sent for it;
+ * the times qgate stamps itself (received, outbox attempts) have none, and
+ * are shown in the offset of the store's data: that of the newest
+ * ticket's last step, found once when the store opens.  --tz overrides
+ * both.  --since and --until without an offset are read in the same zone
+ * the times are shown in: --tz, else the store's offset, else local time.
+ * The newest step rather than the most common offset: it is one lookup,
+ * and a clinic's offset changes only when it moves or its zone's rules
+ * do, after which the newest data is what the user is asking about.
+ */
+enum { ZONE_NONE, ZONE_FIXED, ZONE_NAMED };
+
+static struct {
+    int kind;           /* of --tz; ZONE_NAMED has set TZ */
+    int32_t offset_s;   /* ZONE_FIXED's */
+    int data_known;     /* the store's offset was found */
+    int32_t data_off_s; /* the store's offset */
+} zone;
+
+static int set_zone(const char *tz);
+static void learn_data_offset(qg_store *st);
+static int resolve_when(cli *c, const char *opt, const char *arg, int64_t *ms);
+
 int
 cli_fail(const char *fmt, ...)
 {
@@ -65,10 +89,6 @@ parse_skew(const char *s, int64_t *out)
     *out = v;
     return 0;
 }
-
-/* The --since and --until values as given, for the message about a range
- * that holds nothing. */
-static const char *since_arg, *until_arg;
 
 int
 cli_common_option(cli *c, int opt, const char *arg)
@@ -108,10 +128,17 @@ cli_common_option(cli *c, int opt, const char *arg)
     }
     case OPT_SINCE:
     case OPT_UNTIL:
+        /* The form is checked now; a time without an offset is placed in
+         * its zone by cli_finish_options(), once --tz and the store are
+         * known. */
         if (cli_parse_when(opt == OPT_SINCE ? "--since" : "--until", arg,
                            opt == OPT_SINCE ? &c->since : &c->until))
             c->bad_option = 1;
-        *(opt == OPT_SINCE ? &since_arg : &until_arg) = arg;
+        else
+            *(opt == OPT_SINCE ? &c->since_arg : &c->until_arg) = arg;
+        return 1;
+    case OPT_TZ:
+        c->tz = arg;
         return 1;
     case OPT_MAX_SKEW:
         if (parse_skew(arg, &c->max_skew)) {
@@ -160,14 +187,31 @@ cli_config_path(cli *c, const char *value)
     return dst;
 }
 
+/* The keys load_config() takes for every command. */
+static int
+is_common_key(const char *key)
+{
+    static const char *const common[] = {
+        "db",         "secret_file",    "mapping",
+        "durability", "reorder_window", "require_signature",
+        "max_skew"};
+    size_t i;
+
+    for (i = 0; i < sizeof(common) / sizeof(*common); i++)
+        if (strcmp(key, common[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static int
 load_config(cli *c)
 {
     json_object *root;
+    char err[512];
     int rc = 0;
 
-    if ((root = json_object_from_file(c->config)) == NULL)
-        return cli_fail("%s: %s", c->config, json_util_get_last_err());
+    if (qg__json_load_file(c->config, &root, err, sizeof(err)))
+        return cli_fail("%s", err);
     if (!json_object_is_type(root, json_type_object)) {
         json_object_put(root);
         return cli_fail("%s: expected a JSON object", c->config);
@@ -213,9 +257,16 @@ load_config(cli *c)
                 rc = took;
                 break;
             }
+        } else if (is_common_key(key)) {
+            rc = cli_fail("%s: key \"%s\": value %s not valid", c->config, key,
+                          json_object_to_json_string(val));
+            break;
+        } else if (c->config_key == NULL && serve_knows_key(key)) {
+            /* One file serves the gate and the CLI: the gate's own keys
+             * (listen, upstream, ...) mean nothing here. */
         } else {
-            rc = cli_fail("%s: key \"%s\": unknown, or value %s not valid",
-                          c->config, key, json_object_to_json_string(val));
+            rc = cli_fail("%s: key \"%s\": unknown to every qgate command",
+                          c->config, key);
             break;
         }
     }
@@ -230,12 +281,6 @@ cli_finish_options(cli *c)
 
     if (c->bad_option)
         return EXIT_FAILED;
-    /* until is exclusive: a range that ends where or before it starts
-     * selects nothing, and an empty answer would look like no data. */
-    if (since_arg && until_arg && c->since >= c->until)
-        return cli_fail("--since \"%s\" is not before --until \"%s\": the "
-                        "range is empty",
-                        since_arg, until_arg);
     if (c->config && (rc = load_config(c)))
         return rc;
     if (c->reorder_window < 0)
@@ -244,6 +289,20 @@ cli_finish_options(cli *c)
         c->db = getenv("QGATE_DB");
     if (c->db == NULL || c->db[0] == '\0')
         c->db = "./var/qgate";
+    if (c->tz && set_zone(c->tz))
+        return cli_fail("--tz \"%s\": expected an IANA zone "
+                        "(Asia/Singapore), UTC, or an offset (+08:00)",
+                        c->tz);
+    if ((c->since_arg && resolve_when(c, "--since", c->since_arg, &c->since)) ||
+        (c->until_arg && resolve_when(c, "--until", c->until_arg, &c->until)))
+        return EXIT_FAILED;
+    /* until is exclusive: a range that ends where or before it starts
+     * selects nothing, and an empty answer would look like no data.  Both
+     * ends are placed in their zone first. */
+    if (c->since_arg && c->until_arg && c->since >= c->until)
+        return cli_fail("--since \"%s\" is not before --until \"%s\": the "
+                        "range is empty",
+                        c->since_arg, c->until_arg);
     return 0;
 }
 
@@ -300,36 +359,36 @@ cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
         return cli_fail("%s: cannot check the store: %s", c->db,
                         qg_strerror(rc));
     }
+    if (zone.kind == ZONE_NONE)
+        learn_data_offset(*out);
     return 0;
 }
 
 int
-cli_new_engine(cli *c, qg_engine **out)
+cli_build_engine(cli *c, qg_engine **out, char *err, size_t errlen)
 {
-    char err[512] = "cannot configure the engine";
-    int rc;
-
-    if (qg_engine_new(out))
-        return cli_fail("out of memory");
+    snprintf(err, errlen, "cannot configure the engine");
+    if (qg_engine_new(out)) {
+        snprintf(err, errlen, "out of memory");
+        return EXIT_FAILED;
+    }
     if (c->no_verify) {
         qg_engine_require_signature(*out, 0);
     } else if (c->secret_file) {
-        if ((rc =
-                 qg_engine_load_secret(*out, c->secret_file, err, sizeof(err))))
+        if (qg_engine_load_secret(*out, c->secret_file, err, errlen))
             goto fail;
     } else {
-        qg_engine_free(*out);
-        *out = NULL;
-        return cli_fail("no secret: give --secret-file FILE, or --no-verify "
-                        "to skip signature checks");
+        snprintf(err, errlen,
+                 "no secret: give --secret-file FILE, or "
+                 "--no-verify to skip signature checks");
+        goto fail;
     }
-    if (c->mapping &&
-        (rc = qg_engine_load_mapping(*out, c->mapping, err, sizeof(err))))
+    if (c->mapping && qg_engine_load_mapping(*out, c->mapping, err, errlen))
         goto fail;
     /* cli_finish_options() has checked the range. */
     qg_engine_set_reorder_window(*out, c->reorder_window);
     if (c->max_skew >= 0 && qg_engine_set_max_skew(*out, c->max_skew)) {
-        snprintf(err, sizeof(err), "max skew %" PRId64 ": out of range",
+        snprintf(err, errlen, "max skew %" PRId64 ": out of range",
                  c->max_skew);
         goto fail;
     }
@@ -337,7 +396,17 @@ cli_new_engine(cli *c, qg_engine **out)
 fail:
     qg_engine_free(*out);
     *out = NULL;
-    return cli_fail("%s", err);
+    return EXIT_FAILED;
+}
+
+int
+cli_new_engine(cli *c, qg_engine **out)
+{
+    char err[512];
+
+    if (cli_build_engine(c, out, err, sizeof(err)))
+        return cli_fail("%s", err);
+    return 0;
 }
 
 int
@@ -394,37 +463,212 @@ cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out)
     return 0;
 }
 
-int
-cli_parse_when(const char *opt, const char *arg, int64_t *ms)
+/* "+08:00", "-0530", "+8": seconds east.  Returns 0 or -1. */
+static int
+parse_offset(const char *s, int32_t *out)
 {
-    struct tm tm;
-    int32_t offset;
-    const char *end;
-    time_t t;
+    int h = 0, m = 0, n = 0;
 
-    if (qg__parse_time(arg, ms, &offset) == 0)
+    if ((s[0] != '+' && s[0] != '-') ||
+        (sscanf(s + 1, "%2d:%2d%n", &h, &m, &n) != 2 &&
+         sscanf(s + 1, "%2d%2d%n", &h, &m, &n) != 2 &&
+         sscanf(s + 1, "%2d%n", &h, &n) != 1) ||
+        s[1 + n] != '\0' || s[1] < '0' || s[1] > '9' || h > 14 || m < 0 ||
+        m > 59)
+        return -1;
+    *out = (s[0] == '-' ? -1 : 1) * (h * 3600 + m * 60);
+    return 0;
+}
+
+/* --tz: UTC, an offset, or an IANA name, which must name a zone file:
+ * the C library takes an unknown name for UTC without a word. */
+static int
+set_zone(const char *tz)
+{
+    const char *dir = getenv("TZDIR");
+    char path[4096];
+    struct stat sb;
+
+    if (strcmp(tz, "UTC") == 0 || strcmp(tz, "Z") == 0) {
+        zone.kind = ZONE_FIXED;
+        zone.offset_s = 0;
         return 0;
-    memset(&tm, 0, sizeof(tm));
-    if ((end = strptime(arg, "%Y-%m-%d", &tm)) == NULL)
-        goto bad;
+    }
+    if (parse_offset(tz, &zone.offset_s) == 0) {
+        zone.kind = ZONE_FIXED;
+        return 0;
+    }
+    if (tz[0] == '\0' || tz[0] == '/' || tz[0] == ':' || strstr(tz, "..") ||
+        strspn(tz, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                   "0123456789/_+-") != strlen(tz))
+        return -1;
+    snprintf(path, sizeof(path), "%s/%s",
+             dir && *dir ? dir : "/usr/share/zoneinfo", tz);
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return -1;
+    if (setenv("TZ", tz, 1) != 0)
+        return -1;
+    tzset();
+    zone.kind = ZONE_NAMED;
+    return 0;
+}
+
+int
+cli_ticket_offset(qg_store *st, const qg_ticket *t, int32_t *offset_s)
+{
+    qg_history *h = NULL;
+    qg_record r;
+    int rc;
+
+    /* The last step accepted is the last in event time unless a late one
+     * came after it: then the ticket's few steps are read. */
+    if ((rc = qg_history_open_order(st, t->id, QG_ARRIVAL_ORDER, &h)))
+        return rc;
+    if ((rc = qg_history_seek(h, t->records)) == 0 &&
+        (rc = qg_history_next(h, &r)) == 0 && r.event_ms != t->last_event_ms) {
+        qg_history_seek(h, 1);
+        while ((rc = qg_history_next(h, &r)) == 0 &&
+               r.event_ms != t->last_event_ms)
+            ;
+    }
+    if (rc == 0)
+        *offset_s = r.utc_offset_s;
+    qg_history_close(h);
+    return rc;
+}
+
+/* The store's offset (see above), once; nothing when it has no data. */
+static void
+learn_data_offset(qg_store *st)
+{
+    qg_tickets *it = NULL;
+    qg_ticket t;
+
+    if (zone.data_known || qg_tickets_open(st, &it))
+        return;
+    if (qg_tickets_next(it, &t) == 0 &&
+        cli_ticket_offset(st, &t, &zone.data_off_s) == 0)
+        zone.data_known = 1;
+    qg_tickets_close(it);
+}
+
+/* What cli_parse_when() reads: a date, a time, maybe an offset. */
+typedef struct when {
+    struct tm tm;
+    int has_offset;
+    int32_t offset_s;
+} when;
+
+static int
+read_when(const char *arg, when *w)
+{
+    const char *end;
+    char *dot;
+
+    memset(w, 0, sizeof(*w));
+    if ((end = strptime(arg, "%Y-%m-%d", &w->tm)) == NULL)
+        return -1;
     if (*end == 'T' || *end == ' ') {
         const char *rest = end + 1;
 
-        if ((end = strptime(rest, "%H:%M:%S", &tm)) == NULL &&
-            (end = strptime(rest, "%H:%M", &tm)) == NULL)
-            goto bad;
+        if ((end = strptime(rest, "%H:%M:%S", &w->tm)) == NULL &&
+            (end = strptime(rest, "%H:%M", &w->tm)) == NULL)
+            return -1;
+        /* fractions of a second: the window is in milliseconds, and
+         * "...:00.5" is after "...:00" */
+        if (*end == '.') {
+            strtol(end + 1, &dot, 10);
+            if (dot == end + 1)
+                return -1;
+            end = dot;
+        }
+        if (*end == 'Z' && end[1] == '\0') {
+            w->has_offset = 1;
+            return 0;
+        }
+        if (*end == '+' || *end == '-') {
+            w->has_offset = 1;
+            return parse_offset(end, &w->offset_s);
+        }
     }
-    if (*end != '\0')
-        goto bad;
-    tm.tm_isdst = -1;
-    if ((t = mktime(&tm)) == (time_t)-1)
-        goto bad;
+    return *end == '\0' ? 0 : -1;
+}
+
+/* The instant a time without an offset names, in the zone of the policy
+ * above.  Returns 0 or -1. */
+static int
+place_when(struct tm *tm, int32_t offset_s, int fixed, int64_t *ms)
+{
+    time_t t;
+
+    if (fixed) {
+        t = timegm(tm);
+        *ms = ((int64_t)t - offset_s) * 1000;
+        return 0;
+    }
+    tm->tm_isdst = -1;
+    if ((t = mktime(tm)) == (time_t)-1)
+        return -1;
     *ms = (int64_t)t * 1000;
     return 0;
-bad:
+}
+
+static int
+when_fail(const char *opt, const char *arg)
+{
     return cli_fail("%s \"%s\": expected 2024-03-05, 2024-03-05T09:00 "
-                    "(local time) or 2024-03-05T09:00:00+08:00",
+                    "(in --tz, else the store's offset, else local time) or "
+                    "2024-03-05T09:00+08:00",
                     opt, arg);
+}
+
+int
+cli_parse_when(const char *opt, const char *arg, int64_t *ms)
+{
+    int32_t offset;
+    when w;
+
+    if (qg__parse_time(arg, ms, &offset) == 0)
+        return 0;
+    if (read_when(arg, &w))
+        return when_fail(opt, arg);
+    if (w.has_offset)
+        return place_when(&w.tm, w.offset_s, 1, ms) ? when_fail(opt, arg) : 0;
+    return place_when(&w.tm, 0, 0, ms) ? when_fail(opt, arg) : 0;
+}
+
+/* Places a --since/--until without an offset: see the policy above.  The
+ * store is opened read-only for the lookup, and quietly skipped when it
+ * cannot be: the command's own open says what is wrong with it. */
+static int
+resolve_when(cli *c, const char *opt, const char *arg, int64_t *ms)
+{
+    qg_store_options o;
+    qg_store *st = NULL;
+    int32_t offset;
+    when w;
+
+    if (qg__parse_time(arg, ms, &offset) == 0 || read_when(arg, &w))
+        return 0; /* has an offset; or refused already */
+    if (w.has_offset)
+        return 0;
+    if (zone.kind == ZONE_FIXED)
+        return place_when(&w.tm, zone.offset_s, 1, ms) ? when_fail(opt, arg)
+                                                       : 0;
+    if (zone.kind == ZONE_NONE && !zone.data_known) {
+        memset(&o, 0, sizeof(o));
+        o.path = c->db;
+        o.flags = QG_RDONLY;
+        cli_guard_store(c->db);
+        if (qg_store_open(&o, &st) == 0) {
+            learn_data_offset(st);
+            qg_store_close(st);
+        }
+    }
+    if (zone.kind == ZONE_NONE && zone.data_known)
+        return place_when(&w.tm, zone.data_off_s, 1, ms) ? when_fail(opt, arg)
+                                                         : 0;
+    return place_when(&w.tm, 0, 0, ms) ? when_fail(opt, arg) : 0;
 }
 
 void
@@ -467,8 +711,9 @@ cli_time(int64_t ms, int32_t offset_s, char *dst, size_t len)
     return dst;
 }
 
-char *
-cli_local_time(int64_t ms, char *dst, size_t len)
+/* ms in this process's time zone (TZ, which --tz may have set). */
+static char *
+in_local_zone(int64_t ms, char *dst, size_t len)
 {
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
@@ -476,6 +721,32 @@ cli_local_time(int64_t ms, char *dst, size_t len)
     if (localtime_r(&t, &tm) == NULL)
         return cli_time(ms, 0, dst, len);
     return cli_time(ms, (int32_t)tm.tm_gmtoff, dst, len);
+}
+
+char *
+cli_event_time(int64_t ms, int32_t offset_s, char *dst, size_t len)
+{
+    if (zone.kind == ZONE_FIXED)
+        return cli_time(ms, zone.offset_s, dst, len);
+    if (zone.kind == ZONE_NAMED)
+        return in_local_zone(ms, dst, len);
+    return cli_time(ms, offset_s, dst, len);
+}
+
+char *
+cli_local_time(int64_t ms, char *dst, size_t len)
+{
+    if (zone.kind != ZONE_NONE)
+        return cli_event_time(ms, 0, dst, len);
+    if (zone.data_known)
+        return cli_time(ms, zone.data_off_s, dst, len);
+    return in_local_zone(ms, dst, len);
+}
+
+int
+cli_zone_given(void)
+{
+    return zone.kind != ZONE_NONE;
 }
 
 char *
@@ -508,7 +779,12 @@ usage(FILE *f)
             "  --config FILE      JSON: db, secret_file, mapping, "
             "durability,\n"
             "                     require_signature, reorder_window, "
-            "max_skew\n"
+            "max_skew,\n"
+            "                     and serve's own keys (other commands "
+            "skip them)\n"
+            "  --tz ZONE          show times in ZONE (Asia/Singapore, UTC, "
+            "+08:00)\n"
+            "                     instead of the offset Chup sent\n"
             "  --json             machine-readable output\n"
             "  --help             the command's own help\n\n"
             "Exit status: 0 success, 1 a problem was found (a refused "

@@ -26,8 +26,11 @@ typedef struct cli {
     int check_store;         /* walk every page at open, also read-only */
     int json;                /* --json */
     int64_t since, until;    /* --since, --until; INT64_MIN, INT64_MAX */
-    int bad_option;          /* a value refused, reported by finish */
-    const char *durability;  /* "sync", "group", "nosync"; NULL: sync */
+    const char *since_arg;   /* as given, placed by cli_finish_options() */
+    const char *until_arg;
+    const char *tz;         /* --tz: an IANA name, UTC or +08:00; NULL: none */
+    int bad_option;         /* a value refused, reported by finish */
+    const char *durability; /* "sync", "group", "nosync"; NULL: sync */
     /* --reorder-window, config "reorder_window", in seconds; -1 until
      * given, then cli_finish_options() sets the default. */
     int64_t reorder_window;
@@ -47,12 +50,14 @@ typedef struct cli {
 #define OPT_JSON        1002
 #define OPT_SECRET_FILE 1003
 #define OPT_NO_VERIFY   1004
+#define OPT_TZ          1009 /* --tz ZONE: the zone times are shown in */
 #define CLI_COMMON_OPTIONS                                                     \
     {"db", required_argument, NULL, OPT_DB},                                   \
         {"config", required_argument, NULL, OPT_CONFIG},                       \
         {"json", no_argument, NULL, OPT_JSON},                                 \
         {"secret-file", required_argument, NULL, OPT_SECRET_FILE},             \
         {"no-verify", no_argument, NULL, OPT_NO_VERIFY},                       \
+        {"tz", required_argument, NULL, OPT_TZ},                               \
     {                                                                          \
         "help", no_argument, NULL, 'h'                                         \
     }
@@ -118,7 +123,12 @@ int cli_store_damaged(const char *db, const char *detail);
 /* "DB: message" for a store error, or the damage message for
  * QG_ECORRUPT; returns EXIT_FAILED.  c NULL: the store opened last. */
 int cli_store_fail(cli *c, int rc);
+/* An engine with c's secret, mapping, reorder window and skew; says what
+ * went wrong on stderr.  Returns 0 or EXIT_FAILED. */
 int cli_new_engine(cli *c, qg_engine **out);
+/* The same, with the reason in err and nothing printed (the gate's
+ * reload logs it instead). */
+int cli_build_engine(cli *c, qg_engine **out, char *err, size_t errlen);
 
 /* Parses "30001", "lq:30001", "appt:9101" or "ticket:5" and reads it: a
  * bare number is a live-queue id, else an appointment id.  The number is
@@ -136,15 +146,34 @@ const char *cli_config_copy(cli *c, const char *value);
 char *cli_duration(int64_t ms, char *dst, size_t len);
 /* "2024-03-05 09:00:00 +08:00" in the given offset. */
 char *cli_time(int64_t ms, int32_t offset_s, char *dst, size_t len);
-/* The same in this machine's time zone. */
+/* A Chup timestamp: in the offset it was sent with, or in --tz. */
+char *cli_event_time(int64_t ms, int32_t offset_s, char *dst, size_t len);
+/* A time qgate stamped itself: in --tz, else in the offset of the store's
+ * data (learnt when the store is opened), else in local time. */
 char *cli_local_time(int64_t ms, char *dst, size_t len);
+/* Nonzero when --tz was given: shown times need no offset of their own. */
+int cli_zone_given(void);
+/* The offset of a ticket's last step (the one at t->last_event_ms).
+ * Returns 0 or a store error. */
+int cli_ticket_offset(qg_store *st, const qg_ticket *t, int32_t *offset_s);
 /* "lq:30002 appt:9101", "lq:30001" or "appt:9101". */
 char *cli_ticket_ids(const qg_ticket *t, char *dst, size_t len);
 
-/* Parses --since/--until: "2024-03-05" (local midnight), "2024-03-05
- * 09:00" or "...T09:00:00" (local time), or ISO 8601 with an offset.
- * Returns 0, or EXIT_FAILED after naming the option and value. */
+/* Parses --since/--until: "2024-03-05" (midnight), "2024-03-05 09:00" or
+ * "...T09:00:00" (in local time here; cli_finish_options() places them
+ * again in --tz or the store's offset), or with an offset, "...T09:00+08:00"
+ * or "...T09:00:00Z".  Returns 0, or EXIT_FAILED after naming the option
+ * and value. */
 int cli_parse_when(const char *opt, const char *arg, int64_t *ms);
+
+/* The --help lines of the commands that take --since/--until. */
+#define CLI_TIME_HELP                                                          \
+    "T: 2024-03-05, 2024-03-05T09:00 or 2024-03-05T09:00+08:00.  A T "         \
+    "without an offset\nis read in --tz, else in the offset of the store's "   \
+    "newest step, else in local time.\n--tz ZONE (Asia/Singapore, UTC, "       \
+    "+08:00): show times in ZONE; by default each\nChup timestamp is shown "   \
+    "in "                                                                      \
+    "the offset Chup sent it with.\n"
 
 /* A progress line on stderr, when stderr is a terminal: every 1000th
  * call, and once more with done = 1. */
@@ -161,6 +190,9 @@ int cmd_verify(cli *c, int argc, char **argv);
 int cmd_stats(cli *c, int argc, char **argv);
 int cmd_export(cli *c, int argc, char **argv);
 int cmd_serve(cli *c, int argc, char **argv);
+/* Nonzero when key is one of serve's config keys, which the other
+ * commands read past in a shared config file. */
+int serve_knows_key(const char *key);
 int cmd_outbox(cli *c, int argc, char **argv);
 int cmd_held(cli *c, int argc, char **argv);
 

@@ -76,7 +76,7 @@ cmd_export(cli *c, int argc, char **argv)
             printf("usage: qgate export [--format ndjson|csv | --json] "
                    "[--since T]\n"
                    "Every history record, by ticket then step.  --since "
-                   "selects by the step's Chup timestamp.\n");
+                   "selects by the step's Chup timestamp.\n" CLI_TIME_HELP);
             return EXIT_OK;
         default:
             return EXIT_FAILED;

@@ -41,7 +41,7 @@ print(cli *c, const qg_held *h, int64_t now_us)
         "%6" PRIu64 "  %-20s %-12s %-20s %s  %9s  %9s\n", h->id,
         cli_ticket_ids(&t, ids, sizeof(ids)), qg_event_name(h->event),
         qg_state_name(h->from),
-        cli_time(h->event_ms, h->utc_offset_s, when, sizeof(when)),
+        cli_event_time(h->event_ms, h->utc_offset_s, when, sizeof(when)),
         cli_duration((now_us - h->received_us) / 1000, waited, sizeof(waited)),
         expires_us > now_us
             ? cli_duration((expires_us - now_us) / 1000, left, sizeof(left))

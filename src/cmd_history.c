@@ -72,7 +72,8 @@ history(cli *c, qg_store *st, const qg_ticket *t, long raw, qg_order order)
                  r.staff_id);
         printf("%4" PRIu32 "  %-26s  %-11s  %-18s -> %-18s  %-11s  %-9s  "
                "%.8s%s%s\n",
-               r.seq, cli_time(r.event_ms, r.utc_offset_s, when, sizeof(when)),
+               r.seq,
+               cli_event_time(r.event_ms, r.utc_offset_s, when, sizeof(when)),
                qg_event_name(r.event), qg_state_name(r.from),
                qg_state_name(r.to), ids,
                cli_duration(waited_ms, waited, sizeof(waited)), r.machine,

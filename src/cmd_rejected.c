@@ -187,7 +187,7 @@ cmd_rejected(cli *c, int argc, char **argv)
                    "received.\n"
                    "Open entries only: --replay marks those that now pass "
                    "resolved; --all lists\nthem too.  Exit 1 while any "
-                   "listed entry is open.\n");
+                   "listed entry is open.\n" CLI_TIME_HELP);
             return EXIT_OK;
         default:
             return EXIT_FAILED;

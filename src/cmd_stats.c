@@ -270,7 +270,7 @@ cmd_stats(cli *c, int argc, char **argv)
             printf("usage: qgate stats [--since T] [--until T] [--service "
                    "ID] [--json]\n"
                    "Tickets count when their first step is in the window; "
-                   "refusals when received in it.\n");
+                   "refusals when received in it.\n" CLI_TIME_HELP);
             return EXIT_OK;
         default:
             return EXIT_FAILED;

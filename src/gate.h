@@ -23,6 +23,9 @@ void log_open(const char *path); /* NULL: stderr; reopened by log_reopen */
 int log_reopen(void);
 void log_event(const char *level, const char *msg, const char *fields_fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* s as the inside of a JSON string (quotes, backslashes and control
+ * characters escaped), cut short to fit dst.  Returns dst. */
+char *log_escape(const char *s, char *dst, size_t len);
 
 /* ----- metrics.c -------------------------------------------------------- */
 

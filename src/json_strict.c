@@ -14,6 +14,7 @@
  * to be sound: it only looks inside strings and at object keys.  It is
  * written to stay in bounds on any input all the same.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -395,4 +396,98 @@ qg__json_strict(const char *p, size_t len, char *detail, size_t dlen)
     }
     free(s.keys);
     return r;
+}
+
+/*
+ * A configuration file read as the gate reads a delivery: json-c's strict
+ * mode (no trailing commas, no comments, no single quotes) and then the
+ * pass above, so that a repeated key is an error rather than the last one
+ * silently winning.  json_object_from_file() is lenient on all of these
+ * and its error text ("json_object_from_file: ...") names no file.
+ */
+int
+qg__json_load_file(const char *path, json_object **out, char *err,
+                   size_t errlen)
+{
+    struct json_tokener *tok;
+    enum json_tokener_error jerr;
+    json_object *root = NULL;
+    char *buf = NULL, detail[160];
+    size_t len = 0, cap = 0, end;
+    FILE *f;
+    int rc = QG_ECONFIG;
+
+    *out = NULL;
+    if ((f = fopen(path, "rb")) == NULL) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return QG_EIO;
+    }
+    for (;;) {
+        size_t n;
+
+        if (len == cap) {
+            char *grown = realloc(buf, cap ? cap * 2 : 4096);
+
+            if (grown == NULL) {
+                snprintf(err, errlen, "%s: out of memory", path);
+                rc = QG_ENOMEM;
+                goto close_file;
+            }
+            buf = grown;
+            cap = cap ? cap * 2 : 4096;
+        }
+        if ((n = fread(buf + len, 1, cap - len, f)) == 0)
+            break;
+        len += n;
+    }
+    if (ferror(f) || len > INT32_MAX) {
+        snprintf(err, errlen, "cannot read %s: %s", path,
+                 ferror(f) ? strerror(errno) : "too large");
+        rc = QG_EIO;
+        goto close_file;
+    }
+    if ((tok = json_tokener_new_ex(QG__JSON_DEPTH)) == NULL) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        rc = QG_ENOMEM;
+        goto close_file;
+    }
+    json_tokener_set_flags(tok,
+                           JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    root = json_tokener_parse_ex(tok, buf, (int)len);
+    jerr = json_tokener_get_error(tok);
+    end = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    /* json-c stops at the end of the value: what follows may only be
+     * white space. */
+    while (jerr == json_tokener_success && end < len &&
+           strchr(" \t\r\n", buf[end]) != NULL)
+        end++;
+    if (jerr == json_tokener_continue || len == 0) {
+        snprintf(err, errlen, "%s: not valid JSON: the file ends early", path);
+        goto free_root;
+    }
+    if (jerr != json_tokener_success) {
+        snprintf(err, errlen, "%s: not valid JSON at byte %zu: %s", path,
+                 end > 0 ? end - 1 : 0, json_tokener_error_desc(jerr));
+        goto free_root;
+    }
+    if (end < len) {
+        snprintf(err, errlen,
+                 "%s: not valid JSON at byte %zu: text after the value", path,
+                 end);
+        goto free_root;
+    }
+    if (qg__json_strict(buf, len, detail, sizeof(detail)) != QG_R_NONE) {
+        snprintf(err, errlen, "%s: %s", path, detail);
+        goto free_root;
+    }
+    *out = root;
+    root = NULL;
+    rc = 0;
+free_root:
+    json_object_put(root);
+close_file:
+    fclose(f);
+    free(buf);
+    return rc;
 }

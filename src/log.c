@@ -73,3 +73,25 @@ log_event(const char *level, const char *msg, const char *fields_fmt, ...)
     fflush(f);
     pthread_mutex_unlock(&log_lock);
 }
+
+char *
+log_escape(const char *s, char *dst, size_t len)
+{
+    size_t n = 0;
+
+    for (; *s && n + 7 < len; s++) {
+        unsigned char ch = (unsigned char)*s;
+
+        if (ch == '"' || ch == '\\') {
+            dst[n++] = '\\';
+            dst[n++] = (char)ch;
+        } else if (ch < 0x20) {
+            n += (size_t)snprintf(dst + n, len - n, "\\u%04x", ch);
+        } else {
+            dst[n++] = (char)ch;
+        }
+    }
+    if (len > 0)
+        dst[n < len ? n : len - 1] = '\0';
+    return dst;
+}

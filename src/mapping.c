@@ -354,18 +354,10 @@ qg__mapping_load(qg__mapping *m, const char *path, char *err, size_t errlen)
     qg__mapping next;
     int rc = 0, i, known;
 
-    /* A file that cannot be read is an I/O error; one that is not JSON
-     * is a configuration error. */
-    if (access(path, R_OK) != 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return QG_EIO;
-    }
-    root = json_object_from_file(path);
-    if (root == NULL) {
-        snprintf(err, errlen, "%s: not valid JSON: %s", path,
-                 json_util_get_last_err());
-        return QG_ECONFIG;
-    }
+    /* A file that cannot be read is an I/O error (QG_EIO); one that is not
+     * strict JSON is a configuration error (QG_ECONFIG). */
+    if ((rc = qg__json_load_file(path, &root, err, errlen)))
+        return rc;
     if (!json_object_is_type(root, json_type_object)) {
         snprintf(err, errlen, "%s: expected a JSON object", path);
         json_object_put(root);

@@ -108,6 +108,16 @@ char *qg__format_time(int64_t ms, int32_t offset_s, char *dst, size_t len);
  */
 qg_reason qg__json_strict(const char *p, size_t len, char *detail, size_t dlen);
 
+/*
+ * Reads a whole configuration file as strict JSON (json-c's strict mode,
+ * then qg__json_strict()).  On success *out is the caller's, to be freed
+ * with json_object_put().  Returns 0, QG_EIO ("cannot open FILE: ..."),
+ * QG_ECONFIG (not strict JSON, the byte named) or QG_ENOMEM, with err
+ * saying which.
+ */
+int qg__json_load_file(const char *path, json_object **out, char *err,
+                       size_t errlen);
+
 /* signature.c ---------------------------------------------------------- */
 
 /* SHA-256 of data.  Cannot fail. */

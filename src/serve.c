@@ -16,6 +16,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <curl/curl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -771,6 +773,17 @@ set_option(gate *g, size_t i, const char *str, long num, int from_file)
     return 0;
 }
 
+int
+serve_knows_key(const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(keys) / sizeof(*keys); i++)
+        if (strcmp(key, keys[i].key) == 0)
+            return 1;
+    return 0;
+}
+
 static int
 config_key(cli *c, const char *key, json_object *val)
 {
@@ -803,7 +816,8 @@ static void
 usage(void)
 {
     printf("usage: qgate serve [OPTIONS]\n\n"
-           "  --listen HOST:PORT      where to listen (127.0.0.1:8080)\n"
+           "  --listen HOST:PORT      where to listen, HOST a name or address\n"
+           "                          (127.0.0.1:8080)\n"
            "  --path PATH             the webhook's path (/webhooks/chup)\n"
            "  --secret-file F         the HMAC secret (required unless\n"
            "  --insecure-no-signature   which accepts unsigned deliveries)\n"
@@ -839,6 +853,22 @@ usage(void)
            "                          address; more get 429 (60)\n"
            "  --unsigned-burst N      of which at once (20)\n"
            "  --config FILE           the same keys, with '_' for '-'\n");
+}
+
+/* "http://HOST..." or "https://HOST...": the schemes the forwarder
+ * speaks, with something where the host goes. */
+static int
+is_http_url(const char *url)
+{
+    const char *rest;
+
+    if (strncasecmp(url, "http://", 7) == 0)
+        rest = url + 7;
+    else if (strncasecmp(url, "https://", 8) == 0)
+        rest = url + 8;
+    else
+        return 0;
+    return *rest != '\0' && strchr("/?#:", *rest) == NULL;
 }
 
 static int
@@ -948,6 +978,12 @@ parse(gate *g, cli *c, int argc, char **argv)
         c->durability = "group";
     if (g->path[0] != '/')
         return cli_fail("--path \"%s\": must start with /", g->path);
+    /* Checked now rather than on the first forward, hours later, when
+     * every accepted step would go dead for a typo. */
+    if (g->upstream && !is_http_url(g->upstream))
+        return cli_fail("--upstream \"%s\": expected an http:// or https:// "
+                        "URL with a host",
+                        g->upstream);
     if (!g->insecure && c->secret_file == NULL)
         return cli_fail("serve: no secret: give --secret-file FILE (or "
                         "--insecure-no-signature to accept unsigned "
@@ -955,37 +991,112 @@ parse(gate *g, cli *c, int argc, char **argv)
     return 0;
 }
 
-/* "127.0.0.1:8080", "[::1]:8080" or ":8080" (all interfaces). */
+/*
+ * "127.0.0.1:8080", "[::1]:8080", "localhost:8080" or ":8080" (all IPv4
+ * interfaces): the first address getaddrinfo() gives.  Returns 0, or -1
+ * with why in err.
+ */
 static int
-parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len,
+             char *err, size_t errlen)
 {
-    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
     const char *colon = strrchr(s, ':');
-    char host[64];
-    char *end;
+    struct addrinfo hints, *res;
+    char host[256], *end;
     long port;
+    int rc;
 
-    if (colon == NULL)
+    snprintf(err, errlen, "expected HOST:PORT");
+    if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
         return -1;
     port = strtol(colon + 1, &end, 10);
-    if (*end || end == colon + 1 || port < 0 || port > 65535)
+    if (*end || end == colon + 1 || colon[1] < '0' || colon[1] > '9' ||
+        port > 65535)
         return -1;
     snprintf(host, sizeof(host), "%.*s", (int)(colon - s), s);
-    memset(ss, 0, sizeof(*ss));
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+    if (host[0] == '[') {
+        if (strlen(host) < 3 || host[strlen(host) - 1] != ']')
+            return -1;
         host[strlen(host) - 1] = '\0';
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        *len = sizeof(*in6);
-        return inet_pton(AF_INET6, host + 1, &in6->sin6_addr) == 1 ? 0 : -1;
+        memmove(host, host + 1, strlen(host));
     }
-    in4->sin_family = AF_INET;
-    in4->sin_port = htons((uint16_t)port);
-    *len = sizeof(*in4);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     if (host[0] == '\0')
-        return 0;
-    return inet_pton(AF_INET, host, &in4->sin_addr) == 1 ? 0 : -1;
+        hints.ai_family = AF_INET; /* ":8080" has always meant 0.0.0.0 */
+    if ((rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res))) {
+        snprintf(err, errlen, "cannot resolve \"%s\": %s", host,
+                 gai_strerror(rc));
+        return -1;
+    }
+    memset(ss, 0, sizeof(*ss));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104: only this machine reaches
+ * them. */
+static int
+is_loopback(const struct sockaddr_storage *ss)
+{
+    const struct sockaddr_in *in4 = (const struct sockaddr_in *)ss;
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+
+    if (ss->ss_family == AF_INET)
+        return (ntohl(in4->sin_addr.s_addr) >> 24) == 127;
+    if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+        return 1;
+    return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) &&
+           in6->sin6_addr.s6_addr[12] == 127;
+}
+
+/*
+ * The listening socket, bound here rather than by libmicrohttpd: its own
+ * failure message ("Failed to bind to port 0") would reach stderr before
+ * ours, and says less.  Returns the socket, or -1 with errno set.
+ */
+static int
+listen_on(const struct sockaddr_storage *ss, socklen_t len)
+{
+    int fd, one = 1, saved;
+
+    if ((fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                     0)) < 0)
+        return -1;
+    /* As libmicrohttpd does: a restart binds while the old connections
+     * linger in TIME_WAIT. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* "[::]:8080" means IPv6 only, as it did when libmicrohttpd bound it */
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)ss, len) != 0 ||
+        listen(fd, SOMAXCONN) != 0) {
+        saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+/* libmicrohttpd's own messages, into the JSON log rather than raw lines
+ * on stderr. */
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char text[512], esc[1100];
+    size_t n;
+
+    (void)cls;
+    vsnprintf(text, sizeof(text), fmt, ap);
+    n = strlen(text);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+        text[--n] = '\0';
+    log_event("warn", "libmicrohttpd", ",\"detail\":\"%s\"",
+              log_escape(text, esc, sizeof(esc)));
 }
 
 /* The token file's bytes, less one trailing line end: all of them, or a
@@ -1080,23 +1191,51 @@ fit_fd_limit(gate *g)
     g->max_connections = fit;
 }
 
-/* SIGHUP: the log file again, and the mapping again, without a restart.
- * A mapping that does not load leaves the running one in place. */
+/* A path as a JSON log value: "..." escaped, or null. */
+static const char *
+json_path(const char *path, char *dst, size_t len)
+{
+    char esc[1100];
+
+    if (path == NULL)
+        snprintf(dst, len, "null");
+    else
+        snprintf(dst, len, "\"%s\"", log_escape(path, esc, sizeof(esc)));
+    return dst;
+}
+
+/*
+ * SIGHUP: reopens the log file (for logrotate) and builds a new engine
+ * from the secret file and the mapping as they are now, without a
+ * restart.  An engine that does not build (a broken mapping, an unreadable
+ * secret) leaves the running one in place; the reason goes to the JSON
+ * log, which is where an operator who sent the signal looks.
+ */
 static void
 reload(gate *g)
 {
     qg_engine *fresh = NULL;
+    char err[512], esc[1100], map[1100], secret[1100], logf[1100];
+    int log_failed = log_reopen() != 0;
 
-    log_reopen();
-    if (cli_new_engine(g->c, &fresh) != 0) {
-        log_event("error", "reload failed; keeping the running mapping", NULL);
+    if (log_failed)
+        log_event("error", "reload: cannot reopen the log file; writing on",
+                  ",\"log\":%s", json_path(g->log, logf, sizeof(logf)));
+    if (cli_build_engine(g->c, &fresh, err, sizeof(err)) != 0) {
+        log_event("error",
+                  "reload failed; keeping the running mapping and secret",
+                  ",\"error\":\"%s\"", log_escape(err, esc, sizeof(esc)));
         return;
     }
     pthread_rwlock_wrlock(&g->eng_lock);
     qg_engine_free(g->eng);
     g->eng = fresh;
     pthread_rwlock_unlock(&g->eng_lock);
-    log_event("info", "reloaded the mapping and reopened the log", NULL);
+    log_event("info", "reloaded", ",\"mapping\":%s,\"secret\":%s,\"log\":%s",
+              json_path(g->c->mapping, map, sizeof(map)),
+              json_path(g->c->no_verify ? NULL : g->c->secret_file, secret,
+                        sizeof(secret)),
+              json_path(log_failed ? NULL : g->log, logf, sizeof(logf)));
 }
 
 int
@@ -1108,18 +1247,24 @@ cmd_serve(cli *c, int argc, char **argv)
     const union MHD_DaemonInfo *info;
     forward_options fo;
     sigset_t sigs;
-    int rc, sig;
+    int rc, sig, lfd;
     int64_t deadline, grace;
+    char err[512];
 
     memset(&g, 0, sizeof(g));
     g.c = c;
     if ((rc = parse(&g, c, argc, argv)))
         return rc < 0 ? EXIT_OK : rc;
-    if (parse_listen(g.listen, &addr, &addrlen) < 0)
-        return cli_fail("--listen \"%s\": expected HOST:PORT", g.listen);
+    if (parse_listen(g.listen, &addr, &addrlen, err, sizeof(err)) < 0)
+        return cli_fail("--listen \"%s\": %s", g.listen, err);
     if (g.token_file && (rc = read_token(&g)))
         return rc;
     log_open(g.log);
+    if (!g.token_file && !is_loopback(&addr))
+        log_event("warn",
+                  "the read API (GET /tickets/...) is open to anyone who can "
+                  "reach this address: give --token-file",
+                  ",\"listen\":\"%s\"", log_escape(g.listen, err, sizeof(err)));
     if (g.insecure) {
         c->no_verify = 1;
         log_event("warn",
@@ -1181,12 +1326,16 @@ cmd_serve(cli *c, int argc, char **argv)
         rc = cli_fail("cannot start the committer");
         goto out;
     }
+    if ((lfd = listen_on(&addr, addrlen)) < 0) {
+        rc = cli_fail("cannot listen on %s: %s", g.listen, strerror(errno));
+        goto out;
+    }
     g.d = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_ERROR_LOG | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-        0, NULL, NULL, handle, &g, MHD_OPTION_SOCK_ADDR, &addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)g.threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)g.timeout,
+        0, NULL, NULL, handle, &g, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)g.threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)g.timeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)g.max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)g.max_per_address,
         MHD_OPTION_NOTIFY_CONNECTION, conntable_notify, g.conns,
@@ -1195,6 +1344,7 @@ cmd_serve(cli *c, int argc, char **argv)
         MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
     if (g.d == NULL) {
         rc = cli_fail("cannot listen on %s: %s", g.listen, strerror(errno));
+        close(lfd);
         goto out;
     }
     info = MHD_get_daemon_info(g.d, MHD_DAEMON_INFO_BIND_PORT);

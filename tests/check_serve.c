@@ -2337,10 +2337,10 @@ post_waiting_room(long long id, answer *a)
 }
 
 /*
- * SIGHUP reloads the mapping without a restart: a state the mapping did
- * not know is refused (422), known after the file is changed and the
- * gate told; a mapping that does not load keeps the running one.  It also
- * reopens the log file, as log rotation expects.
+ * SIGHUP reloads the mapping and the secret without a restart: a state
+ * the mapping did not know is refused (422), known after the file is
+ * changed and the gate told; a mapping that does not load keeps the
+ * running one.  It also reopens the log file, as log rotation expects.
  */
 START_TEST(test_sighup_reloads_mapping_and_log)
 {
@@ -2383,13 +2383,22 @@ START_TEST(test_sighup_reloads_mapping_and_log)
     answer_free(&a);
     gate_stop();
 
+    /* The log says what was reloaded, and why a reload failed: the
+     * operator who sent the signal reads the JSON log, not stderr. */
     text = read_from(log, 0);
-    ck_assert_msg(strstr(text, "reloaded the mapping") != NULL,
-                  "the new log file lacks the reload: %s", text);
+    ck_assert_msg(strstr(text, "\"msg\":\"reloaded\",\"mapping\":\"") != NULL &&
+                      strstr(text, "/map.json\",\"secret\":\"") != NULL &&
+                      strstr(text, "/secret\",\"log\":\"") != NULL,
+                  "the new log file lacks what was reloaded: %s", text);
     free(text);
     text = read_from(rotated, 0);
-    ck_assert_msg(strstr(text, "reload failed") != NULL,
-                  "the rotated log lacks the failed reload: %s", text);
+    ck_assert_msg(strstr(text, "\"level\":\"error\",\"msg\":\"reload "
+                               "failed; keeping the running mapping and "
+                               "secret\",\"error\":\"") != NULL &&
+                      strstr(text, "teleport") != NULL,
+                  "the rotated log lacks the failed reload's reason: %s", text);
+    ck_assert_msg(strstr(text, "\nqgate: ") == NULL,
+                  "the failed reload was said outside the JSON log: %s", text);
     free(text);
 }
 END_TEST
@@ -4616,9 +4625,9 @@ START_TEST(test_reorder_held_and_late_through_the_gate)
                      {3, "4", "false"}, {4, "5", "false"},  {5, "6", "false"},
                      {6, "7", "false"}, {7, "8", "false"},  {8, "9", "false"}};
     const char *opts[] = {
-        "--upstream", NULL, "--forward-timeout", "1", "--reorder-window",
+        "--upstream", NULL, "--forward-timeout", "10", "--reorder-window",
         "1200",       NULL};
-    size_t i, len;
+    size_t i, n, len;
     answer a;
     char *body;
 
@@ -4650,22 +4659,26 @@ START_TEST(test_reorder_held_and_late_through_the_gate)
         1);
     gate_stop();
 
-    ck_assert_uint_eq(his.n, 9);
-    for (i = 0; i < 9; i++) {
+    /* Forwarding is at least once: a slow answer is sent again.  The
+     * first acknowledged request of each step, in order of acceptance. */
+    for (i = 0, n = 0; i < his.n; i++) {
         his_req *q = &his.reqs[i];
-        char seq[16];
 
-        snprintf(seq, sizeof(seq), "%zu", i + 1);
-        ck_assert_str_eq(q->seq, seq);
-        if (his_order[i].pos)
-            ck_assert_str_eq(q->pos, his_order[i].pos);
-        ck_assert_str_eq(q->late, his_order[i].late);
-        body = tu_fixture(walk_in_files[his_order[i].file], &len);
+        if (q->status != 200 || strtoul(q->seq, NULL, 10) <= n)
+            continue;
+        ck_assert_uint_lt(n, 9);
+        ck_assert_uint_eq(strtoul(q->seq, NULL, 10), n + 1);
+        if (his_order[n].pos)
+            ck_assert_str_eq(q->pos, his_order[n].pos);
+        ck_assert_str_eq(q->late, his_order[n].late);
+        body = tu_fixture(walk_in_files[his_order[n].file], &len);
         ck_assert_msg(q->len == len && memcmp(q->body, body, len) == 0,
                       "HIS request %zu is not %s", i + 1,
-                      walk_in_files[his_order[i].file]);
+                      walk_in_files[his_order[n].file]);
         free(body);
+        n++;
     }
+    ck_assert_uint_eq(n, 9);
 }
 END_TEST
 

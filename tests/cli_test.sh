@@ -86,6 +86,164 @@ check "config supplies db and secret" \
     status 0 "$Q" apply --config "$T/etc/qgate.json" "$F/visits/walk-in/01-join-live-queue.json"
 check "config db is relative to the config" test -f "$T/cfgdb/data.mdb"
 
+# one config file for the gate and the CLI: serve's keys are read past by
+# the other commands; a key no command knows is named
+cat >"$T/etc/serve.json" <<EOF
+{"db": "../cfgdb", "secret_file": "secret", "listen": "127.0.0.1:0",
+ "upstream": "http://127.0.0.1:9/his", "threads": 2, "log": "gate.log"}
+EOF
+check "list --config of the gate's file exits 0" \
+    status 0 "$Q" list --config "$T/etc/serve.json"
+check "list --config of the gate's file lists the store" \
+    grep -q 'lq:30001' "$T/out"
+echo '{"db": "../cfgdb", "lisen": "127.0.0.1:0"}' >"$T/etc/typo.json"
+check "a key no command knows exits 2" \
+    status 2 "$Q" list --config "$T/etc/typo.json"
+check "a key no command knows is named" \
+    grep -q 'key "lisen": unknown' "$T/err"
+check "serve refuses the key too" \
+    status 2 "$Q" serve --config "$T/etc/typo.json"
+check "serve names the key" grep -q 'key "lisen": unknown' "$T/err"
+
+# config and mapping files are strict JSON, and a missing one is named
+echo '{"db": "../cfgdb", "secret_file": "secret",}' >"$T/etc/comma.json"
+check "a trailing comma in the config exits 2" \
+    status 2 "$Q" list --config "$T/etc/comma.json"
+check "the trailing comma is placed" \
+    grep -q 'comma.json: not valid JSON at byte ' "$T/err"
+echo '{"db": "../cfgdb", "db": "elsewhere"}' >"$T/etc/twice.json"
+check "a repeated config key exits 2" \
+    status 2 "$Q" list --config "$T/etc/twice.json"
+check "a missing config file exits 2" \
+    status 2 "$Q" list --config "$T/etc/absent.json"
+check "a missing config file says why, on one line" \
+    test "$(cat "$T/err")" = "qgate: cannot open $T/etc/absent.json: No such file or directory"
+echo '{"states": {"Waiting Room": "join"},}' >"$T/etc/map.json"
+echo '{"mapping": "map.json", "require_signature": false}' >"$T/etc/mapped.json"
+check "a trailing comma in the mapping exits 2" \
+    status 2 "$Q" check --db "$DB" --config "$T/etc/mapped.json" "$F/visits/walk-in/01-join-live-queue.json"
+check "the mapping's fault is placed" \
+    grep -q 'map.json: not valid JSON at byte ' "$T/err"
+echo '{"states": {"Waiting Room": "join"} /* a note */}' >"$T/etc/map.json"
+check "a comment in the mapping exits 2" \
+    status 2 "$Q" check --db "$DB" --config "$T/etc/mapped.json" "$F/visits/walk-in/01-join-live-queue.json"
+echo '{"states": {"Waiting Room": "join", "Waiting Room": "arrive"}}' >"$T/etc/map.json"
+check "a repeated key in the mapping exits 2" \
+    status 2 "$Q" check --db "$DB" --config "$T/etc/mapped.json" "$F/visits/walk-in/01-join-live-queue.json"
+check "the repeated key is named" grep -q 'key "Waiting Room" at byte' "$T/err"
+rm -f "$T/etc/map.json"
+check "a missing mapping file exits 2" \
+    status 2 "$Q" check --db "$DB" --config "$T/etc/mapped.json" "$F/visits/walk-in/01-join-live-queue.json"
+check "a missing mapping file says why" \
+    grep -q "cannot open $T/etc/map.json: No such file or directory" "$T/err"
+
+# serve at start-up: host names resolve; --upstream is an http(s) URL; a
+# port in use is said once, by qgate; a read API open beyond this machine
+# is warned of
+wait_listening() { # log file: the port, once the gate says it listens
+    i=0
+    while [ $i -lt 100 ]; do
+        port=$(sed -n 's/.*"msg":"listening".*"port":\([0-9]*\).*/\1/p' "$1" 2>/dev/null)
+        [ -n "$port" ] && { echo "$port"; return 0; }
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+"$Q" serve --db "$T/gatedb" --secret-file "$F/secret" --listen 127.0.0.1:0 \
+    --log "$T/gate1.log" 2>"$T/gate1.err" &
+GATE=$!
+PORT=$(wait_listening "$T/gate1.log")
+check "serve on loopback does not warn of the read API" \
+    sh -c "! grep -q 'read API' '$T/gate1.log'"
+check "a port in use exits 2" \
+    status 2 timeout 10 "$Q" serve --db "$T/gatedb2" --secret-file "$F/secret" --listen "127.0.0.1:${PORT:-0}"
+check "a port in use is said once, by qgate" \
+    test "$(cat "$T/err")" = "qgate: cannot listen on 127.0.0.1:$PORT: Address already in use"
+kill -TERM "$GATE" 2>/dev/null
+wait "$GATE"
+check "the gate stops cleanly on TERM" test $? -eq 0
+"$Q" serve --db "$T/gatedb" --secret-file "$F/secret" --listen localhost:0 \
+    --log "$T/gate2.log" 2>"$T/gate2.err" &
+GATE=$!
+PORT=$(wait_listening "$T/gate2.log")
+check "serve --listen localhost:0 listens" test -n "$PORT"
+kill -TERM "$GATE" 2>/dev/null
+wait "$GATE"
+for bad in ftp://his.example/steps his.example/steps http:// https:///path; do
+    check "serve --upstream $bad exits 2" \
+        status 2 timeout 10 "$Q" serve --db "$T/gatedb" --secret-file "$F/secret" --listen 127.0.0.1:0 --upstream "$bad"
+    check "serve --upstream $bad is named" \
+        grep -q -- "--upstream \"$bad\": expected an http:// or https:// URL" "$T/err"
+done
+# 192.0.2.1 (TEST-NET-1) is no address of this machine: the bind fails
+# after the start-up warnings, and nothing listens
+check "serve on a non-loopback address exits 2 here" \
+    status 2 "$Q" serve --db "$T/gatedb" --secret-file "$F/secret" --listen 192.0.2.1:0
+check "serve without --token-file off loopback warns of the read API" \
+    grep -q '"level":"warn","msg":"the read API (GET /tickets/...) is open' "$T/err"
+printf 'tok3n\n' >"$T/token"
+check "with --token-file it does not warn" \
+    sh -c "'$Q' serve --db '$T/gatedb' --secret-file '$F/secret' --listen 192.0.2.1:0 --token-file '$T/token' 2>&1 | grep -q 'read API'; test \$? -eq 1"
+
+# time zones: each Chup timestamp in the offset Chup sent it with, the same
+# in every command, unless --tz; qgate's own times and --since/--until
+# without an offset in the offset of the store's data (here +08:00), not
+# the machine's zone
+check "history shows the step in Chup's offset" \
+    sh -c "TZ=America/New_York '$Q' history --db '$DB' 30001 | grep -q ' 2024-03-05 09:55:00 +08:00  end_visit'"
+check "list shows the same step the same way" \
+    sh -c "TZ=America/New_York '$Q' list --db '$DB' | grep -Eq ' lq:30001 .* 2024-03-05 09:55:00 \+08:00\$'"
+check "list --tz UTC" \
+    sh -c "'$Q' list --db '$DB' --tz UTC | grep -Eq ' lq:30001 .* 2024-03-05 01:55:00 \+00:00\$'"
+check "history --tz Asia/Tokyo" \
+    sh -c "'$Q' history --db '$DB' --tz Asia/Tokyo 30001 | grep -q ' 2024-03-05 10:55:00 +09:00  end_visit'"
+check "list --tz -05:30" \
+    sh -c "'$Q' list --db '$DB' --tz -05:30 | grep -Eq ' lq:30001 .* 2024-03-04 20:25:00 -05:30\$'"
+check "rejected shows when received in the store's offset" \
+    sh -c "TZ=America/New_York '$Q' rejected --db '$DB' | grep -Eq '^ +[0-9]+  [0-9-]{10} [0-9:]{8} \+08:00 '"
+check "export --tz leaves machine output as Chup sent it" \
+    sh -c "'$Q' export --db '$DB' --tz UTC | grep -q '\"timestamp\":\"2024-03-05T09:55:00+08:00\"'"
+check "a --tz that names no zone exits 2" \
+    status 2 "$Q" list --db "$DB" --tz Mars/Olympus
+check "the bad --tz is named" grep -q -- '--tz "Mars/Olympus"' "$T/err"
+check "--since with HH:MM and an offset" \
+    status 0 "$Q" export --db "$DB" --since 2024-03-05T09:50+08:00
+N=$(wc -l <"$T/out")
+check "--since with HH:MM and an offset selects" \
+    test "$N" -gt 0 -a "$N" -lt "$("$Q" export --db "$DB" | wc -l)"
+check "--since without an offset is read in the store's offset" \
+    sh -c "test \"\$(TZ=America/New_York '$Q' export --db '$DB' --since 2024-03-05T09:50 | wc -l)\" -eq $N"
+check "--since without an offset is read in --tz" \
+    sh -c "test \"\$(TZ=America/New_York '$Q' export --db '$DB' --tz UTC --since 2024-03-05T01:50 | wc -l)\" -eq $N"
+check "--until without an offset is read in the store's offset" \
+    sh -c "TZ=America/New_York '$Q' list --db '$DB' --until 2024-03-05T09:56 | grep -q 'lq:30001'"
+# with no data to go by, local time
+"$Q" apply --db "$T/tzempty" --no-verify "$F/malformed/bad-timestamp.json" >/dev/null 2>&1
+HOUR_AGO=$(TZ=Pacific/Kiritimati date -d '-1 hour' +%Y-%m-%dT%H:%M)
+check "--since without an offset or data is read in local time" \
+    sh -c "TZ=Pacific/Kiritimati '$Q' rejected --db '$T/tzempty' --since '$HOUR_AGO' | grep -q malformed"
+check "--help says how a time without an offset is read" \
+    sh -c "'$Q' export --help | grep -q 'without an offset' && '$Q' export --help | grep -q 'else in local time'"
+
+# the manual and README say what the code does
+DOCS=$(dirname "$F")/docs
+README=$(dirname "$F")/README.md
+check "the manual's config durability takes group" \
+    grep -q '(\\fBsync\\fR, \\fBgroup\\fR or \\fBnosync\\fR)' "$DOCS/qgate.1"
+echo '{"db": "../cfgdb", "durability": "group"}' >"$T/etc/group.json"
+check "a config durability of group is taken" \
+    status 0 "$Q" list --config "$T/etc/group.json"
+check "the manual's SEE ALSO lists docs/gate.md" \
+    sh -c "sed -n '/^\.SH SEE ALSO/,\$p' '$DOCS/qgate.1' | grep -q 'docs/gate.md'"
+check "the manual describes --tz" grep -qF '.BI \-\-tz " ZONE"' "$DOCS/qgate.1"
+check "the manual has the time policy" grep -q '^\.SH TIMES' "$DOCS/qgate.1"
+check "the README says man -l needs man-db" grep -q 'needs man-db' "$README"
+check "the README says how long the tests take" \
+    grep -q 'about [0-9]* minutes on 2 cores' "$README"
+check "gate.md says SIGHUP reloads the secret" \
+    grep -q 'SIGHUP: reopen the log file, and reload the mapping and the secret' "$DOCS/gate.md"
+
 # --max-skew: steps dated ahead of this clock by more than the skew (300 s
 # unless set) are malformed; 0 turns the check off; a flag wins over the
 # config file's max_skew
