@@ -177,6 +177,13 @@ metrics_render(FILE *f, qg_store *st)
             "# TYPE qgate_rejections_dropped_total counter\n"
             "qgate_rejections_dropped_total %" PRIu64 "\n",
             dropped);
+    fprintf(f,
+            "# HELP qgate_forward_given_up_total Steps given up on after "
+            "--max-age, each moved to the dead list with its ticket's later "
+            "steps.\n"
+            "# TYPE qgate_forward_given_up_total counter\n"
+            "qgate_forward_given_up_total %lu\n",
+            atomic_load(&gate_metrics.dead_lettered));
     fprintf(f, "# HELP qgate_forward_attempts_total Attempts to forward a "
                "step to the HIS, by result.\n"
                "# TYPE qgate_forward_attempts_total counter\n");

@@ -1945,6 +1945,11 @@ dead_letter_and_requeue(uint64_t *walk, uint64_t *noshow)
     ck_assert_msg(ok, "not all dead after %d ms: depth %g, dead %g", WAIT_MS,
                   gate_sample("qgate_outbox_depth"),
                   gate_sample("qgate_outbox_dead"));
+    /* given up once per ticket at least (its later steps go with it) */
+    ck_assert_msg(gate_sample("qgate_forward_given_up_total") >= 2 &&
+                      gate_sample("qgate_forward_given_up_total") <= 5,
+                  "given up %g times",
+                  gate_sample("qgate_forward_given_up_total"));
     gate_stop();
 
     st = store_ro();
