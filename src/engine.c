@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "machine_version.h"
 #include "qgate_int.h"
@@ -175,15 +174,6 @@ qg_engine_load_mapping(qg_engine *eng, const char *path, char *err,
         return QG_EINVAL;
     }
     return qg__mapping_load(eng->map, path, err, errlen);
-}
-
-int64_t
-qg__now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* ----- one delivery --------------------------------------------------- */

@@ -15,8 +15,17 @@
 #define QG__HEX_SIG_LEN 64
 #define QG__JSON_DEPTH  32 /* Chup's payloads nest 4 deep; notes may add */
 
-/* The wall clock in Unix microseconds (engine.c). */
+/* time.c ---------------------------------------------------------------- */
+
+/* The wall clock in Unix microseconds. */
 int64_t qg__now_us(void);
+
+/* ISO 8601 with offset ("2024-01-17T00:35:22+08:00", "...Z", fractions).
+ * Returns 0 or -1. */
+int qg__parse_time(const char *s, int64_t *ms, int32_t *offset_s);
+
+/* Writes ms as ISO 8601 in the given offset.  Returns dst. */
+char *qg__format_time(int64_t ms, int32_t offset_s, char *dst, size_t len);
 
 /* lifecycle.c ---------------------------------------------------------- */
 
@@ -88,13 +97,6 @@ qg_reason qg__payload_fields(qg__delivery *d, int need_state, char *detail,
  */
 qg_reason qg__payload_skew(const qg__delivery *d, int64_t now_ms,
                            int64_t max_skew_ms, char *detail, size_t dlen);
-
-/* ISO 8601 with offset ("2024-01-17T00:35:22+08:00", "...Z", fractions).
- * Returns 0 or -1. */
-int qg__parse_time(const char *s, int64_t *ms, int32_t *offset_s);
-
-/* Writes ms as ISO 8601 in the given offset.  Returns dst. */
-char *qg__format_time(int64_t ms, int32_t offset_s, char *dst, size_t len);
 
 /* json_strict.c -------------------------------------------------------- */
 
