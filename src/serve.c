@@ -1084,6 +1084,9 @@ listen_on(const struct sockaddr_storage *ss, socklen_t len)
 
 /* libmicrohttpd's own messages, into the JSON log rather than raw lines
  * on stderr. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
