@@ -69,6 +69,22 @@ histogram(FILE *f, const char *name, const char *help, atomic_ulong *counts,
             cum, name, sum, name, count);
 }
 
+/* A metric's HELP and TYPE lines. */
+static void
+head(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A metric of one sample, with no labels. */
+static void
+sample(FILE *f, const char *name, const char *type, const char *help,
+       uint64_t value)
+{
+    head(f, name, type, help);
+    fprintf(f, "%s %" PRIu64 "\n", name, value);
+}
+
 void
 metrics_render(FILE *f, qg_store *st)
 {
@@ -88,12 +104,9 @@ metrics_render(FILE *f, qg_store *st)
                 qg_verdict_name(qg_reason_verdict((qg_reason)i)),
                 qg_reason_name((qg_reason)i),
                 atomic_load(&gate_metrics.deliveries[i]));
-    fprintf(f,
-            "# HELP qgate_store_errors_total Deliveries answered 503: the "
-            "store failed.\n"
-            "# TYPE qgate_store_errors_total counter\n"
-            "qgate_store_errors_total %lu\n",
-            atomic_load(&gate_metrics.store_errors));
+    sample(f, "qgate_store_errors_total", "counter",
+           "Deliveries answered 503: the store failed.",
+           atomic_load(&gate_metrics.store_errors));
     fprintf(f, "# HELP qgate_http_responses_total HTTP responses by status "
                "class.\n"
                "# TYPE qgate_http_responses_total counter\n");
@@ -132,58 +145,42 @@ metrics_render(FILE *f, qg_store *st)
                          1e6
                    : 0.0,
             dead);
-    if (qg_held_stats(st, &held, &oldest) != 0)
+    if (qg_held_stats(st, &held, NULL) != 0)
         held = 0;
-    fprintf(f,
-            "# HELP qgate_held Deliveries held for an earlier step now.\n"
-            "# TYPE qgate_held gauge\n"
-            "qgate_held %" PRIu64 "\n"
-            "# HELP qgate_late_total Accepted steps placed before steps "
-            "accepted earlier.\n"
-            "# TYPE qgate_late_total counter\n"
-            "qgate_late_total %lu\n"
-            "# HELP qgate_released_total Held deliveries accepted once an "
-            "earlier step came.\n"
-            "# TYPE qgate_released_total counter\n"
-            "qgate_released_total %lu\n"
-            "# HELP qgate_held_expired_total Held deliveries refused when "
-            "the reorder window passed, by reason.\n"
-            "# TYPE qgate_held_expired_total counter\n",
-            held, atomic_load(&gate_metrics.late),
-            atomic_load(&gate_metrics.released));
+    sample(f, "qgate_held", "gauge", "Deliveries held for an earlier step now.",
+           held);
+    sample(f, "qgate_late_total", "counter",
+           "Accepted steps placed before steps accepted earlier.",
+           atomic_load(&gate_metrics.late));
+    sample(f, "qgate_released_total", "counter",
+           "Held deliveries accepted once an earlier step came.",
+           atomic_load(&gate_metrics.released));
+    head(f, "qgate_held_expired_total", "counter",
+         "Held deliveries refused when the reorder window passed, by reason.");
     for (i = 0; i < QG_REASON_COUNT; i++)
         if (qg_reason_verdict((qg_reason)i) == QG_REJECTED)
             fprintf(f, "qgate_held_expired_total{code=\"%s\"} %lu\n",
                     qg_reason_name((qg_reason)i),
                     atomic_load(&gate_metrics.expired[i]));
-    fprintf(f,
-            "# HELP qgate_unsigned_rate_limited_total Unsigned deliveries "
-            "answered 429 and not recorded: their source address was over "
-            "--unsigned-rate.\n"
-            "# TYPE qgate_unsigned_rate_limited_total counter\n"
-            "qgate_unsigned_rate_limited_total %lu\n",
-            atomic_load(&gate_metrics.rate_limited));
-    fprintf(f, "# HELP qgate_connections_shed_total Connections the gate "
-               "closed while they waited for a whole request, by reason.\n"
-               "# TYPE qgate_connections_shed_total counter\n");
+    sample(f, "qgate_unsigned_rate_limited_total", "counter",
+           "Unsigned deliveries answered 429 and not recorded: their source "
+           "address was over --unsigned-rate.",
+           atomic_load(&gate_metrics.rate_limited));
+    head(f, "qgate_connections_shed_total", "counter",
+         "Connections the gate closed while they waited for a whole request, "
+         "by reason.");
     for (i = 0; i < SHED_KINDS; i++)
         fprintf(f, "qgate_connections_shed_total{reason=\"%s\"} %lu\n", shed[i],
                 atomic_load(&gate_metrics.shed[i]));
     qg_rejections_dropped(st, &dropped);
-    fprintf(f,
-            "# HELP qgate_rejections_dropped_total Unauthenticated and "
-            "malformed entries dropped from the rejection log to bound it "
-            "(--max-unsigned-log), in the store's life.\n"
-            "# TYPE qgate_rejections_dropped_total counter\n"
-            "qgate_rejections_dropped_total %" PRIu64 "\n",
-            dropped);
-    fprintf(f,
-            "# HELP qgate_forward_given_up_total Steps given up on after "
-            "--max-age, each moved to the dead list with its ticket's later "
-            "steps.\n"
-            "# TYPE qgate_forward_given_up_total counter\n"
-            "qgate_forward_given_up_total %lu\n",
-            atomic_load(&gate_metrics.dead_lettered));
+    sample(f, "qgate_rejections_dropped_total", "counter",
+           "Unauthenticated and malformed entries dropped from the rejection "
+           "log to bound it (--max-unsigned-log), in the store's life.",
+           dropped);
+    sample(f, "qgate_forward_given_up_total", "counter",
+           "Steps given up on after --max-age, each moved to the dead list "
+           "with its ticket's later steps.",
+           atomic_load(&gate_metrics.dead_lettered));
     fprintf(f, "# HELP qgate_forward_attempts_total Attempts to forward a "
                "step to the HIS, by result.\n"
                "# TYPE qgate_forward_attempts_total counter\n");

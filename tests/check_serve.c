@@ -4322,6 +4322,26 @@ long_token(char *tok, size_t n)
     tok[n] = '\0';
 }
 
+/* The gate started with opts exits 2 at once, saying `says`. */
+static void
+expect_start_refused(const char *const *opts, const char *says,
+                     const char *what)
+{
+    off_t from = file_size(logpath);
+    char *text;
+    int status;
+
+    gate_spawn(opts, 0);
+    status = gate_wait_exit(WAIT_MS);
+    if (status == -1)
+        gate_kill();
+    text = read_from(logpath, from);
+    ck_assert_msg(status != -1 && WIFEXITED(status) &&
+                      WEXITSTATUS(status) == 2 && strstr(text, says) != NULL,
+                  "%s: status 0x%x: %s", what, status, text);
+    free(text);
+}
+
 /*
  * Item 9: the bearer token is read whole and compared whole.  Each row is
  * a request's Authorization header lines and the status it gets.
@@ -4351,11 +4371,9 @@ START_TEST(test_read_api_token_whole)
     char tok[TOKEN_FILE_MAX + 2], path[128], req[8192], out[4096];
     const char *opts[] = {"--token-file", path, NULL};
     const char *c;
-    char *text;
     answer a;
     size_t i, n;
     int status, cut;
-    off_t from;
     FILE *f;
 
     long_token(tok, LEN);
@@ -4407,33 +4425,14 @@ START_TEST(test_read_api_token_whole)
     ck_assert_ptr_nonnull(f = fopen(path, "w"));
     fprintf(f, "%s\n", tok);
     fclose(f);
-    from = file_size(logpath);
-    gate_spawn(opts, 0);
-    status = gate_wait_exit(WAIT_MS);
-    if (status == -1)
-        gate_kill();
-    text = read_from(logpath, from);
-    ck_assert_msg(status != -1 && WIFEXITED(status) &&
-                      WEXITSTATUS(status) == 2 &&
-                      strstr(text, "longer than 4096 bytes") != NULL,
-                  "a token file over the limit: status 0x%x: %s", status, text);
-    free(text);
+    expect_start_refused(opts, "longer than 4096 bytes",
+                         "a token file over the limit");
 
     /* a token no header can carry */
     ck_assert_ptr_nonnull(f = fopen(path, "w"));
     fputs("two words\n", f);
     fclose(f);
-    from = file_size(logpath);
-    gate_spawn(opts, 0);
-    status = gate_wait_exit(WAIT_MS);
-    if (status == -1)
-        gate_kill();
-    text = read_from(logpath, from);
-    ck_assert_msg(status != -1 && WIFEXITED(status) &&
-                      WEXITSTATUS(status) == 2 &&
-                      strstr(text, "not printable ASCII") != NULL,
-                  "a token with a space: status 0x%x: %s", status, text);
-    free(text);
+    expect_start_refused(opts, "not printable ASCII", "a token with a space");
 }
 END_TEST
 
