@@ -5,7 +5,7 @@
  * The pages to damage are found the way LMDB finds them, so that the
  * damage lands on pages in use, not on free ones: the newer meta page
  * names the main database's root, whose leaf names each database's root.
- * LMDB 0.9's on-disk layout, 64-bit page numbers (see src/store_check.c).
+ * LMDB 0.9's on-disk layout, 64-bit page numbers (see src/lib/store_check.c).
  */
 #include <fcntl.h>
 #include <stdint.h>
