@@ -20,10 +20,10 @@
 #define QG_GATE_HARNESS_H
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <pthread.h>
 
 #include <sys/types.h>
 
