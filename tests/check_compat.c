@@ -5,7 +5,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "testutil.h"
 
@@ -36,14 +35,8 @@ setup(void)
 static void
 teardown(void)
 {
-    char path[96];
-
     qg_store_close(st);
-    snprintf(path, sizeof(path), "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/lock.mdb", dir);
-    unlink(path);
-    rmdir(dir);
+    tu_remove_dir(dir);
 }
 
 /* The tickets as 0.1 left them: (live-queue id, state, steps, refused). */

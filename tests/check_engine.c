@@ -4,6 +4,8 @@
  */
 #include <dirent.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -452,14 +454,420 @@ START_TEST(test_engine_future_step_refused)
 }
 END_TEST
 
+/* ----- prepared deliveries ---------------------------------------------- */
+
+/* A second store, in a directory of its own (removed by other_close()). */
+static char other_dir[64];
+
+static qg_store *
+other_open(void)
+{
+    qg_store_options o = {0};
+    qg_store *other = NULL;
+
+    snprintf(other_dir, sizeof(other_dir), "/tmp/qgate-prepared-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(other_dir));
+    o.path = other_dir;
+    o.durability = QG_NOSYNC;
+    ck_assert_int_eq(qg_store_open(&o, &other), 0);
+    return other;
+}
+
+static void
+other_close(qg_store *other)
+{
+    qg_store_close(other);
+    tu_remove_dir(other_dir);
+}
+
+/* Prepares fixtures/<rel> with eng and applies it alone; *body is the
+ * caller's, to be freed after the prepared delivery. */
+static qg_result
+apply_one_prepared(qg_engine *e, qg_store *s, const char *rel)
+{
+    qg_prepared *p = NULL;
+    qg_result res;
+    size_t len;
+    char *body = tu_fixture(rel, &len);
+    int rc = -1;
+
+    ck_assert_int_eq(qg_engine_prepare(e, body, len, &p), 0);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(qg_engine_apply_prepared(s, &p, 1, &res, &rc), 0);
+    ck_assert_int_eq(rc, 0);
+    qg_prepared_free(p);
+    free(body);
+    return res;
+}
+
+static void
+assert_same_result(const qg_result *a, const qg_result *b, const char *what)
+{
+    ck_assert_msg(a->verdict == b->verdict && a->reason == b->reason,
+                  "%s: %s %s, apply gave %s %s", what,
+                  qg_verdict_name(b->verdict), qg_reason_name(b->reason),
+                  qg_verdict_name(a->verdict), qg_reason_name(a->reason));
+    ck_assert_msg(a->event == b->event && a->from == b->from && a->to == b->to,
+                  "%s: %s %s->%s, apply gave %s %s->%s", what,
+                  qg_event_name(b->event), qg_state_name(b->from),
+                  qg_state_name(b->to), qg_event_name(a->event),
+                  qg_state_name(a->from), qg_state_name(a->to));
+    ck_assert_uint_eq(a->ticket, b->ticket);
+    ck_assert_uint_eq(a->seq, b->seq);
+    ck_assert_uint_eq(a->pos, b->pos);
+    ck_assert_int_eq(a->late, b->late);
+    ck_assert_int_eq(a->live_queue_id, b->live_queue_id);
+    ck_assert_int_eq(a->appointment_id, b->appointment_id);
+    ck_assert_uint_eq(a->rejection > 0, b->rejection > 0);
+    ck_assert_str_eq(a->detail, b->detail);
+}
+
+/* The histories of live queue lq in two stores hold the same steps. */
+static void
+assert_same_history(qg_store *a, qg_store *b, int64_t lq, uint32_t steps)
+{
+    qg_ticket ta, tb;
+    qg_history *ha = NULL, *hb = NULL;
+    qg_record ra, rb;
+    uint32_t n = 0;
+    int rca, rcb;
+
+    ck_assert_int_eq(qg_store_ticket(a, QG_ID_LIVE_QUEUE, lq, &ta), 0);
+    ck_assert_int_eq(qg_store_ticket(b, QG_ID_LIVE_QUEUE, lq, &tb), 0);
+    ck_assert_int_eq(ta.state, tb.state);
+    ck_assert_uint_eq(ta.records, steps);
+    ck_assert_uint_eq(tb.records, steps);
+    ck_assert_uint_eq(ta.rejections, tb.rejections);
+    ck_assert_int_eq(qg_history_open(a, ta.id, &ha), 0);
+    ck_assert_int_eq(qg_history_open(b, tb.id, &hb), 0);
+    for (;;) {
+        rca = qg_history_next(ha, &ra);
+        rcb = qg_history_next(hb, &rb);
+        ck_assert_int_eq(rca, rcb);
+        if (rca != 0)
+            break;
+        n++;
+        ck_assert_uint_eq(ra.seq, rb.seq);
+        ck_assert_int_eq(ra.event, rb.event);
+        ck_assert_int_eq(ra.from, rb.from);
+        ck_assert_int_eq(ra.to, rb.to);
+        ck_assert_int_eq(ra.event_ms, rb.event_ms);
+        ck_assert_int_eq(ra.service_id, rb.service_id);
+        ck_assert_int_eq(memcmp(ra.digest, rb.digest, sizeof(ra.digest)), 0);
+        ck_assert_uint_eq(ra.body_len, rb.body_len);
+        ck_assert_int_eq(memcmp(ra.body, rb.body, ra.body_len), 0);
+    }
+    ck_assert_int_eq(rca, QG_NOTFOUND);
+    ck_assert_uint_eq(n, steps);
+    qg_history_close(ha);
+    qg_history_close(hb);
+}
+
+/* The walk-in visit prepared then applied, one by one, gives each step
+ * the verdict qg_engine_apply() gives it, and the same history; a
+ * redelivery prepared is a duplicate as applied. */
+START_TEST(test_engine_prepared_same_as_apply)
+{
+    qg_store *other = other_open();
+    qg_result a, b;
+    size_t i;
+
+    for (i = 0; i < 9; i++) {
+        a = tu_apply(eng, st, tu_walk_in[i].file);
+        b = apply_one_prepared(eng, other, tu_walk_in[i].file);
+        assert_same_result(&a, &b, tu_walk_in[i].file);
+        ck_assert_int_eq(b.verdict, QG_ACCEPTED);
+        ck_assert_int_eq(b.event, tu_walk_in[i].event);
+        ck_assert_int_eq(b.from, tu_walk_in[i].from);
+        ck_assert_int_eq(b.to, tu_walk_in[i].to);
+    }
+    a = tu_apply(eng, st, tu_walk_in[3].file);
+    b = apply_one_prepared(eng, other, tu_walk_in[3].file);
+    assert_same_result(&a, &b, "redelivery");
+    ck_assert_int_eq(b.verdict, QG_DUPLICATE);
+    assert_same_history(st, other, 30001, 9);
+    other_close(other);
+}
+END_TEST
+
+/* All of a visit prepared, then applied in one call: in order, each step
+ * seeing the ones before it, as qg_engine_apply_batch() does. */
+START_TEST(test_engine_prepared_batch_same_as_apply_batch)
+{
+    qg_store *other = other_open();
+    qg_prepared *p[10];
+    qg_body bodies[10];
+    qg_result ra[10], rb[10];
+    int ca[10], cb[10];
+    size_t i, len;
+
+    for (i = 0; i < 10; i++) {
+        /* the last is the first again: a duplicate within the batch */
+        bodies[i].body = tu_fixture(tu_walk_in[i % 9].file, &len);
+        bodies[i].len = len;
+        ck_assert_int_eq(
+            qg_engine_prepare(eng, bodies[i].body, bodies[i].len, &p[i]), 0);
+    }
+    ck_assert_int_eq(qg_engine_apply_batch(eng, st, bodies, 10, ra, ca), 0);
+    ck_assert_int_eq(qg_engine_apply_prepared(other, p, 10, rb, cb), 0);
+    for (i = 0; i < 10; i++) {
+        ck_assert_int_eq(ca[i], 0);
+        ck_assert_int_eq(cb[i], 0);
+        assert_same_result(&ra[i], &rb[i], tu_walk_in[i % 9].file);
+    }
+    ck_assert_int_eq(rb[8].to, QG_ST_VISIT_ENDED);
+    ck_assert_int_eq(rb[9].verdict, QG_DUPLICATE);
+    assert_same_history(st, other, 30001, 9);
+    for (i = 0; i < 10; i++) {
+        qg_prepared_free(p[i]);
+        free((char *)bodies[i].body);
+    }
+    other_close(other);
+}
+END_TEST
+
+/* Every malformed body of the fixtures, prepared and applied, is refused
+ * as qg_engine_apply() refuses it, and its refusal logged, not its step. */
+START_TEST(test_engine_prepared_refusals_logged)
+{
+    static char rows[128][6][96];
+    int n = read_table("malformed/EXPECT", rows, 128), i;
+    qg_store *other = other_open();
+    qg_result a, b;
+    qg_ticket t;
+    size_t refused = 0;
+
+    ck_assert_int_ge(n, 30);
+    for (i = 0; i < n; i++) {
+        a = tu_apply(eng, st, rows[i][0]);
+        b = apply_one_prepared(eng, other, rows[i][0]);
+        assert_same_result(&a, &b, rows[i][0]);
+        ck_assert_msg(strcmp(qg_verdict_name(b.verdict), rows[i][1]) == 0 &&
+                          strcmp(qg_reason_name(b.reason), rows[i][2]) == 0,
+                      "%s: %s %s, expected %s %s", rows[i][0],
+                      qg_verdict_name(b.verdict), qg_reason_name(b.reason),
+                      rows[i][1], rows[i][2]);
+        ck_assert_int_eq(b.ticket, 0);
+        ck_assert_int_eq(b.rejection > 0, b.verdict != QG_IGNORED);
+        refused += b.verdict != QG_IGNORED;
+    }
+    ck_assert_uint_gt(refused, 0);
+    ck_assert_int_eq(tu_count_rejections(other), (int)refused);
+    ck_assert_int_eq(tu_count_rejections(st), (int)refused);
+    ck_assert_int_eq(qg_store_ticket(other, QG_ID_LIVE_QUEUE, 50001, &t),
+                     QG_NOTFOUND);
+    other_close(other);
+}
+END_TEST
+
+/* A prepared delivery keeps what it needs of its engine: the engine's
+ * secret changed, or the engine freed, after prepare does not change the
+ * verdict; and one prepared before a secret is set stays refused. */
+START_TEST(test_engine_prepared_outlives_its_engine)
+{
+    qg_prepared *p[2] = {NULL, NULL};
+    qg_engine *bare;
+    qg_result res[2];
+    int rcs[2];
+    size_t l0, l1;
+    char *b0 = tu_fixture(tu_walk_in[0].file, &l0);
+    char *b1 = tu_fixture(tu_walk_in[1].file, &l1);
+
+    ck_assert_int_eq(qg_engine_prepare(eng, b0, l0, &p[0]), 0);
+    ck_assert_int_eq(qg_engine_set_secret(eng, "another-secret", 14), 0);
+    ck_assert_int_eq(qg_engine_new(&bare), 0);
+    ck_assert_int_eq(qg_engine_prepare(bare, b1, l1, &p[1]), 0);
+    qg_engine_free(bare);
+    qg_engine_free(eng);
+    eng = NULL;
+    ck_assert_int_eq(qg_engine_apply_prepared(st, p, 2, res, rcs), 0);
+    ck_assert_int_eq(rcs[0], 0);
+    ck_assert_int_eq(rcs[1], 0);
+    ck_assert_msg(res[0].verdict == QG_ACCEPTED, "%s", res[0].detail);
+    ck_assert_int_eq(res[0].event, QG_EV_JOIN);
+    ck_assert_int_eq(res[1].verdict, QG_UNAUTHENTICATED);
+    qg_prepared_free(p[0]);
+    qg_prepared_free(p[1]);
+    free(b0);
+    free(b1);
+}
+END_TEST
+
+/* A call that fails writes nothing, and the prepared delivery applied
+ * again gets a fresh decision; applied once more, it is a duplicate. */
+START_TEST(test_engine_prepared_again_after_failure)
+{
+    qg_prepared *p = NULL;
+    qg_result res;
+    qg_ticket t;
+    int rc = 1;
+    size_t len;
+    char *body = tu_fixture(tu_walk_in[0].file, &len);
+
+    ck_assert_int_eq(qg_engine_prepare(eng, body, len, &p), 0);
+    st = tu_store_reopen(st, QG_RDONLY);
+    ck_assert_int_eq(qg_engine_apply_prepared(st, &p, 1, &res, &rc),
+                     QG_ERDONLY);
+    st = tu_store_reopen(st, 0);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t),
+                     QG_NOTFOUND);
+    ck_assert_int_eq(tu_count_rejections(st), 0);
+    ck_assert_int_eq(qg_engine_apply_prepared(st, &p, 1, &res, &rc), 0);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(res.verdict, QG_ACCEPTED);
+    ck_assert_uint_eq(res.seq, 1);
+    ck_assert_int_eq(qg_engine_apply_prepared(st, &p, 1, &res, &rc), 0);
+    ck_assert_int_eq(res.verdict, QG_DUPLICATE);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    ck_assert_uint_eq(t.records, 1);
+    qg_prepared_free(p);
+    free(body);
+}
+END_TEST
+
+START_TEST(test_engine_prepared_bad_arguments)
+{
+    qg_prepared *p = NULL, *none[1] = {NULL};
+    qg_result res;
+    qg_ticket t;
+    int rc;
+    size_t len;
+    char *body = tu_fixture(tu_walk_in[0].file, &len);
+
+    ck_assert_int_eq(qg_engine_prepare(NULL, body, len, &p), QG_EINVAL);
+    /* a handle out-parameter is NULL after its constructor fails */
+    p = (qg_prepared *)&p;
+    ck_assert_int_eq(qg_engine_prepare(eng, NULL, len, &p), QG_EINVAL);
+    ck_assert_ptr_null(p);
+    ck_assert_int_eq(qg_engine_prepare(eng, body, len, NULL), QG_EINVAL);
+    ck_assert_int_eq(qg_engine_apply_prepared(st, none, 1, &res, &rc),
+                     QG_EINVAL);
+    ck_assert_int_eq(qg_engine_prepare(eng, body, len, &p), 0);
+    ck_assert_int_eq(qg_engine_apply_prepared(NULL, &p, 1, &res, &rc),
+                     QG_EINVAL);
+    ck_assert_int_eq(qg_engine_apply_prepared(st, NULL, 1, &res, &rc),
+                     QG_EINVAL);
+    ck_assert_int_eq(qg_engine_apply_prepared(st, &p, 1, NULL, &rc), QG_EINVAL);
+    ck_assert_int_eq(qg_engine_apply_prepared(st, &p, 1, &res, NULL),
+                     QG_EINVAL);
+    /* none of these wrote anything */
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t),
+                     QG_NOTFOUND);
+    ck_assert_int_eq(tu_count_rejections(st), 0);
+    /* an empty body is prepared: applying it logs the refusal */
+    qg_prepared_free(p);
+    ck_assert_int_eq(qg_engine_prepare(eng, NULL, 0, &p), 0);
+    ck_assert_int_eq(qg_engine_apply_prepared(st, &p, 1, &res, &rc), 0);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(res.verdict, QG_MALFORMED);
+    ck_assert_int_eq(tu_count_rejections(st), 1);
+    qg_prepared_free(p);
+    qg_prepared_free(NULL);
+    free(body);
+}
+END_TEST
+
+/* The gate's split: receiving threads prepare, one writer applies.  Two
+ * threads prepare the walk-in visit's steps (each its share, into slots
+ * of a queue) while this thread applies them in order as they come: every
+ * step is accepted as the fixture table says. */
+typedef struct handoff {
+    pthread_mutex_t lock;
+    pthread_cond_t ready;
+    qg_engine *eng;
+    char *bodies[9];
+    size_t lens[9];
+    qg_prepared *slots[9];
+    int rcs[9];
+    int first; /* the thread's first step; it takes every second one */
+} handoff;
+
+typedef struct preparer {
+    handoff *h;
+    int first;
+} preparer;
+
+static void *
+prepare_share(void *arg)
+{
+    preparer *me = arg;
+    handoff *h = me->h;
+    qg_prepared *p;
+    int i, rc;
+
+    for (i = me->first; i < 9; i += 2) {
+        rc = qg_engine_prepare(h->eng, h->bodies[i], h->lens[i], &p);
+        pthread_mutex_lock(&h->lock);
+        h->rcs[i] = rc;
+        h->slots[i] = rc == 0 ? p : NULL;
+        pthread_cond_broadcast(&h->ready);
+        pthread_mutex_unlock(&h->lock);
+    }
+    return NULL;
+}
+
+START_TEST(test_engine_prepared_on_other_threads)
+{
+    static handoff h;
+    preparer who[2] = {{&h, 0}, {&h, 1}};
+    pthread_t th[2];
+    qg_result res;
+    qg_ticket t;
+    qg_prepared *p;
+    int i, rc;
+
+    memset(&h, 0, sizeof(h));
+    pthread_mutex_init(&h.lock, NULL);
+    pthread_cond_init(&h.ready, NULL);
+    h.eng = eng;
+    for (i = 0; i < 9; i++) {
+        h.bodies[i] = tu_fixture(tu_walk_in[i].file, &h.lens[i]);
+        h.rcs[i] = 1; /* not yet */
+    }
+    for (i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, prepare_share, &who[i]),
+                         0);
+    for (i = 0; i < 9; i++) {
+        pthread_mutex_lock(&h.lock);
+        while (h.rcs[i] == 1)
+            pthread_cond_wait(&h.ready, &h.lock);
+        rc = h.rcs[i];
+        p = h.slots[i];
+        pthread_mutex_unlock(&h.lock);
+        ck_assert_int_eq(rc, 0);
+        ck_assert_int_eq(qg_engine_apply_prepared(st, &p, 1, &res, &rc), 0);
+        ck_assert_int_eq(rc, 0);
+        ck_assert_msg(res.verdict == QG_ACCEPTED, "%s: %s", tu_walk_in[i].file,
+                      res.detail);
+        ck_assert_int_eq(res.event, tu_walk_in[i].event);
+        ck_assert_int_eq(res.from, tu_walk_in[i].from);
+        ck_assert_int_eq(res.to, tu_walk_in[i].to);
+        ck_assert_uint_eq(res.seq, (uint32_t)i + 1);
+    }
+    for (i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    ck_assert_uint_eq(t.records, 9);
+    ck_assert_int_eq(t.state, QG_ST_VISIT_ENDED);
+    for (i = 0; i < 9; i++) {
+        qg_prepared_free(h.slots[i]);
+        free(h.bodies[i]);
+    }
+    pthread_cond_destroy(&h.ready);
+    pthread_mutex_destroy(&h.lock);
+}
+END_TEST
+
 static Suite *
 engine_suite(void)
 {
     Suite *s = suite_create("engine");
     TCase *core = tcase_create("Core"), *errors = tcase_create("Errors");
+    TCase *prepared = tcase_create("Prepared");
 
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_add_checked_fixture(errors, setup, teardown);
+    tcase_add_checked_fixture(prepared, setup, teardown);
     tcase_add_test(core, test_engine_visits_accepted_step_by_step);
     tcase_add_test(core, test_engine_fixtures_cover_documented_flows);
     tcase_add_test(core, test_engine_illegal_sequences_refused);
@@ -472,8 +880,16 @@ engine_suite(void)
     tcase_add_test(errors, test_engine_bad_arguments);
     tcase_add_test(errors, test_engine_future_step_refused);
     tcase_add_test(errors, test_engine_prepared_unsigned);
+    tcase_add_test(prepared, test_engine_prepared_same_as_apply);
+    tcase_add_test(prepared, test_engine_prepared_batch_same_as_apply_batch);
+    tcase_add_test(prepared, test_engine_prepared_refusals_logged);
+    tcase_add_test(prepared, test_engine_prepared_outlives_its_engine);
+    tcase_add_test(prepared, test_engine_prepared_again_after_failure);
+    tcase_add_test(prepared, test_engine_prepared_bad_arguments);
+    tcase_add_test(prepared, test_engine_prepared_on_other_threads);
     suite_add_tcase(s, core);
     suite_add_tcase(s, errors);
+    suite_add_tcase(s, prepared);
     return s;
 }
 

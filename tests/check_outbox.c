@@ -3,7 +3,6 @@
  * queue, one by one and in batches; how entries are deferred, buried and
  * requeued; what survives reopening; and the answers to bad arguments.
  */
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,26 +137,6 @@ free_bodies(qg_body *b, size_t n)
         free((char *)b[i].body);
 }
 
-/* Removes a directory of plain files (what a store leaves). */
-static void
-remove_dir(const char *dir)
-{
-    char path[512];
-    struct dirent *e;
-    DIR *d;
-
-    if ((d = opendir(dir)) == NULL)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 /* A second store, in a directory of its own. */
 static qg_store *
 own_open(size_t map_size, unsigned flags)
@@ -192,7 +171,7 @@ teardown(void)
     qg_store_close(own);
     own = NULL;
     if (own_dir[0]) {
-        remove_dir(own_dir);
+        tu_remove_dir(own_dir);
         own_dir[0] = '\0';
     }
     qg_store_close(st);

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -118,41 +117,6 @@ apply_join(qg_store *s, long long id, qg_result *res)
 }
 
 /* ----- helpers ---------------------------------------------------------- */
-
-/* Removes a directory of plain files (what a store leaves). */
-static void
-remove_dir(const char *dir)
-{
-    char path[512];
-    struct dirent *e;
-    DIR *d;
-
-    if ((d = opendir(dir)) == NULL)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static int
-count_rejections(qg_store *s)
-{
-    qg_rejections *r = NULL;
-    qg_rejection rej;
-    int n = 0, rc;
-
-    ck_assert_int_eq(qg_rejections_open(s, 1, &r), 0);
-    while ((rc = qg_rejections_next(r, &rej)) == 0)
-        n++;
-    qg_rejections_close(r);
-    ck_assert_int_eq(rc, QG_NOTFOUND);
-    return n;
-}
 
 static void
 assert_bytes(const char *got, size_t got_len, const char *rel)
@@ -270,7 +234,7 @@ START_TEST(test_duplicate_after_reopen)
     ck_assert_uint_eq(res.ticket, t.id);
     ck_assert_uint_eq(t.records, 1);
     ck_assert_uint_eq(t.rejections, 0);
-    ck_assert_int_eq(count_rejections(st), 0);
+    ck_assert_int_eq(tu_count_rejections(st), 0);
 }
 END_TEST
 
@@ -359,12 +323,12 @@ START_TEST(test_ignored_delivery_not_logged)
     qg_result res;
 
     tu_apply(eng, st, "malformed/not-json.json");
-    ck_assert_int_eq(count_rejections(st), 1);
+    ck_assert_int_eq(tu_count_rejections(st), 1);
 
     res = tu_apply(eng, st, "malformed/client-created.json");
     ck_assert_int_eq(res.verdict, QG_IGNORED);
     ck_assert_uint_eq(res.rejection, 0);
-    ck_assert_int_eq(count_rejections(st), 1);
+    ck_assert_int_eq(tu_count_rejections(st), 1);
 }
 END_TEST
 
@@ -397,7 +361,7 @@ START_TEST(test_dry_run_writes_nothing)
     res = dry_apply("malformed/not-json.json");
     ck_assert_int_eq(res.verdict, QG_MALFORMED);
     ck_assert_uint_eq(res.rejection, 0);
-    ck_assert_int_eq(count_rejections(st), 0);
+    ck_assert_int_eq(tu_count_rejections(st), 0);
 }
 END_TEST
 
@@ -449,7 +413,7 @@ limits_teardown(void)
 {
     qg_store_close(own);
     own = NULL;
-    remove_dir(own_dir);
+    tu_remove_dir(own_dir);
     teardown();
 }
 
@@ -506,7 +470,7 @@ START_TEST(test_map_full_fails_cleanly)
     ck_assert_int_eq(qg_store_ticket(own, QG_ID_LIVE_QUEUE, full, &t),
                      QG_NOTFOUND);
     ck_assert_int_eq(qg_store_ticket(own, QG_ID_TICKET, full, &t), QG_NOTFOUND);
-    ck_assert_int_eq(count_rejections(own), 0);
+    ck_assert_int_eq(tu_count_rejections(own), 0);
 }
 END_TEST
 
@@ -850,7 +814,7 @@ START_TEST(test_store_open_bad_options)
     snprintf(path, sizeof(path), "%s/missing", tu_store_dir());
     ck_assert_int_eq(stat(path, &sb), -1);
     ck_assert_int_eq(errno, ENOENT);
-    remove_dir(empty);
+    tu_remove_dir(empty);
 }
 END_TEST
 

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "testutil.h"
 
 static char store_dir[256];
@@ -85,22 +87,32 @@ tu_store_dir(void)
 }
 
 void
-tu_store_remove(void)
+tu_remove_dir(const char *dir)
 {
     char path[512];
-    DIR *d;
     struct dirent *e;
+    struct stat sb;
+    DIR *d;
 
-    if (store_dir[0] == '\0' || (d = opendir(store_dir)) == NULL)
+    if (dir == NULL || dir[0] == '\0' || (d = opendir(dir)) == NULL)
         return;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        snprintf(path, sizeof(path), "%s/%s", store_dir, e->d_name);
-        unlink(path);
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+            tu_remove_dir(path);
+        else
+            unlink(path);
     }
     closedir(d);
-    rmdir(store_dir);
+    rmdir(dir);
+}
+
+void
+tu_store_remove(void)
+{
+    tu_remove_dir(store_dir);
     store_dir[0] = '\0';
 }
 
@@ -128,6 +140,21 @@ tu_apply(qg_engine *eng, qg_store *st, const char *rel)
     free(body);
     ck_assert_msg(rc == 0, "%s: %s", rel, qg_strerror(rc));
     return res;
+}
+
+int
+tu_count_rejections(qg_store *st)
+{
+    qg_rejections *r = NULL;
+    qg_rejection rej;
+    int n = 0, rc;
+
+    ck_assert_int_eq(qg_rejections_open(st, 1, &r), 0);
+    while ((rc = qg_rejections_next(r, &rej)) == 0)
+        n++;
+    qg_rejections_close(r);
+    ck_assert_int_eq(rc, QG_NOTFOUND);
+    return n;
 }
 
 int

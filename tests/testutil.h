@@ -21,6 +21,10 @@ qg_store *tu_store_reopen(qg_store *st, unsigned flags);
 const char *tu_store_dir(void);
 void tu_store_remove(void);
 
+/* Removes dir and everything in it (symbolic links are removed, not
+ * followed); a missing dir is no error. */
+void tu_remove_dir(const char *dir);
+
 /* An engine with fixtures/secret as its secret. */
 qg_engine *tu_engine(void);
 
@@ -40,6 +44,10 @@ typedef struct tu_step {
 /* The walk-in visit (live queue 30001), in order: 9 steps from joining
  * the queue to the end of the visit. */
 extern const tu_step tu_walk_in[9];
+
+/* The entries of st's rejection log (fails the test if it cannot be
+ * read). */
+int tu_count_rejections(qg_store *st);
 
 /* Runs a suite; returns the process exit code. */
 int tu_run(Suite *s);
