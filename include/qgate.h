@@ -250,6 +250,69 @@ QG_EXTERN unsigned qg_machine_allowed(qg_state s);
  */
 QG_EXTERN int qg_state_is_final(qg_state s);
 
+/**
+ * Lists events by name, for messages.
+ * @param[in] mask a mask with bit (1u << e) set for each event e, as
+ * qg_machine_allowed() returns.
+ * @param[out] dst where to write "alert, update, serve" (in event order),
+ * or "none" for an empty mask; names that would not fit are left out.
+ * @param[in] len the size of dst; 0 writes nothing.
+ * @return dst.  Cannot fail.
+ */
+QG_EXTERN char *qg_events_format(unsigned mask, char *dst, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* Time                                                                */
+
+/**
+ * The wall clock the library stamps deliveries with (qg_record.received_us
+ * and the like): what qg_held_expire() and the outbox compare against.
+ * @return Unix microseconds.  Cannot fail.
+ */
+QG_EXTERN int64_t qg_time_now_us(void);
+
+/**
+ * Parses an ISO 8601 timestamp with an offset, as Chup writes them:
+ * "2024-01-17T00:35:22+08:00", "...Z", with or without a fraction of a
+ * second.
+ * @param[in] s the text, NUL-terminated.
+ * @param[out] ms the time, Unix milliseconds; written only when 0 is
+ * returned.
+ * @param[out] offset_s the offset it was written with, seconds east;
+ * written only when 0 is returned.
+ * @return 0, or #QG_EINVAL (not such a timestamp, or no such date).
+ */
+QG_EXTERN int qg_time_parse(const char *s, int64_t *ms, int32_t *offset_s);
+
+/**
+ * Writes a time as ISO 8601 in a given offset,
+ * "2024-01-17T00:35:22+08:00" (whole seconds; "+00:00" for UTC).
+ * @param[in] ms the time, Unix milliseconds.
+ * @param[in] offset_s the offset to write it in, seconds east.
+ * @param[out] dst where to write it; 26 bytes hold any year 0-9999.
+ * @param[in] len the size of dst; the text is cut to fit.
+ * @return dst.  Cannot fail.
+ */
+QG_EXTERN char *qg_time_format(int64_t ms, int32_t offset_s, char *dst,
+                               size_t len);
+
+/**
+ * Reads a configuration file (a mapping file, a program's own settings)
+ * as strict JSON: json-c's strict mode, then the checks the engine runs
+ * on a delivery's body (UTF-8, control characters, repeated keys).
+ * @param[in] path the file.
+ * @param[out] text the file's bytes, NUL-terminated, for the caller to
+ * parse; malloc'd, to be freed with free().  NULL unless 0 is returned.
+ * @param[out] len the number of bytes, the NUL not counted; may be NULL.
+ * @param[out] err what went wrong, in one line naming the file
+ * ("cannot open FILE: ...", "FILE: not valid JSON at byte N: ...").
+ * @param[in] errlen the size of err.
+ * @return 0, #QG_EINVAL (NULL path, text or err), #QG_EIO (cannot open
+ * or read it), #QG_ECONFIG (not strict JSON), #QG_ENOMEM.
+ */
+QG_EXTERN int qg_config_read(const char *path, char **text, size_t *len,
+                             char *err, size_t errlen);
+
 /* ------------------------------------------------------------------ */
 /* Verdicts                                                            */
 
@@ -580,6 +643,54 @@ QG_EXTERN void qg_store_close(qg_store *st);
  * #QG_ESTORE.
  */
 QG_EXTERN int qg_store_check(qg_store *st, char *detail, size_t dlen);
+
+/**
+ * Checks a store's data file as qg_store_open() does before LMDB maps it,
+ * without opening the store: both meta pages are LMDB's and the file
+ * holds the root pages of the newer one.  For a program that must tell a
+ * damaged store from other failures to open one.
+ * @param[in] dir the store's directory.
+ * @param[out] detail where the damage is, in one line ("" when sound);
+ * may be NULL.
+ * @param[in] dlen the size of detail.
+ * @return 0 (sound, or no data file yet, or one that cannot be opened:
+ * qg_store_open() says why), #QG_ECORRUPT (see detail), #QG_EFORMAT,
+ * #QG_EIO, #QG_EINVAL (NULL dir, or a path too long).
+ */
+QG_EXTERN int qg_store_check_file(const char *dir, char *detail, size_t dlen);
+
+/**
+ * Sets the function that LMDB's failed assertions call, with LMDB's
+ * message, in every store opened afterwards (NULL: none).  LMDB calls
+ * abort() when it returns, so a program sets it only to report and exit;
+ * the library itself never does.  A failed assertion means a damaged
+ * store that qg_store_check() would have found.  Set it before any store
+ * is opened: it is one setting for the process, not for a thread.
+ * @param[in] fn the function, or NULL.
+ */
+QG_EXTERN void qg_store_on_damage(void (*fn)(const char *what));
+
+/**
+ * Copies the store, as of one snapshot, compacted, into an existing empty
+ * directory (data.mdb only).  Works on a #QG_RDONLY store; a writer may
+ * run meanwhile.
+ * @param[in] st the store.
+ * @param[in] dir the directory to copy into.
+ * @return 0, #QG_EINVAL (NULL st or dir), #QG_ERDONLY (dir may not be
+ * written), #QG_ENOMEM, #QG_ESTORE (any other failure, such as no such
+ * directory).
+ */
+QG_EXTERN int qg_store_copy(qg_store *st, const char *dir);
+
+/**
+ * Writes and commits 64 KiB (a meta value rewritten each time): whether
+ * the store can take a commit now.  A gate asks it to tell a full disk
+ * from a store that works.
+ * @param[in] st the store, opened for writing.
+ * @return 0, #QG_EINVAL (NULL st, or a #QG_RDONLY store), #QG_EFULL,
+ * #QG_ERDONLY, #QG_EIO, #QG_EBUSY, #QG_ESTORE.
+ */
+QG_EXTERN int qg_store_probe(qg_store *st);
 
 /** A ticket's summary; a caller-owned value with no pointers. */
 typedef struct qg_ticket {

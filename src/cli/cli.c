@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "qgate_int.h"
 
 static const struct {
     const char *name;
@@ -207,11 +206,16 @@ static int
 load_config(cli *c)
 {
     json_object *root;
-    char err[512];
+    char err[512], *text;
     int rc = 0;
 
-    if (qg__json_load_file(c->config, &root, err, sizeof(err)))
+    /* Checked strict by the library; json-c then reads it as it is. */
+    if (qg_config_read(c->config, &text, NULL, err, sizeof(err)))
         return cli_fail("%s", err);
+    root = json_tokener_parse(text);
+    free(text);
+    if (root == NULL)
+        return cli_fail("%s: out of memory", c->config);
     if (!json_object_is_type(root, json_type_object)) {
         json_object_put(root);
         return cli_fail("%s: expected a JSON object", c->config);
@@ -339,7 +343,7 @@ cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
     }
     cli_guard_store(c->db);
     if ((rc = qg_store_open(o, out)) == QG_ECORRUPT) {
-        if (qg__store_check_file(c->db, detail, sizeof(detail)) != QG_ECORRUPT)
+        if (qg_store_check_file(c->db, detail, sizeof(detail)) != QG_ECORRUPT)
             return cli_store_fail(c, QG_ECORRUPT); /* LMDB's own find */
         return cli_store_damaged(c->db, detail);
     }
@@ -628,7 +632,7 @@ cli_parse_when(const char *opt, const char *arg, int64_t *ms)
     int32_t offset;
     when w;
 
-    if (qg__parse_time(arg, ms, &offset) == 0)
+    if (qg_time_parse(arg, ms, &offset) == 0)
         return 0;
     if (read_when(arg, &w))
         return when_fail(opt, arg);
@@ -648,7 +652,7 @@ resolve_when(cli *c, const char *opt, const char *arg, int64_t *ms)
     int32_t offset;
     when w;
 
-    if (qg__parse_time(arg, ms, &offset) == 0 || read_when(arg, &w))
+    if (qg_time_parse(arg, ms, &offset) == 0 || read_when(arg, &w))
         return 0; /* has an offset; or refused already */
     if (w.has_offset)
         return 0;
@@ -705,7 +709,7 @@ cli_time(int64_t ms, int32_t offset_s, char *dst, size_t len)
 {
     char iso[40];
 
-    qg__format_time(ms, offset_s, iso, sizeof(iso));
+    qg_time_format(ms, offset_s, iso, sizeof(iso));
     /* 2024-03-05T09:00:00+08:00 -> 2024-03-05 09:00:00 +08:00 */
     snprintf(dst, len, "%.10s %.8s %s", iso, iso + 11, iso + 19);
     return dst;

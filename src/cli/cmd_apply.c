@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "qgate_int.h"
 
 #define MAX_BODY ((size_t)16 << 20)
 
@@ -134,7 +133,7 @@ expire_held(cli *c, qg_store *st)
     uint64_t n;
     int rc;
 
-    if ((rc = qg_held_expire(st, qg__now_us() - c->reorder_window * 1000000,
+    if ((rc = qg_held_expire(st, qg_time_now_us() - c->reorder_window * 1000000,
                              NULL, &n)))
         return cli_fail("%s: cannot expire held deliveries: %s", c->db,
                         qg_strerror(rc));
@@ -280,7 +279,7 @@ open_temp(qg_store *from, qg_store **st, char *dir, size_t dirlen)
         dir[0] = '\0';
         return rc;
     }
-    if (from && (rc = qg__store_copy(from, dir)))
+    if (from && (rc = qg_store_copy(from, dir)))
         return cli_fail("%s: cannot copy the store: %s", dir, qg_strerror(rc));
     memset(&o, 0, sizeof(o));
     o.path = dir;
@@ -348,7 +347,7 @@ check_all(cli *c, qg_engine *eng, int argc, char **argv, tally *t)
         goto done;
     }
     rc = qg_engine_check_batch(eng, st,
-                               qg__now_us() - c->reorder_window * 1000000,
+                               qg_time_now_us() - c->reorder_window * 1000000,
                                in.bodies, in.n, res, rcs, &expired);
     if (rc == QG_ECORRUPT) {
         rc = cli_store_fail(c, rc);

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "qgate_int.h"
 
 static void
 row(int csv, const qg_ticket *t, const qg_record *r)
@@ -17,8 +16,8 @@ row(int csv, const qg_ticket *t, const qg_record *r)
 
     for (i = 0; i < 32; i++)
         snprintf(digest + 2 * i, 3, "%02x", r->digest[i]);
-    qg__format_time(r->event_ms, r->utc_offset_s, when, sizeof(when));
-    qg__format_time(r->received_us / 1000, 0, recv, sizeof(recv));
+    qg_time_format(r->event_ms, r->utc_offset_s, when, sizeof(when));
+    qg_time_format(r->received_us / 1000, 0, recv, sizeof(recv));
     if (csv) {
         printf("%" PRIu64 ",", t->id);
         if (t->live_queue_id)

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "qgate_int.h"
 
 static void
 print(cli *c, const qg_held *h, int64_t now_us)
@@ -24,14 +23,13 @@ print(cli *c, const qg_held *h, int64_t now_us)
         render_id(stdout, "appointment_id", h->appointment_id, 0);
         printf(",\"chup_event\":");
         render_string(stdout, h->chup_event, strlen(h->chup_event));
-        printf(
-            ",\"event\":\"%s\",\"from\":\"%s\",\"timestamp\":\"%s\","
-            "\"received_us\":%" PRId64 ",\"held_ms\":%" PRId64
-            ",\"expires_us\":%" PRId64 ",\"body_bytes\":%zu}\n",
-            qg_event_name(h->event), qg_state_name(h->from),
-            qg__format_time(h->event_ms, h->utc_offset_s, when, sizeof(when)),
-            h->received_us, (now_us - h->received_us) / 1000, expires_us,
-            h->body_len);
+        printf(",\"event\":\"%s\",\"from\":\"%s\",\"timestamp\":\"%s\","
+               "\"received_us\":%" PRId64 ",\"held_ms\":%" PRId64
+               ",\"expires_us\":%" PRId64 ",\"body_bytes\":%zu}\n",
+               qg_event_name(h->event), qg_state_name(h->from),
+               qg_time_format(h->event_ms, h->utc_offset_s, when, sizeof(when)),
+               h->received_us, (now_us - h->received_us) / 1000, expires_us,
+               h->body_len);
         return;
     }
     memset(&t, 0, sizeof(t));
@@ -116,7 +114,7 @@ cmd_held(cli *c, int argc, char **argv)
         rc = cli_fail("%s: %s", c->db, qg_strerror(rc));
         goto done;
     }
-    now_us = qg__now_us();
+    now_us = qg_time_now_us();
     if (!c->json)
         printf("%6s  %-20s %-12s %-20s %-26s  %9s  %9s\n", "id", "ticket",
                "event", "state on arrival", "timestamp", "held", "expires");

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "qgate_int.h"
 #include "render.h"
 
 static const char *
@@ -103,7 +102,7 @@ show(cli *c, const qg_ticket *t)
         printf("ticket %" PRIu64 " (%s)\n  state     %s\n  next      %s\n"
                "  steps     %" PRIu32 "\n  refused   %" PRIu32 "\n",
                t->id, name, qg_state_name(t->state),
-               mask ? qg__events_list(mask, allowed, sizeof(allowed))
+               mask ? qg_events_format(mask, allowed, sizeof(allowed))
                     : "nothing (final state)",
                t->records, t->rejections);
         return EXIT_OK;

@@ -23,7 +23,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "qgate_int.h"
 
 /* The store the command has open; read by the signal handler. */
 static const char *volatile guarded;
@@ -100,7 +99,7 @@ cli_guard_install(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGBUS, &sa, NULL);
     sigaction(SIGSEGV, &sa, NULL);
-    qg__store_on_damage(on_assert);
+    qg_store_on_damage(on_assert);
 }
 
 void

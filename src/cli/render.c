@@ -4,7 +4,6 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "qgate_int.h"
 #include "render.h"
 
 void
@@ -121,7 +120,7 @@ render_record(FILE *f, const qg_record *r, int64_t waited_ms)
             ",\"timestamp\":\"%s\",\"event\":\"%s\",\"from\":\"%s\","
             "\"to\":\"%s\"",
             r->seq, r->received_us,
-            qg__format_time(r->event_ms, r->utc_offset_s, when, sizeof(when)),
+            qg_time_format(r->event_ms, r->utc_offset_s, when, sizeof(when)),
             qg_event_name(r->event), qg_state_name(r->from),
             qg_state_name(r->to));
     render_id(f, "service_id", r->service_id, 0);

@@ -443,17 +443,17 @@ judge(const qg__step *s, const qg__ticket_row *row, qg_event ev, qg_result *res)
             res, QG_R_STALE,
             "%s: %s at %s is older than the last accepted step at %s", name,
             qg_event_name(ev),
-            qg__format_time(s->event_ms, s->utc_offset_s, when, sizeof(when)),
-            qg__format_time(row->t.last_event_ms, s->utc_offset_s, last,
-                            sizeof(last)));
+            qg_time_format(s->event_ms, s->utc_offset_s, when, sizeof(when)),
+            qg_time_format(row->t.last_event_ms, s->utc_offset_s, last,
+                           sizeof(last)));
         return res->reason;
     }
     if (qg_machine_next(row->t.state, ev) < 0) {
         verdict(res, QG_R_ILLEGAL_TRANSITION,
                 "%s: %s is not legal from %s (legal: %s)", name,
                 qg_event_name(ev), qg_state_name(row->t.state),
-                qg__events_list(qg_machine_allowed(row->t.state), allowed,
-                                sizeof(allowed)));
+                qg_events_format(qg_machine_allowed(row->t.state), allowed,
+                                 sizeof(allowed)));
         return res->reason;
     }
     return QG_R_NONE;
@@ -1276,7 +1276,7 @@ qg_held_expire(qg_store *st, int64_t received_before_us, uint64_t *by_reason,
         return QG_ERDONLY;
     memset(&x, 0, sizeof(x));
     x.before_us = received_before_us;
-    x.now_us = qg__now_us();
+    x.now_us = qg_time_now_us();
     x.by_reason = counts;
     rc = qg__store_write(st, expire_due, &x);
     free(x.ids);
@@ -1353,7 +1353,7 @@ prepare(job *j, qg_engine *eng, const char *body, size_t len, int dry,
     j->body = body ? body : "";
     j->len = len;
     j->dry = dry;
-    j->received_us = qg__now_us();
+    j->received_us = qg_time_now_us();
     j->window_us = eng->window_s * 1000000;
     j->res = res;
     j->pre = examine(j);
@@ -1579,7 +1579,7 @@ qg_engine_check_batch(qg_engine *eng, qg_store *st, int64_t expire_before_us,
     ck.b.rcs = rcs;
     ck.b.n = n;
     ck.x.before_us = expire_before_us;
-    ck.x.now_us = qg__now_us();
+    ck.x.now_us = qg_time_now_us();
     for (i = 0; i < n; i++) {
         rcs[i] =
             prepare(&jobs[i], eng, bodies[i].body, bodies[i].len, 0, &res[i]);

@@ -136,7 +136,7 @@ qg__event_target(qg_event e)
 }
 
 char *
-qg__events_list(unsigned mask, char *dst, size_t len)
+qg_events_format(unsigned mask, char *dst, size_t len)
 {
     size_t used = 0;
     int e;

@@ -248,7 +248,7 @@ defer(qg__txn *t, void *arg)
     if ((rc = get_entry(t, t->st->outbox, c->id, &e)))
         return rc;
     e.attempts++;
-    e.last_attempt_us = qg__now_us();
+    e.last_attempt_us = qg_time_now_us();
     e.next_attempt_us = c->next_us;
     snprintf(e.last_error, sizeof(e.last_error), "%s",
              c->error ? c->error : "");
@@ -393,7 +393,7 @@ requeue_all(qg__txn *t, uint64_t ticket, uint64_t *moved)
         /* A second life: due now, and its age (which decides when it
          * is given up again) counts from now. */
         e.attempts = 0;
-        e.created_us = e.next_attempt_us = qg__now_us();
+        e.created_us = e.next_attempt_us = qg_time_now_us();
         e.last_error[0] = '\0';
         if ((rc = put_entry(t, t->st->outbox, &e)) == 0 &&
             (rc = del_entry(t, t->st->dead, e.id)) == 0)

@@ -15,17 +15,13 @@
 #define QG__HEX_SIG_LEN 64
 #define QG__JSON_DEPTH  32 /* Chup's payloads nest 4 deep; notes may add */
 
-/* time.c ---------------------------------------------------------------- */
-
-/* The wall clock in Unix microseconds. */
-int64_t qg__now_us(void);
-
-/* ISO 8601 with offset ("2024-01-17T00:35:22+08:00", "...Z", fractions).
- * Returns 0 or -1. */
-int qg__parse_time(const char *s, int64_t *ms, int32_t *offset_s);
-
-/* Writes ms as ISO 8601 in the given offset.  Returns dst. */
-char *qg__format_time(int64_t ms, int32_t offset_s, char *dst, size_t len);
+/*
+ * The old names of two functions that are public now, for the gate's
+ * files, which still call them (they are the only files outside the
+ * library that include this header).  Remove with their last use.
+ */
+#define qg__now_us      qg_time_now_us
+#define qg__store_probe qg_store_probe
 
 /* lifecycle.c ---------------------------------------------------------- */
 
@@ -35,9 +31,6 @@ char *qg__format_time(int64_t ms, int32_t offset_s, char *dst, size_t len);
  * update, reschedule) name none: -1.  Derived from the machine.
  */
 int qg__event_target(qg_event e);
-
-/* Writes "alert, update, serve" for an allowed-events mask.  Returns dst. */
-char *qg__events_list(unsigned mask, char *dst, size_t len);
 
 /* chup.c ---------------------------------------------------------------- */
 
@@ -216,12 +209,6 @@ int qg__txn_commit(qg__txn *txn);
 void qg__txn_abort(qg__txn *txn);
 
 int qg__store_writable(const qg_store *st);
-/* Copies the store, as of one snapshot, into the existing empty directory
- * dir (data.mdb only); works on a QG_RDONLY store.  0 or a QG_E* code. */
-int qg__store_copy(qg_store *st, const char *dir);
-/* Writes and commits 64 KiB (meta "write_probe", rewritten each time):
- * whether the store can take a commit now.  0 or a QG_E* code. */
-int qg__store_probe(qg_store *st);
 
 /* A transaction nested in a write transaction: it commits into its parent
  * or aborts leaving the parent as it was.  Not counted as open: it lives
@@ -298,22 +285,5 @@ int qg__append_rejection(qg__txn *txn, const qg_rejection *rej, uint64_t *id);
  * fn's error when < 0.  On QG_EFULL, from fn or the commit, grows the map
  * and runs fn again. */
 int qg__store_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg);
-
-/*
- * store_check.c: checks data.mdb in the store directory dir before LMDB
- * maps it: both meta pages are LMDB's and the file holds the root pages
- * of the newer one.  0 when it does, or when there is no data file yet;
- * QG_ECORRUPT with detail set; QG_EFORMAT, QG_EIO.  qg_store_open() runs it.
- */
-int qg__store_check_file(const char *dir, char *detail, size_t dlen);
-
-/*
- * Sets the function that LMDB's failed assertions call, with LMDB's
- * message, in every store opened afterwards (NULL: none).  LMDB calls
- * abort() when it returns, so a program sets it only to report and exit;
- * the library itself never does.  A failed assertion means a damaged
- * store that qg_store_check() would have found.
- */
-void qg__store_on_damage(void (*fn)(const char *what));
 
 #endif /* QG_INT_H */

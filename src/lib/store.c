@@ -256,13 +256,13 @@ qg__store_writable(const qg_store *st)
 #define PROBE_BYTES (64 << 10)
 
 int
-qg__store_probe(qg_store *st)
+qg_store_probe(qg_store *st)
 {
     MDB_val k = {11, "write_probe"}, v = {PROBE_BYTES, NULL};
     qg__txn t;
     int rc;
 
-    if (!qg__store_writable(st))
+    if (st == NULL || !qg__store_writable(st))
         return QG_EINVAL;
     if ((rc = qg__txn_begin(st, 1, &t)))
         return rc;
@@ -271,13 +271,15 @@ qg__store_probe(qg_store *st)
         return qg__from_mdb(rc);
     }
     memset(v.mv_data, 0, PROBE_BYTES);
-    put64(v.mv_data, (uint64_t)qg__now_us());
+    put64(v.mv_data, (uint64_t)qg_time_now_us());
     return qg__txn_commit(&t);
 }
 
 int
-qg__store_copy(qg_store *st, const char *dir)
+qg_store_copy(qg_store *st, const char *dir)
 {
+    if (st == NULL || dir == NULL)
+        return QG_EINVAL;
     /* Compacting walks the trees in a read transaction of its own and,
      * unlike the plain copy, never takes the writers' lock. */
     return qg__from_mdb(mdb_env_copy2(st->env, dir, MDB_CP_COMPACT));
@@ -376,7 +378,7 @@ qg_store_open(const qg_store_options *opts, qg_store **out)
     }
     /* A data file cut short is mapped whole all the same, and the first
      * read past its end is a SIGBUS. */
-    if ((rc = qg__store_check_file(opts->path, NULL, 0)))
+    if ((rc = qg_store_check_file(opts->path, NULL, 0)))
         return rc;
     if ((st = calloc(1, sizeof(*st))) == NULL)
         return QG_ENOMEM;
@@ -1113,7 +1115,7 @@ qg_rejections_resolve(qg_store *st, uint64_t id, uint64_t ticket, uint32_t seq)
         return QG_ERDONLY;
     memset(&want, 0, sizeof(want));
     want.id = id;
-    want.resolved_us = qg__now_us();
+    want.resolved_us = qg_time_now_us();
     want.resolved_ticket = ticket;
     want.resolved_seq = seq;
     return qg__store_write(st, resolve, &want);

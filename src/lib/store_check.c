@@ -9,7 +9,7 @@
  * that reads the file with pread() and checks every offset before it
  * follows it.  Two checks:
  *
- *   qg__store_check_file()  at every open, before mdb_env_open(): both meta
+ *   qg_store_check_file()  at every open, before mdb_env_open(): both meta
  *                           pages are LMDB's and the file is as long as the
  *                           newer one says.  Reads two pages.
  *   qg_store_check()        every page of every tree, in the snapshot of a
@@ -307,13 +307,15 @@ check_file(int fd, char *detail, size_t dlen)
 }
 
 int
-qg__store_check_file(const char *dir, char *detail, size_t dlen)
+qg_store_check_file(const char *dir, char *detail, size_t dlen)
 {
     char path[4096];
     int fd, rc;
 
     if (detail && dlen)
         detail[0] = '\0';
+    if (dir == NULL)
+        return QG_EINVAL;
     if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", dir) >=
         sizeof(path))
         return QG_EINVAL;
@@ -331,7 +333,7 @@ qg__store_check_file(const char *dir, char *detail, size_t dlen)
 static void (*damage_hook)(const char *what);
 
 void
-qg__store_on_damage(void (*fn)(const char *what))
+qg_store_on_damage(void (*fn)(const char *what))
 {
     damage_hook = fn;
 }
