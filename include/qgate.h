@@ -104,23 +104,31 @@ QG_EXTERN const char *qg_machine_version(void);
 /**
  * The table of error codes: one XX(name, value, message) per code.  It
  * generates #qg_errno, qg_strerror() and qg_err_name(); callers may expand
- * it too, with their own XX.
+ * it too, with their own XX.  The codes lie in -30600..-30699 (#QG_ERRNO_MIN
+ * to #QG_ERRNO_MAX), as LMDB's MDB_ codes lie in -30799..-30780: apart
+ * from -1 and the negated errno values that C functions return, from
+ * LMDB's codes and from #QG_ILLEGAL, so that no other negative int is
+ * taken for one.  Values are part of the ABI: a value is never changed or
+ * reused, and a new code takes the next value, at the end.
  * @param XX a macro taking (name without the QG_ prefix, value, message).
  */
 /* name, value, message */
 #define QG_ERRNO_MAP(XX)                                                       \
-    XX(NOTFOUND, -1, "not found")                                              \
-    XX(EINVAL, -2, "invalid argument")                                         \
-    XX(ENOMEM, -3, "out of memory")                                            \
-    XX(EIO, -4, "input/output error")                                          \
-    XX(ESTORE, -5, "store error")                                              \
-    XX(EFULL, -6, "store full: map size limit reached")                        \
-    XX(EFORMAT, -7, "store written by an incompatible qgate version")          \
-    XX(ERDONLY, -8, "store opened read-only")                                  \
-    XX(ECONFIG, -9, "invalid configuration")                                   \
-    XX(EBUSY, -10, "store busy: too many readers")                             \
-    XX(ETOOBIG, -11, "value too large")                                        \
-    XX(ECORRUPT, -12, "the store is damaged")
+    XX(NOTFOUND, -30600, "not found")                                          \
+    XX(EINVAL, -30601, "invalid argument")                                     \
+    XX(ENOMEM, -30602, "out of memory")                                        \
+    XX(EIO, -30603, "input/output error")                                      \
+    XX(ESTORE, -30604, "store error")                                          \
+    XX(EFULL, -30605, "store full: map size limit reached")                    \
+    XX(EFORMAT, -30606, "store written by an incompatible qgate version")      \
+    XX(ERDONLY, -30607, "store opened read-only")                              \
+    XX(ECONFIG, -30608, "invalid configuration")                               \
+    XX(EBUSY, -30609, "store busy: too many readers")                          \
+    XX(ETOOBIG, -30610, "value too large")                                     \
+    XX(ECORRUPT, -30611, "the store is damaged")
+
+#define QG_ERRNO_MIN (-30699) /**< the lowest value a QG_E* code may take */
+#define QG_ERRNO_MAX (-30600) /**< the highest value a QG_E* code may take */
 
 /**
  * The codes that functions return: 0 (#QG_OK) or one of the negative
@@ -225,11 +233,18 @@ QG_EXTERN int qg_state_from_name(const char *name, qg_state *out);
 QG_EXTERN int qg_event_from_name(const char *name, qg_event *out);
 
 /**
+ * What qg_machine_next() returns for an illegal step.  A verdict, not an
+ * error: it is negative, so never a state, and outside the range of the
+ * QG_E* codes (#QG_ERRNO_MIN..#QG_ERRNO_MAX), so never taken for one.
+ */
+#define QG_ILLEGAL (-1)
+
+/**
  * Asks the lifecycle machine where event e leads from state s.
  * @param[in] s the state before.
  * @param[in] e the event.
- * @return the next state (>= 0; cast it to #qg_state), or -1 when the step
- * is illegal, e is #QG_EV_NONE, or s or e is out of range.
+ * @return the next state (>= 0; cast it to #qg_state), or #QG_ILLEGAL when
+ * the step is illegal, e is #QG_EV_NONE, or s or e is out of range.
  */
 QG_EXTERN int qg_machine_next(qg_state s, qg_event e);
 
