@@ -748,6 +748,33 @@ QG_EXTERN int qg_store_ticket(qg_store *st, qg_id_kind kind, int64_t id,
                               qg_ticket *out);
 
 /**
+ * Parses a ticket's name as people and URLs write it: "lq:30001" (a
+ * live-queue id), "appt:9101" (an appointment id), "ticket:5" (the
+ * store's number), or a bare "30001", taken for a live-queue id.  The
+ * number is decimal digits with no sign, space or leading zero, below
+ * 2^63: each id has one spelling.
+ * @param[in] name the name, NUL-terminated.
+ * @param[out] kind what the number is; written only when 0 is returned.
+ * @param[out] id the number; written only when 0 is returned.
+ * @return 0, or #QG_EINVAL (NULL argument, or not such a name).
+ */
+QG_EXTERN int qg_ticket_id_parse(const char *name, qg_id_kind *kind,
+                                 int64_t *id);
+
+/**
+ * Reads a ticket by its name (qg_ticket_id_parse()), in a read
+ * transaction of its own.  A bare number that is no live-queue id is then
+ * looked up as an appointment id.
+ * @param[in] st the store.
+ * @param[in] name the name, such as "30001" or "appt:9101".
+ * @param[out] out the ticket; written only when 0 is returned.
+ * @return 0, #QG_NOTFOUND, #QG_EINVAL (NULL argument, or not such a name),
+ * and the errors of qg_store_ticket().
+ */
+QG_EXTERN int qg_store_ticket_named(qg_store *st, const char *name,
+                                    qg_ticket *out);
+
+/**
  * One accepted step of a ticket's history, read by qg_history_next().  A
  * caller-owned value, except that body points into the store.
  */

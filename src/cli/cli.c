@@ -416,43 +416,13 @@ cli_new_engine(cli *c, qg_engine **out)
 int
 cli_lookup_ticket(qg_store *st, const char *arg, qg_ticket *out)
 {
-    static const struct {
-        const char *prefix;
-        qg_id_kind kind;
-    } kinds[] = {{"lq:", QG_ID_LIVE_QUEUE},
-                 {"appt:", QG_ID_APPOINTMENT},
-                 {"ticket:", QG_ID_TICKET},
-                 {"", QG_ID_LIVE_QUEUE}};
-    const char *num, *p;
-    int64_t id = 0;
-    size_t i;
-    int rc;
-
-    for (i = 0; i < sizeof(kinds) / sizeof(*kinds); i++)
-        if (strncmp(arg, kinds[i].prefix, strlen(kinds[i].prefix)) == 0)
-            break;
-    num = arg + strlen(kinds[i].prefix);
-    /* Digits only, no sign, no space, no leading zero: strtoll would take
-     * " +030001" for 30001, and a name that is not the id's one spelling
-     * must not find it (the read API passes its path here). */
-    if (*num < '1' || *num > '9')
-        return QG_EINVAL;
-    for (p = num; *p; p++) {
-        if (*p < '0' || *p > '9' || id > (INT64_MAX - (*p - '0')) / 10)
-            return QG_EINVAL;
-        id = id * 10 + (*p - '0');
-    }
-    rc = qg_store_ticket(st, kinds[i].kind, id, out);
-    /* A bare number that is no live-queue id may be an appointment id. */
-    if (rc == QG_NOTFOUND && kinds[i].prefix[0] == '\0')
-        rc = qg_store_ticket(st, QG_ID_APPOINTMENT, id, out);
-    return rc;
+    return qg_store_ticket_named(st, arg, out);
 }
 
 int
 cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out)
 {
-    int rc = cli_lookup_ticket(st, arg, out);
+    int rc = qg_store_ticket_named(st, arg, out);
 
     if (rc == QG_EINVAL)
         return cli_fail("ticket \"%s\": expected a live-queue id (30001), "

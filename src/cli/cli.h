@@ -130,10 +130,9 @@ int cli_new_engine(cli *c, qg_engine **out);
  * reload logs it instead). */
 int cli_build_engine(cli *c, qg_engine **out, char *err, size_t errlen);
 
-/* Parses "30001", "lq:30001", "appt:9101" or "ticket:5" and reads it: a
- * bare number is a live-queue id, else an appointment id.  The number is
- * decimal digits with no sign, space or leading zero, below 2^63.  Returns
- * 0, QG_NOTFOUND, QG_EINVAL (not such a form) or a store error. */
+/* qg_store_ticket_named(), under the name the gate's files still call it
+ * by.  Returns 0, QG_NOTFOUND, QG_EINVAL (not such a form) or a store
+ * error. */
 int cli_lookup_ticket(qg_store *st, const char *arg, qg_ticket *out);
 /* The same, saying what went wrong on stderr; 0 or EXIT_FAILED. */
 int cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out);
