@@ -217,19 +217,43 @@ int qg__txn_nest(qg__txn *parent, qg__txn *child);
 int qg__txn_nest_commit(qg__txn *child);
 void qg__txn_nest_abort(qg__txn *child);
 
-/* outbox.c: queue an accepted step, in the transaction that records it. */
-int qg__outbox_enabled(const qg_store *st);
-int qg__outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now);
 int qg__find_alias(qg__txn *txn, qg_id_kind kind, int64_t id, uint64_t *ticket);
 int qg__get_ticket(qg__txn *txn, uint64_t ticket, qg__ticket_row *row);
 int qg__find_digest(qg__txn *txn, const unsigned char *digest, uint64_t *ticket,
                     uint32_t *seq);
-int qg__new_ticket_id(qg__txn *txn, uint64_t *ticket);
 int qg__put_ticket(qg__txn *txn, const qg__ticket_row *row);
-int qg__put_alias(qg__txn *txn, qg_id_kind kind, int64_t id, uint64_t ticket);
 /* Appends rec; with facts (may be NULL) kept after its body. */
 int qg__append_record(qg__txn *txn, const qg_record *rec,
                       const qg__facts *facts);
+
+/*
+ * What the engine decided, for the store to record.  The engine decides;
+ * the store knows which rows, aliases, counters and queues a decision
+ * touches.
+ */
+
+/* An accepted step: its record (the store fills ticket and seq), what
+ * decided its event (kept after its body; may be NULL), and the Chup ids
+ * that name its ticket from now on (0: none). */
+typedef struct qg__accepted {
+    qg_record rec;
+    const qg__facts *facts;
+    int64_t live_queue_id, appointment_id;
+} qg__accepted;
+
+/*
+ * Records an accepted step of row's ticket (row->t.id 0: a new ticket,
+ * numbered here): the ids lead to the ticket, the record is appended, the
+ * row's count and, unless the step is late, its latest values move on, and
+ * a store that feeds an HIS queues the step in its outbox.  The row itself
+ * is written by qg__put_ticket(), once the engine has set its state.
+ */
+int qg__store_accept(qg__txn *txn, qg__ticket_row *row, qg__accepted *a);
+
+/* Logs a refusal (its id in *id) and, when row names a ticket, counts it
+ * there and writes the row. */
+int qg__store_refuse(qg__txn *txn, qg__ticket_row *row, const qg_rejection *rej,
+                     uint64_t *id);
 
 /* A ticket's row flag: some step was placed late, so its history's event
  * order differs from its arrival order. */
@@ -278,7 +302,6 @@ int qg__held_delete(qg__txn *txn, uint64_t id);
 /* The read transaction behind a history cursor, for lookups in the same
  * snapshot. */
 qg__txn *qg__history_txn(qg_history *h);
-int qg__append_rejection(qg__txn *txn, const qg_rejection *rej, uint64_t *id);
 
 /* Runs fn in a write transaction: commits when fn returns 0, aborts and
  * returns 0 when fn returns > 0 (nothing to write), aborts and returns

@@ -28,6 +28,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -456,8 +457,8 @@ qg__find_alias(qg__txn *t, qg_id_kind kind, int64_t id, uint64_t *ticket)
     return 0;
 }
 
-int
-qg__put_alias(qg__txn *t, qg_id_kind kind, int64_t id, uint64_t ticket)
+static int
+put_alias(qg__txn *t, qg_id_kind kind, int64_t id, uint64_t ticket)
 {
     unsigned char key[9], val[8];
     MDB_val k = {9, key}, v = {8, val};
@@ -581,8 +582,8 @@ qg__meta_counter(qg__txn *t, const char *name, uint64_t *id)
     return qg__from_mdb(mdb_put(t->txn, t->st->meta, &k, &v, 0));
 }
 
-int
-qg__new_ticket_id(qg__txn *t, uint64_t *ticket)
+static int
+new_ticket_id(qg__txn *t, uint64_t *ticket)
 {
     return qg__next_id(t, t->st->tickets, ticket);
 }
@@ -941,8 +942,8 @@ trim_unsigned(qg__txn *t, uint64_t newest, uint64_t *total)
     return meta_put64(t, META_DROPPED, id + dropped);
 }
 
-int
-qg__append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
+static int
+append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
 {
     unsigned char key[8], *p, *extra;
     size_t dlen = strlen(rej->detail) + 1, keep = rej->body_len;
@@ -994,6 +995,91 @@ qg__append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
     if ((rc = trim_unsigned(t, *id, &total)))
         return rc;
     return meta_put64(t, META_UNSIGNED_BYTES, total);
+}
+
+/* ----- what the engine decided ------------------------------------------ */
+
+/* Every id a step names leads to its ticket from now on, also one that
+ * led to another ticket before: the last step to name an id wins, as it
+ * always has (verify reports the ticket that lost it). */
+static int
+name_ticket(qg__txn *t, const qg__accepted *a, qg__ticket_row *row)
+{
+    const qg_id_kind kinds[2] = {QG_ID_LIVE_QUEUE, QG_ID_APPOINTMENT};
+    const int64_t ids[2] = {a->live_queue_id, a->appointment_id};
+    int64_t *first[2] = {&row->t.live_queue_id, &row->t.appointment_id};
+    uint64_t id;
+    int i, rc;
+
+    for (i = 0; i < 2; i++) {
+        if (ids[i] == 0)
+            continue;
+        rc = qg__find_alias(t, kinds[i], ids[i], &id);
+        if (rc == QG_NOTFOUND || (rc == 0 && id != row->t.id))
+            rc = put_alias(t, kinds[i], ids[i], row->t.id);
+        if (rc)
+            return rc;
+        if (*first[i] == 0)
+            *first[i] = ids[i];
+    }
+    return 0;
+}
+
+int
+qg__store_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a)
+{
+    qg_record *rec = &a->rec;
+    int rc;
+
+    if (row->t.id == 0) {
+        if ((rc = new_ticket_id(t, &row->t.id)))
+            return rc;
+        row->t.first_received_us = rec->received_us;
+    }
+    if ((rc = name_ticket(t, a, row)))
+        return rc;
+    rec->ticket = row->t.id;
+    rec->seq = row->t.records + 1;
+    if ((rc = qg__append_record(t, rec, a->facts)))
+        return rc;
+    row->t.records = rec->seq;
+    if (rec->received_us > row->t.last_received_us)
+        row->t.last_received_us = rec->received_us;
+    if (rec->late) {
+        row->flags |= QG__TICKET_REORDERED;
+    } else {
+        /* Only the newest step in event time says where the ticket is. */
+        row->t.last_event_ms = rec->event_ms;
+        if (rec->service_id)
+            row->t.service_id = rec->service_id;
+        if (rec->staff_id)
+            row->t.staff_id = rec->staff_id;
+        if (a->facts && a->facts->appointment_date[0])
+            snprintf(row->appointment_date, sizeof(row->appointment_date), "%s",
+                     a->facts->appointment_date);
+        if (a->facts && a->facts->appointment_time[0])
+            snprintf(row->appointment_time, sizeof(row->appointment_time), "%s",
+                     a->facts->appointment_time);
+    }
+    /* A store that feeds an HIS queues the step in the same transaction. */
+    if (qg__outbox_enabled(t->st) &&
+        (rc = qg__outbox_put(t, row->t.id, rec->seq, rec->received_us)))
+        return rc;
+    return 0;
+}
+
+int
+qg__store_refuse(qg__txn *t, qg__ticket_row *row, const qg_rejection *rej,
+                 uint64_t *id)
+{
+    int rc;
+
+    if ((rc = append_rejection(t, rej, id)))
+        return rc;
+    if (row == NULL || row->t.id == 0)
+        return 0;
+    row->t.rejections++;
+    return qg__put_ticket(t, row);
 }
 
 static int

@@ -62,6 +62,11 @@ get32(const unsigned char *p)
            p[3];
 }
 
+/* outbox.c: queue an accepted step, in the transaction that records it
+ * (qg__store_accept()). */
+int qg__outbox_enabled(const qg_store *st);
+int qg__outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now);
+
 /* An LMDB return code as a QG_E* code. */
 int qg__from_mdb(int rc);
 
