@@ -414,6 +414,22 @@ cli_new_engine(cli *c, qg_engine **out)
 }
 
 int
+cli_store_fail(cli *c, int rc)
+{
+    const char *db = c ? c->db : cli_guarded_store();
+
+    if (rc == QG_ECORRUPT)
+        return cli_store_damaged(db, "LMDB found a page that is not what it "
+                                     "expected (`qgate verify` says where)");
+    /* Mostly a value LMDB returned intact but not in qgate's layout. */
+    if (rc == QG_ESTORE)
+        return cli_fail("%s: %s: the store may be damaged (a stored value "
+                        "not as qgate writes it): `qgate verify` checks it",
+                        db, qg_strerror(rc));
+    return cli_fail("%s: %s", db, qg_strerror(rc));
+}
+
+int
 cli_lookup_ticket(qg_store *st, const char *arg, qg_ticket *out)
 {
     return qg_store_ticket_named(st, arg, out);

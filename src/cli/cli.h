@@ -6,13 +6,9 @@
 
 #include <stdio.h>
 
+#include "damage.h" /* the exit codes, the damage message */
 #include "qgate.h"
 #include "render.h"
-
-/* Exit codes of every subcommand. */
-#define EXIT_OK     0 /* worked, found nothing wrong */
-#define EXIT_FOUND  1 /* worked, found a problem (a refused delivery) */
-#define EXIT_FAILED 2 /* usage, I/O or store failure */
 
 #include <json-c/json.h>
 
@@ -112,14 +108,6 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_open_store(cli *c, int rdonly, qg_store **out);
 int cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out);
 
-/* damage.c: a damaged store.  Installs the last-resort guard: from
- * cli_guard_store() on, a SIGBUS, SIGSEGV or failed LMDB assertion prints
- * the damage message and exits EXIT_FAILED.  Called once by main(). */
-void cli_guard_install(void);
-void cli_guard_store(const char *db);
-/* Says that the store db is damaged, where, and what to do; returns
- * EXIT_FAILED. */
-int cli_store_damaged(const char *db, const char *detail);
 /* "DB: message" for a store error, or the damage message for
  * QG_ECORRUPT; returns EXIT_FAILED.  c NULL: the store opened last. */
 int cli_store_fail(cli *c, int rc);

@@ -309,4 +309,13 @@ qg__txn *qg__history_txn(qg_history *h);
  * and runs fn again. */
 int qg__store_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg);
 
+/*
+ * store_check.c: checks every page of data.mdb, open as fd, in the
+ * snapshot of the read transaction txnid, which the caller holds open
+ * meanwhile.  0 (sound), QG_ECORRUPT with detail set, QG_EIO, QG_ENOMEM;
+ * 1 when a writer has moved past that snapshot: begin another.  The file
+ * check at open (qg_store_check_file()) is there too.
+ */
+int qg__check_pages(int fd, uint64_t txnid, char *detail, size_t dlen);
+
 #endif /* QG_INT_H */

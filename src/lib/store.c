@@ -286,6 +286,54 @@ qg_store_copy(qg_store *st, const char *dir)
     return qg__from_mdb(mdb_env_copy2(st->env, dir, MDB_CP_COMPACT));
 }
 
+/* ----- checks ----------------------------------------------------------- */
+
+/* Snapshots a writer may overtake before the check gives up (QG_EBUSY). */
+#define CHECK_TRIES 16
+
+int
+qg_store_check(qg_store *st, char *detail, size_t dlen)
+{
+    qg__txn t;
+    int fd, rc, tries;
+
+    if (detail && dlen)
+        detail[0] = '\0';
+    if (st == NULL)
+        return QG_EINVAL;
+    if (mdb_env_get_fd(st->env, &fd) != 0)
+        return QG_EIO;
+    /* The pages are read with pread(), not through the map, while a read
+     * transaction holds the snapshot they belong to. */
+    for (tries = 0; tries < CHECK_TRIES; tries++) {
+        if ((rc = qg__txn_begin(st, 0, &t)))
+            return rc;
+        rc = qg__check_pages(fd, (uint64_t)mdb_txn_id(t.txn), detail, dlen);
+        qg__txn_abort(&t);
+        if (rc <= 0)
+            return rc;
+    }
+    return QG_EBUSY;
+}
+
+/* LMDB's failed assertions call the program's function, if it set one;
+ * LMDB then calls abort(). */
+static void (*damage_hook)(const char *what);
+
+void
+qg_store_on_damage(void (*fn)(const char *what))
+{
+    damage_hook = fn;
+}
+
+static void
+store_assert(MDB_env *env, const char *msg)
+{
+    (void)env;
+    if (damage_hook)
+        damage_hook(msg);
+}
+
 /* ----- open and close ------------------------------------------------- */
 
 static int
@@ -398,7 +446,7 @@ qg_store_open(const qg_store_options *opts, qg_store **out)
         rc = qg__from_mdb(rc);
         goto fail;
     }
-    mdb_env_set_assert(st->env, qg__store_assert);
+    mdb_env_set_assert(st->env, store_assert);
     mdb_env_set_maxdbs(st->env, 16);
     mdb_env_set_maxreaders(st->env, 256);
     /* A store larger than the requested size keeps its own size. */

@@ -77,8 +77,4 @@ int qg__next_id(qg__txn *t, MDB_dbi dbi, uint64_t *id);
  * never be given out twice, even after their entries are gone. */
 int qg__meta_counter(qg__txn *t, const char *name, uint64_t *id);
 
-/* LMDB's assertion callback (mdb_env_set_assert): calls the function set
- * by qg_store_on_damage(), if any; LMDB then calls abort(). */
-void qg__store_assert(MDB_env *env, const char *msg);
-
 #endif /* QG_STORE_INT_H */
