@@ -1296,15 +1296,8 @@ qg_store_ticket(qg_store *st, qg_id_kind kind, int64_t id, qg_ticket *out)
     return rc;
 }
 
-/* A cursor over one key range, holding its read transaction. */
-typedef struct range {
-    qg__txn t;
-    MDB_cursor *cur;
-    int started;
-} range;
-
-static int
-range_open(qg_store *st, MDB_dbi dbi, range *r)
+int
+qg__range_open(qg_store *st, MDB_dbi dbi, qg__range *r)
 {
     int rc;
 
@@ -1318,25 +1311,27 @@ range_open(qg_store *st, MDB_dbi dbi, range *r)
     return 0;
 }
 
-/* First call: the first key >= start; then the next key. */
-static int
-range_next(range *r, const void *start, size_t len, MDB_val *k, MDB_val *v)
+int
+qg__range_next(qg__range *r, const void *start, size_t len, MDB_val *k,
+               MDB_val *v)
 {
     int rc;
 
-    if (!r->started) {
-        r->started = 1;
+    if (r->started) {
+        rc = mdb_cursor_get(r->cur, k, v, MDB_NEXT);
+    } else if (start == NULL) {
+        rc = mdb_cursor_get(r->cur, k, v, MDB_FIRST);
+    } else {
         k->mv_size = len;
         k->mv_data = (void *)start;
         rc = mdb_cursor_get(r->cur, k, v, MDB_SET_RANGE);
-    } else {
-        rc = mdb_cursor_get(r->cur, k, v, MDB_NEXT);
     }
+    r->started = 1;
     return qg__from_mdb(rc);
 }
 
-static void
-range_close(range *r)
+void
+qg__range_close(qg__range *r)
 {
     mdb_cursor_close(r->cur);
     qg__txn_abort(&r->t);
@@ -1351,7 +1346,7 @@ range_close(range *r)
  * record by key.
  */
 struct qg_history {
-    range r;
+    qg__range r;
     unsigned char start[12];
     int all; /* every ticket, not only start's */
     qg_order order;
@@ -1397,7 +1392,7 @@ qg_history_open_order(qg_store *st, uint64_t ticket, qg_order order,
     *out = NULL;
     if ((h = calloc(1, sizeof(*h))) == NULL)
         return QG_ENOMEM;
-    if ((rc = range_open(st, st->history, &h->r))) {
+    if ((rc = qg__range_open(st, st->history, &h->r))) {
         free(h);
         return rc;
     }
@@ -1474,7 +1469,7 @@ qg_history_next(qg_history *h, qg_record *rec)
             put32(h->start + 8, 0);
             h->r.started = 0;
         }
-        if ((rc = range_next(&h->r, h->start, sizeof(h->start), &k, &v)))
+        if ((rc = qg__range_next(&h->r, h->start, sizeof(h->start), &k, &v)))
             return rc;
         if (k.mv_size != 12 || (!h->all && memcmp(k.mv_data, h->start, 8) != 0))
             return QG_NOTFOUND;
@@ -1513,13 +1508,13 @@ qg_history_close(qg_history *h)
 {
     if (h == NULL)
         return;
-    range_close(&h->r);
+    qg__range_close(&h->r);
     qg__path_free(&h->path);
     free(h);
 }
 
 struct qg_rejections {
-    range r;
+    qg__range r;
     unsigned char start[8];
 };
 
@@ -1534,7 +1529,7 @@ qg_rejections_open(qg_store *st, uint64_t first, qg_rejections **out)
     *out = NULL;
     if ((rj = calloc(1, sizeof(*rj))) == NULL)
         return QG_ENOMEM;
-    if ((rc = range_open(st, st->rejections, &rj->r))) {
+    if ((rc = qg__range_open(st, st->rejections, &rj->r))) {
         free(rj);
         return rc;
     }
@@ -1551,7 +1546,7 @@ qg_rejections_next(qg_rejections *rj, qg_rejection *out)
 
     if (rj == NULL || out == NULL)
         return QG_EINVAL;
-    if ((rc = range_next(&rj->r, rj->start, sizeof(rj->start), &k, &v)))
+    if ((rc = qg__range_next(&rj->r, rj->start, sizeof(rj->start), &k, &v)))
         return rc;
     return decode_rejection(&k, &v, out);
 }
@@ -1561,12 +1556,12 @@ qg_rejections_close(qg_rejections *rj)
 {
     if (rj == NULL)
         return;
-    range_close(&rj->r);
+    qg__range_close(&rj->r);
     free(rj);
 }
 
 struct qg_tickets {
-    range r;
+    qg__range r;
 };
 
 int
@@ -1580,7 +1575,7 @@ qg_tickets_open(qg_store *st, qg_tickets **out)
     *out = NULL;
     if ((it = calloc(1, sizeof(*it))) == NULL)
         return QG_ENOMEM;
-    if ((rc = range_open(st, st->tickets, &it->r))) {
+    if ((rc = qg__range_open(st, st->tickets, &it->r))) {
         free(it);
         return rc;
     }
@@ -1612,6 +1607,6 @@ qg_tickets_close(qg_tickets *it)
 {
     if (it == NULL)
         return;
-    range_close(&it->r);
+    qg__range_close(&it->r);
     free(it);
 }
