@@ -266,6 +266,15 @@ QG_EXTERN unsigned qg_machine_allowed(qg_state s);
 QG_EXTERN int qg_state_is_final(qg_state s);
 
 /**
+ * Tells whether a state is one where the client waits to be served.
+ * @param[in] s the state.
+ * @return nonzero for #QG_ST_QUEUED, #QG_ST_ARRIVED and #QG_ST_MOVED (a
+ * wait ends with #QG_EV_SERVE; a move to another service keeps waiting);
+ * 0 otherwise, also when s is not a state.
+ */
+QG_EXTERN int qg_state_is_waiting(qg_state s);
+
+/**
  * Lists events by name, for messages.
  * @param[in] mask a mask with bit (1u << e) set for each event e, as
  * qg_machine_allowed() returns.

@@ -78,12 +78,6 @@ pct(const samples *s, int p)
 }
 
 static int
-is_waiting(qg_state s)
-{
-    return s == QG_ST_QUEUED || s == QG_ST_ARRIVED || s == QG_ST_MOVED;
-}
-
-static int
 end_ticket(stats *st, const walk *w, int64_t service)
 {
     if (!w->counted || (service && !w->touches))
@@ -116,7 +110,7 @@ step(stats *st, walk *w, const qg_record *r, int64_t since, int64_t until,
     w->touches |= mine;
     if (mine)
         st->events[r->event]++;
-    if (is_waiting(r->to) && !is_waiting(r->from))
+    if (qg_state_is_waiting(r->to) && !qg_state_is_waiting(r->from))
         w->wait_start = r->event_ms;
     if (r->event == QG_EV_SERVE) {
         if (w->wait_start >= 0 && mine &&

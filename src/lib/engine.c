@@ -351,12 +351,6 @@ find_ticket(qg__txn *t, const qg__step *s, qg__ticket_row *row,
 
 /* Waiting for service, in this service's queue or another's. */
 static int
-is_waiting(int s)
-{
-    return s == QG_ST_QUEUED || s == QG_ST_ARRIVED || s == QG_ST_MOVED;
-}
-
-static int
 same_text(const char *a, const char *stored)
 {
     return a[0] == '\0' || strncmp(a, stored, 15) == 0;
@@ -392,7 +386,8 @@ canonical_event(const qg__facts *f, const qg__ticket_row *row)
     }
     service_changed = f->service_id && row->t.service_id &&
                       f->service_id != row->t.service_id;
-    if (service_changed && is_waiting(named) && is_waiting(now))
+    if (service_changed && qg_state_is_waiting((qg_state)named) &&
+        qg_state_is_waiting(now))
         return QG_EV_MOVE;
     if (named == (int)now || (named == QG_ST_QUEUED && now == QG_ST_MOVED))
         return service_changed ? QG_EV_MOVE : QG_EV_UPDATE;

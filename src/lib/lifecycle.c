@@ -163,3 +163,9 @@ qg_events_format(unsigned mask, char *dst, size_t len)
         memcpy(dst, "none", 5);
     return dst;
 }
+
+int
+qg_state_is_waiting(qg_state s)
+{
+    return s == QG_ST_QUEUED || s == QG_ST_ARRIVED || s == QG_ST_MOVED;
+}
