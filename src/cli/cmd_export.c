@@ -8,43 +8,6 @@
 
 #include "cli.h"
 
-static void
-row(int csv, const qg_ticket *t, const qg_record *r)
-{
-    char when[40], recv[40], digest[65];
-    int i;
-
-    for (i = 0; i < 32; i++)
-        snprintf(digest + 2 * i, 3, "%02x", r->digest[i]);
-    qg_time_format(r->event_ms, r->utc_offset_s, when, sizeof(when));
-    qg_time_format(r->received_us / 1000, 0, recv, sizeof(recv));
-    if (csv) {
-        printf("%" PRIu64 ",", t->id);
-        if (t->live_queue_id)
-            printf("%" PRId64, t->live_queue_id);
-        putchar(',');
-        if (t->appointment_id)
-            printf("%" PRId64, t->appointment_id);
-        printf(",%" PRIu32 ",%s,%s,%s,%s,%s,%" PRId64 ",%" PRId64 ",%s,%s\n",
-               r->seq, when, recv, qg_event_name(r->event),
-               qg_state_name(r->from), qg_state_name(r->to), r->service_id,
-               r->staff_id, r->machine, digest);
-        return;
-    }
-    printf("{\"ticket\":%" PRIu64, t->id);
-    printf(",\"live_queue_id\":");
-    printf(t->live_queue_id ? "%" PRId64 : "null", t->live_queue_id);
-    printf(",\"appointment_id\":");
-    printf(t->appointment_id ? "%" PRId64 : "null", t->appointment_id);
-    printf(
-        ",\"seq\":%" PRIu32 ",\"timestamp\":\"%s\",\"received\":\"%s\","
-        "\"event\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"service_id\":%" PRId64
-        ",\"staff_id\":%" PRId64 ",\"machine\":\"%s\","
-        "\"digest\":\"%s\"}\n",
-        r->seq, when, recv, qg_event_name(r->event), qg_state_name(r->from),
-        qg_state_name(r->to), r->service_id, r->staff_id, r->machine, digest);
-}
-
 int
 cmd_export(cli *c, int argc, char **argv)
 {
@@ -100,7 +63,7 @@ cmd_export(cli *c, int argc, char **argv)
             goto failed;
         if (r.event_ms < c->since)
             continue;
-        row(csv, &t, &r);
+        render_export_row(stdout, &t, &r, csv);
         cli_progress("records", ++n, 0);
     }
     if (rc != QG_NOTFOUND)

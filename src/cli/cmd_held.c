@@ -17,19 +17,8 @@ print(cli *c, const qg_held *h, int64_t now_us)
     qg_ticket t;
 
     if (c->json) {
-        printf("{\"id\":%" PRIu64, h->id);
-        render_id(stdout, "ticket", (int64_t)h->ticket, 0);
-        render_id(stdout, "live_queue_id", h->live_queue_id, 0);
-        render_id(stdout, "appointment_id", h->appointment_id, 0);
-        printf(",\"chup_event\":");
-        render_string(stdout, h->chup_event, strlen(h->chup_event));
-        printf(",\"event\":\"%s\",\"from\":\"%s\",\"timestamp\":\"%s\","
-               "\"received_us\":%" PRId64 ",\"held_ms\":%" PRId64
-               ",\"expires_us\":%" PRId64 ",\"body_bytes\":%zu}\n",
-               qg_event_name(h->event), qg_state_name(h->from),
-               qg_time_format(h->event_ms, h->utc_offset_s, when, sizeof(when)),
-               h->received_us, (now_us - h->received_us) / 1000, expires_us,
-               h->body_len);
+        render_held(stdout, h, now_us, expires_us);
+        putchar('\n');
         return;
     }
     memset(&t, 0, sizeof(t));

@@ -15,13 +15,8 @@ print(cli *c, const qg_outbox_entry *e, int dead)
     char created[40], next[40];
 
     if (c->json) {
-        printf("{\"id\":%" PRIu64 ",\"ticket\":%" PRIu64 ",\"seq\":%" PRIu32
-               ",\"attempts\":%" PRIu32 ",\"created_us\":%" PRId64
-               ",\"next_attempt_us\":%" PRId64 ",\"dead\":%s,\"last_error\":",
-               e->id, e->ticket, e->seq, e->attempts, e->created_us,
-               e->next_attempt_us, dead ? "true" : "false");
-        render_string(stdout, e->last_error, strlen(e->last_error));
-        printf("}\n");
+        render_outbox_entry(stdout, e, dead);
+        putchar('\n');
         return;
     }
     printf("%8" PRIu64 "  %8" PRIu64 "  %4" PRIu32 "  %8" PRIu32

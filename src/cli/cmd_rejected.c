@@ -19,45 +19,6 @@
 #include "cli.h"
 
 static void
-print_json(const qg_rejection *r)
-{
-    printf("{\"id\":%" PRIu64 ",\"received_us\":%" PRId64
-           ",\"verdict\":\"%s\",\"code\":\"%s\"",
-           r->id, r->received_us, qg_verdict_name(r->verdict),
-           qg_reason_name(r->reason));
-    render_id(stdout, "ticket", (int64_t)r->ticket, 0);
-    render_id(stdout, "live_queue_id", r->live_queue_id, 0);
-    render_id(stdout, "appointment_id", r->appointment_id, 0);
-    printf(",\"event\":");
-    if (r->event)
-        printf("\"%s\"", qg_event_name(r->event));
-    else
-        printf("null");
-    printf(",\"from\":\"%s\",\"reason\":", qg_state_name(r->from));
-    render_string(stdout, r->detail, strlen(r->detail));
-    printf(",\"body_bytes\":%zu,\"received_bytes\":%zu,\"truncated\":%s",
-           r->body_len, r->received_len, r->truncated ? "true" : "false");
-    if (r->truncated) {
-        int i;
-
-        printf(",\"sha256\":\"");
-        for (i = 0; i < (int)sizeof(r->digest); i++)
-            printf("%02x", r->digest[i]);
-        putchar('"');
-    }
-    printf(",\"resolved\":%s", r->resolved ? "true" : "false");
-    if (r->resolved) {
-        printf(",\"resolved_us\":%" PRId64, r->resolved_us);
-        render_id(stdout, "resolved_ticket", (int64_t)r->resolved_ticket, 0);
-        if (r->resolved_seq)
-            printf(",\"resolved_seq\":%" PRIu32, r->resolved_seq);
-        else
-            printf(",\"resolved_seq\":null");
-    }
-    printf("}\n");
-}
-
-static void
 print_human(const qg_rejection *r)
 {
     char when[40], ids[48] = "-";
@@ -215,9 +176,10 @@ cmd_rejected(cli *c, int argc, char **argv)
         seen += !r.resolved;
         if (replaying && (rc = remember(&ids, &nids, r.id)))
             goto done;
-        else if (!replaying && c->json)
-            print_json(&r);
-        else if (!replaying)
+        else if (!replaying && c->json) {
+            render_rejection(stdout, &r);
+            putchar('\n');
+        } else if (!replaying)
             print_human(&r);
     }
     if (rc != QG_NOTFOUND) {
