@@ -217,6 +217,18 @@ int qg__txn_nest(qg__txn *parent, qg__txn *child);
 int qg__txn_nest_commit(qg__txn *child);
 void qg__txn_nest_abort(qg__txn *child);
 
+/* The read transaction behind a history cursor, for lookups in the same
+ * snapshot. */
+qg__txn *qg__history_txn(qg_history *h);
+
+/* Runs fn in a write transaction: commits when fn returns 0, aborts and
+ * returns 0 when fn returns > 0 (nothing to write), aborts and returns
+ * fn's error when < 0.  On QG_EFULL, from fn or the commit, grows the map
+ * and runs fn again. */
+int qg__store_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg);
+
+/* The rows the engine reads before deciding, and the ticket row it writes
+ * after. */
 int qg__find_alias(qg__txn *txn, qg_id_kind kind, int64_t id, uint64_t *ticket);
 int qg__get_ticket(qg__txn *txn, uint64_t ticket, qg__ticket_row *row);
 int qg__find_digest(qg__txn *txn, const unsigned char *digest, uint64_t *ticket,
@@ -284,8 +296,11 @@ void qg__path_free(qg__path *path);
  * was placed before it; late < 0 keeps its late mark. */
 int qg__move_record(qg__txn *txn, uint64_t ticket, uint32_t seq, uint32_t pos,
                     qg_event ev, qg_state from, qg_state to, int late);
-/* held.c: deliveries waiting for an earlier step.  Bodies and steps read
- * from the store point into the map: valid until the next write. */
+
+/* held.c --------------------------------------------------------------- */
+
+/* Deliveries waiting for an earlier step.  Bodies and steps read from the
+ * store point into the map: valid until the next write. */
 int qg__held_put(qg__txn *txn, const qg__step *s, uint64_t ticket, qg_event ev,
                  qg_state from, uint64_t *id);
 int qg__held_find_digest(qg__txn *txn, const unsigned char *digest,
@@ -299,18 +314,11 @@ int qg__held_ids_for(qg__txn *txn, qg_id_kind kind, int64_t chup_id,
 /* The ids of those received before before_us; *ids is malloc'd. */
 int qg__held_due(qg__txn *txn, int64_t before_us, uint64_t **ids, size_t *n);
 int qg__held_delete(qg__txn *txn, uint64_t id);
-/* The read transaction behind a history cursor, for lookups in the same
- * snapshot. */
-qg__txn *qg__history_txn(qg_history *h);
 
-/* Runs fn in a write transaction: commits when fn returns 0, aborts and
- * returns 0 when fn returns > 0 (nothing to write), aborts and returns
- * fn's error when < 0.  On QG_EFULL, from fn or the commit, grows the map
- * and runs fn again. */
-int qg__store_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg);
+/* store_check.c -------------------------------------------------------- */
 
 /*
- * store_check.c: checks every page of data.mdb, open as fd, in the
+ * Checks every page of data.mdb, open as fd, in the
  * snapshot of the read transaction txnid, which the caller holds open
  * meanwhile.  0 (sound), QG_ECORRUPT with detail set, QG_EIO, QG_ENOMEM;
  * 1 when a writer has moved past that snapshot: begin another.  The file

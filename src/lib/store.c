@@ -2,8 +2,13 @@
  * store.c - the LMDB store: tickets, their histories, the rejection log.
  *
  * Databases (all keys big-endian so they sort as numbers):
- *   meta        "format" -> u32 store format; "outbox_next", "held_next"
- *               -> u64 counters
+ *   meta        "format" -> u32 store format; "outbox" -> "1" once the
+ *               store feeds an HIS (QG_OUTBOX, kept for good);
+ *               "outbox_next", "held_next" -> u64 counters;
+ *               "rejections_unsigned_bytes", "rejections_unsigned_first",
+ *               "rejections_dropped" -> u64, the bound on the log's
+ *               unauthenticated and malformed entries; "write_probe" ->
+ *               64 KiB rewritten by qg_store_probe()
  *   tickets     u64 ticket -> ticket row
  *   aliases     u8 kind, i64 Chup id -> u64 ticket
  *   history     u64 ticket, u32 seq -> record header + raw body
