@@ -15,25 +15,16 @@
 
 #include "cli.h"
 
-static const struct {
-    const char *name;
-    int (*fn)(cli *, int, char **);
-    const char *summary;
-} commands[] = {
-    {"apply", cmd_apply, "feed webhook bodies through the gate's engine"},
-    {"check", cmd_check, "the same verdicts as apply, writing nothing"},
-    {"history", cmd_history, "a ticket's timeline"},
-    {"show", cmd_show, "a ticket's state, next events and counts"},
-    {"list", cmd_list, "tickets, newest first"},
-    {"rejected", cmd_rejected, "the rejection log; --replay re-applies it"},
-    {"verify", cmd_verify, "replay every history through the machine"},
-    {"stats", cmd_stats, "states, events, refusals, waiting times"},
-    {"export", cmd_export, "every history record as NDJSON or CSV"},
-    {"machine", cmd_machine, "the lifecycle as a table or Graphviz"},
-    {"serve", cmd_serve, "the validating HTTP gate in front of the HIS"},
-    {"outbox", cmd_outbox, "steps waiting for the HIS; retry dead ones"},
-    {"held", cmd_held, "deliveries waiting for an earlier step"},
-};
+static const cli_command cli_serve = {
+    .name = "serve",
+    .summary = "the validating HTTP gate in front of the HIS",
+    .main = cmd_serve};
+
+/* In the order qgate --help lists them. */
+static const cli_command *const commands[] = {
+    &cli_apply,    &cli_check,  &cli_history, &cli_show,   &cli_list,
+    &cli_rejected, &cli_verify, &cli_stats,   &cli_export, &cli_machine,
+    &cli_serve,    &cli_outbox, &cli_held};
 
 /*
  * Time zones.  Every timestamp is shown in the offset Chup sent for it;
@@ -752,6 +743,51 @@ cli_ticket_ids(const qg_ticket *t, char *dst, size_t len)
     return dst;
 }
 
+int
+cli_run(cli *c, const cli_command *cmd, int argc, char **argv)
+{
+    qg_store *st = NULL;
+    int opt, rc;
+
+    if (cmd->main)
+        return cmd->main(c, argc, argv);
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, cmd->shortopts ? cmd->shortopts : "h",
+                              cmd->options, NULL)) != -1) {
+        if (cli_common_option(c, opt, optarg))
+            continue;
+        if (opt == 'h') {
+            fputs(cmd->usage, stdout);
+            return EXIT_OK;
+        }
+        /* getopt has said what was wrong with an option it refused. */
+        if (opt == '?' || opt == ':' || cmd->option == NULL)
+            return EXIT_FAILED;
+        if ((rc = cmd->option(c, opt, optarg)))
+            return rc;
+    }
+    if (!cmd->args && optind != argc)
+        return cli_fail("%s: unexpected argument \"%s\"", cmd->name,
+                        argv[optind]);
+    if (cmd->ready && (rc = cmd->ready(c, argc - optind, argv + optind)))
+        return rc;
+    if (cmd->check_store)
+        c->check_store = 1;
+    if (!cmd->no_config && (rc = cli_finish_options(c)))
+        return rc;
+    if (cmd->prepare && (rc = cmd->prepare(c)))
+        goto done;
+    if (cmd->store != CLI_NO_STORE &&
+        (rc = cli_open_store(c, cmd->store == CLI_READ && !c->write, &st)))
+        goto done;
+    rc = cmd->run(c, st, argc - optind, argv + optind);
+    qg_store_close(st);
+done:
+    if (cmd->done)
+        cmd->done(c);
+    return rc;
+}
+
 static void
 usage(FILE *f)
 {
@@ -760,7 +796,7 @@ usage(FILE *f)
     fprintf(f, "usage: qgate COMMAND [OPTIONS] [ARGS]\n\n"
                "Commands:\n");
     for (i = 0; i < sizeof(commands) / sizeof(*commands); i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
     fprintf(f,
             "  %-10s %s\n\n"
             "Options every command takes:\n"
@@ -820,7 +856,7 @@ unknown_command(const char *name)
     size_t i, d, best = (size_t)-1, at = 0;
 
     for (i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
-        if ((d = distance(name, commands[i].name)) < best) {
+        if ((d = distance(name, commands[i]->name)) < best) {
             best = d;
             at = i;
         }
@@ -829,7 +865,7 @@ unknown_command(const char *name)
      * two, but not more than a third of the word. */
     if (best <= 2 && best * 3 <= strlen(name))
         return cli_fail("unknown command \"%s\" (did you mean \"%s\"?)", name,
-                        commands[at].name);
+                        commands[at]->name);
     return cli_fail("unknown command \"%s\"; qgate help lists the commands",
                     name);
 }
@@ -873,8 +909,8 @@ main(int argc, char **argv)
         if (argc > 3)
             return cli_fail("help: one command at a time, not \"%s\"", argv[3]);
         for (i = 0; i < sizeof(commands) / sizeof(*commands); i++)
-            if (strcmp(argv[2], commands[i].name) == 0)
-                return commands[i].fn(&c, 2, help_argv);
+            if (strcmp(argv[2], commands[i]->name) == 0)
+                return cli_run(&c, commands[i], 2, help_argv);
         return unknown_command(argv[2]);
     }
     if (strcmp(argv[1], "--version") == 0) {
@@ -882,9 +918,9 @@ main(int argc, char **argv)
         return EXIT_OK;
     }
     for (i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
-        if (strcmp(argv[1], commands[i].name) != 0)
+        if (strcmp(argv[1], commands[i]->name) != 0)
             continue;
-        rc = commands[i].fn(&c, argc - 1, argv + 1);
+        rc = cli_run(&c, commands[i], argc - 1, argv + 1);
         errno = 0;
         /* Output that did not reach its file is a failure, not a success
          * with a short file: stdio remembers the error, and the last

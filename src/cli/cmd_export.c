@@ -8,50 +8,49 @@
 
 #include "cli.h"
 
-int
-cmd_export(cli *c, int argc, char **argv)
-{
-    static const struct option opts[] = {
-        CLI_COMMON_OPTIONS,
-        {"format", required_argument, NULL, 'f'},
-        CLI_SINCE_OPTION,
-        {0}};
-    unsigned long n = 0;
-    qg_store *st = NULL;
-    qg_history *h = NULL;
-    qg_ticket t = {0};
-    qg_record r;
-    int opt, rc, csv = 0;
+static int csv;
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (cli_common_option(c, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'f':
-            if (strcmp(optarg, "csv") != 0 && strcmp(optarg, "ndjson") != 0)
-                return cli_fail("--format \"%s\": expected ndjson or csv",
-                                optarg);
-            csv = strcmp(optarg, "csv") == 0;
-            break;
-        case 'h':
-            printf("usage: qgate export [--format ndjson|csv | --json] "
-                   "[--since T]\n"
-                   "Every history record, by ticket then step.  --since "
-                   "selects by the step's Chup timestamp.\n" CLI_TIME_HELP);
-            return EXIT_OK;
-        default:
-            return EXIT_FAILED;
-        }
-    }
-    if (optind != argc)
-        return cli_fail("export: unexpected argument \"%s\"", argv[optind]);
+static const struct option options[] = {
+    CLI_COMMON_OPTIONS,
+    {"format", required_argument, NULL, 'f'},
+    CLI_SINCE_OPTION,
+    {0}};
+
+static int
+option(cli *c, int opt, const char *arg)
+{
+    (void)c;
+    if (opt != 'f')
+        return EXIT_FAILED;
+    if (strcmp(arg, "csv") != 0 && strcmp(arg, "ndjson") != 0)
+        return cli_fail("--format \"%s\": expected ndjson or csv", arg);
+    csv = strcmp(arg, "csv") == 0;
+    return 0;
+}
+
+static int
+ready(cli *c, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
     /* NDJSON is the JSON form; --json with CSV asks for two things. */
     if (c->json && csv)
         return cli_fail("export: --json is --format ndjson; it cannot be "
                         "--format csv");
-    if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, 1, &st)))
-        return rc;
+    return 0;
+}
+
+static int
+run(cli *c, qg_store *st, int argc, char **argv)
+{
+    unsigned long n = 0;
+    qg_history *h = NULL;
+    qg_ticket t = {0};
+    qg_record r;
+    int rc;
+
+    (void)argc;
+    (void)argv;
     if ((rc = qg_history_open(st, 0, &h)))
         goto failed;
     if (csv)
@@ -70,10 +69,21 @@ cmd_export(cli *c, int argc, char **argv)
         goto failed;
     cli_progress("records", n, 1);
     qg_history_close(h);
-    qg_store_close(st);
     return EXIT_OK;
 failed:
     qg_history_close(h);
-    qg_store_close(st);
     return cli_store_fail(c, rc);
 }
+
+const cli_command cli_export = {
+    .name = "export",
+    .summary = "every history record as NDJSON or CSV",
+    .usage = "usage: qgate export [--format ndjson|csv | --json] "
+             "[--since T]\n"
+             "Every history record, by ticket then step.  --since "
+             "selects by the step's Chup timestamp.\n" CLI_TIME_HELP,
+    .options = options,
+    .store = CLI_READ,
+    .option = option,
+    .ready = ready,
+    .run = run};

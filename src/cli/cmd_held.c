@@ -35,46 +35,34 @@ print(cli *c, const qg_held *h, int64_t now_us)
             : "due");
 }
 
-int
-cmd_held(cli *c, int argc, char **argv)
+static int expire;
+
+static const struct option options[] = {CLI_REORDER_OPTION,
+                                        CLI_COMMON_OPTIONS,
+                                        {"expire", no_argument, NULL, 'x'},
+                                        {0}};
+
+static int
+option(cli *c, int opt, const char *arg)
 {
-    static const struct option opts[] = {CLI_REORDER_OPTION,
-                                         CLI_COMMON_OPTIONS,
-                                         {"expire", no_argument, NULL, 'x'},
-                                         {0}};
+    (void)arg;
+    if (opt != 'x')
+        return EXIT_FAILED;
+    expire = c->write = 1;
+    return 0;
+}
+
+static int
+run(cli *c, qg_store *st, int argc, char **argv)
+{
     uint64_t by_reason[QG_REASON_COUNT] = {0}, expired = 0, n = 0;
-    int opt, rc, expire = 0, i;
+    int rc, i;
     qg_held_list *hl = NULL;
-    qg_store *st = NULL;
     int64_t now_us;
     qg_held h;
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (cli_common_option(c, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'x':
-            expire = 1;
-            break;
-        case 'h':
-            printf("usage: qgate held [--json] [--reorder-window S]\n"
-                   "       qgate held --expire\n"
-                   "Lists the deliveries held for an earlier step: ticket, "
-                   "event, timestamp,\nhow long held and how long until the "
-                   "reorder window (default %d s) ends.\n--expire gives up "
-                   "on all of them now: each goes to the rejection log\nwith "
-                   "the reason it would have had on arrival.\n",
-                   CLI_DEFAULT_REORDER_WINDOW);
-            return EXIT_OK;
-        default:
-            return EXIT_FAILED;
-        }
-    }
-    if (optind < argc)
-        return cli_fail("held: unexpected argument \"%s\"", argv[optind]);
-    if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, !expire, &st)))
-        return rc;
+    (void)argc;
+    (void)argv;
     if (expire) {
         if ((rc = qg_held_expire(st, INT64_MAX, by_reason, &expired))) {
             rc = cli_fail("%s: cannot expire held deliveries: %s", c->db,
@@ -120,6 +108,23 @@ cmd_held(cli *c, int argc, char **argv)
         fprintf(stderr, "%" PRIu64 " held\n", n);
 done:
     qg_held_close(hl);
-    qg_store_close(st);
     return rc;
 }
+
+const cli_command cli_held = {
+    .name = "held",
+    .summary = "deliveries waiting for an earlier step",
+    .usage = "usage: qgate held [--json] [--reorder-window S]\n"
+             "       qgate held --expire\n"
+             "Lists the deliveries held for an earlier step: ticket, "
+             "event, timestamp,\nhow long held and how long until the "
+             "reorder window (default " CLI_XSTR(
+                 CLI_DEFAULT_REORDER_WINDOW) " s) ends.\n--expire gives up "
+                                             "on all of them now: each goes to "
+                                             "the rejection log\nwith "
+                                             "the reason it would have had on "
+                                             "arrival.\n",
+    .options = options,
+    .store = CLI_READ,
+    .option = option,
+    .run = run};
