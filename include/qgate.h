@@ -104,23 +104,31 @@ QG_EXTERN const char *qg_machine_version(void);
 /**
  * The table of error codes: one XX(name, value, message) per code.  It
  * generates #qg_errno, qg_strerror() and qg_err_name(); callers may expand
- * it too, with their own XX.
+ * it too, with their own XX.  The codes lie in -30600..-30699 (#QG_ERRNO_MIN
+ * to #QG_ERRNO_MAX), as LMDB's MDB_ codes lie in -30799..-30780: apart
+ * from -1 and the negated errno values that C functions return, from
+ * LMDB's codes and from #QG_ILLEGAL, so that no other negative int is
+ * taken for one.  Values are part of the ABI: a value is never changed or
+ * reused, and a new code takes the next value, at the end.
  * @param XX a macro taking (name without the QG_ prefix, value, message).
  */
 /* name, value, message */
 #define QG_ERRNO_MAP(XX)                                                       \
-    XX(NOTFOUND, -1, "not found")                                              \
-    XX(EINVAL, -2, "invalid argument")                                         \
-    XX(ENOMEM, -3, "out of memory")                                            \
-    XX(EIO, -4, "input/output error")                                          \
-    XX(ESTORE, -5, "store error")                                              \
-    XX(EFULL, -6, "store full: map size limit reached")                        \
-    XX(EFORMAT, -7, "store written by an incompatible qgate version")          \
-    XX(ERDONLY, -8, "store opened read-only")                                  \
-    XX(ECONFIG, -9, "invalid configuration")                                   \
-    XX(EBUSY, -10, "store busy: too many readers")                             \
-    XX(ETOOBIG, -11, "value too large")                                        \
-    XX(ECORRUPT, -12, "the store is damaged")
+    XX(NOTFOUND, -30600, "not found")                                          \
+    XX(EINVAL, -30601, "invalid argument")                                     \
+    XX(ENOMEM, -30602, "out of memory")                                        \
+    XX(EIO, -30603, "input/output error")                                      \
+    XX(ESTORE, -30604, "store error")                                          \
+    XX(EFULL, -30605, "store full: map size limit reached")                    \
+    XX(EFORMAT, -30606, "store written by an incompatible qgate version")      \
+    XX(ERDONLY, -30607, "store opened read-only")                              \
+    XX(ECONFIG, -30608, "invalid configuration")                               \
+    XX(EBUSY, -30609, "store busy: too many readers")                          \
+    XX(ETOOBIG, -30610, "value too large")                                     \
+    XX(ECORRUPT, -30611, "the store is damaged")
+
+#define QG_ERRNO_MIN (-30699) /**< the lowest value a QG_E* code may take */
+#define QG_ERRNO_MAX (-30600) /**< the highest value a QG_E* code may take */
 
 /**
  * The codes that functions return: 0 (#QG_OK) or one of the negative
@@ -225,11 +233,18 @@ QG_EXTERN int qg_state_from_name(const char *name, qg_state *out);
 QG_EXTERN int qg_event_from_name(const char *name, qg_event *out);
 
 /**
+ * What qg_machine_next() returns for an illegal step.  A verdict, not an
+ * error: it is negative, so never a state, and outside the range of the
+ * QG_E* codes (#QG_ERRNO_MIN..#QG_ERRNO_MAX), so never taken for one.
+ */
+#define QG_ILLEGAL (-1)
+
+/**
  * Asks the lifecycle machine where event e leads from state s.
  * @param[in] s the state before.
  * @param[in] e the event.
- * @return the next state (>= 0; cast it to #qg_state), or -1 when the step
- * is illegal, e is #QG_EV_NONE, or s or e is out of range.
+ * @return the next state (>= 0; cast it to #qg_state), or #QG_ILLEGAL when
+ * the step is illegal, e is #QG_EV_NONE, or s or e is out of range.
  */
 QG_EXTERN int qg_machine_next(qg_state s, qg_event e);
 
@@ -249,6 +264,78 @@ QG_EXTERN unsigned qg_machine_allowed(qg_state s);
  * #QG_ST_VISIT_ENDED); 0 otherwise, also when s is not a state.
  */
 QG_EXTERN int qg_state_is_final(qg_state s);
+
+/**
+ * Tells whether a state is one where the client waits to be served.
+ * @param[in] s the state.
+ * @return nonzero for #QG_ST_QUEUED, #QG_ST_ARRIVED and #QG_ST_MOVED (a
+ * wait ends with #QG_EV_SERVE; a move to another service keeps waiting);
+ * 0 otherwise, also when s is not a state.
+ */
+QG_EXTERN int qg_state_is_waiting(qg_state s);
+
+/**
+ * Lists events by name, for messages.
+ * @param[in] mask a mask with bit (1u << e) set for each event e, as
+ * qg_machine_allowed() returns.
+ * @param[out] dst where to write "alert, update, serve" (in event order),
+ * or "none" for an empty mask; names that would not fit are left out.
+ * @param[in] len the size of dst; 0 writes nothing.
+ * @return dst.  Cannot fail.
+ */
+QG_EXTERN char *qg_events_format(unsigned mask, char *dst, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* Time                                                                */
+
+/**
+ * The wall clock the library stamps deliveries with (qg_record.received_us
+ * and the like): what qg_held_expire() and the outbox compare against.
+ * @return Unix microseconds.  Cannot fail.
+ */
+QG_EXTERN int64_t qg_time_now_us(void);
+
+/**
+ * Parses an ISO 8601 timestamp with an offset, as Chup writes them:
+ * "2024-01-17T00:35:22+08:00", "...Z", with or without a fraction of a
+ * second.
+ * @param[in] s the text, NUL-terminated.
+ * @param[out] ms the time, Unix milliseconds; written only when 0 is
+ * returned.
+ * @param[out] offset_s the offset it was written with, seconds east;
+ * written only when 0 is returned.
+ * @return 0, or #QG_EINVAL (not such a timestamp, or no such date).
+ */
+QG_EXTERN int qg_time_parse(const char *s, int64_t *ms, int32_t *offset_s);
+
+/**
+ * Writes a time as ISO 8601 in a given offset,
+ * "2024-01-17T00:35:22+08:00" (whole seconds; "+00:00" for UTC).
+ * @param[in] ms the time, Unix milliseconds.
+ * @param[in] offset_s the offset to write it in, seconds east.
+ * @param[out] dst where to write it; 26 bytes hold any year 0-9999.
+ * @param[in] len the size of dst; the text is cut to fit.
+ * @return dst.  Cannot fail.
+ */
+QG_EXTERN char *qg_time_format(int64_t ms, int32_t offset_s, char *dst,
+                               size_t len);
+
+/**
+ * Reads a configuration file (a mapping file, a program's own settings)
+ * as strict JSON: json-c's strict mode, then the checks the engine runs
+ * on a delivery's body (UTF-8, control characters, repeated keys).
+ * @param[in] path the file.
+ * @param[out] text the file's bytes, NUL-terminated, for the caller to
+ * parse; malloc'd, to be freed with free().  NULL unless 0 is returned.
+ * @param[out] len the number of bytes, the NUL not counted; may be NULL.
+ * @param[out] err what went wrong, in one line naming the file
+ * ("cannot open FILE: ...", "FILE: not valid JSON at byte N: ...").
+ * @param[in] errlen the size of err.
+ * @return 0, #QG_EINVAL (NULL path, text or err), #QG_EIO (cannot open
+ * or read it), #QG_ECONFIG (not strict JSON), #QG_ENOMEM.
+ */
+QG_EXTERN int qg_config_read(const char *path, char **text, size_t *len,
+                             char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* Verdicts                                                            */
@@ -581,6 +668,54 @@ QG_EXTERN void qg_store_close(qg_store *st);
  */
 QG_EXTERN int qg_store_check(qg_store *st, char *detail, size_t dlen);
 
+/**
+ * Checks a store's data file as qg_store_open() does before LMDB maps it,
+ * without opening the store: both meta pages are LMDB's and the file
+ * holds the root pages of the newer one.  For a program that must tell a
+ * damaged store from other failures to open one.
+ * @param[in] dir the store's directory.
+ * @param[out] detail where the damage is, in one line ("" when sound);
+ * may be NULL.
+ * @param[in] dlen the size of detail.
+ * @return 0 (sound, or no data file yet, or one that cannot be opened:
+ * qg_store_open() says why), #QG_ECORRUPT (see detail), #QG_EFORMAT,
+ * #QG_EIO, #QG_EINVAL (NULL dir, or a path too long).
+ */
+QG_EXTERN int qg_store_check_file(const char *dir, char *detail, size_t dlen);
+
+/**
+ * Sets the function that LMDB's failed assertions call, with LMDB's
+ * message, in every store opened afterwards (NULL: none).  LMDB calls
+ * abort() when it returns, so a program sets it only to report and exit;
+ * the library itself never does.  A failed assertion means a damaged
+ * store that qg_store_check() would have found.  Set it before any store
+ * is opened: it is one setting for the process, not for a thread.
+ * @param[in] fn the function, or NULL.
+ */
+QG_EXTERN void qg_store_on_damage(void (*fn)(const char *what));
+
+/**
+ * Copies the store, as of one snapshot, compacted, into an existing empty
+ * directory (data.mdb only).  Works on a #QG_RDONLY store; a writer may
+ * run meanwhile.
+ * @param[in] st the store.
+ * @param[in] dir the directory to copy into.
+ * @return 0, #QG_EINVAL (NULL st or dir), #QG_ERDONLY (dir may not be
+ * written), #QG_ENOMEM, #QG_ESTORE (any other failure, such as no such
+ * directory).
+ */
+QG_EXTERN int qg_store_copy(qg_store *st, const char *dir);
+
+/**
+ * Writes and commits 64 KiB (a meta value rewritten each time): whether
+ * the store can take a commit now.  A gate asks it to tell a full disk
+ * from a store that works.
+ * @param[in] st the store, opened for writing.
+ * @return 0, #QG_EINVAL (NULL st, or a #QG_RDONLY store), #QG_EFULL,
+ * #QG_ERDONLY, #QG_EIO, #QG_EBUSY, #QG_ESTORE.
+ */
+QG_EXTERN int qg_store_probe(qg_store *st);
+
 /** A ticket's summary; a caller-owned value with no pointers. */
 typedef struct qg_ticket {
     /** The store's ticket number: 1, 2, ... in order of each ticket's
@@ -620,6 +755,33 @@ typedef enum qg_id_kind {
  */
 QG_EXTERN int qg_store_ticket(qg_store *st, qg_id_kind kind, int64_t id,
                               qg_ticket *out);
+
+/**
+ * Parses a ticket's name as people and URLs write it: "lq:30001" (a
+ * live-queue id), "appt:9101" (an appointment id), "ticket:5" (the
+ * store's number), or a bare "30001", taken for a live-queue id.  The
+ * number is decimal digits with no sign, space or leading zero, below
+ * 2^63: each id has one spelling.
+ * @param[in] name the name, NUL-terminated.
+ * @param[out] kind what the number is; written only when 0 is returned.
+ * @param[out] id the number; written only when 0 is returned.
+ * @return 0, or #QG_EINVAL (NULL argument, or not such a name).
+ */
+QG_EXTERN int qg_ticket_id_parse(const char *name, qg_id_kind *kind,
+                                 int64_t *id);
+
+/**
+ * Reads a ticket by its name (qg_ticket_id_parse()), in a read
+ * transaction of its own.  A bare number that is no live-queue id is then
+ * looked up as an appointment id.
+ * @param[in] st the store.
+ * @param[in] name the name, such as "30001" or "appt:9101".
+ * @param[out] out the ticket; written only when 0 is returned.
+ * @return 0, #QG_NOTFOUND, #QG_EINVAL (NULL argument, or not such a name),
+ * and the errors of qg_store_ticket().
+ */
+QG_EXTERN int qg_store_ticket_named(qg_store *st, const char *name,
+                                    qg_ticket *out);
 
 /**
  * One accepted step of a ticket's history, read by qg_history_next().  A

@@ -152,7 +152,7 @@ START_TEST(test_chup_time_table)
 {
     int64_t ms = 0;
     int32_t off = 0;
-    int rc = qg__parse_time(times[_i].text, &ms, &off);
+    int rc = qg_time_parse(times[_i].text, &ms, &off);
 
     ck_assert_msg((rc == 0) == times[_i].ok, "\"%s\": rc %d", times[_i].text,
                   rc);
@@ -161,7 +161,7 @@ START_TEST(test_chup_time_table)
 
         ck_assert_int_eq(ms, times[_i].ms);
         ck_assert_int_eq(off, times[_i].offset_s);
-        qg__format_time(ms, off, back, sizeof(back));
+        qg_time_format(ms, off, back, sizeof(back));
         ck_assert_int_eq(strncmp(back, times[_i].text, 19), 0);
     }
 }

@@ -734,8 +734,10 @@ START_TEST(test_engine_prepared_bad_arguments)
     size_t len;
     char *body = tu_fixture(tu_walk_in[0].file, &len);
 
-    ck_assert_int_eq(qg_engine_prepare(NULL, body, len, &p), QG_EINVAL);
     /* a handle out-parameter is NULL after its constructor fails */
+    p = (qg_prepared *)&p;
+    ck_assert_int_eq(qg_engine_prepare(NULL, body, len, &p), QG_EINVAL);
+    ck_assert_ptr_null(p);
     p = (qg_prepared *)&p;
     ck_assert_int_eq(qg_engine_prepare(eng, NULL, len, &p), QG_EINVAL);
     ck_assert_ptr_null(p);

@@ -47,7 +47,7 @@ static const struct {
 
 #define NEVENTS (QG_EVENT_COUNT - 1) /* the 15 real events */
 
-/* The state the specification says event e leads to from s, or -1. */
+/* The state the specification says event e leads to from s, or QG_ILLEGAL. */
 static int
 spec_next(qg_state s, qg_event e)
 {
@@ -69,7 +69,7 @@ spec_next(qg_state s, qg_event e)
         ck_assert_int_eq(qg_state_from_name(to, &st), 0);
         return (int)st;
     }
-    return -1;
+    return QG_ILLEGAL;
 }
 
 /* One loop iteration per cell of the 13 x 15 table. */
@@ -123,9 +123,11 @@ END_TEST
 
 START_TEST(test_machine_out_of_range_is_illegal)
 {
-    ck_assert_int_eq(qg_machine_next((qg_state)QG_STATE_COUNT, QG_EV_JOIN), -1);
-    ck_assert_int_eq(qg_machine_next(QG_ST_NEW, (qg_event)QG_EVENT_COUNT), -1);
-    ck_assert_int_eq(qg_machine_next(QG_ST_NEW, QG_EV_NONE), -1);
+    ck_assert_int_eq(qg_machine_next((qg_state)QG_STATE_COUNT, QG_EV_JOIN),
+                     QG_ILLEGAL);
+    ck_assert_int_eq(qg_machine_next(QG_ST_NEW, (qg_event)QG_EVENT_COUNT),
+                     QG_ILLEGAL);
+    ck_assert_int_eq(qg_machine_next(QG_ST_NEW, QG_EV_NONE), QG_ILLEGAL);
     ck_assert_ptr_null(qg_state_name((qg_state)99));
     ck_assert_ptr_null(qg_event_name((qg_event)99));
 }
@@ -158,7 +160,7 @@ START_TEST(test_machine_walks_a_whole_visit)
         s = (qg_state)next;
     }
     ck_assert_int_eq(s, QG_ST_VISIT_ENDED);
-    ck_assert_int_eq(qg_machine_next(s, QG_EV_END_VISIT), -1);
+    ck_assert_int_eq(qg_machine_next(s, QG_EV_END_VISIT), QG_ILLEGAL);
 }
 END_TEST
 

@@ -420,9 +420,9 @@ START_TEST(test_reorder_expiry_refuses_with_the_arrival_reason)
     qg_held_close(hl);
 
     /* nothing is due before its window ends */
-    ck_assert_int_eq(
-        qg_held_expire(st, qg__now_us() - WINDOW * 1000000LL, by_reason, &n),
-        0);
+    ck_assert_int_eq(qg_held_expire(st, qg_time_now_us() - WINDOW * 1000000LL,
+                                    by_reason, &n),
+                     0);
     ck_assert_uint_eq(n, 0);
     ck_assert_int_eq(qg_held_expire(st, INT64_MAX, by_reason, &n), 0);
     ck_assert_uint_eq(n, 2);

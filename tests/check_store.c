@@ -1079,6 +1079,48 @@ END_TEST
 
 /* ----- the suite -------------------------------------------------------- */
 
+/* Each id has one spelling; a bare number is a live-queue id. */
+START_TEST(test_ticket_id_parse_forms)
+{
+    static const struct {
+        const char *name;
+        int rc;
+        qg_id_kind kind;
+        int64_t id;
+    } cases[] = {
+        {"30001", 0, QG_ID_LIVE_QUEUE, 30001},
+        {"lq:30001", 0, QG_ID_LIVE_QUEUE, 30001},
+        {"appt:9101", 0, QG_ID_APPOINTMENT, 9101},
+        {"ticket:5", 0, QG_ID_TICKET, 5},
+        {"9223372036854775807", 0, QG_ID_LIVE_QUEUE, INT64_MAX},
+        {"9223372036854775808", QG_EINVAL, 0, 0},
+        {"030001", QG_EINVAL, 0, 0},
+        {"+30001", QG_EINVAL, 0, 0},
+        {" 30001", QG_EINVAL, 0, 0},
+        {"lq:", QG_EINVAL, 0, 0},
+        {"ticket:0", QG_EINVAL, 0, 0},
+        {"x:1", QG_EINVAL, 0, 0},
+        {"", QG_EINVAL, 0, 0},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        qg_id_kind kind = (qg_id_kind)-1;
+        int64_t id = -1;
+
+        ck_assert_int_eq(qg_ticket_id_parse(cases[i].name, &kind, &id),
+                         cases[i].rc);
+        if (cases[i].rc == 0) {
+            ck_assert_int_eq(kind, cases[i].kind);
+            ck_assert_int_eq(id, cases[i].id);
+        } else {
+            ck_assert_int_eq(id, -1);
+        }
+    }
+    ck_assert_int_eq(qg_ticket_id_parse(NULL, NULL, NULL), QG_EINVAL);
+}
+END_TEST
+
 Suite *store_suite(void);
 
 Suite *
@@ -1092,6 +1134,7 @@ store_suite(void)
 
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_add_test(core, test_history_survives_reopen);
+    tcase_add_test(core, test_ticket_id_parse_forms);
     tcase_add_test(core, test_duplicate_after_reopen);
     tcase_add_test(core, test_ticket_found_by_either_id);
     tcase_add_test(core, test_rejection_logged_with_ticket);

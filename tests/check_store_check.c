@@ -265,7 +265,7 @@ START_TEST(test_open_refuses_short_file)
     st = NULL;
     ck_assert_int_eq(truncate(data_file(), (off_t)(root * ms.ms_psize)), 0);
     ck_assert_int_eq(
-        qg__store_check_file(tu_store_dir(), detail, sizeof(detail)),
+        qg_store_check_file(tu_store_dir(), detail, sizeof(detail)),
         QG_ECORRUPT);
     ck_assert_ptr_nonnull(strstr(detail, "the file was cut short"));
     memset(&o, 0, sizeof(o));
@@ -297,7 +297,7 @@ START_TEST(test_open_refuses_zeroed_meta)
     ck_assert_int_eq(qg_store_open(&o, &again), QG_ECORRUPT);
     ck_assert_ptr_null(again);
     ck_assert_int_eq(
-        qg__store_check_file(tu_store_dir(), detail, sizeof(detail)),
+        qg_store_check_file(tu_store_dir(), detail, sizeof(detail)),
         QG_ECORRUPT);
     ck_assert_ptr_nonnull(strstr(detail, "meta page 1"));
 }

@@ -256,7 +256,7 @@ emit(const step *s, const char *secret)
     int pass, len;
     long fill;
 
-    qg__format_time(s->stamp, 8 * 3600, ts, sizeof(ts));
+    qg_time_format(s->stamp, 8 * 3600, ts, sizeof(ts));
     if (s->appt)
         snprintf(appt, sizeof(appt),
                  "\"appointment_id\":%" PRId64 ",\"appointment_date\":"

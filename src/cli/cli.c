@@ -14,27 +14,17 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "qgate_int.h"
 
-static const struct {
-    const char *name;
-    int (*fn)(cli *, int, char **);
-    const char *summary;
-} commands[] = {
-    {"apply", cmd_apply, "feed webhook bodies through the gate's engine"},
-    {"check", cmd_check, "the same verdicts as apply, writing nothing"},
-    {"history", cmd_history, "a ticket's timeline"},
-    {"show", cmd_show, "a ticket's state, next events and counts"},
-    {"list", cmd_list, "tickets, newest first"},
-    {"rejected", cmd_rejected, "the rejection log; --replay re-applies it"},
-    {"verify", cmd_verify, "replay every history through the machine"},
-    {"stats", cmd_stats, "states, events, refusals, waiting times"},
-    {"export", cmd_export, "every history record as NDJSON or CSV"},
-    {"machine", cmd_machine, "the lifecycle as a table or Graphviz"},
-    {"serve", cmd_serve, "the validating HTTP gate in front of the HIS"},
-    {"outbox", cmd_outbox, "steps waiting for the HIS; retry dead ones"},
-    {"held", cmd_held, "deliveries waiting for an earlier step"},
-};
+static const cli_command cli_serve = {
+    .name = "serve",
+    .summary = "the validating HTTP gate in front of the HIS",
+    .main = cmd_serve};
+
+/* In the order qgate --help lists them. */
+static const cli_command *const commands[] = {
+    &cli_apply,    &cli_check,  &cli_history, &cli_show,   &cli_list,
+    &cli_rejected, &cli_verify, &cli_stats,   &cli_export, &cli_machine,
+    &cli_serve,    &cli_outbox, &cli_held};
 
 /*
  * Time zones.  Every timestamp is shown in the offset Chup sent for it;
@@ -207,11 +197,16 @@ static int
 load_config(cli *c)
 {
     json_object *root;
-    char err[512];
+    char err[512], *text;
     int rc = 0;
 
-    if (qg__json_load_file(c->config, &root, err, sizeof(err)))
+    /* Checked strict by the library; json-c then reads it as it is. */
+    if (qg_config_read(c->config, &text, NULL, err, sizeof(err)))
         return cli_fail("%s", err);
+    root = json_tokener_parse(text);
+    free(text);
+    if (root == NULL)
+        return cli_fail("%s: out of memory", c->config);
     if (!json_object_is_type(root, json_type_object)) {
         json_object_put(root);
         return cli_fail("%s: expected a JSON object", c->config);
@@ -339,7 +334,7 @@ cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
     }
     cli_guard_store(c->db);
     if ((rc = qg_store_open(o, out)) == QG_ECORRUPT) {
-        if (qg__store_check_file(c->db, detail, sizeof(detail)) != QG_ECORRUPT)
+        if (qg_store_check_file(c->db, detail, sizeof(detail)) != QG_ECORRUPT)
             return cli_store_fail(c, QG_ECORRUPT); /* LMDB's own find */
         return cli_store_damaged(c->db, detail);
     }
@@ -410,45 +405,31 @@ cli_new_engine(cli *c, qg_engine **out)
 }
 
 int
+cli_store_fail(cli *c, int rc)
+{
+    const char *db = c ? c->db : cli_guarded_store();
+
+    if (rc == QG_ECORRUPT)
+        return cli_store_damaged(db, "LMDB found a page that is not what it "
+                                     "expected (`qgate verify` says where)");
+    /* Mostly a value LMDB returned intact but not in qgate's layout. */
+    if (rc == QG_ESTORE)
+        return cli_fail("%s: %s: the store may be damaged (a stored value "
+                        "not as qgate writes it): `qgate verify` checks it",
+                        db, qg_strerror(rc));
+    return cli_fail("%s: %s", db, qg_strerror(rc));
+}
+
+int
 cli_lookup_ticket(qg_store *st, const char *arg, qg_ticket *out)
 {
-    static const struct {
-        const char *prefix;
-        qg_id_kind kind;
-    } kinds[] = {{"lq:", QG_ID_LIVE_QUEUE},
-                 {"appt:", QG_ID_APPOINTMENT},
-                 {"ticket:", QG_ID_TICKET},
-                 {"", QG_ID_LIVE_QUEUE}};
-    const char *num, *p;
-    int64_t id = 0;
-    size_t i;
-    int rc;
-
-    for (i = 0; i < sizeof(kinds) / sizeof(*kinds); i++)
-        if (strncmp(arg, kinds[i].prefix, strlen(kinds[i].prefix)) == 0)
-            break;
-    num = arg + strlen(kinds[i].prefix);
-    /* Digits only, no sign, no space, no leading zero: strtoll would take
-     * " +030001" for 30001, and a name that is not the id's one spelling
-     * must not find it (the read API passes its path here). */
-    if (*num < '1' || *num > '9')
-        return QG_EINVAL;
-    for (p = num; *p; p++) {
-        if (*p < '0' || *p > '9' || id > (INT64_MAX - (*p - '0')) / 10)
-            return QG_EINVAL;
-        id = id * 10 + (*p - '0');
-    }
-    rc = qg_store_ticket(st, kinds[i].kind, id, out);
-    /* A bare number that is no live-queue id may be an appointment id. */
-    if (rc == QG_NOTFOUND && kinds[i].prefix[0] == '\0')
-        rc = qg_store_ticket(st, QG_ID_APPOINTMENT, id, out);
-    return rc;
+    return qg_store_ticket_named(st, arg, out);
 }
 
 int
 cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out)
 {
-    int rc = cli_lookup_ticket(st, arg, out);
+    int rc = qg_store_ticket_named(st, arg, out);
 
     if (rc == QG_EINVAL)
         return cli_fail("ticket \"%s\": expected a live-queue id (30001), "
@@ -628,7 +609,7 @@ cli_parse_when(const char *opt, const char *arg, int64_t *ms)
     int32_t offset;
     when w;
 
-    if (qg__parse_time(arg, ms, &offset) == 0)
+    if (qg_time_parse(arg, ms, &offset) == 0)
         return 0;
     if (read_when(arg, &w))
         return when_fail(opt, arg);
@@ -648,7 +629,7 @@ resolve_when(cli *c, const char *opt, const char *arg, int64_t *ms)
     int32_t offset;
     when w;
 
-    if (qg__parse_time(arg, ms, &offset) == 0 || read_when(arg, &w))
+    if (qg_time_parse(arg, ms, &offset) == 0 || read_when(arg, &w))
         return 0; /* has an offset; or refused already */
     if (w.has_offset)
         return 0;
@@ -705,7 +686,7 @@ cli_time(int64_t ms, int32_t offset_s, char *dst, size_t len)
 {
     char iso[40];
 
-    qg__format_time(ms, offset_s, iso, sizeof(iso));
+    qg_time_format(ms, offset_s, iso, sizeof(iso));
     /* 2024-03-05T09:00:00+08:00 -> 2024-03-05 09:00:00 +08:00 */
     snprintf(dst, len, "%.10s %.8s %s", iso, iso + 11, iso + 19);
     return dst;
@@ -762,6 +743,51 @@ cli_ticket_ids(const qg_ticket *t, char *dst, size_t len)
     return dst;
 }
 
+int
+cli_run(cli *c, const cli_command *cmd, int argc, char **argv)
+{
+    qg_store *st = NULL;
+    int opt, rc;
+
+    if (cmd->main)
+        return cmd->main(c, argc, argv);
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, cmd->shortopts ? cmd->shortopts : "h",
+                              cmd->options, NULL)) != -1) {
+        if (cli_common_option(c, opt, optarg))
+            continue;
+        if (opt == 'h') {
+            fputs(cmd->usage, stdout);
+            return EXIT_OK;
+        }
+        /* getopt has said what was wrong with an option it refused. */
+        if (opt == '?' || opt == ':' || cmd->option == NULL)
+            return EXIT_FAILED;
+        if ((rc = cmd->option(c, opt, optarg)))
+            return rc;
+    }
+    if (!cmd->args && optind != argc)
+        return cli_fail("%s: unexpected argument \"%s\"", cmd->name,
+                        argv[optind]);
+    if (cmd->ready && (rc = cmd->ready(c, argc - optind, argv + optind)))
+        return rc;
+    if (cmd->check_store)
+        c->check_store = 1;
+    if (!cmd->no_config && (rc = cli_finish_options(c)))
+        return rc;
+    if (cmd->prepare && (rc = cmd->prepare(c)))
+        goto done;
+    if (cmd->store != CLI_NO_STORE &&
+        (rc = cli_open_store(c, cmd->store == CLI_READ && !c->write, &st)))
+        goto done;
+    rc = cmd->run(c, st, argc - optind, argv + optind);
+    qg_store_close(st);
+done:
+    if (cmd->done)
+        cmd->done(c);
+    return rc;
+}
+
 static void
 usage(FILE *f)
 {
@@ -770,7 +796,7 @@ usage(FILE *f)
     fprintf(f, "usage: qgate COMMAND [OPTIONS] [ARGS]\n\n"
                "Commands:\n");
     for (i = 0; i < sizeof(commands) / sizeof(*commands); i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
     fprintf(f,
             "  %-10s %s\n\n"
             "Options every command takes:\n"
@@ -830,7 +856,7 @@ unknown_command(const char *name)
     size_t i, d, best = (size_t)-1, at = 0;
 
     for (i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
-        if ((d = distance(name, commands[i].name)) < best) {
+        if ((d = distance(name, commands[i]->name)) < best) {
             best = d;
             at = i;
         }
@@ -839,7 +865,7 @@ unknown_command(const char *name)
      * two, but not more than a third of the word. */
     if (best <= 2 && best * 3 <= strlen(name))
         return cli_fail("unknown command \"%s\" (did you mean \"%s\"?)", name,
-                        commands[at].name);
+                        commands[at]->name);
     return cli_fail("unknown command \"%s\"; qgate help lists the commands",
                     name);
 }
@@ -883,8 +909,8 @@ main(int argc, char **argv)
         if (argc > 3)
             return cli_fail("help: one command at a time, not \"%s\"", argv[3]);
         for (i = 0; i < sizeof(commands) / sizeof(*commands); i++)
-            if (strcmp(argv[2], commands[i].name) == 0)
-                return commands[i].fn(&c, 2, help_argv);
+            if (strcmp(argv[2], commands[i]->name) == 0)
+                return cli_run(&c, commands[i], 2, help_argv);
         return unknown_command(argv[2]);
     }
     if (strcmp(argv[1], "--version") == 0) {
@@ -892,9 +918,9 @@ main(int argc, char **argv)
         return EXIT_OK;
     }
     for (i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
-        if (strcmp(argv[1], commands[i].name) != 0)
+        if (strcmp(argv[1], commands[i]->name) != 0)
             continue;
-        rc = commands[i].fn(&c, argc - 1, argv + 1);
+        rc = cli_run(&c, commands[i], argc - 1, argv + 1);
         errno = 0;
         /* Output that did not reach its file is a failure, not a success
          * with a short file: stdio remembers the error, and the last

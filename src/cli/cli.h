@@ -4,15 +4,12 @@
 #ifndef QG_CLI_H
 #define QG_CLI_H
 
+#include <getopt.h>
 #include <stdio.h>
 
+#include "damage.h" /* the exit codes, the damage message */
 #include "qgate.h"
 #include "render.h"
-
-/* Exit codes of every subcommand. */
-#define EXIT_OK     0 /* worked, found nothing wrong */
-#define EXIT_FOUND  1 /* worked, found a problem (a refused delivery) */
-#define EXIT_FAILED 2 /* usage, I/O or store failure */
 
 #include <json-c/json.h>
 
@@ -24,6 +21,7 @@ typedef struct cli {
     const char *mapping;     /* config "mapping" */
     int no_verify;           /* --no-verify, config require_signature */
     int check_store;         /* walk every page at open, also read-only */
+    int write;               /* open the store read-write (CLI_READ) */
     int json;                /* --json */
     int64_t since, until;    /* --since, --until; INT64_MIN, INT64_MAX */
     const char *since_arg;   /* as given, placed by cli_finish_options() */
@@ -82,6 +80,9 @@ typedef struct cli {
     {                                                                          \
         "reorder-window", required_argument, NULL, OPT_REORDER_WINDOW          \
     }
+/* A number's macro as a string literal, for the --help texts. */
+#define CLI_STR(x)  #x
+#define CLI_XSTR(x) CLI_STR(x)
 /* 20 minutes: docs/assumptions.md says why. */
 #define CLI_DEFAULT_REORDER_WINDOW 1200
 #define CLI_MAX_REORDER_WINDOW     31536000
@@ -112,14 +113,6 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_open_store(cli *c, int rdonly, qg_store **out);
 int cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out);
 
-/* damage.c: a damaged store.  Installs the last-resort guard: from
- * cli_guard_store() on, a SIGBUS, SIGSEGV or failed LMDB assertion prints
- * the damage message and exits EXIT_FAILED.  Called once by main(). */
-void cli_guard_install(void);
-void cli_guard_store(const char *db);
-/* Says that the store db is damaged, where, and what to do; returns
- * EXIT_FAILED. */
-int cli_store_damaged(const char *db, const char *detail);
 /* "DB: message" for a store error, or the damage message for
  * QG_ECORRUPT; returns EXIT_FAILED.  c NULL: the store opened last. */
 int cli_store_fail(cli *c, int rc);
@@ -130,10 +123,9 @@ int cli_new_engine(cli *c, qg_engine **out);
  * reload logs it instead). */
 int cli_build_engine(cli *c, qg_engine **out, char *err, size_t errlen);
 
-/* Parses "30001", "lq:30001", "appt:9101" or "ticket:5" and reads it: a
- * bare number is a live-queue id, else an appointment id.  The number is
- * decimal digits with no sign, space or leading zero, below 2^63.  Returns
- * 0, QG_NOTFOUND, QG_EINVAL (not such a form) or a store error. */
+/* qg_store_ticket_named(), under the name the gate's files still call it
+ * by.  Returns 0, QG_NOTFOUND, QG_EINVAL (not such a form) or a store
+ * error. */
 int cli_lookup_ticket(qg_store *st, const char *arg, qg_ticket *out);
 /* The same, saying what went wrong on stderr; 0 or EXIT_FAILED. */
 int cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out);
@@ -179,21 +171,61 @@ int cli_parse_when(const char *opt, const char *arg, int64_t *ms);
  * call, and once more with done = 1. */
 void cli_progress(const char *what, unsigned long n, int done);
 
-int cmd_apply(cli *c, int argc, char **argv);
-int cmd_check(cli *c, int argc, char **argv);
-int cmd_history(cli *c, int argc, char **argv);
-int cmd_show(cli *c, int argc, char **argv);
-int cmd_machine(cli *c, int argc, char **argv);
-int cmd_list(cli *c, int argc, char **argv);
-int cmd_rejected(cli *c, int argc, char **argv);
-int cmd_verify(cli *c, int argc, char **argv);
-int cmd_stats(cli *c, int argc, char **argv);
-int cmd_export(cli *c, int argc, char **argv);
+/*
+ * A command, described once: its name and texts, its options, what it
+ * does with the store, and its handlers.  cli_run() does what every
+ * command does (getopt, --help, the config file, opening and closing the
+ * store, the "unexpected argument" message), then calls run.
+ */
+typedef enum cli_store_use {
+    CLI_NO_STORE, /* opens none, or its own way (apply, check) */
+    CLI_READ,     /* read-only, unless an option sets c->write */
+    CLI_WRITE     /* read-write */
+} cli_store_use;
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary; /* its line in qgate --help */
+    const char *usage;   /* its --help, printed as is */
+    /* Every long option it takes, the common ones included, {0} last. */
+    const struct option *options;
+    const char *shortopts; /* getopt's; NULL: "h" */
+    cli_store_use store;
+    int check_store; /* also walk every page before reading (verify) */
+    int no_config;   /* reads no config file (machine): no store, no engine */
+    /* Arguments after the options: 0 takes none (cli_run() refuses any);
+     * 1 takes some, and ready checks them. */
+    int args;
+    /* One of its own options: 0, or EXIT_FAILED after saying why. */
+    int (*option)(cli *c, int opt, const char *arg);
+    /* After the options, before the config file is read: checks them and
+     * the arguments.  0 or EXIT_FAILED.  May be NULL. */
+    int (*ready)(cli *c, int argc, char **argv);
+    /* After the config file, before the store is opened (an engine, say).
+     * 0 or EXIT_FAILED.  May be NULL. */
+    int (*prepare)(cli *c);
+    /* The command, with the store open as store says (else NULL), and
+     * the arguments after the options; cli_run() closes the store.
+     * Returns the exit status. */
+    int (*run)(cli *c, qg_store *st, int argc, char **argv);
+    /* Releases what prepare made, however the command ended.  May be
+     * NULL. */
+    void (*done)(cli *c);
+    /* Instead of all the above: a command that parses its own options
+     * (serve). */
+    int (*main)(cli *c, int argc, char **argv);
+} cli_command;
+
+/* Runs cmd with argv[0] its name; returns the exit status. */
+int cli_run(cli *c, const cli_command *cmd, int argc, char **argv);
+
+extern const cli_command cli_apply, cli_check, cli_history, cli_show, cli_list,
+    cli_rejected, cli_verify, cli_stats, cli_export, cli_machine, cli_outbox,
+    cli_held;
+
 int cmd_serve(cli *c, int argc, char **argv);
 /* Nonzero when key is one of serve's config keys, which the other
  * commands read past in a shared config file. */
 int serve_knows_key(const char *key);
-int cmd_outbox(cli *c, int argc, char **argv);
-int cmd_held(cli *c, int argc, char **argv);
 
 #endif /* QG_CLI_H */

@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "qgate_int.h"
 
 #define MAX_BODY ((size_t)16 << 20)
 
@@ -134,7 +133,7 @@ expire_held(cli *c, qg_store *st)
     uint64_t n;
     int rc;
 
-    if ((rc = qg_held_expire(st, qg__now_us() - c->reorder_window * 1000000,
+    if ((rc = qg_held_expire(st, qg_time_now_us() - c->reorder_window * 1000000,
                              NULL, &n)))
         return cli_fail("%s: cannot expire held deliveries: %s", c->db,
                         qg_strerror(rc));
@@ -230,7 +229,7 @@ read_inputs(int argc, char **argv, inputs *in)
     ssize_t n;
     int i, rc = 0;
 
-    for (i = optind; i < argc && rc == 0; i++) {
+    for (i = 0; i < argc && rc == 0; i++) {
         if (strcmp(argv[i], "-") != 0) {
             if ((rc = read_file(argv[i], &body, &len)) == 0)
                 rc = inputs_add(in, body, len, argv[i]);
@@ -280,7 +279,7 @@ open_temp(qg_store *from, qg_store **st, char *dir, size_t dirlen)
         dir[0] = '\0';
         return rc;
     }
-    if (from && (rc = qg__store_copy(from, dir)))
+    if (from && (rc = qg_store_copy(from, dir)))
         return cli_fail("%s: cannot copy the store: %s", dir, qg_strerror(rc));
     memset(&o, 0, sizeof(o));
     o.path = dir;
@@ -348,7 +347,7 @@ check_all(cli *c, qg_engine *eng, int argc, char **argv, tally *t)
         goto done;
     }
     rc = qg_engine_check_batch(eng, st,
-                               qg__now_us() - c->reorder_window * 1000000,
+                               qg_time_now_us() - c->reorder_window * 1000000,
                                in.bodies, in.n, res, rcs, &expired);
     if (rc == QG_ECORRUPT) {
         rc = cli_store_fail(c, rc);
@@ -381,44 +380,36 @@ done:
     return rc;
 }
 
+static const struct option options[] = {
+    CLI_REORDER_OPTION, CLI_COMMON_OPTIONS, CLI_MAX_SKEW_OPTION, {0}};
+
+static int
+ready_apply(cli *c, int argc, char **argv)
+{
+    (void)c;
+    (void)argv;
+    return argc == 0 ? cli_fail("apply: no input (give FILE... or -)") : 0;
+}
+
+static int
+ready_check(cli *c, int argc, char **argv)
+{
+    (void)c;
+    (void)argv;
+    return argc == 0 ? cli_fail("check: no input (give FILE... or -)") : 0;
+}
+
+/* The store is opened here, not by cli_run(): check reads a copy of it,
+ * and apply first gives up on held deliveries past their window. */
 static int
 run(cli *c, int argc, char **argv, int checking)
 {
-    static const struct option opts[] = {
-        CLI_REORDER_OPTION, CLI_COMMON_OPTIONS, CLI_MAX_SKEW_OPTION, {0}};
     qg_store *st = NULL;
     qg_engine *eng = NULL;
     tally t;
-    int opt, i, rc;
+    int i, rc;
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (cli_common_option(c, opt, optarg))
-            continue;
-        if (opt == 'h') {
-            printf("usage: qgate %s [--secret-file F | --no-verify] "
-                   "[--reorder-window S] [--max-skew S] [--json] [--db DIR] "
-                   "[--config F] [FILE... | -]\n"
-                   "Each FILE holds one webhook body; - reads one body per "
-                   "line from stdin.\n"
-                   "--reorder-window S: a step may wait S seconds for an "
-                   "earlier one\n(default %d; 0 judges every delivery on "
-                   "arrival).\n"
-                   "--max-skew S: refuse steps dated more than S seconds "
-                   "ahead of this\nmachine's clock (%d; 0: no check).\n",
-                   argv[0], CLI_DEFAULT_REORDER_WINDOW, QG_MAX_SKEW_DEFAULT);
-            if (checking)
-                printf("check gives the verdicts apply would give, in order, "
-                       "each input seeing\nthe ones before it, and writes "
-                       "nothing; with no store at --db, as if\nover an "
-                       "empty one.\n");
-            return EXIT_OK;
-        }
-        return EXIT_FAILED;
-    }
-    if (optind >= argc)
-        return cli_fail("%s: no input (give FILE... or -)", argv[0]);
-    if ((rc = cli_finish_options(c)) || (rc = cli_new_engine(c, &eng)))
+    if ((rc = cli_new_engine(c, &eng)))
         goto done;
     memset(&t, 0, sizeof(t));
     if (checking) {
@@ -427,7 +418,7 @@ run(cli *c, int argc, char **argv, int checking)
     }
     if ((rc = cli_open_store(c, 0, &st)) || (rc = expire_held(c, st)))
         goto done;
-    for (i = optind; i < argc && rc == 0; i++) {
+    for (i = 0; i < argc && rc == 0; i++) {
         char *body = NULL, *line = NULL;
         size_t len = 0, cap = 0;
         ssize_t n;
@@ -473,14 +464,56 @@ done:
     return rc;
 }
 
-int
-cmd_apply(cli *c, int argc, char **argv)
+static int
+run_apply(cli *c, qg_store *st, int argc, char **argv)
 {
+    (void)st;
     return run(c, argc, argv, 0);
 }
 
-int
-cmd_check(cli *c, int argc, char **argv)
+static int
+run_check(cli *c, qg_store *st, int argc, char **argv)
 {
+    (void)st;
     return run(c, argc, argv, 1);
 }
+
+#define INPUT_HELP(cmd)                                                        \
+    "usage: qgate " cmd " [--secret-file F | --no-verify] "                    \
+    "[--reorder-window S] [--max-skew S] [--json] [--db DIR] "                 \
+    "[--config F] [FILE... | -]\n"                                             \
+    "Each FILE holds one webhook body; - reads one body per "                  \
+    "line from stdin.\n"                                                       \
+    "--reorder-window S: a step may wait S seconds for an "                    \
+    "earlier one\n(default " CLI_XSTR(                                         \
+        CLI_DEFAULT_REORDER_WINDOW) "; 0 judges "                              \
+                                    "every delivery on arrival).\n"            \
+                                    "--max-skew S: refuse steps dated more "   \
+                                    "than S seconds "                          \
+                                    "ahead of this\nmachine's clock "          \
+                                    "(" CLI_XSTR(                              \
+                                        QG_MAX_SKEW_DEFAULT) "; 0: no "        \
+                                                             "check).\n"
+
+const cli_command cli_apply = {
+    .name = "apply",
+    .summary = "feed webhook bodies through the gate's engine",
+    .usage = INPUT_HELP("apply"),
+    .options = options,
+    .store = CLI_NO_STORE,
+    .args = 1,
+    .ready = ready_apply,
+    .run = run_apply};
+
+const cli_command cli_check = {
+    .name = "check",
+    .summary = "the same verdicts as apply, writing nothing",
+    .usage = INPUT_HELP("check") "check gives the verdicts apply would give, "
+                                 "in order, each input seeing\nthe ones "
+                                 "before it, and writes nothing; with no "
+                                 "store at --db, as if\nover an empty one.\n",
+    .options = options,
+    .store = CLI_NO_STORE,
+    .args = 1,
+    .ready = ready_check,
+    .run = run_check};

@@ -7,89 +7,50 @@
 #include <string.h>
 
 #include "cli.h"
-#include "qgate_int.h"
 
-static void
-row(int csv, const qg_ticket *t, const qg_record *r)
+static int csv;
+
+static const struct option options[] = {
+    CLI_COMMON_OPTIONS,
+    {"format", required_argument, NULL, 'f'},
+    CLI_SINCE_OPTION,
+    {0}};
+
+static int
+option(cli *c, int opt, const char *arg)
 {
-    char when[40], recv[40], digest[65];
-    int i;
-
-    for (i = 0; i < 32; i++)
-        snprintf(digest + 2 * i, 3, "%02x", r->digest[i]);
-    qg__format_time(r->event_ms, r->utc_offset_s, when, sizeof(when));
-    qg__format_time(r->received_us / 1000, 0, recv, sizeof(recv));
-    if (csv) {
-        printf("%" PRIu64 ",", t->id);
-        if (t->live_queue_id)
-            printf("%" PRId64, t->live_queue_id);
-        putchar(',');
-        if (t->appointment_id)
-            printf("%" PRId64, t->appointment_id);
-        printf(",%" PRIu32 ",%s,%s,%s,%s,%s,%" PRId64 ",%" PRId64 ",%s,%s\n",
-               r->seq, when, recv, qg_event_name(r->event),
-               qg_state_name(r->from), qg_state_name(r->to), r->service_id,
-               r->staff_id, r->machine, digest);
-        return;
-    }
-    printf("{\"ticket\":%" PRIu64, t->id);
-    printf(",\"live_queue_id\":");
-    printf(t->live_queue_id ? "%" PRId64 : "null", t->live_queue_id);
-    printf(",\"appointment_id\":");
-    printf(t->appointment_id ? "%" PRId64 : "null", t->appointment_id);
-    printf(
-        ",\"seq\":%" PRIu32 ",\"timestamp\":\"%s\",\"received\":\"%s\","
-        "\"event\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"service_id\":%" PRId64
-        ",\"staff_id\":%" PRId64 ",\"machine\":\"%s\","
-        "\"digest\":\"%s\"}\n",
-        r->seq, when, recv, qg_event_name(r->event), qg_state_name(r->from),
-        qg_state_name(r->to), r->service_id, r->staff_id, r->machine, digest);
+    (void)c;
+    if (opt != 'f')
+        return EXIT_FAILED;
+    if (strcmp(arg, "csv") != 0 && strcmp(arg, "ndjson") != 0)
+        return cli_fail("--format \"%s\": expected ndjson or csv", arg);
+    csv = strcmp(arg, "csv") == 0;
+    return 0;
 }
 
-int
-cmd_export(cli *c, int argc, char **argv)
+static int
+ready(cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        CLI_COMMON_OPTIONS,
-        {"format", required_argument, NULL, 'f'},
-        CLI_SINCE_OPTION,
-        {0}};
-    unsigned long n = 0;
-    qg_store *st = NULL;
-    qg_history *h = NULL;
-    qg_ticket t = {0};
-    qg_record r;
-    int opt, rc, csv = 0;
-
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (cli_common_option(c, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'f':
-            if (strcmp(optarg, "csv") != 0 && strcmp(optarg, "ndjson") != 0)
-                return cli_fail("--format \"%s\": expected ndjson or csv",
-                                optarg);
-            csv = strcmp(optarg, "csv") == 0;
-            break;
-        case 'h':
-            printf("usage: qgate export [--format ndjson|csv | --json] "
-                   "[--since T]\n"
-                   "Every history record, by ticket then step.  --since "
-                   "selects by the step's Chup timestamp.\n" CLI_TIME_HELP);
-            return EXIT_OK;
-        default:
-            return EXIT_FAILED;
-        }
-    }
-    if (optind != argc)
-        return cli_fail("export: unexpected argument \"%s\"", argv[optind]);
+    (void)argc;
+    (void)argv;
     /* NDJSON is the JSON form; --json with CSV asks for two things. */
     if (c->json && csv)
         return cli_fail("export: --json is --format ndjson; it cannot be "
                         "--format csv");
-    if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, 1, &st)))
-        return rc;
+    return 0;
+}
+
+static int
+run(cli *c, qg_store *st, int argc, char **argv)
+{
+    unsigned long n = 0;
+    qg_history *h = NULL;
+    qg_ticket t = {0};
+    qg_record r;
+    int rc;
+
+    (void)argc;
+    (void)argv;
     if ((rc = qg_history_open(st, 0, &h)))
         goto failed;
     if (csv)
@@ -101,17 +62,28 @@ cmd_export(cli *c, int argc, char **argv)
             goto failed;
         if (r.event_ms < c->since)
             continue;
-        row(csv, &t, &r);
+        render_export_row(stdout, &t, &r, csv);
         cli_progress("records", ++n, 0);
     }
     if (rc != QG_NOTFOUND)
         goto failed;
     cli_progress("records", n, 1);
     qg_history_close(h);
-    qg_store_close(st);
     return EXIT_OK;
 failed:
     qg_history_close(h);
-    qg_store_close(st);
     return cli_store_fail(c, rc);
 }
+
+const cli_command cli_export = {
+    .name = "export",
+    .summary = "every history record as NDJSON or CSV",
+    .usage = "usage: qgate export [--format ndjson|csv | --json] "
+             "[--since T]\n"
+             "Every history record, by ticket then step.  --since "
+             "selects by the step's Chup timestamp.\n" CLI_TIME_HELP,
+    .options = options,
+    .store = CLI_READ,
+    .option = option,
+    .ready = ready,
+    .run = run};

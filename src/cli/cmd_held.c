@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "qgate_int.h"
 
 static void
 print(cli *c, const qg_held *h, int64_t now_us)
@@ -18,20 +17,8 @@ print(cli *c, const qg_held *h, int64_t now_us)
     qg_ticket t;
 
     if (c->json) {
-        printf("{\"id\":%" PRIu64, h->id);
-        render_id(stdout, "ticket", (int64_t)h->ticket, 0);
-        render_id(stdout, "live_queue_id", h->live_queue_id, 0);
-        render_id(stdout, "appointment_id", h->appointment_id, 0);
-        printf(",\"chup_event\":");
-        render_string(stdout, h->chup_event, strlen(h->chup_event));
-        printf(
-            ",\"event\":\"%s\",\"from\":\"%s\",\"timestamp\":\"%s\","
-            "\"received_us\":%" PRId64 ",\"held_ms\":%" PRId64
-            ",\"expires_us\":%" PRId64 ",\"body_bytes\":%zu}\n",
-            qg_event_name(h->event), qg_state_name(h->from),
-            qg__format_time(h->event_ms, h->utc_offset_s, when, sizeof(when)),
-            h->received_us, (now_us - h->received_us) / 1000, expires_us,
-            h->body_len);
+        render_held(stdout, h, now_us, expires_us);
+        putchar('\n');
         return;
     }
     memset(&t, 0, sizeof(t));
@@ -48,46 +35,34 @@ print(cli *c, const qg_held *h, int64_t now_us)
             : "due");
 }
 
-int
-cmd_held(cli *c, int argc, char **argv)
+static int expire;
+
+static const struct option options[] = {CLI_REORDER_OPTION,
+                                        CLI_COMMON_OPTIONS,
+                                        {"expire", no_argument, NULL, 'x'},
+                                        {0}};
+
+static int
+option(cli *c, int opt, const char *arg)
 {
-    static const struct option opts[] = {CLI_REORDER_OPTION,
-                                         CLI_COMMON_OPTIONS,
-                                         {"expire", no_argument, NULL, 'x'},
-                                         {0}};
+    (void)arg;
+    if (opt != 'x')
+        return EXIT_FAILED;
+    expire = c->write = 1;
+    return 0;
+}
+
+static int
+run(cli *c, qg_store *st, int argc, char **argv)
+{
     uint64_t by_reason[QG_REASON_COUNT] = {0}, expired = 0, n = 0;
-    int opt, rc, expire = 0, i;
+    int rc, i;
     qg_held_list *hl = NULL;
-    qg_store *st = NULL;
     int64_t now_us;
     qg_held h;
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (cli_common_option(c, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'x':
-            expire = 1;
-            break;
-        case 'h':
-            printf("usage: qgate held [--json] [--reorder-window S]\n"
-                   "       qgate held --expire\n"
-                   "Lists the deliveries held for an earlier step: ticket, "
-                   "event, timestamp,\nhow long held and how long until the "
-                   "reorder window (default %d s) ends.\n--expire gives up "
-                   "on all of them now: each goes to the rejection log\nwith "
-                   "the reason it would have had on arrival.\n",
-                   CLI_DEFAULT_REORDER_WINDOW);
-            return EXIT_OK;
-        default:
-            return EXIT_FAILED;
-        }
-    }
-    if (optind < argc)
-        return cli_fail("held: unexpected argument \"%s\"", argv[optind]);
-    if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, !expire, &st)))
-        return rc;
+    (void)argc;
+    (void)argv;
     if (expire) {
         if ((rc = qg_held_expire(st, INT64_MAX, by_reason, &expired))) {
             rc = cli_fail("%s: cannot expire held deliveries: %s", c->db,
@@ -116,7 +91,7 @@ cmd_held(cli *c, int argc, char **argv)
         rc = cli_fail("%s: %s", c->db, qg_strerror(rc));
         goto done;
     }
-    now_us = qg__now_us();
+    now_us = qg_time_now_us();
     if (!c->json)
         printf("%6s  %-20s %-12s %-20s %-26s  %9s  %9s\n", "id", "ticket",
                "event", "state on arrival", "timestamp", "held", "expires");
@@ -133,6 +108,23 @@ cmd_held(cli *c, int argc, char **argv)
         fprintf(stderr, "%" PRIu64 " held\n", n);
 done:
     qg_held_close(hl);
-    qg_store_close(st);
     return rc;
 }
+
+const cli_command cli_held = {
+    .name = "held",
+    .summary = "deliveries waiting for an earlier step",
+    .usage = "usage: qgate held [--json] [--reorder-window S]\n"
+             "       qgate held --expire\n"
+             "Lists the deliveries held for an earlier step: ticket, "
+             "event, timestamp,\nhow long held and how long until the "
+             "reorder window (default " CLI_XSTR(
+                 CLI_DEFAULT_REORDER_WINDOW) " s) ends.\n--expire gives up "
+                                             "on all of them now: each goes to "
+                                             "the rejection log\nwith "
+                                             "the reason it would have had on "
+                                             "arrival.\n",
+    .options = options,
+    .store = CLI_READ,
+    .option = option,
+    .run = run};

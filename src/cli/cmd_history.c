@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "qgate_int.h"
 #include "render.h"
 
 static const char *
@@ -103,7 +102,7 @@ show(cli *c, const qg_ticket *t)
         printf("ticket %" PRIu64 " (%s)\n  state     %s\n  next      %s\n"
                "  steps     %" PRIu32 "\n  refused   %" PRIu32 "\n",
                t->id, name, qg_state_name(t->state),
-               mask ? qg__events_list(mask, allowed, sizeof(allowed))
+               mask ? qg_events_format(mask, allowed, sizeof(allowed))
                     : "nothing (final state)",
                t->records, t->rejections);
         return EXIT_OK;
@@ -113,65 +112,100 @@ show(cli *c, const qg_ticket *t)
     return EXIT_OK;
 }
 
-static int
-run(cli *c, int argc, char **argv, int is_show)
-{
-    static const struct option opts[] = {CLI_COMMON_OPTIONS,
-                                         {"raw", required_argument, NULL, 'r'},
-                                         {"arrival", no_argument, NULL, 'a'},
-                                         {0}};
-    qg_order order = QG_EVENT_ORDER;
-    qg_store *st = NULL;
-    qg_ticket t;
-    long raw = 0;
-    char *end;
-    int opt, rc;
+static struct {
+    qg_order order;
+    long raw;
+} o = {QG_EVENT_ORDER, 0};
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (cli_common_option(c, opt, optarg))
-            continue;
-        if (opt == 'r' && !is_show) {
-            raw = strtol(optarg, &end, 10);
-            if (*end || raw <= 0)
-                return cli_fail("--raw: \"%s\" is not a record number", optarg);
-            continue;
-        }
-        if (opt == 'a' && !is_show) {
-            order = QG_ARRIVAL_ORDER;
-            continue;
-        }
-        if (opt == 'h') {
-            printf("usage: qgate %s [--json] [--db DIR]%s TICKET\n"
-                   "TICKET: a live-queue id (30001), lq:ID, appt:ID or "
-                   "ticket:N\n%s",
-                   argv[0], is_show ? "" : " [--raw N] [--arrival]",
-                   is_show ? ""
-                           : "Steps are listed in event time (late ones at "
-                             "their place); --arrival lists\nthem in the "
-                             "order they were accepted.  # is that order.\n");
-            return EXIT_OK;
-        }
-        return EXIT_FAILED;
+/* show takes the same table, and refuses --raw and --arrival. */
+static const struct option options[] = {CLI_COMMON_OPTIONS,
+                                        {"raw", required_argument, NULL, 'r'},
+                                        {"arrival", no_argument, NULL, 'a'},
+                                        {0}};
+
+static int
+option(cli *c, int opt, const char *arg)
+{
+    char *end;
+
+    (void)c;
+    if (opt == 'r') {
+        o.raw = strtol(arg, &end, 10);
+        if (*end || o.raw <= 0)
+            return cli_fail("--raw: \"%s\" is not a record number", arg);
+        return 0;
     }
-    if (optind != argc - 1)
-        return cli_fail("%s: expected one TICKET", argv[0]);
-    if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, 1, &st)))
-        return rc;
-    if ((rc = cli_find_ticket(st, argv[optind], &t)) == 0)
-        rc = is_show ? show(c, &t) : history(c, st, &t, raw, order);
-    qg_store_close(st);
+    if (opt == 'a') {
+        o.order = QG_ARRIVAL_ORDER;
+        return 0;
+    }
+    return EXIT_FAILED;
+}
+
+static int
+ready_history(cli *c, int argc, char **argv)
+{
+    (void)c;
+    (void)argv;
+    return argc != 1 ? cli_fail("history: expected one TICKET") : 0;
+}
+
+static int
+ready_show(cli *c, int argc, char **argv)
+{
+    (void)c;
+    (void)argv;
+    return argc != 1 ? cli_fail("show: expected one TICKET") : 0;
+}
+
+static int
+run_history(cli *c, qg_store *st, int argc, char **argv)
+{
+    qg_ticket t;
+    int rc;
+
+    (void)argc;
+    if ((rc = cli_find_ticket(st, argv[0], &t)) == 0)
+        rc = history(c, st, &t, o.raw, o.order);
     return rc;
 }
 
-int
-cmd_history(cli *c, int argc, char **argv)
+static int
+run_show(cli *c, qg_store *st, int argc, char **argv)
 {
-    return run(c, argc, argv, 0);
+    qg_ticket t;
+    int rc;
+
+    (void)argc;
+    if ((rc = cli_find_ticket(st, argv[0], &t)) == 0)
+        rc = show(c, &t);
+    return rc;
 }
 
-int
-cmd_show(cli *c, int argc, char **argv)
-{
-    return run(c, argc, argv, 1);
-}
+#define TICKET_HELP                                                            \
+    "TICKET: a live-queue id (30001), lq:ID, appt:ID or ticket:N\n"
+
+const cli_command cli_history = {
+    .name = "history",
+    .summary = "a ticket's timeline",
+    .usage = "usage: qgate history [--json] [--db DIR] [--raw N] [--arrival] "
+             "TICKET\n" TICKET_HELP
+             "Steps are listed in event time (late ones at their place); "
+             "--arrival lists\nthem in the order they were accepted.  # is "
+             "that order.\n",
+    .options = options,
+    .store = CLI_READ,
+    .args = 1,
+    .option = option,
+    .ready = ready_history,
+    .run = run_history};
+
+const cli_command cli_show = {
+    .name = "show",
+    .summary = "a ticket's state, next events and counts",
+    .usage = "usage: qgate show [--json] [--db DIR] TICKET\n" TICKET_HELP,
+    .options = options,
+    .store = CLI_READ,
+    .args = 1,
+    .ready = ready_show,
+    .run = run_show};

@@ -8,56 +8,54 @@
 
 #include "cli.h"
 
-int
-cmd_list(cli *c, int argc, char **argv)
+static struct {
+    long limit;
+    int want_state;
+} o = {-1, -1};
+
+static const struct option options[] = {CLI_COMMON_OPTIONS,
+                                        {"state", required_argument, NULL, 's'},
+                                        CLI_SINCE_OPTION,
+                                        CLI_UNTIL_OPTION,
+                                        {"limit", required_argument, NULL, 'n'},
+                                        {0}};
+
+static int
+option(cli *c, int opt, const char *arg)
 {
-    static const struct option opts[] = {
-        CLI_COMMON_OPTIONS,
-        {"state", required_argument, NULL, 's'},
-        CLI_SINCE_OPTION,
-        CLI_UNTIL_OPTION,
-        {"limit", required_argument, NULL, 'n'},
-        {0}};
-    long limit = -1, shown = 0;
-    int want_state = -1, opt, rc;
-    qg_store *st = NULL;
+    qg_state s;
+    char *end;
+
+    (void)c;
+    switch (opt) {
+    case 's':
+        if (qg_state_from_name(arg, &s) != 0)
+            return cli_fail("--state \"%s\": not a canonical state "
+                            "(see qgate machine)",
+                            arg);
+        o.want_state = (int)s;
+        return 0;
+    case 'n':
+        o.limit = strtol(arg, &end, 10);
+        if (*end || o.limit < 0)
+            return cli_fail("--limit \"%s\": not a count", arg);
+        return 0;
+    }
+    return EXIT_FAILED;
+}
+
+static int
+run(cli *c, qg_store *st, int argc, char **argv)
+{
+    long limit = o.limit, shown = 0;
+    int want_state = o.want_state, rc;
     qg_tickets *it = NULL;
     qg_ticket t;
-    qg_state s;
-    char *end, when[40], ids[48];
+    char when[40], ids[48];
     int32_t offset;
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (cli_common_option(c, opt, optarg))
-            continue;
-        switch (opt) {
-        case 's':
-            if (qg_state_from_name(optarg, &s) != 0)
-                return cli_fail("--state \"%s\": not a canonical state "
-                                "(see qgate machine)",
-                                optarg);
-            want_state = (int)s;
-            break;
-        case 'n':
-            limit = strtol(optarg, &end, 10);
-            if (*end || limit < 0)
-                return cli_fail("--limit \"%s\": not a count", optarg);
-            break;
-        case 'h':
-            printf("usage: qgate list [--state S] [--since T] [--until T] "
-                   "[--limit N] [--json]\n"
-                   "Tickets, newest first.  --since/--until select by the "
-                   "time of the ticket's last step.\n" CLI_TIME_HELP);
-            return EXIT_OK;
-        default:
-            return EXIT_FAILED;
-        }
-    }
-    if (optind != argc)
-        return cli_fail("list: unexpected argument \"%s\"", argv[optind]);
-    if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, 1, &st)))
-        return rc;
+    (void)argc;
+    (void)argv;
     if ((rc = qg_tickets_open(st, &it))) {
         rc = cli_store_fail(c, rc);
         goto done;
@@ -94,6 +92,17 @@ cmd_list(cli *c, int argc, char **argv)
         rc = cli_store_fail(c, rc);
 done:
     qg_tickets_close(it);
-    qg_store_close(st);
     return rc;
 }
+
+const cli_command cli_list = {
+    .name = "list",
+    .summary = "tickets, newest first",
+    .usage = "usage: qgate list [--state S] [--since T] [--until T] "
+             "[--limit N] [--json]\n"
+             "Tickets, newest first.  --since/--until select by the "
+             "time of the ticket's last step.\n" CLI_TIME_HELP,
+    .options = options,
+    .store = CLI_READ,
+    .option = option,
+    .run = run};

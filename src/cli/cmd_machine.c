@@ -133,63 +133,85 @@ svg(const char *path)
     return EXIT_OK;
 }
 
-int
-cmd_machine(cli *c, int argc, char **argv)
+static struct {
+    const char *output, *svg_path;
+    int as_dot;
+} o;
+
+static const struct option options[] = {
+    CLI_COMMON_OPTIONS,
+    {"dot", no_argument, NULL, 'd'},
+    {"table", no_argument, NULL, 't'},
+    {"output", required_argument, NULL, 'o'},
+    {"svg", required_argument, NULL, 's'},
+    {0}};
+
+static int
+option(cli *c, int opt, const char *arg)
 {
-    static const struct option opts[] = {
-        CLI_COMMON_OPTIONS,
-        {"dot", no_argument, NULL, 'd'},
-        {"table", no_argument, NULL, 't'},
-        {"output", required_argument, NULL, 'o'},
-        {"svg", required_argument, NULL, 's'},
-        {0}};
-    const char *output = NULL, *svg_path = NULL;
-    int opt, as_dot = 0;
+    (void)c;
+    switch (opt) {
+    case 'd':
+        o.as_dot = 1;
+        return 0;
+    case 't':
+        o.as_dot = 0;
+        return 0;
+    case 'o':
+        o.output = arg;
+        return 0;
+    case 's':
+        o.svg_path = arg;
+        return 0;
+    }
+    return EXIT_FAILED;
+}
+
+static int
+ready(cli *c, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    /* Graphviz is not JSON: asking for both is a mistake, not a choice. */
+    if (c->json && (o.as_dot || o.svg_path))
+        return cli_fail("machine: --json is the table; it cannot be %s",
+                        o.svg_path ? "--svg" : "--dot");
+    return 0;
+}
+
+static int
+run(cli *c, qg_store *st, int argc, char **argv)
+{
     FILE *f = stdout;
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-        if (cli_common_option(c, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'd':
-            as_dot = 1;
-            break;
-        case 't':
-            as_dot = 0;
-            break;
-        case 'o':
-            output = optarg;
-            break;
-        case 's':
-            svg_path = optarg;
-            break;
-        case 'h':
-            printf("usage: qgate machine [--table | --json | --dot] [-o FILE]\n"
-                   "       qgate machine --svg FILE   (needs Graphviz)\n"
-                   "--json: the table as one JSON object.\n");
-            return EXIT_OK;
-        default:
-            return EXIT_FAILED;
-        }
-    }
-    if (optind != argc)
-        return cli_fail("machine: unexpected argument \"%s\"", argv[optind]);
-    /* Graphviz is not JSON: asking for both is a mistake, not a choice. */
-    if (c->json && (as_dot || svg_path))
-        return cli_fail("machine: --json is the table; it cannot be %s",
-                        svg_path ? "--svg" : "--dot");
-    if (svg_path)
-        return svg(svg_path);
-    if (output && (f = fopen(output, "w")) == NULL)
-        return cli_fail("%s: %s", output, strerror(errno));
-    if (as_dot)
+    (void)st;
+    (void)argc;
+    (void)argv;
+    if (o.svg_path)
+        return svg(o.svg_path);
+    if (o.output && (f = fopen(o.output, "w")) == NULL)
+        return cli_fail("%s: %s", o.output, strerror(errno));
+    if (o.as_dot)
         dot(f);
     else if (c->json)
         table_json(f);
     else
         table(f);
-    if (output && fclose(f) != 0)
-        return cli_fail("%s: write error", output);
+    if (o.output && fclose(f) != 0)
+        return cli_fail("%s: write error", o.output);
     return EXIT_OK;
 }
+
+const cli_command cli_machine = {
+    .name = "machine",
+    .summary = "the lifecycle as a table or Graphviz",
+    .usage = "usage: qgate machine [--table | --json | --dot] [-o FILE]\n"
+             "       qgate machine --svg FILE   (needs Graphviz)\n"
+             "--json: the table as one JSON object.\n",
+    .options = options,
+    .shortopts = "ho:",
+    .store = CLI_NO_STORE,
+    .no_config = 1,
+    .option = option,
+    .ready = ready,
+    .run = run};

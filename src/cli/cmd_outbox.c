@@ -15,13 +15,8 @@ print(cli *c, const qg_outbox_entry *e, int dead)
     char created[40], next[40];
 
     if (c->json) {
-        printf("{\"id\":%" PRIu64 ",\"ticket\":%" PRIu64 ",\"seq\":%" PRIu32
-               ",\"attempts\":%" PRIu32 ",\"created_us\":%" PRId64
-               ",\"next_attempt_us\":%" PRId64 ",\"dead\":%s,\"last_error\":",
-               e->id, e->ticket, e->seq, e->attempts, e->created_us,
-               e->next_attempt_us, dead ? "true" : "false");
-        render_string(stdout, e->last_error, strlen(e->last_error));
-        printf("}\n");
+        render_outbox_entry(stdout, e, dead);
+        putchar('\n');
         return;
     }
     printf("%8" PRIu64 "  %8" PRIu64 "  %4" PRIu32 "  %8" PRIu32
@@ -33,59 +28,52 @@ print(cli *c, const qg_outbox_entry *e, int dead)
            e->last_error);
 }
 
-int
-cmd_outbox(cli *c, int argc, char **argv)
+static struct {
+    int dead, retry;
+    uint64_t id;
+} o;
+
+static const struct option options[] = {CLI_COMMON_OPTIONS,
+                                        {"dead", no_argument, NULL, 'd'},
+                                        {"retry", required_argument, NULL, 'r'},
+                                        {"retry-all", no_argument, NULL, 'a'},
+                                        {0}};
+
+static int
+option(cli *c, int opt, const char *arg)
 {
-    static const struct option opts[] = {
-        CLI_COMMON_OPTIONS,
-        {"dead", no_argument, NULL, 'd'},
-        {"retry", required_argument, NULL, 'r'},
-        {"retry-all", no_argument, NULL, 'a'},
-        {0}};
-    int opt, rc, dead = 0, retry = 0;
-    uint64_t id = 0, moved = 0, depth = 0, ndead = 0, n = 0;
-    qg_store *st = NULL;
-    qg_outbox *ob = NULL;
-    qg_outbox_entry e;
     char *end;
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (cli_common_option(c, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'd':
-            dead = 1;
-            break;
-        case 'r':
-            id = strtoull(optarg, &end, 10);
-            if (*end || id == 0)
-                return cli_fail("--retry \"%s\": not an outbox id", optarg);
-            retry = 1;
-            break;
-        case 'a':
-            retry = 1;
-            id = 0;
-            break;
-        case 'h':
-            printf("usage: qgate outbox [--dead] [--json]\n"
-                   "       qgate outbox --retry ID | --retry-all\n"
-                   "Lists the steps waiting to be forwarded to the HIS (or, "
-                   "with --dead,\nthose that gave up); --retry moves dead "
-                   "ones back, to be sent again\nin their original order by "
-                   "the running gate.\n");
-            return EXIT_OK;
-        default:
-            return EXIT_FAILED;
-        }
+    switch (opt) {
+    case 'd':
+        o.dead = 1;
+        return 0;
+    case 'r':
+        o.id = strtoull(arg, &end, 10);
+        if (*end || o.id == 0)
+            return cli_fail("--retry \"%s\": not an outbox id", arg);
+        o.retry = c->write = 1;
+        return 0;
+    case 'a':
+        o.retry = c->write = 1;
+        o.id = 0;
+        return 0;
     }
-    if (optind != argc)
-        return cli_fail("outbox: unexpected argument \"%s\"", argv[optind]);
-    if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, !retry, &st)))
-        return rc;
-    if (retry) {
+    return EXIT_FAILED;
+}
+
+static int
+run(cli *c, qg_store *st, int argc, char **argv)
+{
+    int rc, dead = o.dead;
+    uint64_t id = o.id, moved = 0, depth = 0, ndead = 0, n = 0;
+    qg_outbox *ob = NULL;
+    qg_outbox_entry e;
+
+    (void)argc;
+    (void)argv;
+    if (o.retry) {
         rc = qg_outbox_requeue(st, id, &moved);
-        qg_store_close(st);
         if (rc == QG_NOTFOUND)
             return cli_fail("outbox: %" PRIu64 " is not in the dead list", id);
         if (rc)
@@ -106,7 +94,6 @@ cmd_outbox(cli *c, int argc, char **argv)
     if (rc != QG_NOTFOUND)
         goto failed;
     qg_outbox_close(ob);
-    qg_store_close(st);
     if (!c->json)
         fprintf(stderr, "%" PRIu64 " waiting, %" PRIu64 " dead\n", depth,
                 ndead);
@@ -114,6 +101,19 @@ cmd_outbox(cli *c, int argc, char **argv)
     return dead && n ? EXIT_FOUND : EXIT_OK;
 failed:
     qg_outbox_close(ob);
-    qg_store_close(st);
     return cli_store_fail(c, rc);
 }
+
+const cli_command cli_outbox = {
+    .name = "outbox",
+    .summary = "steps waiting for the HIS; retry dead ones",
+    .usage = "usage: qgate outbox [--dead] [--json]\n"
+             "       qgate outbox --retry ID | --retry-all\n"
+             "Lists the steps waiting to be forwarded to the HIS (or, "
+             "with --dead,\nthose that gave up); --retry moves dead "
+             "ones back, to be sent again\nin their original order by "
+             "the running gate.\n",
+    .options = options,
+    .store = CLI_READ,
+    .option = option,
+    .run = run};

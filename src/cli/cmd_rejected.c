@@ -19,45 +19,6 @@
 #include "cli.h"
 
 static void
-print_json(const qg_rejection *r)
-{
-    printf("{\"id\":%" PRIu64 ",\"received_us\":%" PRId64
-           ",\"verdict\":\"%s\",\"code\":\"%s\"",
-           r->id, r->received_us, qg_verdict_name(r->verdict),
-           qg_reason_name(r->reason));
-    render_id(stdout, "ticket", (int64_t)r->ticket, 0);
-    render_id(stdout, "live_queue_id", r->live_queue_id, 0);
-    render_id(stdout, "appointment_id", r->appointment_id, 0);
-    printf(",\"event\":");
-    if (r->event)
-        printf("\"%s\"", qg_event_name(r->event));
-    else
-        printf("null");
-    printf(",\"from\":\"%s\",\"reason\":", qg_state_name(r->from));
-    render_string(stdout, r->detail, strlen(r->detail));
-    printf(",\"body_bytes\":%zu,\"received_bytes\":%zu,\"truncated\":%s",
-           r->body_len, r->received_len, r->truncated ? "true" : "false");
-    if (r->truncated) {
-        int i;
-
-        printf(",\"sha256\":\"");
-        for (i = 0; i < (int)sizeof(r->digest); i++)
-            printf("%02x", r->digest[i]);
-        putchar('"');
-    }
-    printf(",\"resolved\":%s", r->resolved ? "true" : "false");
-    if (r->resolved) {
-        printf(",\"resolved_us\":%" PRId64, r->resolved_us);
-        render_id(stdout, "resolved_ticket", (int64_t)r->resolved_ticket, 0);
-        if (r->resolved_seq)
-            printf(",\"resolved_seq\":%" PRIu32, r->resolved_seq);
-        else
-            printf(",\"resolved_seq\":null");
-    }
-    printf("}\n");
-}
-
-static void
 print_human(const qg_rejection *r)
 {
     char when[40], ids[48] = "-";
@@ -142,67 +103,80 @@ remember(uint64_t **ids, unsigned long *n, uint64_t id)
     return 0;
 }
 
-int
-cmd_rejected(cli *c, int argc, char **argv)
+static struct {
+    int replaying, all, want_code;
+    qg_engine *eng;
+} o = {0, 0, -1, NULL};
+
+static const struct option options[] = {CLI_COMMON_OPTIONS,
+                                        CLI_SINCE_OPTION,
+                                        {"code", required_argument, NULL, 'C'},
+                                        {"replay", no_argument, NULL, 'R'},
+                                        {"all", no_argument, NULL, 'A'},
+                                        {0}};
+
+static int
+option(cli *c, int opt, const char *arg)
 {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS,
-                                         CLI_SINCE_OPTION,
-                                         {"code", required_argument, NULL, 'C'},
-                                         {"replay", no_argument, NULL, 'R'},
-                                         {"all", no_argument, NULL, 'A'},
-                                         {0}};
-    int opt, rc, replaying = 0, all = 0, want_code = -1;
-    unsigned long seen = 0, passing = 0, skipped = 0, nids = 0, i;
-    uint64_t *ids = NULL, dropped = 0;
-    qg_store *st = NULL;
-    qg_engine *eng = NULL;
-    qg_rejections *log = NULL;
-    qg_rejection r;
     qg_reason code;
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (cli_common_option(c, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'C':
-            if (qg_reason_from_name(optarg, &code) != 0)
-                return cli_fail("--code \"%s\": not a reason code (e.g. "
-                                "illegal_transition, stale, bad_json)",
-                                optarg);
-            want_code = (int)code;
-            break;
-        case 'R':
-            replaying = 1;
-            break;
-        case 'A':
-            all = 1;
-            break;
-        case 'h':
-            printf("usage: qgate rejected [--all] [--since T] [--code C] "
-                   "[--json]\n"
-                   "       qgate rejected --replay [--secret-file F | "
-                   "--no-verify] [--since T] [--code C]\n"
-                   "--since selects by the time the delivery was "
-                   "received.\n"
-                   "Open entries only: --replay marks those that now pass "
-                   "resolved; --all lists\nthem too.  Exit 1 while any "
-                   "listed entry is open.\n" CLI_TIME_HELP);
-            return EXIT_OK;
-        default:
-            return EXIT_FAILED;
-        }
+    switch (opt) {
+    case 'C':
+        if (qg_reason_from_name(arg, &code) != 0)
+            return cli_fail("--code \"%s\": not a reason code (e.g. "
+                            "illegal_transition, stale, bad_json)",
+                            arg);
+        o.want_code = (int)code;
+        return 0;
+    case 'R':
+        o.replaying = c->write = 1;
+        return 0;
+    case 'A':
+        o.all = 1;
+        return 0;
     }
-    if (optind != argc)
-        return cli_fail("rejected: unexpected argument \"%s\"", argv[optind]);
+    return EXIT_FAILED;
+}
+
+static int
+ready(cli *c, int argc, char **argv)
+{
+    (void)c;
+    (void)argc;
+    (void)argv;
     /* A resolved entry replayed is a duplicate: nothing to learn. */
-    if (all && replaying)
+    if (o.all && o.replaying)
         return cli_fail("rejected: --replay takes the open entries only; "
                         "--all is for listing");
-    if ((rc = cli_finish_options(c)) ||
-        (replaying && (rc = cli_new_engine(c, &eng))) ||
-        (rc = cli_open_store(c, !replaying, &st)))
-        goto done;
+    return 0;
+}
+
+static int
+prepare(cli *c)
+{
+    return o.replaying ? cli_new_engine(c, &o.eng) : 0;
+}
+
+static void
+done(cli *c)
+{
+    (void)c;
+    qg_engine_free(o.eng);
+    o.eng = NULL;
+}
+
+static int
+run(cli *c, qg_store *st, int argc, char **argv)
+{
+    int rc, replaying = o.replaying, all = o.all, want_code = o.want_code;
+    unsigned long seen = 0, passing = 0, skipped = 0, nids = 0, i;
+    uint64_t *ids = NULL, dropped = 0;
+    qg_engine *eng = o.eng;
+    qg_rejections *log = NULL;
+    qg_rejection r;
+
+    (void)argc;
+    (void)argv;
     if ((rc = qg_rejections_open(st, 1, &log))) {
         rc = cli_store_fail(c, rc);
         goto done;
@@ -215,9 +189,10 @@ cmd_rejected(cli *c, int argc, char **argv)
         seen += !r.resolved;
         if (replaying && (rc = remember(&ids, &nids, r.id)))
             goto done;
-        else if (!replaying && c->json)
-            print_json(&r);
-        else if (!replaying)
+        else if (!replaying && c->json) {
+            render_rejection(stdout, &r);
+            putchar('\n');
+        } else if (!replaying)
             print_human(&r);
     }
     if (rc != QG_NOTFOUND) {
@@ -268,7 +243,25 @@ cmd_rejected(cli *c, int argc, char **argv)
 done:
     free(ids);
     qg_rejections_close(log);
-    qg_store_close(st);
-    qg_engine_free(eng);
     return rc;
 }
+
+const cli_command cli_rejected = {
+    .name = "rejected",
+    .summary = "the rejection log; --replay re-applies it",
+    .usage = "usage: qgate rejected [--all] [--since T] [--code C] "
+             "[--json]\n"
+             "       qgate rejected --replay [--secret-file F | "
+             "--no-verify] [--since T] [--code C]\n"
+             "--since selects by the time the delivery was "
+             "received.\n"
+             "Open entries only: --replay marks those that now pass "
+             "resolved; --all lists\nthem too.  Exit 1 while any "
+             "listed entry is open.\n" CLI_TIME_HELP,
+    .options = options,
+    .store = CLI_READ,
+    .option = option,
+    .ready = ready,
+    .prepare = prepare,
+    .run = run,
+    .done = done};

@@ -78,12 +78,6 @@ pct(const samples *s, int p)
 }
 
 static int
-is_waiting(qg_state s)
-{
-    return s == QG_ST_QUEUED || s == QG_ST_ARRIVED || s == QG_ST_MOVED;
-}
-
-static int
 end_ticket(stats *st, const walk *w, int64_t service)
 {
     if (!w->counted || (service && !w->touches))
@@ -116,7 +110,7 @@ step(stats *st, walk *w, const qg_record *r, int64_t since, int64_t until,
     w->touches |= mine;
     if (mine)
         st->events[r->event]++;
-    if (is_waiting(r->to) && !is_waiting(r->from))
+    if (qg_state_is_waiting(r->to) && !qg_state_is_waiting(r->from))
         w->wait_start = r->event_ms;
     if (r->event == QG_EV_SERVE) {
         if (w->wait_start >= 0 && mine &&
@@ -238,52 +232,42 @@ count_refusals(qg_store *db, stats *st, int64_t since, int64_t until)
     return qg_rejections_dropped(db, &st->dropped);
 }
 
-int
-cmd_stats(cli *c, int argc, char **argv)
+static int64_t service;
+
+static const struct option options[] = {
+    CLI_COMMON_OPTIONS,
+    CLI_SINCE_OPTION,
+    CLI_UNTIL_OPTION,
+    {"service", required_argument, NULL, 'v'},
+    {0}};
+
+static int
+option(cli *c, int opt, const char *arg)
 {
-    static const struct option opts[] = {
-        CLI_COMMON_OPTIONS,
-        CLI_SINCE_OPTION,
-        CLI_UNTIL_OPTION,
-        {"service", required_argument, NULL, 'v'},
-        {0}};
-    int64_t service = 0;
-    qg_store *db = NULL;
+    char *end;
+
+    (void)c;
+    if (opt != 'v')
+        return EXIT_FAILED;
+    service = strtoll(arg, &end, 10);
+    if (*end || service <= 0)
+        return cli_fail("--service \"%s\": not a service id", arg);
+    return 0;
+}
+
+static int
+run(cli *c, qg_store *db, int argc, char **argv)
+{
     qg_history *h = NULL;
     qg_record r;
     stats *st;
     walk w;
-    char *end;
-    int opt, rc, i;
+    int rc, i;
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (cli_common_option(c, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'v':
-            service = strtoll(optarg, &end, 10);
-            if (*end || service <= 0)
-                return cli_fail("--service \"%s\": not a service id", optarg);
-            break;
-        case 'h':
-            printf("usage: qgate stats [--since T] [--until T] [--service "
-                   "ID] [--json]\n"
-                   "Tickets count when their first step is in the window; "
-                   "refusals when received in it.\n" CLI_TIME_HELP);
-            return EXIT_OK;
-        default:
-            return EXIT_FAILED;
-        }
-    }
-    if (optind != argc)
-        return cli_fail("stats: unexpected argument \"%s\"", argv[optind]);
-    if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, 1, &db)))
-        return rc;
-    if ((st = calloc(1, sizeof(*st))) == NULL) {
-        qg_store_close(db);
+    (void)argc;
+    (void)argv;
+    if ((st = calloc(1, sizeof(*st))) == NULL)
         return cli_fail("out of memory");
-    }
     memset(&w, 0, sizeof(w));
     if ((rc = qg_history_open(db, 0, &h)))
         goto failed;
@@ -317,9 +301,20 @@ failed:
     rc = cli_store_fail(c, rc);
 done:
     qg_history_close(h);
-    qg_store_close(db);
     for (i = 0; i < NKINDS; i++)
         free(st->d[i].v);
     free(st);
     return rc;
 }
+
+const cli_command cli_stats = {
+    .name = "stats",
+    .summary = "states, events, refusals, waiting times",
+    .usage = "usage: qgate stats [--since T] [--until T] [--service "
+             "ID] [--json]\n"
+             "Tickets count when their first step is in the window; "
+             "refusals when received in it.\n" CLI_TIME_HELP,
+    .options = options,
+    .store = CLI_READ,
+    .option = option,
+    .run = run};

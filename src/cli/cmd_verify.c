@@ -8,38 +8,20 @@
 
 #include "cli.h"
 
-int
-cmd_verify(cli *c, int argc, char **argv)
+static const struct option options[] = {CLI_COMMON_OPTIONS, {0}};
+
+static int
+run(cli *c, qg_store *st, int argc, char **argv)
 {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS, {0}};
     unsigned long tickets = 0, bad = 0;
-    qg_store *st = NULL;
     qg_tickets *it = NULL;
     qg_ticket t;
     qg_finding f;
     char ids[48];
-    int opt, rc;
+    int rc;
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (cli_common_option(c, opt, optarg))
-            continue;
-        if (opt == 'h') {
-            printf("usage: qgate verify [--json] [--db DIR]\n"
-                   "Checks every page of the store, then replays every "
-                   "stored history through the\ncurrent machine and checks "
-                   "the store's indexes.\n"
-                   "Exit 1 when any ticket fails, 2 when the store is "
-                   "damaged.\n");
-            return EXIT_OK;
-        }
-        return EXIT_FAILED;
-    }
-    if (optind != argc)
-        return cli_fail("verify: unexpected argument \"%s\"", argv[optind]);
-    c->check_store = 1;
-    if ((rc = cli_finish_options(c)) || (rc = cli_open_store(c, 1, &st)))
-        return rc;
+    (void)argc;
+    (void)argv;
     if ((rc = qg_tickets_open(st, &it)))
         goto failed;
     while ((rc = qg_tickets_next(it, &t)) == 0) {
@@ -66,7 +48,6 @@ cmd_verify(cli *c, int argc, char **argv)
         goto failed;
     cli_progress("tickets", tickets, 1);
     qg_tickets_close(it);
-    qg_store_close(st);
     if (c->json)
         printf("{\"tickets\":%lu,\"failed\":%lu,\"machine\":\"%s\"}\n", tickets,
                bad, qg_machine_version());
@@ -76,6 +57,19 @@ cmd_verify(cli *c, int argc, char **argv)
     return bad ? EXIT_FOUND : EXIT_OK;
 failed:
     qg_tickets_close(it);
-    qg_store_close(st);
     return cli_store_fail(c, rc);
 }
+
+const cli_command cli_verify = {
+    .name = "verify",
+    .summary = "replay every history through the machine",
+    .usage = "usage: qgate verify [--json] [--db DIR]\n"
+             "Checks every page of the store, then replays every "
+             "stored history through the\ncurrent machine and checks "
+             "the store's indexes.\n"
+             "Exit 1 when any ticket fails, 2 when the store is "
+             "damaged.\n",
+    .options = options,
+    .store = CLI_READ,
+    .check_store = 1,
+    .run = run};

@@ -22,8 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "qgate_int.h"
+#include "damage.h"
+#include "qgate.h"
 
 /* The store the command has open; read by the signal handler. */
 static const char *volatile guarded;
@@ -100,7 +100,7 @@ cli_guard_install(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGBUS, &sa, NULL);
     sigaction(SIGSEGV, &sa, NULL);
-    qg__store_on_damage(on_assert);
+    qg_store_on_damage(on_assert);
 }
 
 void
@@ -109,26 +109,16 @@ cli_guard_store(const char *db)
     guarded = db;
 }
 
+const char *
+cli_guarded_store(void)
+{
+    return guarded;
+}
+
 int
 cli_store_damaged(const char *db, const char *detail)
 {
     fprintf(stderr, "qgate: %s: the store is damaged: %s\n%s", db, detail,
             advice);
     return EXIT_FAILED;
-}
-
-int
-cli_store_fail(cli *c, int rc)
-{
-    const char *db = c ? c->db : guarded;
-
-    if (rc == QG_ECORRUPT)
-        return cli_store_damaged(db, "LMDB found a page that is not what it "
-                                     "expected (`qgate verify` says where)");
-    /* Mostly a value LMDB returned intact but not in qgate's layout. */
-    if (rc == QG_ESTORE)
-        return cli_fail("%s: %s: the store may be damaged (a stored value "
-                        "not as qgate writes it): `qgate verify` checks it",
-                        db, qg_strerror(rc));
-    return cli_fail("%s: %s", db, qg_strerror(rc));
 }

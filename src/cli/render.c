@@ -4,7 +4,6 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "qgate_int.h"
 #include "render.h"
 
 void
@@ -121,7 +120,7 @@ render_record(FILE *f, const qg_record *r, int64_t waited_ms)
             ",\"timestamp\":\"%s\",\"event\":\"%s\",\"from\":\"%s\","
             "\"to\":\"%s\"",
             r->seq, r->received_us,
-            qg__format_time(r->event_ms, r->utc_offset_s, when, sizeof(when)),
+            qg_time_format(r->event_ms, r->utc_offset_s, when, sizeof(when)),
             qg_event_name(r->event), qg_state_name(r->from),
             qg_state_name(r->to));
     render_id(f, "service_id", r->service_id, 0);
@@ -159,4 +158,117 @@ render_history(FILE *f, qg_store *st, uint64_t ticket)
     fputs("]\n", f);
     qg_history_close(h);
     return rc == QG_NOTFOUND ? 0 : rc;
+}
+
+void
+render_rejection(FILE *f, const qg_rejection *r)
+{
+    fprintf(f,
+            "{\"id\":%" PRIu64 ",\"received_us\":%" PRId64
+            ",\"verdict\":\"%s\",\"code\":\"%s\"",
+            r->id, r->received_us, qg_verdict_name(r->verdict),
+            qg_reason_name(r->reason));
+    render_id(f, "ticket", (int64_t)r->ticket, 0);
+    render_id(f, "live_queue_id", r->live_queue_id, 0);
+    render_id(f, "appointment_id", r->appointment_id, 0);
+    fprintf(f, ",\"event\":");
+    if (r->event)
+        fprintf(f, "\"%s\"", qg_event_name(r->event));
+    else
+        fprintf(f, "null");
+    fprintf(f, ",\"from\":\"%s\",\"reason\":", qg_state_name(r->from));
+    render_string(f, r->detail, strlen(r->detail));
+    fprintf(f, ",\"body_bytes\":%zu,\"received_bytes\":%zu,\"truncated\":%s",
+            r->body_len, r->received_len, r->truncated ? "true" : "false");
+    if (r->truncated) {
+        int i;
+
+        fprintf(f, ",\"sha256\":\"");
+        for (i = 0; i < (int)sizeof(r->digest); i++)
+            fprintf(f, "%02x", r->digest[i]);
+        fputc('"', f);
+    }
+    fprintf(f, ",\"resolved\":%s", r->resolved ? "true" : "false");
+    if (r->resolved) {
+        fprintf(f, ",\"resolved_us\":%" PRId64, r->resolved_us);
+        render_id(f, "resolved_ticket", (int64_t)r->resolved_ticket, 0);
+        if (r->resolved_seq)
+            fprintf(f, ",\"resolved_seq\":%" PRIu32, r->resolved_seq);
+        else
+            fprintf(f, ",\"resolved_seq\":null");
+    }
+    fputc('}', f);
+}
+
+void
+render_outbox_entry(FILE *f, const qg_outbox_entry *e, int dead)
+{
+    fprintf(f,
+            "{\"id\":%" PRIu64 ",\"ticket\":%" PRIu64 ",\"seq\":%" PRIu32
+            ",\"attempts\":%" PRIu32 ",\"created_us\":%" PRId64
+            ",\"next_attempt_us\":%" PRId64 ",\"dead\":%s,\"last_error\":",
+            e->id, e->ticket, e->seq, e->attempts, e->created_us,
+            e->next_attempt_us, dead ? "true" : "false");
+    render_string(f, e->last_error, strlen(e->last_error));
+    fputc('}', f);
+}
+
+void
+render_export_row(FILE *f, const qg_ticket *t, const qg_record *r, int csv)
+{
+    char when[40], recv[40], digest[65];
+    int i;
+
+    for (i = 0; i < 32; i++)
+        snprintf(digest + 2 * i, 3, "%02x", r->digest[i]);
+    qg_time_format(r->event_ms, r->utc_offset_s, when, sizeof(when));
+    qg_time_format(r->received_us / 1000, 0, recv, sizeof(recv));
+    if (csv) {
+        fprintf(f, "%" PRIu64 ",", t->id);
+        if (t->live_queue_id)
+            fprintf(f, "%" PRId64, t->live_queue_id);
+        fputc(',', f);
+        if (t->appointment_id)
+            fprintf(f, "%" PRId64, t->appointment_id);
+        fprintf(f,
+                ",%" PRIu32 ",%s,%s,%s,%s,%s,%" PRId64 ",%" PRId64 ",%s,%s\n",
+                r->seq, when, recv, qg_event_name(r->event),
+                qg_state_name(r->from), qg_state_name(r->to), r->service_id,
+                r->staff_id, r->machine, digest);
+        return;
+    }
+    fprintf(f, "{\"ticket\":%" PRIu64, t->id);
+    fprintf(f, ",\"live_queue_id\":");
+    fprintf(f, t->live_queue_id ? "%" PRId64 : "null", t->live_queue_id);
+    fprintf(f, ",\"appointment_id\":");
+    fprintf(f, t->appointment_id ? "%" PRId64 : "null", t->appointment_id);
+    fprintf(
+        f,
+        ",\"seq\":%" PRIu32 ",\"timestamp\":\"%s\",\"received\":\"%s\","
+        "\"event\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"service_id\":%" PRId64
+        ",\"staff_id\":%" PRId64 ",\"machine\":\"%s\","
+        "\"digest\":\"%s\"}\n",
+        r->seq, when, recv, qg_event_name(r->event), qg_state_name(r->from),
+        qg_state_name(r->to), r->service_id, r->staff_id, r->machine, digest);
+}
+
+void
+render_held(FILE *f, const qg_held *h, int64_t now_us, int64_t expires_us)
+{
+    char when[40];
+
+    fprintf(f, "{\"id\":%" PRIu64, h->id);
+    render_id(f, "ticket", (int64_t)h->ticket, 0);
+    render_id(f, "live_queue_id", h->live_queue_id, 0);
+    render_id(f, "appointment_id", h->appointment_id, 0);
+    fprintf(f, ",\"chup_event\":");
+    render_string(f, h->chup_event, strlen(h->chup_event));
+    fprintf(f,
+            ",\"event\":\"%s\",\"from\":\"%s\",\"timestamp\":\"%s\","
+            "\"received_us\":%" PRId64 ",\"held_ms\":%" PRId64
+            ",\"expires_us\":%" PRId64 ",\"body_bytes\":%zu}",
+            qg_event_name(h->event), qg_state_name(h->from),
+            qg_time_format(h->event_ms, h->utc_offset_s, when, sizeof(when)),
+            h->received_us, (now_us - h->received_us) / 1000, expires_us,
+            h->body_len);
 }

@@ -28,4 +28,18 @@ void render_record(FILE *f, const qg_record *r, int64_t waited_ms);
  * Returns 0 or a QG_E* code (the array is then incomplete). */
 int render_history(FILE *f, qg_store *st, uint64_t ticket);
 
+/* A rejection log entry, as `rejected --json` lists it.  No newline. */
+void render_rejection(FILE *f, const qg_rejection *r);
+/* An outbox entry (dead: from the dead list), as `outbox --json` lists
+ * it.  No newline. */
+void render_outbox_entry(FILE *f, const qg_outbox_entry *e, int dead);
+/* A held delivery, as `held --json` lists it, now_us the time of the
+ * listing and expires_us when the reorder window lets it go.  No
+ * newline. */
+void render_held(FILE *f, const qg_held *h, int64_t now_us, int64_t expires_us);
+/* One line of `export`: an NDJSON object, or with csv a CSV row in the
+ * order of its header line.  With the newline. */
+void render_export_row(FILE *f, const qg_ticket *t, const qg_record *r,
+                       int csv);
+
 #endif /* QG_RENDER_H */

@@ -348,7 +348,7 @@ qg__payload_head(const qg__envelope *env, qg__delivery *d, char *detail,
         snprintf(detail, dlen, "payload.timestamp is missing");
         return QG_R_MISSING_FIELD;
     }
-    if (qg__parse_time(ts, &d->event_ms, &d->utc_offset_s) < 0) {
+    if (qg_time_parse(ts, &d->event_ms, &d->utc_offset_s) < 0) {
         snprintf(detail, dlen,
                  "payload.timestamp \"%.64s\" is not ISO 8601 with an "
                  "offset",
@@ -448,9 +448,9 @@ qg__payload_skew(const qg__delivery *d, int64_t now_ms, int64_t max_skew_ms,
     snprintf(detail, dlen,
              "payload.timestamp %s is %" PRId64 " s ahead of the gate's "
              "clock (%s); at most %" PRId64 " s of clock skew is allowed",
-             qg__format_time(d->event_ms, d->utc_offset_s, when, sizeof(when)),
+             qg_time_format(d->event_ms, d->utc_offset_s, when, sizeof(when)),
              (d->event_ms - now_ms) / 1000,
-             qg__format_time(now_ms, d->utc_offset_s, now, sizeof(now)),
+             qg_time_format(now_ms, d->utc_offset_s, now, sizeof(now)),
              max_skew_ms / 1000);
     return QG_R_BAD_VALUE;
 }

@@ -351,12 +351,6 @@ find_ticket(qg__txn *t, const qg__step *s, qg__ticket_row *row,
 
 /* Waiting for service, in this service's queue or another's. */
 static int
-is_waiting(int s)
-{
-    return s == QG_ST_QUEUED || s == QG_ST_ARRIVED || s == QG_ST_MOVED;
-}
-
-static int
 same_text(const char *a, const char *stored)
 {
     return a[0] == '\0' || strncmp(a, stored, 15) == 0;
@@ -392,7 +386,8 @@ canonical_event(const qg__facts *f, const qg__ticket_row *row)
     }
     service_changed = f->service_id && row->t.service_id &&
                       f->service_id != row->t.service_id;
-    if (service_changed && is_waiting(named) && is_waiting(now))
+    if (service_changed && qg_state_is_waiting((qg_state)named) &&
+        qg_state_is_waiting(now))
         return QG_EV_MOVE;
     if (named == (int)now || (named == QG_ST_QUEUED && now == QG_ST_MOVED))
         return service_changed ? QG_EV_MOVE : QG_EV_UPDATE;
@@ -443,28 +438,29 @@ judge(const qg__step *s, const qg__ticket_row *row, qg_event ev, qg_result *res)
             res, QG_R_STALE,
             "%s: %s at %s is older than the last accepted step at %s", name,
             qg_event_name(ev),
-            qg__format_time(s->event_ms, s->utc_offset_s, when, sizeof(when)),
-            qg__format_time(row->t.last_event_ms, s->utc_offset_s, last,
-                            sizeof(last)));
+            qg_time_format(s->event_ms, s->utc_offset_s, when, sizeof(when)),
+            qg_time_format(row->t.last_event_ms, s->utc_offset_s, last,
+                           sizeof(last)));
         return res->reason;
     }
     if (qg_machine_next(row->t.state, ev) < 0) {
         verdict(res, QG_R_ILLEGAL_TRANSITION,
                 "%s: %s is not legal from %s (legal: %s)", name,
                 qg_event_name(ev), qg_state_name(row->t.state),
-                qg__events_list(qg_machine_allowed(row->t.state), allowed,
-                                sizeof(allowed)));
+                qg_events_format(qg_machine_allowed(row->t.state), allowed,
+                                 sizeof(allowed)));
         return res->reason;
     }
     return QG_R_NONE;
 }
 
+/* Logs a refusal as res gives it, counted on its ticket (row may be
+ * NULL). */
 static int
 record_refused(qg__txn *t, const char *body, size_t len, int64_t received_us,
                qg__ticket_row *row, qg_result *res)
 {
     qg_rejection rej;
-    int rc;
 
     memset(&rej, 0, sizeof(rej));
     rej.received_us = received_us;
@@ -478,12 +474,7 @@ record_refused(qg__txn *t, const char *body, size_t len, int64_t received_us,
     rej.detail = res->detail;
     rej.body = body;
     rej.body_len = len;
-    if ((rc = qg__append_rejection(t, &rej, &res->rejection)))
-        return rc;
-    if (row == NULL || row->t.id == 0)
-        return 0;
-    row->t.rejections++;
-    return qg__put_ticket(t, row);
+    return qg__store_refuse(t, row, &rej, &res->rejection);
 }
 
 /* The steps of path that s's timestamp allows it to follow: at least lo,
@@ -857,91 +848,39 @@ plan_held(qg__txn *t, plan *p, const int64_t ids[4])
     return rc;
 }
 
-/* Every id a step names leads to its ticket from now on, also one that
- * led to another ticket before: the last step to name an id wins, as it
- * always has (verify reports the ticket that lost it). */
-static int
-name_ticket(qg__txn *t, const qg__step *s, qg__ticket_row *row)
-{
-    const qg_id_kind kinds[2] = {QG_ID_LIVE_QUEUE, QG_ID_APPOINTMENT};
-    const int64_t ids[2] = {s->live_queue_id, s->appointment_id};
-    int64_t *first[2] = {&row->t.live_queue_id, &row->t.appointment_id};
-    uint64_t id;
-    int i, rc;
-
-    for (i = 0; i < 2; i++) {
-        if (ids[i] == 0)
-            continue;
-        rc = qg__find_alias(t, kinds[i], ids[i], &id);
-        if (rc == QG_NOTFOUND || (rc == 0 && id != row->t.id))
-            rc = qg__put_alias(t, kinds[i], ids[i], row->t.id);
-        if (rc)
-            return rc;
-        if (*first[i] == 0)
-            *first[i] = ids[i];
-    }
-    return 0;
-}
-
-/* Appends one step to its ticket's history (and the outbox): the row's
- * count, and for the newest step in event time its ids, move on. */
+/* Appends one step to its ticket's history: the store moves the row's
+ * count on, and for the newest step in event time its ids. */
 static int
 append_step(qg__txn *t, const qg__step *s, qg__ticket_row *row, uint32_t pos,
             int late, int released, qg_event ev, qg_state from, qg_state to,
             uint32_t *seq)
 {
-    qg_record rec;
+    qg__accepted a;
+    qg_record *rec = &a.rec;
     int rc;
 
-    if (row->t.id == 0) {
-        if ((rc = qg__new_ticket_id(t, &row->t.id)))
-            return rc;
-        row->t.first_received_us = s->received_us;
-    }
-    if ((rc = name_ticket(t, s, row)))
+    memset(&a, 0, sizeof(a));
+    rec->pos = pos;
+    rec->late = late;
+    rec->released = released;
+    rec->received_us = s->received_us;
+    rec->event_ms = s->event_ms;
+    rec->utc_offset_s = s->utc_offset_s;
+    rec->event = ev;
+    rec->from = from;
+    rec->to = to;
+    rec->service_id = s->f.service_id;
+    rec->staff_id = s->staff_id;
+    memcpy(rec->digest, s->digest, QG__DIGEST_LEN);
+    memcpy(rec->machine, QG__MACHINE_VERSION, 16);
+    rec->body = s->body;
+    rec->body_len = s->body_len;
+    a.facts = &s->f;
+    a.live_queue_id = s->live_queue_id;
+    a.appointment_id = s->appointment_id;
+    if ((rc = qg__store_accept(t, row, &a)))
         return rc;
-    memset(&rec, 0, sizeof(rec));
-    rec.ticket = row->t.id;
-    rec.seq = *seq = row->t.records + 1;
-    rec.pos = pos;
-    rec.late = late;
-    rec.released = released;
-    rec.received_us = s->received_us;
-    rec.event_ms = s->event_ms;
-    rec.utc_offset_s = s->utc_offset_s;
-    rec.event = ev;
-    rec.from = from;
-    rec.to = to;
-    rec.service_id = s->f.service_id;
-    rec.staff_id = s->staff_id;
-    memcpy(rec.digest, s->digest, QG__DIGEST_LEN);
-    memcpy(rec.machine, QG__MACHINE_VERSION, 16);
-    rec.body = s->body;
-    rec.body_len = s->body_len;
-    if ((rc = qg__append_record(t, &rec, &s->f)))
-        return rc;
-    row->t.records = rec.seq;
-    if (s->received_us > row->t.last_received_us)
-        row->t.last_received_us = s->received_us;
-    if (late) {
-        row->flags |= QG__TICKET_REORDERED;
-    } else {
-        /* Only the newest step in event time says where the ticket is. */
-        row->t.last_event_ms = s->event_ms;
-        if (s->f.service_id)
-            row->t.service_id = s->f.service_id;
-        if (s->staff_id)
-            row->t.staff_id = s->staff_id;
-        if (s->f.appointment_date[0])
-            snprintf(row->appointment_date, sizeof(row->appointment_date), "%s",
-                     s->f.appointment_date);
-        if (s->f.appointment_time[0])
-            snprintf(row->appointment_time, sizeof(row->appointment_time), "%s",
-                     s->f.appointment_time);
-    }
-    if (qg__outbox_enabled(t->st) &&
-        (rc = qg__outbox_put(t, row->t.id, rec.seq, s->received_us)))
-        return rc;
+    *seq = rec->seq;
     return 0;
 }
 
@@ -1276,7 +1215,7 @@ qg_held_expire(qg_store *st, int64_t received_before_us, uint64_t *by_reason,
         return QG_ERDONLY;
     memset(&x, 0, sizeof(x));
     x.before_us = received_before_us;
-    x.now_us = qg__now_us();
+    x.now_us = qg_time_now_us();
     x.by_reason = counts;
     rc = qg__store_write(st, expire_due, &x);
     free(x.ids);
@@ -1353,7 +1292,7 @@ prepare(job *j, qg_engine *eng, const char *body, size_t len, int dry,
     j->body = body ? body : "";
     j->len = len;
     j->dry = dry;
-    j->received_us = qg__now_us();
+    j->received_us = qg_time_now_us();
     j->window_us = eng->window_s * 1000000;
     j->res = res;
     j->pre = examine(j);
@@ -1579,7 +1518,7 @@ qg_engine_check_batch(qg_engine *eng, qg_store *st, int64_t expire_before_us,
     ck.b.rcs = rcs;
     ck.b.n = n;
     ck.x.before_us = expire_before_us;
-    ck.x.now_us = qg__now_us();
+    ck.x.now_us = qg_time_now_us();
     for (i = 0; i < n; i++) {
         rcs[i] =
             prepare(&jobs[i], eng, bodies[i].body, bodies[i].len, 0, &res[i]);
@@ -1613,9 +1552,11 @@ qg_engine_prepare(qg_engine *eng, const char *body, size_t len,
     qg_prepared *p;
     int rc;
 
-    if (eng == NULL || out == NULL)
+    if (out == NULL)
         return QG_EINVAL;
     *out = NULL;
+    if (eng == NULL)
+        return QG_EINVAL;
     if ((p = malloc(sizeof(*p))) == NULL)
         return QG_ENOMEM;
     if ((rc = prepare(&p->j, eng, body, len, 0, &p->res))) {

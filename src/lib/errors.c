@@ -6,6 +6,15 @@
 
 #include "qgate_int.h"
 
+/* Every code in its range, which -1 (QG_ILLEGAL, and what C functions
+ * return) is not. */
+#define QG__ERR(name, val, msg)                                                \
+    _Static_assert((val) >= QG_ERRNO_MIN && (val) <= QG_ERRNO_MAX,             \
+                   "QG_" #name ": outside QG_ERRNO_MIN..QG_ERRNO_MAX");
+QG_ERRNO_MAP(QG__ERR)
+#undef QG__ERR
+_Static_assert(QG_ILLEGAL > QG_ERRNO_MAX, "QG_ILLEGAL is no error code");
+
 const char *
 qg_strerror(int code)
 {

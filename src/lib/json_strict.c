@@ -404,10 +404,14 @@ qg__json_strict(const char *p, size_t len, char *detail, size_t dlen)
  * pass above, so that a repeated key is an error rather than the last one
  * silently winning.  json_object_from_file() is lenient on all of these
  * and its error text ("json_object_from_file: ...") names no file.
+ *
+ * Reads and checks path; on success hands over the parse (rootp), the
+ * text (text) or both; either may be NULL, and what is not handed over
+ * is freed.
  */
-int
-qg__json_load_file(const char *path, json_object **out, char *err,
-                   size_t errlen)
+static int
+load_file(const char *path, json_object **rootp, char **text, size_t *lenp,
+          char *err, size_t errlen)
 {
     struct json_tokener *tok;
     enum json_tokener_error jerr;
@@ -417,7 +421,6 @@ qg__json_load_file(const char *path, json_object **out, char *err,
     FILE *f;
     int rc = QG_ECONFIG;
 
-    *out = NULL;
     if ((f = fopen(path, "rb")) == NULL) {
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return QG_EIO;
@@ -425,7 +428,8 @@ qg__json_load_file(const char *path, json_object **out, char *err,
     for (;;) {
         size_t n;
 
-        if (len == cap) {
+        /* One byte spare for the NUL that qg_config_read() promises. */
+        if (len + 1 >= cap) {
             char *grown = realloc(buf, cap ? cap * 2 : 4096);
 
             if (grown == NULL) {
@@ -436,7 +440,7 @@ qg__json_load_file(const char *path, json_object **out, char *err,
             buf = grown;
             cap = cap ? cap * 2 : 4096;
         }
-        if ((n = fread(buf + len, 1, cap - len, f)) == 0)
+        if ((n = fread(buf + len, 1, cap - len - 1, f)) == 0)
             break;
         len += n;
     }
@@ -446,6 +450,7 @@ qg__json_load_file(const char *path, json_object **out, char *err,
         rc = QG_EIO;
         goto close_file;
     }
+    buf[len] = '\0';
     if ((tok = json_tokener_new_ex(QG__JSON_DEPTH)) == NULL) {
         snprintf(err, errlen, "%s: out of memory", path);
         rc = QG_ENOMEM;
@@ -481,8 +486,16 @@ qg__json_load_file(const char *path, json_object **out, char *err,
         snprintf(err, errlen, "%s: %s", path, detail);
         goto free_root;
     }
-    *out = root;
-    root = NULL;
+    if (rootp) {
+        *rootp = root;
+        root = NULL;
+    }
+    if (text) {
+        *text = buf;
+        buf = NULL;
+    }
+    if (lenp)
+        *lenp = len;
     rc = 0;
 free_root:
     json_object_put(root);
@@ -490,4 +503,23 @@ close_file:
     fclose(f);
     free(buf);
     return rc;
+}
+
+int
+qg__json_load_file(const char *path, json_object **out, char *err,
+                   size_t errlen)
+{
+    *out = NULL;
+    return load_file(path, out, NULL, NULL, err, errlen);
+}
+
+int
+qg_config_read(const char *path, char **text, size_t *len, char *err,
+               size_t errlen)
+{
+    if (text)
+        *text = NULL;
+    if (path == NULL || text == NULL || err == NULL)
+        return QG_EINVAL;
+    return load_file(path, NULL, text, len, err, errlen);
 }

@@ -45,11 +45,11 @@ build_table(void)
     for (e = 0; e < QG_EVENT_COUNT; e++)
         target[e] = -1;
     for (s = 0; s < QG_STATE_COUNT; s++) {
-        next_state[s][QG_EV_NONE] = -1;
+        next_state[s][QG_EV_NONE] = QG_ILLEGAL;
         for (e = QG_EV_NONE + 1; e < QG_EVENT_COUNT; e++) {
             qg__fsm_resume(&fsm, entry, (qg_state)s);
             if (qg__fsm_feed(&fsm, (qg_event)e) < 0) {
-                next_state[s][e] = -1;
+                next_state[s][e] = QG_ILLEGAL;
                 continue;
             }
             next_state[s][e] = (signed char)fsm.state;
@@ -106,7 +106,7 @@ int
 qg_machine_next(qg_state s, qg_event e)
 {
     if ((unsigned)s >= QG_STATE_COUNT || (unsigned)e >= QG_EVENT_COUNT)
-        return -1;
+        return QG_ILLEGAL;
     pthread_once(&table_once, build_table);
     return next_state[s][e];
 }
@@ -136,7 +136,7 @@ qg__event_target(qg_event e)
 }
 
 char *
-qg__events_list(unsigned mask, char *dst, size_t len)
+qg_events_format(unsigned mask, char *dst, size_t len)
 {
     size_t used = 0;
     int e;
@@ -162,4 +162,10 @@ qg__events_list(unsigned mask, char *dst, size_t len)
     if (used == 0 && len > 4)
         memcpy(dst, "none", 5);
     return dst;
+}
+
+int
+qg_state_is_waiting(qg_state s)
+{
+    return s == QG_ST_QUEUED || s == QG_ST_ARRIVED || s == QG_ST_MOVED;
 }

@@ -17,28 +17,22 @@
 
 #define NAME_MAX_LEN 64
 
-typedef struct event_entry {
+/* One entry of a table, keyed by name (events: Chup's name; states:
+ * folded, lower case with " -" as "_") or, for state values, by number.
+ * States and values use only map.event. */
+typedef struct entry {
     char name[NAME_MAX_LEN];
-    qg__event_map map;
-} event_entry;
-
-typedef struct state_entry {
-    char name[NAME_MAX_LEN]; /* folded: lower case, " -" as "_" */
-    qg_event event;
-} state_entry;
-
-typedef struct value_entry {
     int64_t value;
-    qg_event event;
-} value_entry;
+    qg__event_map map;
+} entry;
+
+typedef struct table {
+    entry *v;
+    size_t n;
+} table;
 
 struct qg__mapping {
-    event_entry *events;
-    size_t nevents;
-    state_entry *states;
-    size_t nstates;
-    value_entry *values;
-    size_t nvalues;
+    table events, states, values;
 };
 
 /* The one table of defaults.  Rule "state": the event the data's state
@@ -130,83 +124,69 @@ event_rule(const char *name, const char *to, qg__event_map *m)
     return 0;
 }
 
-/* Sets (or with to == NULL removes) one entry of each kind. */
-static int
-set_event(qg__mapping *m, const char *name, const qg__event_map *map)
+/* The entry with name (or, name NULL, with value), or NULL. */
+static entry *
+find(const table *t, const char *name, int64_t value)
 {
     size_t i;
-    event_entry *grown;
 
-    for (i = 0; i < m->nevents; i++)
-        if (strcmp(m->events[i].name, name) == 0)
-            break;
+    for (i = 0; i < t->n; i++)
+        if (name ? strcmp(t->v[i].name, name) == 0 : t->v[i].value == value)
+            return &t->v[i];
+    return NULL;
+}
+
+/* Sets the entry with name (or, name NULL, with value) to map, or with
+ * map NULL removes it. */
+static int
+set(table *t, const char *name, int64_t value, const qg__event_map *map)
+{
+    entry *e = find(t, name, value), *grown;
+
     if (map == NULL) {
-        if (i < m->nevents)
-            m->events[i] = m->events[--m->nevents];
+        if (e)
+            *e = t->v[--t->n];
         return 0;
     }
-    if (i == m->nevents) {
-        grown = realloc(m->events, (m->nevents + 1) * sizeof(*grown));
-        if (grown == NULL)
+    if (e == NULL) {
+        if ((grown = realloc(t->v, (t->n + 1) * sizeof(*grown))) == NULL)
             return QG_ENOMEM;
-        m->events = grown;
-        snprintf(m->events[i].name, NAME_MAX_LEN, "%s", name);
-        m->nevents++;
+        t->v = grown;
+        e = &t->v[t->n++];
+        memset(e, 0, sizeof(*e));
+        snprintf(e->name, NAME_MAX_LEN, "%s", name ? name : "");
+        e->value = value;
     }
-    m->events[i].map = *map;
+    e->map = *map;
     return 0;
 }
 
-static int
-set_state(qg__mapping *m, const char *folded, const qg_event *ev)
+/* A state's or a value's entry: only the event. */
+static qg__event_map
+to_event(qg_event ev)
 {
-    size_t i;
-    state_entry *grown;
+    qg__event_map em = {QG__RULE_EVENT, ev, 0, 0};
 
-    for (i = 0; i < m->nstates; i++)
-        if (strcmp(m->states[i].name, folded) == 0)
-            break;
-    if (ev == NULL) {
-        if (i < m->nstates)
-            m->states[i] = m->states[--m->nstates];
-        return 0;
-    }
-    if (i == m->nstates) {
-        grown = realloc(m->states, (m->nstates + 1) * sizeof(*grown));
-        if (grown == NULL)
-            return QG_ENOMEM;
-        m->states = grown;
-        snprintf(m->states[i].name, NAME_MAX_LEN, "%s", folded);
-        m->nstates++;
-    }
-    m->states[i].event = *ev;
-    return 0;
+    return em;
 }
 
 static int
-set_value(qg__mapping *m, int64_t value, const qg_event *ev)
+copy_table(const table *src, table *dst)
 {
-    size_t i;
-    value_entry *grown;
-
-    for (i = 0; i < m->nvalues; i++)
-        if (m->values[i].value == value)
-            break;
-    if (ev == NULL) {
-        if (i < m->nvalues)
-            m->values[i] = m->values[--m->nvalues];
-        return 0;
-    }
-    if (i == m->nvalues) {
-        grown = realloc(m->values, (m->nvalues + 1) * sizeof(*grown));
-        if (grown == NULL)
-            return QG_ENOMEM;
-        m->values = grown;
-        m->values[i].value = value;
-        m->nvalues++;
-    }
-    m->values[i].event = *ev;
+    dst->n = 0;
+    if ((dst->v = malloc((src->n + 1) * sizeof(*dst->v))) == NULL)
+        return QG_ENOMEM;
+    memcpy(dst->v, src->v, src->n * sizeof(*dst->v));
+    dst->n = src->n;
     return 0;
+}
+
+static void
+free_tables(qg__mapping *m)
+{
+    free(m->events.v);
+    free(m->states.v);
+    free(m->values.v);
 }
 
 int
@@ -224,16 +204,19 @@ qg__mapping_new(qg__mapping **out)
     for (i = 0; !rc && i < sizeof(default_events) / sizeof(*default_events);
          i++) {
         event_rule(default_events[i].name, default_events[i].to, &em);
-        rc = set_event(m, default_events[i].name, &em);
+        rc = set(&m->events, default_events[i].name, 0, &em);
     }
     for (i = 0; !rc && i < sizeof(default_states) / sizeof(*default_states);
          i++) {
         fold(default_states[i].name, folded);
-        rc = set_state(m, folded, &default_states[i].event);
+        em = to_event(default_states[i].event);
+        rc = set(&m->states, folded, 0, &em);
     }
     for (i = 0; !rc && i < sizeof(default_values) / sizeof(*default_values);
-         i++)
-        rc = set_value(m, default_values[i].value, &default_values[i].event);
+         i++) {
+        em = to_event(default_values[i].event);
+        rc = set(&m->values, NULL, default_values[i].value, &em);
+    }
     if (rc) {
         qg__mapping_free(m);
         return rc;
@@ -247,9 +230,7 @@ qg__mapping_free(qg__mapping *m)
 {
     if (m == NULL)
         return;
-    free(m->events);
-    free(m->states);
-    free(m->values);
+    free_tables(m);
     free(m);
 }
 
@@ -257,21 +238,12 @@ static int
 copy_mapping(const qg__mapping *src, qg__mapping *dst)
 {
     memset(dst, 0, sizeof(*dst));
-    dst->events = malloc((src->nevents + 1) * sizeof(*dst->events));
-    dst->states = malloc((src->nstates + 1) * sizeof(*dst->states));
-    dst->values = malloc((src->nvalues + 1) * sizeof(*dst->values));
-    if (!dst->events || !dst->states || !dst->values) {
-        free(dst->events);
-        free(dst->states);
-        free(dst->values);
+    if (copy_table(&src->events, &dst->events) ||
+        copy_table(&src->states, &dst->states) ||
+        copy_table(&src->values, &dst->values)) {
+        free_tables(dst);
         return QG_ENOMEM;
     }
-    memcpy(dst->events, src->events, src->nevents * sizeof(*dst->events));
-    memcpy(dst->states, src->states, src->nstates * sizeof(*dst->states));
-    memcpy(dst->values, src->values, src->nvalues * sizeof(*dst->values));
-    dst->nevents = src->nevents;
-    dst->nstates = src->nstates;
-    dst->nvalues = src->nvalues;
     return 0;
 }
 
@@ -313,7 +285,7 @@ load_section(qg__mapping *m, json_object *sec, int kind, const char *path,
                          path, key, to ? to : "");
                 return QG_ECONFIG;
             }
-            rc = set_event(m, key, to ? &em : NULL);
+            rc = set(&m->events, key, 0, to ? &em : NULL);
         } else {
             if (to && qg_event_from_name(to, &ev) != 0) {
                 snprintf(err, errlen,
@@ -327,7 +299,8 @@ load_section(qg__mapping *m, json_object *sec, int kind, const char *path,
                              path, key);
                     return QG_ECONFIG;
                 }
-                rc = set_state(m, folded, to ? &ev : NULL);
+                em = to_event(ev);
+                rc = set(&m->states, folded, 0, to ? &em : NULL);
             } else {
                 errno = 0;
                 num = strtoll(key, &end, 10);
@@ -337,7 +310,8 @@ load_section(qg__mapping *m, json_object *sec, int kind, const char *path,
                              key);
                     return QG_ECONFIG;
                 }
-                rc = set_value(m, num, to ? &ev : NULL);
+                em = to_event(ev);
+                rc = set(&m->values, NULL, num, to ? &em : NULL);
             }
         }
         if (rc)
@@ -386,14 +360,10 @@ qg__mapping_load(qg__mapping *m, const char *path, char *err, size_t errlen)
     }
     json_object_put(root);
     if (rc) {
-        free(next.events);
-        free(next.states);
-        free(next.values);
+        free_tables(&next);
         return rc;
     }
-    free(m->events);
-    free(m->states);
-    free(m->values);
+    free_tables(m);
     *m = next;
     return 0;
 }
@@ -402,40 +372,34 @@ qg__event_map
 qg__mapping_event(const qg__mapping *m, const char *name)
 {
     qg__event_map none = {QG__RULE_UNKNOWN, QG_EV_NONE, 0, 0};
-    size_t i;
+    const entry *e = find(&m->events, name, 0);
 
-    for (i = 0; i < m->nevents; i++)
-        if (strcmp(m->events[i].name, name) == 0)
-            return m->events[i].map;
-    return none;
+    return e ? e->map : none;
 }
 
 static qg_event
 by_name(const qg__mapping *m, const char *name)
 {
     char folded[NAME_MAX_LEN];
-    size_t i;
+    const entry *e;
 
     if (name == NULL || fold(name, folded) < 0)
         return QG_EV_NONE;
-    for (i = 0; i < m->nstates; i++)
-        if (strcmp(m->states[i].name, folded) == 0)
-            return m->states[i].event;
-    return QG_EV_NONE;
+    e = find(&m->states, folded, 0);
+    return e ? e->map.event : QG_EV_NONE;
 }
 
 qg_event
 qg__mapping_state(const qg__mapping *m, const qg__delivery *d)
 {
+    const entry *e;
     qg_event ev;
-    size_t i;
 
     if ((ev = by_name(m, d->state_name)) != QG_EV_NONE)
         return ev;
     if ((ev = by_name(m, d->state_label)) != QG_EV_NONE)
         return ev;
-    for (i = 0; d->has_state_value && i < m->nvalues; i++)
-        if (m->values[i].value == d->state_value)
-            return m->values[i].event;
+    if (d->has_state_value && (e = find(&m->values, NULL, d->state_value)))
+        return e->map.event;
     return QG_EV_NONE;
 }

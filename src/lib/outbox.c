@@ -119,9 +119,7 @@ qg__outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now)
 /* ----- reading -------------------------------------------------------- */
 
 struct qg_outbox {
-    qg__txn t;
-    MDB_cursor *cur;
-    int started;
+    qg__range r;
 };
 
 int
@@ -135,15 +133,9 @@ qg_outbox_open(qg_store *st, int dead, qg_outbox **out)
     *out = NULL;
     if ((ob = calloc(1, sizeof(*ob))) == NULL)
         return QG_ENOMEM;
-    if ((rc = qg__txn_begin(st, 0, &ob->t))) {
+    if ((rc = qg__range_open(st, dead ? st->dead : st->outbox, &ob->r))) {
         free(ob);
         return rc;
-    }
-    rc = mdb_cursor_open(ob->t.txn, dead ? st->dead : st->outbox, &ob->cur);
-    if (rc) {
-        qg__txn_abort(&ob->t);
-        free(ob);
-        return qg__from_mdb(rc);
     }
     *out = ob;
     return 0;
@@ -157,10 +149,8 @@ qg_outbox_next(qg_outbox *ob, qg_outbox_entry *out)
 
     if (ob == NULL || out == NULL)
         return QG_EINVAL;
-    rc = mdb_cursor_get(ob->cur, &k, &v, ob->started ? MDB_NEXT : MDB_FIRST);
-    ob->started = 1;
-    if (rc)
-        return qg__from_mdb(rc);
+    if ((rc = qg__range_next(&ob->r, NULL, 0, &k, &v)))
+        return rc;
     return decode(&k, &v, out);
 }
 
@@ -169,8 +159,7 @@ qg_outbox_close(qg_outbox *ob)
 {
     if (ob == NULL)
         return;
-    mdb_cursor_close(ob->cur);
-    qg__txn_abort(&ob->t);
+    qg__range_close(&ob->r);
     free(ob);
 }
 
@@ -248,7 +237,7 @@ defer(qg__txn *t, void *arg)
     if ((rc = get_entry(t, t->st->outbox, c->id, &e)))
         return rc;
     e.attempts++;
-    e.last_attempt_us = qg__now_us();
+    e.last_attempt_us = qg_time_now_us();
     e.next_attempt_us = c->next_us;
     snprintf(e.last_error, sizeof(e.last_error), "%s",
              c->error ? c->error : "");
@@ -393,7 +382,7 @@ requeue_all(qg__txn *t, uint64_t ticket, uint64_t *moved)
         /* A second life: due now, and its age (which decides when it
          * is given up again) counts from now. */
         e.attempts = 0;
-        e.created_us = e.next_attempt_us = qg__now_us();
+        e.created_us = e.next_attempt_us = qg_time_now_us();
         e.last_error[0] = '\0';
         if ((rc = put_entry(t, t->st->outbox, &e)) == 0 &&
             (rc = del_entry(t, t->st->dead, e.id)) == 0)

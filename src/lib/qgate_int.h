@@ -15,17 +15,13 @@
 #define QG__HEX_SIG_LEN 64
 #define QG__JSON_DEPTH  32 /* Chup's payloads nest 4 deep; notes may add */
 
-/* time.c ---------------------------------------------------------------- */
-
-/* The wall clock in Unix microseconds. */
-int64_t qg__now_us(void);
-
-/* ISO 8601 with offset ("2024-01-17T00:35:22+08:00", "...Z", fractions).
- * Returns 0 or -1. */
-int qg__parse_time(const char *s, int64_t *ms, int32_t *offset_s);
-
-/* Writes ms as ISO 8601 in the given offset.  Returns dst. */
-char *qg__format_time(int64_t ms, int32_t offset_s, char *dst, size_t len);
+/*
+ * The old names of two functions that are public now, for the gate's
+ * files, which still call them (they are the only files outside the
+ * library that include this header).  Remove with their last use.
+ */
+#define qg__now_us      qg_time_now_us
+#define qg__store_probe qg_store_probe
 
 /* lifecycle.c ---------------------------------------------------------- */
 
@@ -35,9 +31,6 @@ char *qg__format_time(int64_t ms, int32_t offset_s, char *dst, size_t len);
  * update, reschedule) name none: -1.  Derived from the machine.
  */
 int qg__event_target(qg_event e);
-
-/* Writes "alert, update, serve" for an allowed-events mask.  Returns dst. */
-char *qg__events_list(unsigned mask, char *dst, size_t len);
 
 /* chup.c ---------------------------------------------------------------- */
 
@@ -216,12 +209,6 @@ int qg__txn_commit(qg__txn *txn);
 void qg__txn_abort(qg__txn *txn);
 
 int qg__store_writable(const qg_store *st);
-/* Copies the store, as of one snapshot, into the existing empty directory
- * dir (data.mdb only); works on a QG_RDONLY store.  0 or a QG_E* code. */
-int qg__store_copy(qg_store *st, const char *dir);
-/* Writes and commits 64 KiB (meta "write_probe", rewritten each time):
- * whether the store can take a commit now.  0 or a QG_E* code. */
-int qg__store_probe(qg_store *st);
 
 /* A transaction nested in a write transaction: it commits into its parent
  * or aborts leaving the parent as it was.  Not counted as open: it lives
@@ -230,19 +217,55 @@ int qg__txn_nest(qg__txn *parent, qg__txn *child);
 int qg__txn_nest_commit(qg__txn *child);
 void qg__txn_nest_abort(qg__txn *child);
 
-/* outbox.c: queue an accepted step, in the transaction that records it. */
-int qg__outbox_enabled(const qg_store *st);
-int qg__outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now);
+/* The read transaction behind a history cursor, for lookups in the same
+ * snapshot. */
+qg__txn *qg__history_txn(qg_history *h);
+
+/* Runs fn in a write transaction: commits when fn returns 0, aborts and
+ * returns 0 when fn returns > 0 (nothing to write), aborts and returns
+ * fn's error when < 0.  On QG_EFULL, from fn or the commit, grows the map
+ * and runs fn again. */
+int qg__store_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg);
+
+/* The rows the engine reads before deciding, and the ticket row it writes
+ * after. */
 int qg__find_alias(qg__txn *txn, qg_id_kind kind, int64_t id, uint64_t *ticket);
 int qg__get_ticket(qg__txn *txn, uint64_t ticket, qg__ticket_row *row);
 int qg__find_digest(qg__txn *txn, const unsigned char *digest, uint64_t *ticket,
                     uint32_t *seq);
-int qg__new_ticket_id(qg__txn *txn, uint64_t *ticket);
 int qg__put_ticket(qg__txn *txn, const qg__ticket_row *row);
-int qg__put_alias(qg__txn *txn, qg_id_kind kind, int64_t id, uint64_t ticket);
 /* Appends rec; with facts (may be NULL) kept after its body. */
 int qg__append_record(qg__txn *txn, const qg_record *rec,
                       const qg__facts *facts);
+
+/*
+ * What the engine decided, for the store to record.  The engine decides;
+ * the store knows which rows, aliases, counters and queues a decision
+ * touches.
+ */
+
+/* An accepted step: its record (the store fills ticket and seq), what
+ * decided its event (kept after its body; may be NULL), and the Chup ids
+ * that name its ticket from now on (0: none). */
+typedef struct qg__accepted {
+    qg_record rec;
+    const qg__facts *facts;
+    int64_t live_queue_id, appointment_id;
+} qg__accepted;
+
+/*
+ * Records an accepted step of row's ticket (row->t.id 0: a new ticket,
+ * numbered here): the ids lead to the ticket, the record is appended, the
+ * row's count and, unless the step is late, its latest values move on, and
+ * a store that feeds an HIS queues the step in its outbox.  The row itself
+ * is written by qg__put_ticket(), once the engine has set its state.
+ */
+int qg__store_accept(qg__txn *txn, qg__ticket_row *row, qg__accepted *a);
+
+/* Logs a refusal (its id in *id) and, when row names a ticket, counts it
+ * there and writes the row. */
+int qg__store_refuse(qg__txn *txn, qg__ticket_row *row, const qg_rejection *rej,
+                     uint64_t *id);
 
 /* A ticket's row flag: some step was placed late, so its history's event
  * order differs from its arrival order. */
@@ -273,8 +296,11 @@ void qg__path_free(qg__path *path);
  * was placed before it; late < 0 keeps its late mark. */
 int qg__move_record(qg__txn *txn, uint64_t ticket, uint32_t seq, uint32_t pos,
                     qg_event ev, qg_state from, qg_state to, int late);
-/* held.c: deliveries waiting for an earlier step.  Bodies and steps read
- * from the store point into the map: valid until the next write. */
+
+/* held.c --------------------------------------------------------------- */
+
+/* Deliveries waiting for an earlier step.  Bodies and steps read from the
+ * store point into the map: valid until the next write. */
 int qg__held_put(qg__txn *txn, const qg__step *s, uint64_t ticket, qg_event ev,
                  qg_state from, uint64_t *id);
 int qg__held_find_digest(qg__txn *txn, const unsigned char *digest,
@@ -288,32 +314,16 @@ int qg__held_ids_for(qg__txn *txn, qg_id_kind kind, int64_t chup_id,
 /* The ids of those received before before_us; *ids is malloc'd. */
 int qg__held_due(qg__txn *txn, int64_t before_us, uint64_t **ids, size_t *n);
 int qg__held_delete(qg__txn *txn, uint64_t id);
-/* The read transaction behind a history cursor, for lookups in the same
- * snapshot. */
-qg__txn *qg__history_txn(qg_history *h);
-int qg__append_rejection(qg__txn *txn, const qg_rejection *rej, uint64_t *id);
 
-/* Runs fn in a write transaction: commits when fn returns 0, aborts and
- * returns 0 when fn returns > 0 (nothing to write), aborts and returns
- * fn's error when < 0.  On QG_EFULL, from fn or the commit, grows the map
- * and runs fn again. */
-int qg__store_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg);
+/* store_check.c -------------------------------------------------------- */
 
 /*
- * store_check.c: checks data.mdb in the store directory dir before LMDB
- * maps it: both meta pages are LMDB's and the file holds the root pages
- * of the newer one.  0 when it does, or when there is no data file yet;
- * QG_ECORRUPT with detail set; QG_EFORMAT, QG_EIO.  qg_store_open() runs it.
+ * Checks every page of data.mdb, open as fd, in the
+ * snapshot of the read transaction txnid, which the caller holds open
+ * meanwhile.  0 (sound), QG_ECORRUPT with detail set, QG_EIO, QG_ENOMEM;
+ * 1 when a writer has moved past that snapshot: begin another.  The file
+ * check at open (qg_store_check_file()) is there too.
  */
-int qg__store_check_file(const char *dir, char *detail, size_t dlen);
-
-/*
- * Sets the function that LMDB's failed assertions call, with LMDB's
- * message, in every store opened afterwards (NULL: none).  LMDB calls
- * abort() when it returns, so a program sets it only to report and exit;
- * the library itself never does.  A failed assertion means a damaged
- * store that qg_store_check() would have found.
- */
-void qg__store_on_damage(void (*fn)(const char *what));
+int qg__check_pages(int fd, uint64_t txnid, char *detail, size_t dlen);
 
 #endif /* QG_INT_H */

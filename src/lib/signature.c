@@ -19,8 +19,11 @@ qg__digest(const void *data, size_t len, unsigned char out[QG__DIGEST_LEN])
     unsigned int n = QG__DIGEST_LEN;
 
     /* EVP_Digest with a built-in algorithm fails only on allocation
-     * failure; the digest is then zero, which no real payload hashes to,
-     * and the engine fails the delivery on the signature instead. */
+     * failure; the digest is then zero, which no real payload hashes to.
+     * The engine takes the digest last, after the signature check (so
+     * this never fails a delivery on its signature): the step is recorded
+     * under the zero digest, and a later delivery whose digest fails too
+     * would be taken for a redelivery of it. */
     if (!EVP_Digest(data, len, out, &n, EVP_sha256(), NULL))
         memset(out, 0, QG__DIGEST_LEN);
 }

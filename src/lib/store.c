@@ -2,8 +2,13 @@
  * store.c - the LMDB store: tickets, their histories, the rejection log.
  *
  * Databases (all keys big-endian so they sort as numbers):
- *   meta        "format" -> u32 store format; "outbox_next", "held_next"
- *               -> u64 counters
+ *   meta        "format" -> u32 store format; "outbox" -> "1" once the
+ *               store feeds an HIS (QG_OUTBOX, kept for good);
+ *               "outbox_next", "held_next" -> u64 counters;
+ *               "rejections_unsigned_bytes", "rejections_unsigned_first",
+ *               "rejections_dropped" -> u64, the bound on the log's
+ *               unauthenticated and malformed entries; "write_probe" ->
+ *               64 KiB rewritten by qg_store_probe()
  *   tickets     u64 ticket -> ticket row
  *   aliases     u8 kind, i64 Chup id -> u64 ticket
  *   history     u64 ticket, u32 seq -> record header + raw body
@@ -28,6 +33,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -256,13 +262,13 @@ qg__store_writable(const qg_store *st)
 #define PROBE_BYTES (64 << 10)
 
 int
-qg__store_probe(qg_store *st)
+qg_store_probe(qg_store *st)
 {
     MDB_val k = {11, "write_probe"}, v = {PROBE_BYTES, NULL};
     qg__txn t;
     int rc;
 
-    if (!qg__store_writable(st))
+    if (st == NULL || !qg__store_writable(st))
         return QG_EINVAL;
     if ((rc = qg__txn_begin(st, 1, &t)))
         return rc;
@@ -271,16 +277,66 @@ qg__store_probe(qg_store *st)
         return qg__from_mdb(rc);
     }
     memset(v.mv_data, 0, PROBE_BYTES);
-    put64(v.mv_data, (uint64_t)qg__now_us());
+    put64(v.mv_data, (uint64_t)qg_time_now_us());
     return qg__txn_commit(&t);
 }
 
 int
-qg__store_copy(qg_store *st, const char *dir)
+qg_store_copy(qg_store *st, const char *dir)
 {
+    if (st == NULL || dir == NULL)
+        return QG_EINVAL;
     /* Compacting walks the trees in a read transaction of its own and,
      * unlike the plain copy, never takes the writers' lock. */
     return qg__from_mdb(mdb_env_copy2(st->env, dir, MDB_CP_COMPACT));
+}
+
+/* ----- checks ----------------------------------------------------------- */
+
+/* Snapshots a writer may overtake before the check gives up (QG_EBUSY). */
+#define CHECK_TRIES 16
+
+int
+qg_store_check(qg_store *st, char *detail, size_t dlen)
+{
+    qg__txn t;
+    int fd, rc, tries;
+
+    if (detail && dlen)
+        detail[0] = '\0';
+    if (st == NULL)
+        return QG_EINVAL;
+    if (mdb_env_get_fd(st->env, &fd) != 0)
+        return QG_EIO;
+    /* The pages are read with pread(), not through the map, while a read
+     * transaction holds the snapshot they belong to. */
+    for (tries = 0; tries < CHECK_TRIES; tries++) {
+        if ((rc = qg__txn_begin(st, 0, &t)))
+            return rc;
+        rc = qg__check_pages(fd, (uint64_t)mdb_txn_id(t.txn), detail, dlen);
+        qg__txn_abort(&t);
+        if (rc <= 0)
+            return rc;
+    }
+    return QG_EBUSY;
+}
+
+/* LMDB's failed assertions call the program's function, if it set one;
+ * LMDB then calls abort(). */
+static void (*damage_hook)(const char *what);
+
+void
+qg_store_on_damage(void (*fn)(const char *what))
+{
+    damage_hook = fn;
+}
+
+static void
+store_assert(MDB_env *env, const char *msg)
+{
+    (void)env;
+    if (damage_hook)
+        damage_hook(msg);
 }
 
 /* ----- open and close ------------------------------------------------- */
@@ -376,7 +432,7 @@ qg_store_open(const qg_store_options *opts, qg_store **out)
     }
     /* A data file cut short is mapped whole all the same, and the first
      * read past its end is a SIGBUS. */
-    if ((rc = qg__store_check_file(opts->path, NULL, 0)))
+    if ((rc = qg_store_check_file(opts->path, NULL, 0)))
         return rc;
     if ((st = calloc(1, sizeof(*st))) == NULL)
         return QG_ENOMEM;
@@ -395,7 +451,7 @@ qg_store_open(const qg_store_options *opts, qg_store **out)
         rc = qg__from_mdb(rc);
         goto fail;
     }
-    mdb_env_set_assert(st->env, qg__store_assert);
+    mdb_env_set_assert(st->env, store_assert);
     mdb_env_set_maxdbs(st->env, 16);
     mdb_env_set_maxreaders(st->env, 256);
     /* A store larger than the requested size keeps its own size. */
@@ -454,8 +510,8 @@ qg__find_alias(qg__txn *t, qg_id_kind kind, int64_t id, uint64_t *ticket)
     return 0;
 }
 
-int
-qg__put_alias(qg__txn *t, qg_id_kind kind, int64_t id, uint64_t ticket)
+static int
+put_alias(qg__txn *t, qg_id_kind kind, int64_t id, uint64_t ticket)
 {
     unsigned char key[9], val[8];
     MDB_val k = {9, key}, v = {8, val};
@@ -579,8 +635,8 @@ qg__meta_counter(qg__txn *t, const char *name, uint64_t *id)
     return qg__from_mdb(mdb_put(t->txn, t->st->meta, &k, &v, 0));
 }
 
-int
-qg__new_ticket_id(qg__txn *t, uint64_t *ticket)
+static int
+new_ticket_id(qg__txn *t, uint64_t *ticket)
 {
     return qg__next_id(t, t->st->tickets, ticket);
 }
@@ -939,8 +995,8 @@ trim_unsigned(qg__txn *t, uint64_t newest, uint64_t *total)
     return meta_put64(t, META_DROPPED, id + dropped);
 }
 
-int
-qg__append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
+static int
+append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
 {
     unsigned char key[8], *p, *extra;
     size_t dlen = strlen(rej->detail) + 1, keep = rej->body_len;
@@ -992,6 +1048,91 @@ qg__append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
     if ((rc = trim_unsigned(t, *id, &total)))
         return rc;
     return meta_put64(t, META_UNSIGNED_BYTES, total);
+}
+
+/* ----- what the engine decided ------------------------------------------ */
+
+/* Every id a step names leads to its ticket from now on, also one that
+ * led to another ticket before: the last step to name an id wins, as it
+ * always has (verify reports the ticket that lost it). */
+static int
+name_ticket(qg__txn *t, const qg__accepted *a, qg__ticket_row *row)
+{
+    const qg_id_kind kinds[2] = {QG_ID_LIVE_QUEUE, QG_ID_APPOINTMENT};
+    const int64_t ids[2] = {a->live_queue_id, a->appointment_id};
+    int64_t *first[2] = {&row->t.live_queue_id, &row->t.appointment_id};
+    uint64_t id;
+    int i, rc;
+
+    for (i = 0; i < 2; i++) {
+        if (ids[i] == 0)
+            continue;
+        rc = qg__find_alias(t, kinds[i], ids[i], &id);
+        if (rc == QG_NOTFOUND || (rc == 0 && id != row->t.id))
+            rc = put_alias(t, kinds[i], ids[i], row->t.id);
+        if (rc)
+            return rc;
+        if (*first[i] == 0)
+            *first[i] = ids[i];
+    }
+    return 0;
+}
+
+int
+qg__store_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a)
+{
+    qg_record *rec = &a->rec;
+    int rc;
+
+    if (row->t.id == 0) {
+        if ((rc = new_ticket_id(t, &row->t.id)))
+            return rc;
+        row->t.first_received_us = rec->received_us;
+    }
+    if ((rc = name_ticket(t, a, row)))
+        return rc;
+    rec->ticket = row->t.id;
+    rec->seq = row->t.records + 1;
+    if ((rc = qg__append_record(t, rec, a->facts)))
+        return rc;
+    row->t.records = rec->seq;
+    if (rec->received_us > row->t.last_received_us)
+        row->t.last_received_us = rec->received_us;
+    if (rec->late) {
+        row->flags |= QG__TICKET_REORDERED;
+    } else {
+        /* Only the newest step in event time says where the ticket is. */
+        row->t.last_event_ms = rec->event_ms;
+        if (rec->service_id)
+            row->t.service_id = rec->service_id;
+        if (rec->staff_id)
+            row->t.staff_id = rec->staff_id;
+        if (a->facts && a->facts->appointment_date[0])
+            snprintf(row->appointment_date, sizeof(row->appointment_date), "%s",
+                     a->facts->appointment_date);
+        if (a->facts && a->facts->appointment_time[0])
+            snprintf(row->appointment_time, sizeof(row->appointment_time), "%s",
+                     a->facts->appointment_time);
+    }
+    /* A store that feeds an HIS queues the step in the same transaction. */
+    if (qg__outbox_enabled(t->st) &&
+        (rc = qg__outbox_put(t, row->t.id, rec->seq, rec->received_us)))
+        return rc;
+    return 0;
+}
+
+int
+qg__store_refuse(qg__txn *t, qg__ticket_row *row, const qg_rejection *rej,
+                 uint64_t *id)
+{
+    int rc;
+
+    if ((rc = append_rejection(t, rej, id)))
+        return rc;
+    if (row == NULL || row->t.id == 0)
+        return 0;
+    row->t.rejections++;
+    return qg__put_ticket(t, row);
 }
 
 static int
@@ -1113,7 +1254,7 @@ qg_rejections_resolve(qg_store *st, uint64_t id, uint64_t ticket, uint32_t seq)
         return QG_ERDONLY;
     memset(&want, 0, sizeof(want));
     want.id = id;
-    want.resolved_us = qg__now_us();
+    want.resolved_us = qg_time_now_us();
     want.resolved_ticket = ticket;
     want.resolved_seq = seq;
     return qg__store_write(st, resolve, &want);
@@ -1160,15 +1301,8 @@ qg_store_ticket(qg_store *st, qg_id_kind kind, int64_t id, qg_ticket *out)
     return rc;
 }
 
-/* A cursor over one key range, holding its read transaction. */
-typedef struct range {
-    qg__txn t;
-    MDB_cursor *cur;
-    int started;
-} range;
-
-static int
-range_open(qg_store *st, MDB_dbi dbi, range *r)
+int
+qg__range_open(qg_store *st, MDB_dbi dbi, qg__range *r)
 {
     int rc;
 
@@ -1182,25 +1316,27 @@ range_open(qg_store *st, MDB_dbi dbi, range *r)
     return 0;
 }
 
-/* First call: the first key >= start; then the next key. */
-static int
-range_next(range *r, const void *start, size_t len, MDB_val *k, MDB_val *v)
+int
+qg__range_next(qg__range *r, const void *start, size_t len, MDB_val *k,
+               MDB_val *v)
 {
     int rc;
 
-    if (!r->started) {
-        r->started = 1;
+    if (r->started) {
+        rc = mdb_cursor_get(r->cur, k, v, MDB_NEXT);
+    } else if (start == NULL) {
+        rc = mdb_cursor_get(r->cur, k, v, MDB_FIRST);
+    } else {
         k->mv_size = len;
         k->mv_data = (void *)start;
         rc = mdb_cursor_get(r->cur, k, v, MDB_SET_RANGE);
-    } else {
-        rc = mdb_cursor_get(r->cur, k, v, MDB_NEXT);
     }
+    r->started = 1;
     return qg__from_mdb(rc);
 }
 
-static void
-range_close(range *r)
+void
+qg__range_close(qg__range *r)
 {
     mdb_cursor_close(r->cur);
     qg__txn_abort(&r->t);
@@ -1215,7 +1351,7 @@ range_close(range *r)
  * record by key.
  */
 struct qg_history {
-    range r;
+    qg__range r;
     unsigned char start[12];
     int all; /* every ticket, not only start's */
     qg_order order;
@@ -1261,7 +1397,7 @@ qg_history_open_order(qg_store *st, uint64_t ticket, qg_order order,
     *out = NULL;
     if ((h = calloc(1, sizeof(*h))) == NULL)
         return QG_ENOMEM;
-    if ((rc = range_open(st, st->history, &h->r))) {
+    if ((rc = qg__range_open(st, st->history, &h->r))) {
         free(h);
         return rc;
     }
@@ -1338,7 +1474,7 @@ qg_history_next(qg_history *h, qg_record *rec)
             put32(h->start + 8, 0);
             h->r.started = 0;
         }
-        if ((rc = range_next(&h->r, h->start, sizeof(h->start), &k, &v)))
+        if ((rc = qg__range_next(&h->r, h->start, sizeof(h->start), &k, &v)))
             return rc;
         if (k.mv_size != 12 || (!h->all && memcmp(k.mv_data, h->start, 8) != 0))
             return QG_NOTFOUND;
@@ -1377,13 +1513,13 @@ qg_history_close(qg_history *h)
 {
     if (h == NULL)
         return;
-    range_close(&h->r);
+    qg__range_close(&h->r);
     qg__path_free(&h->path);
     free(h);
 }
 
 struct qg_rejections {
-    range r;
+    qg__range r;
     unsigned char start[8];
 };
 
@@ -1398,7 +1534,7 @@ qg_rejections_open(qg_store *st, uint64_t first, qg_rejections **out)
     *out = NULL;
     if ((rj = calloc(1, sizeof(*rj))) == NULL)
         return QG_ENOMEM;
-    if ((rc = range_open(st, st->rejections, &rj->r))) {
+    if ((rc = qg__range_open(st, st->rejections, &rj->r))) {
         free(rj);
         return rc;
     }
@@ -1415,7 +1551,7 @@ qg_rejections_next(qg_rejections *rj, qg_rejection *out)
 
     if (rj == NULL || out == NULL)
         return QG_EINVAL;
-    if ((rc = range_next(&rj->r, rj->start, sizeof(rj->start), &k, &v)))
+    if ((rc = qg__range_next(&rj->r, rj->start, sizeof(rj->start), &k, &v)))
         return rc;
     return decode_rejection(&k, &v, out);
 }
@@ -1425,12 +1561,12 @@ qg_rejections_close(qg_rejections *rj)
 {
     if (rj == NULL)
         return;
-    range_close(&rj->r);
+    qg__range_close(&rj->r);
     free(rj);
 }
 
 struct qg_tickets {
-    range r;
+    qg__range r;
 };
 
 int
@@ -1444,7 +1580,7 @@ qg_tickets_open(qg_store *st, qg_tickets **out)
     *out = NULL;
     if ((it = calloc(1, sizeof(*it))) == NULL)
         return QG_ENOMEM;
-    if ((rc = range_open(st, st->tickets, &it->r))) {
+    if ((rc = qg__range_open(st, st->tickets, &it->r))) {
         free(it);
         return rc;
     }
@@ -1476,6 +1612,6 @@ qg_tickets_close(qg_tickets *it)
 {
     if (it == NULL)
         return;
-    range_close(&it->r);
+    qg__range_close(&it->r);
     free(it);
 }

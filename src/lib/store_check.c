@@ -9,11 +9,12 @@
  * that reads the file with pread() and checks every offset before it
  * follows it.  Two checks:
  *
- *   qg__store_check_file()  at every open, before mdb_env_open(): both meta
+ *   qg_store_check_file()  at every open, before mdb_env_open(): both meta
  *                           pages are LMDB's and the file is as long as the
  *                           newer one says.  Reads two pages.
- *   qg_store_check()        every page of every tree, in the snapshot of a
- *                           read transaction.  Reads the whole file.
+ *   qg__check_pages()       every page of every tree, in the snapshot of a
+ *                           read transaction that qg_store_check() holds.
+ *                           Reads the whole file.
  *
  * The layouts below are LMDB 0.9's on-disk format (mdb.c: MDB_page,
  * MDB_node, MDB_db, MDB_meta), in host byte order as LMDB writes them, for
@@ -33,7 +34,6 @@
 #include <lmdb.h>
 
 #include "qgate_int.h"
-#include "store_int.h"
 
 /* MDB_page: pgno (8), pad (2), flags (2), lower (2), upper (2) or, for an
  * overflow page, the count of its pages (4); then the node offsets. */
@@ -307,13 +307,15 @@ check_file(int fd, char *detail, size_t dlen)
 }
 
 int
-qg__store_check_file(const char *dir, char *detail, size_t dlen)
+qg_store_check_file(const char *dir, char *detail, size_t dlen)
 {
     char path[4096];
     int fd, rc;
 
     if (detail && dlen)
         detail[0] = '\0';
+    if (dir == NULL)
+        return QG_EINVAL;
     if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", dir) >=
         sizeof(path))
         return QG_EINVAL;
@@ -324,24 +326,6 @@ qg__store_check_file(const char *dir, char *detail, size_t dlen)
     rc = check_file(fd, detail, dlen);
     close(fd);
     return rc;
-}
-
-/* ----- LMDB's assertions ---------------------------------------------- */
-
-static void (*damage_hook)(const char *what);
-
-void
-qg__store_on_damage(void (*fn)(const char *what))
-{
-    damage_hook = fn;
-}
-
-void
-qg__store_assert(MDB_env *env, const char *msg)
-{
-    (void)env;
-    if (damage_hook)
-        damage_hook(msg);
 }
 
 /* ----- the page walk ----------------------------------------------------- */
@@ -708,70 +692,40 @@ walk_tree(walk *w, const tree *t, int is_free, int is_main)
     return rc;
 }
 
-/*
- * The meta page of the read transaction's snapshot.  LMDB's reader takes
- * meta page txnid % 2; a writer may overwrite it two commits later, so a
- * page that already holds a newer transaction means: begin again.
- */
-static int
-snapshot(qg_store *st, int fd, uint64_t size, qg__txn *t, meta *m, char *detail,
-         size_t dlen)
-{
-    meta both[NUM_METAS];
-    uint64_t txnid;
-    int rc, tries;
-
-    for (tries = 0; tries < SNAPSHOT_TRIES; tries++) {
-        if ((rc = qg__txn_begin(st, 0, t)))
-            return rc;
-        txnid = (uint64_t)mdb_txn_id(t->txn);
-        if ((rc = read_metas(fd, size, both, detail, dlen)))
-            goto fail;
-        *m = both[txnid % 2];
-        if (m->txnid == txnid)
-            return 0;
-        if (m->txnid < txnid) {
-            rc = say(detail, dlen,
-                     "meta page %d of data.mdb holds transaction %llu, "
-                     "older than the last committed one (%llu)",
-                     (int)(txnid % 2), (unsigned long long)m->txnid,
-                     (unsigned long long)txnid);
-            goto fail;
-        }
-        qg__txn_abort(t);
-    }
-    return QG_EBUSY;
-fail:
-    qg__txn_abort(t);
-    return rc;
-}
-
 int
-qg_store_check(qg_store *st, char *detail, size_t dlen)
+qg__check_pages(int fd, uint64_t txnid, char *detail, size_t dlen)
 {
+    meta both[NUM_METAS], m;
     walk w;
-    meta m;
-    qg__txn t;
     struct stat sb;
     int rc;
 
     if (detail && dlen)
         detail[0] = '\0';
-    if (st == NULL)
-        return QG_EINVAL;
     memset(&w, 0, sizeof(w));
+    w.fd = fd;
     w.detail = detail;
     w.dlen = dlen;
-    if (mdb_env_get_fd(st->env, &w.fd) != 0 || fstat(w.fd, &sb) != 0)
+    if (fstat(fd, &sb) != 0)
         return QG_EIO;
-    if ((rc = snapshot(st, w.fd, (uint64_t)sb.st_size, &t, &m, detail, dlen)))
+    /* LMDB's reader takes meta page txnid % 2; a writer may overwrite it
+     * two commits later, so a page that already holds a newer transaction
+     * means: begin again. */
+    if ((rc = read_metas(fd, (uint64_t)sb.st_size, both, detail, dlen)))
         return rc;
+    m = both[txnid % 2];
+    if (m.txnid > txnid)
+        return 1;
+    if (m.txnid < txnid)
+        return say(detail, dlen,
+                   "meta page %d of data.mdb holds transaction %llu, "
+                   "older than the last committed one (%llu)",
+                   (int)(txnid % 2), (unsigned long long)m.txnid,
+                   (unsigned long long)txnid);
     /* The file only grows while the store is open; take its size now. */
-    if (fstat(w.fd, &sb) != 0) {
-        rc = QG_EIO;
-        goto done;
-    }
-    if ((rc = check_roots(w.fd, &m, (uint64_t)sb.st_size, detail, dlen)))
+    if (fstat(fd, &sb) != 0)
+        return QG_EIO;
+    if ((rc = check_roots(fd, &m, (uint64_t)sb.st_size, detail, dlen)))
         goto done;
     w.psize = m.psize;
     w.last_pg = m.last_pg;
@@ -787,7 +741,6 @@ qg_store_check(qg_store *st, char *detail, size_t dlen)
     rc = walk_tree(&w, &m.main, 0, 1);
 done:
     free(w.seen);
-    qg__txn_abort(&t);
     if (rc == QG_ECORRUPT && detail && dlen && detail[0] == '\0')
         snprintf(detail, dlen, "damaged");
     return rc;

@@ -62,6 +62,26 @@ get32(const unsigned char *p)
            p[3];
 }
 
+/* outbox.c: queue an accepted step, in the transaction that records it
+ * (qg__store_accept()). */
+int qg__outbox_enabled(const qg_store *st);
+int qg__outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now);
+
+/* A cursor over one database, holding its read transaction: what the
+ * store's and the outbox's cursors are made of. */
+typedef struct qg__range {
+    qg__txn t;
+    MDB_cursor *cur;
+    int started; /* cleared to begin again at start */
+} qg__range;
+
+int qg__range_open(qg_store *st, MDB_dbi dbi, qg__range *r);
+/* First call: the first key >= start (start NULL: the first key); then
+ * the next key.  0, QG_NOTFOUND at the end, or an error. */
+int qg__range_next(qg__range *r, const void *start, size_t len, MDB_val *k,
+                   MDB_val *v);
+void qg__range_close(qg__range *r);
+
 /* An LMDB return code as a QG_E* code. */
 int qg__from_mdb(int rc);
 
@@ -71,9 +91,5 @@ int qg__next_id(qg__txn *t, MDB_dbi dbi, uint64_t *id);
 /* Takes the next value of a u64 counter in meta (1 first): ids that must
  * never be given out twice, even after their entries are gone. */
 int qg__meta_counter(qg__txn *t, const char *name, uint64_t *id);
-
-/* LMDB's assertion callback (mdb_env_set_assert): calls the function set
- * by qg__store_on_damage(), if any; LMDB then calls abort(). */
-void qg__store_assert(MDB_env *env, const char *msg);
 
 #endif /* QG_STORE_INT_H */

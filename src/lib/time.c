@@ -11,7 +11,7 @@
 #include "qgate_int.h"
 
 int64_t
-qg__now_us(void)
+qg_time_now_us(void)
 {
     struct timespec ts;
 
@@ -50,45 +50,47 @@ digits(const char *s, int n, int *out)
 }
 
 int
-qg__parse_time(const char *s, int64_t *ms, int32_t *offset_s)
+qg_time_parse(const char *s, int64_t *ms, int32_t *offset_s)
 {
     static const unsigned char mdays[] = {31, 29, 31, 30, 31, 30,
                                           31, 31, 30, 31, 30, 31};
     int y, mo, d, h, mi, sec, frac = 0, oh = 0, om = 0, sign = 0, scale;
     const char *p = s;
 
+    if (s == NULL || ms == NULL || offset_s == NULL)
+        return QG_EINVAL;
     if (strlen(s) < 20 || digits(p, 4, &y) || p[4] != '-' ||
         digits(p + 5, 2, &mo) || p[7] != '-' || digits(p + 8, 2, &d) ||
         (p[10] != 'T' && p[10] != ' ') || digits(p + 11, 2, &h) ||
         p[13] != ':' || digits(p + 14, 2, &mi) || p[16] != ':' ||
         digits(p + 17, 2, &sec))
-        return -1;
+        return QG_EINVAL;
     p += 19;
     if (*p == '.') {
         for (p++, scale = 100; *p >= '0' && *p <= '9'; p++, scale /= 10)
             frac += scale * (*p - '0');
         if (p[-1] == '.')
-            return -1;
+            return QG_EINVAL;
     }
     if (*p == 'Z') {
         p++;
     } else if (*p == '+' || *p == '-') {
         sign = *p == '-' ? -1 : 1;
         if (digits(p + 1, 2, &oh))
-            return -1;
+            return QG_EINVAL;
         p += 3;
         if (*p == ':')
             p++;
         if (digits(p, 2, &om))
-            return -1;
+            return QG_EINVAL;
         p += 2;
     } else {
-        return -1;
+        return QG_EINVAL;
     }
     if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
         (mo == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400))) ||
         h > 23 || mi > 59 || sec > 60 || oh > 23 || om > 59)
-        return -1;
+        return QG_EINVAL;
     *offset_s = sign * (oh * 3600 + om * 60);
     *ms = ((days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
             mi * 60 + sec) -
@@ -99,7 +101,7 @@ qg__parse_time(const char *s, int64_t *ms, int32_t *offset_s)
 }
 
 char *
-qg__format_time(int64_t ms, int32_t offset_s, char *dst, size_t len)
+qg_time_format(int64_t ms, int32_t offset_s, char *dst, size_t len)
 {
     int64_t t = ms / 1000 + offset_s, days, z, era, y;
     unsigned doe, yoe, doy, mp, d, m, secs;
