@@ -10,10 +10,25 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
 #include "qgate.h"
+
+/* ----- the clock ------------------------------------------------------- */
+
+/* Microseconds since the epoch.  The wall clock, as the library's own
+ * (src/lib/time.c), not a monotonic one: the outbox keeps the times the
+ * gate gives it, and the library compares them with its clock. */
+static inline int64_t
+gate_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 /* ----- log.c ------------------------------------------------------------ */
 
@@ -113,6 +128,8 @@ typedef struct forward_options {
 
 typedef struct forwarder forwarder;
 
+/* Starts the dispatcher and the workers.  Returns 0, or -1 with errno
+ * set (ENOMEM, or pthread_create()'s error) and nothing left running. */
 int forwarder_start(qg_store *st, const forward_options *o, forwarder **out);
 /* New entries were committed: look again now. */
 void forwarder_wake(void *f);

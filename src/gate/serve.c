@@ -284,7 +284,7 @@ over_rate(request *r)
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 
     r->retry_after =
-        ratelimit_take(r->g->rl, ci ? ci->client_addr : NULL, qg__now_us());
+        ratelimit_take(r->g->rl, ci ? ci->client_addr : NULL, gate_now_us());
     return r->retry_after > 0;
 }
 
@@ -585,7 +585,7 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
         r->g = g;
         r->conn = conn;
         r->method = method;
-        r->start_us = qg__now_us();
+        r->start_us = gate_now_us();
         snprintf(r->id, sizeof(r->id), "%lx-%lu",
                  (unsigned long)(r->start_us / 1000000) & 0xfffff,
                  atomic_fetch_add(&g->next_request, 1));
@@ -645,7 +645,7 @@ completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     conntable_idle(g->conns, conn);
     if (r == NULL)
         return;
-    elapsed = qg__now_us() - r->start_us;
+    elapsed = gate_now_us() - r->start_us;
     metrics_request(r->status, elapsed);
     if (r->state == DONE && r->p.rc == 0)
         log_event("info", "delivery",
@@ -1320,7 +1320,7 @@ cmd_serve(cli *c, int argc, char **argv)
         fo.backoff_min_us = 500000;
         fo.backoff_max_us = 300 * 1000000LL;
         if (forwarder_start(g.st, &fo, &g.fwd)) {
-            rc = cli_fail("cannot start the forwarder");
+            rc = cli_fail("cannot start the forwarder: %s", strerror(errno));
             goto out;
         }
     }
@@ -1382,11 +1382,11 @@ cmd_serve(cli *c, int argc, char **argv)
      * to 30 s).  Bodies still arriving get 5 s to arrive; a client that
      * went silent or away mid-body delivered nothing, and may send again
      * to the next gate. */
-    deadline = qg__now_us() + 30 * 1000000LL;
-    grace = qg__now_us() + 5 * 1000000LL;
-    while (qg__now_us() < deadline &&
+    deadline = gate_now_us() + 30 * 1000000LL;
+    grace = gate_now_us() + 5 * 1000000LL;
+    while (gate_now_us() < deadline &&
            (atomic_load(&g.answering) > 0 ||
-            (atomic_load(&g.in_flight) > 0 && qg__now_us() < grace)))
+            (atomic_load(&g.in_flight) > 0 && gate_now_us() < grace)))
         usleep(10000);
     rc = atomic_load(&g.damaged)
              ? cli_store_damaged(c->db, "LMDB found a page that is not what "
