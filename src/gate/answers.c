@@ -106,7 +106,7 @@ answer_error(request *r, int status, const char *code, const char *msg)
     return answer(r, status, buf, len, "application/json");
 }
 
-/* The status for a verdict (README, "Answers to Chup"). */
+/* The status for a verdict (docs/gate.md, "Answers to Chup"). */
 static int
 status_of(const qg_result *res)
 {
@@ -422,9 +422,12 @@ tickets(request *r, const char *rest)
                                 "no such resource");
         want_history = 1;
     }
-    /* The path arrives undecoded (no_unescape): "%2F", "%00" or "%20"
-     * stay as sent, and the id is refused unless it is the number's one
-     * spelling (cli_lookup_ticket). */
+    /* The path arrives undecoded (no_unescape() in serve.c): "%2F",
+     * "%00" or "%20" stay as sent.  The id is refused (400 bad_ticket)
+     * unless it is one of the forms cli_lookup_ticket() reads, a bare
+     * number, lq:ID, appt:ID or ticket:N, each number in decimal digits
+     * with no sign, space or leading zero; an id too long for id[] is
+     * refused without a lookup, and named cut to 40 bytes. */
     n = slash ? (size_t)(slash - rest) : strlen(rest);
     snprintf(id, sizeof(id), "%.*s", (int)(n < sizeof(id) ? n : 40), rest);
     rc = n < sizeof(id) ? cli_lookup_ticket(r->g->st, id, &t) : QG_EINVAL;
