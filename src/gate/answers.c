@@ -164,6 +164,21 @@ answer_verdict(request *r)
 
 /* ----- the webhook ------------------------------------------------------ */
 
+/*
+ * Closes r's connection with no answer, which is all libmicrohttpd offers
+ * once the body is being read, and logs why: the client sees only a
+ * closed connection (and Chup sends the delivery again), so the log is
+ * the one place that says what happened.  Returns MHD_NO.
+ */
+static enum MHD_Result
+dropped(request *r, const char *why, int rc)
+{
+    log_event("error", "connection dropped",
+              ",\"request_id\":\"%s\",\"reason\":\"%s\",\"error\":\"%s\"",
+              r->id, why, qg_strerror(rc));
+    return MHD_NO;
+}
+
 static void
 committed(pending *p)
 {
@@ -282,7 +297,7 @@ webhook_data(request *r, const char *data, size_t *size)
                                &r->p.prepared);
         pthread_rwlock_unlock(&r->g->eng_lock);
         if (rc)
-            return MHD_NO;
+            return dropped(r, "the delivery could not be prepared", rc);
         if (qg_prepared_unsigned(r->p.prepared) && over_rate(r))
             return answer_over_rate(r);
         /* Queued and suspended on the next call, not this one.  Here
@@ -308,7 +323,7 @@ webhook_data(request *r, const char *data, size_t *size)
             while (r->cap < want)
                 r->cap *= 2;
             if ((grown = realloc(r->body, r->cap)) == NULL)
-                return MHD_NO;
+                return dropped(r, "no memory for the body", QG_ENOMEM);
             r->body = grown;
         }
         memcpy(r->body + r->len, data, *size);
