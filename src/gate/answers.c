@@ -54,10 +54,13 @@ typedef struct request {
 static void
 store_failed(gate *g, int rc)
 {
+    char db[1100];
+
     if (rc != QG_ECORRUPT || atomic_exchange(&g->damaged, 1))
         return;
     log_event("error", "the store is damaged: stopping",
-              ",\"db\":\"%s\",\"error\":\"%s\"", g->c->db, qg_strerror(rc));
+              ",\"db\":%s,\"error\":\"%s\"",
+              log_string(g->c->db, db, sizeof(db)), qg_strerror(rc));
     kill(getpid(), SIGTERM);
 }
 

@@ -41,6 +41,9 @@ void log_event(const char *level, const char *msg, const char *fields_fmt, ...)
 /* s as the inside of a JSON string (quotes, backslashes and control
  * characters escaped), cut short to fit dst.  Returns dst. */
 char *log_escape(const char *s, char *dst, size_t len);
+/* s as a whole JSON string, quotes included, or null for NULL; cut short
+ * to fit dst as log_escape().  Returns dst. */
+char *log_string(const char *s, char *dst, size_t len);
 
 /* ----- metrics.c -------------------------------------------------------- */
 

@@ -234,17 +234,23 @@ fit_fd_limit(gate *g)
     g->max_connections = fit;
 }
 
-/* A path as a JSON log value: "..." escaped, or null. */
-static const char *
-json_path(const char *path, char *dst, size_t len)
+/* Where the gate listens and how it runs: the first line an operator
+ * reads.  Values from the options are escaped as every other. */
+static void
+log_listening(gate *g, unsigned port)
 {
-    char esc[1100];
+    char listen[1100], path[1100], db[1100], upstream[1100];
 
-    if (path == NULL)
-        snprintf(dst, len, "null");
-    else
-        snprintf(dst, len, "\"%s\"", log_escape(path, esc, sizeof(esc)));
-    return dst;
+    log_event("info", "listening",
+              ",\"listen\":%s,\"port\":%u,\"path\":%s,\"db\":%s,"
+              "\"durability\":\"%s\",\"reorder_window_s\":%" PRId64
+              ",\"upstream\":%s,\"machine\":\"%s\",\"version\":\"%s\"",
+              log_string(g->listen, listen, sizeof(listen)), port,
+              log_string(g->path, path, sizeof(path)),
+              log_string(g->c->db, db, sizeof(db)),
+              durability_name(g->durability), g->c->reorder_window,
+              log_string(g->upstream, upstream, sizeof(upstream)),
+              qg_machine_version(), qg_version());
 }
 
 /*
@@ -263,7 +269,7 @@ reload(gate *g)
 
     if (log_failed)
         log_event("error", "reload: cannot reopen the log file; writing on",
-                  ",\"log\":%s", json_path(g->log, logf, sizeof(logf)));
+                  ",\"log\":%s", log_string(g->log, logf, sizeof(logf)));
     if (cli_build_engine(g->c, &fresh, err, sizeof(err)) != 0) {
         log_event("error",
                   "reload failed; keeping the running mapping and secret",
@@ -275,10 +281,10 @@ reload(gate *g)
     g->eng = fresh;
     pthread_rwlock_unlock(&g->eng_lock);
     log_event("info", "reloaded", ",\"mapping\":%s,\"secret\":%s,\"log\":%s",
-              json_path(g->c->mapping, map, sizeof(map)),
-              json_path(g->c->no_verify ? NULL : g->c->secret_file, secret,
-                        sizeof(secret)),
-              json_path(log_failed ? NULL : g->log, logf, sizeof(logf)));
+              log_string(g->c->mapping, map, sizeof(map)),
+              log_string(g->c->no_verify ? NULL : g->c->secret_file, secret,
+                         sizeof(secret)),
+              log_string(log_failed ? NULL : g->log, logf, sizeof(logf)));
 }
 
 int
@@ -391,15 +397,7 @@ cmd_serve(cli *c, int argc, char **argv)
         goto out;
     }
     info = MHD_get_daemon_info(g.d, MHD_DAEMON_INFO_BIND_PORT);
-    log_event("info", "listening",
-              ",\"listen\":\"%s\",\"port\":%u,\"path\":\"%s\",\"db\":\"%s\","
-              "\"durability\":\"%s\",\"reorder_window_s\":%" PRId64
-              ",\"upstream\":%s%s%s,\"machine\":\"%s\","
-              "\"version\":\"%s\"",
-              g.listen, info ? (unsigned)info->port : 0u, g.path, c->db,
-              durability_name(g.durability), c->reorder_window,
-              g.upstream ? "\"" : "", g.upstream ? g.upstream : "null",
-              g.upstream ? "\"" : "", qg_machine_version(), qg_version());
+    log_listening(&g, info ? (unsigned)info->port : 0u);
 
     for (;;) {
         if (sigwait(&sigs, &sig) != 0)
