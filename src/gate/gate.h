@@ -1,7 +1,9 @@
 /*
- * gate.h - the parts of `qgate serve`: HTTP front (serve.c), group commit
- * (committer.c), forwarding to the HIS (forward.c), metrics (metrics.c)
- * and structured logs (log.c).
+ * gate.h - the parts `qgate serve` drives: group commit (committer.c),
+ * forwarding to the HIS (forward.c), the connection table
+ * (connections.c), the rate limit (ratelimit.c), metrics (metrics.c),
+ * structured logs (log.c) and the clock.  The HTTP front itself (serve.c,
+ * options.c, answers.c) shares serve.h.
  */
 #ifndef QG_GATE_H
 #define QG_GATE_H
