@@ -287,17 +287,167 @@ reload(gate *g)
               log_string(log_failed ? NULL : g->log, logf, sizeof(logf)));
 }
 
+/* The store, as the options ask: written through the outbox when there
+ * is an upstream.  Returns 0 or EXIT_FAILED, said. */
+static int
+open_store(gate *g)
+{
+    qg_store_options o;
+
+    memset(&o, 0, sizeof(o));
+    o.path = g->c->db;
+    o.durability = g->durability == DURABLE_NOSYNC ? QG_NOSYNC : QG_SYNC;
+    o.flags = g->upstream ? QG_OUTBOX : 0;
+    o.unsigned_log_max = (size_t)g->max_unsigned_log;
+    return cli_open_store_with(g->c, &o, &g->st);
+}
+
+static int
+start_forwarder(gate *g)
+{
+    forward_options fo;
+
+    memset(&fo, 0, sizeof(fo));
+    fo.upstream = g->upstream;
+    fo.workers = (unsigned)g->forwarders;
+    fo.timeout_ms = g->forward_timeout * 1000;
+    fo.max_age_us = (int64_t)g->max_age * 1000000;
+    fo.backoff_min_us = 500000;
+    fo.backoff_max_us = 300 * 1000000LL;
+    if (forwarder_start(g->st, &fo, &g->fwd))
+        return cli_fail("cannot start the forwarder: %s", strerror(errno));
+    return 0;
+}
+
+/* libmicrohttpd on the socket bound here; every request to answers.c. */
+static int
+start_daemon(gate *g, const struct sockaddr_storage *addr, socklen_t addrlen)
+{
+    const union MHD_DaemonInfo *info;
+    int lfd;
+
+    if ((lfd = listen_on(addr, addrlen)) < 0)
+        return cli_fail("cannot listen on %s: %s", g->listen, strerror(errno));
+    g->d = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+            MHD_USE_ERROR_LOG |
+            (addr->ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+        0, NULL, NULL, answers_handle, g, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)g->threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)g->timeout,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)g->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)g->max_per_address,
+        MHD_OPTION_NOTIFY_CONNECTION, conntable_notify, g->conns,
+        MHD_OPTION_URI_LOG_CALLBACK, conntable_request_line, g->conns,
+        MHD_OPTION_NOTIFY_COMPLETED, answers_completed, g,
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
+    if (g->d == NULL) {
+        int rc =
+            cli_fail("cannot listen on %s: %s", g->listen, strerror(errno));
+
+        close(lfd);
+        return rc;
+    }
+    info = MHD_get_daemon_info(g->d, MHD_DAEMON_INFO_BIND_PORT);
+    log_listening(g, info ? (unsigned)info->port : 0u);
+    return 0;
+}
+
+/* Everything that runs, once the store and the engine are open: what
+ * starts is stopped by stop(), whether this returns 0 or not.  Returns 0
+ * or EXIT_FAILED, said. */
+static int
+start(gate *g, const struct sockaddr_storage *addr, socklen_t addrlen)
+{
+    int rc;
+
+    pthread_rwlock_init(&g->eng_lock, NULL);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    fit_fd_limit(g);
+    if (ratelimit_new(g->unsigned_rate, g->unsigned_burst, &g->rl) ||
+        conntable_start(g->request_timeout, g->timeout,
+                        (unsigned)g->max_connections, &g->conns))
+        return cli_fail("out of memory");
+    if (g->upstream && (rc = start_forwarder(g)))
+        return rc;
+    if (committer_start(g->st, g->durability == DURABLE_SYNC ? 1 : 256,
+                        g->c->reorder_window, forwarder_wake, g->fwd, &g->com))
+        return cli_fail("cannot start the committer");
+    return start_daemon(g, addr, addrlen);
+}
+
+/* Reloads on each SIGHUP until SIGTERM or SIGINT, which it returns. */
+static int
+wait_for_stop(gate *g, const sigset_t *sigs)
+{
+    int sig;
+
+    for (;;) {
+        if (sigwait(sigs, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            return sig;
+        reload(g);
+    }
+}
+
+/* Stops taking connections and lets those in flight finish.  Returns
+ * the exit status. */
+static int
+finish(gate *g, int sig)
+{
+    MHD_socket s;
+    int64_t deadline, grace;
+
+    log_event("info", "stopping: finishing requests in flight",
+              ",\"signal\":\"%s\"", sig == SIGTERM ? "TERM" : "INT");
+    if ((s = MHD_quiesce_daemon(g->d)) != MHD_INVALID_SOCKET)
+        close(s);
+    /* Deliveries handed to the committer are committed and answered (up
+     * to 30 s).  Bodies still arriving get 5 s to arrive; a client that
+     * went silent or away mid-body delivered nothing, and may send again
+     * to the next gate. */
+    deadline = gate_now_us() + 30 * 1000000LL;
+    grace = gate_now_us() + 5 * 1000000LL;
+    while (gate_now_us() < deadline &&
+           (atomic_load(&g->answering) > 0 ||
+            (atomic_load(&g->in_flight) > 0 && gate_now_us() < grace)))
+        usleep(10000);
+    if (atomic_load(&g->damaged))
+        return cli_store_damaged(g->c->db, "LMDB found a page that is not "
+                                           "what it expected (`qgate verify` "
+                                           "says where)");
+    return EXIT_OK;
+}
+
+/* Stops what start() started and closes the store and the engine: the
+ * daemon first, so that no request reaches a stopped part, and the
+ * committer before the forwarder it wakes.  Parts never started are
+ * NULL, which each stop takes. */
+static void
+stop(gate *g)
+{
+    if (g->d)
+        MHD_stop_daemon(g->d);
+    conntable_stop(g->conns);
+    committer_stop(g->com);
+    forwarder_stop(g->fwd);
+    qg_store_close(g->st);
+    qg_engine_free(g->eng);
+    ratelimit_free(g->rl);
+    pthread_rwlock_destroy(&g->eng_lock);
+    curl_global_cleanup();
+}
+
 int
 cmd_serve(cli *c, int argc, char **argv)
 {
     gate g;
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    const union MHD_DaemonInfo *info;
-    forward_options fo;
     sigset_t sigs;
-    int rc, sig, lfd;
-    int64_t deadline, grace;
+    int rc;
     char err[512];
 
     memset(&g, 0, sizeof(g));
@@ -334,114 +484,13 @@ cmd_serve(cli *c, int argc, char **argv)
 
     if ((rc = cli_new_engine(c, &g.eng)))
         goto free_token;
-    {
-        qg_store_options o;
-
-        memset(&o, 0, sizeof(o));
-        o.path = c->db;
-        o.durability = g.durability == DURABLE_NOSYNC ? QG_NOSYNC : QG_SYNC;
-        o.flags = g.upstream ? QG_OUTBOX : 0;
-        o.unsigned_log_max = (size_t)g.max_unsigned_log;
-        if ((rc = cli_open_store_with(c, &o, &g.st))) {
-            qg_engine_free(g.eng);
-            goto free_token;
-        }
+    if ((rc = open_store(&g))) {
+        qg_engine_free(g.eng);
+        goto free_token;
     }
-    pthread_rwlock_init(&g.eng_lock, NULL);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    fit_fd_limit(&g);
-    if (ratelimit_new(g.unsigned_rate, g.unsigned_burst, &g.rl) ||
-        conntable_start(g.request_timeout, g.timeout,
-                        (unsigned)g.max_connections, &g.conns)) {
-        rc = cli_fail("out of memory");
-        goto out;
-    }
-    if (g.upstream) {
-        memset(&fo, 0, sizeof(fo));
-        fo.upstream = g.upstream;
-        fo.workers = (unsigned)g.forwarders;
-        fo.timeout_ms = g.forward_timeout * 1000;
-        fo.max_age_us = (int64_t)g.max_age * 1000000;
-        fo.backoff_min_us = 500000;
-        fo.backoff_max_us = 300 * 1000000LL;
-        if (forwarder_start(g.st, &fo, &g.fwd)) {
-            rc = cli_fail("cannot start the forwarder: %s", strerror(errno));
-            goto out;
-        }
-    }
-    if (committer_start(g.st, g.durability == DURABLE_SYNC ? 1 : 256,
-                        c->reorder_window, forwarder_wake, g.fwd, &g.com)) {
-        rc = cli_fail("cannot start the committer");
-        goto out;
-    }
-    if ((lfd = listen_on(&addr, addrlen)) < 0) {
-        rc = cli_fail("cannot listen on %s: %s", g.listen, strerror(errno));
-        goto out;
-    }
-    g.d = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_ERROR_LOG | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-        0, NULL, NULL, answers_handle, &g, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)g.threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)g.timeout,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)g.max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)g.max_per_address,
-        MHD_OPTION_NOTIFY_CONNECTION, conntable_notify, g.conns,
-        MHD_OPTION_URI_LOG_CALLBACK, conntable_request_line, g.conns,
-        MHD_OPTION_NOTIFY_COMPLETED, answers_completed, &g,
-        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
-    if (g.d == NULL) {
-        rc = cli_fail("cannot listen on %s: %s", g.listen, strerror(errno));
-        close(lfd);
-        goto out;
-    }
-    info = MHD_get_daemon_info(g.d, MHD_DAEMON_INFO_BIND_PORT);
-    log_listening(&g, info ? (unsigned)info->port : 0u);
-
-    for (;;) {
-        if (sigwait(&sigs, &sig) != 0)
-            continue;
-        if (sig == SIGHUP) {
-            reload(&g);
-            continue;
-        }
-        break;
-    }
-    log_event("info", "stopping: finishing requests in flight",
-              ",\"signal\":\"%s\"", sig == SIGTERM ? "TERM" : "INT");
-    {
-        MHD_socket s = MHD_quiesce_daemon(g.d);
-
-        if (s != MHD_INVALID_SOCKET)
-            close(s);
-    }
-    /* Deliveries handed to the committer are committed and answered (up
-     * to 30 s).  Bodies still arriving get 5 s to arrive; a client that
-     * went silent or away mid-body delivered nothing, and may send again
-     * to the next gate. */
-    deadline = gate_now_us() + 30 * 1000000LL;
-    grace = gate_now_us() + 5 * 1000000LL;
-    while (gate_now_us() < deadline &&
-           (atomic_load(&g.answering) > 0 ||
-            (atomic_load(&g.in_flight) > 0 && gate_now_us() < grace)))
-        usleep(10000);
-    rc = atomic_load(&g.damaged)
-             ? cli_store_damaged(c->db, "LMDB found a page that is not what "
-                                        "it expected (`qgate verify` says "
-                                        "where)")
-             : EXIT_OK;
-out:
-    if (g.d)
-        MHD_stop_daemon(g.d);
-    conntable_stop(g.conns);
-    committer_stop(g.com);
-    forwarder_stop(g.fwd);
-    qg_store_close(g.st);
-    qg_engine_free(g.eng);
-    ratelimit_free(g.rl);
-    pthread_rwlock_destroy(&g.eng_lock);
-    curl_global_cleanup();
+    if ((rc = start(&g, &addr, addrlen)) == 0)
+        rc = finish(&g, wait_for_stop(&g, &sigs));
+    stop(&g);
 free_token:
     if (g.token) {
         OPENSSL_cleanse(g.token, g.token_len);
