@@ -193,6 +193,70 @@ is_common_key(const char *key)
     return 0;
 }
 
+int
+cli_option_set(cli *c, const cli_option *o, void *dest, const char *str,
+               long num, int from_file)
+{
+    const char **sp = (const char **)((char *)dest + o->offset);
+    long *np = (long *)((char *)dest + o->offset);
+    int *bp = (int *)((char *)dest + o->offset);
+
+    switch (o->type) {
+    case CLI_STRING:
+    case CLI_PATH:
+        if (*sp == NULL)
+            *sp = !from_file            ? str
+                  : o->type == CLI_PATH ? cli_config_path(c, str)
+                                        : cli_config_copy(c, str);
+        return 0;
+    case CLI_NUMBER:
+        if (num <= 0)
+            return cli_fail("%s: %ld is not a positive number", o->key, num);
+        if (*np == 0)
+            *np = num;
+        return 0;
+    case CLI_SWITCH:
+        *bp |= num != 0;
+        return 0;
+    case CLI_COMMON:
+    case CLI_CUSTOM:
+        break;
+    }
+    return 0;
+}
+
+/* The option of the table whose config key is key, or NULL. */
+static const cli_option *
+find_key(const cli_option *opts, size_t n, const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (opts[i].key && strcmp(key, opts[i].key) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+/* A config key of the command's own options: the JSON type its option
+ * type asks for, then set as a flag would set it. */
+static int
+set_own_key(cli *c, const cli_option *o, json_object *val)
+{
+    json_type want = o->type == CLI_NUMBER   ? json_type_int
+                     : o->type == CLI_SWITCH ? json_type_boolean
+                                             : json_type_string;
+
+    if (!json_object_is_type(val, want))
+        return cli_fail("%s: key \"%s\": value %s has the wrong type",
+                        c->config, o->key, json_object_to_json_string(val));
+    return cli_option_set(
+        c, o, c->own_dest,
+        want == json_type_string ? json_object_get_string(val) : NULL,
+        want == json_type_boolean ? json_object_get_boolean(val)
+                                  : (long)json_object_get_int64(val),
+        1);
+}
+
 static int
 load_config(cli *c)
 {
@@ -216,7 +280,7 @@ load_config(cli *c)
         const char *s = json_object_get_string(val);
         int is_str = json_object_is_type(val, json_type_string);
 
-        int took;
+        const cli_option *own;
 
         if (strcmp(key, "db") == 0 && is_str) {
             if (c->db == NULL)
@@ -247,16 +311,14 @@ load_config(cli *c)
                    json_object_get_int64(val) <= INT32_MAX) {
             if (c->max_skew < 0)
                 c->max_skew = json_object_get_int64(val);
-        } else if (c->config_key && (took = c->config_key(c, key, val)) >= 0) {
-            if (took) {
-                rc = took;
+        } else if ((own = find_key(c->own, c->nown, key)) != NULL) {
+            if ((rc = set_own_key(c, own, val)))
                 break;
-            }
         } else if (is_common_key(key)) {
             rc = cli_fail("%s: key \"%s\": value %s not valid", c->config, key,
                           json_object_to_json_string(val));
             break;
-        } else if (c->config_key == NULL && serve_knows_key(key)) {
+        } else if (c->own == NULL && find_key(c->others, c->nothers, key)) {
             /* One file serves the gate and the CLI: the gate's own keys
              * (listen, upstream, ...) mean nothing here. */
         } else {
@@ -889,6 +951,8 @@ main(int argc, char **argv)
     c.until = INT64_MAX;
     c.reorder_window = -1;
     c.max_skew = -1;
+    c.others = serve_options;
+    c.nothers = serve_noptions;
     cli_guard_install();
     if (argc < 2) {
         usage(stderr);

@@ -13,6 +13,32 @@
 
 #include <json-c/json.h>
 
+/* How a command's own option takes its value. */
+typedef enum cli_type {
+    CLI_COMMON, /* a flag cli_common_option() takes: listed for the help */
+    CLI_CUSTOM, /* a flag the command reads itself; no config key of its own */
+    CLI_STRING, /* a const char * */
+    CLI_PATH,   /* the same; from the config file, relative to its folder */
+    CLI_NUMBER, /* a long, above 0 */
+    CLI_SWITCH  /* an int, set by the flag or by the key's true */
+} cli_type;
+
+/*
+ * One option of a command's own, as data: its flag, its config key, where
+ * its value goes, its default and its help line.  A command's table drives
+ * its getopt parsing, its defaults and its --help; the config loader takes
+ * the keys from it (cli_finish_options()).
+ */
+typedef struct cli_option {
+    const char *flag; /* without the leading "--" */
+    const char *arg;  /* the value's name in the help; NULL: takes none */
+    cli_type type;
+    const char *key;  /* the config key; NULL: none of the command's own */
+    size_t offset;    /* of the value in the command's struct */
+    const char *def;  /* the default, as the flag would give it; or NULL */
+    const char *help; /* lines; "{}" stands for the default */
+} cli_option;
+
 typedef struct cli {
     const char *prog;
     const char *db;          /* --db, QGATE_DB, config "db", ./var/qgate */
@@ -33,11 +59,15 @@ typedef struct cli {
      * given, then cli_finish_options() sets the default. */
     int64_t reorder_window;
     int64_t max_skew; /* --max-skew, config max_skew; -1: default */
-    /* A command's own config keys (serve's): returns 0 when it took the
-     * key, EXIT_FAILED after saying why it refused the value, -1 when it
-     * does not know the key. */
-    int (*config_key)(struct cli *c, const char *key, json_object *val);
-    void *command;
+    /* A command's own options (serve's), whose config keys the loader
+     * takes into the struct at own_dest; NULL for the other commands. */
+    const cli_option *own;
+    size_t nown;
+    void *own_dest;
+    /* Options of another command (serve's) whose config keys this one
+     * reads past in a shared config file; main() sets them. */
+    const cli_option *others;
+    size_t nothers;
     char strings[16][4096]; /* storage for strings from the config file */
     size_t nstrings;
 } cli;
@@ -102,6 +132,14 @@ int cli_common_option(cli *c, int opt, const char *arg);
 /* After getopt: fails if an option's value was refused, then loads the
  * config file.  Returns 0 or EXIT_FAILED. */
 int cli_finish_options(cli *c);
+
+/* Sets the command's own option o in dest, unless already set: flags are
+ * read first, then the config file, then the defaults, and the first
+ * wins.  str is the value of a string, num that of a number or switch;
+ * from_file takes a string into c's storage (a path relative to the
+ * config file).  Returns 0, or EXIT_FAILED after saying why. */
+int cli_option_set(cli *c, const cli_option *o, void *dest, const char *str,
+                   long num, int from_file);
 
 /* Prints "qgate: " and the message to stderr; returns EXIT_FAILED. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -224,8 +262,9 @@ extern const cli_command cli_apply, cli_check, cli_history, cli_show, cli_list,
     cli_held;
 
 int cmd_serve(cli *c, int argc, char **argv);
-/* Nonzero when key is one of serve's config keys, which the other
- * commands read past in a shared config file. */
-int serve_knows_key(const char *key);
+/* serve's options (src/gate/options.c): the other commands read past
+ * their config keys in a shared config file. */
+extern const cli_option serve_options[];
+extern const size_t serve_noptions;
 
 #endif /* QG_CLI_H */

@@ -21,7 +21,6 @@
 #include <time.h>
 
 #include "gate.h"
-#include "qgate_int.h"
 
 #define EXPIRY_CHECK_US 1000000 /* how often the held list is looked at */
 
@@ -85,7 +84,7 @@ static void
 expire_held(committer *c)
 {
     uint64_t by_reason[QG_REASON_COUNT] = {0}, held = 0, expired = 0;
-    int64_t oldest = 0, before = qg__now_us() - c->window_us;
+    int64_t oldest = 0, before = gate_now_us() - c->window_us;
     int rc, i;
 
     if (qg_held_stats(c->st, &held, &oldest) || held == 0 || oldest >= before)
@@ -128,14 +127,14 @@ loop(void *arg)
 
     pthread_mutex_lock(&c->lock);
     for (;;) {
-        if (c->window_us && qg__now_us() >= c->next_check_us) {
+        if (c->window_us && gate_now_us() >= c->next_check_us) {
             pthread_mutex_unlock(&c->lock);
             expire_held(c);
             pthread_mutex_lock(&c->lock);
-            c->next_check_us = qg__now_us() + EXPIRY_CHECK_US;
+            c->next_check_us = gate_now_us() + EXPIRY_CHECK_US;
         }
         while (c->head == NULL && !c->stopping &&
-               (c->window_us == 0 || qg__now_us() < c->next_check_us))
+               (c->window_us == 0 || gate_now_us() < c->next_check_us))
             wait_for_work(c);
         if (c->head == NULL && !c->stopping)
             continue; /* time to look at the held list */

@@ -16,6 +16,7 @@
  * acknowledgement sends that step again: the HIS sees it at least once,
  * with the same delivery id.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,6 @@
 #include <curl/curl.h>
 
 #include "gate.h"
-#include "qgate_int.h"
 
 #define SCAN_MAX   20000 /* entries looked at per scan */
 #define SEEN_SLOTS 65536 /* > 2 * SCAN_MAX, a power of two */
@@ -222,7 +222,7 @@ attempt(forwarder *f, CURL *curl, const qg_outbox_entry *e)
     if (delay > f->o.backoff_max_us)
         delay = f->o.backoff_max_us;
     delay = delay * 3 / 4 + (int64_t)(rand() % 1000) * (delay / 2) / 1000;
-    qg_outbox_defer(f->st, e->id, qg__now_us() + delay, why);
+    qg_outbox_defer(f->st, e->id, gate_now_us() + delay, why);
     log_event("warn", "forward failed",
               ",\"outbox\":%" PRIu64 ",\"ticket\":%" PRIu64 ",\"seq\":%" PRIu32
               ",\"attempt\":%" PRIu32
@@ -274,7 +274,7 @@ scan(forwarder *f)
     qg_outbox_entry e, *due = NULL;
     uint64_t *bury = NULL;
     size_t ndue = 0, nbury = 0, free_slots, looked = 0, i;
-    int64_t now = qg__now_us(), next = now + 1000000;
+    int64_t now = gate_now_us(), next = now + 1000000;
 
     pthread_mutex_lock(&f->lock);
     free_slots = f->nworkers - f->ninflight;
@@ -371,14 +371,44 @@ forwarder_reachable(forwarder *f)
     return f && atomic_load(&f->reachable);
 }
 
+/* Stops the threads started so far (the dispatcher only when
+ * dispatcher_up) and frees f: forwarder_stop(), and the undoing of a
+ * start that could not start every thread. */
+static void
+stop_threads(forwarder *f, unsigned nworkers, int dispatcher_up)
+{
+    unsigned i;
+
+    pthread_mutex_lock(&f->lock);
+    f->stopping = 1;
+    pthread_cond_broadcast(&f->wake);
+    pthread_cond_broadcast(&f->work);
+    pthread_mutex_unlock(&f->lock);
+    if (dispatcher_up)
+        pthread_join(f->dispatcher, NULL);
+    for (i = 0; i < nworkers; i++)
+        pthread_join(f->workers[i], NULL);
+    pthread_cond_destroy(&f->work);
+    pthread_cond_destroy(&f->wake);
+    pthread_mutex_destroy(&f->lock);
+    free(f->workers);
+    free(f->queue);
+    free(f->inflight);
+    free(f->seen);
+    free(f);
+}
+
 int
 forwarder_start(qg_store *st, const forward_options *o, forwarder **out)
 {
     forwarder *f;
     unsigned i;
+    int rc;
 
-    if ((f = calloc(1, sizeof(*f))) == NULL)
-        return QG_ENOMEM;
+    if ((f = calloc(1, sizeof(*f))) == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
     f->st = st;
     f->o = *o;
     f->nworkers = o->workers ? o->workers : 1;
@@ -393,14 +423,27 @@ forwarder_start(qg_store *st, const forward_options *o, forwarder **out)
         free(f->inflight);
         free(f->seen);
         free(f);
-        return QG_ENOMEM;
+        errno = ENOMEM;
+        return -1;
     }
     pthread_mutex_init(&f->lock, NULL);
     pthread_cond_init(&f->wake, NULL);
     pthread_cond_init(&f->work, NULL);
-    for (i = 0; i < f->nworkers; i++)
-        pthread_create(&f->workers[i], NULL, worker, f);
-    pthread_create(&f->dispatcher, NULL, dispatcher, f);
+    /* A gate short of a worker would forward slower than configured
+     * without a word, and one without its dispatcher not at all: the
+     * start fails instead, with the threads it had started stopped. */
+    for (i = 0; i < f->nworkers; i++) {
+        if ((rc = pthread_create(&f->workers[i], NULL, worker, f))) {
+            stop_threads(f, i, 0);
+            errno = rc;
+            return -1;
+        }
+    }
+    if ((rc = pthread_create(&f->dispatcher, NULL, dispatcher, f))) {
+        stop_threads(f, f->nworkers, 0);
+        errno = rc;
+        return -1;
+    }
     *out = f;
     return 0;
 }
@@ -408,24 +451,7 @@ forwarder_start(qg_store *st, const forward_options *o, forwarder **out)
 void
 forwarder_stop(forwarder *f)
 {
-    unsigned i;
-
     if (f == NULL)
         return;
-    pthread_mutex_lock(&f->lock);
-    f->stopping = 1;
-    pthread_cond_broadcast(&f->wake);
-    pthread_cond_broadcast(&f->work);
-    pthread_mutex_unlock(&f->lock);
-    pthread_join(f->dispatcher, NULL);
-    for (i = 0; i < f->nworkers; i++)
-        pthread_join(f->workers[i], NULL);
-    pthread_cond_destroy(&f->work);
-    pthread_cond_destroy(&f->wake);
-    pthread_mutex_destroy(&f->lock);
-    free(f->workers);
-    free(f->queue);
-    free(f->inflight);
-    free(f->seen);
-    free(f);
+    stop_threads(f, f->nworkers, 1);
 }

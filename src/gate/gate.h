@@ -1,7 +1,9 @@
 /*
- * gate.h - the parts of `qgate serve`: HTTP front (serve.c), group commit
- * (committer.c), forwarding to the HIS (forward.c), metrics (metrics.c)
- * and structured logs (log.c).
+ * gate.h - the parts `qgate serve` drives: group commit (committer.c),
+ * forwarding to the HIS (forward.c), the connection table
+ * (connections.c), the rate limit (ratelimit.c), metrics (metrics.c),
+ * structured logs (log.c) and the clock.  The HTTP front itself (serve.c,
+ * options.c, answers.c) shares serve.h.
  */
 #ifndef QG_GATE_H
 #define QG_GATE_H
@@ -10,10 +12,25 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
 #include "qgate.h"
+
+/* ----- the clock ------------------------------------------------------- */
+
+/* Microseconds since the epoch.  The wall clock, as the library's own
+ * (src/lib/time.c), not a monotonic one: the outbox keeps the times the
+ * gate gives it, and the library compares them with its clock. */
+static inline int64_t
+gate_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 /* ----- log.c ------------------------------------------------------------ */
 
@@ -26,6 +43,9 @@ void log_event(const char *level, const char *msg, const char *fields_fmt, ...)
 /* s as the inside of a JSON string (quotes, backslashes and control
  * characters escaped), cut short to fit dst.  Returns dst. */
 char *log_escape(const char *s, char *dst, size_t len);
+/* s as a whole JSON string, quotes included, or null for NULL; cut short
+ * to fit dst as log_escape().  Returns dst. */
+char *log_string(const char *s, char *dst, size_t len);
 
 /* ----- metrics.c -------------------------------------------------------- */
 
@@ -113,6 +133,8 @@ typedef struct forward_options {
 
 typedef struct forwarder forwarder;
 
+/* Starts the dispatcher and the workers.  Returns 0, or -1 with errno
+ * set (ENOMEM, or pthread_create()'s error) and nothing left running. */
 int forwarder_start(qg_store *st, const forward_options *o, forwarder **out);
 /* New entries were committed: look again now. */
 void forwarder_wake(void *f);

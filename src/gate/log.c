@@ -2,8 +2,9 @@
  * log.c - structured logs: one JSON object per line.
  *
  * Messages and fields are written by the gate itself; values that come
- * from outside (paths, reasons) are escaped by the callers with
- * render_string() rules.  The secret is never passed here.
+ * from outside (paths, addresses, URLs, error texts) reach a line only
+ * through log_escape() or log_string(), which escape them as JSON strings.
+ * The secret is never passed here.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -93,5 +94,18 @@ log_escape(const char *s, char *dst, size_t len)
     }
     if (len > 0)
         dst[n < len ? n : len - 1] = '\0';
+    return dst;
+}
+
+char *
+log_string(const char *s, char *dst, size_t len)
+{
+    if (s == NULL || len < 8) {
+        snprintf(dst, len, "null");
+        return dst;
+    }
+    dst[0] = '"';
+    log_escape(s, dst + 1, len - 2);
+    strcat(dst, "\"");
     return dst;
 }

@@ -15,14 +15,6 @@
 #define QG__HEX_SIG_LEN 64
 #define QG__JSON_DEPTH  32 /* Chup's payloads nest 4 deep; notes may add */
 
-/*
- * The old names of two functions that are public now, for the gate's
- * files, which still call them (they are the only files outside the
- * library that include this header).  Remove with their last use.
- */
-#define qg__now_us      qg_time_now_us
-#define qg__store_probe qg_store_probe
-
 /* lifecycle.c ---------------------------------------------------------- */
 
 /*

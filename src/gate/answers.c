@@ -1,0 +1,644 @@
+/*
+ * answers.c - what the gate answers: the webhook, the read API, and
+ * /healthz, /readyz and /metrics.
+ *
+ * A delivery is read on libmicrohttpd's thread and prepared there (parsed,
+ * authenticated); the committer (committer.c) decides and records it, and
+ * the answer leaves only after the commit that holds it returned.
+ * Meanwhile the connection is suspended, so no HTTP thread waits on the
+ * disk.
+ *
+ * Routes: POST <path> (the webhook), GET /tickets/{id} and
+ * /tickets/{id}/history (the read API), GET /healthz, /readyz, /metrics.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+
+#include "serve.h"
+
+typedef struct request {
+    gate *g;
+    struct MHD_Connection *conn;
+    const char *method; /* libmicrohttpd's, at the start of the request */
+    char id[24];
+    int64_t start_us;
+    int status;
+    char *body;
+    size_t len, cap;
+    int too_large;
+    int webhook;      /* the request is for the webhook path */
+    long retry_after; /* seconds, sent with a 429 */
+    /* READING the body; PREPARED: read and prepared, not yet queued (see
+     * webhook_data); QUEUED for the committer, suspended; DONE: committed */
+    enum { READING, PREPARED, QUEUED, DONE } state;
+    pending p;
+} request;
+
+/* ----- answers ---------------------------------------------------------- */
+
+/*
+ * LMDB found damage in the store (QG_ECORRUPT) while the gate ran: stop,
+ * as the gate refuses to start on a damaged store.  Writing on into it
+ * could spread the damage; every delivery until the restore is answered
+ * 503 and sent again by Chup.  The main thread takes the SIGTERM and stops
+ * as for any other, then exits 2.
+ */
+static void
+store_failed(gate *g, int rc)
+{
+    char db[1100];
+
+    if (rc != QG_ECORRUPT || atomic_exchange(&g->damaged, 1))
+        return;
+    log_event("error", "the store is damaged: stopping",
+              ",\"db\":%s,\"error\":\"%s\"",
+              log_string(g->c->db, db, sizeof(db)), qg_strerror(rc));
+    kill(getpid(), SIGTERM);
+}
+
+static enum MHD_Result
+answer(request *r, int status, char *body, size_t len, const char *type)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", type);
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(resp, "Allow", r->webhook ? "POST" : "GET");
+    if (r->retry_after > 0) {
+        char secs[24];
+
+        snprintf(secs, sizeof(secs), "%ld", r->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
+    r->status = status;
+    conntable_busy(r->g->conns, r->conn);
+    ret = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* {"error": msg, "code": code} */
+static enum MHD_Result
+answer_error(request *r, int status, const char *code, const char *msg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    if (f == NULL)
+        return MHD_NO;
+    fprintf(f, "{\"error\":");
+    render_string(f, msg, strlen(msg));
+    fprintf(f, ",\"code\":\"%s\"}\n", code);
+    fclose(f);
+    return answer(r, status, buf, len, "application/json");
+}
+
+/* The status for a verdict (docs/gate.md, "Answers to Chup"). */
+static int
+status_of(const qg_result *res)
+{
+    switch (res->verdict) {
+    case QG_ACCEPTED:
+    case QG_DUPLICATE:
+    case QG_IGNORED:
+        return MHD_HTTP_OK;
+    case QG_REJECTED:
+        return res->reason == QG_R_UNKNOWN_EVENT ||
+                       res->reason == QG_R_UNKNOWN_STATE
+                   ? MHD_HTTP_UNPROCESSABLE_CONTENT
+                   : MHD_HTTP_CONFLICT;
+    case QG_HELD:
+        /* Stored durably and dealt with later: Chup must not resend. */
+        return MHD_HTTP_ACCEPTED;
+    case QG_UNAUTHENTICATED:
+        return MHD_HTTP_UNAUTHORIZED;
+    case QG_MALFORMED:
+        break;
+    }
+    return MHD_HTTP_BAD_REQUEST;
+}
+
+static enum MHD_Result
+answer_verdict(request *r)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    if (r->p.rc) {
+        char msg[160];
+
+        atomic_fetch_add(&gate_metrics.store_errors, 1);
+        snprintf(msg, sizeof(msg),
+                 "the store could not record the delivery (%s); nothing was "
+                 "written, send it again",
+                 qg_strerror(r->p.rc));
+        log_event("error", "store unavailable",
+                  ",\"request_id\":\"%s\",\"error\":\"%s\"", r->id,
+                  qg_strerror(r->p.rc));
+        store_failed(r->g, r->p.rc);
+        return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                            "store_unavailable", msg);
+    }
+    atomic_fetch_add(&gate_metrics.deliveries[r->p.res.reason], 1);
+    if ((f = open_memstream(&buf, &len)) == NULL)
+        return MHD_NO;
+    render_verdict(f, &r->p.res, NULL);
+    fputc('\n', f);
+    fclose(f);
+    return answer(r, status_of(&r->p.res), buf, len, "application/json");
+}
+
+/* ----- the webhook ------------------------------------------------------ */
+
+/*
+ * Closes r's connection with no answer, which is all libmicrohttpd offers
+ * once the body is being read, and logs why: the client sees only a
+ * closed connection (and Chup sends the delivery again), so the log is
+ * the one place that says what happened.  Returns MHD_NO.
+ */
+static enum MHD_Result
+dropped(request *r, const char *why, int rc)
+{
+    log_event("error", "connection dropped",
+              ",\"request_id\":\"%s\",\"reason\":\"%s\",\"error\":\"%s\"",
+              r->id, why, qg_strerror(rc));
+    return MHD_NO;
+}
+
+static void
+committed(pending *p)
+{
+    request *r = p->arg;
+
+    atomic_store(&r->g->write_failed, p->rc != 0);
+    r->state = DONE;
+    MHD_resume_connection(r->conn);
+}
+
+static int
+is_json_type(const char *type)
+{
+    size_t n;
+
+    if (type == NULL)
+        return 1; /* Chup's documentation shows none; accept */
+    n = strcspn(type, "; ");
+    return (n == 16 && strncasecmp(type, "application/json", 16) == 0) ||
+           (n > 5 && strncasecmp(type + n - 5, "+json", 5) == 0);
+}
+
+/* The first call of a webhook request: what can be refused before reading
+ * the body is refused now. */
+static enum MHD_Result
+webhook_start(request *r, const char *method)
+{
+    const char *cl, *type;
+    char msg[128];
+
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+        return answer_error(r, MHD_HTTP_METHOD_NOT_ALLOWED,
+                            "method_not_allowed",
+                            "webhooks are delivered with POST");
+    cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoll(cl, NULL, 10) > r->g->max_body) {
+        snprintf(msg, sizeof(msg),
+                 "the body is %s bytes; the limit is %ld bytes", cl,
+                 r->g->max_body);
+        atomic_fetch_add(&gate_metrics.deliveries[QG_R_TOO_LARGE], 1);
+        return answer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg);
+    }
+    type = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!is_json_type(type)) {
+        snprintf(msg, sizeof(msg),
+                 "Content-Type \"%.64s\" is not JSON; expected "
+                 "application/json",
+                 type);
+        return answer_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                            "unsupported_media_type", msg);
+    }
+    return MHD_YES;
+}
+
+/* Whether an unsigned delivery comes from an address over
+ * --unsigned-rate; then r->retry_after says for how long. */
+static int
+over_rate(request *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+    r->retry_after =
+        ratelimit_take(r->g->rl, ci ? ci->client_addr : NULL, gate_now_us());
+    return r->retry_after > 0;
+}
+
+/* 429, and nothing recorded. */
+static enum MHD_Result
+answer_over_rate(request *r)
+{
+    char msg[160];
+
+    atomic_fetch_add(&gate_metrics.rate_limited, 1);
+    snprintf(msg, sizeof(msg),
+             "too many unsigned deliveries from this address; this one was "
+             "not recorded; retry after %ld s",
+             r->retry_after);
+    return answer_error(r, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limited", msg);
+}
+
+static enum MHD_Result
+webhook_data(request *r, const char *data, size_t *size)
+{
+    char *grown;
+    size_t want;
+    int rc;
+
+    if (*size == 0 && r->state == PREPARED) {
+        r->state = QUEUED;
+        conntable_busy(r->g->conns, r->conn);
+        MHD_suspend_connection(r->conn);
+        committer_submit(r->g->com, &r->p);
+        return MHD_YES;
+    }
+    if (*size == 0) {
+        /* The whole body is in: to the committer, and wait. */
+        if (r->too_large) {
+            char msg[96];
+
+            atomic_fetch_add(&gate_metrics.deliveries[QG_R_TOO_LARGE], 1);
+            snprintf(msg, sizeof(msg),
+                     "the body is over the limit of %ld "
+                     "bytes",
+                     r->g->max_body);
+            return answer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+                                msg);
+        }
+        /* The CPU part here, on this HTTP thread; the store's part in the
+         * committer.  The engine may be swapped by SIGHUP meanwhile: the
+         * prepared delivery keeps what it needs of it. */
+        pthread_rwlock_rdlock(&r->g->eng_lock);
+        rc = qg_engine_prepare(r->g->eng, r->body ? r->body : "", r->len,
+                               &r->p.prepared);
+        pthread_rwlock_unlock(&r->g->eng_lock);
+        if (rc)
+            return dropped(r, "the delivery could not be prepared", rc);
+        if (qg_prepared_unsigned(r->p.prepared) && over_rate(r))
+            return answer_over_rate(r);
+        /* Queued and suspended on the next call, not this one.  Here
+         * libmicrohttpd (0.9.75) still means to read from the connection,
+         * and a connection suspended in that state is read first when
+         * resumed: a client that half-closed after its request (shutdown
+         * SHUT_WR) reads as gone, and the connection is closed with the
+         * delivery committed and its answer unsent.  Returning once with
+         * no answer lets it record that it waits for us, in which state it
+         * does not read; it calls again at once. */
+        r->state = PREPARED;
+        atomic_fetch_add(&r->g->answering, 1);
+        r->p.done = committed;
+        r->p.arg = r;
+        return MHD_YES;
+    }
+    if (!r->too_large && r->len + *size > (size_t)r->g->max_body)
+        r->too_large = 1; /* no Content-Length said so: read and drop */
+    if (!r->too_large) {
+        want = r->len + *size;
+        if (want > r->cap) {
+            r->cap = r->cap ? r->cap : 4096;
+            while (r->cap < want)
+                r->cap *= 2;
+            if ((grown = realloc(r->body, r->cap)) == NULL)
+                return dropped(r, "no memory for the body", QG_ENOMEM);
+            r->body = grown;
+        }
+        memcpy(r->body + r->len, data, *size);
+        r->len += *size;
+    }
+    *size = 0;
+    return MHD_YES;
+}
+
+/* ----- the read API and operations ---------------------------------------- */
+
+/* The Authorization headers of a request, in the order received. */
+typedef struct auth_scan {
+    int count;
+    const char *value; /* the first one's value */
+    size_t len;
+    const char *next; /* the name of the header after it, if any */
+} auth_scan;
+
+static enum MHD_Result
+scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+            size_t key_size, const char *value, size_t value_size)
+{
+    auth_scan *a = cls;
+
+    (void)kind;
+    if (a->count == 1 && a->next == NULL)
+        a->next = key;
+    if (key_size == strlen(MHD_HTTP_HEADER_AUTHORIZATION) &&
+        strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0 &&
+        a->count++ == 0) {
+        a->value = value;
+        a->len = value_size;
+    }
+    return MHD_YES;
+}
+
+/*
+ * Whether nothing but its line end follows the header value a in the
+ * request as received.  libmicrohttpd (0.9.75) measures header values with
+ * strlen(), so "Bearer <token>\0x" reads as the token alone.  Its values
+ * point into the received header block, where a line end (CR LF or LF,
+ * overwritten with NULs) separates a value from the next header's name,
+ * and the last value from the end of the block (its line end and the empty
+ * line).  More there, or anything but NULs, is what followed a NUL inside
+ * the value.  Were the values ever copied out of the block, this refuses
+ * every token: it fails closed, and the tests say so.
+ */
+static int
+value_ends_line(request *r, const auth_scan *a)
+{
+    const union MHD_ConnectionInfo *ci;
+    uintptr_t end = (uintptr_t)(a->value + a->len), stop;
+    const char *p;
+
+    if (a->next) {
+        stop = (uintptr_t)a->next;
+        if (stop < end + 1 || stop > end + 2)
+            return 0;
+    } else {
+        ci = MHD_get_connection_info(r->conn,
+                                     MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+        if (ci == NULL || r->method == NULL)
+            return 0;
+        stop = (uintptr_t)(r->method + ci->header_size);
+        if (stop < end + 2 || stop > end + 4)
+            return 0;
+    }
+    for (p = a->value + a->len; (uintptr_t)p < stop; p++)
+        if (*p != '\0')
+            return 0;
+    return 1;
+}
+
+/* "Authorization: Bearer <token>", once, and exactly the token: compared by
+ * the value's length, so neither a prefix nor the token with more after it
+ * passes. */
+static int
+authorised(request *r)
+{
+    auth_scan a;
+
+    if (r->g->token == NULL)
+        return 1;
+    /* Two headers are refused rather than one picked: a proxy in front may
+     * have checked the other. */
+    memset(&a, 0, sizeof(a));
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &a);
+    return a.count == 1 && a.len == 7 + r->g->token_len &&
+           strncmp(a.value, "Bearer ", 7) == 0 &&
+           CRYPTO_memcmp(a.value + 7, r->g->token, r->g->token_len) == 0 &&
+           value_ends_line(r, &a);
+}
+
+static enum MHD_Result
+tickets(request *r, const char *rest)
+{
+    char id[64], *buf = NULL, msg[128];
+    size_t len = 0, n;
+    const char *slash = strchr(rest, '/');
+    int want_history = 0, rc;
+    qg_ticket t;
+    FILE *f;
+
+    if (!authorised(r))
+        return answer_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                            "a bearer token is required");
+    if (slash) {
+        if (strcmp(slash, "/history") != 0)
+            return answer_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+                                "no such resource");
+        want_history = 1;
+    }
+    /* The path arrives undecoded (no_unescape() in serve.c): "%2F",
+     * "%00" or "%20" stay as sent.  The id is refused (400 bad_ticket)
+     * unless it is one of the forms cli_lookup_ticket() reads, a bare
+     * number, lq:ID, appt:ID or ticket:N, each number in decimal digits
+     * with no sign, space or leading zero; an id too long for id[] is
+     * refused without a lookup, and named cut to 40 bytes. */
+    n = slash ? (size_t)(slash - rest) : strlen(rest);
+    snprintf(id, sizeof(id), "%.*s", (int)(n < sizeof(id) ? n : 40), rest);
+    rc = n < sizeof(id) ? cli_lookup_ticket(r->g->st, id, &t) : QG_EINVAL;
+    if (rc == QG_EINVAL || rc == QG_NOTFOUND) {
+        snprintf(msg, sizeof(msg), "ticket \"%.40s\": %s", id,
+                 rc == QG_EINVAL ? "expected a live-queue id, lq:ID, "
+                                   "appt:ID or ticket:N"
+                                 : "not in the store");
+        return answer_error(
+            r, rc == QG_EINVAL ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_NOT_FOUND,
+            rc == QG_EINVAL ? "bad_ticket" : "not_found", msg);
+    }
+    if ((f = open_memstream(&buf, &len)) == NULL)
+        return MHD_NO;
+    if (rc == 0 && want_history) {
+        rc = render_history(f, r->g->st, t.id);
+    } else if (rc == 0) {
+        render_ticket(f, &t);
+        fputc('\n', f);
+    }
+    fclose(f);
+    if (rc) {
+        free(buf);
+        store_failed(r->g, rc);
+        return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                            "store_unavailable", qg_strerror(rc));
+    }
+    return answer(r, MHD_HTTP_OK, buf, len, "application/json");
+}
+
+static enum MHD_Result
+readyz(request *r)
+{
+    gate *g = r->g;
+    uint64_t depth = 0;
+    int64_t oldest = 0;
+    char *buf = NULL;
+    size_t len = 0;
+    int store_ok, reachable, ready;
+    FILE *f;
+
+    /* The store is ready when it can be read and the last write worked.
+     * After a failed commit, each /readyz tries a write of its own, so
+     * that readiness comes back without a delivery risking a 503. */
+    if (atomic_load(&g->write_failed))
+        atomic_store(&g->write_failed, qg_store_probe(g->st) != 0);
+    store_ok = qg_outbox_stats(g->st, &depth, &oldest, NULL) == 0 &&
+               !atomic_load(&g->write_failed);
+    reachable = g->upstream == NULL || forwarder_reachable(g->fwd);
+    ready = store_ok && (reachable || depth < (uint64_t)g->ready_max_outbox);
+    if ((f = open_memstream(&buf, &len)) == NULL)
+        return MHD_NO;
+    fprintf(f,
+            "{\"ready\":%s,\"store\":%s,\"upstream_reachable\":%s,"
+            "\"outbox_depth\":%" PRIu64 ",\"outbox_limit\":%ld}\n",
+            ready ? "true" : "false", store_ok ? "true" : "false",
+            reachable ? "true" : "false", depth, g->ready_max_outbox);
+    fclose(f);
+    return answer(r, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, buf,
+                  len, "application/json");
+}
+
+static enum MHD_Result
+get(request *r, const char *url)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    if (strcmp(url, "/healthz") == 0)
+        return answer(r, MHD_HTTP_OK, strdup("{\"status\":\"up\"}\n"), 16,
+                      "application/json");
+    if (strcmp(url, "/readyz") == 0)
+        return readyz(r);
+    if (strcmp(url, "/metrics") == 0) {
+        if ((f = open_memstream(&buf, &len)) == NULL)
+            return MHD_NO;
+        metrics_render(f, r->g->st);
+        fclose(f);
+        return answer(r, MHD_HTTP_OK, buf, len,
+                      "text/plain; version=0.0.4; charset=utf-8");
+    }
+    if (strncmp(url, "/tickets/", 9) == 0 && url[9] != '\0')
+        return tickets(r, url + 9);
+    return answer_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such resource");
+}
+
+/* ----- the handler ------------------------------------------------------ */
+
+enum MHD_Result
+answers_handle(void *cls, struct MHD_Connection *conn, const char *url,
+               const char *method, const char *version, const char *data,
+               size_t *size, void **con_cls)
+{
+    gate *g = cls;
+    request *r = *con_cls;
+    const char *te, *cl;
+
+    (void)version;
+    if (r == NULL) {
+        if ((r = calloc(1, sizeof(*r))) == NULL)
+            return MHD_NO;
+        r->g = g;
+        r->conn = conn;
+        r->method = method;
+        r->start_us = gate_now_us();
+        snprintf(r->id, sizeof(r->id), "%lx-%lu",
+                 (unsigned long)(r->start_us / 1000000) & 0xfffff,
+                 atomic_fetch_add(&g->next_request, 1));
+        atomic_fetch_add(&g->in_flight, 1);
+        *con_cls = r;
+        r->webhook = strcmp(url, g->path) == 0;
+        /* libmicrohttpd knows only chunked; any other coding it would read
+         * as a body without end, until the idle timeout. */
+        te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if (te && strcasecmp(te, "chunked") != 0)
+            return answer_error(r, MHD_HTTP_NOT_IMPLEMENTED, "not_implemented",
+                                "only the chunked Transfer-Encoding is "
+                                "understood; send a Content-Length");
+        if (r->webhook)
+            return webhook_start(r, method);
+        /* A GET or HEAD without a body is answered on the next call: an
+         * answer queued on this first one makes libmicrohttpd close the
+         * connection after it (it assumes a body is left unread), and a
+         * monitoring client would reconnect for every request. */
+        cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if ((strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+             strcmp(method, MHD_HTTP_METHOD_HEAD) == 0) &&
+            te == NULL && (cl == NULL || strcmp(cl, "0") == 0))
+            return MHD_YES;
+        if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+            strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
+            return get(r, url);
+        if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 ||
+            strcmp(url, "/metrics") == 0 || strncmp(url, "/tickets/", 9) == 0)
+            return answer_error(r, MHD_HTTP_METHOD_NOT_ALLOWED,
+                                "method_not_allowed",
+                                "this resource is read with GET");
+        return answer_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+                            "no such resource");
+    }
+    if (r->status)
+        return MHD_YES; /* answered already; drop the rest of the body */
+    if (!r->webhook)
+        return get(r, url); /* the call after the first, with no body */
+    if (r->state == DONE)
+        return answer_verdict(r);
+    if (r->state == QUEUED)
+        return MHD_YES;
+    return webhook_data(r, data, size);
+}
+
+/* A request whose body is still coming when it ends (the client went away)
+ * was queued nowhere: nothing to undo.  One that is QUEUED ends only after
+ * its commit, because the connection is suspended until then. */
+void
+answers_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                  enum MHD_RequestTerminationCode toe)
+{
+    gate *g = cls;
+    request *r = *con_cls;
+    int64_t elapsed;
+
+    conntable_idle(g->conns, conn);
+    if (r == NULL)
+        return;
+    elapsed = gate_now_us() - r->start_us;
+    metrics_request(r->status, elapsed);
+    if (r->state == DONE && r->p.rc == 0)
+        log_event("info", "delivery",
+                  ",\"request_id\":\"%s\",\"status\":%d,\"verdict\":\"%s\","
+                  "\"code\":\"%s\",\"ticket\":%" PRIu64
+                  ",\"live_queue_id\":%" PRId64 ",\"event\":\"%s\","
+                  "\"from\":\"%s\",\"to\":\"%s\",\"us\":%" PRId64,
+                  r->id, r->status, qg_verdict_name(r->p.res.verdict),
+                  qg_reason_name(r->p.res.reason), r->p.res.ticket,
+                  r->p.res.live_queue_id,
+                  r->p.res.event ? qg_event_name(r->p.res.event) : "",
+                  qg_state_name(r->p.res.from), qg_state_name(r->p.res.to),
+                  elapsed);
+    else if (r->status >= 400 || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        log_event(r->status >= 500 ? "error" : "info", "request",
+                  ",\"request_id\":\"%s\",\"status\":%d,\"completed\":%s,"
+                  "\"us\":%" PRId64,
+                  r->id, r->status,
+                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "true" : "false",
+                  elapsed);
+    if (r->state != READING)
+        atomic_fetch_sub(&g->answering, 1);
+    qg_prepared_free(r->p.prepared);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+    atomic_fetch_sub(&g->in_flight, 1);
+}

@@ -1,0 +1,303 @@
+/*
+ * options.c - serve's options: one table gives each its flag, its config
+ * key, its type, its default and its help line.
+ *
+ * The table drives getopt, the config file (the loader in cli.c takes the
+ * keys from it, and the other commands read past them), the defaults and
+ * --help, so that none of them can name an option or a default the others
+ * do not.  docs/gate.md and docs/qgate.1 document the same table.
+ *
+ * A value is taken from the first of: the flag (the first one given), the
+ * config file, the default.
+ */
+#include <getopt.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "serve.h"
+
+#define STR(x)  #x
+#define XSTR(x) STR(x)
+#define AT(f)   offsetof(gate, f)
+
+/* In the order --help lists them.  CLI_COMMON rows are every command's
+ * options, listed here for the help only: cli.c reads them, and applies
+ * their defaults. */
+const cli_option serve_options[] = {
+    {"listen", "HOST:PORT", CLI_STRING, "listen", AT(listen), "127.0.0.1:8080",
+     "where to listen, HOST a name or address\n({})"},
+    {"path", "PATH", CLI_STRING, "path", AT(path), "/webhooks/chup",
+     "the webhook's path ({})"},
+    {"secret-file", "F", CLI_COMMON, NULL, 0, NULL,
+     "the HMAC secret (required unless"},
+    {"insecure-no-signature", NULL, CLI_SWITCH, "insecure_no_signature",
+     AT(insecure), NULL, "which accepts unsigned deliveries)"},
+    {"db", "DIR", CLI_COMMON, NULL, 0, NULL,
+     "the store ($QGATE_DB, ./var/qgate)"},
+    /* Its config key is every command's (cli.c), its flag serve's. */
+    {"durability", "MODE", CLI_CUSTOM, NULL, 0, "group",
+     "sync | group | nosync ({})"},
+    {"max-skew", "S", CLI_COMMON, NULL, 0, NULL,
+     "refuse steps dated more than S s ahead\nof this clock (300; 0: no "
+     "check)"},
+    {"upstream", "URL", CLI_STRING, "upstream", AT(upstream), NULL,
+     "the HIS endpoint accepted steps go to"},
+    {"forwarders", "N", CLI_NUMBER, "forwarders", AT(forwarders), "2",
+     "parallel forwarding workers ({})"},
+    {"forward-timeout", "S", CLI_NUMBER, "forward_timeout", AT(forward_timeout),
+     "10", "per attempt ({})"},
+    {"max-age", "S", CLI_NUMBER, "max_age", AT(max_age), "86400",
+     "retry for this long, then dead-letter ({})"},
+    {"max-body", "BYTES", CLI_NUMBER, "max_body", AT(max_body), "1048576",
+     "larger bodies get 413 ({})"},
+    {"threads", "N", CLI_NUMBER, "threads", AT(threads), "2",
+     "HTTP threads ({})"},
+    {"timeout", "S", CLI_NUMBER, "timeout", AT(timeout), "30",
+     "idle connection timeout ({}; never 0)"},
+    {"request-timeout", "S", CLI_NUMBER, "request_timeout", AT(request_timeout),
+     "10",
+     "a request's headers and body must be in\nwithin S of its connection "
+     "or first\nline, however they trickle ({})"},
+    {"max-connections", "N", CLI_NUMBER, "max_connections", AT(max_connections),
+     "1024",
+     "when all are open, the one waiting\nlongest for a request is closed "
+     "({})"},
+    {"max-per-address", "N", CLI_NUMBER, "max_per_address", AT(max_per_address),
+     "256", "connections from one address ({})"},
+    {"token-file", "F", CLI_PATH, "token_file", AT(token_file), NULL,
+     "bearer token for GET /tickets/..."},
+    {"ready-max-outbox", "N", CLI_NUMBER, "ready_max_outbox",
+     AT(ready_max_outbox), "1000",
+     "/readyz fails at this backlog when the\nHIS did not take the last "
+     "step ({})"},
+    {"reorder-window", "S", CLI_COMMON, NULL, 0,
+     XSTR(CLI_DEFAULT_REORDER_WINDOW),
+     "a step not legal yet waits S seconds\nfor an earlier one ({}; 0: "
+     "judge on\narrival, hold nothing)"},
+    {"log", "FILE", CLI_PATH, "log", AT(log), NULL,
+     "JSON log lines (stderr); SIGHUP reopens"},
+    {"max-unsigned-log", "BYTES", CLI_NUMBER, "max_unsigned_log",
+     AT(max_unsigned_log), "67108864",
+     "unauthenticated and malformed entries\nof the rejection log stay "
+     "under this;\nthe oldest are dropped ({})"},
+    {"unsigned-rate", "N", CLI_NUMBER, "unsigned_rate", AT(unsigned_rate), "60",
+     "unsigned deliveries a minute per source\naddress; more get 429 ({})"},
+    {"unsigned-burst", "N", CLI_NUMBER, "unsigned_burst", AT(unsigned_burst),
+     "20", "of which at once ({})"},
+    {"config", "FILE", CLI_COMMON, NULL, 0, NULL,
+     "the same keys, with '_' for '-'"},
+};
+
+#define NOPTIONS (sizeof(serve_options) / sizeof(*serve_options))
+
+const size_t serve_noptions = NOPTIONS;
+
+/* getopt's value for serve_options[i] is OPT_OWN + i. */
+#define OPT_OWN 2000
+
+static const char *const durability_names[] = {
+    [DURABLE_SYNC] = "sync",
+    [DURABLE_GROUP] = "group",
+    [DURABLE_NOSYNC] = "nosync",
+};
+
+/* Returns 0, or -1 when s names no durability. */
+static int
+durability_parse(const char *s, durability *out)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(durability_names) / sizeof(*durability_names); i++) {
+        if (strcmp(s, durability_names[i]) == 0) {
+            *out = (durability)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *
+durability_name(durability d)
+{
+    return durability_names[d];
+}
+
+/* "  --flag ARG", then the help from column 26 (28 after a flag too long
+ * for it), each further line of it indented as far; "{}" in the help is
+ * the default. */
+static void
+print_option(const cli_option *o)
+{
+    char head[64];
+    const char *h;
+    int n;
+
+    n = snprintf(head, sizeof(head), "  --%s%s%s", o->flag, o->arg ? " " : "",
+                 o->arg ? o->arg : "");
+    printf("%-*s", n <= 24 ? 26 : 28, head);
+    for (h = o->help; *h; h++) {
+        if (*h == '\n') {
+            printf("\n%26s", "");
+        } else if (h[0] == '{' && h[1] == '}' && o->def) {
+            fputs(o->def, stdout);
+            h++;
+        } else {
+            putchar(*h);
+        }
+    }
+    putchar('\n');
+}
+
+static void
+usage(void)
+{
+    size_t i;
+
+    printf("usage: qgate serve [OPTIONS]\n\n");
+    for (i = 0; i < NOPTIONS; i++)
+        print_option(&serve_options[i]);
+}
+
+/* Takes one of serve's own flags, or a default given as one. */
+static int
+set_flag(gate *g, cli *c, const cli_option *o, const char *arg)
+{
+    char *end;
+    long n;
+    durability d;
+
+    switch (o->type) {
+    case CLI_CUSTOM:
+        /* --durability, the one such: checked now, read after the
+         * config file (set_defaults()).  The last one given wins. */
+        if (durability_parse(arg, &d))
+            return cli_fail("--durability \"%s\": expected sync, group or "
+                            "nosync",
+                            arg);
+        c->durability = arg;
+        return 0;
+    case CLI_NUMBER:
+        n = strtol(arg, &end, 10);
+        /* The key's name, not the flag's: as the gate always said it. */
+        if (*end || end == arg)
+            return cli_fail("--%s \"%s\": not a number", o->key, arg);
+        return cli_option_set(c, o, g, NULL, n, 0);
+    case CLI_STRING:
+    case CLI_PATH:
+    case CLI_SWITCH:
+        return cli_option_set(c, o, g, arg, 1, 0);
+    case CLI_COMMON:
+        break; /* cli_common_option() took it */
+    }
+    return 0;
+}
+
+/* Every option not set by a flag or the config file takes its default;
+ * --durability's goes to c, where every command reads it. */
+static int
+set_defaults(gate *g, cli *c)
+{
+    const cli_option *o;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < NOPTIONS; i++) {
+        o = &serve_options[i];
+        if (o->def == NULL || o->type == CLI_COMMON)
+            continue;
+        if (o->type == CLI_CUSTOM) {
+            if (c->durability == NULL)
+                c->durability = o->def;
+        } else if ((rc = set_flag(g, c, o, o->def))) {
+            return rc;
+        }
+    }
+    /* Once, here: from now on the gate compares an enum, not strings.
+     * The flag and the config loader have both checked the name. */
+    if (durability_parse(c->durability, &g->durability))
+        return cli_fail("--durability \"%s\": expected sync, group or nosync",
+                        c->durability);
+    return 0;
+}
+
+/* "http://HOST..." or "https://HOST...": the schemes the forwarder
+ * speaks, with something where the host goes. */
+static int
+is_http_url(const char *url)
+{
+    const char *rest;
+
+    if (strncasecmp(url, "http://", 7) == 0)
+        rest = url + 7;
+    else if (strncasecmp(url, "https://", 8) == 0)
+        rest = url + 8;
+    else
+        return 0;
+    return *rest != '\0' && strchr("/?#:", *rest) == NULL;
+}
+
+/* The options taken together, whichever way each came. */
+static int
+check(gate *g, cli *c)
+{
+    if (g->path[0] != '/')
+        return cli_fail("--path \"%s\": must start with /", g->path);
+    /* Checked now rather than on the first forward, hours later, when
+     * every accepted step would go dead for a typo. */
+    if (g->upstream && !is_http_url(g->upstream))
+        return cli_fail("--upstream \"%s\": expected an http:// or https:// "
+                        "URL with a host",
+                        g->upstream);
+    if (!g->insecure && c->secret_file == NULL)
+        return cli_fail("serve: no secret: give --secret-file FILE (or "
+                        "--insecure-no-signature to accept unsigned "
+                        "deliveries)");
+    return 0;
+}
+
+int
+options_parse(gate *g, cli *c, int argc, char **argv)
+{
+    static const struct option common[] = {
+        CLI_COMMON_OPTIONS, CLI_REORDER_OPTION, CLI_MAX_SKEW_OPTION};
+    struct option opts[sizeof(common) / sizeof(*common) + NOPTIONS + 1];
+    size_t i, n = 0;
+    int opt, rc;
+
+    for (i = 0; i < sizeof(common) / sizeof(*common); i++)
+        opts[n++] = common[i];
+    for (i = 0; i < NOPTIONS; i++) {
+        if (serve_options[i].type == CLI_COMMON)
+            continue;
+        opts[n].name = serve_options[i].flag;
+        opts[n].has_arg =
+            serve_options[i].arg ? required_argument : no_argument;
+        opts[n].flag = NULL;
+        opts[n++].val = OPT_OWN + (int)i;
+    }
+    memset(&opts[n], 0, sizeof(opts[n]));
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_common_option(c, opt, optarg))
+            continue;
+        if (opt == 'h') {
+            usage();
+            return -1;
+        }
+        if (opt < OPT_OWN || opt >= OPT_OWN + (int)NOPTIONS)
+            return EXIT_FAILED; /* getopt has said what was wrong */
+        if ((rc = set_flag(g, c, &serve_options[opt - OPT_OWN], optarg)))
+            return rc;
+    }
+    if (optind != argc)
+        return cli_fail("serve: unexpected argument \"%s\"", argv[optind]);
+    c->own = serve_options;
+    c->nown = NOPTIONS;
+    c->own_dest = g;
+    if ((rc = cli_finish_options(c)) || (rc = set_defaults(g, c)))
+        return rc;
+    return check(g, c);
+}

@@ -1,0 +1,76 @@
+/*
+ * serve.h - what the files of `qgate serve` share: the gate's state.
+ *
+ * serve.c starts, reloads and stops the gate; options.c reads its options
+ * (flags, config file, defaults) from one table; answers.c answers each
+ * HTTP request.  The parts they drive (committer, forwarder, connection
+ * table, rate limit, metrics, log) are in gate.h.
+ */
+#ifndef QG_SERVE_H
+#define QG_SERVE_H
+
+#include "cli.h"
+#include "gate.h"
+
+typedef struct gate {
+    /* options: flags, then the config file, then defaults */
+    const char *listen;
+    const char *path;
+    long max_body;
+    long threads;
+    long timeout;
+    long max_connections;
+    const char *upstream;
+    const char *token_file;
+    long forwarders;
+    long forward_timeout;
+    long max_age;
+    long ready_max_outbox;
+    const char *log;
+    int insecure;
+    durability durability; /* parsed once from c->durability */
+    long max_unsigned_log;
+    long unsigned_rate;
+    long unsigned_burst;
+    long request_timeout;
+    long max_per_address;
+
+    cli *c;
+    char *token; /* token_len bytes, printable ASCII; NULL without one */
+    size_t token_len;
+    qg_store *st;
+    qg_engine *eng;
+    pthread_rwlock_t eng_lock;
+    committer *com;
+    forwarder *fwd;
+    ratelimit *rl;    /* unsigned deliveries, per source address */
+    conntable *conns; /* deadlines, and room when full */
+    struct MHD_Daemon *d;
+    atomic_ulong next_request;
+    atomic_long in_flight;   /* requests begun and not yet completed */
+    atomic_long answering;   /* of those, deliveries handed to the committer */
+    atomic_int write_failed; /* the last commit or write probe failed */
+    atomic_int damaged;      /* the store was found damaged: stopping */
+} gate;
+
+/* ----- options.c -------------------------------------------------------- */
+
+/* Reads serve's flags, then the config file, then the defaults, into g
+ * and c, and checks them together.  Returns 0; -1 after printing --help;
+ * or EXIT_FAILED after saying what is wrong. */
+int options_parse(gate *g, cli *c, int argc, char **argv);
+/* "sync", "group" or "nosync". */
+const char *durability_name(durability d);
+
+/* ----- answers.c -------------------------------------------------------- */
+
+/* libmicrohttpd's request handler (MHD_AccessHandlerCallback) and its
+ * MHD_OPTION_NOTIFY_COMPLETED, both with the gate as cls. */
+enum MHD_Result answers_handle(void *cls, struct MHD_Connection *conn,
+                               const char *url, const char *method,
+                               const char *version, const char *data,
+                               size_t *size, void **con_cls);
+void answers_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                       enum MHD_RequestTerminationCode toe);
+
+#endif /* QG_SERVE_H */
