@@ -140,6 +140,10 @@ answer_verdict(request *r)
     size_t len = 0;
     FILE *f;
 
+    if (r->p.stopping)
+        return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "stopping",
+                            "the gate is stopping; nothing was written, "
+                            "send it again");
     if (r->p.rc) {
         char msg[160];
 
@@ -186,7 +190,8 @@ committed(pending *p)
 {
     request *r = p->arg;
 
-    atomic_store(&r->g->write_failed, p->rc != 0);
+    if (!p->stopping)
+        atomic_store(&r->g->write_failed, p->rc != 0);
     r->state = DONE;
     MHD_resume_connection(r->conn);
 }

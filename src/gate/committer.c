@@ -36,6 +36,7 @@ struct committer {
     pthread_cond_t wake;
     pending *head, *tail;
     int stopping;
+    int closed; /* the thread is gone: submissions are done at once */
 };
 
 static void
@@ -138,8 +139,11 @@ loop(void *arg)
             wait_for_work(c);
         if (c->head == NULL && !c->stopping)
             continue; /* time to look at the held list */
-        if (c->head == NULL)
-            break; /* stopping, and nothing left */
+        if (c->head == NULL) {
+            c->closed = 1; /* stopping, and nothing left: under the lock,
+                            * so no submission is queued after it */
+            break;
+        }
         first = last = c->head;
         for (n = 1; n < c->max_batch && last->next; n++)
             last = last->next;
@@ -185,6 +189,13 @@ committer_submit(committer *c, pending *p)
 {
     p->next = NULL;
     pthread_mutex_lock(&c->lock);
+    if (c->closed) {
+        pthread_mutex_unlock(&c->lock);
+        p->rc = QG_EBUSY;
+        p->stopping = 1;
+        p->done(p);
+        return;
+    }
     if (c->tail)
         c->tail->next = p;
     else
@@ -195,15 +206,27 @@ committer_submit(committer *c, pending *p)
 }
 
 void
-committer_stop(committer *c)
+committer_close(committer *c)
 {
     if (c == NULL)
         return;
     pthread_mutex_lock(&c->lock);
+    if (c->stopping) {
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
     c->stopping = 1;
     pthread_cond_signal(&c->wake);
     pthread_mutex_unlock(&c->lock);
     pthread_join(c->thread, NULL);
+}
+
+void
+committer_stop(committer *c)
+{
+    if (c == NULL)
+        return;
+    committer_close(c);
     pthread_cond_destroy(&c->wake);
     pthread_mutex_destroy(&c->lock);
     free(c);

@@ -97,6 +97,7 @@ typedef struct pending {
     qg_prepared *prepared;
     qg_result res;
     int rc;
+    int stopping; /* not taken: the committer was closed (rc QG_EBUSY) */
     void (*done)(struct pending *); /* called after the commit, once */
     void *arg;
     struct pending *next;
@@ -116,9 +117,16 @@ typedef enum durability {
 int committer_start(qg_store *st, size_t max_batch, int64_t window_s,
                     void (*committed)(void *), void *committed_arg,
                     committer **out);
-/* Queues p; p->done is called from the committer thread after commit. */
+/* Queues p; p->done is called from the committer thread after commit.
+ * Once the committer is closed, p->done is called at once, here, with
+ * p->stopping set and p->rc QG_EBUSY: nothing is left waiting on a
+ * thread that is gone. */
 void committer_submit(committer *c, pending *p);
-/* Finishes what was queued, then stops.  NULL ok. */
+/* Finishes what was queued and stops the thread; later submissions are
+ * done at once (above).  The gate closes it before it stops
+ * libmicrohttpd, which must find no connection suspended.  NULL ok. */
+void committer_close(committer *c);
+/* Closes it if need be, and frees it.  NULL ok. */
 void committer_stop(committer *c);
 
 /* ----- forward.c -------------------------------------------------------- */

@@ -142,6 +142,22 @@ mhd_log(void *cls, const char *fmt, va_list ap)
               log_escape(text, esc, sizeof(esc)));
 }
 
+/* libmicrohttpd's panic (an internal inconsistency it cannot go on
+ * from): said in the log, which is where an operator looks, before the
+ * abort it would do anyway. */
+static void
+mhd_panic(void *cls, const char *file, unsigned int line, const char *reason)
+{
+    char esc_file[300], esc_reason[600];
+
+    (void)cls;
+    log_event("fatal", "libmicrohttpd panic: aborting",
+              ",\"file\":\"%s\",\"line\":%u,\"reason\":\"%s\"",
+              log_escape(file ? file : "", esc_file, sizeof(esc_file)), line,
+              log_escape(reason ? reason : "", esc_reason, sizeof(esc_reason)));
+    abort();
+}
+
 /* The token file's bytes, less one trailing line end: all of them, or a
  * refusal to start.  Printable ASCII without spaces, as a header carries
  * it: a token no request could match would lock everyone out silently. */
@@ -328,6 +344,7 @@ start_daemon(gate *g, const struct sockaddr_storage *addr, socklen_t addrlen)
 
     if ((lfd = listen_on(addr, addrlen)) < 0)
         return cli_fail("cannot listen on %s: %s", g->listen, strerror(errno));
+    MHD_set_panic_func(mhd_panic, NULL);
     g->d = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_ERROR_LOG |
@@ -422,12 +439,17 @@ finish(gate *g, int sig)
 }
 
 /* Stops what start() started and closes the store and the engine: the
- * daemon first, so that no request reaches a stopped part, and the
- * committer before the forwarder it wakes.  Parts never started are
- * NULL, which each stop takes. */
+ * committer's queue first, then the daemon, so that no request reaches a
+ * stopped part, and the committer before the forwarder it wakes.  Parts
+ * never started are NULL, which each stop takes. */
 static void
 stop(gate *g)
 {
+    /* libmicrohttpd aborts the process if it is stopped with a connection
+     * suspended, and a suspended connection waits for the committer:
+     * close it first, which answers whatever is queued (committed) and,
+     * from then on, whatever comes (503) at once. */
+    committer_close(g->com);
     if (g->d)
         MHD_stop_daemon(g->d);
     conntable_stop(g->conns);
