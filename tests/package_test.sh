@@ -46,10 +46,11 @@ check "control: adduser for the postinst" has "$T/control" '^Depends:.*adduser'
 R="$T/root"
 check "dpkg-deb -x unpacks it" status 0 dpkg-deb -x "$DEB" "$R"
 BIN=$(find "$R" -path '*/bin/qgate' -type f | head -1)
+SERVE=$(find "$R" -path '*/libexec/qgate/qgate-serve' -type f | head -1)
 LIB=$(find "$R" -name 'libqgate.so.*.*' -type f | head -1)
 UNIT=$(find "$R" -path '*/systemd/system/qgate.service' | head -1)
 PC=$(find "$R" -name qgate.pc | head -1)
-for f in BIN LIB UNIT PC; do
+for f in BIN SERVE LIB UNIT PC; do
     eval v=\$$f
     [ -n "$v" ] && passes=$((passes + 1)) || {
         echo "FAIL: the package has no $f"
@@ -63,8 +64,9 @@ for f in include/qgate.h include/qgate_lifecycle.h share/man/man1/qgate.1 \
     check "the package has $f" test -n "$(find "$R" -path "*/$f")"
 done
 
-# Every library the two binaries link belongs to a package it depends on.
-for elf in "$BIN" "$LIB"; do
+# Every library the programs and libqgate.so link belongs to a package it
+# depends on.
+for elf in "$BIN" "$SERVE" "$LIB"; do
     readelf -d "$elf" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' |
     while read -r so; do
         path=$(ldconfig -p | awk -v so="$so" '$1 == so { print $NF; exit }')
@@ -102,6 +104,23 @@ dpkg-deb --ctrl-tarfile "$DEB" | tar -x -C "$T" ./postinst
 check "postinst creates the qgate system user" \
     has "$T/postinst" 'adduser --system --group .*qgate'
 check "postinst is valid sh" status 0 sh -n "$T/postinst"
+
+# The audit commands load neither libcurl nor libmicrohttpd: only the
+# gate program does, which `qgate serve` executes from where the package
+# put it.
+check "qgate links no HTTP library" \
+    sh -c "! readelf -d '$BIN' | grep -q 'libcurl\|libmicrohttpd'"
+check "qgate-serve links both" \
+    sh -c "readelf -d '$SERVE' | grep -q libcurl &&
+           readelf -d '$SERVE' | grep -q libmicrohttpd"
+check "qgate serve --help runs the unpacked qgate-serve" \
+    status 0 env LD_LIBRARY_PATH="$(dirname "$LIB")" "$BIN" serve --help
+check "which prints serve's usage" has "$T/out" '^usage: qgate serve '
+mkdir "$T/alone" && cp "$BIN" "$T/alone/qgate"
+check "without qgate-serve, serve exits 2" \
+    status 2 env LD_LIBRARY_PATH="$(dirname "$LIB")" "$T/alone/qgate" serve
+check "naming the program it looked for" \
+    has "$T/err" "^qgate: serve: cannot run the gate program $T/alone/../libexec/qgate/qgate-serve: No such file or directory\$"
 
 # The unpacked program runs and knows its version; man finds its page.
 check "the unpacked qgate runs" \
