@@ -2,8 +2,8 @@
  * gate.h - the parts `qgate serve` drives: group commit (committer.c),
  * forwarding to the HIS (forward.c), the connection table
  * (connections.c), the rate limit (ratelimit.c), metrics (metrics.c),
- * structured logs (log.c) and the clock.  The HTTP front itself (serve.c,
- * options.c, answers.c) shares serve.h.
+ * operational alerts (alert.c), structured logs (log.c) and the clock.  The
+ * HTTP front itself (serve.c, options.c, answers.c) shares serve.h.
  */
 #ifndef QG_GATE_H
 #define QG_GATE_H
