@@ -1098,10 +1098,18 @@ typedef struct qg_outbox_entry {
     uint32_t attempts;  /**< failed attempts, counted by qg_outbox_defer() */
     int64_t created_us; /**< the step's qg_record.received_us */
     int64_t next_attempt_us; /**< not before this time */
-    /** The time of the last qg_outbox_defer(), 0 if none. */
+    /** The time of the last qg_outbox_defer(), 0 if none: when
+     * last_error happened. */
     int64_t last_attempt_us;
-    /** The last error given, NUL-terminated; "" if none. */
+    /** The last attempt's error as given to qg_outbox_defer() (an HTTP
+     * status, a transport error), NUL-terminated; "" if none.  Kept when
+     * the entry is given up.  In a dead entry of a store written by 0.1,
+     * the reason it was given up. */
     char last_error[128];
+    /** When qg_outbox_bury() gave the entry up; 0 while it waits. */
+    int64_t gave_up_us;
+    /** Why it was given up, NUL-terminated; "" while it waits. */
+    char gave_up[128];
 } qg_outbox_entry;
 
 /**
@@ -1173,20 +1181,23 @@ QG_EXTERN int qg_outbox_defer(qg_store *st, uint64_t id,
 /**
  * Gives up on an entry: moves it, and every later entry of its ticket
  * (which may not be sent before it), to the dead list, in one
- * transaction.  The later entries get the error "held behind outbox entry
- * ID of the same ticket".
+ * transaction, stamping gave_up_us with the current time.  Its gave_up
+ * is error; the later entries' is "held behind outbox entry ID of the
+ * same ticket".  Each keeps its last_error.
  * @param[in] st the store.
  * @param[in] id the entry's id.
- * @param[in] error why; copied, truncated to 127 bytes; NULL for "".
+ * @param[in] error why it is given up; copied, truncated to 127 bytes;
+ * NULL for "".
  * @return 0, #QG_NOTFOUND (not in the outbox), #QG_EINVAL (NULL store, id
  * 0), #QG_ENOMEM, #QG_ERDONLY, #QG_EFULL, #QG_EBUSY, #QG_ESTORE.
  */
 QG_EXTERN int qg_outbox_bury(qg_store *st, uint64_t id, const char *error);
 /**
  * Moves a dead entry back to the outbox under its id, due now, with its
- * attempts and error reset, together with every other dead entry of its
- * ticket (so that none can overtake another); id 0 moves them all.  Their
- * created_us becomes now, so their age counts afresh.  One transaction.
+ * attempts, errors and times of the last attempt and of giving up reset,
+ * together with every other dead entry of its ticket (so that none can overtake
+ * another); id 0 moves them all.  Their created_us becomes now, so their age
+ * counts afresh.  One transaction.
  * @param[in] st the store.
  * @param[in] id the dead entry's id, or 0 for all.
  * @param[out] moved how many were moved (0 on failure); may be NULL.

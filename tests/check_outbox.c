@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "testutil.h"
 
 #define WALK_IN     "visits/walk-in/"
@@ -345,10 +347,13 @@ START_TEST(test_bury_takes_later_steps_of_ticket)
 {
     qg_outbox_entry q[COUNT(interleaved)], dead[MAX_ENTRIES], live[MAX_ENTRIES];
     char held[64];
+    int64_t before = qg_time_now_us();
     size_t i;
 
     apply_interleaved(q);
-    ck_assert_int_eq(qg_outbox_bury(st, q[0].id, "HTTP 410 Gone"), 0);
+    ck_assert_int_eq(qg_outbox_defer(st, q[0].id, 0, "Connection refused"), 0);
+    ck_assert_int_eq(qg_outbox_bury(st, q[0].id, "older than the maximum age"),
+                     0);
 
     /* Walk-in's steps 1, 2, 3 are dead, in order, under their ids. */
     ck_assert_uint_eq(read_entries(st, 1, dead, MAX_ENTRIES), 3);
@@ -356,14 +361,20 @@ START_TEST(test_bury_takes_later_steps_of_ticket)
         ck_assert_uint_eq(dead[i].id, q[2 * i].id);
         ck_assert_uint_eq(dead[i].ticket, q[0].ticket);
         ck_assert_uint_eq(dead[i].seq, i + 1);
+        ck_assert_int_ge(dead[i].gave_up_us, before);
     }
-    ck_assert_str_eq(dead[0].last_error, "HTTP 410 Gone");
+    /* The first says both why it was given up and what the HIS did. */
+    ck_assert_str_eq(dead[0].gave_up, "older than the maximum age");
+    ck_assert_str_eq(dead[0].last_error, "Connection refused");
+    ck_assert_int_ge(dead[0].last_attempt_us, before);
     snprintf(held, sizeof(held), "held behind outbox entry %llu",
              (unsigned long long)q[0].id);
-    for (i = 1; i < 3; i++)
-        ck_assert_msg(strstr(dead[i].last_error, held) != NULL,
+    for (i = 1; i < 3; i++) {
+        ck_assert_msg(strstr(dead[i].gave_up, held) != NULL,
                       "dead entry %llu: \"%s\" does not say \"%s\"",
-                      (unsigned long long)dead[i].id, dead[i].last_error, held);
+                      (unsigned long long)dead[i].id, dead[i].gave_up, held);
+        ck_assert_str_eq(dead[i].last_error, "");
+    }
 
     /* The other ticket's steps still wait, untouched. */
     ck_assert_uint_eq(read_entries(st, 0, live, MAX_ENTRIES), 2);
@@ -374,6 +385,61 @@ START_TEST(test_bury_takes_later_steps_of_ticket)
     }
     ck_assert_uint_eq(depth_of(st), 2);
     ck_assert_uint_eq(dead_of(st), 3);
+}
+END_TEST
+
+/* Cuts the value of dead entry id back to the 168 bytes 0.1 wrote, with
+ * LMDB itself, as a store written by 0.1 holds it. */
+static void
+cut_to_0_1(uint64_t id)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    unsigned char key[8], val[168];
+    MDB_val k = {8, key}, v;
+    int i;
+
+    for (i = 0; i < 8; i++)
+        key[i] = (unsigned char)(id >> (56 - 8 * i));
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
+    ck_assert_int_eq(mdb_env_open(env, tu_store_dir(), 0, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "dead", 0, &dbi), 0);
+    ck_assert_int_eq(mdb_get(txn, dbi, &k, &v), 0);
+    ck_assert_uint_eq(v.mv_size, 304);
+    memcpy(val, v.mv_data, sizeof(val));
+    v.mv_size = sizeof(val);
+    v.mv_data = val;
+    ck_assert_int_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A dead entry written by 0.1 (168 bytes, its reason in last_error) is
+ * still read, listed and sent again. */
+START_TEST(test_dead_entry_of_0_1_still_read)
+{
+    qg_outbox_entry q[COUNT(interleaved)], dead[MAX_ENTRIES];
+    uint64_t moved = 0;
+
+    apply_interleaved(q);
+    ck_assert_int_eq(qg_outbox_defer(st, q[0].id, 0, "HTTP 500"), 0);
+    ck_assert_int_eq(qg_outbox_bury(st, q[0].id, "gave up"), 0);
+    qg_store_close(st);
+    st = NULL;
+    cut_to_0_1(q[0].id);
+    st = tu_store_reopen(NULL, QG_OUTBOX);
+    ck_assert_uint_eq(read_entries(st, 1, dead, MAX_ENTRIES), 3);
+    ck_assert_uint_eq(dead[0].id, q[0].id);
+    ck_assert_str_eq(dead[0].last_error, "HTTP 500");
+    ck_assert_str_eq(dead[0].gave_up, "");
+    ck_assert_int_eq(dead[0].gave_up_us, 0);
+    ck_assert_str_ne(dead[1].gave_up, "");
+    ck_assert_int_eq(qg_outbox_requeue(st, q[0].id, &moved), 0);
+    ck_assert_uint_eq(moved, 3);
+    ck_assert_uint_eq(dead_of(st), 0);
 }
 END_TEST
 
@@ -434,6 +500,8 @@ START_TEST(test_requeue_restores_order)
         ck_assert_uint_eq(live[i].attempts, 0);
         ck_assert_int_le(live[i].next_attempt_us, now);
         ck_assert_str_eq(live[i].last_error, "");
+        ck_assert_str_eq(live[i].gave_up, "");
+        ck_assert_int_eq(live[i].gave_up_us, 0);
     }
 
     /* With nothing dead, requeueing all moves none. */
@@ -505,10 +573,13 @@ START_TEST(test_outbox_survives_reopen)
         ck_assert_int_eq(b->next_attempt_us, a->next_attempt_us);
         ck_assert_int_eq(b->last_attempt_us, a->last_attempt_us);
         ck_assert_str_eq(b->last_error, a->last_error);
+        ck_assert_str_eq(b->gave_up, a->gave_up);
+        ck_assert_int_eq(b->gave_up_us, a->gave_up_us);
     }
     ck_assert_uint_eq(live[1].attempts, 1);
     ck_assert_str_eq(live[1].last_error, "HTTP 503");
-    ck_assert_str_eq(dead[0].last_error, "HTTP 400");
+    ck_assert_str_eq(dead[0].gave_up, "HTTP 400");
+    ck_assert_int_gt(dead[0].gave_up_us, 0);
 
     /* Numbering goes on after the highest id, dead or not. */
     must_accept(st, tu_walk_in[3].file);
@@ -869,6 +940,7 @@ outbox_suite(void)
     tcase_add_test(core, test_outbox_refused_steps_not_queued);
     tcase_add_test(core, test_outbox_off_queues_nothing);
     tcase_add_test(core, test_outbox_flag_stays_with_the_store);
+    tcase_add_test(core, test_dead_entry_of_0_1_still_read);
     tcase_add_test(core, test_defer_records_attempt);
     tcase_add_test(core, test_bury_takes_later_steps_of_ticket);
     tcase_add_test(core, test_requeue_restores_order);

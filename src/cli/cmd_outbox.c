@@ -9,6 +9,20 @@
 
 #include "cli.h"
 
+/* The last error, and when: "HTTP 500 (at ...)", or "" if none. */
+static void
+print_last_error(const qg_outbox_entry *e)
+{
+    char at[40];
+
+    if (e->last_error[0] == '\0')
+        return;
+    printf("%s", e->last_error);
+    if (e->last_attempt_us)
+        printf(" (at %s)",
+               cli_local_time(e->last_attempt_us / 1000, at, sizeof(at)));
+}
+
 static void
 print(cli *c, const qg_outbox_entry *e, int dead)
 {
@@ -19,13 +33,22 @@ print(cli *c, const qg_outbox_entry *e, int dead)
         putchar('\n');
         return;
     }
-    printf("%8" PRIu64 "  %8" PRIu64 "  %4" PRIu32 "  %8" PRIu32
-           "  %s  %s  %s\n",
+    printf("%8" PRIu64 "  %8" PRIu64 "  %4" PRIu32 "  %8" PRIu32 "  %s  %s  ",
            e->id, e->ticket, e->seq, e->attempts,
            cli_local_time(e->created_us / 1000, created, sizeof(created)),
-           dead ? "-"
-                : cli_local_time(e->next_attempt_us / 1000, next, sizeof(next)),
-           e->last_error);
+           dead
+               ? (e->gave_up_us
+                      ? cli_local_time(e->gave_up_us / 1000, next, sizeof(next))
+                      : "-")
+               : cli_local_time(e->next_attempt_us / 1000, next, sizeof(next)));
+    /* A dead entry says why it was given up, then what the HIS did. */
+    if (dead && e->gave_up[0]) {
+        printf("%s", e->gave_up);
+        if (e->last_error[0])
+            printf("; last error: ");
+    }
+    print_last_error(e);
+    putchar('\n');
 }
 
 static struct {
@@ -86,7 +109,8 @@ run(cli *c, qg_store *st, int argc, char **argv)
         goto failed;
     if (!c->json)
         printf("%8s  %8s  %4s  %8s  %-26s  %-26s  %s\n", "id", "ticket", "seq",
-               "attempts", "queued", dead ? "" : "next attempt", "last error");
+               "attempts", "queued", dead ? "gave up" : "next attempt",
+               dead ? "why" : "last error");
     while ((rc = qg_outbox_next(ob, &e)) == 0) {
         print(c, &e, dead);
         n++;

@@ -210,6 +210,21 @@ render_outbox_entry(FILE *f, const qg_outbox_entry *e, int dead)
             e->id, e->ticket, e->seq, e->attempts, e->created_us,
             e->next_attempt_us, dead ? "true" : "false");
     render_string(f, e->last_error, strlen(e->last_error));
+    /* When the last error happened: the last attempt's time. */
+    fprintf(f, ",\"last_error_us\":");
+    if (e->last_attempt_us)
+        fprintf(f, "%" PRId64, e->last_attempt_us);
+    else
+        fprintf(f, "null");
+    if (dead) {
+        fprintf(f, ",\"gave_up\":");
+        render_string(f, e->gave_up, strlen(e->gave_up));
+        fprintf(f, ",\"gave_up_us\":");
+        if (e->gave_up_us)
+            fprintf(f, "%" PRId64, e->gave_up_us);
+        else
+            fprintf(f, "null");
+    }
     fputc('}', f);
 }
 

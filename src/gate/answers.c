@@ -480,15 +480,21 @@ tickets(request *r, const char *rest)
     return answer(r, MHD_HTTP_OK, buf, len, "application/json");
 }
 
+/*
+ * Ready when the store works and steps reach the HIS: not when a backlog
+ * builds behind a HIS that does not take them (--ready-max-outbox), the
+ * oldest waiting step is older than --ready-max-wait, or steps are in
+ * the dead list (unless --ready-dead-ok).  The body says which.
+ */
 static enum MHD_Result
 readyz(request *r)
 {
     gate *g = r->g;
-    uint64_t depth = 0;
-    int64_t oldest = 0;
+    uint64_t depth = 0, dead = 0;
+    int64_t oldest = 0, age_s = 0;
     char *buf = NULL;
     size_t len = 0;
-    int store_ok, reachable, ready;
+    int store_ok, reachable, backlog, too_old, has_dead, ready, n = 0;
     FILE *f;
 
     /* The store is ready when it can be read and the last write worked.
@@ -496,17 +502,34 @@ readyz(request *r)
      * that readiness comes back without a delivery risking a 503. */
     if (atomic_load(&g->write_failed))
         atomic_store(&g->write_failed, qg_store_probe(g->st) != 0);
-    store_ok = qg_outbox_stats(g->st, &depth, &oldest, NULL) == 0 &&
+    store_ok = qg_outbox_stats(g->st, &depth, &oldest, &dead) == 0 &&
                !atomic_load(&g->write_failed);
     reachable = g->upstream == NULL || forwarder_reachable(g->fwd);
-    ready = store_ok && (reachable || depth < (uint64_t)g->ready_max_outbox);
+    if (oldest)
+        age_s = (gate_now_us() - oldest) / 1000000;
+    backlog = !reachable && depth >= (uint64_t)g->ready_max_outbox;
+    too_old = g->ready_max_wait > 0 && depth && age_s > g->ready_max_wait;
+    has_dead = !g->ready_dead_ok && dead > 0;
+    ready = store_ok && !backlog && !too_old && !has_dead;
     if ((f = open_memstream(&buf, &len)) == NULL)
         return MHD_NO;
     fprintf(f,
             "{\"ready\":%s,\"store\":%s,\"upstream_reachable\":%s,"
-            "\"outbox_depth\":%" PRIu64 ",\"outbox_limit\":%ld}\n",
+            "\"outbox_depth\":%" PRIu64 ",\"outbox_limit\":%ld,"
+            "\"oldest_age_s\":%" PRId64 ",\"max_wait_s\":%ld,"
+            "\"dead\":%" PRIu64 ",\"reasons\":[",
             ready ? "true" : "false", store_ok ? "true" : "false",
-            reachable ? "true" : "false", depth, g->ready_max_outbox);
+            reachable ? "true" : "false", depth, g->ready_max_outbox, age_s,
+            g->ready_max_wait, dead);
+    if (!store_ok)
+        fprintf(f, "%s\"store_unavailable\"", n++ ? "," : "");
+    if (backlog)
+        fprintf(f, "%s\"outbox_backlog\"", n++ ? "," : "");
+    if (too_old)
+        fprintf(f, "%s\"oldest_step_too_old\"", n++ ? "," : "");
+    if (has_dead)
+        fprintf(f, "%s\"dead_steps\"", n++ ? "," : "");
+    fprintf(f, "]}\n");
     fclose(f);
     return answer(r, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, buf,
                   len, "application/json");

@@ -171,8 +171,8 @@ attempt(forwarder *f, CURL *curl, const qg_outbox_entry *e)
     if ((rc = load(f->st, e, &body, &len, &rec, &t))) {
         /* The step is gone from the history: nothing can ever be sent. */
         snprintf(why, sizeof(why), "cannot read step: %s", qg_strerror(rc));
-        if (rc == QG_NOTFOUND)
-            qg_outbox_bury(f->st, e->id, why);
+        if (rc == QG_NOTFOUND && qg_outbox_bury(f->st, e->id, why) == 0)
+            alerts_step_dead(e, why);
         log_event("error", "forward: cannot read step",
                   ",\"outbox\":%" PRIu64 ",\"error\":\"%s\"", e->id,
                   qg_strerror(rc));
@@ -197,6 +197,7 @@ attempt(forwarder *f, CURL *curl, const qg_outbox_entry *e)
     if (cc == CURLE_OK && status >= 200 && status < 300) {
         atomic_fetch_add(&gate_metrics.forwards[FWD_OK], 1);
         atomic_store(&f->reachable, 1);
+        atomic_store(&gate_metrics.his_down_since_us, 0);
         if ((rc = qg_outbox_ack(f->st, e->id)))
             log_event("error", "forward: cannot acknowledge",
                       ",\"outbox\":%" PRIu64 ",\"error\":\"%s\"", e->id,
@@ -206,6 +207,13 @@ attempt(forwarder *f, CURL *curl, const qg_outbox_entry *e)
     /* Reachable means taking steps: a HIS that answers 500 to every one
      * is as good as down for /readyz. */
     atomic_store(&f->reachable, 0);
+    {
+        int64_t none = 0;
+
+        /* Since the first failure after the last 2xx. */
+        atomic_compare_exchange_strong(&gate_metrics.his_down_since_us, &none,
+                                       gate_now_us());
+    }
     if (cc == CURLE_OK) {
         kind = FWD_HTTP_ERROR;
         snprintf(why, sizeof(why), "HTTP %ld", status);
@@ -265,14 +273,44 @@ worker(void *arg)
 
 /* ----- the dispatcher ------------------------------------------------- */
 
+#define TOO_OLD "older than the maximum age; gave up"
+
+/* Moves e, too old, and its ticket's later steps to the dead list; the
+ * log line and the alert carry the last real error, which is what an
+ * operator acts on ("Connection refused", "HTTP 500"). */
+static void
+give_up(forwarder *f, const qg_outbox_entry *e)
+{
+    char err[300];
+    int rc;
+
+    if ((rc = qg_outbox_bury(f->st, e->id, TOO_OLD))) {
+        if (rc != QG_NOTFOUND)
+            log_event("error", "forward: cannot move to the dead list",
+                      ",\"outbox\":%" PRIu64 ",\"error\":\"%s\"", e->id,
+                      qg_strerror(rc));
+        return;
+    }
+    atomic_fetch_add(&gate_metrics.dead_lettered, 1);
+    log_event(
+        "error", "forward gave up: moved to the dead list",
+        ",\"outbox\":%" PRIu64 ",\"ticket\":%" PRIu64 ",\"seq\":%" PRIu32
+        ",\"delivery\":\"%" PRIu64 "-%" PRIu32 "\",\"attempts\":%" PRIu32
+        ",\"reason\":\"" TOO_OLD
+        "\",\"last_error\":%s,\"last_error_us\":%" PRId64,
+        e->id, e->ticket, e->seq, e->ticket, e->seq, e->attempts,
+        log_string(e->last_error[0] ? e->last_error : NULL, err, sizeof(err)),
+        e->last_attempt_us);
+    alerts_step_dead(e, TOO_OLD);
+}
+
 /* One scan: queues due heads of tickets not in flight, buries the too
  * old.  Returns when the next entry falls due (or now + 1 s). */
 static int64_t
 scan(forwarder *f)
 {
     qg_outbox *ob = NULL;
-    qg_outbox_entry e, *due = NULL;
-    uint64_t *bury = NULL;
+    qg_outbox_entry e, *due = NULL, *bury = NULL;
     size_t ndue = 0, nbury = 0, free_slots, looked = 0, i;
     int64_t now = gate_now_us(), next = now + 1000000;
 
@@ -294,22 +332,15 @@ scan(forwarder *f)
         if (i)
             continue;
         if (f->o.max_age_us > 0 && now - e.created_us > f->o.max_age_us)
-            bury[nbury++] = e.id;
+            bury[nbury++] = e;
         else if (e.next_attempt_us <= now)
             due[ndue++] = e;
         else if (e.next_attempt_us < next)
             next = e.next_attempt_us;
     }
     qg_outbox_close(ob);
-    for (i = 0; i < nbury; i++) {
-        if (qg_outbox_bury(f->st, bury[i],
-                           "older than the maximum age; "
-                           "gave up") == 0) {
-            atomic_fetch_add(&gate_metrics.dead_lettered, 1);
-            log_event("error", "forward gave up: moved to the dead list",
-                      ",\"outbox\":%" PRIu64, bury[i]);
-        }
-    }
+    for (i = 0; i < nbury; i++)
+        give_up(f, &bury[i]);
     pthread_mutex_lock(&f->lock);
     for (i = 0; i < ndue; i++) {
         f->queue[f->qlen++] = due[i];

@@ -2,8 +2,8 @@
  * gate.h - the parts `qgate serve` drives: group commit (committer.c),
  * forwarding to the HIS (forward.c), the connection table
  * (connections.c), the rate limit (ratelimit.c), metrics (metrics.c),
- * structured logs (log.c) and the clock.  The HTTP front itself (serve.c,
- * options.c, answers.c) shares serve.h.
+ * operational alerts (alert.c), structured logs (log.c) and the clock.  The
+ * HTTP front itself (serve.c, options.c, answers.c) shares serve.h.
  */
 #ifndef QG_GATE_H
 #define QG_GATE_H
@@ -80,6 +80,9 @@ typedef struct metrics {
     atomic_ulong expired[QG_REASON_COUNT];
     atomic_ulong rate_limited; /* unsigned deliveries answered 429 */
     atomic_ulong shed[SHED_KINDS];
+    /* The first failed attempt after the HIS's last 2xx; 0 when the last
+     * attempt was taken (or none was made). */
+    _Atomic int64_t his_down_since_us;
 } metrics;
 
 extern metrics gate_metrics;
@@ -187,5 +190,28 @@ int ratelimit_new(long per_minute, long burst, ratelimit **out);
  * whole seconds until there is (at least 1).  Thread-safe. */
 long ratelimit_take(ratelimit *rl, const struct sockaddr *addr, int64_t now_us);
 void ratelimit_free(ratelimit *rl); /* NULL ok */
+
+/* ----- alert.c ---------------------------------------------------------- */
+
+typedef struct alert_options {
+    const char *url;            /* where alerts are POSTed */
+    const char *secret_file;    /* whsec_ secrets, one a line; NULL: unsigned */
+    long his_down_s;            /* HIS unreachable this long while steps wait */
+    long refusals;              /* refusals a minute; 0: no such alert */
+    long interval_s;            /* the same alert no more often */
+    const char *listen, *store; /* named in every alert */
+} alert_options;
+
+/* Starts the alert thread.  Returns 0, or -1 with why in err (the secret
+ * file).  Without a url, nothing is started and every call is a no-op. */
+int alerts_start(qg_store *st, const alert_options *o, char *err,
+                 size_t errlen);
+/* e was moved to the dead list, given up for why.  Never blocks: queued
+ * for the alert thread, or counted when the queue is full. */
+void alerts_step_dead(const qg_outbox_entry *e, const char *why);
+/* Sends nothing more; waits for the thread.  Safe when not started. */
+void alerts_stop(void);
+/* qgate_alerts_total and qgate_alerts_failed_total. */
+void alerts_render(FILE *f);
 
 #endif /* QG_GATE_H */

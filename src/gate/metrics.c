@@ -92,7 +92,7 @@ metrics_render(FILE *f, qg_store *st)
                                                "network_error"};
     static const char *const shed[SHED_KINDS] = {"deadline", "idle", "full"};
     uint64_t depth = 0, dead = 0, dropped = 0, held = 0;
-    int64_t oldest = 0;
+    int64_t oldest = 0, down_since;
     struct timespec now;
     int i;
 
@@ -145,6 +145,18 @@ metrics_render(FILE *f, qg_store *st)
                          1e6
                    : 0.0,
             dead);
+    /* Down only while steps wait: a HIS no one needs is not an issue. */
+    down_since = atomic_load(&gate_metrics.his_down_since_us);
+    fprintf(f,
+            "# HELP qgate_his_unreachable_seconds Time since the HIS last "
+            "took a step (a 2xx) while steps wait; 0 when it takes them.\n"
+            "# TYPE qgate_his_unreachable_seconds gauge\n"
+            "qgate_his_unreachable_seconds %.3f\n",
+            down_since && depth ? (double)((int64_t)now.tv_sec * 1000000 +
+                                           now.tv_nsec / 1000 - down_since) /
+                                      1e6
+                                : 0.0);
+    alerts_render(f);
     if (qg_held_stats(st, &held, NULL) != 0)
         held = 0;
     sample(f, "qgate_held", "gauge", "Deliveries held for an earlier step now.",

@@ -48,7 +48,7 @@ const cli_option serve_options[] = {
      "parallel forwarding workers ({})"},
     {"forward-timeout", "S", CLI_NUMBER, "forward_timeout", AT(forward_timeout),
      "10", "per attempt ({})"},
-    {"max-age", "S", CLI_NUMBER, "max_age", AT(max_age), "86400",
+    {"max-age", "S", CLI_NUMBER, "max_age", AT(max_age), "604800",
      "retry for this long, then dead-letter ({})"},
     {"max-body", "BYTES", CLI_NUMBER, "max_body", AT(max_body), "1048576",
      "larger bodies get 413 ({})"},
@@ -72,6 +72,22 @@ const cli_option serve_options[] = {
      AT(ready_max_outbox), "1000",
      "/readyz fails at this backlog when the\nHIS did not take the last "
      "step ({})"},
+    {"ready-max-wait", "S", CLI_NUMBER, "ready_max_wait", AT(ready_max_wait),
+     "900",
+     "/readyz fails when the oldest waiting\nstep is older ({}; 0: no "
+     "check)"},
+    {"ready-dead-ok", NULL, CLI_SWITCH, "ready_dead_ok", AT(ready_dead_ok),
+     NULL, "/readyz ignores the dead list"},
+    {"alert-url", "URL", CLI_STRING, "alert_url", AT(alert_url), NULL,
+     "POST operational alerts here"},
+    {"alert-secret-file", "F", CLI_PATH, "alert_secret_file",
+     AT(alert_secret_file), NULL, "whsec_ secrets to sign them, one a line"},
+    {"alert-his-down", "S", CLI_NUMBER, "alert_his_down", AT(alert_his_down),
+     "300", "alert when the HIS took no step for S\nwhile steps wait ({})"},
+    {"alert-refusals", "N", CLI_NUMBER, "alert_refusals", AT(alert_refusals),
+     "60", "alert above N refusals a minute ({};\n0: never)"},
+    {"alert-interval", "S", CLI_NUMBER, "alert_interval", AT(alert_interval),
+     "900", "the same alert at most every S ({})"},
     {"reorder-window", "S", CLI_COMMON, NULL, 0,
      XSTR(CLI_DEFAULT_REORDER_WINDOW),
      "a step not legal yet waits S seconds\nfor an earlier one ({}; 0: "
@@ -250,6 +266,15 @@ check(gate *g, cli *c)
         return cli_fail("--upstream \"%s\": expected an http:// or https:// "
                         "URL with a host",
                         g->upstream);
+    if (g->alert_url && !is_http_url(g->alert_url))
+        return cli_fail("--alert-url \"%s\": expected an http:// or "
+                        "https:// URL with a host",
+                        g->alert_url);
+    if (g->alert_his_down < 1 || g->alert_interval < 1)
+        return cli_fail("--alert-his-down and --alert-interval: at least 1 "
+                        "second");
+    if (g->ready_max_wait < 0 || g->alert_refusals < 0)
+        return cli_fail("--ready-max-wait and --alert-refusals: 0 or more");
     if (!g->insecure && c->secret_file == NULL)
         return cli_fail("serve: no secret: give --secret-file FILE (or "
                         "--insecure-no-signature to accept unsigned "

@@ -335,6 +335,33 @@ start_forwarder(gate *g)
     return 0;
 }
 
+/* The alert thread, when there is an --alert-url.  Unsigned alerts are
+ * allowed, as a first step, with a warning: a receiver cannot tell them
+ * from anyone's. */
+static int
+start_alerts(gate *g)
+{
+    alert_options ao;
+    char err[512];
+
+    memset(&ao, 0, sizeof(ao));
+    ao.url = g->alert_url;
+    ao.secret_file = g->alert_secret_file;
+    ao.his_down_s = g->alert_his_down;
+    ao.refusals = g->alert_refusals;
+    ao.interval_s = g->alert_interval;
+    ao.listen = g->listen;
+    ao.store = g->c->db;
+    if (g->alert_url && g->alert_secret_file == NULL)
+        log_event("warn",
+                  "alerts are not signed: give --alert-secret-file so that "
+                  "the receiver can tell them from anyone's",
+                  NULL);
+    if (alerts_start(g->st, &ao, err, sizeof(err)))
+        return cli_fail("--alert-secret-file: %s", err);
+    return 0;
+}
+
 /* libmicrohttpd on the socket bound here; every request to answers.c. */
 static int
 start_daemon(gate *g, const struct sockaddr_storage *addr, socklen_t addrlen)
@@ -386,6 +413,8 @@ start(gate *g, const struct sockaddr_storage *addr, socklen_t addrlen)
         conntable_start(g->request_timeout, g->timeout,
                         (unsigned)g->max_connections, &g->conns))
         return cli_fail("out of memory");
+    if ((rc = start_alerts(g)))
+        return rc;
     if (g->upstream && (rc = start_forwarder(g)))
         return rc;
     if (committer_start(g->st, g->durability == DURABLE_SYNC ? 1 : 256,
@@ -455,6 +484,7 @@ stop(gate *g)
     conntable_stop(g->conns);
     committer_stop(g->com);
     forwarder_stop(g->fwd);
+    alerts_stop(); /* after the forwarder, which hands it dead steps */
     qg_store_close(g->st);
     qg_engine_free(g->eng);
     ratelimit_free(g->rl);

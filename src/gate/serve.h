@@ -34,6 +34,13 @@ typedef struct gate {
     long unsigned_burst;
     long request_timeout;
     long max_per_address;
+    long ready_max_wait;
+    int ready_dead_ok;
+    const char *alert_url;
+    const char *alert_secret_file;
+    long alert_his_down;
+    long alert_refusals;
+    long alert_interval;
 
     cli *c;
     char *token; /* token_len bytes, printable ASCII; NULL without one */

@@ -7,7 +7,11 @@
  * ticket's order by sending only the first entry of each ticket.
  *
  * Entry value: u64 ticket, u32 seq, u32 attempts, i64 created_us,
- * i64 next_attempt_us, i64 last_attempt_us, char last_error[128].
+ * i64 next_attempt_us, i64 last_attempt_us, char last_error[128] (the
+ * 168 bytes of 0.1), then i64 gave_up_us, char gave_up[128] (304 bytes).
+ * Both lengths are read, so stores written before keep their entries; an
+ * entry is written back at the length of this version.  A 0.1 dead entry
+ * has its reason for giving up in last_error, and gave_up "".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +20,14 @@
 
 #include "store_int.h"
 
-#define ENTRY_LEN (40 + 128)
+#define ENTRY_LEN_0_1 (40 + 128)
+#define ENTRY_LEN     (ENTRY_LEN_0_1 + 8 + 128)
+
+static int
+length_ok(size_t len)
+{
+    return len == ENTRY_LEN || len == ENTRY_LEN_0_1;
+}
 
 static void
 encode(unsigned char *p, const qg_outbox_entry *e)
@@ -29,6 +40,8 @@ encode(unsigned char *p, const qg_outbox_entry *e)
     put64(p + 24, (uint64_t)e->next_attempt_us);
     put64(p + 32, (uint64_t)e->last_attempt_us);
     memcpy(p + 40, e->last_error, strnlen(e->last_error, 127));
+    put64(p + ENTRY_LEN_0_1, (uint64_t)e->gave_up_us);
+    memcpy(p + ENTRY_LEN_0_1 + 8, e->gave_up, strnlen(e->gave_up, 127));
 }
 
 static int
@@ -36,7 +49,7 @@ decode(const MDB_val *k, const MDB_val *v, qg_outbox_entry *e)
 {
     const unsigned char *p = v->mv_data;
 
-    if (k->mv_size != 8 || v->mv_size != ENTRY_LEN)
+    if (k->mv_size != 8 || !length_ok(v->mv_size))
         return QG_ESTORE;
     memset(e, 0, sizeof(*e));
     e->id = get64(k->mv_data);
@@ -48,6 +61,11 @@ decode(const MDB_val *k, const MDB_val *v, qg_outbox_entry *e)
     e->last_attempt_us = (int64_t)get64(p + 32);
     memcpy(e->last_error, p + 40, 127);
     e->last_error[127] = '\0';
+    if (v->mv_size == ENTRY_LEN) {
+        e->gave_up_us = (int64_t)get64(p + ENTRY_LEN_0_1);
+        memcpy(e->gave_up, p + ENTRY_LEN_0_1 + 8, 127);
+        e->gave_up[127] = '\0';
+    }
     return 0;
 }
 
@@ -274,7 +292,7 @@ later_of_ticket(qg__txn *t, uint64_t after, uint64_t ticket, uint64_t **ids,
     put64(key, after + 1);
     for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
          mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (v.mv_size != ENTRY_LEN || get64(v.mv_data) != ticket)
+        if (!length_ok(v.mv_size) || get64(v.mv_data) != ticket)
             continue;
         if (*n == cap) {
             cap = cap ? cap * 2 : 8;
@@ -290,16 +308,19 @@ later_of_ticket(qg__txn *t, uint64_t after, uint64_t ticket, uint64_t **ids,
     return mrc == MDB_NOTFOUND ? 0 : qg__from_mdb(mrc);
 }
 
-/* Moves one entry from the outbox to the dead list with an error. */
+/* Moves one entry from the outbox to the dead list, saying why.  Its
+ * last_error stays: "older than the maximum age" says nothing of why the
+ * HIS never took the step; the last attempt's error does. */
 static int
-to_dead(qg__txn *t, uint64_t id, const char *error)
+to_dead(qg__txn *t, uint64_t id, const char *why, int64_t now)
 {
     qg_outbox_entry e;
     int rc;
 
     if ((rc = get_entry(t, t->st->outbox, id, &e)))
         return rc;
-    snprintf(e.last_error, sizeof(e.last_error), "%s", error ? error : "");
+    snprintf(e.gave_up, sizeof(e.gave_up), "%s", why ? why : "");
+    e.gave_up_us = now;
     if ((rc = put_entry(t, t->st->dead, &e)))
         return rc;
     return del_entry(t, t->st->outbox, id);
@@ -313,12 +334,13 @@ bury(qg__txn *t, void *arg)
     uint64_t *later = NULL;
     size_t n = 0, i;
     char why[128];
+    int64_t now = qg_time_now_us();
     int rc;
 
     c->moved = 0;
     if ((rc = get_entry(t, t->st->outbox, c->id, &e)) ||
         (rc = later_of_ticket(t, e.id, e.ticket, &later, &n)) ||
-        (rc = to_dead(t, e.id, c->error)))
+        (rc = to_dead(t, e.id, c->error, now)))
         goto done;
     c->moved = 1;
     /* The ticket's later steps may not overtake this one. */
@@ -326,7 +348,7 @@ bury(qg__txn *t, void *arg)
              "held behind outbox entry %llu of the same ticket",
              (unsigned long long)e.id);
     for (i = 0; i < n && rc == 0; i++)
-        if ((rc = to_dead(t, later[i], why)) == 0)
+        if ((rc = to_dead(t, later[i], why, now)) == 0)
             c->moved++;
 done:
     free(later);
@@ -383,7 +405,10 @@ requeue_all(qg__txn *t, uint64_t ticket, uint64_t *moved)
          * is given up again) counts from now. */
         e.attempts = 0;
         e.created_us = e.next_attempt_us = qg_time_now_us();
+        e.last_attempt_us = 0;
         e.last_error[0] = '\0';
+        e.gave_up_us = 0;
+        e.gave_up[0] = '\0';
         if ((rc = put_entry(t, t->st->outbox, &e)) == 0 &&
             (rc = del_entry(t, t->st->dead, e.id)) == 0)
             (*moved)++;
