@@ -274,6 +274,7 @@ START_TEST(test_his_two_secrets_and_reload)
     char *text;
     his_req *q;
     size_t i;
+    FILE *f;
 
     write_secrets(secrets, key1, key2);
     his_start(HIS_ACCEPT);
@@ -300,14 +301,10 @@ START_TEST(test_his_two_secrets_and_reload)
     ck_assert_msg(!verify_req(key1, q), "the removed secret still signs");
 
     /* a broken file is refused, and the running secret stays */
-    text = NULL;
-    {
-        FILE *f = fopen(secrets, "w");
-
-        ck_assert_ptr_nonnull(f);
-        fputs("whsec_not-base64!\n", f);
-        fclose(f);
-    }
+    f = fopen(secrets, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("whsec_not-base64!\n", f);
+    ck_assert_int_eq(fclose(f), 0);
     ck_assert_int_eq(kill(gate_pid, SIGHUP), 0);
     sleep_ms(300);
     post_accepted(walk_in_files[2]);
