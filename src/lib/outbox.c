@@ -501,7 +501,7 @@ resend_ticket(qg__txn *t, resend_job *j, uint64_t ticket, int64_t now)
             continue;
         key.ticket = ticket;
         key.seq = path.steps[i].seq;
-        if (bsearch(&key, j->queue, j->n, sizeof(key), by_step)) {
+        if (j->n && bsearch(&key, j->queue, j->n, sizeof(key), by_step)) {
             j->waiting++;
             continue;
         }
@@ -529,7 +529,9 @@ resend(qg__txn *t, void *arg)
     if ((rc = collect_queued(t, t->st->outbox, j)) ||
         (rc = collect_queued(t, t->st->dead, j)))
         return rc;
-    qsort(j->queue, j->n, sizeof(*j->queue), by_step);
+    /* (qsort() and bsearch() take no NULL array, even of 0 entries) */
+    if (j->n)
+        qsort(j->queue, j->n, sizeof(*j->queue), by_step);
     if (j->ticket) {
         if ((rc = qg__get_ticket(t, j->ticket, &row)))
             return rc;
