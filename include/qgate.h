@@ -716,6 +716,24 @@ QG_EXTERN int qg_store_copy(qg_store *st, const char *dir);
  */
 QG_EXTERN int qg_store_probe(qg_store *st);
 
+/** The length of a store's id in hex digits (qg_store_id()). */
+#define QG_STORE_ID_LEN 32
+
+/**
+ * Gives the store's id: 16 random bytes (getrandom()) given when the store
+ * was created, as 32 lowercase hex digits.  A store created before ids
+ * existed gets one the first time it is opened for writing, and keeps it.
+ * A copy made with qg_store_copy() has the same id, so a backup restored
+ * in the store's place names its steps as the store did.  A forwarder
+ * makes delivery ids from it that no other store gives.
+ * @param[in] st the store.
+ * @param[out] out 33 bytes: the id, NUL-terminated; written only when 0
+ * is returned.
+ * @return 0, #QG_EINVAL (NULL st or out), #QG_NOTFOUND (a store from
+ * before ids, opened #QG_RDONLY: it has none yet).
+ */
+QG_EXTERN int qg_store_id(const qg_store *st, char out[QG_STORE_ID_LEN + 1]);
+
 /** A ticket's summary; a caller-owned value with no pointers. */
 typedef struct qg_ticket {
     /** The store's ticket number: 1, 2, ... in order of each ticket's
@@ -1205,6 +1223,34 @@ QG_EXTERN int qg_outbox_bury(qg_store *st, uint64_t id, const char *error);
  * #QG_ERDONLY, #QG_EFULL, #QG_EBUSY, #QG_ESTORE.
  */
 QG_EXTERN int qg_outbox_requeue(qg_store *st, uint64_t id, uint64_t *moved);
+
+/**
+ * Queues accepted steps again, from the ticket histories, to be forwarded
+ * once more: for an HIS restored from a backup that lost them.  The steps
+ * of one ticket (ticket != 0) or of every ticket, those received
+ * (qg_record.received_us) in [since_us, until_us), are queued in ticket
+ * order and each ticket's in event time, each under a new outbox id but
+ * naming the same step (ticket, seq), so a forwarder sends it under the
+ * same delivery id.  A step that is still in the outbox or the dead list
+ * is not queued twice.  One write transaction.  The store must feed an
+ * HIS (#QG_OUTBOX).
+ * @param[in] st the store, not #QG_RDONLY.
+ * @param[in] ticket the ticket's number, or 0 for every ticket.
+ * @param[in] since_us the earliest received_us, Unix microseconds
+ * (INT64_MIN: no bound).
+ * @param[in] until_us the end, excluded (INT64_MAX: no bound).
+ * @param[out] queued how many steps were queued (0 on failure); may be
+ * NULL.
+ * @param[out] waiting how many selected steps were skipped because they
+ * were still in the outbox or the dead list (0 on failure); may be NULL.
+ * @return 0, #QG_NOTFOUND (no such ticket), #QG_EINVAL (NULL st, since_us
+ * not before until_us, a store that feeds no HIS), #QG_ERDONLY,
+ * #QG_ENOMEM, #QG_EFULL, #QG_EBUSY, #QG_ESTORE.  On failure nothing was
+ * queued.
+ */
+QG_EXTERN int qg_outbox_resend(qg_store *st, uint64_t ticket, int64_t since_us,
+                               int64_t until_us, uint64_t *queued,
+                               uint64_t *waiting);
 
 /* ------------------------------------------------------------------ */
 /* Held deliveries: steps that came before the step they need           */

@@ -11,12 +11,12 @@
 static char dir[64];
 static qg_store *st;
 
+/* A fresh copy of the 0.1 store in dir, not opened yet. */
 static void
-setup(void)
+setup_copy(void)
 {
     size_t len;
     char *data = tu_fixture("stores/0.1/data.mdb", &len), path[96];
-    qg_store_options o;
     FILE *f;
 
     snprintf(dir, sizeof(dir), "/tmp/qgate-compat-XXXXXX");
@@ -26,10 +26,28 @@ setup(void)
     ck_assert_uint_eq(fwrite(data, 1, len, f), len);
     ck_assert_int_eq(fclose(f), 0);
     free(data);
+    st = NULL;
+}
+
+static qg_store *
+open_copy(unsigned flags)
+{
+    qg_store_options o;
+    qg_store *s = NULL;
+
     memset(&o, 0, sizeof(o));
     o.path = dir;
     o.durability = QG_NOSYNC;
-    ck_assert_int_eq(qg_store_open(&o, &st), 0);
+    o.flags = flags;
+    ck_assert_int_eq(qg_store_open(&o, &s), 0);
+    return s;
+}
+
+static void
+setup(void)
+{
+    setup_copy();
+    st = open_copy(0);
 }
 
 static void
@@ -144,16 +162,44 @@ START_TEST(test_compat_01_takes_late_steps)
 }
 END_TEST
 
+/* 0.1 gave its stores no id (a 0.1 store cannot be opened read-only:
+ * it lacks databases that read-only opens do not create).  The first
+ * writable open gives it one, which it keeps, read-only or not. */
+START_TEST(test_compat_01_gets_an_id_when_written)
+{
+    char first[QG_STORE_ID_LEN + 1], again[QG_STORE_ID_LEN + 1];
+
+    ck_assert_int_eq(qg_store_id(NULL, first), QG_EINVAL);
+    st = open_copy(0);
+    ck_assert_int_eq(qg_store_id(st, first), 0);
+    ck_assert_uint_eq(strlen(first), QG_STORE_ID_LEN);
+    ck_assert_uint_eq(strspn(first, "0123456789abcdef"), QG_STORE_ID_LEN);
+    ck_assert_str_ne(first, "00000000000000000000000000000000");
+    qg_store_close(st);
+    st = open_copy(QG_RDONLY);
+    ck_assert_int_eq(qg_store_id(st, again), 0);
+    ck_assert_str_eq(again, first);
+    qg_store_close(st);
+    st = open_copy(0);
+    ck_assert_int_eq(qg_store_id(st, again), 0);
+    ck_assert_str_eq(again, first);
+}
+END_TEST
+
 static Suite *
 compat_suite(void)
 {
     Suite *s = suite_create("compat");
-    TCase *core = tcase_create("Core");
+    TCase *core = tcase_create("Core"), *ids;
 
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_add_test(core, test_compat_01_reads_as_written);
     tcase_add_test(core, test_compat_01_takes_late_steps);
     suite_add_tcase(s, core);
+    ids = tcase_create("Ids");
+    tcase_add_checked_fixture(ids, setup_copy, teardown);
+    tcase_add_test(ids, test_compat_01_gets_an_id_when_written);
+    suite_add_tcase(s, ids);
     return s;
 }
 

@@ -444,8 +444,13 @@ START_TEST(test_alert_step_dead_names_last_error)
     ck_assert_msg(strstr(jstr(d, "reason"), "maximum age"), "%s",
                   jstr(d, "reason"));
     ticket = (uint64_t)jint(d, "ticket");
-    snprintf(delivery, sizeof(delivery), "%" PRIu64 "-1", ticket);
-    ck_assert_str_eq(jstr(d, "delivery"), delivery);
+    /* the delivery id the HIS was sent: <store id>-<ticket>-<seq> */
+    snprintf(delivery, sizeof(delivery), "-%" PRIu64 "-1", ticket);
+    ck_assert_uint_eq(strlen(jstr(d, "delivery")),
+                      QG_STORE_ID_LEN + strlen(delivery));
+    ck_assert_uint_eq(strspn(jstr(d, "delivery"), "0123456789abcdef"),
+                      QG_STORE_ID_LEN);
+    ck_assert_str_eq(jstr(d, "delivery") + QG_STORE_ID_LEN, delivery);
 
     ck_assert_msg(ready_status(503, 3000, &a), "/readyz %ld: %s", a.status,
                   a.body);

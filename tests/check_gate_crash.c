@@ -136,8 +136,8 @@ static size_t his_nsorted;
 static int
 by_delivery(const void *a, const void *b)
 {
-    return strcmp((*(const his_req *const *)a)->delivery,
-                  (*(const his_req *const *)b)->delivery);
+    return strcmp((*(const his_req *const *)a)->dkey,
+                  (*(const his_req *const *)b)->dkey);
 }
 
 static void
@@ -160,7 +160,7 @@ his_find(uint64_t t)
     his_req want;
     const his_req *key = &want, **hit;
 
-    snprintf(want.delivery, sizeof(want.delivery), "%" PRIu64 "-1", t);
+    snprintf(want.dkey, sizeof(want.dkey), "%" PRIu64 "-1", t);
     hit = bsearch(&key, his_sorted, his_nsorted, sizeof(*his_sorted),
                   by_delivery);
     return hit ? *hit : NULL;
@@ -212,9 +212,16 @@ check_round(long round)
  */
 START_TEST(test_kill9_keeps_acknowledged)
 {
-    const char *opts[] = {
-        "--upstream", NULL, "--forward-timeout", "1", "--reorder-window",
-        "3600",       NULL};
+    /* chup: the HIS gets the bytes each step was accepted with */
+    const char *opts[] = {"--upstream",
+                          NULL,
+                          "--upstream-format",
+                          "chup",
+                          "--forward-timeout",
+                          "1",
+                          "--reorder-window",
+                          "3600",
+                          NULL};
     long rounds, sent = 0, acked = 0, unanswered = 0, kept = 0, lost = 0,
                  in_outbox = 0, at_his = 0, twice = 0, slot, held;
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
@@ -329,8 +336,7 @@ START_TEST(test_kill9_keeps_acknowledged)
     }
     /* a step acknowledged more than once: resent after a kill */
     for (i = 1; i < his_nsorted; i++)
-        twice +=
-            strcmp(his_sorted[i - 1]->delivery, his_sorted[i]->delivery) == 0;
+        twice += strcmp(his_sorted[i - 1]->dkey, his_sorted[i]->dkey) == 0;
     free(his_sorted);
     his_sorted = NULL;
     qg_store_close(st);

@@ -56,13 +56,16 @@ assert_outbox_empty(void)
     qg_store_close(st);
 }
 
-/* The walk-in visit reaches the HIS step by step, each POST exactly the
- * body Chup sent, named by the headers. */
+/* The walk-in visit reaches the HIS step by step, each POST (with
+ * --upstream-format chup) exactly the body Chup sent, named by the
+ * headers. */
 START_TEST(test_forward_visit_in_order)
 {
     row rows[32];
     size_t n = read_expect("visits/EXPECT", rows, COUNT(rows)), i, len;
-    const char *opts[] = {"--upstream", NULL, "--forward-timeout", "1", NULL};
+    const char *opts[] = {
+        "--upstream", NULL, "--upstream-format", "chup", "--forward-timeout",
+        "1",          NULL};
     char want[48];
     uint64_t t;
     qg_store *st;
@@ -92,7 +95,7 @@ START_TEST(test_forward_visit_in_order)
         ck_assert_str_eq(q->type, "application/json");
         ck_assert_str_eq(q->verdict, "accepted");
         snprintf(want, sizeof(want), "%" PRIu64 "-%zu", t, i + 1);
-        ck_assert_str_eq(q->delivery, want);
+        ck_assert_str_eq(q->dkey, want);
         snprintf(want, sizeof(want), "%" PRIu64, t);
         ck_assert_str_eq(q->ticket, want);
         snprintf(want, sizeof(want), "%zu", i + 1);

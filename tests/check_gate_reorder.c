@@ -71,9 +71,15 @@ START_TEST(test_reorder_held_and_late_through_the_gate)
     } his_order[] = {{0, "1", "false"}, {2, NULL, "false"}, {1, "2", "true"},
                      {3, "4", "false"}, {4, "5", "false"},  {5, "6", "false"},
                      {6, "7", "false"}, {7, "8", "false"},  {8, "9", "false"}};
-    const char *opts[] = {
-        "--upstream", NULL, "--forward-timeout", "10", "--reorder-window",
-        "1200",       NULL};
+    const char *opts[] = {"--upstream",
+                          NULL,
+                          "--upstream-format",
+                          "chup",
+                          "--forward-timeout",
+                          "10",
+                          "--reorder-window",
+                          "1200",
+                          NULL};
     size_t i, n, len;
     answer a;
     char *body;

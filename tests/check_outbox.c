@@ -926,6 +926,152 @@ END_TEST
 
 Suite *outbox_suite(void);
 
+/* ----- Resend ----------------------------------------------------------- */
+
+/* Acknowledges every entry of the outbox: the HIS took them all. */
+static void
+ack_all(void)
+{
+    qg_outbox_entry q[MAX_ENTRIES];
+    size_t n = read_entries(st, 0, q, MAX_ENTRIES), i;
+
+    for (i = 0; i < n; i++)
+        ck_assert_int_eq(qg_outbox_ack(st, q[i].id), 0);
+    ck_assert_uint_eq(depth_of(st), 0);
+}
+
+/* Delivered steps of both tickets are queued again by ticket, each
+ * ticket's in event time (the walk-in's late alert at its place), and a
+ * step still waiting is not queued twice. */
+START_TEST(test_resend_every_ticket_in_ticket_order)
+{
+    static const char *const late[] = {
+        WALK_IN "01-join-live-queue.json", NO_SHOW "01-join-live-queue.json",
+        WALK_IN "03-move.json", WALK_IN "02-alert.json"};
+    qg_outbox_entry q[MAX_ENTRIES];
+    uint64_t queued = 9, waiting = 9, walk, noshow;
+    qg_ticket t;
+    size_t i;
+
+    ck_assert_int_eq(qg_engine_set_reorder_window(eng, 1200), 0);
+    for (i = 0; i < COUNT(late); i++)
+        must_accept(st, late[i]);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    walk = t.id;
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30003, &t), 0);
+    noshow = t.id;
+    ck_assert_uint_lt(walk, noshow);
+    ack_all();
+
+    ck_assert_int_eq(
+        qg_outbox_resend(st, 0, INT64_MIN, INT64_MAX, &queued, &waiting), 0);
+    ck_assert_uint_eq(queued, 4);
+    ck_assert_uint_eq(waiting, 0);
+    ck_assert_uint_eq(read_entries(st, 0, q, MAX_ENTRIES), 4);
+    /* walk-in: join (seq 1), the late alert (seq 3), move (seq 2) */
+    ck_assert_uint_eq(q[0].ticket, walk);
+    ck_assert_uint_eq(q[0].seq, 1);
+    ck_assert_uint_eq(q[1].ticket, walk);
+    ck_assert_uint_eq(q[1].seq, 3);
+    ck_assert_uint_eq(q[2].ticket, walk);
+    ck_assert_uint_eq(q[2].seq, 2);
+    ck_assert_uint_eq(q[3].ticket, noshow);
+    ck_assert_uint_eq(q[3].seq, 1);
+
+    /* all four are waiting now: none is queued twice */
+    ck_assert_int_eq(
+        qg_outbox_resend(st, 0, INT64_MIN, INT64_MAX, &queued, &waiting), 0);
+    ck_assert_uint_eq(queued, 0);
+    ck_assert_uint_eq(waiting, 4);
+    ck_assert_uint_eq(depth_of(st), 4);
+}
+END_TEST
+
+/* One ticket, or a window of received times; errors leave nothing. */
+START_TEST(test_resend_one_ticket_or_window)
+{
+    uint64_t queued = 9, waiting = 9, walk;
+    int64_t mid;
+    qg_ticket t;
+    qg_outbox_entry q[MAX_ENTRIES];
+
+    must_accept(st, interleaved[0]);
+    must_accept(st, interleaved[1]);
+    usleep(2000);
+    mid = now_us();
+    usleep(2000);
+    must_accept(st, interleaved[2]);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    walk = t.id;
+    ack_all();
+
+    ck_assert_int_eq(
+        qg_outbox_resend(st, walk, INT64_MIN, INT64_MAX, &queued, &waiting), 0);
+    ck_assert_uint_eq(queued, 2);
+    ck_assert_uint_eq(read_entries(st, 0, q, MAX_ENTRIES), 2);
+    ck_assert(q[0].ticket == walk && q[0].seq == 1);
+    ck_assert(q[1].ticket == walk && q[1].seq == 2);
+    ack_all();
+
+    /* received since mid: the walk-in's alert alone */
+    ck_assert_int_eq(qg_outbox_resend(st, 0, mid, INT64_MAX, &queued, &waiting),
+                     0);
+    ck_assert_uint_eq(queued, 1);
+    ck_assert_uint_eq(read_entries(st, 0, q, MAX_ENTRIES), 1);
+    ck_assert(q[0].ticket == walk && q[0].seq == 2);
+    ack_all();
+    /* received before mid: both joins */
+    ck_assert_int_eq(qg_outbox_resend(st, 0, INT64_MIN, mid, &queued, &waiting),
+                     0);
+    ck_assert_uint_eq(queued, 2);
+    ack_all();
+
+    ck_assert_int_eq(
+        qg_outbox_resend(st, 999, INT64_MIN, INT64_MAX, &queued, &waiting),
+        QG_NOTFOUND);
+    ck_assert_uint_eq(queued, 0);
+    ck_assert_int_eq(qg_outbox_resend(st, 0, mid, mid, &queued, &waiting),
+                     QG_EINVAL);
+    ck_assert_int_eq(
+        qg_outbox_resend(NULL, 0, INT64_MIN, INT64_MAX, NULL, NULL), QG_EINVAL);
+    ck_assert_uint_eq(depth_of(st), 0);
+    /* a store that feeds no HIS has nothing to resend to */
+    own = own_open(0, 0);
+    ck_assert_int_eq(qg_outbox_resend(own, 0, INT64_MIN, INT64_MAX, NULL, NULL),
+                     QG_EINVAL);
+}
+END_TEST
+
+/* Each store has its own id, kept on reopening and in a copy. */
+START_TEST(test_store_id_own_kept_and_copied)
+{
+    char a[QG_STORE_ID_LEN + 1], b[QG_STORE_ID_LEN + 1], c[QG_STORE_ID_LEN + 1],
+        copy_dir[64];
+    qg_store_options o = {0};
+    qg_store *cp = NULL;
+
+    ck_assert_int_eq(qg_store_id(st, a), 0);
+    ck_assert_uint_eq(strspn(a, "0123456789abcdef"), QG_STORE_ID_LEN);
+    own = own_open(0, 0);
+    ck_assert_int_eq(qg_store_id(own, b), 0);
+    ck_assert_str_ne(a, b);
+    st = tu_store_reopen(st, QG_RDONLY);
+    ck_assert_int_eq(qg_store_id(st, c), 0);
+    ck_assert_str_eq(c, a);
+
+    snprintf(copy_dir, sizeof(copy_dir), "/tmp/qgate-copy-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(copy_dir));
+    ck_assert_int_eq(qg_store_copy(st, copy_dir), 0);
+    o.path = copy_dir;
+    ck_assert_int_eq(qg_store_open(&o, &cp), 0);
+    ck_assert_int_eq(qg_store_id(cp, c), 0);
+    ck_assert_str_eq(c, a);
+    qg_store_close(cp);
+    tu_remove_dir(copy_dir);
+    ck_assert_int_eq(qg_store_id(NULL, c), QG_EINVAL);
+}
+END_TEST
+
 Suite *
 outbox_suite(void)
 {
@@ -933,6 +1079,7 @@ outbox_suite(void)
     TCase *core = tcase_create("Core");
     TCase *batch = tcase_create("Batch");
     TCase *errors = tcase_create("Errors");
+    TCase *resend = tcase_create("Resend");
 
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_add_test(core, test_outbox_walk_in_queued_in_order);
@@ -958,6 +1105,11 @@ outbox_suite(void)
     tcase_add_test(batch, test_batch_map_grows);
     suite_add_tcase(s, batch);
 
+    tcase_add_checked_fixture(resend, setup, teardown);
+    tcase_add_test(resend, test_resend_every_ticket_in_ticket_order);
+    tcase_add_test(resend, test_resend_one_ticket_or_window);
+    tcase_add_test(resend, test_store_id_own_kept_and_copied);
+    suite_add_tcase(s, resend);
     tcase_add_checked_fixture(errors, setup, teardown);
     tcase_add_test(errors, test_change_unknown_or_invalid_id);
     tcase_add_test(errors, test_outbox_null_store_refused);

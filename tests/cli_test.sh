@@ -338,9 +338,24 @@ check "stats counts tickets and steps" \
     grep -q '^{"tickets":4,"states":{"queued":2,"cancelled":1,"visit_ended":1},"events":{"join":4,"alert":1,"serve":1,"complete":1,"no_show":1,"move":1,"cancel":1,"rx_receive":1,"rx_dispense":1,"pay":1,"end_visit":1},"refused":2,"reasons":{"illegal_transition":1,"unknown_state":1}' "$T/out"
 check "stats measures the walk-in's wait and service" \
     grep -q '"service":{"count":1,"p50_ms":840000,' "$T/out"
+check "stats --json ends with the store's id" \
+    grep -Eq '"store_id":"[0-9a-f]{32}"}$' "$T/out"
 check "stats --service" status 0 "$Q" stats --db "$DB" --service 221
+check "stats names the store's id" grep -Eq '^store id: [0-9a-f]{32}$' "$T/out"
 check "stats --service keeps that service's steps" \
     grep -Eq '^  serve +1$' "$T/out"
+
+# outbox --resend: which steps, and only for a store that feeds an HIS
+check "outbox --resend needs a ticket or a time" \
+    status 2 "$Q" outbox --resend --db "$DB"
+check "outbox --resend says what it needs" \
+    grep -q 'give --ticket ID, or --since T' "$T/err"
+check "outbox --resend on a store that feeds no HIS exits 2" \
+    status 2 "$Q" outbox --resend --ticket 30001 --db "$DB"
+check "outbox --resend names the store that feeds no HIS" \
+    grep -q "the store $DB feeds no HIS" "$T/err"
+check "outbox --ticket alone is refused" \
+    status 2 "$Q" outbox --ticket 30001 --db "$DB"
 
 # export
 check "export --format csv" status 0 "$Q" export --db "$DB" --format csv

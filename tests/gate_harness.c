@@ -656,6 +656,13 @@ his_handle(void *cls, struct MHD_Connection *conn, const char *url,
         copy_header(conn, "X-Qgate-Live-Queue-Id", q->lq, sizeof(q->lq));
         copy_header(conn, "X-Qgate-Position", q->pos, sizeof(q->pos));
         copy_header(conn, "X-Qgate-Late", q->late, sizeof(q->late));
+        copy_header(conn, "webhook-id", q->wh_id, sizeof(q->wh_id));
+        copy_header(conn, "webhook-timestamp", q->wh_ts, sizeof(q->wh_ts));
+        copy_header(conn, "webhook-signature", q->wh_sig, sizeof(q->wh_sig));
+        copy_header(conn, "X-Qgate-Attempt", q->attempt, sizeof(q->attempt));
+        copy_header(conn, "User-Agent", q->agent, sizeof(q->agent));
+        if (strlen(q->delivery) > 33 && q->delivery[32] == '-')
+            snprintf(q->dkey, sizeof(q->dkey), "%s", q->delivery + 33);
         *con_cls = q;
         return MHD_YES;
     }
@@ -783,7 +790,7 @@ his_count(int status)
 uint32_t
 his_ticket_order(uint64_t t)
 {
-    char want[24], id[48], err[256] = "";
+    char want[24], id[48], store[40] = "", err[256] = "";
     uint32_t acked = 0, seq;
     size_t i;
 
@@ -801,11 +808,16 @@ his_ticket_order(uint64_t t)
                      "ticket %s: request %zu is for step %s while step %" PRIu32
                      " was the last acknowledged",
                      want, i, q->seq, acked);
-        else if (strcmp(q->delivery, id) != 0)
-            snprintf(err, sizeof(err), "ticket %s: delivery id \"%s\", want %s",
+        else if (strcmp(q->dkey, id) != 0 ||
+                 strspn(q->delivery, "0123456789abcdef") != 32 ||
+                 (store[0] && strncmp(q->delivery, store, 32) != 0))
+            snprintf(err, sizeof(err),
+                     "ticket %s: delivery id \"%s\", want <the store id>-%s",
                      want, q->delivery, id);
         else if (q->status == 200)
             acked = seq;
+        if (!store[0])
+            snprintf(store, sizeof(store), "%.32s", q->delivery);
     }
     pthread_mutex_unlock(&his.lock);
     ck_assert_msg(err[0] == '\0', "%s", err);

@@ -194,8 +194,13 @@ enum his_mode { HIS_ACCEPT, HIS_FAIL, HIS_HANG };
 
 typedef struct his_req {
     char method[8], url[64], type[64], verdict[16];
-    char delivery[48], ticket[24], seq[16], event[32], from[40], to[40];
+    /* X-Qgate-Delivery, "<store id>-<ticket>-<seq>", and its part after
+     * the store id ("<ticket>-<seq>"; "" when it has no such form) */
+    char delivery[96], dkey[48];
+    char ticket[24], seq[16], event[32], from[40], to[40];
     char lq[24], pos[16], late[8];
+    /* Standard Webhooks headers, X-Qgate-Attempt and User-Agent */
+    char wh_id[96], wh_ts[24], wh_sig[512], attempt[16], agent[64];
     char *body;
     size_t len;
     int status; /* what the HIS answered: 200, 500; 0 when it hung */
@@ -222,7 +227,8 @@ size_t his_count(int status);
 /*
  * The HIS's requests for ticket t, in the order it answered them: each
  * asks for the step after the last one acknowledged (a retry of it, or
- * the next once it was acknowledged), under the delivery id "t-seq".
+ * the next once it was acknowledged), under the delivery id
+ * "<store id>-t-seq", the store id 32 hex digits, the same throughout.
  * Returns the last step acknowledged.
  */
 uint32_t his_ticket_order(uint64_t t);

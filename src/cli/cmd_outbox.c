@@ -1,6 +1,7 @@
 /*
  * cmd_outbox.c - qgate outbox: accepted steps waiting for the HIS, the
- * dead list, and sending dead ones again.
+ * dead list, sending dead ones again, and sending delivered steps again
+ * (--resend) to an HIS restored from a backup.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -52,15 +53,21 @@ print(cli *c, const qg_outbox_entry *e, int dead)
 }
 
 static struct {
-    int dead, retry;
+    int dead, retry, resend;
     uint64_t id;
+    const char *ticket;
 } o;
 
-static const struct option options[] = {CLI_COMMON_OPTIONS,
-                                        {"dead", no_argument, NULL, 'd'},
-                                        {"retry", required_argument, NULL, 'r'},
-                                        {"retry-all", no_argument, NULL, 'a'},
-                                        {0}};
+static const struct option options[] = {
+    CLI_COMMON_OPTIONS,
+    CLI_SINCE_OPTION,
+    CLI_UNTIL_OPTION,
+    {"dead", no_argument, NULL, 'd'},
+    {"retry", required_argument, NULL, 'r'},
+    {"retry-all", no_argument, NULL, 'a'},
+    {"resend", no_argument, NULL, 's'},
+    {"ticket", required_argument, NULL, 't'},
+    {0}};
 
 static int
 option(cli *c, int opt, const char *arg)
@@ -81,8 +88,57 @@ option(cli *c, int opt, const char *arg)
         o.retry = c->write = 1;
         o.id = 0;
         return 0;
+    case 's':
+        o.resend = c->write = 1;
+        return 0;
+    case 't':
+        o.ticket = arg;
+        return 0;
     }
     return EXIT_FAILED;
+}
+
+/* Milliseconds as microseconds, the open ends kept open. */
+static int64_t
+to_us(int64_t ms)
+{
+    if (ms == INT64_MIN || ms == INT64_MAX)
+        return ms;
+    return ms * 1000;
+}
+
+/* --resend: the steps of --ticket, or received since --since (and before
+ * --until), queued again from the histories. */
+static int
+resend(cli *c, qg_store *st)
+{
+    uint64_t queued = 0, waiting = 0;
+    qg_ticket t;
+    int rc;
+
+    if (o.ticket == NULL && c->since_arg == NULL)
+        return cli_fail("outbox --resend: give --ticket ID, or --since T "
+                        "(and --until T), to say which steps to send again");
+    memset(&t, 0, sizeof(t));
+    if (o.ticket && (rc = cli_find_ticket(st, o.ticket, &t)))
+        return rc;
+    rc = qg_outbox_resend(st, t.id, to_us(c->since), to_us(c->until), &queued,
+                          &waiting);
+    if (rc == QG_EINVAL)
+        return cli_fail("outbox --resend: the store %s feeds no HIS (no gate "
+                        "has served it with --upstream)",
+                        c->db);
+    if (rc)
+        return cli_store_fail(c, rc);
+    if (c->json)
+        printf("{\"queued\":%" PRIu64 ",\"waiting\":%" PRIu64 "}\n", queued,
+               waiting);
+    else
+        printf("%" PRIu64 " steps queued to be sent again; %" PRIu64
+               " still waiting in the outbox or the dead list, not queued "
+               "twice\n",
+               queued, waiting);
+    return EXIT_OK;
 }
 
 static int
@@ -95,6 +151,11 @@ run(cli *c, qg_store *st, int argc, char **argv)
 
     (void)argc;
     (void)argv;
+    if (o.resend)
+        return resend(c, st);
+    if (o.ticket || c->since_arg || c->until_arg)
+        return cli_fail("outbox: --ticket, --since and --until go with "
+                        "--resend");
     if (o.retry) {
         rc = qg_outbox_requeue(st, id, &moved);
         if (rc == QG_NOTFOUND)
@@ -133,10 +194,16 @@ const cli_command cli_outbox = {
     .summary = "steps waiting for the HIS; retry dead ones",
     .usage = "usage: qgate outbox [--dead] [--json]\n"
              "       qgate outbox --retry ID | --retry-all\n"
+             "       qgate outbox --resend --ticket ID | --since T [--until "
+             "T] [--json]\n"
              "Lists the steps waiting to be forwarded to the HIS (or, "
              "with --dead,\nthose that gave up); --retry moves dead "
              "ones back, to be sent again\nin their original order by "
-             "the running gate.\n",
+             "the running gate.  --resend queues steps\nalready "
+             "delivered again, from the histories, under the same "
+             "delivery\nids: one ticket's, or those qgate received in "
+             "[--since, --until);\nfor an HIS restored from a "
+             "backup.\n" CLI_TIME_HELP,
     .options = options,
     .store = CLI_READ,
     .option = option,

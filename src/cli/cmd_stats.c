@@ -25,6 +25,7 @@ enum { WAIT, SERVICE, VISIT, NKINDS };
 static const char *const kind_names[NKINDS] = {"wait", "service", "visit"};
 
 typedef struct stats {
+    char store_id[QG_STORE_ID_LEN + 1]; /* "" when it has none yet */
     unsigned long tickets;
     unsigned long states[QG_STATE_COUNT];
     unsigned long events[QG_EVENT_COUNT];
@@ -165,7 +166,13 @@ print_json(const stats *st)
                    pct(s, 50), pct(s, 90), pct(s, 99), s->v[s->n - 1]);
         printf("}");
     }
-    printf("}}\n");
+    printf("}");
+    /* Last, so that the fields before it keep their places. */
+    if (st->store_id[0])
+        printf(",\"store_id\":\"%s\"", st->store_id);
+    else
+        printf(",\"store_id\":null");
+    printf("}\n");
 }
 
 static void
@@ -206,6 +213,9 @@ print_human(const stats *st)
                cli_duration(pct(s, 99), c, sizeof(c)),
                cli_duration(s->v[s->n - 1], d, sizeof(d)));
     }
+    printf("store id: %s\n", st->store_id[0] ? st->store_id
+                                             : "none yet (given at the first "
+                                               "write)");
 }
 
 /* Refusals in the window (by the time they were received). */
@@ -269,6 +279,9 @@ run(cli *c, qg_store *db, int argc, char **argv)
     if ((st = calloc(1, sizeof(*st))) == NULL)
         return cli_fail("out of memory");
     memset(&w, 0, sizeof(w));
+    /* A store from before ids, read-only, has none: not an error. */
+    if (qg_store_id(db, st->store_id) != 0)
+        st->store_id[0] = '\0';
     if ((rc = qg_history_open(db, 0, &h)))
         goto failed;
     while ((rc = qg_history_next(h, &r)) == 0) {

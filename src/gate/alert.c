@@ -24,6 +24,7 @@
 
 #include "gate.h"
 #include "stdwebhooks.h"
+#include "upstream.h"
 
 enum alert_kind { AL_HIS, AL_DEAD, AL_REFUSALS, AL_KINDS };
 enum alert_state { AS_FIRING, AS_RESOLVED, AS_STATES };
@@ -341,6 +342,7 @@ check_dead(uint64_t dead, int64_t now)
     size_t n, i;
     unsigned long lost;
     char detail[DETAIL_BYTES], err[300], why[300], at[48] = "null";
+    char sid[QG_STORE_ID_LEN + 1], delivery[QG_STORE_ID_LEN + 48];
     const qg_outbox_entry *e;
 
     pthread_mutex_lock(&A.lock);
@@ -358,15 +360,19 @@ check_dead(uint64_t dead, int64_t now)
     if (A.pending_dead &&
         (!c->firing || now - c->sent_us >= A.o.interval_s * 1000000)) {
         e = &A.first_dead.e;
+        if (qg_store_id(A.st, sid) != 0)
+            sid[0] = '\0';
+        upstream_delivery_id(sid, e->ticket, e->seq, delivery,
+                             sizeof(delivery));
         if (e->last_attempt_us)
             snprintf(at, sizeof(at), "%" PRId64, e->last_attempt_us / 1000000);
         snprintf(detail, sizeof(detail),
                  "\"count\":%lu,\"ticket\":%" PRIu64 ",\"seq\":%" PRIu32
-                 ",\"delivery\":\"%" PRIu64 "-%" PRIu32 "\",\"outbox\":%" PRIu64
+                 ",\"delivery\":\"%s\",\"outbox\":%" PRIu64
                  ",\"attempts\":%" PRIu32
                  ",\"reason\":%s,\"last_error\":%s,\"last_error_at\":%s,"
                  "\"dead\":%" PRIu64,
-                 A.pending_dead, e->ticket, e->seq, e->ticket, e->seq, e->id,
+                 A.pending_dead, e->ticket, e->seq, delivery, e->id,
                  e->attempts, log_string(A.first_dead.why, why, sizeof(why)),
                  log_string(e->last_error[0] ? e->last_error : NULL, err,
                             sizeof(err)),

@@ -4,9 +4,10 @@
  * A dispatcher thread scans the outbox in id (commit) order and hands the
  * first entry of each ticket, when due, to a worker; a ticket with an
  * entry in flight is skipped, so step n+1 of a ticket is never sent
- * before step n was acknowledged.  Workers POST the delivery exactly as
- * Chup sent it, with headers naming the verdict, the ticket, the step and
- * a stable delivery id the HIS can use as an idempotency key.  A 2xx
+ * before step n was acknowledged.  Workers POST what upstream.c builds
+ * for the step: the body in the HIS's format, headers naming the step and
+ * a delivery id the HIS can use as an idempotency key, signed the
+ * Standard Webhooks way; each attempt is signed afresh.  A 2xx
  * acknowledges; anything else is retried with exponential backoff and
  * jitter until the entry is older than max_age, when it (and the ticket's
  * later entries) move to the dead list.
@@ -83,106 +84,33 @@ discard(char *ptr, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-/* Reads the step's body and ids.  Returns 0 or a QG_E* code. */
-static int
-load(qg_store *st, const qg_outbox_entry *e, char **body, size_t *len,
-     qg_record *rec, qg_ticket *t)
-{
-    qg_history *h = NULL;
-    int rc;
-
-    *body = NULL;
-    if ((rc = qg_store_ticket(st, QG_ID_TICKET, (int64_t)e->ticket, t)) ||
-        (rc = qg_history_open(st, e->ticket, &h)) ||
-        (rc = qg_history_seek(h, e->seq)) || (rc = qg_history_next(h, rec)))
-        goto done;
-    if (rec->seq != e->seq) {
-        rc = QG_NOTFOUND;
-        goto done;
-    }
-    if ((*body = malloc(rec->body_len ? rec->body_len : 1)) == NULL) {
-        rc = QG_ENOMEM;
-        goto done;
-    }
-    memcpy(*body, rec->body, rec->body_len);
-    *len = rec->body_len;
-    rec->body = NULL;
-done:
-    qg_history_close(h);
-    return rc;
-}
-
-static struct curl_slist *
-headers(const qg_outbox_entry *e, const qg_record *r, const qg_ticket *t)
-{
-    struct curl_slist *l = NULL;
-    char line[160];
-
-    l = curl_slist_append(l, "Content-Type: application/json");
-    l = curl_slist_append(l, "X-Qgate-Verdict: accepted");
-    snprintf(line, sizeof(line), "X-Qgate-Delivery: %" PRIu64 "-%" PRIu32,
-             e->ticket, e->seq);
-    l = curl_slist_append(l, line);
-    snprintf(line, sizeof(line), "X-Qgate-Ticket: %" PRIu64, e->ticket);
-    l = curl_slist_append(l, line);
-    snprintf(line, sizeof(line), "X-Qgate-Seq: %" PRIu32, e->seq);
-    l = curl_slist_append(l, line);
-    if (t->live_queue_id) {
-        snprintf(line, sizeof(line), "X-Qgate-Live-Queue-Id: %" PRId64,
-                 t->live_queue_id);
-        l = curl_slist_append(l, line);
-    }
-    if (t->appointment_id) {
-        snprintf(line, sizeof(line), "X-Qgate-Appointment-Id: %" PRId64,
-                 t->appointment_id);
-        l = curl_slist_append(l, line);
-    }
-    snprintf(line, sizeof(line), "X-Qgate-Event: %s", qg_event_name(r->event));
-    l = curl_slist_append(l, line);
-    snprintf(line, sizeof(line), "X-Qgate-From: %s", qg_state_name(r->from));
-    l = curl_slist_append(l, line);
-    snprintf(line, sizeof(line), "X-Qgate-To: %s", qg_state_name(r->to));
-    l = curl_slist_append(l, line);
-    /* Where the step stands in event time when it is sent; a late one
-     * arrived after steps with later timestamps, which the HIS has had. */
-    snprintf(line, sizeof(line), "X-Qgate-Position: %" PRIu32, r->pos);
-    l = curl_slist_append(l, line);
-    snprintf(line, sizeof(line), "X-Qgate-Late: %s",
-             r->late ? "true" : "false");
-    l = curl_slist_append(l, line);
-    return l;
-}
-
 /* Sends one entry and records the outcome in the store. */
 static void
 attempt(forwarder *f, CURL *curl, const qg_outbox_entry *e)
 {
-    struct curl_slist *hdrs = NULL;
-    qg_record rec;
-    qg_ticket t;
-    char *body = NULL, err[CURL_ERROR_SIZE] = "", why[128];
-    size_t len = 0;
+    upstream_request req;
+    char err[CURL_ERROR_SIZE] = "", why[256];
     long status = 0;
     int64_t delay;
     enum forward_result kind;
     CURLcode cc;
     int rc;
 
-    if ((rc = load(f->st, e, &body, &len, &rec, &t))) {
-        /* The step is gone from the history: nothing can ever be sent. */
-        snprintf(why, sizeof(why), "cannot read step: %s", qg_strerror(rc));
+    if ((rc = upstream_build(f->o.up, e, gate_now_us(), &req, why,
+                             sizeof(why)))) {
+        /* The step is gone from the history, or cannot be sent in this
+         * format: it never can be. */
         if (rc == QG_NOTFOUND && qg_outbox_bury(f->st, e->id, why) == 0)
             alerts_step_dead(e, why);
-        log_event("error", "forward: cannot read step",
+        log_event("error", "forward: cannot build the step's request",
                   ",\"outbox\":%" PRIu64 ",\"error\":\"%s\"", e->id,
-                  qg_strerror(rc));
+                  log_escape(why, err, sizeof(err)));
         return;
     }
-    hdrs = headers(e, &rec, &t);
     curl_easy_setopt(curl, CURLOPT_URL, f->o.upstream);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, req.headers);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req.body);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req.len);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, f->o.timeout_ms);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, f->o.timeout_ms);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
@@ -191,8 +119,7 @@ attempt(forwarder *f, CURL *curl, const qg_outbox_entry *e)
     cc = curl_easy_perform(curl);
     if (cc == CURLE_OK)
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hdrs);
-    free(body);
+    upstream_request_free(&req);
 
     if (cc == CURLE_OK && status >= 200 && status < 300) {
         atomic_fetch_add(&gate_metrics.forwards[FWD_OK], 1);
@@ -281,7 +208,7 @@ worker(void *arg)
 static void
 give_up(forwarder *f, const qg_outbox_entry *e)
 {
-    char err[300];
+    char err[300], sid[QG_STORE_ID_LEN + 1], delivery[QG_STORE_ID_LEN + 48];
     int rc;
 
     if ((rc = qg_outbox_bury(f->st, e->id, TOO_OLD))) {
@@ -292,13 +219,15 @@ give_up(forwarder *f, const qg_outbox_entry *e)
         return;
     }
     atomic_fetch_add(&gate_metrics.dead_lettered, 1);
+    if (qg_store_id(f->st, sid) != 0)
+        sid[0] = '\0';
+    upstream_delivery_id(sid, e->ticket, e->seq, delivery, sizeof(delivery));
     log_event(
         "error", "forward gave up: moved to the dead list",
         ",\"outbox\":%" PRIu64 ",\"ticket\":%" PRIu64 ",\"seq\":%" PRIu32
-        ",\"delivery\":\"%" PRIu64 "-%" PRIu32 "\",\"attempts\":%" PRIu32
-        ",\"reason\":\"" TOO_OLD
+        ",\"delivery\":\"%s\",\"attempts\":%" PRIu32 ",\"reason\":\"" TOO_OLD
         "\",\"last_error\":%s,\"last_error_us\":%" PRId64,
-        e->id, e->ticket, e->seq, e->ticket, e->seq, e->attempts,
+        e->id, e->ticket, e->seq, delivery, e->attempts,
         log_string(e->last_error[0] ? e->last_error : NULL, err, sizeof(err)),
         e->last_attempt_us);
     alerts_step_dead(e, TOO_OLD);

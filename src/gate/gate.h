@@ -17,6 +17,7 @@
 #include <microhttpd.h>
 
 #include "qgate.h"
+#include "upstream.h"
 
 /* ----- the clock ------------------------------------------------------- */
 
@@ -136,6 +137,7 @@ void committer_stop(committer *c);
 
 typedef struct forward_options {
     const char *upstream;
+    upstream_builder *up; /* builds each request (upstream.c) */
     unsigned workers;
     long timeout_ms;
     int64_t max_age_us; /* then dead-lettered */

@@ -44,6 +44,14 @@ const cli_option serve_options[] = {
      "check)"},
     {"upstream", "URL", CLI_STRING, "upstream", AT(upstream), NULL,
      "the HIS endpoint accepted steps go to"},
+    {"upstream-secret-file", "F", CLI_PATH, "upstream_secret_file",
+     AT(upstream_secret_file), NULL,
+     "Standard Webhooks secrets (whsec_...,\none a line) to sign for the "
+     "HIS;\nwithout it nothing is signed"},
+    {"upstream-format", "FMT", CLI_STRING, "upstream_format",
+     AT(upstream_format), "qgate",
+     "the body the HIS gets: qgate (qgate's\nJSON, Chup's inside) or chup "
+     "(as\nChup sent it) ({})"},
     {"forwarders", "N", CLI_NUMBER, "forwarders", AT(forwarders), "2",
      "parallel forwarding workers ({})"},
     {"forward-timeout", "S", CLI_NUMBER, "forward_timeout", AT(forward_timeout),
@@ -275,6 +283,9 @@ check(gate *g, cli *c)
                         "second");
     if (g->ready_max_wait < 0 || g->alert_refusals < 0)
         return cli_fail("--ready-max-wait and --alert-refusals: 0 or more");
+    if (upstream_format_parse(g->upstream_format, &g->format))
+        return cli_fail("--upstream-format \"%s\": expected qgate or chup",
+                        g->upstream_format);
     if (!g->insecure && c->secret_file == NULL)
         return cli_fail("serve: no secret: give --secret-file FILE (or "
                         "--insecure-no-signature to accept unsigned "

@@ -281,11 +281,19 @@ reload(gate *g)
 {
     qg_engine *fresh = NULL;
     char err[512], esc[1100], map[1100], secret[1100], logf[1100];
-    int log_failed = log_reopen() != 0;
+    char upsecret[1100];
+    int log_failed = log_reopen() != 0, up_failed;
 
     if (log_failed)
         log_event("error", "reload: cannot reopen the log file; writing on",
                   ",\"log\":%s", log_string(g->log, logf, sizeof(logf)));
+    /* The HIS's secrets reload on their own: a broken mapping does not
+     * keep a rotated HIS secret out, nor the other way round. */
+    if ((up_failed = upstream_reload(g->up, err, sizeof(err)) != 0))
+        log_event("error",
+                  "reload: keeping the running HIS secrets (upstream "
+                  "secret file)",
+                  ",\"error\":\"%s\"", log_escape(err, esc, sizeof(esc)));
     if (cli_build_engine(g->c, &fresh, err, sizeof(err)) != 0) {
         log_event("error",
                   "reload failed; keeping the running mapping and secret",
@@ -296,11 +304,15 @@ reload(gate *g)
     qg_engine_free(g->eng);
     g->eng = fresh;
     pthread_rwlock_unlock(&g->eng_lock);
-    log_event("info", "reloaded", ",\"mapping\":%s,\"secret\":%s,\"log\":%s",
+    log_event("info", "reloaded",
+              ",\"mapping\":%s,\"secret\":%s,\"log\":%s,"
+              "\"upstream_secret\":%s",
               log_string(g->c->mapping, map, sizeof(map)),
               log_string(g->c->no_verify ? NULL : g->c->secret_file, secret,
                          sizeof(secret)),
-              log_string(log_failed ? NULL : g->log, logf, sizeof(logf)));
+              log_string(log_failed ? NULL : g->log, logf, sizeof(logf)),
+              log_string(up_failed ? NULL : upstream_secret_file(g->up),
+                         upsecret, sizeof(upsecret)));
 }
 
 /* The store, as the options ask: written through the outbox when there
@@ -322,9 +334,20 @@ static int
 start_forwarder(gate *g)
 {
     forward_options fo;
+    char err[512];
 
+    if (upstream_new(g->st, g->format, g->upstream_secret_file, &g->up, err,
+                     sizeof(err)))
+        return cli_fail("--upstream-secret-file: %s", err);
+    if (g->upstream_secret_file == NULL)
+        log_event("warn",
+                  "no --upstream-secret-file: what goes to the HIS is not "
+                  "signed, and the HIS cannot tell it from a forgery",
+                  ",\"upstream\":\"%s\"",
+                  log_escape(g->upstream, err, sizeof(err)));
     memset(&fo, 0, sizeof(fo));
     fo.upstream = g->upstream;
+    fo.up = g->up;
     fo.workers = (unsigned)g->forwarders;
     fo.timeout_ms = g->forward_timeout * 1000;
     fo.max_age_us = (int64_t)g->max_age * 1000000;
@@ -485,6 +508,7 @@ stop(gate *g)
     committer_stop(g->com);
     forwarder_stop(g->fwd);
     alerts_stop(); /* after the forwarder, which hands it dead steps */
+    upstream_free(g->up);
     qg_store_close(g->st);
     qg_engine_free(g->eng);
     ratelimit_free(g->rl);

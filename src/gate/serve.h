@@ -21,6 +21,9 @@ typedef struct gate {
     long timeout;
     long max_connections;
     const char *upstream;
+    const char *upstream_secret_file;
+    const char *upstream_format;
+    upstream_format format; /* parsed once from upstream_format */
     const char *token_file;
     long forwarders;
     long forward_timeout;
@@ -50,8 +53,9 @@ typedef struct gate {
     pthread_rwlock_t eng_lock;
     committer *com;
     forwarder *fwd;
-    ratelimit *rl;    /* unsigned deliveries, per source address */
-    conntable *conns; /* deadlines, and room when full */
+    upstream_builder *up; /* the HIS's requests, with its secrets */
+    ratelimit *rl;        /* unsigned deliveries, per source address */
+    conntable *conns;     /* deadlines, and room when full */
     struct MHD_Daemon *d;
     atomic_ulong next_request;
     atomic_long in_flight;   /* requests begun and not yet completed */

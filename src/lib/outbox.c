@@ -13,6 +13,7 @@
  * entry is written back at the length of this version.  A 0.1 dead entry
  * has its reason for giving up in last_error, and gave_up "".
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -443,5 +444,171 @@ qg_outbox_requeue(qg_store *st, uint64_t id, uint64_t *moved)
     rc = qg__store_write(st, requeue, &c);
     if (moved)
         *moved = rc == 0 ? c.moved : 0;
+    return rc;
+}
+
+/* ----- resending ------------------------------------------------------- */
+
+typedef struct step_ref {
+    uint64_t ticket;
+    uint32_t seq;
+} step_ref;
+
+static int
+by_step(const void *a, const void *b)
+{
+    const step_ref *x = a, *y = b;
+
+    if (x->ticket != y->ticket)
+        return x->ticket < y->ticket ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+typedef struct resend_job {
+    uint64_t ticket;
+    int64_t since_us, until_us;
+    uint64_t queued, waiting;
+    step_ref *queue; /* steps in the outbox or the dead list, sorted */
+    size_t n, cap;
+} resend_job;
+
+/* Adds the steps of dbi's entries (the outbox or the dead list) to
+ * j->queue. */
+static int
+collect_queued(qg__txn *t, MDB_dbi dbi, resend_job *j)
+{
+    qg_outbox_entry e;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    step_ref *grown;
+    int rc = 0, mrc;
+
+    if ((mrc = mdb_cursor_open(t->txn, dbi, &cur)))
+        return qg__from_mdb(mrc);
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && rc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if ((rc = decode(&k, &v, &e)))
+            break;
+        if (j->n == j->cap) {
+            j->cap = j->cap ? j->cap * 2 : 64;
+            if ((grown = realloc(j->queue, j->cap * sizeof(*grown))) == NULL) {
+                rc = QG_ENOMEM;
+                break;
+            }
+            j->queue = grown;
+        }
+        j->queue[j->n].ticket = e.ticket;
+        j->queue[j->n++].seq = e.seq;
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && mrc != MDB_NOTFOUND)
+        rc = qg__from_mdb(mrc);
+    return rc;
+}
+
+/* Queues the selected steps of one ticket, in event time. */
+static int
+resend_ticket(qg__txn *t, resend_job *j, uint64_t ticket, int64_t now)
+{
+    qg__path path;
+    step_ref key;
+    int64_t received;
+    size_t i;
+    int rc = 0;
+
+    memset(&path, 0, sizeof(path));
+    if ((rc = qg__load_path(t, ticket, &path)))
+        return rc;
+    for (i = 0; i < path.n && rc == 0; i++) {
+        if ((rc = qg__record_received(t, ticket, path.steps[i].seq, &received)))
+            break;
+        if (received < j->since_us || received >= j->until_us)
+            continue;
+        key.ticket = ticket;
+        key.seq = path.steps[i].seq;
+        if (j->n && bsearch(&key, j->queue, j->n, sizeof(key), by_step)) {
+            j->waiting++;
+            continue;
+        }
+        if ((rc = qg__outbox_put(t, ticket, key.seq, now)) == 0)
+            j->queued++;
+    }
+    qg__path_free(&path);
+    return rc;
+}
+
+static int
+resend(qg__txn *t, void *arg)
+{
+    resend_job *j = arg;
+    qg__ticket_row row;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint64_t *tickets = NULL, *grown;
+    size_t n = 0, cap = 0, i;
+    int64_t now = qg_time_now_us();
+    int rc, mrc;
+
+    j->queued = j->waiting = 0;
+    j->n = 0;
+    if ((rc = collect_queued(t, t->st->outbox, j)) ||
+        (rc = collect_queued(t, t->st->dead, j)))
+        return rc;
+    /* (qsort() and bsearch() take no NULL array, even of 0 entries) */
+    if (j->n)
+        qsort(j->queue, j->n, sizeof(*j->queue), by_step);
+    if (j->ticket) {
+        if ((rc = qg__get_ticket(t, j->ticket, &row)))
+            return rc;
+        return resend_ticket(t, j, j->ticket, now);
+    }
+    /* The numbers first: the puts below must not move a cursor's pages. */
+    if ((mrc = mdb_cursor_open(t->txn, t->st->tickets, &cur)))
+        return qg__from_mdb(mrc);
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 256;
+            if ((grown = realloc(tickets, cap * sizeof(*grown))) == NULL) {
+                mrc = ENOMEM;
+                break;
+            }
+            tickets = grown;
+        }
+        tickets[n++] = get64(k.mv_data);
+    }
+    mdb_cursor_close(cur);
+    rc = mrc == MDB_NOTFOUND ? 0 : qg__from_mdb(mrc);
+    for (i = 0; i < n && rc == 0; i++)
+        rc = resend_ticket(t, j, tickets[i], now);
+    free(tickets);
+    return rc;
+}
+
+int
+qg_outbox_resend(qg_store *st, uint64_t ticket, int64_t since_us,
+                 int64_t until_us, uint64_t *queued, uint64_t *waiting)
+{
+    resend_job j;
+    int rc;
+
+    if (queued)
+        *queued = 0;
+    if (waiting)
+        *waiting = 0;
+    if (st == NULL || since_us >= until_us || !qg__outbox_enabled(st))
+        return QG_EINVAL;
+    memset(&j, 0, sizeof(j));
+    j.ticket = ticket;
+    j.since_us = since_us;
+    j.until_us = until_us;
+    rc = qg__store_write(st, resend, &j);
+    free(j.queue);
+    if (rc == 0 && queued)
+        *queued = j.queued;
+    if (rc == 0 && waiting)
+        *waiting = j.waiting;
     return rc;
 }

@@ -4,6 +4,8 @@
  * Databases (all keys big-endian so they sort as numbers):
  *   meta        "format" -> u32 store format; "outbox" -> "1" once the
  *               store feeds an HIS (QG_OUTBOX, kept for good);
+ *               "store_id" -> 16 random bytes, the store's id (given at
+ *               creation, or at the first writable open of an older store);
  *               "outbox_next", "held_next" -> u64 counters;
  *               "rejections_unsigned_bytes", "rejections_unsigned_first",
  *               "rejections_dropped" -> u64, the bound on the log's
@@ -36,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -341,6 +344,63 @@ store_assert(MDB_env *env, const char *msg)
 
 /* ----- open and close ------------------------------------------------- */
 
+/*
+ * Reads the store's id, or gives it one: at creation, and at the first
+ * writable open of a store written before ids existed.  Read-only, such a
+ * store has none (st->has_id 0).  The id is 16 bytes from getrandom(), so
+ * that two stores feeding one HIS never name a step alike; it is in the
+ * data file, so a copy (qg_store_copy()) restored in its place keeps it.
+ */
+static int
+store_id(qg_store *st, MDB_txn *txn)
+{
+    MDB_val k = {8, (void *)"store_id"}, v;
+    size_t got = 0;
+    ssize_t n;
+    int rc;
+
+    if ((rc = mdb_get(txn, st->meta, &k, &v)) == 0) {
+        if (v.mv_size != sizeof(st->id))
+            return MDB_CORRUPTED;
+        memcpy(st->id, v.mv_data, sizeof(st->id));
+        st->has_id = 1;
+        return 0;
+    }
+    if (rc != MDB_NOTFOUND || (st->flags & QG_RDONLY))
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    while (got < sizeof(st->id)) {
+        n = getrandom(st->id + got, sizeof(st->id) - got, 0);
+        if (n < 0 && errno != EINTR)
+            return EIO;
+        if (n > 0)
+            got += (size_t)n;
+    }
+    v.mv_size = sizeof(st->id);
+    v.mv_data = st->id;
+    if ((rc = mdb_put(txn, st->meta, &k, &v, 0)))
+        return rc;
+    st->has_id = 1;
+    return 0;
+}
+
+int
+qg_store_id(const qg_store *st, char out[QG_STORE_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+
+    if (st == NULL || out == NULL)
+        return QG_EINVAL;
+    if (!st->has_id)
+        return QG_NOTFOUND;
+    for (i = 0; i < sizeof(st->id); i++) {
+        out[2 * i] = hex[st->id[i] >> 4];
+        out[2 * i + 1] = hex[st->id[i] & 15];
+    }
+    out[QG_STORE_ID_LEN] = '\0';
+    return 0;
+}
+
 static int
 open_dbs(qg_store *st)
 {
@@ -399,6 +459,8 @@ open_dbs(qg_store *st)
     } else if (rc != MDB_NOTFOUND) {
         goto abort;
     }
+    if ((rc = store_id(st, txn)))
+        goto abort;
     return qg__from_mdb(mdb_txn_commit(txn));
 abort:
     mdb_txn_abort(txn);
@@ -762,6 +824,23 @@ decode_record(const MDB_val *k, const MDB_val *v, qg_record *rec)
     rec->pos = get32(p + 92) ? get32(p + 92) : rec->seq;
     rec->late = (p[23] & REC_LATE) != 0;
     rec->released = (p[23] & REC_RELEASED) != 0;
+    return 0;
+}
+
+int
+qg__record_received(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t *us)
+{
+    unsigned char key[12];
+    MDB_val k = {12, key}, v;
+    int rc;
+
+    put64(key, ticket);
+    put32(key + 8, seq);
+    if ((rc = mdb_get(t->txn, t->st->history, &k, &v)))
+        return qg__from_mdb(rc);
+    if (v.mv_size < RECORD_HDR)
+        return QG_ESTORE;
+    *us = (int64_t)get64(v.mv_data);
     return 0;
 }
 

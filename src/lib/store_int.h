@@ -17,6 +17,8 @@ struct qg_store {
     MDB_dbi meta, tickets, aliases, history, digests, rejections, outbox, dead;
     MDB_dbi held, held_by, held_sums;
     unsigned flags;
+    unsigned char id[16]; /* the store's id (meta "store_id") */
+    int has_id;           /* 0: a store from before ids, opened read-only */
     size_t map_max;
     size_t unsigned_log_max; /* bound on unauthenticated, malformed entries */
     pthread_mutex_t lock;    /* guards the three fields below */
@@ -66,6 +68,9 @@ get32(const unsigned char *p)
  * (qg__store_accept()). */
 int qg__outbox_enabled(const qg_store *st);
 int qg__outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now);
+
+/* The received_us of history record (ticket, seq). */
+int qg__record_received(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t *us);
 
 /* A cursor over one database, holding its read transaction: what the
  * store's and the outbox's cursors are made of. */
