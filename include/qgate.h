@@ -44,7 +44,8 @@
  * - A #qg_engine is read-only once configured: any number of threads may
  *   call qg_engine_apply(), qg_engine_apply_batch() and
  *   qg_engine_check_batch() with it, but
- *   qg_engine_set_secret(), qg_engine_load_secret(),
+ *   qg_engine_set_secret(), qg_engine_set_secrets(),
+ *   qg_engine_load_secret(),
  *   qg_engine_require_signature(), qg_engine_set_reorder_window(),
  *   qg_engine_set_max_skew() and qg_engine_load_mapping() must not run
  *   while any other call uses the same engine.
@@ -1305,27 +1306,58 @@ QG_EXTERN int qg_engine_new(qg_engine **out);
  */
 QG_EXTERN void qg_engine_free(qg_engine *eng);
 
+/** The most secrets an engine holds at once (qg_engine_set_secrets()). */
+#define QG_SECRETS_MAX 8
+
 /**
- * Sets the HMAC-SHA256 secret, replacing (and wiping) any earlier one.
+ * Sets the HMAC-SHA256 secret, replacing (and wiping) any earlier ones:
+ * qg_engine_set_secrets() with one secret.
  * @param[in] eng the engine.
  * @param[in] key the secret's bytes; copied.
  * @param[in] len its length in bytes.
  * @return 0, #QG_EINVAL (NULL eng or key, len 0), #QG_ENOMEM.  On failure
- * the earlier secret is kept.
+ * the earlier secrets are kept.
  */
 QG_EXTERN int qg_engine_set_secret(qg_engine *eng, const void *key, size_t len);
 /**
- * Reads the secret from a file: its bytes, less one trailing line end
- * (LF, CR LF or CR).  As qg_engine_set_secret() otherwise.
+ * Sets the HMAC-SHA256 secrets, replacing (and wiping) any earlier ones.
+ * A delivery signed with any of them passes; qg_prepared_secret() tells
+ * which.  Several secrets are for rotating the one Chup signs with
+ * without refusing a delivery: the old and the new one, for as long as
+ * the switch takes.
+ * @param[in] eng the engine.
+ * @param[in] keys n secrets' bytes; copied.
+ * @param[in] lens their lengths in bytes.
+ * @param[in] n how many, 1 to #QG_SECRETS_MAX.  Index i of a match is
+ * keys[i].
+ * @return 0, #QG_EINVAL (NULL eng, keys or lens, a NULL key or a length of
+ * 0, n 0 or over #QG_SECRETS_MAX), #QG_ENOMEM.  On failure the earlier
+ * secrets are kept.
+ */
+QG_EXTERN int qg_engine_set_secrets(qg_engine *eng, const void *const *keys,
+                                    const size_t *lens, size_t n);
+/**
+ * How many secrets the engine checks signatures with.
+ * @param[in] eng the engine, or NULL (0).
+ * @return 0 to #QG_SECRETS_MAX.  Cannot fail.
+ */
+QG_EXTERN size_t qg_engine_secret_count(const qg_engine *eng);
+/**
+ * Reads the secrets from a file, one a line, in order (index 0 first).
+ * Each line is a secret's bytes, less its line end (LF, CR LF or CR);
+ * blank lines are skipped, so a secret cannot hold a line end.  A file of
+ * one line is one secret, as before several were allowed.  As
+ * qg_engine_set_secrets() otherwise.
  * @param[in] eng the engine.
  * @param[in] path the file.
  * @param[out] err where to write, whenever the call fails, a message
- * naming the file (at most errlen bytes, NUL-terminated).  May be NULL
- * when errlen is 0.
+ * naming the file, and the line when one is at fault (at most errlen
+ * bytes, NUL-terminated).  May be NULL when errlen is 0.
  * @param[in] errlen the size of err.
  * @return 0, #QG_EIO (cannot open or read), #QG_ETOOBIG (a secret longer
- * than 4096 bytes, line end not counted), #QG_EINVAL (NULL eng or path,
- * an empty secret), #QG_ENOMEM.  On failure the earlier secret is kept.
+ * than 4096 bytes, line end not counted, or more than #QG_SECRETS_MAX
+ * secrets), #QG_EINVAL (NULL eng or path, no secret in the file),
+ * #QG_ENOMEM.  On failure the earlier secrets are kept.
  */
 QG_EXTERN int qg_engine_load_secret(qg_engine *eng, const char *path, char *err,
                                     size_t errlen);
@@ -1559,6 +1591,18 @@ QG_EXTERN int qg_engine_apply_prepared(qg_store *st,
  * @return 1 if so; 0 if not, and for NULL.
  */
 QG_EXTERN int qg_prepared_unsigned(const qg_prepared *p);
+
+/**
+ * Which of the engine's secrets signed a prepared delivery, by index in
+ * the order they were set (the line of the secret file, blank lines not
+ * counted): what an operator watches during a rotation.  Never the
+ * secret itself.
+ * @param[in] p the prepared delivery, or NULL.
+ * @return 0 to #QG_SECRETS_MAX - 1 when its signature matched; -1 when
+ * it did not, was not checked (the body did not parse that far, or the
+ * engine checks no signatures), and for NULL.
+ */
+QG_EXTERN int qg_prepared_secret(const qg_prepared *p);
 
 /**
  * Frees a prepared delivery.

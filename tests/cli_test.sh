@@ -35,6 +35,16 @@ check "apply - reads one body per line" \
 check "stdin inputs are named by line" \
     grep -q 'stdin:3' "$T/out"
 
+# a secret file of two lines, as during a rotation: either secret passes
+{ echo 'the-new-secret'; echo; cat "$F/secret"; } >"$T/two.secret"
+check "check with the fixtures' secret as the second of two exits 0" \
+    status 0 "$Q" check --db "$DB" --secret-file "$T/two.secret" "$F/visits/appointment/01-appointment.json"
+printf 'x\nx\nx\nx\nx\nx\nx\nx\nx\n' >"$T/nine.secret"
+check "nine secrets exit 2" \
+    status 2 "$Q" check --db "$DB" --secret-file "$T/nine.secret" "$F/visits/appointment/01-appointment.json"
+check "nine secrets name the file and the line" \
+    grep -q "nine.secret: line 9: more than 8 secrets" "$T/err"
+
 # check: verdicts, nothing written
 check "check of a new ticket exits 0" \
     status 0 "$Q" check --db "$DB" --secret-file "$F/secret" "$F/visits/appointment/01-appointment.json"
@@ -241,8 +251,10 @@ check "the manual has the time policy" grep -q '^\.SH TIMES' "$DOCS/qgate.1"
 check "the README says man -l needs man-db" grep -q 'needs man-db' "$README"
 check "the README says how long the tests take" \
     grep -q 'about [0-9]* minutes on 2 cores' "$README"
-check "gate.md says SIGHUP reloads the secret" \
-    grep -q 'SIGHUP: reopen the log file, and reload the mapping and the secret' "$DOCS/gate.md"
+check "gate.md says SIGHUP reloads the secrets" \
+    grep -q 'SIGHUP: reopen the log file, and reload the mapping and every secret' "$DOCS/gate.md"
+check "operations.md says how to rotate the secret" \
+    grep -q '^## Rotating the secret' "$DOCS/operations.md"
 
 # --max-skew: steps dated ahead of this clock by more than the skew (300 s
 # unless set) are malformed; 0 turns the check off; a flag wins over the

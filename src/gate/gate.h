@@ -80,6 +80,9 @@ typedef struct metrics {
     atomic_ulong expired[QG_REASON_COUNT];
     atomic_ulong rate_limited; /* unsigned deliveries answered 429 */
     atomic_ulong shed[SHED_KINDS];
+    /* signed deliveries by the index of the secret that matched */
+    atomic_ulong secret_matches[QG_SECRETS_MAX];
+    atomic_uint secrets; /* how many the running engine holds */
 } metrics;
 
 extern metrics gate_metrics;

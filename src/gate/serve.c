@@ -279,11 +279,15 @@ reload(gate *g)
     pthread_rwlock_wrlock(&g->eng_lock);
     qg_engine_free(g->eng);
     g->eng = fresh;
+    atomic_store(&gate_metrics.secrets,
+                 (unsigned)qg_engine_secret_count(fresh));
     pthread_rwlock_unlock(&g->eng_lock);
-    log_event("info", "reloaded", ",\"mapping\":%s,\"secret\":%s,\"log\":%s",
+    log_event("info", "reloaded",
+              ",\"mapping\":%s,\"secret\":%s,\"secrets\":%zu,\"log\":%s",
               log_string(g->c->mapping, map, sizeof(map)),
               log_string(g->c->no_verify ? NULL : g->c->secret_file, secret,
                          sizeof(secret)),
+              qg_engine_secret_count(fresh),
               log_string(log_failed ? NULL : g->log, logf, sizeof(logf)));
 }
 
@@ -484,6 +488,8 @@ cmd_serve(cli *c, int argc, char **argv)
 
     if ((rc = cli_new_engine(c, &g.eng)))
         goto free_token;
+    atomic_store(&gate_metrics.secrets,
+                 (unsigned)qg_engine_secret_count(g.eng));
     if ((rc = open_store(&g))) {
         qg_engine_free(g.eng);
         goto free_token;
