@@ -480,6 +480,40 @@ check "and still open" status 1 "$Q" rejected --db "$Z"
 check "an open entry is still listed, unmarked" \
     sh -c "'$Q' rejected --json --db '$DB' | grep -q '\"resolved\":false}\$'"
 
+# backup: a copy that opens as a store and holds what the store holds;
+# a DEST in use is refused by name, and a refused or failed backup leaves
+# nothing that looks like one
+check "backup exits 0" status 0 "$Q" backup --db "$DB" "$T/bk"
+check "backup says what it copied" \
+    grep -Eq "^$T/bk: [0-9]+ bytes, [0-9]+ tickets, [0-9]+ records\$" "$T/out"
+check "the backup holds data.mdb alone" \
+    test "$(ls "$T/bk")" = data.mdb
+check "the backup verifies" status 0 "$Q" verify --db "$T/bk"
+"$Q" list --db "$DB" >"$T/list.src" 2>&1
+check "the backup lists the same tickets" \
+    sh -c "'$Q' list --db '$T/bk' | cmp -s - '$T/list.src'"
+"$Q" history --json --db "$DB" 30001 >"$T/h.src" 2>&1
+check "the backup's history is the store's" \
+    sh -c "'$Q' history --json --db '$T/bk' 30001 | cmp -s - '$T/h.src'"
+check "backup into a non-empty directory exits 2" \
+    status 2 "$Q" backup --db "$DB" "$T/bk"
+check "backup names the directory that is not empty" \
+    grep -q "backup: $T/bk: not empty" "$T/err"
+touch "$T/afile"
+check "backup onto a file exits 2" status 2 "$Q" backup --db "$DB" "$T/afile"
+check "backup names the file" \
+    grep -q "backup: $T/afile: exists and is not a directory" "$T/err"
+mkdir "$T/emptybk"
+check "backup into an empty directory exits 0" \
+    status 0 "$Q" backup --db "$DB" "$T/emptybk"
+check "backup into a missing parent exits 2" \
+    status 2 "$Q" backup --db "$DB" "$T/no/such/bk"
+check "a failed backup leaves nothing behind" \
+    test "$(ls -a "$T" | grep -c partial)" -eq 0
+check "backup --json" status 0 "$Q" backup --json --db "$DB" "$T/bkj"
+check "backup --json says what it copied" \
+    grep -Eq '^\{"backup":".*/bkj","bytes":[0-9]+,"tickets":[0-9]+,"records":[0-9]+\}$' "$T/out"
+
 # an inverted or empty --since/--until range is a usage error, for each
 # command that takes both
 for cmd in stats list; do
@@ -600,6 +634,7 @@ json_args() { # the arguments each command is run with
     apply | check) echo "--secret-file $F/secret $W/02-alert.json" ;;
     history | show) echo 30001 ;;
     rejected) echo "--replay --no-verify" ;;
+    backup) echo "$T/jsonbackup" ;;
     serve) echo "--secret-file $F/secret --listen 127.0.0.1:0" ;;
     list | verify | stats | export | machine | outbox | held) ;;
     *) return 1 ;;
