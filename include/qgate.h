@@ -707,6 +707,51 @@ QG_EXTERN void qg_store_on_damage(void (*fn)(const char *what));
  */
 QG_EXTERN int qg_store_copy(qg_store *st, const char *dir);
 
+/** What qg_store_purge() did; a caller-owned value with no pointers. */
+typedef struct qg_purge_stats {
+    uint64_t records;    /**< history records whose body was purged */
+    uint64_t rejections; /**< rejection log entries whose body was purged */
+    uint64_t bytes;      /**< body bytes removed, over both */
+    /** History records old enough, kept whole because their step is still
+     * in the outbox or on the dead list: it has yet to be forwarded. */
+    uint64_t skipped;
+} qg_purge_stats;
+
+/**
+ * Purges the raw bodies (which hold patients' names and phone numbers) of
+ * the history records and rejection log entries received before a time,
+ * and keeps everything else of them: a record's header (ids, event, from
+ * and to, times, machine, place), its facts, its payload digest and the
+ * digest's entry in the index, so that a redelivery of it is still a
+ * #QG_DUPLICATE and qg_store_verify_ticket() still passes.  In the body's
+ * place the store keeps its length and SHA-256.  A purged record reads
+ * with a NULL body and body_len 0 (qg_record); a purged rejection too,
+ * with its received_len and, in its digest, the SHA-256 of the delivery
+ * as received (qg_rejection).  A record whose step is in the outbox or
+ * the dead list is not purged (counted as skipped).  Purging again
+ * purges nothing more.
+ *
+ * The time compared is received_us, the library's clock when the step or
+ * refusal was recorded, not Chup's payload.timestamp: one clock for
+ * steps and refusals, and one no sender sets.
+ *
+ * Works in write transactions of a few thousand entries each, so other
+ * writers (the gate) wait at most for one of them.  A failure leaves the
+ * batches committed before it purged and the rest as they were; out then
+ * counts what was purged.  Threads as for qg_engine_apply(): do not hold
+ * a cursor in the thread that calls it.  The file does not shrink: LMDB
+ * reuses the freed pages, and qg_store_copy() writes a compacted copy.
+ * @param[in] st the store, not #QG_RDONLY.
+ * @param[in] before_us purge what was received before this time, Unix
+ * microseconds.
+ * @param[out] out the counts; may be NULL.
+ * @return 0, #QG_EINVAL (NULL st), #QG_ERDONLY, #QG_ENOMEM, #QG_EFULL,
+ * #QG_EBUSY, #QG_ESTORE (a damaged record: the batches before it stay
+ * purged).
+ */
+QG_EXTERN int qg_store_purge(qg_store *st, int64_t before_us,
+                             qg_purge_stats *out);
+
 /**
  * Writes and commits 64 KiB (a meta value rewritten each time): whether
  * the store can take a commit now.  A gate asks it to tell a full disk
@@ -816,9 +861,11 @@ typedef struct qg_record {
     int released;
     /** The raw delivery, as received; not NUL-terminated.  Points into the
      * store's read-only map: valid until the next qg_history_next() or
-     * qg_history_close() of its cursor. */
+     * qg_history_close() of its cursor.  NULL when the body was purged
+     * (qg_store_purge()): the rest of the record, digest included, is
+     * kept. */
     const char *body;
-    size_t body_len; /**< the length of body in bytes */
+    size_t body_len; /**< the length of body in bytes; 0 when purged */
 } qg_record;
 
 /**
@@ -984,7 +1031,9 @@ typedef struct qg_rejection {
     const char *detail;
     /** The raw delivery, not NUL-terminated.  Points into the store's
      * read-only map: valid until the next qg_rejections_next() or
-     * qg_rejections_close() of its cursor. */
+     * qg_rejections_close() of its cursor.  NULL when the body was purged
+     * (qg_store_purge()): it cannot be replayed, and digest holds the
+     * SHA-256 of the delivery as received. */
     const char *body;
     size_t body_len; /**< the length of body in bytes; may be 0 */
     /** The length of the delivery as received, in bytes: body_len, or
@@ -993,8 +1042,8 @@ typedef struct qg_rejection {
     /** 1 when body is only the first #QG_REJECTION_PREFIX bytes of the
      * delivery (received_len is longer): it cannot be replayed. */
     int truncated;
-    /** SHA-256 of the whole delivery as received, when truncated; all
-     * zero otherwise (hash body, which is then whole). */
+    /** SHA-256 of the whole delivery as received, when truncated or
+     * purged; all zero otherwise (hash body, which is then whole). */
     unsigned char digest[32];
     /** 1 when the refusal was resolved (qg_rejections_resolve()): the
      * delivery, decided again, was accepted or found to be a duplicate
