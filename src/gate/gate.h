@@ -146,6 +146,17 @@ int forwarder_reachable(forwarder *f);
 /* Finishes attempts in flight, then stops.  NULL ok. */
 void forwarder_stop(forwarder *f);
 
+/* ----- retention.c ------------------------------------------------------ */
+
+typedef struct retention retention;
+
+/* Starts the thread that purges the bodies of what was received more than
+ * `days` days ago (qg_store_purge()): at once, then every 24 hours, each
+ * time logged.  Returns 0, or an errno value and nothing left running. */
+int retention_start(qg_store *st, long days, retention **out);
+/* Finishes a purge under way, then stops.  NULL ok. */
+void retention_stop(retention *r);
+
 /* ----- connections.c ---------------------------------------------------- */
 
 typedef struct conntable conntable;

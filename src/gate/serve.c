@@ -244,12 +244,13 @@ log_listening(gate *g, unsigned port)
     log_event("info", "listening",
               ",\"listen\":%s,\"port\":%u,\"path\":%s,\"db\":%s,"
               "\"durability\":\"%s\",\"reorder_window_s\":%" PRId64
-              ",\"upstream\":%s,\"machine\":\"%s\",\"version\":\"%s\"",
+              ",\"upstream\":%s,\"retention_days\":%ld,\"machine\":\"%s\","
+              "\"version\":\"%s\"",
               log_string(g->listen, listen, sizeof(listen)), port,
               log_string(g->path, path, sizeof(path)),
               log_string(g->c->db, db, sizeof(db)),
               durability_name(g->durability), g->c->reorder_window,
-              log_string(g->upstream, upstream, sizeof(upstream)),
+              log_string(g->upstream, upstream, sizeof(upstream)), g->retention,
               qg_machine_version(), qg_version());
 }
 
@@ -378,6 +379,9 @@ start(gate *g, const struct sockaddr_storage *addr, socklen_t addrlen)
     if (committer_start(g->st, g->durability == DURABLE_SYNC ? 1 : 256,
                         g->c->reorder_window, forwarder_wake, g->fwd, &g->com))
         return cli_fail("cannot start the committer");
+    if (g->retention > 0 &&
+        (rc = retention_start(g->st, g->retention, &g->ret)))
+        return cli_fail("cannot start the daily purge: %s", strerror(rc));
     return start_daemon(g, addr, addrlen);
 }
 
@@ -435,6 +439,7 @@ stop(gate *g)
     if (g->d)
         MHD_stop_daemon(g->d);
     conntable_stop(g->conns);
+    retention_stop(g->ret);
     committer_stop(g->com);
     forwarder_stop(g->fwd);
     qg_store_close(g->st);

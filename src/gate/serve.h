@@ -34,6 +34,7 @@ typedef struct gate {
     long unsigned_burst;
     long request_timeout;
     long max_per_address;
+    long retention; /* days; 0: bodies are kept for ever */
 
     cli *c;
     char *token; /* token_len bytes, printable ASCII; NULL without one */
@@ -43,6 +44,7 @@ typedef struct gate {
     pthread_rwlock_t eng_lock;
     committer *com;
     forwarder *fwd;
+    retention *ret;   /* the daily purge; NULL without --retention */
     ratelimit *rl;    /* unsigned deliveries, per source address */
     conntable *conns; /* deadlines, and room when full */
     struct MHD_Daemon *d;
