@@ -247,7 +247,8 @@ run(cli *c, qg_store *st, int argc, char **argv)
     fprintf(stderr, "%lu replayed: %lu now pass, %lu still refused", nids,
             passing, nids - passing - skipped);
     if (skipped)
-        fprintf(stderr, ", %lu skipped (only a prefix kept, or purged)", skipped);
+        fprintf(stderr, ", %lu skipped (only a prefix kept, or purged)",
+                skipped);
     fputc('\n', stderr);
     rc = passing == nids ? EXIT_OK : EXIT_FOUND;
 done:
