@@ -44,7 +44,8 @@
  * - A #qg_engine is read-only once configured: any number of threads may
  *   call qg_engine_apply(), qg_engine_apply_batch() and
  *   qg_engine_check_batch() with it, but
- *   qg_engine_set_secret(), qg_engine_load_secret(),
+ *   qg_engine_set_secret(), qg_engine_set_secrets(),
+ *   qg_engine_load_secret(),
  *   qg_engine_require_signature(), qg_engine_set_reorder_window(),
  *   qg_engine_set_max_skew() and qg_engine_load_mapping() must not run
  *   while any other call uses the same engine.
@@ -706,6 +707,51 @@ QG_EXTERN void qg_store_on_damage(void (*fn)(const char *what));
  */
 QG_EXTERN int qg_store_copy(qg_store *st, const char *dir);
 
+/** What qg_store_purge() did; a caller-owned value with no pointers. */
+typedef struct qg_purge_stats {
+    uint64_t records;    /**< history records whose body was purged */
+    uint64_t rejections; /**< rejection log entries whose body was purged */
+    uint64_t bytes;      /**< body bytes removed, over both */
+    /** History records old enough, kept whole because their step is still
+     * in the outbox or on the dead list: it has yet to be forwarded. */
+    uint64_t skipped;
+} qg_purge_stats;
+
+/**
+ * Purges the raw bodies (which hold patients' names and phone numbers) of
+ * the history records and rejection log entries received before a time,
+ * and keeps everything else of them: a record's header (ids, event, from
+ * and to, times, machine, place), its facts, its payload digest and the
+ * digest's entry in the index, so that a redelivery of it is still a
+ * #QG_DUPLICATE and qg_store_verify_ticket() still passes.  In the body's
+ * place the store keeps its length and SHA-256.  A purged record reads
+ * with a NULL body and body_len 0 (qg_record); a purged rejection too,
+ * with its received_len and, in its digest, the SHA-256 of the delivery
+ * as received (qg_rejection).  A record whose step is in the outbox or
+ * the dead list is not purged (counted as skipped).  Purging again
+ * purges nothing more.
+ *
+ * The time compared is received_us, the library's clock when the step or
+ * refusal was recorded, not Chup's payload.timestamp: one clock for
+ * steps and refusals, and one no sender sets.
+ *
+ * Works in write transactions of a few thousand entries each, so other
+ * writers (the gate) wait at most for one of them.  A failure leaves the
+ * batches committed before it purged and the rest as they were; out then
+ * counts what was purged.  Threads as for qg_engine_apply(): do not hold
+ * a cursor in the thread that calls it.  The file does not shrink: LMDB
+ * reuses the freed pages, and qg_store_copy() writes a compacted copy.
+ * @param[in] st the store, not #QG_RDONLY.
+ * @param[in] before_us purge what was received before this time, Unix
+ * microseconds.
+ * @param[out] out the counts; may be NULL.
+ * @return 0, #QG_EINVAL (NULL st), #QG_ERDONLY, #QG_ENOMEM, #QG_EFULL,
+ * #QG_EBUSY, #QG_ESTORE (a damaged record: the batches before it stay
+ * purged).
+ */
+QG_EXTERN int qg_store_purge(qg_store *st, int64_t before_us,
+                             qg_purge_stats *out);
+
 /**
  * Writes and commits 64 KiB (a meta value rewritten each time): whether
  * the store can take a commit now.  A gate asks it to tell a full disk
@@ -833,9 +879,11 @@ typedef struct qg_record {
     int released;
     /** The raw delivery, as received; not NUL-terminated.  Points into the
      * store's read-only map: valid until the next qg_history_next() or
-     * qg_history_close() of its cursor. */
+     * qg_history_close() of its cursor.  NULL when the body was purged
+     * (qg_store_purge()): the rest of the record, digest included, is
+     * kept. */
     const char *body;
-    size_t body_len; /**< the length of body in bytes */
+    size_t body_len; /**< the length of body in bytes; 0 when purged */
 } qg_record;
 
 /**
@@ -1001,7 +1049,9 @@ typedef struct qg_rejection {
     const char *detail;
     /** The raw delivery, not NUL-terminated.  Points into the store's
      * read-only map: valid until the next qg_rejections_next() or
-     * qg_rejections_close() of its cursor. */
+     * qg_rejections_close() of its cursor.  NULL when the body was purged
+     * (qg_store_purge()): it cannot be replayed, and digest holds the
+     * SHA-256 of the delivery as received. */
     const char *body;
     size_t body_len; /**< the length of body in bytes; may be 0 */
     /** The length of the delivery as received, in bytes: body_len, or
@@ -1010,8 +1060,8 @@ typedef struct qg_rejection {
     /** 1 when body is only the first #QG_REJECTION_PREFIX bytes of the
      * delivery (received_len is longer): it cannot be replayed. */
     int truncated;
-    /** SHA-256 of the whole delivery as received, when truncated; all
-     * zero otherwise (hash body, which is then whole). */
+    /** SHA-256 of the whole delivery as received, when truncated or
+     * purged; all zero otherwise (hash body, which is then whole). */
     unsigned char digest[32];
     /** 1 when the refusal was resolved (qg_rejections_resolve()): the
      * delivery, decided again, was accepted or found to be a duplicate
@@ -1362,27 +1412,58 @@ QG_EXTERN int qg_engine_new(qg_engine **out);
  */
 QG_EXTERN void qg_engine_free(qg_engine *eng);
 
+/** The most secrets an engine holds at once (qg_engine_set_secrets()). */
+#define QG_SECRETS_MAX 8
+
 /**
- * Sets the HMAC-SHA256 secret, replacing (and wiping) any earlier one.
+ * Sets the HMAC-SHA256 secret, replacing (and wiping) any earlier ones:
+ * qg_engine_set_secrets() with one secret.
  * @param[in] eng the engine.
  * @param[in] key the secret's bytes; copied.
  * @param[in] len its length in bytes.
  * @return 0, #QG_EINVAL (NULL eng or key, len 0), #QG_ENOMEM.  On failure
- * the earlier secret is kept.
+ * the earlier secrets are kept.
  */
 QG_EXTERN int qg_engine_set_secret(qg_engine *eng, const void *key, size_t len);
 /**
- * Reads the secret from a file: its bytes, less one trailing line end
- * (LF, CR LF or CR).  As qg_engine_set_secret() otherwise.
+ * Sets the HMAC-SHA256 secrets, replacing (and wiping) any earlier ones.
+ * A delivery signed with any of them passes; qg_prepared_secret() tells
+ * which.  Several secrets are for rotating the one Chup signs with
+ * without refusing a delivery: the old and the new one, for as long as
+ * the switch takes.
+ * @param[in] eng the engine.
+ * @param[in] keys n secrets' bytes; copied.
+ * @param[in] lens their lengths in bytes.
+ * @param[in] n how many, 1 to #QG_SECRETS_MAX.  Index i of a match is
+ * keys[i].
+ * @return 0, #QG_EINVAL (NULL eng, keys or lens, a NULL key or a length of
+ * 0, n 0 or over #QG_SECRETS_MAX), #QG_ENOMEM.  On failure the earlier
+ * secrets are kept.
+ */
+QG_EXTERN int qg_engine_set_secrets(qg_engine *eng, const void *const *keys,
+                                    const size_t *lens, size_t n);
+/**
+ * How many secrets the engine checks signatures with.
+ * @param[in] eng the engine, or NULL (0).
+ * @return 0 to #QG_SECRETS_MAX.  Cannot fail.
+ */
+QG_EXTERN size_t qg_engine_secret_count(const qg_engine *eng);
+/**
+ * Reads the secrets from a file, one a line, in order (index 0 first).
+ * Each line is a secret's bytes, less its line end (LF, CR LF or CR);
+ * blank lines are skipped, so a secret cannot hold a line end.  A file of
+ * one line is one secret, as before several were allowed.  As
+ * qg_engine_set_secrets() otherwise.
  * @param[in] eng the engine.
  * @param[in] path the file.
  * @param[out] err where to write, whenever the call fails, a message
- * naming the file (at most errlen bytes, NUL-terminated).  May be NULL
- * when errlen is 0.
+ * naming the file, and the line when one is at fault (at most errlen
+ * bytes, NUL-terminated).  May be NULL when errlen is 0.
  * @param[in] errlen the size of err.
  * @return 0, #QG_EIO (cannot open or read), #QG_ETOOBIG (a secret longer
- * than 4096 bytes, line end not counted), #QG_EINVAL (NULL eng or path,
- * an empty secret), #QG_ENOMEM.  On failure the earlier secret is kept.
+ * than 4096 bytes, line end not counted, or more than #QG_SECRETS_MAX
+ * secrets), #QG_EINVAL (NULL eng or path, no secret in the file),
+ * #QG_ENOMEM.  On failure the earlier secrets are kept.
  */
 QG_EXTERN int qg_engine_load_secret(qg_engine *eng, const char *path, char *err,
                                     size_t errlen);
@@ -1616,6 +1697,18 @@ QG_EXTERN int qg_engine_apply_prepared(qg_store *st,
  * @return 1 if so; 0 if not, and for NULL.
  */
 QG_EXTERN int qg_prepared_unsigned(const qg_prepared *p);
+
+/**
+ * Which of the engine's secrets signed a prepared delivery, by index in
+ * the order they were set (the line of the secret file, blank lines not
+ * counted): what an operator watches during a rotation.  Never the
+ * secret itself.
+ * @param[in] p the prepared delivery, or NULL.
+ * @return 0 to #QG_SECRETS_MAX - 1 when its signature matched; -1 when
+ * it did not, was not checked (the body did not parse that far, or the
+ * engine checks no signatures), and for NULL.
+ */
+QG_EXTERN int qg_prepared_secret(const qg_prepared *p);
 
 /**
  * Frees a prepared delivery.

@@ -276,6 +276,117 @@ START_TEST(test_engine_wrong_secret_is_unauthenticated)
 }
 END_TEST
 
+/* The secret a fixture is signed with, and another. */
+#define SECRET     "qgate-development-secret"
+#define OLD_SECRET "another-secret"
+
+/* Prepares fixture rel with eng and gives the index of the secret that
+ * signed it and its verdict when applied as a dry run. */
+static int
+secret_of(qg_engine *e, const char *rel, qg_verdict *v)
+{
+    qg_prepared *p;
+    qg_result res;
+    size_t len;
+    char *body = tu_fixture(rel, &len);
+    int idx;
+
+    ck_assert_int_eq(qg_engine_prepare(e, body, len, &p), 0);
+    idx = qg_prepared_secret(p);
+    qg_prepared_free(p);
+    ck_assert_int_eq(qg_engine_apply(e, st, body, len, QG_DRY_RUN, &res), 0);
+    *v = res.verdict;
+    free(body);
+    return idx;
+}
+
+/* During a rotation both secrets pass, and the index says which one
+ * signed: the fixtures' secret as the second of two, then as the first;
+ * with neither of them, the delivery is refused and no index is given. */
+START_TEST(test_engine_two_secrets_either_passes)
+{
+    static const char *const rel = "visits/walk-in/01-join-live-queue.json";
+    const void *keys[2];
+    size_t lens[2];
+    qg_verdict v;
+
+    keys[0] = OLD_SECRET, lens[0] = strlen(OLD_SECRET);
+    keys[1] = SECRET, lens[1] = strlen(SECRET);
+    ck_assert_int_eq(qg_engine_set_secrets(eng, keys, lens, 2), 0);
+    ck_assert_uint_eq(qg_engine_secret_count(eng), 2);
+    ck_assert_int_eq(secret_of(eng, rel, &v), 1);
+    ck_assert_int_eq(v, QG_ACCEPTED);
+
+    keys[0] = SECRET, lens[0] = strlen(SECRET);
+    keys[1] = OLD_SECRET, lens[1] = strlen(OLD_SECRET);
+    ck_assert_int_eq(qg_engine_set_secrets(eng, keys, lens, 2), 0);
+    ck_assert_int_eq(secret_of(eng, rel, &v), 0);
+    ck_assert_int_eq(v, QG_ACCEPTED);
+
+    keys[0] = OLD_SECRET, lens[0] = strlen(OLD_SECRET);
+    keys[1] = "yet-another", lens[1] = 11;
+    ck_assert_int_eq(qg_engine_set_secrets(eng, keys, lens, 2), 0);
+    ck_assert_int_eq(secret_of(eng, rel, &v), -1);
+    ck_assert_int_eq(v, QG_UNAUTHENTICATED);
+    ck_assert_int_eq(qg_prepared_secret(NULL), -1);
+}
+END_TEST
+
+/* Writes text to a secret file in the test's store directory. */
+static const char *
+secret_file(const char *text)
+{
+    static char path[512];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s.secret", tu_store_dir());
+    ck_assert_ptr_nonnull(f = fopen(path, "wb"));
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* A secret file of several lines is several secrets, by line, blank
+ * lines skipped; one line reads as it always did; refusals name the file
+ * and the line. */
+START_TEST(test_engine_secret_file_lines)
+{
+    static const char *const rel = "visits/walk-in/01-join-live-queue.json";
+    char err[256], big[4200];
+    const char *path;
+    qg_verdict v;
+
+    path = secret_file(OLD_SECRET "\r\n\n" SECRET "\n");
+    ck_assert_int_eq(qg_engine_load_secret(eng, path, err, sizeof(err)), 0);
+    ck_assert_uint_eq(qg_engine_secret_count(eng), 2);
+    ck_assert_int_eq(secret_of(eng, rel, &v), 1);
+    ck_assert_int_eq(v, QG_ACCEPTED);
+
+    path = secret_file(SECRET);
+    ck_assert_int_eq(qg_engine_load_secret(eng, path, err, sizeof(err)), 0);
+    ck_assert_uint_eq(qg_engine_secret_count(eng), 1);
+    ck_assert_int_eq(secret_of(eng, rel, &v), 0);
+
+    path = secret_file("\n\n");
+    ck_assert_int_eq(qg_engine_load_secret(eng, path, err, sizeof(err)),
+                     QG_EINVAL);
+    ck_assert_msg(strstr(err, path) && strstr(err, "empty"), "%s", err);
+    ck_assert_uint_eq(qg_engine_secret_count(eng), 1); /* kept */
+
+    memset(big, 'k', 4097);
+    strcpy(big + 4097, "\n");
+    path = secret_file(big);
+    ck_assert_int_eq(qg_engine_load_secret(eng, path, err, sizeof(err)),
+                     QG_ETOOBIG);
+    ck_assert_msg(strstr(err, path) && strstr(err, "line 1:"), "%s", err);
+    path = secret_file("a\nb\nc\nd\ne\nf\ng\nh\ni\n");
+    ck_assert_int_eq(qg_engine_load_secret(eng, path, err, sizeof(err)),
+                     QG_ETOOBIG);
+    ck_assert_msg(strstr(err, "line 9: more than 8 secrets"), "%s", err);
+    ck_assert_int_eq(secret_of(eng, rel, &v), 0); /* the earlier one kept */
+}
+END_TEST
+
 /*
  * qg_prepared_unsigned(): a body refused as unauthenticated, or as
  * malformed before its signature could be verified, is unsigned; a
@@ -334,6 +445,17 @@ START_TEST(test_engine_bad_arguments)
     ck_assert_int_eq(qg_engine_apply(eng, st, "{}", 2, 0x80, &res), QG_EINVAL);
     ck_assert_int_eq(qg_engine_apply(eng, st, "{}", 2, 0, NULL), QG_EINVAL);
     ck_assert_int_eq(qg_engine_set_secret(eng, "", 0), QG_EINVAL);
+    {
+        const void *keys[QG_SECRETS_MAX + 1] = {"a", NULL};
+        size_t lens[QG_SECRETS_MAX + 1] = {1, 1};
+
+        ck_assert_int_eq(qg_engine_set_secrets(eng, keys, lens, 2), QG_EINVAL);
+        ck_assert_int_eq(qg_engine_set_secrets(eng, keys, lens, 0), QG_EINVAL);
+        ck_assert_int_eq(
+            qg_engine_set_secrets(eng, keys, lens, QG_SECRETS_MAX + 1),
+            QG_EINVAL);
+        ck_assert_uint_eq(qg_engine_secret_count(eng), 1);
+    }
 }
 END_TEST
 
@@ -879,6 +1001,8 @@ engine_suite(void)
     tcase_add_test(errors, test_engine_malformed_bodies_refused);
     tcase_add_test(errors, test_engine_no_secret_is_unauthenticated);
     tcase_add_test(errors, test_engine_wrong_secret_is_unauthenticated);
+    tcase_add_test(errors, test_engine_two_secrets_either_passes);
+    tcase_add_test(errors, test_engine_secret_file_lines);
     tcase_add_test(errors, test_engine_bad_arguments);
     tcase_add_test(errors, test_engine_future_step_refused);
     tcase_add_test(errors, test_engine_prepared_unsigned);

@@ -594,7 +594,8 @@ START_TEST(test_sighup_reloads_mapping_and_log)
     text = read_from(log, 0);
     ck_assert_msg(strstr(text, "\"msg\":\"reloaded\",\"mapping\":\"") != NULL &&
                       strstr(text, "/map.json\",\"secret\":\"") != NULL &&
-                      strstr(text, "/secret\",\"log\":\"") != NULL,
+                      strstr(text, "/secret\",\"secrets\":1,\"log\":\"") !=
+                          NULL,
                   "the new log file lacks what was reloaded: %s", text);
     free(text);
     text = read_from(rotated, 0);
@@ -606,6 +607,105 @@ START_TEST(test_sighup_reloads_mapping_and_log)
     ck_assert_msg(strstr(text, "\nqgate: ") == NULL,
                   "the failed reload was said outside the JSON log: %s", text);
     free(text);
+}
+END_TEST
+
+/* Posts join_body(id) and requires it accepted; what happened if not. */
+static void
+post_join_accepted(long long id, const char *when)
+{
+    answer a;
+    size_t len;
+    char *body = join_body(id, &len);
+
+    ck_assert_ptr_nonnull(body);
+    http("POST", WEBHOOK, as_json, body, len, &a);
+    free(body);
+    ck_assert_msg(a.status == 200 && same(jstr(a.json, "verdict"), "accepted"),
+                  "%s: delivery %lld answered %ld %s", when, id, a.status,
+                  a.body ? a.body : "");
+    answer_free(&a);
+}
+
+/* Posts joins from *id on until the gate's log (read from `from`) holds
+ * want, or fails the test; each one must be accepted. */
+static void
+post_until_logged(long long *id, off_t from, const char *want, const char *when)
+{
+    int64_t until = now_ms() + WAIT_MS;
+    char *text = NULL;
+    int ok = 0;
+
+    while (!ok && now_ms() < until) {
+        post_join_accepted((*id)++, when);
+        free(text);
+        text = read_from(logpath, from);
+        ok = strstr(text, want) != NULL;
+    }
+    ck_assert_msg(ok, "%s: the log never said %s: %s", when, want, text);
+    free(text);
+}
+
+/*
+ * Rotating Chup's secret with no delivery refused, as docs/operations.md
+ * tells it: the new secret added as a second line and SIGHUP while
+ * deliveries signed with the old one flow, Chup switched (the metric moves
+ * to index 1), the old line removed and SIGHUP while deliveries signed with
+ * the new one flow.  Afterwards the old secret is refused.
+ */
+START_TEST(test_sighup_rotates_secrets)
+{
+    static const char old_key[] = "the-old-secret", new_key[] = "the-new-one";
+    char file[160];
+    const char *opts[] = {"--secret-file", file, NULL};
+    long long id = 64001;
+    off_t mark;
+    char *text;
+    answer a;
+    size_t len;
+    char *body;
+    int i;
+
+    snprintf(file, sizeof(file), "%s/chup.secret", work);
+    write_text(file, "the-old-secret\n");
+    secret_use(old_key);
+    gate_start(opts);
+    for (i = 0; i < 5; i++)
+        post_join_accepted(id++, "before the rotation");
+    ck_assert(gate_sample("qgate_signature_matches_total{secret=\"0\"}") == 5);
+
+    mark = file_size(logpath);
+    write_text(file, "the-old-secret\nthe-new-one\n");
+    ck_assert_int_eq(kill(gate_pid, SIGHUP), 0);
+    post_until_logged(&id, mark, "\"secrets\":2,", "adding the new secret");
+
+    secret_use(new_key);
+    for (i = 0; i < 5; i++)
+        post_join_accepted(id++, "Chup switched");
+    ck_assert(gate_sample("qgate_signature_matches_total{secret=\"1\"}") == 5);
+    text = read_from(logpath, mark);
+    ck_assert_msg(strstr(text, "\"secret\":1,") != NULL &&
+                      strstr(text, new_key) == NULL &&
+                      strstr(text, old_key) == NULL,
+                  "the delivery lines lack the secret's index, or hold a "
+                  "secret: %s",
+                  text);
+    free(text);
+
+    mark = file_size(logpath);
+    write_text(file, "the-new-one\n");
+    ck_assert_int_eq(kill(gate_pid, SIGHUP), 0);
+    post_until_logged(&id, mark, "\"secrets\":1,", "removing the old secret");
+    post_join_accepted(id++, "after the rotation");
+
+    secret_use(old_key);
+    body = join_body(id++, &len);
+    http("POST", WEBHOOK, as_json, body, len, &a);
+    free(body);
+    ck_assert_int_eq(a.status, 401);
+    answer_free(&a);
+    secret_use(NULL);
+    gate_stop();
 }
 END_TEST
 
@@ -634,6 +734,7 @@ gate_answers_suite(void)
     tcase_add_test(tc, test_read_api_bearer_token);
     tcase_add_test(tc, test_health_and_ready_without_upstream);
     tcase_add_test(tc, test_sighup_reloads_mapping_and_log);
+    tcase_add_test(tc, test_sighup_rotates_secrets);
     suite_add_tcase(s, tc);
     return s;
 }

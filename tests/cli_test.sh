@@ -35,6 +35,16 @@ check "apply - reads one body per line" \
 check "stdin inputs are named by line" \
     grep -q 'stdin:3' "$T/out"
 
+# a secret file of two lines, as during a rotation: either secret passes
+{ echo 'the-new-secret'; echo; cat "$F/secret"; } >"$T/two.secret"
+check "check with the fixtures' secret as the second of two exits 0" \
+    status 0 "$Q" check --db "$DB" --secret-file "$T/two.secret" "$F/visits/appointment/01-appointment.json"
+printf 'x\nx\nx\nx\nx\nx\nx\nx\nx\n' >"$T/nine.secret"
+check "nine secrets exit 2" \
+    status 2 "$Q" check --db "$DB" --secret-file "$T/nine.secret" "$F/visits/appointment/01-appointment.json"
+check "nine secrets name the file and the line" \
+    grep -q "nine.secret: line 9: more than 8 secrets" "$T/err"
+
 # check: verdicts, nothing written
 check "check of a new ticket exits 0" \
     status 0 "$Q" check --db "$DB" --secret-file "$F/secret" "$F/visits/appointment/01-appointment.json"
@@ -241,8 +251,10 @@ check "the manual has the time policy" grep -q '^\.SH TIMES' "$DOCS/qgate.1"
 check "the README says man -l needs man-db" grep -q 'needs man-db' "$README"
 check "the README says how long the tests take" \
     grep -q 'about [0-9]* minutes on 2 cores' "$README"
-check "gate.md says SIGHUP reloads the secret" \
-    grep -q 'SIGHUP: reopen the log file, and reload the mapping and the secret' "$DOCS/gate.md"
+check "gate.md says SIGHUP reloads the secrets" \
+    grep -q 'SIGHUP: reopen the log file, and reload the mapping and every secret' "$DOCS/gate.md"
+check "operations.md says how to rotate the secret" \
+    grep -q "^## Rotating Chup's secret" "$DOCS/operations.md"
 
 # --max-skew: steps dated ahead of this clock by more than the skew (300 s
 # unless set) are malformed; 0 turns the check off; a flag wins over the
@@ -377,7 +389,7 @@ check "a long malformed body is refused" \
 check "rejected --json of it" \
     status 1 "$Q" rejected --json --db "$DB" --code bad_json
 check "only a prefix of it is kept, with its length and digest" \
-    grep -q "\"body_bytes\":3072,\"received_bytes\":5000,\"truncated\":true,\"sha256\":\"$(sha256sum <"$T/junk.json" | cut -c1-64)\",\"resolved\":false}" "$T/out"
+    grep -q "\"body_bytes\":3072,\"received_bytes\":5000,\"truncated\":true,\"purged\":false,\"sha256\":\"$(sha256sum <"$T/junk.json" | cut -c1-64)\",\"resolved\":false}" "$T/out"
 check "rejected marks it" \
     sh -c "'$Q' rejected --db '$DB' --code bad_json | grep -q 'first 3072 of 5000 bytes kept'"
 check "replay skips it" \
@@ -482,6 +494,95 @@ check "it is still refused" grep -q '^1 replayed: 0 now pass, 1 still refused' "
 check "and still open" status 1 "$Q" rejected --db "$Z"
 check "an open entry is still listed, unmarked" \
     sh -c "'$Q' rejected --json --db '$DB' | grep -q '\"resolved\":false}\$'"
+
+# backup: a copy that opens as a store and holds what the store holds;
+# a DEST in use is refused by name, and a refused or failed backup leaves
+# nothing that looks like one
+check "backup exits 0" status 0 "$Q" backup --db "$DB" "$T/bk"
+check "backup says what it copied" \
+    grep -Eq "^$T/bk: [0-9]+ bytes, [0-9]+ tickets, [0-9]+ records\$" "$T/out"
+check "the backup holds data.mdb alone" \
+    test "$(ls "$T/bk")" = data.mdb
+check "the backup verifies" status 0 "$Q" verify --db "$T/bk"
+"$Q" list --db "$DB" >"$T/list.src" 2>&1
+check "the backup lists the same tickets" \
+    sh -c "'$Q' list --db '$T/bk' | cmp -s - '$T/list.src'"
+"$Q" history --json --db "$DB" 30001 >"$T/h.src" 2>&1
+check "the backup's history is the store's" \
+    sh -c "'$Q' history --json --db '$T/bk' 30001 | cmp -s - '$T/h.src'"
+check "backup into a non-empty directory exits 2" \
+    status 2 "$Q" backup --db "$DB" "$T/bk"
+check "backup names the directory that is not empty" \
+    grep -q "backup: $T/bk: not empty" "$T/err"
+touch "$T/afile"
+check "backup onto a file exits 2" status 2 "$Q" backup --db "$DB" "$T/afile"
+check "backup names the file" \
+    grep -q "backup: $T/afile: exists and is not a directory" "$T/err"
+mkdir "$T/emptybk"
+check "backup into an empty directory exits 0" \
+    status 0 "$Q" backup --db "$DB" "$T/emptybk"
+check "backup into a missing parent exits 2" \
+    status 2 "$Q" backup --db "$DB" "$T/no/such/bk"
+check "a failed backup leaves nothing behind" \
+    test "$(ls -a "$T" | grep -c partial)" -eq 0
+check "backup --json" status 0 "$Q" backup --json --db "$DB" "$T/bkj"
+check "backup --json says what it copied" \
+    grep -Eq '^\{"backup":".*/bkj","bytes":[0-9]+,"tickets":[0-9]+,"records":[0-9]+\}$' "$T/out"
+
+# purge: the bodies go, the skeleton stays; every reader copes; refusals
+# name the value
+P="$T/pdb"
+"$Q" apply --reorder-window 0 --db "$P" --secret-file "$F/secret" \
+    "$F"/visits/walk-in/*.json "$F"/illegal/served-before-arrive/*.json \
+    >/dev/null 2>&1
+check "purge without --before exits 2" status 2 "$Q" purge --db "$P"
+check "purge without --before says what to give" \
+    grep -q 'purge: give --before DATE' "$T/err"
+check "purge --before nonsense exits 2" \
+    status 2 "$Q" purge --db "$P" --before 2024-13-45
+check "purge names the bad DATE" grep -q -- '--before "2024-13-45"' "$T/err"
+check "purge --before a future DATE exits 2" \
+    status 2 "$Q" purge --db "$P" --before 2999-01-01
+check "purge names the future DATE" \
+    grep -q -- '--before "2999-01-01": in the future' "$T/err"
+check "nothing was purged by a refused purge" \
+    sh -c "'$Q' history --db '$P' --raw 1 30001 | cmp -s - '$F/visits/walk-in/01-join-live-queue.json'"
+check "purge before 2000 purges nothing" \
+    status 0 "$Q" purge --db "$P" --before 2000-01-01
+check "purge before 2000 says so" grep -q '^purged the bodies of 0 records and 0 rejections' "$T/out"
+sleep 1
+NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+check "purge --before now exits 0" status 0 "$Q" purge --db "$P" --before "$NOW"
+check "purge counts records and rejections" \
+    grep -Eq '^purged the bodies of 10 records and 1 rejections received before .*: [0-9]+ bytes; 0 records kept whole' "$T/out"
+check "history shows the bodies as purged" status 0 "$Q" history --db "$P" 30001
+check "history marks each purged step" \
+    test "$(grep -c 'body purged$' "$T/out")" -eq 9
+check "history --raw of a purged step exits 2" \
+    status 2 "$Q" history --db "$P" --raw 1 30001
+check "history --raw says the body was purged" \
+    grep -q 'record 1: its body was purged' "$T/err"
+check "history --json marks purged steps" \
+    sh -c "'$Q' history --json --db '$P' 30001 | jq -e 'all(.[]; .purged and .body_bytes == 0)' >/dev/null"
+check "export marks purged steps" \
+    sh -c "'$Q' export --db '$P' | jq -e -s 'length == 10 and all(.[]; .purged)' >/dev/null"
+check "show still shows the ticket" status 0 "$Q" show --db "$P" 30001
+check "verify passes after a purge" status 0 "$Q" verify --db "$P"
+check "rejected marks the purged body" status 1 "$Q" rejected --db "$P"
+check "rejected says [body purged]" grep -q 'illegal_transition.*\[body purged\]' "$T/out"
+check "rejected --json says purged" \
+    sh -c "'$Q' rejected --json --db '$P' | jq -e '.purged and .body_bytes == 0 and (.sha256 | length) == 64' >/dev/null"
+check "a purged rejection is not replayed" \
+    status 1 "$Q" rejected --replay --db "$P" --secret-file "$F/secret"
+check "replay says the body was purged" \
+    grep -q 'rejection:1: skipped: its body was purged' "$T/err"
+check "a redelivery after a purge is still a duplicate" \
+    status 0 "$Q" apply --db "$P" --secret-file "$F/secret" "$F/visits/walk-in/04-serving.json"
+check "the redelivery names the step" grep -q '^duplicate' "$T/out"
+check "purge again purges nothing" \
+    status 0 "$Q" purge --json --db "$P" --before "$NOW"
+check "purge --json counts" \
+    grep -Eq '^\{"before":"[^"]+","records":0,"rejections":0,"bytes":0,"skipped_outbox":0,"complete":true\}$' "$T/out"
 
 # an inverted or empty --since/--until range is a usage error, for each
 # command that takes both
@@ -603,6 +704,8 @@ json_args() { # the arguments each command is run with
     apply | check) echo "--secret-file $F/secret $W/02-alert.json" ;;
     history | show) echo 30001 ;;
     rejected) echo "--replay --no-verify" ;;
+    backup) echo "$T/jsonbackup" ;;
+    purge) echo "--before 2000-01-01" ;;
     serve) echo "--secret-file $F/secret --listen 127.0.0.1:0" ;;
     list | verify | stats | export | machine | outbox | held) ;;
     *) return 1 ;;

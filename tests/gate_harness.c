@@ -101,6 +101,18 @@ secret_load(void)
     free(key);
 }
 
+void
+secret_use(const char *key)
+{
+    if (key == NULL) {
+        secret_load();
+        return;
+    }
+    ck_assert(strlen(key) > 0 && strlen(key) < sizeof(secret));
+    memcpy(secret, key, strlen(key));
+    secret_len = strlen(key);
+}
+
 /*
  * {"payload":P,"signature":"H"}\n with H the lowercase hex HMAC-SHA256 of
  * P's exact bytes (fixtures/README.md).  Returns a malloc'd body, or NULL

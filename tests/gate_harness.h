@@ -68,6 +68,11 @@ extern int gate_port;    /* its port */
 
 extern char secret[256];
 
+/* Signs what is built from now on with key (NUL-terminated) instead of
+ * fixtures/secret; NULL goes back to it.  Not while another thread
+ * signs. */
+void secret_use(const char *key);
+
 /* walk-in/01's payload with the parts a step changes left open. */
 #define STEP_FMT                                                               \
     "{\"event\":\"%s\",\"timestamp\":\"%s\",\"data\":{\"id\":%lld,"            \

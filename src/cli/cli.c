@@ -24,7 +24,7 @@ static const cli_command cli_serve = {
 static const cli_command *const commands[] = {
     &cli_apply,    &cli_check,  &cli_history, &cli_show,   &cli_list,
     &cli_rejected, &cli_verify, &cli_stats,   &cli_export, &cli_machine,
-    &cli_serve,    &cli_outbox, &cli_held};
+    &cli_serve,    &cli_outbox, &cli_held,    &cli_backup, &cli_purge};
 
 /*
  * Time zones.  Every timestamp is shown in the offset Chup sent for it;

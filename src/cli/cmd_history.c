@@ -12,6 +12,8 @@
 static const char *
 note(const qg_record *r)
 {
+    if (r->body == NULL)
+        return r->late ? "late, body purged" : "body purged";
     if (r->late && r->released)
         return "late, was held";
     if (r->late)
@@ -55,6 +57,12 @@ history(cli *c, qg_store *st, const qg_ticket *t, long raw, qg_order order)
         prev_ms = r.event_ms;
         if (raw > 0) {
             if ((long)r.seq == raw) {
+                if (r.body == NULL) {
+                    qg_history_close(h);
+                    return cli_fail("ticket %s: record %ld: its body was "
+                                    "purged (qgate purge)",
+                                    name, raw);
+                }
                 fwrite(r.body, 1, r.body_len, stdout);
                 break;
             }

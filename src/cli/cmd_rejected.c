@@ -33,6 +33,8 @@ print_human(const qg_rejection *r)
            r->detail);
     if (r->truncated)
         printf(" [first %zu of %zu bytes kept]", r->body_len, r->received_len);
+    else if (r->body == NULL && r->received_len)
+        printf(" [body purged]");
     if (r->resolved && r->resolved_seq)
         printf(" [resolved: ticket %" PRIu64 " step %" PRIu32 "]",
                r->resolved_ticket, r->resolved_seq);
@@ -43,7 +45,7 @@ print_human(const qg_rejection *r)
 
 /* Re-decides one logged delivery, and marks it resolved when it now
  * passes.  Returns 1 when it now passes, -1 when it was skipped (only a
- * prefix of it was kept). */
+ * prefix of it was kept, or its body was purged). */
 static int
 replay(cli *c, qg_engine *eng, qg_store *st, const qg_rejection *r, int *rc)
 {
@@ -58,6 +60,14 @@ replay(cli *c, qg_engine *eng, qg_store *st, const qg_rejection *r, int *rc)
                 "were kept (%s), so it cannot be replayed\n",
                 input, r->body_len, r->received_len,
                 qg_verdict_name(r->verdict));
+        *rc = 0;
+        return -1;
+    }
+    if (r->body == NULL && r->received_len) {
+        fprintf(stderr,
+                "qgate: %s: skipped: its body was purged (qgate purge), so "
+                "it cannot be replayed\n",
+                input);
         *rc = 0;
         return -1;
     }
@@ -237,7 +247,8 @@ run(cli *c, qg_store *st, int argc, char **argv)
     fprintf(stderr, "%lu replayed: %lu now pass, %lu still refused", nids,
             passing, nids - passing - skipped);
     if (skipped)
-        fprintf(stderr, ", %lu skipped (only a prefix kept)", skipped);
+        fprintf(stderr, ", %lu skipped (only a prefix kept, or purged)",
+                skipped);
     fputc('\n', stderr);
     rc = passing == nids ? EXIT_OK : EXIT_FOUND;
 done:

@@ -131,10 +131,10 @@ render_record(FILE *f, const qg_record *r, int64_t waited_ms)
     for (i = 0; i < 32; i++)
         fprintf(f, "%02x", r->digest[i]);
     fprintf(f,
-            "\",\"machine\":\"%s\",\"body_bytes\":%zu,\"pos\":%" PRIu32
-            ",\"late\":%s,\"released\":%s}",
-            r->machine, r->body_len, r->pos, r->late ? "true" : "false",
-            r->released ? "true" : "false");
+            "\",\"machine\":\"%s\",\"body_bytes\":%zu,\"purged\":%s,"
+            "\"pos\":%" PRIu32 ",\"late\":%s,\"released\":%s}",
+            r->machine, r->body_len, r->body == NULL ? "true" : "false", r->pos,
+            r->late ? "true" : "false", r->released ? "true" : "false");
 }
 
 int
@@ -178,9 +178,12 @@ render_rejection(FILE *f, const qg_rejection *r)
         fprintf(f, "null");
     fprintf(f, ",\"from\":\"%s\",\"reason\":", qg_state_name(r->from));
     render_string(f, r->detail, strlen(r->detail));
-    fprintf(f, ",\"body_bytes\":%zu,\"received_bytes\":%zu,\"truncated\":%s",
-            r->body_len, r->received_len, r->truncated ? "true" : "false");
-    if (r->truncated) {
+    fprintf(f,
+            ",\"body_bytes\":%zu,\"received_bytes\":%zu,\"truncated\":%s,"
+            "\"purged\":%s",
+            r->body_len, r->received_len, r->truncated ? "true" : "false",
+            r->body == NULL && r->received_len ? "true" : "false");
+    if (r->truncated || (r->body == NULL && r->received_len)) {
         int i;
 
         fprintf(f, ",\"sha256\":\"");
@@ -262,9 +265,10 @@ render_export_row(FILE *f, const qg_ticket *t, const qg_record *r, int csv)
         ",\"seq\":%" PRIu32 ",\"timestamp\":\"%s\",\"received\":\"%s\","
         "\"event\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"service_id\":%" PRId64
         ",\"staff_id\":%" PRId64 ",\"machine\":\"%s\","
-        "\"digest\":\"%s\"}\n",
+        "\"digest\":\"%s\",\"purged\":%s}\n",
         r->seq, when, recv, qg_event_name(r->event), qg_state_name(r->from),
-        qg_state_name(r->to), r->service_id, r->staff_id, r->machine, digest);
+        qg_state_name(r->to), r->service_id, r->staff_id, r->machine, digest,
+        r->body == NULL ? "true" : "false");
 }
 
 void

@@ -305,6 +305,8 @@ webhook_data(request *r, const char *data, size_t *size)
         pthread_rwlock_unlock(&r->g->eng_lock);
         if (rc)
             return dropped(r, "the delivery could not be prepared", rc);
+        if ((rc = qg_prepared_secret(r->p.prepared)) >= 0)
+            atomic_fetch_add(&gate_metrics.secret_matches[rc], 1);
         if (qg_prepared_unsigned(r->p.prepared) && over_rate(r))
             return answer_over_rate(r);
         /* Queued and suspended on the next call, not this one.  Here
@@ -630,12 +632,26 @@ answers_handle(void *cls, struct MHD_Connection *conn, const char *url,
 /* A request whose body is still coming when it ends (the client went away)
  * was queued nowhere: nothing to undo.  One that is QUEUED ends only after
  * its commit, because the connection is suspended until then. */
+/* The index of the secret that signed p, or null: for the log line, which
+ * never holds the secret itself. */
+static const char *
+secret_index(const qg_prepared *p, char *buf, size_t len)
+{
+    int i = qg_prepared_secret(p);
+
+    if (i < 0)
+        return "null";
+    snprintf(buf, len, "%d", i);
+    return buf;
+}
+
 void
 answers_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                   enum MHD_RequestTerminationCode toe)
 {
     gate *g = cls;
     request *r = *con_cls;
+    char idx[16];
     int64_t elapsed;
 
     conntable_idle(g->conns, conn);
@@ -648,13 +664,14 @@ answers_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                   ",\"request_id\":\"%s\",\"status\":%d,\"verdict\":\"%s\","
                   "\"code\":\"%s\",\"ticket\":%" PRIu64
                   ",\"live_queue_id\":%" PRId64 ",\"event\":\"%s\","
-                  "\"from\":\"%s\",\"to\":\"%s\",\"us\":%" PRId64,
+                  "\"from\":\"%s\",\"to\":\"%s\",\"secret\":%s,"
+                  "\"us\":%" PRId64,
                   r->id, r->status, qg_verdict_name(r->p.res.verdict),
                   qg_reason_name(r->p.res.reason), r->p.res.ticket,
                   r->p.res.live_queue_id,
                   r->p.res.event ? qg_event_name(r->p.res.event) : "",
                   qg_state_name(r->p.res.from), qg_state_name(r->p.res.to),
-                  elapsed);
+                  secret_index(r->p.prepared, idx, sizeof(idx)), elapsed);
     else if (r->status >= 400 || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         log_event(r->status >= 500 ? "error" : "info", "request",
                   ",\"request_id\":\"%s\",\"status\":%d,\"completed\":%s,"

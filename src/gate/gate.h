@@ -84,6 +84,9 @@ typedef struct metrics {
     /* The first failed attempt after the HIS's last 2xx; 0 when the last
      * attempt was taken (or none was made). */
     _Atomic int64_t his_down_since_us;
+    /* signed deliveries by the index of the secret that matched */
+    atomic_ulong secret_matches[QG_SECRETS_MAX];
+    atomic_uint secrets; /* how many the running engine holds */
 } metrics;
 
 extern metrics gate_metrics;
@@ -155,6 +158,17 @@ void forwarder_wake(void *f);
 int forwarder_reachable(forwarder *f);
 /* Finishes attempts in flight, then stops.  NULL ok. */
 void forwarder_stop(forwarder *f);
+
+/* ----- retention.c ------------------------------------------------------ */
+
+typedef struct retention retention;
+
+/* Starts the thread that purges the bodies of what was received more than
+ * `days` days ago (qg_store_purge()): at once, then every 24 hours, each
+ * time logged.  Returns 0, or an errno value and nothing left running. */
+int retention_start(qg_store *st, long days, retention **out);
+/* Finishes a purge under way, then stops.  NULL ok. */
+void retention_stop(retention *r);
 
 /* ----- connections.c ---------------------------------------------------- */
 

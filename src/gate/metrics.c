@@ -184,6 +184,16 @@ metrics_render(FILE *f, qg_store *st)
     for (i = 0; i < SHED_KINDS; i++)
         fprintf(f, "qgate_connections_shed_total{reason=\"%s\"} %lu\n", shed[i],
                 atomic_load(&gate_metrics.shed[i]));
+    /* Every index the engine holds, and any that matched before a reload
+     * dropped it: the count of the old one stops moving in a rotation. */
+    head(f, "qgate_signature_matches_total", "counter",
+         "Signed deliveries by the index of the secret (the line of the "
+         "secret file) that matched.");
+    for (i = 0; i < QG_SECRETS_MAX; i++)
+        if ((unsigned)i < atomic_load(&gate_metrics.secrets) ||
+            atomic_load(&gate_metrics.secret_matches[i]))
+            fprintf(f, "qgate_signature_matches_total{secret=\"%d\"} %lu\n", i,
+                    atomic_load(&gate_metrics.secret_matches[i]));
     qg_rejections_dropped(st, &dropped);
     sample(f, "qgate_rejections_dropped_total", "counter",
            "Unauthenticated and malformed entries dropped from the rejection "

@@ -100,6 +100,9 @@ const cli_option serve_options[] = {
      XSTR(CLI_DEFAULT_REORDER_WINDOW),
      "a step not legal yet waits S seconds\nfor an earlier one ({}; 0: "
      "judge on\narrival, hold nothing)"},
+    {"retention", "DAYS", CLI_NUMBER, "retention", AT(retention), NULL,
+     "purge the raw bodies of steps and\nrefusals older than DAYS, at start "
+     "and\ndaily (none: keep them for ever)"},
     {"log", "FILE", CLI_PATH, "log", AT(log), NULL,
      "JSON log lines (stderr); SIGHUP reopens"},
     {"max-unsigned-log", "BYTES", CLI_NUMBER, "max_unsigned_log",
@@ -286,6 +289,8 @@ check(gate *g, cli *c)
     if (upstream_format_parse(g->upstream_format, &g->format))
         return cli_fail("--upstream-format \"%s\": expected qgate or chup",
                         g->upstream_format);
+    if (g->retention > 36500)
+        return cli_fail("--retention %ld: at most 36500 days", g->retention);
     if (!g->insecure && c->secret_file == NULL)
         return cli_fail("serve: no secret: give --secret-file FILE (or "
                         "--insecure-no-signature to accept unsigned "

@@ -260,12 +260,13 @@ log_listening(gate *g, unsigned port)
     log_event("info", "listening",
               ",\"listen\":%s,\"port\":%u,\"path\":%s,\"db\":%s,"
               "\"durability\":\"%s\",\"reorder_window_s\":%" PRId64
-              ",\"upstream\":%s,\"machine\":\"%s\",\"version\":\"%s\"",
+              ",\"upstream\":%s,\"retention_days\":%ld,\"machine\":\"%s\","
+              "\"version\":\"%s\"",
               log_string(g->listen, listen, sizeof(listen)), port,
               log_string(g->path, path, sizeof(path)),
               log_string(g->c->db, db, sizeof(db)),
               durability_name(g->durability), g->c->reorder_window,
-              log_string(g->upstream, upstream, sizeof(upstream)),
+              log_string(g->upstream, upstream, sizeof(upstream)), g->retention,
               qg_machine_version(), qg_version());
 }
 
@@ -303,13 +304,16 @@ reload(gate *g)
     pthread_rwlock_wrlock(&g->eng_lock);
     qg_engine_free(g->eng);
     g->eng = fresh;
+    atomic_store(&gate_metrics.secrets,
+                 (unsigned)qg_engine_secret_count(fresh));
     pthread_rwlock_unlock(&g->eng_lock);
     log_event("info", "reloaded",
-              ",\"mapping\":%s,\"secret\":%s,\"log\":%s,"
+              ",\"mapping\":%s,\"secret\":%s,\"secrets\":%zu,\"log\":%s,"
               "\"upstream_secret\":%s",
               log_string(g->c->mapping, map, sizeof(map)),
               log_string(g->c->no_verify ? NULL : g->c->secret_file, secret,
                          sizeof(secret)),
+              qg_engine_secret_count(fresh),
               log_string(log_failed ? NULL : g->log, logf, sizeof(logf)),
               log_string(up_failed ? NULL : upstream_secret_file(g->up),
                          upsecret, sizeof(upsecret)));
@@ -443,6 +447,9 @@ start(gate *g, const struct sockaddr_storage *addr, socklen_t addrlen)
     if (committer_start(g->st, g->durability == DURABLE_SYNC ? 1 : 256,
                         g->c->reorder_window, forwarder_wake, g->fwd, &g->com))
         return cli_fail("cannot start the committer");
+    if (g->retention > 0 &&
+        (rc = retention_start(g->st, g->retention, &g->ret)))
+        return cli_fail("cannot start the daily purge: %s", strerror(rc));
     return start_daemon(g, addr, addrlen);
 }
 
@@ -505,6 +512,7 @@ stop(gate *g)
     if (g->d)
         MHD_stop_daemon(g->d);
     conntable_stop(g->conns);
+    retention_stop(g->ret);
     committer_stop(g->com);
     forwarder_stop(g->fwd);
     alerts_stop(); /* after the forwarder, which hands it dead steps */
@@ -560,6 +568,8 @@ cmd_serve(cli *c, int argc, char **argv)
 
     if ((rc = cli_new_engine(c, &g.eng)))
         goto free_token;
+    atomic_store(&gate_metrics.secrets,
+                 (unsigned)qg_engine_secret_count(g.eng));
     if ((rc = open_store(&g))) {
         qg_engine_free(g.eng);
         goto free_token;

@@ -44,6 +44,7 @@ typedef struct gate {
     long alert_his_down;
     long alert_refusals;
     long alert_interval;
+    long retention; /* days; 0: bodies are kept for ever */
 
     cli *c;
     char *token; /* token_len bytes, printable ASCII; NULL without one */
@@ -56,6 +57,7 @@ typedef struct gate {
     upstream_builder *up; /* the HIS's requests, with its secrets */
     ratelimit *rl;        /* unsigned deliveries, per source address */
     conntable *conns;     /* deadlines, and room when full */
+    retention *ret;       /* the daily purge; NULL without --retention */
     struct MHD_Daemon *d;
     atomic_ulong next_request;
     atomic_long in_flight;   /* requests begun and not yet completed */

@@ -26,8 +26,11 @@
 
 struct qg_engine {
     qg__mapping *map;
-    unsigned char *secret;
-    size_t secret_len;
+    /* The secrets any of which may sign a delivery, in the order given:
+     * during a rotation the old one and the new one. */
+    unsigned char *secrets[QG_SECRETS_MAX];
+    size_t secret_lens[QG_SECRETS_MAX];
+    size_t nsecrets;
     int require_signature;
     int64_t window_s;    /* the reorder window; 0 judges on arrival */
     int64_t max_skew_ms; /* 0: steps may be dated any time ahead */
@@ -43,6 +46,19 @@ const char *
 qg_machine_version(void)
 {
     return QG__MACHINE_VERSION;
+}
+
+/* Wipes and frees n secrets. */
+static void
+wipe_secrets(unsigned char **keys, const size_t *lens, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        memset(keys[i], 0, lens[i]);
+        free(keys[i]);
+        keys[i] = NULL;
+    }
 }
 
 int
@@ -72,36 +88,66 @@ qg_engine_free(qg_engine *eng)
     if (eng == NULL)
         return;
     qg__mapping_free(eng->map);
-    if (eng->secret)
-        memset(eng->secret, 0, eng->secret_len);
-    free(eng->secret);
+    wipe_secrets(eng->secrets, eng->secret_lens, eng->nsecrets);
     free(eng);
+}
+
+int
+qg_engine_set_secrets(qg_engine *eng, const void *const *keys,
+                      const size_t *lens, size_t n)
+{
+    unsigned char *copies[QG_SECRETS_MAX];
+    size_t i;
+
+    if (eng == NULL || keys == NULL || lens == NULL || n == 0 ||
+        n > QG_SECRETS_MAX)
+        return QG_EINVAL;
+    for (i = 0; i < n; i++)
+        if (keys[i] == NULL || lens[i] == 0)
+            return QG_EINVAL;
+    for (i = 0; i < n; i++) {
+        if ((copies[i] = malloc(lens[i])) == NULL) {
+            wipe_secrets(copies, lens, i);
+            return QG_ENOMEM;
+        }
+        memcpy(copies[i], keys[i], lens[i]);
+    }
+    wipe_secrets(eng->secrets, eng->secret_lens, eng->nsecrets);
+    for (i = 0; i < n; i++) {
+        eng->secrets[i] = copies[i];
+        eng->secret_lens[i] = lens[i];
+    }
+    eng->nsecrets = n;
+    return 0;
 }
 
 int
 qg_engine_set_secret(qg_engine *eng, const void *key, size_t len)
 {
-    unsigned char *copy;
-
-    if (eng == NULL || key == NULL || len == 0)
-        return QG_EINVAL;
-    if ((copy = malloc(len)) == NULL)
-        return QG_ENOMEM;
-    memcpy(copy, key, len);
-    if (eng->secret)
-        memset(eng->secret, 0, eng->secret_len);
-    free(eng->secret);
-    eng->secret = copy;
-    eng->secret_len = len;
-    return 0;
+    return qg_engine_set_secrets(eng, &key, &len, 1);
 }
 
+size_t
+qg_engine_secret_count(const qg_engine *eng)
+{
+    return eng ? eng->nsecrets : 0;
+}
+
+/*
+ * One secret a line: a file of one line reads as it always did (its bytes
+ * less one trailing line end), and a second line is a second secret, so
+ * that a rotation is an edit and a SIGHUP.  Blank lines are skipped; a
+ * secret can hold no line end.
+ */
 int
 qg_engine_load_secret(qg_engine *eng, const char *path, char *err,
                       size_t errlen)
 {
-    char buf[4096 + 3]; /* 4096 bytes of secret, CR LF, one too many */
-    size_t n;
+    /* QG_SECRETS_MAX secrets of 4096 bytes with CR LF, and one too many */
+    enum { CAP = QG_SECRETS_MAX * (4096 + 2) + 1 };
+    const void *keys[QG_SECRETS_MAX];
+    size_t lens[QG_SECRETS_MAX], n, nkeys = 0, line = 0, i = 0;
+    char *buf;
     FILE *f;
     int rc;
 
@@ -113,30 +159,63 @@ qg_engine_load_secret(qg_engine *eng, const char *path, char *err,
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return QG_EIO;
     }
-    n = fread(buf, 1, sizeof(buf), f);
+    if ((buf = malloc(CAP)) == NULL) {
+        fclose(f);
+        snprintf(err, errlen, "%s: %s", path, qg_strerror(QG_ENOMEM));
+        return QG_ENOMEM;
+    }
+    n = fread(buf, 1, CAP, f);
     rc = ferror(f) ? QG_EIO : 0;
     fclose(f);
     if (rc) {
         snprintf(err, errlen, "%s: read error", path);
-        return rc;
+        goto wipe;
     }
-    if (n > 0 && buf[n - 1] == '\n')
-        n--;
-    if (n > 0 && buf[n - 1] == '\r')
-        n--;
-    if (n > 4096) {
-        memset(buf, 0, sizeof(buf));
-        snprintf(err, errlen, "%s: the secret is longer than 4096 bytes", path);
-        return QG_ETOOBIG;
+    if (n == CAP) {
+        snprintf(err, errlen, "%s: longer than %d secrets of 4096 bytes", path,
+                 QG_SECRETS_MAX);
+        rc = QG_ETOOBIG;
+        goto wipe;
     }
-    if (n == 0) {
+    while (i < n) {
+        size_t start = i, len;
+
+        while (i < n && buf[i] != '\n' && buf[i] != '\r')
+            i++;
+        len = i - start;
+        line++;
+        if (i < n && buf[i] == '\r')
+            i++;
+        if (i < n && buf[i] == '\n')
+            i++;
+        if (len == 0)
+            continue; /* a blank line */
+        if (len > 4096) {
+            snprintf(err, errlen,
+                     "%s: line %zu: the secret is longer than 4096 bytes", path,
+                     line);
+            rc = QG_ETOOBIG;
+            goto wipe;
+        }
+        if (nkeys == QG_SECRETS_MAX) {
+            snprintf(err, errlen, "%s: line %zu: more than %d secrets", path,
+                     line, QG_SECRETS_MAX);
+            rc = QG_ETOOBIG;
+            goto wipe;
+        }
+        keys[nkeys] = buf + start;
+        lens[nkeys++] = len;
+    }
+    if (nkeys == 0) {
         snprintf(err, errlen, "%s: the secret is empty", path);
-        return QG_EINVAL;
+        rc = QG_EINVAL;
+        goto wipe;
     }
-    rc = qg_engine_set_secret(eng, buf, n);
-    memset(buf, 0, sizeof(buf));
-    if (rc)
+    if ((rc = qg_engine_set_secrets(eng, keys, lens, nkeys)))
         snprintf(err, errlen, "%s: %s", path, qg_strerror(rc));
+wipe:
+    memset(buf, 0, CAP);
+    free(buf);
     return rc;
 }
 
@@ -188,9 +267,10 @@ typedef struct job {
     qg__envelope env;
     qg__delivery d;
     qg__event_map em;
-    qg_reason pre; /* the verdict of steps 1-5 */
-    int authentic; /* the signature was checked and matched */
-    qg__step s;    /* what steps 6-7 need, once steps 1-5 passed */
+    qg_reason pre;    /* the verdict of steps 1-5 */
+    int authentic;    /* the signature was checked and matched */
+    int secret_index; /* which secret it matched, -1 if none */
+    qg__step s;       /* what steps 6-7 need, once steps 1-5 passed */
     qg_result *res;
 } job;
 
@@ -251,14 +331,25 @@ examine(job *j)
     if (r)
         return r;
     if (j->eng->require_signature) {
-        if (j->eng->secret == NULL) {
+        size_t k;
+
+        if (j->eng->nsecrets == 0) {
             snprintf(res->detail, sizeof(res->detail),
                      "no secret is configured to check signatures");
             return QG_R_BAD_SIGNATURE;
         }
         msg = j->env.payload_text;
-        r = qg__signature_check(j->eng->secret, j->eng->secret_len, msg,
-                                j->env.signature);
+        /* Each secret in turn: the format is refused before any key is
+         * used, so only a well-formed signature costs n HMACs. */
+        r = QG_R_BAD_SIGNATURE;
+        for (k = 0; k < j->eng->nsecrets; k++) {
+            r = qg__signature_check(j->eng->secrets[k], j->eng->secret_lens[k],
+                                    msg, j->env.signature);
+            if (r != QG_R_BAD_SIGNATURE)
+                break;
+        }
+        if (r == QG_R_NONE)
+            j->secret_index = (int)k;
         if (r) {
             snprintf(res->detail, sizeof(res->detail), "%s",
                      r == QG_R_MISSING_SIGNATURE
@@ -266,7 +357,7 @@ examine(job *j)
                      : r == QG_R_SIGNATURE_FORMAT
                          ? "signature is not 64 lowercase hex digits"
                          : "signature does not match the payload's bytes "
-                           "under the configured secret");
+                           "under the configured secrets");
             return r;
         }
         j->authentic = 1;
@@ -1608,6 +1699,12 @@ qg_prepared_unsigned(const qg_prepared *p)
         return 0;
     v = qg_reason_verdict(p->j.pre);
     return v == QG_UNAUTHENTICATED || v == QG_MALFORMED;
+}
+
+int
+qg_prepared_secret(const qg_prepared *p)
+{
+    return p && p->j.authentic ? p->j.secret_index : -1;
 }
 
 void

@@ -54,15 +54,7 @@
 #define WRITE_RETRIES            16
 #define RESIZE_WAIT_S            10
 
-#define TICKET_LEN    104
-#define RECORD_HDR    96
-#define REJECTION_HDR 48
-
-/* Record header byte 23. */
-#define REC_LATE     0x1 /* placed before steps accepted earlier */
-#define REC_RELEASED 0x2 /* held first, accepted later */
-#define REC_FACTS    0x4 /* FACTS_LEN bytes of qg__facts follow the body */
-#define FACTS_LEN    40
+#define TICKET_LEN 104
 
 int
 qg__from_mdb(int rc)
@@ -803,7 +795,8 @@ decode_record(const MDB_val *k, const MDB_val *v, qg_record *rec)
 
     if (k->mv_size != 12 || v->mv_size < RECORD_HDR ||
         v->mv_size !=
-            RECORD_HDR + get32(p + 88) + (p[23] & REC_FACTS ? FACTS_LEN : 0))
+            RECORD_HDR + get32(p + 88) + (p[23] & REC_FACTS ? FACTS_LEN : 0) ||
+        (p[23] & REC_PURGED && get32(p + 88) != PURGED_LEN))
         return QG_ESTORE;
     memset(rec, 0, sizeof(*rec));
     rec->ticket = get64(k->mv_data);
@@ -821,6 +814,10 @@ decode_record(const MDB_val *k, const MDB_val *v, qg_record *rec)
     rec->machine[16] = '\0';
     rec->body_len = get32(p + 88);
     rec->body = (const char *)p + RECORD_HDR;
+    if (p[23] & REC_PURGED) {
+        rec->body = NULL;
+        rec->body_len = 0;
+    }
     rec->pos = get32(p + 92) ? get32(p + 92) : rec->seq;
     rec->late = (p[23] & REC_LATE) != 0;
     rec->released = (p[23] & REC_RELEASED) != 0;
@@ -960,16 +957,10 @@ qg__move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
  * before them stays a NUL, where versions before the flag look: they
  * read a resolved entry as the open entry it was.
  */
-#define REJ_TRUNCATED      0x01u
-#define REJ_RESOLVED       0x02u
-#define REJ_EXTRA          48
-#define REJ_RESOLVED_EXTRA 24
-
 /* Meta keys of the bound on unauthenticated and malformed entries:
  * their bytes as stored, the lowest id that may be one, the count
  * dropped.  Absent in stores that predate the bound: the bytes are then
  * counted once, the first id is 1, nothing was dropped. */
-#define META_UNSIGNED_BYTES "rejections_unsigned_bytes"
 #define META_UNSIGNED_FIRST "rejections_unsigned_first"
 #define META_DROPPED        "rejections_dropped"
 
@@ -980,8 +971,8 @@ is_unsigned(unsigned verdict)
     return verdict == QG_UNAUTHENTICATED || verdict == QG_MALFORMED;
 }
 
-static int
-meta_get64(qg__txn *t, const char *key, uint64_t *v)
+int
+qg__meta_get64(qg__txn *t, const char *key, uint64_t *v)
 {
     MDB_val k = {strlen(key), (void *)key}, d;
     int rc;
@@ -994,8 +985,8 @@ meta_get64(qg__txn *t, const char *key, uint64_t *v)
     return 0;
 }
 
-static int
-meta_put64(qg__txn *t, const char *key, uint64_t v)
+int
+qg__meta_put64(qg__txn *t, const char *key, uint64_t v)
 {
     unsigned char buf[8];
     MDB_val k = {strlen(key), (void *)key}, d = {8, buf};
@@ -1012,7 +1003,7 @@ unsigned_bytes(qg__txn *t, uint64_t *total)
     MDB_val k, v;
     int rc;
 
-    if ((rc = meta_get64(t, META_UNSIGNED_BYTES, total)) != QG_NOTFOUND)
+    if ((rc = qg__meta_get64(t, META_UNSIGNED_BYTES, total)) != QG_NOTFOUND)
         return rc;
     *total = 0;
     if ((rc = mdb_cursor_open(t->txn, t->st->rejections, &cur)))
@@ -1040,7 +1031,8 @@ trim_unsigned(qg__txn *t, uint64_t newest, uint64_t *total)
     MDB_val k = {8, key}, v;
     int rc, op = MDB_SET_RANGE;
 
-    if ((rc = meta_get64(t, META_UNSIGNED_FIRST, &first)) && rc != QG_NOTFOUND)
+    if ((rc = qg__meta_get64(t, META_UNSIGNED_FIRST, &first)) &&
+        rc != QG_NOTFOUND)
         return rc;
     if ((rc = mdb_cursor_open(t->txn, t->st->rejections, &cur)))
         return qg__from_mdb(rc);
@@ -1065,13 +1057,13 @@ trim_unsigned(qg__txn *t, uint64_t newest, uint64_t *total)
         return qg__from_mdb(rc);
     if (dropped == 0)
         return 0;
-    if ((rc = meta_put64(t, META_UNSIGNED_FIRST, first)))
+    if ((rc = qg__meta_put64(t, META_UNSIGNED_FIRST, first)))
         return rc;
-    if ((rc = meta_get64(t, META_DROPPED, &id)) == QG_NOTFOUND)
+    if ((rc = qg__meta_get64(t, META_DROPPED, &id)) == QG_NOTFOUND)
         id = 0;
     else if (rc)
         return rc;
-    return meta_put64(t, META_DROPPED, id + dropped);
+    return qg__meta_put64(t, META_DROPPED, id + dropped);
 }
 
 static int
@@ -1126,7 +1118,7 @@ append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
     total += v.mv_size;
     if ((rc = trim_unsigned(t, *id, &total)))
         return rc;
-    return meta_put64(t, META_UNSIGNED_BYTES, total);
+    return qg__meta_put64(t, META_UNSIGNED_BYTES, total);
 }
 
 /* ----- what the engine decided ------------------------------------------ */
@@ -1227,6 +1219,8 @@ decode_rejection(const MDB_val *k, const MDB_val *v, qg_rejection *rej)
     if (dlen == 0 || v->mv_size != REJECTION_HDR + dlen + keep ||
         p[REJECTION_HDR + dlen - 1] != '\0')
         return QG_ESTORE;
+    if ((p[44] & REJ_PURGED) && !(p[44] & REJ_TRUNCATED))
+        return QG_ESTORE;
     if (p[44] & REJ_TRUNCATED) {
         if (text <= REJ_EXTRA ||
             p[REJECTION_HDR + text - REJ_EXTRA - 1] != '\0')
@@ -1261,6 +1255,10 @@ decode_rejection(const MDB_val *k, const MDB_val *v, qg_rejection *rej)
         rej->truncated = 1;
         rej->received_len = (size_t)get64(extra);
         memcpy(rej->digest, extra + 8, sizeof(rej->digest));
+    }
+    if (extra && p[44] & REJ_PURGED) {
+        rej->truncated = 0;
+        rej->body = NULL;
     }
     if (resolved) {
         rej->resolved = 1;
@@ -1319,7 +1317,7 @@ resolve(qg__txn *t, void *arg)
     free(q);
     if (rc || !grows || !is_unsigned(old.verdict))
         return rc;
-    return meta_put64(t, META_UNSIGNED_BYTES, total + REJ_RESOLVED_EXTRA);
+    return qg__meta_put64(t, META_UNSIGNED_BYTES, total + REJ_RESOLVED_EXTRA);
 }
 
 int
@@ -1349,7 +1347,7 @@ qg_rejections_dropped(qg_store *st, uint64_t *dropped)
         return QG_EINVAL;
     if ((rc = qg__txn_begin(st, 0, &t)))
         return rc;
-    rc = meta_get64(&t, META_DROPPED, dropped);
+    rc = qg__meta_get64(&t, META_DROPPED, dropped);
     if (rc == QG_NOTFOUND) {
         *dropped = 0;
         rc = 0;

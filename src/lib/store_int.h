@@ -64,6 +64,42 @@ get32(const unsigned char *p)
            p[3];
 }
 
+/*
+ * A history record: RECORD_HDR bytes, the body, then with REC_FACTS the
+ * FACTS_LEN bytes of qg__facts.  Header: 0 received_us, 8 event ms, 16
+ * offset, 20 event, 21 from, 22 to, 23 flags, 24 service, 32 staff, 40
+ * payload SHA-256, 72 machine, 88 u32 body length as stored, 92 pos.
+ *
+ * With REC_PURGED (qg_store_purge()) the body is gone and PURGED_LEN bytes
+ * stand in its place: u64 the body's length, the SHA-256 of the whole
+ * body, as received.  The payload's digest stays in the header and in the
+ * digests database.
+ */
+#define RECORD_HDR   96
+#define REC_LATE     0x1 /* placed before steps accepted earlier */
+#define REC_RELEASED 0x2 /* held first, accepted later */
+#define REC_FACTS    0x4 /* FACTS_LEN bytes of qg__facts follow the body */
+#define REC_PURGED   0x8 /* the body was purged: PURGED_LEN bytes instead */
+#define FACTS_LEN    40
+#define PURGED_LEN   40
+
+/* A rejection's layout is described in store.c, above append_rejection().
+ * With REJ_PURGED the body was purged: the entry is REJ_TRUNCATED with a
+ * prefix of 0 bytes (so versions before the flag read it as such), the
+ * length and SHA-256 of the delivery as received in its REJ_EXTRA. */
+#define REJECTION_HDR      48
+#define REJ_TRUNCATED      0x01u
+#define REJ_RESOLVED       0x02u
+#define REJ_PURGED         0x04u
+#define REJ_EXTRA          48
+#define REJ_RESOLVED_EXTRA 24
+
+/* Meta: the bytes of unauthenticated and malformed rejections as stored;
+ * absent in stores that predate the bound (counted when first needed). */
+#define META_UNSIGNED_BYTES "rejections_unsigned_bytes"
+int qg__meta_get64(qg__txn *t, const char *key, uint64_t *v);
+int qg__meta_put64(qg__txn *t, const char *key, uint64_t v);
+
 /* outbox.c: queue an accepted step, in the transaction that records it
  * (qg__store_accept()). */
 int qg__outbox_enabled(const qg_store *st);
