@@ -52,6 +52,13 @@ SONAME=$(readelf -d "$LIB/libqgate.so" 2>/dev/null |
 check "the shared library has a SONAME" test -n "$SONAME"
 check "installs the SONAME symlink $SONAME" test -L "$LIB/${SONAME:-none}"
 check "the SONAME symlink leads to the library" test -f "$LIB/${SONAME:-none}"
+# Before 1.0 a minor version may break the ABI: the SONAME names it.
+HVER=$(sed -n 's/^#define QG_VERSION_STRING "\([0-9.]*\)".*/\1/p' "$SRC/include/qgate.h")
+case $HVER in
+0.*) WANT="libqgate.so.${HVER%.*}" ;;
+*) WANT="libqgate.so.${HVER%%.*}" ;;
+esac
+check "the SONAME is $WANT (header $HVER)" test "$SONAME" = "$WANT"
 check "installs lib*/cmake/qgate/qgateConfig.cmake" \
     test -f "$LIB/cmake/qgate/qgateConfig.cmake"
 
