@@ -11,6 +11,7 @@
  */
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,6 +50,74 @@ skip_ws(const char *p, size_t i, size_t len)
     return i;
 }
 
+/*
+ * One tokener per thread, made on the thread's first delivery and reset
+ * for each next one: json_tokener_new_ex() allocates the tokener, its
+ * stack of QG__JSON_DEPTH levels and a string buffer, and the buffer
+ * grows again on every delivery.  A thread-specific key rather than a
+ * _Thread_local pointer, because the key's destructor frees the tokener
+ * when its thread exits (libmicrohttpd's pool, a test's threads).  The
+ * main thread runs no destructor at exit: its tokener stays reachable
+ * through the key until the process ends, one per process.  The buffer
+ * keeps the size of the longest string seen on that thread, at most the
+ * largest body the gate accepts.
+ */
+static pthread_once_t tokener_once = PTHREAD_ONCE_INIT;
+static pthread_key_t tokener_key;
+static int tokener_keyed;
+
+static void
+tokener_free(void *tok)
+{
+    json_tokener_free(tok);
+}
+
+static void
+tokener_key_make(void)
+{
+    tokener_keyed = pthread_key_create(&tokener_key, tokener_free) == 0;
+}
+
+struct json_tokener *
+qg__json_tokener(void)
+{
+    struct json_tokener *tok;
+
+    if (pthread_once(&tokener_once, tokener_key_make) != 0 || !tokener_keyed)
+        return NULL;
+    if ((tok = pthread_getspecific(tokener_key)) != NULL) {
+        json_tokener_reset(tok);
+        return tok;
+    }
+    if ((tok = json_tokener_new_ex(QG__JSON_DEPTH)) == NULL)
+        return NULL;
+    json_tokener_set_flags(tok,
+                           JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    if (pthread_setspecific(tokener_key, tok) != 0) {
+        json_tokener_free(tok);
+        return NULL;
+    }
+    return tok;
+}
+
+/* This thread's tokener, or, when none can be kept, one of the caller's
+ * own (*own set: json_tokener_free() it).  NULL: out of memory. */
+static struct json_tokener *
+tokener_get(int *own)
+{
+    struct json_tokener *tok;
+
+    *own = 0;
+    if ((tok = qg__json_tokener()) != NULL)
+        return tok;
+    if ((tok = json_tokener_new_ex(QG__JSON_DEPTH)) == NULL)
+        return NULL;
+    json_tokener_set_flags(tok,
+                           JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    *own = 1;
+    return tok;
+}
+
 /* Whether p[0..len) is one whole JSON document.  Strict json-c reports
  * a second document as an error at its first byte; this tells that case
  * from a broken first one.  Only runs on the error path. */
@@ -57,16 +126,15 @@ is_document(const char *p, size_t len)
 {
     struct json_tokener *tok;
     json_object *o;
-    int whole;
+    int whole, own;
 
-    if (len == 0 || (tok = json_tokener_new_ex(QG__JSON_DEPTH)) == NULL)
+    if (len == 0 || (tok = tokener_get(&own)) == NULL)
         return 0;
-    json_tokener_set_flags(tok,
-                           JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     o = json_tokener_parse_ex(tok, p, (int)len);
     whole = json_tokener_get_error(tok) == json_tokener_success &&
             skip_ws(p, json_tokener_get_parse_end(tok), len) == len;
-    json_tokener_free(tok);
+    if (own)
+        json_tokener_free(tok);
     json_object_put(o);
     return whole;
 }
@@ -81,6 +149,7 @@ qg__envelope_parse(const char *body, size_t len, qg__envelope *env,
     qg__top top;
     size_t end;
     qg_reason r;
+    int own;
 
     memset(env, 0, sizeof(*env));
     if (len == 0 || skip_ws(body, 0, len) == len) {
@@ -88,17 +157,15 @@ qg__envelope_parse(const char *body, size_t len, qg__envelope *env,
                  len ? "only white space" : "empty");
         return QG_R_BAD_JSON;
     }
-    tok = json_tokener_new_ex(QG__JSON_DEPTH);
-    if (tok == NULL) {
+    if ((tok = tokener_get(&own)) == NULL) {
         snprintf(detail, dlen, "out of memory parsing the body");
         return QG_R_BAD_JSON;
     }
-    json_tokener_set_flags(tok,
-                           JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     root = json_tokener_parse_ex(tok, body, (int)len);
     jerr = json_tokener_get_error(tok);
     end = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
+    if (own)
+        json_tokener_free(tok);
 
     if (jerr == json_tokener_continue) {
         snprintf(detail, dlen, "the body ends at byte %zu inside a value", len);

@@ -60,10 +60,22 @@ typedef struct qg__delivery {
 /*
  * Parses the body (strict json-c, bounded depth) and finds the payload's
  * exact bytes.  Returns QG_R_NONE, or a MALFORMED reason with detail set.
+ * json-c runs with this thread's tokener (qg__json_tokener()).
  */
 qg_reason qg__envelope_parse(const char *body, size_t len, qg__envelope *env,
                              char *detail, size_t dlen);
 void qg__envelope_free(qg__envelope *env);
+
+/*
+ * This thread's json-c tokener, reset, strict (JSON_TOKENER_STRICT |
+ * JSON_TOKENER_VALIDATE_UTF8, depth QG__JSON_DEPTH): kept from one
+ * delivery to the next instead of allocated for each.  Owned by the
+ * thread, freed when it exits (the main thread's lives until the process
+ * ends); valid until the next call on the same thread.  NULL when none
+ * can be kept (out of memory, or no thread-specific key left): then the
+ * caller makes its own.
+ */
+struct json_tokener *qg__json_tokener(void);
 
 /* Reads payload.event, payload.timestamp and payload.data.  Returns
  * QG_R_NONE or a MALFORMED reason with detail set. */
