@@ -351,7 +351,7 @@ check_keys(scan *s, size_t from)
     size_t n = s->nkeys - from, i, j;
 
     if (n < 2)
-        return QG_R_NONE; /* keys may still be NULL: no arithmetic on it */
+        return QG_R_NONE;
     k = s->keys + from;
     if (n <= PAIRWISE_KEYS) {
         /* The first key that repeats an earlier one has one earlier twin. */
