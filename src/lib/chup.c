@@ -4,12 +4,14 @@
  * A delivery is {"payload": {...}, "signature": "<hex>"}.  The signature is
  * over the exact bytes of the payload value, so besides parsing the body
  * with json-c this file finds where that value starts and ends in the
- * body.  json-c gives no offsets for inner values, hence the small scanner
- * below; it runs only over text json-c and qg__json_strict() have already
- * accepted.
+ * body.  json-c gives no offsets for inner values; qg__json_strict(), the
+ * pass over the body that checks what json-c lets through, notes them on
+ * its way (qg__top), so the body is walked twice in all: json-c, then
+ * that pass.
  */
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,7 +39,7 @@ type_name(json_object *o)
     return "unknown";
 }
 
-/* ----- the envelope scanner ------------------------------------------- */
+/* ----- the envelope -------------------------------------------------- */
 
 static size_t
 skip_ws(const char *p, size_t i, size_t len)
@@ -48,85 +50,72 @@ skip_ws(const char *p, size_t i, size_t len)
     return i;
 }
 
-/* i is at an opening quote; returns the index just past the closing one. */
-static size_t
-skip_string(const char *p, size_t i, size_t len)
-{
-    for (i++; i < len && p[i] != '"'; i++)
-        if (p[i] == '\\')
-            i++;
-    return i + 1;
-}
-
-/* Returns the index just past the value starting at i. */
-static size_t
-skip_value(const char *p, size_t i, size_t len)
-{
-    size_t depth = 0;
-
-    if (p[i] == '"')
-        return skip_string(p, i, len);
-    if (p[i] != '{' && p[i] != '[') {
-        while (i < len && !strchr(",}] \t\r\n", p[i]))
-            i++;
-        return i;
-    }
-    for (; i < len; i++) {
-        if (p[i] == '"')
-            i = skip_string(p, i, len) - 1;
-        else if (p[i] == '{' || p[i] == '[')
-            depth++;
-        else if ((p[i] == '}' || p[i] == ']') && --depth == 0)
-            return i + 1;
-    }
-    return len;
-}
-
 /*
- * Finds the spans of the top-level "payload" and "signature" values.
- * Keys are compared as written: a top-level key with an escape could name
- * "payload" for json-c and not for this scanner, so it is refused.  A
- * repeated key, where json-c would silently keep the last one, was
- * refused before (qg__json_strict()), so each key is found once at most.
+ * One tokener per thread, made on the thread's first delivery and reset
+ * for each next one: json_tokener_new_ex() allocates the tokener, its
+ * stack of QG__JSON_DEPTH levels and a string buffer, and the buffer
+ * grows again on every delivery.  A thread-specific key rather than a
+ * _Thread_local pointer, because the key's destructor frees the tokener
+ * when its thread exits (libmicrohttpd's pool, a test's threads).  The
+ * main thread runs no destructor at exit: its tokener stays reachable
+ * through the key until the process ends, one per process.  The buffer
+ * keeps the size of the longest string seen on that thread, at most the
+ * largest body the gate accepts.
  */
-static qg_reason
-scan_envelope(const char *p, size_t len, qg__span *payload, qg__span *sig,
-              char *detail, size_t dlen)
+static pthread_once_t tokener_once = PTHREAD_ONCE_INIT;
+static pthread_key_t tokener_key;
+static int tokener_keyed;
+
+static void
+tokener_free(void *tok)
 {
-    size_t i = skip_ws(p, 0, len);
+    json_tokener_free(tok);
+}
 
-    i++; /* the '{' json-c has seen */
-    for (;;) {
-        size_t k0, k1, v0, v1;
+static void
+tokener_key_make(void)
+{
+    tokener_keyed = pthread_key_create(&tokener_key, tokener_free) == 0;
+}
 
-        i = skip_ws(p, i, len);
-        if (i >= len || p[i] == '}')
-            break;
-        k0 = i + 1;
-        i = skip_string(p, i, len);
-        k1 = i - 1;
-        if (memchr(p + k0, '\\', k1 - k0)) {
-            snprintf(detail, dlen,
-                     "top-level key at byte %zu is written with an escape",
-                     k0 - 1);
-            return QG_R_BAD_ENVELOPE;
-        }
-        i = skip_ws(p, i, len) + 1; /* ':' */
-        v0 = skip_ws(p, i, len);
-        v1 = skip_value(p, v0, len);
-        if (k1 - k0 == 7 && memcmp(p + k0, "payload", 7) == 0) {
-            payload->p = p + v0;
-            payload->len = v1 - v0;
-        } else if (k1 - k0 == 9 && memcmp(p + k0, "signature", 9) == 0 &&
-                   p[v0] == '"') {
-            sig->p = p + v0 + 1;
-            sig->len = v1 - v0 - 2;
-        }
-        i = skip_ws(p, v1, len);
-        if (i < len && p[i] == ',')
-            i++;
+struct json_tokener *
+qg__json_tokener(void)
+{
+    struct json_tokener *tok;
+
+    if (pthread_once(&tokener_once, tokener_key_make) != 0 || !tokener_keyed)
+        return NULL;
+    if ((tok = pthread_getspecific(tokener_key)) != NULL) {
+        json_tokener_reset(tok);
+        return tok;
     }
-    return QG_R_NONE;
+    if ((tok = json_tokener_new_ex(QG__JSON_DEPTH)) == NULL)
+        return NULL;
+    json_tokener_set_flags(tok,
+                           JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    if (pthread_setspecific(tokener_key, tok) != 0) {
+        json_tokener_free(tok);
+        return NULL;
+    }
+    return tok;
+}
+
+/* This thread's tokener, or, when none can be kept, one of the caller's
+ * own (*own set: json_tokener_free() it).  NULL: out of memory. */
+static struct json_tokener *
+tokener_get(int *own)
+{
+    struct json_tokener *tok;
+
+    *own = 0;
+    if ((tok = qg__json_tokener()) != NULL)
+        return tok;
+    if ((tok = json_tokener_new_ex(QG__JSON_DEPTH)) == NULL)
+        return NULL;
+    json_tokener_set_flags(tok,
+                           JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    *own = 1;
+    return tok;
 }
 
 /* Whether p[0..len) is one whole JSON document.  Strict json-c reports
@@ -137,16 +126,15 @@ is_document(const char *p, size_t len)
 {
     struct json_tokener *tok;
     json_object *o;
-    int whole;
+    int whole, own;
 
-    if (len == 0 || (tok = json_tokener_new_ex(QG__JSON_DEPTH)) == NULL)
+    if (len == 0 || (tok = tokener_get(&own)) == NULL)
         return 0;
-    json_tokener_set_flags(tok,
-                           JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     o = json_tokener_parse_ex(tok, p, (int)len);
     whole = json_tokener_get_error(tok) == json_tokener_success &&
             skip_ws(p, json_tokener_get_parse_end(tok), len) == len;
-    json_tokener_free(tok);
+    if (own)
+        json_tokener_free(tok);
     json_object_put(o);
     return whole;
 }
@@ -158,8 +146,10 @@ qg__envelope_parse(const char *body, size_t len, qg__envelope *env,
     struct json_tokener *tok;
     enum json_tokener_error jerr;
     json_object *root, *sig;
+    qg__top top;
     size_t end;
     qg_reason r;
+    int own;
 
     memset(env, 0, sizeof(*env));
     if (len == 0 || skip_ws(body, 0, len) == len) {
@@ -167,17 +157,15 @@ qg__envelope_parse(const char *body, size_t len, qg__envelope *env,
                  len ? "only white space" : "empty");
         return QG_R_BAD_JSON;
     }
-    tok = json_tokener_new_ex(QG__JSON_DEPTH);
-    if (tok == NULL) {
+    if ((tok = tokener_get(&own)) == NULL) {
         snprintf(detail, dlen, "out of memory parsing the body");
         return QG_R_BAD_JSON;
     }
-    json_tokener_set_flags(tok,
-                           JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     root = json_tokener_parse_ex(tok, body, (int)len);
     jerr = json_tokener_get_error(tok);
     end = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
+    if (own)
+        json_tokener_free(tok);
 
     if (jerr == json_tokener_continue) {
         snprintf(detail, dlen, "the body ends at byte %zu inside a value", len);
@@ -201,7 +189,7 @@ qg__envelope_parse(const char *body, size_t len, qg__envelope *env,
                  skip_ws(body, end, len));
         return QG_R_TRAILING_DATA;
     }
-    if ((r = qg__json_strict(body, len, detail, dlen))) {
+    if ((r = qg__json_strict(body, len, &top, detail, dlen))) {
         json_object_put(root);
         return r;
     }
@@ -220,10 +208,18 @@ qg__envelope_parse(const char *body, size_t len, qg__envelope *env,
                  type_name(env->payload));
         return QG_R_BAD_ENVELOPE;
     }
-    r = scan_envelope(body, len, &env->payload_text, &env->signature, detail,
-                      dlen);
-    if (r != QG_R_NONE)
-        return r;
+    /* A top-level key with an escape could name "payload" for json-c
+     * and not for the spans, which match keys as written: refused.  A
+     * repeated key, where json-c would keep the last, was refused by
+     * qg__json_strict(), so each span is that of the one such key. */
+    if (top.escaped_key != SIZE_MAX) {
+        snprintf(detail, dlen,
+                 "top-level key at byte %zu is written with an escape",
+                 top.escaped_key);
+        return QG_R_BAD_ENVELOPE;
+    }
+    env->payload_text = top.payload;
+    env->signature = top.signature;
     if (json_object_object_get_ex(root, "signature", &sig) && sig &&
         !json_object_is_type(sig, json_type_string)) {
         env->signature.p = NULL;

@@ -12,9 +12,12 @@
  *
  * This pass runs over text json-c has accepted, so the structure is known
  * to be sound: it only looks inside strings and at object keys.  It is
- * written to stay in bounds on any input all the same.
+ * written to stay in bounds on any input all the same.  The same pass
+ * notes where the top-level values start and end (qg__top), so that the
+ * decoder needs no walk of its own to find the payload's exact bytes.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +26,14 @@
 
 /* Deeper than json-c lets a body nest (QG__JSON_DEPTH). */
 #define MAX_DEPTH 64
+
+/* Keys kept on the stack; a body with more open at once goes to the heap.
+ * Chup's deliveries have about 30. */
+#define STACK_KEYS 64
+
+/* Up to this many keys an object is checked for repeats pair by pair;
+ * past it, sorted (check_keys()). */
+#define PAIRWISE_KEYS 24
 
 /* A key as written: the text between its quotes. */
 typedef struct key {
@@ -37,9 +48,32 @@ typedef struct scan {
     size_t len;
     key *keys; /* the keys of every object still open, outermost first */
     size_t nkeys, cap;
+    key *stack_keys; /* keys' first home; not freed */
     char *detail;
     size_t dlen;
 } scan;
+
+/*
+ * Marks, by its high bit, each of the 8 bytes at p that a string does not
+ * hold as it is: a quote, a backslash, a control character or a byte of a
+ * UTF-8 sequence.  0 when all 8 are plain.  A borrow can only mark bytes
+ * after the first match, so the lowest mark is exact: on a little-endian
+ * machine it is the first such byte.
+ */
+static uint64_t
+special8(const unsigned char *p)
+{
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    uint64_t x, q, b;
+
+    memcpy(&x, p, 8);
+    q = x ^ (ones * '"');
+    b = x ^ (ones * '\\');
+    /* control (x < 0x20), quote, backslash, high bit */
+    return (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b) |
+            x) &
+           high;
+}
 
 static int
 hex4(const char *p, size_t i, size_t len, unsigned *out)
@@ -128,11 +162,29 @@ check_string(scan *s, size_t i, size_t *end, int *escaped, int *nul)
 {
     const unsigned char *u = (const unsigned char *)s->p;
     const char *why;
-    unsigned cp, low;
+    unsigned cp = 0, low = 0;
     size_t j = i + 1, n;
 
     *escaped = *nul = 0;
-    while (j < s->len && u[j] != '"') {
+    for (;;) {
+        /* Most of a body is plain text inside strings: 8 bytes a step. */
+        while (s->len - j >= 8) {
+            uint64_t m = special8(u + j);
+
+            if (m == 0) {
+                j += 8;
+                continue;
+            }
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            j += (size_t)__builtin_ctzll(m) / 8;
+#endif
+            break;
+        }
+        while (j < s->len && u[j] >= 0x20 && u[j] < 0x80 && u[j] != '"' &&
+               u[j] != '\\')
+            j++;
+        if (j >= s->len || u[j] == '"')
+            break;
         if (u[j] == '\\') {
             *escaped = 1;
             if (j + 1 < s->len && s->p[j + 1] != 'u') {
@@ -197,7 +249,7 @@ typedef struct cursor {
 static int
 next_byte(cursor *c)
 {
-    unsigned cp, low;
+    unsigned cp = 0, low = 0;
     char e;
 
     if (c->ibuf < c->nbuf)
@@ -288,25 +340,39 @@ key_order(const void *a, const void *b)
     return c ? c : (x->at > y->at) - (x->at < y->at);
 }
 
-/* Checks the keys of the object just closed, keys[from..nkeys), for a
- * repeat, and names the earliest one.  Sorting, not comparing every pair,
- * so that an object of many keys costs O(n log n), not O(n^2). */
+/* Checks the keys of the object just closed, keys[from..nkeys), in the
+ * order they were written, for a repeat, and names the earliest one.  A
+ * few keys are compared pair by pair; many are sorted first, so that an
+ * object of many keys costs O(n log n), not O(n^2). */
 static qg_reason
 check_keys(scan *s, size_t from)
 {
     key *k, *again = NULL, *first = NULL;
-    size_t n = s->nkeys - from, i;
+    size_t n = s->nkeys - from, i, j;
 
     if (n < 2)
-        return QG_R_NONE; /* keys may still be NULL: no arithmetic on it */
+        return QG_R_NONE;
     k = s->keys + from;
-    qsort(k, n, sizeof(*k), key_order);
-    for (i = 1; i < n; i++)
-        if (key_text_cmp(&k[i - 1], &k[i]) == 0 &&
-            (again == NULL || k[i].at < again->at)) {
-            first = &k[i - 1];
-            again = &k[i];
-        }
+    if (n <= PAIRWISE_KEYS) {
+        /* The first key that repeats an earlier one has one earlier twin. */
+        for (j = 1; j < n && again == NULL; j++)
+            for (i = 0; i < j; i++)
+                if (k[i].len == k[j].len || k[i].escaped || k[j].escaped) {
+                    if (key_text_cmp(&k[i], &k[j]) == 0) {
+                        first = &k[i];
+                        again = &k[j];
+                        break;
+                    }
+                }
+    } else {
+        qsort(k, n, sizeof(*k), key_order);
+        for (i = 1; i < n; i++)
+            if (key_text_cmp(&k[i - 1], &k[i]) == 0 &&
+                (again == NULL || k[i].at < again->at)) {
+                first = &k[i - 1];
+                again = &k[i];
+            }
+    }
     if (again == NULL)
         return QG_R_NONE;
     snprintf(s->detail, s->dlen,
@@ -323,12 +389,17 @@ add_key(scan *s, size_t at, size_t end, int escaped)
     key *grown;
 
     if (s->nkeys == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
+        size_t cap = s->cap * 2;
 
-        if ((grown = realloc(s->keys, cap * sizeof(*grown))) == NULL) {
+        grown = s->keys == s->stack_keys
+                    ? malloc(cap * sizeof(*grown))
+                    : realloc(s->keys, cap * sizeof(*grown));
+        if (grown == NULL) {
             snprintf(s->detail, s->dlen, "out of memory checking the body");
             return QG_R_BAD_JSON;
         }
+        if (s->keys == s->stack_keys)
+            memcpy(grown, s->keys, s->nkeys * sizeof(*grown));
         s->keys = grown;
         s->cap = cap;
     }
@@ -340,15 +411,38 @@ add_key(scan *s, size_t at, size_t end, int escaped)
     return QG_R_NONE;
 }
 
-qg_reason
-qg__json_strict(const char *p, size_t len, char *detail, size_t dlen)
+/* Which top-level key, written as it is, names a value the decoder
+ * wants: 1 "payload", 2 "signature", 0 another. */
+static int
+top_key(const char *p, size_t at, size_t end, int escaped)
 {
-    scan s = {p, len, NULL, 0, 0, detail, dlen};
+    size_t n = end - at - 2;
+
+    if (escaped)
+        return 0;
+    if (n == 7 && memcmp(p + at + 1, "payload", 7) == 0)
+        return 1;
+    if (n == 9 && memcmp(p + at + 1, "signature", 9) == 0)
+        return 2;
+    return 0;
+}
+
+qg_reason
+qg__json_strict(const char *p, size_t len, qg__top *top, char *detail,
+                size_t dlen)
+{
+    key stack_keys[STACK_KEYS];
+    scan s = {p, len, stack_keys, 0, STACK_KEYS, stack_keys, detail, dlen};
     size_t from[MAX_DEPTH]; /* per open container: its first key, or -1 */
     size_t depth = 0, i = 0, end;
-    int want_key = 0, escaped, nul;
+    size_t v0 = 0; /* where the wanted top-level value opened */
+    int want_key = 0, escaped, nul, which = 0;
     qg_reason r = QG_R_NONE;
 
+    if (top) {
+        memset(top, 0, sizeof(*top));
+        top->escaped_key = SIZE_MAX;
+    }
     while (i < len && r == QG_R_NONE) {
         switch (p[i]) {
         case '"':
@@ -364,6 +458,20 @@ qg__json_strict(const char *p, size_t len, char *detail, size_t dlen)
             }
             if (want_key && (r = add_key(&s, i, end, escaped)))
                 break;
+            /* Inside the root object, a string is a key or its value. */
+            if (top && depth == 1 && from[0] != (size_t)-1) {
+                if (want_key) {
+                    which = top_key(p, i, end, escaped);
+                    if (escaped && top->escaped_key == SIZE_MAX)
+                        top->escaped_key = i;
+                } else if (which == 1) {
+                    top->payload.p = p + i;
+                    top->payload.len = end - i;
+                } else if (which == 2) {
+                    top->signature.p = p + i + 1;
+                    top->signature.len = end - i - 2;
+                }
+            }
             want_key = 0;
             i = end;
             continue;
@@ -375,6 +483,8 @@ qg__json_strict(const char *p, size_t len, char *detail, size_t dlen)
                 r = QG_R_BAD_JSON;
                 break;
             }
+            if (depth == 1)
+                v0 = i;
             from[depth++] = p[i] == '{' ? s.nkeys : (size_t)-1;
             want_key = p[i] == '{';
             break;
@@ -387,6 +497,11 @@ qg__json_strict(const char *p, size_t len, char *detail, size_t dlen)
                 r = check_keys(&s, from[depth]);
                 s.nkeys = from[depth];
             }
+            if (top && depth == 1 && from[0] != (size_t)-1 && which == 1) {
+                top->payload.p = p + v0;
+                top->payload.len = i + 1 - v0;
+                which = 0;
+            }
             break;
         case ',':
             want_key = depth > 0 && from[depth - 1] != (size_t)-1;
@@ -394,7 +509,8 @@ qg__json_strict(const char *p, size_t len, char *detail, size_t dlen)
         }
         i++;
     }
-    free(s.keys);
+    if (s.keys != stack_keys)
+        free(s.keys);
     return r;
 }
 
@@ -482,7 +598,7 @@ load_file(const char *path, json_object **rootp, char **text, size_t *lenp,
                  end);
         goto free_root;
     }
-    if (qg__json_strict(buf, len, detail, sizeof(detail)) != QG_R_NONE) {
+    if (qg__json_strict(buf, len, NULL, detail, sizeof(detail)) != QG_R_NONE) {
         snprintf(err, errlen, "%s: %s", path, detail);
         goto free_root;
     }

@@ -60,10 +60,22 @@ typedef struct qg__delivery {
 /*
  * Parses the body (strict json-c, bounded depth) and finds the payload's
  * exact bytes.  Returns QG_R_NONE, or a MALFORMED reason with detail set.
+ * json-c runs with this thread's tokener (qg__json_tokener()).
  */
 qg_reason qg__envelope_parse(const char *body, size_t len, qg__envelope *env,
                              char *detail, size_t dlen);
 void qg__envelope_free(qg__envelope *env);
+
+/*
+ * This thread's json-c tokener, reset, strict (JSON_TOKENER_STRICT |
+ * JSON_TOKENER_VALIDATE_UTF8, depth QG__JSON_DEPTH): kept from one
+ * delivery to the next instead of allocated for each.  Owned by the
+ * thread, freed when it exits (the main thread's lives until the process
+ * ends); valid until the next call on the same thread.  NULL when none
+ * can be kept (out of memory, or no thread-specific key left): then the
+ * caller makes its own.
+ */
+struct json_tokener *qg__json_tokener(void);
 
 /* Reads payload.event, payload.timestamp and payload.data.  Returns
  * QG_R_NONE or a MALFORMED reason with detail set. */
@@ -85,15 +97,27 @@ qg_reason qg__payload_skew(const qg__delivery *d, int64_t now_ms,
 
 /* json_strict.c -------------------------------------------------------- */
 
+/* Where the top-level values of an object body are, as written. */
+typedef struct qg__top {
+    qg__span payload;   /* "payload"'s value, exact bytes; p NULL if none */
+    qg__span signature; /* inside the quotes, when "signature" is a string */
+    size_t escaped_key; /* offset of the first top-level key written with an
+                           escape, SIZE_MAX if none */
+} qg__top;
+
 /*
  * Checks text json-c has accepted for what json-c lets through: strings
  * that are not UTF-8 (overlong forms, surrogates, code points above
  * U+10FFFF), raw control characters and unpaired \u surrogates in strings
  * (QG_R_BAD_JSON), a key repeated in any object or holding \u0000
  * (QG_R_BAD_ENVELOPE).  Returns QG_R_NONE or the reason of the first fault,
- * with detail naming its byte offset.
+ * with detail naming its byte offset.  In the same pass, when top is not
+ * NULL and the body is an object, fills top (spans borrowed from p); it is
+ * meaningful only when QG_R_NONE is returned.  Keys are matched as
+ * written, so a top-level key with an escape names no value here.
  */
-qg_reason qg__json_strict(const char *p, size_t len, char *detail, size_t dlen);
+qg_reason qg__json_strict(const char *p, size_t len, qg__top *top, char *detail,
+                          size_t dlen);
 
 /*
  * Reads a whole configuration file as strict JSON (json-c's strict mode,
