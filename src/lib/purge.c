@@ -102,7 +102,7 @@ load_queued(qg__txn *t, batch *b)
         mdb_cursor_close(cur);
         rc = rc == MDB_NOTFOUND ? 0 : qg__from_mdb(rc);
     }
-    if (rc == 0)
+    if (rc == 0 && b->nqueued > 0) /* qsort() takes no NULL, even empty */
         qsort(b->queued, b->nqueued, sizeof(*b->queued), by_u64);
     return rc;
 }
@@ -112,6 +112,8 @@ is_queued(const batch *b, uint64_t ticket, uint32_t seq)
 {
     uint64_t key = step_key(ticket, seq);
 
+    if (b->nqueued == 0)
+        return 0;
     return bsearch(&key, b->queued, b->nqueued, sizeof(key), by_u64) != NULL;
 }
 
