@@ -1,17 +1,12 @@
 /*
  * outbox.c - accepted steps waiting to be forwarded (transactional outbox).
  *
- * The engine queues a step in the transaction that records it
- * (qg__outbox_put), so the outbox holds exactly the accepted steps not yet
- * delivered.  Entry ids are the commit order; a forwarder keeps each
- * ticket's order by sending only the first entry of each ticket.
- *
- * Entry value: u64 ticket, u32 seq, u32 attempts, i64 created_us,
- * i64 next_attempt_us, i64 last_attempt_us, char last_error[128] (the
- * 168 bytes of 0.1), then i64 gave_up_us, char gave_up[128] (304 bytes).
- * Both lengths are read, so stores written before keep their entries; an
- * entry is written back at the length of this version.  A 0.1 dead entry
- * has its reason for giving up in last_error, and gave_up "".
+ * The store queues a step in the transaction that records it
+ * (qg__outbox_put() in store.c, which also holds the entries' format), so
+ * the outbox holds exactly the accepted steps not yet delivered.  Entry
+ * ids are the commit order; a forwarder keeps each ticket's order by
+ * sending only the first entry of each ticket.  Here the outbox is read,
+ * and entries are moved to the dead list and back, and queued again.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,63 +16,14 @@
 
 #include "store_int.h"
 
-#define ENTRY_LEN_0_1 (40 + 128)
-#define ENTRY_LEN     (ENTRY_LEN_0_1 + 8 + 128)
-
-static int
-length_ok(size_t len)
-{
-    return len == ENTRY_LEN || len == ENTRY_LEN_0_1;
-}
-
-static void
-encode(unsigned char *p, const qg_outbox_entry *e)
-{
-    memset(p, 0, ENTRY_LEN);
-    put64(p, e->ticket);
-    put32(p + 8, e->seq);
-    put32(p + 12, e->attempts);
-    put64(p + 16, (uint64_t)e->created_us);
-    put64(p + 24, (uint64_t)e->next_attempt_us);
-    put64(p + 32, (uint64_t)e->last_attempt_us);
-    memcpy(p + 40, e->last_error, strnlen(e->last_error, 127));
-    put64(p + ENTRY_LEN_0_1, (uint64_t)e->gave_up_us);
-    memcpy(p + ENTRY_LEN_0_1 + 8, e->gave_up, strnlen(e->gave_up, 127));
-}
-
-static int
-decode(const MDB_val *k, const MDB_val *v, qg_outbox_entry *e)
-{
-    const unsigned char *p = v->mv_data;
-
-    if (k->mv_size != 8 || !length_ok(v->mv_size))
-        return QG_ESTORE;
-    memset(e, 0, sizeof(*e));
-    e->id = get64(k->mv_data);
-    e->ticket = get64(p);
-    e->seq = get32(p + 8);
-    e->attempts = get32(p + 12);
-    e->created_us = (int64_t)get64(p + 16);
-    e->next_attempt_us = (int64_t)get64(p + 24);
-    e->last_attempt_us = (int64_t)get64(p + 32);
-    memcpy(e->last_error, p + 40, 127);
-    e->last_error[127] = '\0';
-    if (v->mv_size == ENTRY_LEN) {
-        e->gave_up_us = (int64_t)get64(p + ENTRY_LEN_0_1);
-        memcpy(e->gave_up, p + ENTRY_LEN_0_1 + 8, 127);
-        e->gave_up[127] = '\0';
-    }
-    return 0;
-}
-
 static int
 put_entry(qg__txn *t, MDB_dbi dbi, const qg_outbox_entry *e)
 {
-    unsigned char key[8], val[ENTRY_LEN];
-    MDB_val k = {8, key}, v = {ENTRY_LEN, val};
+    unsigned char key[8], val[QG__OUTBOX_ENTRY_LEN];
+    MDB_val k = {8, key}, v = {QG__OUTBOX_ENTRY_LEN, val};
 
     put64(key, e->id);
-    encode(val, e);
+    qg__outbox_encode(val, e);
     return qg__from_mdb(mdb_put(t->txn, dbi, &k, &v, 0));
 }
 
@@ -91,7 +37,7 @@ get_entry(qg__txn *t, MDB_dbi dbi, uint64_t id, qg_outbox_entry *e)
     put64(key, id);
     if ((rc = mdb_get(t->txn, dbi, &k, &v)))
         return qg__from_mdb(rc);
-    return decode(&k, &v, e);
+    return qg__outbox_decode(&k, &v, e);
 }
 
 static int
@@ -102,37 +48,6 @@ del_entry(qg__txn *t, MDB_dbi dbi, uint64_t id)
 
     put64(key, id);
     return qg__from_mdb(mdb_del(t->txn, dbi, &k, NULL));
-}
-
-int
-qg__outbox_enabled(const qg_store *st)
-{
-    return (st->flags & QG_OUTBOX) != 0;
-}
-
-/* Entry ids come from a counter in meta, never from the outbox's last
- * key: an emptied outbox must not give out an id the HIS has already seen
- * in a delivery header, nor one a dead entry still holds. */
-static int
-next_id(qg__txn *t, uint64_t *id)
-{
-    return qg__meta_counter(t, "outbox_next", id);
-}
-
-int
-qg__outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now)
-{
-    qg_outbox_entry e;
-    int rc;
-
-    memset(&e, 0, sizeof(e));
-    if ((rc = next_id(t, &e.id)))
-        return rc;
-    e.ticket = ticket;
-    e.seq = seq;
-    e.created_us = now;
-    e.next_attempt_us = now;
-    return put_entry(t, t->st->outbox, &e);
 }
 
 /* ----- reading -------------------------------------------------------- */
@@ -170,7 +85,7 @@ qg_outbox_next(qg_outbox *ob, qg_outbox_entry *out)
         return QG_EINVAL;
     if ((rc = qg__range_next(&ob->r, NULL, 0, &k, &v)))
         return rc;
-    return decode(&k, &v, out);
+    return qg__outbox_decode(&k, &v, out);
 }
 
 void
@@ -206,7 +121,7 @@ qg_outbox_stats(qg_store *st, uint64_t *depth, int64_t *oldest_us,
         if ((rc = mdb_cursor_open(t.txn, st->outbox, &cur)))
             goto done;
         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-        if (rc == 0 && decode(&k, &v, &e) == 0)
+        if (rc == 0 && qg__outbox_decode(&k, &v, &e) == 0)
             *oldest_us = e.created_us;
         if (rc == MDB_NOTFOUND)
             rc = 0;
@@ -293,7 +208,7 @@ later_of_ticket(qg__txn *t, uint64_t after, uint64_t ticket, uint64_t **ids,
     put64(key, after + 1);
     for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
          mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (!length_ok(v.mv_size) || get64(v.mv_data) != ticket)
+        if (!qg__outbox_entry_len_ok(v.mv_size) || get64(v.mv_data) != ticket)
             continue;
         if (*n == cap) {
             cap = cap ? cap * 2 : 8;
@@ -384,7 +299,8 @@ requeue_all(qg__txn *t, uint64_t ticket, uint64_t *moved)
         return qg__from_mdb(mrc);
     for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && rc == 0;
          mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if ((rc = decode(&k, &v, &e)) || (ticket && e.ticket != ticket))
+        if ((rc = qg__outbox_decode(&k, &v, &e)) ||
+            (ticket && e.ticket != ticket))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
@@ -487,7 +403,7 @@ collect_queued(qg__txn *t, MDB_dbi dbi, resend_job *j)
         return qg__from_mdb(mrc);
     for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && rc == 0;
          mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if ((rc = decode(&k, &v, &e)))
+        if ((rc = qg__outbox_decode(&k, &v, &e)))
             break;
         if (j->n == j->cap) {
             j->cap = j->cap ? j->cap * 2 : 64;

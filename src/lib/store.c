@@ -1692,3 +1692,101 @@ qg_tickets_close(qg_tickets *it)
     qg__range_close(&it->r);
     free(it);
 }
+
+/* ----- outbox entries ------------------------------------------------- */
+
+/*
+ * The outbox's entries are the store's format like its other rows, and the
+ * store writes one in the transaction that records an accepted step when
+ * it feeds an HIS; outbox.c reads, moves and rewrites them.
+ *
+ * Entry value: u64 ticket, u32 seq, u32 attempts, i64 created_us,
+ * i64 next_attempt_us, i64 last_attempt_us, char last_error[128] (the
+ * 168 bytes of 0.1), then i64 gave_up_us, char gave_up[128] (304 bytes).
+ * Both lengths are read, so stores written before keep their entries; an
+ * entry is written back at the length of this version.  A 0.1 dead entry
+ * has its reason for giving up in last_error, and gave_up "".
+ */
+#define ENTRY_LEN_0_1 QG__OUTBOX_ENTRY_LEN_0_1
+#define ENTRY_LEN     QG__OUTBOX_ENTRY_LEN
+
+int
+qg__outbox_entry_len_ok(size_t len)
+{
+    return len == ENTRY_LEN || len == ENTRY_LEN_0_1;
+}
+
+void
+qg__outbox_encode(unsigned char *p, const qg_outbox_entry *e)
+{
+    memset(p, 0, ENTRY_LEN);
+    put64(p, e->ticket);
+    put32(p + 8, e->seq);
+    put32(p + 12, e->attempts);
+    put64(p + 16, (uint64_t)e->created_us);
+    put64(p + 24, (uint64_t)e->next_attempt_us);
+    put64(p + 32, (uint64_t)e->last_attempt_us);
+    memcpy(p + 40, e->last_error, strnlen(e->last_error, 127));
+    put64(p + ENTRY_LEN_0_1, (uint64_t)e->gave_up_us);
+    memcpy(p + ENTRY_LEN_0_1 + 8, e->gave_up, strnlen(e->gave_up, 127));
+}
+
+int
+qg__outbox_decode(const MDB_val *k, const MDB_val *v, qg_outbox_entry *e)
+{
+    const unsigned char *p = v->mv_data;
+
+    if (k->mv_size != 8 || !qg__outbox_entry_len_ok(v->mv_size))
+        return QG_ESTORE;
+    memset(e, 0, sizeof(*e));
+    e->id = get64(k->mv_data);
+    e->ticket = get64(p);
+    e->seq = get32(p + 8);
+    e->attempts = get32(p + 12);
+    e->created_us = (int64_t)get64(p + 16);
+    e->next_attempt_us = (int64_t)get64(p + 24);
+    e->last_attempt_us = (int64_t)get64(p + 32);
+    memcpy(e->last_error, p + 40, 127);
+    e->last_error[127] = '\0';
+    if (v->mv_size == ENTRY_LEN) {
+        e->gave_up_us = (int64_t)get64(p + ENTRY_LEN_0_1);
+        memcpy(e->gave_up, p + ENTRY_LEN_0_1 + 8, 127);
+        e->gave_up[127] = '\0';
+    }
+    return 0;
+}
+
+int
+qg__outbox_enabled(const qg_store *st)
+{
+    return (st->flags & QG_OUTBOX) != 0;
+}
+
+/* Entry ids come from a counter in meta, never from the outbox's last
+ * key: an emptied outbox must not give out an id the HIS has already seen
+ * in a delivery header, nor one a dead entry still holds. */
+static int
+outbox_next_id(qg__txn *t, uint64_t *id)
+{
+    return qg__meta_counter(t, "outbox_next", id);
+}
+
+int
+qg__outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now)
+{
+    unsigned char key[8], val[ENTRY_LEN];
+    MDB_val k = {8, key}, v = {ENTRY_LEN, val};
+    qg_outbox_entry e;
+    int rc;
+
+    memset(&e, 0, sizeof(e));
+    if ((rc = outbox_next_id(t, &e.id)))
+        return rc;
+    e.ticket = ticket;
+    e.seq = seq;
+    e.created_us = now;
+    e.next_attempt_us = now;
+    put64(key, e.id);
+    qg__outbox_encode(val, &e);
+    return qg__from_mdb(mdb_put(t->txn, t->st->outbox, &k, &v, 0));
+}

@@ -100,8 +100,16 @@ get32(const unsigned char *p)
 int qg__meta_get64(qg__txn *t, const char *key, uint64_t *v);
 int qg__meta_put64(qg__txn *t, const char *key, uint64_t v);
 
-/* outbox.c: queue an accepted step, in the transaction that records it
+/* Outbox entries (store.c): their two lengths (0.1's, and this version's,
+ * which added why and when an entry was given up), their codec, and the
+ * queueing of an accepted step in the transaction that records it
  * (qg__store_accept()). */
+#define QG__OUTBOX_ENTRY_LEN_0_1 (40 + 128)
+#define QG__OUTBOX_ENTRY_LEN     (QG__OUTBOX_ENTRY_LEN_0_1 + 8 + 128)
+int qg__outbox_entry_len_ok(size_t len);
+void qg__outbox_encode(unsigned char *p, const qg_outbox_entry *e);
+/* QG_ESTORE when k or v is not an entry. */
+int qg__outbox_decode(const MDB_val *k, const MDB_val *v, qg_outbox_entry *e);
 int qg__outbox_enabled(const qg_store *st);
 int qg__outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now);
 
