@@ -323,8 +323,15 @@ gate_stop(void)
     ck_assert_int_eq(kill(gate_pid, SIGTERM), 0);
     status = gate_wait_exit(30000);
     ck_assert_msg(status != -1, "the gate did not stop within 30 s of TERM");
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "the gate's stop was not clean: status 0x%x", status);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char *text = read_from(logpath, 0);
+        size_t n = strlen(text);
+
+        /* the log's end says why: a panic, a damaged store */
+        ck_assert_msg(0, "the gate's stop was not clean: status 0x%x; its log "
+                         "ends: %s",
+                      status, text + (n > 1500 ? n - 1500 : 0));
+    }
 }
 
 void

@@ -587,6 +587,12 @@ answers_handle(void *cls, struct MHD_Connection *conn, const char *url,
         atomic_fetch_add(&g->in_flight, 1);
         *con_cls = r;
         r->webhook = strcmp(url, g->path) == 0;
+        /* Stopping: what is in flight finishes, what begins now is turned
+         * away before its body is read (and its connection closed). */
+        if (atomic_load(&g->stopping))
+            return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "stopping",
+                                "the gate is stopping; nothing was read, send "
+                                "it again");
         /* libmicrohttpd knows only chunked; any other coding it would read
          * as a body without end, until the idle timeout. */
         te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,

@@ -64,6 +64,7 @@ typedef struct gate {
     atomic_long answering;   /* of those, deliveries handed to the committer */
     atomic_int write_failed; /* the last commit or write probe failed */
     atomic_int damaged;      /* the store was found damaged: stopping */
+    atomic_int stopping;     /* SIGTERM: new requests get 503 */
 } gate;
 
 /* ----- options.c -------------------------------------------------------- */
