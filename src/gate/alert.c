@@ -342,7 +342,7 @@ check_dead(uint64_t dead, int64_t now)
     size_t n, i;
     unsigned long lost;
     char detail[DETAIL_BYTES], err[300], why[300], at[48] = "null";
-    char sid[QG_STORE_ID_LEN + 1], delivery[QG_STORE_ID_LEN + 48];
+    char delivery[UPSTREAM_ID_SIZE];
     const qg_outbox_entry *e;
 
     pthread_mutex_lock(&A.lock);
@@ -360,10 +360,7 @@ check_dead(uint64_t dead, int64_t now)
     if (A.pending_dead &&
         (!c->firing || now - c->sent_us >= A.o.interval_s * 1000000)) {
         e = &A.first_dead.e;
-        if (qg_store_id(A.st, sid) != 0)
-            sid[0] = '\0';
-        upstream_delivery_id(sid, e->ticket, e->seq, delivery,
-                             sizeof(delivery));
+        upstream_delivery_id(A.st, e->ticket, e->seq, delivery);
         if (e->last_attempt_us)
             snprintf(at, sizeof(at), "%" PRId64, e->last_attempt_us / 1000000);
         snprintf(detail, sizeof(detail),

@@ -208,7 +208,7 @@ worker(void *arg)
 static void
 give_up(forwarder *f, const qg_outbox_entry *e)
 {
-    char err[300], sid[QG_STORE_ID_LEN + 1], delivery[QG_STORE_ID_LEN + 48];
+    char err[300], delivery[UPSTREAM_ID_SIZE];
     int rc;
 
     if ((rc = qg_outbox_bury(f->st, e->id, TOO_OLD))) {
@@ -219,9 +219,7 @@ give_up(forwarder *f, const qg_outbox_entry *e)
         return;
     }
     atomic_fetch_add(&gate_metrics.dead_lettered, 1);
-    if (qg_store_id(f->st, sid) != 0)
-        sid[0] = '\0';
-    upstream_delivery_id(sid, e->ticket, e->seq, delivery, sizeof(delivery));
+    upstream_delivery_id(f->st, e->ticket, e->seq, delivery);
     log_event(
         "error", "forward gave up: moved to the dead list",
         ",\"outbox\":%" PRIu64 ",\"ticket\":%" PRIu64 ",\"seq\":%" PRIu32

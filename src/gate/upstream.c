@@ -41,11 +41,22 @@ struct upstream_builder {
     swh_keys keys; /* guarded by lock; reloaded on SIGHUP */
 };
 
-void
-upstream_delivery_id(const char *store_id, uint64_t ticket, uint32_t seq,
-                     char *out, size_t len)
+static void
+delivery_id(const char *store_id, uint64_t ticket, uint32_t seq, char *out,
+            size_t len)
 {
     snprintf(out, len, "%s-%" PRIu64 "-%" PRIu32, store_id, ticket, seq);
+}
+
+void
+upstream_delivery_id(const qg_store *st, uint64_t ticket, uint32_t seq,
+                     char out[UPSTREAM_ID_SIZE])
+{
+    char sid[QG_STORE_ID_LEN + 1];
+
+    if (qg_store_id(st, sid) != 0)
+        sid[0] = '\0';
+    delivery_id(sid, ticket, seq, out, UPSTREAM_ID_SIZE);
 }
 
 int
@@ -323,8 +334,8 @@ upstream_build(upstream_builder *u, const qg_outbox_entry *e, int64_t now_us,
         return rc;
     }
     rawlen = raw ? r.body_len : 0;
-    upstream_delivery_id(u->store_id, e->ticket, e->seq, out->delivery_id,
-                         sizeof(out->delivery_id));
+    delivery_id(u->store_id, e->ticket, e->seq, out->delivery_id,
+                sizeof(out->delivery_id));
     if (u->fmt == UPSTREAM_CHUP) {
         if (raw == NULL) {
             snprintf(why, whylen,

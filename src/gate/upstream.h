@@ -37,6 +37,9 @@ upstream_format_parse(const char *s, upstream_format *out)
 
 typedef struct upstream_builder upstream_builder;
 
+/* A delivery id's size: store id, two numbers, two dashes, NUL. */
+#define UPSTREAM_ID_SIZE (QG_STORE_ID_LEN + 48)
+
 /*
  * The request builder of the store st, in format fmt, signing with the
  * Standard Webhooks secrets of secret_file (NULL: signs nothing).
@@ -57,7 +60,7 @@ typedef struct upstream_request {
     char *body; /* malloc'd */
     size_t len;
     struct curl_slist *headers;
-    char delivery_id[QG_STORE_ID_LEN + 48];
+    char delivery_id[UPSTREAM_ID_SIZE];
 } upstream_request;
 
 /*
@@ -72,9 +75,10 @@ int upstream_build(upstream_builder *u, const qg_outbox_entry *e,
                    size_t whylen);
 void upstream_request_free(upstream_request *r);
 
-/* The delivery id of step seq of ticket in the store with id store_id:
- * "<store id>-<ticket>-<seq>". */
-void upstream_delivery_id(const char *store_id, uint64_t ticket, uint32_t seq,
-                          char *out, size_t len);
+/* The delivery id of step seq of ticket in store st, as the HIS gets it:
+ * "<store id>-<ticket>-<seq>" (for the log lines and alerts that name a
+ * step). */
+void upstream_delivery_id(const qg_store *st, uint64_t ticket, uint32_t seq,
+                          char out[UPSTREAM_ID_SIZE]);
 
 #endif /* QG_UPSTREAM_H */
