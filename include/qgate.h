@@ -1716,6 +1716,75 @@ QG_EXTERN int qg_prepared_secret(const qg_prepared *p);
  */
 QG_EXTERN void qg_prepared_free(qg_prepared *p);
 
+/* ----- FHIR R4 ------------------------------------------------------------ */
+
+/** What qg_fhir_ticket() writes. */
+typedef enum qg_fhir_form {
+    /** The ticket's resources, one JSON object a line: the Encounter, then
+     * the Appointment when the ticket has one (FHIR Bulk Data's NDJSON). */
+    QG_FHIR_NDJSON = 0,
+    /** The same resources as Bundle entries ({"fullUrl", "resource"}),
+     * separated by commas, for the caller to put in a Bundle of its own. */
+    QG_FHIR_ENTRIES = 1,
+    /** A Bundle of type collection holding the ticket's resources. */
+    QG_FHIR_BUNDLE = 2,
+    /** A Bundle of type transaction: a conditional update (PUT by
+     * identifier) of each resource, for a FHIR server to keep the ticket's
+     * current status and history.  Its resources carry no id. */
+    QG_FHIR_TRANSACTION = 3
+} qg_fhir_form;
+
+/** Options of qg_fhir_ticket(); zero-initialise for the defaults. */
+typedef struct qg_fhir_options {
+    /** The base of the identifier systems, one per Chup source: an
+     * identifier's system is the base, "/", and "ticket", "live-queue",
+     * "appointment", "client", "service" or "staff".  NULL or "": the
+     * store's own, "urn:qgate:<store id>:default". */
+    const char *system;
+    /** Only the steps accepted up to this seq count (the resources as they
+     * stood when it was accepted, as far as later late steps allow); 0:
+     * every step. */
+    uint32_t upto_seq;
+} qg_fhir_options;
+
+/** What qg_fhir_system_check() asks of a system base, for messages. */
+#define QG_FHIR_SYSTEM_RULE                                                    \
+    "expected an absolute URI (scheme:...) of at most 200 bytes, without "     \
+    "spaces, control characters, |, ?, &, #, \" or \\"
+
+/**
+ * Checks a base of FHIR identifier systems (qg_fhir_options.system).  It
+ * becomes part of every identifier's system and of the conditional-update
+ * URLs of a transaction, so nothing a query string would take apart may
+ * be in it.
+ * @param[in] system the base, NUL-terminated.
+ * @return 0, or #QG_EINVAL (NULL, or not as #QG_FHIR_SYSTEM_RULE says).
+ */
+QG_EXTERN int qg_fhir_system_check(const char *system);
+
+/**
+ * Writes a ticket as FHIR R4 resources: an Encounter (statuses,
+ * statusHistory, period, serviceType, participants, the pharmacy and
+ * billing steps as extensions) and, when the ticket came from an
+ * appointment, an Appointment.  docs/fhir.md gives the mapping.  The text
+ * is compact JSON (NDJSON lines end with a newline).  Reads the ticket in
+ * one read transaction.
+ * @param[in] st the store.
+ * @param[in] ticket the ticket's number.
+ * @param[in] form what to write (#qg_fhir_form).
+ * @param[in] opts the options, or NULL for the defaults.
+ * @param[out] out the text, NUL-terminated; malloc'd, to be freed with
+ * free().  NULL unless 0 is returned.
+ * @param[out] len its length; may be NULL.
+ * @return 0, #QG_NOTFOUND (no such ticket, or none of its steps is up to
+ * opts->upto_seq), #QG_EINVAL (NULL st or out, ticket 0, unknown form, a system
+ * qg_fhir_system_check() refuses),
+ * #QG_ENOMEM, #QG_EBUSY, #QG_ESTORE.
+ */
+QG_EXTERN int qg_fhir_ticket(qg_store *st, uint64_t ticket, qg_fhir_form form,
+                             const qg_fhir_options *opts, char **out,
+                             size_t *len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -485,9 +485,17 @@ http_full(int port, const char *method, const char *path,
         curl_easy_setopt(c, CURLOPT_POST, 1L);
         curl_easy_setopt(c, CURLOPT_READFUNCTION, read_source);
         curl_easy_setopt(c, CURLOPT_READDATA, src);
-        if (announce)
+        if (announce) {
             curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
                              (curl_off_t)src->total);
+            /* curl sends a large announced body with "Expect:
+             * 100-continue" and, after 1 s without an answer, the body
+             * anyway.  On a loaded machine the gate's early 413 can come
+             * after that second; the client is then sending when the
+             * gate closes, and the reset can destroy the 413 before curl
+             * reads it.  The wait is what a patient client does. */
+            curl_easy_setopt(c, CURLOPT_EXPECT_100_TIMEOUT_MS, 10000L);
+        }
     } else if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);

@@ -1,30 +1,70 @@
 /*
  * cmd_export.c - qgate export: every history record, for spreadsheets and
- * warehouses.
+ * warehouses; or the tickets as FHIR R4 resources (qg_fhir_ticket()).
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
+/* --format: ndjson and csv write records; the fhir forms, tickets. */
+typedef enum format {
+    FORMAT_NDJSON,
+    FORMAT_CSV,
+    FORMAT_FHIR,        /* one Bundle of type collection */
+    FORMAT_FHIR_NDJSON, /* the resources, a line each (FHIR Bulk Data) */
+    FORMAT_FHIR_BUNDLES /* a Bundle per ticket, a line each */
+} format;
+
+static const char *const format_names[] = {"ndjson", "csv", "fhir",
+                                           "fhir-ndjson", "fhir-bundles"};
+
+#define OPT_TICKET      1
+#define OPT_FHIR_SYSTEM 2
+
+static format fmt;
 static int csv;
+static const char *ticket_arg;
+static const char *fhir_system;
 
 static const struct option options[] = {
     CLI_COMMON_OPTIONS,
     {"format", required_argument, NULL, 'f'},
+    {"ticket", required_argument, NULL, OPT_TICKET},
+    {"fhir-system", required_argument, NULL, OPT_FHIR_SYSTEM},
     CLI_SINCE_OPTION,
+    CLI_UNTIL_OPTION,
     {0}};
 
 static int
 option(cli *c, int opt, const char *arg)
 {
+    size_t i;
+
     (void)c;
+    if (opt == OPT_TICKET) {
+        ticket_arg = arg;
+        return 0;
+    }
+    if (opt == OPT_FHIR_SYSTEM) {
+        if (qg_fhir_system_check(arg))
+            return cli_fail("--fhir-system \"%s\": " QG_FHIR_SYSTEM_RULE, arg);
+        fhir_system = arg;
+        return 0;
+    }
     if (opt != 'f')
         return EXIT_FAILED;
-    if (strcmp(arg, "csv") != 0 && strcmp(arg, "ndjson") != 0)
-        return cli_fail("--format \"%s\": expected ndjson or csv", arg);
-    csv = strcmp(arg, "csv") == 0;
+    for (i = 0; i < sizeof(format_names) / sizeof(format_names[0]); i++)
+        if (strcmp(arg, format_names[i]) == 0)
+            break;
+    if (i == sizeof(format_names) / sizeof(format_names[0]))
+        return cli_fail("--format \"%s\": expected ndjson, csv, fhir, "
+                        "fhir-ndjson or fhir-bundles",
+                        arg);
+    fmt = (format)i;
+    csv = fmt == FORMAT_CSV;
     return 0;
 }
 
@@ -34,10 +74,97 @@ ready(cli *c, int argc, char **argv)
     (void)argc;
     (void)argv;
     /* NDJSON is the JSON form; --json with CSV asks for two things. */
-    if (c->json && csv)
+    if (c->json && fmt != FORMAT_NDJSON)
         return cli_fail("export: --json is --format ndjson; it cannot be "
-                        "--format csv");
+                        "--format %s",
+                        format_names[fmt]);
+    if (fmt < FORMAT_FHIR && (ticket_arg || fhir_system))
+        return cli_fail("export: --%s goes with the fhir formats",
+                        ticket_arg ? "ticket" : "fhir-system");
+    if (fmt < FORMAT_FHIR && c->until != INT64_MAX)
+        return cli_fail("export: --until goes with the fhir formats");
     return 0;
+}
+
+/* One ticket in the chosen FHIR form; first says whether it opens the
+ * Bundle's entries. */
+static int
+fhir_ticket(qg_store *st, uint64_t ticket, int first)
+{
+    static const qg_fhir_form forms[] = {[FORMAT_FHIR] = QG_FHIR_ENTRIES,
+                                         [FORMAT_FHIR_NDJSON] = QG_FHIR_NDJSON,
+                                         [FORMAT_FHIR_BUNDLES] =
+                                             QG_FHIR_BUNDLE};
+    qg_fhir_options o = {fhir_system, 0};
+    char *text = NULL;
+    size_t len;
+    int rc;
+
+    if ((rc = qg_fhir_ticket(st, ticket, forms[fmt], &o, &text, &len)))
+        return rc;
+    /* FHIR has no empty arrays: a Bundle of no ticket has no "entry". */
+    if (fmt == FORMAT_FHIR)
+        fputs(first ? ",\"entry\":[" : ",", stdout);
+    fwrite(text, 1, len, stdout);
+    if (fmt == FORMAT_FHIR_BUNDLES)
+        fputc('\n', stdout);
+    free(text);
+    return 0;
+}
+
+/*
+ * The FHIR forms write tickets, each whole: with --ticket that one; else
+ * every ticket with a step in [--since, --until), in ticket order.
+ */
+static int
+run_fhir(cli *c, qg_store *st)
+{
+    unsigned long n = 0;
+    qg_history *h = NULL;
+    qg_record r;
+    qg_ticket t;
+    uint64_t cur = 0;
+    int in = 0, rc;
+
+    if (ticket_arg && cli_find_ticket(st, ticket_arg, &t))
+        return EXIT_FAILED;
+    if (fmt == FORMAT_FHIR)
+        printf("{\"resourceType\":\"Bundle\",\"type\":\"collection\"");
+    if (ticket_arg) {
+        if ((rc = fhir_ticket(st, t.id, 1)))
+            goto failed;
+        n = 1;
+        goto end;
+    }
+    if ((rc = qg_history_open(st, 0, &h)))
+        goto failed;
+    for (;;) {
+        int end = (rc = qg_history_next(h, &r)) == QG_NOTFOUND;
+
+        if (rc != 0 && !end)
+            goto failed;
+        if (end || r.ticket != cur) {
+            if (in && (rc = fhir_ticket(st, cur, n++ == 0)))
+                goto failed;
+            if (in)
+                cli_progress("tickets", n, 0);
+            if (end)
+                break;
+            cur = r.ticket;
+            in = 0;
+        }
+        in |= r.event_ms >= c->since && r.event_ms < c->until;
+    }
+    qg_history_close(h);
+    h = NULL;
+end:
+    if (fmt == FORMAT_FHIR)
+        printf("%s}\n", n > 0 ? "]" : "");
+    cli_progress("tickets", n, 1);
+    return EXIT_OK;
+failed:
+    qg_history_close(h);
+    return cli_store_fail(c, rc);
 }
 
 static int
@@ -51,6 +178,8 @@ run(cli *c, qg_store *st, int argc, char **argv)
 
     (void)argc;
     (void)argv;
+    if (fmt >= FORMAT_FHIR)
+        return run_fhir(c, st);
     if ((rc = qg_history_open(st, 0, &h)))
         goto failed;
     if (csv)
@@ -77,11 +206,25 @@ failed:
 
 const cli_command cli_export = {
     .name = "export",
-    .summary = "every history record as NDJSON or CSV",
+    .summary = "every history record as NDJSON or CSV, or FHIR R4",
     .usage = "usage: qgate export [--format ndjson|csv | --json] "
              "[--since T]\n"
+             "       qgate export --format fhir|fhir-ndjson|fhir-bundles "
+             "[--ticket TICKET]\n"
+             "                    [--since T] [--until T] [--fhir-system "
+             "URI]\n"
              "Every history record, by ticket then step.  --since "
-             "selects by the step's Chup timestamp.\n" CLI_TIME_HELP,
+             "selects by the step's Chup timestamp.\n"
+             "The fhir formats write tickets as FHIR R4 Encounters and "
+             "Appointments (docs/fhir.md):\n"
+             "one Bundle, NDJSON of resources (FHIR Bulk Data), or a Bundle "
+             "a line per ticket; a\n"
+             "ticket is written whole when one of its steps is in "
+             "[--since, --until).  --fhir-system\n"
+             "is the base of the identifier systems (default "
+             "urn:qgate:STORE-ID:default).\n"
+             "TICKET: a live-queue id (30001), lq:ID, appt:ID or "
+             "ticket:N\n" CLI_TIME_HELP,
     .options = options,
     .store = CLI_READ,
     .option = option,

@@ -50,8 +50,10 @@ const cli_option serve_options[] = {
      "HIS;\nwithout it nothing is signed"},
     {"upstream-format", "FMT", CLI_STRING, "upstream_format",
      AT(upstream_format), "qgate",
-     "the body the HIS gets: qgate (qgate's\nJSON, Chup's inside) or chup "
-     "(as\nChup sent it) ({})"},
+     "the body the HIS gets: qgate (qgate's\nJSON, Chup's inside), chup "
+     "(as\nChup sent it) or fhir (a FHIR R4\ntransaction Bundle) ({})"},
+    {"fhir-system", "URI", CLI_STRING, "fhir_system", AT(fhir_system), NULL,
+     "the base of the FHIR identifier\nsystems (urn:qgate:STORE-ID:default)"},
     {"forwarders", "N", CLI_NUMBER, "forwarders", AT(forwarders), "2",
      "parallel forwarding workers ({})"},
     {"forward-timeout", "S", CLI_NUMBER, "forward_timeout", AT(forward_timeout),
@@ -287,8 +289,12 @@ check(gate *g, cli *c)
     if (g->ready_max_wait < 0 || g->alert_refusals < 0)
         return cli_fail("--ready-max-wait and --alert-refusals: 0 or more");
     if (upstream_format_parse(g->upstream_format, &g->format))
-        return cli_fail("--upstream-format \"%s\": expected qgate or chup",
+        return cli_fail("--upstream-format \"%s\": expected qgate, chup or "
+                        "fhir",
                         g->upstream_format);
+    if (g->fhir_system && qg_fhir_system_check(g->fhir_system))
+        return cli_fail("--fhir-system \"%s\": " QG_FHIR_SYSTEM_RULE,
+                        g->fhir_system);
     if (g->retention > 36500)
         return cli_fail("--retention %ld: at most 36500 days", g->retention);
     if (!g->insecure && c->secret_file == NULL)

@@ -343,6 +343,7 @@ start_forwarder(gate *g)
     if (upstream_new(g->st, g->format, g->upstream_secret_file, &g->up, err,
                      sizeof(err)))
         return cli_fail("--upstream-secret-file: %s", err);
+    upstream_set_fhir_system(g->up, g->fhir_system);
     if (g->upstream_secret_file == NULL)
         log_event("warn",
                   "no --upstream-secret-file: what goes to the HIS is not "

@@ -24,6 +24,7 @@ typedef struct gate {
     const char *upstream_secret_file;
     const char *upstream_format;
     upstream_format format; /* parsed once from upstream_format */
+    const char *fhir_system;
     const char *token_file;
     long forwarders;
     long forward_timeout;

@@ -36,7 +36,8 @@ struct upstream_builder {
     qg_store *st;
     upstream_format fmt;
     char store_id[QG_STORE_ID_LEN + 1];
-    char *secret_file; /* NULL: nothing is signed */
+    char *secret_file;       /* NULL: nothing is signed */
+    const char *fhir_system; /* the fhir format's identifiers; NULL: default */
     pthread_mutex_t lock;
     swh_keys keys; /* guarded by lock; reloaded on SIGHUP */
 };
@@ -91,6 +92,12 @@ upstream_new(qg_store *st, upstream_format fmt, const char *secret_file,
 fail:
     upstream_free(u);
     return -1;
+}
+
+void
+upstream_set_fhir_system(upstream_builder *u, const char *system)
+{
+    u->fhir_system = system;
 }
 
 int
@@ -348,6 +355,22 @@ upstream_build(upstream_builder *u, const qg_outbox_entry *e, int64_t now_us,
         out->body = raw;
         out->len = rawlen;
         raw = NULL;
+    } else if (u->fmt == UPSTREAM_FHIR) {
+        /* The ticket as of this step: a FHIR server that applies the
+         * bundles in order holds, after each, what the export writes for
+         * the steps so far. */
+        qg_fhir_options o = {u->fhir_system, e->seq};
+
+        free(raw);
+        raw = NULL;
+        if ((rc = qg_fhir_ticket(u->st, e->ticket, QG_FHIR_TRANSACTION, &o,
+                                 &out->body, &out->len))) {
+            snprintf(why, whylen,
+                     "cannot build the FHIR bundle of step %" PRIu32
+                     " of ticket %" PRIu64 ": %s",
+                     e->seq, e->ticket, qg_strerror(rc));
+            return rc;
+        }
     } else if ((rc = qgate_body(u, out->delivery_id, &r, &t, raw, rawlen,
                                 &out->body, &out->len))) {
         free(raw);
@@ -363,7 +386,9 @@ upstream_build(upstream_builder *u, const qg_outbox_entry *e, int64_t now_us,
         bad = 1;
     pthread_mutex_unlock(&u->lock);
 
-    l = append(l, &bad, "Content-Type: application/json");
+    l = append(l, &bad, "Content-Type: %s",
+               u->fmt == UPSTREAM_FHIR ? "application/fhir+json"
+                                       : "application/json");
     l = append(l, &bad, "User-Agent: qgate/%s", qg_version());
     l = append(l, &bad, "webhook-id: %s", out->delivery_id);
     l = append(l, &bad, "webhook-timestamp: %" PRId64, ts);

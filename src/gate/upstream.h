@@ -17,10 +17,11 @@
 
 typedef enum upstream_format {
     UPSTREAM_QGATE, /* qgate's own JSON, Chup's delivery inside (default) */
-    UPSTREAM_CHUP   /* the delivery exactly as Chup sent it */
+    UPSTREAM_CHUP,  /* the delivery exactly as Chup sent it */
+    UPSTREAM_FHIR   /* a FHIR R4 transaction Bundle (qg_fhir_ticket()) */
 } upstream_format;
 
-/* "qgate" or "chup".  Returns 0, or -1 when s names neither.  Inline:
+/* "qgate", "chup" or "fhir".  Returns 0, or -1 when s names neither.  Inline:
  * the option check (options.c) is also part of the qgate program, which
  * does not link the forwarder. */
 static inline int
@@ -30,6 +31,8 @@ upstream_format_parse(const char *s, upstream_format *out)
         *out = UPSTREAM_QGATE;
     else if (strcmp(s, "chup") == 0)
         *out = UPSTREAM_CHUP;
+    else if (strcmp(s, "fhir") == 0)
+        *out = UPSTREAM_FHIR;
     else
         return -1;
     return 0;
@@ -48,6 +51,10 @@ typedef struct upstream_builder upstream_builder;
  */
 int upstream_new(qg_store *st, upstream_format fmt, const char *secret_file,
                  upstream_builder **out, char *err, size_t errlen);
+/* The base of the FHIR identifier systems (qg_fhir_options.system) for
+ * the fhir format; NULL: the store's default.  Kept, not copied: it must
+ * outlive u.  Call before the first upstream_build(). */
+void upstream_set_fhir_system(upstream_builder *u, const char *system);
 /* Reads the secret file again; on failure the secrets in use stay, and
  * err says why.  Returns 0 (also with no secret file), or -1. */
 int upstream_reload(upstream_builder *u, char *err, size_t errlen);
