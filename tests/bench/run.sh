@@ -7,7 +7,10 @@
 #   2. the engine in process (bench_engine): each durability, the phases
 #      of a delivery, and a raw LMDB put loop of the same records beside it;
 #   3. the gate over HTTP (bench_load) at a fixed rate and at saturation,
-#      beside a bare libmicrohttpd server (bench_bare) and nginx;
+#      beside a bare libmicrohttpd server (bench_bare), nginx, and the
+#      receiver a JavaScript team would write for the same job
+#      (tests/bench/peer: Node's http, XState, lmdb; installed here with
+#      npm ci from its lock file);
 #   4. audit queries over a store of 1,000,000 tickets (bench_audit and
 #      the qgate CLI);
 #   5. peak memory of the gate under load and of the CLI over that store;
@@ -121,6 +124,21 @@ NGINX=
 if command -v nginx >/dev/null 2>&1; then
     NGINX=$(nginx -v 2>&1 | sed 's/^nginx version: //')
 fi
+# The JavaScript peer, from its lock file.
+PEER=
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+    say "bench: installing the JavaScript peer (npm ci)"
+    mkdir -p "$W/peer"
+    cp "$SRC/tests/bench/peer/package.json" \
+        "$SRC/tests/bench/peer/package-lock.json" \
+        "$SRC/tests/bench/peer/server.js" "$W/peer/"
+    if (cd "$W/peer" && npm ci --no-audit --no-fund --loglevel=error) \
+        >"$W/npm.log" 2>&1; then
+        PEER="Node $(node --version), xstate $(sed -n 's/.*"xstate": "\(.*\)".*/\1/p' "$W/peer/package.json"), lmdb $(sed -n 's/.*"lmdb": "\(.*\)".*/\1/p' "$W/peer/package.json")"
+    else
+        say "bench: npm ci failed ($W/npm.log): no JavaScript peer"
+    fi
+fi
 
 # ----- 1. the workload ---------------------------------------------------
 say "bench: 1. generating the day ($TICKETS tickets)"
@@ -166,6 +184,15 @@ start_gate() {
     "$Q" serve --listen "127.0.0.1:$PORT" --db "$W/stores/gate" \
         --secret-file "$SECRET" --durability "$1" --threads 2 \
         --log "$2" 2>"$W/gate.err" &
+    SERVER_PID=$!
+    "$BB/bench_proc" wait-port "$PORT"
+}
+# start_peer nosync|sync: the JavaScript peer on an empty store.
+start_peer() {
+    PORT=$("$BB/bench_proc" port)
+    rm -rf "$W/stores/peer"
+    node "$W/peer/server.js" "$PORT" "$W/stores/peer" "$SECRET" "$1" \
+        >"$W/peer-$1.log" 2>&1 &
     SERVER_PID=$!
     "$BB/bench_proc" wait-port "$PORT"
 }
@@ -264,6 +291,15 @@ sync
 note "$Q serve --listen 127.0.0.1:PORT --db WORK/stores/gate --secret-file $SECRET --durability group --threads 2 --log WORK/gate-group.log"
 serve gate-group start_gate group "$W/gate-group.log"
 rm -rf "$W/stores/gate"
+if [ -n "$PEER" ]; then
+    sync
+    note "node WORK/peer/server.js PORT WORK/stores/peer $SECRET nosync  # SRC/tests/bench/peer"
+    serve peer-nosync start_peer nosync
+    sync
+    note "node WORK/peer/server.js PORT WORK/stores/peer $SECRET sync"
+    serve peer-sync start_peer sync
+    rm -rf "$W/stores/peer"
+fi
 
 # ----- 4. audit ----------------------------------------------------------
 say "bench: 4. building a store of $AUDIT_TICKETS tickets (a few minutes)"
@@ -314,6 +350,7 @@ out "| store folder | $fs |"
 out "| load average (1, 5, 15 min) | $load_start at the start, $load_end at the end |"
 out "| compiler, build | $($cc --version | head -1), $build_type |"
 out "| qgate | $("$Q" --version 2>&1 | head -1) |"
+out "| JavaScript peer | ${PEER:-not installed (no node or npm, or npm ci failed)} |"
 out "| libraries | LMDB $(dpkg-query -W -f '${Version}' liblmdb0 2>/dev/null || echo '?'), libmicrohttpd $(dpkg-query -W -f '${Version}' libmicrohttpd12 2>/dev/null || echo '?'), json-c $(dpkg-query -W -f '${Version}' libjson-c5 2>/dev/null || echo '?'), OpenSSL $(dpkg-query -W -f '${Version}' libssl3 2>/dev/null || echo '?'), nginx ${NGINX:-not installed} |"
 out ""
 out "### 1. Workload"
@@ -344,6 +381,10 @@ else
 fi
 row gate-nosync "qgate serve --durability nosync"
 row gate-group "qgate serve --durability group"
+if [ -n "$PEER" ]; then
+    row peer-nosync "JavaScript peer, lmdb noSync"
+    row peer-sync "JavaScript peer, lmdb batched commits, flushed"
+fi
 out ""
 b_rps=$(kv "$W/http-bare-closed.txt" rps)
 g_rps=$(kv "$W/http-gate-nosync-closed.txt" rps)
@@ -365,11 +406,27 @@ if [ -n "$NGINX" ]; then
 fi
 out "$line."
 out ""
+if [ -n "$PEER" ]; then
+    # qgate over the peer, each at the same durability: nosync with
+    # nosync; group with the peer's flushed batches, which are lmdb's
+    # group commit.
+    pr() { # throughput, p99 and peak RSS ratios of gate-$1 to peer-$2
+        out "| qgate $1 / peer $2 | $(calc '%.2f' 'a/b' "$(kv "$W/http-gate-$1-closed.txt" rps)" "$(kv "$W/http-peer-$2-closed.txt" rps)") | $(calc '%.2f' 'a/b' "$(kv "$W/http-gate-$1-open.txt" p99_us)" "$(kv "$W/http-peer-$2-open.txt" p99_us)") | $(calc '%.2f' 'a/b' "$(kv "$W/http-gate-$1-closed.txt" p99_us)" "$(kv "$W/http-peer-$2-closed.txt" p99_us)") | $(calc '%.2f' 'a/b' "$(kv "$W/http-gate-$1-mem.txt" hwm_kb)" "$(kv "$W/http-peer-$2-mem.txt" hwm_kb)") |"
+    }
+    out "qgate against the JavaScript peer under the same load and durability (above 1 is more for throughput; below 1 is better for p99 and memory):"
+    out ""
+    out "| pair | saturation req/s | p99 at $RATE req/s | p99 at saturation | peak RSS |"
+    out "|---|---:|---:|---:|---:|"
+    pr nosync nosync
+    pr group sync
+    out ""
+fi
 out "CPU time per answer at saturation, in us (user and system time of every thread over the whole run, warm-up included, shared out over every answer): the server's, by thread name, and the load generator's. The server's threads and the load generator share 2 cores, so 2 s of CPU a second is the ceiling of each row."
 out ""
 out "| server | server CPU us/answer | by thread | load generator CPU us/answer |"
 out "|---|---:|---|---:|"
-for r in bare nginx gate-nosync gate-nolog gate-dup gate-group; do
+for r in bare nginx gate-nosync gate-nolog gate-dup gate-group peer-nosync \
+    peer-sync; do
     [ -f "$W/cpu-$r-closed-after.txt" ] || continue
     out "| $r | $(cpu_per "$r-closed") | $(cpu_split "$r-closed") | $(load_cpu_per "$r-closed") |"
 done
