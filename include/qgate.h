@@ -1282,7 +1282,9 @@ QG_EXTERN int qg_outbox_requeue(qg_store *st, uint64_t id, uint64_t *moved);
  * order and each ticket's in event time, each under a new outbox id but
  * naming the same step (ticket, seq), so a forwarder sends it under the
  * same delivery id.  A step that is still in the outbox or the dead list
- * is not queued twice.  One write transaction.  The store must feed an
+ * is not queued twice; a ticket's steps still in the outbox move behind
+ * the ones queued for it (with their attempts and last error), so that
+ * they are not sent before them.  One write transaction.  The store must feed an
  * HIS (#QG_OUTBOX).
  * @param[in] st the store, not #QG_RDONLY.
  * @param[in] ticket the ticket's number, or 0 for every ticket.

@@ -987,6 +987,50 @@ START_TEST(test_resend_every_ticket_in_ticket_order)
 }
 END_TEST
 
+/* A ticket whose newest step still waits: the resent steps go first, and
+ * the waiting one moves behind them with its attempts and error kept, so
+ * that the HIS gets the ticket's steps in order. */
+START_TEST(test_resend_waiting_step_moves_behind)
+{
+    qg_outbox_entry q[MAX_ENTRIES];
+    uint64_t queued = 9, waiting = 9, walk, other;
+    qg_ticket t;
+
+    must_accept(st, tu_walk_in[0].file);
+    must_accept(st, tu_walk_in[1].file);
+    ack_all();
+    must_accept(st, tu_walk_in[2].file);
+    must_accept(st, NO_SHOW "01-join-live-queue.json");
+    ck_assert_uint_eq(read_entries(st, 0, q, MAX_ENTRIES), 2);
+    ck_assert_int_eq(
+        qg_outbox_defer(st, q[0].id, now_us() + 60000000, "HTTP 503"), 0);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    walk = t.id;
+    other = q[1].ticket;
+
+    ck_assert_int_eq(
+        qg_outbox_resend(st, walk, INT64_MIN, INT64_MAX, &queued, &waiting), 0);
+    ck_assert_uint_eq(queued, 2);
+    ck_assert_uint_eq(waiting, 1);
+    ck_assert_uint_eq(read_entries(st, 0, q, MAX_ENTRIES), 4);
+    /* the other ticket's entry stays where it was, before them all */
+    ck_assert(q[0].ticket == other && q[0].seq == 1);
+    ck_assert(q[1].ticket == walk && q[1].seq == 1);
+    ck_assert(q[2].ticket == walk && q[2].seq == 2);
+    ck_assert(q[3].ticket == walk && q[3].seq == 3);
+    ck_assert_uint_eq(q[3].attempts, 1);
+    ck_assert_str_eq(q[3].last_error, "HTTP 503");
+    ck_assert_uint_gt(q[3].id, q[2].id);
+
+    /* nothing new to send: nothing moves */
+    ck_assert_int_eq(
+        qg_outbox_resend(st, walk, INT64_MIN, INT64_MAX, &queued, &waiting), 0);
+    ck_assert_uint_eq(queued, 0);
+    ck_assert_uint_eq(read_entries(st, 0, q + 4, MAX_ENTRIES - 4), 4);
+    ck_assert_uint_eq(q[7].id, q[3].id);
+}
+END_TEST
+
 /* One ticket, or a window of received times; errors leave nothing. */
 START_TEST(test_resend_one_ticket_or_window)
 {
@@ -1108,6 +1152,7 @@ outbox_suite(void)
     tcase_add_checked_fixture(resend, setup, teardown);
     tcase_add_test(resend, test_resend_every_ticket_in_ticket_order);
     tcase_add_test(resend, test_resend_one_ticket_or_window);
+    tcase_add_test(resend, test_resend_waiting_step_moves_behind);
     tcase_add_test(resend, test_store_id_own_kept_and_copied);
     suite_add_tcase(s, resend);
     tcase_add_checked_fixture(errors, setup, teardown);

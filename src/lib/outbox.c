@@ -368,6 +368,8 @@ qg_outbox_requeue(qg_store *st, uint64_t id, uint64_t *moved)
 typedef struct step_ref {
     uint64_t ticket;
     uint32_t seq;
+    uint64_t id; /* its entry */
+    int dead;    /* in the dead list, not the outbox */
 } step_ref;
 
 static int
@@ -378,6 +380,17 @@ by_step(const void *a, const void *b)
     if (x->ticket != y->ticket)
         return x->ticket < y->ticket ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The entry order of one ticket's entries, after by_step's ticket. */
+static int
+by_ticket_then_id(const void *a, const void *b)
+{
+    const step_ref *x = a, *y = b;
+
+    if (x->ticket != y->ticket)
+        return x->ticket < y->ticket ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
 }
 
 typedef struct resend_job {
@@ -391,7 +404,7 @@ typedef struct resend_job {
 /* Adds the steps of dbi's entries (the outbox or the dead list) to
  * j->queue. */
 static int
-collect_queued(qg__txn *t, MDB_dbi dbi, resend_job *j)
+collect_queued(qg__txn *t, MDB_dbi dbi, int dead, resend_job *j)
 {
     qg_outbox_entry e;
     MDB_cursor *cur;
@@ -414,11 +427,60 @@ collect_queued(qg__txn *t, MDB_dbi dbi, resend_job *j)
             j->queue = grown;
         }
         j->queue[j->n].ticket = e.ticket;
-        j->queue[j->n++].seq = e.seq;
+        j->queue[j->n].seq = e.seq;
+        j->queue[j->n].id = e.id;
+        j->queue[j->n++].dead = dead;
     }
     mdb_cursor_close(cur);
     if (rc == 0 && mrc != MDB_NOTFOUND)
         rc = qg__from_mdb(mrc);
+    return rc;
+}
+
+/*
+ * Moves ticket's entries still in the outbox behind the ones just queued,
+ * keeping their order and their state (attempts, next attempt, last
+ * error): a forwarder sends a ticket's entries in id order, and a step
+ * not yet delivered must not reach the HIS before the older steps it is
+ * being sent again.  (One the forwarder is sending at this moment may
+ * still arrive first, and, its entry gone, be sent again after them.)
+ */
+static int
+requeue_waiting(qg__txn *t, const resend_job *j, uint64_t ticket)
+{
+    step_ref *ids;
+    qg_outbox_entry e;
+    size_t lo = 0, hi = j->n, n, i;
+    int rc = 0;
+
+    /* j->queue is sorted by ticket first: this ticket's entries are the
+     * run from the first one not below it */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (j->queue[mid].ticket < ticket)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (n = 0; lo + n < j->n && j->queue[lo + n].ticket == ticket; n++)
+        ;
+    if (n == 0)
+        return 0;
+    if ((ids = malloc(n * sizeof(*ids))) == NULL)
+        return QG_ENOMEM;
+    memcpy(ids, j->queue + lo, n * sizeof(*ids));
+    qsort(ids, n, sizeof(*ids), by_ticket_then_id);
+    for (i = 0; i < n && rc == 0; i++) {
+        if (ids[i].dead)
+            continue;
+        if ((rc = get_entry(t, t->st->outbox, ids[i].id, &e)) ||
+            (rc = del_entry(t, t->st->outbox, e.id)) ||
+            (rc = qg__outbox_next_id(t, &e.id)))
+            break;
+        rc = put_entry(t, t->st->outbox, &e);
+    }
+    free(ids);
     return rc;
 }
 
@@ -429,6 +491,7 @@ resend_ticket(qg__txn *t, resend_job *j, uint64_t ticket, int64_t now)
     qg__path path;
     step_ref key;
     int64_t received;
+    uint64_t before = j->queued;
     size_t i;
     int rc = 0;
 
@@ -450,6 +513,8 @@ resend_ticket(qg__txn *t, resend_job *j, uint64_t ticket, int64_t now)
             j->queued++;
     }
     qg__path_free(&path);
+    if (rc == 0 && j->queued > before)
+        rc = requeue_waiting(t, j, ticket);
     return rc;
 }
 
@@ -467,8 +532,8 @@ resend(qg__txn *t, void *arg)
 
     j->queued = j->waiting = 0;
     j->n = 0;
-    if ((rc = collect_queued(t, t->st->outbox, j)) ||
-        (rc = collect_queued(t, t->st->dead, j)))
+    if ((rc = collect_queued(t, t->st->outbox, 0, j)) ||
+        (rc = collect_queued(t, t->st->dead, 1, j)))
         return rc;
     /* (qsort() and bsearch() take no NULL array, even of 0 entries) */
     if (j->n)

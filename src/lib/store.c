@@ -1765,8 +1765,8 @@ qg__outbox_enabled(const qg_store *st)
 /* Entry ids come from a counter in meta, never from the outbox's last
  * key: an emptied outbox must not give out an id the HIS has already seen
  * in a delivery header, nor one a dead entry still holds. */
-static int
-outbox_next_id(qg__txn *t, uint64_t *id)
+int
+qg__outbox_next_id(qg__txn *t, uint64_t *id)
 {
     return qg__meta_counter(t, "outbox_next", id);
 }
@@ -1780,7 +1780,7 @@ qg__outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now)
     int rc;
 
     memset(&e, 0, sizeof(e));
-    if ((rc = outbox_next_id(t, &e.id)))
+    if ((rc = qg__outbox_next_id(t, &e.id)))
         return rc;
     e.ticket = ticket;
     e.seq = seq;

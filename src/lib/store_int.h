@@ -140,5 +140,7 @@ int qg__next_id(qg__txn *t, MDB_dbi dbi, uint64_t *id);
 /* Takes the next value of a u64 counter in meta (1 first): ids that must
  * never be given out twice, even after their entries are gone. */
 int qg__meta_counter(qg__txn *t, const char *name, uint64_t *id);
+/* The next outbox entry id: entries are forwarded in id order. */
+int qg__outbox_next_id(qg__txn *t, uint64_t *id);
 
 #endif /* QG_STORE_INT_H */
