@@ -12,6 +12,7 @@ static int csv;
 
 static const struct option options[] = {
     CLI_COMMON_OPTIONS,
+    CLI_SOURCE_OPTION,
     {"format", required_argument, NULL, 'f'},
     CLI_SINCE_OPTION,
     {0}};
@@ -60,7 +61,7 @@ run(cli *c, qg_store *st, int argc, char **argv)
         if (r.ticket != t.id &&
             (rc = qg_store_ticket(st, QG_ID_TICKET, (int64_t)r.ticket, &t)))
             goto failed;
-        if (r.event_ms < c->since)
+        if (r.event_ms < c->since || !cli_in_source(c, t.source))
             continue;
         render_export_row(stdout, &t, &r, csv);
         cli_progress("records", ++n, 0);
@@ -79,7 +80,7 @@ const cli_command cli_export = {
     .name = "export",
     .summary = "every history record as NDJSON or CSV",
     .usage = "usage: qgate export [--format ndjson|csv | --json] "
-             "[--since T]\n"
+             "[--source NAME] [--since T]\n"
              "Every history record, by ticket then step.  --since "
              "selects by the step's Chup timestamp.\n" CLI_TIME_HELP,
     .options = options,
