@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "gate_harness.h"
 
@@ -138,6 +140,7 @@ START_TEST(test_sources_two_clinics_one_gate)
         from = jstr(tk, "source");
         snprintf(got, sizeof(got), "%" PRId64, jint(tk, "number"));
         ck_assert_str_eq(got, q->ticket);
+        ck_assert_str_eq(from, q->source);
         if (strcmp(q->url, "/his/a") == 0) {
             to_a++;
             ck_assert_str_eq(from, "a");
@@ -194,6 +197,74 @@ START_TEST(test_sources_two_clinics_one_gate)
     ck_assert_int_eq(qg_store_ticket_in(st, "b", QG_ID_LIVE_QUEUE, 30002, &tb),
                      QG_NOTFOUND);
     qg_store_close(st);
+}
+END_TEST
+
+/* Whether the gate's log holds text after offset from. */
+static int
+logged(off_t from, const char *text)
+{
+    char *log = read_from(logpath, from);
+    int found = strstr(log, text) != NULL;
+
+    free(log);
+    return found;
+}
+
+/* SIGHUP reloads every source's secrets; a source whose secret file no
+ * longer loads keeps every source's running engine. */
+START_TEST(test_sources_reload)
+{
+    const char *opts[] = {"--config", cfg, NULL};
+    char path[128], verdict[32];
+    int64_t ticket;
+    off_t mark;
+    int ok;
+
+    snprintf(path, sizeof(path), "%s/a.secret", work);
+    write_file(path, KEY_A "\n");
+    snprintf(path, sizeof(path), "%s/b.secret", work);
+    write_file(path, KEY_B "\n");
+    snprintf(cfg, sizeof(cfg), "%s/qgate.json", work);
+    write_file(cfg, "{\"sources\": [{\"name\": \"a\", \"secret_file\": "
+                    "\"a.secret\"}, {\"name\": \"b\", \"secret_file\": "
+                    "\"b.secret\"}]}\n");
+    gate_start(opts);
+    ck_assert_int_eq(post_join("/webhooks/chup/a", KEY_A, 40001, verdict,
+                               sizeof(verdict), &ticket),
+                     200);
+
+    /* a's secret rotated */
+    snprintf(path, sizeof(path), "%s/a.secret", work);
+    write_file(path, "the-new-secret-of-clinic-a\n");
+    mark = file_size(logpath);
+    ck_assert_int_eq(kill(gate_pid, SIGHUP), 0);
+    WAIT_FOR(ok, logged(mark, "\"msg\":\"reloaded\""), WAIT_MS);
+    ck_assert_msg(ok, "no reload logged");
+    ck_assert_int_eq(post_join("/webhooks/chup/a", "the-new-secret-of-clinic-a",
+                               40002, verdict, sizeof(verdict), &ticket),
+                     200);
+    ck_assert_int_eq(post_join("/webhooks/chup/a", KEY_A, 40003, verdict,
+                               sizeof(verdict), &ticket),
+                     401);
+
+    /* b's secret file gone: nothing changes, and the log says why */
+    snprintf(path, sizeof(path), "%s/b.secret", work);
+    ck_assert_int_eq(unlink(path), 0);
+    snprintf(path, sizeof(path), "%s/a.secret", work);
+    write_file(path, KEY_A "\n");
+    mark = file_size(logpath);
+    ck_assert_int_eq(kill(gate_pid, SIGHUP), 0);
+    WAIT_FOR(ok, logged(mark, "reload failed"), WAIT_MS);
+    ck_assert_msg(ok, "no failed reload logged");
+    ck_assert_msg(logged(mark, "source b: "), "the failed source is not named");
+    ck_assert_int_eq(post_join("/webhooks/chup/a", "the-new-secret-of-clinic-a",
+                               40004, verdict, sizeof(verdict), &ticket),
+                     200);
+    ck_assert_int_eq(post_join("/webhooks/chup/b", KEY_B, 40005, verdict,
+                               sizeof(verdict), &ticket),
+                     200);
+    gate_stop();
 }
 END_TEST
 
@@ -279,6 +350,7 @@ gate_sources_suite(void)
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, test_sources_two_clinics_one_gate);
     tcase_add_test(tc, test_sources_config_refused);
+    tcase_add_test(tc, test_sources_reload);
     suite_add_tcase(s, tc);
     return s;
 }

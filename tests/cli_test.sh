@@ -797,6 +797,16 @@ check "stats --source a --json counts a's ticket only" \
     sh -c "'$Q' stats --json --source a --db '$S' | jq -e '.tickets == 1' >/dev/null"
 check "verify --source b exits 0" status 0 "$Q" verify --source b --db "$S"
 check "verify --source b verifies one ticket" grep -q '^1 tickets verified' "$T/out"
+printf '{"sources": [{"name": "north", "secret_file": "b.secret"}]}\n' >"$T/north.json"
+"$Q" serve --db "$T/northdb" --config "$T/north.json" --listen 127.0.0.1:0 \
+    --log "$T/north.log" 2>"$T/north.err" &
+GATE=$!
+PORT=$(wait_listening "$T/north.log")
+check "serve of named sources only needs no --secret-file" test -n "$PORT"
+check "and serves only them, not the default source's path" \
+    grep -q '"path":null,.*"sources":\[{"name":"north","path":"/webhooks/chup/north","upstream":null}\]' "$T/north.log"
+kill -TERM "$GATE" 2>/dev/null
+wait "$GATE"
 check "a bad source name exits 2" \
     status 2 "$Q" list --source 'Clinic A' --db "$S"
 check "a bad source name is named" \
