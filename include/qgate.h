@@ -45,7 +45,7 @@
  *   call qg_engine_apply(), qg_engine_apply_batch() and
  *   qg_engine_check_batch() with it, but
  *   qg_engine_set_secret(), qg_engine_set_secrets(),
- *   qg_engine_load_secret(),
+ *   qg_engine_load_secret(), qg_engine_set_source(),
  *   qg_engine_require_signature(), qg_engine_set_reorder_window(),
  *   qg_engine_set_max_skew() and qg_engine_load_mapping() must not run
  *   while any other call uses the same engine.
@@ -80,9 +80,9 @@ extern "C" {
 #endif
 
 #define QG_VERSION_MAJOR  0       /**< major version of this header */
-#define QG_VERSION_MINOR  3       /**< minor version of this header */
+#define QG_VERSION_MINOR  4       /**< minor version of this header */
 #define QG_VERSION_PATCH  0       /**< patch version of this header */
-#define QG_VERSION_STRING "0.3.0" /**< "MAJOR.MINOR.PATCH" of this header */
+#define QG_VERSION_STRING "0.4.0" /**< "MAJOR.MINOR.PATCH" of this header */
 
 /**
  * The version of the library that is running, which may differ from the
@@ -780,6 +780,35 @@ QG_EXTERN int qg_store_probe(qg_store *st);
  */
 QG_EXTERN int qg_store_id(const qg_store *st, char out[QG_STORE_ID_LEN + 1]);
 
+/** The longest source name, in bytes (qg_engine_set_source()). */
+#define QG_SOURCE_NAME_MAX 32
+/** The name of the default source: the one an engine judges for unless
+ * qg_engine_set_source() names another, and the one every ticket of a
+ * store written before sources existed belongs to. */
+#define QG_SOURCE_DEFAULT "default"
+/** The most sources one store tells apart, the default one included. */
+#define QG_SOURCES_MAX 64
+
+/**
+ * Checks a source name: 1 to #QG_SOURCE_NAME_MAX bytes of lowercase
+ * letters, digits, '-' and '_', starting with a letter or digit, so that
+ * it can stand in a URL path, a log line and a metric label as it is.
+ * @param[in] name the name, NUL-terminated.
+ * @return 0, #QG_EINVAL (NULL, or not such a name).
+ */
+QG_EXTERN int qg_source_name_check(const char *name);
+
+/**
+ * Whether the store has seen a source: the default source always, any
+ * other once a delivery was recorded for it (a store numbers a source,
+ * in its meta database, the first time it writes for it).
+ * @param[in] st the store.
+ * @param[in] name the source's name.
+ * @return 1 (known), 0 (not yet), #QG_EINVAL (NULL st, a bad name),
+ * #QG_EBUSY, #QG_ESTORE.
+ */
+QG_EXTERN int qg_store_has_source(qg_store *st, const char *name);
+
 /** A ticket's summary; a caller-owned value with no pointers. */
 typedef struct qg_ticket {
     /** The store's ticket number: 1, 2, ... in order of each ticket's
@@ -797,6 +826,10 @@ typedef struct qg_ticket {
     int64_t last_received_us;  /**< received_us of its last step */
     int64_t service_id;        /**< as of the last step naming one, 0 if none */
     int64_t staff_id;          /**< as of the last step naming one, 0 if none */
+    /** The source whose deliveries made it (qg_engine_set_source()),
+     * NUL-terminated: #QG_SOURCE_DEFAULT for the default source, which
+     * holds every ticket of a store written before sources existed. */
+    char source[QG_SOURCE_NAME_MAX + 1];
 } qg_ticket;
 
 /** Which of its ids names a ticket in qg_store_ticket(). */
@@ -819,6 +852,23 @@ typedef enum qg_id_kind {
  */
 QG_EXTERN int qg_store_ticket(qg_store *st, qg_id_kind kind, int64_t id,
                               qg_ticket *out);
+/**
+ * Reads a ticket of one source by any of its ids, as qg_store_ticket()
+ * does for the default source: Chup's ids are a source's own, so live
+ * queue 30001 of one source and of another are two tickets.  The store's
+ * ticket numbers (#QG_ID_TICKET) are the store's: a ticket so named is
+ * found only when it belongs to the source.
+ * @param[in] st the store.
+ * @param[in] source the source's name; NULL: as qg_store_ticket() (the
+ * default source's Chup ids; a ticket number of any source).
+ * @param[in] kind what id is.
+ * @param[in] id the id; must be positive.
+ * @param[out] out the ticket; written only when 0 is returned.
+ * @return as qg_store_ticket(); #QG_NOTFOUND also for a source the store
+ * has not seen, #QG_EINVAL also for a bad source name.
+ */
+QG_EXTERN int qg_store_ticket_in(qg_store *st, const char *source,
+                                 qg_id_kind kind, int64_t id, qg_ticket *out);
 
 /**
  * Parses a ticket's name as people and URLs write it: "lq:30001" (a
@@ -846,6 +896,17 @@ QG_EXTERN int qg_ticket_id_parse(const char *name, qg_id_kind *kind,
  */
 QG_EXTERN int qg_store_ticket_named(qg_store *st, const char *name,
                                     qg_ticket *out);
+/**
+ * Reads a ticket of one source by its name, as qg_store_ticket_named()
+ * does for the default source (see qg_store_ticket_in()).
+ * @param[in] st the store.
+ * @param[in] source the source's name; NULL as in qg_store_ticket_in().
+ * @param[in] name the name, such as "30001" or "appt:9101".
+ * @param[out] out the ticket; written only when 0 is returned.
+ * @return as qg_store_ticket_in().
+ */
+QG_EXTERN int qg_store_ticket_named_in(qg_store *st, const char *source,
+                                       const char *name, qg_ticket *out);
 
 /**
  * One accepted step of a ticket's history, read by qg_history_next().  A
@@ -1074,6 +1135,10 @@ typedef struct qg_rejection {
     uint64_t resolved_ticket;
     /** That step's seq in the ticket's history, or 0 as above. */
     uint32_t resolved_seq;
+    /** The source the engine that refused it judged for
+     * (qg_engine_set_source()), NUL-terminated; #QG_SOURCE_DEFAULT for
+     * every entry of a store written before sources existed. */
+    char source[QG_SOURCE_NAME_MAX + 1];
 } qg_rejection;
 
 /**
@@ -1329,6 +1394,8 @@ typedef struct qg_held {
      * valid until the next qg_held_next() or qg_held_close(). */
     const char *body;
     size_t body_len; /**< the length of body in bytes */
+    /** The source it came from, as #qg_rejection.source. */
+    char source[QG_SOURCE_NAME_MAX + 1];
 } qg_held;
 
 /**
@@ -1413,6 +1480,30 @@ QG_EXTERN int qg_engine_new(qg_engine **out);
  * @param[in] eng the engine, or NULL (nothing is done).
  */
 QG_EXTERN void qg_engine_free(qg_engine *eng);
+
+/**
+ * Names the source the engine judges deliveries for: one Chup account (a
+ * clinic) of several that feed one store.  Chup's ids are an account's
+ * own, so each source has its own tickets: a delivery is matched only
+ * against tickets, ids and held deliveries of its source, and what it
+ * adds to the store (ticket, ids, refusal, held delivery) is marked with
+ * it.  The store numbers a source the first time it writes for it.  Give
+ * each source its own engine, with its own secrets.
+ * @param[in] eng the engine.
+ * @param[in] name the source's name (qg_source_name_check()); NULL or
+ * #QG_SOURCE_DEFAULT is the default source, the engine's until set.
+ * @return 0, #QG_EINVAL (NULL eng, a bad name).  On failure the engine's
+ * source is kept.  A write for a source beyond the #QG_SOURCES_MAX a
+ * store tells apart fails with #QG_ETOOBIG.
+ */
+QG_EXTERN int qg_engine_set_source(qg_engine *eng, const char *name);
+/**
+ * The source the engine judges for.
+ * @param[in] eng the engine, or NULL (#QG_SOURCE_DEFAULT).
+ * @return its name; valid until the engine's source is set again or it is
+ * freed.  Cannot fail.
+ */
+QG_EXTERN const char *qg_engine_source(const qg_engine *eng);
 
 /** The most secrets an engine holds at once (qg_engine_set_secrets()). */
 #define QG_SECRETS_MAX 8
@@ -1738,10 +1829,12 @@ typedef enum qg_fhir_form {
 
 /** Options of qg_fhir_ticket(); zero-initialise for the defaults. */
 typedef struct qg_fhir_options {
-    /** The base of the identifier systems, one per Chup source: an
-     * identifier's system is the base, "/", and "ticket", "live-queue",
-     * "appointment", "client", "service" or "staff".  NULL or "": the
-     * store's own, "urn:qgate:<store id>:default". */
+    /** The base of the identifier systems: an identifier's system is
+     * the base, "/", and "ticket", "live-queue", "appointment", "client",
+     * "service" or "staff".  The tickets of a source other than the
+     * default one (qg_engine_set_source()) have "/" and the source's name
+     * after the base, as each source numbers its ids on its own.  NULL or
+     * "": the store's own, "urn:qgate:<store id>:<source>". */
     const char *system;
     /** Only the steps accepted up to this seq count (the resources as they
      * stood when it was accepted, as far as later late steps allow); 0:

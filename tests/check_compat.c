@@ -1,7 +1,8 @@
 /*
  * check_compat.c - stores written by earlier versions: fixtures/stores/
- * holds one written by qgate 0.1 (its README says how), which today's
- * code must read as written, verify, and go on writing.
+ * holds one written by qgate 0.1 and one by 0.3, before sources (each
+ * README says how), which today's code must read as written, verify, and
+ * go on writing.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,12 +12,15 @@
 static char dir[64];
 static qg_store *st;
 
-/* A fresh copy of the 0.1 store in dir, not opened yet. */
+/* A fresh copy of fixtures/stores/<version> in dir, not opened yet. */
 static void
-setup_copy(void)
+copy_store(const char *version)
 {
     size_t len;
-    char *data = tu_fixture("stores/0.1/data.mdb", &len), path[96];
+    char path[96], *data;
+
+    snprintf(path, sizeof(path), "stores/%s/data.mdb", version);
+    data = tu_fixture(path, &len);
     FILE *f;
 
     snprintf(dir, sizeof(dir), "/tmp/qgate-compat-XXXXXX");
@@ -27,6 +31,12 @@ setup_copy(void)
     ck_assert_int_eq(fclose(f), 0);
     free(data);
     st = NULL;
+}
+
+static void
+setup_copy(void)
+{
+    copy_store("0.1");
 }
 
 static qg_store *
@@ -186,11 +196,143 @@ START_TEST(test_compat_01_gets_an_id_when_written)
 }
 END_TEST
 
+/* ----- 0.3: one Chup account per store ------------------------------- */
+
+static void
+setup_03(void)
+{
+    copy_store("0.3");
+    st = open_copy(0);
+}
+
+/* The tickets as 0.3 left them (fixtures/stores/0.3/README.md). */
+static const struct {
+    int64_t lq;
+    qg_state state;
+    uint32_t records, rejections;
+} tickets_03[] = {
+    {30001, QG_ST_VISIT_ENDED, 9, 0}, {30002, QG_ST_CANCELLED, 6, 0},
+    {40002, QG_ST_CANCELLED, 2, 1},   {30003, QG_ST_CANCELLED, 2, 0},
+    {40005, QG_ST_SERVED, 3, 0},
+};
+
+/* A store from before sources opens as its default source, nothing
+ * lost: every ticket by its ids, in the default source and by name, its
+ * refusal and its held delivery, all of the default source. */
+START_TEST(test_compat_03_one_default_source)
+{
+    char detail[256];
+    qg_rejections *rj;
+    qg_rejection rej;
+    qg_held_list *hl;
+    qg_tickets *it;
+    qg_finding f;
+    qg_held h;
+    qg_ticket t, u;
+    size_t i;
+    int n;
+
+    ck_assert_msg(qg_store_check(st, detail, sizeof(detail)) == 0, "%s",
+                  detail);
+    for (i = 0; i < sizeof(tickets_03) / sizeof(*tickets_03); i++) {
+        ck_assert_int_eq(
+            qg_store_ticket(st, QG_ID_LIVE_QUEUE, tickets_03[i].lq, &t), 0);
+        ck_assert_str_eq(t.source, QG_SOURCE_DEFAULT);
+        ck_assert_int_eq(t.state, tickets_03[i].state);
+        ck_assert_uint_eq(t.records, tickets_03[i].records);
+        ck_assert_uint_eq(t.rejections, tickets_03[i].rejections);
+        ck_assert_int_eq(qg_store_ticket_in(st, QG_SOURCE_DEFAULT,
+                                            QG_ID_LIVE_QUEUE, tickets_03[i].lq,
+                                            &u),
+                         0);
+        ck_assert_uint_eq(u.id, t.id);
+        ck_assert_int_eq(qg_store_verify_ticket(st, t.id, &f), 0);
+        ck_assert_msg(!f.found, "lq %lld: %s", (long long)tickets_03[i].lq,
+                      f.what);
+    }
+    ck_assert_int_eq(qg_store_ticket_named(st, "appt:9101", &t), 0);
+    ck_assert_int_eq(t.live_queue_id, 30002);
+    ck_assert_int_eq(qg_tickets_open(st, &it), 0);
+    for (n = 0; qg_tickets_next(it, &t) == 0; n++)
+        ck_assert_str_eq(t.source, QG_SOURCE_DEFAULT);
+    qg_tickets_close(it);
+    ck_assert_int_eq(n, 5);
+    ck_assert_int_eq(qg_rejections_open(st, 0, &rj), 0);
+    ck_assert_int_eq(qg_rejections_next(rj, &rej), 0);
+    ck_assert_int_eq(rej.reason, QG_R_TICKET_CLOSED);
+    ck_assert_str_eq(rej.source, QG_SOURCE_DEFAULT);
+    ck_assert_int_eq(qg_rejections_next(rj, &rej), QG_NOTFOUND);
+    qg_rejections_close(rj);
+    ck_assert_int_eq(qg_held_open(st, &hl), 0);
+    ck_assert_int_eq(qg_held_next(hl, &h), 0);
+    ck_assert_int_eq(h.live_queue_id, 40005);
+    ck_assert_int_eq(h.event, QG_EV_RX_DISPENSE);
+    ck_assert_str_eq(h.source, QG_SOURCE_DEFAULT);
+    ck_assert_int_eq(qg_held_next(hl, &h), QG_NOTFOUND);
+    qg_held_close(hl);
+}
+END_TEST
+
+/* Today's engines go on writing it: the default source finds 0.3's
+ * steps and held delivery (redeliveries are duplicates), and a second
+ * source's same ids are new tickets that leave 0.3's as they were. */
+START_TEST(test_compat_03_second_source_apart)
+{
+    static const char *const dbr[] = {
+        "illegal/dispense-before-receive/01-join-live-queue.json",
+        "illegal/dispense-before-receive/02-serving.json",
+        "illegal/dispense-before-receive/03-served.json",
+        "illegal/dispense-before-receive/04-pharmacy-dispensed.json"};
+    qg_engine *d = tu_engine(), *b = tu_engine();
+    qg_held_list *hl;
+    qg_finding f;
+    qg_held h;
+    qg_result res;
+    qg_ticket t;
+    size_t i;
+    int n;
+
+    ck_assert_int_eq(qg_engine_set_reorder_window(d, 1200), 0);
+    ck_assert_int_eq(qg_engine_set_reorder_window(b, 1200), 0);
+    ck_assert_int_eq(qg_engine_set_source(b, "b"), 0);
+    res = tu_apply(d, st, "visits/walk-in/05-served.json");
+    ck_assert_int_eq(res.verdict, QG_DUPLICATE);
+    ck_assert_uint_eq(res.seq, 5);
+    ck_assert_int_eq(tu_apply(d, st, dbr[3]).verdict, QG_DUPLICATE);
+    for (i = 0; i < 3; i++)
+        ck_assert_int_eq(tu_apply(b, st, dbr[i]).verdict, QG_ACCEPTED);
+    ck_assert_int_eq(tu_apply(b, st, dbr[3]).verdict, QG_HELD);
+    res = tu_apply(b, st, "visits/walk-in/01-join-live-queue.json");
+    ck_assert_int_eq(res.verdict, QG_ACCEPTED);
+    ck_assert_int_eq(res.from, QG_ST_NEW);
+    ck_assert_uint_eq(res.ticket, 7);
+
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    ck_assert_uint_eq(t.records, 9);
+    ck_assert_int_eq(t.state, QG_ST_VISIT_ENDED);
+    ck_assert_int_eq(qg_store_ticket_in(st, "b", QG_ID_LIVE_QUEUE, 30001, &t),
+                     0);
+    ck_assert_uint_eq(t.id, 7);
+    ck_assert_uint_eq(t.records, 1);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 40005, &t), 0);
+    ck_assert_uint_eq(t.records, 3);
+    ck_assert_int_eq(qg_store_verify_ticket(st, t.id, &f), 0);
+    ck_assert_msg(!f.found, "%s", f.what);
+    ck_assert_int_eq(qg_held_open(st, &hl), 0);
+    for (n = 0; qg_held_next(hl, &h) == 0; n++)
+        ck_assert_str_eq(h.source, n == 0 ? QG_SOURCE_DEFAULT : "b");
+    qg_held_close(hl);
+    ck_assert_int_eq(n, 2);
+    qg_engine_free(d);
+    qg_engine_free(b);
+}
+END_TEST
+
 static Suite *
 compat_suite(void)
 {
     Suite *s = suite_create("compat");
-    TCase *core = tcase_create("Core"), *ids;
+    TCase *core = tcase_create("Core"), *ids, *v03;
 
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_add_test(core, test_compat_01_reads_as_written);
@@ -200,6 +342,11 @@ compat_suite(void)
     tcase_add_checked_fixture(ids, setup_copy, teardown);
     tcase_add_test(ids, test_compat_01_gets_an_id_when_written);
     suite_add_tcase(s, ids);
+    v03 = tcase_create("Before sources");
+    tcase_add_checked_fixture(v03, setup_03, teardown);
+    tcase_add_test(v03, test_compat_03_one_default_source);
+    tcase_add_test(v03, test_compat_03_second_source_apart);
+    suite_add_tcase(s, v03);
     return s;
 }
 

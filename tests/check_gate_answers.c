@@ -672,7 +672,8 @@ START_TEST(test_sighup_rotates_secrets)
     gate_start(opts);
     for (i = 0; i < 5; i++)
         post_join_accepted(id++, "before the rotation");
-    ck_assert(gate_sample("qgate_signature_matches_total{secret=\"0\"}") == 5);
+    ck_assert(gate_sample("qgate_signature_matches_total{secret=\"0\","
+                          "source=\"default\"}") == 5);
 
     mark = file_size(logpath);
     write_text(file, "the-old-secret\nthe-new-one\n");
@@ -682,7 +683,8 @@ START_TEST(test_sighup_rotates_secrets)
     secret_use(new_key);
     for (i = 0; i < 5; i++)
         post_join_accepted(id++, "Chup switched");
-    ck_assert(gate_sample("qgate_signature_matches_total{secret=\"1\"}") == 5);
+    ck_assert(gate_sample("qgate_signature_matches_total{secret=\"1\","
+                          "source=\"default\"}") == 5);
     text = read_from(logpath, mark);
     ck_assert_msg(strstr(text, "\"secret\":1,") != NULL &&
                       strstr(text, new_key) == NULL &&

@@ -205,7 +205,8 @@ START_TEST(test_metrics_count_answers)
     text = scrape();
     for (i = 0; i < QG_REASON_COUNT; i++) {
         snprintf(sample, sizeof(sample),
-                 "qgate_deliveries_total{verdict=\"%s\",code=\"%s\"}",
+                 "qgate_deliveries_total{verdict=\"%s\",code=\"%s\","
+                 "source=\"default\"}",
                  qg_verdict_name(qg_reason_verdict((qg_reason)i)),
                  qg_reason_name((qg_reason)i));
         v = sample_value(text, sample);

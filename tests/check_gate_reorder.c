@@ -108,7 +108,8 @@ START_TEST(test_reorder_held_and_late_through_the_gate)
     ck_assert_int_eq(gate_sample("qgate_released_total"), 1);
     ck_assert_int_eq(gate_sample("qgate_held"), 0);
     ck_assert_int_eq(
-        gate_sample("qgate_deliveries_total{verdict=\"held\",code=\"early\"}"),
+        gate_sample("qgate_deliveries_total{verdict=\"held\",code=\"early\","
+                    "source=\"default\"}"),
         1);
     gate_stop();
 

@@ -752,6 +752,66 @@ check "machine --json --dot exits 2" status 2 "$Q" machine --json --dot
 check "export --json --format csv exits 2" \
     status 2 "$Q" export --json --format csv --db "$J"
 
+# --source: two clinics' deliveries in one store, the same live-queue ids
+S="$T/sources"
+printf 'clinic-b-secret\n' >"$T/b.secret"
+check "apply --source a of the walk-in exits 0" \
+    status 0 "$Q" apply --source a --db "$S" --secret-file "$F/secret" "$F"/visits/walk-in/0[1-5]*.json
+check "apply --source b of the same files: new tickets, not duplicates" \
+    status 0 "$Q" apply --source b --db "$S" --secret-file "$F/secret" "$F"/visits/walk-in/0[1-3]*.json
+check "apply --source b accepted all three" \
+    grep -q '^3 deliveries: 3 accepted, 0 duplicate' "$T/err"
+check "apply --source b with another secret is unauthenticated, exit 1" \
+    status 1 "$Q" apply --source b --db "$S" --secret-file "$T/b.secret" "$F/visits/walk-in/04-serving.json"
+check "apply of the default source exits 0" \
+    status 0 "$Q" apply --db "$S" --secret-file "$F/secret" "$F/visits/walk-in/01-join-live-queue.json"
+check "list shows three tickets of lq:30001" \
+    sh -c "'$Q' list --db '$S' | grep -c 'lq:30001' | grep -qx 3"
+check "list --source a exits 0" status 0 "$Q" list --source a --db "$S"
+check "list --source a shows a's ticket only" \
+    sh -c "grep -c 'lq:30001' '$T/out' | grep -qx 1 && grep -Eq '^ +1  lq:30001 .* served +5 ' '$T/out'"
+check "list --source b --json names the source" \
+    sh -c "'$Q' list --json --source b --db '$S' | jq -e -s 'length == 1 and .[0].source == \"b\" and .[0].records == 3' >/dev/null"
+check "history --source b 30001 exits 0" \
+    status 0 "$Q" history --source b --db "$S" 30001
+check "history --source b shows b's three steps" \
+    sh -c "grep -Ec '^ +[0-9]+ +2024-03-05' '$T/out' | grep -qx 3"
+check "history of 30001 without --source is the default source's" \
+    sh -c "'$Q' show --json --db '$S' 30001 | jq -e '.source == \"default\" and .records == 1' >/dev/null"
+check "history --source c exits 2" \
+    status 2 "$Q" history --source c --db "$S" 30001
+check "an unknown source is named" \
+    grep -q -- '--source "c": no delivery of that source is in the store' "$T/err"
+check "history --source b of a's other ticket exits 2" \
+    status 2 "$Q" history --source b --db "$S" ticket:1
+check "a ticket of another source is not found in it" \
+    grep -q 'ticket ticket:1: not in the store for source b' "$T/err"
+check "export --source b exits 0" status 0 "$Q" export --source b --db "$S"
+check "export --source b has b's three records" \
+    sh -c "jq -s -e 'length == 3' '$T/out' >/dev/null"
+check "rejected --source b lists the unauthenticated delivery" \
+    sh -c "'$Q' rejected --source b --db '$S' | grep -q 'unauthenticated'"
+check "rejected --source a lists nothing" \
+    sh -c "test -z \"\$('$Q' rejected --source a --db '$S')\""
+check "stats --source a --json counts a's ticket only" \
+    sh -c "'$Q' stats --json --source a --db '$S' | jq -e '.tickets == 1' >/dev/null"
+check "verify --source b exits 0" status 0 "$Q" verify --source b --db "$S"
+check "verify --source b verifies one ticket" grep -q '^1 tickets verified' "$T/out"
+printf '{"sources": [{"name": "north", "secret_file": "b.secret"}]}\n' >"$T/north.json"
+"$Q" serve --db "$T/northdb" --config "$T/north.json" --listen 127.0.0.1:0 \
+    --log "$T/north.log" 2>"$T/north.err" &
+GATE=$!
+PORT=$(wait_listening "$T/north.log")
+check "serve of named sources only needs no --secret-file" test -n "$PORT"
+check "and serves only them, not the default source's path" \
+    grep -q '"path":null,.*"sources":\[{"name":"north","path":"/webhooks/chup/north","upstream":null}\]' "$T/north.log"
+kill -TERM "$GATE" 2>/dev/null
+wait "$GATE"
+check "a bad source name exits 2" \
+    status 2 "$Q" list --source 'Clinic A' --db "$S"
+check "a bad source name is named" \
+    grep -q -- '--source "Clinic A": expected 1 to 32 lowercase' "$T/err"
+
 # the man page documents every command `qgate help` lists
 MAN=$(dirname "$F")/docs/qgate.1
 for cmd in $("$Q" help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do

@@ -61,6 +61,23 @@ check "the Encounter's id is the store's id and the ticket" \
     test "$("$Q" export --db "$db" --format fhir-ndjson --ticket 30001 |
         jq -r .id)" = "$("$Q" stats --db "$db" --json | jq -r .store_id)-1"
 
+# A named source's ids lie under the base: its live queue 30001 is not
+# the default source's.
+"$Q" apply --db "$db" --source clinic-a --secret-file "$F/secret" \
+    "$F/visits/walk-in"/*.json >/dev/null || { echo "FAIL: apply --source"; exit 1; }
+check "a named source's systems: <base>/<source>/<kind>" \
+    test "$("$Q" export --db "$db" --source clinic-a --format fhir-ndjson \
+        --ticket 30001 --fhir-system https://clinic.example/chup |
+        jq -r '.identifier[1].system')" = \
+    https://clinic.example/chup/clinic-a/live-queue
+check "a named source's systems without a base: the store's own" \
+    test "$("$Q" export --db "$db" --source clinic-a --format fhir-ndjson \
+        --ticket 30001 | jq -r '.identifier[1].system')" = \
+    "urn:qgate:$("$Q" stats --db "$db" --json | jq -r .store_id):clinic-a/live-queue"
+check "--source picks the source's tickets" \
+    test "$("$Q" export --db "$db" --source clinic-a --format fhir-ndjson |
+        wc -l)" -eq 1
+
 # --since/--until pick tickets with a step in the range, written whole.
 status 0 "$Q" export --db "$db" --format fhir-ndjson \
     --since 2024-03-05T11:20:00+08:00 --until 2024-03-05T11:40:00+08:00

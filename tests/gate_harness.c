@@ -683,6 +683,7 @@ his_handle(void *cls, struct MHD_Connection *conn, const char *url,
         copy_header(conn, "X-Qgate-Live-Queue-Id", q->lq, sizeof(q->lq));
         copy_header(conn, "X-Qgate-Position", q->pos, sizeof(q->pos));
         copy_header(conn, "X-Qgate-Late", q->late, sizeof(q->late));
+        copy_header(conn, "X-Qgate-Source", q->source, sizeof(q->source));
         copy_header(conn, "webhook-id", q->wh_id, sizeof(q->wh_id));
         copy_header(conn, "webhook-timestamp", q->wh_ts, sizeof(q->wh_ts));
         copy_header(conn, "webhook-signature", q->wh_sig, sizeof(q->wh_sig));

@@ -203,7 +203,7 @@ typedef struct his_req {
      * the store id ("<ticket>-<seq>"; "" when it has no such form) */
     char delivery[96], dkey[48];
     char ticket[24], seq[16], event[32], from[40], to[40];
-    char lq[24], pos[16], late[8];
+    char lq[24], pos[16], late[8], source[40];
     /* Standard Webhooks headers, X-Qgate-Attempt and User-Agent */
     char wh_id[96], wh_ts[24], wh_sig[512], attempt[16], agent[64];
     char *body;

@@ -130,6 +130,16 @@ cli_common_option(cli *c, int opt, const char *arg)
     case OPT_TZ:
         c->tz = arg;
         return 1;
+    case OPT_SOURCE:
+        if (qg_source_name_check(arg)) {
+            cli_fail("--source \"%s\": expected 1 to %d lowercase letters, "
+                     "digits, '-' or '_', starting with a letter or digit",
+                     arg, QG_SOURCE_NAME_MAX);
+            c->bad_option = 1;
+        } else {
+            c->source = arg;
+        }
+        return 1;
     case OPT_MAX_SKEW:
         if (parse_skew(arg, &c->max_skew)) {
             cli_fail("--max-skew \"%s\": expected seconds, 0 (no check) "
@@ -311,6 +321,11 @@ load_config(cli *c)
                    json_object_get_int64(val) <= INT32_MAX) {
             if (c->max_skew < 0)
                 c->max_skew = json_object_get_int64(val);
+        } else if (strcmp(key, "sources") == 0) {
+            /* The gate's (options.c checks them); the other commands
+             * name a source with --source. */
+            if (c->own && c->sources == NULL)
+                c->sources = json_object_get(val);
         } else if ((own = find_key(c->own, c->nown, key)) != NULL) {
             if ((rc = set_own_key(c, own, val)))
                 break;
@@ -424,15 +439,28 @@ cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
 int
 cli_build_engine(cli *c, qg_engine **out, char *err, size_t errlen)
 {
+    return cli_build_source_engine(c, c->source, NULL, out, err, errlen);
+}
+
+int
+cli_build_source_engine(cli *c, const char *source, const char *secret_file,
+                        qg_engine **out, char *err, size_t errlen)
+{
+    if (secret_file == NULL)
+        secret_file = c->secret_file;
     snprintf(err, errlen, "cannot configure the engine");
     if (qg_engine_new(out)) {
         snprintf(err, errlen, "out of memory");
         return EXIT_FAILED;
     }
+    if (qg_engine_set_source(*out, source)) {
+        snprintf(err, errlen, "source \"%s\": not a source name", source);
+        goto fail;
+    }
     if (c->no_verify) {
         qg_engine_require_signature(*out, 0);
-    } else if (c->secret_file) {
-        if (qg_engine_load_secret(*out, c->secret_file, err, errlen))
+    } else if (secret_file) {
+        if (qg_engine_load_secret(*out, secret_file, err, errlen))
             goto fail;
     } else {
         snprintf(err, errlen,
@@ -489,14 +517,61 @@ cli_lookup_ticket(qg_store *st, const char *arg, qg_ticket *out)
 }
 
 int
-cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out)
+cli_in_source(const cli *c, const char *source)
 {
-    int rc = qg_store_ticket_named(st, arg, out);
+    return c->source == NULL || strcmp(c->source, source) == 0;
+}
+
+int
+cli_ticket_in_source(const cli *c, qg_store *st, uint64_t ticket)
+{
+    static qg_store *last_st;
+    static uint64_t last_ticket;
+    static int last;
+    qg_ticket t;
+    int rc;
+
+    if (c->source == NULL)
+        return 1;
+    if (st == last_st && ticket == last_ticket && ticket != 0)
+        return last;
+    if ((rc = qg_store_ticket(st, QG_ID_TICKET, (int64_t)ticket, &t)))
+        return rc;
+    last_st = st;
+    last_ticket = ticket;
+    last = cli_in_source(c, t.source);
+    return last;
+}
+
+int
+cli_source_known(const cli *c, qg_store *st)
+{
+    int rc;
+
+    if (c->source == NULL)
+        return 0;
+    if ((rc = qg_store_has_source(st, c->source)) == 1)
+        return 0;
+    if (rc == 0)
+        return cli_fail("--source \"%s\": no delivery of that source is in "
+                        "the store",
+                        c->source);
+    return cli_store_fail(NULL, rc);
+}
+
+int
+cli_find_ticket(qg_store *st, const char *source, const char *arg,
+                qg_ticket *out)
+{
+    int rc = qg_store_ticket_named_in(st, source, arg, out);
 
     if (rc == QG_EINVAL)
         return cli_fail("ticket \"%s\": expected a live-queue id (30001), "
                         "lq:ID, appt:ID or ticket:N",
                         arg);
+    if (rc == QG_NOTFOUND && source)
+        return cli_fail("ticket %s: not in the store for source %s", arg,
+                        source);
     if (rc == QG_NOTFOUND)
         return cli_fail("ticket %s: not in the store", arg);
     if (rc == QG_ECORRUPT)
@@ -842,7 +917,8 @@ cli_run(cli *c, const cli_command *cmd, int argc, char **argv)
     if (cmd->store != CLI_NO_STORE &&
         (rc = cli_open_store(c, cmd->store == CLI_READ && !c->write, &st)))
         goto done;
-    rc = cmd->run(c, st, argc - optind, argv + optind);
+    if (cmd->store != CLI_READ || (rc = cli_source_known(c, st)) == 0)
+        rc = cmd->run(c, st, argc - optind, argv + optind);
     qg_store_close(st);
 done:
     if (cmd->done)

@@ -70,6 +70,13 @@ typedef struct cli {
     size_t nothers;
     char strings[16][4096]; /* storage for strings from the config file */
     size_t nstrings;
+    /* --source NAME: the source whose tickets a command reads, or whose
+     * deliveries apply and check judge; NULL: every source (readers), the
+     * default source (apply, check). */
+    const char *source;
+    /* serve: config "sources", the gate's to read (options.c); a
+     * reference of its own, put by the gate.  NULL when absent. */
+    json_object *sources;
 } cli;
 
 /* Options every subcommand takes; cli_common_option() handles them. */
@@ -125,6 +132,14 @@ typedef struct cli {
         "max-skew", required_argument, NULL, OPT_MAX_SKEW                      \
     }
 
+/* --source NAME, of the commands that read tickets and of apply and
+ * check; handled by cli_common_option() into c->source, name checked. */
+#define OPT_SOURCE 1010
+#define CLI_SOURCE_OPTION                                                      \
+    {                                                                          \
+        "source", required_argument, NULL, OPT_SOURCE                          \
+    }
+
 /* Returns 1 when opt was a common option (and records it), else 0.  A
  * value it refuses is reported at once and fails cli_finish_options(). */
 int cli_common_option(cli *c, int opt, const char *arg);
@@ -160,13 +175,29 @@ int cli_new_engine(cli *c, qg_engine **out);
 /* The same, with the reason in err and nothing printed (the gate's
  * reload logs it instead). */
 int cli_build_engine(cli *c, qg_engine **out, char *err, size_t errlen);
+/* As cli_build_engine(), for a source (NULL: the default source) whose
+ * secrets are in secret_file (NULL: c's). */
+int cli_build_source_engine(cli *c, const char *source, const char *secret_file,
+                            qg_engine **out, char *err, size_t errlen);
 
 /* qg_store_ticket_named(), under the name the gate's files still call it
  * by.  Returns 0, QG_NOTFOUND, QG_EINVAL (not such a form) or a store
  * error. */
 int cli_lookup_ticket(qg_store *st, const char *arg, qg_ticket *out);
-/* The same, saying what went wrong on stderr; 0 or EXIT_FAILED. */
-int cli_find_ticket(qg_store *st, const char *arg, qg_ticket *out);
+/* Whether a ticket, refusal or held delivery of source is one the
+ * command reads: any without --source, else those of that source. */
+int cli_in_source(const cli *c, const char *source);
+/* The same for the ticket numbered ticket: 1, 0, or a QG_E* code.  Keeps
+ * the last answer, for walks that go ticket by ticket. */
+int cli_ticket_in_source(const cli *c, qg_store *st, uint64_t ticket);
+/* --source NAME of a reading command: the store must know the source, or
+ * every answer would be empty for a typo.  0 or EXIT_FAILED, said. */
+int cli_source_known(const cli *c, qg_store *st);
+
+/* The same in a source (NULL: qg_store_ticket_named()), saying what went
+ * wrong on stderr; 0 or EXIT_FAILED. */
+int cli_find_ticket(qg_store *st, const char *source, const char *arg,
+                    qg_ticket *out);
 /* A path from the config file, taken relative to the file's folder, or
  * any other string of it, copied into storage of c. */
 const char *cli_config_path(cli *c, const char *value);

@@ -380,8 +380,11 @@ done:
     return rc;
 }
 
-static const struct option options[] = {
-    CLI_REORDER_OPTION, CLI_COMMON_OPTIONS, CLI_MAX_SKEW_OPTION, {0}};
+static const struct option options[] = {CLI_REORDER_OPTION,
+                                        CLI_COMMON_OPTIONS,
+                                        CLI_MAX_SKEW_OPTION,
+                                        CLI_SOURCE_OPTION,
+                                        {0}};
 
 static int
 ready_apply(cli *c, int argc, char **argv)
@@ -480,7 +483,7 @@ run_check(cli *c, qg_store *st, int argc, char **argv)
 
 #define INPUT_HELP(cmd)                                                        \
     "usage: qgate " cmd " [--secret-file F | --no-verify] "                    \
-    "[--reorder-window S] [--max-skew S] [--json] [--db DIR] "                 \
+    "[--source NAME] [--reorder-window S] [--max-skew S] [--json] [--db DIR] " \
     "[--config F] [FILE... | -]\n"                                             \
     "Each FILE holds one webhook body; - reads one body per "                  \
     "line from stdin.\n"                                                       \

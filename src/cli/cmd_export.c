@@ -31,6 +31,7 @@ static const char *fhir_system;
 
 static const struct option options[] = {
     CLI_COMMON_OPTIONS,
+    CLI_SOURCE_OPTION,
     {"format", required_argument, NULL, 'f'},
     {"ticket", required_argument, NULL, OPT_TICKET},
     {"fhir-system", required_argument, NULL, OPT_FHIR_SYSTEM},
@@ -114,7 +115,8 @@ fhir_ticket(qg_store *st, uint64_t ticket, int first)
 
 /*
  * The FHIR forms write tickets, each whole: with --ticket that one; else
- * every ticket with a step in [--since, --until), in ticket order.
+ * every ticket (of --source) with a step in [--since, --until), in ticket
+ * order.
  */
 static int
 run_fhir(cli *c, qg_store *st)
@@ -124,9 +126,9 @@ run_fhir(cli *c, qg_store *st)
     qg_record r;
     qg_ticket t;
     uint64_t cur = 0;
-    int in = 0, rc;
+    int in = 0, mine = 0, rc;
 
-    if (ticket_arg && cli_find_ticket(st, ticket_arg, &t))
+    if (ticket_arg && cli_find_ticket(st, c->source, ticket_arg, &t))
         return EXIT_FAILED;
     if (fmt == FORMAT_FHIR)
         printf("{\"resourceType\":\"Bundle\",\"type\":\"collection\"");
@@ -151,9 +153,12 @@ run_fhir(cli *c, qg_store *st)
             if (end)
                 break;
             cur = r.ticket;
+            if ((rc = cli_ticket_in_source(c, st, cur)) < 0)
+                goto failed;
             in = 0;
+            mine = rc;
         }
-        in |= r.event_ms >= c->since && r.event_ms < c->until;
+        in |= mine && r.event_ms >= c->since && r.event_ms < c->until;
     }
     qg_history_close(h);
     h = NULL;
@@ -189,7 +194,7 @@ run(cli *c, qg_store *st, int argc, char **argv)
         if (r.ticket != t.id &&
             (rc = qg_store_ticket(st, QG_ID_TICKET, (int64_t)r.ticket, &t)))
             goto failed;
-        if (r.event_ms < c->since)
+        if (r.event_ms < c->since || !cli_in_source(c, t.source))
             continue;
         render_export_row(stdout, &t, &r, csv);
         cli_progress("records", ++n, 0);
@@ -208,11 +213,11 @@ const cli_command cli_export = {
     .name = "export",
     .summary = "every history record as NDJSON or CSV, or FHIR R4",
     .usage = "usage: qgate export [--format ndjson|csv | --json] "
-             "[--since T]\n"
+             "[--source NAME] [--since T]\n"
              "       qgate export --format fhir|fhir-ndjson|fhir-bundles "
-             "[--ticket TICKET]\n"
-             "                    [--since T] [--until T] [--fhir-system "
-             "URI]\n"
+             "[--source NAME]\n"
+             "                    [--ticket TICKET] [--since T] [--until T] "
+             "[--fhir-system URI]\n"
              "Every history record, by ticket then step.  --since "
              "selects by the step's Chup timestamp.\n"
              "The fhir formats write tickets as FHIR R4 Encounters and "

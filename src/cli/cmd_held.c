@@ -39,6 +39,7 @@ static int expire;
 
 static const struct option options[] = {CLI_REORDER_OPTION,
                                         CLI_COMMON_OPTIONS,
+                                        CLI_SOURCE_OPTION,
                                         {"expire", no_argument, NULL, 'x'},
                                         {0}};
 
@@ -96,6 +97,8 @@ run(cli *c, qg_store *st, int argc, char **argv)
         printf("%6s  %-20s %-12s %-20s %-26s  %9s  %9s\n", "id", "ticket",
                "event", "state on arrival", "timestamp", "held", "expires");
     while ((rc = qg_held_next(hl, &h)) == 0) {
+        if (!cli_in_source(c, h.source))
+            continue;
         print(c, &h, now_us);
         n++;
     }
@@ -114,7 +117,8 @@ done:
 const cli_command cli_held = {
     .name = "held",
     .summary = "deliveries waiting for an earlier step",
-    .usage = "usage: qgate held [--json] [--reorder-window S]\n"
+    .usage = "usage: qgate held [--json] [--source NAME] "
+             "[--reorder-window S]\n"
              "       qgate held --expire\n"
              "Lists the deliveries held for an earlier step: ticket, "
              "event, timestamp,\nhow long held and how long until the "

@@ -127,6 +127,7 @@ static struct {
 
 /* show takes the same table, and refuses --raw and --arrival. */
 static const struct option options[] = {CLI_COMMON_OPTIONS,
+                                        CLI_SOURCE_OPTION,
                                         {"raw", required_argument, NULL, 'r'},
                                         {"arrival", no_argument, NULL, 'a'},
                                         {0}};
@@ -173,7 +174,7 @@ run_history(cli *c, qg_store *st, int argc, char **argv)
     int rc;
 
     (void)argc;
-    if ((rc = cli_find_ticket(st, argv[0], &t)) == 0)
+    if ((rc = cli_find_ticket(st, c->source, argv[0], &t)) == 0)
         rc = history(c, st, &t, o.raw, o.order);
     return rc;
 }
@@ -185,7 +186,7 @@ run_show(cli *c, qg_store *st, int argc, char **argv)
     int rc;
 
     (void)argc;
-    if ((rc = cli_find_ticket(st, argv[0], &t)) == 0)
+    if ((rc = cli_find_ticket(st, c->source, argv[0], &t)) == 0)
         rc = show(c, &t);
     return rc;
 }
@@ -196,8 +197,8 @@ run_show(cli *c, qg_store *st, int argc, char **argv)
 const cli_command cli_history = {
     .name = "history",
     .summary = "a ticket's timeline",
-    .usage = "usage: qgate history [--json] [--db DIR] [--raw N] [--arrival] "
-             "TICKET\n" TICKET_HELP
+    .usage = "usage: qgate history [--json] [--db DIR] [--source NAME] "
+             "[--raw N] [--arrival] TICKET\n" TICKET_HELP
              "Steps are listed in event time (late ones at their place); "
              "--arrival lists\nthem in the order they were accepted.  # is "
              "that order.\n",
@@ -211,7 +212,8 @@ const cli_command cli_history = {
 const cli_command cli_show = {
     .name = "show",
     .summary = "a ticket's state, next events and counts",
-    .usage = "usage: qgate show [--json] [--db DIR] TICKET\n" TICKET_HELP,
+    .usage = "usage: qgate show [--json] [--db DIR] [--source NAME] "
+             "TICKET\n" TICKET_HELP,
     .options = options,
     .store = CLI_READ,
     .args = 1,

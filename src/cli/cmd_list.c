@@ -14,6 +14,7 @@ static struct {
 } o = {-1, -1};
 
 static const struct option options[] = {CLI_COMMON_OPTIONS,
+                                        CLI_SOURCE_OPTION,
                                         {"state", required_argument, NULL, 's'},
                                         CLI_SINCE_OPTION,
                                         CLI_UNTIL_OPTION,
@@ -65,7 +66,8 @@ run(cli *c, qg_store *st, int argc, char **argv)
                "steps", "refused", "last step");
     while (limit != shown && (rc = qg_tickets_next(it, &t)) == 0) {
         if ((want_state >= 0 && (int)t.state != want_state) ||
-            t.last_event_ms < c->since || t.last_event_ms >= c->until)
+            !cli_in_source(c, t.source) || t.last_event_ms < c->since ||
+            t.last_event_ms >= c->until)
             continue;
         shown++;
         if (c->json) {
@@ -98,8 +100,8 @@ done:
 const cli_command cli_list = {
     .name = "list",
     .summary = "tickets, newest first",
-    .usage = "usage: qgate list [--state S] [--since T] [--until T] "
-             "[--limit N] [--json]\n"
+    .usage = "usage: qgate list [--source NAME] [--state S] [--since T] "
+             "[--until T] [--limit N] [--json]\n"
              "Tickets, newest first.  --since/--until select by the "
              "time of the ticket's last step.\n" CLI_TIME_HELP,
     .options = options,

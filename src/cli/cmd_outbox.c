@@ -60,6 +60,7 @@ static struct {
 
 static const struct option options[] = {
     CLI_COMMON_OPTIONS,
+    CLI_SOURCE_OPTION,
     CLI_SINCE_OPTION,
     CLI_UNTIL_OPTION,
     {"dead", no_argument, NULL, 'd'},
@@ -120,7 +121,7 @@ resend(cli *c, qg_store *st)
         return cli_fail("outbox --resend: give --ticket ID, or --since T "
                         "(and --until T), to say which steps to send again");
     memset(&t, 0, sizeof(t));
-    if (o.ticket && (rc = cli_find_ticket(st, o.ticket, &t)))
+    if (o.ticket && (rc = cli_find_ticket(st, c->source, o.ticket, &t)))
         return rc;
     rc = qg_outbox_resend(st, t.id, to_us(c->since), to_us(c->until), &queued,
                           &waiting);
@@ -173,6 +174,11 @@ run(cli *c, qg_store *st, int argc, char **argv)
                "attempts", "queued", dead ? "gave up" : "next attempt",
                dead ? "why" : "last error");
     while ((rc = qg_outbox_next(ob, &e)) == 0) {
+        if ((rc = cli_ticket_in_source(c, st, e.ticket)) <= 0) {
+            if (rc < 0)
+                goto failed;
+            continue;
+        }
         print(c, &e, dead);
         n++;
     }
@@ -192,7 +198,7 @@ failed:
 const cli_command cli_outbox = {
     .name = "outbox",
     .summary = "steps waiting for the HIS; retry dead ones",
-    .usage = "usage: qgate outbox [--dead] [--json]\n"
+    .usage = "usage: qgate outbox [--dead] [--source NAME] [--json]\n"
              "       qgate outbox --retry ID | --retry-all\n"
              "       qgate outbox --resend --ticket ID | --since T [--until "
              "T] [--json]\n"

@@ -71,6 +71,9 @@ replay(cli *c, qg_engine *eng, qg_store *st, const qg_rejection *r, int *rc)
         *rc = 0;
         return -1;
     }
+    /* Decided again among the tickets of the source it came from. */
+    if ((*rc = qg_engine_set_source(eng, r->source)))
+        return -1;
     *rc = qg_engine_apply(eng, st, r->body, r->body_len, QG_DRY_RUN, &res);
     if (*rc == 0 && (res.verdict == QG_ACCEPTED || res.verdict == QG_IGNORED))
         *rc = qg_engine_apply(eng, st, r->body, r->body_len, 0, &res);
@@ -119,6 +122,7 @@ static struct {
 } o = {0, 0, -1, NULL};
 
 static const struct option options[] = {CLI_COMMON_OPTIONS,
+                                        CLI_SOURCE_OPTION,
                                         CLI_SINCE_OPTION,
                                         {"code", required_argument, NULL, 'C'},
                                         {"replay", no_argument, NULL, 'R'},
@@ -192,7 +196,7 @@ run(cli *c, qg_store *st, int argc, char **argv)
         goto done;
     }
     while ((rc = qg_rejections_next(log, &r)) == 0) {
-        if (r.received_us / 1000 < c->since ||
+        if (r.received_us / 1000 < c->since || !cli_in_source(c, r.source) ||
             (want_code >= 0 && (int)r.reason != want_code) ||
             (r.resolved && !all))
             continue;
@@ -260,8 +264,8 @@ done:
 const cli_command cli_rejected = {
     .name = "rejected",
     .summary = "the rejection log; --replay re-applies it",
-    .usage = "usage: qgate rejected [--all] [--since T] [--code C] "
-             "[--json]\n"
+    .usage = "usage: qgate rejected [--all] [--source NAME] [--since T] "
+             "[--code C] [--json]\n"
              "       qgate rejected --replay [--secret-file F | "
              "--no-verify] [--since T] [--code C]\n"
              "--since selects by the time the delivery was "

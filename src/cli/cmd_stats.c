@@ -218,9 +218,11 @@ print_human(const stats *st)
                                                "write)");
 }
 
-/* Refusals in the window (by the time they were received). */
+/* Refusals in the window (by the time they were received), of c's
+ * source if it names one. */
 static int
-count_refusals(qg_store *db, stats *st, int64_t since, int64_t until)
+count_refusals(const cli *c, qg_store *db, stats *st, int64_t since,
+               int64_t until)
 {
     qg_rejections *log = NULL;
     qg_rejection r;
@@ -230,7 +232,8 @@ count_refusals(qg_store *db, stats *st, int64_t since, int64_t until)
         return rc;
     while ((rc = qg_rejections_next(log, &r)) == 0) {
         if (r.received_us / 1000 < since || r.received_us / 1000 >= until ||
-            (unsigned)r.reason >= QG_REASON_COUNT)
+            (unsigned)r.reason >= QG_REASON_COUNT ||
+            !cli_in_source(c, r.source))
             continue;
         st->reasons[r.reason]++;
         st->refused++;
@@ -246,6 +249,7 @@ static int64_t service;
 
 static const struct option options[] = {
     CLI_COMMON_OPTIONS,
+    CLI_SOURCE_OPTION,
     CLI_SINCE_OPTION,
     CLI_UNTIL_OPTION,
     {"service", required_argument, NULL, 'v'},
@@ -285,6 +289,11 @@ run(cli *c, qg_store *db, int argc, char **argv)
     if ((rc = qg_history_open(db, 0, &h)))
         goto failed;
     while ((rc = qg_history_next(h, &r)) == 0) {
+        if ((rc = cli_ticket_in_source(c, db, r.ticket)) <= 0) {
+            if (rc < 0)
+                goto failed;
+            continue;
+        }
         if (r.seq == 1 && w.ticket && end_ticket(st, &w, service) < 0)
             goto oom;
         if (step(st, &w, &r, c->since, c->until, service) < 0)
@@ -296,7 +305,7 @@ run(cli *c, qg_store *db, int argc, char **argv)
         goto oom;
     qg_history_close(h);
     h = NULL;
-    if ((rc = count_refusals(db, st, c->since, c->until)))
+    if ((rc = count_refusals(c, db, st, c->since, c->until)))
         goto failed;
     for (i = 0; i < NKINDS; i++)
         if (st->d[i].n)
@@ -323,8 +332,8 @@ done:
 const cli_command cli_stats = {
     .name = "stats",
     .summary = "states, events, refusals, waiting times",
-    .usage = "usage: qgate stats [--since T] [--until T] [--service "
-             "ID] [--json]\n"
+    .usage = "usage: qgate stats [--source NAME] [--since T] [--until T] "
+             "[--service ID] [--json]\n"
              "Tickets count when their first step is in the window; "
              "refusals when received in it.\n" CLI_TIME_HELP,
     .options = options,

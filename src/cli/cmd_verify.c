@@ -8,7 +8,8 @@
 
 #include "cli.h"
 
-static const struct option options[] = {CLI_COMMON_OPTIONS, {0}};
+static const struct option options[] = {
+    CLI_COMMON_OPTIONS, CLI_SOURCE_OPTION, {0}};
 
 static int
 run(cli *c, qg_store *st, int argc, char **argv)
@@ -25,6 +26,8 @@ run(cli *c, qg_store *st, int argc, char **argv)
     if ((rc = qg_tickets_open(st, &it)))
         goto failed;
     while ((rc = qg_tickets_next(it, &t)) == 0) {
+        if (!cli_in_source(c, t.source))
+            continue;
         tickets++;
         cli_progress("tickets", tickets, 0);
         if ((rc = qg_store_verify_ticket(st, t.id, &f)))
@@ -63,7 +66,7 @@ failed:
 const cli_command cli_verify = {
     .name = "verify",
     .summary = "replay every history through the machine",
-    .usage = "usage: qgate verify [--json] [--db DIR]\n"
+    .usage = "usage: qgate verify [--json] [--db DIR] [--source NAME]\n"
              "Checks every page of the store, then replays every "
              "stored history through the\ncurrent machine and checks "
              "the store's indexes.\n"

@@ -106,6 +106,7 @@ render_ticket(FILE *f, const qg_ticket *t)
             t->records, t->rejections, t->last_event_ms);
     render_id(f, "service_id", t->service_id, 0);
     render_id(f, "staff_id", t->staff_id, 0);
+    fprintf(f, ",\"source\":\"%s\"", t->source);
     fputc('}', f);
 }
 

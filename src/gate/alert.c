@@ -294,14 +294,17 @@ static unsigned long
 refusals_so_far(void)
 {
     unsigned long n = 0;
-    int i;
+    int i, s;
 
-    for (i = 0; i < QG_REASON_COUNT; i++) {
-        qg_verdict v = qg_reason_verdict((qg_reason)i);
+    /* Every source's: one gate, one refusal rate. */
+    for (s = 0; s < GATE_SOURCES; s++)
+        for (i = 0; i < QG_REASON_COUNT; i++) {
+            qg_verdict v = qg_reason_verdict((qg_reason)i);
 
-        if (v == QG_REJECTED || v == QG_UNAUTHENTICATED || v == QG_MALFORMED)
-            n += atomic_load(&gate_metrics.deliveries[i]);
-    }
+            if (v == QG_REJECTED || v == QG_UNAUTHENTICATED ||
+                v == QG_MALFORMED)
+                n += atomic_load(&gate_metrics.deliveries[s][i]);
+        }
     return n;
 }
 

@@ -33,7 +33,8 @@ typedef struct request {
     char *body;
     size_t len, cap;
     int too_large;
-    int webhook;      /* the request is for the webhook path */
+    int webhook;      /* the request is for a source's webhook path */
+    int source;       /* which (serve.h's index), when webhook */
     long retry_after; /* seconds, sent with a 429 */
     /* READING the body; PREPARED: read and prepared, not yet queued (see
      * webhook_data); QUEUED for the committer, suspended; DONE: committed */
@@ -159,7 +160,7 @@ answer_verdict(request *r)
         return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
                             "store_unavailable", msg);
     }
-    atomic_fetch_add(&gate_metrics.deliveries[r->p.res.reason], 1);
+    atomic_fetch_add(&gate_metrics.deliveries[r->source][r->p.res.reason], 1);
     if ((f = open_memstream(&buf, &len)) == NULL)
         return MHD_NO;
     render_verdict(f, &r->p.res, NULL);
@@ -226,7 +227,8 @@ webhook_start(request *r, const char *method)
         snprintf(msg, sizeof(msg),
                  "the body is %s bytes; the limit is %ld bytes", cl,
                  r->g->max_body);
-        atomic_fetch_add(&gate_metrics.deliveries[QG_R_TOO_LARGE], 1);
+        atomic_fetch_add(&gate_metrics.deliveries[r->source][QG_R_TOO_LARGE],
+                         1);
         return answer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg);
     }
     type = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
@@ -288,7 +290,8 @@ webhook_data(request *r, const char *data, size_t *size)
         if (r->too_large) {
             char msg[96];
 
-            atomic_fetch_add(&gate_metrics.deliveries[QG_R_TOO_LARGE], 1);
+            atomic_fetch_add(
+                &gate_metrics.deliveries[r->source][QG_R_TOO_LARGE], 1);
             snprintf(msg, sizeof(msg),
                      "the body is over the limit of %ld "
                      "bytes",
@@ -300,13 +303,13 @@ webhook_data(request *r, const char *data, size_t *size)
          * committer.  The engine may be swapped by SIGHUP meanwhile: the
          * prepared delivery keeps what it needs of it. */
         pthread_rwlock_rdlock(&r->g->eng_lock);
-        rc = qg_engine_prepare(r->g->eng, r->body ? r->body : "", r->len,
-                               &r->p.prepared);
+        rc = qg_engine_prepare(r->g->sources[r->source].eng,
+                               r->body ? r->body : "", r->len, &r->p.prepared);
         pthread_rwlock_unlock(&r->g->eng_lock);
         if (rc)
             return dropped(r, "the delivery could not be prepared", rc);
         if ((rc = qg_prepared_secret(r->p.prepared)) >= 0)
-            atomic_fetch_add(&gate_metrics.secret_matches[rc], 1);
+            atomic_fetch_add(&gate_metrics.secret_matches[r->source][rc], 1);
         if (qg_prepared_unsigned(r->p.prepared) && over_rate(r))
             return answer_over_rate(r);
         /* Queued and suspended on the next call, not this one.  Here
@@ -506,7 +509,7 @@ readyz(request *r)
         atomic_store(&g->write_failed, qg_store_probe(g->st) != 0);
     store_ok = qg_outbox_stats(g->st, &depth, &oldest, &dead) == 0 &&
                !atomic_load(&g->write_failed);
-    reachable = g->upstream == NULL || forwarder_reachable(g->fwd);
+    reachable = !g->forwarding || forwarder_reachable(g->fwd);
     if (oldest)
         age_s = (gate_now_us() - oldest) / 1000000;
     backlog = !reachable && depth >= (uint64_t)g->ready_max_outbox;
@@ -564,6 +567,20 @@ get(request *r, const char *url)
 
 /* ----- the handler ------------------------------------------------------ */
 
+/* The source whose webhook path url is, or -1.  Paths are matched whole,
+ * as sent: "/webhooks/chup/a" is source a's, "/webhooks/chup/a/" no
+ * one's. */
+static int
+route(const gate *g, const char *url)
+{
+    size_t i;
+
+    for (i = 0; i < g->nsources; i++)
+        if (g->sources[i].path && strcmp(url, g->sources[i].path) == 0)
+            return (int)i;
+    return -1;
+}
+
 enum MHD_Result
 answers_handle(void *cls, struct MHD_Connection *conn, const char *url,
                const char *method, const char *version, const char *data,
@@ -586,7 +603,8 @@ answers_handle(void *cls, struct MHD_Connection *conn, const char *url,
                  atomic_fetch_add(&g->next_request, 1));
         atomic_fetch_add(&g->in_flight, 1);
         *con_cls = r;
-        r->webhook = strcmp(url, g->path) == 0;
+        r->source = route(g, url);
+        r->webhook = r->source >= 0;
         /* Stopping: what is in flight finishes, what begins now is turned
          * away before its body is read (and its connection closed). */
         if (atomic_load(&g->stopping))
@@ -671,13 +689,14 @@ answers_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                   "\"code\":\"%s\",\"ticket\":%" PRIu64
                   ",\"live_queue_id\":%" PRId64 ",\"event\":\"%s\","
                   "\"from\":\"%s\",\"to\":\"%s\",\"secret\":%s,"
-                  "\"us\":%" PRId64,
+                  "\"source\":\"%s\",\"us\":%" PRId64,
                   r->id, r->status, qg_verdict_name(r->p.res.verdict),
                   qg_reason_name(r->p.res.reason), r->p.res.ticket,
                   r->p.res.live_queue_id,
                   r->p.res.event ? qg_event_name(r->p.res.event) : "",
                   qg_state_name(r->p.res.from), qg_state_name(r->p.res.to),
-                  secret_index(r->p.prepared, idx, sizeof(idx)), elapsed);
+                  secret_index(r->p.prepared, idx, sizeof(idx)),
+                  g->sources[r->source].name, elapsed);
     else if (r->status >= 400 || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         log_event(r->status >= 500 ? "error" : "info", "request",
                   ",\"request_id\":\"%s\",\"status\":%d,\"completed\":%s,"

@@ -84,6 +84,25 @@ discard(char *ptr, size_t size, size_t n, void *arg)
     return size * n;
 }
 
+/* The route of e's step: its ticket's source's own upstream, or the
+ * gate's.  A ticket that cannot be read takes the gate's, whose build
+ * then says why. */
+static forward_route
+route_of(const forwarder *f, const qg_outbox_entry *e)
+{
+    forward_route r = {NULL, f->o.upstream, f->o.up};
+    qg_ticket t;
+    size_t i;
+
+    if (f->o.nroutes == 0 ||
+        qg_store_ticket(f->st, QG_ID_TICKET, (int64_t)e->ticket, &t) != 0)
+        return r;
+    for (i = 0; i < f->o.nroutes; i++)
+        if (strcmp(f->o.routes[i].source, t.source) == 0)
+            return f->o.routes[i];
+    return r;
+}
+
 /* Sends one entry and records the outcome in the store. */
 static void
 attempt(forwarder *f, CURL *curl, const qg_outbox_entry *e)
@@ -93,11 +112,25 @@ attempt(forwarder *f, CURL *curl, const qg_outbox_entry *e)
     long status = 0;
     int64_t delay;
     enum forward_result kind;
+    forward_route to = route_of(f, e);
     CURLcode cc;
     int rc;
 
-    if ((rc = upstream_build(f->o.up, e, gate_now_us(), &req, why,
-                             sizeof(why)))) {
+    if (to.up == NULL) {
+        /* Only a step written for a source this gate does not serve,
+         * say by qgate apply --source, and no --upstream to take it. */
+        snprintf(why, sizeof(why),
+                 "step %" PRIu32 " of ticket %" PRIu64 ": its source has no "
+                 "upstream and the gate has no --upstream",
+                 e->seq, e->ticket);
+        log_event("error", "forward: no upstream for the step's source",
+                  ",\"outbox\":%" PRIu64 ",\"error\":\"%s\"", e->id,
+                  log_escape(why, err, sizeof(err)));
+        qg_outbox_defer(f->st, e->id, gate_now_us() + f->o.backoff_max_us, why);
+        return;
+    }
+    if ((rc =
+             upstream_build(to.up, e, gate_now_us(), &req, why, sizeof(why)))) {
         /* The step is gone from the history, or cannot be sent in this
          * format: it never can be. */
         if (rc == QG_NOTFOUND && qg_outbox_bury(f->st, e->id, why) == 0)
@@ -107,7 +140,7 @@ attempt(forwarder *f, CURL *curl, const qg_outbox_entry *e)
                   log_escape(why, err, sizeof(err)));
         return;
     }
-    curl_easy_setopt(curl, CURLOPT_URL, f->o.upstream);
+    curl_easy_setopt(curl, CURLOPT_URL, to.upstream);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, req.headers);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req.body);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req.len);

@@ -63,8 +63,12 @@ enum shed_reason {
     SHED_KINDS
 };
 
+/* The most sources one gate serves, the default source included. */
+#define GATE_SOURCES 17
+
 typedef struct metrics {
-    atomic_ulong deliveries[QG_REASON_COUNT]; /* by reason (and verdict) */
+    /* by source (serve.h's index), then reason (and verdict) */
+    atomic_ulong deliveries[GATE_SOURCES][QG_REASON_COUNT];
     atomic_ulong store_errors;
     atomic_ulong http[6];                      /* 1xx..5xx by first digit */
     atomic_ulong latency[LATENCY_BUCKETS + 1]; /* cumulative later */
@@ -84,12 +88,16 @@ typedef struct metrics {
     /* The first failed attempt after the HIS's last 2xx; 0 when the last
      * attempt was taken (or none was made). */
     _Atomic int64_t his_down_since_us;
-    /* signed deliveries by the index of the secret that matched */
-    atomic_ulong secret_matches[QG_SECRETS_MAX];
-    atomic_uint secrets; /* how many the running engine holds */
+    /* signed deliveries by source, then the index of the secret that
+     * matched */
+    atomic_ulong secret_matches[GATE_SOURCES][QG_SECRETS_MAX];
+    atomic_uint secrets[GATE_SOURCES]; /* how many each engine holds */
 } metrics;
 
 extern metrics gate_metrics;
+/* The names of the sources served, by index, for the metrics' source
+ * label; NULL where none is served.  Set before the daemon starts. */
+extern const char *gate_source_names[GATE_SOURCES];
 
 void metrics_request(int status, int64_t elapsed_us);
 void metrics_batch(size_t n);
@@ -138,9 +146,20 @@ void committer_stop(committer *c);
 
 /* ----- forward.c -------------------------------------------------------- */
 
-typedef struct forward_options {
+/* Where the steps of one source go, when not to the gate's upstream. */
+typedef struct forward_route {
+    const char *source;
     const char *upstream;
+    upstream_builder *up;
+} forward_route;
+
+typedef struct forward_options {
+    const char *upstream; /* NULL when every step has a route */
     upstream_builder *up; /* builds each request (upstream.c) */
+    /* The upstream of a step is its ticket's source's route, if it has
+     * one, else the one above. */
+    const forward_route *routes;
+    size_t nroutes;
     unsigned workers;
     long timeout_ms;
     int64_t max_age_us; /* then dead-lettered */

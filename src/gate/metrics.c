@@ -11,6 +11,7 @@
 #include "gate.h"
 
 metrics gate_metrics;
+const char *gate_source_names[GATE_SOURCES];
 
 static const double latency_bounds[LATENCY_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -94,16 +95,19 @@ metrics_render(FILE *f, qg_store *st)
     uint64_t depth = 0, dead = 0, dropped = 0, held = 0;
     int64_t oldest = 0, down_since;
     struct timespec now;
-    int i;
+    int i, s;
 
-    fprintf(f, "# HELP qgate_deliveries_total Deliveries decided, by verdict "
-               "and reason code.\n"
+    fprintf(f, "# HELP qgate_deliveries_total Deliveries decided, by verdict, "
+               "reason code and source.\n"
                "# TYPE qgate_deliveries_total counter\n");
-    for (i = 0; i < QG_REASON_COUNT; i++)
-        fprintf(f, "qgate_deliveries_total{verdict=\"%s\",code=\"%s\"} %lu\n",
-                qg_verdict_name(qg_reason_verdict((qg_reason)i)),
-                qg_reason_name((qg_reason)i),
-                atomic_load(&gate_metrics.deliveries[i]));
+    for (s = 0; s < GATE_SOURCES; s++)
+        for (i = 0; gate_source_names[s] && i < QG_REASON_COUNT; i++)
+            fprintf(f,
+                    "qgate_deliveries_total{verdict=\"%s\",code=\"%s\","
+                    "source=\"%s\"} %lu\n",
+                    qg_verdict_name(qg_reason_verdict((qg_reason)i)),
+                    qg_reason_name((qg_reason)i), gate_source_names[s],
+                    atomic_load(&gate_metrics.deliveries[s][i]));
     sample(f, "qgate_store_errors_total", "counter",
            "Deliveries answered 503: the store failed.",
            atomic_load(&gate_metrics.store_errors));
@@ -188,12 +192,16 @@ metrics_render(FILE *f, qg_store *st)
      * dropped it: the count of the old one stops moving in a rotation. */
     head(f, "qgate_signature_matches_total", "counter",
          "Signed deliveries by the index of the secret (the line of the "
-         "secret file) that matched.");
-    for (i = 0; i < QG_SECRETS_MAX; i++)
-        if ((unsigned)i < atomic_load(&gate_metrics.secrets) ||
-            atomic_load(&gate_metrics.secret_matches[i]))
-            fprintf(f, "qgate_signature_matches_total{secret=\"%d\"} %lu\n", i,
-                    atomic_load(&gate_metrics.secret_matches[i]));
+         "source's secret file) that matched, and source.");
+    for (s = 0; s < GATE_SOURCES; s++)
+        for (i = 0; gate_source_names[s] && i < QG_SECRETS_MAX; i++)
+            if ((unsigned)i < atomic_load(&gate_metrics.secrets[s]) ||
+                atomic_load(&gate_metrics.secret_matches[s][i]))
+                fprintf(f,
+                        "qgate_signature_matches_total{secret=\"%d\","
+                        "source=\"%s\"} %lu\n",
+                        i, gate_source_names[s],
+                        atomic_load(&gate_metrics.secret_matches[s][i]));
     qg_rejections_dropped(st, &dropped);
     sample(f, "qgate_rejections_dropped_total", "counter",
            "Unauthenticated and malformed entries dropped from the rejection "

@@ -267,10 +267,202 @@ is_http_url(const char *url)
     return *rest != '\0' && strchr("/?#:", *rest) == NULL;
 }
 
+/* Paths the gate answers itself, which no webhook may take. */
+static int
+is_reserved_path(const char *p)
+{
+    return strcmp(p, "/healthz") == 0 || strcmp(p, "/readyz") == 0 ||
+           strcmp(p, "/metrics") == 0 || strncmp(p, "/tickets/", 9) == 0;
+}
+
+/* A string value of a source's key, or NULL when absent; -1 (said) when
+ * not a string. */
+static int
+source_string(cli *c, size_t i, json_object *src, const char *key,
+              const char **out)
+{
+    json_object *v;
+
+    *out = NULL;
+    if (!json_object_object_get_ex(src, key, &v))
+        return 0;
+    if (!json_object_is_type(v, json_type_string))
+        return cli_fail("%s: sources[%zu]: key \"%s\": value %s is not a "
+                        "string",
+                        c->config, i, key, json_object_to_json_string(v));
+    *out = json_object_get_string(v);
+    return 0;
+}
+
+/* A copy of s (a path relative to the config file's folder, when rel),
+ * owned by source gs. */
+static const char *
+own(gate_source *gs, int slot, cli *c, const char *s, int rel)
+{
+    const char *slash = strrchr(c->config, '/');
+    size_t n = strlen(s) + (slash ? (size_t)(slash - c->config) : 0) + 2;
+
+    if ((gs->owned[slot] = malloc(n)) == NULL)
+        return NULL;
+    if (rel && s[0] != '/' && slash)
+        snprintf(gs->owned[slot], n, "%.*s/%s", (int)(slash - c->config),
+                 c->config, s);
+    else
+        snprintf(gs->owned[slot], n, "%s", s);
+    return gs->owned[slot];
+}
+
+/*
+ * Config "sources": an array of objects, each one Chup account with its
+ * name, path (default /webhooks/chup/NAME), secret_file and, optionally,
+ * its own upstream, upstream_secret_file and upstream_format.  Read into
+ * g->sources[1...]; source 0 is the default source (--path,
+ * --secret-file).
+ */
+static int
+read_sources(gate *g, cli *c)
+{
+    static const char *const keys[] = {"name",
+                                       "path",
+                                       "secret_file",
+                                       "upstream",
+                                       "upstream_secret_file",
+                                       "upstream_format"};
+    const char *name, *path, *secret, *up, *upsecret, *fmt;
+    char def_path[64];
+    size_t i, k, n;
+    gate_source *gs;
+    int known;
+
+    g->sources[0].name = QG_SOURCE_DEFAULT;
+    g->sources[0].path = g->path;
+    g->nsources = 1;
+    if (c->sources == NULL)
+        return 0;
+    if (!json_object_is_type(c->sources, json_type_array))
+        return cli_fail("%s: key \"sources\": expected an array of objects",
+                        c->config);
+    n = json_object_array_length(c->sources);
+    if (n > GATE_SOURCES - 1)
+        return cli_fail("%s: key \"sources\": %zu sources; a gate serves at "
+                        "most %d besides the default one",
+                        c->config, n, GATE_SOURCES - 1);
+    for (i = 0; i < n; i++) {
+        json_object *src = json_object_array_get_idx(c->sources, i);
+
+        if (!json_object_is_type(src, json_type_object))
+            return cli_fail("%s: sources[%zu]: expected an object", c->config,
+                            i);
+        json_object_object_foreach(src, key, val)
+        {
+            (void)val;
+            for (k = 0, known = 0; k < sizeof(keys) / sizeof(*keys); k++)
+                known |= strcmp(key, keys[k]) == 0;
+            if (!known)
+                return cli_fail("%s: sources[%zu]: key \"%s\": unknown (a "
+                                "source takes name, path, secret_file, "
+                                "upstream, upstream_secret_file, "
+                                "upstream_format)",
+                                c->config, i, key);
+        }
+        if (source_string(c, i, src, "name", &name) ||
+            source_string(c, i, src, "path", &path) ||
+            source_string(c, i, src, "secret_file", &secret) ||
+            source_string(c, i, src, "upstream", &up) ||
+            source_string(c, i, src, "upstream_secret_file", &upsecret) ||
+            source_string(c, i, src, "upstream_format", &fmt))
+            return EXIT_FAILED;
+        if (name == NULL || qg_source_name_check(name) ||
+            strcmp(name, QG_SOURCE_DEFAULT) == 0)
+            return cli_fail("%s: sources[%zu]: name %s: expected 1 to %d "
+                            "lowercase letters, digits, '-' or '_', starting "
+                            "with a letter or digit, and not \"%s\"",
+                            c->config, i, name ? name : "missing",
+                            QG_SOURCE_NAME_MAX, QG_SOURCE_DEFAULT);
+        for (k = 1; k < g->nsources; k++)
+            if (strcmp(g->sources[k].name, name) == 0)
+                return cli_fail("%s: sources[%zu]: name \"%s\" is taken by "
+                                "sources[%zu]",
+                                c->config, i, name, k - 1);
+        gs = &g->sources[g->nsources++];
+        gs->name = name;
+        if (path == NULL) {
+            snprintf(def_path, sizeof(def_path), "/webhooks/chup/%s", name);
+            path = def_path;
+        }
+        if (path[0] != '/' || is_reserved_path(path))
+            return cli_fail("%s: source \"%s\": path \"%s\": expected a "
+                            "path starting with /, not the gate's own",
+                            c->config, name, path);
+        if ((gs->path = own(gs, 0, c, path, 0)) == NULL ||
+            (secret && (gs->secret_file = own(gs, 1, c, secret, 1)) == NULL) ||
+            (upsecret &&
+             (gs->upstream_secret_file = own(gs, 2, c, upsecret, 1)) == NULL))
+            return cli_fail("out of memory");
+        if (secret == NULL && !g->insecure)
+            return cli_fail("%s: source \"%s\": no secret_file (each "
+                            "source's deliveries are signed with its own)",
+                            c->config, name);
+        gs->upstream = up;
+        if (up && !is_http_url(up))
+            return cli_fail("%s: source \"%s\": upstream \"%s\": expected "
+                            "an http:// or https:// URL with a host",
+                            c->config, name, up);
+        if ((upsecret || fmt) && up == NULL)
+            return cli_fail("%s: source \"%s\": upstream_secret_file and "
+                            "upstream_format go with its own upstream",
+                            c->config, name);
+        gs->format = g->format;
+        if (fmt && upstream_format_parse(fmt, &gs->format))
+            return cli_fail("%s: source \"%s\": upstream_format \"%s\": "
+                            "expected qgate or chup",
+                            c->config, name, fmt);
+    }
+    return 0;
+}
+
+/* Which sources are served, and where their steps go. */
+static int
+check_sources(gate *g, cli *c)
+{
+    size_t i, k;
+
+    /* The default source without a secret is not served when others are:
+     * a gate of named sources needs no --secret-file. */
+    if (!g->insecure && c->secret_file == NULL)
+        g->sources[0].path = NULL;
+    if (g->sources[0].path == NULL && g->nsources == 1)
+        return cli_fail("serve: no secret: give --secret-file FILE (or "
+                        "--insecure-no-signature to accept unsigned "
+                        "deliveries)");
+    for (i = 0; i < g->nsources; i++)
+        for (k = 0; k < i; k++)
+            if (g->sources[i].path && g->sources[k].path &&
+                strcmp(g->sources[i].path, g->sources[k].path) == 0)
+                return cli_fail("source \"%s\": path \"%s\" is source "
+                                "\"%s\"'s already",
+                                g->sources[i].name, g->sources[i].path,
+                                g->sources[k].name);
+    g->forwarding = g->upstream != NULL;
+    for (i = 1; i < g->nsources; i++)
+        g->forwarding |= g->sources[i].upstream != NULL;
+    /* Steps stored and never sent would pile up unseen. */
+    for (i = 0; g->forwarding && i < g->nsources; i++)
+        if (g->sources[i].path && g->sources[i].upstream == NULL &&
+            g->upstream == NULL)
+            return cli_fail("source \"%s\" has no upstream while others "
+                            "have one: give it one, or give --upstream for "
+                            "every source without",
+                            g->sources[i].name);
+    return 0;
+}
+
 /* The options taken together, whichever way each came. */
 static int
 check(gate *g, cli *c)
 {
+    int rc;
+
     if (g->path[0] != '/')
         return cli_fail("--path \"%s\": must start with /", g->path);
     /* Checked now rather than on the first forward, hours later, when
@@ -297,11 +489,23 @@ check(gate *g, cli *c)
                         g->fhir_system);
     if (g->retention > 36500)
         return cli_fail("--retention %ld: at most 36500 days", g->retention);
-    if (!g->insecure && c->secret_file == NULL)
-        return cli_fail("serve: no secret: give --secret-file FILE (or "
-                        "--insecure-no-signature to accept unsigned "
-                        "deliveries)");
-    return 0;
+    if ((rc = read_sources(g, c)))
+        return rc;
+    return check_sources(g, c);
+}
+
+void
+sources_free(gate *g)
+{
+    size_t i, k;
+
+    for (i = 0; i < GATE_SOURCES; i++)
+        for (k = 0; k < sizeof(g->sources[i].owned) / sizeof(char *); k++) {
+            free(g->sources[i].owned[k]);
+            g->sources[i].owned[k] = NULL;
+        }
+    json_object_put(g->c->sources);
+    g->c->sources = NULL;
 }
 
 int

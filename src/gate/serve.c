@@ -256,18 +256,76 @@ static void
 log_listening(gate *g, unsigned port)
 {
     char listen[1100], path[1100], db[1100], upstream[1100];
+    char sources[4096], p[600], u[600];
+    size_t i, n = 0;
 
+    /* Each source served: its name, path and upstream (null: the
+     * gate's). */
+    n += (size_t)snprintf(sources, sizeof(sources), "[");
+    for (i = 0; i < g->nsources && n < sizeof(sources); i++)
+        if (g->sources[i].path)
+            n += (size_t)snprintf(
+                sources + n, sizeof(sources) - n,
+                "%s{\"name\":\"%s\",\"path\":%s,\"upstream\":%s}",
+                sources[n - 1] == '[' ? "" : ",", g->sources[i].name,
+                log_string(g->sources[i].path, p, sizeof(p)),
+                log_string(g->sources[i].upstream, u, sizeof(u)));
+    if (n < sizeof(sources))
+        snprintf(sources + n, sizeof(sources) - n, "]");
+    else
+        snprintf(sources, sizeof(sources), "null");
     log_event("info", "listening",
               ",\"listen\":%s,\"port\":%u,\"path\":%s,\"db\":%s,"
               "\"durability\":\"%s\",\"reorder_window_s\":%" PRId64
               ",\"upstream\":%s,\"retention_days\":%ld,\"machine\":\"%s\","
-              "\"version\":\"%s\"",
+              "\"version\":\"%s\",\"sources\":%s",
               log_string(g->listen, listen, sizeof(listen)), port,
-              log_string(g->path, path, sizeof(path)),
+              log_string(g->sources[0].path, path, sizeof(path)),
               log_string(g->c->db, db, sizeof(db)),
               durability_name(g->durability), g->c->reorder_window,
               log_string(g->upstream, upstream, sizeof(upstream)), g->retention,
-              qg_machine_version(), qg_version());
+              qg_machine_version(), qg_version(), sources);
+}
+
+/* An engine for each source served, into fresh[] (the others NULL).
+ * Returns 0, or -1 with err naming the source and what failed, and
+ * nothing left built. */
+static int
+build_engines(gate *g, qg_engine *fresh[GATE_SOURCES], char *err, size_t errlen)
+{
+    char why[512];
+    size_t i;
+
+    memset(fresh, 0, sizeof(qg_engine *) * GATE_SOURCES);
+    for (i = 0; i < g->nsources; i++) {
+        if (g->sources[i].path == NULL)
+            continue;
+        if (cli_build_source_engine(g->c, g->sources[i].name,
+                                    g->sources[i].secret_file, &fresh[i], why,
+                                    sizeof(why)) == 0)
+            continue;
+        snprintf(err, errlen, "source %s: %.400s", g->sources[i].name, why);
+        while (i-- > 0)
+            qg_engine_free(fresh[i]);
+        return -1;
+    }
+    return 0;
+}
+
+/* Puts fresh[] in place of the running engines and frees those. */
+static void
+swap_engines(gate *g, qg_engine *fresh[GATE_SOURCES])
+{
+    size_t i;
+
+    pthread_rwlock_wrlock(&g->eng_lock);
+    for (i = 0; i < g->nsources; i++) {
+        qg_engine_free(g->sources[i].eng);
+        g->sources[i].eng = fresh[i];
+        atomic_store(&gate_metrics.secrets[i],
+                     (unsigned)qg_engine_secret_count(fresh[i]));
+    }
+    pthread_rwlock_unlock(&g->eng_lock);
 }
 
 /*
@@ -280,10 +338,11 @@ log_listening(gate *g, unsigned port)
 static void
 reload(gate *g)
 {
-    qg_engine *fresh = NULL;
+    qg_engine *fresh[GATE_SOURCES];
     char err[512], esc[1100], map[1100], secret[1100], logf[1100];
     char upsecret[1100];
     int log_failed = log_reopen() != 0, up_failed;
+    size_t i, secrets = 0;
 
     if (log_failed)
         log_event("error", "reload: cannot reopen the log file; writing on",
@@ -295,25 +354,30 @@ reload(gate *g)
                   "reload: keeping the running HIS secrets (upstream "
                   "secret file)",
                   ",\"error\":\"%s\"", log_escape(err, esc, sizeof(esc)));
-    if (cli_build_engine(g->c, &fresh, err, sizeof(err)) != 0) {
+    for (i = 1; i < g->nsources; i++)
+        if (upstream_reload(g->sources[i].up, err, sizeof(err)) != 0)
+            log_event("error",
+                      "reload: keeping the running HIS secrets of a source",
+                      ",\"source\":\"%s\",\"error\":\"%s\"", g->sources[i].name,
+                      log_escape(err, esc, sizeof(esc)));
+    /* All sources' engines or none: one broken secret file keeps every
+     * running engine, as it did with one. */
+    if (build_engines(g, fresh, err, sizeof(err)) != 0) {
         log_event("error",
                   "reload failed; keeping the running mapping and secret",
                   ",\"error\":\"%s\"", log_escape(err, esc, sizeof(esc)));
         return;
     }
-    pthread_rwlock_wrlock(&g->eng_lock);
-    qg_engine_free(g->eng);
-    g->eng = fresh;
-    atomic_store(&gate_metrics.secrets,
-                 (unsigned)qg_engine_secret_count(fresh));
-    pthread_rwlock_unlock(&g->eng_lock);
+    for (i = 0; i < g->nsources; i++)
+        secrets += qg_engine_secret_count(fresh[i]);
+    swap_engines(g, fresh);
     log_event("info", "reloaded",
               ",\"mapping\":%s,\"secret\":%s,\"secrets\":%zu,\"log\":%s,"
               "\"upstream_secret\":%s",
               log_string(g->c->mapping, map, sizeof(map)),
               log_string(g->c->no_verify ? NULL : g->c->secret_file, secret,
                          sizeof(secret)),
-              qg_engine_secret_count(fresh),
+              secrets,
               log_string(log_failed ? NULL : g->log, logf, sizeof(logf)),
               log_string(up_failed ? NULL : upstream_secret_file(g->up),
                          upsecret, sizeof(upsecret)));
@@ -329,7 +393,7 @@ open_store(gate *g)
     memset(&o, 0, sizeof(o));
     o.path = g->c->db;
     o.durability = g->durability == DURABLE_NOSYNC ? QG_NOSYNC : QG_SYNC;
-    o.flags = g->upstream ? QG_OUTBOX : 0;
+    o.flags = g->forwarding ? QG_OUTBOX : 0;
     o.unsigned_log_max = (size_t)g->max_unsigned_log;
     return cli_open_store_with(g->c, &o, &g->st);
 }
@@ -337,22 +401,48 @@ open_store(gate *g)
 static int
 start_forwarder(gate *g)
 {
+    static forward_route routes[GATE_SOURCES];
     forward_options fo;
+    gate_source *gs;
     char err[512];
+    size_t i, n = 0;
 
-    if (upstream_new(g->st, g->format, g->upstream_secret_file, &g->up, err,
-                     sizeof(err)))
+    if (g->upstream && upstream_new(g->st, g->format, g->upstream_secret_file,
+                                    &g->up, err, sizeof(err)))
         return cli_fail("--upstream-secret-file: %s", err);
-    upstream_set_fhir_system(g->up, g->fhir_system);
-    if (g->upstream_secret_file == NULL)
+    if (g->up)
+        upstream_set_fhir_system(g->up, g->fhir_system);
+    if (g->upstream && g->upstream_secret_file == NULL)
         log_event("warn",
                   "no --upstream-secret-file: what goes to the HIS is not "
                   "signed, and the HIS cannot tell it from a forgery",
                   ",\"upstream\":\"%s\"",
                   log_escape(g->upstream, err, sizeof(err)));
+    /* A source with its own HIS: its steps go there, signed with its own
+     * secrets. */
+    for (i = 1; i < g->nsources; i++) {
+        gs = &g->sources[i];
+        if (gs->upstream == NULL)
+            continue;
+        if (upstream_new(g->st, gs->format, gs->upstream_secret_file, &gs->up,
+                         err, sizeof(err)))
+            return cli_fail("source %s: upstream_secret_file: %s", gs->name,
+                            err);
+        upstream_set_fhir_system(gs->up, g->fhir_system);
+        if (gs->upstream_secret_file == NULL)
+            log_event("warn",
+                      "a source's upstream has no upstream_secret_file: what "
+                      "goes to its HIS is not signed",
+                      ",\"source\":\"%s\"", gs->name);
+        routes[n].source = gs->name;
+        routes[n].upstream = gs->upstream;
+        routes[n++].up = gs->up;
+    }
     memset(&fo, 0, sizeof(fo));
     fo.upstream = g->upstream;
     fo.up = g->up;
+    fo.routes = routes;
+    fo.nroutes = n;
     fo.workers = (unsigned)g->forwarders;
     fo.timeout_ms = g->forward_timeout * 1000;
     fo.max_age_us = (int64_t)g->max_age * 1000000;
@@ -443,7 +533,7 @@ start(gate *g, const struct sockaddr_storage *addr, socklen_t addrlen)
         return cli_fail("out of memory");
     if ((rc = start_alerts(g)))
         return rc;
-    if (g->upstream && (rc = start_forwarder(g)))
+    if (g->forwarding && (rc = start_forwarder(g)))
         return rc;
     if (committer_start(g->st, g->durability == DURABLE_SYNC ? 1 : 256,
                         g->c->reorder_window, forwarder_wake, g->fwd, &g->com))
@@ -523,7 +613,12 @@ stop(gate *g)
     alerts_stop(); /* after the forwarder, which hands it dead steps */
     upstream_free(g->up);
     qg_store_close(g->st);
-    qg_engine_free(g->eng);
+    for (size_t i = 0; i < g->nsources; i++) {
+        upstream_free(g->sources[i].up);
+        qg_engine_free(g->sources[i].eng);
+        g->sources[i].up = NULL;
+        g->sources[i].eng = NULL;
+    }
     ratelimit_free(g->rl);
     pthread_rwlock_destroy(&g->eng_lock);
     curl_global_cleanup();
@@ -541,12 +636,18 @@ cmd_serve(cli *c, int argc, char **argv)
 
     memset(&g, 0, sizeof(g));
     g.c = c;
-    if ((rc = options_parse(&g, c, argc, argv)))
+    if ((rc = options_parse(&g, c, argc, argv))) {
+        sources_free(&g);
         return rc < 0 ? EXIT_OK : rc;
-    if (parse_listen(g.listen, &addr, &addrlen, err, sizeof(err)) < 0)
+    }
+    if (parse_listen(g.listen, &addr, &addrlen, err, sizeof(err)) < 0) {
+        sources_free(&g);
         return cli_fail("--listen \"%s\": %s", g.listen, err);
-    if (g.token_file && (rc = read_token(&g)))
+    }
+    if (g.token_file && (rc = read_token(&g))) {
+        sources_free(&g);
         return rc;
+    }
     log_open(g.log);
     if (!g.token_file && !is_loopback(&addr))
         log_event("warn",
@@ -571,12 +672,24 @@ cmd_serve(cli *c, int argc, char **argv)
     signal(SIGXFSZ, SIG_IGN); /* as main() does: a write past a file-size
                                  limit fails with EFBIG, answered 503 */
 
-    if ((rc = cli_new_engine(c, &g.eng)))
-        goto free_token;
-    atomic_store(&gate_metrics.secrets,
-                 (unsigned)qg_engine_secret_count(g.eng));
+    {
+        qg_engine *fresh[GATE_SOURCES];
+        size_t i;
+
+        if (build_engines(&g, fresh, err, sizeof(err))) {
+            rc = cli_fail("%s", err);
+            goto free_token;
+        }
+        for (i = 0; i < g.nsources; i++) {
+            g.sources[i].eng = fresh[i];
+            atomic_store(&gate_metrics.secrets[i],
+                         (unsigned)qg_engine_secret_count(fresh[i]));
+            gate_source_names[i] = g.sources[i].path ? g.sources[i].name : NULL;
+        }
+    }
     if ((rc = open_store(&g))) {
-        qg_engine_free(g.eng);
+        for (size_t i = 0; i < g.nsources; i++)
+            qg_engine_free(g.sources[i].eng);
         goto free_token;
     }
     if ((rc = start(&g, &addr, addrlen)) == 0)
@@ -587,6 +700,7 @@ free_token:
         OPENSSL_cleanse(g.token, g.token_len);
         free(g.token);
     }
+    sources_free(&g);
     if (rc == EXIT_OK)
         log_event("info", "stopped", NULL);
     return rc;

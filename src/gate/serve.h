@@ -12,6 +12,23 @@
 #include "cli.h"
 #include "gate.h"
 
+/* One Chup account the gate takes deliveries from, at its own path and
+ * signed with its own secrets (docs/gate.md, "Several clinics").  Source
+ * 0 is the default source: --path and --secret-file, as before sources. */
+typedef struct gate_source {
+    const char *name;        /* QG_SOURCE_DEFAULT for source 0 */
+    const char *path;        /* its webhook's path; NULL: not served */
+    const char *secret_file; /* its secrets; NULL: --secret-file */
+    /* Its own HIS, or NULL for the gate's --upstream and its secret file
+     * and format. */
+    const char *upstream;
+    const char *upstream_secret_file;
+    upstream_format format;
+    qg_engine *eng;       /* under eng_lock: SIGHUP replaces it */
+    upstream_builder *up; /* for its own upstream */
+    char *owned[3];       /* strings made for it, freed at the end */
+} gate_source;
+
 typedef struct gate {
     /* options: flags, then the config file, then defaults */
     const char *listen;
@@ -47,12 +64,17 @@ typedef struct gate {
     long alert_interval;
     long retention; /* days; 0: bodies are kept for ever */
 
+    /* Sources: [0] the default, served when it has a secret (or
+     * --insecure-no-signature); then those of config "sources". */
+    gate_source sources[GATE_SOURCES];
+    size_t nsources;
+    int forwarding; /* some source has an upstream: the store's outbox */
+
     cli *c;
     char *token; /* token_len bytes, printable ASCII; NULL without one */
     size_t token_len;
     qg_store *st;
-    qg_engine *eng;
-    pthread_rwlock_t eng_lock;
+    pthread_rwlock_t eng_lock; /* over each source's eng */
     committer *com;
     forwarder *fwd;
     upstream_builder *up; /* the HIS's requests, with its secrets */
@@ -74,6 +96,9 @@ typedef struct gate {
  * and c, and checks them together.  Returns 0; -1 after printing --help;
  * or EXIT_FAILED after saying what is wrong. */
 int options_parse(gate *g, cli *c, int argc, char **argv);
+/* Frees what options_parse() made for the sources.  Call it once, at the
+ * end, whether options_parse() succeeded or not. */
+void sources_free(gate *g);
 /* "sync", "group" or "nosync". */
 const char *durability_name(durability d);
 

@@ -266,6 +266,7 @@ qgate_body(const upstream_builder *u, const char *delivery_id,
     add(tk, "number", json_object_new_uint64(t->id));
     add(tk, "live_queue_id", id_or_null(t->live_queue_id));
     add(tk, "appointment_id", id_or_null(t->appointment_id));
+    add(tk, "source", json_object_new_string(t->source));
     add(root, "type", json_object_new_string("ticket.step"));
     add(root, "timestamp",
         json_object_new_string(iso_time(r->event_ms, 0, when, sizeof(when))));
@@ -399,6 +400,7 @@ upstream_build(upstream_builder *u, const qg_outbox_entry *e, int64_t now_us,
     l = append(l, &bad, "X-Qgate-Delivery: %s", out->delivery_id);
     l = append(l, &bad, "X-Qgate-Ticket: %" PRIu64, e->ticket);
     l = append(l, &bad, "X-Qgate-Seq: %" PRIu32, e->seq);
+    l = append(l, &bad, "X-Qgate-Source: %s", t.source);
     if (t.live_queue_id)
         l = append(l, &bad, "X-Qgate-Live-Queue-Id: %" PRId64, t.live_queue_id);
     if (t.appointment_id)

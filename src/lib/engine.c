@@ -34,6 +34,7 @@ struct qg_engine {
     int require_signature;
     int64_t window_s;    /* the reorder window; 0 judges on arrival */
     int64_t max_skew_ms; /* 0: steps may be dated any time ahead */
+    char source[QG_SOURCE_NAME_MAX + 1]; /* the source judged for */
 };
 
 const char *
@@ -78,6 +79,7 @@ qg_engine_new(qg_engine **out)
     }
     eng->require_signature = 1;
     eng->max_skew_ms = (int64_t)QG_MAX_SKEW_DEFAULT * 1000;
+    snprintf(eng->source, sizeof(eng->source), "%s", QG_SOURCE_DEFAULT);
     *out = eng;
     return 0;
 }
@@ -227,6 +229,23 @@ qg_engine_require_signature(qg_engine *eng, int on)
 }
 
 int
+qg_engine_set_source(qg_engine *eng, const char *name)
+{
+    if (name == NULL)
+        name = QG_SOURCE_DEFAULT;
+    if (eng == NULL || qg_source_name_check(name))
+        return QG_EINVAL;
+    snprintf(eng->source, sizeof(eng->source), "%s", name);
+    return 0;
+}
+
+const char *
+qg_engine_source(const qg_engine *eng)
+{
+    return eng ? eng->source : QG_SOURCE_DEFAULT;
+}
+
+int
 qg_engine_set_reorder_window(qg_engine *eng, int64_t seconds)
 {
     if (eng == NULL || seconds < 0 || seconds > 31536000)
@@ -272,6 +291,8 @@ typedef struct job {
     int secret_index; /* which secret it matched, -1 if none */
     qg__step s;       /* what steps 6-7 need, once steps 1-5 passed */
     qg_result *res;
+    /* The engine's source, copied: a prepared job outlives the engine. */
+    char source[QG_SOURCE_NAME_MAX + 1];
 } job;
 
 static void verdict(qg_result *res, qg_reason r, const char *fmt, ...)
@@ -1237,6 +1258,7 @@ expire_one(qg__txn *t, expiry *x, uint64_t id)
 
     if ((rc = qg__held_get(t, id, &s, &h)))
         return rc == QG_NOTFOUND ? QG_ESTORE : rc;
+    t->source = s.source; /* judged among its own source's tickets */
     if ((body = malloc(s.body_len ? s.body_len : 1)) == NULL)
         return QG_ENOMEM;
     memcpy(body, s.body, s.body_len);
@@ -1334,6 +1356,10 @@ decide(qg__txn *t, void *arg)
 
     /* This may run again after the map grew: start from steps 1-5. */
     verdict(res, j->pre, NULL);
+    /* One transaction may decide deliveries of several sources (a batch
+     * of the gate's): each names its own.  A dry run numbers none. */
+    if ((rc = qg__source_index(t, j->source, !j->dry, &t->source)))
+        return rc;
     res->ticket = 0;
     res->seq = 0;
     res->pos = 0;
@@ -1386,6 +1412,7 @@ prepare(job *j, qg_engine *eng, const char *body, size_t len, int dry,
     j->received_us = qg_time_now_us();
     j->window_us = eng->window_s * 1000000;
     j->res = res;
+    memcpy(j->source, eng->source, sizeof(j->source));
     j->pre = examine(j);
     /* Nothing after steps 1-5 reads the engine: a prepared delivery must
      * not point at one that a reload may free before it is applied. */

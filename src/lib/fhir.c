@@ -667,16 +667,19 @@ qg_fhir_ticket(qg_store *st, uint64_t ticket, qg_fhir_form form,
         return rc;
     if (opts->system && *opts->system && qg_fhir_system_check(opts->system))
         return QG_EINVAL;
-    if (opts->system == NULL || *opts->system == '\0') {
-        snprintf(sys, sizeof(sys), "urn:qgate:%s:default", b.store_id);
-        b.system = sys;
-    } else {
-        b.system = opts->system;
-    }
     v.t = &t;
     v.end_ms = INT64_MIN;
     if ((rc = walk(st, ticket, opts->upto_seq, &t, &v)))
         goto done;
+    /* Each source numbers its ids on its own: a named source's systems
+     * lie under the base, the default source's are the base's own. */
+    if (opts->system == NULL || *opts->system == '\0')
+        snprintf(sys, sizeof(sys), "urn:qgate:%s:%s", b.store_id, t.source);
+    else if (strcmp(t.source, QG_SOURCE_DEFAULT) == 0)
+        snprintf(sys, sizeof(sys), "%s", opts->system);
+    else
+        snprintf(sys, sizeof(sys), "%s/%s", opts->system, t.source);
+    b.system = sys;
     n = v.t->appointment_id > 0 ? 2 : 1;
     res[0] = encounter(&b, &v, form != QG_FHIR_TRANSACTION);
     if (n == 2)

@@ -6,11 +6,12 @@
  * alone whenever its ticket changes, and refused when the reorder window
  * passes.  Three databases (store.c has the list):
  *   held        u64 id -> header (HELD_HDR) + raw body
- *   held_by     u8 kind, i64 Chup id, i64 event ms (biased), u64 id -> ""
+ *   held_by     u8 kind | source << 2, i64 Chup id, i64 event ms (biased),
+ *               u64 id -> ""
  *               one key for each id the delivery names, so that a step
  *               accepted under either id finds it, in event time
- *   held_sums   payload SHA-256 -> u64 id, so that a redelivery of a held
- *               delivery is a duplicate
+ *   held_sums   payload SHA-256 [, u8 source if not 0] -> u64 id, so
+ *               that a redelivery of a held delivery is a duplicate
  * Ids come from the meta counter "held_next" and are never reused.
  */
 #include <stdlib.h>
@@ -24,10 +25,10 @@
 #define EVENT_BIAS ((uint64_t)1 << 63) /* so that negative times sort */
 
 static void
-held_by_key(unsigned char key[HELD_BY], qg_id_kind kind, int64_t chup_id,
-            int64_t event_ms, uint64_t id)
+held_by_key(unsigned char key[HELD_BY], unsigned source, qg_id_kind kind,
+            int64_t chup_id, int64_t event_ms, uint64_t id)
 {
-    key[0] = (unsigned char)kind;
+    key[0] = (unsigned char)(kind | source << QG__SOURCE_SHIFT);
     put64(key + 1, (uint64_t)chup_id);
     put64(key + 9, (uint64_t)event_ms ^ EVENT_BIAS);
     put64(key + 17, id);
@@ -50,9 +51,9 @@ int
 qg__held_put(qg__txn *t, const qg__step *s, uint64_t ticket, qg_event ev,
              qg_state from, uint64_t *id)
 {
-    unsigned char key[8], by[HELD_BY], *p;
+    unsigned char key[8], by[HELD_BY], *p, dkey[QG__DIGEST_LEN + 1];
     MDB_val k = {8, key}, v, bk = {HELD_BY, by}, bv = {0, ""},
-            dk = {QG__DIGEST_LEN, (void *)s->digest}, dv = {8, key};
+            dk = {digest_key(dkey, s->digest, t->source), dkey}, dv = {8, key};
     int rc;
 
     if (s->body_len > UINT32_MAX - HELD_HDR)
@@ -77,6 +78,7 @@ qg__held_put(qg__txn *t, const qg__step *s, uint64_t ticket, qg_event ev,
     p[24] = (unsigned char)s->f.state_event;
     p[25] = (unsigned char)ev;
     p[26] = (unsigned char)from;
+    p[27] = (unsigned char)t->source; /* 0 in stores before sources */
     put32(p + 28, (uint32_t)s->body_len);
     put64(p + 32, ticket);
     put64(p + 40, (uint64_t)s->live_queue_id);
@@ -90,12 +92,14 @@ qg__held_put(qg__txn *t, const qg__step *s, uint64_t ticket, qg_event ev,
     memcpy(p + HELD_HDR, s->body, s->body_len);
 
     if (s->live_queue_id) {
-        held_by_key(by, QG_ID_LIVE_QUEUE, s->live_queue_id, s->event_ms, *id);
+        held_by_key(by, t->source, QG_ID_LIVE_QUEUE, s->live_queue_id,
+                    s->event_ms, *id);
         if ((rc = mdb_put(t->txn, t->st->held_by, &bk, &bv, 0)))
             return qg__from_mdb(rc);
     }
     if (s->appointment_id) {
-        held_by_key(by, QG_ID_APPOINTMENT, s->appointment_id, s->event_ms, *id);
+        held_by_key(by, t->source, QG_ID_APPOINTMENT, s->appointment_id,
+                    s->event_ms, *id);
         if ((rc = mdb_put(t->txn, t->st->held_by, &bk, &bv, 0)))
             return qg__from_mdb(rc);
     }
@@ -114,9 +118,13 @@ qg__held_any(qg__txn *t)
 int
 qg__held_find_digest(qg__txn *t, const unsigned char *digest, uint64_t *id)
 {
-    MDB_val k = {QG__DIGEST_LEN, (void *)digest}, v;
+    unsigned char key[QG__DIGEST_LEN + 1];
+    MDB_val k = {0, key}, v;
     int rc;
 
+    if (t->source >= QG_SOURCES_MAX)
+        return QG_NOTFOUND;
+    k.mv_size = digest_key(key, digest, t->source);
     if ((rc = mdb_get(t->txn, t->st->held_sums, &k, &v)))
         return qg__from_mdb(rc);
     if (v.mv_size != 8)
@@ -152,6 +160,7 @@ decode_held(const MDB_val *k, const MDB_val *v, qg__step *s, qg_held *h)
     memcpy(s->digest, p + 104, QG__DIGEST_LEN);
     get_text(s->chup_event, p + 136, 48);
     s->body = (const char *)p + HELD_HDR;
+    s->source = p[27];
 
     memset(h, 0, sizeof(*h));
     h->id = get64(k->mv_data);
@@ -195,7 +204,9 @@ qg__held_ids_for(qg__txn *t, qg_id_kind kind, int64_t chup_id, uint64_t **ids,
 
     *ids = NULL;
     *n = 0;
-    held_by_key(start, kind, chup_id, 0, 0);
+    if (t->source >= QG_SOURCES_MAX)
+        return 0;
+    held_by_key(start, t->source, kind, chup_id, 0, 0);
     if ((rc = mdb_cursor_open(t->txn, t->st->held_by, &cur)))
         return qg__from_mdb(rc);
     while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
@@ -266,10 +277,11 @@ fail:
 int
 qg__held_delete(qg__txn *t, uint64_t id)
 {
-    unsigned char key[8], by[HELD_BY], digest[QG__DIGEST_LEN];
+    unsigned char key[8], by[HELD_BY], digest[QG__DIGEST_LEN + 1];
     MDB_val k = {8, key}, v, bk = {HELD_BY, by}, dk = {QG__DIGEST_LEN, digest};
     int64_t lq, appt, event_ms;
     const unsigned char *p;
+    unsigned source;
     int rc;
 
     put64(key, id);
@@ -281,16 +293,17 @@ qg__held_delete(qg__txn *t, uint64_t id)
     event_ms = (int64_t)get64(p + 8);
     lq = (int64_t)get64(p + 40);
     appt = (int64_t)get64(p + 48);
-    memcpy(digest, p + 104, QG__DIGEST_LEN);
+    source = p[27];
+    dk.mv_size = digest_key(digest, p + 104, source);
     if ((rc = mdb_del(t->txn, t->st->held, &k, NULL)))
         return qg__from_mdb(rc);
     if (lq) {
-        held_by_key(by, QG_ID_LIVE_QUEUE, lq, event_ms, id);
+        held_by_key(by, source, QG_ID_LIVE_QUEUE, lq, event_ms, id);
         if ((rc = mdb_del(t->txn, t->st->held_by, &bk, NULL)))
             return rc == MDB_NOTFOUND ? QG_ESTORE : qg__from_mdb(rc);
     }
     if (appt) {
-        held_by_key(by, QG_ID_APPOINTMENT, appt, event_ms, id);
+        held_by_key(by, source, QG_ID_APPOINTMENT, appt, event_ms, id);
         if ((rc = mdb_del(t->txn, t->st->held_by, &bk, NULL)))
             return rc == MDB_NOTFOUND ? QG_ESTORE : qg__from_mdb(rc);
     }
@@ -343,7 +356,10 @@ qg_held_next(qg_held_list *hl, qg_held *out)
     hl->started = 1;
     if (rc)
         return qg__from_mdb(rc);
-    return decode_held(&k, &v, &s, out);
+    if ((rc = decode_held(&k, &v, &s, out)))
+        return rc;
+    qg__source_name(&hl->t, s.source, out->source);
+    return 0;
 }
 
 void

@@ -202,6 +202,7 @@ typedef struct qg__step {
     int64_t received_us;
     const char *body; /* the raw delivery; borrowed */
     size_t body_len;
+    unsigned source; /* its source's number, once held (held.c) */
 } qg__step;
 
 /* store.c -------------------------------------------------------------- */
@@ -210,12 +211,17 @@ typedef struct qg__step {
 typedef struct qg__txn {
     qg_store *st;
     struct MDB_txn *txn;
+    /* The source whose Chup ids the aliases and held_by keys read and
+     * written through this transaction are (source.c); 0, the default
+     * source, unless the engine set it for the delivery it decides. */
+    unsigned source;
 } qg__txn;
 
 /* Everything the engine reads of a ticket before deciding. */
 typedef struct qg__ticket_row {
     qg_ticket t;
     unsigned char flags;       /* QG__TICKET_REORDERED */
+    unsigned char source;      /* its source's number, 0 the default */
     char appointment_date[16]; /* last seen, for reschedule detection */
     char appointment_time[16];
 } qg__ticket_row;
@@ -312,6 +318,31 @@ void qg__path_free(qg__path *path);
  * was placed before it; late < 0 keeps its late mark. */
 int qg__move_record(qg__txn *txn, uint64_t ticket, uint32_t seq, uint32_t pos,
                     qg_event ev, qg_state from, qg_state to, int late);
+
+/* source.c ------------------------------------------------------------- */
+
+/*
+ * A store numbers its sources: 0 is the default source (every ticket of a
+ * store written before sources existed), 1 to QG_SOURCES_MAX - 1 the
+ * others, in meta.  The number goes into the high bits of the kind byte of
+ * aliases and held_by keys, so that the default source's keys are the
+ * keys stores have always had.
+ */
+#define QG__SOURCE_SHIFT 2
+/* A source the store has not numbered yet (a dry run's): no id leads
+ * anywhere from it. */
+#define QG__SOURCE_UNSEEN 0xffu
+
+/* The number of source name (NULL or "default": 0).  create: number it
+ * if the store has not seen it (a write transaction); else
+ * QG__SOURCE_UNSEEN for one it has not seen.  QG_ETOOBIG when the store
+ * has numbered all it can. */
+int qg__source_index(qg__txn *t, const char *name, int create, unsigned *index);
+/* The name of source number index, for readers (read transactions
+ * only: it caches); "#N" for a number meta does not name (a damaged
+ * store), so a reader still shows something. */
+void qg__source_name(qg__txn *t, unsigned index,
+                     char out[QG_SOURCE_NAME_MAX + 1]);
 
 /* held.c --------------------------------------------------------------- */
 

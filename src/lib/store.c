@@ -12,16 +12,19 @@
  *               unauthenticated and malformed entries; "write_probe" ->
  *               64 KiB rewritten by qg_store_probe()
  *   tickets     u64 ticket -> ticket row
- *   aliases     u8 kind, i64 Chup id -> u64 ticket
+ *   aliases     u8 kind | source << 2, i64 Chup id -> u64 ticket
+ *               (source.c: source 0, the default, is the bare kind)
  *   history     u64 ticket, u32 seq -> record header + raw body
- *   digests     32-byte payload SHA-256 -> u64 ticket, u32 seq
+ *   digests     32-byte payload SHA-256 [, u8 source if not 0] -> u64
+ *               ticket, u32 seq
  *   rejections  u64 id -> rejection header + detail + raw body (or, for
  *               unauthenticated and malformed deliveries, a prefix of it)
  *   outbox      u64 id -> outbox entry (a step waiting to be forwarded)
  *   dead        u64 id -> outbox entry that gave up (same id, same form)
  *   held        u64 id -> held delivery (held.c)
- *   held_by     u8 kind, i64 Chup id, i64 event ms, u64 id -> "" (held.c)
- *   held_sums   32-byte payload SHA-256 -> u64 held id (held.c)
+ *   held_by     u8 kind | source << 2, i64 Chup id, i64 event ms, u64 id
+ *               -> "" (held.c)
+ *   held_sums   32-byte payload SHA-256 [, u8 source] -> u64 held id
  * A history record's seq is its place in order of acceptance, which never
  * changes; its place in event time (pos) is in its header and changes
  * when a late step is placed before it.  Stores written before pos
@@ -145,6 +148,7 @@ qg__txn_begin(qg_store *st, int write, qg__txn *t)
 
     t->st = st;
     t->txn = NULL;
+    t->source = 0;
     for (tries = 0; tries < WRITE_RETRIES; tries++) {
         txn_counted(st, +1);
         rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
@@ -186,6 +190,7 @@ qg__txn_nest(qg__txn *parent, qg__txn *child)
 {
     child->st = parent->st;
     child->txn = NULL;
+    child->source = parent->source;
     return qg__from_mdb(
         mdb_txn_begin(parent->st->env, parent->txn, 0, &child->txn));
 }
@@ -542,9 +547,9 @@ qg_store_close(qg_store *st)
 /* ----- rows ------------------------------------------------------------ */
 
 static void
-alias_key(unsigned char key[9], qg_id_kind kind, int64_t id)
+alias_key(unsigned char key[9], unsigned source, qg_id_kind kind, int64_t id)
 {
-    key[0] = (unsigned char)kind;
+    key[0] = (unsigned char)(kind | source << QG__SOURCE_SHIFT);
     put64(key + 1, (uint64_t)id);
 }
 
@@ -555,7 +560,10 @@ qg__find_alias(qg__txn *t, qg_id_kind kind, int64_t id, uint64_t *ticket)
     MDB_val k = {9, key}, v;
     int rc;
 
-    alias_key(key, kind, id);
+    /* A source the store has not numbered has no ids yet. */
+    if (t->source >= QG_SOURCES_MAX)
+        return QG_NOTFOUND;
+    alias_key(key, t->source, kind, id);
     if ((rc = mdb_get(t->txn, t->st->aliases, &k, &v)))
         return qg__from_mdb(rc);
     if (v.mv_size != 8)
@@ -570,7 +578,7 @@ put_alias(qg__txn *t, qg_id_kind kind, int64_t id, uint64_t ticket)
     unsigned char key[9], val[8];
     MDB_val k = {9, key}, v = {8, val};
 
-    alias_key(key, kind, id);
+    alias_key(key, t->source, kind, id);
     put64(val, ticket);
     return qg__from_mdb(mdb_put(t->txn, t->st->aliases, &k, &v, 0));
 }
@@ -593,6 +601,7 @@ decode_ticket(const MDB_val *k, const MDB_val *v, qg__ticket_row *row)
     row->t.id = get64(k->mv_data);
     row->t.state = (qg_state)p[0];
     row->flags = p[1];
+    row->source = p[2];
     row->t.records = get32(p + 4);
     row->t.rejections = get32(p + 8);
     row->t.live_queue_id = (int64_t)get64(p + 16);
@@ -630,6 +639,7 @@ qg__put_ticket(qg__txn *t, const qg__ticket_row *row)
     put64(key, row->t.id);
     p[0] = (unsigned char)row->t.state;
     p[1] = row->flags;
+    p[2] = row->source;
     put32(p + 4, row->t.records);
     put32(p + 8, row->t.rejections);
     put64(p + 16, (uint64_t)row->t.live_queue_id);
@@ -699,9 +709,13 @@ int
 qg__find_digest(qg__txn *t, const unsigned char *digest, uint64_t *ticket,
                 uint32_t *seq)
 {
-    MDB_val k = {QG__DIGEST_LEN, (void *)digest}, v;
+    unsigned char key[QG__DIGEST_LEN + 1];
+    MDB_val k = {0, key}, v;
     int rc;
 
+    if (t->source >= QG_SOURCES_MAX)
+        return QG_NOTFOUND;
+    k.mv_size = digest_key(key, digest, t->source);
     if ((rc = mdb_get(t->txn, t->st->digests, &k, &v)))
         return qg__from_mdb(rc);
     if (v.mv_size != 12)
@@ -714,9 +728,8 @@ qg__find_digest(qg__txn *t, const unsigned char *digest, uint64_t *ticket,
 int
 qg__append_record(qg__txn *t, const qg_record *rec, const qg__facts *facts)
 {
-    unsigned char key[12], dval[12], *p, *f;
-    MDB_val k = {12, key}, v, dk = {QG__DIGEST_LEN, (void *)rec->digest},
-            dv = {12, dval};
+    unsigned char key[12], dval[12], *p, *f, dkey[QG__DIGEST_LEN + 1];
+    MDB_val k = {12, key}, v, dk = {0, dkey}, dv = {12, dval};
     size_t tail = facts ? FACTS_LEN : 0;
     int rc;
 
@@ -762,6 +775,7 @@ qg__append_record(qg__txn *t, const qg_record *rec, const qg__facts *facts)
                strnlen(facts->appointment_time, 15));
     }
 
+    dk.mv_size = digest_key(dkey, rec->digest, t->source);
     put64(dval, rec->ticket);
     put32(dval + 8, rec->seq);
     return qg__from_mdb(mdb_put(t->txn, t->st->digests, &dk, &dv, 0));
@@ -942,7 +956,9 @@ qg__move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
  * A rejection: REJECTION_HDR bytes, the detail with its NUL, the body.
  * Header: 0 received_us, 8 verdict, 9 reason, 10 event, 11 from, 12 u32
  * detail length (with what follows it), 16 ticket, 24 live-queue id, 32
- * appointment id, 40 u32 body length as stored, 44 flags, 45-47 zero.
+ * appointment id, 40 u32 body length as stored, 44 flags, 45 the number
+ * of the source it came from (source.c; 0 in stores before sources),
+ * 46-47 zero.
  *
  * With REJ_TRUNCATED the body is a prefix, and the detail's region ends
  * with REJ_EXTRA bytes: u64 length received, its SHA-256, 8 zero bytes.
@@ -1102,6 +1118,7 @@ append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
     put64(p + 32, (uint64_t)rej->appointment_id);
     put32(p + 40, (uint32_t)keep);
     p[44] = cut ? REJ_TRUNCATED : 0;
+    p[45] = t->source < QG_SOURCES_MAX ? (unsigned char)t->source : 0;
     memcpy(p + REJECTION_HDR, rej->detail, dlen - (cut ? REJ_EXTRA : 0));
     if (cut) {
         extra = p + REJECTION_HDR + dlen - REJ_EXTRA;
@@ -1159,6 +1176,7 @@ qg__store_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a)
         if ((rc = new_ticket_id(t, &row->t.id)))
             return rc;
         row->t.first_received_us = rec->received_us;
+        row->source = (unsigned char)t->source;
     }
     if ((rc = name_ticket(t, a, row)))
         return rc;
@@ -1361,19 +1379,37 @@ qg_rejections_dropped(qg_store *st, uint64_t *dropped)
 int
 qg_store_ticket(qg_store *st, qg_id_kind kind, int64_t id, qg_ticket *out)
 {
+    return qg_store_ticket_in(st, NULL, kind, id, out);
+}
+
+/* Source NULL: any source for a store's own ticket number, the default
+ * source for Chup's ids (what qg_store_ticket() always did). */
+int
+qg_store_ticket_in(qg_store *st, const char *source, qg_id_kind kind,
+                   int64_t id, qg_ticket *out)
+{
     qg__ticket_row row;
     uint64_t ticket = (uint64_t)id;
     qg__txn t;
     int rc;
 
-    if (st == NULL || out == NULL || id <= 0 || (unsigned)kind > 2)
+    if (st == NULL || out == NULL || id <= 0 || (unsigned)kind > 2 ||
+        (source && strcmp(source, QG_SOURCE_DEFAULT) != 0 &&
+         qg_source_name_check(source)))
         return QG_EINVAL;
     if ((rc = qg__txn_begin(st, 0, &t)))
         return rc;
-    if (kind != QG_ID_TICKET)
+    rc = qg__source_index(&t, source, 0, &t.source);
+    if (rc == 0 && kind != QG_ID_TICKET)
         rc = qg__find_alias(&t, kind, id, &ticket);
-    if (rc == 0 && (rc = qg__get_ticket(&t, ticket, &row)) == 0)
-        *out = row.t;
+    if (rc == 0 && (rc = qg__get_ticket(&t, ticket, &row)) == 0) {
+        if (source && kind == QG_ID_TICKET && row.source != t.source) {
+            rc = QG_NOTFOUND;
+        } else {
+            *out = row.t;
+            qg__source_name(&t, row.source, out->source);
+        }
+    }
     qg__txn_abort(&t);
     return rc;
 }
@@ -1483,8 +1519,10 @@ qg_history_open_order(qg_store *st, uint64_t ticket, qg_order order,
         qg_history_close(h);
         return rc;
     }
-    if (ticket)
+    if (ticket) {
         h->row = row.t;
+        qg__source_name(&h->r.t, row.source, h->row.source);
+    }
     if (ticket && order == QG_EVENT_ORDER &&
         (row.flags & QG__TICKET_REORDERED)) {
         if ((rc = qg__load_path(&h->r.t, ticket, &h->path))) {
@@ -1630,7 +1668,11 @@ qg_rejections_next(qg_rejections *rj, qg_rejection *out)
         return QG_EINVAL;
     if ((rc = qg__range_next(&rj->r, rj->start, sizeof(rj->start), &k, &v)))
         return rc;
-    return decode_rejection(&k, &v, out);
+    if ((rc = decode_rejection(&k, &v, out)))
+        return rc;
+    qg__source_name(&rj->r.t, ((const unsigned char *)v.mv_data)[45],
+                    out->source);
+    return 0;
 }
 
 void
@@ -1681,6 +1723,7 @@ qg_tickets_next(qg_tickets *it, qg_ticket *out)
     if ((rc = decode_ticket(&k, &v, &row)))
         return rc;
     *out = row.t;
+    qg__source_name(&it->r.t, row.source, out->source);
     return 0;
 }
 

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <lmdb.h>
 
@@ -25,6 +26,10 @@ struct qg_store {
     pthread_cond_t idle;
     unsigned active; /* open transactions of this process */
     int resizing;
+    /* Source names by number, as read from meta (source.c): a number
+     * once given names the same source for good.  "" not read yet.
+     * Guarded by lock. */
+    char source_names[QG_SOURCES_MAX][QG_SOURCE_NAME_MAX + 1];
 };
 
 /* Integers are stored big-endian, keys so that they sort as numbers. */
@@ -112,6 +117,19 @@ void qg__outbox_encode(unsigned char *p, const qg_outbox_entry *e);
 int qg__outbox_decode(const MDB_val *k, const MDB_val *v, qg_outbox_entry *e);
 int qg__outbox_enabled(const qg_store *st);
 int qg__outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now);
+
+/* The key of a payload digest in digests and held_sums: the digest for
+ * the default source, as it always was; the digest and the source's
+ * number for another, so that one source's payload never stands for
+ * another's (source.c).  Returns the key's length. */
+static inline size_t
+digest_key(unsigned char key[QG__DIGEST_LEN + 1], const unsigned char *digest,
+           unsigned source)
+{
+    memcpy(key, digest, QG__DIGEST_LEN);
+    key[QG__DIGEST_LEN] = (unsigned char)source;
+    return source ? QG__DIGEST_LEN + 1 : QG__DIGEST_LEN;
+}
 
 /* The received_us of history record (ticket, seq). */
 int qg__record_received(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t *us);

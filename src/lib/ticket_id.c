@@ -47,6 +47,13 @@ qg_ticket_id_parse(const char *name, qg_id_kind *kind, int64_t *id)
 int
 qg_store_ticket_named(qg_store *st, const char *name, qg_ticket *out)
 {
+    return qg_store_ticket_named_in(st, NULL, name, out);
+}
+
+int
+qg_store_ticket_named_in(qg_store *st, const char *source, const char *name,
+                         qg_ticket *out)
+{
     qg_id_kind kind;
     int64_t id;
     int rc;
@@ -55,9 +62,9 @@ qg_store_ticket_named(qg_store *st, const char *name, qg_ticket *out)
         return QG_EINVAL;
     if ((rc = qg_ticket_id_parse(name, &kind, &id)))
         return rc;
-    rc = qg_store_ticket(st, kind, id, out);
+    rc = qg_store_ticket_in(st, source, kind, id, out);
     /* A bare number that is no live-queue id may be an appointment id. */
     if (rc == QG_NOTFOUND && name[0] >= '1' && name[0] <= '9')
-        rc = qg_store_ticket(st, QG_ID_APPOINTMENT, id, out);
+        rc = qg_store_ticket_in(st, source, QG_ID_APPOINTMENT, id, out);
     return rc;
 }

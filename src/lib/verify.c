@@ -103,6 +103,7 @@ qg_store_verify_ticket(qg_store *st, uint64_t ticket, qg_finding *out)
     t = qg__history_txn(h);
     if ((rc = qg__get_ticket(t, ticket, &row)))
         goto done;
+    t->source = row.source; /* its ids are its source's */
     while (!out->found && (rc = qg_history_next(h, &r)) == 0) {
         int next = qg_machine_next(r.from, r.event);
 
