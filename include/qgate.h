@@ -1077,6 +1077,130 @@ typedef struct qg_finding {
 QG_EXTERN int qg_store_verify_ticket(qg_store *st, uint64_t ticket,
                                      qg_finding *out);
 
+/* ----- the hash chain -------------------------------------------------- */
+
+/** The bytes of a chain hash (SHA-256). */
+#define QG_CHAIN_HASH_LEN 32
+/** The longest line qg_store_seal() writes, with its NUL. */
+#define QG_SEAL_MAX 320
+
+/** What a chain entry covers. */
+typedef enum qg_chain_kind {
+    QG_CHAIN_STEP = 1,    /**< an accepted step: ticket and seq */
+    QG_CHAIN_REFUSAL = 2, /**< an entry of the rejection log: its id */
+    QG_CHAIN_HOLD = 3     /**< a held delivery: its held id */
+} qg_chain_kind;
+
+/** The kind of a break qg_store_verify_chain() found. */
+typedef enum qg_chain_break {
+    QG_CHAIN_INTACT = 0,    /**< nothing found */
+    QG_CHAIN_CHANGED = 1,   /**< a record or entry differs from its hash */
+    QG_CHAIN_REMOVED = 2,   /**< a record or entry the chain names is gone */
+    QG_CHAIN_REORDERED = 3, /**< content found under another record or at
+                                 another place of the chain */
+    QG_CHAIN_ADDED = 4,     /**< a record no entry covers */
+    QG_CHAIN_UNSEALED = 5   /**< the sealed head does not hold */
+} qg_chain_break;
+
+/** The first break qg_store_verify_chain() found; a caller-owned value. */
+typedef struct qg_chain_finding {
+    qg_chain_break brk; /**< #QG_CHAIN_INTACT when nothing was found */
+    qg_chain_kind kind; /**< what the record is; 0 for the chain itself */
+    uint64_t ticket;    /**< its ticket, 0 if none */
+    uint64_t ref;       /**< its seq, rejection id or held id */
+    uint64_t entry;     /**< the chain entry (1, 2, ...) at fault */
+    uint64_t entries;   /**< the entries checked */
+    char what[256];     /**< the break in one line; "" when intact */
+} qg_chain_finding;
+
+/** A store's chain head, as qg_store_seal() prints it and
+ * qg_seal_parse() reads it back; a caller-owned value. */
+typedef struct qg_seal {
+    char store_id[QG_STORE_ID_LEN + 1]; /**< the store's id (qg_store_id()) */
+    uint64_t records;                   /**< entries up to the head */
+    unsigned char hash[QG_CHAIN_HASH_LEN]; /**< the head entry's hash */
+    int64_t time_us;                       /**< when it was sealed */
+    int is_signed;                         /**< an Ed25519 signature held */
+} qg_seal;
+
+/**
+ * Entries the migration of this open added: a store written before the
+ * chain gets it computed, over every record it holds, at its first
+ * writable open.  0 for every later open and for a read-only open (which
+ * leaves such a store without a chain).  The library never prints; the
+ * programs say it.
+ * @param[in] st the store.
+ * @param[out] records entries added by the migration.
+ * @return 0, #QG_EINVAL (NULL st or records).
+ */
+QG_EXTERN int qg_store_chain_migrated(const qg_store *st, uint64_t *records);
+
+/**
+ * Checks the store's hash chain in one snapshot: every entry's hash over
+ * the one before it, each ticket's chain, every record against the
+ * newest entry covering it (content changed, record removed, content
+ * moved to another record), every record covered, and, given a seal,
+ * that the entry it names still has its hash.  Stops at the first break,
+ * in the chain's order.
+ * @param[in] st the store.
+ * @param[in] sealed a head from qg_seal_parse(), or NULL.
+ * @param[out] out the first break; meaningful only when 0 is returned.
+ * @return 0 (see out->brk), #QG_NOTFOUND (a store from before the chain,
+ * opened read-only: it has none yet), #QG_EINVAL (NULL st or out),
+ * #QG_ENOMEM, #QG_EBUSY, #QG_ESTORE.
+ */
+QG_EXTERN int qg_store_verify_chain(qg_store *st, const qg_seal *sealed,
+                                    qg_chain_finding *out);
+
+/**
+ * Writes the head of the store's chain as one line, "qgate-seal/1
+ * store=ID records=N time=ISO sha256=HEX", with " ed25519=BASE64" after
+ * it when key_file is given: an Ed25519 private key in PEM, which signs
+ * the line before that field.
+ * @param[in] st the store.
+ * @param[in] key_file the key's path, or NULL for an unsigned head.
+ * @param[out] out the line, NUL-terminated, no newline.
+ * @param[in] len out's size; #QG_SEAL_MAX is enough.
+ * @param[out] err why a key was refused, NUL-terminated; may be NULL.
+ * @param[in] errlen err's size.
+ * @return 0, #QG_NOTFOUND (no chain: see qg_store_chain_migrated()),
+ * #QG_EINVAL (NULL st or out, len too small), #QG_ECONFIG (the key cannot
+ * be read or is not Ed25519: see err), #QG_ENOMEM, #QG_EBUSY, #QG_ESTORE.
+ */
+QG_EXTERN int qg_store_seal(qg_store *st, const char *key_file, char *out,
+                            size_t len, char *err, size_t errlen);
+
+/**
+ * Reads a line of qg_store_seal() and, for a signed one, checks its
+ * signature with the public key in pubkey_file (PEM).
+ * @param[in] text the line (trailing white space is ignored).
+ * @param[in] pubkey_file the public key; required for a signed line,
+ * refused for an unsigned one.
+ * @param[out] out the head.
+ * @param[out] err what was wrong, NUL-terminated; may be NULL.
+ * @param[in] errlen err's size.
+ * @return 0, #QG_EINVAL (NULL text or out, a line not of that form, a
+ * signature that does not verify, a key given for an unsigned line or
+ * missing for a signed one: see err), #QG_ECONFIG (the key cannot be
+ * read), #QG_ENOMEM.
+ */
+QG_EXTERN int qg_seal_parse(const char *text, const char *pubkey_file,
+                            qg_seal *out, char *err, size_t errlen);
+
+/**
+ * The hashes of a ticket's steps: for seq 1..n, the hash of the newest
+ * chain entry covering step seq (its append, or its last rewrite), in
+ * hashes[seq - 1]; zero bytes for a step no entry covers.
+ * @param[in] st the store.
+ * @param[in] ticket the ticket.
+ * @param[in] n the entries of hashes.
+ * @param[out] hashes n hashes.
+ * @return 0, #QG_NOTFOUND (a store without a chain), #QG_EINVAL (NULL st
+ * or hashes), #QG_ENOMEM, #QG_EBUSY, #QG_ESTORE.
+ */
+QG_EXTERN int qg_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
+                                   unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
+
 /**
  * How many bytes of a #QG_UNAUTHENTICATED or #QG_MALFORMED delivery the
  * rejection log keeps: a longer body is stored as this prefix, with its

@@ -324,6 +324,14 @@ START_TEST(test_kill9_keeps_acknowledged)
         ck_assert_msg(!fnd.found, "ticket %" PRIu64 ": %s", t.id, fnd.what);
     }
     qg_tickets_close(it);
+    /* each record and its chain entry committed together, or neither */
+    {
+        qg_chain_finding cf;
+
+        ck_assert_int_eq(qg_store_verify_chain(st, NULL, &cf), 0);
+        ck_assert_msg(cf.brk == QG_CHAIN_INTACT, "chain: %s", cf.what);
+        ck_assert_uint_gt(cf.entries, 0);
+    }
     for (i = 0; i < his.n; i++) {
         uint64_t tk = strtoull(his.reqs[i].ticket, NULL, 10);
 

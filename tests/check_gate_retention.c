@@ -169,6 +169,9 @@ END_TEST
  * Makes ticket's steps `days` days older than they are: their received_us,
  * the time a purge compares, moved back in the history database itself,
  * with LMDB and no gate running.  What a store kept for days looks like.
+ * The hash chain would rightly call that an edit: the chain goes too, so
+ * the store is one from before the chain, whose records are as old as
+ * they say, and the gate's open chains it as it is.
  */
 static void
 age_ticket(uint64_t ticket, int64_t days)
@@ -209,6 +212,14 @@ age_ticket(uint64_t ticket, int64_t days)
     }
     ck_assert_int_eq(rc, MDB_NOTFOUND);
     mdb_cursor_close(cur);
+    ck_assert_int_eq(mdb_dbi_open(txn, "chain", 0, &dbi), 0);
+    ck_assert_int_eq(mdb_drop(txn, dbi, 1), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "chain_tickets", 0, &dbi), 0);
+    ck_assert_int_eq(mdb_drop(txn, dbi, 1), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    k.mv_size = 5;
+    k.mv_data = "chain";
+    ck_assert_int_eq(mdb_del(txn, dbi, &k, NULL), 0);
     ck_assert_int_eq(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
     ck_assert_int_gt(n, 0);

@@ -707,7 +707,7 @@ json_args() { # the arguments each command is run with
     backup) echo "$T/jsonbackup" ;;
     purge) echo "--before 2000-01-01" ;;
     serve) echo "--secret-file $F/secret --listen 127.0.0.1:0" ;;
-    list | verify | stats | export | machine | outbox | held) ;;
+    list | verify | stats | export | machine | outbox | held | seal) ;;
     *) return 1 ;;
     esac
 }

@@ -138,15 +138,19 @@ read -r passes failures <"$T/tally"
 # under it): LMDB trips on it, and the guard reports it the same way.  The
 # reader is held mid-way by a full pipe while the store is damaged; the
 # writer waits for more input; the gate gets deliveries after the damage
-# and must stop.
+# and must stop.  Noise in a page's node offsets sends LMDB up to 64 KiB
+# past the page: past the file's end, a SIGBUS, when the page is among the
+# file's last (where it lies depends on the store's layout: the hash
+# chain's pages moved the tickets' there), else a page not what LMDB
+# expected.  Either way the store and the fault are named.
 # command   kind of damage     what LMDB ran into
 midrun='
 export      half               SIGBUS while reading it
 export      last-leaf-zeroed   LMDB.s check failed: .*IS_LEAF
-export      random-in-pages    LMDB found a page that is not what it expected
+export      random-in-pages    \(LMDB found a page that is not what it expected\|SIGBUS while reading it\)
 apply       half               SIGBUS while reading it
 serve       half               SIGBUS while reading it
-serve       random-in-pages    LMDB found a page that is not what it expected
+serve       random-in-pages    \(LMDB found a page that is not what it expected\|SIGBUS while reading it\)
 '
 
 # The gate on $DB, damaged once it listens, then three deliveries.
@@ -201,7 +205,9 @@ echo "$midrun" | while read -r cmd kind what; do
     check "$kind while $cmd runs: says how to restore it" \
         grep -q 'restore the store from a backup copy' "$T/err"
     [ "$got" -eq 2 ] || sed 's/^/    /' "$T/err" | head -5
-    if [ "$cmd" = serve ] && [ "$kind" = random-in-pages ]; then
+    # a SIGBUS is reported by the signal handler, which cannot log
+    if [ "$cmd" = serve ] && [ "$kind" = random-in-pages ] &&
+        ! grep -q 'SIGBUS' "$T/err"; then
         check "$kind while serve runs: the log says why the gate stops" \
             grep -q '"msg":"the store is damaged: stopping"' "$T/gate.log"
     fi

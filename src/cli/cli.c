@@ -22,9 +22,10 @@ static const cli_command cli_serve = {
 
 /* In the order qgate --help lists them. */
 static const cli_command *const commands[] = {
-    &cli_apply,    &cli_check,  &cli_history, &cli_show,   &cli_list,
-    &cli_rejected, &cli_verify, &cli_stats,   &cli_export, &cli_machine,
-    &cli_serve,    &cli_outbox, &cli_held,    &cli_backup, &cli_purge};
+    &cli_apply,  &cli_check,    &cli_history, &cli_show,
+    &cli_list,   &cli_rejected, &cli_verify,  &cli_stats,
+    &cli_export, &cli_machine,  &cli_serve,   &cli_outbox,
+    &cli_held,   &cli_backup,   &cli_purge,   &cli_seal};
 
 /*
  * Time zones.  Every timestamp is shown in the offset Chup sent for it;
@@ -396,6 +397,7 @@ int
 cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
 {
     char detail[512];
+    uint64_t chained;
     int rc;
 
     if (!(o->flags & QG_RDONLY)) {
@@ -431,6 +433,12 @@ cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
         return cli_fail("%s: cannot check the store: %s", c->db,
                         qg_strerror(rc));
     }
+    /* The library never prints: the migration is said here. */
+    if (qg_store_chain_migrated(*out, &chained) == 0 && chained)
+        fprintf(stderr,
+                "qgate: %s: a store from before the hash chain: chained its "
+                "%" PRIu64 " records\n",
+                c->db, chained);
     if (zone.kind == ZONE_NONE)
         learn_data_offset(*out);
     return 0;

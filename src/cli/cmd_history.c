@@ -21,9 +21,29 @@ note(const qg_record *r)
     return r->released ? "was held" : "";
 }
 
+/* The chain hash of each step, for --hash: hashes[seq - 1], in hex. */
+static int
+step_hashes(qg_store *st, const qg_ticket *t,
+            unsigned char (**hashes)[QG_CHAIN_HASH_LEN])
+{
+    int rc;
+
+    *hashes = calloc(t->records ? t->records : 1, sizeof(**hashes));
+    if (*hashes == NULL)
+        return cli_fail("out of memory");
+    rc = qg_chain_step_hashes(st, t->id, t->records, *hashes);
+    if (rc == QG_NOTFOUND)
+        return cli_fail("--hash: the store has no hash chain yet (a writable "
+                        "open computes it)");
+    return rc ? cli_fail("ticket %" PRIu64 ": %s", t->id, qg_strerror(rc)) : 0;
+}
+
+static int show_hash;
+
 static int
 history(cli *c, qg_store *st, const qg_ticket *t, long raw, qg_order order)
 {
+    unsigned char(*hashes)[QG_CHAIN_HASH_LEN] = NULL;
     qg_history *h = NULL;
     qg_ticket snap;
     qg_record r;
@@ -39,6 +59,11 @@ history(cli *c, qg_store *st, const qg_ticket *t, long raw, qg_order order)
      * rows below even while another process writes the store. */
     if (qg_history_ticket(h, &snap) == 0)
         t = &snap;
+    if (show_hash && (rc = step_hashes(st, t, &hashes))) {
+        qg_history_close(h);
+        free(hashes);
+        return rc;
+    }
     cli_ticket_ids(t, name, sizeof(name));
     if (raw == 0 && !c->json) {
         printf("ticket %" PRIu64 " (%s): %s, %" PRIu32 " steps, %" PRIu32
@@ -47,7 +72,7 @@ history(cli *c, qg_store *st, const qg_ticket *t, long raw, qg_order order)
                order == QG_ARRIVAL_ORDER ? "arrival" : "event-time");
         printf("%4s  %-26s  %-11s  %-40s  %-11s  %-9s  %-8s  %s\n", "#", "time",
                "event", "from -> to", "svc/staff", "in prev", "machine",
-               "note");
+               show_hash ? "chain hash, note" : "note");
     } else if (c->json && raw == 0) {
         printf("[");
     }
@@ -78,14 +103,23 @@ history(cli *c, qg_store *st, const qg_ticket *t, long raw, qg_order order)
         snprintf(ids, sizeof(ids), "%" PRId64 "/%" PRId64, r.service_id,
                  r.staff_id);
         printf("%4" PRIu32 "  %-26s  %-11s  %-18s -> %-18s  %-11s  %-9s  "
-               "%.8s%s%s\n",
+               "%.8s%s%s%s",
                r.seq,
                cli_event_time(r.event_ms, r.utc_offset_s, when, sizeof(when)),
                qg_event_name(r.event), qg_state_name(r.from),
                qg_state_name(r.to), ids,
                cli_duration(waited_ms, waited, sizeof(waited)), r.machine,
-               note(&r)[0] ? "  " : "", note(&r));
+               hashes || note(&r)[0] ? "  " : "", hashes ? "" : note(&r),
+               hashes ? "" : "\n");
+        if (hashes) {
+            int i;
+
+            for (i = 0; i < QG_CHAIN_HASH_LEN; i++)
+                printf("%02x", r.seq <= t->records ? hashes[r.seq - 1][i] : 0);
+            printf("%s%s\n", note(&r)[0] ? "  " : "", note(&r));
+        }
     }
+    free(hashes);
     qg_history_close(h);
     if (rc != 0 && rc != QG_NOTFOUND)
         return rc == QG_ECORRUPT
@@ -130,6 +164,7 @@ static const struct option options[] = {CLI_COMMON_OPTIONS,
                                         CLI_SOURCE_OPTION,
                                         {"raw", required_argument, NULL, 'r'},
                                         {"arrival", no_argument, NULL, 'a'},
+                                        {"hash", no_argument, NULL, 'H'},
                                         {0}};
 
 static int
@@ -148,14 +183,20 @@ option(cli *c, int opt, const char *arg)
         o.order = QG_ARRIVAL_ORDER;
         return 0;
     }
+    if (opt == 'H') {
+        show_hash = 1;
+        return 0;
+    }
     return EXIT_FAILED;
 }
 
 static int
 ready_history(cli *c, int argc, char **argv)
 {
-    (void)c;
     (void)argv;
+    if (show_hash && (c->json || o.raw))
+        return cli_fail("history: --hash is for the listing; qgate export "
+                        "gives the hashes as data");
     return argc != 1 ? cli_fail("history: expected one TICKET") : 0;
 }
 
@@ -198,10 +239,12 @@ const cli_command cli_history = {
     .name = "history",
     .summary = "a ticket's timeline",
     .usage = "usage: qgate history [--json] [--db DIR] [--source NAME] "
-             "[--raw N] [--arrival] TICKET\n" TICKET_HELP
+             "[--raw N] [--arrival] [--hash]\n"
+             "       TICKET\n" TICKET_HELP
              "Steps are listed in event time (late ones at their place); "
              "--arrival lists\nthem in the order they were accepted.  # is "
-             "that order.\n",
+             "that order.  --hash shows each\nstep's hash in the store's "
+             "hash chain (qgate verify checks them).\n",
     .options = options,
     .store = CLI_READ,
     .args = 1,

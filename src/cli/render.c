@@ -233,7 +233,8 @@ render_outbox_entry(FILE *f, const qg_outbox_entry *e, int dead)
 }
 
 void
-render_export_row(FILE *f, const qg_ticket *t, const qg_record *r, int csv)
+render_export_row(FILE *f, const qg_ticket *t, const qg_record *r, int csv,
+                  const char *hash)
 {
     char when[40], recv[40], digest[65];
     int i;
@@ -249,11 +250,11 @@ render_export_row(FILE *f, const qg_ticket *t, const qg_record *r, int csv)
         fputc(',', f);
         if (t->appointment_id)
             fprintf(f, "%" PRId64, t->appointment_id);
-        fprintf(f,
-                ",%" PRIu32 ",%s,%s,%s,%s,%s,%" PRId64 ",%" PRId64 ",%s,%s\n",
-                r->seq, when, recv, qg_event_name(r->event),
-                qg_state_name(r->from), qg_state_name(r->to), r->service_id,
-                r->staff_id, r->machine, digest);
+        fprintf(
+            f, ",%" PRIu32 ",%s,%s,%s,%s,%s,%" PRId64 ",%" PRId64 ",%s,%s,%s\n",
+            r->seq, when, recv, qg_event_name(r->event), qg_state_name(r->from),
+            qg_state_name(r->to), r->service_id, r->staff_id, r->machine,
+            digest, hash);
         return;
     }
     fprintf(f, "{\"ticket\":%" PRIu64, t->id);
@@ -266,10 +267,13 @@ render_export_row(FILE *f, const qg_ticket *t, const qg_record *r, int csv)
         ",\"seq\":%" PRIu32 ",\"timestamp\":\"%s\",\"received\":\"%s\","
         "\"event\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"service_id\":%" PRId64
         ",\"staff_id\":%" PRId64 ",\"machine\":\"%s\","
-        "\"digest\":\"%s\",\"purged\":%s}\n",
+        "\"digest\":\"%s\",\"purged\":%s",
         r->seq, when, recv, qg_event_name(r->event), qg_state_name(r->from),
         qg_state_name(r->to), r->service_id, r->staff_id, r->machine, digest,
         r->body == NULL ? "true" : "false");
+    fprintf(f,
+            hash[0] ? ",\"chain_hash\":\"%s\"}\n" : ",\"chain_hash\":null}\n",
+            hash);
 }
 
 void

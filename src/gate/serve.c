@@ -389,13 +389,23 @@ static int
 open_store(gate *g)
 {
     qg_store_options o;
+    uint64_t chained;
+    int rc;
 
     memset(&o, 0, sizeof(o));
     o.path = g->c->db;
     o.durability = g->durability == DURABLE_NOSYNC ? QG_NOSYNC : QG_SYNC;
     o.flags = g->forwarding ? QG_OUTBOX : 0;
     o.unsigned_log_max = (size_t)g->max_unsigned_log;
-    return cli_open_store_with(g->c, &o, &g->st);
+    if ((rc = cli_open_store_with(g->c, &o, &g->st)))
+        return rc;
+    /* A store from before the hash chain had it computed just now. */
+    if (qg_store_chain_migrated(g->st, &chained) == 0 && chained)
+        log_event("info", "store chained",
+                  ",\"records\":%" PRIu64 ",\"why\":\"written before the "
+                  "hash chain\"",
+                  chained);
+    return 0;
 }
 
 static int

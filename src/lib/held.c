@@ -90,6 +90,8 @@ qg__held_put(qg__txn *t, const qg__step *s, uint64_t ticket, qg_event ev,
     memcpy(p + 104, s->digest, QG__DIGEST_LEN);
     put_text(p + 136, s->chup_event, 48);
     memcpy(p + HELD_HDR, s->body, s->body_len);
+    if ((rc = qg__chain_hold(t, *id, &v)))
+        return rc;
 
     if (s->live_queue_id) {
         held_by_key(by, t->source, QG_ID_LIVE_QUEUE, s->live_queue_id,
@@ -295,6 +297,9 @@ qg__held_delete(qg__txn *t, uint64_t id)
     appt = (int64_t)get64(p + 48);
     source = p[27];
     dk.mv_size = digest_key(digest, p + 104, source);
+    /* released or expired: the chain says it went by design */
+    if ((rc = qg__chain_drop(t, QG_CHAIN_HOLD, get64(p + 32), id)))
+        return rc;
     if ((rc = mdb_del(t->txn, t->st->held, &k, NULL)))
         return qg__from_mdb(rc);
     if (lq) {

@@ -523,7 +523,7 @@ qg_store_open(const qg_store_options *opts, qg_store **out)
     /* Reader slots of processes that died holding them would pin old
      * pages forever; clear them now. */
     mdb_reader_check(st->env, &dead);
-    if ((rc = open_dbs(st)))
+    if ((rc = open_dbs(st)) || (rc = qg__chain_open(st)))
         goto fail;
     *out = st;
     return 0;
@@ -774,6 +774,8 @@ qg__append_record(qg__txn *t, const qg_record *rec, const qg__facts *facts)
         memcpy(f + 24, facts->appointment_time,
                strnlen(facts->appointment_time, 15));
     }
+    if ((rc = qg__chain_step(t, rec->ticket, rec->seq, &v, 0)))
+        return rc;
 
     dk.mv_size = digest_key(dkey, rec->digest, t->source);
     put64(dval, rec->ticket);
@@ -948,6 +950,9 @@ qg__move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
     put32(copy + 92, pos);
     v.mv_data = copy;
     rc = qg__from_mdb(mdb_put(t->txn, t->st->history, &k, &v, 0));
+    /* pos, event, from and to changed: the chain takes the new leaf */
+    if (rc == 0)
+        rc = qg__chain_step(t, ticket, seq, &v, 1);
     free(copy);
     return rc;
 }
@@ -1064,6 +1069,12 @@ trim_unsigned(qg__txn *t, uint64_t newest, uint64_t *total)
             !is_unsigned(((const unsigned char *)v.mv_data)[8]))
             continue;
         *total -= v.mv_size < *total ? v.mv_size : *total;
+        if ((rc = qg__chain_drop(t, QG_CHAIN_REFUSAL,
+                                 get64((const unsigned char *)v.mv_data + 16),
+                                 id))) {
+            mdb_cursor_close(cur);
+            return rc;
+        }
         if ((rc = mdb_cursor_del(cur, 0)))
             break;
         dropped++;
@@ -1128,6 +1139,8 @@ append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
     }
     if (keep)
         memcpy(p + REJECTION_HDR + dlen, rej->body, keep);
+    if ((rc = qg__chain_refusal(t, *id, &v, 0)))
+        return rc;
     if (!is_unsigned(rej->verdict))
         return 0;
     if ((rc = unsigned_bytes(t, &total)))
@@ -1332,6 +1345,8 @@ resolve(qg__txn *t, void *arg)
            tail);
     nv.mv_data = q;
     rc = qg__from_mdb(mdb_put(t->txn, t->st->rejections, &k, &nv, 0));
+    if (rc == 0)
+        rc = qg__chain_refusal(t, want->id, &nv, 1);
     free(q);
     if (rc || !grows || !is_unsigned(old.verdict))
         return rc;

@@ -17,6 +17,9 @@ struct qg_store {
     MDB_env *env;
     MDB_dbi meta, tickets, aliases, history, digests, rejections, outbox, dead;
     MDB_dbi held, held_by, held_sums;
+    MDB_dbi chain, chain_tickets; /* chain.c */
+    int has_chain;                /* 0: a store from before the chain, RDONLY */
+    uint64_t chain_migrated;      /* entries this open's migration added */
     unsigned flags;
     unsigned char id[16]; /* the store's id (meta "store_id") */
     int has_id;           /* 0: a store from before ids, opened read-only */
@@ -160,5 +163,19 @@ int qg__next_id(qg__txn *t, MDB_dbi dbi, uint64_t *id);
 int qg__meta_counter(qg__txn *t, const char *name, uint64_t *id);
 /* The next outbox entry id: entries are forwarded in id order. */
 int qg__outbox_next_id(qg__txn *t, uint64_t *id);
+
+/* The hash chain (chain.c): opened after the other databases, computed
+ * for a store written before it at its first writable open.  Each hook
+ * appends one entry in the caller's write transaction; v is the record's
+ * value as now stored.  A no-op in a store without a chain. */
+int qg__chain_open(qg_store *st);
+int qg__chain_step(qg__txn *t, uint64_t ticket, uint32_t seq, const MDB_val *v,
+                   int rewrite);
+int qg__chain_refusal(qg__txn *t, uint64_t id, const MDB_val *v, int rewrite);
+int qg__chain_hold(qg__txn *t, uint64_t id, const MDB_val *v);
+/* A record deleted by design: a held delivery released or expired, a
+ * refusal dropped by the bound on unsigned entries. */
+int qg__chain_drop(qg__txn *t, qg_chain_kind kind, uint64_t ticket,
+                   uint64_t ref);
 
 #endif /* QG_STORE_INT_H */

@@ -1,0 +1,1263 @@
+/*
+ * chain.c - the hash chain over every stored record: accepted steps,
+ * refusals, held deliveries.
+ *
+ * Records are rewritten in place (a late step re-derives pos, event,
+ * from and to of the steps after it; a refusal gets its resolution;
+ * purge replaces a body with its length and SHA-256) and some are deleted
+ * by design (a held delivery released or expired, an unsigned refusal
+ * over the log's bound).  So the chain does not live in the records: it
+ * is a database of its own, appended to in the write transaction of the
+ * record it covers, and never rewritten.
+ *
+ *   chain          u64 n (1, 2, ...) -> entry (ENTRY_LEN bytes)
+ *   chain_tickets  u64 ticket -> u64 n of its last entry (its hash is in
+ *                  the entry: a head of 8 bytes dirties fewer pages per
+ *                  commit than one that holds it too)
+ *
+ * Entry: 0 kind (qg_chain_kind), 1 op (OP_*), 2-7 zero, 8 u64 ticket (0
+ * if none), 16 u64 ref (seq, rejection id, held id), 24 i64 time (the
+ * record's received time for an append, the rewrite's or drop's time
+ * otherwise), 32 u64 n of the ticket's entry before (0 if none), 40 leaf,
+ * 72 hash of the ticket's entry before (zero if none), 104 hash =
+ * SHA-256(hash of entry n-1 (zero for n = 1) || bytes 0..103).
+ *
+ * The leaf is a SHA-256 over what of the record never changes but by a
+ * rewrite that appends an entry of its own, and the body's digest: the
+ * SHA-256 of the whole body as received, which purge keeps (and which a
+ * truncated refusal kept from the start).  So purge needs no entry, and a
+ * purged record verifies against the entry of its append.  A rewrite (a
+ * late step's neighbours, a resolution) appends OP_REWRITE with the new
+ * leaf; a deletion by design appends OP_DROP.  A record is checked
+ * against the newest entry that names it.
+ *
+ * The leaf does not hold the record's key, so content moved to another
+ * key (two records swapped) is told from content altered: its leaf is the
+ * leaf of another entry.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "qgate_int.h"
+#include "store_int.h"
+
+#define ENTRY_LEN  136
+#define HASHED_LEN 104
+#define TICKET_VAL 8
+#define HASH_LEN   QG_CHAIN_HASH_LEN
+
+#define OP_APPEND  0
+#define OP_REWRITE 1
+#define OP_DROP    2
+
+/* Meta "chain": u64 entries the migration added (0 for a store created
+ * with the chain); its presence says the chain covers the store. */
+#define META_CHAIN "chain"
+
+/* held.c's header length; a held value is that, then its body. */
+#define HELD_HDR 184
+
+/* ----- hashing ---------------------------------------------------------- */
+
+/*
+ * SHA-256 with the algorithm fetched once: EVP_Digest() with EVP_sha256()
+ * looks the implementation up on every call, which costs as much as
+ * hashing the 136 bytes of an entry (docs/PERFORMANCE.md, "The hash
+ * chain").  The fetched algorithm lives as long as the process.
+ */
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha_md;
+
+static void
+sha_fetch(void)
+{
+    sha_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* The SHA-256 of a then b (b may be NULL); QG_ENOMEM when libcrypto
+ * cannot allocate. */
+static int
+sha256(const void *a, size_t alen, const void *b, size_t blen,
+       unsigned char out[HASH_LEN])
+{
+    unsigned int n = HASH_LEN;
+    EVP_MD_CTX *ctx;
+    int ok;
+
+    pthread_once(&sha_once, sha_fetch);
+    if (sha_md == NULL || (ctx = EVP_MD_CTX_new()) == NULL)
+        return QG_ENOMEM;
+    ok = EVP_DigestInit_ex2(ctx, sha_md, NULL) &&
+         EVP_DigestUpdate(ctx, a, alen) &&
+         (b == NULL || EVP_DigestUpdate(ctx, b, blen)) &&
+         EVP_DigestFinal_ex(ctx, out, &n);
+    EVP_MD_CTX_free(ctx);
+    return ok ? 0 : QG_ENOMEM;
+}
+
+/* ----- leaves ---------------------------------------------------------- */
+
+/*
+ * A history record's leaf: its header with the purge flag and the stored
+ * length cleared, its facts, the body's digest.
+ */
+static int
+step_leaf(const MDB_val *v, unsigned char leaf[HASH_LEN])
+{
+    const unsigned char *p = v->mv_data;
+    unsigned char buf[RECORD_HDR + FACTS_LEN + HASH_LEN];
+    size_t body, tail, n;
+    int rc;
+
+    if (v->mv_size < RECORD_HDR)
+        return QG_ESTORE;
+    body = get32(p + 88);
+    tail = p[23] & REC_FACTS ? FACTS_LEN : 0;
+    if (v->mv_size != RECORD_HDR + body + tail ||
+        (p[23] & REC_PURGED && body != PURGED_LEN))
+        return QG_ESTORE;
+    memcpy(buf, p, RECORD_HDR);
+    buf[23] &= (unsigned char)~REC_PURGED;
+    memset(buf + 88, 0, 4);
+    memcpy(buf + RECORD_HDR, p + RECORD_HDR + body, tail);
+    n = RECORD_HDR + tail;
+    if (p[23] & REC_PURGED)
+        memcpy(buf + n, p + RECORD_HDR + 8, HASH_LEN);
+    else if ((rc = sha256(p + RECORD_HDR, body, NULL, 0, buf + n)))
+        return rc;
+    return sha256(buf, n + HASH_LEN, NULL, 0, leaf);
+}
+
+/*
+ * A refusal's leaf: its header without the lengths and the truncation
+ * flags (purge changes them), its detail and resolution, the digest of
+ * the delivery as received (in the truncation's fields once truncated or
+ * purged, else of the body kept whole).
+ */
+static int
+refusal_leaf(const MDB_val *v, unsigned char leaf[HASH_LEN])
+{
+    const unsigned char *p = v->mv_data, *extra;
+    unsigned char buf[REJECTION_HDR + REJ_RESOLVED_EXTRA + HASH_LEN];
+    size_t dlen, keep, text, n;
+    int rc;
+
+    if (v->mv_size < REJECTION_HDR)
+        return QG_ESTORE;
+    dlen = get32(p + 12);
+    keep = get32(p + 40);
+    if (dlen == 0 || v->mv_size != REJECTION_HDR + dlen + keep ||
+        ((p[44] & REJ_TRUNCATED) && dlen <= REJ_EXTRA))
+        return QG_ESTORE;
+    text = strnlen((const char *)p + REJECTION_HDR, dlen - 1);
+    memcpy(buf, p, REJECTION_HDR);
+    memset(buf + 12, 0, 4);
+    memset(buf + 40, 0, 4);
+    buf[44] &= (unsigned char)~(REJ_TRUNCATED | REJ_PURGED);
+    n = REJECTION_HDR;
+    if (p[44] & REJ_RESOLVED) {
+        if (text + 1 + REJ_RESOLVED_EXTRA > dlen)
+            return QG_ESTORE;
+        memcpy(buf + n, p + REJECTION_HDR + text + 1, REJ_RESOLVED_EXTRA);
+        n += REJ_RESOLVED_EXTRA;
+    }
+    if (p[44] & REJ_TRUNCATED) {
+        extra = p + REJECTION_HDR + dlen - REJ_EXTRA;
+        memcpy(buf + n, extra + 8, HASH_LEN);
+    } else if ((rc =
+                    sha256(p + REJECTION_HDR + dlen, keep, NULL, 0, buf + n))) {
+        return rc;
+    }
+    n += HASH_LEN;
+    return sha256(buf, n, p + REJECTION_HDR, text, leaf);
+}
+
+/* A held delivery's leaf: its header, its body's digest.  Held values
+ * are never rewritten. */
+static int
+hold_leaf(const MDB_val *v, unsigned char leaf[HASH_LEN])
+{
+    unsigned char buf[HELD_HDR + HASH_LEN];
+    int rc;
+
+    if (v->mv_size < HELD_HDR ||
+        v->mv_size != HELD_HDR + get32((const unsigned char *)v->mv_data + 28))
+        return QG_ESTORE;
+    memcpy(buf, v->mv_data, HELD_HDR);
+    if ((rc = sha256((const unsigned char *)v->mv_data + HELD_HDR,
+                     v->mv_size - HELD_HDR, NULL, 0, buf + HELD_HDR)))
+        return rc;
+    return sha256(buf, sizeof(buf), NULL, 0, leaf);
+}
+
+static int
+leaf_of(qg_chain_kind kind, const MDB_val *v, unsigned char leaf[HASH_LEN])
+{
+    switch (kind) {
+    case QG_CHAIN_STEP:
+        return step_leaf(v, leaf);
+    case QG_CHAIN_REFUSAL:
+        return refusal_leaf(v, leaf);
+    case QG_CHAIN_HOLD:
+        return hold_leaf(v, leaf);
+    }
+    return QG_ESTORE;
+}
+
+/* ----- appending ------------------------------------------------------- */
+
+/* An entry's hash: over the hash of the entry before, then its bytes. */
+static int
+entry_hash(const unsigned char prev[HASH_LEN], const unsigned char *e,
+           unsigned char out[HASH_LEN])
+{
+    return sha256(prev, HASH_LEN, e, HASHED_LEN, out);
+}
+
+/* The last entry's number and hash: 0 and zero bytes when empty. */
+static int
+chain_last(qg__txn *t, uint64_t *n, unsigned char hash[HASH_LEN])
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+
+    if ((rc = mdb_cursor_open(t->txn, t->st->chain, &cur)))
+        return qg__from_mdb(rc);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND) {
+        *n = 0;
+        memset(hash, 0, HASH_LEN);
+        return 0;
+    }
+    if (rc)
+        return qg__from_mdb(rc);
+    if (k.mv_size != 8 || v.mv_size != ENTRY_LEN)
+        return QG_ESTORE;
+    *n = get64(k.mv_data);
+    memcpy(hash, (const unsigned char *)v.mv_data + HASHED_LEN, HASH_LEN);
+    return 0;
+}
+
+static int
+append(qg__txn *t, qg_chain_kind kind, int op, uint64_t ticket, uint64_t ref,
+       int64_t time_us, const unsigned char leaf[HASH_LEN])
+{
+    unsigned char e[ENTRY_LEN], key[8], tkey[8], tval[TICKET_VAL],
+        prev[HASH_LEN];
+    MDB_val k = {8, key}, v = {ENTRY_LEN, e}, tk = {8, tkey}, tv;
+    uint64_t n;
+    int rc;
+
+    if ((rc = chain_last(t, &n, prev)))
+        return rc;
+    memset(e, 0, sizeof(e));
+    e[0] = (unsigned char)kind;
+    e[1] = (unsigned char)op;
+    put64(e + 8, ticket);
+    put64(e + 16, ref);
+    put64(e + 24, (uint64_t)time_us);
+    if (leaf)
+        memcpy(e + 40, leaf, HASH_LEN);
+    put64(tkey, ticket);
+    if (ticket) {
+        rc = mdb_get(t->txn, t->st->chain_tickets, &tk, &tv);
+        if (rc == 0 && tv.mv_size != TICKET_VAL)
+            return QG_ESTORE;
+        if (rc == 0) {
+            /* the ticket's last entry, for its number and hash */
+            memcpy(e + 32, tv.mv_data, 8);
+            tv.mv_size = 8;
+            tv.mv_data = e + 32;
+            if ((rc = mdb_get(t->txn, t->st->chain, &tv, &v)))
+                return rc == MDB_NOTFOUND ? QG_ESTORE : qg__from_mdb(rc);
+            if (v.mv_size != ENTRY_LEN)
+                return QG_ESTORE;
+            memcpy(e + 72, (const unsigned char *)v.mv_data + HASHED_LEN,
+                   HASH_LEN);
+            v.mv_size = ENTRY_LEN;
+            v.mv_data = e;
+        } else if (rc != MDB_NOTFOUND) {
+            return qg__from_mdb(rc);
+        }
+    }
+    if ((rc = entry_hash(prev, e, e + HASHED_LEN)))
+        return rc;
+    put64(key, n + 1);
+    if ((rc = mdb_put(t->txn, t->st->chain, &k, &v, MDB_APPEND)))
+        return qg__from_mdb(rc);
+    if (ticket == 0)
+        return 0;
+    put64(tval, n + 1);
+    tv.mv_size = TICKET_VAL;
+    tv.mv_data = tval;
+    return qg__from_mdb(mdb_put(t->txn, t->st->chain_tickets, &tk, &tv, 0));
+}
+
+int
+qg__chain_step(qg__txn *t, uint64_t ticket, uint32_t seq, const MDB_val *v,
+               int rewrite)
+{
+    unsigned char leaf[HASH_LEN];
+    int rc;
+
+    if (!t->st->has_chain)
+        return 0;
+    if ((rc = step_leaf(v, leaf)))
+        return rc;
+    return append(t, QG_CHAIN_STEP, rewrite ? OP_REWRITE : OP_APPEND, ticket,
+                  seq,
+                  rewrite ? qg_time_now_us()
+                          : (int64_t)get64((const unsigned char *)v->mv_data),
+                  leaf);
+}
+
+int
+qg__chain_refusal(qg__txn *t, uint64_t id, const MDB_val *v, int rewrite)
+{
+    unsigned char leaf[HASH_LEN];
+    const unsigned char *p = v->mv_data;
+    int rc;
+
+    if (!t->st->has_chain)
+        return 0;
+    if ((rc = refusal_leaf(v, leaf)))
+        return rc;
+    return append(t, QG_CHAIN_REFUSAL, rewrite ? OP_REWRITE : OP_APPEND,
+                  get64(p + 16), id,
+                  rewrite ? qg_time_now_us() : (int64_t)get64(p), leaf);
+}
+
+int
+qg__chain_hold(qg__txn *t, uint64_t id, const MDB_val *v)
+{
+    unsigned char leaf[HASH_LEN];
+    const unsigned char *p = v->mv_data;
+    int rc;
+
+    if (!t->st->has_chain)
+        return 0;
+    if ((rc = hold_leaf(v, leaf)))
+        return rc;
+    return append(t, QG_CHAIN_HOLD, OP_APPEND, get64(p + 32), id,
+                  (int64_t)get64(p), leaf);
+}
+
+int
+qg__chain_drop(qg__txn *t, qg_chain_kind kind, uint64_t ticket, uint64_t ref)
+{
+    if (!t->st->has_chain)
+        return 0;
+    return append(t, kind, OP_DROP, ticket, ref, qg_time_now_us(), NULL);
+}
+
+/* ----- migration -------------------------------------------------------- */
+
+/* A record of a store written before the chain, to be chained. */
+typedef struct old_record {
+    int64_t received_us;
+    uint64_t ticket, ref;
+    qg_chain_kind kind;
+} old_record;
+
+typedef struct old_list {
+    old_record *r;
+    size_t n, cap;
+    uint64_t added;
+} old_list;
+
+static int
+by_received(const void *a, const void *b)
+{
+    const old_record *x = a, *y = b;
+
+    if (x->received_us != y->received_us)
+        return x->received_us < y->received_us ? -1 : 1;
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    if (x->ticket != y->ticket)
+        return x->ticket < y->ticket ? -1 : 1;
+    return x->ref < y->ref ? -1 : x->ref > y->ref;
+}
+
+static int
+collect(qg__txn *t, MDB_dbi dbi, qg_chain_kind kind, old_list *l)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    const unsigned char *p;
+    old_record *r;
+    int rc;
+
+    if ((rc = mdb_cursor_open(t->txn, dbi, &cur)))
+        return qg__from_mdb(rc);
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        p = v.mv_data;
+        if (v.mv_size < 8 || k.mv_size != (kind == QG_CHAIN_STEP ? 12u : 8u)) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        if (l->n == l->cap) {
+            size_t cap = l->cap ? l->cap * 2 : 1024;
+
+            if ((r = realloc(l->r, cap * sizeof(*r))) == NULL) {
+                mdb_cursor_close(cur);
+                return QG_ENOMEM;
+            }
+            l->r = r;
+            l->cap = cap;
+        }
+        r = &l->r[l->n++];
+        r->received_us = (int64_t)get64(p);
+        r->kind = kind;
+        r->ticket = kind == QG_CHAIN_STEP ? get64(k.mv_data) : 0;
+        r->ref = kind == QG_CHAIN_STEP
+                     ? get32((const unsigned char *)k.mv_data + 8)
+                     : get64(k.mv_data);
+        if (kind == QG_CHAIN_REFUSAL && v.mv_size >= REJECTION_HDR)
+            r->ticket = get64(p + 16);
+        if (kind == QG_CHAIN_HOLD && v.mv_size >= HELD_HDR)
+            r->ticket = get64(p + 32);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : qg__from_mdb(rc);
+}
+
+static void
+record_key(const old_record *r, unsigned char key[12], MDB_val *k)
+{
+    if (r->kind == QG_CHAIN_STEP) {
+        put64(key, r->ticket);
+        put32(key + 8, (uint32_t)r->ref);
+        k->mv_size = 12;
+    } else {
+        put64(key, r->ref);
+        k->mv_size = 8;
+    }
+    k->mv_data = key;
+}
+
+static MDB_dbi
+record_db(const qg_store *st, qg_chain_kind kind)
+{
+    return kind == QG_CHAIN_STEP      ? st->history
+           : kind == QG_CHAIN_REFUSAL ? st->rejections
+                                      : st->held;
+}
+
+/*
+ * Chains every record of a store written before the chain, in the order
+ * the records were received (the order they were appended in is not
+ * kept; received time is as close as the store can tell).  Runs in one
+ * write transaction, which checks "chain" again: of two processes opening
+ * the store at once, one migrates.
+ */
+static int
+migrate(qg__txn *t, void *arg)
+{
+    old_list *l = arg;
+    unsigned char key[12], leaf[HASH_LEN];
+    uint64_t done;
+    MDB_val k, v;
+    size_t i;
+    int rc;
+
+    l->n = 0;
+    l->added = 0;
+    if ((rc = qg__meta_get64(t, META_CHAIN, &done)) != QG_NOTFOUND)
+        return rc ? rc : 1;
+    if ((rc = collect(t, t->st->history, QG_CHAIN_STEP, l)) ||
+        (rc = collect(t, t->st->rejections, QG_CHAIN_REFUSAL, l)) ||
+        (rc = collect(t, t->st->held, QG_CHAIN_HOLD, l)))
+        return rc;
+    if (l->n)
+        qsort(l->r, l->n, sizeof(*l->r), by_received);
+    for (i = 0; i < l->n; i++) {
+        record_key(&l->r[i], key, &k);
+        if ((rc = mdb_get(t->txn, record_db(t->st, l->r[i].kind), &k, &v)))
+            return qg__from_mdb(rc);
+        if ((rc = leaf_of(l->r[i].kind, &v, leaf)))
+            return rc;
+        if ((rc = append(t, l->r[i].kind, OP_APPEND, l->r[i].ticket,
+                         l->r[i].ref, l->r[i].received_us, leaf)))
+            return rc;
+    }
+    l->added = l->n;
+    return qg__meta_put64(t, META_CHAIN, l->n);
+}
+
+int
+qg__chain_open(qg_store *st)
+{
+    unsigned create = (st->flags & QG_RDONLY) ? 0 : MDB_CREATE;
+    old_list l = {0};
+    uint64_t done;
+    qg__txn t;
+    int rc;
+
+    if ((rc = qg__txn_begin(st, !!create, &t)))
+        return rc;
+    rc = mdb_dbi_open(t.txn, "chain", create, &st->chain);
+    if (rc == 0)
+        rc = mdb_dbi_open(t.txn, "chain_tickets", create, &st->chain_tickets);
+    if (rc == 0)
+        rc = qg__meta_get64(&t, META_CHAIN, &done);
+    else
+        rc = qg__from_mdb(rc);
+    if (rc && rc != QG_NOTFOUND) {
+        qg__txn_abort(&t);
+        return rc;
+    }
+    /* Read-only, a store from before the chain stays without one.  The
+     * transaction commits: the handles it opened stay open. */
+    st->has_chain = rc == 0;
+    if ((rc = qg__txn_commit(&t)) || !create)
+        return rc;
+    st->has_chain = 1;
+    rc = qg__store_write(st, migrate, &l);
+    st->chain_migrated = l.added;
+    free(l.r);
+    return rc;
+}
+
+int
+qg_store_chain_migrated(const qg_store *st, uint64_t *records)
+{
+    if (st == NULL || records == NULL)
+        return QG_EINVAL;
+    *records = st->chain_migrated;
+    return 0;
+}
+
+/* ----- verifying -------------------------------------------------------- */
+
+/* An entry as read, with the index + 1 of the newest entry of its record
+ * (the same for all of them). */
+typedef struct entry {
+    unsigned char raw[ENTRY_LEN];
+    size_t newest;
+} entry;
+
+#define E_KIND(e)   ((e)->raw[0])
+#define E_OP(e)     ((e)->raw[1])
+#define E_TICKET(e) get64((e)->raw + 8)
+#define E_REF(e)    get64((e)->raw + 16)
+#define E_LEAF(e)   ((e)->raw + 40)
+#define E_HASH(e)   ((e)->raw + HASHED_LEN)
+
+/* Open addressing over indexes into the entries (+1; 0 is empty). */
+typedef struct table {
+    size_t *slot, mask;
+} table;
+
+static int
+table_init(table *tb, size_t n)
+{
+    size_t cap = 16;
+
+    while (cap < 2 * n + 16)
+        cap *= 2;
+    tb->mask = cap - 1;
+    return (tb->slot = calloc(cap, sizeof(*tb->slot))) ? 0 : QG_ENOMEM;
+}
+
+static uint64_t
+mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
+
+/* The slot of record (kind, ticket, ref): refusals and holds are keyed by
+ * ref alone (their ticket is a field, not a key). */
+static size_t *
+record_slot(table *tb, const entry *es, unsigned kind, uint64_t ticket,
+            uint64_t ref)
+{
+    size_t i;
+
+    if (kind != QG_CHAIN_STEP)
+        ticket = 0;
+    for (i = mix(kind * 0x9e3779b97f4a7c15ULL ^ mix(ticket) ^ ref) & tb->mask;
+         tb->slot[i]; i = (i + 1) & tb->mask) {
+        const entry *e = &es[tb->slot[i] - 1];
+
+        if (E_KIND(e) == kind && E_REF(e) == ref &&
+            (kind != QG_CHAIN_STEP || E_TICKET(e) == ticket))
+            return &tb->slot[i];
+    }
+    return &tb->slot[i];
+}
+
+/* The slot of a ticket's last entry. */
+static size_t *
+ticket_slot(table *tb, const entry *es, uint64_t ticket)
+{
+    size_t i;
+
+    for (i = mix(ticket) & tb->mask; tb->slot[i]; i = (i + 1) & tb->mask)
+        if (E_TICKET(&es[tb->slot[i] - 1]) == ticket)
+            return &tb->slot[i];
+    return &tb->slot[i];
+}
+
+/* The slot of the first entry with this leaf. */
+static size_t *
+leaf_slot(table *tb, const entry *es, const unsigned char leaf[HASH_LEN])
+{
+    size_t i;
+
+    for (i = get64(leaf) & tb->mask; tb->slot[i]; i = (i + 1) & tb->mask)
+        if (memcmp(E_LEAF(&es[tb->slot[i] - 1]), leaf, HASH_LEN) == 0)
+            return &tb->slot[i];
+    return &tb->slot[i];
+}
+
+static const char *
+kind_name(unsigned kind)
+{
+    return kind == QG_CHAIN_STEP      ? "step"
+           : kind == QG_CHAIN_REFUSAL ? "refusal"
+           : kind == QG_CHAIN_HOLD    ? "held delivery"
+                                      : "entry";
+}
+
+static const char *
+break_name(qg_chain_break b)
+{
+    static const char *const names[] = {"intact",    "changed", "removed",
+                                        "reordered", "added",   "unsealed"};
+
+    return (unsigned)b < 6 ? names[b] : "?";
+}
+
+static int broke(qg_chain_finding *out, qg_chain_break b, unsigned kind,
+                 uint64_t ticket, uint64_t ref, uint64_t n, const char *fmt,
+                 ...) __attribute__((format(printf, 7, 8)));
+
+/* Records the break; the line reads "step 3 of ticket 2 changed: ...". */
+static int
+broke(qg_chain_finding *out, qg_chain_break b, unsigned kind, uint64_t ticket,
+      uint64_t ref, uint64_t n, const char *fmt, ...)
+{
+    char name[80], why[150];
+    va_list ap;
+
+    out->brk = b;
+    out->kind = (qg_chain_kind)kind;
+    out->ticket = ticket;
+    out->ref = ref;
+    out->entry = n;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    if (kind == QG_CHAIN_STEP)
+        snprintf(name, sizeof(name), "step %" PRIu64 " of ticket %" PRIu64, ref,
+                 ticket);
+    else if (kind && ticket)
+        snprintf(name, sizeof(name), "%s %" PRIu64 " (ticket %" PRIu64 ")",
+                 kind_name(kind), ref, ticket);
+    else if (kind)
+        snprintf(name, sizeof(name), "%s %" PRIu64, kind_name(kind), ref);
+    else
+        snprintf(name, sizeof(name), "chain entry %" PRIu64, n);
+    snprintf(out->what, sizeof(out->what), "%s %s: %s", name, break_name(b),
+             why);
+    return 0;
+}
+
+static void
+hex(const unsigned char *p, size_t n, char *dst)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        dst[2 * i] = digits[p[i] >> 4];
+        dst[2 * i + 1] = digits[p[i] & 15];
+    }
+    dst[2 * n] = '\0';
+}
+
+/* Entries this near are tried as the predecessor that an entry moved
+ * from its place was hashed after. */
+#define REORDER_WINDOW 8
+
+/* Whether entry i (which does not hold after i - 1) holds after another
+ * entry near it: then it was moved, not altered. */
+static size_t
+moved_from(const entry *es, size_t n, size_t i)
+{
+    unsigned char h[HASH_LEN];
+    size_t j;
+
+    for (j = i > REORDER_WINDOW ? i - REORDER_WINDOW : 0;
+         j < n && j <= i + REORDER_WINDOW; j++) {
+        if (j == i || j + 1 == i)
+            continue;
+        if (entry_hash(E_HASH(&es[j]), es[i].raw, h) == 0 &&
+            memcmp(h, E_HASH(&es[i]), HASH_LEN) == 0)
+            return j + 1;
+    }
+    /* the first entry, moved away from the start */
+    memset(h, 0, HASH_LEN);
+    return i > 0 && entry_hash(h, es[i].raw, h) == 0 &&
+                   memcmp(h, E_HASH(&es[i]), HASH_LEN) == 0
+               ? n + 1
+               : 0;
+}
+
+/* Reads every entry into *esp, in order. */
+static int
+read_entries(qg__txn *t, entry **esp, size_t *np)
+{
+    MDB_cursor *cur;
+    MDB_stat ms;
+    MDB_val k, v;
+    entry *es;
+    size_t n = 0;
+    int rc;
+
+    *esp = NULL;
+    *np = 0;
+    if ((rc = mdb_stat(t->txn, t->st->chain, &ms)))
+        return qg__from_mdb(rc);
+    if ((es = calloc(ms.ms_entries + 1, sizeof(*es))) == NULL)
+        return QG_ENOMEM;
+    if ((rc = mdb_cursor_open(t->txn, t->st->chain, &cur))) {
+        free(es);
+        return qg__from_mdb(rc);
+    }
+    while (n < ms.ms_entries &&
+           (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        if (k.mv_size != 8 || v.mv_size != ENTRY_LEN) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        memcpy(es[n].raw, v.mv_data, ENTRY_LEN);
+        /* the key, where the hash does not look: kept in newest until
+         * pass 1 has read it */
+        es[n].newest = (size_t)get64(k.mv_data);
+        n++;
+    }
+    mdb_cursor_close(cur);
+    if (rc && rc != MDB_NOTFOUND) {
+        free(es);
+        return rc == MDB_CORRUPTED ? QG_ESTORE : qg__from_mdb(rc);
+    }
+    *esp = es;
+    *np = n;
+    return 0;
+}
+
+/* Pass 1: each entry's number, its hash over the entry before, its link
+ * to its ticket's entry before. */
+static int
+check_links(entry *es, size_t n, qg_chain_finding *out)
+{
+    unsigned char prev[HASH_LEN], h[HASH_LEN];
+    table tickets;
+    size_t i, *slot, moved;
+    uint64_t ticket;
+
+    if (table_init(&tickets, n))
+        return QG_ENOMEM;
+    memset(prev, 0, HASH_LEN);
+    for (i = 0; i < n && !out->brk; i++) {
+        entry *e = &es[i];
+
+        if (e->newest != i + 1) {
+            broke(out, QG_CHAIN_REMOVED, 0, 0, 0, i + 1,
+                  "missing (entry %zu follows entry %zu)", e->newest, i);
+            break;
+        }
+        if (entry_hash(prev, e->raw, h)) {
+            free(tickets.slot);
+            return QG_ENOMEM;
+        }
+        if (memcmp(h, E_HASH(e), HASH_LEN) != 0) {
+            moved = moved_from(es, n, i);
+            if (moved)
+                broke(out, QG_CHAIN_REORDERED, 0, 0, 0, i + 1,
+                      "its hash holds after entry %zu, not after entry %zu",
+                      moved > n ? (size_t)0 : moved, i);
+            else
+                broke(out, QG_CHAIN_CHANGED, 0, 0, 0, i + 1,
+                      "its hash does not hold over its bytes and entry %zu", i);
+            break;
+        }
+        memcpy(prev, E_HASH(e), HASH_LEN);
+        if ((ticket = E_TICKET(e)) == 0)
+            continue;
+        slot = ticket_slot(&tickets, es, ticket);
+        if (*slot ? get64(e->raw + 32) != *slot ||
+                        memcmp(e->raw + 72, E_HASH(&es[*slot - 1]), HASH_LEN)
+                  : get64(e->raw + 32) != 0) {
+            broke(out, QG_CHAIN_REMOVED, 0, 0, 0, i + 1,
+                  "ticket %" PRIu64 "'s chain leads back to entry %" PRIu64
+                  ", its entry before is %zu",
+                  ticket, get64(e->raw + 32), *slot);
+            break;
+        }
+        *slot = i + 1;
+    }
+    free(tickets.slot);
+    return 0;
+}
+
+/* The record an entry names, as now stored; QG_NOTFOUND if gone. */
+static int
+get_record(qg__txn *t, unsigned kind, uint64_t ticket, uint64_t ref, MDB_val *v)
+{
+    old_record r = {0, ticket, ref, (qg_chain_kind)kind};
+    unsigned char key[12];
+    MDB_val k;
+
+    record_key(&r, key, &k);
+    return qg__from_mdb(mdb_get(t->txn, record_db(t->st, r.kind), &k, v));
+}
+
+/* Pass 2: every record against the newest entry naming it, in the
+ * chain's order; pass 3: every record named by an entry. */
+static int
+check_records(qg__txn *t, entry *es, size_t n, qg_chain_finding *out)
+{
+    static const qg_chain_kind kinds[] = {QG_CHAIN_STEP, QG_CHAIN_REFUSAL,
+                                          QG_CHAIN_HOLD};
+    unsigned char leaf[HASH_LEN];
+    table recs = {0}, leaves = {0};
+    size_t i, *slot;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    entry *e;
+    unsigned ki;
+    uint64_t ticket, ref;
+    int rc = 0;
+
+    if (table_init(&recs, n) || table_init(&leaves, n)) {
+        rc = QG_ENOMEM;
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        e = &es[i];
+        slot = record_slot(&recs, es, E_KIND(e), E_TICKET(e), E_REF(e));
+        *slot = i + 1;
+        if (E_OP(e) != OP_DROP && !*(slot = leaf_slot(&leaves, es, E_LEAF(e))))
+            *slot = i + 1;
+    }
+    for (i = 0; i < n; i++) {
+        e = &es[i];
+        e->newest = *record_slot(&recs, es, E_KIND(e), E_TICKET(e), E_REF(e));
+    }
+    for (i = 0; i < n && !out->brk; i++) {
+        e = &es[i];
+        if (e->newest != i + 1)
+            continue; /* judged at its newest entry */
+        ticket = E_TICKET(e);
+        ref = E_REF(e);
+        rc = get_record(t, E_KIND(e), ticket, ref, &v);
+        if (rc == QG_NOTFOUND) {
+            rc = 0;
+            if (E_OP(e) != OP_DROP)
+                broke(out, QG_CHAIN_REMOVED, E_KIND(e), ticket, ref, i + 1,
+                      "gone from the store (chain entry %zu)", i + 1);
+            continue;
+        }
+        if (rc)
+            goto done;
+        if (E_OP(e) == OP_DROP) {
+            broke(out, QG_CHAIN_ADDED, E_KIND(e), ticket, ref, i + 1,
+                  "back in the store after chain entry %zu dropped it", i + 1);
+            continue;
+        }
+        if ((rc = leaf_of(E_KIND(e), &v, leaf)) == QG_ESTORE) {
+            rc = 0;
+            broke(out, QG_CHAIN_CHANGED, E_KIND(e), ticket, ref, i + 1,
+                  "its bytes no longer form a record (chain entry %zu)", i + 1);
+            continue;
+        }
+        if (rc)
+            goto done;
+        if (memcmp(leaf, E_LEAF(e), HASH_LEN) == 0)
+            continue;
+        slot = leaf_slot(&leaves, es, leaf);
+        if (*slot && E_KIND(&es[*slot - 1]) == E_KIND(e))
+            broke(out, QG_CHAIN_REORDERED, E_KIND(e), ticket, ref, i + 1,
+                  "it holds what chain entry %zu gave to %s %" PRIu64, *slot,
+                  kind_name(E_KIND(e)), E_REF(&es[*slot - 1]));
+        else
+            broke(out, QG_CHAIN_CHANGED, E_KIND(e), ticket, ref, i + 1,
+                  "its content no longer hashes to chain entry %zu", i + 1);
+    }
+    /* Pass 3: a record no entry names was put there by hand. */
+    for (ki = 0; ki < 3 && !out->brk; ki++) {
+        if ((rc = mdb_cursor_open(t->txn, record_db(t->st, kinds[ki]), &cur)))
+            goto done;
+        while (!out->brk && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+            if (kinds[ki] == QG_CHAIN_STEP && k.mv_size == 12) {
+                ticket = get64(k.mv_data);
+                ref = get32((const unsigned char *)k.mv_data + 8);
+            } else if (k.mv_size == 8) {
+                ticket = 0;
+                ref = get64(k.mv_data);
+            } else {
+                continue;
+            }
+            slot = record_slot(&recs, es, kinds[ki], ticket, ref);
+            if (*slot == 0)
+                broke(out, QG_CHAIN_ADDED, kinds[ki], ticket, ref, 0,
+                      "no chain entry covers it");
+        }
+        mdb_cursor_close(cur);
+        rc = rc == MDB_NOTFOUND ? 0 : qg__from_mdb(rc);
+        if (rc)
+            goto done;
+    }
+done:
+    free(recs.slot);
+    free(leaves.slot);
+    return rc;
+}
+
+int
+qg_store_verify_chain(qg_store *st, const qg_seal *sealed,
+                      qg_chain_finding *out)
+{
+    char id[QG_STORE_ID_LEN + 1], got[2 * HASH_LEN + 1];
+    entry *es = NULL;
+    size_t n = 0;
+    qg__txn t;
+    int rc;
+
+    if (st == NULL || out == NULL)
+        return QG_EINVAL;
+    memset(out, 0, sizeof(*out));
+    if (!st->has_chain)
+        return QG_NOTFOUND;
+    if ((rc = qg__txn_begin(st, 0, &t)))
+        return rc;
+    if ((rc = read_entries(&t, &es, &n)))
+        goto done;
+    out->entries = n;
+    if ((rc = check_links(es, n, out)) || out->brk)
+        goto done;
+    if ((rc = check_records(&t, es, n, out)) || out->brk)
+        goto done;
+    if (sealed == NULL)
+        goto done;
+    if (qg_store_id(st, id) || strcmp(id, sealed->store_id) != 0)
+        broke(out, QG_CHAIN_UNSEALED, 0, 0, 0, sealed->records,
+              "the head was sealed for store %s, this is store %s",
+              sealed->store_id, st->has_id ? id : "(none)");
+    else if (sealed->records > n)
+        broke(out, QG_CHAIN_UNSEALED, 0, 0, 0, sealed->records,
+              "the head was sealed at %" PRIu64 " entries, the chain has %zu",
+              sealed->records, n);
+    else if (sealed->records > 0 && memcmp(E_HASH(&es[sealed->records - 1]),
+                                           sealed->hash, HASH_LEN) != 0) {
+        hex(E_HASH(&es[sealed->records - 1]), HASH_LEN, got);
+        broke(out, QG_CHAIN_UNSEALED, 0, 0, 0, sealed->records,
+              "the sealed head's hash does not hold: the entry now hashes to "
+              "%.16s..., the chain was rewritten",
+              got);
+    }
+done:
+    qg__txn_abort(&t);
+    free(es);
+    return rc;
+}
+
+/* ----- hashes of a ticket's steps --------------------------------------- */
+
+int
+qg_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
+                     unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
+{
+    unsigned char key[8], *seen = NULL;
+    MDB_val k = {8, key}, v;
+    const unsigned char *p;
+    uint64_t at, ref;
+    qg__txn t;
+    int rc;
+
+    if (st == NULL || hashes == NULL)
+        return QG_EINVAL;
+    if (!st->has_chain)
+        return QG_NOTFOUND;
+    memset(hashes, 0, (size_t)n * HASH_LEN);
+    if (n == 0)
+        return 0;
+    if ((seen = calloc(n, 1)) == NULL)
+        return QG_ENOMEM;
+    if ((rc = qg__txn_begin(st, 0, &t)))
+        goto done;
+    /* Back from the ticket's last entry: the first met is the newest. */
+    put64(key, ticket);
+    rc = qg__from_mdb(mdb_get(t.txn, st->chain_tickets, &k, &v));
+    if (rc == 0 && v.mv_size != TICKET_VAL)
+        rc = QG_ESTORE;
+    at = rc == 0 ? get64(v.mv_data) : 0;
+    if (rc == QG_NOTFOUND)
+        rc = 0;
+    while (rc == 0 && at != 0) {
+        put64(key, at);
+        k.mv_data = key;
+        if ((rc = qg__from_mdb(mdb_get(t.txn, st->chain, &k, &v))))
+            break;
+        if (v.mv_size != ENTRY_LEN || get64((p = v.mv_data) + 8) != ticket) {
+            rc = QG_ESTORE;
+            break;
+        }
+        ref = get64(p + 16);
+        if (p[0] == QG_CHAIN_STEP && p[1] != OP_DROP && ref >= 1 && ref <= n &&
+            !seen[ref - 1]) {
+            seen[ref - 1] = 1;
+            memcpy(hashes[ref - 1], p + HASHED_LEN, HASH_LEN);
+        }
+        /* links only go back, so the walk ends */
+        if (get64(p + 32) >= at) {
+            rc = QG_ESTORE;
+            break;
+        }
+        at = get64(p + 32);
+    }
+    qg__txn_abort(&t);
+done:
+    free(seen);
+    return rc;
+}
+
+/* ----- seals -------------------------------------------------------------- */
+
+#define SEAL_MAGIC "qgate-seal/1"
+
+static void say(char *err, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+say(char *err, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || len == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+}
+
+/* The line before its signature: what is signed. */
+static int
+seal_text(const qg_seal *s, char *out, size_t len)
+{
+    char h[2 * HASH_LEN + 1], when[32];
+    time_t secs = (time_t)(s->time_us / 1000000);
+    struct tm tm;
+
+    hex(s->hash, HASH_LEN, h);
+    gmtime_r(&secs, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if ((size_t)snprintf(out, len,
+                         SEAL_MAGIC " store=%s records=%" PRIu64
+                                    " time=%s sha256=%s",
+                         s->store_id, s->records, when, h) >= len)
+        return QG_EINVAL;
+    return 0;
+}
+
+int
+qg_store_seal(qg_store *st, const char *key_file, char *out, size_t len,
+              char *err, size_t errlen)
+{
+    unsigned char sig[64], b64[100];
+    size_t siglen = sizeof(sig);
+    EVP_PKEY *key = NULL;
+    EVP_MD_CTX *ctx = NULL;
+    qg_seal s;
+    qg__txn t;
+    FILE *f;
+    int rc;
+
+    say(err, errlen, "%s", "");
+    if (st == NULL || out == NULL || len == 0)
+        return QG_EINVAL;
+    if (!st->has_chain || qg_store_id(st, s.store_id))
+        return QG_NOTFOUND;
+    if ((rc = qg__txn_begin(st, 0, &t)))
+        return rc;
+    rc = chain_last(&t, &s.records, s.hash);
+    qg__txn_abort(&t);
+    if (rc)
+        return rc;
+    s.time_us = qg_time_now_us();
+    if ((rc = seal_text(&s, out, len)))
+        return rc;
+    if (key_file == NULL)
+        return 0;
+    if ((f = fopen(key_file, "r")) == NULL) {
+        say(err, errlen, "%s: cannot be read", key_file);
+        return QG_ECONFIG;
+    }
+    key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    if (key == NULL || EVP_PKEY_id(key) != EVP_PKEY_ED25519) {
+        say(err, errlen, "%s: not an Ed25519 private key in PEM", key_file);
+        rc = QG_ECONFIG;
+        goto done;
+    }
+    if ((ctx = EVP_MD_CTX_new()) == NULL) {
+        rc = QG_ENOMEM;
+        goto done;
+    }
+    if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) != 1 ||
+        EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)out,
+                       strlen(out)) != 1) {
+        say(err, errlen, "%s: signing failed", key_file);
+        rc = QG_ECONFIG;
+        goto done;
+    }
+    EVP_EncodeBlock(b64, sig, (int)siglen);
+    if (strlen(out) + 9 + strlen((char *)b64) + 1 > len) {
+        rc = QG_EINVAL;
+        goto done;
+    }
+    strcat(out, " ed25519=");
+    strcat(out, (char *)b64);
+done:
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(key);
+    if (rc)
+        out[0] = '\0';
+    return rc;
+}
+
+static int
+unhex(const char *s, unsigned char *out, size_t n)
+{
+    size_t i;
+    int hi, lo;
+
+    for (i = 0; i < n; i++) {
+        hi = s[2 * i];
+        lo = hi ? s[2 * i + 1] : 0;
+        hi = hi >= '0' && hi <= '9'   ? hi - '0'
+             : hi >= 'a' && hi <= 'f' ? hi - 'a' + 10
+                                      : -1;
+        lo = lo >= '0' && lo <= '9'   ? lo - '0'
+             : lo >= 'a' && lo <= 'f' ? lo - 'a' + 10
+                                      : -1;
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return s[2 * n] == '\0' || s[2 * n] == ' ' ? 0 : -1;
+}
+
+int
+qg_seal_parse(const char *text, const char *pubkey_file, qg_seal *out,
+              char *err, size_t errlen)
+{
+    char line[QG_SEAL_MAX], when[32], h[2 * HASH_LEN + 1], canon[QG_SEAL_MAX],
+        *sig;
+    unsigned char raw[100];
+    EVP_PKEY *key = NULL;
+    EVP_MD_CTX *ctx = NULL;
+    size_t n;
+    struct tm tm;
+    int rc = 0, used = 0, rawlen;
+    FILE *f;
+
+    say(err, errlen, "%s", "");
+    if (text == NULL || out == NULL)
+        return QG_EINVAL;
+    memset(out, 0, sizeof(*out));
+    n = strlen(text);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r' ||
+                 text[n - 1] == ' ' || text[n - 1] == '\t'))
+        n--;
+    if (n >= sizeof(line)) {
+        say(err, errlen, "the head is longer than %d bytes", QG_SEAL_MAX - 1);
+        return QG_EINVAL;
+    }
+    memcpy(line, text, n);
+    line[n] = '\0';
+    if ((sig = strstr(line, " ed25519=")) != NULL) {
+        *sig = '\0';
+        sig += 9;
+    }
+    memset(&tm, 0, sizeof(tm));
+    if (sscanf(line,
+               SEAL_MAGIC " store=%32[0-9a-f] records=%" SCNu64
+                          " time=%31s sha256=%64[0-9a-f]%n",
+               out->store_id, &out->records, when, h, &used) != 4 ||
+        line[used] != '\0' || strlen(out->store_id) != QG_STORE_ID_LEN ||
+        unhex(h, out->hash, HASH_LEN) ||
+        strptime(when, "%Y-%m-%dT%H:%M:%SZ", &tm) == NULL) {
+        say(err, errlen,
+            "not a head of qgate seal (\"" SEAL_MAGIC
+            " store=ID records=N time=T sha256=HEX [ed25519=SIG]\")");
+        return QG_EINVAL;
+    }
+    out->time_us = (int64_t)timegm(&tm) * 1000000;
+    /* what was signed is the line as qgate seal wrote it */
+    if (seal_text(out, canon, sizeof(canon)) || strcmp(canon, line) != 0) {
+        say(err, errlen, "the head is not in the form qgate seal writes");
+        return QG_EINVAL;
+    }
+    if (sig == NULL && pubkey_file == NULL)
+        return 0;
+    if (sig == NULL) {
+        say(err, errlen, "the head is not signed, but a public key was given");
+        return QG_EINVAL;
+    }
+    out->is_signed = 1;
+    if (pubkey_file == NULL) {
+        say(err, errlen, "the head is signed: give the public key to check it");
+        return QG_EINVAL;
+    }
+    if (strlen(sig) != 88 ||
+        (rawlen = EVP_DecodeBlock(raw, (const unsigned char *)sig, 88)) != 66) {
+        say(err, errlen,
+            "the head's ed25519 signature is not 64 bytes of "
+            "base64");
+        return QG_EINVAL;
+    }
+    if ((f = fopen(pubkey_file, "r")) == NULL) {
+        say(err, errlen, "%s: cannot be read", pubkey_file);
+        return QG_ECONFIG;
+    }
+    key = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+    fclose(f);
+    if (key == NULL || EVP_PKEY_id(key) != EVP_PKEY_ED25519) {
+        say(err, errlen, "%s: not an Ed25519 public key in PEM", pubkey_file);
+        rc = QG_ECONFIG;
+        goto done;
+    }
+    if ((ctx = EVP_MD_CTX_new()) == NULL) {
+        rc = QG_ENOMEM;
+        goto done;
+    }
+    if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key) != 1 ||
+        EVP_DigestVerify(ctx, raw, 64, (const unsigned char *)line,
+                         strlen(line)) != 1) {
+        say(err, errlen, "the head's signature does not verify with %s",
+            pubkey_file);
+        rc = QG_EINVAL;
+    }
+done:
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(key);
+    return rc;
+}
