@@ -4,6 +4,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -40,6 +41,10 @@ ready(cli *c, int argc, char **argv)
     return 0;
 }
 
+/* Lines are made in a buffer of this size and written a buffer at a
+ * time: an export is millions of lines. */
+#define EXPORT_BUFFER ((size_t)256 << 10)
+
 static int
 run(cli *c, qg_store *st, int argc, char **argv)
 {
@@ -47,31 +52,44 @@ run(cli *c, qg_store *st, int argc, char **argv)
     qg_history *h = NULL;
     qg_ticket t = {0};
     qg_record r;
+    char *buf;
+    size_t used = 0;
     int rc;
 
     (void)argc;
     (void)argv;
+    if ((buf = malloc(EXPORT_BUFFER)) == NULL)
+        return cli_fail("out of memory");
     if ((rc = qg_history_open(st, 0, &h)))
         goto failed;
     if (csv)
         printf("ticket,live_queue_id,appointment_id,seq,timestamp,received,"
                "event,from,to,service_id,staff_id,machine,digest\n");
     while ((rc = qg_history_next(h, &r)) == 0) {
-        if (r.ticket != t.id &&
-            (rc = qg_store_ticket(st, QG_ID_TICKET, (int64_t)r.ticket, &t)))
+        /* The ticket as the cursor's snapshot has it: the same state the
+         * records were read in, and no transaction of its own. */
+        if (r.ticket != t.id && (rc = qg_history_ticket(h, &t)))
             goto failed;
         if (r.event_ms < c->since)
             continue;
-        render_export_row(stdout, &t, &r, csv);
+        if (EXPORT_BUFFER - used < RENDER_EXPORT_MAX) {
+            /* A write error is kept by stdio and reported at the end. */
+            fwrite(buf, 1, used, stdout);
+            used = 0;
+        }
+        used += render_export_line(buf + used, &t, &r, csv);
         cli_progress("records", ++n, 0);
     }
     if (rc != QG_NOTFOUND)
         goto failed;
+    fwrite(buf, 1, used, stdout);
     cli_progress("records", n, 1);
     qg_history_close(h);
+    free(buf);
     return EXIT_OK;
 failed:
     qg_history_close(h);
+    free(buf);
     return cli_store_fail(c, rc);
 }
 

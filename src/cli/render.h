@@ -38,8 +38,10 @@ void render_outbox_entry(FILE *f, const qg_outbox_entry *e, int dead);
  * newline. */
 void render_held(FILE *f, const qg_held *h, int64_t now_us, int64_t expires_us);
 /* One line of `export`: an NDJSON object, or with csv a CSV row in the
- * order of its header line.  With the newline. */
-void render_export_row(FILE *f, const qg_ticket *t, const qg_record *r,
-                       int csv);
+ * order of its header line, with its newline, written to buf (at least
+ * RENDER_EXPORT_MAX bytes; not NUL-terminated).  Returns its length. */
+#define RENDER_EXPORT_MAX 1024
+size_t render_export_line(char *buf, const qg_ticket *t, const qg_record *r,
+                          int csv);
 
 #endif /* QG_RENDER_H */
