@@ -999,10 +999,14 @@ QG_EXTERN int qg_history_next(qg_history *h, qg_record *rec);
 /**
  * Gives the ticket a single ticket's cursor reads, as it stands in the
  * cursor's snapshot: its state and counts agree with the records the
- * cursor returns, whatever was written since it was opened.
- * @param[in] h the cursor, over one ticket.
+ * cursor returns, whatever was written since it was opened.  For a
+ * cursor over every ticket: the ticket of the record qg_history_next()
+ * returned last, in the same snapshot (an export needs each record's
+ * ticket, and this reads it in the cursor's transaction, once a ticket).
+ * @param[in] h the cursor.
  * @param[out] out the ticket; written only when 0 is returned.
- * @return 0, #QG_EINVAL (NULL h or out, or a cursor over every ticket).
+ * @return 0, #QG_EINVAL (NULL h or out, or a cursor over every ticket
+ * that has returned no record yet), #QG_ESTORE.
  */
 QG_EXTERN int qg_history_ticket(qg_history *h, qg_ticket *out);
 /**

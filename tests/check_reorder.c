@@ -373,11 +373,44 @@ START_TEST(test_reorder_history_orders)
     ck_assert_uint_eq(i, 3);
     qg_history_close(h);
 
-    /* the whole-store cursor too, with the second ticket after it */
+    /* the whole-store cursor too, with the second ticket after it; each
+     * record's ticket is the one the store holds, in both orders (the
+     * export reads them so) */
     ck_assert_int_eq(qg_history_open(st, 0, &h), 0);
-    for (i = 0; qg_history_next(h, &r) == 0; i++)
+    for (i = 0; qg_history_next(h, &r) == 0; i++) {
+        qg_ticket want;
+
         ck_assert_uint_eq(r.seq, i < 3 ? by_event[i] : 1);
+        ck_assert_int_eq(qg_history_ticket(h, &t), 0);
+        ck_assert_int_eq(
+            qg_store_ticket(st, QG_ID_TICKET, (int64_t)r.ticket, &want), 0);
+        ck_assert_uint_eq(t.id, r.ticket);
+        ck_assert_int_eq(t.state, want.state);
+        ck_assert_uint_eq(t.records, want.records);
+        ck_assert_int_eq(t.live_queue_id, want.live_queue_id);
+    }
     ck_assert_uint_eq(i, 4);
+    qg_history_close(h);
+    ck_assert_int_eq(qg_history_open_order(st, 0, QG_ARRIVAL_ORDER, &h), 0);
+    for (i = 0; qg_history_next(h, &r) == 0; i++) {
+        ck_assert_int_eq(qg_history_ticket(h, &t), 0);
+        ck_assert_uint_eq(t.id, r.ticket);
+        ck_assert_uint_eq(t.records, i < 3 ? 3 : 1);
+    }
+    ck_assert_uint_eq(i, 4);
+    qg_history_close(h);
+
+    /* and as the cursor's snapshot has it, whatever is written since */
+    ck_assert_int_eq(qg_history_open(st, 0, &h), 0);
+    ck_assert_int_eq(qg_history_next(h, &r), 0);
+    for (i = 1; qg_history_next(h, &r) == 0 && r.ticket == 1; i++)
+        ;
+    ck_assert_uint_eq(i, 3);
+    ck_assert_uint_eq(r.ticket, 2);
+    apply_at(W2, NULL, 0);
+    ck_assert_int_eq(qg_history_ticket(h, &t), 0);
+    ck_assert_uint_eq(t.id, 2);
+    ck_assert_uint_eq(t.records, 1);
     qg_history_close(h);
     assert_verified(1);
 }

@@ -88,6 +88,23 @@ START_TEST(test_source_same_ids_two_tickets)
         ck_assert_str_eq(t.source, t.id == ta.id ? "a" : "b");
     qg_tickets_close(it);
     ck_assert_int_eq(n, 2);
+    /* a cursor over every record names each record's ticket's source,
+     * in both orders (the export reads tickets so) */
+    for (i = 0; i < 2; i++) {
+        qg_history *h;
+        qg_record r;
+
+        ck_assert_int_eq(qg_history_open_order(
+                             st, 0, i ? QG_ARRIVAL_ORDER : QG_EVENT_ORDER, &h),
+                         0);
+        for (n = 0; qg_history_next(h, &r) == 0; n++) {
+            ck_assert_int_eq(qg_history_ticket(h, &t), 0);
+            ck_assert_uint_eq(t.id, r.ticket);
+            ck_assert_str_eq(t.source, r.ticket == ta.id ? "a" : "b");
+        }
+        qg_history_close(h);
+        ck_assert_int_eq(n, 18);
+    }
 }
 END_TEST
 

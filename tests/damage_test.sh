@@ -142,15 +142,17 @@ read -r passes failures <"$T/tally"
 # past the page: past the file's end, a SIGBUS, when the page is among the
 # file's last (where it lies depends on the store's layout: the hash
 # chain's pages moved the tickets' there), else a page not what LMDB
-# expected.  Either way the store and the fault are named.
+# expected, or one of LMDB's own assertions (the export walks the ticket
+# rows with a second cursor, whose sibling step checks the page kind).
+# Whichever, the store and the fault are named.
 # command   kind of damage     what LMDB ran into
 midrun='
 export      half               SIGBUS while reading it
 export      last-leaf-zeroed   LMDB.s check failed: .*IS_LEAF
-export      random-in-pages    \(LMDB found a page that is not what it expected\|SIGBUS while reading it\)
+export      random-in-pages    \(LMDB found a page that is not what it expected\|SIGBUS while reading it\|LMDB.s check failed: \)
 apply       half               SIGBUS while reading it
 serve       half               SIGBUS while reading it
-serve       random-in-pages    \(LMDB found a page that is not what it expected\|SIGBUS while reading it\)
+serve       random-in-pages    \(LMDB found a page that is not what it expected\|SIGBUS while reading it\|LMDB.s check failed: \)
 '
 
 # The gate on $DB, damaged once it listens, then three deliveries.

@@ -800,7 +800,15 @@ resolve_when(cli *c, const char *opt, const char *arg, int64_t *ms)
 void
 cli_progress(const char *what, unsigned long n, int done)
 {
-    if (!isatty(STDERR_FILENO) || (!done && n % 1000 != 0))
+    /* Asked once: the export calls this for each of millions of records,
+     * and isatty() is a system call. */
+    static int tty = -1;
+
+    if (!done && n % 1000 != 0)
+        return;
+    if (tty < 0)
+        tty = isatty(STDERR_FILENO);
+    if (!tty)
         return;
     fprintf(stderr, "\r%s: %lu%s", what, n, done ? "\n" : "");
     fflush(stderr);

@@ -202,6 +202,10 @@ load_hashes(qg_store *st, const qg_ticket *t, char (**hex)[65], uint32_t *n)
     return rc;
 }
 
+/* Lines are made in a buffer of this size and written a buffer at a
+ * time: an export is millions of lines. */
+#define EXPORT_BUFFER ((size_t)256 << 10)
+
 static int
 run(cli *c, qg_store *st, int argc, char **argv)
 {
@@ -211,37 +215,50 @@ run(cli *c, qg_store *st, int argc, char **argv)
     qg_history *h = NULL;
     qg_ticket t = {0};
     qg_record r;
+    char *buf;
+    size_t used = 0;
     int rc;
 
     (void)argc;
     (void)argv;
     if (fmt >= FORMAT_FHIR)
         return run_fhir(c, st);
+    if ((buf = malloc(EXPORT_BUFFER)) == NULL)
+        return cli_fail("out of memory");
     if ((rc = qg_history_open(st, 0, &h)))
         goto failed;
     if (csv)
         printf("ticket,live_queue_id,appointment_id,seq,timestamp,received,"
                "event,from,to,service_id,staff_id,machine,digest,chain_hash\n");
     while ((rc = qg_history_next(h, &r)) == 0) {
-        if (r.ticket != t.id &&
-            ((rc = qg_store_ticket(st, QG_ID_TICKET, (int64_t)r.ticket, &t)) ||
-             (rc = load_hashes(st, &t, &hashes, &nhashes))))
+        /* The ticket as the cursor's snapshot has it: the same state the
+         * records were read in, and no transaction of its own. */
+        if (r.ticket != t.id && ((rc = qg_history_ticket(h, &t)) ||
+                                 (rc = load_hashes(st, &t, &hashes, &nhashes))))
             goto failed;
         if (r.event_ms < c->since || !cli_in_source(c, t.source))
             continue;
-        render_export_row(stdout, &t, &r, csv,
-                          r.seq <= nhashes ? hashes[r.seq - 1] : "");
+        if (EXPORT_BUFFER - used < RENDER_EXPORT_MAX) {
+            /* A write error is kept by stdio and reported at the end. */
+            fwrite(buf, 1, used, stdout);
+            used = 0;
+        }
+        used += render_export_line(buf + used, &t, &r, csv,
+                                   r.seq <= nhashes ? hashes[r.seq - 1] : "");
         cli_progress("records", ++n, 0);
     }
     if (rc != QG_NOTFOUND)
         goto failed;
+    fwrite(buf, 1, used, stdout);
     cli_progress("records", n, 1);
     qg_history_close(h);
     free(hashes);
+    free(buf);
     return EXIT_OK;
 failed:
     qg_history_close(h);
     free(hashes);
+    free(buf);
     return cli_store_fail(c, rc);
 }
 

@@ -232,48 +232,199 @@ render_outbox_entry(FILE *f, const qg_outbox_entry *e, int dead)
     fputc('}', f);
 }
 
-void
-render_export_row(FILE *f, const qg_ticket *t, const qg_record *r, int csv,
-                  const char *hash)
+/*
+ * The export's own formatting.  An export writes millions of lines, and
+ * fprintf() was most of its time (parsing its format string, locking the
+ * stream, converting each field): these write the same bytes into a
+ * caller's buffer.
+ */
+#define PUT_LIT(p, lit)                                                        \
+    (memcpy((p), (lit), sizeof(lit) - 1), (p) + sizeof(lit) - 1)
+
+/* s, or "(null)" as printf() wrote a name the library does not know. */
+static char *
+put_str(char *p, const char *s)
 {
-    char when[40], recv[40], digest[65];
+    size_t n;
+
+    if (s == NULL)
+        s = "(null)";
+    n = strlen(s);
+
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static char *
+put_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+static char *
+put_i64(char *p, int64_t v)
+{
+    if (v >= 0)
+        return put_u64(p, (uint64_t)v);
+    *p++ = '-';
+    /* -(v + 1) + 1: INT64_MIN's magnitude without overflow. */
+    return put_u64(p, (uint64_t)(-(v + 1)) + 1);
+}
+
+static char *
+put_2(char *p, unsigned v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+    return p + 2;
+}
+
+/* qg_time_format()'s bytes; computed here for the years 0 to 9999 and
+ * offsets under 100 hours (every real timestamp), else asked of it. */
+static char *
+put_time(char *p, int64_t ms, int32_t offset_s)
+{
+    int64_t t, days, z, era, y;
+    unsigned doe, yoe, doy, mp, d, m, secs, off;
+    char buf[40];
+
+    if (offset_s <= -360000 || offset_s >= 360000 || ms < -62135596800000 ||
+        ms > 253402300799000)
+        return put_str(p, qg_time_format(ms, offset_s, buf, sizeof(buf)));
+    /* The same arithmetic as qg_time_format() (src/lib/time.c). */
+    t = ms / 1000 + offset_s;
+    if (ms % 1000 < 0)
+        t--;
+    days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+    secs = (unsigned)(t - days * 86400);
+    z = days + 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = (unsigned)(z - era * 146097);
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    y = (int64_t)yoe + era * 400;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    m = mp < 10 ? mp + 3 : mp - 9;
+    y += m <= 2;
+    if (y < 0 || y > 9999)
+        return put_str(p, qg_time_format(ms, offset_s, buf, sizeof(buf)));
+    p = put_2(p, (unsigned)(y / 100));
+    p = put_2(p, (unsigned)(y % 100));
+    *p++ = '-';
+    p = put_2(p, m);
+    *p++ = '-';
+    p = put_2(p, d);
+    *p++ = 'T';
+    p = put_2(p, secs / 3600);
+    *p++ = ':';
+    p = put_2(p, secs / 60 % 60);
+    *p++ = ':';
+    p = put_2(p, secs % 60);
+    *p++ = offset_s < 0 ? '-' : '+';
+    off = (unsigned)(offset_s < 0 ? -offset_s : offset_s);
+    p = put_2(p, off / 3600);
+    *p++ = ':';
+    return put_2(p, off / 60 % 60);
+}
+
+static char *
+put_digest(char *p, const unsigned char *digest)
+{
+    static const char hex[] = "0123456789abcdef";
     int i;
 
-    for (i = 0; i < 32; i++)
-        snprintf(digest + 2 * i, 3, "%02x", r->digest[i]);
-    qg_time_format(r->event_ms, r->utc_offset_s, when, sizeof(when));
-    qg_time_format(r->received_us / 1000, 0, recv, sizeof(recv));
-    if (csv) {
-        fprintf(f, "%" PRIu64 ",", t->id);
-        if (t->live_queue_id)
-            fprintf(f, "%" PRId64, t->live_queue_id);
-        fputc(',', f);
-        if (t->appointment_id)
-            fprintf(f, "%" PRId64, t->appointment_id);
-        fprintf(
-            f, ",%" PRIu32 ",%s,%s,%s,%s,%s,%" PRId64 ",%" PRId64 ",%s,%s,%s\n",
-            r->seq, when, recv, qg_event_name(r->event), qg_state_name(r->from),
-            qg_state_name(r->to), r->service_id, r->staff_id, r->machine,
-            digest, hash);
-        return;
+    for (i = 0; i < 32; i++) {
+        *p++ = hex[digest[i] >> 4];
+        *p++ = hex[digest[i] & 15];
     }
-    fprintf(f, "{\"ticket\":%" PRIu64, t->id);
-    fprintf(f, ",\"live_queue_id\":");
-    fprintf(f, t->live_queue_id ? "%" PRId64 : "null", t->live_queue_id);
-    fprintf(f, ",\"appointment_id\":");
-    fprintf(f, t->appointment_id ? "%" PRId64 : "null", t->appointment_id);
-    fprintf(
-        f,
-        ",\"seq\":%" PRIu32 ",\"timestamp\":\"%s\",\"received\":\"%s\","
-        "\"event\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"service_id\":%" PRId64
-        ",\"staff_id\":%" PRId64 ",\"machine\":\"%s\","
-        "\"digest\":\"%s\",\"purged\":%s",
-        r->seq, when, recv, qg_event_name(r->event), qg_state_name(r->from),
-        qg_state_name(r->to), r->service_id, r->staff_id, r->machine, digest,
-        r->body == NULL ? "true" : "false");
-    fprintf(f,
-            hash[0] ? ",\"chain_hash\":\"%s\"}\n" : ",\"chain_hash\":null}\n",
-            hash);
+    return p;
+}
+
+size_t
+render_export_line(char *buf, const qg_ticket *t, const qg_record *r, int csv,
+                   const char *hash)
+{
+    char *p = buf;
+
+    if (csv) {
+        p = put_u64(p, t->id);
+        *p++ = ',';
+        if (t->live_queue_id)
+            p = put_i64(p, t->live_queue_id);
+        *p++ = ',';
+        if (t->appointment_id)
+            p = put_i64(p, t->appointment_id);
+        *p++ = ',';
+        p = put_u64(p, r->seq);
+        *p++ = ',';
+        p = put_time(p, r->event_ms, r->utc_offset_s);
+        *p++ = ',';
+        p = put_time(p, r->received_us / 1000, 0);
+        *p++ = ',';
+        p = put_str(p, qg_event_name(r->event));
+        *p++ = ',';
+        p = put_str(p, qg_state_name(r->from));
+        *p++ = ',';
+        p = put_str(p, qg_state_name(r->to));
+        *p++ = ',';
+        p = put_i64(p, r->service_id);
+        *p++ = ',';
+        p = put_i64(p, r->staff_id);
+        *p++ = ',';
+        p = put_str(p, r->machine);
+        *p++ = ',';
+        p = put_digest(p, r->digest);
+        *p++ = ',';
+        p = put_str(p, hash);
+        *p++ = '\n';
+        return (size_t)(p - buf);
+    }
+    p = PUT_LIT(p, "{\"ticket\":");
+    p = put_u64(p, t->id);
+    p = PUT_LIT(p, ",\"live_queue_id\":");
+    p = t->live_queue_id ? put_i64(p, t->live_queue_id) : PUT_LIT(p, "null");
+    p = PUT_LIT(p, ",\"appointment_id\":");
+    p = t->appointment_id ? put_i64(p, t->appointment_id) : PUT_LIT(p, "null");
+    p = PUT_LIT(p, ",\"seq\":");
+    p = put_u64(p, r->seq);
+    p = PUT_LIT(p, ",\"timestamp\":\"");
+    p = put_time(p, r->event_ms, r->utc_offset_s);
+    p = PUT_LIT(p, "\",\"received\":\"");
+    p = put_time(p, r->received_us / 1000, 0);
+    p = PUT_LIT(p, "\",\"event\":\"");
+    p = put_str(p, qg_event_name(r->event));
+    p = PUT_LIT(p, "\",\"from\":\"");
+    p = put_str(p, qg_state_name(r->from));
+    p = PUT_LIT(p, "\",\"to\":\"");
+    p = put_str(p, qg_state_name(r->to));
+    p = PUT_LIT(p, "\",\"service_id\":");
+    p = put_i64(p, r->service_id);
+    p = PUT_LIT(p, ",\"staff_id\":");
+    p = put_i64(p, r->staff_id);
+    p = PUT_LIT(p, ",\"machine\":\"");
+    p = put_str(p, r->machine);
+    p = PUT_LIT(p, "\",\"digest\":\"");
+    p = put_digest(p, r->digest);
+    p = r->body == NULL ? PUT_LIT(p, "\",\"purged\":true")
+                        : PUT_LIT(p, "\",\"purged\":false");
+    if (hash[0]) {
+        p = PUT_LIT(p, ",\"chain_hash\":\"");
+        p = put_str(p, hash);
+        p = PUT_LIT(p, "\"}\n");
+    } else {
+        p = PUT_LIT(p, ",\"chain_hash\":null}\n");
+    }
+    return (size_t)(p - buf);
 }
 
 void

@@ -38,9 +38,11 @@ void render_outbox_entry(FILE *f, const qg_outbox_entry *e, int dead);
  * newline. */
 void render_held(FILE *f, const qg_held *h, int64_t now_us, int64_t expires_us);
 /* One line of `export`: an NDJSON object, or with csv a CSV row in the
- * order of its header line; hash is the step's chain hash in hex, or ""
- * (null) where it has none.  With the newline. */
-void render_export_row(FILE *f, const qg_ticket *t, const qg_record *r, int csv,
-                       const char *hash);
+ * order of its header line, with its newline, written to buf (at least
+ * RENDER_EXPORT_MAX bytes; not NUL-terminated); hash is the step's chain
+ * hash in hex, or "" (null) where it has none.  Returns its length. */
+#define RENDER_EXPORT_MAX 1024
+size_t render_export_line(char *buf, const qg_ticket *t, const qg_record *r,
+                          int csv, const char *hash);
 
 #endif /* QG_RENDER_H */

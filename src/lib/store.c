@@ -1483,16 +1483,47 @@ struct qg_history {
     unsigned char start[12];
     int all; /* every ticket, not only start's */
     qg_order order;
-    qg_ticket row;   /* a single ticket's cursor: the ticket in its snapshot */
-    uint64_t ticket; /* the ticket of the last record read, 0 before any */
-    qg__path path;   /* the reordered ticket being read, else n = 0 */
-    size_t at;       /* the next step of path to return */
+    qg_ticket row;     /* the ticket in the snapshot: a single ticket's, or
+                        * with all the one of the last record returned once
+                        * row.id == returned */
+    uint64_t ticket;   /* the ticket of the last record read, 0 before any */
+    uint64_t returned; /* the ticket of the last record returned */
+    qg__path path;     /* the reordered ticket being read, else n = 0 */
+    size_t at;         /* the next step of path to return */
+    MDB_cursor *rows;  /* with all: over the tickets, beside the records */
 };
 
 qg__txn *
 qg__history_txn(qg_history *h)
 {
     return &h->r.t;
+}
+
+/*
+ * The row of ticket, for a cursor over every ticket: read with a cursor
+ * of its own that follows the records' tickets.  LMDB's MDB_SET_KEY looks
+ * at the page the cursor is on before descending the tree, and the next
+ * ticket is almost always there: cheaper than an mdb_get() a ticket.
+ */
+static int
+walk_row(qg_history *h, uint64_t ticket, qg__ticket_row *row)
+{
+    unsigned char key[8];
+    MDB_val k = {8, key}, v;
+    int rc;
+
+    if (h->rows == NULL &&
+        (rc = mdb_cursor_open(h->r.t.txn, h->r.t.st->tickets, &h->rows)))
+        return qg__from_mdb(rc);
+    put64(key, ticket);
+    if ((rc = mdb_cursor_get(h->rows, &k, &v, MDB_SET_KEY)))
+        return rc == MDB_NOTFOUND ? QG_ESTORE : qg__from_mdb(rc);
+    if ((rc = decode_ticket(&k, &v, row)))
+        return rc;
+    /* Kept for qg_history_ticket(): the export asks for every ticket. */
+    h->row = row->t;
+    qg__source_name(&h->r.t, row->source, h->row.source);
+    return 0;
 }
 
 /* Switches h to the sorted walk of ticket when its row says reordered. */
@@ -1504,8 +1535,8 @@ sort_ticket(qg_history *h, uint64_t ticket)
 
     h->path.n = 0;
     h->at = 0;
-    if ((rc = qg__get_ticket(&h->r.t, ticket, &row)))
-        return rc == QG_NOTFOUND ? QG_ESTORE : rc;
+    if ((rc = walk_row(h, ticket, &row)))
+        return rc;
     if (!(row.flags & QG__TICKET_REORDERED))
         return 0;
     return qg__load_path(&h->r.t, ticket, &h->path);
@@ -1556,8 +1587,16 @@ qg_history_open_order(qg_store *st, uint64_t ticket, qg_order order,
 int
 qg_history_ticket(qg_history *h, qg_ticket *out)
 {
-    if (h == NULL || out == NULL || h->all)
+    qg__ticket_row row;
+    int rc;
+
+    if (h == NULL || out == NULL || (h->all && h->returned == 0))
         return QG_EINVAL;
+    /* In event order the walk has read the row already; in arrival order
+     * it is read once per ticket, in the cursor's transaction. */
+    if (h->all && h->row.id != h->returned &&
+        (rc = walk_row(h, h->returned, &row)))
+        return rc;
     *out = h->row;
     return 0;
 }
@@ -1566,6 +1605,17 @@ int
 qg_history_open(qg_store *st, uint64_t ticket, qg_history **out)
 {
     return qg_history_open_order(st, ticket, QG_EVENT_ORDER, out);
+}
+
+/* Decodes a record, noting its ticket for qg_history_ticket(). */
+static int
+decode_noted(qg_history *h, const MDB_val *k, const MDB_val *v, qg_record *rec)
+{
+    int rc;
+
+    if ((rc = decode_record(k, v, rec)) == 0)
+        h->returned = rec->ticket;
+    return rc;
 }
 
 /* The next step of the sorted walk of h->ticket. */
@@ -1580,7 +1630,7 @@ next_sorted(qg_history *h, qg_record *rec)
     put32(key + 8, h->path.steps[h->at++].seq);
     if ((rc = mdb_get(h->r.t.txn, h->r.t.st->history, &k, &v)))
         return rc == MDB_NOTFOUND ? QG_ESTORE : qg__from_mdb(rc);
-    return decode_record(&k, &v, rec);
+    return decode_noted(h, &k, &v, rec);
 }
 
 int
@@ -1616,7 +1666,7 @@ qg_history_next(qg_history *h, qg_record *rec)
             if (h->path.n > 0)
                 continue;
         }
-        return decode_record(&k, &v, rec);
+        return decode_noted(h, &k, &v, rec);
     }
 }
 
@@ -1643,6 +1693,8 @@ qg_history_close(qg_history *h)
 {
     if (h == NULL)
         return;
+    if (h->rows)
+        mdb_cursor_close(h->rows);
     qg__range_close(&h->r);
     qg__path_free(&h->path);
     free(h);

@@ -14,6 +14,8 @@
 #   4. audit queries over a store of 1,000,000 tickets (bench_audit and
 #      the qgate CLI);
 #   5. peak memory of the gate under load and of the CLI over that store;
+#   6. where the bytes of a store of 1 KB deliveries go (bench_audit space),
+#      and the same records packed (bench_audit repack);
 # then writes a Markdown results table to stdout and, if given, to
 # RESULTS.md.  Progress goes to stderr.  Build first, in Release:
 #   cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release &&
@@ -71,7 +73,7 @@ cleanup() {
         wait "$SERVER_PID" 2>/dev/null || true
     fi
     [ "${BENCH_KEEP:-0}" = 1 ] ||
-        rm -rf "$W/stores" "$W/audit" "$W/day.ndjson" "$W"/gate-*.log
+        rm -rf "$W/stores" "$W/audit" "$W/size" "$W/day.ndjson" "$W"/gate-*.log
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -327,8 +329,26 @@ cli history -n 21 -- "$Q" history --db "$W/audit/db" "$probe"
 cli show -n 21 -- "$Q" show --db "$W/audit/db" "$probe"
 cli start -n 21 -- "$Q" --help
 cli stats -n 3 -- "$Q" stats --db "$W/audit/db"
-cli export -n 1 -- "$Q" export --db "$W/audit/db"
+cli export -n 3 -- "$Q" export --db "$W/audit/db"
 store_kb=$(du -k "$W/audit/db/data.mdb" | cut -f1)
+logged "$BB/bench_audit" space --db "$W/audit/db" >"$W/space-audit.md"
+
+# ----- 6. store size -----------------------------------------------------
+# The day's 1 KB deliveries, applied as bench_engine's nosync group run
+# does (with the outbox an HIS would drain), then where the bytes go; and
+# the same records copied in key order with MDB_APPEND (full leaves): the
+# size this layout reaches when its pages are packed.
+say "bench: 6. store size, 1 KB deliveries"
+note "$BB/bench_audit build --outbox --db WORK/size/db < WORK/day.ndjson"
+mkdir -p "$W/size"
+"$BB/bench_audit" build --outbox --db "$W/size/db" <"$W/day.ndjson" \
+    >"$W/size-build.txt"
+logged "$BB/bench_audit" space --db "$W/size/db" --per "$day_deliveries" \
+    >"$W/space-kb.md"
+logged "$BB/bench_audit" repack --db "$W/size/db" --to "$W/size/packed"
+logged "$BB/bench_audit" space --db "$W/size/packed" --per "$day_deliveries" \
+    >"$W/space-kb-packed.md"
+rm -rf "$W/size"
 
 # ----- the report --------------------------------------------------------
 load_end=$(loadavg)
@@ -448,8 +468,8 @@ out "| show one ticket, in process: qg_store_ticket | $(kv "$q" show_p50_us) us 
 out "| \`qgate history $probe\`, whole process, 21 runs | $(kv "$W/cli-history.txt" median_ms) ms | | | $(kv "$W/cli-history.txt" max_ms) ms | $(calc '%.1f' 'a/1024' "$(kv "$W/cli-history.txt" maxrss_kb)") MiB | $(calc '%.1f' 'a/1024' "$(kv "$W/cli-history.txt" anon_kb)") MiB |"
 out "| \`qgate show $probe\`, whole process, 21 runs | $(kv "$W/cli-show.txt" median_ms) ms | | | $(kv "$W/cli-show.txt" max_ms) ms | $(calc '%.1f' 'a/1024' "$(kv "$W/cli-show.txt" maxrss_kb)") MiB | $(calc '%.1f' 'a/1024' "$(kv "$W/cli-show.txt" anon_kb)") MiB |"
 out "| \`qgate --help\`: starting the process alone, 21 runs | $(kv "$W/cli-start.txt" median_ms) ms | | | $(kv "$W/cli-start.txt" max_ms) ms | $(calc '%.1f' 'a/1024' "$(kv "$W/cli-start.txt" maxrss_kb)") MiB | $(calc '%.1f' 'a/1024' "$(kv "$W/cli-start.txt" anon_kb)") MiB |"
-out "| \`qgate stats\` over $records records, 3 runs | $(calc '%.2f' 'a/1000' "$(kv "$W/cli-stats.txt" median_ms)") s ($(calc '%.2f' 'a/1000/(b/1000000)' "$(kv "$W/cli-stats.txt" median_ms)" "$records") s a million) | | | $(calc '%.2f' 'a/1000' "$(kv "$W/cli-stats.txt" max_ms)") s | $(calc '%.0f' 'a/1024' "$(kv "$W/cli-stats.txt" maxrss_kb)") MiB | $(calc '%.1f' 'a/1024' "$(kv "$W/cli-stats.txt" anon_kb)") MiB |"
-out "| \`qgate export >/dev/null\` over $records records, 1 run | $(calc '%.2f' 'a/1000' "$(kv "$W/cli-export.txt" median_ms)") s ($(calc '%.2f' 'a/1000/(b/1000000)' "$(kv "$W/cli-export.txt" median_ms)" "$records") s a million) | | | | $(calc '%.0f' 'a/1024' "$(kv "$W/cli-export.txt" maxrss_kb)") MiB | $(calc '%.1f' 'a/1024' "$(kv "$W/cli-export.txt" anon_kb)") MiB |"
+out "| \`qgate stats\` over $records records, 3 runs | $(calc '%.2f' 'a/1000' "$(kv "$W/cli-stats.txt" median_ms)") s ($(calc '%.2f' 'b/(a/1000)/1000000' "$(kv "$W/cli-stats.txt" median_ms)" "$records") M records/s; CPU $(calc '%.2f' '(a+b)/1000' "$(kv "$W/cli-stats.txt" user_ms)" "$(kv "$W/cli-stats.txt" sys_ms)") s, $(calc '%.2f' 'c/((a+b)/1000)/1000000' "$(kv "$W/cli-stats.txt" user_ms)" "$(kv "$W/cli-stats.txt" sys_ms)" "$records") M records per CPU second) | | | $(calc '%.2f' 'a/1000' "$(kv "$W/cli-stats.txt" max_ms)") s | $(calc '%.0f' 'a/1024' "$(kv "$W/cli-stats.txt" maxrss_kb)") MiB | $(calc '%.1f' 'a/1024' "$(kv "$W/cli-stats.txt" anon_kb)") MiB |"
+out "| \`qgate export >/dev/null\` (NDJSON) over $records records, 3 runs | $(calc '%.2f' 'a/1000' "$(kv "$W/cli-export.txt" median_ms)") s ($(calc '%.2f' 'b/(a/1000)/1000000' "$(kv "$W/cli-export.txt" median_ms)" "$records") M records/s; CPU $(calc '%.2f' '(a+b)/1000' "$(kv "$W/cli-export.txt" user_ms)" "$(kv "$W/cli-export.txt" sys_ms)") s, $(calc '%.2f' 'c/((a+b)/1000)/1000000' "$(kv "$W/cli-export.txt" user_ms)" "$(kv "$W/cli-export.txt" sys_ms)" "$records") M records per CPU second) | | | $(calc '%.2f' 'a/1000' "$(kv "$W/cli-export.txt" max_ms)") s | $(calc '%.0f' 'a/1024' "$(kv "$W/cli-export.txt" maxrss_kb)") MiB | $(calc '%.1f' 'a/1024' "$(kv "$W/cli-export.txt" anon_kb)") MiB |"
 out "| \`qgate serve --durability nosync\` under saturation (section 3) | | | | | $(calc '%.0f' 'a/1024' "$(kv "$W/http-gate-nosync-mem.txt" hwm_kb)") MiB (VmHWM) | $(calc '%.1f' 'a/1024' "$(kv "$W/http-gate-nosync-mem.txt" anon_kb)") MiB (now) |"
 out "| \`qgate serve --durability group\` under saturation (section 3) | | | | | $(calc '%.0f' 'a/1024' "$(kv "$W/http-gate-group-mem.txt" hwm_kb)") MiB (VmHWM) | $(calc '%.1f' 'a/1024' "$(kv "$W/http-gate-group-mem.txt" anon_kb)") MiB (now) |"
 out ""
@@ -464,6 +484,20 @@ g64=$(e engine_group64_per_s)
 g256=$(e engine_group256_per_s)
 best_group=$(calc '%d' '(a > b) ? ((a > c) ? a : c) : ((b > c) ? b : c)' "$g16" "$g64" "$g256")
 h50=$(kv "$q" history_p50_us)
+out "Where the bytes of that store go (\`bench_audit space\`: mdb_stat of each database, and a walk of its entries for the bytes its nodes take), per history record:"
+out ""
+cat "$W/space-audit.md" >>"$REPORT"
+out ""
+out "### 6. Store size, 1 KB deliveries"
+out ""
+out "The day of section 1 ($day_deliveries deliveries of about 1 KB; $(kv "$W/size-build.txt" accepted) accepted) applied with \`bench_audit build --outbox\` (256 a commit, QG_NOSYNC, the outbox kept as when forwarding to an HIS, none taking the entries away); bytes per delivery:"
+out ""
+cat "$W/space-kb.md" >>"$REPORT"
+out ""
+out "The same records copied in key order with MDB_APPEND (\`bench_audit repack\`), every leaf full: what this layout takes when packed."
+out ""
+cat "$W/space-kb-packed.md" >>"$REPORT"
+out ""
 out "### Targets"
 out ""
 out "| target | measured | |"
@@ -472,6 +506,13 @@ out "| engine without sync: at least 100,000 deliveries/s on one core | $n1/s co
 out "| group commit: at least 5x commit per delivery (sync, same disk) | $(calc '%.1f' 'a/b' "$g16" "$s1")x with 16, $(calc '%.1f' 'a/b' "$g64" "$s1")x with 64, $(calc '%.1f' 'a/b' "$g256" "$s1")x with 256, over $s1/s | $(met "$(calc '%f' 'a/b' "$best_group" "$s1")" '>=' 5) |"
 out "| gate over HTTP, nosync: at least 50% of bare libmicrohttpd's throughput | $(calc '%.0f' 'a/b*100' "$g_rps" "$b_rps")% ($g_rps vs $b_rps req/s) | $(met "$(calc '%f' 'a/b' "$g_rps" "$b_rps")" '>=' 0.5) |"
 out "| gate over HTTP, nosync: p99 at $RATE req/s within 1 ms of bare's | $g_p99 us vs $b_p99 us ($(calc '%+d' 'a-b' "$g_p99" "$b_p99") us) | $(met "$(calc '%d' 'a-b' "$g_p99" "$b_p99")" '<=' 1000) |"
+st_rps=$(calc '%.2f' 'b/(a/1000)/1000000' "$(kv "$W/cli-stats.txt" median_ms)" "$records")
+ex_rps=$(calc '%.2f' 'b/(a/1000)/1000000' "$(kv "$W/cli-export.txt" median_ms)" "$records")
+kb_total=$(sed -n 's/^| \*\*data.mdb\*\* .*| \*\*\([0-9]*\)\*\* |$/\1/p' "$W/space-kb.md")
+kb_outbox=$(awk -F'|' '$2 == " outbox " { gsub(/ /, "", $9); print $9 }' "$W/space-kb.md")
+out "| \`qgate export\` (NDJSON, to /dev/null): at least 3 M records/s | $ex_rps M records/s ($(calc '%.2f' 'a/3' "$ex_rps") of the target), peak anonymous RSS $(calc '%.1f' 'a/1024' "$(kv "$W/cli-export.txt" anon_kb)") MiB | $(met "$ex_rps" '>=' 3) |"
+out "| \`qgate stats\`: at least 5 M records/s | $st_rps M records/s ($(calc '%.2f' 'a/5' "$st_rps") of the target), peak anonymous RSS $(calc '%.1f' 'a/1024' "$(kv "$W/cli-stats.txt" anon_kb)") MiB | $(met "$st_rps" '>=' 5) |"
+out "| store size: at most 1.5 KB (1536 bytes) per 1 KB delivery | $kb_total bytes, of which the undrained outbox $kb_outbox; packed: $(sed -n 's/^| \*\*data.mdb\*\* .*| \*\*\([0-9]*\)\*\* |$/\1/p' "$W/space-kb-packed.md") | $(met "$kb_total" '<=' 1536) |"
 out "| history of one ticket among $AUDIT_TICKETS: under 1 ms (in process, median) | $h50 us (p99 $(kv "$q" history_p99_us) us); whole CLI process $(kv "$W/cli-history.txt" median_ms) ms | $(met "$h50" '<' 1000) |"
 out ""
 out "### Commands"
