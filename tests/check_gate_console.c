@@ -25,6 +25,11 @@ expect_console_headers(const answer *a, const char *what)
     head_value(a, "X-Content-Type-Options", v, sizeof(v));
     ck_assert_msg(same(v, "nosniff"), "%s: X-Content-Type-Options \"%s\"", what,
                   v);
+    head_value(a, "X-Frame-Options", v, sizeof(v));
+    ck_assert_msg(same(v, "DENY"), "%s: X-Frame-Options \"%s\"", what, v);
+    head_value(a, "Referrer-Policy", v, sizeof(v));
+    ck_assert_msg(same(v, "no-referrer"), "%s: Referrer-Policy \"%s\"", what,
+                  v);
 }
 
 /* Each file under /console/ is the repository's, byte for byte, with its
