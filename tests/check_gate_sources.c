@@ -298,6 +298,12 @@ START_TEST(test_sources_config_refused)
          "\"path\": \"/metrics\"}]}",
          "not the gate's own"},
         {"{\"sources\": [{\"name\": \"a\", \"secret_file\": \"a.secret\", "
+         "\"path\": \"/console/a\"}]}",
+         "not the gate's own"},
+        {"{\"sources\": [{\"name\": \"a\", \"secret_file\": \"a.secret\", "
+         "\"path\": \"/overview\"}]}",
+         "not the gate's own"},
+        {"{\"sources\": [{\"name\": \"a\", \"secret_file\": \"a.secret\", "
          "\"upstream\": \"http://127.0.0.1:9/his\"}]}",
          "source \"default\" has no upstream"},
         {"{\"sources\": [{\"name\": \"a\", \"secret_file\": \"nowhere\"}]}",

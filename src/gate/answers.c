@@ -8,8 +8,10 @@
  * Meanwhile the connection is suspended, so no HTTP thread waits on the
  * disk.
  *
- * Routes: POST <path> (the webhook), GET /tickets/{id} and
- * /tickets/{id}/history (the read API), GET /healthz, /readyz, /metrics.
+ * Routes: POST <path> (the webhook), GET /tickets/{id},
+ * /tickets/{id}/history, /tickets/{id}/steps, /overview and /machine (the
+ * read API), GET /console/... (the console's files, console.c), GET
+ * /healthz, /readyz, /metrics.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -21,6 +23,7 @@
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 
+#include "console.h"
 #include "serve.h"
 
 typedef struct request {
@@ -35,6 +38,7 @@ typedef struct request {
     int too_large;
     int webhook;      /* the request is for a source's webhook path */
     int source;       /* which (serve.h's index), when webhook */
+    int console;      /* for the console: its headers (console_headers()) */
     long retry_after; /* seconds, sent with a 429 */
     /* READING the body; PREPARED: read and prepared, not yet queued (see
      * webhook_data); QUEUED for the committer, suspended; DONE: committed */
@@ -77,6 +81,8 @@ answer(request *r, int status, char *body, size_t len, const char *type)
     }
     MHD_add_response_header(resp, "Content-Type", type);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
+    if (r->console)
+        console_headers(resp);
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
         MHD_add_response_header(resp, "Allow", r->webhook ? "POST" : "GET");
     if (r->retry_after > 0) {
@@ -436,18 +442,20 @@ tickets(request *r, const char *rest)
     char id[64], *buf = NULL, msg[128];
     size_t len = 0, n;
     const char *slash = strchr(rest, '/');
-    int want_history = 0, rc;
+    int want_history = 0, want_steps = 0, rc;
     qg_ticket t;
     FILE *f;
 
+    r->console = slash && strcmp(slash, "/steps") == 0;
     if (!authorised(r))
         return answer_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
                             "a bearer token is required");
     if (slash) {
-        if (strcmp(slash, "/history") != 0)
+        want_history = strcmp(slash, "/history") == 0;
+        want_steps = strcmp(slash, "/steps") == 0;
+        if (!want_history && !want_steps)
             return answer_error(r, MHD_HTTP_NOT_FOUND, "not_found",
                                 "no such resource");
-        want_history = 1;
     }
     /* The path arrives undecoded (no_unescape() in serve.c): "%2F",
      * "%00" or "%20" stay as sent.  The id is refused (400 bad_ticket)
@@ -471,6 +479,8 @@ tickets(request *r, const char *rest)
         return MHD_NO;
     if (rc == 0 && want_history) {
         rc = render_history(f, r->g->st, t.id);
+    } else if (rc == 0 && want_steps) {
+        rc = console_steps(f, r->g->st, t.id);
     } else if (rc == 0) {
         render_ticket(f, &t);
         fputc('\n', f);
@@ -540,6 +550,46 @@ readyz(request *r)
                   len, "application/json");
 }
 
+/* The console's files, open to all (they hold code, no data), and the
+ * JSON it reads, behind the token as the rest of the read API. */
+static enum MHD_Result
+console(request *r, const char *url)
+{
+    const console_asset *a;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f;
+    int rc = 0;
+
+    r->console = 1;
+    if (strncmp(url, "/console/", 9) == 0) {
+        if ((a = console_find(url + 9)) == NULL)
+            return answer_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+                                "no such file in the console");
+        if ((buf = malloc(a->len)) == NULL)
+            return MHD_NO;
+        memcpy(buf, a->data, a->len);
+        return answer(r, MHD_HTTP_OK, buf, a->len, a->type);
+    }
+    if (!authorised(r))
+        return answer_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                            "a bearer token is required");
+    if ((f = open_memstream(&buf, &len)) == NULL)
+        return MHD_NO;
+    if (strcmp(url, "/machine") == 0)
+        console_machine(f);
+    else
+        rc = console_overview(f, r->g);
+    fclose(f);
+    if (rc) {
+        free(buf);
+        store_failed(r->g, rc);
+        return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                            "store_unavailable", qg_strerror(rc));
+    }
+    return answer(r, MHD_HTTP_OK, buf, len, "application/json");
+}
+
 static enum MHD_Result
 get(request *r, const char *url)
 {
@@ -562,6 +612,9 @@ get(request *r, const char *url)
     }
     if (strncmp(url, "/tickets/", 9) == 0 && url[9] != '\0')
         return tickets(r, url + 9);
+    if (strncmp(url, "/console/", 9) == 0 || strcmp(url, "/overview") == 0 ||
+        strcmp(url, "/machine") == 0)
+        return console(r, url);
     return answer_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such resource");
 }
 
@@ -635,7 +688,9 @@ answers_handle(void *cls, struct MHD_Connection *conn, const char *url,
             strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
             return get(r, url);
         if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 ||
-            strcmp(url, "/metrics") == 0 || strncmp(url, "/tickets/", 9) == 0)
+            strcmp(url, "/metrics") == 0 || strncmp(url, "/tickets/", 9) == 0 ||
+            strncmp(url, "/console/", 9) == 0 ||
+            strcmp(url, "/overview") == 0 || strcmp(url, "/machine") == 0)
             return answer_error(r, MHD_HTTP_METHOD_NOT_ALLOWED,
                                 "method_not_allowed",
                                 "this resource is read with GET");

@@ -272,7 +272,9 @@ static int
 is_reserved_path(const char *p)
 {
     return strcmp(p, "/healthz") == 0 || strcmp(p, "/readyz") == 0 ||
-           strcmp(p, "/metrics") == 0 || strncmp(p, "/tickets/", 9) == 0;
+           strcmp(p, "/metrics") == 0 || strncmp(p, "/tickets/", 9) == 0 ||
+           strcmp(p, "/overview") == 0 || strcmp(p, "/machine") == 0 ||
+           strcmp(p, "/console") == 0 || strncmp(p, "/console/", 9) == 0;
 }
 
 /* A string value of a source's key, or NULL when absent; -1 (said) when
