@@ -14,9 +14,11 @@ const { open } = require('lmdb');
 
 const [port, dir, secretFile, durability] = process.argv.slice(2);
 const secret = fs.readFileSync(secretFile, 'utf8').trim();
-// sync: each batch of writes is flushed before its promises resolve, as
-// qgate's group commit; nosync: committed, flushed when the OS likes.
-const db = open({ path: dir, noSync: durability === 'nosync' });
+// sync: an answer waits for its batch's flush, as qgate's group commit
+// does (lmdb's write promises resolve at the commit; db.flushed, once
+// it is on disk); nosync: committed, flushed when the OS likes.
+const sync = durability !== 'nosync';
+const db = open({ path: dir, noSync: !sync });
 const tickets = db.openDB('tickets');  // live-queue or appointment id -> ticket
 const digests = db.openDB('digests');  // payload SHA-256 -> 1
 const history = db.openDB('history');  // [ticket id, seq] -> step
@@ -146,6 +148,7 @@ http.createServer((req, res) => {
       return answer(res, 401, { verdict: 'unauthenticated' });
     const digest = crypto.createHash('sha256').update(payload).digest('hex');
     db.transaction(() => decide(body.payload, raw, digest))
+      .then(async (r) => { if (sync) await db.flushed; return r; })
       .then(([status, verdict]) => answer(res, status, verdict))
       .catch((e) => answer(res, 503, { verdict: 'error', detail: String(e) }));
   });
