@@ -33,22 +33,6 @@ teardown(void)
     tu_store_remove();
 }
 
-static json_object *
-get(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-
-    ck_assert_msg(json_object_object_get_ex(o, key, &v), "no \"%s\" in %s", key,
-                  json_object_to_json_string(o));
-    return v;
-}
-
-static const char *
-gets(json_object *o, const char *key)
-{
-    return json_object_get_string(get(o, key));
-}
-
 /* The resources of ticket as of step upto, line by line (NDJSON). */
 static size_t
 resources(uint64_t ticket, uint32_t upto, json_object **out, size_t cap)
@@ -131,16 +115,16 @@ START_TEST(test_fhir_statuses_step_by_step)
     for (k = 0; k < COUNT(v->files) && v->files[k]; k++) {
         n = resources(ticket, (uint32_t)k + 1, res, COUNT(res));
         ck_assert_uint_eq(n, v->appointment[0] ? 2 : 1);
-        ck_assert_str_eq(gets(res[0], "resourceType"), "Encounter");
-        ck_assert_msg(strcmp(gets(res[0], "status"), v->encounter[k]) == 0,
+        ck_assert_str_eq(tu_gets(res[0], "resourceType"), "Encounter");
+        ck_assert_msg(strcmp(tu_gets(res[0], "status"), v->encounter[k]) == 0,
                       "%s step %zu: Encounter %s, want %s", v->dir, k + 1,
-                      gets(res[0], "status"), v->encounter[k]);
+                      tu_gets(res[0], "status"), v->encounter[k]);
         if (n == 2) {
-            ck_assert_str_eq(gets(res[1], "resourceType"), "Appointment");
-            ck_assert_msg(strcmp(gets(res[1], "status"), v->appointment[k]) ==
-                              0,
-                          "%s step %zu: Appointment %s, want %s", v->dir, k + 1,
-                          gets(res[1], "status"), v->appointment[k]);
+            ck_assert_str_eq(tu_gets(res[1], "resourceType"), "Appointment");
+            ck_assert_msg(
+                strcmp(tu_gets(res[1], "status"), v->appointment[k]) == 0,
+                "%s step %zu: Appointment %s, want %s", v->dir, k + 1,
+                tu_gets(res[1], "status"), v->appointment[k]);
         }
         for (i = 0; i < n; i++)
             json_object_put(res[i]);
@@ -148,19 +132,21 @@ START_TEST(test_fhir_statuses_step_by_step)
     /* upto 0 is every step: the last status, its history whole, the
      * periods end to end, only the last open */
     n = resources(ticket, 0, res, COUNT(res));
-    ck_assert_str_eq(gets(res[0], "status"), v->encounter[k - 1]);
+    ck_assert_str_eq(tu_gets(res[0], "status"), v->encounter[k - 1]);
     {
-        json_object *h = get(res[0], "statusHistory");
+        json_object *h = tu_get(res[0], "statusHistory");
         size_t nh = json_object_array_length(h);
 
         ck_assert_uint_eq(nh, v->history);
         for (i = 0; i + 1 < nh; i++)
             ck_assert_str_eq(
-                gets(get(json_object_array_get_idx(h, i), "period"), "end"),
-                gets(get(json_object_array_get_idx(h, i + 1), "period"),
-                     "start"));
+                tu_gets(tu_get(json_object_array_get_idx(h, i), "period"),
+                        "end"),
+                tu_gets(tu_get(json_object_array_get_idx(h, i + 1), "period"),
+                        "start"));
         ck_assert(!json_object_object_get_ex(
-            get(json_object_array_get_idx(h, nh - 1), "period"), "end", NULL));
+            tu_get(json_object_array_get_idx(h, nh - 1), "period"), "end",
+            NULL));
     }
     for (i = 0; i < n; i++)
         json_object_put(res[i]);
@@ -178,25 +164,26 @@ START_TEST(test_fhir_appointment_start_and_link)
     r = tu_apply(eng, st, "visits/appointment/02-reschedule.json");
     ck_assert_int_eq(r.verdict, QG_ACCEPTED);
     ck_assert_uint_eq(resources(r.ticket, 1, res, 2), 2);
-    ck_assert_str_eq(gets(res[1], "start"), "2024-03-05T10:30:00+08:00");
-    ck_assert_str_eq(gets(res[1], "end"), gets(res[1], "start"));
+    ck_assert_str_eq(tu_gets(res[1], "start"), "2024-03-05T10:30:00+08:00");
+    ck_assert_str_eq(tu_gets(res[1], "end"), tu_gets(res[1], "start"));
     json_object_put(res[0]);
     json_object_put(res[1]);
     ck_assert_uint_eq(resources(r.ticket, 0, res, 2), 2);
-    ck_assert_str_eq(gets(res[1], "start"), "2024-03-05T11:00:00+08:00");
-    a = json_object_array_get_idx(get(res[0], "appointment"), 0);
-    ck_assert_str_eq(gets(a, "type"), "Appointment");
-    ck_assert_str_eq(gets(get(a, "identifier"), "system"),
+    ck_assert_str_eq(tu_gets(res[1], "start"), "2024-03-05T11:00:00+08:00");
+    a = json_object_array_get_idx(tu_get(res[0], "appointment"), 0);
+    ck_assert_str_eq(tu_gets(a, "type"), "Appointment");
+    ck_assert_str_eq(tu_gets(tu_get(a, "identifier"), "system"),
                      SYSTEM "/appointment");
-    ck_assert_str_eq(gets(get(a, "identifier"), "value"), "9101");
-    ids = get(res[1], "identifier");
-    ck_assert_str_eq(gets(json_object_array_get_idx(ids, 0), "system"),
+    ck_assert_str_eq(tu_gets(tu_get(a, "identifier"), "value"), "9101");
+    ids = tu_get(res[1], "identifier");
+    ck_assert_str_eq(tu_gets(json_object_array_get_idx(ids, 0), "system"),
                      SYSTEM "/appointment");
     ck_assert_str_eq(
-        gets(get(get(json_object_array_get_idx(get(res[1], "participant"), 0),
-                     "actor"),
-                 "identifier"),
-             "value"),
+        tu_gets(tu_get(tu_get(json_object_array_get_idx(
+                                  tu_get(res[1], "participant"), 0),
+                              "actor"),
+                       "identifier"),
+                "value"),
         "4102");
     json_object_put(res[0]);
     json_object_put(res[1]);
@@ -217,33 +204,35 @@ START_TEST(test_fhir_walk_in_encounter_fields)
         r = tu_apply(eng, st, tu_walk_in[i].file);
     ck_assert_uint_eq(resources(r.ticket, 0, res, 2), 1);
     e = res[0];
-    ids = get(e, "identifier");
+    ids = tu_get(e, "identifier");
     ck_assert_uint_eq(json_object_array_length(ids), 2);
-    ck_assert_str_eq(gets(json_object_array_get_idx(ids, 0), "system"),
+    ck_assert_str_eq(tu_gets(json_object_array_get_idx(ids, 0), "system"),
                      SYSTEM "/ticket");
-    ck_assert_str_eq(gets(json_object_array_get_idx(ids, 1), "system"),
+    ck_assert_str_eq(tu_gets(json_object_array_get_idx(ids, 1), "system"),
                      SYSTEM "/live-queue");
-    ck_assert_str_eq(gets(json_object_array_get_idx(ids, 1), "value"), "30001");
-    ck_assert_str_eq(gets(get(get(e, "subject"), "identifier"), "value"),
-                     "4101");
+    ck_assert_str_eq(tu_gets(json_object_array_get_idx(ids, 1), "value"),
+                     "30001");
     ck_assert_str_eq(
-        gets(json_object_array_get_idx(get(get(e, "serviceType"), "coding"), 0),
-             "display"),
-        "Consultation");
-    parts = get(e, "participant");
+        tu_gets(tu_get(tu_get(e, "subject"), "identifier"), "value"), "4101");
+    ck_assert_str_eq(tu_gets(json_object_array_get_idx(
+                                 tu_get(tu_get(e, "serviceType"), "coding"), 0),
+                             "display"),
+                     "Consultation");
+    parts = tu_get(e, "participant");
     ck_assert_uint_eq(json_object_array_length(parts), 2);
     ck_assert_str_eq(
-        gets(get(json_object_array_get_idx(parts, 1), "individual"), "display"),
+        tu_gets(tu_get(json_object_array_get_idx(parts, 1), "individual"),
+                "display"),
         "Dr Tan");
-    ext = get(e, "extension");
+    ext = tu_get(e, "extension");
     ck_assert_uint_eq(json_object_array_length(ext), 3);
-    ck_assert_str_eq(gets(json_object_array_get_idx(ext, 0), "url"),
+    ck_assert_str_eq(tu_gets(json_object_array_get_idx(ext, 0), "url"),
                      "urn:qgate:fhir:extension:pharmacy-received");
-    ck_assert_str_eq(gets(json_object_array_get_idx(ext, 2), "url"),
+    ck_assert_str_eq(tu_gets(json_object_array_get_idx(ext, 2), "url"),
                      "urn:qgate:fhir:extension:paid");
-    ck_assert_str_eq(gets(get(e, "period"), "start"),
+    ck_assert_str_eq(tu_gets(tu_get(e, "period"), "start"),
                      "2024-03-05T09:00:00+08:00");
-    ck_assert_str_eq(gets(get(e, "period"), "end"),
+    ck_assert_str_eq(tu_gets(tu_get(e, "period"), "end"),
                      "2024-03-05T09:55:00+08:00");
     json_object_put(e);
 }
@@ -264,11 +253,11 @@ START_TEST(test_fhir_forms)
     ck_assert_int_eq(
         qg_fhir_ticket(st, r.ticket, QG_FHIR_TRANSACTION, &o, &a, NULL), 0);
     t = json_tokener_parse(a);
-    ck_assert_str_eq(gets(t, "type"), "transaction");
-    e = json_object_array_get_idx(get(t, "entry"), 0);
-    ck_assert_str_eq(gets(get(e, "request"), "url"),
+    ck_assert_str_eq(tu_gets(t, "type"), "transaction");
+    e = json_object_array_get_idx(tu_get(t, "entry"), 0);
+    ck_assert_str_eq(tu_gets(tu_get(e, "request"), "url"),
                      "Encounter?identifier=" SYSTEM "/ticket|1");
-    ck_assert(!json_object_object_get_ex(get(e, "resource"), "id", NULL));
+    ck_assert(!json_object_object_get_ex(tu_get(e, "resource"), "id", NULL));
     free(a);
     ck_assert_int_eq(qg_fhir_ticket(st, r.ticket, QG_FHIR_BUNDLE, &o, &a, NULL),
                      0);
@@ -276,15 +265,15 @@ START_TEST(test_fhir_forms)
                      0);
     ck_assert_str_eq(a, b);
     c = json_tokener_parse(a);
-    ck_assert_str_eq(gets(c, "type"), "collection");
-    e = json_object_array_get_idx(get(c, "entry"), 0);
+    ck_assert_str_eq(tu_gets(c, "type"), "collection");
+    e = json_object_array_get_idx(tu_get(c, "entry"), 0);
     ck_assert(!json_object_object_get_ex(e, "request", NULL));
     ck_assert_int_eq(qg_store_id(st, sid), 0);
     snprintf(want, sizeof(want), "%s-1", sid);
-    ck_assert_str_eq(gets(get(e, "resource"), "id"), want);
+    ck_assert_str_eq(tu_gets(tu_get(e, "resource"), "id"), want);
     ck_assert_str_eq(
-        gets(e, "fullUrl"),
-        gets(json_object_array_get_idx(get(t, "entry"), 0), "fullUrl"));
+        tu_gets(e, "fullUrl"),
+        tu_gets(json_object_array_get_idx(tu_get(t, "entry"), 0), "fullUrl"));
     json_object_put(t);
     json_object_put(c);
     free(a);

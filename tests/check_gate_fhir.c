@@ -27,31 +27,6 @@ static const char *const appointment_files[] = {
     "visits/appointment/05-no-show-back-to-live-queue.json",
     "visits/appointment/06-cancel-delete.json"};
 
-static json_object *
-parse(const char *text)
-{
-    json_object *o = json_tokener_parse(text);
-
-    ck_assert_msg(o != NULL, "not JSON: %s", text);
-    return o;
-}
-
-static json_object *
-get(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-
-    ck_assert_msg(json_object_object_get_ex(o, key, &v), "no \"%s\" in %s", key,
-                  json_object_to_json_string(o));
-    return v;
-}
-
-static const char *
-gets(json_object *o, const char *key)
-{
-    return json_object_get_string(get(o, key));
-}
-
 /* The FHIR server's part: one resource per conditional URL, replaced by
  * each PUT. */
 typedef struct server {
@@ -107,40 +82,41 @@ static void
 expect_bundle(server *s, const his_req *q, size_t i, const char *const *urls,
               size_t nurls, const char *enc_status, const char *appt_status)
 {
-    json_object *b = parse(q->body), *entries, *e, *res, *hist;
+    json_object *b = tu_json(q->body), *entries, *e, *res, *hist;
     size_t k, nhist;
 
     ck_assert_str_eq(q->type, "application/fhir+json");
-    ck_assert_str_eq(gets(b, "resourceType"), "Bundle");
-    ck_assert_str_eq(gets(b, "type"), "transaction");
-    entries = get(b, "entry");
+    ck_assert_str_eq(tu_gets(b, "resourceType"), "Bundle");
+    ck_assert_str_eq(tu_gets(b, "type"), "transaction");
+    entries = tu_get(b, "entry");
     ck_assert_uint_eq(json_object_array_length(entries), nurls);
     for (k = 0; k < nurls; k++) {
         e = json_object_array_get_idx(entries, k);
-        ck_assert_str_eq(gets(get(e, "request"), "method"), "PUT");
-        ck_assert_str_eq(gets(get(e, "request"), "url"), urls[k]);
-        ck_assert_msg(strncmp(gets(e, "fullUrl"), "urn:uuid:", 9) == 0,
-                      "fullUrl %s", gets(e, "fullUrl"));
-        res = get(e, "resource");
+        ck_assert_str_eq(tu_gets(tu_get(e, "request"), "method"), "PUT");
+        ck_assert_str_eq(tu_gets(tu_get(e, "request"), "url"), urls[k]);
+        ck_assert_msg(strncmp(tu_gets(e, "fullUrl"), "urn:uuid:", 9) == 0,
+                      "fullUrl %s", tu_gets(e, "fullUrl"));
+        res = tu_get(e, "resource");
         /* a conditional update's resource has no id of its own */
         ck_assert(!json_object_object_get_ex(res, "id", NULL));
-        ck_assert_msg(
-            strcmp(gets(res, "status"), k == 0 ? enc_status : appt_status) == 0,
-            "step %zu: %s status %s, want %s", i + 1, gets(res, "resourceType"),
-            gets(res, "status"), k == 0 ? enc_status : appt_status);
+        ck_assert_msg(strcmp(tu_gets(res, "status"),
+                             k == 0 ? enc_status : appt_status) == 0,
+                      "step %zu: %s status %s, want %s", i + 1,
+                      tu_gets(res, "resourceType"), tu_gets(res, "status"),
+                      k == 0 ? enc_status : appt_status);
         if (k == 0) {
             /* the history so far, ending in the status it is in; never
              * shorter than what the server already holds */
-            hist = get(res, "statusHistory");
+            hist = tu_get(res, "statusHistory");
             nhist = json_object_array_length(hist);
             ck_assert_uint_ge(nhist, 1);
             ck_assert_str_eq(
-                gets(json_object_array_get_idx(hist, nhist - 1), "status"),
+                tu_gets(json_object_array_get_idx(hist, nhist - 1), "status"),
                 enc_status);
             if (i > 0)
                 ck_assert_uint_ge(
-                    nhist, json_object_array_length(
-                               get(server_get(s, urls[0]), "statusHistory")));
+                    nhist, json_object_array_length(tu_get(
+                               server_get(s, urls[0]), "statusHistory")));
         }
         server_put(s, urls[k], res);
     }
@@ -167,7 +143,7 @@ exported(const char *lq, int line)
         p++;
     }
     *strchr(p, '\n') = '\0';
-    o = parse(p);
+    o = tu_json(p);
     json_object_object_del(o, "id");
     free(out);
     return o;

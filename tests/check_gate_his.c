@@ -152,25 +152,6 @@ store_of(const his_req *q, char out[40])
     snprintf(out, 40, "%.32s", q->delivery);
 }
 
-static json_object *
-parse(const char *text)
-{
-    json_object *o = json_tokener_parse(text);
-
-    ck_assert_msg(o != NULL, "not JSON: %s", text);
-    return o;
-}
-
-static json_object *
-get(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-
-    ck_assert_msg(json_object_object_get_ex(o, key, &v), "no \"%s\" in %s", key,
-                  json_object_to_json_string(o));
-    return v;
-}
-
 /* Unix ms of "2024-03-05T01:00:00.000Z" or "...+08:00". */
 static int64_t
 iso_ms(const char *s)
@@ -400,53 +381,57 @@ START_TEST(test_his_qgate_body_fields)
         ck_assert_str_eq(store, own);
         ck_assert_str_eq(q->type, "application/json");
         raw = tu_fixture(walk_in_files[i], &len);
-        sent = parse(raw);
-        payload = get(sent, "payload");
-        sdata = get(payload, "data");
-        o = parse(q->body);
-        ck_assert_str_eq(json_object_get_string(get(o, "type")), "ticket.step");
-        d = get(o, "data");
-        ck_assert_str_eq(json_object_get_string(get(d, "delivery_id")),
+        sent = tu_json(raw);
+        payload = tu_get(sent, "payload");
+        sdata = tu_get(payload, "data");
+        o = tu_json(q->body);
+        ck_assert_str_eq(json_object_get_string(tu_get(o, "type")),
+                         "ticket.step");
+        d = tu_get(o, "data");
+        ck_assert_str_eq(json_object_get_string(tu_get(d, "delivery_id")),
                          q->delivery);
-        ck_assert_str_eq(json_object_get_string(get(d, "store_id")), store);
-        t = get(d, "ticket");
-        ck_assert_uint_eq((uint64_t)json_object_get_int64(get(t, "number")),
+        ck_assert_str_eq(json_object_get_string(tu_get(d, "store_id")), store);
+        t = tu_get(d, "ticket");
+        ck_assert_uint_eq((uint64_t)json_object_get_int64(tu_get(t, "number")),
                           tk);
-        ck_assert_int_eq(json_object_get_int64(get(t, "live_queue_id")),
-                         json_object_get_int64(get(sdata, "id")));
-        ck_assert(json_object_get_type(get(t, "appointment_id")) ==
+        ck_assert_int_eq(json_object_get_int64(tu_get(t, "live_queue_id")),
+                         json_object_get_int64(tu_get(sdata, "id")));
+        ck_assert(json_object_get_type(tu_get(t, "appointment_id")) ==
                   json_type_null);
-        ck_assert_int_eq(json_object_get_int64(get(d, "seq")), (int64_t)i + 1);
-        ck_assert_str_eq(json_object_get_string(get(d, "event")),
-                         rows[i].col[2]);
-        ck_assert_str_eq(json_object_get_string(get(d, "from")),
-                         rows[i].col[3]);
-        ck_assert_str_eq(json_object_get_string(get(d, "to")), rows[i].col[4]);
-        ck_assert_int_eq(json_object_get_boolean(get(d, "late")), 0);
-        ck_assert_int_eq(json_object_get_int64(get(d, "position")),
+        ck_assert_int_eq(json_object_get_int64(tu_get(d, "seq")),
                          (int64_t)i + 1);
-        v = get(sdata, "service_id");
-        ck_assert_int_eq(json_object_get_int64(get(d, "service_id")),
+        ck_assert_str_eq(json_object_get_string(tu_get(d, "event")),
+                         rows[i].col[2]);
+        ck_assert_str_eq(json_object_get_string(tu_get(d, "from")),
+                         rows[i].col[3]);
+        ck_assert_str_eq(json_object_get_string(tu_get(d, "to")),
+                         rows[i].col[4]);
+        ck_assert_int_eq(json_object_get_boolean(tu_get(d, "late")), 0);
+        ck_assert_int_eq(json_object_get_int64(tu_get(d, "position")),
+                         (int64_t)i + 1);
+        v = tu_get(sdata, "service_id");
+        ck_assert_int_eq(json_object_get_int64(tu_get(d, "service_id")),
                          json_object_get_int64(v));
-        ck_assert_int_eq(json_object_get_int64(get(d, "staff_id")),
-                         json_object_get_int64(get(sdata, "staff_id")));
+        ck_assert_int_eq(json_object_get_int64(tu_get(d, "staff_id")),
+                         json_object_get_int64(tu_get(sdata, "staff_id")));
         /* the event's time: the same instant, in Chup's offset in
          * event_time, in UTC in timestamp */
         snprintf(want, sizeof(want), "%s",
-                 json_object_get_string(get(payload, "timestamp")));
-        ck_assert_int_eq(iso_ms(json_object_get_string(get(d, "event_time"))),
+                 json_object_get_string(tu_get(payload, "timestamp")));
+        ck_assert_int_eq(
+            iso_ms(json_object_get_string(tu_get(d, "event_time"))),
+            iso_ms(want));
+        ck_assert_int_eq(iso_ms(json_object_get_string(tu_get(o, "timestamp"))),
                          iso_ms(want));
-        ck_assert_int_eq(iso_ms(json_object_get_string(get(o, "timestamp"))),
-                         iso_ms(want));
-        ck_assert_msg(strstr(json_object_get_string(get(d, "event_time")),
+        ck_assert_msg(strstr(json_object_get_string(tu_get(d, "event_time")),
                              want + strlen(want) - 6) != NULL,
                       "event_time %s is not in Chup's offset (%s)",
-                      json_object_get_string(get(d, "event_time")), want);
-        ck_assert_msg(json_object_get_string(get(o, "timestamp"))[23] == 'Z',
+                      json_object_get_string(tu_get(d, "event_time")), want);
+        ck_assert_msg(json_object_get_string(tu_get(o, "timestamp"))[23] == 'Z',
                       "timestamp not in UTC: %s",
-                      json_object_get_string(get(o, "timestamp")));
+                      json_object_get_string(tu_get(o, "timestamp")));
         /* "chup": what Chup sent, parsed, and byte for byte */
-        ck_assert(json_object_equal(get(d, "chup"), sent));
+        ck_assert(json_object_equal(tu_get(d, "chup"), sent));
         tail = strstr(q->body, "\"chup\":");
         ck_assert_ptr_nonnull(tail);
         tail += 7;

@@ -9,6 +9,8 @@
 
 #include <sys/stat.h>
 
+#include <json-c/json.h>
+
 #include "testutil.h"
 
 static char store_dir[256];
@@ -167,4 +169,29 @@ tu_run(Suite *s)
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+json_object *
+tu_json(const char *text)
+{
+    json_object *o = json_tokener_parse(text);
+
+    ck_assert_msg(o != NULL, "not JSON: %s", text);
+    return o;
+}
+
+json_object *
+tu_get(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+
+    ck_assert_msg(json_object_object_get_ex(o, key, &v), "no \"%s\" in %s", key,
+                  json_object_to_json_string(o));
+    return v;
+}
+
+const char *
+tu_gets(json_object *o, const char *key)
+{
+    return json_object_get_string(tu_get(o, key));
 }

@@ -49,6 +49,15 @@ extern const tu_step tu_walk_in[9];
  * read). */
 int tu_count_rejections(qg_store *st);
 
+/* text parsed as JSON, to be put by the caller; fails the test, showing
+ * the text, when it is not JSON. */
+struct json_object *tu_json(const char *text);
+/* o's member key, borrowed from o; fails the test, showing o, when o has
+ * none. */
+struct json_object *tu_get(struct json_object *o, const char *key);
+/* The same member's string value (json-c's text of any other type). */
+const char *tu_gets(struct json_object *o, const char *key);
+
 /* Runs a suite; returns the process exit code. */
 int tu_run(Suite *s);
 

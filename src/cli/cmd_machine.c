@@ -35,30 +35,6 @@ table(FILE *f)
     }
 }
 
-/* The table as one JSON object: per state, whether it is final and where
- * each legal event leads, in the machine's own order. */
-static void
-table_json(FILE *f)
-{
-    int s, e, to, first;
-
-    fprintf(f, "{\"machine\":\"%s\",\"states\":[", qg_machine_version());
-    for (s = 0; s < QG_STATE_COUNT; s++) {
-        fprintf(f, "%s{\"state\":\"%s\",\"final\":%s,\"next\":{", s ? "," : "",
-                qg_state_name((qg_state)s),
-                qg_state_is_final((qg_state)s) ? "true" : "false");
-        for (e = QG_EV_NONE + 1, first = 1; e < QG_EVENT_COUNT; e++) {
-            if ((to = qg_machine_next((qg_state)s, (qg_event)e)) < 0)
-                continue;
-            fprintf(f, "%s\"%s\":\"%s\"", first ? "" : ",",
-                    qg_event_name((qg_event)e), qg_state_name((qg_state)to));
-            first = 0;
-        }
-        fputs("}}", f);
-    }
-    fputs("]}\n", f);
-}
-
 static void
 dot(FILE *f)
 {
@@ -194,7 +170,7 @@ run(cli *c, qg_store *st, int argc, char **argv)
     if (o.as_dot)
         dot(f);
     else if (c->json)
-        table_json(f);
+        render_machine(f);
     else
         table(f);
     if (o.output && fclose(f) != 0)

@@ -139,7 +139,7 @@ render_record(FILE *f, const qg_record *r, int64_t waited_ms)
 }
 
 int
-render_history(FILE *f, qg_store *st, uint64_t ticket)
+render_history(FILE *f, qg_store *st, uint64_t ticket, int bodies)
 {
     qg_history *h = NULL;
     qg_record r;
@@ -152,7 +152,19 @@ render_history(FILE *f, qg_store *st, uint64_t ticket)
     while ((rc = qg_history_next(h, &r)) == 0) {
         if (!first)
             fputs(",\n", f);
+        if (bodies)
+            fputs("{\"step\":", f);
         render_record(f, &r, prev_ms < 0 ? -1 : r.event_ms - prev_ms);
+        if (bodies) {
+            /* The body as received, as a string: a reader parses and
+             * shows it as text, never as markup. */
+            fputs(",\"body\":", f);
+            if (r.body)
+                render_string(f, r.body, r.body_len);
+            else
+                fputs("null", f);
+            fputc('}', f);
+        }
         prev_ms = r.event_ms;
         first = 0;
     }
@@ -446,4 +458,26 @@ render_held(FILE *f, const qg_held *h, int64_t now_us, int64_t expires_us)
             qg_time_format(h->event_ms, h->utc_offset_s, when, sizeof(when)),
             h->received_us, (now_us - h->received_us) / 1000, expires_us,
             h->body_len);
+}
+
+void
+render_machine(FILE *f)
+{
+    int s, e, to, first;
+
+    fprintf(f, "{\"machine\":\"%s\",\"states\":[", qg_machine_version());
+    for (s = 0; s < QG_STATE_COUNT; s++) {
+        fprintf(f, "%s{\"state\":\"%s\",\"final\":%s,\"next\":{", s ? "," : "",
+                qg_state_name((qg_state)s),
+                qg_state_is_final((qg_state)s) ? "true" : "false");
+        for (e = QG_EV_NONE + 1, first = 1; e < QG_EVENT_COUNT; e++) {
+            if ((to = qg_machine_next((qg_state)s, (qg_event)e)) < 0)
+                continue;
+            fprintf(f, "%s\"%s\":\"%s\"", first ? "" : ",",
+                    qg_event_name((qg_event)e), qg_state_name((qg_state)to));
+            first = 0;
+        }
+        fputs("}}", f);
+    }
+    fputs("]}\n", f);
 }

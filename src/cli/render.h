@@ -24,9 +24,16 @@ void render_ticket(FILE *f, const qg_ticket *t);
 /* One history record object; waited_ms < 0 omits the time in the state
  * before.  No newline. */
 void render_record(FILE *f, const qg_record *r, int64_t waited_ms);
-/* The history array of `history --json` and GET /tickets/{id}/history.
- * Returns 0 or a QG_E* code (the array is then incomplete). */
-int render_history(FILE *f, qg_store *st, uint64_t ticket);
+/* The history array of `history --json` and GET /tickets/{id}/history;
+ * with bodies, of GET /tickets/{id}/steps: each element is then
+ * {"step": the record, "body": the body as received, a JSON string, null
+ * when purged}.  Returns 0 or a QG_E* code (the array is then
+ * incomplete). */
+int render_history(FILE *f, qg_store *st, uint64_t ticket, int bodies);
+/* The machine as one JSON object, for `machine --json` and GET /machine:
+ * per state, whether it is final and where each legal event leads, in
+ * the machine's own order.  With the newline. */
+void render_machine(FILE *f);
 
 /* A rejection log entry, as `rejected --json` lists it.  No newline. */
 void render_rejection(FILE *f, const qg_rejection *r);

@@ -478,9 +478,9 @@ tickets(request *r, const char *rest)
     if ((f = open_memstream(&buf, &len)) == NULL)
         return MHD_NO;
     if (rc == 0 && want_history) {
-        rc = render_history(f, r->g->st, t.id);
+        rc = render_history(f, r->g->st, t.id, 0);
     } else if (rc == 0 && want_steps) {
-        rc = console_steps(f, r->g->st, t.id);
+        rc = render_history(f, r->g->st, t.id, 1);
     } else if (rc == 0) {
         render_ticket(f, &t);
         fputc('\n', f);
@@ -577,7 +577,7 @@ console(request *r, const char *url)
     if ((f = open_memstream(&buf, &len)) == NULL)
         return MHD_NO;
     if (strcmp(url, "/machine") == 0)
-        console_machine(f);
+        render_machine(f);
     else
         rc = console_overview(f, r->g);
     fclose(f);

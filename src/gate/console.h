@@ -42,12 +42,4 @@ void console_headers(struct MHD_Response *resp);
  * negative QG_E* code (f then holds a partial answer, to be dropped). */
 int console_overview(FILE *f, struct gate *g);
 
-/* GET /machine: the states and where each event leads, from the compiled
- * machine, as `qgate machine --json` prints it. */
-void console_machine(FILE *f);
-
-/* GET /tickets/{id}/steps: the history, each record with its raw body (a
- * JSON string, null when purged).  Returns 0 or a negative QG_E* code. */
-int console_steps(FILE *f, struct qg_store *st, uint64_t ticket);
-
 #endif /* QG_CONSOLE_H */
