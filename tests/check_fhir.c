@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 
 #include "qgate.h"
+#include "qgate_int.h"
 #include "testutil.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -150,6 +151,84 @@ START_TEST(test_fhir_statuses_step_by_step)
     }
     for (i = 0; i < n; i++)
         json_object_put(res[i]);
+}
+END_TEST
+
+/* ----- Paths the fixtures do not take --------------------------------- */
+
+/* A signed live-queue step of entry 30001 at 2024-03-05 09:MM +08:00. */
+static qg_result
+step_at(int minute, const char *chup_event, const char *state, int service)
+{
+    char payload[1024], body[1200], sig[QG__HEX_SIG_LEN + 1];
+    char *secret;
+    size_t slen;
+    qg_result res;
+
+    snprintf(payload, sizeof(payload),
+             "{\"event\":\"%s\",\"timestamp\":\"2024-03-05T09:%02d:00+08:00\","
+             "\"data\":{\"id\":30001,\"appointment_id\":null,"
+             "\"appointment_date\":null,\"appointment_time\":null,"
+             "\"registered_client_id\":4101,\"state\":1,\"state_name\":"
+             "\"%s\",\"service_id\":%d,\"service_name\":\"S%d\","
+             "\"staff_id\":247,\"staff_name\":\"Dr Tan\",\"notes\":[]}}",
+             chup_event, minute, state, service, service);
+    secret = tu_fixture("secret", &slen);
+    while (slen && secret[slen - 1] == '\n')
+        slen--;
+    qg__signature_make(secret, slen, payload, strlen(payload), sig);
+    free(secret);
+    snprintf(body, sizeof(body), "{\"payload\":%s,\"signature\":\"%s\"}",
+             payload, sig);
+    ck_assert_int_eq(qg_engine_apply(eng, st, body, strlen(body), 0, &res), 0);
+    ck_assert_msg(res.verdict == QG_ACCEPTED, "%s %s: %s", chup_event, state,
+                  res.detail);
+    return res;
+}
+
+/* The rows of docs/fhir.md's table that depend on the path: moved once
+ * the patient arrived or was seen, a no-show after service began (on
+ * leave, not planned), a cancel after it (finished, not cancelled). */
+static const struct {
+    const char *what;
+    struct {
+        const char *chup, *state;
+        int service;
+        qg_state to;
+        const char *encounter;
+    } steps[6];
+} paths[] = {
+    {"moved after arriving: arrived",
+     {{"live_queue_created", "In Queue", 220, QG_ST_QUEUED, "planned"},
+      {"live_queue_updated", "Arrived", 220, QG_ST_ARRIVED, "arrived"},
+      {"live_queue_updated", "Arrived", 221, QG_ST_MOVED, "arrived"}}},
+    {"moved, no-show and cancel after service began",
+     {{"live_queue_created", "In Queue", 220, QG_ST_QUEUED, "planned"},
+      {"live_queue_updated", "Serving", 220, QG_ST_SERVING, "in-progress"},
+      {"live_queue_updated", "Serving", 221, QG_ST_MOVED, "in-progress"},
+      {"live_queue_updated", "No Show", 221, QG_ST_NO_SHOW, "onleave"},
+      {"live_queue_updated", "Cancelled", 221, QG_ST_CANCELLED, "finished"}}},
+};
+
+START_TEST(test_fhir_statuses_by_path)
+{
+    json_object *res[2];
+    qg_result r = {0};
+    size_t k;
+
+    for (k = 0; k < 6 && paths[_i].steps[k].chup; k++) {
+        r = step_at((int)k * 5, paths[_i].steps[k].chup,
+                    paths[_i].steps[k].state, paths[_i].steps[k].service);
+        ck_assert_msg(r.to == paths[_i].steps[k].to, "%s, step %zu: %s",
+                      paths[_i].what, k + 1, qg_state_name(r.to));
+        ck_assert_uint_eq(resources(r.ticket, 0, res, 2), 1);
+        ck_assert_msg(strcmp(tu_gets(res[0], "status"),
+                             paths[_i].steps[k].encounter) == 0,
+                      "%s, step %zu: Encounter %s, want %s", paths[_i].what,
+                      k + 1, tu_gets(res[0], "status"),
+                      paths[_i].steps[k].encounter);
+        json_object_put(res[0]);
+    }
 }
 END_TEST
 
@@ -361,6 +440,7 @@ fhir_suite(void)
     tcase_add_checked_fixture(map, setup, teardown);
     tcase_add_loop_test(map, test_fhir_statuses_step_by_step, 0,
                         (int)COUNT(visits));
+    tcase_add_loop_test(map, test_fhir_statuses_by_path, 0, (int)COUNT(paths));
     tcase_add_test(map, test_fhir_appointment_start_and_link);
     tcase_add_test(map, test_fhir_walk_in_encounter_fields);
     suite_add_tcase(s, map);
