@@ -33,8 +33,9 @@ expect_console_headers(const answer *a, const char *what)
 }
 
 /* Each file under /console/ is the repository's, byte for byte, with its
- * type and the console's headers; anything else there is 404, and
- * methods other than GET are 405. */
+ * type and the console's headers; /console (no slash) sends the browser
+ * to /console/; anything else there is 404, and methods other than GET
+ * are 405. */
 START_TEST(test_console_files)
 {
     static const struct {
@@ -54,7 +55,7 @@ START_TEST(test_console_files)
     } refused[] = {
         {"GET", "/console/nope.js", 404, "not_found"},
         {"GET", "/console/../serve.c", 404, "not_found"},
-        {"GET", "/console", 404, "not_found"},
+        {"POST", "/console", 405, "method_not_allowed"},
         {"POST", "/console/", 405, "method_not_allowed"},
         {"DELETE", "/console/app.js", 405, "method_not_allowed"},
         {"POST", "/overview", 405, "method_not_allowed"},
@@ -80,6 +81,12 @@ START_TEST(test_console_files)
         free(want);
         answer_free(&a);
     }
+    http("GET", "/console", NULL, NULL, 0, &a);
+    ck_assert_int_eq(a.status, 301);
+    head_value(&a, "Location", type, sizeof(type));
+    ck_assert_str_eq(type, "/console/");
+    expect_console_headers(&a, "/console");
+    answer_free(&a);
     for (i = 0; i < COUNT(refused); i++) {
         http(refused[i].method, refused[i].url, NULL, NULL, 0, &a);
         expect(&a, refused[i].status, NULL, refused[i].code, refused[i].url);

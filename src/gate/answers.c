@@ -590,6 +590,27 @@ console(request *r, const char *url)
     return answer(r, MHD_HTTP_OK, buf, len, "application/json");
 }
 
+/* The console's address without its slash: a browser sent there gets its
+ * page, and the page's relative links resolve under /console/. */
+static enum MHD_Result
+to_console(request *r)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    if ((resp = MHD_create_response_from_buffer(
+             0, NULL, MHD_RESPMEM_PERSISTENT)) == NULL)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, "/console/");
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    console_headers(resp);
+    r->status = MHD_HTTP_MOVED_PERMANENTLY;
+    conntable_busy(r->g->conns, r->conn);
+    ret = MHD_queue_response(r->conn, MHD_HTTP_MOVED_PERMANENTLY, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 static enum MHD_Result
 get(request *r, const char *url)
 {
@@ -615,6 +636,8 @@ get(request *r, const char *url)
     if (strncmp(url, "/console/", 9) == 0 || strcmp(url, "/overview") == 0 ||
         strcmp(url, "/machine") == 0)
         return console(r, url);
+    if (strcmp(url, "/console") == 0)
+        return to_console(r);
     return answer_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such resource");
 }
 
@@ -689,7 +712,7 @@ answers_handle(void *cls, struct MHD_Connection *conn, const char *url,
             return get(r, url);
         if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 ||
             strcmp(url, "/metrics") == 0 || strncmp(url, "/tickets/", 9) == 0 ||
-            strncmp(url, "/console/", 9) == 0 ||
+            strncmp(url, "/console/", 9) == 0 || strcmp(url, "/console") == 0 ||
             strcmp(url, "/overview") == 0 || strcmp(url, "/machine") == 0)
             return answer_error(r, MHD_HTTP_METHOD_NOT_ALLOWED,
                                 "method_not_allowed",
