@@ -44,28 +44,6 @@ die(const char *what, const char *why)
     exit(2);
 }
 
-static void
-remove_store(const char *dir)
-{
-    char path[4096 + 16];
-
-    snprintf(path, sizeof(path), "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/lock.mdb", dir);
-    unlink(path);
-    rmdir(dir);
-}
-
-static int64_t
-file_size(const char *dir)
-{
-    char path[4096 + 16];
-    struct stat sb;
-
-    snprintf(path, sizeof(path), "%s/data.mdb", dir);
-    return stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
-}
-
 /* The three SHA-256s the chain adds to an accepted step, over the same
  * lengths: the body, the leaf's input, the entry's. */
 static double
@@ -125,7 +103,7 @@ apply(const char *dir, size_t n, int chain, run *out)
     int64_t t0, c0;
 
     memset(out, 0, sizeof(*out));
-    remove_store(dir);
+    bench_store_remove(dir);
     memset(&o, 0, sizeof(o));
     o.path = dir;
     o.durability = QG_NOSYNC;
@@ -153,8 +131,8 @@ apply(const char *dir, size_t n, int chain, run *out)
     out->cpu_ns = bench_cpu_ns() - c0;
     qg_engine_free(eng);
     qg_store_close(st);
-    out->bytes = file_size(dir);
-    remove_store(dir);
+    out->bytes = bench_store_bytes(dir);
+    bench_store_remove(dir);
 }
 
 int

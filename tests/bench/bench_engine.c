@@ -76,28 +76,6 @@ die(const char *what, const char *why)
     exit(2);
 }
 
-static void
-remove_store(const char *dir)
-{
-    char path[4096 + 16];
-
-    snprintf(path, sizeof(path), "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/lock.mdb", dir);
-    unlink(path);
-    rmdir(dir);
-}
-
-static int64_t
-file_size(const char *dir)
-{
-    char path[4096 + 16];
-    struct stat sb;
-
-    snprintf(path, sizeof(path), "%s/data.mdb", dir);
-    return stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
-}
-
 /* ----- phases ------------------------------------------------------------ */
 
 typedef struct phases {
@@ -294,7 +272,7 @@ run_qgate(const mode *m, const char *dir, double seconds, outcome *out)
     int rc;
 
     memset(out, 0, sizeof(*out));
-    remove_store(dir);
+    bench_store_remove(dir);
     memset(&o, 0, sizeof(o));
     o.path = dir;
     o.durability = m->durability;
@@ -342,8 +320,8 @@ run_qgate(const mode *m, const char *dir, double seconds, outcome *out)
     free(rcs);
     qg_engine_free(eng);
     qg_store_close(st);
-    out->store_bytes = file_size(dir);
-    remove_store(dir);
+    out->store_bytes = bench_store_bytes(dir);
+    bench_store_remove(dir);
 }
 
 /* ----- raw LMDB ---------------------------------------------------------- */
@@ -430,7 +408,7 @@ run_raw(const mode *m, const char *dir, const raw_item *it, size_t count,
     lat l = {0};
 
     memset(out, 0, sizeof(*out));
-    remove_store(dir);
+    bench_store_remove(dir);
     if (mkdir(dir, 0750) != 0 && errno != EEXIST)
         die(dir, strerror(errno));
     MDB_CHECK(mdb_env_create(&env));
@@ -520,8 +498,8 @@ run_raw(const mode *m, const char *dir, const raw_item *it, size_t count,
     out->cpu_ns = bench_cpu_ns() - c0;
     lat_done(&l, out);
     mdb_env_close(env);
-    out->store_bytes = file_size(dir);
-    remove_store(dir);
+    out->store_bytes = bench_store_bytes(dir);
+    bench_store_remove(dir);
 }
 
 /* ----- report ------------------------------------------------------------ */

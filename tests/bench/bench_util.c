@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench_util.h"
 
@@ -130,4 +132,26 @@ bench_percentile(int64_t *v, size_t n, double p)
 {
     bench_sort(v, n);
     return bench_percentile_sorted(v, n, p);
+}
+
+void
+bench_store_remove(const char *dir)
+{
+    char path[4096 + 16];
+
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/lock.mdb", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+int64_t
+bench_store_bytes(const char *dir)
+{
+    char path[4096 + 16];
+    struct stat sb;
+
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    return stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
 }

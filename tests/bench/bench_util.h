@@ -34,4 +34,9 @@ int64_t bench_percentile(int64_t *v, size_t n, double p);
 int64_t bench_percentile_sorted(const int64_t *v, size_t n, double p);
 void bench_sort(int64_t *v, size_t n);
 
+/* A store folder made by a benchmark: removed (data.mdb, lock.mdb, the
+ * folder), and the size of its data.mdb in bytes (0 when there is none). */
+void bench_store_remove(const char *dir);
+int64_t bench_store_bytes(const char *dir);
+
 #endif /* QG_BENCH_UTIL_H */
