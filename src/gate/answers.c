@@ -436,6 +436,20 @@ authorised(request *r)
            value_ends_line(r, &a);
 }
 
+/* The JSON a read wrote into buf (an open_memstream() closed by now):
+ * 200, or 503 naming the store's error when rc says the read failed. */
+static enum MHD_Result
+answer_rendered(request *r, int rc, char *buf, size_t len)
+{
+    if (rc) {
+        free(buf);
+        store_failed(r->g, rc);
+        return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                            "store_unavailable", qg_strerror(rc));
+    }
+    return answer(r, MHD_HTTP_OK, buf, len, "application/json");
+}
+
 static enum MHD_Result
 tickets(request *r, const char *rest)
 {
@@ -486,13 +500,7 @@ tickets(request *r, const char *rest)
         fputc('\n', f);
     }
     fclose(f);
-    if (rc) {
-        free(buf);
-        store_failed(r->g, rc);
-        return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
-                            "store_unavailable", qg_strerror(rc));
-    }
-    return answer(r, MHD_HTTP_OK, buf, len, "application/json");
+    return answer_rendered(r, rc, buf, len);
 }
 
 /*
@@ -581,13 +589,7 @@ console(request *r, const char *url)
     else
         rc = console_overview(f, r->g);
     fclose(f);
-    if (rc) {
-        free(buf);
-        store_failed(r->g, rc);
-        return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
-                            "store_unavailable", qg_strerror(rc));
-    }
-    return answer(r, MHD_HTTP_OK, buf, len, "application/json");
+    return answer_rendered(r, rc, buf, len);
 }
 
 /* The console's address without its slash: a browser sent there gets its
