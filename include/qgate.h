@@ -126,7 +126,9 @@ QG_EXTERN const char *qg_machine_version(void);
     XX(ECONFIG, -30608, "invalid configuration")                               \
     XX(EBUSY, -30609, "store busy: too many readers")                          \
     XX(ETOOBIG, -30610, "value too large")                                     \
-    XX(ECORRUPT, -30611, "the store is damaged")
+    XX(ECORRUPT, -30611, "the store is damaged")                               \
+    XX(ENOTSUP, -30612, "not supported by this store's backend")               \
+    XX(EUNAVAIL, -30613, "store unreachable; try again")
 
 #define QG_ERRNO_MIN (-30699) /**< the lowest value a QG_E* code may take */
 #define QG_ERRNO_MAX (-30600) /**< the highest value a QG_E* code may take */
@@ -183,6 +185,13 @@ typedef enum qg_errno {
  * needs there.  LMDB reports its own
  * finds of damage (MDB_CORRUPTED, MDB_PAGE_NOTFOUND) with it too.  Nothing
  * was read past the damage.  Restore the store from a backup copy.
+ * @var QG_ENOTSUP
+ * The store's backend has no such operation: LMDB's file checks and
+ * copies on a PostgreSQL store, say (qg_store_backend() names it).
+ * Nothing was done.
+ * @var QG_EUNAVAIL
+ * The store's server cannot be reached, or lost the connection during
+ * the call: nothing was committed by it.  The next call reconnects.
  */
 
 /**
@@ -779,6 +788,12 @@ QG_EXTERN int qg_store_probe(qg_store *st);
  * before ids, opened #QG_RDONLY: it has none yet).
  */
 QG_EXTERN int qg_store_id(const qg_store *st, char out[QG_STORE_ID_LEN + 1]);
+/**
+ * Names a store's backend.
+ * @param[in] st the store.
+ * @return "lmdb" or "postgresql", static; NULL for a NULL st.
+ */
+QG_EXTERN const char *qg_store_backend(const qg_store *st);
 
 /** The longest source name, in bytes (qg_engine_set_source()). */
 #define QG_SOURCE_NAME_MAX 32
@@ -1477,8 +1492,8 @@ QG_EXTERN int qg_outbox_requeue(qg_store *st, uint64_t id, uint64_t *moved);
  * same delivery id.  A step that is still in the outbox or the dead list
  * is not queued twice; a ticket's steps still in the outbox move behind
  * the ones queued for it (with their attempts and last error), so that
- * they are not sent before them.  One write transaction.  The store must feed an
- * HIS (#QG_OUTBOX).
+ * they are not sent before them.  One write transaction.  The store must feed
+ * an HIS (#QG_OUTBOX).
  * @param[in] st the store, not #QG_RDONLY.
  * @param[in] ticket the ticket's number, or 0 for every ticket.
  * @param[in] since_us the earliest received_us, Unix microseconds

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "qgate_int.h"
+#include "store_int.h"
 #include "testutil.h"
 
 static qg_store *st;
@@ -87,7 +88,7 @@ do_damage(qg__txn *t, void *arg)
         rec.event = QG_EV_END_VISIT;
         rec.from = QG_ST_PAID;
     }
-    if ((rc = qg__append_record(t, &rec, NULL)))
+    if ((rc = qg__lmdb_append_record(t, &rec, NULL)))
         return rc;
     row.t.records = 10;
     return qg__put_ticket(t, &row);
@@ -173,7 +174,7 @@ append_altered(qg__txn *t, void *arg)
     rec.body = body;
     rec.body_len = len;
     qg__digest("something else", 14, rec.digest);
-    rc = qg__append_record(t, &rec, NULL);
+    rc = qg__lmdb_append_record(t, &rec, NULL);
     free(body);
     row.t.records = 2;
     return rc ? rc : qg__put_ticket(t, &row);

@@ -530,7 +530,7 @@ qg__chain_open(qg_store *st)
 }
 
 int
-qg_store_chain_migrated(const qg_store *st, uint64_t *records)
+qg__lmdb_chain_migrated(const qg_store *st, uint64_t *records)
 {
     if (st == NULL || records == NULL)
         return QG_EINVAL;
@@ -932,7 +932,7 @@ done:
 }
 
 int
-qg_store_verify_chain(qg_store *st, const qg_seal *sealed,
+qg__lmdb_verify_chain(qg_store *st, const qg_seal *sealed,
                       qg_chain_finding *out)
 {
     char id[QG_STORE_ID_LEN + 1], got[2 * HASH_LEN + 1];
@@ -982,8 +982,8 @@ done:
 /* ----- hashes of a ticket's steps --------------------------------------- */
 
 int
-qg_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
-                     unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
+qg__lmdb_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
+                           unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
 {
     unsigned char key[8], *seen = NULL;
     MDB_val k = {8, key}, v;
@@ -1078,7 +1078,7 @@ seal_text(const qg_seal *s, char *out, size_t len)
 }
 
 int
-qg_store_seal(qg_store *st, const char *key_file, char *out, size_t len,
+qg__lmdb_seal(qg_store *st, const char *key_file, char *out, size_t len,
               char *err, size_t errlen)
 {
     unsigned char sig[64], b64[100];

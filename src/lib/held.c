@@ -48,8 +48,8 @@ get_text(char *dst, const unsigned char *src, size_t size)
 }
 
 int
-qg__held_put(qg__txn *t, const qg__step *s, uint64_t ticket, qg_event ev,
-             qg_state from, uint64_t *id)
+qg__lmdb_held_put(qg__txn *t, const qg__step *s, uint64_t ticket, qg_event ev,
+                  qg_state from, uint64_t *id)
 {
     unsigned char key[8], by[HELD_BY], *p, dkey[QG__DIGEST_LEN + 1];
     MDB_val k = {8, key}, v, bk = {HELD_BY, by}, bv = {0, ""},
@@ -109,7 +109,7 @@ qg__held_put(qg__txn *t, const qg__step *s, uint64_t ticket, qg_event ev,
 }
 
 int
-qg__held_any(qg__txn *t)
+qg__lmdb_held_any(qg__txn *t)
 {
     MDB_stat ms;
 
@@ -118,7 +118,7 @@ qg__held_any(qg__txn *t)
 }
 
 int
-qg__held_find_digest(qg__txn *t, const unsigned char *digest, uint64_t *id)
+qg__lmdb_held_find_digest(qg__txn *t, const unsigned char *digest, uint64_t *id)
 {
     unsigned char key[QG__DIGEST_LEN + 1];
     MDB_val k = {0, key}, v;
@@ -181,7 +181,7 @@ decode_held(const MDB_val *k, const MDB_val *v, qg__step *s, qg_held *h)
 }
 
 int
-qg__held_get(qg__txn *t, uint64_t id, qg__step *s, qg_held *out)
+qg__lmdb_held_get(qg__txn *t, uint64_t id, qg__step *s, qg_held *out)
 {
     unsigned char key[8];
     MDB_val k = {8, key}, v;
@@ -194,8 +194,8 @@ qg__held_get(qg__txn *t, uint64_t id, qg__step *s, qg_held *out)
 }
 
 int
-qg__held_ids_for(qg__txn *t, qg_id_kind kind, int64_t chup_id, uint64_t **ids,
-                 size_t *n)
+qg__lmdb_held_ids_for(qg__txn *t, qg_id_kind kind, int64_t chup_id,
+                      uint64_t **ids, size_t *n)
 {
     unsigned char start[HELD_BY];
     MDB_cursor *cur;
@@ -236,7 +236,7 @@ fail:
 }
 
 int
-qg__held_due(qg__txn *t, int64_t before_us, uint64_t **ids, size_t *n)
+qg__lmdb_held_due(qg__txn *t, int64_t before_us, uint64_t **ids, size_t *n)
 {
     MDB_cursor *cur;
     MDB_val k, v;
@@ -277,7 +277,7 @@ fail:
 }
 
 int
-qg__held_delete(qg__txn *t, uint64_t id)
+qg__lmdb_held_delete(qg__txn *t, uint64_t id)
 {
     unsigned char key[8], by[HELD_BY], digest[QG__DIGEST_LEN + 1];
     MDB_val k = {8, key}, v, bk = {HELD_BY, by}, dk = {QG__DIGEST_LEN, digest};
@@ -319,13 +319,14 @@ qg__held_delete(qg__txn *t, uint64_t id)
 /* ----- reading ---------------------------------------------------------- */
 
 struct qg_held_list {
+    const qg__store_ops *ops; /* first: see store_ops.h */
     qg__txn t;
     MDB_cursor *cur;
     int started;
 };
 
 int
-qg_held_open(qg_store *st, qg_held_list **out)
+qg__lmdb_held_open(qg_store *st, qg_held_list **out)
 {
     qg_held_list *hl;
     int rc;
@@ -335,6 +336,7 @@ qg_held_open(qg_store *st, qg_held_list **out)
     *out = NULL;
     if ((hl = calloc(1, sizeof(*hl))) == NULL)
         return QG_ENOMEM;
+    hl->ops = &qg__lmdb_ops;
     if ((rc = qg__txn_begin(st, 0, &hl->t))) {
         free(hl);
         return rc;
@@ -349,7 +351,7 @@ qg_held_open(qg_store *st, qg_held_list **out)
 }
 
 int
-qg_held_next(qg_held_list *hl, qg_held *out)
+qg__lmdb_held_next(qg_held_list *hl, qg_held *out)
 {
     qg__step s;
     MDB_val k, v;
@@ -368,7 +370,7 @@ qg_held_next(qg_held_list *hl, qg_held *out)
 }
 
 void
-qg_held_close(qg_held_list *hl)
+qg__lmdb_held_close(qg_held_list *hl)
 {
     if (hl == NULL)
         return;
@@ -378,7 +380,7 @@ qg_held_close(qg_held_list *hl)
 }
 
 int
-qg_held_stats(qg_store *st, uint64_t *count, int64_t *oldest_us)
+qg__lmdb_held_stats(qg_store *st, uint64_t *count, int64_t *oldest_us)
 {
     qg_held_list *hl;
     qg_held h;

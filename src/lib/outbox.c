@@ -53,11 +53,12 @@ del_entry(qg__txn *t, MDB_dbi dbi, uint64_t id)
 /* ----- reading -------------------------------------------------------- */
 
 struct qg_outbox {
+    const qg__store_ops *ops; /* first: see store_ops.h */
     qg__range r;
 };
 
 int
-qg_outbox_open(qg_store *st, int dead, qg_outbox **out)
+qg__lmdb_outbox_open(qg_store *st, int dead, qg_outbox **out)
 {
     qg_outbox *ob;
     int rc;
@@ -67,6 +68,7 @@ qg_outbox_open(qg_store *st, int dead, qg_outbox **out)
     *out = NULL;
     if ((ob = calloc(1, sizeof(*ob))) == NULL)
         return QG_ENOMEM;
+    ob->ops = &qg__lmdb_ops;
     if ((rc = qg__range_open(st, dead ? st->dead : st->outbox, &ob->r))) {
         free(ob);
         return rc;
@@ -76,7 +78,7 @@ qg_outbox_open(qg_store *st, int dead, qg_outbox **out)
 }
 
 int
-qg_outbox_next(qg_outbox *ob, qg_outbox_entry *out)
+qg__lmdb_outbox_next(qg_outbox *ob, qg_outbox_entry *out)
 {
     MDB_val k, v;
     int rc;
@@ -89,7 +91,7 @@ qg_outbox_next(qg_outbox *ob, qg_outbox_entry *out)
 }
 
 void
-qg_outbox_close(qg_outbox *ob)
+qg__lmdb_outbox_close(qg_outbox *ob)
 {
     if (ob == NULL)
         return;
@@ -98,8 +100,8 @@ qg_outbox_close(qg_outbox *ob)
 }
 
 int
-qg_outbox_stats(qg_store *st, uint64_t *depth, int64_t *oldest_us,
-                uint64_t *dead)
+qg__lmdb_outbox_stats(qg_store *st, uint64_t *depth, int64_t *oldest_us,
+                      uint64_t *dead)
 {
     MDB_stat ms;
     MDB_cursor *cur = NULL;
@@ -152,7 +154,7 @@ ack(qg__txn *t, void *arg)
 }
 
 int
-qg_outbox_ack(qg_store *st, uint64_t id)
+qg__lmdb_outbox_ack(qg_store *st, uint64_t id)
 {
     change c = {id, 0, NULL, 0};
 
@@ -179,8 +181,8 @@ defer(qg__txn *t, void *arg)
 }
 
 int
-qg_outbox_defer(qg_store *st, uint64_t id, int64_t next_attempt_us,
-                const char *error)
+qg__lmdb_outbox_defer(qg_store *st, uint64_t id, int64_t next_attempt_us,
+                      const char *error)
 {
     change c = {id, next_attempt_us, error, 0};
 
@@ -272,7 +274,7 @@ done:
 }
 
 int
-qg_outbox_bury(qg_store *st, uint64_t id, const char *error)
+qg__lmdb_outbox_bury(qg_store *st, uint64_t id, const char *error)
 {
     change c = {id, 0, error, 0};
 
@@ -350,7 +352,7 @@ requeue(qg__txn *t, void *arg)
 }
 
 int
-qg_outbox_requeue(qg_store *st, uint64_t id, uint64_t *moved)
+qg__lmdb_outbox_requeue(qg_store *st, uint64_t id, uint64_t *moved)
 {
     change c = {id, 0, NULL, 0};
     int rc;
@@ -569,8 +571,8 @@ resend(qg__txn *t, void *arg)
 }
 
 int
-qg_outbox_resend(qg_store *st, uint64_t ticket, int64_t since_us,
-                 int64_t until_us, uint64_t *queued, uint64_t *waiting)
+qg__lmdb_outbox_resend(qg_store *st, uint64_t ticket, int64_t since_us,
+                       int64_t until_us, uint64_t *queued, uint64_t *waiting)
 {
     resend_job j;
     int rc;

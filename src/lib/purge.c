@@ -314,7 +314,7 @@ purge_db(qg_store *st, MDB_dbi dbi, batch *b, qg_purge_stats *total)
 }
 
 int
-qg_store_purge(qg_store *st, int64_t before_us, qg_purge_stats *out)
+qg__lmdb_purge(qg_store *st, int64_t before_us, qg_purge_stats *out)
 {
     qg_purge_stats total;
     batch b;

@@ -210,7 +210,8 @@ typedef struct qg__step {
 /* A transaction of the store; callers keep it on their stack. */
 typedef struct qg__txn {
     qg_store *st;
-    struct MDB_txn *txn;
+    struct MDB_txn *txn; /* the LMDB store's */
+    void *be;            /* another backend's (a PostgreSQL connection) */
     /* The source whose Chup ids the aliases and held_by keys read and
      * written through this transaction are (source.c); 0, the default
      * source, unless the engine set it for the delivery it decides. */
@@ -226,39 +227,28 @@ typedef struct qg__ticket_row {
     char appointment_time[16];
 } qg__ticket_row;
 
-int qg__txn_begin(qg_store *st, int write, qg__txn *t);
-int qg__txn_commit(qg__txn *txn);
-void qg__txn_abort(qg__txn *txn);
-
-int qg__store_writable(const qg_store *st);
-
-/* A transaction nested in a write transaction: it commits into its parent
- * or aborts leaving the parent as it was.  Not counted as open: it lives
- * inside its parent. */
-int qg__txn_nest(qg__txn *parent, qg__txn *child);
-int qg__txn_nest_commit(qg__txn *child);
-void qg__txn_nest_abort(qg__txn *child);
-
-/* The read transaction behind a history cursor, for lookups in the same
- * snapshot. */
-qg__txn *qg__history_txn(qg_history *h);
-
-/* Runs fn in a write transaction: commits when fn returns 0, aborts and
- * returns 0 when fn returns > 0 (nothing to write), aborts and returns
- * fn's error when < 0.  On QG_EFULL, from fn or the commit, grows the map
- * and runs fn again. */
-int qg__store_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg);
-
-/* The rows the engine reads before deciding, and the ticket row it writes
- * after. */
-int qg__find_alias(qg__txn *txn, qg_id_kind kind, int64_t id, uint64_t *ticket);
-int qg__get_ticket(qg__txn *txn, uint64_t ticket, qg__ticket_row *row);
-int qg__find_digest(qg__txn *txn, const unsigned char *digest, uint64_t *ticket,
-                    uint32_t *seq);
-int qg__put_ticket(qg__txn *txn, const qg__ticket_row *row);
-/* Appends rec; with facts (may be NULL) kept after its body. */
-int qg__append_record(qg__txn *txn, const qg_record *rec,
-                      const qg__facts *facts);
+/*
+ * Transactions and the engine's operations are dispatched to the store's
+ * backend (store_ops.h); their contracts:
+ *
+ * qg__txn_begin(st, write, t), qg__txn_commit(t), qg__txn_abort(t): a read
+ * or write transaction.  qg__txn_nest(parent, child): a transaction nested
+ * in a write transaction, which commits into its parent
+ * (qg__txn_nest_commit()) or aborts leaving the parent as it was
+ * (qg__txn_nest_abort()); not counted as open, it lives inside its parent.
+ * qg__store_writable(st): whether writes may be tried.
+ * qg__history_txn(h): the read transaction behind a history cursor, for
+ * lookups in the same snapshot.
+ *
+ * qg__store_write(st, fn, arg): runs fn in a write transaction: commits
+ * when fn returns 0, aborts and returns 0 when fn returns > 0 (nothing to
+ * write), aborts and returns fn's error when < 0.  A backend may run fn
+ * again after a failure that wrote nothing (LMDB's full map, grown).
+ *
+ * The rows the engine reads before deciding, and the ticket row it writes
+ * after: qg__find_alias(t, kind, id, &ticket), qg__get_ticket(t, ticket,
+ * &row), qg__find_digest(t, digest, &ticket, &seq), qg__put_ticket(t, row).
+ */
 
 /*
  * What the engine decided, for the store to record.  The engine decides;
@@ -276,18 +266,16 @@ typedef struct qg__accepted {
 } qg__accepted;
 
 /*
- * Records an accepted step of row's ticket (row->t.id 0: a new ticket,
- * numbered here): the ids lead to the ticket, the record is appended, the
- * row's count and, unless the step is late, its latest values move on, and
- * a store that feeds an HIS queues the step in its outbox.  The row itself
- * is written by qg__put_ticket(), once the engine has set its state.
+ * qg__store_accept(t, row, a) records an accepted step of row's ticket
+ * (row->t.id 0: a new ticket, numbered here): the ids lead to the ticket,
+ * the record is appended, the row's count and, unless the step is late,
+ * its latest values move on, and a store that feeds an HIS queues the
+ * step in its outbox, all in t.  The row itself is written by
+ * qg__put_ticket(), once the engine has set its state.
+ *
+ * qg__store_refuse(t, row, rej, &id) logs a refusal (its id in *id) and,
+ * when row names a ticket, counts it there and writes the row.
  */
-int qg__store_accept(qg__txn *txn, qg__ticket_row *row, qg__accepted *a);
-
-/* Logs a refusal (its id in *id) and, when row names a ticket, counts it
- * there and writes the row. */
-int qg__store_refuse(qg__txn *txn, qg__ticket_row *row, const qg_rejection *rej,
-                     uint64_t *id);
 
 /* A ticket's row flag: some step was placed late, so its history's event
  * order differs from its arrival order. */
@@ -311,13 +299,12 @@ typedef struct qg__path {
     size_t n, cap;
 } qg__path;
 
-/* Reads a ticket's steps into path, in event-time order. */
-int qg__load_path(qg__txn *txn, uint64_t ticket, qg__path *path);
+/* qg__load_path(t, ticket, path) reads a ticket's steps into path, in
+ * event-time order; qg__path_free() frees them. */
 void qg__path_free(qg__path *path);
-/* Gives an accepted step a new place, event and from/to after a late step
- * was placed before it; late < 0 keeps its late mark. */
-int qg__move_record(qg__txn *txn, uint64_t ticket, uint32_t seq, uint32_t pos,
-                    qg_event ev, qg_state from, qg_state to, int late);
+/* qg__move_record(t, ticket, seq, pos, ev, from, to, late) gives an
+ * accepted step a new place, event and from/to after a late step was
+ * placed before it; late < 0 keeps its late mark. */
 
 /* source.c ------------------------------------------------------------- */
 
@@ -337,30 +324,21 @@ int qg__move_record(qg__txn *txn, uint64_t ticket, uint32_t seq, uint32_t pos,
  * if the store has not seen it (a write transaction); else
  * QG__SOURCE_UNSEEN for one it has not seen.  QG_ETOOBIG when the store
  * has numbered all it can. */
-int qg__source_index(qg__txn *t, const char *name, int create, unsigned *index);
-/* The name of source number index, for readers (read transactions
- * only: it caches); "#N" for a number meta does not name (a damaged
- * store), so a reader still shows something. */
-void qg__source_name(qg__txn *t, unsigned index,
-                     char out[QG_SOURCE_NAME_MAX + 1]);
+/* qg__source_index(t, name, create, &index), as above; and
+ * qg__source_name(t, index, out): the name of source number index, for
+ * readers; "#N" for a number the store does not name (a damaged store), so
+ * a reader still shows something. */
 
 /* held.c --------------------------------------------------------------- */
 
 /* Deliveries waiting for an earlier step.  Bodies and steps read from the
  * store point into the map: valid until the next write. */
-int qg__held_put(qg__txn *txn, const qg__step *s, uint64_t ticket, qg_event ev,
-                 qg_state from, uint64_t *id);
-int qg__held_find_digest(qg__txn *txn, const unsigned char *digest,
-                         uint64_t *id);
-/* Whether anything is held (1 also when that cannot be told). */
-int qg__held_any(qg__txn *txn);
-int qg__held_get(qg__txn *txn, uint64_t id, qg__step *s, qg_held *out);
-/* The ids held under a Chup id, in event time; *ids is malloc'd. */
-int qg__held_ids_for(qg__txn *txn, qg_id_kind kind, int64_t chup_id,
-                     uint64_t **ids, size_t *n);
-/* The ids of those received before before_us; *ids is malloc'd. */
-int qg__held_due(qg__txn *txn, int64_t before_us, uint64_t **ids, size_t *n);
-int qg__held_delete(qg__txn *txn, uint64_t id);
+/* qg__held_put(t, s, ticket, ev, from, &id), qg__held_find_digest(t,
+ * digest, &id), qg__held_get(t, id, s, out), qg__held_delete(t, id);
+ * qg__held_any(t): whether anything is held (1 also when that cannot be
+ * told); qg__held_ids_for(t, kind, chup_id, &ids, &n): the ids held under
+ * a Chup id, in event time, *ids malloc'd; qg__held_due(t, before_us,
+ * &ids, &n): the ids of those received before before_us, *ids malloc'd. */
 
 /* store_check.c -------------------------------------------------------- */
 
@@ -372,5 +350,7 @@ int qg__held_delete(qg__txn *txn, uint64_t id);
  * check at open (qg_store_check_file()) is there too.
  */
 int qg__check_pages(int fd, uint64_t txnid, char *detail, size_t dlen);
+
+#include "store_ops.h"
 
 #endif /* QG_INT_H */

@@ -44,7 +44,7 @@ is_default(const char *name)
 }
 
 int
-qg__source_index(qg__txn *t, const char *name, int create, unsigned *index)
+qg__lmdb_source_index(qg__txn *t, const char *name, int create, unsigned *index)
 {
     char key[8 + QG_SOURCE_NAME_MAX];
     unsigned char rkey[8], num;
@@ -97,7 +97,8 @@ qg__source_index(qg__txn *t, const char *name, int create, unsigned *index)
 /* Called by readers only: a name read in a write transaction that then
  * aborted would be cached for a number given later to another. */
 void
-qg__source_name(qg__txn *t, unsigned index, char out[QG_SOURCE_NAME_MAX + 1])
+qg__lmdb_source_name(qg__txn *t, unsigned index,
+                     char out[QG_SOURCE_NAME_MAX + 1])
 {
     qg_store *st = t->st;
     unsigned char rkey[8];
@@ -131,7 +132,7 @@ qg__source_name(qg__txn *t, unsigned index, char out[QG_SOURCE_NAME_MAX + 1])
 }
 
 int
-qg_store_has_source(qg_store *st, const char *name)
+qg__lmdb_has_source(qg_store *st, const char *name)
 {
     unsigned index;
     qg__txn t;

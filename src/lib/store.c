@@ -142,7 +142,7 @@ map_size(qg_store *st)
 }
 
 int
-qg__txn_begin(qg_store *st, int write, qg__txn *t)
+qg__lmdb_txn_begin(qg_store *st, int write, qg__txn *t)
 {
     int rc, tries;
 
@@ -166,7 +166,7 @@ qg__txn_begin(qg_store *st, int write, qg__txn *t)
 }
 
 int
-qg__txn_commit(qg__txn *t)
+qg__lmdb_txn_commit(qg__txn *t)
 {
     int rc = mdb_txn_commit(t->txn);
 
@@ -176,7 +176,7 @@ qg__txn_commit(qg__txn *t)
 }
 
 void
-qg__txn_abort(qg__txn *t)
+qg__lmdb_txn_abort(qg__txn *t)
 {
     if (t->txn == NULL)
         return;
@@ -186,7 +186,7 @@ qg__txn_abort(qg__txn *t)
 }
 
 int
-qg__txn_nest(qg__txn *parent, qg__txn *child)
+qg__lmdb_txn_nest(qg__txn *parent, qg__txn *child)
 {
     child->st = parent->st;
     child->txn = NULL;
@@ -196,7 +196,7 @@ qg__txn_nest(qg__txn *parent, qg__txn *child)
 }
 
 int
-qg__txn_nest_commit(qg__txn *child)
+qg__lmdb_txn_nest_commit(qg__txn *child)
 {
     int rc = mdb_txn_commit(child->txn);
 
@@ -205,7 +205,7 @@ qg__txn_nest_commit(qg__txn *child)
 }
 
 void
-qg__txn_nest_abort(qg__txn *child)
+qg__lmdb_txn_nest_abort(qg__txn *child)
 {
     if (child->txn)
         mdb_txn_abort(child->txn);
@@ -213,7 +213,7 @@ qg__txn_nest_abort(qg__txn *child)
 }
 
 int
-qg__store_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg)
+qg__lmdb_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg)
 {
     qg__txn t;
     size_t size;
@@ -246,7 +246,7 @@ qg__store_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg)
 }
 
 int
-qg__store_writable(const qg_store *st)
+qg__lmdb_writable(const qg_store *st)
 {
     return !(st->flags & QG_RDONLY);
 }
@@ -262,7 +262,7 @@ qg__store_writable(const qg_store *st)
 #define PROBE_BYTES (64 << 10)
 
 int
-qg_store_probe(qg_store *st)
+qg__lmdb_probe(qg_store *st)
 {
     MDB_val k = {11, "write_probe"}, v = {PROBE_BYTES, NULL};
     qg__txn t;
@@ -282,7 +282,7 @@ qg_store_probe(qg_store *st)
 }
 
 int
-qg_store_copy(qg_store *st, const char *dir)
+qg__lmdb_copy(qg_store *st, const char *dir)
 {
     if (st == NULL || dir == NULL)
         return QG_EINVAL;
@@ -297,7 +297,7 @@ qg_store_copy(qg_store *st, const char *dir)
 #define CHECK_TRIES 16
 
 int
-qg_store_check(qg_store *st, char *detail, size_t dlen)
+qg__lmdb_check(qg_store *st, char *detail, size_t dlen)
 {
     qg__txn t;
     int fd, rc, tries;
@@ -381,7 +381,7 @@ store_id(qg_store *st, MDB_txn *txn)
 }
 
 int
-qg_store_id(const qg_store *st, char out[QG_STORE_ID_LEN + 1])
+qg__lmdb_id(const qg_store *st, char out[QG_STORE_ID_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
     size_t i;
@@ -465,7 +465,7 @@ abort:
 }
 
 int
-qg_store_open(const qg_store_options *opts, qg_store **out)
+qg__lmdb_open(const qg_store_options *opts, qg_store **out)
 {
     qg_store *st;
     unsigned envflags = MDB_NOTLS;
@@ -495,6 +495,7 @@ qg_store_open(const qg_store_options *opts, qg_store **out)
         return rc;
     if ((st = calloc(1, sizeof(*st))) == NULL)
         return QG_ENOMEM;
+    st->ops = &qg__lmdb_ops;
     st->flags = opts->flags;
     st->map_max = opts->map_max ? opts->map_max : DEFAULT_MAP_MAX;
     st->unsigned_log_max = opts->unsigned_log_max ? opts->unsigned_log_max
@@ -533,7 +534,7 @@ fail:
 }
 
 void
-qg_store_close(qg_store *st)
+qg__lmdb_close(qg_store *st)
 {
     if (st == NULL)
         return;
@@ -554,7 +555,7 @@ alias_key(unsigned char key[9], unsigned source, qg_id_kind kind, int64_t id)
 }
 
 int
-qg__find_alias(qg__txn *t, qg_id_kind kind, int64_t id, uint64_t *ticket)
+qg__lmdb_find_alias(qg__txn *t, qg_id_kind kind, int64_t id, uint64_t *ticket)
 {
     unsigned char key[9];
     MDB_val k = {9, key}, v;
@@ -617,7 +618,7 @@ decode_ticket(const MDB_val *k, const MDB_val *v, qg__ticket_row *row)
 }
 
 int
-qg__get_ticket(qg__txn *t, uint64_t ticket, qg__ticket_row *row)
+qg__lmdb_get_ticket(qg__txn *t, uint64_t ticket, qg__ticket_row *row)
 {
     unsigned char key[8];
     MDB_val k = {8, key}, v;
@@ -630,7 +631,7 @@ qg__get_ticket(qg__txn *t, uint64_t ticket, qg__ticket_row *row)
 }
 
 int
-qg__put_ticket(qg__txn *t, const qg__ticket_row *row)
+qg__lmdb_put_ticket(qg__txn *t, const qg__ticket_row *row)
 {
     unsigned char key[8], p[TICKET_LEN];
     MDB_val k = {8, key}, v = {TICKET_LEN, p};
@@ -706,8 +707,8 @@ new_ticket_id(qg__txn *t, uint64_t *ticket)
 }
 
 int
-qg__find_digest(qg__txn *t, const unsigned char *digest, uint64_t *ticket,
-                uint32_t *seq)
+qg__lmdb_find_digest(qg__txn *t, const unsigned char *digest, uint64_t *ticket,
+                     uint32_t *seq)
 {
     unsigned char key[QG__DIGEST_LEN + 1];
     MDB_val k = {0, key}, v;
@@ -726,7 +727,7 @@ qg__find_digest(qg__txn *t, const unsigned char *digest, uint64_t *ticket,
 }
 
 int
-qg__append_record(qg__txn *t, const qg_record *rec, const qg__facts *facts)
+qg__lmdb_append_record(qg__txn *t, const qg_record *rec, const qg__facts *facts)
 {
     unsigned char key[12], dval[12], *p, *f, dkey[QG__DIGEST_LEN + 1];
     MDB_val k = {12, key}, v, dk = {0, dkey}, dv = {12, dval};
@@ -866,7 +867,7 @@ by_pos(const void *a, const void *b)
 }
 
 int
-qg__load_path(qg__txn *t, uint64_t ticket, qg__path *path)
+qg__lmdb_load_path(qg__txn *t, uint64_t ticket, qg__path *path)
 {
     unsigned char start[12];
     qg_record rec;
@@ -923,8 +924,8 @@ qg__path_free(qg__path *path)
 }
 
 int
-qg__move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
-                qg_event ev, qg_state from, qg_state to, int late)
+qg__lmdb_move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
+                     qg_event ev, qg_state from, qg_state to, int late)
 {
     unsigned char key[12], *copy;
     MDB_val k = {12, key}, v;
@@ -1180,7 +1181,7 @@ name_ticket(qg__txn *t, const qg__accepted *a, qg__ticket_row *row)
 }
 
 int
-qg__store_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a)
+qg__lmdb_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a)
 {
     qg_record *rec = &a->rec;
     int rc;
@@ -1195,7 +1196,7 @@ qg__store_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a)
         return rc;
     rec->ticket = row->t.id;
     rec->seq = row->t.records + 1;
-    if ((rc = qg__append_record(t, rec, a->facts)))
+    if ((rc = qg__lmdb_append_record(t, rec, a->facts)))
         return rc;
     row->t.records = rec->seq;
     if (rec->received_us > row->t.last_received_us)
@@ -1224,8 +1225,8 @@ qg__store_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a)
 }
 
 int
-qg__store_refuse(qg__txn *t, qg__ticket_row *row, const qg_rejection *rej,
-                 uint64_t *id)
+qg__lmdb_refuse(qg__txn *t, qg__ticket_row *row, const qg_rejection *rej,
+                uint64_t *id)
 {
     int rc;
 
@@ -1354,7 +1355,8 @@ resolve(qg__txn *t, void *arg)
 }
 
 int
-qg_rejections_resolve(qg_store *st, uint64_t id, uint64_t ticket, uint32_t seq)
+qg__lmdb_rejections_resolve(qg_store *st, uint64_t id, uint64_t ticket,
+                            uint32_t seq)
 {
     qg_rejection want;
 
@@ -1371,7 +1373,7 @@ qg_rejections_resolve(qg_store *st, uint64_t id, uint64_t ticket, uint32_t seq)
 }
 
 int
-qg_rejections_dropped(qg_store *st, uint64_t *dropped)
+qg__lmdb_rejections_dropped(qg_store *st, uint64_t *dropped)
 {
     qg__txn t;
     int rc;
@@ -1390,44 +1392,6 @@ qg_rejections_dropped(qg_store *st, uint64_t *dropped)
 }
 
 /* ----- reading --------------------------------------------------------- */
-
-int
-qg_store_ticket(qg_store *st, qg_id_kind kind, int64_t id, qg_ticket *out)
-{
-    return qg_store_ticket_in(st, NULL, kind, id, out);
-}
-
-/* Source NULL: any source for a store's own ticket number, the default
- * source for Chup's ids (what qg_store_ticket() always did). */
-int
-qg_store_ticket_in(qg_store *st, const char *source, qg_id_kind kind,
-                   int64_t id, qg_ticket *out)
-{
-    qg__ticket_row row;
-    uint64_t ticket = (uint64_t)id;
-    qg__txn t;
-    int rc;
-
-    if (st == NULL || out == NULL || id <= 0 || (unsigned)kind > 2 ||
-        (source && strcmp(source, QG_SOURCE_DEFAULT) != 0 &&
-         qg_source_name_check(source)))
-        return QG_EINVAL;
-    if ((rc = qg__txn_begin(st, 0, &t)))
-        return rc;
-    rc = qg__source_index(&t, source, 0, &t.source);
-    if (rc == 0 && kind != QG_ID_TICKET)
-        rc = qg__find_alias(&t, kind, id, &ticket);
-    if (rc == 0 && (rc = qg__get_ticket(&t, ticket, &row)) == 0) {
-        if (source && kind == QG_ID_TICKET && row.source != t.source) {
-            rc = QG_NOTFOUND;
-        } else {
-            *out = row.t;
-            qg__source_name(&t, row.source, out->source);
-        }
-    }
-    qg__txn_abort(&t);
-    return rc;
-}
 
 int
 qg__range_open(qg_store *st, MDB_dbi dbi, qg__range *r)
@@ -1479,6 +1443,7 @@ qg__range_close(qg__range *r)
  * record by key.
  */
 struct qg_history {
+    const qg__store_ops *ops; /* first: see store_ops.h */
     qg__range r;
     unsigned char start[12];
     int all; /* every ticket, not only start's */
@@ -1494,7 +1459,7 @@ struct qg_history {
 };
 
 qg__txn *
-qg__history_txn(qg_history *h)
+qg__lmdb_history_txn(qg_history *h)
 {
     return &h->r.t;
 }
@@ -1543,7 +1508,7 @@ sort_ticket(qg_history *h, uint64_t ticket)
 }
 
 int
-qg_history_open_order(qg_store *st, uint64_t ticket, qg_order order,
+qg__lmdb_history_open(qg_store *st, uint64_t ticket, qg_order order,
                       qg_history **out)
 {
     qg__ticket_row row;
@@ -1556,6 +1521,7 @@ qg_history_open_order(qg_store *st, uint64_t ticket, qg_order order,
     *out = NULL;
     if ((h = calloc(1, sizeof(*h))) == NULL)
         return QG_ENOMEM;
+    h->ops = &qg__lmdb_ops;
     if ((rc = qg__range_open(st, st->history, &h->r))) {
         free(h);
         return rc;
@@ -1585,7 +1551,7 @@ qg_history_open_order(qg_store *st, uint64_t ticket, qg_order order,
 }
 
 int
-qg_history_ticket(qg_history *h, qg_ticket *out)
+qg__lmdb_history_ticket(qg_history *h, qg_ticket *out)
 {
     qg__ticket_row row;
     int rc;
@@ -1599,12 +1565,6 @@ qg_history_ticket(qg_history *h, qg_ticket *out)
         return rc;
     *out = h->row;
     return 0;
-}
-
-int
-qg_history_open(qg_store *st, uint64_t ticket, qg_history **out)
-{
-    return qg_history_open_order(st, ticket, QG_EVENT_ORDER, out);
 }
 
 /* Decodes a record, noting its ticket for qg_history_ticket(). */
@@ -1634,7 +1594,7 @@ next_sorted(qg_history *h, qg_record *rec)
 }
 
 int
-qg_history_next(qg_history *h, qg_record *rec)
+qg__lmdb_history_next(qg_history *h, qg_record *rec)
 {
     MDB_val k, v;
     uint64_t ticket;
@@ -1671,7 +1631,7 @@ qg_history_next(qg_history *h, qg_record *rec)
 }
 
 int
-qg_history_seek(qg_history *h, uint32_t seq)
+qg__lmdb_history_seek(qg_history *h, uint32_t seq)
 {
     size_t i;
 
@@ -1689,7 +1649,7 @@ qg_history_seek(qg_history *h, uint32_t seq)
 }
 
 void
-qg_history_close(qg_history *h)
+qg__lmdb_history_close(qg_history *h)
 {
     if (h == NULL)
         return;
@@ -1701,12 +1661,13 @@ qg_history_close(qg_history *h)
 }
 
 struct qg_rejections {
+    const qg__store_ops *ops; /* first: see store_ops.h */
     qg__range r;
     unsigned char start[8];
 };
 
 int
-qg_rejections_open(qg_store *st, uint64_t first, qg_rejections **out)
+qg__lmdb_rejections_open(qg_store *st, uint64_t first, qg_rejections **out)
 {
     qg_rejections *rj;
     int rc;
@@ -1716,6 +1677,7 @@ qg_rejections_open(qg_store *st, uint64_t first, qg_rejections **out)
     *out = NULL;
     if ((rj = calloc(1, sizeof(*rj))) == NULL)
         return QG_ENOMEM;
+    rj->ops = &qg__lmdb_ops;
     if ((rc = qg__range_open(st, st->rejections, &rj->r))) {
         free(rj);
         return rc;
@@ -1726,7 +1688,7 @@ qg_rejections_open(qg_store *st, uint64_t first, qg_rejections **out)
 }
 
 int
-qg_rejections_next(qg_rejections *rj, qg_rejection *out)
+qg__lmdb_rejections_next(qg_rejections *rj, qg_rejection *out)
 {
     MDB_val k, v;
     int rc;
@@ -1743,7 +1705,7 @@ qg_rejections_next(qg_rejections *rj, qg_rejection *out)
 }
 
 void
-qg_rejections_close(qg_rejections *rj)
+qg__lmdb_rejections_close(qg_rejections *rj)
 {
     if (rj == NULL)
         return;
@@ -1752,11 +1714,12 @@ qg_rejections_close(qg_rejections *rj)
 }
 
 struct qg_tickets {
+    const qg__store_ops *ops; /* first: see store_ops.h */
     qg__range r;
 };
 
 int
-qg_tickets_open(qg_store *st, qg_tickets **out)
+qg__lmdb_tickets_open(qg_store *st, qg_tickets **out)
 {
     qg_tickets *it;
     int rc;
@@ -1766,6 +1729,7 @@ qg_tickets_open(qg_store *st, qg_tickets **out)
     *out = NULL;
     if ((it = calloc(1, sizeof(*it))) == NULL)
         return QG_ENOMEM;
+    it->ops = &qg__lmdb_ops;
     if ((rc = qg__range_open(st, st->tickets, &it->r))) {
         free(it);
         return rc;
@@ -1775,7 +1739,7 @@ qg_tickets_open(qg_store *st, qg_tickets **out)
 }
 
 int
-qg_tickets_next(qg_tickets *it, qg_ticket *out)
+qg__lmdb_tickets_next(qg_tickets *it, qg_ticket *out)
 {
     qg__ticket_row row;
     MDB_val k, v;
@@ -1795,7 +1759,7 @@ qg_tickets_next(qg_tickets *it, qg_ticket *out)
 }
 
 void
-qg_tickets_close(qg_tickets *it)
+qg__lmdb_tickets_close(qg_tickets *it)
 {
     if (it == NULL)
         return;
@@ -1900,3 +1864,72 @@ qg__outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now)
     qg__outbox_encode(val, &e);
     return qg__from_mdb(mdb_put(t->txn, t->st->outbox, &k, &v, 0));
 }
+
+/* ----- the backend ----------------------------------------------------- */
+
+const qg__store_ops qg__lmdb_ops = {
+    .name = "lmdb",
+    .close = qg__lmdb_close,
+    .id = qg__lmdb_id,
+    .writable = qg__lmdb_writable,
+    .probe = qg__lmdb_probe,
+    .copy = qg__lmdb_copy,
+    .check = qg__lmdb_check,
+    .txn_begin = qg__lmdb_txn_begin,
+    .txn_commit = qg__lmdb_txn_commit,
+    .txn_abort = qg__lmdb_txn_abort,
+    .txn_nest = qg__lmdb_txn_nest,
+    .txn_nest_commit = qg__lmdb_txn_nest_commit,
+    .txn_nest_abort = qg__lmdb_txn_nest_abort,
+    .write = qg__lmdb_write,
+    .find_alias = qg__lmdb_find_alias,
+    .get_ticket = qg__lmdb_get_ticket,
+    .find_digest = qg__lmdb_find_digest,
+    .put_ticket = qg__lmdb_put_ticket,
+    .load_path = qg__lmdb_load_path,
+    .move_record = qg__lmdb_move_record,
+    .accept = qg__lmdb_accept,
+    .refuse = qg__lmdb_refuse,
+    .source_index = qg__lmdb_source_index,
+    .source_name = qg__lmdb_source_name,
+    .held_put = qg__lmdb_held_put,
+    .held_find_digest = qg__lmdb_held_find_digest,
+    .held_any = qg__lmdb_held_any,
+    .held_get = qg__lmdb_held_get,
+    .held_ids_for = qg__lmdb_held_ids_for,
+    .held_due = qg__lmdb_held_due,
+    .held_delete = qg__lmdb_held_delete,
+    .has_source = qg__lmdb_has_source,
+    .history_open = qg__lmdb_history_open,
+    .history_next = qg__lmdb_history_next,
+    .history_ticket = qg__lmdb_history_ticket,
+    .history_seek = qg__lmdb_history_seek,
+    .history_txn = qg__lmdb_history_txn,
+    .history_close = qg__lmdb_history_close,
+    .tickets_open = qg__lmdb_tickets_open,
+    .tickets_next = qg__lmdb_tickets_next,
+    .tickets_close = qg__lmdb_tickets_close,
+    .rejections_open = qg__lmdb_rejections_open,
+    .rejections_next = qg__lmdb_rejections_next,
+    .rejections_close = qg__lmdb_rejections_close,
+    .rejections_resolve = qg__lmdb_rejections_resolve,
+    .rejections_dropped = qg__lmdb_rejections_dropped,
+    .held_open = qg__lmdb_held_open,
+    .held_next = qg__lmdb_held_next,
+    .held_close = qg__lmdb_held_close,
+    .held_stats = qg__lmdb_held_stats,
+    .outbox_open = qg__lmdb_outbox_open,
+    .outbox_next = qg__lmdb_outbox_next,
+    .outbox_close = qg__lmdb_outbox_close,
+    .outbox_stats = qg__lmdb_outbox_stats,
+    .outbox_ack = qg__lmdb_outbox_ack,
+    .outbox_defer = qg__lmdb_outbox_defer,
+    .outbox_bury = qg__lmdb_outbox_bury,
+    .outbox_requeue = qg__lmdb_outbox_requeue,
+    .outbox_resend = qg__lmdb_outbox_resend,
+    .purge = qg__lmdb_purge,
+    .chain_migrated = qg__lmdb_chain_migrated,
+    .verify_chain = qg__lmdb_verify_chain,
+    .chain_step_hashes = qg__lmdb_chain_step_hashes,
+    .seal = qg__lmdb_seal,
+};

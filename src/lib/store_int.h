@@ -14,6 +14,7 @@
 #include "qgate_int.h"
 
 struct qg_store {
+    const qg__store_ops *ops; /* first: see store_ops.h */
     MDB_env *env;
     MDB_dbi meta, tickets, aliases, history, digests, rejections, outbox, dead;
     MDB_dbi held, held_by, held_sums;
@@ -177,5 +178,94 @@ int qg__chain_hold(qg__txn *t, uint64_t id, const MDB_val *v);
  * refusal dropped by the bound on unsigned entries. */
 int qg__chain_drop(qg__txn *t, qg_chain_kind kind, uint64_t ticket,
                    uint64_t ref);
+
+/* The LMDB backend's operations (store_ops.h), in the files that hold its
+ * databases: store.c, held.c, source.c, outbox.c, chain.c, purge.c. */
+int qg__lmdb_txn_begin(qg_store *st, int write, qg__txn *t);
+int qg__lmdb_txn_commit(qg__txn *t);
+void qg__lmdb_txn_abort(qg__txn *t);
+int qg__lmdb_txn_nest(qg__txn *parent, qg__txn *child);
+int qg__lmdb_txn_nest_commit(qg__txn *child);
+void qg__lmdb_txn_nest_abort(qg__txn *child);
+int qg__lmdb_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg);
+int qg__lmdb_writable(const qg_store *st);
+int qg__lmdb_probe(qg_store *st);
+int qg__lmdb_copy(qg_store *st, const char *dir);
+int qg__lmdb_check(qg_store *st, char *detail, size_t dlen);
+int qg__lmdb_id(const qg_store *st, char out[QG_STORE_ID_LEN + 1]);
+void qg__lmdb_close(qg_store *st);
+int qg__lmdb_find_alias(qg__txn *t, qg_id_kind kind, int64_t id,
+                        uint64_t *ticket);
+int qg__lmdb_get_ticket(qg__txn *t, uint64_t ticket, qg__ticket_row *row);
+int qg__lmdb_put_ticket(qg__txn *t, const qg__ticket_row *row);
+int qg__lmdb_find_digest(qg__txn *t, const unsigned char *digest,
+                         uint64_t *ticket, uint32_t *seq);
+int qg__lmdb_load_path(qg__txn *t, uint64_t ticket, qg__path *path);
+int qg__lmdb_move_record(qg__txn *t, uint64_t ticket, uint32_t seq,
+                         uint32_t pos, qg_event ev, qg_state from, qg_state to,
+                         int late);
+/* Appends rec; with facts (may be NULL) kept after its body.  Also what
+ * tests use to damage a history. */
+int qg__lmdb_append_record(qg__txn *t, const qg_record *rec,
+                           const qg__facts *facts);
+int qg__lmdb_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a);
+int qg__lmdb_refuse(qg__txn *t, qg__ticket_row *row, const qg_rejection *rej,
+                    uint64_t *id);
+int qg__lmdb_rejections_resolve(qg_store *st, uint64_t id, uint64_t ticket,
+                                uint32_t seq);
+int qg__lmdb_rejections_dropped(qg_store *st, uint64_t *dropped);
+qg__txn *qg__lmdb_history_txn(qg_history *h);
+int qg__lmdb_history_open(qg_store *st, uint64_t ticket, qg_order order,
+                          qg_history **out);
+int qg__lmdb_history_ticket(qg_history *h, qg_ticket *out);
+int qg__lmdb_history_next(qg_history *h, qg_record *rec);
+int qg__lmdb_history_seek(qg_history *h, uint32_t seq);
+void qg__lmdb_history_close(qg_history *h);
+int qg__lmdb_rejections_open(qg_store *st, uint64_t first, qg_rejections **out);
+int qg__lmdb_rejections_next(qg_rejections *rj, qg_rejection *out);
+void qg__lmdb_rejections_close(qg_rejections *rj);
+int qg__lmdb_tickets_open(qg_store *st, qg_tickets **out);
+int qg__lmdb_tickets_next(qg_tickets *it, qg_ticket *out);
+void qg__lmdb_tickets_close(qg_tickets *it);
+int qg__lmdb_held_put(qg__txn *t, const qg__step *s, uint64_t ticket,
+                      qg_event ev, qg_state from, uint64_t *id);
+int qg__lmdb_held_any(qg__txn *t);
+int qg__lmdb_held_find_digest(qg__txn *t, const unsigned char *digest,
+                              uint64_t *id);
+int qg__lmdb_held_get(qg__txn *t, uint64_t id, qg__step *s, qg_held *out);
+int qg__lmdb_held_ids_for(qg__txn *t, qg_id_kind kind, int64_t chup_id,
+                          uint64_t **ids, size_t *n);
+int qg__lmdb_held_due(qg__txn *t, int64_t before_us, uint64_t **ids, size_t *n);
+int qg__lmdb_held_delete(qg__txn *t, uint64_t id);
+int qg__lmdb_held_open(qg_store *st, qg_held_list **out);
+int qg__lmdb_held_next(qg_held_list *hl, qg_held *out);
+void qg__lmdb_held_close(qg_held_list *hl);
+int qg__lmdb_held_stats(qg_store *st, uint64_t *count, int64_t *oldest_us);
+int qg__lmdb_source_index(qg__txn *t, const char *name, int create,
+                          unsigned *index);
+void qg__lmdb_source_name(qg__txn *t, unsigned index,
+                          char out[QG_SOURCE_NAME_MAX + 1]);
+int qg__lmdb_has_source(qg_store *st, const char *name);
+int qg__lmdb_outbox_open(qg_store *st, int dead, qg_outbox **out);
+int qg__lmdb_outbox_next(qg_outbox *ob, qg_outbox_entry *out);
+void qg__lmdb_outbox_close(qg_outbox *ob);
+int qg__lmdb_outbox_stats(qg_store *st, uint64_t *depth, int64_t *oldest_us,
+                          uint64_t *dead);
+int qg__lmdb_outbox_ack(qg_store *st, uint64_t id);
+int qg__lmdb_outbox_defer(qg_store *st, uint64_t id, int64_t next_attempt_us,
+                          const char *error);
+int qg__lmdb_outbox_bury(qg_store *st, uint64_t id, const char *error);
+int qg__lmdb_outbox_requeue(qg_store *st, uint64_t id, uint64_t *moved);
+int qg__lmdb_outbox_resend(qg_store *st, uint64_t ticket, int64_t since_us,
+                           int64_t until_us, uint64_t *queued,
+                           uint64_t *waiting);
+int qg__lmdb_chain_migrated(const qg_store *st, uint64_t *records);
+int qg__lmdb_verify_chain(qg_store *st, const qg_seal *sealed,
+                          qg_chain_finding *out);
+int qg__lmdb_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
+                               unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
+int qg__lmdb_seal(qg_store *st, const char *key_file, char *out, size_t len,
+                  char *err, size_t errlen);
+int qg__lmdb_purge(qg_store *st, int64_t before_us, qg_purge_stats *out);
 
 #endif /* QG_STORE_INT_H */
