@@ -379,6 +379,14 @@ cli_finish_options(cli *c)
     return 0;
 }
 
+/* A database server's address (postgresql://...), not a store's folder:
+ * nothing to create or map on this machine. */
+int
+cli_db_is_uri(const char *db)
+{
+    return strstr(db, "://") != NULL;
+}
+
 int
 cli_open_store(cli *c, int rdonly, qg_store **out)
 {
@@ -400,7 +408,7 @@ cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
     uint64_t chained;
     int rc;
 
-    if (!(o->flags & QG_RDONLY)) {
+    if (!(o->flags & QG_RDONLY) && !cli_db_is_uri(c->db)) {
         /* ./var/qgate: make the parent too, as a first run expects */
         char parent[4096], *slash;
 
@@ -423,9 +431,11 @@ cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
     /* Every page before a write, which could spread the damage, or when
      * the command asks.  Not for every read: the walk reads the whole
      * file, and a read-only command that LMDB trips up is stopped by the
-     * guard (damage.c) with the same message. */
+     * guard (damage.c) with the same message.  A database server checks
+     * its own pages (QG_ENOTSUP). */
     if ((!(o->flags & QG_RDONLY) || c->check_store) &&
-        (rc = qg_store_check(*out, detail, sizeof(detail)))) {
+        (rc = qg_store_check(*out, detail, sizeof(detail))) &&
+        rc != QG_ENOTSUP) {
         qg_store_close(*out);
         *out = NULL;
         if (rc == QG_ECORRUPT)

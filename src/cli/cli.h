@@ -163,6 +163,8 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * open checks the meta and root pages; a writer, and a command that sets
  * c->check_store, also every page (qg_store_check()) before it reads any.
  * Returns 0 or EXIT_FAILED. */
+/* Whether --db names a database server (a URI), not a folder. */
+int cli_db_is_uri(const char *db);
 int cli_open_store(cli *c, int rdonly, qg_store **out);
 int cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out);
 

@@ -138,6 +138,10 @@ run(cli *c, qg_store *st, int argc, char **argv)
     int rc;
 
     (void)argc;
+    if (strcmp(qg_store_backend(st), "lmdb") != 0)
+        return cli_fail("backup: %s: a %s store is backed up by its server's "
+                        "tools (pg_dump, base backups), not by qgate",
+                        c->db, qg_store_backend(st));
     if (!usable(dest, why, sizeof(why)))
         return cli_fail("backup: %s: %s", dest, why);
     snprintf(parent, sizeof(parent), "%s", dest);
