@@ -1512,6 +1512,28 @@ QG_EXTERN int qg_outbox_resend(qg_store *st, uint64_t ticket, int64_t since_us,
                                int64_t until_us, uint64_t *queued,
                                uint64_t *waiting);
 
+/**
+ * Claims a ticket's outbox entries for one forwarder, until now_us +
+ * lease_us, so that with several gates on one database only one sends a
+ * ticket's steps at a time, in order.  The holder renews its claim with
+ * each call; another forwarder gets it once the lease has run out (the
+ * holder died or hangs), so a step may then be sent twice, never out of
+ * order.  An LMDB store has one writing process, whose forwarder always
+ * holds every claim.
+ * @param[in] st the store.
+ * @param[in] ticket the ticket.
+ * @param[in] owner who claims: the same string for every call of one
+ * forwarder, unique among the gates (qgate uses host, pid and a random
+ * number); at most 63 bytes.
+ * @param[in] now_us the time of the claim, Unix microseconds.
+ * @param[in] lease_us how long it lasts unless renewed; > 0.
+ * @return 0 (held by owner now), #QG_EBUSY (another forwarder holds it),
+ * #QG_EINVAL (NULL st or owner, ticket 0, lease_us <= 0, owner too long),
+ * #QG_ERDONLY, #QG_EUNAVAIL, #QG_ESTORE.
+ */
+QG_EXTERN int qg_outbox_claim(qg_store *st, uint64_t ticket, const char *owner,
+                              int64_t now_us, int64_t lease_us);
+
 /* ------------------------------------------------------------------ */
 /* Held deliveries: steps that came before the step they need           */
 

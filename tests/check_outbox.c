@@ -1086,6 +1086,44 @@ START_TEST(test_resend_one_ticket_or_window)
 }
 END_TEST
 
+/* A claim's arguments, as a forwarder may get them wrong; on LMDB, which
+ * has one writing process, a writable store's forwarder holds every
+ * claim, and a read-only store grants none. */
+START_TEST(test_claim_arguments_and_lmdb)
+{
+    static const struct {
+        int null_store;
+        uint64_t ticket;
+        const char *owner;
+        int64_t lease_us;
+        int want;
+    } rows[] = {
+        {1, 1, "gate-a", 1000000, QG_EINVAL},
+        {0, 0, "gate-a", 1000000, QG_EINVAL},
+        {0, 1, NULL, 1000000, QG_EINVAL},
+        {0, 1, "gate-a", 0, QG_EINVAL},
+        {0, 1, "gate-a", -5, QG_EINVAL},
+        {0, 1,
+         "a-name-of-sixty-four-bytes-is-one-too-many-for-a-claims-owner-xx",
+         1000000, QG_EINVAL},
+        {0, 1, "gate-a", 1000000, 0},
+        {0, 1, "gate-b", 1000000, 0}, /* LMDB: no second gate to keep out */
+    };
+    qg_store *ro;
+    size_t i;
+
+    for (i = 0; i < COUNT(rows); i++)
+        ck_assert_msg(qg_outbox_claim(rows[i].null_store ? NULL : st,
+                                      rows[i].ticket, rows[i].owner, now_us(),
+                                      rows[i].lease_us) == rows[i].want,
+                      "row %zu", i);
+    ro = tu_store_reopen(st, QG_RDONLY);
+    ck_assert_int_eq(qg_outbox_claim(ro, 1, "gate-a", now_us(), 1000000),
+                     QG_ERDONLY);
+    st = ro;
+}
+END_TEST
+
 /* Each store has its own id, kept on reopening and in a copy. */
 START_TEST(test_store_id_own_kept_and_copied)
 {
@@ -1154,6 +1192,7 @@ outbox_suite(void)
     tcase_add_test(resend, test_resend_one_ticket_or_window);
     tcase_add_test(resend, test_resend_waiting_step_moves_behind);
     tcase_add_test(resend, test_store_id_own_kept_and_copied);
+    tcase_add_test(resend, test_claim_arguments_and_lmdb);
     suite_add_tcase(s, resend);
     tcase_add_checked_fixture(errors, setup, teardown);
     tcase_add_test(errors, test_change_unknown_or_invalid_id);

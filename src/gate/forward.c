@@ -12,6 +12,12 @@
  * jitter until the entry is older than max_age, when it (and the ticket's
  * later entries) move to the dead list.
  *
+ * Gates sharing one database each run a forwarder: before it sends a
+ * ticket's step, a forwarder claims the ticket for a lease
+ * (qg_outbox_claim()), renewed with each step, so that one gate at a time
+ * sends a ticket's steps, in order; a gate that dies leaves its tickets
+ * to the others once its leases run out.
+ *
  * Everything the forwarder knows is in the store, so a restarted gate
  * resumes where the last one stopped.  A crash between a delivery and its
  * acknowledgement sends that step again: the HIS sees it at least once,
@@ -21,14 +27,17 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "gate.h"
 
-#define SCAN_MAX   20000 /* entries looked at per scan */
-#define SEEN_SLOTS 65536 /* > 2 * SCAN_MAX, a power of two */
+#define SCAN_MAX   20000    /* entries looked at per scan */
+#define LEASE_MIN  10000000 /* a claim lasts 4 timeouts, and at least 10 s */
+#define SEEN_SLOTS 65536    /* > 2 * SCAN_MAX, a power of two */
 
 struct forwarder {
     qg_store *st;
@@ -46,6 +55,8 @@ struct forwarder {
     int woken, stopping;
     atomic_int reachable;
     uint64_t *seen; /* the dispatcher's per-scan ticket set */
+    char owner[64]; /* this forwarder's name in claims: host/pid/random */
+    int64_t lease_us;
 };
 
 /* Open addressing; 0 is the empty slot (ticket numbers start at 1).
@@ -291,6 +302,10 @@ scan(forwarder *f)
         pthread_mutex_unlock(&f->lock);
         if (i)
             continue;
+        /* Another gate's ticket for now, or a store that cannot say: the
+         * next scan asks again. */
+        if (qg_outbox_claim(f->st, e.ticket, f->owner, now, f->lease_us))
+            continue;
         if (f->o.max_age_us > 0 && now - e.created_us > f->o.max_age_us)
             bury[nbury++] = e;
         else if (e.next_attempt_us <= now)
@@ -389,6 +404,21 @@ stop_threads(forwarder *f, unsigned nworkers, int dispatcher_up)
     free(f);
 }
 
+/* Unique among the gates of one database, and readable in it: the host,
+ * the pid, and a random number for a pid reused after a restart. */
+static void
+name_owner(char *out, size_t len)
+{
+    char host[40] = "";
+    uint32_t r = 0;
+
+    gethostname(host, sizeof(host) - 1);
+    if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        r = (uint32_t)gate_now_us();
+    snprintf(out, len, "%s/%ld/%08" PRIx32, host[0] ? host : "-",
+             (long)getpid(), r);
+}
+
 int
 forwarder_start(qg_store *st, const forward_options *o, forwarder **out)
 {
@@ -407,6 +437,10 @@ forwarder_start(qg_store *st, const forward_options *o, forwarder **out)
     f->queue = calloc(f->nworkers, sizeof(*f->queue));
     f->inflight = calloc(f->nworkers, sizeof(*f->inflight));
     f->seen = calloc(SEEN_SLOTS, sizeof(*f->seen));
+    name_owner(f->owner, sizeof(f->owner));
+    f->lease_us = (int64_t)o->timeout_ms * 4000;
+    if (f->lease_us < LEASE_MIN)
+        f->lease_us = LEASE_MIN;
     atomic_init(&f->reachable, 1); /* until an attempt says otherwise */
     if (!f->workers || !f->queue || !f->inflight || !f->seen) {
         free(f->workers);

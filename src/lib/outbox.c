@@ -595,3 +595,16 @@ qg__lmdb_outbox_resend(qg_store *st, uint64_t ticket, int64_t since_us,
         *waiting = j.waiting;
     return rc;
 }
+
+/* LMDB lets one process write a store, so its forwarder is the only one:
+ * every claim is its own, and there is nothing to record. */
+int
+qg__lmdb_outbox_claim(qg_store *st, uint64_t ticket, const char *owner,
+                      int64_t now_us, int64_t lease_us)
+{
+    (void)ticket;
+    (void)owner;
+    (void)now_us;
+    (void)lease_us;
+    return qg__store_writable(st) ? 0 : QG_ERDONLY;
+}

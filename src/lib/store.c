@@ -1927,6 +1927,7 @@ const qg__store_ops qg__lmdb_ops = {
     .outbox_bury = qg__lmdb_outbox_bury,
     .outbox_requeue = qg__lmdb_outbox_requeue,
     .outbox_resend = qg__lmdb_outbox_resend,
+    .outbox_claim = qg__lmdb_outbox_claim,
     .purge = qg__lmdb_purge,
     .chain_migrated = qg__lmdb_chain_migrated,
     .verify_chain = qg__lmdb_verify_chain,

@@ -348,6 +348,16 @@ qg_outbox_resend(qg_store *st, uint64_t ticket, int64_t since_us,
                 waiting);
 }
 
+int
+qg_outbox_claim(qg_store *st, uint64_t ticket, const char *owner,
+                int64_t now_us, int64_t lease_us)
+{
+    if (st == NULL || owner == NULL || ticket == 0 || lease_us <= 0 ||
+        strlen(owner) > 63)
+        return QG_EINVAL;
+    return CALL(st, outbox_claim, st, ticket, owner, now_us, lease_us);
+}
+
 /* ----- retention and the audit chain ------------------------------------ */
 
 int

@@ -259,6 +259,8 @@ int qg__lmdb_outbox_requeue(qg_store *st, uint64_t id, uint64_t *moved);
 int qg__lmdb_outbox_resend(qg_store *st, uint64_t ticket, int64_t since_us,
                            int64_t until_us, uint64_t *queued,
                            uint64_t *waiting);
+int qg__lmdb_outbox_claim(qg_store *st, uint64_t ticket, const char *owner,
+                          int64_t now_us, int64_t lease_us);
 int qg__lmdb_chain_migrated(const qg_store *st, uint64_t *records);
 int qg__lmdb_verify_chain(qg_store *st, const qg_seal *sealed,
                           qg_chain_finding *out);

@@ -110,6 +110,8 @@ typedef struct qg__store_ops {
     int (*outbox_requeue)(qg_store *st, uint64_t id, uint64_t *moved);
     int (*outbox_resend)(qg_store *st, uint64_t ticket, int64_t since_us,
                          int64_t until_us, uint64_t *queued, uint64_t *waiting);
+    int (*outbox_claim)(qg_store *st, uint64_t ticket, const char *owner,
+                        int64_t now_us, int64_t lease_us);
 
     /* Retention and the audit chain. */
     int (*purge)(qg_store *st, int64_t before_us, qg_purge_stats *out);
