@@ -1,12 +1,15 @@
 /*
- * console.c - the web console's files and the JSON it reads beside the
- * read API: GET /overview, /machine and /tickets/{id}/steps.
+ * console.c - the web console's files, the JSON it reads beside the
+ * read API (GET /overview, /machine, /tickets/{id}/steps, /rejections,
+ * /held, /outbox/dead) and what its admin buttons do (replay, retry).
  *
  * The counts of /overview are those of `qgate stats --json` over the
  * whole store (states, refused, reasons, refused_dropped), read here with
  * the same cursors, so that the console and the CLI never disagree.
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <microhttpd.h>
@@ -126,4 +129,265 @@ console_overview(FILE *f, gate *g)
                                                                : "false",
             gate_now_us());
     return 0;
+}
+
+/* ----- refusals, held deliveries, dead letters -------------------------- */
+
+/* The object a render_*() function wrote into buf, with the source and
+ * the body as received (a JSON string, null when purged) added before
+ * its closing brace: the console shows the body as text. */
+static void
+with_body(FILE *f, const char *buf, size_t len, const char *source,
+          const char *body, size_t body_len)
+{
+    fwrite(buf, 1, len - 1, f);
+    fputs(",\"source\":", f);
+    render_string(f, source, strlen(source));
+    fputs(",\"body\":", f);
+    if (body)
+        render_string(f, body, body_len);
+    else
+        fputs("null", f);
+    fputc('}', f);
+}
+
+int
+console_rejections(FILE *f, gate *g, int reason, int64_t since_ms,
+                   int64_t until_ms, size_t limit)
+{
+    qg_rejections *log = NULL;
+    qg_rejection rj;
+    char **ring = NULL, *buf;
+    size_t *lens = NULL, len, i, n = 0;
+    unsigned long matched = 0;
+    FILE *one;
+    int rc;
+
+    /* The log is read in id order, which is arrival order; the newest
+     * `limit` matches are kept in a ring and written newest first. */
+    ring = calloc(limit, sizeof(*ring));
+    lens = calloc(limit, sizeof(*lens));
+    if (ring == NULL || lens == NULL) {
+        rc = QG_ENOMEM;
+        goto free_ring;
+    }
+    if ((rc = qg_rejections_open(g->st, 1, &log)))
+        goto free_ring;
+    while ((rc = qg_rejections_next(log, &rj)) == 0) {
+        if ((reason >= 0 && (int)rj.reason != reason) ||
+            rj.received_us / 1000 < since_ms ||
+            rj.received_us / 1000 >= until_ms)
+            continue;
+        buf = NULL;
+        if ((one = open_memstream(&buf, &len)) == NULL) {
+            rc = QG_ENOMEM;
+            break;
+        }
+        render_rejection(one, &rj);
+        fclose(one);
+        i = matched % limit;
+        free(ring[i]);
+        if ((one = open_memstream(&ring[i], &lens[i])) == NULL) {
+            free(buf);
+            rc = QG_ENOMEM;
+            break;
+        }
+        with_body(one, buf, len, rj.source, rj.body, rj.body_len);
+        fclose(one);
+        free(buf);
+        matched++;
+    }
+    qg_rejections_close(log);
+    if (rc != QG_NOTFOUND)
+        goto free_ring;
+    rc = 0;
+    n = matched < limit ? matched : limit;
+    fprintf(f, "{\"matched\":%lu,\"rejections\":[", matched);
+    for (i = 0; i < n; i++) {
+        size_t at = (matched - 1 - i) % limit;
+
+        if (i)
+            fputs(",\n", f);
+        fwrite(ring[at], 1, lens[at], f);
+    }
+    fputs("]}\n", f);
+free_ring:
+    for (i = 0; ring && i < limit; i++)
+        free(ring[i]);
+    free(ring);
+    free(lens);
+    return rc;
+}
+
+int
+console_held(FILE *f, gate *g)
+{
+    int64_t now = gate_now_us(), window_us = g->c->reorder_window * 1000000;
+    qg_held_list *hl = NULL;
+    qg_held h;
+    char *buf;
+    size_t len;
+    FILE *one;
+    int rc, first = 1;
+
+    if ((rc = qg_held_open(g->st, &hl)))
+        return rc;
+    fputs("{\"held\":[", f);
+    while ((rc = qg_held_next(hl, &h)) == 0) {
+        buf = NULL;
+        if ((one = open_memstream(&buf, &len)) == NULL) {
+            rc = QG_ENOMEM;
+            break;
+        }
+        render_held(one, &h, now, h.received_us + window_us);
+        fclose(one);
+        if (!first)
+            fputs(",\n", f);
+        with_body(f, buf, len, h.source, h.body, h.body_len);
+        free(buf);
+        first = 0;
+    }
+    qg_held_close(hl);
+    if (rc != QG_NOTFOUND)
+        return rc;
+    fputs("]}\n", f);
+    return 0;
+}
+
+int
+console_dead(FILE *f, gate *g)
+{
+    qg_outbox *ob = NULL;
+    qg_outbox_entry e;
+    int rc, first = 1;
+
+    if ((rc = qg_outbox_open(g->st, 1, &ob)))
+        return rc;
+    fputs("{\"dead\":[", f);
+    while ((rc = qg_outbox_next(ob, &e)) == 0) {
+        if (!first)
+            fputs(",\n", f);
+        render_outbox_entry(f, &e, 1);
+        first = 0;
+    }
+    qg_outbox_close(ob);
+    if (rc != QG_NOTFOUND)
+        return rc;
+    fputs("]}\n", f);
+    return 0;
+}
+
+/* {"error": msg, "code": code}, as answers.c writes its errors. */
+static int
+refusal(FILE *f, int status, const char *code, const char *msg)
+{
+    fputs("{\"error\":", f);
+    render_string(f, msg, strlen(msg));
+    fprintf(f, ",\"code\":\"%s\"}\n", code);
+    return status;
+}
+
+/* One replay at a time: two operators pressing Replay together decide
+ * the entry once, and the second is told it was resolved. */
+static pthread_mutex_t replaying = PTHREAD_MUTEX_INITIALIZER;
+
+int
+console_replay(FILE *f, gate *g, uint64_t id, int *rc)
+{
+    char source[QG_SOURCE_NAME_MAX + 1], input[32], msg[160];
+    qg_rejections *log = NULL;
+    qg_rejection rj;
+    qg_replay how = QG_REPLAY_REFUSED;
+    qg_result res;
+    size_t i;
+
+    snprintf(input, sizeof(input), "rejection:%" PRIu64, id);
+    /* Which source's engine decides it: the one that refused it. */
+    if ((*rc = qg_rejections_open(g->st, id, &log)) == 0 &&
+        (*rc = qg_rejections_next(log, &rj)) == 0 && rj.id != id)
+        *rc = QG_NOTFOUND;
+    if (*rc == 0)
+        snprintf(source, sizeof(source), "%s", rj.source);
+    qg_rejections_close(log);
+    if (*rc == QG_NOTFOUND) {
+        *rc = 0;
+        snprintf(msg, sizeof(msg), "%s: not in the rejection log", input);
+        return refusal(f, 404, "not_found", msg);
+    }
+    if (*rc)
+        return 0;
+    for (i = 0; i < g->nsources; i++)
+        if (strcmp(g->sources[i].name, source) == 0)
+            break;
+    if (i == g->nsources) {
+        snprintf(msg, sizeof(msg),
+                 "%s came from source \"%s\", which this gate does not serve",
+                 input, source);
+        return refusal(f, 409, "unknown_source", msg);
+    }
+    pthread_mutex_lock(&replaying);
+    pthread_rwlock_rdlock(&g->eng_lock);
+    *rc = qg_rejections_replay(g->sources[i].eng, g->st, id, &res, &how);
+    pthread_rwlock_unlock(&g->eng_lock);
+    pthread_mutex_unlock(&replaying);
+    if (*rc == QG_NOTFOUND) { /* dropped meanwhile */
+        *rc = 0;
+        snprintf(msg, sizeof(msg), "%s: not in the rejection log", input);
+        return refusal(f, 404, "not_found", msg);
+    }
+    if (*rc)
+        return 0;
+    switch (how) {
+    case QG_REPLAY_RESOLVED:
+        snprintf(msg, sizeof(msg), "%s was resolved already: not replayed",
+                 input);
+        return refusal(f, 409, "already_resolved", msg);
+    case QG_REPLAY_TRUNCATED:
+        snprintf(msg, sizeof(msg),
+                 "%s kept only a prefix of its body: it cannot be replayed",
+                 input);
+        return refusal(f, 409, "cannot_replay", msg);
+    case QG_REPLAY_PURGED:
+        snprintf(msg, sizeof(msg),
+                 "%s: its body was purged: it cannot be replayed", input);
+        return refusal(f, 409, "cannot_replay", msg);
+    case QG_REPLAY_REFUSED:
+    case QG_REPLAY_PASSED:
+        break;
+    }
+    if (how == QG_REPLAY_PASSED && res.verdict == QG_ACCEPTED)
+        forwarder_wake(g->fwd); /* the step is in the outbox now */
+    log_event("info", "replayed",
+              ",\"rejection\":%" PRIu64 ",\"verdict\":\"%s\",\"code\":\"%s\","
+              "\"resolved\":%s,\"ticket\":%" PRIu64,
+              id, qg_verdict_name(res.verdict), qg_reason_name(res.reason),
+              how == QG_REPLAY_PASSED ? "true" : "false", res.ticket);
+    fprintf(f, "{\"rejection\":%" PRIu64 ",\"resolved\":%s,\"verdict\":", id,
+            how == QG_REPLAY_PASSED ? "true" : "false");
+    render_verdict(f, &res, input);
+    fputs("}\n", f);
+    return 200;
+}
+
+int
+console_retry(FILE *f, gate *g, uint64_t id, int *rc)
+{
+    uint64_t moved = 0;
+    char msg[96];
+
+    /* qg_outbox_requeue() with id 0 would move them all: no such entry. */
+    if (id == 0 ||
+        (*rc = qg_outbox_requeue(g->st, id, &moved)) == QG_NOTFOUND) {
+        *rc = 0;
+        snprintf(msg, sizeof(msg),
+                 "dead letter %" PRIu64 ": not in the dead list", id);
+        return refusal(f, 404, "not_found", msg);
+    }
+    if (*rc)
+        return 0;
+    forwarder_wake(g->fwd);
+    log_event("info", "dead letters retried",
+              ",\"dead\":%" PRIu64 ",\"moved\":%" PRIu64, id, moved);
+    fprintf(f, "{\"dead\":%" PRIu64 ",\"moved\":%" PRIu64 "}\n", id, moved);
+    return 200;
 }
