@@ -1,8 +1,10 @@
 /*
  * check_gate_console.c - the web console as `qgate serve` answers it
  * (docs/console.md): its files, their security headers, and the JSON it
- * reads (/overview, /machine, /tickets/{id}/steps) with the token rules
- * of the read API.  What the pages do in a browser is tests/console_test.py.
+ * reads (/overview, /machine, /tickets/{id}/steps, /rejections, /held,
+ * /outbox/dead) with the token rules of the read API, and its admin
+ * actions (replay, retry) with theirs.  What the pages do in a browser is
+ * tests/console_test.py.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -269,6 +271,350 @@ START_TEST(test_console_token)
 }
 END_TEST
 
+/* Writes token into work/name and returns the file's path. */
+static const char *
+token_file(const char *name, const char *token, char *path, size_t cap)
+{
+    FILE *f;
+
+    snprintf(path, cap, "%s/%s", work, name);
+    ck_assert_ptr_nonnull(f = fopen(path, "w"));
+    fprintf(f, "%s\n", token);
+    fclose(f);
+    return path;
+}
+
+#define READ_TOKEN  "Authorization: Bearer c0nsole-token"
+#define ADMIN_TOKEN "Authorization: Bearer adm1n-token"
+
+/* A gate with the read token and the admin token, reordering nothing:
+ * the walk-in's alert sent before its join is refused, and once the
+ * join is in, replaying it passes. */
+static void
+admin_gate(const char *const *more)
+{
+    static char rd[128], adm[128];
+    const char *opts[16] = {
+        "--token-file",
+        token_file("token", "c0nsole-token", rd, sizeof(rd)),
+        "--admin-token-file",
+        token_file("admin", "adm1n-token", adm, sizeof(adm)),
+        "--reorder-window",
+        "0"};
+    size_t n = 6;
+
+    while (more && *more && n < COUNT(opts) - 1)
+        opts[n++] = *more++;
+    opts[n] = NULL;
+    gate_start(opts);
+}
+
+/* The refusal of admin_gate(): its id in the rejection log. */
+static int64_t
+refuse_then_join(void)
+{
+    static const char *const rd[] = {READ_TOKEN, NULL};
+    json_object *list, *first;
+    int64_t id;
+    answer a;
+
+    post_fixture(WALK_IN "02-alert.json", &a);
+    ck_assert_msg(a.status >= 400 && a.status < 500, "the early alert: %ld %s",
+                  a.status, a.body);
+    answer_free(&a);
+    post_accepted(WALK_IN "01-join-live-queue.json");
+    http("GET", "/rejections", rd, NULL, 0, &a);
+    ck_assert_msg(a.status == 200 && a.json, "%ld %s", a.status, a.body);
+    ck_assert_int_eq(jint(a.json, "matched"), 1);
+    ck_assert(json_object_object_get_ex(a.json, "rejections", &list));
+    first = json_object_array_get_idx(list, 0);
+    id = jint(first, "id");
+    answer_free(&a);
+    return id;
+}
+
+/* The admin rules of docs/console.md, one row each: who may replay, from
+ * where, with what, and how. */
+START_TEST(test_admin_rules)
+{
+    static const char *const none[] = {"Content-Type: application/json", NULL};
+    static const char *const rd[] = {READ_TOKEN,
+                                     "Content-Type: application/json", NULL};
+    static const char *const wrong[] = {"Authorization: Bearer adm1n-tokeN",
+                                        "Content-Type: application/json", NULL};
+    static const char *const untyped[] = {ADMIN_TOKEN, NULL};
+    static const char *const text[] = {ADMIN_TOKEN, "Content-Type: text/plain",
+                                       NULL};
+    static const char *const form[] = {
+        ADMIN_TOKEN, "Content-Type: application/x-www-form-urlencoded", NULL};
+    static const char *const evil[] = {ADMIN_TOKEN,
+                                       "Content-Type: application/json",
+                                       "Origin: http://evil.example", NULL};
+    static const char *const null_origin[] = {
+        ADMIN_TOKEN, "Content-Type: application/json", "Origin: null", NULL};
+    static const char *const cross_site[] = {
+        ADMIN_TOKEN, "Content-Type: application/json",
+        "Sec-Fetch-Site: cross-site", NULL};
+    static const char *const same_site[] = {ADMIN_TOKEN,
+                                            "Content-Type: application/json",
+                                            "Sec-Fetch-Site: same-site", NULL};
+    static const char *const admin_only[] = {ADMIN_TOKEN, NULL};
+    static const struct {
+        const char *method;
+        const char *const *hdrs;
+        long status;
+        const char *code, *what;
+    } rows[] = {
+        {"POST", none, 401, "unauthorized", "no token"},
+        {"POST", wrong, 401, "unauthorized", "a wrong token"},
+        {"POST", rd, 403, "forbidden", "the read token"},
+        {"POST", untyped, 415, "unsupported_media_type", "no Content-Type"},
+        {"POST", text, 415, "unsupported_media_type", "text/plain"},
+        {"POST", form, 415, "unsupported_media_type", "a form's type"},
+        {"POST", evil, 403, "cross_origin", "Origin of another site"},
+        {"POST", null_origin, 403, "cross_origin", "Origin: null"},
+        {"POST", cross_site, 403, "cross_origin", "Sec-Fetch-Site cross-site"},
+        {"POST", same_site, 403, "cross_origin", "Sec-Fetch-Site same-site"},
+        {"GET", admin_only, 405, "method_not_allowed", "GET"},
+        {"PUT", evil, 405, "method_not_allowed", "PUT"},
+        {"DELETE", admin_only, 405, "method_not_allowed", "DELETE"},
+    };
+    char path[64], origin[96], allow[32];
+    const char *ok[5];
+    json_object *v;
+    int64_t id;
+    size_t i;
+    answer a;
+
+    admin_gate(NULL);
+    id = refuse_then_join();
+    snprintf(path, sizeof(path), "/rejections/%lld/replay", (long long)id);
+    for (i = 0; i < COUNT(rows); i++) {
+        http(rows[i].method, path, rows[i].hdrs, "{}", 2, &a);
+        expect(&a, rows[i].status, NULL, rows[i].code, rows[i].what);
+        expect_console_headers(&a, rows[i].what);
+        if (rows[i].status == 405) {
+            head_value(&a, "Allow", allow, sizeof(allow));
+            ck_assert_str_eq(allow, "POST");
+        }
+        answer_free(&a);
+    }
+    /* The admin token does not read. */
+    http("GET", "/rejections", admin_only, NULL, 0, &a);
+    expect(&a, 401, NULL, "unauthorized", "GET /rejections, admin token");
+    answer_free(&a);
+    /* From the gate's own page: Origin its own, Sec-Fetch-Site
+     * same-origin.  Replayed, the alert now follows the join. */
+    snprintf(origin, sizeof(origin), "Origin: http://127.0.0.1:%d", gate_port);
+    ok[0] = ADMIN_TOKEN;
+    ok[1] = "Content-Type: application/json; charset=utf-8";
+    ok[2] = origin;
+    ok[3] = "Sec-Fetch-Site: same-origin";
+    ok[4] = NULL;
+    http("POST", path, ok, "{}", 2, &a);
+    ck_assert_msg(a.status == 200 && a.json, "%ld %s", a.status, a.body);
+    ck_assert_int_eq(jint(a.json, "rejection"), id);
+    ck_assert_str_eq(jtext(a.json, "resolved"), "true");
+    ck_assert(json_object_object_get_ex(a.json, "verdict", &v));
+    ck_assert_str_eq(jstr(v, "verdict"), "accepted");
+    ck_assert_int_eq(jint(v, "seq"), 2);
+    answer_free(&a);
+    /* Twice replays once. */
+    http("POST", path, ok, "{}", 2, &a);
+    expect(&a, 409, NULL, "already_resolved", "the second replay");
+    answer_free(&a);
+    http("GET", "/tickets/lq:30001", rd, NULL, 0, &a);
+    ck_assert_int_eq(jint(a.json, "records"), 2);
+    answer_free(&a);
+    /* No body, and no such entry. */
+    http("POST", path, ok, NULL, 0, &a);
+    expect(&a, 409, NULL, "already_resolved", "a replay without a body");
+    answer_free(&a);
+    http("POST", "/rejections/999/replay", ok, "{}", 2, &a);
+    expect(&a, 404, NULL, "not_found", "no such rejection");
+    answer_free(&a);
+    http("POST", "/rejections/01/replay", ok, "{}", 2, &a);
+    expect(&a, 404, NULL, "not_found", "a leading zero");
+    answer_free(&a);
+    http("POST", "/outbox/dead/5/retry", ok, "{}", 2, &a);
+    expect(&a, 404, NULL, "not_found", "no such dead letter");
+    answer_free(&a);
+    gate_stop();
+}
+END_TEST
+
+/* Without --admin-token-file nothing replays, whatever is sent. */
+START_TEST(test_admin_disabled)
+{
+    static const char *const hdrs[] = {ADMIN_TOKEN,
+                                       "Content-Type: application/json", NULL};
+    answer a;
+
+    gate_start(NULL);
+    http("POST", "/rejections/1/replay", hdrs, "{}", 2, &a);
+    expect(&a, 403, NULL, "admin_disabled", "no admin token file");
+    answer_free(&a);
+    gate_stop();
+}
+END_TEST
+
+/* GET /rejections filters by reason and time, newest first, with each
+ * body as received; bad queries are 400. */
+START_TEST(test_rejections_list)
+{
+    static const char *const rd[] = {READ_TOKEN, NULL};
+    static const struct {
+        const char *query;
+        long status;
+        int64_t matched;
+    } rows[] = {
+        {"", 200, 2},
+        {"?reason=ticket_closed", 200, 1},
+        {"?reason=stale", 200, 0},
+        {"?limit=1", 200, 2},
+        {"?since=0&until=1", 200, 0},
+        {"?since=2000-01-01T00:00:00Z", 200, 2},
+        {"?reason=nope", 400, 0},
+        {"?since=yesterday", 400, 0},
+        {"?limit=0", 400, 0},
+        {"?limit=1001", 400, 0},
+    };
+    char url[128];
+    json_object *list, *e;
+    size_t i, len;
+    char *want;
+    answer a;
+
+    admin_gate(NULL);
+    refuse_then_join();
+    /* A second end of a visit, whose ticket is closed. */
+    post_before("illegal/second-end-visit/05-end-visit-again.json");
+    post_fixture("illegal/second-end-visit/05-end-visit-again.json", &a);
+    ck_assert_int_eq(a.status, 409);
+    answer_free(&a);
+    for (i = 0; i < COUNT(rows); i++) {
+        snprintf(url, sizeof(url), "/rejections%s", rows[i].query);
+        http("GET", url, rd, NULL, 0, &a);
+        if (rows[i].status != 200) {
+            expect(&a, rows[i].status, NULL, "bad_query", url);
+            answer_free(&a);
+            continue;
+        }
+        ck_assert_msg(a.status == 200 && a.json, "%s: %ld %s", url, a.status,
+                      a.body);
+        ck_assert_msg(jint(a.json, "matched") == rows[i].matched, "%s: %s", url,
+                      a.body);
+        expect_console_headers(&a, url);
+        answer_free(&a);
+    }
+    /* Newest first, with the body as sent. */
+    http("GET", "/rejections", rd, NULL, 0, &a);
+    ck_assert(json_object_object_get_ex(a.json, "rejections", &list));
+    ck_assert_uint_eq(json_object_array_length(list), 2);
+    e = json_object_array_get_idx(list, 0);
+    ck_assert_str_eq(jstr(e, "code"), "ticket_closed");
+    ck_assert_str_eq(jstr(e, "source"), "default");
+    want = tu_fixture("illegal/second-end-visit/05-end-visit-again.json", &len);
+    ck_assert_msg(same(jstr(e, "body"), want), "body %s", jstr(e, "body"));
+    free(want);
+    ck_assert(jint(e, "id") > jint(json_object_array_get_idx(list, 1), "id"));
+    answer_free(&a);
+    http("GET", "/rejections?limit=1", rd, NULL, 0, &a);
+    ck_assert(json_object_object_get_ex(a.json, "rejections", &list));
+    ck_assert_uint_eq(json_object_array_length(list), 1);
+    answer_free(&a);
+    http("GET", "/held", rd, NULL, 0, &a);
+    ck_assert_msg(a.status == 200 && same(a.body, "{\"held\":[]}\n"), "%s",
+                  a.body);
+    answer_free(&a);
+    http("GET", "/held", NULL, NULL, 0, &a);
+    expect(&a, 401, NULL, "unauthorized", "/held without a token");
+    answer_free(&a);
+    http("POST", "/rejections", rd, NULL, 0, &a);
+    expect(&a, 405, NULL, "method_not_allowed", "POST /rejections");
+    answer_free(&a);
+    gate_stop();
+}
+END_TEST
+
+/* A held delivery is listed with its body. */
+START_TEST(test_held_list)
+{
+    static const char *const window[] = {"--reorder-window", "600", NULL};
+    json_object *list, *e;
+    size_t len;
+    char *body;
+    answer a;
+
+    gate_start(window);
+    body = served_body(777001, &len);
+    http("POST", WEBHOOK, as_json, body, len, &a);
+    ck_assert_int_eq(a.status, 202);
+    answer_free(&a);
+    http("GET", "/held", NULL, NULL, 0, &a);
+    ck_assert_msg(a.status == 200 && a.json, "%ld %s", a.status, a.body);
+    ck_assert(json_object_object_get_ex(a.json, "held", &list));
+    ck_assert_uint_eq(json_object_array_length(list), 1);
+    e = json_object_array_get_idx(list, 0);
+    ck_assert_int_eq(jint(e, "live_queue_id"), 777001);
+    ck_assert_msg(same(jstr(e, "body"), body), "%s", a.body);
+    answer_free(&a);
+    free(body);
+    gate_stop();
+}
+END_TEST
+
+/* A dead letter is listed, and Retry moves it back to the outbox, from
+ * where it reaches the HIS. */
+START_TEST(test_dead_retry)
+{
+    static const char *const rd[] = {READ_TOKEN,
+                                     "Content-Type: application/json", NULL};
+    static const char *const adm[] = {ADMIN_TOKEN,
+                                      "Content-Type: application/json", NULL};
+    const char *more[] = {
+        "--upstream", NULL, "--forward-timeout", "1", "--max-age", "1", NULL};
+    char path[64];
+    json_object *list;
+    int64_t id;
+    answer a;
+    int ok;
+
+    his_start(HIS_FAIL);
+    more[1] = his.url;
+    admin_gate(more);
+    post_accepted(WALK_IN "01-join-live-queue.json");
+    WAIT_FOR(ok, gate_sample("qgate_outbox_dead") == 1, WAIT_MS);
+    ck_assert_msg(ok, "not dead after %d ms", WAIT_MS);
+    http("GET", "/outbox/dead", rd, NULL, 0, &a);
+    ck_assert_msg(a.status == 200 && a.json, "%ld %s", a.status, a.body);
+    ck_assert(json_object_object_get_ex(a.json, "dead", &list));
+    ck_assert_uint_eq(json_object_array_length(list), 1);
+    id = jint(json_object_array_get_idx(list, 0), "id");
+    ck_assert_str_eq(jstr(json_object_array_get_idx(list, 0), "last_error"),
+                     "HTTP 500");
+    answer_free(&a);
+    snprintf(path, sizeof(path), "/outbox/dead/%lld/retry", (long long)id);
+    http("POST", path, rd, "{}", 2, &a);
+    expect(&a, 403, NULL, "forbidden", "retry with the read token");
+    answer_free(&a);
+    atomic_store(&his.mode, HIS_ACCEPT);
+    http("POST", path, adm, "{}", 2, &a);
+    ck_assert_msg(a.status == 200 && a.json, "%ld %s", a.status, a.body);
+    ck_assert_int_eq(jint(a.json, "moved"), 1);
+    answer_free(&a);
+    http("POST", path, adm, "{}", 2, &a);
+    expect(&a, 404, NULL, "not_found", "a second retry");
+    answer_free(&a);
+    WAIT_FOR(ok, his_count(200) == 1, WAIT_MS);
+    ck_assert_msg(ok, "the retried step did not reach the HIS");
+    http("GET", "/outbox/dead", rd, NULL, 0, &a);
+    ck_assert_msg(same(a.body, "{\"dead\":[]}\n"), "%s", a.body);
+    answer_free(&a);
+    gate_stop();
+}
+END_TEST
+
 Suite *gate_console_suite(void);
 
 Suite *
@@ -284,6 +630,11 @@ gate_console_suite(void)
     tcase_add_test(tc, test_machine_is_the_cli_s);
     tcase_add_test(tc, test_steps_carry_the_bodies);
     tcase_add_test(tc, test_console_token);
+    tcase_add_test(tc, test_admin_rules);
+    tcase_add_test(tc, test_admin_disabled);
+    tcase_add_test(tc, test_rejections_list);
+    tcase_add_test(tc, test_held_list);
+    tcase_add_test(tc, test_dead_retry);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -626,7 +626,7 @@ query_time(const char *v, int64_t *ms)
     char *end;
     int32_t off;
 
-    if (*v >= '0' && *v <= '9') {
+    if (v[strspn(v, "0123456789")] == '\0') {
         errno = 0;
         *ms = strtoll(v, &end, 10);
         return *end == '\0' && errno == 0 ? 0 : -1;
