@@ -615,6 +615,73 @@ START_TEST(test_dead_retry)
 }
 END_TEST
 
+/* /waits gives, for every ticket and for each service, the durations of
+ * `qgate stats --json` and `qgate stats --service ID --json`, with
+ * histogram buckets that hold every sample. */
+START_TEST(test_waits_match_stats)
+{
+    static const char *const kinds[] = {"wait", "service", "visit"};
+    const char *args[] = {"stats", "--json", "--db", db, NULL, NULL, NULL};
+    char out[1 << 14], svc[32], want[512], got[512];
+    json_object *services, *e, *d, *cd, *k, *ck, *buckets, *cli;
+    size_t i, j, b, nsvc;
+    int64_t sum;
+    answer a;
+
+    gate_start(NULL);
+    for (i = 0; i < 9; i++)
+        post_accepted(walk_in_files[i]);
+    post_before(NO_SHOW "99-none.json");
+    post_before("illegal/second-end-visit/05-end-visit-again.json");
+    http("GET", "/waits", NULL, NULL, 0, &a);
+    ck_assert_msg(a.status == 200 && a.json, "%ld %s", a.status, a.body);
+    expect_console_headers(&a, "/waits");
+    gate_stop();
+    ck_assert(json_object_object_get_ex(a.json, "services", &services));
+    nsvc = json_object_array_length(services);
+    ck_assert_msg(nsvc >= 2, "one service at least besides all: %s", a.body);
+    ck_assert_str_eq(
+        jtext(json_object_array_get_idx(services, 0), "service_id"), "null");
+    for (i = 0; i < nsvc; i++) {
+        e = json_object_array_get_idx(services, i);
+        args[4] = NULL;
+        if (i > 0) {
+            snprintf(svc, sizeof(svc), "%s", jtext(e, "service_id"));
+            args[4] = "--service";
+            args[5] = svc;
+        }
+        ck_assert_int_eq(run_cli(args, out, sizeof(out)), 0);
+        ck_assert_ptr_nonnull(cli = json_tokener_parse(out));
+        ck_assert(json_object_object_get_ex(e, "durations", &d));
+        ck_assert(json_object_object_get_ex(cli, "durations", &cd));
+        ck_assert_int_eq(jint(e, "tickets"), jint(cli, "tickets"));
+        for (j = 0; j < COUNT(kinds); j++) {
+            ck_assert(json_object_object_get_ex(d, kinds[j], &k));
+            ck_assert(json_object_object_get_ex(cd, kinds[j], &ck));
+            ck_assert(json_object_object_get_ex(k, "buckets", &buckets));
+            for (b = 0, sum = 0; b < json_object_array_length(buckets); b++)
+                sum += jint(json_object_array_get_idx(buckets, b), "count");
+            ck_assert_int_eq(sum, jint(k, "count"));
+            json_object_object_del(k, "buckets");
+            snprintf(got, sizeof(got), "%s",
+                     json_object_to_json_string_ext(k, JSON_C_TO_STRING_PLAIN));
+            snprintf(
+                want, sizeof(want), "%s",
+                json_object_to_json_string_ext(ck, JSON_C_TO_STRING_PLAIN));
+            ck_assert_msg(same(got, want), "service %s %s: gate %s, stats %s",
+                          i ? svc : "all", kinds[j], got, want);
+        }
+        json_object_put(cli);
+    }
+    /* Something to compare: the walk-in waited and was served. */
+    e = json_object_array_get_idx(services, 0);
+    ck_assert(json_object_object_get_ex(e, "durations", &d) &&
+              json_object_object_get_ex(d, "wait", &k));
+    ck_assert_int_gt(jint(k, "count"), 0);
+    answer_free(&a);
+}
+END_TEST
+
 Suite *gate_console_suite(void);
 
 Suite *
@@ -635,6 +702,7 @@ gate_console_suite(void)
     tcase_add_test(tc, test_rejections_list);
     tcase_add_test(tc, test_held_list);
     tcase_add_test(tc, test_dead_retry);
+    tcase_add_test(tc, test_waits_match_stats);
     suite_add_tcase(s, tc);
     return s;
 }

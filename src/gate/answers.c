@@ -10,7 +10,7 @@
  *
  * Routes: POST <path> (the webhook), GET /tickets/{id},
  * /tickets/{id}/history, /tickets/{id}/steps, /overview, /machine,
- * /rejections, /held and /outbox/dead (the read API), GET /console/...
+ * /rejections, /held, /outbox/dead and /waits (the read API), GET /console/...
  * (the console's files, console.c), POST /rejections/{id}/replay and
  * /outbox/dead/{id}/retry (the console's admin actions), GET /healthz,
  * /readyz, /metrics.
@@ -601,6 +601,8 @@ console(request *r, const char *url)
         rc = console_held(f, r->g);
     else if (strcmp(url, "/outbox/dead") == 0)
         rc = console_dead(f, r->g);
+    else if (strcmp(url, "/waits") == 0)
+        rc = console_waits(f, r->g);
     else
         rc = console_overview(f, r->g);
     fclose(f);
@@ -841,7 +843,7 @@ get(request *r, const char *url)
         return tickets(r, url + 9);
     if (strncmp(url, "/console/", 9) == 0 || strcmp(url, "/overview") == 0 ||
         strcmp(url, "/machine") == 0 || strcmp(url, "/held") == 0 ||
-        strcmp(url, "/outbox/dead") == 0)
+        strcmp(url, "/outbox/dead") == 0 || strcmp(url, "/waits") == 0)
         return console(r, url);
     if (strcmp(url, "/rejections") == 0)
         return rejections(r);
@@ -855,8 +857,8 @@ static int
 read_only_path(const char *url)
 {
     static const char *const exact[] = {
-        "/healthz", "/readyz",     "/metrics", "/console",    "/overview",
-        "/machine", "/rejections", "/held",    "/outbox/dead"};
+        "/healthz", "/readyz",     "/metrics", "/console",     "/overview",
+        "/machine", "/rejections", "/held",    "/outbox/dead", "/waits"};
     size_t i;
 
     for (i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)

@@ -1,7 +1,8 @@
 /*
  * console.c - the web console's files, the JSON it reads beside the
  * read API (GET /overview, /machine, /tickets/{id}/steps, /rejections,
- * /held, /outbox/dead) and what its admin buttons do (replay, retry).
+ * /held, /outbox/dead, /waits) and what its admin buttons do (replay,
+ * retry).
  *
  * The counts of /overview are those of `qgate stats --json` over the
  * whole store (states, refused, reasons, refused_dropped), read here with
@@ -15,6 +16,7 @@
 #include <microhttpd.h>
 
 #include "console.h"
+#include "durations.h"
 #include "serve.h"
 
 const console_asset *
@@ -390,4 +392,131 @@ console_retry(FILE *f, gate *g, uint64_t id, int *rc)
               ",\"dead\":%" PRIu64 ",\"moved\":%" PRIu64, id, moved);
     fprintf(f, "{\"dead\":%" PRIu64 ",\"moved\":%" PRIu64 "}\n", id, moved);
     return 200;
+}
+
+/* ----- waiting times ---------------------------------------------------- */
+
+/* One service's walk: its durations, and the ticket walked now. */
+typedef struct service_walk {
+    int64_t id; /* 0: every service, as `qgate stats` without --service */
+    durations d;
+} service_walk;
+
+/* The walk of id in *all, added (zeroed) when it is not there yet. */
+static service_walk *
+service_of(service_walk **all, size_t *n, size_t *cap, int64_t id)
+{
+    service_walk *grown;
+    size_t i;
+
+    for (i = 0; i < *n; i++)
+        if ((*all)[i].id == id)
+            return &(*all)[i];
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        if ((grown = realloc(*all, *cap * sizeof(*grown))) == NULL)
+            return NULL;
+        *all = grown;
+    }
+    memset(&(*all)[*n], 0, sizeof(**all));
+    (*all)[*n].id = id;
+    return &(*all)[(*n)++];
+}
+
+/* A ticket's records, walked for every service (id 0) and for each
+ * service one of them names: what `qgate stats` and `qgate stats
+ * --service ID` would count of it. */
+static int
+walk_ticket(service_walk **all, size_t *n, size_t *cap, const qg_record *recs,
+            size_t nrecs)
+{
+    service_walk *sw;
+    size_t i, j;
+    walk w;
+
+    for (i = 0; i <= nrecs; i++) {
+        int64_t id = i == 0 ? 0 : recs[i - 1].service_id;
+
+        if (i > 0 && id == 0)
+            continue;
+        for (j = 1; j < i; j++) /* walked already for this service */
+            if (recs[j - 1].service_id == id)
+                break;
+        if (i > 0 && j < i)
+            continue;
+        if ((sw = service_of(all, n, cap, id)) == NULL)
+            return QG_ENOMEM;
+        memset(&w, 0, sizeof(w));
+        for (j = 0; j < nrecs; j++)
+            if (durations_step(&sw->d, &w, &recs[j], INT64_MIN, INT64_MAX, id) <
+                0)
+                return QG_ENOMEM;
+        if (nrecs && durations_end_ticket(&sw->d, &w, id) < 0)
+            return QG_ENOMEM;
+    }
+    return 0;
+}
+
+static int
+by_service(const void *a, const void *b)
+{
+    int64_t x = ((const service_walk *)a)->id,
+            y = ((const service_walk *)b)->id;
+
+    return (x > y) - (x < y);
+}
+
+int
+console_waits(FILE *f, gate *g)
+{
+    service_walk *all = NULL;
+    qg_record *recs = NULL, *grown, r;
+    size_t n = 0, cap = 0, nrecs = 0, rcap = 0, i;
+    qg_history *h = NULL;
+    int rc;
+
+    /* Every service at 0 first, even with no ticket. */
+    if (service_of(&all, &n, &cap, 0) == NULL)
+        return QG_ENOMEM;
+    if ((rc = qg_history_open(g->st, 0, &h)))
+        goto free_all;
+    while ((rc = qg_history_next(h, &r)) == 0) {
+        if (r.seq == 1 && nrecs &&
+            (rc = walk_ticket(&all, &n, &cap, recs, nrecs)))
+            break;
+        if (r.seq == 1)
+            nrecs = 0;
+        if (nrecs == rcap) {
+            rcap = rcap ? rcap * 2 : 32;
+            if ((grown = realloc(recs, rcap * sizeof(*grown))) == NULL) {
+                rc = QG_ENOMEM;
+                break;
+            }
+            recs = grown;
+        }
+        r.body = NULL; /* valid only until the next record */
+        recs[nrecs++] = r;
+    }
+    qg_history_close(h);
+    if (rc != QG_NOTFOUND)
+        goto free_all;
+    if ((rc = walk_ticket(&all, &n, &cap, recs, nrecs)))
+        goto free_all;
+    qsort(all, n, sizeof(*all), by_service);
+    fputs("{\"services\":[", f);
+    for (i = 0; i < n; i++) {
+        durations_order(&all[i].d);
+        fputs(i ? ",\n{" : "{", f);
+        render_id(f, "service_id", all[i].id, 1);
+        fprintf(f, ",\"tickets\":%lu,\"durations\":", all[i].d.tickets);
+        durations_render(f, &all[i].d, 1);
+        fputc('}', f);
+    }
+    fputs("]}\n", f);
+free_all:
+    for (i = 0; i < n; i++)
+        durations_free(&all[i].d);
+    free(all);
+    free(recs);
+    return rc;
 }

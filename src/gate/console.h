@@ -55,6 +55,13 @@ int console_held(FILE *f, struct gate *g);
  * them. */
 int console_dead(FILE *f, struct gate *g);
 
+/* GET /waits: {"services":[{"service_id":null,"tickets":N,"durations":
+ * {...}}, {"service_id":ID,...}, ...]}: the wait, service and visit
+ * durations of every ticket (service_id null, `qgate stats --json`'s
+ * durations) and of each service (`qgate stats --service ID --json`'s),
+ * with histogram buckets (durations_render()). */
+int console_waits(FILE *f, struct gate *g);
+
 /* POST /rejections/{id}/replay and POST /outbox/dead/{id}/retry, once
  * answers.c let them through: write the answer's JSON into f and return
  * its HTTP status; or set *rc to the store's error and return 0. */
