@@ -218,7 +218,7 @@ async function replay(id) {
   const { status, body } = await post(`/rejections/${id}/replay`);
   if (status === 200) {
     const v = body.verdict;
-    result(`Rejection ${id} replayed: ${v.verdict} (${v.code})` +
+    result(`Rejection ${id} replayed: ${v.verdict}${v.code === 'none' ? '' : ` (${v.code})`}` +
       (body.resolved ? `, now ticket ${v.ticket} step ${v.seq}` : ', still refused'), body.resolved);
   } else {
     result(`Rejection ${id}: ${body.error}`, false);
@@ -364,7 +364,7 @@ async function waits() {
       const fig = document.createElement('figure');
       fig.className = 'duration';
       fig.dataset.kind = kind;
-      const cap = text('figcaption', `${kind}: ${d.count} `);
+      const cap = text('figcaption', `${kind}: ${d.count} ${d.count === 1 ? 'sample' : 'samples'}`);
       for (const p of ['p50', 'p90', 'p99']) {
         const v = d[p + '_ms'];
         const span = text('span', v === undefined ? '' : `${p} ${duration(v)}`, p);
