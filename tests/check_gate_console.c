@@ -9,6 +9,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "gate_harness.h"
 
@@ -443,6 +444,71 @@ START_TEST(test_admin_rules)
 }
 END_TEST
 
+/* The gate refuses to start, naming the file, on an admin token file the
+ * read token's rules refuse, and on an admin token equal to the read
+ * token; the config file's admin_token_file is read as the flag. */
+START_TEST(test_admin_token_file)
+{
+    static const struct {
+        const char *content, *says, *what;
+    } rows[] = {
+        {"\n", "the token is empty", "an empty admin token"},
+        {"two words\n", "not printable ASCII", "an admin token with a space"},
+        {"c0nsole-token\n", "the admin token is the read token",
+         "the read token as admin token"},
+    };
+    static const char *const hdrs[] = {"Authorization: Bearer from-the-config",
+                                       "Content-Type: application/json", NULL};
+    char rd[128], adm[160], cfg[160];
+    const char *opts[5];
+    off_t from;
+    char *text;
+    size_t i;
+    answer a;
+    FILE *f;
+    int status;
+
+    token_file("token", "c0nsole-token", rd, sizeof(rd));
+    snprintf(adm, sizeof(adm), "%s/admin", work);
+    opts[0] = "--token-file";
+    opts[1] = rd;
+    opts[2] = "--admin-token-file";
+    opts[3] = adm;
+    opts[4] = NULL;
+    for (i = 0; i < COUNT(rows); i++) {
+        ck_assert_ptr_nonnull(f = fopen(adm, "w"));
+        fputs(rows[i].content, f);
+        fclose(f);
+        from = file_size(logpath);
+        gate_spawn(opts, 0);
+        status = gate_wait_exit(WAIT_MS);
+        if (status == -1)
+            gate_kill();
+        text = read_from(logpath, from);
+        ck_assert_msg(status != -1 && WIFEXITED(status) &&
+                          WEXITSTATUS(status) == 2 &&
+                          strstr(text, rows[i].says) && strstr(text, adm),
+                      "%s: status 0x%x: %s", rows[i].what, status, text);
+        free(text);
+    }
+    /* From the config file: the admin token replays (404: no such
+     * entry, past every admin check). */
+    token_file("admin", "from-the-config", adm, sizeof(adm));
+    snprintf(cfg, sizeof(cfg), "%s/gate.json", work);
+    ck_assert_ptr_nonnull(f = fopen(cfg, "w"));
+    fprintf(f, "{\"admin_token_file\":\"%s\"}\n", adm);
+    fclose(f);
+    opts[0] = "--config";
+    opts[1] = cfg;
+    opts[2] = NULL;
+    gate_start(opts);
+    http("POST", "/rejections/7/replay", hdrs, "{}", 2, &a);
+    expect(&a, 404, NULL, "not_found", "replay with the config's admin token");
+    answer_free(&a);
+    gate_stop();
+}
+END_TEST
+
 /* Without --admin-token-file nothing replays, whatever is sent. */
 START_TEST(test_admin_disabled)
 {
@@ -699,6 +765,7 @@ gate_console_suite(void)
     tcase_add_test(tc, test_console_token);
     tcase_add_test(tc, test_admin_rules);
     tcase_add_test(tc, test_admin_disabled);
+    tcase_add_test(tc, test_admin_token_file);
     tcase_add_test(tc, test_rejections_list);
     tcase_add_test(tc, test_held_list);
     tcase_add_test(tc, test_dead_retry);
