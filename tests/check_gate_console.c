@@ -748,6 +748,70 @@ START_TEST(test_waits_match_stats)
 }
 END_TEST
 
+/* /deliveries counts each delivery answered, by verdict, in the minute
+ * it was answered, over the last three hours. */
+START_TEST(test_deliveries_per_minute)
+{
+    static const char *const window[] = {"--reorder-window", "0", NULL};
+    static const char *const want[] = {"accepted", "duplicate", "rejected"};
+    static const int64_t want_n[] = {9, 1, 1};
+    json_object *verdicts, *counts, *minute;
+    int64_t sums[16] = {0}, total = 0;
+    size_t i, j, nv, len;
+    char *body;
+    answer a;
+
+    gate_start(window);
+    for (i = 0; i < 9; i++)
+        post_accepted(walk_in_files[i]);
+    post_fixture(WALK_IN "01-join-live-queue.json", &a); /* again */
+    ck_assert_int_eq(a.status, 200);
+    answer_free(&a);
+    body = served_body(777002, &len); /* served before joining: refused */
+    http("POST", WEBHOOK, as_json, body, len, &a);
+    ck_assert_int_eq(a.status, 409);
+    free(body);
+    answer_free(&a);
+    http("POST", WEBHOOK, as_json, "{}", 2, &a); /* unsigned */
+    ck_assert_int_ge(a.status, 400);
+    answer_free(&a);
+    http("GET", "/deliveries", NULL, NULL, 0, &a);
+    ck_assert_msg(a.status == 200 && a.json, "%ld %s", a.status, a.body);
+    expect_console_headers(&a, "/deliveries");
+    ck_assert_int_eq(jint(a.json, "minute_ms"), 60000);
+    ck_assert_int_eq(jint(a.json, "start_ms") % 60000, 0);
+    ck_assert(jint(a.json, "since_ms") > 0);
+    ck_assert(json_object_object_get_ex(a.json, "verdicts", &verdicts));
+    ck_assert(json_object_object_get_ex(a.json, "counts", &counts));
+    ck_assert_uint_eq(json_object_array_length(counts), 180);
+    nv = json_object_array_length(verdicts);
+    ck_assert_uint_le(nv, COUNT(sums));
+    for (i = 0; i < 180; i++) {
+        minute = json_object_array_get_idx(counts, i);
+        ck_assert_uint_eq(json_object_array_length(minute), nv);
+        for (j = 0; j < nv; j++) {
+            sums[j] +=
+                json_object_get_int64(json_object_array_get_idx(minute, j));
+            total +=
+                json_object_get_int64(json_object_array_get_idx(minute, j));
+        }
+    }
+    for (i = 0; i < COUNT(want); i++) {
+        for (j = 0; j < nv; j++)
+            if (same(json_object_get_string(
+                         json_object_array_get_idx(verdicts, j)),
+                     want[i]))
+                break;
+        ck_assert_msg(j < nv && sums[j] == want_n[i], "%s: %lld, want %lld",
+                      want[i], j < nv ? (long long)sums[j] : -1LL,
+                      (long long)want_n[i]);
+    }
+    ck_assert_int_eq(total, 12);
+    answer_free(&a);
+    gate_stop();
+}
+END_TEST
+
 Suite *gate_console_suite(void);
 
 Suite *
@@ -770,6 +834,7 @@ gate_console_suite(void)
     tcase_add_test(tc, test_held_list);
     tcase_add_test(tc, test_dead_retry);
     tcase_add_test(tc, test_waits_match_stats);
+    tcase_add_test(tc, test_deliveries_per_minute);
     suite_add_tcase(s, tc);
     return s;
 }

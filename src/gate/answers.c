@@ -10,7 +10,8 @@
  *
  * Routes: POST <path> (the webhook), GET /tickets/{id},
  * /tickets/{id}/history, /tickets/{id}/steps, /overview, /machine,
- * /rejections, /held, /outbox/dead and /waits (the read API), GET /console/...
+ * /rejections, /held, /outbox/dead, /waits and /deliveries (the read
+ * API), GET /console/...
  * (the console's files, console.c), POST /rejections/{id}/replay and
  * /outbox/dead/{id}/retry (the console's admin actions), GET /healthz,
  * /readyz, /metrics.
@@ -171,7 +172,7 @@ answer_verdict(request *r)
         return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
                             "store_unavailable", msg);
     }
-    atomic_fetch_add(&gate_metrics.deliveries[r->source][r->p.res.reason], 1);
+    metrics_delivery(r->source, r->p.res.reason);
     if ((f = open_memstream(&buf, &len)) == NULL)
         return MHD_NO;
     render_verdict(f, &r->p.res, NULL);
@@ -238,8 +239,7 @@ webhook_start(request *r, const char *method)
         snprintf(msg, sizeof(msg),
                  "the body is %s bytes; the limit is %ld bytes", cl,
                  r->g->max_body);
-        atomic_fetch_add(&gate_metrics.deliveries[r->source][QG_R_TOO_LARGE],
-                         1);
+        metrics_delivery(r->source, QG_R_TOO_LARGE);
         return answer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg);
     }
     type = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
@@ -301,8 +301,7 @@ webhook_data(request *r, const char *data, size_t *size)
         if (r->too_large) {
             char msg[96];
 
-            atomic_fetch_add(
-                &gate_metrics.deliveries[r->source][QG_R_TOO_LARGE], 1);
+            metrics_delivery(r->source, QG_R_TOO_LARGE);
             snprintf(msg, sizeof(msg),
                      "the body is over the limit of %ld "
                      "bytes",
@@ -603,6 +602,8 @@ console(request *r, const char *url)
         rc = console_dead(f, r->g);
     else if (strcmp(url, "/waits") == 0)
         rc = console_waits(f, r->g);
+    else if (strcmp(url, "/deliveries") == 0)
+        metrics_minutes(f, 180); /* the overview's three hours */
     else
         rc = console_overview(f, r->g);
     fclose(f);
@@ -843,7 +844,8 @@ get(request *r, const char *url)
         return tickets(r, url + 9);
     if (strncmp(url, "/console/", 9) == 0 || strcmp(url, "/overview") == 0 ||
         strcmp(url, "/machine") == 0 || strcmp(url, "/held") == 0 ||
-        strcmp(url, "/outbox/dead") == 0 || strcmp(url, "/waits") == 0)
+        strcmp(url, "/outbox/dead") == 0 || strcmp(url, "/waits") == 0 ||
+        strcmp(url, "/deliveries") == 0)
         return console(r, url);
     if (strcmp(url, "/rejections") == 0)
         return rejections(r);
@@ -857,8 +859,9 @@ static int
 read_only_path(const char *url)
 {
     static const char *const exact[] = {
-        "/healthz", "/readyz",     "/metrics", "/console",     "/overview",
-        "/machine", "/rejections", "/held",    "/outbox/dead", "/waits"};
+        "/healthz",     "/readyz",  "/metrics",    "/console",
+        "/overview",    "/machine", "/rejections", "/held",
+        "/outbox/dead", "/waits",   "/deliveries"};
     size_t i;
 
     for (i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
