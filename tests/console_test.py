@@ -337,6 +337,15 @@ def main():
               f"reasons {shown('ov-reasons')} as {stats['reasons']}")
         check(drv.find_element(By.ID, "ov-his").text == "none set",
               "the HIS: none set")
+        rate = json.loads(request(port, "/deliveries", token=TOKEN)[1])
+        total = sum(sum(row) for row in rate["counts"])
+        wait(drv, "the deliveries chart", lambda d: d.find_elements(
+            By.CSS_SELECTOR, "#ov-rate svg rect.bar.v-accepted"))
+        bars = drv.find_elements(By.CSS_SELECTOR, "#ov-rate svg rect.bar")
+        drawn = sum(int(b.get_attribute("data-count") or 0) for b in bars)
+        check(drawn == total and
+              drv.find_element(By.ID, "ov-rate-total").text == str(total),
+              f"the deliveries per minute drawn: {drawn} of {total}")
         shot(drv, "console-overview.png")
 
         # The walk-in ticket, found with the search box.

@@ -90,8 +90,50 @@ function fillCounts(tbody, counts) {
   }
 }
 
+// Deliveries per minute as stacked bars, one colour (class) per verdict.
+function rateChart(r) {
+  const W = 900, H = 160, top = 10, bottom = 24, left = 34;
+  const n = r.counts.length;
+  const totals = r.counts.map(row => row.reduce((a, b) => a + b, 0));
+  const max = Math.max(1, ...totals);
+  const bw = (W - left - 10) / n;
+  const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img' }, 'rate');
+  chart.appendChild(svg('line', { x1: left, y1: H - bottom, x2: W - 10, y2: H - bottom }, 'axis'));
+  chart.appendChild(svg('text', { x: left - 4, y: top + 4, 'text-anchor': 'end' }, 'tick')).textContent = max;
+  r.counts.forEach((row, i) => {
+    let y = H - bottom;
+    row.forEach((c, v) => {
+      if (!c) return;
+      const h = (H - top - bottom) * c / max;
+      y -= h;
+      const bar = svg('rect', { x: left + i * bw, y, width: Math.max(bw - 0.5, 0.5), height: h },
+        'bar v-' + r.verdicts[v]);
+      bar.dataset.count = String(c);
+      bar.appendChild(svg('title', {})).textContent =
+        `${new Date(r.start_ms + i * r.minute_ms).toLocaleTimeString()}: ${c} ${r.verdicts[v]}`;
+      chart.appendChild(bar);
+    });
+    if (i % 30 === 0) {
+      chart.appendChild(svg('text', { x: left + i * bw, y: H - bottom + 14 }, 'tick')).textContent =
+        new Date(r.start_ms + i * r.minute_ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    }
+  });
+  const legend = svg('g', {}, 'legend');
+  r.verdicts.forEach((v, i) => {
+    legend.appendChild(svg('rect', { x: left + 10 + i * 110, y: 2, width: 10, height: 10 }, 'bar v-' + v));
+    legend.appendChild(svg('text', { x: left + 24 + i * 110, y: 11 }, 'tick')).textContent = v;
+  });
+  chart.appendChild(legend);
+  return [chart, totals.reduce((a, b) => a + b, 0)];
+}
+
 async function overview() {
-  const o = await get('/overview');
+  const [o, rate] = await Promise.all([get('/overview'), get('/deliveries')]);
+  const [chart, total] = rateChart(rate);
+  $('ov-rate').replaceChildren(chart);
+  $('ov-rate-total').textContent = total;
+  $('ov-rate-since').textContent = rate.since_ms ? 'first counted ' + new Date(rate.since_ms).toLocaleString() :
+    'none yet';
   show('overview');
   $('ov-tickets').textContent = o.tickets;
   $('ov-refused').textContent = o.refused;
