@@ -588,6 +588,8 @@ START_TEST(test_rejections_list)
     http("GET", "/rejections?limit=1", rd, NULL, 0, &a);
     ck_assert(json_object_object_get_ex(a.json, "rejections", &list));
     ck_assert_uint_eq(json_object_array_length(list), 1);
+    ck_assert_int_eq(jint(a.json, "shown"), 1);
+    ck_assert_int_eq(jint(a.json, "matched"), 2);
     answer_free(&a);
     http("GET", "/held", rd, NULL, 0, &a);
     ck_assert_msg(a.status == 200 && same(a.body, "{\"held\":[]}\n"), "%s",

@@ -153,71 +153,74 @@ with_body(FILE *f, const char *buf, size_t len, const char *source,
     fputc('}', f);
 }
 
+/* What one /rejections answer holds at most, bodies included: a refused
+ * body may be as long as --max-body, and 1000 of those would not fit in
+ * memory.  Past it the older matches are left out ("shown" says how many
+ * are in). */
+#define REJECTIONS_MAX_BYTES (16 << 20)
+
 int
 console_rejections(FILE *f, gate *g, int reason, int64_t since_ms,
                    int64_t until_ms, size_t limit)
 {
     qg_rejections *log = NULL;
     qg_rejection rj;
-    char **ring = NULL, *buf;
-    size_t *lens = NULL, len, i, n = 0;
-    unsigned long matched = 0;
+    uint64_t *ring;
+    unsigned long matched = 0, shown = 0;
+    size_t i, n, len;
+    char *buf;
     FILE *one;
     int rc;
 
-    /* The log is read in id order, which is arrival order; the newest
-     * `limit` matches are kept in a ring and written newest first. */
-    ring = calloc(limit, sizeof(*ring));
-    lens = calloc(limit, sizeof(*lens));
-    if (ring == NULL || lens == NULL) {
-        rc = QG_ENOMEM;
-        goto free_ring;
-    }
+    /* The log is read in id order, which is arrival order: a first pass
+     * keeps the ids of the newest `limit` matches in a ring; the second
+     * reads each of them again, newest first, with its body. */
+    if ((ring = calloc(limit, sizeof(*ring))) == NULL)
+        return QG_ENOMEM;
     if ((rc = qg_rejections_open(g->st, 1, &log)))
         goto free_ring;
-    while ((rc = qg_rejections_next(log, &rj)) == 0) {
-        if ((reason >= 0 && (int)rj.reason != reason) ||
-            rj.received_us / 1000 < since_ms ||
-            rj.received_us / 1000 >= until_ms)
-            continue;
-        buf = NULL;
-        if ((one = open_memstream(&buf, &len)) == NULL) {
-            rc = QG_ENOMEM;
-            break;
-        }
-        render_rejection(one, &rj);
-        fclose(one);
-        i = matched % limit;
-        free(ring[i]);
-        if ((one = open_memstream(&ring[i], &lens[i])) == NULL) {
-            free(buf);
-            rc = QG_ENOMEM;
-            break;
-        }
-        with_body(one, buf, len, rj.source, rj.body, rj.body_len);
-        fclose(one);
-        free(buf);
-        matched++;
-    }
+    while ((rc = qg_rejections_next(log, &rj)) == 0)
+        if ((reason < 0 || (int)rj.reason == reason) &&
+            rj.received_us / 1000 >= since_ms &&
+            rj.received_us / 1000 < until_ms)
+            ring[matched++ % limit] = rj.id;
     qg_rejections_close(log);
+    log = NULL;
     if (rc != QG_NOTFOUND)
         goto free_ring;
     rc = 0;
     n = matched < limit ? matched : limit;
     fprintf(f, "{\"matched\":%lu,\"rejections\":[", matched);
-    for (i = 0; i < n; i++) {
-        size_t at = (matched - 1 - i) % limit;
+    for (i = 0; i < n && ftello(f) < REJECTIONS_MAX_BYTES; i++) {
+        uint64_t id = ring[(matched - 1 - i) % limit];
 
-        if (i)
+        if ((rc = qg_rejections_open(g->st, id, &log)) ||
+            (rc = qg_rejections_next(log, &rj)) || rj.id != id) {
+            qg_rejections_close(log);
+            log = NULL;
+            if (rc && rc != QG_NOTFOUND)
+                goto free_ring;
+            rc = 0;
+            continue; /* dropped since the first pass */
+        }
+        buf = NULL;
+        if ((one = open_memstream(&buf, &len)) == NULL) {
+            qg_rejections_close(log);
+            rc = QG_ENOMEM;
+            goto free_ring;
+        }
+        render_rejection(one, &rj);
+        fclose(one);
+        if (shown++)
             fputs(",\n", f);
-        fwrite(ring[at], 1, lens[at], f);
+        with_body(f, buf, len, rj.source, rj.body, rj.body_len);
+        free(buf);
+        qg_rejections_close(log);
+        log = NULL;
     }
-    fputs("]}\n", f);
+    fprintf(f, "],\"shown\":%lu}\n", shown);
 free_ring:
-    for (i = 0; ring && i < limit; i++)
-        free(ring[i]);
     free(ring);
-    free(lens);
     return rc;
 }
 

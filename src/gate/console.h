@@ -42,10 +42,12 @@ void console_headers(struct MHD_Response *resp);
  * negative QG_E* code (f then holds a partial answer, to be dropped). */
 int console_overview(FILE *f, struct gate *g);
 
-/* GET /rejections: {"matched":N,"rejections":[...]}, the newest `limit`
- * of the N entries received in [since_ms, until_ms) with that reason
- * (-1: any), newest first, each as `rejected --json` lists it with its
- * source and its body.  Returns 0 or a QG_E* code, as console_overview(). */
+/* GET /rejections: {"matched":N,"rejections":[...],"shown":S}, the newest
+ * `limit` of the N entries received in [since_ms, until_ms) with that
+ * reason (-1: any), newest first, each as `rejected --json` lists it with
+ * its source and its body; S of them, fewer than `limit` when their
+ * bodies passed 16 MiB.  Returns 0 or a QG_E* code, as
+ * console_overview(). */
 int console_rejections(FILE *f, struct gate *g, int reason, int64_t since_ms,
                        int64_t until_ms, size_t limit);
 /* GET /held: {"held":[...]}, as `held --json` lists them, each with its
