@@ -437,6 +437,13 @@ START_TEST(test_admin_rules)
     http("POST", "/rejections/01/replay", ok, "{}", 2, &a);
     expect(&a, 404, NULL, "not_found", "a leading zero");
     answer_free(&a);
+    http("POST", "/rejections/9223372036854775808/replay", ok, "{}", 2, &a);
+    expect(&a, 404, NULL, "not_found", "an id of 2^63");
+    answer_free(&a);
+    http("POST", "/rejections/9223372036854775807/replay", ok, "{}", 2, &a);
+    expect(&a, 404, NULL, "not_found", "no entry 2^63 - 1");
+    ck_assert_msg(strstr(a.body, "9223372036854775807") != NULL, "%s", a.body);
+    answer_free(&a);
     http("POST", "/outbox/dead/5/retry", ok, "{}", 2, &a);
     expect(&a, 404, NULL, "not_found", "no such dead letter");
     answer_free(&a);

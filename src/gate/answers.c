@@ -11,10 +11,9 @@
  * Routes: POST <path> (the webhook), GET /tickets/{id},
  * /tickets/{id}/history, /tickets/{id}/steps, /overview, /machine,
  * /rejections, /held, /outbox/dead, /waits and /deliveries (the read
- * API), GET /console/...
- * (the console's files, console.c), POST /rejections/{id}/replay and
- * /outbox/dead/{id}/retry (the console's admin actions), GET /healthz,
- * /readyz, /metrics.
+ * API), GET /console/... (the console's files, console.c), POST
+ * /rejections/{id}/replay and /outbox/dead/{id}/retry (the console's
+ * admin actions), GET /healthz, /readyz, /metrics.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -712,10 +711,11 @@ admin_route(const char *url, uint64_t *id)
             continue;
         p = url + strlen(routes[i].head);
         n = strspn(p, "0123456789");
-        if (n == 0 || n > 18 || *p == '0' || strcmp(p + n, routes[i].tail))
+        if (n == 0 || n > 19 || *p == '0' || strcmp(p + n, routes[i].tail))
             return NOT_ADMIN;
+        errno = 0;
         *id = strtoull(p, NULL, 10);
-        return routes[i].kind;
+        return errno || *id > INT64_MAX ? NOT_ADMIN : routes[i].kind;
     }
     return NOT_ADMIN;
 }
