@@ -591,12 +591,52 @@ START_TEST(test_rejections_list)
     ck_assert_msg(same(jstr(e, "body"), want), "body %s", jstr(e, "body"));
     free(want);
     ck_assert(jint(e, "id") > jint(json_object_array_get_idx(list, 1), "id"));
+    /* Replayed, the closed ticket's refusal is still refused: answered
+     * with its verdict, and not logged a second time. */
+    {
+        static const char *const adm[] = {
+            ADMIN_TOKEN, "Content-Type: application/json", NULL};
+        char *big = malloc(4000);
+        json_object *v;
+
+        snprintf(url, sizeof(url), "/rejections/%lld/replay",
+                 (long long)jint(e, "id"));
+        answer_free(&a);
+        http("POST", url, adm, "{}", 2, &a);
+        ck_assert_msg(a.status == 200 && a.json, "%ld %s", a.status, a.body);
+        ck_assert_str_eq(jtext(a.json, "resolved"), "false");
+        ck_assert(json_object_object_get_ex(a.json, "verdict", &v));
+        ck_assert_str_eq(jstr(v, "code"), "ticket_closed");
+        answer_free(&a);
+        http("GET", "/rejections", rd, NULL, 0, &a);
+        ck_assert_int_eq(jint(a.json, "matched"), 2);
+        answer_free(&a);
+        /* A malformed or unsigned delivery keeps only a prefix: no
+         * replay. */
+        ck_assert_ptr_nonnull(big);
+        memset(big, ' ', 4000);
+        big[0] = '{';
+        big[3999] = '}';
+        http("POST", WEBHOOK, as_json, big, 4000, &a);
+        ck_assert_msg(a.status == 400 || a.status == 401, "%ld", a.status);
+        free(big);
+        answer_free(&a);
+        http("GET", "/rejections?limit=1", rd, NULL, 0, &a);
+        ck_assert(json_object_object_get_ex(a.json, "rejections", &list));
+        e = json_object_array_get_idx(list, 0);
+        ck_assert_str_eq(jtext(e, "truncated"), "true");
+        snprintf(url, sizeof(url), "/rejections/%lld/replay",
+                 (long long)jint(e, "id"));
+        answer_free(&a);
+        http("POST", url, adm, "{}", 2, &a);
+        expect(&a, 409, NULL, "cannot_replay", "a prefix kept");
+    }
     answer_free(&a);
     http("GET", "/rejections?limit=1", rd, NULL, 0, &a);
     ck_assert(json_object_object_get_ex(a.json, "rejections", &list));
     ck_assert_uint_eq(json_object_array_length(list), 1);
     ck_assert_int_eq(jint(a.json, "shown"), 1);
-    ck_assert_int_eq(jint(a.json, "matched"), 2);
+    ck_assert_int_eq(jint(a.json, "matched"), 3);
     answer_free(&a);
     http("GET", "/held", rd, NULL, 0, &a);
     ck_assert_msg(a.status == 200 && same(a.body, "{\"held\":[]}\n"), "%s",
