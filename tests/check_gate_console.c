@@ -516,6 +516,49 @@ START_TEST(test_admin_token_file)
 }
 END_TEST
 
+/* A refusal from a source the gate no longer serves is not replayed: no
+ * engine of this gate may decide it (409 unknown_source). */
+START_TEST(test_replay_unknown_source)
+{
+    static const char *const adm[] = {ADMIN_TOKEN,
+                                      "Content-Type: application/json", NULL};
+    static const char unsigned_body[] = "{\"payload\":{}}";
+    char cfg[128], path[128], admin[128];
+    const char *opts[5];
+    answer a;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/a.secret", work);
+    ck_assert_ptr_nonnull(f = fopen(path, "w"));
+    fputs("clinic-a-secret\n", f);
+    fclose(f);
+    snprintf(cfg, sizeof(cfg), "%s/sources.json", work);
+    ck_assert_ptr_nonnull(f = fopen(cfg, "w"));
+    fputs("{\"sources\": [{\"name\": \"a\", \"secret_file\": \"a.secret\"}]}\n",
+          f);
+    fclose(f);
+    opts[0] = "--config";
+    opts[1] = cfg;
+    opts[2] = "--admin-token-file";
+    opts[3] = token_file("admin", "adm1n-token", admin, sizeof(admin));
+    opts[4] = NULL;
+    gate_start(opts);
+    http("POST", "/webhooks/chup/a", as_json, unsigned_body,
+         sizeof(unsigned_body) - 1, &a);
+    ck_assert_msg(a.status == 400 || a.status == 401, "%ld %s", a.status,
+                  a.body);
+    answer_free(&a);
+    gate_stop();
+    admin_gate(NULL); /* the default source only */
+    http("POST", "/rejections/1/replay", adm, "{}", 2, &a);
+    expect(&a, 409, NULL, "unknown_source", "a refusal of source a");
+    ck_assert_msg(strstr(jstr(a.json, "error"), "source \"a\"") != NULL, "%s",
+                  a.body);
+    answer_free(&a);
+    gate_stop();
+}
+END_TEST
+
 /* Without --admin-token-file nothing replays, whatever is sent. */
 START_TEST(test_admin_disabled)
 {
@@ -879,6 +922,7 @@ gate_console_suite(void)
     tcase_add_test(tc, test_admin_rules);
     tcase_add_test(tc, test_admin_disabled);
     tcase_add_test(tc, test_admin_token_file);
+    tcase_add_test(tc, test_replay_unknown_source);
     tcase_add_test(tc, test_rejections_list);
     tcase_add_test(tc, test_held_list);
     tcase_add_test(tc, test_dead_retry);
