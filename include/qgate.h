@@ -1974,6 +1974,47 @@ QG_EXTERN int qg_prepared_secret(const qg_prepared *p);
  */
 QG_EXTERN void qg_prepared_free(qg_prepared *p);
 
+/** What qg_rejections_replay() did with an entry of the rejection log. */
+typedef enum qg_replay {
+    /** Decided again, it is still refused (or would be held): nothing was
+     * written, and the entry stays open. */
+    QG_REPLAY_REFUSED = 0,
+    /** It now passes (accepted, ignored, or a duplicate of an accepted
+     * step): recorded as a delivery would be, and the entry marked
+     * resolved. */
+    QG_REPLAY_PASSED = 1,
+    /** The entry was resolved already: not decided again. */
+    QG_REPLAY_RESOLVED = 2,
+    /** Only a prefix of the delivery was kept: it cannot be decided. */
+    QG_REPLAY_TRUNCATED = 3,
+    /** Its body was purged (qg_store_purge()): it cannot be decided. */
+    QG_REPLAY_PURGED = 4
+} qg_replay;
+
+/**
+ * Decides a refused delivery again, as `qgate rejected --replay` and the
+ * gate's POST /rejections/{id}/replay do (typically after a mapping fix).
+ * A dry run first: only a delivery that now passes is applied for real,
+ * so one still refused is not logged a second time.  A duplicate of a
+ * held delivery does not pass (the held one may still be refused).  An
+ * entry replayed twice is decided once: the second call finds it
+ * resolved.  Two callers replaying one entry at the same time may both
+ * decide it; the second's step is then a duplicate of the first's, so it
+ * is recorded once.  Holds no cursor while it writes.
+ * @param[in] eng an engine set to the entry's source (qg_engine_source()
+ * equal to qg_rejection.source).
+ * @param[in] st the store, not #QG_RDONLY.
+ * @param[in] id the entry's id (qg_rejection.id).
+ * @param[out] res the verdict of the replay; meaningful when 0 is
+ * returned and *out is #QG_REPLAY_REFUSED or #QG_REPLAY_PASSED.
+ * @param[out] out what was done.
+ * @return 0 (see *out), #QG_NOTFOUND (no such entry, or it was dropped),
+ * #QG_EINVAL (a NULL argument, id 0, an engine of another source),
+ * #QG_ERDONLY, #QG_ENOMEM, #QG_EFULL, #QG_EBUSY, #QG_ESTORE.
+ */
+QG_EXTERN int qg_rejections_replay(qg_engine *eng, qg_store *st, uint64_t id,
+                                   qg_result *res, qg_replay *out);
+
 /* ----- FHIR R4 ------------------------------------------------------------ */
 
 /** What qg_fhir_ticket() writes. */

@@ -8,8 +8,11 @@ Checks: the read token is asked for, a wrong one refused (401); the
 overview's counts are those of `qgate stats --json`; the walk-in ticket's
 page shows its 9 steps in event time (its alert, sent after the move, marked
 late) and its path on the diagram; a signed webhook whose
-client_name is markup renders as text; the browser logs no error beyond
-the deliberate 401s.  Screenshots go to OUTDIR.
+client_name is markup renders as text; a refused delivery appears on the
+Refusals page, filtered by its reason, and is replayed with the admin token
+and not without it (nor with the read token); the Waiting times page shows
+the p50 of `qgate stats --json`; the held and dead pages load; the browser
+logs no error beyond the deliberate 401s and 403.  Screenshots go to OUTDIR.
 """
 import glob
 import hashlib
@@ -33,6 +36,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 QGATE, FIXTURES, OUTDIR, CHROMIUM, CHROMEDRIVER = sys.argv[1:6]
 TOKEN = "console-test-token"
+ADMIN = "console-admin-token"
 XSS = '<img src=x onerror="window.qgXss=1;alert(1)">'
 WAIT_S = 20
 failures = []
@@ -68,11 +72,15 @@ def start_gate(work):
     tok = os.path.join(work, "token")
     with open(tok, "w") as f:
         f.write(TOKEN + "\n")
+    adm = os.path.join(work, "admin")
+    with open(adm, "w") as f:
+        f.write(ADMIN + "\n")
     log = open(os.path.join(work, "gate.log"), "w+")
     gate = subprocess.Popen(
         [QGATE, "serve", "--db", os.path.join(work, "db"), "--secret-file",
          os.path.join(FIXTURES, "secret"), "--listen", "127.0.0.1:0",
-         "--reorder-window", "60", "--token-file", tok],
+         "--reorder-window", "60", "--token-file", tok,
+         "--admin-token-file", adm],
         stdout=log, stderr=subprocess.STDOUT)
     until = time.time() + WAIT_S
     while time.time() < until:
@@ -121,6 +129,35 @@ def feed(port):
     check(st == 200, f"the webhook named {XSS} accepted ({st} {body!r})")
 
 
+def walk_in_as(name, entry):
+    """A walk-in step's payload, for live-queue entry `entry`, signed."""
+    f = os.path.join(FIXTURES, "visits", "walk-in", name)
+    payload = json.loads(open(f, "rb").read())["payload"]
+    payload["data"]["id"] = entry
+    return sign(json.dumps(payload, separators=(",", ":")).encode())
+
+
+def refuse_replayable(port, work):
+    """A refusal that passes once replayed: entry 30098's alert comes
+    first and is held; `qgate held --expire` gives up on it (into the
+    rejection log); then its join comes, after which the alert is legal."""
+    st, body = request(port, "/webhooks/chup", "POST",
+                       walk_in_as("02-alert.json", 30098))
+    check(st == 202, f"30098's alert before its join is held ({st})")
+    r = subprocess.run([QGATE, "held", "--expire", "--db",
+                        os.path.join(work, "db")], capture_output=True)
+    check(r.returncode == 1, f"qgate held --expire gave one up (exit 1 when "
+          f"some were: {r.returncode} {r.stderr!r})")
+    st, body = request(port, "/webhooks/chup", "POST",
+                       walk_in_as("01-join-live-queue.json", 30098))
+    check(st == 200, f"30098's join accepted ({st})")
+    log = json.loads(request(port, "/rejections", token=TOKEN)[1])
+    mine = [r for r in log["rejections"] if r.get("live_queue_id") == 30098]
+    check(len(mine) == 1 and not mine[0]["resolved"],
+          f"30098's alert in the rejection log, open: {mine}")
+    return mine[0] if mine else None
+
+
 def browser():
     opts = Options()
     opts.binary_location = CHROMIUM
@@ -151,12 +188,108 @@ def shot(drv, name):
     print("     screenshot " + path)
 
 
+def refusal_rows(drv):
+    return drv.find_elements(By.CSS_SELECTOR, "#ref-list tr.refusal")
+
+
+def refusals_page(drv, base, port, refused):
+    """The refusal shows, filtered by its reason, with its body as text;
+    Replay asks for the admin token, refuses the read token, and replays
+    once with the admin token."""
+    drv.get(base + "#refusals")
+    rows = wait(drv, "the refusals", lambda d: refusal_rows(d) or None) or []
+    log = json.loads(request(port, "/rejections", token=TOKEN)[1])
+    check(len(rows) == log["matched"],
+          f"every refusal listed ({len(rows)} of {log['matched']})")
+    ids = [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows]
+    check(ids == [str(r["id"]) for r in log["rejections"]],
+          f"newest first: {ids}")
+    if refused is None:
+        return
+    sel = drv.find_element(By.ID, "ref-reason")
+    sel.find_element(By.CSS_SELECTOR,
+                     f"option[value='{refused['code']}']").click()
+    drv.find_element(By.CSS_SELECTOR, "#ref-filter button").click()
+    want = json.loads(request(port, "/rejections?reason=" + refused["code"],
+                              token=TOKEN)[1])["matched"]
+    wait(drv, "the reason filter", lambda d: len(refusal_rows(d)) == want)
+    mine = lambda d: [r for r in refusal_rows(d) if r.find_elements(
+        By.TAG_NAME, "td")[0].text == str(refused["id"])]
+    row = mine(drv)
+    check(len(row) == 1, f"refusal {refused['id']} ({refused['code']}) "
+          f"listed under its reason, {want} in all")
+    if not row:
+        return
+    body = row[0].find_element(By.XPATH, "following-sibling::tr[1]")
+    body.find_element(By.TAG_NAME, "summary").click()
+    check('"id": 30098' in body.find_element(By.TAG_NAME, "pre").text,
+          "its body shown pretty-printed")
+
+    def replay_button(d):
+        r = mine(d)
+        return r[0].find_elements(By.CSS_SELECTOR, "button.replay") if r else []
+
+    def still_open():
+        log = json.loads(request(port, "/rejections", token=TOKEN)[1])
+        return [r for r in log["rejections"]
+                if r["id"] == refused["id"] and not r["resolved"]] != []
+
+    # No admin token: the form, and nothing sent.
+    replay_button(drv)[0].click()
+    wait(drv, "the admin token asked for",
+         lambda d: d.find_element(By.ID, "admin-login").is_displayed())
+    check(still_open(), "not replayed without the admin token")
+    shot(drv, "console-replay-token.png")
+    # The read token will not do.
+    drv.find_element(By.ID, "admin-token").send_keys(TOKEN)
+    drv.find_element(By.CSS_SELECTOR, "#admin-form button[type=submit]").click()
+    wait(drv, "the read token refused for replay", lambda d: "403" in
+         d.find_element(By.ID, "admin-error").text and
+         d.find_element(By.ID, "admin-login").is_displayed())
+    check(still_open(), "not replayed with the read token")
+    # The admin token replays, once.
+    drv.find_element(By.ID, "admin-token").send_keys(ADMIN)
+    drv.find_element(By.CSS_SELECTOR, "#admin-form button[type=submit]").click()
+    wait(drv, "the replay's result", lambda d: "accepted" in
+         d.find_element(By.ID, "admin-result").text)
+    check(not still_open(), "replayed with the admin token: resolved")
+    wait(drv, "the row marked resolved", lambda d: mine(d) and "resolved" in
+         mine(d)[0].get_attribute("class").split())
+    check(replay_button(drv) == [], "no Replay button on a resolved refusal")
+    t = json.loads(request(port, "/tickets/lq:30098", token=TOKEN)[1])
+    check(t["records"] == 2, f"30098 has its join and alert ({t['records']})")
+    shot(drv, "console-refusals.png")
+
+
+def waits_page(drv, base, work):
+    """The p50s shown are those of qgate stats --json."""
+    stats = json.loads(subprocess.run(
+        [QGATE, "stats", "--json", "--db", os.path.join(work, "db")],
+        check=True, capture_output=True).stdout)
+    drv.get(base + "#waits")
+    wait(drv, "the waiting times", lambda d: d.find_elements(
+        By.CSS_SELECTOR, ".waits-service[data-service=all] svg.histogram"))
+    for kind in ("wait", "service", "visit"):
+        d = stats["durations"][kind]
+        spans = drv.find_elements(
+            By.CSS_SELECTOR, f".waits-service[data-service=all] "
+            f"figure[data-kind={kind}] span.p50")
+        got = spans[0].get_attribute("data-ms") if spans else None
+        want = str(d["p50_ms"]) if d["count"] else None
+        check(got == want, f"{kind} p50 as qgate stats: {got} ({want})")
+    bars = drv.find_elements(By.CSS_SELECTOR, ".waits-service[data-service=all]"
+                             " figure[data-kind=wait] svg rect.bar")
+    check(len(bars) > 0, f"the wait histogram drawn ({len(bars)} bars)")
+    shot(drv, "console-waits.png")
+
+
 def main():
     work = tempfile.mkdtemp(prefix="qgate-console-")
     gate, port = start_gate(work)
     drv = None
     try:
         feed(port)
+        refused = refuse_replayable(port, work)
         base = f"http://127.0.0.1:{port}/console/"
         for token in (None, "wrong-" + TOKEN):
             for path in ("/overview", "/tickets/30001/steps", "/machine"):
@@ -204,6 +337,15 @@ def main():
               f"reasons {shown('ov-reasons')} as {stats['reasons']}")
         check(drv.find_element(By.ID, "ov-his").text == "none set",
               "the HIS: none set")
+        rate = json.loads(request(port, "/deliveries", token=TOKEN)[1])
+        total = sum(sum(row) for row in rate["counts"])
+        wait(drv, "the deliveries chart", lambda d: d.find_elements(
+            By.CSS_SELECTOR, "#ov-rate svg rect.bar.v-accepted"))
+        bars = drv.find_elements(By.CSS_SELECTOR, "#ov-rate svg rect.bar")
+        drawn = sum(int(b.get_attribute("data-count") or 0) for b in bars)
+        check(drawn == total and
+              drv.find_element(By.ID, "ov-rate-total").text == str(total),
+              f"the deliveries per minute drawn: {drawn} of {total}")
         shot(drv, "console-overview.png")
 
         # The walk-in ticket, found with the search box.
@@ -263,6 +405,21 @@ def main():
         shot(drv, "console-xss.png")
         errs = severe(drv)
         check(errs == [], f"no browser console errors after the token: {errs}")
+
+        refusals_page(drv, base, port, refused)
+        errs = severe(drv)
+        check(len(errs) == 1 and "403" in errs[0]["message"],
+              f"only the read token's 403 logged on the Refusals page: {errs}")
+        waits_page(drv, base, work)
+        drv.get(base + "#held")
+        wait(drv, "the held page", lambda d: d.find_element(
+            By.ID, "held-count").text == "0 held.")
+        drv.get(base + "#dead")
+        wait(drv, "the dead letters page", lambda d: d.find_element(
+            By.ID, "dead-count").text == "0 dead letters.")
+        errs = severe(drv)
+        check(errs == [], f"no browser console errors on the waits, held "
+              f"and dead pages: {errs}")
     finally:
         if drv:
             drv.quit()

@@ -2,7 +2,8 @@
  * cmd_rejected.c - qgate rejected: the rejection log, and replaying it.
  *
  * --replay re-decides each logged delivery with the engine as configured
- * now (typically after a mapping fix).  It first asks with a dry run, and
+ * now (typically after a mapping fix), with qg_rejections_replay(), as the
+ * gate's POST /rejections/{id}/replay does.  It first asks with a dry run, and
  * applies for real only what now passes, so a delivery that is still
  * refused is not logged a second time.  An entry that now passes (it is
  * accepted, a duplicate of an accepted step, or ignored) is marked
@@ -43,53 +44,47 @@ print_human(const qg_rejection *r)
     putchar('\n');
 }
 
-/* Re-decides one logged delivery, and marks it resolved when it now
- * passes.  Returns 1 when it now passes, -1 when it was skipped (only a
- * prefix of it was kept, or its body was purged). */
+/* Re-decides one logged delivery (qg_rejections_replay()), which is
+ * marked resolved when it now passes.  r is a copy of the entry, read
+ * with no cursor left open (its body is not used).  Returns 1 when it now
+ * passes, -1 when it was skipped (only a prefix of it was kept, or its
+ * body was purged). */
 static int
 replay(cli *c, qg_engine *eng, qg_store *st, const qg_rejection *r, int *rc)
 {
     qg_result res;
+    qg_replay how = QG_REPLAY_REFUSED;
     char input[32];
-    int passes;
 
     snprintf(input, sizeof(input), "rejection:%" PRIu64, r->id);
-    if (r->truncated) {
+    /* Decided again among the tickets of the source it came from. */
+    if ((*rc = qg_engine_set_source(eng, r->source)) == 0)
+        *rc = qg_rejections_replay(eng, st, r->id, &res, &how);
+    if (*rc) {
+        *rc = *rc == QG_ECORRUPT ? cli_store_fail(c, *rc)
+                                 : cli_fail("%s: %s", input, qg_strerror(*rc));
+        return 0;
+    }
+    switch (how) {
+    case QG_REPLAY_TRUNCATED:
         fprintf(stderr,
                 "qgate: %s: skipped: only the first %zu of its %zu bytes "
                 "were kept (%s), so it cannot be replayed\n",
                 input, r->body_len, r->received_len,
                 qg_verdict_name(r->verdict));
-        *rc = 0;
         return -1;
-    }
-    if (r->body == NULL && r->received_len) {
+    case QG_REPLAY_PURGED:
         fprintf(stderr,
                 "qgate: %s: skipped: its body was purged (qgate purge), so "
                 "it cannot be replayed\n",
                 input);
-        *rc = 0;
         return -1;
-    }
-    /* Decided again among the tickets of the source it came from. */
-    if ((*rc = qg_engine_set_source(eng, r->source)))
+    case QG_REPLAY_RESOLVED:
+        fprintf(stderr, "qgate: %s: skipped: resolved meanwhile\n", input);
         return -1;
-    *rc = qg_engine_apply(eng, st, r->body, r->body_len, QG_DRY_RUN, &res);
-    if (*rc == 0 && (res.verdict == QG_ACCEPTED || res.verdict == QG_IGNORED))
-        *rc = qg_engine_apply(eng, st, r->body, r->body_len, 0, &res);
-    /* A duplicate of a held delivery (seq 0) is not resolved yet: the
-     * held one may still be refused. */
-    passes =
-        *rc == 0 && (res.verdict == QG_ACCEPTED || res.verdict == QG_IGNORED ||
-                     (res.verdict == QG_DUPLICATE && res.seq != 0));
-    if (passes)
-        *rc = qg_rejections_resolve(st, r->id,
-                                    res.verdict == QG_IGNORED ? 0 : res.ticket,
-                                    res.verdict == QG_IGNORED ? 0 : res.seq);
-    if (*rc) {
-        *rc = *rc == QG_ECORRUPT ? cli_store_fail(c, *rc)
-                                 : cli_fail("%s: %s", input, qg_strerror(*rc));
-        return 0;
+    case QG_REPLAY_REFUSED:
+    case QG_REPLAY_PASSED:
+        break;
     }
     if (c->json) {
         render_verdict(stdout, &res, input);
@@ -98,7 +93,7 @@ replay(cli *c, qg_engine *eng, qg_store *st, const qg_rejection *r, int *rc)
         printf("%-16s %-15s %-19s %s\n", input, qg_verdict_name(res.verdict),
                qg_reason_name(res.reason), res.detail);
     }
-    return passes;
+    return how == QG_REPLAY_PASSED;
 }
 
 static int
@@ -228,8 +223,13 @@ run(cli *c, qg_store *st, int argc, char **argv)
     for (i = 0; i < nids; i++) {
         qg_rejections *one = NULL;
 
+        /* The entry's fields are copied and its cursor closed before the
+         * replay writes; its body is read again there. */
         if ((rc = qg_rejections_open(st, ids[i], &one)) == 0 &&
-            (rc = qg_rejections_next(one, &r)) == 0)
+            (rc = qg_rejections_next(one, &r)) == 0) {
+            r.body = r.detail = NULL;
+            qg_rejections_close(one);
+            one = NULL;
             switch (replay(c, eng, st, &r, &rc)) {
             case 1:
                 passing++;
@@ -238,7 +238,7 @@ run(cli *c, qg_store *st, int argc, char **argv)
                 skipped++;
                 break;
             }
-        else if (rc == QG_ECORRUPT)
+        } else if (rc == QG_ECORRUPT)
             rc = cli_store_fail(c, rc);
         else
             rc = cli_fail("rejection %" PRIu64 ": %s", ids[i], qg_strerror(rc));

@@ -9,10 +9,13 @@
  * disk.
  *
  * Routes: POST <path> (the webhook), GET /tickets/{id},
- * /tickets/{id}/history, /tickets/{id}/steps, /overview and /machine (the
- * read API), GET /console/... (the console's files, console.c), GET
- * /healthz, /readyz, /metrics.
+ * /tickets/{id}/history, /tickets/{id}/steps, /overview, /machine,
+ * /rejections, /held, /outbox/dead, /waits and /deliveries (the read
+ * API), GET /console/... (the console's files, console.c), POST
+ * /rejections/{id}/replay and /outbox/dead/{id}/retry (the console's
+ * admin actions), GET /healthz, /readyz, /metrics.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -39,6 +42,7 @@ typedef struct request {
     int webhook;      /* the request is for a source's webhook path */
     int source;       /* which (serve.h's index), when webhook */
     int console;      /* for the console: its headers (console_headers()) */
+    int admin;        /* an admin POST (replay, retry): Allow: POST */
     long retry_after; /* seconds, sent with a 429 */
     /* READING the body; PREPARED: read and prepared, not yet queued (see
      * webhook_data); QUEUED for the committer, suspended; DONE: committed */
@@ -84,7 +88,8 @@ answer(request *r, int status, char *body, size_t len, const char *type)
     if (r->console)
         console_headers(resp);
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(resp, "Allow", r->webhook ? "POST" : "GET");
+        MHD_add_response_header(resp, "Allow",
+                                r->webhook || r->admin ? "POST" : "GET");
     if (r->retry_after > 0) {
         char secs[24];
 
@@ -166,7 +171,7 @@ answer_verdict(request *r)
         return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
                             "store_unavailable", msg);
     }
-    atomic_fetch_add(&gate_metrics.deliveries[r->source][r->p.res.reason], 1);
+    metrics_delivery(r->source, r->p.res.reason);
     if ((f = open_memstream(&buf, &len)) == NULL)
         return MHD_NO;
     render_verdict(f, &r->p.res, NULL);
@@ -233,8 +238,7 @@ webhook_start(request *r, const char *method)
         snprintf(msg, sizeof(msg),
                  "the body is %s bytes; the limit is %ld bytes", cl,
                  r->g->max_body);
-        atomic_fetch_add(&gate_metrics.deliveries[r->source][QG_R_TOO_LARGE],
-                         1);
+        metrics_delivery(r->source, QG_R_TOO_LARGE);
         return answer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg);
     }
     type = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
@@ -296,8 +300,7 @@ webhook_data(request *r, const char *data, size_t *size)
         if (r->too_large) {
             char msg[96];
 
-            atomic_fetch_add(
-                &gate_metrics.deliveries[r->source][QG_R_TOO_LARGE], 1);
+            metrics_delivery(r->source, QG_R_TOO_LARGE);
             snprintf(msg, sizeof(msg),
                      "the body is over the limit of %ld "
                      "bytes",
@@ -420,20 +423,26 @@ value_ends_line(request *r, const auth_scan *a)
  * the value's length, so neither a prefix nor the token with more after it
  * passes. */
 static int
-authorised(request *r)
+bearer_is(request *r, const char *token, size_t token_len)
 {
     auth_scan a;
 
-    if (r->g->token == NULL)
-        return 1;
     /* Two headers are refused rather than one picked: a proxy in front may
      * have checked the other. */
     memset(&a, 0, sizeof(a));
     MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &a);
-    return a.count == 1 && a.len == 7 + r->g->token_len &&
+    return a.count == 1 && a.len == 7 + token_len &&
            strncmp(a.value, "Bearer ", 7) == 0 &&
-           CRYPTO_memcmp(a.value + 7, r->g->token, r->g->token_len) == 0 &&
+           CRYPTO_memcmp(a.value + 7, token, token_len) == 0 &&
            value_ends_line(r, &a);
+}
+
+/* The read token, when the gate has one.  The admin token does not read:
+ * it is for replay and retry only. */
+static int
+authorised(request *r)
+{
+    return r->g->token == NULL || bearer_is(r, r->g->token, r->g->token_len);
 }
 
 /* The JSON a read wrote into buf (an open_memstream() closed by now):
@@ -586,10 +595,208 @@ console(request *r, const char *url)
         return MHD_NO;
     if (strcmp(url, "/machine") == 0)
         render_machine(f);
+    else if (strcmp(url, "/held") == 0)
+        rc = console_held(f, r->g);
+    else if (strcmp(url, "/outbox/dead") == 0)
+        rc = console_dead(f, r->g);
+    else if (strcmp(url, "/waits") == 0)
+        rc = console_waits(f, r->g);
+    else if (strcmp(url, "/deliveries") == 0)
+        metrics_minutes(f, 180); /* the overview's three hours */
     else
         rc = console_overview(f, r->g);
     fclose(f);
     return answer_rendered(r, rc, buf, len);
+}
+
+/* A query argument, NULL when absent or empty.  As the path, it arrives
+ * undecoded (no_unescape() in serve.c). */
+static const char *
+query(request *r, const char *key)
+{
+    const char *v =
+        MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+
+    return v && *v ? v : NULL;
+}
+
+/* A time of the query: Unix milliseconds in decimal digits, or a
+ * timestamp with its offset as qg_time_parse() reads it. */
+static int
+query_time(const char *v, int64_t *ms)
+{
+    char *end;
+    int32_t off;
+
+    if (v[strspn(v, "0123456789")] == '\0') {
+        errno = 0;
+        *ms = strtoll(v, &end, 10);
+        return *end == '\0' && errno == 0 ? 0 : -1;
+    }
+    return qg_time_parse(v, ms, &off) == 0 ? 0 : -1;
+}
+
+/* GET /rejections?reason=&since=&until=&limit=: the newest refusals, with
+ * their bodies (console_rejections()). */
+static enum MHD_Result
+rejections(request *r)
+{
+    const char *reason = query(r, "reason"), *since = query(r, "since"),
+               *until = query(r, "until"), *limit = query(r, "limit");
+    int64_t since_ms = INT64_MIN, until_ms = INT64_MAX;
+    long n = 100;
+    char *buf = NULL, *end, msg[160];
+    size_t len = 0;
+    qg_reason code = QG_R_NONE;
+    FILE *f;
+    int rc;
+
+    r->console = 1;
+    if (!authorised(r))
+        return answer_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                            "a bearer token is required");
+    if (reason && qg_reason_from_name(reason, &code) != 0) {
+        snprintf(msg, sizeof(msg), "reason \"%.40s\": not a reason code",
+                 reason);
+        return answer_error(r, MHD_HTTP_BAD_REQUEST, "bad_query", msg);
+    }
+    if ((since && query_time(since, &since_ms)) ||
+        (until && query_time(until, &until_ms))) {
+        const char *bad =
+            since && query_time(since, &since_ms) ? "since" : "until";
+
+        snprintf(msg, sizeof(msg),
+                 "%s \"%.40s\": expected Unix milliseconds or a time with "
+                 "its offset",
+                 bad, bad[0] == 's' ? since : until);
+        return answer_error(r, MHD_HTTP_BAD_REQUEST, "bad_query", msg);
+    }
+    if (limit) {
+        n = strtol(limit, &end, 10);
+        if (*end || *limit < '1' || *limit > '9' || n < 1 || n > 1000) {
+            snprintf(msg, sizeof(msg),
+                     "limit \"%.40s\": expected a number from 1 to 1000",
+                     limit);
+            return answer_error(r, MHD_HTTP_BAD_REQUEST, "bad_query", msg);
+        }
+    }
+    if ((f = open_memstream(&buf, &len)) == NULL)
+        return MHD_NO;
+    rc = console_rejections(f, r->g, reason ? (int)code : -1, since_ms,
+                            until_ms, (size_t)n);
+    fclose(f);
+    return answer_rendered(r, rc, buf, len);
+}
+
+/* ----- the console's admin actions -------------------------------------- */
+
+enum { NOT_ADMIN, REPLAY, RETRY };
+
+/* Which admin action url names, and its id: /rejections/{id}/replay or
+ * /outbox/dead/{id}/retry, the id in decimal digits with no sign or
+ * leading zero, below 2^63.  Anything else is no admin path (404). */
+static int
+admin_route(const char *url, uint64_t *id)
+{
+    static const struct {
+        const char *head, *tail;
+        int kind;
+    } routes[] = {{"/rejections/", "/replay", REPLAY},
+                  {"/outbox/dead/", "/retry", RETRY}};
+    const char *p;
+    size_t i, n;
+
+    for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strncmp(url, routes[i].head, strlen(routes[i].head)) != 0)
+            continue;
+        p = url + strlen(routes[i].head);
+        n = strspn(p, "0123456789");
+        if (n == 0 || n > 19 || *p == '0' || strcmp(p + n, routes[i].tail))
+            return NOT_ADMIN;
+        errno = 0;
+        *id = strtoull(p, NULL, 10);
+        return errno || *id > INT64_MAX ? NOT_ADMIN : routes[i].kind;
+    }
+    return NOT_ADMIN;
+}
+
+/* Whether an admin request comes from the gate's own pages.  A browser
+ * sends Origin with every POST from a page, and Sec-Fetch-Site; a page of
+ * another site gets one of them wrong and is refused.  A client that
+ * sends neither (curl) is no browser acting for someone else. */
+static int
+same_origin(request *r)
+{
+    const char *origin, *site, *host, *rest;
+
+    site =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
+    if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+        return 0;
+    origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
+    if (origin == NULL)
+        return 1;
+    host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_HOST);
+    if (strncmp(origin, "http://", 7) == 0)
+        rest = origin + 7;
+    else if (strncmp(origin, "https://", 8) == 0)
+        rest = origin + 8;
+    else
+        return 0; /* "null" (a sandboxed frame, a file) and the like */
+    return host != NULL && strcasecmp(rest, host) == 0;
+}
+
+/*
+ * POST /rejections/{id}/replay and /outbox/dead/{id}/retry, the body read
+ * and dropped.  Refused, in this order: without the admin token 401 (the
+ * read token 403; a gate without --admin-token-file 403 admin_disabled),
+ * from another origin 403, without Content-Type: application/json 415.
+ * The JSON type is a CSRF defence: a form of another site cannot send it
+ * without a CORS preflight, which the gate never grants.
+ */
+static enum MHD_Result
+admin(request *r, const char *url)
+{
+    const char *type;
+    char *buf = NULL;
+    size_t len = 0, n;
+    uint64_t id = 0;
+    int kind = admin_route(url, &id), status, rc = 0;
+    FILE *f;
+
+    if (r->g->admin_token == NULL)
+        return answer_error(r, MHD_HTTP_FORBIDDEN, "admin_disabled",
+                            "replay and retry are off: the gate has no "
+                            "--admin-token-file");
+    if (!bearer_is(r, r->g->admin_token, r->g->admin_token_len)) {
+        if (r->g->token && bearer_is(r, r->g->token, r->g->token_len))
+            return answer_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+                                "the read token does not replay or retry: "
+                                "they take the admin token");
+        return answer_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                            "the admin token is required");
+    }
+    if (!same_origin(r))
+        return answer_error(r, MHD_HTTP_FORBIDDEN, "cross_origin",
+                            "a request from another site: the Origin or "
+                            "Sec-Fetch-Site header names another origin "
+                            "than this gate's");
+    type = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_CONTENT_TYPE);
+    n = type ? strcspn(type, "; ") : 0;
+    if (n != 16 || strncasecmp(type, "application/json", 16) != 0)
+        return answer_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                            "unsupported_media_type",
+                            "send Content-Type: application/json");
+    if ((f = open_memstream(&buf, &len)) == NULL)
+        return MHD_NO;
+    status = kind == REPLAY ? console_replay(f, r->g, id, &rc)
+                            : console_retry(f, r->g, id, &rc);
+    fclose(f);
+    if (rc)
+        return answer_rendered(r, rc, buf, len);
+    return answer(r, status, buf, len, "application/json");
 }
 
 /* The console's address without its slash: a browser sent there gets its
@@ -636,11 +843,32 @@ get(request *r, const char *url)
     if (strncmp(url, "/tickets/", 9) == 0 && url[9] != '\0')
         return tickets(r, url + 9);
     if (strncmp(url, "/console/", 9) == 0 || strcmp(url, "/overview") == 0 ||
-        strcmp(url, "/machine") == 0)
+        strcmp(url, "/machine") == 0 || strcmp(url, "/held") == 0 ||
+        strcmp(url, "/outbox/dead") == 0 || strcmp(url, "/waits") == 0 ||
+        strcmp(url, "/deliveries") == 0)
         return console(r, url);
+    if (strcmp(url, "/rejections") == 0)
+        return rejections(r);
     if (strcmp(url, "/console") == 0)
         return to_console(r);
     return answer_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such resource");
+}
+
+/* The paths read with GET only, for the 405 of other methods. */
+static int
+read_only_path(const char *url)
+{
+    static const char *const exact[] = {
+        "/healthz",     "/readyz",  "/metrics",    "/console",
+        "/overview",    "/machine", "/rejections", "/held",
+        "/outbox/dead", "/waits",   "/deliveries"};
+    size_t i;
+
+    for (i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+        if (strcmp(url, exact[i]) == 0)
+            return 1;
+    return strncmp(url, "/tickets/", 9) == 0 ||
+           strncmp(url, "/console/", 9) == 0;
 }
 
 /* ----- the handler ------------------------------------------------------ */
@@ -699,6 +927,18 @@ answers_handle(void *cls, struct MHD_Connection *conn, const char *url,
                                 "understood; send a Content-Length");
         if (r->webhook)
             return webhook_start(r, method);
+        {
+            uint64_t id;
+
+            if (admin_route(url, &id) != NOT_ADMIN) {
+                r->admin = r->console = 1;
+                if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+                    return answer_error(r, MHD_HTTP_METHOD_NOT_ALLOWED,
+                                        "method_not_allowed",
+                                        "replay and retry are POST only");
+                return MHD_YES; /* answered once the body is read */
+            }
+        }
         /* A GET or HEAD without a body is answered on the next call: an
          * answer queued on this first one makes libmicrohttpd close the
          * connection after it (it assumes a body is left unread), and a
@@ -712,10 +952,7 @@ answers_handle(void *cls, struct MHD_Connection *conn, const char *url,
         if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
             strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
             return get(r, url);
-        if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 ||
-            strcmp(url, "/metrics") == 0 || strncmp(url, "/tickets/", 9) == 0 ||
-            strncmp(url, "/console/", 9) == 0 || strcmp(url, "/console") == 0 ||
-            strcmp(url, "/overview") == 0 || strcmp(url, "/machine") == 0)
+        if (read_only_path(url))
             return answer_error(r, MHD_HTTP_METHOD_NOT_ALLOWED,
                                 "method_not_allowed",
                                 "this resource is read with GET");
@@ -724,6 +961,12 @@ answers_handle(void *cls, struct MHD_Connection *conn, const char *url,
     }
     if (r->status)
         return MHD_YES; /* answered already; drop the rest of the body */
+    if (r->admin && *size) {
+        *size = 0; /* an admin POST's body says nothing: the path does */
+        return MHD_YES;
+    }
+    if (r->admin)
+        return admin(r, url);
     if (!r->webhook)
         return get(r, url); /* the call after the first, with no body */
     if (r->state == DONE)

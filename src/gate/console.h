@@ -42,4 +42,32 @@ void console_headers(struct MHD_Response *resp);
  * negative QG_E* code (f then holds a partial answer, to be dropped). */
 int console_overview(FILE *f, struct gate *g);
 
+/* GET /rejections: {"matched":N,"rejections":[...],"shown":S}, the newest
+ * `limit` of the N entries received in [since_ms, until_ms) with that
+ * reason (-1: any), newest first, each as `rejected --json` lists it with
+ * its source and its body; S of them, fewer than `limit` when their
+ * bodies passed 16 MiB.  Returns 0 or a QG_E* code, as
+ * console_overview(). */
+int console_rejections(FILE *f, struct gate *g, int reason, int64_t since_ms,
+                       int64_t until_ms, size_t limit);
+/* GET /held: {"held":[...]}, as `held --json` lists them, each with its
+ * source and body. */
+int console_held(FILE *f, struct gate *g);
+/* GET /outbox/dead: {"dead":[...]}, as `outbox --dead --json` lists
+ * them. */
+int console_dead(FILE *f, struct gate *g);
+
+/* GET /waits: {"services":[{"service_id":null,"tickets":N,"durations":
+ * {...}}, {"service_id":ID,...}, ...]}: the wait, service and visit
+ * durations of every ticket (service_id null, `qgate stats --json`'s
+ * durations) and of each service (`qgate stats --service ID --json`'s),
+ * with histogram buckets (durations_render()). */
+int console_waits(FILE *f, struct gate *g);
+
+/* POST /rejections/{id}/replay and POST /outbox/dead/{id}/retry, once
+ * answers.c let them through: write the answer's JSON into f and return
+ * its HTTP status; or set *rc to the store's error and return 0. */
+int console_replay(FILE *f, struct gate *g, uint64_t id, int *rc);
+int console_retry(FILE *f, struct gate *g, uint64_t id, int *rc);
+
 #endif /* QG_CONSOLE_H */

@@ -99,6 +99,16 @@ extern metrics gate_metrics;
  * label; NULL where none is served.  Set before the daemon starts. */
 extern const char *gate_source_names[GATE_SOURCES];
 
+/* Counts a delivery answered with reason's verdict in the current
+ * minute, for the console's deliveries per minute (metrics_minutes()). */
+void metrics_delivery(int source, qg_reason reason);
+/* The deliveries of the last `minutes` minutes (at most
+ * METRICS_MINUTES), counted since the gate started: {"start_ms":T,
+ * "minute_ms":60000,"since_ms":STARTED,"verdicts":["accepted",...],
+ * "counts":[[n,...],...]}, one row per minute from T, oldest first, one
+ * count per verdict.  With the newline. */
+#define METRICS_MINUTES 360
+void metrics_minutes(FILE *f, int minutes);
 void metrics_request(int status, int64_t elapsed_us);
 void metrics_batch(size_t n);
 /* Writes Prometheus text; outbox figures are read from the store. */

@@ -6,6 +6,7 @@
  * when another process changed the outbox.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <time.h>
 
 #include "gate.h"
@@ -18,6 +19,78 @@ static const double latency_bounds[LATENCY_BUCKETS] = {
     0.01,   0.025,   0.05,   0.1,   0.5,    2.5};
 static const unsigned batch_bounds[BATCH_BUCKETS] = {1,  2,  4,   8,   16,
                                                      32, 64, 128, 256, 512};
+
+/* The last METRICS_MINUTES minutes, each slot stamped with its minute
+ * (since the epoch) and reused when that minute comes round again.  In
+ * memory: the store has no index of accepted steps by time, and walking
+ * every history each refresh would not be cheap. */
+#define VERDICTS (QG_HELD + 1)
+static struct minute_slot {
+    _Atomic int64_t minute;
+    atomic_ulong n[VERDICTS];
+} minutes[METRICS_MINUTES];
+static pthread_mutex_t minutes_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int64_t started_ms;
+
+void
+metrics_delivery(int source, qg_reason reason)
+{
+    int64_t m = gate_now_us() / 60000000;
+    struct minute_slot *s = &minutes[m % METRICS_MINUTES];
+    qg_verdict v = qg_reason_verdict(reason);
+    int i;
+
+    atomic_fetch_add(&gate_metrics.deliveries[source][reason], 1);
+    if ((unsigned)v >= VERDICTS)
+        return;
+    if (atomic_load(&started_ms) == 0) {
+        int64_t zero = 0;
+
+        atomic_compare_exchange_strong(&started_ms, &zero,
+                                       gate_now_us() / 1000);
+    }
+    /* The first delivery of a minute clears its slot, under the lock so
+     * that two threads do not both clear it, one after the other's
+     * count.  Every other delivery counts without it. */
+    if (atomic_load(&s->minute) != m) {
+        pthread_mutex_lock(&minutes_lock);
+        if (atomic_load(&s->minute) != m) {
+            for (i = 0; i < VERDICTS; i++)
+                atomic_store(&s->n[i], 0);
+            atomic_store(&s->minute, m);
+        }
+        pthread_mutex_unlock(&minutes_lock);
+    }
+    atomic_fetch_add(&s->n[v], 1);
+}
+
+void
+metrics_minutes(FILE *f, int count)
+{
+    int64_t now = gate_now_us() / 60000000, m;
+    int i;
+
+    if (count < 1 || count > METRICS_MINUTES)
+        count = METRICS_MINUTES;
+    fprintf(f,
+            "{\"start_ms\":%" PRId64
+            ",\"minute_ms\":60000,\"since_ms\":%" PRId64 ",\"verdicts\":[",
+            (now - count + 1) * 60000, atomic_load(&started_ms));
+    for (i = 0; i < VERDICTS; i++)
+        fprintf(f, "%s\"%s\"", i ? "," : "", qg_verdict_name((qg_verdict)i));
+    fputs("],\"counts\":[", f);
+    for (m = now - count + 1; m <= now; m++) {
+        const struct minute_slot *s = &minutes[m % METRICS_MINUTES];
+        int here = atomic_load(&s->minute) == m;
+
+        fputs(m == now - count + 1 ? "[" : ",[", f);
+        for (i = 0; i < VERDICTS; i++)
+            fprintf(f, "%s%lu", i ? "," : "",
+                    here ? atomic_load(&s->n[i]) : 0UL);
+        fputc(']', f);
+    }
+    fputs("]}\n", f);
+}
 
 void
 metrics_request(int status, int64_t elapsed_us)

@@ -78,6 +78,10 @@ const cli_option serve_options[] = {
      "256", "connections from one address ({})"},
     {"token-file", "F", CLI_PATH, "token_file", AT(token_file), NULL,
      "bearer token for GET /tickets/..."},
+    {"admin-token-file", "F", CLI_PATH, "admin_token_file",
+     AT(admin_token_file), NULL,
+     "bearer token for the console's replay\nand retry (POST); not the read "
+     "token"},
     {"ready-max-outbox", "N", CLI_NUMBER, "ready_max_outbox",
      AT(ready_max_outbox), "1000",
      "/readyz fails at this backlog when the\nHIS did not take the last "

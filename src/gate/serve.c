@@ -158,22 +158,23 @@ mhd_panic(void *cls, const char *file, unsigned int line, const char *reason)
     abort();
 }
 
-/* The token file's bytes, less one trailing line end: all of them, or a
+/* A token file's bytes, less one trailing line end: all of them, or a
  * refusal to start.  Printable ASCII without spaces, as a header carries
- * it: a token no request could match would lock everyone out silently. */
+ * it: a token no request could match would lock everyone out silently.
+ * The read token and the admin token follow the same rules. */
 static int
-read_token(gate *g)
+read_token(const char *path, char **token, size_t *token_len)
 {
-    FILE *f = fopen(g->token_file, "rb");
+    FILE *f = fopen(path, "rb");
     char *buf;
     size_t n, i;
     int err;
 
     if (f == NULL)
-        return cli_fail("%s: %s", g->token_file, strerror(errno));
+        return cli_fail("%s: %s", path, strerror(errno));
     if ((buf = malloc(TOKEN_MAX + 3)) == NULL) {
         fclose(f);
-        return cli_fail("%s: out of memory", g->token_file);
+        return cli_fail("%s: out of memory", path);
     }
     n = fread(buf, 1, TOKEN_MAX + 3, f);
     err = ferror(f);
@@ -185,10 +186,10 @@ read_token(gate *g)
     if (err || n == 0 || n > TOKEN_MAX) {
         free(buf);
         if (err)
-            return cli_fail("%s: read error", g->token_file);
+            return cli_fail("%s: read error", path);
         if (n == 0)
-            return cli_fail("%s: the token is empty", g->token_file);
-        return cli_fail("%s: the token is longer than %d bytes", g->token_file,
+            return cli_fail("%s: the token is empty", path);
+        return cli_fail("%s: the token is longer than %d bytes", path,
                         TOKEN_MAX);
     }
     for (i = 0; i < n; i++) {
@@ -197,12 +198,48 @@ read_token(gate *g)
             free(buf);
             return cli_fail("%s: byte %zu of the token is not printable "
                             "ASCII (spaces and line ends included)",
-                            g->token_file, i + 1);
+                            path, i + 1);
         }
     }
-    g->token = buf;
-    g->token_len = n;
+    *token = buf;
+    *token_len = n;
     return 0;
+}
+
+/* Both tokens.  The admin token must differ from the read token: the
+ * one given to every reader would otherwise replay and retry too. */
+static int
+read_tokens(gate *g)
+{
+    int rc;
+
+    if (g->token_file &&
+        (rc = read_token(g->token_file, &g->token, &g->token_len)))
+        return rc;
+    if (g->admin_token_file &&
+        (rc = read_token(g->admin_token_file, &g->admin_token,
+                         &g->admin_token_len)))
+        return rc;
+    if (g->token && g->admin_token && g->token_len == g->admin_token_len &&
+        CRYPTO_memcmp(g->token, g->admin_token, g->token_len) == 0)
+        return cli_fail("%s: the admin token is the read token of %s; give "
+                        "it a token of its own",
+                        g->admin_token_file, g->token_file);
+    return 0;
+}
+
+/* Wipes and frees both tokens. */
+static void
+free_tokens(gate *g)
+{
+    if (g->token) {
+        OPENSSL_cleanse(g->token, g->token_len);
+        free(g->token);
+    }
+    if (g->admin_token) {
+        OPENSSL_cleanse(g->admin_token, g->admin_token_len);
+        free(g->admin_token);
+    }
 }
 
 /* Leaves the path as sent.  libmicrohttpd would decode it, turning "%2F"
@@ -654,7 +691,8 @@ cmd_serve(cli *c, int argc, char **argv)
         sources_free(&g);
         return cli_fail("--listen \"%s\": %s", g.listen, err);
     }
-    if (g.token_file && (rc = read_token(&g))) {
+    if ((rc = read_tokens(&g))) {
+        free_tokens(&g);
         sources_free(&g);
         return rc;
     }
@@ -706,10 +744,7 @@ cmd_serve(cli *c, int argc, char **argv)
         rc = finish(&g, wait_for_stop(&g, &sigs));
     stop(&g);
 free_token:
-    if (g.token) {
-        OPENSSL_cleanse(g.token, g.token_len);
-        free(g.token);
-    }
+    free_tokens(&g);
     sources_free(&g);
     if (rc == EXIT_OK)
         log_event("info", "stopped", NULL);

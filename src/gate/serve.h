@@ -43,6 +43,7 @@ typedef struct gate {
     upstream_format format; /* parsed once from upstream_format */
     const char *fhir_system;
     const char *token_file;
+    const char *admin_token_file;
     long forwarders;
     long forward_timeout;
     long max_age;
@@ -73,6 +74,9 @@ typedef struct gate {
     cli *c;
     char *token; /* token_len bytes, printable ASCII; NULL without one */
     size_t token_len;
+    /* replay and retry (docs/console.md); NULL without one */
+    char *admin_token;
+    size_t admin_token_len;
     qg_store *st;
     pthread_rwlock_t eng_lock; /* over each source's eng */
     committer *com;

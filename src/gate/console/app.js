@@ -1,15 +1,19 @@
-// app.js - the console's pages.  Every value from the gate, and so from
+// app.js - the console's pages: overview, ticket, refusals (replay), held
+// deliveries, dead letters (retry), waiting times.  Every value from the gate, and so from
 // a webhook body, reaches the page through textContent or DOM attributes:
 // never as markup (no innerHTML), whatever the CSP would still stop.
 import { draw } from './diagram.js';
 
 const TOKEN_KEY = 'qgate-token';
+const ADMIN_KEY = 'qgate-admin-token';
+const PAGES = ['login', 'overview', 'refusals', 'held', 'dead', 'waits', 'ticket'];
 let timer = null;
 let machine = null;
 
 const $ = id => document.getElementById(id);
 
 class Unauthorized extends Error {}
+class NeedAdmin extends Error {}
 
 // GET a JSON resource of the read API, with the read token if one is kept.
 async function get(path) {
@@ -21,6 +25,23 @@ async function get(path) {
   const body = await res.json();
   if (!res.ok) throw new Error(`${path}: ${res.status} ${body.error || ''}`);
   return body;
+}
+
+// POST an admin action (replay, retry) with the admin token, as JSON: the
+// gate refuses other types and other origins (docs/console.md, CSRF).
+async function post(path) {
+  const token = sessionStorage.getItem(ADMIN_KEY);
+  if (!token) throw new NeedAdmin('Replay and retry need the admin token.');
+  const res = await fetch(path, {
+    method: 'POST', cache: 'no-store', body: '{}',
+    headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' },
+  });
+  const body = await res.json();
+  if (res.status === 401 || (res.status === 403 && body.code === 'forbidden')) {
+    sessionStorage.removeItem(ADMIN_KEY);
+    throw new NeedAdmin(`The gate refused this admin token (${res.status}): ${body.error}`);
+  }
+  return { status: res.status, body };
 }
 
 function text(tag, value, cls) {
@@ -46,7 +67,7 @@ function duration(ms) {
 }
 
 function show(id) {
-  for (const s of ['login', 'overview', 'ticket']) $(s).hidden = s !== id;
+  for (const s of PAGES) $(s).hidden = s !== id;
   $('error').hidden = true;
 }
 
@@ -69,8 +90,50 @@ function fillCounts(tbody, counts) {
   }
 }
 
+// Deliveries per minute as stacked bars, one colour (class) per verdict.
+function rateChart(r) {
+  const W = 900, H = 160, top = 10, bottom = 24, left = 34;
+  const n = r.counts.length;
+  const totals = r.counts.map(row => row.reduce((a, b) => a + b, 0));
+  const max = Math.max(1, ...totals);
+  const bw = (W - left - 10) / n;
+  const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img' }, 'rate');
+  chart.appendChild(svg('line', { x1: left, y1: H - bottom, x2: W - 10, y2: H - bottom }, 'axis'));
+  chart.appendChild(svg('text', { x: left - 4, y: top + 4, 'text-anchor': 'end' }, 'tick')).textContent = max;
+  r.counts.forEach((row, i) => {
+    let y = H - bottom;
+    row.forEach((c, v) => {
+      if (!c) return;
+      const h = (H - top - bottom) * c / max;
+      y -= h;
+      const bar = svg('rect', { x: left + i * bw, y, width: Math.max(bw - 0.5, 0.5), height: h },
+        'bar v-' + r.verdicts[v]);
+      bar.dataset.count = String(c);
+      bar.appendChild(svg('title', {})).textContent =
+        `${new Date(r.start_ms + i * r.minute_ms).toLocaleTimeString()}: ${c} ${r.verdicts[v]}`;
+      chart.appendChild(bar);
+    });
+    if (i % 30 === 0) {
+      chart.appendChild(svg('text', { x: left + i * bw, y: H - bottom + 14 }, 'tick')).textContent =
+        new Date(r.start_ms + i * r.minute_ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    }
+  });
+  const legend = svg('g', {}, 'legend');
+  r.verdicts.forEach((v, i) => {
+    legend.appendChild(svg('rect', { x: left + 10 + i * 110, y: 2, width: 10, height: 10 }, 'bar v-' + v));
+    legend.appendChild(svg('text', { x: left + 24 + i * 110, y: 11 }, 'tick')).textContent = v;
+  });
+  chart.appendChild(legend);
+  return [chart, totals.reduce((a, b) => a + b, 0)];
+}
+
 async function overview() {
-  const o = await get('/overview');
+  const [o, rate] = await Promise.all([get('/overview'), get('/deliveries')]);
+  const [chart, total] = rateChart(rate);
+  $('ov-rate').replaceChildren(chart);
+  $('ov-rate-total').textContent = total;
+  $('ov-rate-since').textContent = rate.since_ms ? 'first counted ' + new Date(rate.since_ms).toLocaleString() :
+    'none yet';
   show('overview');
   $('ov-tickets').textContent = o.tickets;
   $('ov-refused').textContent = o.refused;
@@ -147,13 +210,235 @@ async function ticket(id) {
     dt.appendChild(row([steps[steps.length - 1].step.to, 'current state']));
 }
 
+function when(us) {
+  return us === null || us === undefined ? '' : new Date(us / 1000).toLocaleString();
+}
+
+// A row under a list's row: the body as received, pretty-printed, as text.
+function bodyRow(body, bytes, cols) {
+  const details = document.createElement('details');
+  details.appendChild(text('summary', `body (${bytes} bytes)`));
+  details.appendChild(text('pre', pretty(body), 'body'));
+  const td = document.createElement('td');
+  td.colSpan = cols;
+  td.appendChild(details);
+  return row([td], 'body-row');
+}
+
+function button(label, cls, action) {
+  const b = text('button', label, cls);
+  b.type = 'button';
+  b.addEventListener('click', action);
+  const td = document.createElement('td');
+  td.appendChild(b);
+  return td;
+}
+
+// The admin action waiting for its token, run again once it is given.
+let pending = null;
+
+async function act(action) {
+  $('admin-login').hidden = true;
+  try {
+    await action();
+  } catch (err) {
+    if (!(err instanceof NeedAdmin)) throw err;
+    pending = action;
+    $('admin-error').textContent = err.message;
+    $('admin-login').hidden = false;
+    $('admin-token').focus();
+  }
+}
+
+function result(message, good) {
+  $('admin-result').textContent = message;
+  $('admin-result').className = 'result ' + (good ? 'good' : 'bad');
+  $('admin-result').hidden = false;
+}
+
+async function replay(id) {
+  const { status, body } = await post(`/rejections/${id}/replay`);
+  if (status === 200) {
+    const v = body.verdict;
+    result(`Rejection ${id} replayed: ${v.verdict}${v.code === 'none' ? '' : ` (${v.code})`}` +
+      (body.resolved ? `, now ticket ${v.ticket} step ${v.seq}` : ', still refused'), body.resolved);
+  } else {
+    result(`Rejection ${id}: ${body.error}`, false);
+  }
+  await refusals();
+}
+
+async function retry(id) {
+  const { status, body } = await post(`/outbox/dead/${id}/retry`);
+  result(status === 200 ? `Dead letter ${id}: ${body.moved} moved back to the outbox` :
+    `Dead letter ${id}: ${body.error}`, status === 200);
+  await dead();
+}
+
+function ticketIds(e) {
+  if (e.live_queue_id !== null) return 'lq:' + e.live_queue_id;
+  if (e.appointment_id !== null) return 'appt:' + e.appointment_id;
+  return e.ticket === null ? '' : 'ticket:' + e.ticket;
+}
+
+async function refusals() {
+  const q = new URLSearchParams();
+  const reason = $('ref-reason').value;
+  if (reason) q.set('reason', reason);
+  for (const [key, input] of [['since', 'ref-since'], ['until', 'ref-until']]) {
+    const v = $(input).value;
+    if (v) q.set(key, String(new Date(v).getTime()));
+  }
+  const [o, r] = await Promise.all([get('/overview'), get('/rejections?' + q.toString())]);
+  show('refusals');
+  const select = $('ref-reason');
+  for (const code of Object.keys(o.reasons)) {
+    if (![...select.options].some(opt => opt.value === code)) {
+      const opt = text('option', code);
+      opt.value = code;
+      select.appendChild(opt);
+    }
+  }
+  $('ref-count').textContent = `${r.matched} refused deliveries match; the newest ${r.rejections.length} shown.`;
+  const tbody = $('ref-list').tBodies[0];
+  tbody.replaceChildren();
+  for (const e of r.rejections) {
+    let action;
+    if (e.resolved) {
+      action = text('td', e.resolved_seq ? `resolved: ticket ${e.resolved_ticket} step ${e.resolved_seq}` :
+        'resolved: now ignored', 'tag-ok');
+    } else if (e.truncated || e.purged) {
+      action = text('td', e.truncated ? 'prefix kept: no replay' : 'purged: no replay', 'muted');
+    } else {
+      action = button('Replay', 'replay', () => act(() => replay(e.id)).catch(fail));
+    }
+    tbody.appendChild(row([e.id, when(e.received_us), e.verdict, e.code, ticketIds(e),
+      e.event, e.reason, action], 'refusal' + (e.resolved ? ' resolved' : '')));
+    tbody.appendChild(bodyRow(e.body, e.received_bytes, 8));
+  }
+}
+
+async function held() {
+  const h = await get('/held');
+  show('held');
+  $('held-count').textContent = `${h.held.length} held.`;
+  const tbody = $('held-list').tBodies[0];
+  tbody.replaceChildren();
+  for (const e of h.held) {
+    tbody.appendChild(row([e.id, when(e.received_us), ticketIds(e), e.chup_event, e.event,
+      e.from, e.timestamp, duration(e.held_ms), when(e.expires_us)], 'held-row'));
+    tbody.appendChild(bodyRow(e.body, e.body_bytes, 9));
+  }
+}
+
+async function dead() {
+  const d = await get('/outbox/dead');
+  show('dead');
+  $('dead-count').textContent = `${d.dead.length} dead letters.`;
+  const tbody = $('dead-list').tBodies[0];
+  tbody.replaceChildren();
+  for (const e of d.dead) {
+    const ticketLink = document.createElement('td');
+    const a = text('a', e.ticket);
+    a.href = '#' + new URLSearchParams({ ticket: 'ticket:' + e.ticket }).toString();
+    ticketLink.appendChild(a);
+    tbody.appendChild(row([e.id, ticketLink, e.seq, e.attempts, e.last_error, when(e.gave_up_us),
+      e.gave_up, button('Retry', 'retry', () => act(() => retry(e.id)).catch(fail))], 'dead-row'));
+  }
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svg(tag, attrs, cls) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  if (cls) e.setAttribute('class', cls);
+  return e;
+}
+
+// A bucket's bound, short: "2 min", "1.5 h", "more".
+function bound(ms) {
+  if (ms === null) return 'more';
+  if (ms < 60000) return ms / 1000 + ' s';
+  if (ms < 3600000) return ms / 60000 + ' min';
+  return ms / 3600000 + ' h';
+}
+
+// One duration's histogram as inline SVG, drawn with DOM calls and styled
+// by classes and SVG attributes only (the CSP allows no inline style).
+function histogram(kind, d) {
+  const W = 460, H = 150, top = 10, bottom = 40, left = 30;
+  const buckets = d.buckets || [];
+  const max = Math.max(1, ...buckets.map(b => b.count));
+  const bw = buckets.length ? (W - left - 10) / buckets.length : 0;
+  const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img' }, 'histogram');
+  chart.appendChild(svg('title', {})).textContent = `${kind}: ${d.count} samples`;
+  chart.appendChild(svg('line', { x1: left, y1: H - bottom, x2: W - 10, y2: H - bottom }, 'axis'));
+  chart.appendChild(svg('text', { x: left - 4, y: top + 4, 'text-anchor': 'end' }, 'tick')).textContent = max;
+  buckets.forEach((b, i) => {
+    const h = (H - top - bottom) * b.count / max;
+    const x = left + i * bw;
+    const bar = svg('rect', { x: x + 1, y: H - bottom - h, width: Math.max(bw - 2, 1), height: h }, 'bar');
+    bar.appendChild(svg('title', {})).textContent = `≤ ${bound(b.le_ms)}: ${b.count}`;
+    chart.appendChild(bar);
+    const label = svg('text', { x: x + bw / 2, y: H - bottom + 12,
+      transform: `rotate(40 ${x + bw / 2} ${H - bottom + 12})` }, 'tick');
+    label.textContent = bound(b.le_ms);
+    chart.appendChild(label);
+  });
+  return chart;
+}
+
+async function waits() {
+  const w = await get('/waits');
+  show('waits');
+  const list = $('waits-list');
+  list.replaceChildren();
+  for (const svc of w.services) {
+    const box = document.createElement('div');
+    box.className = 'waits-service';
+    box.dataset.service = svc.service_id === null ? 'all' : String(svc.service_id);
+    box.appendChild(text('h3', svc.service_id === null ? 'All services' : `Service ${svc.service_id}`));
+    const kinds = document.createElement('div');
+    kinds.className = 'kinds';
+    for (const kind of ['wait', 'service', 'visit']) {
+      const d = svc.durations[kind];
+      const fig = document.createElement('figure');
+      fig.className = 'duration';
+      fig.dataset.kind = kind;
+      const cap = text('figcaption', `${kind}: ${d.count} ${d.count === 1 ? 'sample' : 'samples'}`);
+      for (const p of ['p50', 'p90', 'p99']) {
+        const v = d[p + '_ms'];
+        const span = text('span', v === undefined ? '' : `${p} ${duration(v)}`, p);
+        if (v !== undefined) span.dataset.ms = String(v);
+        cap.appendChild(span);
+      }
+      fig.appendChild(cap);
+      if (d.count) fig.appendChild(histogram(kind, d));
+      kinds.appendChild(fig);
+    }
+    box.appendChild(kinds);
+    list.appendChild(box);
+  }
+}
+
 async function route() {
   clearInterval(timer);
   timer = null;
+  $('admin-login').hidden = true;
+  $('admin-result').hidden = true;
   const h = new URLSearchParams(location.hash.slice(1));
   try {
     if (h.has('ticket')) {
       await ticket(h.get('ticket'));
+    } else if (h.has('refusals')) {
+      await refusals();
+    } else if (h.has('held')) {
+      await held();
+    } else if (h.has('dead')) {
+      await dead();
+    } else if (h.has('waits')) {
+      await waits();
     } else {
       await overview();
       timer = setInterval(() => overview().catch(fail), 5000);
@@ -172,6 +457,23 @@ $('login-form').addEventListener('submit', ev => {
   ev.preventDefault();
   sessionStorage.setItem(TOKEN_KEY, $('token').value);
   route();
+});
+$('ref-filter').addEventListener('submit', ev => {
+  ev.preventDefault();
+  refusals().catch(fail);
+});
+$('admin-form').addEventListener('submit', ev => {
+  ev.preventDefault();
+  sessionStorage.setItem(ADMIN_KEY, $('admin-token').value);
+  $('admin-token').value = '';
+  const action = pending;
+  pending = null;
+  $('admin-login').hidden = true;
+  if (action) act(action).catch(fail);
+});
+$('admin-cancel').addEventListener('click', () => {
+  pending = null;
+  $('admin-login').hidden = true;
 });
 window.addEventListener('hashchange', route);
 route();
