@@ -2,14 +2,16 @@
  * check_pg.c - the throwaway PostgreSQL server the Check suites start
  * (tu_pg_* in testutil.c, tests/pg_server.sh), seen through libpq as the
  * store will see it: it accepts connections at the URI it gives, runs as no
- * root, keeps committed rows over a restart and over a crash, and leaves no
- * server behind, neither when stopped nor when its test dies.
+ * root, keeps committed rows over a restart and over a crash, leaves no
+ * server behind, neither when stopped nor when its test dies, and holds
+ * none of the test's file descriptors.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <sys/stat.h>
@@ -243,6 +245,27 @@ START_TEST(test_pg_dead_owner_leaves_no_server)
 }
 END_TEST
 
+/* The server and its watchdog outlive tu_pg_start(); they must not hold the
+ * test's descriptors, or a pipe the test reads to its end would never end. */
+START_TEST(test_pg_server_holds_no_descriptor_of_the_test)
+{
+    struct pollfd pfd;
+    char c;
+    int fd[2];
+
+    ck_assert_int_eq(pipe(fd), 0);
+    pg_up();
+    close(fd[1]);
+    pfd.fd = fd[0];
+    pfd.events = POLLIN;
+    ck_assert_msg(poll(&pfd, 1, 3000) == 1,
+                  "the pipe's write end is held open past tu_pg_start()");
+    ck_assert_int_eq(read(fd[0], &c, 1), 0);
+    close(fd[0]);
+    pg_down();
+}
+END_TEST
+
 static Suite *
 pg_suite(void)
 {
@@ -257,9 +280,10 @@ pg_suite(void)
     tcase_add_test(tc, test_pg_stop_leaves_nothing);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("Owner");
+    tc = tcase_create("Lifetime");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_pg_dead_owner_leaves_no_server);
+    tcase_add_test(tc, test_pg_server_holds_no_descriptor_of_the_test);
     suite_add_tcase(s, tc);
     return s;
 }

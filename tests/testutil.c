@@ -2,12 +2,14 @@
  * testutil.c - helpers the Check suites share.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <json-c/json.h>
 
@@ -182,26 +184,54 @@ tu_pg_available(void)
 
 /* Runs `pg_server.sh command pg_dir`, with this process as the server's
  * owner if owner is set; its first line of output in out (when out is not
- * NULL).  0 if it exits 0. */
+ * NULL).  0 if it exits 0.  Not popen(): the script's watchdog and the
+ * server outlive the call, and must not hold this process's other file
+ * descriptors (a pipe a test reads to its end, say), so the child closes
+ * every one but the standard three before it runs the script. */
 static int
 pg_server(const char *command, int owner, char *out, size_t len)
 {
-    char cmd[512], pid[32] = "", line[512] = "";
+    char pid[32] = "", line[512] = "";
+    int fd[2], status, max;
     FILE *p;
-    int status;
+    pid_t child;
 
     if (owner)
-        snprintf(pid, sizeof(pid), " %ld", (long)getpid());
-    snprintf(cmd, sizeof(cmd), "sh '%s' %s %s%s", QG_PG_SERVER, command, pg_dir,
-             pid);
+        snprintf(pid, sizeof(pid), "%ld", (long)getpid());
     fflush(NULL);
-    if ((p = popen(cmd, "r")) == NULL)
+    if (pipe(fd) != 0)
         return -1;
+    if ((child = fork()) < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return -1;
+    }
+    if (child == 0) {
+        if (dup2(fd[1], STDOUT_FILENO) < 0)
+            _exit(127);
+        max = (int)sysconf(_SC_OPEN_MAX);
+        if (max <= 0 || max > 65536)
+            max = 65536;
+        for (int i = STDERR_FILENO + 1; i < max; i++)
+            close(i);
+        execl("/bin/sh", "sh", QG_PG_SERVER, command, pg_dir,
+              owner ? pid : (char *)NULL, (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    if ((p = fdopen(fd[0], "r")) == NULL) {
+        close(fd[0]);
+        waitpid(child, &status, 0);
+        return -1;
+    }
     if (fgets(line, sizeof(line), p) == NULL)
         line[0] = '\0';
     while (fgetc(p) != EOF) /* the rest, so that it does not block */
         ;
-    status = pclose(p);
+    fclose(p);
+    while (waitpid(child, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
     line[strcspn(line, "\n")] = '\0';
     if (out != NULL) {
         if (strlen(line) >= len) {
@@ -211,7 +241,7 @@ pg_server(const char *command, int owner, char *out, size_t len)
         }
         memcpy(out, line, strlen(line) + 1);
     }
-    return status == 0 ? 0 : -1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 int
