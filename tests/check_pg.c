@@ -142,6 +142,7 @@ START_TEST(test_pg_restart_keeps_committed_rows)
     char v[64];
     long before;
     PGconn *c = connect_ok();
+    PGresult *r;
 
     exec_ok(c, "CREATE TABLE t (k int PRIMARY KEY, v text)", NULL, 0);
     exec_ok(c, "INSERT INTO t VALUES (1, 'kept')", NULL, 0);
@@ -150,7 +151,9 @@ START_TEST(test_pg_restart_keeps_committed_rows)
     ck_assert_int_ne(server_pid(tu_pg_dir()), before);
     ck_assert(!alive(before));
     /* The old session went with the old server. */
-    ck_assert_int_ne(PQresultStatus(PQexec(c, "SELECT 1")), PGRES_TUPLES_OK);
+    r = PQexec(c, "SELECT 1");
+    ck_assert_int_ne(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
     PQreset(c);
     ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
     exec_ok(c, "SELECT v FROM t WHERE k = 1", v, sizeof(v));
