@@ -2,18 +2,21 @@
  * testutil.c - helpers the Check suites share.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <json-c/json.h>
 
 #include "testutil.h"
 
 static char store_dir[256];
+static char pg_dir[256];
 
 const tu_step tu_walk_in[9] = {
     {TU_WALK_IN "01-join-live-queue.json", QG_EV_JOIN, QG_ST_NEW, QG_ST_QUEUED},
@@ -157,6 +160,137 @@ tu_count_rejections(qg_store *st)
     qg_rejections_close(r);
     ck_assert_int_eq(rc, QG_NOTFOUND);
     return n;
+}
+
+int
+tu_pg_available(void)
+{
+    const char *ci = getenv("CI");
+
+    if (system("sh '" QG_PG_SERVER "' bindir >/dev/null 2>&1") == 0)
+        return 1;
+    if (ci != NULL && ci[0] != '\0') {
+        fprintf(stderr, "CI is set and the PostgreSQL server binaries "
+                        "are missing (.ci/deps-test installs postgresql): "
+                        "the PostgreSQL cases run, and fail\n");
+        return 1;
+    }
+    fprintf(stderr, "no PostgreSQL server binaries (initdb, pg_ctl, postgres "
+                    "and psql, on PATH or in /usr/lib/postgresql/*/bin; "
+                    "Debian: apt-get install postgresql): skipping the "
+                    "PostgreSQL cases\n");
+    return 0;
+}
+
+/* Runs `pg_server.sh command pg_dir`, with this process as the server's
+ * owner if owner is set; its first line of output in out (when out is not
+ * NULL).  0 if it exits 0.  Not popen(): the script's watchdog and the
+ * server outlive the call, and must not hold this process's other file
+ * descriptors (a pipe a test reads to its end, say), so the child closes
+ * every one but the standard three before it runs the script. */
+static int
+pg_server(const char *command, int owner, char *out, size_t len)
+{
+    char pid[32] = "", line[512] = "";
+    int fd[2], status, max;
+    FILE *p;
+    pid_t child;
+
+    if (owner)
+        snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+    fflush(NULL);
+    if (pipe(fd) != 0)
+        return -1;
+    if ((child = fork()) < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return -1;
+    }
+    if (child == 0) {
+        if (dup2(fd[1], STDOUT_FILENO) < 0)
+            _exit(127);
+        max = (int)sysconf(_SC_OPEN_MAX);
+        if (max <= 0 || max > 65536)
+            max = 65536;
+        for (int i = STDERR_FILENO + 1; i < max; i++)
+            close(i);
+        execl("/bin/sh", "sh", QG_PG_SERVER, command, pg_dir,
+              owner ? pid : (char *)NULL, (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    if ((p = fdopen(fd[0], "r")) == NULL) {
+        close(fd[0]);
+        waitpid(child, &status, 0);
+        return -1;
+    }
+    if (fgets(line, sizeof(line), p) == NULL)
+        line[0] = '\0';
+    while (fgetc(p) != EOF) /* the rest, so that it does not block */
+        ;
+    fclose(p);
+    while (waitpid(child, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    line[strcspn(line, "\n")] = '\0';
+    if (out != NULL) {
+        if (strlen(line) >= len) {
+            fprintf(stderr, "tu_pg: %s: URI longer than %zu bytes\n", line,
+                    len);
+            return -1;
+        }
+        memcpy(out, line, strlen(line) + 1);
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+int
+tu_pg_start(char *uri, size_t len)
+{
+    if (pg_dir[0] != '\0') {
+        fprintf(stderr, "tu_pg_start: a server already runs in %s\n", pg_dir);
+        return -1;
+    }
+    snprintf(pg_dir, sizeof(pg_dir), "/tmp/qgate-pg-XXXXXX");
+    if (mkdtemp(pg_dir) == NULL) {
+        perror("tu_pg_start: mkdtemp");
+        pg_dir[0] = '\0';
+        return -1;
+    }
+    /* Owned by this process: if it dies first, the watchdog stops it. */
+    if (pg_server("start", 1, uri, len) != 0) {
+        tu_pg_stop();
+        return -1;
+    }
+    return 0;
+}
+
+int
+tu_pg_restart(void)
+{
+    return pg_dir[0] == '\0' ? -1 : pg_server("restart", 0, NULL, 0);
+}
+
+int
+tu_pg_kill(void)
+{
+    return pg_dir[0] == '\0' ? -1 : pg_server("kill", 0, NULL, 0);
+}
+
+void
+tu_pg_stop(void)
+{
+    if (pg_dir[0] == '\0')
+        return;
+    pg_server("stop", 0, NULL, 0);
+    tu_remove_dir(pg_dir);
+    pg_dir[0] = '\0';
+}
+
+const char *
+tu_pg_dir(void)
+{
+    return pg_dir;
 }
 
 int

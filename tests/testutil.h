@@ -58,6 +58,31 @@ struct json_object *tu_get(struct json_object *o, const char *key);
 /* The same member's string value (json-c's text of any other type). */
 const char *tu_gets(struct json_object *o, const char *key);
 
+/* A throwaway PostgreSQL server (tests/pg_server.sh, docs/postgresql.md):
+ * its cluster and its socket in a fresh temporary directory, no TCP port,
+ * the database qgate, the user qgate with no password.  One at a time per
+ * process.  A process that ends without tu_pg_stop() leaves no server
+ * behind: the script's watchdog stops it within a second or two.
+ *
+ * tu_pg_available() is 1 when the server binaries are there, and also when
+ * the environment variable CI is set (CI must install them; the cases then
+ * run and fail, naming what is missing); otherwise it says on stderr why
+ * the PostgreSQL cases are skipped and is 0. */
+int tu_pg_available(void);
+/* Starts a server; its URI (postgresql:///qgate?host=DIR&user=qgate) in
+ * uri, of len bytes.  0, or -1 when it did not start (the script has said
+ * why on stderr). */
+int tu_pg_start(char *uri, size_t len);
+/* A fast shutdown and a start again, the data kept: 0 or -1. */
+int tu_pg_restart(void);
+/* An immediate shutdown, not waited for: every connection drops, as in an
+ * outage; tu_pg_restart() brings the server back.  0 or -1. */
+int tu_pg_kill(void);
+/* Stops the server and removes its directory; nothing if none runs. */
+void tu_pg_stop(void);
+/* The server's directory (its socket is there), "" when none. */
+const char *tu_pg_dir(void);
+
 /* Runs a suite; returns the process exit code. */
 int tu_run(Suite *s);
 
