@@ -12,10 +12,12 @@
 #include <sys/wait.h>
 
 #include <json-c/json.h>
+#include <libpq-fe.h>
 
 #include "testutil.h"
 
 static char store_dir[256];
+static char pg_db[64]; /* the database of a PostgreSQL store, else "" */
 static char pg_dir[256];
 
 const tu_step tu_walk_in[9] = {
@@ -57,14 +59,69 @@ tu_fixture(const char *rel, size_t *len)
     return buf;
 }
 
+/* The PostgreSQL runs of the suites (tests/with_pg.sh): the server's
+ * socket directory, NULL for LMDB. */
+static const char *
+pg_host(void)
+{
+    const char *h = getenv("QGATE_TEST_PG_HOST");
+
+    return h && h[0] ? h : NULL;
+}
+
+int
+tu_store_is_pg(void)
+{
+    return pg_host() != NULL;
+}
+
+/* Runs sql on database db of the test server; fails the test on error. */
+static void
+pg_admin(const char *db, const char *sql)
+{
+    char conninfo[512];
+    PGconn *c;
+    PGresult *r;
+
+    snprintf(conninfo, sizeof(conninfo), "postgresql:///%s?host=%s&user=qgate",
+             db, pg_host());
+    c = PQconnectdb(conninfo);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s: %s", conninfo,
+                  PQerrorMessage(c));
+    r = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql,
+                  PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* A fresh database on the test server for each store: its name, made of
+ * the pid (Check forks a process per test) and a counter. */
+static void
+pg_store_new(void)
+{
+    static unsigned n;
+    char sql[128];
+
+    snprintf(pg_db, sizeof(pg_db), "qgate_t%ld_%u", (long)getpid(), ++n);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", pg_db);
+    pg_admin("qgate", sql);
+    snprintf(store_dir, sizeof(store_dir),
+             "postgresql:///%s?host=%s&user=qgate", pg_db, pg_host());
+}
+
 qg_store *
 tu_store_new(void)
 {
     qg_store_options o = {0};
     qg_store *st = NULL;
 
-    snprintf(store_dir, sizeof(store_dir), "/tmp/qgate-test-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(store_dir));
+    if (pg_host()) {
+        pg_store_new();
+    } else {
+        snprintf(store_dir, sizeof(store_dir), "/tmp/qgate-test-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(store_dir));
+    }
     o.path = store_dir;
     o.durability = QG_NOSYNC;
     ck_assert_int_eq(qg_store_open(&o, &st), 0);
@@ -117,7 +174,15 @@ tu_remove_dir(const char *dir)
 void
 tu_store_remove(void)
 {
-    tu_remove_dir(store_dir);
+    char sql[128];
+
+    if (pg_db[0]) {
+        snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", pg_db);
+        pg_admin("qgate", sql);
+        pg_db[0] = '\0';
+    } else {
+        tu_remove_dir(store_dir);
+    }
     store_dir[0] = '\0';
 }
 

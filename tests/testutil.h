@@ -15,10 +15,14 @@
 /* Reads fixtures/<rel> into a malloc'd buffer (aborts the test on error). */
 char *tu_fixture(const char *rel, size_t *len);
 
-/* A fresh store in a new temporary directory; tu_store_dir() names it. */
+/* A fresh store in a new temporary directory; tu_store_dir() names it.
+ * In the PostgreSQL runs (tests/with_pg.sh sets QGATE_TEST_PG_HOST), a
+ * fresh database on the test server instead, tu_store_dir() its URI, and
+ * tu_store_remove() drops it; tu_store_is_pg() says which. */
 qg_store *tu_store_new(void);
 qg_store *tu_store_reopen(qg_store *st, unsigned flags);
 const char *tu_store_dir(void);
+int tu_store_is_pg(void);
 void tu_store_remove(void);
 
 /* Removes dir and everything in it (symbolic links are removed, not
