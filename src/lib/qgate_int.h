@@ -225,6 +225,7 @@ typedef struct qg__ticket_row {
     unsigned char source;      /* its source's number, 0 the default */
     char appointment_date[16]; /* last seen, for reschedule detection */
     char appointment_time[16];
+    uint64_t chain_head; /* LMDB: its newest chain entry (store_int.h) */
 } qg__ticket_row;
 
 /*
