@@ -110,6 +110,12 @@ sha256(EVP_MD_CTX *ctx, const void *a, size_t alen, const void *b, size_t blen,
     return ok ? 0 : QG_ENOMEM;
 }
 
+int
+qg__body_digest(const void *body, size_t len, unsigned char out[QG__DIGEST_LEN])
+{
+    return sha256(NULL, body, len, NULL, 0, out);
+}
+
 /*
  * The writer's context, kept by the store rather than made and freed
  * for each of a step's three hashes (an allocation and a cleansing each,
@@ -136,10 +142,13 @@ qg__chain_close(qg_store *st)
 
 /*
  * A history record's leaf: its header with the purge flag and the stored
- * length cleared, its facts, the body's digest.
+ * length cleared, its facts, the body's digest: body_digest when the
+ * engine took it while examining the delivery (the SHA-256 of the same
+ * bytes, the whole body as received), else taken here.
  */
 static int
-step_leaf(EVP_MD_CTX *ctx, const MDB_val *v, unsigned char leaf[HASH_LEN])
+step_leaf(EVP_MD_CTX *ctx, const MDB_val *v, const unsigned char *body_digest,
+          unsigned char leaf[HASH_LEN])
 {
     const unsigned char *p = v->mv_data;
     unsigned char buf[RECORD_HDR + FACTS_LEN + HASH_LEN];
@@ -160,6 +169,8 @@ step_leaf(EVP_MD_CTX *ctx, const MDB_val *v, unsigned char leaf[HASH_LEN])
     n = RECORD_HDR + tail;
     if (p[23] & REC_PURGED)
         memcpy(buf + n, p + RECORD_HDR + 8, HASH_LEN);
+    else if (body_digest)
+        memcpy(buf + n, body_digest, HASH_LEN);
     else if ((rc = sha256(ctx, p + RECORD_HDR, body, NULL, 0, buf + n)))
         return rc;
     return sha256(ctx, buf, n + HASH_LEN, NULL, 0, leaf);
@@ -233,7 +244,7 @@ leaf_of(EVP_MD_CTX *ctx, qg_chain_kind kind, const MDB_val *v,
 {
     switch (kind) {
     case QG_CHAIN_STEP:
-        return step_leaf(ctx, v, leaf);
+        return step_leaf(ctx, v, NULL, leaf);
     case QG_CHAIN_REFUSAL:
         return refusal_leaf(ctx, v, leaf);
     case QG_CHAIN_HOLD:
@@ -405,7 +416,10 @@ qg__chain_step(qg__txn *t, uint64_t ticket, uint32_t seq, const MDB_val *v,
 
     if (!t->st->has_chain)
         return 0;
-    if ((rc = step_leaf(writer_ctx(t->st), v, leaf)))
+    /* the engine's digest of the body is of this record's only when it
+     * is appended: a rewrite's record is another, read back */
+    if ((rc = step_leaf(writer_ctx(t->st), v,
+                        rewrite ? NULL : t->st->chain_body, leaf)))
         return rc;
     return append(t, QG_CHAIN_STEP, rewrite ? OP_REWRITE : OP_APPEND, ticket,
                   seq,

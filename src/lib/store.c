@@ -1220,7 +1220,10 @@ qg__lmdb_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a)
     rec->seq = row->t.records + 1;
     /* the chain moves the ticket's head in row, which the engine writes */
     t->st->chain_row = row;
-    if ((rc = qg__lmdb_append_record(t, rec, a->facts)))
+    t->st->chain_body = a->body_digest;
+    rc = qg__lmdb_append_record(t, rec, a->facts);
+    t->st->chain_body = NULL;
+    if (rc)
         return rc;
     row->t.records = rec->seq;
     if (rec->received_us > row->t.last_received_us)

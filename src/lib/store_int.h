@@ -30,6 +30,9 @@ struct qg_store {
     qg__ticket_row *chain_row;
     int chain_direct;
     struct evp_md_ctx_st *chain_sha; /* the writer's hashing (chain.c) */
+    /* The SHA-256 of the body of the record qg__lmdb_accept() appends,
+     * taken by the engine (qg__accepted); NULL: the chain hashes it. */
+    const unsigned char *chain_body;
     unsigned flags;
     unsigned char id[16]; /* the store's id (meta "store_id") */
     int has_id;           /* 0: a store from before ids, opened read-only */
