@@ -11,7 +11,8 @@
  *               "rejections_dropped" -> u64, the bound on the log's
  *               unauthenticated and malformed entries; "write_probe" ->
  *               64 KiB rewritten by qg_store_probe()
- *   tickets     u64 ticket -> ticket row
+ *   tickets     u64 ticket -> ticket row (store_int.h: TICKET_LEN bytes,
+ *               with the number of its newest chain entry)
  *   aliases     u8 kind | source << 2, i64 Chup id -> u64 ticket
  *               (source.c: source 0, the default, is the bare kind)
  *   history     u64 ticket, u32 seq -> record header + raw body
