@@ -1,6 +1,7 @@
 /*
  * check_compat.c - stores written by earlier versions: fixtures/stores/
- * holds one written by qgate 0.1 and one by 0.3, before sources (each
+ * holds one written by qgate 0.1, one by 0.3, before sources, and one by
+ * 0.4, with each ticket's chain head in a database of its own (each
  * README says how), which today's code must read as written, verify, and
  * go on writing.
  */
@@ -328,11 +329,91 @@ START_TEST(test_compat_03_second_source_apart)
 }
 END_TEST
 
+/* ----- 0.4: each ticket's chain head in a database of its own ------- */
+
+static void
+setup_04(void)
+{
+    copy_store("0.4");
+}
+
+/* What qgate 0.4's `history --hash` printed for the first and last steps
+ * of lq:30001 (ticket 1) and lq:40005 (ticket 5): fixtures/stores/0.4. */
+static const struct {
+    uint64_t ticket;
+    uint32_t seq;
+    const char *hash;
+} hashes_04[] = {
+    {1, 1, "51e3240fa1ae49d9fd9b0ccffb82945b64078830e3642474fd83e763b43faba0"},
+    {1, 9, "46a46aa738277235330a5fa7cca1e3ecaa7d8155eef0c3167e7eb59d0597b414"},
+    {5, 1, "51cf320a30bb389bd0cb278e60640f10c97325ed3b62d3fa7eaccfbcb8c556ab"},
+    {5, 3, "117c4b38a8363ba0dc6f8eb8409aeabffd7a4c9881edd772972bc5c31d2181a3"},
+};
+
+static void
+check_hashes_04(void)
+{
+    unsigned char h[9][QG_CHAIN_HASH_LEN];
+    char hex[2 * QG_CHAIN_HASH_LEN + 1];
+    size_t i, j;
+
+    for (i = 0; i < sizeof(hashes_04) / sizeof(*hashes_04); i++) {
+        ck_assert_int_eq(qg_chain_step_hashes(st, hashes_04[i].ticket, 9, h),
+                         0);
+        for (j = 0; j < QG_CHAIN_HASH_LEN; j++)
+            snprintf(hex + 2 * j, 3, "%02x", h[hashes_04[i].seq - 1][j]);
+        ck_assert_str_eq(hex, hashes_04[i].hash);
+    }
+}
+
+/* 0.4 kept each ticket's newest chain entry in chain_tickets; today it is
+ * in the ticket's row.  Read-only, the store answers from chain_tickets;
+ * its first writable open moves the heads, and the chain still verifies,
+ * against the head 0.4 sealed, with the same hashes; and what is
+ * appended next links to each ticket's entries of 0.4: a resolution of
+ * lq:40002's refusal, and the expiry of lq:40005's held delivery (a drop
+ * and a refusal). */
+START_TEST(test_compat_04_heads_move_to_the_rows)
+{
+    char *text;
+    qg_chain_finding f;
+    qg_seal sealed;
+    uint64_t expired = 0, migrated = 1;
+    size_t len;
+    qg_ticket t;
+
+    st = open_copy(QG_RDONLY);
+    check_hashes_04();
+    qg_store_close(st);
+
+    st = open_copy(0);
+    ck_assert_int_eq(qg_store_chain_migrated(st, &migrated), 0);
+    ck_assert_uint_eq(migrated, 0); /* the chain was there: only moved */
+    check_hashes_04();
+    text = tu_fixture("stores/0.4/seal.txt", &len);
+    ck_assert_int_eq(qg_seal_parse(text, NULL, &sealed, NULL, 0), 0);
+    free(text);
+    ck_assert_int_eq(qg_store_verify_chain(st, &sealed, &f), 0);
+    ck_assert_msg(f.brk == QG_CHAIN_INTACT, "%s", f.what);
+    ck_assert_uint_eq(f.entries, 24);
+
+    ck_assert_int_eq(qg_rejections_resolve(st, 1, 3, 2), 0);
+    ck_assert_int_eq(qg_held_expire(st, INT64_MAX, NULL, &expired), 0);
+    ck_assert_uint_eq(expired, 1);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 40005, &t), 0);
+    ck_assert_uint_eq(t.rejections, 1);
+    ck_assert_int_eq(qg_store_verify_chain(st, &sealed, &f), 0);
+    ck_assert_msg(f.brk == QG_CHAIN_INTACT, "%s", f.what);
+    ck_assert_uint_eq(f.entries, 27);
+    check_hashes_04();
+}
+END_TEST
+
 static Suite *
 compat_suite(void)
 {
     Suite *s = suite_create("compat");
-    TCase *core = tcase_create("Core"), *ids, *v03;
+    TCase *core = tcase_create("Core"), *ids, *v03, *v04;
 
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_add_test(core, test_compat_01_reads_as_written);
@@ -347,6 +428,10 @@ compat_suite(void)
     tcase_add_test(v03, test_compat_03_one_default_source);
     tcase_add_test(v03, test_compat_03_second_source_apart);
     suite_add_tcase(s, v03);
+    v04 = tcase_create("Chain heads of 0.4");
+    tcase_add_checked_fixture(v04, setup_04, teardown);
+    tcase_add_test(v04, test_compat_04_heads_move_to_the_rows);
+    suite_add_tcase(s, v04);
     return s;
 }
 

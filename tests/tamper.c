@@ -9,7 +9,7 @@
  *   state TICKET SEQ      flip one byte of a step's to-state
  *   refusal ID            flip one byte of a refusal's detail
  *   delete TICKET         delete a ticket: its steps, its row, its ids,
- *                         and its head in chain_tickets
+ *                         and, in a store of 0.4, its head in chain_tickets
  *   swap TICKET SEQ SEQ   swap two steps' records
  *   entry N               flip one byte of chain entry N
  *   swap-entries N M      swap two chain entries

@@ -11,9 +11,14 @@
  * record it covers, and never rewritten.
  *
  *   chain          u64 n (1, 2, ...) -> entry (ENTRY_LEN bytes)
- *   chain_tickets  u64 ticket -> u64 n of its last entry (its hash is in
- *                  the entry: a head of 8 bytes dirties fewer pages per
- *                  commit than one that holds it too)
+ *   tickets        each ticket's row holds the number of its last entry
+ *                  (store_int.h, ticket_head()): the row is written with
+ *                  each step anyway, so the head costs no page of its
+ *                  own; its hash is in the entry
+ *   chain_tickets  u64 ticket -> u64 n of its last entry: where 0.4 kept
+ *                  heads (moved to the rows at the first writable open),
+ *                  and the head of a ticket appended to before it has a
+ *                  row
  *
  * Entry: 0 kind (qg_chain_kind), 1 op (OP_*), 2-7 zero, 8 u64 ticket (0
  * if none), 16 u64 ref (seq, rejection id, held id), 24 i64 time (the
@@ -82,35 +87,68 @@ sha_fetch(void)
     sha_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
-/* The SHA-256 of a then b (b may be NULL); QG_ENOMEM when libcrypto
- * cannot allocate. */
+/* The SHA-256 of a then b (b may be NULL), in ctx (NULL: one of its
+ * own); QG_ENOMEM when libcrypto cannot allocate. */
 static int
-sha256(const void *a, size_t alen, const void *b, size_t blen,
+sha256(EVP_MD_CTX *ctx, const void *a, size_t alen, const void *b, size_t blen,
        unsigned char out[HASH_LEN])
 {
     unsigned int n = HASH_LEN;
-    EVP_MD_CTX *ctx;
+    EVP_MD_CTX *own = NULL;
     int ok;
 
     pthread_once(&sha_once, sha_fetch);
-    if (sha_md == NULL || (ctx = EVP_MD_CTX_new()) == NULL)
+    if (ctx == NULL)
+        ctx = own = EVP_MD_CTX_new();
+    if (sha_md == NULL || ctx == NULL)
         return QG_ENOMEM;
     ok = EVP_DigestInit_ex2(ctx, sha_md, NULL) &&
          EVP_DigestUpdate(ctx, a, alen) &&
          (b == NULL || EVP_DigestUpdate(ctx, b, blen)) &&
          EVP_DigestFinal_ex(ctx, out, &n);
-    EVP_MD_CTX_free(ctx);
+    EVP_MD_CTX_free(own);
     return ok ? 0 : QG_ENOMEM;
+}
+
+int
+qg__body_digest(const void *body, size_t len, unsigned char out[QG__DIGEST_LEN])
+{
+    return sha256(NULL, body, len, NULL, 0, out);
+}
+
+/*
+ * The writer's context, kept by the store rather than made and freed
+ * for each of a step's three hashes (an allocation and a cleansing each,
+ * docs/PERFORMANCE.md, "The hash chain").  Only the one write transaction
+ * uses it; readers (verify) make their own.  NULL when it cannot be made:
+ * sha256() then makes one.
+ */
+static EVP_MD_CTX *
+writer_ctx(qg_store *st)
+{
+    if (st->chain_sha == NULL)
+        st->chain_sha = EVP_MD_CTX_new();
+    return st->chain_sha;
+}
+
+void
+qg__chain_close(qg_store *st)
+{
+    EVP_MD_CTX_free(st->chain_sha);
+    st->chain_sha = NULL;
 }
 
 /* ----- leaves ---------------------------------------------------------- */
 
 /*
  * A history record's leaf: its header with the purge flag and the stored
- * length cleared, its facts, the body's digest.
+ * length cleared, its facts, the body's digest: body_digest when the
+ * engine took it while examining the delivery (the SHA-256 of the same
+ * bytes, the whole body as received), else taken here.
  */
 static int
-step_leaf(const MDB_val *v, unsigned char leaf[HASH_LEN])
+step_leaf(EVP_MD_CTX *ctx, const MDB_val *v, const unsigned char *body_digest,
+          unsigned char leaf[HASH_LEN])
 {
     const unsigned char *p = v->mv_data;
     unsigned char buf[RECORD_HDR + FACTS_LEN + HASH_LEN];
@@ -131,9 +169,11 @@ step_leaf(const MDB_val *v, unsigned char leaf[HASH_LEN])
     n = RECORD_HDR + tail;
     if (p[23] & REC_PURGED)
         memcpy(buf + n, p + RECORD_HDR + 8, HASH_LEN);
-    else if ((rc = sha256(p + RECORD_HDR, body, NULL, 0, buf + n)))
+    else if (body_digest)
+        memcpy(buf + n, body_digest, HASH_LEN);
+    else if ((rc = sha256(ctx, p + RECORD_HDR, body, NULL, 0, buf + n)))
         return rc;
-    return sha256(buf, n + HASH_LEN, NULL, 0, leaf);
+    return sha256(ctx, buf, n + HASH_LEN, NULL, 0, leaf);
 }
 
 /*
@@ -143,7 +183,7 @@ step_leaf(const MDB_val *v, unsigned char leaf[HASH_LEN])
  * purged, else of the body kept whole).
  */
 static int
-refusal_leaf(const MDB_val *v, unsigned char leaf[HASH_LEN])
+refusal_leaf(EVP_MD_CTX *ctx, const MDB_val *v, unsigned char leaf[HASH_LEN])
 {
     const unsigned char *p = v->mv_data, *extra;
     unsigned char buf[REJECTION_HDR + REJ_RESOLVED_EXTRA + HASH_LEN];
@@ -172,18 +212,18 @@ refusal_leaf(const MDB_val *v, unsigned char leaf[HASH_LEN])
     if (p[44] & REJ_TRUNCATED) {
         extra = p + REJECTION_HDR + dlen - REJ_EXTRA;
         memcpy(buf + n, extra + 8, HASH_LEN);
-    } else if ((rc =
-                    sha256(p + REJECTION_HDR + dlen, keep, NULL, 0, buf + n))) {
+    } else if ((rc = sha256(ctx, p + REJECTION_HDR + dlen, keep, NULL, 0,
+                            buf + n))) {
         return rc;
     }
     n += HASH_LEN;
-    return sha256(buf, n, p + REJECTION_HDR, text, leaf);
+    return sha256(ctx, buf, n, p + REJECTION_HDR, text, leaf);
 }
 
 /* A held delivery's leaf: its header, its body's digest.  Held values
  * are never rewritten. */
 static int
-hold_leaf(const MDB_val *v, unsigned char leaf[HASH_LEN])
+hold_leaf(EVP_MD_CTX *ctx, const MDB_val *v, unsigned char leaf[HASH_LEN])
 {
     unsigned char buf[HELD_HDR + HASH_LEN];
     int rc;
@@ -192,22 +232,23 @@ hold_leaf(const MDB_val *v, unsigned char leaf[HASH_LEN])
         v->mv_size != HELD_HDR + get32((const unsigned char *)v->mv_data + 28))
         return QG_ESTORE;
     memcpy(buf, v->mv_data, HELD_HDR);
-    if ((rc = sha256((const unsigned char *)v->mv_data + HELD_HDR,
+    if ((rc = sha256(ctx, (const unsigned char *)v->mv_data + HELD_HDR,
                      v->mv_size - HELD_HDR, NULL, 0, buf + HELD_HDR)))
         return rc;
-    return sha256(buf, sizeof(buf), NULL, 0, leaf);
+    return sha256(ctx, buf, sizeof(buf), NULL, 0, leaf);
 }
 
 static int
-leaf_of(qg_chain_kind kind, const MDB_val *v, unsigned char leaf[HASH_LEN])
+leaf_of(EVP_MD_CTX *ctx, qg_chain_kind kind, const MDB_val *v,
+        unsigned char leaf[HASH_LEN])
 {
     switch (kind) {
     case QG_CHAIN_STEP:
-        return step_leaf(v, leaf);
+        return step_leaf(ctx, v, NULL, leaf);
     case QG_CHAIN_REFUSAL:
-        return refusal_leaf(v, leaf);
+        return refusal_leaf(ctx, v, leaf);
     case QG_CHAIN_HOLD:
-        return hold_leaf(v, leaf);
+        return hold_leaf(ctx, v, leaf);
     }
     return QG_ESTORE;
 }
@@ -216,10 +257,10 @@ leaf_of(qg_chain_kind kind, const MDB_val *v, unsigned char leaf[HASH_LEN])
 
 /* An entry's hash: over the hash of the entry before, then its bytes. */
 static int
-entry_hash(const unsigned char prev[HASH_LEN], const unsigned char *e,
-           unsigned char out[HASH_LEN])
+entry_hash(EVP_MD_CTX *ctx, const unsigned char prev[HASH_LEN],
+           const unsigned char *e, unsigned char out[HASH_LEN])
 {
-    return sha256(prev, HASH_LEN, e, HASHED_LEN, out);
+    return sha256(ctx, prev, HASH_LEN, e, HASHED_LEN, out);
 }
 
 /* The last entry's number and hash: 0 and zero bytes when empty. */
@@ -248,13 +289,89 @@ chain_last(qg__txn *t, uint64_t *n, unsigned char hash[HASH_LEN])
     return 0;
 }
 
+/*
+ * Where a ticket's head is for this append: the row the engine holds
+ * (row), else the ticket's row as stored (a copy in buf, found set), and
+ * always the newer of that and chain_tickets, where 0.4 kept heads (until
+ * the first writable open moves them: move_heads()) and where this
+ * version keeps the head of a ticket that has no row yet.
+ */
+typedef struct head_at {
+    qg__ticket_row *row;
+    unsigned char buf[TICKET_LEN];
+    int found;
+    uint64_t n;
+} head_at;
+
+static int
+head_get(qg__txn *t, uint64_t ticket, head_at *h)
+{
+    unsigned char key[8];
+    MDB_val k = {8, key}, v;
+    int rc;
+
+    put64(key, ticket);
+    h->row = t->st->chain_row;
+    h->found = 0;
+    h->n = 0;
+    if (h->row && h->row->t.id != ticket)
+        h->row = NULL;
+    if (h->row)
+        h->n = h->row->chain_head;
+    /* the row in hand was read before the chain wrote its head itself */
+    if (h->row == NULL || t->st->chain_direct) {
+        rc = mdb_get(t->txn, t->st->tickets, &k, &v);
+        if (rc == 0 && v.mv_size != TICKET_LEN)
+            return QG_ESTORE;
+        if (rc == 0 && ticket_head(v.mv_data) > h->n)
+            h->n = ticket_head(v.mv_data);
+        if (rc == 0 && h->row == NULL) {
+            memcpy(h->buf, v.mv_data, TICKET_LEN);
+            h->found = 1;
+        }
+        if (rc && rc != MDB_NOTFOUND)
+            return qg__from_mdb(rc);
+    }
+    rc = mdb_get(t->txn, t->st->chain_tickets, &k, &v);
+    if (rc == 0 && v.mv_size != TICKET_VAL)
+        return QG_ESTORE;
+    if (rc == 0 && get64(v.mv_data) > h->n)
+        h->n = get64(v.mv_data);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : qg__from_mdb(rc);
+}
+
+/* Moves a ticket's head to entry n, where head_get() found it. */
+static int
+head_put(qg__txn *t, uint64_t ticket, head_at *h, uint64_t n)
+{
+    unsigned char key[8], val[TICKET_VAL];
+    MDB_val k = {8, key}, v = {TICKET_LEN, h->buf};
+
+    if (n > TICKET_HEAD_MAX)
+        return QG_EFULL; /* 2^40 entries: some 150 TB of them alone */
+    if (h->row) {
+        h->row->chain_head = n; /* the engine's qg__put_ticket() writes it */
+        return 0;
+    }
+    put64(key, ticket);
+    if (h->found) {
+        ticket_set_head(h->buf, n);
+        t->st->chain_direct = 1;
+        return qg__from_mdb(mdb_put(t->txn, t->st->tickets, &k, &v, 0));
+    }
+    put64(val, n);
+    v.mv_size = TICKET_VAL;
+    v.mv_data = val;
+    return qg__from_mdb(mdb_put(t->txn, t->st->chain_tickets, &k, &v, 0));
+}
+
 static int
 append(qg__txn *t, qg_chain_kind kind, int op, uint64_t ticket, uint64_t ref,
        int64_t time_us, const unsigned char leaf[HASH_LEN])
 {
-    unsigned char e[ENTRY_LEN], key[8], tkey[8], tval[TICKET_VAL],
-        prev[HASH_LEN];
-    MDB_val k = {8, key}, v = {ENTRY_LEN, e}, tk = {8, tkey}, tv;
+    unsigned char e[ENTRY_LEN], key[8], prev[HASH_LEN];
+    MDB_val k = {8, key}, v = {ENTRY_LEN, e};
+    head_at h;
     uint64_t n;
     int rc;
 
@@ -268,39 +385,26 @@ append(qg__txn *t, qg_chain_kind kind, int op, uint64_t ticket, uint64_t ref,
     put64(e + 24, (uint64_t)time_us);
     if (leaf)
         memcpy(e + 40, leaf, HASH_LEN);
-    put64(tkey, ticket);
-    if (ticket) {
-        rc = mdb_get(t->txn, t->st->chain_tickets, &tk, &tv);
-        if (rc == 0 && tv.mv_size != TICKET_VAL)
+    if (ticket && (rc = head_get(t, ticket, &h)))
+        return rc;
+    if (ticket && h.n) {
+        /* the ticket's last entry, for its number and hash */
+        put64(key, h.n);
+        if ((rc = mdb_get(t->txn, t->st->chain, &k, &v)))
+            return rc == MDB_NOTFOUND ? QG_ESTORE : qg__from_mdb(rc);
+        if (v.mv_size != ENTRY_LEN)
             return QG_ESTORE;
-        if (rc == 0) {
-            /* the ticket's last entry, for its number and hash */
-            memcpy(e + 32, tv.mv_data, 8);
-            tv.mv_size = 8;
-            tv.mv_data = e + 32;
-            if ((rc = mdb_get(t->txn, t->st->chain, &tv, &v)))
-                return rc == MDB_NOTFOUND ? QG_ESTORE : qg__from_mdb(rc);
-            if (v.mv_size != ENTRY_LEN)
-                return QG_ESTORE;
-            memcpy(e + 72, (const unsigned char *)v.mv_data + HASHED_LEN,
-                   HASH_LEN);
-            v.mv_size = ENTRY_LEN;
-            v.mv_data = e;
-        } else if (rc != MDB_NOTFOUND) {
-            return qg__from_mdb(rc);
-        }
+        put64(e + 32, h.n);
+        memcpy(e + 72, (const unsigned char *)v.mv_data + HASHED_LEN, HASH_LEN);
+        v.mv_size = ENTRY_LEN;
+        v.mv_data = e;
     }
-    if ((rc = entry_hash(prev, e, e + HASHED_LEN)))
+    if ((rc = entry_hash(writer_ctx(t->st), prev, e, e + HASHED_LEN)))
         return rc;
     put64(key, n + 1);
     if ((rc = mdb_put(t->txn, t->st->chain, &k, &v, MDB_APPEND)))
         return qg__from_mdb(rc);
-    if (ticket == 0)
-        return 0;
-    put64(tval, n + 1);
-    tv.mv_size = TICKET_VAL;
-    tv.mv_data = tval;
-    return qg__from_mdb(mdb_put(t->txn, t->st->chain_tickets, &tk, &tv, 0));
+    return ticket ? head_put(t, ticket, &h, n + 1) : 0;
 }
 
 int
@@ -312,7 +416,10 @@ qg__chain_step(qg__txn *t, uint64_t ticket, uint32_t seq, const MDB_val *v,
 
     if (!t->st->has_chain)
         return 0;
-    if ((rc = step_leaf(v, leaf)))
+    /* the engine's digest of the body is of this record's only when it
+     * is appended: a rewrite's record is another, read back */
+    if ((rc = step_leaf(writer_ctx(t->st), v,
+                        rewrite ? NULL : t->st->chain_body, leaf)))
         return rc;
     return append(t, QG_CHAIN_STEP, rewrite ? OP_REWRITE : OP_APPEND, ticket,
                   seq,
@@ -330,7 +437,7 @@ qg__chain_refusal(qg__txn *t, uint64_t id, const MDB_val *v, int rewrite)
 
     if (!t->st->has_chain)
         return 0;
-    if ((rc = refusal_leaf(v, leaf)))
+    if ((rc = refusal_leaf(writer_ctx(t->st), v, leaf)))
         return rc;
     return append(t, QG_CHAIN_REFUSAL, rewrite ? OP_REWRITE : OP_APPEND,
                   get64(p + 16), id,
@@ -346,7 +453,7 @@ qg__chain_hold(qg__txn *t, uint64_t id, const MDB_val *v)
 
     if (!t->st->has_chain)
         return 0;
-    if ((rc = hold_leaf(v, leaf)))
+    if ((rc = hold_leaf(writer_ctx(t->st), v, leaf)))
         return rc;
     return append(t, QG_CHAIN_HOLD, OP_APPEND, get64(p + 32), id,
                   (int64_t)get64(p), leaf);
@@ -454,6 +561,32 @@ record_db(const qg_store *st, qg_chain_kind kind)
                                       : st->held;
 }
 
+/* A chain computed afresh starts with no heads: a store whose chain was
+ * dropped (by hand) keeps the heads of the old one in its rows. */
+static int
+clear_heads(qg__txn *t)
+{
+    unsigned char row[TICKET_LEN];
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+
+    if ((rc = mdb_drop(t->txn, t->st->chain_tickets, 0)) ||
+        (rc = mdb_cursor_open(t->txn, t->st->tickets, &cur)))
+        return qg__from_mdb(rc);
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        if (v.mv_size != TICKET_LEN || ticket_head(v.mv_data) == 0)
+            continue;
+        memcpy(row, v.mv_data, TICKET_LEN);
+        ticket_set_head(row, 0);
+        v.mv_data = row;
+        if ((rc = mdb_cursor_put(cur, &k, &v, MDB_CURRENT)))
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : qg__from_mdb(rc);
+}
+
 /*
  * Chains every record of a store written before the chain, in the order
  * the records were received (the order they were appended in is not
@@ -475,7 +608,8 @@ migrate(qg__txn *t, void *arg)
     l->added = 0;
     if ((rc = qg__meta_get64(t, META_CHAIN, &done)) != QG_NOTFOUND)
         return rc ? rc : 1;
-    if ((rc = collect(t, t->st->history, QG_CHAIN_STEP, l)) ||
+    if ((rc = clear_heads(t)) ||
+        (rc = collect(t, t->st->history, QG_CHAIN_STEP, l)) ||
         (rc = collect(t, t->st->rejections, QG_CHAIN_REFUSAL, l)) ||
         (rc = collect(t, t->st->held, QG_CHAIN_HOLD, l)))
         return rc;
@@ -485,7 +619,7 @@ migrate(qg__txn *t, void *arg)
         record_key(&l->r[i], key, &k);
         if ((rc = mdb_get(t->txn, record_db(t->st, l->r[i].kind), &k, &v)))
             return qg__from_mdb(rc);
-        if ((rc = leaf_of(l->r[i].kind, &v, leaf)))
+        if ((rc = leaf_of(writer_ctx(t->st), l->r[i].kind, &v, leaf)))
             return rc;
         if ((rc = append(t, l->r[i].kind, OP_APPEND, l->r[i].ticket,
                          l->r[i].ref, l->r[i].received_us, leaf)))
@@ -495,20 +629,76 @@ migrate(qg__txn *t, void *arg)
     return qg__meta_put64(t, META_CHAIN, l->n);
 }
 
+/*
+ * Moves the heads a store written by 0.4 kept in chain_tickets into the
+ * ticket rows, and empties chain_tickets: after this, an append reads
+ * and writes no row but the ticket's own, which each step writes anyway.
+ * A head whose ticket row is gone (a ticket deleted by hand) goes with
+ * it: verify finds the ticket's entries without it.
+ */
+static int
+move_heads(qg__txn *t, void *arg)
+{
+    unsigned char row[TICKET_LEN];
+    MDB_cursor *cur;
+    MDB_val k, v, rk, rv;
+    uint64_t *moved = arg, n;
+    int rc;
+
+    *moved = 0;
+    if ((rc = mdb_cursor_open(t->txn, t->st->chain_tickets, &cur)))
+        return qg__from_mdb(rc);
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        if (k.mv_size != 8 || v.mv_size != TICKET_VAL) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        n = get64(v.mv_data);
+        rk = k;
+        if ((rc = mdb_get(t->txn, t->st->tickets, &rk, &rv)) == MDB_NOTFOUND)
+            continue;
+        if (rc)
+            break;
+        if (rv.mv_size != TICKET_LEN) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        if (n <= ticket_head(rv.mv_data))
+            continue;
+        if (n > TICKET_HEAD_MAX) {
+            mdb_cursor_close(cur);
+            return QG_EFULL;
+        }
+        memcpy(row, rv.mv_data, TICKET_LEN);
+        ticket_set_head(row, n);
+        rv.mv_data = row;
+        if ((rc = mdb_put(t->txn, t->st->tickets, &rk, &rv, 0)))
+            break;
+        ++*moved;
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return rc == MDB_CORRUPTED ? QG_ESTORE : qg__from_mdb(rc);
+    return qg__from_mdb(mdb_drop(t->txn, t->st->chain_tickets, 0));
+}
+
 int
 qg__chain_open(qg_store *st)
 {
     unsigned create = (st->flags & QG_RDONLY) ? 0 : MDB_CREATE;
     old_list l = {0};
-    uint64_t done;
+    uint64_t done, moved;
+    MDB_stat ms;
     qg__txn t;
-    int rc;
+    int rc, heads = 0;
 
     if ((rc = qg__txn_begin(st, !!create, &t)))
         return rc;
     rc = mdb_dbi_open(t.txn, "chain", create, &st->chain);
     if (rc == 0)
         rc = mdb_dbi_open(t.txn, "chain_tickets", create, &st->chain_tickets);
+    if (rc == 0 && (rc = mdb_stat(t.txn, st->chain_tickets, &ms)) == 0)
+        heads = ms.ms_entries > 0; /* a store written by 0.4 */
     if (rc == 0)
         rc = qg__meta_get64(&t, META_CHAIN, &done);
     else
@@ -526,6 +716,8 @@ qg__chain_open(qg_store *st)
     rc = qg__store_write(st, migrate, &l);
     st->chain_migrated = l.added;
     free(l.r);
+    if (rc == 0 && heads)
+        rc = qg__store_write(st, move_heads, &moved);
     return rc;
 }
 
@@ -707,13 +899,13 @@ moved_from(const entry *es, size_t n, size_t i)
          j < n && j <= i + REORDER_WINDOW; j++) {
         if (j == i || j + 1 == i)
             continue;
-        if (entry_hash(E_HASH(&es[j]), es[i].raw, h) == 0 &&
+        if (entry_hash(NULL, E_HASH(&es[j]), es[i].raw, h) == 0 &&
             memcmp(h, E_HASH(&es[i]), HASH_LEN) == 0)
             return j + 1;
     }
     /* the first entry, moved away from the start */
     memset(h, 0, HASH_LEN);
-    return i > 0 && entry_hash(h, es[i].raw, h) == 0 &&
+    return i > 0 && entry_hash(NULL, h, es[i].raw, h) == 0 &&
                    memcmp(h, E_HASH(&es[i]), HASH_LEN) == 0
                ? n + 1
                : 0;
@@ -783,7 +975,7 @@ check_links(entry *es, size_t n, qg_chain_finding *out)
                   "missing (entry %zu follows entry %zu)", e->newest, i);
             break;
         }
-        if (entry_hash(prev, e->raw, h)) {
+        if (entry_hash(NULL, prev, e->raw, h)) {
             free(tickets.slot);
             return QG_ENOMEM;
         }
@@ -882,7 +1074,7 @@ check_records(qg__txn *t, entry *es, size_t n, qg_chain_finding *out)
                   "back in the store after chain entry %zu dropped it", i + 1);
             continue;
         }
-        if ((rc = leaf_of(E_KIND(e), &v, leaf)) == QG_ESTORE) {
+        if ((rc = leaf_of(NULL, E_KIND(e), &v, leaf)) == QG_ESTORE) {
             rc = 0;
             broke(out, QG_CHAIN_CHANGED, E_KIND(e), ticket, ref, i + 1,
                   "its bytes no longer form a record (chain entry %zu)", i + 1);
@@ -1003,12 +1195,22 @@ qg__lmdb_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
         return QG_ENOMEM;
     if ((rc = qg__txn_begin(st, 0, &t)))
         goto done;
-    /* Back from the ticket's last entry: the first met is the newest. */
+    /* Back from the ticket's last entry: the first met is the newest.
+     * Its number is in the ticket's row, or in chain_tickets in a store
+     * from 0.4 opened only to read (head_get()). */
     put64(key, ticket);
-    rc = qg__from_mdb(mdb_get(t.txn, st->chain_tickets, &k, &v));
+    at = 0;
+    rc = qg__from_mdb(mdb_get(t.txn, st->tickets, &k, &v));
+    if (rc == 0 && v.mv_size != TICKET_LEN)
+        rc = QG_ESTORE;
+    if (rc == 0)
+        at = ticket_head(v.mv_data);
+    if (rc == 0 || rc == QG_NOTFOUND)
+        rc = qg__from_mdb(mdb_get(t.txn, st->chain_tickets, &k, &v));
     if (rc == 0 && v.mv_size != TICKET_VAL)
         rc = QG_ESTORE;
-    at = rc == 0 ? get64(v.mv_data) : 0;
+    if (rc == 0 && get64(v.mv_data) > at)
+        at = get64(v.mv_data);
     if (rc == QG_NOTFOUND)
         rc = 0;
     while (rc == 0 && at != 0) {

@@ -335,6 +335,9 @@ take_step(job *j, qg_event state_event, const unsigned char *digest)
     s->received_us = j->received_us;
     s->body = j->body;
     s->body_len = j->len;
+    /* The chain's digest of the body, here where deliveries are examined
+     * side by side rather than under the store's one writer. */
+    s->has_body_digest = qg__body_digest(j->body, j->len, s->body_digest) == 0;
 }
 
 /* Steps 1-5: everything that needs no store.  Returns the reason. */
@@ -988,6 +991,7 @@ append_step(qg__txn *t, const qg__step *s, qg__ticket_row *row, uint32_t pos,
     rec->body = s->body;
     rec->body_len = s->body_len;
     a.facts = &s->f;
+    a.body_digest = s->has_body_digest ? s->body_digest : NULL;
     a.live_queue_id = s->live_queue_id;
     a.appointment_id = s->appointment_id;
     if ((rc = qg__store_accept(t, row, &a)))

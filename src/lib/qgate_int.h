@@ -134,6 +134,11 @@ int qg__json_load_file(const char *path, json_object **out, char *err,
 /* SHA-256 of data.  Cannot fail. */
 void qg__digest(const void *data, size_t len,
                 unsigned char out[QG__DIGEST_LEN]);
+/* The SHA-256 of a delivery's whole body, as the hash chain keeps it
+ * (chain.c: the algorithm fetched once, unlike qg__digest()); QG_ENOMEM
+ * when libcrypto cannot allocate. */
+int qg__body_digest(const void *body, size_t len,
+                    unsigned char out[QG__DIGEST_LEN]);
 
 /* Checks a hex HMAC-SHA256 of msg in constant time.  Returns QG_R_NONE,
  * QG_R_SIGNATURE_FORMAT or QG_R_BAD_SIGNATURE. */
@@ -203,6 +208,11 @@ typedef struct qg__step {
     const char *body; /* the raw delivery; borrowed */
     size_t body_len;
     unsigned source; /* its source's number, once held (held.c) */
+    /* The SHA-256 of the whole body, taken while the body is examined,
+     * off the store's write lock, for the hash chain; 0 in has_body_digest
+     * for a step read back from the store (a held one). */
+    unsigned char body_digest[QG__DIGEST_LEN];
+    int has_body_digest;
 } qg__step;
 
 /* store.c -------------------------------------------------------------- */
@@ -225,6 +235,7 @@ typedef struct qg__ticket_row {
     unsigned char source;      /* its source's number, 0 the default */
     char appointment_date[16]; /* last seen, for reschedule detection */
     char appointment_time[16];
+    uint64_t chain_head; /* LMDB: its newest chain entry (store_int.h) */
 } qg__ticket_row;
 
 /*
@@ -262,6 +273,7 @@ typedef struct qg__ticket_row {
 typedef struct qg__accepted {
     qg_record rec;
     const qg__facts *facts;
+    const unsigned char *body_digest; /* of rec.body; NULL: not taken */
     int64_t live_queue_id, appointment_id;
 } qg__accepted;
 

@@ -11,7 +11,8 @@
  *               "rejections_dropped" -> u64, the bound on the log's
  *               unauthenticated and malformed entries; "write_probe" ->
  *               64 KiB rewritten by qg_store_probe()
- *   tickets     u64 ticket -> ticket row
+ *   tickets     u64 ticket -> ticket row (store_int.h: TICKET_LEN bytes,
+ *               with the number of its newest chain entry)
  *   aliases     u8 kind | source << 2, i64 Chup id -> u64 ticket
  *               (source.c: source 0, the default, is the bare kind)
  *   history     u64 ticket, u32 seq -> record header + raw body
@@ -56,8 +57,6 @@
 #define DEFAULT_UNSIGNED_LOG_MAX ((size_t)64 << 20)
 #define WRITE_RETRIES            16
 #define RESIZE_WAIT_S            10
-
-#define TICKET_LEN 104
 
 int
 qg__from_mdb(int rc)
@@ -152,6 +151,11 @@ qg__lmdb_txn_begin(qg_store *st, int write, qg__txn *t)
     for (tries = 0; tries < WRITE_RETRIES; tries++) {
         txn_counted(st, +1);
         rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+        if (rc == 0 && write) {
+            /* the writer's own: see struct qg_store */
+            st->chain_row = NULL;
+            st->chain_direct = 0;
+        }
         if (rc == 0)
             return 0;
         txn_counted(st, -1);
@@ -210,6 +214,7 @@ qg__lmdb_txn_nest_abort(qg__txn *child)
     if (child->txn)
         mdb_txn_abort(child->txn);
     child->txn = NULL;
+    child->st->chain_row = NULL; /* the failed delivery's */
 }
 
 int
@@ -540,6 +545,7 @@ qg__lmdb_close(qg_store *st)
         return;
     if (st->env)
         mdb_env_close(st->env);
+    qg__chain_close(st);
     pthread_cond_destroy(&st->idle);
     pthread_mutex_destroy(&st->lock);
     free(st);
@@ -614,6 +620,7 @@ decode_ticket(const MDB_val *k, const MDB_val *v, qg__ticket_row *row)
     row->t.staff_id = (int64_t)get64(p + 64);
     copy_text(row->appointment_date, p + 72, 16);
     copy_text(row->appointment_time, p + 88, 16);
+    row->chain_head = ticket_head(p);
     return 0;
 }
 
@@ -635,9 +642,25 @@ qg__lmdb_put_ticket(qg__txn *t, const qg__ticket_row *row)
 {
     unsigned char key[8], p[TICKET_LEN];
     MDB_val k = {8, key}, v = {TICKET_LEN, p};
+    uint64_t head = row->chain_head;
+    int rc;
 
     memset(p, 0, sizeof(p));
     put64(key, row->t.id);
+    /* The head the chain moved in the row in hand, or, for another row
+     * read before the chain wrote its head itself, the newer of the two. */
+    if (t->st->chain_row == row) {
+        t->st->chain_row = NULL;
+    } else if (t->st->chain_direct) {
+        rc = mdb_get(t->txn, t->st->tickets, &k, &v);
+        if (rc == 0 && v.mv_size == TICKET_LEN && ticket_head(v.mv_data) > head)
+            head = ticket_head(v.mv_data);
+        else if (rc && rc != MDB_NOTFOUND)
+            return qg__from_mdb(rc);
+        v.mv_size = TICKET_LEN;
+        v.mv_data = p;
+    }
+    ticket_set_head(p, head);
     p[0] = (unsigned char)row->t.state;
     p[1] = row->flags;
     p[2] = row->source;
@@ -1196,7 +1219,12 @@ qg__lmdb_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a)
         return rc;
     rec->ticket = row->t.id;
     rec->seq = row->t.records + 1;
-    if ((rc = qg__lmdb_append_record(t, rec, a->facts)))
+    /* the chain moves the ticket's head in row, which the engine writes */
+    t->st->chain_row = row;
+    t->st->chain_body = a->body_digest;
+    rc = qg__lmdb_append_record(t, rec, a->facts);
+    t->st->chain_body = NULL;
+    if (rc)
         return rc;
     row->t.records = rec->seq;
     if (rec->received_us > row->t.last_received_us)
@@ -1230,6 +1258,8 @@ qg__lmdb_refuse(qg__txn *t, qg__ticket_row *row, const qg_rejection *rej,
 {
     int rc;
 
+    if (row && row->t.id)
+        t->st->chain_row = row; /* as in qg__lmdb_accept() */
     if ((rc = append_rejection(t, rej, id)))
         return rc;
     if (row == NULL || row->t.id == 0)

@@ -21,6 +21,18 @@ struct qg_store {
     MDB_dbi chain, chain_tickets; /* chain.c */
     int has_chain;                /* 0: a store from before the chain, RDONLY */
     uint64_t chain_migrated;      /* entries this open's migration added */
+    /* The row the engine holds between qg__lmdb_accept() or _refuse() and
+     * its qg__put_ticket(): the chain moves its head there, and the put
+     * writes it.  chain_direct: this write transaction's chain wrote a
+     * ticket row's head itself, so a row read before may be stale.  Both
+     * belong to the write transaction (one at a time), cleared at its
+     * start. */
+    qg__ticket_row *chain_row;
+    int chain_direct;
+    struct evp_md_ctx_st *chain_sha; /* the writer's hashing (chain.c) */
+    /* The SHA-256 of the body of the record qg__lmdb_accept() appends,
+     * taken by the engine (qg__accepted); NULL: the chain hashes it. */
+    const unsigned char *chain_body;
     unsigned flags;
     unsigned char id[16]; /* the store's id (meta "store_id") */
     int has_id;           /* 0: a store from before ids, opened read-only */
@@ -71,6 +83,28 @@ get32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
            p[3];
+}
+
+/*
+ * A ticket row: TICKET_LEN bytes (store.c, decode_ticket()).  Bytes 3 and
+ * 12-15, padding up to 0.4, hold the number of the ticket's newest chain
+ * entry (chain.c): byte 3 its high 8 bits, 12-15 its low 32.  0: none, or
+ * (a store from 0.4 not yet opened for writing) kept in chain_tickets.
+ */
+#define TICKET_LEN      104
+#define TICKET_HEAD_MAX (((uint64_t)1 << 40) - 1)
+
+static inline uint64_t
+ticket_head(const unsigned char *row)
+{
+    return (uint64_t)row[3] << 32 | get32(row + 12);
+}
+
+static inline void
+ticket_set_head(unsigned char *row, uint64_t n)
+{
+    row[3] = (unsigned char)(n >> 32);
+    put32(row + 12, (uint32_t)n);
 }
 
 /*
@@ -170,6 +204,7 @@ int qg__outbox_next_id(qg__txn *t, uint64_t *id);
  * appends one entry in the caller's write transaction; v is the record's
  * value as now stored.  A no-op in a store without a chain. */
 int qg__chain_open(qg_store *st);
+void qg__chain_close(qg_store *st);
 int qg__chain_step(qg__txn *t, uint64_t ticket, uint32_t seq, const MDB_val *v,
                    int rewrite);
 int qg__chain_refusal(qg__txn *t, uint64_t id, const MDB_val *v, int rewrite);

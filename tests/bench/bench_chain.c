@@ -12,7 +12,10 @@
  * the chain's share is largest), R times each way (default 5), the two
  * ways alternating; the best run of each is kept.  "Without" is the same
  * store with the chain's hooks switched off (st->has_chain = 0): the
- * databases are there, nothing is appended to them.  Prints Markdown.
+ * databases are there, nothing is appended to them.  The body's SHA-256,
+ * which the engine takes for the chain while it examines a delivery, is
+ * in both ways: the difference is the chain's work under the store's
+ * writer.  Prints Markdown.
  */
 #include <errno.h>
 #include <getopt.h>
