@@ -290,7 +290,7 @@ int cli_run(cli *c, const cli_command *cmd, int argc, char **argv);
 
 extern const cli_command cli_apply, cli_check, cli_history, cli_show, cli_list,
     cli_rejected, cli_verify, cli_stats, cli_export, cli_machine, cli_outbox,
-    cli_held, cli_backup, cli_purge, cli_seal;
+    cli_held, cli_backup, cli_purge, cli_seal, cli_db;
 
 int cmd_serve(cli *c, int argc, char **argv);
 /* serve's options (src/gate/options.c): the other commands read past
