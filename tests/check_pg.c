@@ -712,6 +712,111 @@ START_TEST(test_pg_outbox_sticks)
 }
 END_TEST
 
+static void
+same_outbox(qg_store *a, qg_store *b, int dead, uint64_t *count)
+{
+    qg_outbox *oa, *ob;
+    qg_outbox_entry ea, eb;
+    int rca, rcb;
+
+    *count = 0;
+    ck_assert_int_eq(qg_outbox_open(a, dead, &oa), 0);
+    ck_assert_int_eq(qg_outbox_open(b, dead, &ob), 0);
+    for (;;) {
+        rca = qg_outbox_next(oa, &ea);
+        rcb = qg_outbox_next(ob, &eb);
+        ck_assert_int_eq(rca, rcb);
+        if (rca)
+            break;
+        ck_assert_uint_eq(ea.id, eb.id);
+        ck_assert_uint_eq(ea.ticket, eb.ticket);
+        ck_assert_uint_eq(ea.seq, eb.seq);
+        ck_assert_uint_eq(ea.attempts, eb.attempts);
+        ck_assert_str_eq(ea.last_error, eb.last_error);
+        ck_assert_str_eq(ea.gave_up, eb.gave_up);
+        ck_assert_int_eq(ea.gave_up_us != 0, eb.gave_up_us != 0);
+        ck_assert_int_eq(ea.last_attempt_us != 0, eb.last_attempt_us != 0);
+        (*count)++;
+    }
+    ck_assert_int_eq(rca, QG_NOTFOUND);
+    qg_outbox_close(oa);
+    qg_outbox_close(ob);
+}
+
+/* The outbox's operations, on both stores alike. */
+START_TEST(test_pg_outbox_same_as_lmdb)
+{
+    qg_store_options o = {0};
+    char files[32][256], dir[512];
+    uint64_t n, ma, mb, qa, qb, wa, wb, da, db;
+    qg_store *lm = NULL, *pg;
+    qg_engine *eng;
+    size_t v;
+    int k, m;
+
+    NEED_SERVER();
+    snprintf(dir, sizeof(dir), "/tmp/qgate-test-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    o.path = dir;
+    o.durability = QG_NOSYNC;
+    o.flags = QG_OUTBOX;
+    ck_assert_int_eq(qg_store_open(&o, &lm), 0);
+    pg = pg_store(QG_OUTBOX);
+    eng = tu_engine();
+    for (v = 0; v < sizeof(visits) / sizeof(*visits); v++) {
+        m = visit_files(visits[v], files, 32, 0);
+        for (k = 0; k < m; k++)
+            apply_file(eng, lm, pg, files[k]);
+    }
+    same_outbox(lm, pg, 0, &n);
+    ck_assert_uint_eq(n, 18);
+    /* ticket 1: entries 1-9; ticket 2: 10-15; ticket 3: 16-18 */
+    ck_assert_int_eq(qg_outbox_defer(lm, 1, 42, "timed out"), 0);
+    ck_assert_int_eq(qg_outbox_defer(pg, 1, 42, "timed out"), 0);
+    ck_assert_int_eq(qg_outbox_ack(lm, 2), 0);
+    ck_assert_int_eq(qg_outbox_ack(pg, 2), 0);
+    ck_assert_int_eq(qg_outbox_ack(lm, 2), QG_NOTFOUND);
+    ck_assert_int_eq(qg_outbox_ack(pg, 2), QG_NOTFOUND);
+    ck_assert_int_eq(qg_outbox_bury(lm, 12, "HTTP 400"), 0);
+    ck_assert_int_eq(qg_outbox_bury(pg, 12, "HTTP 400"), 0);
+    ck_assert_int_eq(qg_outbox_bury(pg, 99, "x"), QG_NOTFOUND);
+    same_outbox(lm, pg, 0, &n);
+    ck_assert_uint_eq(n, 13);
+    same_outbox(lm, pg, 1, &n);
+    ck_assert_uint_eq(n, 4);
+    ck_assert_int_eq(qg_outbox_stats(lm, &qa, NULL, &da), 0);
+    ck_assert_int_eq(qg_outbox_stats(pg, &qb, NULL, &db), 0);
+    ck_assert_uint_eq(qa, qb);
+    ck_assert_uint_eq(da, db);
+    /* resent: ticket 1's step 2 (acked) is queued again; the rest wait */
+    ck_assert_int_eq(qg_outbox_resend(lm, 1, INT64_MIN, INT64_MAX, &qa, &wa),
+                     0);
+    ck_assert_int_eq(qg_outbox_resend(pg, 1, INT64_MIN, INT64_MAX, &qb, &wb),
+                     0);
+    ck_assert_uint_eq(qa, 1);
+    ck_assert_uint_eq(qb, qa);
+    ck_assert_uint_eq(wb, wa);
+    ck_assert_int_eq(qg_outbox_requeue(lm, 13, &ma), 0);
+    ck_assert_int_eq(qg_outbox_requeue(pg, 13, &mb), 0);
+    ck_assert_uint_eq(ma, 4);
+    ck_assert_uint_eq(mb, ma);
+    ck_assert_int_eq(qg_outbox_resend(lm, 0, INT64_MIN, INT64_MAX, &qa, &wa),
+                     0);
+    ck_assert_int_eq(qg_outbox_resend(pg, 0, INT64_MIN, INT64_MAX, &qb, &wb),
+                     0);
+    ck_assert_uint_eq(qb, qa);
+    ck_assert_uint_eq(wb, wa);
+    same_outbox(lm, pg, 0, &n);
+    ck_assert_uint_eq(n, 18);
+    same_outbox(lm, pg, 1, &n);
+    ck_assert_uint_eq(n, 0);
+    qg_engine_free(eng);
+    qg_store_close(pg);
+    qg_store_close(lm);
+    tu_remove_dir(dir);
+}
+END_TEST
+
 /* The view an HIS joins, and NOTIFY once the meta row asks for it. */
 START_TEST(test_pg_view_and_notify)
 {
@@ -913,6 +1018,7 @@ pg_suite(void)
     tcase_add_test(tc, test_pg_schema_version);
     tcase_add_test(tc, test_pg_migrate_lmdb);
     tcase_add_test(tc, test_pg_outbox_sticks);
+    tcase_add_test(tc, test_pg_outbox_same_as_lmdb);
     tcase_add_test(tc, test_pg_view_and_notify);
     tcase_add_test(tc, test_pg_cli_db);
     tcase_add_test(tc, test_pg_two_gates_race);

@@ -571,9 +571,9 @@ static const char schema_v1[] =
     "  ticket bigint NOT NULL, seq integer NOT NULL,"
     "  attempts integer NOT NULL DEFAULT 0, created_us bigint NOT NULL,"
     "  next_attempt_us bigint NOT NULL, last_attempt_us bigint NOT NULL"
-    "  DEFAULT 0, last_error text NOT NULL DEFAULT '',"
+    "  DEFAULT 0, last_error bytea NOT NULL DEFAULT '',"
     "  gave_up_us bigint NOT NULL DEFAULT 0,"
-    "  gave_up text NOT NULL DEFAULT '');"
+    "  gave_up bytea NOT NULL DEFAULT '');"
     "CREATE TABLE qgate.dead (LIKE qgate.outbox INCLUDING ALL);"
     "CREATE FUNCTION qgate.try_jsonb(b bytea) RETURNS jsonb"
     "  LANGUAGE plpgsql IMMUTABLE AS $f$"
@@ -932,4 +932,13 @@ const qg__store_ops qg__pg_ops = {
     .held_next = qg__pg_held_next,
     .held_close = qg__pg_held_close,
     .held_stats = qg__pg_held_stats,
+    .outbox_open = qg__pg_outbox_open,
+    .outbox_next = qg__pg_outbox_next,
+    .outbox_close = qg__pg_outbox_close,
+    .outbox_stats = qg__pg_outbox_stats,
+    .outbox_ack = qg__pg_outbox_ack,
+    .outbox_defer = qg__pg_outbox_defer,
+    .outbox_bury = qg__pg_outbox_bury,
+    .outbox_requeue = qg__pg_outbox_requeue,
+    .outbox_resend = qg__pg_outbox_resend,
 };

@@ -185,4 +185,18 @@ int qg__pg_held_next(qg_held_list *hl, qg_held *out);
 void qg__pg_held_close(qg_held_list *hl);
 int qg__pg_held_stats(qg_store *st, uint64_t *count, int64_t *oldest_us);
 
+/* pg_outbox.c */
+int qg__pg_outbox_open(qg_store *st, int dead, qg_outbox **out);
+int qg__pg_outbox_next(qg_outbox *ob, qg_outbox_entry *out);
+void qg__pg_outbox_close(qg_outbox *ob);
+int qg__pg_outbox_stats(qg_store *st, uint64_t *depth, int64_t *oldest_us,
+                        uint64_t *dead);
+int qg__pg_outbox_ack(qg_store *st, uint64_t id);
+int qg__pg_outbox_defer(qg_store *st, uint64_t id, int64_t next_attempt_us,
+                        const char *error);
+int qg__pg_outbox_bury(qg_store *st, uint64_t id, const char *error);
+int qg__pg_outbox_requeue(qg_store *st, uint64_t id, uint64_t *moved);
+int qg__pg_outbox_resend(qg_store *st, uint64_t ticket, int64_t since_us,
+                         int64_t until_us, uint64_t *queued, uint64_t *waiting);
+
 #endif /* QG_PG_INT_H */
