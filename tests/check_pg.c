@@ -17,6 +17,7 @@
 
 #include <libpq-fe.h>
 
+#include "pg_int.h"
 #include "qgate_int.h"
 #include "testutil.h"
 
@@ -262,6 +263,7 @@ same_tickets(qg_store *a, qg_store *b)
 {
     qg_tickets *ia, *ib;
     qg_ticket ta, tb;
+    qg_finding fa, fb;
     uint64_t n = 0;
     int rca, rcb;
 
@@ -286,6 +288,11 @@ same_tickets(qg_store *a, qg_store *b)
         ck_assert_int_le(tb.first_received_us, tb.last_received_us);
         same_history(a, b, ta.id, QG_EVENT_ORDER);
         same_history(a, b, ta.id, QG_ARRIVAL_ORDER);
+        ck_assert_int_eq(qg_store_verify_ticket(a, ta.id, &fa), 0);
+        ck_assert_int_eq(qg_store_verify_ticket(b, tb.id, &fb), 0);
+        ck_assert_int_eq(fa.found, fb.found);
+        if (fa.found)
+            ck_assert_str_eq(fa.what, fb.what);
         n++;
     }
     ck_assert_int_eq(rca, QG_NOTFOUND);
@@ -817,6 +824,36 @@ START_TEST(test_pg_outbox_same_as_lmdb)
 }
 END_TEST
 
+/* QG_NOSYNC is synchronous_commit off for the store's sessions. */
+START_TEST(test_pg_durability)
+{
+    static const struct {
+        qg_durability d;
+        const char *want;
+    } cases[] = {{QG_SYNC, "on"}, {QG_NOSYNC, "off"}};
+    qg_store_options o = {0};
+    qg_store *st;
+    PGresult *r;
+    qg__txn t;
+    size_t i;
+
+    NEED_SERVER();
+    for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        o.path = uri;
+        o.durability = cases[i].d;
+        st = NULL;
+        ck_assert_int_eq(qg_store_open(&o, &st), 0);
+        ck_assert_int_eq(qg__txn_begin(st, 1, &t), 0);
+        ck_assert_int_eq(qg__pg_exec(t.be, "SHOW synchronous_commit", NULL, &r),
+                         0);
+        ck_assert_str_eq(PQgetvalue(r, 0, 0), cases[i].want);
+        PQclear(r);
+        qg__txn_abort(&t);
+        qg_store_close(st);
+    }
+}
+END_TEST
+
 /* The view an HIS joins, and NOTIFY once the meta row asks for it. */
 START_TEST(test_pg_view_and_notify)
 {
@@ -1019,6 +1056,7 @@ pg_suite(void)
     tcase_add_test(tc, test_pg_migrate_lmdb);
     tcase_add_test(tc, test_pg_outbox_sticks);
     tcase_add_test(tc, test_pg_outbox_same_as_lmdb);
+    tcase_add_test(tc, test_pg_durability);
     tcase_add_test(tc, test_pg_view_and_notify);
     tcase_add_test(tc, test_pg_cli_db);
     tcase_add_test(tc, test_pg_two_gates_race);
