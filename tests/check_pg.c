@@ -1006,6 +1006,109 @@ START_TEST(test_pg_two_gates_race)
 }
 END_TEST
 
+/* A gate of the day race: applies every line of lines in batches of 16,
+ * counting the steps it accepted. */
+typedef struct day_gate {
+    qg_store *st;
+    qg_engine *eng;
+    qg_body *lines;
+    size_t n;
+    uint64_t accepted;
+    int failed;
+} day_gate;
+
+static void *
+day_run(void *arg)
+{
+    day_gate *g = arg;
+    qg_result res[16];
+    int rcs[16];
+    size_t i, k, m;
+
+    for (i = 0; i < g->n; i += m) {
+        m = g->n - i < 16 ? g->n - i : 16;
+        if (qg_engine_apply_batch(g->eng, g->st, g->lines + i, m, res, rcs)) {
+            g->failed++;
+            continue;
+        }
+        for (k = 0; k < m; k++) {
+            g->failed += rcs[k] != 0;
+            g->accepted += rcs[k] == 0 && res[k].verdict == QG_ACCEPTED;
+        }
+    }
+    return NULL;
+}
+
+/* Two gates apply the same day at once, each in its own order of
+ * batches: every step is accepted by one of them, as by one gate alone. */
+START_TEST(test_pg_two_gates_day)
+{
+    char cmd[1024], expected[512], *line = NULL;
+    qg_body lines[2048];
+    pthread_t th[2];
+    day_gate g[2];
+    qg_store *lm;
+    qg_engine *eng;
+    qg_tickets *it;
+    qg_ticket t;
+    qg_finding f;
+    qg_result res;
+    uint64_t alone = 0, records = 0, tickets = 0;
+    size_t cap = 0, n = 0, i;
+    ssize_t len;
+    FILE *fp;
+    int k;
+
+    NEED_SERVER();
+    lm = tu_store_new();
+    eng = tu_engine();
+    snprintf(expected, sizeof(expected), "%s/expected.json", tu_store_dir());
+    snprintf(cmd, sizeof(cmd), "%s 80 5 qgate-development-secret %s 3 2 2",
+             GEN_DAY, expected);
+    ck_assert_ptr_nonnull(fp = popen(cmd, "r"));
+    while ((len = getline(&line, &cap, fp)) > 0 && n < 2048) {
+        lines[n].body = strndup(line, (size_t)len - 1);
+        lines[n++].len = (size_t)len - 1;
+    }
+    free(line);
+    ck_assert_int_eq(pclose(fp), 0);
+    for (i = 0; i < n; i++) {
+        ck_assert_int_eq(
+            qg_engine_apply(eng, lm, lines[i].body, lines[i].len, 0, &res), 0);
+        alone += res.verdict == QG_ACCEPTED;
+    }
+    memset(g, 0, sizeof(g));
+    for (k = 0; k < 2; k++) {
+        g[k].st = pg_store(0);
+        g[k].eng = eng;
+        g[k].lines = lines;
+        g[k].n = n;
+        ck_assert_int_eq(pthread_create(&th[k], NULL, day_run, &g[k]), 0);
+    }
+    for (k = 0; k < 2; k++)
+        pthread_join(th[k], NULL);
+    ck_assert_int_eq(g[0].failed + g[1].failed, 0);
+    ck_assert_uint_eq(g[0].accepted + g[1].accepted, alone);
+    ck_assert_int_eq(qg_tickets_open(g[0].st, &it), 0);
+    while (qg_tickets_next(it, &t) == 0) {
+        tickets++;
+        records += t.records;
+        ck_assert_int_eq(qg_store_verify_ticket(g[0].st, t.id, &f), 0);
+        ck_assert_msg(!f.found, "ticket %" PRIu64 ": %s", t.id, f.what);
+    }
+    qg_tickets_close(it);
+    ck_assert_uint_eq(tickets, 80);
+    ck_assert_uint_eq(records, alone);
+    for (i = 0; i < n; i++)
+        free((char *)lines[i].body);
+    for (k = 0; k < 2; k++)
+        qg_store_close(g[k].st);
+    qg_store_close(lm);
+    qg_engine_free(eng);
+    tu_store_remove();
+}
+END_TEST
+
 /* The server goes away: QG_EUNAVAIL, nothing written; back, and the same
  * handle goes on. */
 START_TEST(test_pg_server_restart)
@@ -1060,6 +1163,7 @@ pg_suite(void)
     tcase_add_test(tc, test_pg_view_and_notify);
     tcase_add_test(tc, test_pg_cli_db);
     tcase_add_test(tc, test_pg_two_gates_race);
+    tcase_add_test(tc, test_pg_two_gates_day);
     tcase_add_test(tc, test_pg_server_restart);
     suite_add_tcase(s, tc);
     return s;

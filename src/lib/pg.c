@@ -30,11 +30,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "pg_int.h"
 
-/* Runs of a write transaction before a conflict is given up as QG_EBUSY. */
-#define WRITE_TRIES 8
+/* Runs of a write transaction before a conflict is given up as QG_EBUSY,
+ * and the longest pause between two runs, in microseconds. */
+#define WRITE_TRIES 32
+#define BACKOFF_US  20000
 /* The advisory lock of schema creation and migration (any fixed key). */
 #define SCHEMA_LOCK "7160676174650001"
 
@@ -149,16 +153,42 @@ qg__pg_copy(const PGresult *r, int row, int col, char *dst, size_t size)
     dst[n] = '\0';
 }
 
+/*
+ * A transaction waits for a lock only while it holds none: then it
+ * cannot be part of a deadlock.  Holding some, it only tries, and when
+ * another transaction has the lock it gives up as a conflict: undone,
+ * its locks released, it runs again from its start (pg_write()).  Left
+ * to PostgreSQL, gates whose batches take the same locks in different
+ * orders would deadlock, and wait deadlock_timeout (1 s) each time.
+ */
 int
 qg__pg_lock(qg__txn *t, int64_t key)
 {
     qg__pgconn *c = t->be;
     qg__pgparams p = {0};
+    PGresult *r;
+    int rc, got;
 
     if (!c->write)
         return 0;
     qg__pg_int(&p, key);
-    return qg__pg_exec(c, "SELECT pg_advisory_xact_lock($1::int8)", &p, NULL);
+    if (c->locks == 0) {
+        if ((rc = qg__pg_exec(c, "SELECT pg_advisory_xact_lock($1::int8)", &p,
+                              NULL)) == 0)
+            c->locks++;
+        return rc;
+    }
+    if ((rc = qg__pg_exec(c, "SELECT pg_try_advisory_xact_lock($1::int8)", &p,
+                          &r)))
+        return rc;
+    got = qg__pg_get(r, 0, 0) != 0;
+    PQclear(r);
+    if (got) {
+        c->locks++;
+        return 0;
+    }
+    c->retry = 1;
+    return QG_EBUSY;
 }
 
 /* ----- connections ------------------------------------------------------ */
@@ -239,6 +269,7 @@ conn_give(qg_store *st, qg__pgconn *c)
     c->retry = 0;
     c->depth = 0;
     c->write = 0;
+    c->locks = 0;
     if (c->broken || PQstatus(c->pg) != CONNECTION_OK ||
         PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
         conn_free(c);
@@ -404,6 +435,18 @@ pg_txn_nest_abort(qg__txn *child)
     c->depth--;
 }
 
+static void
+backoff(int tries)
+{
+    unsigned max = 250u << (tries < 6 ? tries : 6), r;
+
+    if (max > BACKOFF_US)
+        max = BACKOFF_US;
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+        r = (unsigned)clock();
+    usleep(r % max);
+}
+
 static int
 pg_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg)
 {
@@ -425,8 +468,11 @@ pg_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg)
         qg__pg_txn_abort(&t);
         if (!retry)
             return rc > 0 ? 0 : rc;
-        /* Another gate wrote what this one read: decide again, from the
-         * store as it now is (a redelivery then finds its digest). */
+        /* Another gate wrote what this one read, or holds what it needs:
+         * decide again, from the store as it now is (a redelivery then
+         * finds its digest), after a pause that grows and differs from
+         * one gate to the other, so that they stop meeting. */
+        backoff(tries);
     }
     return QG_EBUSY;
 }

@@ -28,6 +28,7 @@ typedef struct qg__pgconn {
     int retry;      /* a conflict with another writer (40001, 40P01, 23505):
                        the transaction is run again from its start */
     int depth;      /* savepoints open */
+    int locks;      /* advisory locks taken in the transaction (pg_rows.c) */
     PGresult *kept; /* what held_get's step points into */
 } qg__pgconn;
 

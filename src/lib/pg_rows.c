@@ -24,10 +24,12 @@
  * failures: every row a decision reads is behind a lock it holds.  Locks
  * in the lookups, rather than an operation of their own, keep the engine
  * as it is, and cover every path that reads an id (a refusal naming its
- * ticket, a held delivery released or expired).  Taken in different
- * orders they may deadlock (40P01); the unique indexes on a history's
- * (ticket, seq) and (source, digest) catch what the locks would miss;
- * both are conflicts, and the write runs again from its start (pg.c).
+ * ticket, a held delivery released or expired).  A transaction that
+ * holds locks only tries for more (qg__pg_lock()), so they never
+ * deadlock; the unique indexes on a history's (ticket, seq) and (source,
+ * digest) catch what the locks would miss; a lock held elsewhere and a
+ * unique violation are conflicts, and the write runs again from its
+ * start (pg.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
