@@ -893,6 +893,9 @@ pg_id(const qg_store *st, char out[QG_STORE_ID_LEN + 1])
     static const char hex[] = "0123456789abcdef";
     size_t i;
 
+    /* opened to be migrated: the id is read once the schema is current */
+    if (st->version != QG__PG_SCHEMA_VERSION)
+        return QG_EFORMAT;
     for (i = 0; i < sizeof(st->id); i++) {
         out[2 * i] = hex[st->id[i] >> 4];
         out[2 * i + 1] = hex[st->id[i] & 15];
