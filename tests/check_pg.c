@@ -689,9 +689,14 @@ END_TEST
 /* The handle is LMDB's? Migration is PostgreSQL's alone. */
 START_TEST(test_pg_migrate_lmdb)
 {
-    qg_store *st = tu_store_new();
+    qg_store_options o = {0};
+    qg_store *st = tu_store_new(), *again = NULL;
 
     ck_assert_int_eq(qg_store_migrate(st, NULL, NULL), QG_ENOTSUP);
+    o.path = tu_store_dir();
+    o.flags = QG_MIGRATE;
+    ck_assert_int_eq(qg_store_open(&o, &again), QG_ENOTSUP);
+    ck_assert_ptr_null(again);
     qg_store_close(st);
     tu_store_remove();
 }
@@ -1113,6 +1118,7 @@ END_TEST
  * handle goes on. */
 START_TEST(test_pg_server_restart)
 {
+    qg_tickets *it;
     qg_store *st;
     qg_engine *eng;
     qg_result res;
@@ -1123,7 +1129,10 @@ START_TEST(test_pg_server_restart)
     NEED_SERVER();
     eng = tu_engine();
     st = pg_store(0);
+    /* two connections in the pool, both to die with the server */
+    ck_assert_int_eq(qg_tickets_open(st, &it), 0);
     tu_apply(eng, st, tu_walk_in[0].file);
+    qg_tickets_close(it);
     pg_ctl("stop");
     body = tu_fixture(tu_walk_in[1].file, &len);
     ck_assert_int_eq(qg_engine_apply(eng, st, body, len, 0, &res), QG_EUNAVAIL);

@@ -287,7 +287,7 @@ static int
 begin(qg_store *st, qg__txn *t, int write, const char *sql)
 {
     qg__pgconn *c;
-    int rc, fresh, tries;
+    int rc, fresh;
 
     t->st = st;
     t->txn = NULL;
@@ -297,9 +297,9 @@ begin(qg_store *st, qg__txn *t, int write, const char *sql)
         return QG_ERDONLY;
     if (st->version != QG__PG_SCHEMA_VERSION)
         return QG_EFORMAT;
-    /* A pooled connection may have died while idle (the server
-     * restarted): it is dropped and a fresh one tried, once. */
-    for (tries = 0; tries < 2; tries++) {
+    /* Pooled connections may have died while idle (the server
+     * restarted): each is dropped, until a fresh one answers or not. */
+    for (;;) {
         if ((rc = conn_take(st, &c, &fresh)))
             return rc;
         c->write = write;
@@ -311,7 +311,6 @@ begin(qg_store *st, qg__txn *t, int write, const char *sql)
         if (rc != QG_EUNAVAIL || fresh)
             return rc;
     }
-    return QG_EUNAVAIL;
 }
 
 int
