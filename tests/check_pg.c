@@ -591,6 +591,51 @@ START_TEST(test_pg_same_as_lmdb_day)
 }
 END_TEST
 
+/* The bound on unauthenticated and malformed entries drops the same
+ * ones, and cuts the same long bodies, on both stores. */
+START_TEST(test_pg_same_as_lmdb_unsigned_bound)
+{
+    qg_store_options o = {0};
+    char dir[512], body[5000];
+    uint64_t counts[3], dropped;
+    qg_store *lm = NULL, *pg = NULL;
+    qg_engine *eng;
+    size_t len;
+    int i;
+
+    NEED_SERVER();
+    snprintf(dir, sizeof(dir), "/tmp/qgate-test-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    o.path = dir;
+    o.durability = QG_NOSYNC;
+    o.unsigned_log_max = 16 << 10;
+    ck_assert_int_eq(qg_store_open(&o, &lm), 0);
+    o.path = uri;
+    ck_assert_int_eq(qg_store_open(&o, &pg), 0);
+    eng = tu_engine();
+    for (i = 0; i < 24; i++) {
+        /* not JSON, of growing length: the longer ones are cut */
+        len = (size_t)snprintf(body, sizeof(body), "junk %d ", i);
+        memset(body + len, 'x', (size_t)i * 200);
+        len += (size_t)i * 200;
+        apply_both(eng, lm, pg, body, len);
+        if (i == 20) {
+            apply_file(eng, lm, pg, tu_walk_in[0].file);
+            ck_assert_int_eq(qg_rejections_resolve(lm, 21, 0, 0), 0);
+            ck_assert_int_eq(qg_rejections_resolve(pg, 21, 0, 0), 0);
+        }
+    }
+    same_stores(lm, pg, counts);
+    ck_assert_uint_lt(counts[1], 24);
+    ck_assert_int_eq(qg_rejections_dropped(pg, &dropped), 0);
+    ck_assert_uint_eq(counts[1] + dropped, 24);
+    qg_engine_free(eng);
+    qg_store_close(pg);
+    qg_store_close(lm);
+    tu_remove_dir(dir);
+}
+END_TEST
+
 /* ----- the store itself ------------------------------------------------- */
 
 START_TEST(test_pg_reopen_keeps_everything)
@@ -1162,6 +1207,7 @@ pg_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_pg_same_as_lmdb_visits);
     tcase_add_test(tc, test_pg_same_as_lmdb_day);
+    tcase_add_test(tc, test_pg_same_as_lmdb_unsigned_bound);
     tcase_add_test(tc, test_pg_reopen_keeps_everything);
     tcase_add_test(tc, test_pg_rdonly_refuses_writes);
     tcase_add_test(tc, test_pg_schema_version);
