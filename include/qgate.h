@@ -614,7 +614,10 @@ typedef enum qg_durability {
  */
 typedef struct qg_store_options {
     /** The store's directory (data.mdb, lock.mdb).  Unless #QG_RDONLY, it
-     * is created if missing (mode 0750; its parent must exist). */
+     * is created if missing (mode 0750; its parent must exist).  Or a
+     * PostgreSQL connection URI, "postgresql://..." or "postgres://...":
+     * a store several gates share (docs/postgresql.md); its schema is
+     * created in an empty database unless #QG_RDONLY. */
     const char *path;
     /** The initial map size in bytes; 0 = 64 MiB.  A store that is already
      * larger keeps its size. */
@@ -651,6 +654,9 @@ typedef struct qg_store_options {
  * #QG_EFORMAT, #QG_ECORRUPT (a meta or root page is damaged, or the file
  * ends before a root page), #QG_EBUSY, #QG_EFULL, #QG_ESTORE.  On failure
  * a directory or empty store files that the call created stay behind.
+ * A PostgreSQL store also: #QG_EUNAVAIL (the server cannot be reached),
+ * #QG_EFORMAT (its schema is another version: see qg_store_migrate()),
+ * #QG_ENOTSUP (#QG_MIGRATE on an LMDB store).
  */
 QG_EXTERN int qg_store_open(const qg_store_options *opts, qg_store **out);
 /**

@@ -1164,6 +1164,7 @@ END_TEST
 START_TEST(test_pg_server_restart)
 {
     qg_tickets *it;
+    int rc;
     qg_store *st;
     qg_engine *eng;
     qg_result res;
@@ -1184,6 +1185,8 @@ START_TEST(test_pg_server_restart)
     ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t),
                      QG_EUNAVAIL);
     ck_assert_int_eq(qg_store_probe(st), QG_EUNAVAIL);
+    ck_assert_ptr_null(pg_open(0, &rc));
+    ck_assert_int_eq(rc, QG_EUNAVAIL);
     pg_ctl("start");
     ck_assert_int_eq(qg_engine_apply(eng, st, body, len, 0, &res), 0);
     ck_assert_int_eq(res.verdict, QG_ACCEPTED);

@@ -1,7 +1,8 @@
 /*
  * pg_int.h - the PostgreSQL store, shared by its files (pg.c: the handle,
  * connections, transactions and schema; pg_rows.c: what the engine reads
- * and writes; pg_read.c: the readers).  Private.
+ * and writes; pg_read.c: the readers; pg_outbox.c: the outbox).
+ * Private.
  */
 #ifndef QG_PG_INT_H
 #define QG_PG_INT_H
