@@ -1159,6 +1159,65 @@ START_TEST(test_pg_two_gates_day)
 }
 END_TEST
 
+typedef struct expirer {
+    qg_store *st;
+    pthread_barrier_t *go;
+    uint64_t expired;
+    int rc;
+} expirer;
+
+static void *
+expire(void *arg)
+{
+    expirer *x = arg;
+
+    pthread_barrier_wait(x->go);
+    x->rc = qg_held_expire(x->st, INT64_MAX, NULL, &x->expired);
+    return NULL;
+}
+
+/* Two gates expire the same held deliveries at once: each is refused
+ * once, by one of them. */
+START_TEST(test_pg_two_gates_expire)
+{
+    pthread_barrier_t go;
+    pthread_t th[2];
+    expirer x[2];
+    qg_store *st;
+    qg_engine *eng;
+    uint64_t held;
+    int k;
+
+    NEED_SERVER();
+    eng = tu_engine();
+    ck_assert_int_eq(qg_engine_set_reorder_window(eng, WINDOW), 0);
+    st = pg_store(0);
+    for (k = 8; k >= 4; k--)
+        ck_assert_int_eq(tu_apply(eng, st, tu_walk_in[k].file).verdict,
+                         QG_HELD);
+    qg_store_close(st);
+    memset(x, 0, sizeof(x));
+    pthread_barrier_init(&go, NULL, 2);
+    for (k = 0; k < 2; k++) {
+        x[k].st = pg_store(0);
+        x[k].go = &go;
+        ck_assert_int_eq(pthread_create(&th[k], NULL, expire, &x[k]), 0);
+    }
+    for (k = 0; k < 2; k++)
+        pthread_join(th[k], NULL);
+    pthread_barrier_destroy(&go);
+    ck_assert_int_eq(x[0].rc, 0);
+    ck_assert_int_eq(x[1].rc, 0);
+    ck_assert_uint_eq(x[0].expired + x[1].expired, 5);
+    ck_assert_int_eq(qg_held_stats(x[0].st, &held, NULL), 0);
+    ck_assert_uint_eq(held, 0);
+    ck_assert_int_eq(tu_count_rejections(x[0].st), 5);
+    qg_store_close(x[0].st);
+    qg_store_close(x[1].st);
+    qg_engine_free(eng);
+}
+END_TEST
+
 /* The server goes away: QG_EUNAVAIL, nothing written; back, and the same
  * handle goes on. */
 START_TEST(test_pg_server_restart)
@@ -1222,6 +1281,7 @@ pg_suite(void)
     tcase_add_test(tc, test_pg_cli_db);
     tcase_add_test(tc, test_pg_two_gates_race);
     tcase_add_test(tc, test_pg_two_gates_day);
+    tcase_add_test(tc, test_pg_two_gates_expire);
     tcase_add_test(tc, test_pg_server_restart);
     suite_add_tcase(s, tc);
     return s;

@@ -17,6 +17,8 @@
  *     they look up: two deliveries for a new ticket make one ticket;
  *   - get_ticket locks the ticket: steps of one ticket that arrive under
  *     different ids are decided one after the other.
+ *   - held_get locks the held delivery: one gate releases or expires it,
+ *     and another that read its id finds it gone (a conflict: gone()).
  * The lock is taken by one statement and the row read by the next: in
  * READ COMMITTED each statement sees what was committed before it began,
  * so the read sees what the transaction that held the lock wrote.  That
@@ -968,6 +970,24 @@ qg__pg_held(const PGresult *r, int i, int col, qg__step *s, qg_held *h)
     h->body_len = s->body_len;
 }
 
+/*
+ * A held delivery the engine named by id and did not find.  In a write
+ * transaction another gate released or expired it since the id was read
+ * (held_due() takes no lock: expiry runs in every gate): a conflict, and
+ * the write runs again without it.  Held ids are locked (held_get()), so
+ * the second gate finds it gone only once the first has committed.
+ */
+static int
+gone(qg__txn *t)
+{
+    qg__pgconn *c = t->be;
+
+    if (!c->write)
+        return QG_NOTFOUND;
+    c->retry = 1;
+    return QG_EBUSY;
+}
+
 int
 qg__pg_held_get(qg__txn *t, uint64_t id, qg__step *s, qg_held *out)
 {
@@ -976,6 +996,8 @@ qg__pg_held_get(qg__txn *t, uint64_t id, qg__step *s, qg_held *out)
     PGresult *r;
     int rc;
 
+    if ((rc = qg__pg_lock(t, lock_key('h', 0, (int64_t)id, NULL, 0))))
+        return rc;
     qg__pg_int(&p, (int64_t)id);
     if ((rc = qg__pg_exec(c,
                           "SELECT " QG__PG_HELD_COLS
@@ -984,7 +1006,7 @@ qg__pg_held_get(qg__txn *t, uint64_t id, qg__step *s, qg_held *out)
         return rc;
     if (PQntuples(r) == 0) {
         PQclear(r);
-        return QG_NOTFOUND;
+        return gone(t);
     }
     /* The step's body points into the result: kept until the next one,
      * or the end of the transaction (the LMDB store's "until the next
@@ -1067,7 +1089,7 @@ qg__pg_held_delete(qg__txn *t, uint64_t id)
     if ((rc = qg__pg_exec(t->be, "DELETE FROM qgate.held WHERE id = $1::int8",
                           &p, &r)))
         return rc;
-    rc = strcmp(PQcmdTuples(r), "1") == 0 ? 0 : QG_NOTFOUND;
+    rc = strcmp(PQcmdTuples(r), "1") == 0 ? 0 : gone(t);
     PQclear(r);
     return rc;
 }
