@@ -761,8 +761,12 @@ schema_setup(qg__pgconn *c, int migrate, int *from)
                               "('store_id', $1::bytea)",
                               &p, NULL)))
             goto abort;
-    } else if (migrate && *from < QG__PG_SCHEMA_VERSION) {
-        for (v = *from + 1; v <= QG__PG_SCHEMA_VERSION; v++) {
+    }
+    /* A new schema is made as version 1 and migrated like an old one:
+     * the steps that take version 1 to this one are the only ones. */
+    v = *from ? *from : 1;
+    if ((migrate || *from == 0) && v < QG__PG_SCHEMA_VERSION) {
+        for (v++; v <= QG__PG_SCHEMA_VERSION; v++) {
             if (migrations[v] == NULL) {
                 rc = QG_EFORMAT;
                 goto abort;
