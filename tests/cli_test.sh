@@ -7,6 +7,7 @@ F=$2
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 DB="$T/db"
+PGS="$(dirname "$0")/pg_server.sh" # a throwaway PostgreSQL server
 . "$(dirname "$0")/testlib.sh"
 
 # apply: the sample walk-in visit, nine accepted steps, exit 0
@@ -718,6 +719,7 @@ json_args() { # the arguments each command is run with
     purge) echo "--before 2000-01-01" ;;
     serve) echo "--secret-file $F/secret --listen 127.0.0.1:0" ;;
     list | verify | stats | export | machine | outbox | held | seal) ;;
+    db) echo init ;;
     *) return 1 ;;
     esac
 }
@@ -747,6 +749,24 @@ for cmd in $("$Q" help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
         wait $pid
         check "serve --json logs JSON" is_json "$T/err"
         check "serve --json prints nothing else" test ! -s "$T/out"
+        continue
+    fi
+    if [ "$cmd" = db ]; then
+        # a PostgreSQL store's command: on a throwaway server, where there
+        # is one (CI installs it)
+        if ! "$PGS" bindir >/dev/null 2>&1 && [ -z "${CI:-}" ]; then
+            echo "skip: db --json (no PostgreSQL server programs)"
+            continue
+        fi
+        pgdir=$(mktemp -d /tmp/qgate-pg-XXXXXX)
+        uri=$("$PGS" start "$pgdir" $$ 3>&-)
+        "$Q" db --json --db "$uri" $args >"$T/out" 2>"$T/err"
+        check "db --json exits 0" test $? -eq 0
+        check "db --json is JSON" is_json "$T/out"
+        check "db init --json says the version before and after" \
+            jq -e '.from == 0 and .to >= 1' "$T/out"
+        "$PGS" stop "$pgdir"
+        rm -rf "$pgdir"
         continue
     fi
     "$Q" $cmd --json --db "$J" $args >"$T/out" 2>"$T/err"

@@ -960,8 +960,7 @@ usage(FILE *f)
     fprintf(f, "usage: qgate COMMAND [OPTIONS] [ARGS]\n\n"
                "Commands:\n");
     for (i = 0; i < sizeof(commands) / sizeof(*commands); i++)
-        if (!commands[i]->unlisted)
-            fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+        fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
     fprintf(f,
             "  %-10s %s\n\n"
             "Options every command takes:\n"

@@ -264,7 +264,6 @@ typedef struct cli_command {
     cli_store_use store;
     int check_store; /* also walk every page before reading (verify) */
     int no_config;   /* reads no config file (machine): no store, no engine */
-    int unlisted;    /* left out of qgate help's list (qgate help NAME works) */
     /* Arguments after the options: 0 takes none (cli_run() refuses any);
      * 1 takes some, and ready checks them. */
     int args;

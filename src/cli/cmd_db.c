@@ -104,8 +104,6 @@ const cli_command cli_db = {
              "and after (--json: {\"from\":N,\"to\":N},\n0 for none).\n",
     .options = options,
     .store = CLI_NO_STORE,
-    /* listed by qgate help once the command-line test has its case */
-    .unlisted = 1,
     .args = 1,
     .ready = ready,
     .run = run};
