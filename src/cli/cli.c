@@ -19,13 +19,17 @@ static const cli_command cli_serve = {
     .name = "serve",
     .summary = "the validating HTTP gate in front of the HIS",
     .main = cmd_serve};
+static const cli_command cli_console = {
+    .name = "console",
+    .summary = "the web console alone, read-only, over a store",
+    .main = cmd_console};
 
 /* In the order qgate --help lists them. */
 static const cli_command *const commands[] = {
-    &cli_apply,  &cli_check,    &cli_history, &cli_show,
-    &cli_list,   &cli_rejected, &cli_verify,  &cli_stats,
-    &cli_export, &cli_machine,  &cli_serve,   &cli_outbox,
-    &cli_held,   &cli_backup,   &cli_purge,   &cli_seal};
+    &cli_apply,    &cli_check,   &cli_history, &cli_show,   &cli_list,
+    &cli_rejected, &cli_verify,  &cli_stats,   &cli_export, &cli_machine,
+    &cli_serve,    &cli_console, &cli_outbox,  &cli_held,   &cli_backup,
+    &cli_purge,    &cli_seal};
 
 /*
  * Time zones.  Every timestamp is shown in the offset Chup sent for it;

@@ -295,6 +295,9 @@ extern const cli_command cli_apply, cli_check, cli_history, cli_show, cli_list,
     cli_held, cli_backup, cli_purge, cli_seal;
 
 int cmd_serve(cli *c, int argc, char **argv);
+/* qgate console: the console alone, read-only (src/gate/serve.c); in the
+ * qgate program it executes qgate-serve as cmd_serve does. */
+int cmd_console(cli *c, int argc, char **argv);
 /* serve's options (src/gate/options.c): the other commands read past
  * their config keys in a shared config file. */
 extern const cli_option serve_options[];

@@ -765,6 +765,11 @@ admin(request *r, const char *url)
     int kind = admin_route(url, &id), status, rc = 0;
     FILE *f;
 
+    if (r->g->read_only)
+        return answer_error(r, MHD_HTTP_FORBIDDEN, "read_only",
+                            "the console is read-only (qgate console): "
+                            "replay and retry are made by the gate that "
+                            "writes the store");
     if (r->g->admin_token == NULL)
         return answer_error(r, MHD_HTTP_FORBIDDEN, "admin_disabled",
                             "replay and retry are off: the gate has no "
