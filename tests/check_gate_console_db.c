@@ -126,6 +126,17 @@ console_start(const char *const *extra)
     ck_assert_msg(0, "the console did not say \"listening\" in %d ms", WAIT_MS);
 }
 
+/* The value of o[key] as JSON text, "" when absent. */
+static const char *
+jtext_of(json_object *o, const char *key)
+{
+    json_object *v;
+
+    if (o == NULL || !json_object_object_get_ex(o, key, &v))
+        return "";
+    return json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+}
+
 /* What the console reads, asked of both programs. */
 static const char *const reads[] = {
     "/overview",
@@ -139,6 +150,8 @@ static const char *const reads[] = {
     "/held",
     "/outbox/dead",
     "/waits",
+    "/tickets?state=visit_ended",
+    "/tickets?limit=2",
     "/console/",
     "/console/app.js",
     "/console/diagram.js",
@@ -327,6 +340,101 @@ START_TEST(test_console_token)
 }
 END_TEST
 
+/* The ticket search finds what `qgate list` lists with the same filters,
+ * in the same order; a bad filter is 400 naming it. */
+START_TEST(test_search_as_list)
+{
+    static const struct {
+        const char *query;
+        const char *list[10]; /* qgate list's options for the same */
+        int more;             /* the limit left some out */
+    } table[] = {
+        {"", {NULL}, 0},
+        {"?state=visit_ended", {"--state", "visit_ended", NULL}, 0},
+        {"?state=queued", {"--state", "queued", NULL}, 0},
+        {"?service=220", {"--service", "220", NULL}, 0},
+        {"?service=221", {"--service", "221", NULL}, 0},
+        {"?service=999", {"--service", "999", NULL}, 0},
+        {"?date=2024-03-05",
+         {"--since", "2024-03-05", "--until", "2024-03-06", NULL},
+         0},
+        {"?date=2024-03-04",
+         {"--since", "2024-03-04", "--until", "2024-03-05", NULL},
+         0},
+        {"?state=no_show&service=220&date=2024-03-05",
+         {"--state", "no_show", "--service", "220", "--since", "2024-03-05",
+          "--until", "2024-03-06", NULL},
+         0},
+        {"?limit=2", {"--limit", "2", NULL}, 1},
+        {"?limit=3", {"--limit", "3", NULL}, 0},
+        {"?state=visit_ended&limit=1",
+         {"--state", "visit_ended", "--limit", "1", NULL},
+         0},
+    };
+    static const char *const bad[] = {
+        "?state=bogus",   "?service=0",       "?service=-1",     "?service=22x",
+        "?date=2024-3-5", "?date=2024-02-30", "?date=yesterday", "?limit=0",
+        "?limit=1001",    "?limit=-1",
+    };
+    const char *args[16];
+    char url[128], out[1 << 15], *line, *save;
+    json_object *found, *t;
+    size_t i, j, n, total = 0;
+    answer a;
+    int more;
+
+    fill_store();
+    console_start(NULL);
+    for (i = 0; i < COUNT(table); i++) {
+        snprintf(url, sizeof(url), "/tickets%s", table[i].query);
+        http("GET", url, NULL, NULL, 0, &a);
+        ck_assert_msg(a.status == 200 && a.json, "%s: %ld %s", url, a.status,
+                      a.body);
+        ck_assert(json_object_object_get_ex(a.json, "tickets", &found));
+        n = 0;
+        args[n++] = "list";
+        args[n++] = "--json";
+        args[n++] = "--db";
+        args[n++] = db;
+        for (j = 0; table[i].list[j]; j++)
+            args[n++] = table[i].list[j];
+        args[n] = NULL;
+        ck_assert_int_eq(run_cli(args, out, sizeof(out)), 0);
+        j = 0;
+        for (line = strtok_r(out, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save), j++) {
+            ck_assert_msg(j < json_object_array_length(found),
+                          "%s: list has more: %s", url, line);
+            t = json_object_array_get_idx(found, j);
+            ck_assert_msg(
+                same(json_object_to_json_string_ext(t, JSON_C_TO_STRING_PLAIN),
+                     line),
+                "%s: #%zu is %s, list says %s", url, j,
+                json_object_to_json_string_ext(t, JSON_C_TO_STRING_PLAIN),
+                line);
+        }
+        ck_assert_msg(j == json_object_array_length(found),
+                      "%s: %zu tickets, list %zu", url,
+                      json_object_array_length(found), j);
+        more = same(jtext_of(a.json, "more"), "true");
+        ck_assert_msg(more == table[i].more, "%s: more %d", url, more);
+        if (i == 0)
+            total = j;
+        answer_free(&a);
+    }
+    ck_assert_int_eq(total, 3);
+    for (i = 0; i < COUNT(bad); i++) {
+        snprintf(url, sizeof(url), "/tickets%s", bad[i]);
+        http("GET", url, NULL, NULL, 0, &a);
+        expect(&a, 400, NULL, "bad_query", url);
+        ck_assert_msg(strstr(a.body, strchr(bad[i], '=') + 1), "%s: %s", url,
+                      a.body);
+        answer_free(&a);
+    }
+    gate_stop();
+}
+END_TEST
+
 Suite *gate_console_db_suite(void);
 
 Suite *
@@ -340,6 +448,7 @@ gate_console_db_suite(void)
     tcase_add_test(tc, test_console_reads_as_serve);
     tcase_add_test(tc, test_console_missing_store);
     tcase_add_test(tc, test_console_token);
+    tcase_add_test(tc, test_search_as_list);
     suite_add_tcase(s, tc);
     return s;
 }
