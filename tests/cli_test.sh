@@ -717,6 +717,7 @@ json_args() { # the arguments each command is run with
     backup) echo "$T/jsonbackup" ;;
     purge) echo "--before 2000-01-01" ;;
     serve) echo "--secret-file $F/secret --listen 127.0.0.1:0" ;;
+    console) echo "--listen 127.0.0.1:0" ;;
     list | verify | stats | export | machine | outbox | held | seal) ;;
     *) return 1 ;;
     esac
@@ -735,9 +736,10 @@ for cmd in $("$Q" help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
         check "$cmd has a --json case in this test" false
         continue
     fi
-    if [ "$cmd" = serve ]; then
-        # the gate logs JSON lines on stderr; stdout stays empty
-        "$Q" serve --json --db "$T/jsonserve" $args >"$T/out" 2>"$T/err" &
+    if [ "$cmd" = serve ] || [ "$cmd" = console ]; then
+        # the gate logs JSON lines on stderr; stdout stays empty.  The
+        # console reads the store serve wrote before it.
+        "$Q" $cmd --json --db "$T/jsonserve" $args >"$T/out" 2>"$T/err" &
         pid=$!
         for _ in 1 2 3 4 5 6 7 8 9 10; do
             grep -q '"listening"' "$T/err" && break
@@ -745,8 +747,8 @@ for cmd in $("$Q" help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
         done
         kill -TERM $pid
         wait $pid
-        check "serve --json logs JSON" is_json "$T/err"
-        check "serve --json prints nothing else" test ! -s "$T/out"
+        check "$cmd --json logs JSON" is_json "$T/err"
+        check "$cmd --json prints nothing else" test ! -s "$T/out"
         continue
     fi
     "$Q" $cmd --json --db "$J" $args >"$T/out" 2>"$T/err"

@@ -32,6 +32,7 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
 QGATE, FIXTURES, OUTDIR, CHROMIUM, CHROMEDRIVER = sys.argv[1:6]
@@ -261,6 +262,39 @@ def refusals_page(drv, base, port, refused):
     shot(drv, "console-refusals.png")
 
 
+def search_page(drv, base, work):
+    """The ticket search by state finds the walk-in ticket, as qgate list
+    lists them, and its link opens the ticket's page."""
+    drv.get(base + "#tickets")
+    wait(drv, "the ticket search", lambda d: len(d.find_elements(
+        By.CSS_SELECTOR, "#tk-state option")) > 1)
+    Select(drv.find_element(By.ID, "tk-state")).select_by_value("visit_ended")
+    drv.find_element(By.CSS_SELECTOR, "#tk-filter button").click()
+    wait(drv, "the search's hash", lambda d: "state=visit_ended" in
+         d.execute_script("return location.hash"))
+    rows = wait(drv, "the tickets found", lambda d: d.find_elements(
+        By.CSS_SELECTOR, "#tk-list tr.ticket-row") or None) or []
+    listed = [json.loads(line) for line in subprocess.run(
+        [QGATE, "list", "--json", "--state", "visit_ended", "--db",
+         os.path.join(work, "db")],
+        check=True, capture_output=True, text=True).stdout.splitlines()]
+    got = [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows]
+    check(got == [str(t["ticket"]) for t in listed],
+          f"the tickets in visit_ended as qgate list lists them: {got}")
+    walk_in = [r for r in rows if "lq:30001" in
+               r.find_elements(By.TAG_NAME, "td")[1].text.split()]
+    check(len(walk_in) == 1, "the walk-in ticket found by its state")
+    check(all(r.find_elements(By.TAG_NAME, "td")[2].text == "visit_ended"
+              for r in rows), "only tickets in visit_ended")
+    shot(drv, "console-search.png")
+    if walk_in:
+        walk_in[0].find_element(By.TAG_NAME, "a").click()
+        steps = wait(drv, "the walk-in ticket from the search",
+                     lambda d: d.find_elements(By.CSS_SELECTOR,
+                                               "#t-steps tr.step") or None)
+        check(len(steps or []) == 9, "its link opens the walk-in ticket")
+
+
 def waits_page(drv, base, work):
     """The p50s shown are those of qgate stats --json."""
     stats = json.loads(subprocess.run(
@@ -406,6 +440,7 @@ def main():
         errs = severe(drv)
         check(errs == [], f"no browser console errors after the token: {errs}")
 
+        search_page(drv, base, work)
         refusals_page(drv, base, port, refused)
         errs = severe(drv)
         check(len(errs) == 1 and "403" in errs[0]["message"],
