@@ -309,6 +309,33 @@ START_TEST(test_console_missing_store)
 }
 END_TEST
 
+/* A database server's URI is refused (the console reads a folder); on an
+ * address other than loopback without --token-file, a warning. */
+START_TEST(test_console_uri_and_open_address)
+{
+    const char *args[] = {"console", "--db", "postgresql://localhost/qgate",
+                          NULL};
+    const char *open_addr[] = {"--listen", "0.0.0.0:0", NULL};
+    off_t from = file_size(logpath);
+    char out[256], *log;
+
+    ck_assert_int_eq(run_cli(args, out, sizeof(out)), 2);
+    log = read_from(logpath, from);
+    ck_assert_msg(strstr(log, "postgresql://localhost/qgate") &&
+                      strstr(log, "reads a store's folder"),
+                  "%s", log);
+    free(log);
+    fill_store();
+    from = file_size(logpath);
+    console_start(open_addr);
+    gate_stop();
+    log = read_from(logpath, from);
+    ck_assert_msg(strstr(log, "open to anyone who can reach this address"),
+                  "%s", log);
+    free(log);
+}
+END_TEST
+
 /* --token-file: the JSON takes the token, the console's files do not. */
 START_TEST(test_console_token)
 {
@@ -448,6 +475,7 @@ gate_console_db_suite(void)
     tcase_add_test(tc, test_console_reads_as_serve);
     tcase_add_test(tc, test_console_missing_store);
     tcase_add_test(tc, test_console_token);
+    tcase_add_test(tc, test_console_uri_and_open_address);
     tcase_add_test(tc, test_search_as_list);
     suite_add_tcase(s, tc);
     return s;
