@@ -313,6 +313,12 @@ check "list --since names the option and value" \
     grep -q -- '--since "yesterday"' "$T/err"
 check "list --state of a non-state exits 2" \
     status 2 "$Q" list --db "$DB" --state waiting
+check "list --service" status 0 "$Q" list --json --db "$DB" --service 220
+check "list --service shows only that service" \
+    sh -c "test -s '$T/out' && ! grep -v '\"service_id\":220,' '$T/out'"
+check "list --service of a non-id exits 2" \
+    status 2 "$Q" list --db "$DB" --service 0
+check "list --service names the value" grep -q -- '--service "0"' "$T/err"
 
 # rejected: the log, and exit 1 because it holds refusals
 check "rejected exits 1 when the log holds refusals" \
