@@ -7,6 +7,8 @@
  * it, sharing commits between deliveries that arrive together.  Accepted
  * steps go to the outbox in the same transaction, and the forwarder
  * (forward.c) passes them on to the HIS.  The options are in options.c.
+ * `qgate console` (cmd_console(), at the end) is the same HTTP side over
+ * a store opened read-only, with no webhook, committer or forwarder.
  */
 #include <errno.h>
 #include <inttypes.h>
