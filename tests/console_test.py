@@ -262,6 +262,61 @@ def refusals_page(drv, base, port, refused):
     shot(drv, "console-refusals.png")
 
 
+def read_only_console(drv, work):
+    """`qgate console --db` over the gate's store, beside the running gate
+    (LMDB lets a reader open it): the same overview counts and the walk-in
+    ticket's page, Replay refused as read-only, no browser error beyond the
+    token's 401 and that 403."""
+    log = open(os.path.join(work, "console.log"), "w+")
+    con = subprocess.Popen(
+        [QGATE, "console", "--db", os.path.join(work, "db"), "--listen",
+         "127.0.0.1:0", "--token-file", os.path.join(work, "token")],
+        stdout=log, stderr=subprocess.STDOUT)
+    port = None
+    until = time.time() + WAIT_S
+    while port is None and time.time() < until and con.poll() is None:
+        log.seek(0)
+        for line in log:
+            if '"msg":"listening"' in line:
+                port = json.loads(line)["port"]
+        time.sleep(0.05)
+    check(port is not None, "qgate console --db started")
+    if port is None:
+        con.kill()
+        return
+    try:
+        base = f"http://127.0.0.1:{port}/console/"
+        drv.get(base)
+        wait(drv, "the console's token form", lambda d: d.find_element(
+            By.ID, "login").is_displayed())
+        drv.find_element(By.ID, "token").send_keys(TOKEN)
+        drv.find_element(By.CSS_SELECTOR, "#login-form button").click()
+        wait(drv, "the console's overview", lambda d: d.find_element(
+            By.ID, "ov-tickets").text != "")
+        stats = json.loads(subprocess.run(
+            [QGATE, "stats", "--json", "--db", os.path.join(work, "db")],
+            check=True, capture_output=True).stdout)
+        check(int(drv.find_element(By.ID, "ov-tickets").text)
+              == stats["tickets"], "qgate console: tickets as qgate stats")
+        drv.get(base + "#ticket=30001")
+        rows = wait(drv, "qgate console: the walk-in ticket",
+                    lambda d: d.find_elements(By.CSS_SELECTOR,
+                                              "#t-steps tr.step") or None)
+        check(len(rows or []) == 9, "qgate console: the walk-in ticket's 9 "
+              "steps")
+        shot(drv, "console-read-only.png")
+        st, body = request(port, "/rejections/1/replay", "POST", b"{}",
+                           token=TOKEN)
+        check(st == 403 and json.loads(body)["code"] == "read_only",
+              f"qgate console: replay refused, read-only ({st})")
+        errs = severe(drv)
+        check(errs and all("401" in e["message"] for e in errs),
+              f"qgate console: only the token's 401 logged: {errs}")
+    finally:
+        con.terminate()
+        check(con.wait(timeout=WAIT_S) == 0, "qgate console stopped, 0")
+
+
 def search_page(drv, base, work):
     """The ticket search by state finds the walk-in ticket, as qgate list
     lists them, and its link opens the ticket's page."""
@@ -455,6 +510,7 @@ def main():
         errs = severe(drv)
         check(errs == [], f"no browser console errors on the waits, held "
               f"and dead pages: {errs}")
+        read_only_console(drv, work)
     finally:
         if drv:
             drv.quit()
