@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/bench/console.sh QGATE DB TICKET [RUNS] - the console's JSON
+# tests/bench/console.sh QGATE DB TICKET [RUNS [LO HI]] - the console's JSON
 # requests against `qgate console --db DB`, timed by curl over one
 # kept-alive connection: the ticket page's three (/tickets/TICKET,
 # /tickets/TICKET/steps, /machine), the overview, and the ticket search
@@ -11,7 +11,9 @@
 # server's time and the loopback's) and NAME_bytes; then page_p50_ms, the
 # ticket page's three added.
 # RUNS (21) of each, after one unmeasured; the full scans (overview,
-# search_scan) 5.
+# search_scan) 5.  With LO and HI, also random_steps_*: /tickets/ID/steps
+# of 200 live-queue ids drawn in [LO, HI), each asked once (pages first
+# touched, as an auditor's clicks would).
 set -eu
 
 if [ $# -lt 3 ]; then
@@ -22,6 +24,8 @@ Q=$1
 DB=$2
 TICKET=$3
 RUNS=${4:-21}
+LO=${5:-}
+HI=${6:-}
 T=$(mktemp -d)
 PID=
 
@@ -85,6 +89,25 @@ time_one machine "/machine" "$RUNS" >>"$T/out"
 time_one overview "/overview" 5 >>"$T/out"
 time_one search "/tickets?limit=100" "$RUNS" >>"$T/out"
 time_one search_scan "/tickets?date=1999-01-01" 5 >>"$T/out"
+if [ -n "$LO" ] && [ -n "$HI" ]; then
+    set --
+    for id in $(awk -v lo="$LO" -v hi="$HI" 'BEGIN {
+            srand(7); for (i = 0; i < 201; i++) print lo + int(rand() * (hi - lo)) }'); do
+        set -- "$@" -o /dev/null "http://127.0.0.1:$PORT/tickets/$id/steps"
+    done
+    curl -s --fail -w '%{time_total} %{size_download}\n' "$@" \
+        >"$T/random_steps.txt" || {
+        echo "console.sh: GET /tickets/ID/steps failed" >&2
+        exit 2
+    }
+    sed 1d "$T/random_steps.txt" | awk '{ printf "%.3f\n", $1 * 1000 }' |
+        sort -n | awk '
+        { v[NR] = $1 }
+        END {
+            printf "random_steps_p50_ms=%.2f random_steps_p90_ms=%.2f random_steps_p99_ms=%.2f random_steps_max_ms=%.2f ",
+                v[int((NR + 1) / 2)], v[int(NR * 0.9 + 0.5)], v[int(NR * 0.99 + 0.5)], v[NR]
+        }' >>"$T/out"
+fi
 line=$(cat "$T/out")
 page=$(printf '%s\n' "$line" | tr ' ' '\n' | awk -F= '
     $1 == "ticket_p50_ms" || $1 == "steps_p50_ms" || $1 == "machine_p50_ms" { s += $2 }

@@ -334,7 +334,7 @@ cli export -n 3 -- "$Q" export --db "$W/audit/db"
 # The console's requests over that store, from `qgate console --db`.
 say "bench: 4. the console over that store"
 logged timeout 900 "$SRC/tests/bench/console.sh" "$Q" "$W/audit/db" "$probe" \
-    >"$W/console.txt"
+    21 100000 $((100000 + AUDIT_TICKETS)) >"$W/console.txt"
 store_kb=$(du -k "$W/audit/db/data.mdb" | cut -f1)
 logged "$BB/bench_audit" space --db "$W/audit/db" >"$W/space-audit.md"
 
@@ -477,6 +477,7 @@ out "| \`qgate stats\` over $records records, 3 runs | $(calc '%.2f' 'a/1000' "$
 out "| \`qgate export >/dev/null\` (NDJSON) over $records records, 3 runs | $(calc '%.2f' 'a/1000' "$(kv "$W/cli-export.txt" median_ms)") s ($(calc '%.2f' 'b/(a/1000)/1000000' "$(kv "$W/cli-export.txt" median_ms)" "$records") M records/s; CPU $(calc '%.2f' '(a+b)/1000' "$(kv "$W/cli-export.txt" user_ms)" "$(kv "$W/cli-export.txt" sys_ms)") s, $(calc '%.2f' 'c/((a+b)/1000)/1000000' "$(kv "$W/cli-export.txt" user_ms)" "$(kv "$W/cli-export.txt" sys_ms)" "$records") M records per CPU second) | | | $(calc '%.2f' 'a/1000' "$(kv "$W/cli-export.txt" max_ms)") s | $(calc '%.0f' 'a/1024' "$(kv "$W/cli-export.txt" maxrss_kb)") MiB | $(calc '%.1f' 'a/1024' "$(kv "$W/cli-export.txt" anon_kb)") MiB |"
 out "| console (\`qgate console --db\`, curl's time_total on one kept-alive connection): \`GET /tickets/$probe\`, 21 runs | $(kv "$W/console.txt" ticket_p50_ms) ms | $(kv "$W/console.txt" ticket_p90_ms) ms | | $(kv "$W/console.txt" ticket_max_ms) ms | | |"
 out "| console: \`GET /tickets/$probe/steps\` ($(kv "$W/console.txt" steps_bytes) bytes), 21 runs | $(kv "$W/console.txt" steps_p50_ms) ms | $(kv "$W/console.txt" steps_p90_ms) ms | | $(kv "$W/console.txt" steps_max_ms) ms | | |"
+out "| console: \`GET /tickets/ID/steps\` of 200 random tickets, each once | $(kv "$W/console.txt" random_steps_p50_ms) ms | $(kv "$W/console.txt" random_steps_p90_ms) ms | $(kv "$W/console.txt" random_steps_p99_ms) ms | $(kv "$W/console.txt" random_steps_max_ms) ms | | |"
 out "| console: \`GET /machine\`, 21 runs | $(kv "$W/console.txt" machine_p50_ms) ms | $(kv "$W/console.txt" machine_p90_ms) ms | | $(kv "$W/console.txt" machine_max_ms) ms | | |"
 out "| console: \`GET /overview\` (reads every ticket and refusal), 5 runs | $(kv "$W/console.txt" overview_p50_ms) ms | | | $(kv "$W/console.txt" overview_max_ms) ms | | |"
 out "| console: \`GET /tickets?limit=100\` (the search, newest 100), 21 runs | $(kv "$W/console.txt" search_p50_ms) ms | $(kv "$W/console.txt" search_p90_ms) ms | | $(kv "$W/console.txt" search_max_ms) ms | | |"
