@@ -314,6 +314,12 @@ check "list --since names the option and value" \
     grep -q -- '--since "yesterday"' "$T/err"
 check "list --state of a non-state exits 2" \
     status 2 "$Q" list --db "$DB" --state waiting
+check "list --service" status 0 "$Q" list --json --db "$DB" --service 220
+check "list --service shows only that service" \
+    sh -c "test -s '$T/out' && ! grep -v '\"service_id\":220,' '$T/out'"
+check "list --service of a non-id exits 2" \
+    status 2 "$Q" list --db "$DB" --service 0
+check "list --service names the value" grep -q -- '--service "0"' "$T/err"
 
 # rejected: the log, and exit 1 because it holds refusals
 check "rejected exits 1 when the log holds refusals" \
@@ -718,6 +724,7 @@ json_args() { # the arguments each command is run with
     backup) echo "$T/jsonbackup" ;;
     purge) echo "--before 2000-01-01" ;;
     serve) echo "--secret-file $F/secret --listen 127.0.0.1:0" ;;
+    console) echo "--listen 127.0.0.1:0" ;;
     list | verify | stats | export | machine | outbox | held | seal) ;;
     db) echo init ;;
     *) return 1 ;;
@@ -737,9 +744,10 @@ for cmd in $("$Q" help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
         check "$cmd has a --json case in this test" false
         continue
     fi
-    if [ "$cmd" = serve ]; then
-        # the gate logs JSON lines on stderr; stdout stays empty
-        "$Q" serve --json --db "$T/jsonserve" $args >"$T/out" 2>"$T/err" &
+    if [ "$cmd" = serve ] || [ "$cmd" = console ]; then
+        # the gate logs JSON lines on stderr; stdout stays empty.  The
+        # console reads the store serve wrote before it.
+        "$Q" $cmd --json --db "$T/jsonserve" $args >"$T/out" 2>"$T/err" &
         pid=$!
         for _ in 1 2 3 4 5 6 7 8 9 10; do
             grep -q '"listening"' "$T/err" && break
@@ -747,8 +755,8 @@ for cmd in $("$Q" help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
         done
         kill -TERM $pid
         wait $pid
-        check "serve --json logs JSON" is_json "$T/err"
-        check "serve --json prints nothing else" test ! -s "$T/out"
+        check "$cmd --json logs JSON" is_json "$T/err"
+        check "$cmd --json prints nothing else" test ! -s "$T/out"
         continue
     fi
     if [ "$cmd" = db ]; then

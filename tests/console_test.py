@@ -32,6 +32,7 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
 QGATE, FIXTURES, OUTDIR, CHROMIUM, CHROMEDRIVER = sys.argv[1:6]
@@ -261,6 +262,94 @@ def refusals_page(drv, base, port, refused):
     shot(drv, "console-refusals.png")
 
 
+def read_only_console(drv, work):
+    """`qgate console --db` over the gate's store, beside the running gate
+    (LMDB lets a reader open it): the same overview counts and the walk-in
+    ticket's page, Replay refused as read-only, no browser error beyond the
+    token's 401 and that 403."""
+    log = open(os.path.join(work, "console.log"), "w+")
+    con = subprocess.Popen(
+        [QGATE, "console", "--db", os.path.join(work, "db"), "--listen",
+         "127.0.0.1:0", "--token-file", os.path.join(work, "token")],
+        stdout=log, stderr=subprocess.STDOUT)
+    port = None
+    until = time.time() + WAIT_S
+    while port is None and time.time() < until and con.poll() is None:
+        log.seek(0)
+        for line in log:
+            if '"msg":"listening"' in line:
+                port = json.loads(line)["port"]
+        time.sleep(0.05)
+    check(port is not None, "qgate console --db started")
+    if port is None:
+        con.kill()
+        return
+    try:
+        base = f"http://127.0.0.1:{port}/console/"
+        drv.get(base)
+        wait(drv, "the console's token form", lambda d: d.find_element(
+            By.ID, "login").is_displayed())
+        drv.find_element(By.ID, "token").send_keys(TOKEN)
+        drv.find_element(By.CSS_SELECTOR, "#login-form button").click()
+        wait(drv, "the console's overview", lambda d: d.find_element(
+            By.ID, "ov-tickets").text != "")
+        stats = json.loads(subprocess.run(
+            [QGATE, "stats", "--json", "--db", os.path.join(work, "db")],
+            check=True, capture_output=True).stdout)
+        check(int(drv.find_element(By.ID, "ov-tickets").text)
+              == stats["tickets"], "qgate console: tickets as qgate stats")
+        drv.get(base + "#ticket=30001")
+        rows = wait(drv, "qgate console: the walk-in ticket",
+                    lambda d: d.find_elements(By.CSS_SELECTOR,
+                                              "#t-steps tr.step") or None)
+        check(len(rows or []) == 9, "qgate console: the walk-in ticket's 9 "
+              "steps")
+        shot(drv, "console-read-only.png")
+        st, body = request(port, "/rejections/1/replay", "POST", b"{}",
+                           token=TOKEN)
+        check(st == 403 and json.loads(body)["code"] == "read_only",
+              f"qgate console: replay refused, read-only ({st})")
+        errs = severe(drv)
+        check(errs and all("401" in e["message"] for e in errs),
+              f"qgate console: only the token's 401 logged: {errs}")
+    finally:
+        con.terminate()
+        check(con.wait(timeout=WAIT_S) == 0, "qgate console stopped, 0")
+
+
+def search_page(drv, base, work):
+    """The ticket search by state finds the walk-in ticket, as qgate list
+    lists them, and its link opens the ticket's page."""
+    drv.get(base + "#tickets")
+    wait(drv, "the ticket search", lambda d: len(d.find_elements(
+        By.CSS_SELECTOR, "#tk-state option")) > 1)
+    Select(drv.find_element(By.ID, "tk-state")).select_by_value("visit_ended")
+    drv.find_element(By.CSS_SELECTOR, "#tk-filter button").click()
+    wait(drv, "the search's hash", lambda d: "state=visit_ended" in
+         d.execute_script("return location.hash"))
+    rows = wait(drv, "the tickets found", lambda d: d.find_elements(
+        By.CSS_SELECTOR, "#tk-list tr.ticket-row") or None) or []
+    listed = [json.loads(line) for line in subprocess.run(
+        [QGATE, "list", "--json", "--state", "visit_ended", "--db",
+         os.path.join(work, "db")],
+        check=True, capture_output=True, text=True).stdout.splitlines()]
+    got = [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows]
+    check(got == [str(t["ticket"]) for t in listed],
+          f"the tickets in visit_ended as qgate list lists them: {got}")
+    walk_in = [r for r in rows if "lq:30001" in
+               r.find_elements(By.TAG_NAME, "td")[1].text.split()]
+    check(len(walk_in) == 1, "the walk-in ticket found by its state")
+    check(all(r.find_elements(By.TAG_NAME, "td")[2].text == "visit_ended"
+              for r in rows), "only tickets in visit_ended")
+    shot(drv, "console-search.png")
+    if walk_in:
+        walk_in[0].find_element(By.TAG_NAME, "a").click()
+        steps = wait(drv, "the walk-in ticket from the search",
+                     lambda d: d.find_elements(By.CSS_SELECTOR,
+                                               "#t-steps tr.step") or None)
+        check(len(steps or []) == 9, "its link opens the walk-in ticket")
+
+
 def waits_page(drv, base, work):
     """The p50s shown are those of qgate stats --json."""
     stats = json.loads(subprocess.run(
@@ -406,6 +495,7 @@ def main():
         errs = severe(drv)
         check(errs == [], f"no browser console errors after the token: {errs}")
 
+        search_page(drv, base, work)
         refusals_page(drv, base, port, refused)
         errs = severe(drv)
         check(len(errs) == 1 and "403" in errs[0]["message"],
@@ -420,6 +510,7 @@ def main():
         errs = severe(drv)
         check(errs == [], f"no browser console errors on the waits, held "
               f"and dead pages: {errs}")
+        read_only_console(drv, work)
     finally:
         if drv:
             drv.quit()

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -19,13 +20,17 @@ static const cli_command cli_serve = {
     .name = "serve",
     .summary = "the validating HTTP gate in front of the HIS",
     .main = cmd_serve};
+static const cli_command cli_console = {
+    .name = "console",
+    .summary = "the web console alone, read-only, over a store",
+    .main = cmd_console};
 
 /* In the order qgate --help lists them. */
 static const cli_command *const commands[] = {
-    &cli_apply,    &cli_check,  &cli_history, &cli_show,   &cli_list,
-    &cli_rejected, &cli_verify, &cli_stats,   &cli_export, &cli_machine,
-    &cli_serve,    &cli_outbox, &cli_held,    &cli_backup, &cli_purge,
-    &cli_seal,     &cli_db};
+    &cli_apply,    &cli_check,   &cli_history, &cli_show,   &cli_list,
+    &cli_rejected, &cli_verify,  &cli_stats,   &cli_export, &cli_machine,
+    &cli_serve,    &cli_console, &cli_outbox,  &cli_held,   &cli_backup,
+    &cli_purge,    &cli_seal,    &cli_db};
 
 /*
  * Time zones.  Every timestamp is shown in the offset Chup sent for it;
@@ -540,6 +545,24 @@ cli_in_source(const cli *c, const char *source)
     return c->source == NULL || strcmp(c->source, source) == 0;
 }
 
+void
+cli_ticket_filter_init(cli_ticket_filter *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->state = -1;
+    f->since = INT64_MIN;
+    f->until = INT64_MAX;
+}
+
+int
+cli_ticket_matches(const cli_ticket_filter *f, const qg_ticket *t)
+{
+    return (f->state < 0 || (int)t->state == f->state) &&
+           (f->service_id == 0 || t->service_id == f->service_id) &&
+           (f->source == NULL || strcmp(f->source, t->source) == 0) &&
+           t->last_event_ms >= f->since && t->last_event_ms < f->until;
+}
+
 int
 cli_ticket_in_source(const cli *c, qg_store *st, uint64_t ticket)
 {
@@ -756,6 +779,47 @@ when_fail(const char *opt, const char *arg)
                     "(in --tz, else the store's offset, else local time) or "
                     "2024-03-05T09:00+08:00",
                     opt, arg);
+}
+
+int
+cli_day(qg_store *st, const char *day, int64_t *since, int64_t *until)
+{
+    /* The gate's threads may ask together; the zone is learnt once. */
+    static pthread_mutex_t learning = PTHREAD_MUTEX_INITIALIZER;
+    struct tm tm, check;
+    const char *end;
+    int32_t offset = 0;
+    int fixed = 0, i;
+    time_t t;
+
+    for (i = 0; i < 10; i++)
+        if (i == 4 || i == 7 ? day[i] != '-' : day[i] < '0' || day[i] > '9')
+            return -1;
+    memset(&tm, 0, sizeof(tm));
+    if (day[10] != '\0' || (end = strptime(day, "%Y-%m-%d", &tm)) == NULL ||
+        *end != '\0')
+        return -1;
+    /* 2024-02-30 is no day, though mktime() would make it March 1st. */
+    check = tm;
+    t = timegm(&check);
+    if (t == (time_t)-1 || gmtime_r(&t, &check) == NULL ||
+        check.tm_mday != tm.tm_mday || check.tm_mon != tm.tm_mon)
+        return -1;
+    if (zone.kind == ZONE_FIXED) {
+        fixed = 1;
+        offset = zone.offset_s;
+    } else if (zone.kind == ZONE_NONE) {
+        pthread_mutex_lock(&learning);
+        learn_data_offset(st);
+        fixed = zone.data_known;
+        offset = zone.data_off_s;
+        pthread_mutex_unlock(&learning);
+    }
+    check = tm;
+    if (place_when(&check, offset, fixed, since))
+        return -1;
+    tm.tm_mday++;
+    return place_when(&tm, offset, fixed, until) ? -1 : 0;
 }
 
 int

@@ -189,6 +189,19 @@ int cli_lookup_ticket(qg_store *st, const char *arg, qg_ticket *out);
 /* Whether a ticket, refusal or held delivery of source is one the
  * command reads: any without --source, else those of that source. */
 int cli_in_source(const cli *c, const char *source);
+/* Which tickets `qgate list` shows, and the console's ticket search
+ * (GET /tickets): the same test in both. */
+typedef struct cli_ticket_filter {
+    const char *source; /* NULL: any */
+    int state;          /* a qg_state; -1: any */
+    int64_t service_id; /* the ticket's service (its last step's); 0: any */
+    int64_t since;      /* its last step's event time in [since, until) */
+    int64_t until;
+} cli_ticket_filter;
+/* A filter that takes every ticket. */
+void cli_ticket_filter_init(cli_ticket_filter *f);
+/* Whether t passes f. */
+int cli_ticket_matches(const cli_ticket_filter *f, const qg_ticket *t);
 /* The same for the ticket numbered ticket: 1, 0, or a QG_E* code.  Keeps
  * the last answer, for walks that go ticket by ticket. */
 int cli_ticket_in_source(const cli *c, qg_store *st, uint64_t ticket);
@@ -228,6 +241,12 @@ char *cli_ticket_ids(const qg_ticket *t, char *dst, size_t len);
  * or "...T09:00:00Z".  Returns 0, or EXIT_FAILED after naming the option
  * and value. */
 int cli_parse_when(const char *opt, const char *arg, int64_t *ms);
+
+/* The day "YYYY-MM-DD" names, as --since DAY --until NEXT-DAY read it:
+ * [*since, *until) in milliseconds, in --tz, else the offset of st's data,
+ * else local time.  Returns 0, or -1 when day is not such a date (nothing
+ * printed). */
+int cli_day(qg_store *st, const char *day, int64_t *since, int64_t *until);
 
 /* The --help lines of the commands that take --since/--until. */
 #define CLI_TIME_HELP                                                          \
@@ -295,6 +314,9 @@ extern const cli_command cli_apply, cli_check, cli_history, cli_show, cli_list,
     cli_held, cli_backup, cli_purge, cli_seal, cli_db;
 
 int cmd_serve(cli *c, int argc, char **argv);
+/* qgate console: the console alone, read-only (src/gate/serve.c); in the
+ * qgate program it executes qgate-serve as cmd_serve does. */
+int cmd_console(cli *c, int argc, char **argv);
 /* serve's options (src/gate/options.c): the other commands read past
  * their config keys in a shared config file. */
 extern const cli_option serve_options[];

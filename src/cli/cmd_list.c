@@ -11,15 +11,18 @@
 static struct {
     long limit;
     int want_state;
-} o = {-1, -1};
+    int64_t service_id;
+} o = {-1, -1, 0};
 
-static const struct option options[] = {CLI_COMMON_OPTIONS,
-                                        CLI_SOURCE_OPTION,
-                                        {"state", required_argument, NULL, 's'},
-                                        CLI_SINCE_OPTION,
-                                        CLI_UNTIL_OPTION,
-                                        {"limit", required_argument, NULL, 'n'},
-                                        {0}};
+static const struct option options[] = {
+    CLI_COMMON_OPTIONS,
+    CLI_SOURCE_OPTION,
+    {"state", required_argument, NULL, 's'},
+    {"service", required_argument, NULL, 'v'},
+    CLI_SINCE_OPTION,
+    CLI_UNTIL_OPTION,
+    {"limit", required_argument, NULL, 'n'},
+    {0}};
 
 static int
 option(cli *c, int opt, const char *arg)
@@ -36,6 +39,11 @@ option(cli *c, int opt, const char *arg)
                             arg);
         o.want_state = (int)s;
         return 0;
+    case 'v':
+        o.service_id = strtoll(arg, &end, 10);
+        if (*end || arg[0] < '1' || arg[0] > '9' || o.service_id <= 0)
+            return cli_fail("--service \"%s\": not a service id", arg);
+        return 0;
     case 'n':
         o.limit = strtol(arg, &end, 10);
         if (*end || o.limit < 0)
@@ -49,7 +57,8 @@ static int
 run(cli *c, qg_store *st, int argc, char **argv)
 {
     long limit = o.limit, shown = 0;
-    int want_state = o.want_state, rc;
+    cli_ticket_filter filter;
+    int rc;
     qg_tickets *it = NULL;
     qg_ticket t;
     char when[40], ids[48];
@@ -57,6 +66,12 @@ run(cli *c, qg_store *st, int argc, char **argv)
 
     (void)argc;
     (void)argv;
+    cli_ticket_filter_init(&filter);
+    filter.source = c->source;
+    filter.state = o.want_state;
+    filter.service_id = o.service_id;
+    filter.since = c->since;
+    filter.until = c->until;
     if ((rc = qg_tickets_open(st, &it))) {
         rc = cli_store_fail(c, rc);
         goto done;
@@ -65,9 +80,7 @@ run(cli *c, qg_store *st, int argc, char **argv)
         printf("%8s  %-24s  %-18s  %5s  %7s  %s\n", "ticket", "ids", "state",
                "steps", "refused", "last step");
     while (limit != shown && (rc = qg_tickets_next(it, &t)) == 0) {
-        if ((want_state >= 0 && (int)t.state != want_state) ||
-            !cli_in_source(c, t.source) || t.last_event_ms < c->since ||
-            t.last_event_ms >= c->until)
+        if (!cli_ticket_matches(&filter, &t))
             continue;
         shown++;
         if (c->json) {
@@ -100,10 +113,11 @@ done:
 const cli_command cli_list = {
     .name = "list",
     .summary = "tickets, newest first",
-    .usage = "usage: qgate list [--source NAME] [--state S] [--since T] "
-             "[--until T] [--limit N] [--json]\n"
+    .usage = "usage: qgate list [--source NAME] [--state S] [--service ID] "
+             "[--since T] [--until T] [--limit N] [--json]\n"
              "Tickets, newest first.  --since/--until select by the "
-             "time of the ticket's last step.\n" CLI_TIME_HELP,
+             "time of the ticket's last step;\n--service by the service "
+             "its last step naming one gave.\n" CLI_TIME_HELP,
     .options = options,
     .store = CLI_READ,
     .option = option,

@@ -44,21 +44,24 @@ own_dir(char *dir, size_t len)
     return 0;
 }
 
-int
-cmd_serve(cli *c, int argc, char **argv)
+/* Executes qgate-serve with argv (argv[0] the command: serve or
+ * console); returns only when it could not. */
+static int
+exec_gate(int argc, char **argv)
 {
     static const char *const where[] = {QG_SERVE_DIR, "."};
     char dir[PATH_MAX], path[PATH_MAX + 64];
     char **args;
     int i, err = ENOENT;
 
-    (void)c;
     if (own_dir(dir, sizeof(dir)) != 0)
-        return cli_fail("serve: cannot find the qgate program's folder: %s",
-                        strerror(errno));
+        return cli_fail("%s: cannot find the qgate program's folder: %s",
+                        argv[0], strerror(errno));
     if ((args = calloc((size_t)argc + 2, sizeof(*args))) == NULL)
         return cli_fail("out of memory");
-    /* qgate-serve serve ARGS...: the gate program runs the same main. */
+    /* qgate-serve serve ARGS...: the gate program runs the same main.
+     * `qgate console` too: the console is the gate's, with its
+     * libmicrohttpd. */
     for (i = 0; i < argc; i++)
         args[i + 1] = argv[i];
     for (i = 0; i < (int)(sizeof(where) / sizeof(*where)); i++) {
@@ -70,6 +73,20 @@ cmd_serve(cli *c, int argc, char **argv)
     }
     free(args);
     snprintf(path, sizeof(path), "%s/%s/%s", dir, QG_SERVE_DIR, SERVE_PROGRAM);
-    return cli_fail("serve: cannot run the gate program %s: %s", path,
+    return cli_fail("%s: cannot run the gate program %s: %s", argv[0], path,
                     strerror(err));
+}
+
+int
+cmd_serve(cli *c, int argc, char **argv)
+{
+    (void)c;
+    return exec_gate(argc, argv);
+}
+
+int
+cmd_console(cli *c, int argc, char **argv)
+{
+    (void)c;
+    return exec_gate(argc, argv);
 }

@@ -8,12 +8,14 @@
  * Meanwhile the connection is suspended, so no HTTP thread waits on the
  * disk.
  *
- * Routes: POST <path> (the webhook), GET /tickets/{id},
+ * Routes: POST <path> (the webhook), GET /tickets (the search), /tickets/{id},
  * /tickets/{id}/history, /tickets/{id}/steps, /overview, /machine,
  * /rejections, /held, /outbox/dead, /waits and /deliveries (the read
  * API), GET /console/... (the console's files, console.c), POST
  * /rejections/{id}/replay and /outbox/dead/{id}/retry (the console's
- * admin actions), GET /healthz, /readyz, /metrics.
+ * admin actions), GET /healthz, /readyz, /metrics.  Under `qgate console`
+ * (g->read_only) no source has a path, so no POST is a webhook, and the
+ * admin actions are refused.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -688,6 +690,61 @@ rejections(request *r)
     return answer_rendered(r, rc, buf, len);
 }
 
+/* GET /tickets?state=&service=&date=&limit=: the ticket search, filtered
+ * as `qgate list` filters (console_search()). */
+static enum MHD_Result
+search(request *r)
+{
+    const char *state = query(r, "state"), *service = query(r, "service"),
+               *date = query(r, "date"), *limit = query(r, "limit");
+    cli_ticket_filter filter;
+    long n = 100;
+    char *buf = NULL, *end, msg[160];
+    size_t len = 0;
+    qg_state s;
+    FILE *f;
+    int rc;
+
+    r->console = 1;
+    if (!authorised(r))
+        return answer_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                            "a bearer token is required");
+    cli_ticket_filter_init(&filter);
+    msg[0] = '\0';
+    if (state && qg_state_from_name(state, &s) != 0)
+        snprintf(msg, sizeof(msg), "state \"%.40s\": not a canonical state",
+                 state);
+    else if (state)
+        filter.state = (int)s;
+    if (!msg[0] && service) {
+        errno = 0;
+        filter.service_id = strtoll(service, &end, 10);
+        if (*end || errno || service[0] < '1' || service[0] > '9')
+            snprintf(msg, sizeof(msg),
+                     "service \"%.40s\": expected a service id, a number from "
+                     "1",
+                     service);
+    }
+    if (!msg[0] && date &&
+        cli_day(r->g->st, date, &filter.since, &filter.until) != 0)
+        snprintf(msg, sizeof(msg), "date \"%.40s\": expected a day, YYYY-MM-DD",
+                 date);
+    if (!msg[0] && limit) {
+        n = strtol(limit, &end, 10);
+        if (*end || *limit < '1' || *limit > '9' || n < 1 || n > 1000)
+            snprintf(msg, sizeof(msg),
+                     "limit \"%.40s\": expected a number from 1 to 1000",
+                     limit);
+    }
+    if (msg[0])
+        return answer_error(r, MHD_HTTP_BAD_REQUEST, "bad_query", msg);
+    if ((f = open_memstream(&buf, &len)) == NULL)
+        return MHD_NO;
+    rc = console_search(f, r->g, &filter, (size_t)n);
+    fclose(f);
+    return answer_rendered(r, rc, buf, len);
+}
+
 /* ----- the console's admin actions -------------------------------------- */
 
 enum { NOT_ADMIN, REPLAY, RETRY };
@@ -765,6 +822,11 @@ admin(request *r, const char *url)
     int kind = admin_route(url, &id), status, rc = 0;
     FILE *f;
 
+    if (r->g->read_only)
+        return answer_error(r, MHD_HTTP_FORBIDDEN, "read_only",
+                            "the console is read-only (qgate console): "
+                            "replay and retry are made by the gate that "
+                            "writes the store");
     if (r->g->admin_token == NULL)
         return answer_error(r, MHD_HTTP_FORBIDDEN, "admin_disabled",
                             "replay and retry are off: the gate has no "
@@ -849,6 +911,8 @@ get(request *r, const char *url)
         return console(r, url);
     if (strcmp(url, "/rejections") == 0)
         return rejections(r);
+    if (strcmp(url, "/tickets") == 0)
+        return search(r);
     if (strcmp(url, "/console") == 0)
         return to_console(r);
     return answer_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such resource");
@@ -861,7 +925,7 @@ read_only_path(const char *url)
     static const char *const exact[] = {
         "/healthz",     "/readyz",  "/metrics",    "/console",
         "/overview",    "/machine", "/rejections", "/held",
-        "/outbox/dead", "/waits",   "/deliveries"};
+        "/outbox/dead", "/waits",   "/deliveries", "/tickets"};
     size_t i;
 
     for (i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)

@@ -133,6 +133,38 @@ console_overview(FILE *f, gate *g)
     return 0;
 }
 
+/* ----- ticket search ---------------------------------------------------- */
+
+int
+console_search(FILE *f, gate *g, const cli_ticket_filter *filter, size_t limit)
+{
+    qg_tickets *it = NULL;
+    qg_ticket t;
+    size_t shown = 0;
+    int rc;
+
+    /* Newest first, as the store keeps them: a search that fills its
+     * limit stops there, one more ticket read to say whether there are
+     * more. */
+    if ((rc = qg_tickets_open(g->st, &it)))
+        return rc;
+    fputs("{\"tickets\":[", f);
+    while ((rc = qg_tickets_next(it, &t)) == 0) {
+        if (!cli_ticket_matches(filter, &t))
+            continue;
+        if (shown == limit)
+            break;
+        if (shown++)
+            fputs(",\n", f);
+        render_ticket(f, &t);
+    }
+    qg_tickets_close(it);
+    if (rc && rc != QG_NOTFOUND)
+        return rc;
+    fprintf(f, "],\"more\":%s}\n", rc == 0 ? "true" : "false");
+    return 0;
+}
+
 /* ----- refusals, held deliveries, dead letters -------------------------- */
 
 /* The object a render_*() function wrote into buf, with the source and

@@ -17,6 +17,8 @@
 struct gate;
 struct MHD_Response;
 struct qg_store;
+struct cli_ticket_filter;
+typedef struct cli_ticket_filter cli_ticket_filter;
 
 /* One file of src/gate/console, by its name under /console/. */
 typedef struct console_asset {
@@ -50,6 +52,13 @@ int console_overview(FILE *f, struct gate *g);
  * console_overview(). */
 int console_rejections(FILE *f, struct gate *g, int reason, int64_t since_ms,
                        int64_t until_ms, size_t limit);
+/* GET /tickets?state=&service=&date=&limit=: {"tickets":[...],"more":M},
+ * the newest `limit` tickets that pass filter (cli_ticket_matches(), as
+ * `qgate list` filters them), newest first, each as `list --json` prints
+ * it; M true when more pass.  Returns 0 or a QG_E* code, as
+ * console_overview(). */
+int console_search(FILE *f, struct gate *g, const cli_ticket_filter *filter,
+                   size_t limit);
 /* GET /held: {"held":[...]}, as `held --json` lists them, each with its
  * source and body. */
 int console_held(FILE *f, struct gate *g);

@@ -7,6 +7,8 @@
  * it, sharing commits between deliveries that arrive together.  Accepted
  * steps go to the outbox in the same transaction, and the forwarder
  * (forward.c) passes them on to the HIS.  The options are in options.c.
+ * `qgate console` (cmd_console(), at the end) is the same HTTP side over
+ * a store opened read-only, with no webhook, committer or forwarder.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -748,5 +750,142 @@ free_token:
     sources_free(&g);
     if (rc == EXIT_OK)
         log_event("info", "stopped", NULL);
+    return rc;
+}
+
+/* ----- qgate console: the console alone, read-only ----------------------- */
+
+static const char console_usage[] =
+    "usage: qgate console [--db DIR] [--listen HOST:PORT] [--token-file F]\n"
+    "                     [--log FILE] [--reorder-window S] [--tz ZONE]\n"
+    "The web console (/console/) and its read JSON over an existing store,\n"
+    "read-only: for an auditor with a copy of the store.  Nothing is written:\n"
+    "the store is opened read-only, no webhook is taken (POST is 404 or\n"
+    "405), nothing is forwarded, replay and retry answer 403 read_only.\n"
+    "  --listen HOST:PORT   where to listen (default 127.0.0.1:8081)\n"
+    "  --token-file F       bearer token the JSON requests need\n"
+    "  --log FILE           the JSON log (default: standard error)\n"
+    "  --reorder-window S   when the held deliveries are let go, as the\n"
+    "                       gate that wrote the store had it "
+    "(default " CLI_XSTR(CLI_DEFAULT_REORDER_WINDOW) ")\n";
+
+/* The options of `qgate console`: those above and the common ones. */
+static int
+console_options(gate *g, cli *c, int argc, char **argv)
+{
+    enum { OPT_LISTEN = 2000, OPT_TOKEN_FILE, OPT_LOG };
+    static const struct option opts[] = {
+        CLI_COMMON_OPTIONS,
+        CLI_REORDER_OPTION,
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+        {"log", required_argument, NULL, OPT_LOG},
+        {0}};
+    int opt, rc;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_common_option(c, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'h':
+            fputs(console_usage, stdout);
+            return -1;
+        case OPT_LISTEN:
+            g->listen = optarg;
+            break;
+        case OPT_TOKEN_FILE:
+            g->token_file = optarg;
+            break;
+        case OPT_LOG:
+            g->log = optarg;
+            break;
+        default:
+            return EXIT_FAILED; /* getopt has said what was wrong */
+        }
+    }
+    if (optind != argc)
+        return cli_fail("console: unexpected argument \"%s\"", argv[optind]);
+    if ((rc = cli_finish_options(c)))
+        return rc;
+    if (cli_db_is_uri(c->db))
+        return cli_fail("console: --db \"%s\": a database server; the console "
+                        "reads a store's folder",
+                        c->db);
+    if (g->listen == NULL)
+        g->listen = "127.0.0.1:8081";
+    /* What `qgate serve` takes by default: the console answers few. */
+    g->threads = 2;
+    g->timeout = 30;
+    g->request_timeout = 10;
+    g->max_connections = 256;
+    g->max_per_address = 64;
+    g->durability = DURABLE_SYNC;
+    return 0;
+}
+
+int
+cmd_console(cli *c, int argc, char **argv)
+{
+    qg_store_options o;
+    gate g;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    sigset_t sigs;
+    int rc, sig;
+    char err[512];
+
+    memset(&g, 0, sizeof(g));
+    g.c = c;
+    g.read_only = 1;
+    if ((rc = console_options(&g, c, argc, argv)))
+        return rc < 0 ? EXIT_OK : rc;
+    if (parse_listen(g.listen, &addr, &addrlen, err, sizeof(err)) < 0)
+        return cli_fail("--listen \"%s\": %s", g.listen, err);
+    if ((rc = read_tokens(&g)))
+        goto free_token;
+    /* No webhook path, no secret, no HIS: nothing here writes. */
+    memset(&o, 0, sizeof(o));
+    o.path = c->db;
+    o.flags = QG_RDONLY;
+    if ((rc = cli_open_store_with(c, &o, &g.st)))
+        goto free_token;
+    log_open(g.log);
+    if (!g.token_file && !is_loopback(&addr))
+        log_event("warn",
+                  "the console's JSON is open to anyone who can reach this "
+                  "address: give --token-file",
+                  ",\"listen\":\"%s\"", log_escape(g.listen, err, sizeof(err)));
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_rwlock_init(&g.eng_lock, NULL);
+    fit_fd_limit(&g);
+    if (conntable_start(g.request_timeout, g.timeout,
+                        (unsigned)g.max_connections, &g.conns))
+        rc = cli_fail("out of memory");
+    else if ((rc = start_daemon(&g, &addr, addrlen)) == 0) {
+        /* SIGHUP reopens the log; there is nothing else to reload. */
+        for (;;) {
+            if (sigwait(&sigs, &sig) != 0)
+                continue;
+            if (sig != SIGHUP)
+                break;
+            log_reopen();
+        }
+        rc = finish(&g, sig);
+    }
+    if (g.d)
+        MHD_stop_daemon(g.d);
+    conntable_stop(g.conns);
+    qg_store_close(g.st);
+    pthread_rwlock_destroy(&g.eng_lock);
+    if (rc == EXIT_OK)
+        log_event("info", "stopped", NULL);
+free_token:
+    free_tokens(&g);
     return rc;
 }

@@ -92,6 +92,7 @@ typedef struct gate {
     atomic_int write_failed; /* the last commit or write probe failed */
     atomic_int damaged;      /* the store was found damaged: stopping */
     atomic_int stopping;     /* SIGTERM: new requests get 503 */
+    int read_only;           /* qgate console: no webhook, no admin action */
 } gate;
 
 /* ----- options.c -------------------------------------------------------- */

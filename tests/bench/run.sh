@@ -12,7 +12,8 @@
 #      (tests/bench/peer: Node's http, XState, lmdb; installed here with
 #      npm ci from its lock file);
 #   4. audit queries over a store of 1,000,000 tickets (bench_audit and
-#      the qgate CLI);
+#      the qgate CLI), and the console's requests over it (console.sh,
+#      against `qgate console --db`);
 #   5. peak memory of the gate under load and of the CLI over that store;
 #   6. where the bytes of a store of 1 KB deliveries go (bench_audit space),
 #      and the same records packed (bench_audit repack);
@@ -330,6 +331,10 @@ cli show -n 21 -- "$Q" show --db "$W/audit/db" "$probe"
 cli start -n 21 -- "$Q" --help
 cli stats -n 3 -- "$Q" stats --db "$W/audit/db"
 cli export -n 3 -- "$Q" export --db "$W/audit/db"
+# The console's requests over that store, from `qgate console --db`.
+say "bench: 4. the console over that store"
+logged timeout 900 "$SRC/tests/bench/console.sh" "$Q" "$W/audit/db" "$probe" \
+    21 100000 $((100000 + AUDIT_TICKETS)) >"$W/console.txt"
 store_kb=$(du -k "$W/audit/db/data.mdb" | cut -f1)
 logged "$BB/bench_audit" space --db "$W/audit/db" >"$W/space-audit.md"
 
@@ -470,6 +475,13 @@ out "| \`qgate show $probe\`, whole process, 21 runs | $(kv "$W/cli-show.txt" me
 out "| \`qgate --help\`: starting the process alone, 21 runs | $(kv "$W/cli-start.txt" median_ms) ms | | | $(kv "$W/cli-start.txt" max_ms) ms | $(calc '%.1f' 'a/1024' "$(kv "$W/cli-start.txt" maxrss_kb)") MiB | $(calc '%.1f' 'a/1024' "$(kv "$W/cli-start.txt" anon_kb)") MiB |"
 out "| \`qgate stats\` over $records records, 3 runs | $(calc '%.2f' 'a/1000' "$(kv "$W/cli-stats.txt" median_ms)") s ($(calc '%.2f' 'b/(a/1000)/1000000' "$(kv "$W/cli-stats.txt" median_ms)" "$records") M records/s; CPU $(calc '%.2f' '(a+b)/1000' "$(kv "$W/cli-stats.txt" user_ms)" "$(kv "$W/cli-stats.txt" sys_ms)") s, $(calc '%.2f' 'c/((a+b)/1000)/1000000' "$(kv "$W/cli-stats.txt" user_ms)" "$(kv "$W/cli-stats.txt" sys_ms)" "$records") M records per CPU second) | | | $(calc '%.2f' 'a/1000' "$(kv "$W/cli-stats.txt" max_ms)") s | $(calc '%.0f' 'a/1024' "$(kv "$W/cli-stats.txt" maxrss_kb)") MiB | $(calc '%.1f' 'a/1024' "$(kv "$W/cli-stats.txt" anon_kb)") MiB |"
 out "| \`qgate export >/dev/null\` (NDJSON) over $records records, 3 runs | $(calc '%.2f' 'a/1000' "$(kv "$W/cli-export.txt" median_ms)") s ($(calc '%.2f' 'b/(a/1000)/1000000' "$(kv "$W/cli-export.txt" median_ms)" "$records") M records/s; CPU $(calc '%.2f' '(a+b)/1000' "$(kv "$W/cli-export.txt" user_ms)" "$(kv "$W/cli-export.txt" sys_ms)") s, $(calc '%.2f' 'c/((a+b)/1000)/1000000' "$(kv "$W/cli-export.txt" user_ms)" "$(kv "$W/cli-export.txt" sys_ms)" "$records") M records per CPU second) | | | $(calc '%.2f' 'a/1000' "$(kv "$W/cli-export.txt" max_ms)") s | $(calc '%.0f' 'a/1024' "$(kv "$W/cli-export.txt" maxrss_kb)") MiB | $(calc '%.1f' 'a/1024' "$(kv "$W/cli-export.txt" anon_kb)") MiB |"
+out "| console (\`qgate console --db\`, curl's time_total on one kept-alive connection): \`GET /tickets/$probe\`, 21 runs | $(kv "$W/console.txt" ticket_p50_ms) ms | $(kv "$W/console.txt" ticket_p90_ms) ms | | $(kv "$W/console.txt" ticket_max_ms) ms | | |"
+out "| console: \`GET /tickets/$probe/steps\` ($(kv "$W/console.txt" steps_bytes) bytes), 21 runs | $(kv "$W/console.txt" steps_p50_ms) ms | $(kv "$W/console.txt" steps_p90_ms) ms | | $(kv "$W/console.txt" steps_max_ms) ms | | |"
+out "| console: \`GET /tickets/ID/steps\` of 200 random tickets, each once | $(kv "$W/console.txt" random_steps_p50_ms) ms | $(kv "$W/console.txt" random_steps_p90_ms) ms | $(kv "$W/console.txt" random_steps_p99_ms) ms | $(kv "$W/console.txt" random_steps_max_ms) ms | | |"
+out "| console: \`GET /machine\`, 21 runs | $(kv "$W/console.txt" machine_p50_ms) ms | $(kv "$W/console.txt" machine_p90_ms) ms | | $(kv "$W/console.txt" machine_max_ms) ms | | |"
+out "| console: \`GET /overview\` (reads every ticket and refusal), 5 runs | $(kv "$W/console.txt" overview_p50_ms) ms | | | $(kv "$W/console.txt" overview_max_ms) ms | | |"
+out "| console: \`GET /tickets?limit=100\` (the search, newest 100), 21 runs | $(kv "$W/console.txt" search_p50_ms) ms | $(kv "$W/console.txt" search_p90_ms) ms | | $(kv "$W/console.txt" search_max_ms) ms | | |"
+out "| console: \`GET /tickets?date=1999-01-01\` (a search that matches none: every ticket read), 5 runs | $(kv "$W/console.txt" search_scan_p50_ms) ms | | | $(kv "$W/console.txt" search_scan_max_ms) ms | | |"
 out "| \`qgate serve --durability nosync\` under saturation (section 3) | | | | | $(calc '%.0f' 'a/1024' "$(kv "$W/http-gate-nosync-mem.txt" hwm_kb)") MiB (VmHWM) | $(calc '%.1f' 'a/1024' "$(kv "$W/http-gate-nosync-mem.txt" anon_kb)") MiB (now) |"
 out "| \`qgate serve --durability group\` under saturation (section 3) | | | | | $(calc '%.0f' 'a/1024' "$(kv "$W/http-gate-group-mem.txt" hwm_kb)") MiB (VmHWM) | $(calc '%.1f' 'a/1024' "$(kv "$W/http-gate-group-mem.txt" anon_kb)") MiB (now) |"
 out ""
@@ -514,6 +526,7 @@ out "| \`qgate export\` (NDJSON, to /dev/null): at least 3 M records/s | $ex_rps
 out "| \`qgate stats\`: at least 5 M records/s | $st_rps M records/s ($(calc '%.2f' 'a/5' "$st_rps") of the target), peak anonymous RSS $(calc '%.1f' 'a/1024' "$(kv "$W/cli-stats.txt" anon_kb)") MiB | $(met "$st_rps" '>=' 5) |"
 out "| store size: at most 1.5 KB (1536 bytes) per 1 KB delivery | $kb_total bytes, of which the undrained outbox $kb_outbox; packed: $(sed -n 's/^| \*\*data.mdb\*\* .*| \*\*\([0-9]*\)\*\* |$/\1/p' "$W/space-kb-packed.md") | $(met "$kb_total" '<=' 1536) |"
 out "| history of one ticket among $AUDIT_TICKETS: under 1 ms (in process, median) | $h50 us (p99 $(kv "$q" history_p99_us) us); whole CLI process $(kv "$W/cli-history.txt" median_ms) ms | $(met "$h50" '<' 1000) |"
+out "| a ticket page among $AUDIT_TICKETS tickets: under 50 ms, server side (\`/tickets/ID\`, \`/steps\`, \`/machine\` against \`qgate console --db\`, medians added) | $(kv "$W/console.txt" page_p50_ms) ms; \`/overview\` $(kv "$W/console.txt" overview_p50_ms) ms | $(met "$(kv "$W/console.txt" page_p50_ms)" '<' 50) |"
 out ""
 out "### Commands"
 out ""

@@ -1,4 +1,4 @@
-// app.js - the console's pages: overview, ticket, refusals (replay), held
+// app.js - the console's pages: overview, ticket search, ticket, refusals (replay), held
 // deliveries, dead letters (retry), waiting times.  Every value from the gate, and so from
 // a webhook body, reaches the page through textContent or DOM attributes:
 // never as markup (no innerHTML), whatever the CSP would still stop.
@@ -6,7 +6,7 @@ import { draw } from './diagram.js';
 
 const TOKEN_KEY = 'qgate-token';
 const ADMIN_KEY = 'qgate-admin-token';
-const PAGES = ['login', 'overview', 'refusals', 'held', 'dead', 'waits', 'ticket'];
+const PAGES = ['login', 'overview', 'tickets', 'refusals', 'held', 'dead', 'waits', 'ticket'];
 let timer = null;
 let machine = null;
 
@@ -161,7 +161,9 @@ function pretty(body) {
 
 async function ticket(id) {
   machine = machine || await get('/machine');
-  const enc = encodeURIComponent(id);
+  // The gate reads the path as sent, with no percent-decoding: the colon
+  // of lq:, appt: and ticket: goes as it is (a path may hold one).
+  const enc = encodeURIComponent(id).replace(/%3A/gi, ':');
   const t = await get('/tickets/' + enc);
   const steps = await get('/tickets/' + enc + '/steps');
   show('ticket');
@@ -279,6 +281,44 @@ function ticketIds(e) {
   if (e.live_queue_id !== null) return 'lq:' + e.live_queue_id;
   if (e.appointment_id !== null) return 'appt:' + e.appointment_id;
   return e.ticket === null ? '' : 'ticket:' + e.ticket;
+}
+
+// The ticket search: GET /tickets with the filters of the hash, which the
+// form sets, so that a search is a link.
+const SEARCH_KEYS = ['state', 'service', 'date'];
+
+async function tickets(h) {
+  machine = machine || await get('/machine');
+  const q = new URLSearchParams();
+  for (const k of SEARCH_KEYS) if (h.get(k)) q.set(k, h.get(k));
+  const r = await get('/tickets?' + q.toString());
+  show('tickets');
+  const select = $('tk-state');
+  for (const s of machine.states) {
+    if (![...select.options].some(opt => opt.value === s.state)) {
+      const opt = text('option', s.state);
+      opt.value = s.state;
+      select.appendChild(opt);
+    }
+  }
+  select.value = h.get('state') || '';
+  $('tk-service').value = h.get('service') || '';
+  $('tk-date').value = h.get('date') || '';
+  $('tk-count').textContent = r.more ? `The newest ${r.tickets.length} tickets that match; more match.` :
+    `${r.tickets.length} tickets match.`;
+  const tbody = $('tk-list').tBodies[0];
+  tbody.replaceChildren();
+  for (const t of r.tickets) {
+    const cell = document.createElement('td');
+    const a = text('a', t.ticket);
+    a.href = '#' + new URLSearchParams({ ticket: 'ticket:' + t.ticket }).toString();
+    cell.appendChild(a);
+    const ids = [];
+    if (t.live_queue_id !== null) ids.push('lq:' + t.live_queue_id);
+    if (t.appointment_id !== null) ids.push('appt:' + t.appointment_id);
+    tbody.appendChild(row([cell, ids.join(' '), t.state, t.service_id, t.records, t.rejections,
+      t.last_event_ms ? new Date(t.last_event_ms).toLocaleString() : ''], 'ticket-row'));
+  }
 }
 
 async function refusals() {
@@ -431,6 +471,8 @@ async function route() {
   try {
     if (h.has('ticket')) {
       await ticket(h.get('ticket'));
+    } else if (h.has('tickets')) {
+      await tickets(h);
     } else if (h.has('refusals')) {
       await refusals();
     } else if (h.has('held')) {
@@ -452,6 +494,18 @@ $('search').addEventListener('submit', ev => {
   ev.preventDefault();
   const id = $('search-id').value.trim();
   if (id) location.hash = new URLSearchParams({ ticket: id }).toString();
+});
+$('tk-filter').addEventListener('submit', ev => {
+  ev.preventDefault();
+  const q = new URLSearchParams();
+  q.set('tickets', '');
+  for (const [k, input] of [['state', 'tk-state'], ['service', 'tk-service'], ['date', 'tk-date']]) {
+    const v = $(input).value.trim();
+    if (v) q.set(k, v);
+  }
+  const hash = '#' + q.toString();
+  if (location.hash === hash) route();
+  else location.hash = hash;
 });
 $('login-form').addEventListener('submit', ev => {
   ev.preventDefault();
