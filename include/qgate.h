@@ -600,6 +600,13 @@ typedef enum qg_durability {
  * without being forwarded.
  */
 #define QG_OUTBOX 0x2u /* queue every accepted step for forwarding */
+/**
+ * qg_store_options.flags: open a PostgreSQL store whose schema is older
+ * than this qgate's, for qg_store_migrate() alone (every other call then
+ * answers #QG_EFORMAT).  Without it such a store is #QG_EFORMAT at open.
+ * An LMDB store has no schema to migrate: #QG_ENOTSUP.
+ */
+#define QG_MIGRATE 0x4u /* open an older PostgreSQL schema to migrate it */
 
 /**
  * How to open a store.  Zero it and set path: every other field then has
@@ -794,6 +801,26 @@ QG_EXTERN int qg_store_id(const qg_store *st, char out[QG_STORE_ID_LEN + 1]);
  * @return "lmdb" or "postgresql", static; NULL for a NULL st.
  */
 QG_EXTERN const char *qg_store_backend(const qg_store *st);
+
+/** The version of the PostgreSQL schema this qgate reads and writes
+ * (public.qgate_schema; docs/postgresql.md). */
+#define QG_PG_SCHEMA_VERSION 1
+
+/**
+ * Brings a PostgreSQL store's schema to #QG_PG_SCHEMA_VERSION, in one
+ * transaction under the advisory lock that schema creation takes, so
+ * that gates starting meanwhile wait for it.  A store already there is
+ * left as it is.
+ * @param[in] st the store, opened with #QG_MIGRATE (or not, when its
+ * schema is current already).
+ * @param[out] from the version found, or NULL.
+ * @param[out] to the version now, or NULL; written only when 0 is
+ * returned.
+ * @return 0, #QG_EINVAL (NULL st), #QG_ENOTSUP (an LMDB store),
+ * #QG_ERDONLY (#QG_RDONLY), #QG_EFORMAT (a newer schema, or an older one
+ * this qgate cannot migrate), #QG_EUNAVAIL, #QG_ESTORE.
+ */
+QG_EXTERN int qg_store_migrate(qg_store *st, int *from, int *to);
 
 /** The longest source name, in bytes (qg_engine_set_source()). */
 #define QG_SOURCE_NAME_MAX 32

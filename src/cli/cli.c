@@ -22,10 +22,10 @@ static const cli_command cli_serve = {
 
 /* In the order qgate --help lists them. */
 static const cli_command *const commands[] = {
-    &cli_apply,  &cli_check,    &cli_history, &cli_show,
-    &cli_list,   &cli_rejected, &cli_verify,  &cli_stats,
-    &cli_export, &cli_machine,  &cli_serve,   &cli_outbox,
-    &cli_held,   &cli_backup,   &cli_purge,   &cli_seal};
+    &cli_apply,    &cli_check,  &cli_history, &cli_show,   &cli_list,
+    &cli_rejected, &cli_verify, &cli_stats,   &cli_export, &cli_machine,
+    &cli_serve,    &cli_outbox, &cli_held,    &cli_backup, &cli_purge,
+    &cli_seal,     &cli_db};
 
 /*
  * Time zones.  Every timestamp is shown in the offset Chup sent for it;
@@ -960,7 +960,8 @@ usage(FILE *f)
     fprintf(f, "usage: qgate COMMAND [OPTIONS] [ARGS]\n\n"
                "Commands:\n");
     for (i = 0; i < sizeof(commands) / sizeof(*commands); i++)
-        fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+        if (!commands[i]->unlisted)
+            fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
     fprintf(f,
             "  %-10s %s\n\n"
             "Options every command takes:\n"

@@ -264,6 +264,7 @@ typedef struct cli_command {
     cli_store_use store;
     int check_store; /* also walk every page before reading (verify) */
     int no_config;   /* reads no config file (machine): no store, no engine */
+    int unlisted;    /* left out of qgate help's list (qgate help NAME works) */
     /* Arguments after the options: 0 takes none (cli_run() refuses any);
      * 1 takes some, and ready checks them. */
     int args;
@@ -292,7 +293,7 @@ int cli_run(cli *c, const cli_command *cmd, int argc, char **argv);
 
 extern const cli_command cli_apply, cli_check, cli_history, cli_show, cli_list,
     cli_rejected, cli_verify, cli_stats, cli_export, cli_machine, cli_outbox,
-    cli_held, cli_backup, cli_purge, cli_seal;
+    cli_held, cli_backup, cli_purge, cli_seal, cli_db;
 
 int cmd_serve(cli *c, int argc, char **argv);
 /* serve's options (src/gate/options.c): the other commands read past

@@ -30,6 +30,8 @@ qg_store_open(const qg_store_options *opts, qg_store **out)
     if (opts == NULL || opts->path == NULL)
         return QG_EINVAL;
     if (is_postgresql(opts->path))
+        return qg__pg_open(opts, out);
+    if (opts->flags & QG_MIGRATE)
         return QG_ENOTSUP;
     return qg__lmdb_open(opts, out);
 }

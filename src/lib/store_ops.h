@@ -138,6 +138,8 @@ struct qg__store_head {
  * points to its table; the public qg_store_open() chooses by the path. */
 extern const qg__store_ops qg__lmdb_ops;
 int qg__lmdb_open(const qg_store_options *opts, qg_store **out);
+extern const qg__store_ops qg__pg_ops;
+int qg__pg_open(const qg_store_options *opts, qg_store **out);
 
 /* ----- the engine's operations, dispatched ----------------------------- */
 

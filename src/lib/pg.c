@@ -1,0 +1,992 @@
+/*
+ * pg.c - the PostgreSQL store: the handle, its pool of connections, its
+ * transactions and its schema.
+ *
+ * Several gates share one database: each is a store handle on the same
+ * URI.  What LMDB's single writer gave for free is here the database's:
+ * the engine's write transactions run in READ COMMITTED and take
+ * transaction-scoped advisory locks on what they decide about (pg_rows.c
+ * says which and why), and a write that conflicts with another gate's
+ * (serialization failure 40001, deadlock 40P01, unique violation 23505)
+ * is undone and run again from its start, a bounded number of times.
+ *
+ * Connections: a transaction takes one from the handle's pool (or opens
+ * one) and gives it back at commit or abort, so that the gate's HTTP
+ * threads read while its committer writes.  A connection that fails is
+ * closed instead of given back, and the next transaction opens another:
+ * the store reconnects by itself.  A failure of the connection is
+ * QG_EUNAVAIL, with nothing committed; so is a COMMIT whose answer was
+ * lost, whose outcome is unknown: the delivery is then refused with 503
+ * and Chup's retry is found to be a duplicate if it had committed.
+ *
+ * The schema (created by the first qg_store_open() on an empty database,
+ * under an advisory lock so that two gates starting together do not
+ * race) is versioned by public.qgate_schema; everything else is in the
+ * PostgreSQL schema "qgate", apart from the tables of the HIS that may
+ * share the database.  docs/postgresql.md describes it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pg_int.h"
+
+/* Runs of a write transaction before a conflict is given up as QG_EBUSY,
+ * and the longest pause between two runs, in microseconds. */
+#define WRITE_TRIES 32
+#define BACKOFF_US  20000
+/* The advisory lock of schema creation and migration (any fixed key). */
+#define SCHEMA_LOCK "7160676174650001"
+
+/* ----- statements ------------------------------------------------------- */
+
+void
+qg__pg_int(qg__pgparams *p, int64_t v)
+{
+    qg__pg_put64(p->buf[p->n], (uint64_t)v);
+    p->v[p->n] = (const char *)p->buf[p->n];
+    p->len[p->n] = 8;
+    p->fmt[p->n] = 1;
+    p->n++;
+}
+
+void
+qg__pg_bytes(qg__pgparams *p, const void *v, size_t len)
+{
+    /* A zero-length value needs a non-NULL pointer, or it is NULL. */
+    p->v[p->n] = v ? (const char *)v : "";
+    p->len[p->n] = (int)len;
+    p->fmt[p->n] = 1;
+    p->n++;
+}
+
+void
+qg__pg_text(qg__pgparams *p, const char *s)
+{
+    qg__pg_bytes(p, s, strlen(s));
+}
+
+/* The SQLSTATEs of a conflict with another transaction: run again. */
+static int
+is_conflict(const char *state)
+{
+    return strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+           strcmp(state, "23505") == 0;
+}
+
+int
+qg__pg_exec(qg__pgconn *c, const char *sql, const qg__pgparams *p,
+            PGresult **res)
+{
+    ExecStatusType status;
+    const char *state;
+    PGresult *r;
+
+    if (res)
+        *res = NULL;
+    if (c->broken)
+        return QG_EUNAVAIL;
+    r = PQexecParams(c->pg, sql, p ? p->n : 0, NULL, p ? p->v : NULL,
+                     p ? p->len : NULL, p ? p->fmt : NULL, 1);
+    status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+        if (res)
+            *res = r;
+        else
+            PQclear(r);
+        return 0;
+    }
+    state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (PQstatus(c->pg) != CONNECTION_OK || state == NULL ||
+        strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0) {
+        /* lost, or the server is shutting down: the connection goes */
+        c->broken = 1;
+        PQclear(r);
+        return QG_EUNAVAIL;
+    }
+    PQclear(r);
+    if (is_conflict(state)) {
+        c->retry = 1;
+        return QG_EBUSY;
+    }
+    if (strcmp(state, "25006") == 0)
+        return QG_ERDONLY;
+    if (strcmp(state, "53100") == 0)
+        return QG_EFULL;
+    return QG_ESTORE;
+}
+
+int64_t
+qg__pg_get(const PGresult *r, int row, int col)
+{
+    const unsigned char *p;
+
+    if (PQgetisnull(r, row, col))
+        return 0;
+    p = (const unsigned char *)PQgetvalue(r, row, col);
+    switch (PQgetlength(r, row, col)) {
+    case 1:
+        return p[0];
+    case 2:
+        return (int16_t)(uint16_t)(p[0] << 8 | p[1]);
+    case 4:
+        return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+                         (uint32_t)p[2] << 8 | p[3]);
+    case 8:
+        return (int64_t)qg__pg_get64(p);
+    }
+    return 0;
+}
+
+void
+qg__pg_copy(const PGresult *r, int row, int col, char *dst, size_t size)
+{
+    size_t n = (size_t)PQgetlength(r, row, col);
+
+    if (n > size - 1)
+        n = size - 1;
+    memcpy(dst, PQgetvalue(r, row, col), n);
+    dst[n] = '\0';
+}
+
+/*
+ * A transaction waits for a lock only while it holds none: then it
+ * cannot be part of a deadlock.  Holding some, it only tries, and when
+ * another transaction has the lock it gives up as a conflict: undone,
+ * its locks released, it runs again from its start (pg_write()).  Left
+ * to PostgreSQL, gates whose batches take the same locks in different
+ * orders would deadlock, and wait deadlock_timeout (1 s) each time.
+ */
+int
+qg__pg_lock(qg__txn *t, int64_t key)
+{
+    qg__pgconn *c = t->be;
+    qg__pgparams p = {0};
+    PGresult *r;
+    int rc, got;
+
+    if (!c->write)
+        return 0;
+    qg__pg_int(&p, key);
+    if (c->locks == 0) {
+        if ((rc = qg__pg_exec(c, "SELECT pg_advisory_xact_lock($1::int8)", &p,
+                              NULL)) == 0)
+            c->locks++;
+        return rc;
+    }
+    if ((rc = qg__pg_exec(c, "SELECT pg_try_advisory_xact_lock($1::int8)", &p,
+                          &r)))
+        return rc;
+    got = qg__pg_get(r, 0, 0) != 0;
+    PQclear(r);
+    if (got) {
+        c->locks++;
+        return 0;
+    }
+    c->retry = 1;
+    return QG_EBUSY;
+}
+
+/* ----- connections ------------------------------------------------------ */
+
+/* libpq prints the server's notices to stderr; the library prints
+ * nothing. */
+static void
+quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+static void
+conn_free(qg__pgconn *c)
+{
+    if (c == NULL)
+        return;
+    PQclear(c->kept);
+    PQfinish(c->pg);
+    free(c);
+}
+
+/* A new connection, set up for the store's sessions. */
+static int
+conn_new(qg_store *st, qg__pgconn **out)
+{
+    qg__pgconn *c;
+
+    *out = NULL;
+    if ((c = calloc(1, sizeof(*c))) == NULL)
+        return QG_ENOMEM;
+    c->pg = PQconnectdb(st->conninfo);
+    if (c->pg == NULL) {
+        free(c);
+        return QG_ENOMEM;
+    }
+    if (PQstatus(c->pg) != CONNECTION_OK) {
+        conn_free(c);
+        return QG_EUNAVAIL;
+    }
+    PQsetNoticeProcessor(c->pg, quiet, NULL);
+    /* QG_NOSYNC: a commit returns before its WAL is flushed; a crash of
+     * the server may lose the last commits, never corrupt. */
+    if (qg__pg_exec(c,
+                    st->nosync ? "SET synchronous_commit = off"
+                               : "SET synchronous_commit = on",
+                    NULL, NULL)) {
+        conn_free(c);
+        return QG_EUNAVAIL;
+    }
+    *out = c;
+    return 0;
+}
+
+/* A connection from the pool, or a new one; fresh says which. */
+static int
+conn_take(qg_store *st, qg__pgconn **out, int *fresh)
+{
+    pthread_mutex_lock(&st->lock);
+    *out = st->idle;
+    if (*out)
+        st->idle = (*out)->next;
+    pthread_mutex_unlock(&st->lock);
+    *fresh = *out == NULL;
+    if (*out) {
+        (*out)->next = NULL;
+        return 0;
+    }
+    return conn_new(st, out);
+}
+
+static void
+conn_give(qg_store *st, qg__pgconn *c)
+{
+    PQclear(c->kept);
+    c->kept = NULL;
+    c->retry = 0;
+    c->depth = 0;
+    c->write = 0;
+    c->locks = 0;
+    if (c->broken || PQstatus(c->pg) != CONNECTION_OK ||
+        PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        conn_free(c);
+        return;
+    }
+    pthread_mutex_lock(&st->lock);
+    c->next = st->idle;
+    st->idle = c;
+    pthread_mutex_unlock(&st->lock);
+}
+
+/* ----- transactions ----------------------------------------------------- */
+
+static int
+begin(qg_store *st, qg__txn *t, int write, const char *sql)
+{
+    qg__pgconn *c;
+    int rc, fresh;
+
+    t->st = st;
+    t->txn = NULL;
+    t->be = NULL;
+    t->source = 0;
+    if (write && (st->flags & QG_RDONLY))
+        return QG_ERDONLY;
+    if (st->version != QG__PG_SCHEMA_VERSION)
+        return QG_EFORMAT;
+    /* Pooled connections may have died while idle (the server
+     * restarted): each is dropped, until a fresh one answers or not. */
+    for (;;) {
+        if ((rc = conn_take(st, &c, &fresh)))
+            return rc;
+        c->write = write;
+        if ((rc = qg__pg_exec(c, sql, NULL, NULL)) == 0) {
+            t->be = c;
+            return 0;
+        }
+        conn_give(st, c);
+        if (rc != QG_EUNAVAIL || fresh)
+            return rc;
+    }
+}
+
+int
+qg__pg_txn_begin(qg_store *st, int write, qg__txn *t)
+{
+    /* READ COMMITTED for writes: each statement sees what other gates
+     * committed before it, which is what the advisory locks rely on. */
+    return begin(st, t, write,
+                 write ? "BEGIN ISOLATION LEVEL READ COMMITTED"
+                       : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+}
+
+int
+qg__pg_snapshot(qg_store *st, qg__txn *t)
+{
+    return begin(st, t, 0, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+}
+
+int
+qg__pg_txn_commit(qg__txn *t)
+{
+    qg__pgconn *c = t->be;
+    PGresult *r;
+    int rc;
+
+    if (c == NULL)
+        return QG_EINVAL;
+    t->be = NULL;
+    if (c->retry) {
+        /* a statement of it conflicted and was undone by a savepoint */
+        qg__pg_exec(c, "ROLLBACK", NULL, NULL);
+        conn_give(t->st, c);
+        return QG_EBUSY;
+    }
+    rc = qg__pg_exec(c, "COMMIT", NULL, &r);
+    /* A transaction that failed answers COMMIT with ROLLBACK. */
+    if (rc == 0 && strcmp(PQcmdStatus(r), "COMMIT") != 0)
+        rc = QG_ESTORE;
+    PQclear(r);
+    conn_give(t->st, c);
+    return rc;
+}
+
+void
+qg__pg_txn_abort(qg__txn *t)
+{
+    qg__pgconn *c = t->be;
+
+    if (c == NULL)
+        return;
+    t->be = NULL;
+    if (!c->broken)
+        qg__pg_exec(c, "ROLLBACK", NULL, NULL);
+    conn_give(t->st, c);
+}
+
+/* SAVEPOINT (how 0), RELEASE (1) or ROLLBACK TO and RELEASE (2) of the
+ * savepoint of depth. */
+static int
+nest_sql(qg__pgconn *c, int how, int depth)
+{
+    char sql[80];
+    int rc;
+
+    if (how == 0)
+        snprintf(sql, sizeof(sql), "SAVEPOINT qg%d", depth);
+    else if (how == 1)
+        snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT qg%d", depth);
+    else
+        snprintf(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT qg%d", depth);
+    if ((rc = qg__pg_exec(c, sql, NULL, NULL)) || how < 2)
+        return rc;
+    snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT qg%d", depth);
+    return qg__pg_exec(c, sql, NULL, NULL);
+}
+
+static int
+pg_txn_nest(qg__txn *parent, qg__txn *child)
+{
+    qg__pgconn *c = parent->be;
+    int rc;
+
+    child->st = parent->st;
+    child->txn = NULL;
+    child->be = NULL;
+    child->source = parent->source;
+    /* After a conflict the whole transaction runs again: going on with
+     * the next delivery of a batch would only be undone. */
+    if (c->retry)
+        return QG_EBUSY;
+    if ((rc = nest_sql(c, 0, c->depth + 1)))
+        return rc;
+    c->depth++;
+    child->be = c;
+    return 0;
+}
+
+static int
+pg_txn_nest_commit(qg__txn *child)
+{
+    qg__pgconn *c = child->be;
+    int rc;
+
+    if (c == NULL)
+        return QG_EINVAL;
+    child->be = NULL;
+    rc = nest_sql(c, 1, c->depth);
+    c->depth--;
+    return rc;
+}
+
+static void
+pg_txn_nest_abort(qg__txn *child)
+{
+    qg__pgconn *c = child->be;
+
+    if (c == NULL)
+        return;
+    child->be = NULL;
+    nest_sql(c, 2, c->depth);
+    c->depth--;
+}
+
+static void
+backoff(int tries)
+{
+    unsigned max = 250u << (tries < 6 ? tries : 6), r;
+
+    if (max > BACKOFF_US)
+        max = BACKOFF_US;
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+        r = (unsigned)clock();
+    usleep(r % max);
+}
+
+static int
+pg_write(qg_store *st, int (*fn)(qg__txn *, void *), void *arg)
+{
+    qg__txn t;
+    int rc, tries, retry;
+
+    if (st->flags & QG_RDONLY)
+        return QG_ERDONLY;
+    for (tries = 0; tries < WRITE_TRIES; tries++) {
+        if ((rc = qg__pg_txn_begin(st, 1, &t)))
+            return rc;
+        rc = fn(&t, arg);
+        retry = ((qg__pgconn *)t.be)->retry;
+        if (rc == 0 && !retry) {
+            if ((rc = qg__pg_txn_commit(&t)) != QG_EBUSY)
+                return rc;
+            continue;
+        }
+        qg__pg_txn_abort(&t);
+        if (!retry)
+            return rc > 0 ? 0 : rc;
+        /* Another gate wrote what this one read, or holds what it needs:
+         * decide again, from the store as it now is (a redelivery then
+         * finds its digest), after a pause that grows and differs from
+         * one gate to the other, so that they stop meeting. */
+        backoff(tries);
+    }
+    return QG_EBUSY;
+}
+
+static int
+pg_writable(const qg_store *st)
+{
+    return !(st->flags & QG_RDONLY);
+}
+
+static int
+pg_probe(qg_store *st)
+{
+    qg__txn t;
+    int rc;
+
+    if (!pg_writable(st))
+        return QG_EINVAL;
+    if ((rc = qg__pg_txn_begin(st, 1, &t)))
+        return rc;
+    rc = qg__pg_exec(t.be, "SELECT 1", NULL, NULL);
+    if (rc) {
+        qg__pg_txn_abort(&t);
+        return rc;
+    }
+    return qg__pg_txn_commit(&t);
+}
+
+/* ----- meta ------------------------------------------------------------- */
+
+int
+qg__pg_meta_get(qg__txn *t, const char *key, uint64_t *v)
+{
+    qg__pgparams p = {0};
+    PGresult *r;
+    int rc;
+
+    qg__pg_text(&p, key);
+    if ((rc = qg__pg_exec(
+             t->be, "SELECT n FROM qgate.meta WHERE key = $1::text", &p, &r)))
+        return rc;
+    rc = PQntuples(r) ? 0 : QG_NOTFOUND;
+    if (rc == 0)
+        *v = (uint64_t)qg__pg_get(r, 0, 0);
+    PQclear(r);
+    return rc;
+}
+
+int
+qg__pg_meta_put(qg__txn *t, const char *key, uint64_t v)
+{
+    qg__pgparams p = {0};
+
+    qg__pg_text(&p, key);
+    qg__pg_int(&p, (int64_t)v);
+    return qg__pg_exec(t->be,
+                       "INSERT INTO qgate.meta (key, n) VALUES ($1::text, "
+                       "$2::int8) ON CONFLICT (key) DO UPDATE SET n = "
+                       "EXCLUDED.n",
+                       &p, NULL);
+}
+
+/* ----- the schema ------------------------------------------------------- */
+
+/*
+ * Version 1.  Integers are Unix microseconds (_us) or milliseconds (_ms)
+ * as in the LMDB store, and the engine's codes (state, event, verdict,
+ * reason) as qgate.h numbers them; qgate.state_names and event_names
+ * name them, for the view.  Strings that come from deliveries and may
+ * be cut mid-character (dates, Chup's event name, a refusal's detail)
+ * are bytea: text would refuse them.
+ */
+static const char schema_v1[] =
+    "CREATE SCHEMA IF NOT EXISTS qgate;"
+    "CREATE TABLE qgate.meta (key text PRIMARY KEY, n bigint, b bytea);"
+    "CREATE TABLE qgate.sources (num smallint PRIMARY KEY"
+    "  CHECK (num > 0), name text NOT NULL UNIQUE);"
+    "CREATE TABLE qgate.state_names (code smallint PRIMARY KEY,"
+    "  name text NOT NULL);"
+    "CREATE TABLE qgate.event_names (code smallint PRIMARY KEY,"
+    "  name text NOT NULL);"
+    "CREATE SEQUENCE qgate.ticket_ids;"
+    "CREATE TABLE qgate.tickets (id bigint PRIMARY KEY,"
+    "  state smallint NOT NULL, flags smallint NOT NULL,"
+    "  source smallint NOT NULL, records integer NOT NULL,"
+    "  rejections integer NOT NULL, live_queue_id bigint NOT NULL,"
+    "  appointment_id bigint NOT NULL, last_event_ms bigint NOT NULL,"
+    "  first_received_us bigint NOT NULL, last_received_us bigint NOT NULL,"
+    "  service_id bigint NOT NULL, staff_id bigint NOT NULL,"
+    "  appointment_date bytea NOT NULL, appointment_time bytea NOT NULL);"
+    "CREATE TABLE qgate.aliases (source smallint NOT NULL,"
+    "  kind smallint NOT NULL, chup_id bigint NOT NULL,"
+    "  ticket bigint NOT NULL, PRIMARY KEY (source, kind, chup_id));"
+    "CREATE TABLE qgate.history (ticket bigint NOT NULL,"
+    "  seq integer NOT NULL, pos integer NOT NULL,"
+    "  source smallint NOT NULL, received_us bigint NOT NULL,"
+    "  event_ms bigint NOT NULL, utc_offset_s integer NOT NULL,"
+    "  event smallint NOT NULL, from_state smallint NOT NULL,"
+    "  to_state smallint NOT NULL, late boolean NOT NULL,"
+    "  released boolean NOT NULL, service_id bigint NOT NULL,"
+    "  staff_id bigint NOT NULL, digest bytea NOT NULL,"
+    "  machine text NOT NULL, has_facts boolean NOT NULL,"
+    "  rule smallint NOT NULL, rule_event smallint NOT NULL,"
+    "  by_appointment boolean NOT NULL, updated boolean NOT NULL,"
+    "  state_event smallint NOT NULL, f_appointment_date bytea NOT NULL,"
+    "  f_appointment_time bytea NOT NULL, body bytea NOT NULL,"
+    "  PRIMARY KEY (ticket, seq));"
+    /* one payload is one step per source: the redelivery check */
+    "CREATE UNIQUE INDEX history_digest ON qgate.history (source, digest);"
+    "CREATE SEQUENCE qgate.rejection_ids;"
+    "CREATE TABLE qgate.rejections (id bigint PRIMARY KEY,"
+    "  received_us bigint NOT NULL, verdict smallint NOT NULL,"
+    "  reason smallint NOT NULL, event smallint NOT NULL,"
+    "  from_state smallint NOT NULL, ticket bigint NOT NULL,"
+    "  live_queue_id bigint NOT NULL, appointment_id bigint NOT NULL,"
+    "  source smallint NOT NULL, detail bytea NOT NULL, body bytea NOT NULL,"
+    "  received_len bigint NOT NULL, truncated boolean NOT NULL,"
+    "  whole_digest bytea, resolved boolean NOT NULL DEFAULT false,"
+    "  resolved_us bigint NOT NULL DEFAULT 0,"
+    "  resolved_ticket bigint NOT NULL DEFAULT 0,"
+    "  resolved_seq integer NOT NULL DEFAULT 0,"
+    "  stored_bytes bigint NOT NULL);"
+    "CREATE SEQUENCE qgate.held_ids;"
+    "CREATE TABLE qgate.held (id bigint PRIMARY KEY,"
+    "  received_us bigint NOT NULL, event_ms bigint NOT NULL,"
+    "  utc_offset_s integer NOT NULL, rule smallint NOT NULL,"
+    "  rule_event smallint NOT NULL, by_appointment boolean NOT NULL,"
+    "  updated boolean NOT NULL, state_event smallint NOT NULL,"
+    "  event smallint NOT NULL, from_state smallint NOT NULL,"
+    "  source smallint NOT NULL, ticket bigint NOT NULL,"
+    "  live_queue_id bigint NOT NULL, appointment_id bigint NOT NULL,"
+    "  service_id bigint NOT NULL, staff_id bigint NOT NULL,"
+    "  appointment_date bytea NOT NULL, appointment_time bytea NOT NULL,"
+    "  digest bytea NOT NULL, chup_event bytea NOT NULL, body bytea NOT NULL);"
+    "CREATE INDEX held_by_live_queue ON qgate.held"
+    "  (source, live_queue_id, event_ms, id) WHERE live_queue_id <> 0;"
+    "CREATE INDEX held_by_appointment ON qgate.held"
+    "  (source, appointment_id, event_ms, id) WHERE appointment_id <> 0;"
+    "CREATE UNIQUE INDEX held_digest ON qgate.held (source, digest);"
+    "CREATE SEQUENCE qgate.outbox_ids;"
+    "CREATE TABLE qgate.outbox (id bigint PRIMARY KEY,"
+    "  ticket bigint NOT NULL, seq integer NOT NULL,"
+    "  attempts integer NOT NULL DEFAULT 0, created_us bigint NOT NULL,"
+    "  next_attempt_us bigint NOT NULL, last_attempt_us bigint NOT NULL"
+    "  DEFAULT 0, last_error bytea NOT NULL DEFAULT '',"
+    "  gave_up_us bigint NOT NULL DEFAULT 0,"
+    "  gave_up bytea NOT NULL DEFAULT '');"
+    "CREATE TABLE qgate.dead (LIKE qgate.outbox INCLUDING ALL);"
+    "CREATE FUNCTION qgate.try_jsonb(b bytea) RETURNS jsonb"
+    "  LANGUAGE plpgsql IMMUTABLE AS $f$"
+    "  BEGIN RETURN convert_from(b, 'UTF8')::jsonb;"
+    "  EXCEPTION WHEN others THEN RETURN NULL; END $f$;"
+    "CREATE FUNCTION qgate.try_text(b bytea) RETURNS text"
+    "  LANGUAGE plpgsql IMMUTABLE AS $f$"
+    "  BEGIN RETURN convert_from(b, 'UTF8');"
+    "  EXCEPTION WHEN others THEN RETURN NULL; END $f$;"
+    "CREATE VIEW qgate.accepted_steps AS"
+    "  SELECT h.ticket, coalesce(s.name, 'default') AS source,"
+    "  t.live_queue_id, t.appointment_id, h.seq, h.pos,"
+    "  e.name AS event, fs.name AS from_state, ts.name AS to_state,"
+    "  to_timestamp(h.event_ms / 1000.0) AS event_time,"
+    "  h.utc_offset_s,"
+    "  to_timestamp(h.received_us / 1000000.0) AS received_time,"
+    "  h.service_id, h.staff_id, h.late, h.released,"
+    "  qgate.try_jsonb(h.body) AS body,"
+    "  qgate.try_text(h.body) AS body_text"
+    "  FROM qgate.history h JOIN qgate.tickets t ON t.id = h.ticket"
+    "  LEFT JOIN qgate.sources s ON s.num = h.source"
+    "  LEFT JOIN qgate.event_names e ON e.code = h.event"
+    "  LEFT JOIN qgate.state_names fs ON fs.code = h.from_state"
+    "  LEFT JOIN qgate.state_names ts ON ts.code = h.to_state;"
+    "CREATE TABLE public.qgate_schema (version integer NOT NULL);"
+    "INSERT INTO public.qgate_schema VALUES (1);"
+    "INSERT INTO qgate.meta (key, n) VALUES"
+    "  ('rejections_unsigned_bytes', 0), ('rejections_unsigned_first', 1),"
+    "  ('rejections_dropped', 0);";
+
+/* The statements that take version v - 1 to v, for v > 1; none yet. */
+static const char *const migrations[QG__PG_SCHEMA_VERSION + 1] = {NULL};
+
+/* Runs statements with no parameters and no results, several in one
+ * string (the simple query protocol, which qg__pg_exec() does not use). */
+static int
+script(qg__pgconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c->pg, sql);
+    int rc = 0;
+
+    if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = PQstatus(c->pg) != CONNECTION_OK ? QG_EUNAVAIL : QG_ESTORE;
+    PQclear(r);
+    return rc;
+}
+
+/* Fills the tables of names from the library's own. */
+static int
+names(qg__pgconn *c)
+{
+    static const char *const sql[2] = {
+        "INSERT INTO qgate.state_names VALUES ($1::int8, $2::text)",
+        "INSERT INTO qgate.event_names VALUES ($1::int8, $2::text)"};
+    const char *name;
+    int i, k, rc;
+
+    for (k = 0; k < 2; k++) {
+        for (i = 0;; i++) {
+            qg__pgparams p = {0};
+
+            name = k ? qg_event_name((qg_event)i) : qg_state_name((qg_state)i);
+            if (name == NULL)
+                break;
+            qg__pg_int(&p, i);
+            qg__pg_text(&p, name);
+            if ((rc = qg__pg_exec(c, sql[k], &p, NULL)))
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int
+random_id(unsigned char id[16])
+{
+    size_t got = 0;
+    ssize_t n;
+
+    while (got < 16) {
+        n = getrandom(id + got, 16 - got, 0);
+        if (n < 0 && errno != EINTR)
+            return QG_EIO;
+        if (n > 0)
+            got += (size_t)n;
+    }
+    return 0;
+}
+
+/* The schema's version, 0 when the database has none; in c's open
+ * transaction, if any. */
+static int
+schema_version(qg__pgconn *c, int *version)
+{
+    PGresult *r;
+    int rc;
+
+    *version = 0;
+    if ((rc = qg__pg_exec(c,
+                          "SELECT to_regclass('public.qgate_schema') "
+                          "IS NOT NULL",
+                          NULL, &r)))
+        return rc;
+    rc = qg__pg_get(r, 0, 0) ? 1 : 0;
+    PQclear(r);
+    if (rc == 0)
+        return 0;
+    if ((rc = qg__pg_exec(c, "SELECT max(version) FROM public.qgate_schema",
+                          NULL, &r)))
+        return rc;
+    *version = (int)qg__pg_get(r, 0, 0);
+    PQclear(r);
+    return *version > 0 ? 0 : QG_EFORMAT;
+}
+
+/* Creates the schema, or migrates it to this version (migrate set), in
+ * one transaction under the schema's advisory lock; *from is the version
+ * found. */
+static int
+schema_setup(qg__pgconn *c, int migrate, int *from)
+{
+    qg__pgparams p = {0};
+    unsigned char id[16];
+    char sql[64];
+    int rc, v;
+
+    if ((rc = qg__pg_exec(c, "BEGIN", NULL, NULL)))
+        return rc;
+    if ((rc = qg__pg_exec(c, "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK ")",
+                          NULL, NULL)) ||
+        (rc = schema_version(c, from)))
+        goto abort;
+    if (*from == 0) {
+        if ((rc = random_id(id)))
+            goto abort;
+        qg__pg_bytes(&p, id, sizeof(id));
+        if ((rc = script(c, schema_v1)) || (rc = names(c)) ||
+            (rc = qg__pg_exec(c,
+                              "INSERT INTO qgate.meta (key, b) VALUES "
+                              "('store_id', $1::bytea)",
+                              &p, NULL)))
+            goto abort;
+    } else if (migrate && *from < QG__PG_SCHEMA_VERSION) {
+        for (v = *from + 1; v <= QG__PG_SCHEMA_VERSION; v++) {
+            if (migrations[v] == NULL) {
+                rc = QG_EFORMAT;
+                goto abort;
+            }
+            if ((rc = script(c, migrations[v])))
+                goto abort;
+        }
+        snprintf(sql, sizeof(sql),
+                 "UPDATE public.qgate_schema SET version = %d",
+                 QG__PG_SCHEMA_VERSION);
+        if ((rc = qg__pg_exec(c, sql, NULL, NULL)))
+            goto abort;
+    }
+    return qg__pg_exec(c, "COMMIT", NULL, NULL);
+abort:
+    qg__pg_exec(c, "ROLLBACK", NULL, NULL);
+    return rc;
+}
+
+/* Reads the store's id, its outbox flag (set for good with QG_OUTBOX) and
+ * its NOTIFY flag. */
+static int
+read_meta(qg_store *st, qg__pgconn *c)
+{
+    PGresult *r;
+    int i, rc;
+
+    if (!(st->flags & QG_RDONLY) && (st->flags & QG_OUTBOX) &&
+        (rc = qg__pg_exec(c,
+                          "INSERT INTO qgate.meta (key, n) VALUES "
+                          "('outbox', 1) ON CONFLICT (key) DO NOTHING",
+                          NULL, NULL)))
+        return rc;
+    if ((rc = qg__pg_exec(c,
+                          "SELECT key, n, b FROM qgate.meta WHERE key IN "
+                          "('store_id', 'outbox', 'notify')",
+                          NULL, &r)))
+        return rc;
+    rc = QG_ESTORE; /* without an id */
+    for (i = 0; i < PQntuples(r); i++) {
+        const char *key = PQgetvalue(r, i, 0);
+
+        if (strcmp(key, "store_id") == 0 && PQgetlength(r, i, 2) == 16) {
+            memcpy(st->id, PQgetvalue(r, i, 2), 16);
+            rc = 0;
+        } else if (strcmp(key, "outbox") == 0 && qg__pg_get(r, i, 1)) {
+            st->flags |= QG_OUTBOX;
+        } else if (strcmp(key, "notify") == 0) {
+            st->notify = qg__pg_get(r, i, 1) != 0;
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
+static void
+pg_close(qg_store *st)
+{
+    qg__pgconn *c;
+
+    if (st == NULL)
+        return;
+    while ((c = st->idle)) {
+        st->idle = c->next;
+        conn_free(c);
+    }
+    pthread_mutex_destroy(&st->lock);
+    free(st->conninfo);
+    free(st);
+}
+
+int
+qg__pg_open(const qg_store_options *opts, qg_store **out)
+{
+    qg_store *st;
+    qg__pgconn *c = NULL;
+    int rc, from;
+
+    *out = NULL;
+    if ((opts->flags & ~(QG_RDONLY | QG_OUTBOX | QG_MIGRATE)) ||
+        (opts->durability != QG_SYNC && opts->durability != QG_NOSYNC))
+        return QG_EINVAL;
+    if ((st = calloc(1, sizeof(*st))) == NULL)
+        return QG_ENOMEM;
+    st->ops = &qg__pg_ops;
+    st->flags = opts->flags;
+    st->nosync = opts->durability == QG_NOSYNC;
+    st->unsigned_log_max =
+        opts->unsigned_log_max ? opts->unsigned_log_max : (size_t)64 << 20;
+    pthread_mutex_init(&st->lock, NULL);
+    if ((st->conninfo = strdup(opts->path)) == NULL) {
+        rc = QG_ENOMEM;
+        goto fail;
+    }
+    if ((rc = conn_new(st, &c)) || (rc = schema_version(c, &st->version)))
+        goto fail;
+    if (st->version == 0 && (st->flags & QG_RDONLY)) {
+        rc = QG_NOTFOUND;
+        goto fail;
+    }
+    if (st->version == 0) {
+        if ((rc = schema_setup(c, 0, &from)) ||
+            (rc = schema_version(c, &st->version)))
+            goto fail;
+    }
+    /* An older schema opens only to be migrated (qgate db migrate); a
+     * newer one is another qgate's. */
+    if (st->version > QG__PG_SCHEMA_VERSION ||
+        (st->version < QG__PG_SCHEMA_VERSION && !(st->flags & QG_MIGRATE))) {
+        rc = QG_EFORMAT;
+        goto fail;
+    }
+    if (st->version == QG__PG_SCHEMA_VERSION && (rc = read_meta(st, c)))
+        goto fail;
+    conn_give(st, c);
+    *out = st;
+    return 0;
+fail:
+    conn_free(c);
+    pg_close(st);
+    return rc;
+}
+
+static int
+pg_id(const qg_store *st, char out[QG_STORE_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+
+    /* opened to be migrated: the id is read once the schema is current */
+    if (st->version != QG__PG_SCHEMA_VERSION)
+        return QG_EFORMAT;
+    for (i = 0; i < sizeof(st->id); i++) {
+        out[2 * i] = hex[st->id[i] >> 4];
+        out[2 * i + 1] = hex[st->id[i] & 15];
+    }
+    out[QG_STORE_ID_LEN] = '\0';
+    return 0;
+}
+
+int
+qg_store_migrate(qg_store *st, int *from, int *to)
+{
+    qg__pgconn *c;
+    int rc, was, fresh;
+
+    if (st == NULL)
+        return QG_EINVAL;
+    if (QG__OPS(st) != &qg__pg_ops)
+        return QG_ENOTSUP;
+    if (st->flags & QG_RDONLY)
+        return QG_ERDONLY;
+    if ((rc = conn_take(st, &c, &fresh)))
+        return rc;
+    rc = schema_setup(c, 1, &was);
+    if (rc == 0 && (rc = schema_version(c, &st->version)) == 0 &&
+        st->version == QG__PG_SCHEMA_VERSION)
+        rc = read_meta(st, c);
+    conn_give(st, c);
+    if (rc)
+        return rc;
+    if (from)
+        *from = was;
+    if (to)
+        *to = st->version;
+    return 0;
+}
+
+const qg__store_ops qg__pg_ops = {
+    .name = "postgresql",
+    .close = pg_close,
+    .id = pg_id,
+    .writable = pg_writable,
+    .probe = pg_probe,
+    .txn_begin = qg__pg_txn_begin,
+    .txn_commit = qg__pg_txn_commit,
+    .txn_abort = qg__pg_txn_abort,
+    .txn_nest = pg_txn_nest,
+    .txn_nest_commit = pg_txn_nest_commit,
+    .txn_nest_abort = pg_txn_nest_abort,
+    .write = pg_write,
+    .find_alias = qg__pg_find_alias,
+    .get_ticket = qg__pg_get_ticket,
+    .find_digest = qg__pg_find_digest,
+    .put_ticket = qg__pg_put_ticket,
+    .load_path = qg__pg_load_path,
+    .move_record = qg__pg_move_record,
+    .accept = qg__pg_accept,
+    .refuse = qg__pg_refuse,
+    .source_index = qg__pg_source_index,
+    .source_name = qg__pg_source_name,
+    .held_put = qg__pg_held_put,
+    .held_find_digest = qg__pg_held_find_digest,
+    .held_any = qg__pg_held_any,
+    .held_get = qg__pg_held_get,
+    .held_ids_for = qg__pg_held_ids_for,
+    .held_due = qg__pg_held_due,
+    .held_delete = qg__pg_held_delete,
+    .has_source = qg__pg_has_source,
+    .history_open = qg__pg_history_open,
+    .history_next = qg__pg_history_next,
+    .history_ticket = qg__pg_history_ticket,
+    .history_seek = qg__pg_history_seek,
+    .history_txn = qg__pg_history_txn,
+    .history_close = qg__pg_history_close,
+    .tickets_open = qg__pg_tickets_open,
+    .tickets_next = qg__pg_tickets_next,
+    .tickets_close = qg__pg_tickets_close,
+    .rejections_open = qg__pg_rejections_open,
+    .rejections_next = qg__pg_rejections_next,
+    .rejections_close = qg__pg_rejections_close,
+    .rejections_resolve = qg__pg_rejections_resolve,
+    .rejections_dropped = qg__pg_rejections_dropped,
+    .held_open = qg__pg_held_open,
+    .held_next = qg__pg_held_next,
+    .held_close = qg__pg_held_close,
+    .held_stats = qg__pg_held_stats,
+    .outbox_open = qg__pg_outbox_open,
+    .outbox_next = qg__pg_outbox_next,
+    .outbox_close = qg__pg_outbox_close,
+    .outbox_stats = qg__pg_outbox_stats,
+    .outbox_ack = qg__pg_outbox_ack,
+    .outbox_defer = qg__pg_outbox_defer,
+    .outbox_bury = qg__pg_outbox_bury,
+    .outbox_requeue = qg__pg_outbox_requeue,
+    .outbox_resend = qg__pg_outbox_resend,
+};

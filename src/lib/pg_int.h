@@ -1,0 +1,203 @@
+/*
+ * pg_int.h - the PostgreSQL store, shared by its files (pg.c: the handle,
+ * connections, transactions and schema; pg_rows.c: what the engine reads
+ * and writes; pg_read.c: the readers).  Private.
+ */
+#ifndef QG_PG_INT_H
+#define QG_PG_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "qgate_int.h"
+
+/* The schema this qgate writes (public.qgate_schema.version). */
+#define QG__PG_SCHEMA_VERSION QG_PG_SCHEMA_VERSION
+
+/*
+ * One connection of the pool.  A transaction holds it from begin to
+ * commit or abort (qg__txn.be); nested transactions are savepoints on it.
+ */
+typedef struct qg__pgconn {
+    PGconn *pg;
+    struct qg__pgconn *next; /* in the pool's idle list */
+    int write;               /* the open transaction is a write one */
+    int broken;     /* the connection failed: closed, not pooled, on release */
+    int retry;      /* a conflict with another writer (40001, 40P01, 23505):
+                       the transaction is run again from its start */
+    int depth;      /* savepoints open */
+    int locks;      /* advisory locks taken in the transaction (pg_rows.c) */
+    PGresult *kept; /* what held_get's step points into */
+} qg__pgconn;
+
+struct qg_store {
+    const qg__store_ops *ops; /* first: see store_ops.h */
+    char *conninfo;
+    unsigned flags;
+    int nosync;
+    int notify;  /* NOTIFY qgate_steps on each accepted step (meta) */
+    int version; /* the schema's version as found at open */
+    unsigned char id[16];
+    size_t unsigned_log_max;
+    pthread_mutex_t lock; /* guards idle and source_names */
+    qg__pgconn *idle;
+    char source_names[QG_SOURCES_MAX][QG_SOURCE_NAME_MAX + 1];
+};
+
+/* Integers in network order, as libpq's binary format has them. */
+static inline void
+qg__pg_put64(unsigned char *p, uint64_t v)
+{
+    int i;
+
+    for (i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static inline uint64_t
+qg__pg_get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    int i;
+
+    for (i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Parameters of one statement: every integer is sent as int8 and every
+ * string or body as bytes, in binary; the statement casts ($1::int8). */
+#define QG__PG_PARAMS 32
+typedef struct qg__pgparams {
+    int n;
+    const char *v[QG__PG_PARAMS];
+    int len[QG__PG_PARAMS];
+    int fmt[QG__PG_PARAMS];
+    unsigned char buf[QG__PG_PARAMS][8];
+} qg__pgparams;
+
+void qg__pg_int(qg__pgparams *p, int64_t v);
+void qg__pg_bytes(qg__pgparams *p, const void *v, size_t len);
+void qg__pg_text(qg__pgparams *p, const char *s); /* NUL-terminated */
+
+/*
+ * Runs sql on c with p's parameters (p may be NULL), results in binary.
+ * *res (res may be NULL: the result is cleared) is the caller's, to be
+ * PQclear()ed, when 0 is returned.  Errors: QG_EUNAVAIL (the connection
+ * failed: c->broken set), QG_EBUSY (a conflict with another writer:
+ * c->retry set), QG_ERDONLY, QG_ESTORE.
+ */
+int qg__pg_exec(qg__pgconn *c, const char *sql, const qg__pgparams *p,
+                PGresult **res);
+
+/* Binary result values: any integer width (and bool) as int64, NULL 0. */
+int64_t qg__pg_get(const PGresult *r, int row, int col);
+/* Bytes of a value; copied NUL-terminated, cut to size - 1. */
+void qg__pg_copy(const PGresult *r, int row, int col, char *dst, size_t size);
+
+/* The transaction-scoped advisory lock on key (pg_advisory_xact_lock),
+ * taken only in write transactions: see pg_rows.c. */
+int qg__pg_lock(qg__txn *t, int64_t key);
+
+/* pg.c */
+int qg__pg_txn_begin(qg_store *st, int write, qg__txn *t);
+int qg__pg_txn_commit(qg__txn *t);
+void qg__pg_txn_abort(qg__txn *t);
+/* A read transaction in REPEATABLE READ, for a cursor's snapshot. */
+int qg__pg_snapshot(qg_store *st, qg__txn *t);
+int qg__pg_meta_get(qg__txn *t, const char *key, uint64_t *v);
+int qg__pg_meta_put(qg__txn *t, const char *key, uint64_t v);
+
+/* pg_rows.c */
+int qg__pg_find_alias(qg__txn *t, qg_id_kind kind, int64_t id,
+                      uint64_t *ticket);
+int qg__pg_get_ticket(qg__txn *t, uint64_t ticket, qg__ticket_row *row);
+int qg__pg_find_digest(qg__txn *t, const unsigned char *digest,
+                       uint64_t *ticket, uint32_t *seq);
+int qg__pg_put_ticket(qg__txn *t, const qg__ticket_row *row);
+int qg__pg_load_path(qg__txn *t, uint64_t ticket, qg__path *path);
+int qg__pg_move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
+                       qg_event ev, qg_state from, qg_state to, int late);
+int qg__pg_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a);
+int qg__pg_refuse(qg__txn *t, qg__ticket_row *row, const qg_rejection *rej,
+                  uint64_t *id);
+int qg__pg_source_index(qg__txn *t, const char *name, int create,
+                        unsigned *index);
+void qg__pg_source_name(qg__txn *t, unsigned index,
+                        char out[QG_SOURCE_NAME_MAX + 1]);
+int qg__pg_held_put(qg__txn *t, const qg__step *s, uint64_t ticket, qg_event ev,
+                    qg_state from, uint64_t *id);
+int qg__pg_held_find_digest(qg__txn *t, const unsigned char *digest,
+                            uint64_t *id);
+int qg__pg_held_any(qg__txn *t);
+int qg__pg_held_get(qg__txn *t, uint64_t id, qg__step *s, qg_held *out);
+int qg__pg_held_ids_for(qg__txn *t, qg_id_kind kind, int64_t chup_id,
+                        uint64_t **ids, size_t *n);
+int qg__pg_held_due(qg__txn *t, int64_t before_us, uint64_t **ids, size_t *n);
+int qg__pg_held_delete(qg__txn *t, uint64_t id);
+int qg__pg_rejections_resolve(qg_store *st, uint64_t id, uint64_t ticket,
+                              uint32_t seq);
+int qg__pg_rejections_dropped(qg_store *st, uint64_t *dropped);
+int qg__pg_has_source(qg_store *st, const char *name);
+/* Decoders shared with the readers; the columns are those of the SELECT
+ * lists QG__PG_TICKET_COLS, QG__PG_RECORD_COLS and QG__PG_HELD_COLS. */
+void qg__pg_ticket_row(const PGresult *r, int i, int col, qg__ticket_row *row);
+void qg__pg_record(const PGresult *r, int i, int col, qg_record *rec);
+void qg__pg_held(const PGresult *r, int i, int col, qg__step *s, qg_held *h);
+void qg__pg_rejection(const PGresult *r, int i, int col, qg_rejection *rej);
+
+#define QG__PG_TICKET_COLS                                                     \
+    "id, state, flags, source, records, rejections, live_queue_id, "           \
+    "appointment_id, last_event_ms, first_received_us, last_received_us, "     \
+    "service_id, staff_id, appointment_date, appointment_time"
+#define QG__PG_RECORD_COLS                                                     \
+    "ticket, seq, received_us, event_ms, utc_offset_s, event, from_state, "    \
+    "to_state, service_id, staff_id, digest, machine, pos, late, released, "   \
+    "body"
+#define QG__PG_HELD_COLS                                                       \
+    "id, received_us, event_ms, utc_offset_s, rule, rule_event, "              \
+    "by_appointment, updated, state_event, event, from_state, source, "        \
+    "ticket, live_queue_id, appointment_id, service_id, staff_id, "            \
+    "appointment_date, appointment_time, digest, chup_event, body"
+#define QG__PG_REJECTION_COLS                                                  \
+    "id, received_us, verdict, reason, event, from_state, ticket, "            \
+    "live_queue_id, appointment_id, detail, body, received_len, truncated, "   \
+    "whole_digest, resolved, resolved_us, resolved_ticket, resolved_seq, "     \
+    "source"
+
+/* pg_read.c */
+int qg__pg_history_open(qg_store *st, uint64_t ticket, qg_order order,
+                        qg_history **out);
+int qg__pg_history_next(qg_history *h, qg_record *rec);
+int qg__pg_history_ticket(qg_history *h, qg_ticket *out);
+int qg__pg_history_seek(qg_history *h, uint32_t seq);
+qg__txn *qg__pg_history_txn(qg_history *h);
+void qg__pg_history_close(qg_history *h);
+int qg__pg_tickets_open(qg_store *st, qg_tickets **out);
+int qg__pg_tickets_next(qg_tickets *it, qg_ticket *out);
+void qg__pg_tickets_close(qg_tickets *it);
+int qg__pg_rejections_open(qg_store *st, uint64_t first, qg_rejections **out);
+int qg__pg_rejections_next(qg_rejections *rj, qg_rejection *out);
+void qg__pg_rejections_close(qg_rejections *rj);
+int qg__pg_held_open(qg_store *st, qg_held_list **out);
+int qg__pg_held_next(qg_held_list *hl, qg_held *out);
+void qg__pg_held_close(qg_held_list *hl);
+int qg__pg_held_stats(qg_store *st, uint64_t *count, int64_t *oldest_us);
+
+/* pg_outbox.c */
+int qg__pg_outbox_open(qg_store *st, int dead, qg_outbox **out);
+int qg__pg_outbox_next(qg_outbox *ob, qg_outbox_entry *out);
+void qg__pg_outbox_close(qg_outbox *ob);
+int qg__pg_outbox_stats(qg_store *st, uint64_t *depth, int64_t *oldest_us,
+                        uint64_t *dead);
+int qg__pg_outbox_ack(qg_store *st, uint64_t id);
+int qg__pg_outbox_defer(qg_store *st, uint64_t id, int64_t next_attempt_us,
+                        const char *error);
+int qg__pg_outbox_bury(qg_store *st, uint64_t id, const char *error);
+int qg__pg_outbox_requeue(qg_store *st, uint64_t id, uint64_t *moved);
+int qg__pg_outbox_resend(qg_store *st, uint64_t ticket, int64_t since_us,
+                         int64_t until_us, uint64_t *queued, uint64_t *waiting);
+
+#endif /* QG_PG_INT_H */

@@ -1,0 +1,1231 @@
+/*
+ * check_pg.c - the PostgreSQL store: the same deliveries give the same
+ * tickets, histories, refusals and held deliveries as the LMDB store;
+ * several gates (handles) share one database; the server going away is
+ * QG_EUNAVAIL, and the store reconnects once it is back.
+ *
+ * A throwaway server is started for the suite (pg_start()); without the
+ * server's programs the suite is skipped, unless CI is set.
+ */
+#include <dirent.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "pg_int.h"
+#include "qgate_int.h"
+#include "testutil.h"
+
+#define WINDOW 1200
+
+static char pg_dir[256];    /* the server's socket directory and data */
+static char pg_bin[256];    /* its programs */
+static char uri[512];       /* the test's database */
+static char admin_uri[512]; /* the server's "postgres" database */
+static int pg_ok;
+
+/* ----- the server --------------------------------------------------------- */
+
+/* Runs a server program, as nobody when root (initdb refuses root). */
+static int
+pg_run(const char *args)
+{
+    char cmd[2048];
+
+    snprintf(cmd, sizeof(cmd), "%s%s/%s >>%s/log 2>&1",
+             geteuid() == 0 ? "runuser -u nobody -- " : "", pg_bin, args,
+             pg_dir);
+    return system(cmd);
+}
+
+/*
+ * Starts a throwaway server listening on a socket in a new directory
+ * only; 0 when none could be started.
+ */
+static int
+pg_start(void)
+{
+    char args[1024];
+    FILE *f;
+
+    if ((f = popen("pg_config --bindir 2>/dev/null", "r")) == NULL)
+        return 0;
+    if (fgets(pg_bin, sizeof(pg_bin), f) == NULL)
+        pg_bin[0] = '\0';
+    pclose(f);
+    pg_bin[strcspn(pg_bin, "\n")] = '\0';
+    snprintf(args, sizeof(args), "%s/initdb", pg_bin);
+    if (pg_bin[0] == '\0' || access(args, X_OK) != 0)
+        return 0;
+    snprintf(pg_dir, sizeof(pg_dir), "/tmp/qgate-pg-XXXXXX");
+    if (mkdtemp(pg_dir) == NULL)
+        return 0;
+    if (geteuid() == 0) {
+        snprintf(args, sizeof(args), "chown nobody %s", pg_dir);
+        if (system(args) != 0)
+            return 0;
+    }
+    snprintf(args, sizeof(args),
+             "initdb -A trust -U qgate -E UTF8 -D %s/data --no-sync", pg_dir);
+    if (pg_run(args) != 0)
+        return 0;
+    snprintf(args, sizeof(args),
+             "pg_ctl -D %s/data -o \"-k %s -c listen_addresses='' -c "
+             "fsync=off\" -w start",
+             pg_dir, pg_dir);
+    if (pg_run(args) != 0)
+        return 0;
+    snprintf(admin_uri, sizeof(admin_uri),
+             "postgresql:///postgres?host=%s&user=qgate", pg_dir);
+    return 1;
+}
+
+static void
+pg_ctl(const char *what)
+{
+    char args[1024];
+
+    snprintf(args, sizeof(args),
+             "pg_ctl -D %s/data -o \"-k %s -c listen_addresses='' -c "
+             "fsync=off\" -m fast -w %s",
+             pg_dir, pg_dir, what);
+    ck_assert_int_eq(pg_run(args), 0);
+}
+
+static void
+suite_setup(void)
+{
+    pg_ok = pg_start();
+    if (!pg_ok && getenv("CI"))
+        fprintf(stderr, "check_pg: no PostgreSQL server could be started, "
+                        "and CI is set\n");
+}
+
+static void
+suite_teardown(void)
+{
+    char cmd[512];
+
+    if (!pg_ok)
+        return;
+    pg_ctl("stop");
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", pg_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "check_pg: cannot remove %s\n", pg_dir);
+}
+
+static void
+quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+/* SQL on the server, as the test's own connection; the result cleared. */
+static void
+sql(const char *conninfo, const char *text)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    PGresult *r;
+
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+    PQsetNoticeProcessor(c, quiet, NULL);
+    r = PQexec(c, text);
+    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK ||
+                      PQresultStatus(r) == PGRES_TUPLES_OK,
+                  "%s: %s", text, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* The first value of a query's first row, as text. */
+static void
+sql_value(const char *text, char *out, size_t size)
+{
+    PGconn *c = PQconnectdb(uri);
+    PGresult *r = PQexec(c, text);
+
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0,
+                  "%s: %s", text, PQerrorMessage(c));
+    snprintf(out, size, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* A fresh, empty database for each test. */
+static void
+setup(void)
+{
+    if (!pg_ok) {
+        ck_assert_msg(getenv("CI") == NULL,
+                      "no PostgreSQL server (pg_config --bindir, initdb)");
+        return;
+    }
+    sql(admin_uri, "DROP DATABASE IF EXISTS qgt WITH (FORCE)");
+    sql(admin_uri, "CREATE DATABASE qgt");
+    snprintf(uri, sizeof(uri), "postgresql:///qgt?host=%s&user=qgate", pg_dir);
+}
+
+#define NEED_SERVER()                                                          \
+    do {                                                                       \
+        if (!pg_ok) {                                                          \
+            fprintf(stderr, "check_pg: skipped, no PostgreSQL server\n");      \
+            return;                                                            \
+        }                                                                      \
+    } while (0)
+
+static qg_store *
+pg_open(unsigned flags, int *rc)
+{
+    qg_store_options o = {0};
+    qg_store *st = NULL;
+
+    o.path = uri;
+    o.durability = QG_NOSYNC;
+    o.flags = flags;
+    *rc = qg_store_open(&o, &st);
+    return st;
+}
+
+static qg_store *
+pg_store(unsigned flags)
+{
+    int rc;
+    qg_store *st = pg_open(flags, &rc);
+
+    ck_assert_msg(rc == 0, "%s: %s", uri, qg_strerror(rc));
+    ck_assert_str_eq(qg_store_backend(st), "postgresql");
+    return st;
+}
+
+/* ----- comparing two stores -------------------------------------------- */
+
+/* Records compared placed late, and released from holding. */
+static unsigned n_late, n_released;
+
+/* Everything but the times of arrival, which the two runs cannot share. */
+static void
+same_record(const qg_record *a, const qg_record *b)
+{
+    n_late += a->late != 0;
+    n_released += a->released != 0;
+    ck_assert_uint_eq(a->ticket, b->ticket);
+    ck_assert_uint_eq(a->seq, b->seq);
+    ck_assert_uint_eq(a->pos, b->pos);
+    ck_assert_int_eq(a->event_ms, b->event_ms);
+    ck_assert_int_eq(a->utc_offset_s, b->utc_offset_s);
+    ck_assert_int_eq(a->event, b->event);
+    ck_assert_int_eq(a->from, b->from);
+    ck_assert_int_eq(a->to, b->to);
+    ck_assert_int_eq(a->service_id, b->service_id);
+    ck_assert_int_eq(a->staff_id, b->staff_id);
+    ck_assert_mem_eq(a->digest, b->digest, sizeof(a->digest));
+    ck_assert_str_eq(a->machine, b->machine);
+    ck_assert_int_eq(a->late, b->late);
+    ck_assert_int_eq(a->released, b->released);
+    ck_assert_uint_eq(a->body_len, b->body_len);
+    ck_assert_mem_eq(a->body, b->body, a->body_len);
+    ck_assert_int_gt(b->received_us, 0);
+}
+
+static void
+same_history(qg_store *a, qg_store *b, uint64_t ticket, qg_order order)
+{
+    qg_history *ha, *hb;
+    qg_record ra, rb;
+    int rca, rcb, n = 0;
+
+    ck_assert_int_eq(qg_history_open_order(a, ticket, order, &ha), 0);
+    ck_assert_int_eq(qg_history_open_order(b, ticket, order, &hb), 0);
+    for (;;) {
+        rca = qg_history_next(ha, &ra);
+        rcb = qg_history_next(hb, &rb);
+        ck_assert_int_eq(rca, rcb);
+        if (rca)
+            break;
+        same_record(&ra, &rb);
+        n++;
+    }
+    ck_assert_int_eq(rca, QG_NOTFOUND);
+    if (ticket == 0)
+        ck_assert_int_gt(n, 0);
+    qg_history_close(ha);
+    qg_history_close(hb);
+}
+
+static uint64_t
+same_tickets(qg_store *a, qg_store *b)
+{
+    qg_tickets *ia, *ib;
+    qg_ticket ta, tb;
+    qg_finding fa, fb;
+    uint64_t n = 0;
+    int rca, rcb;
+
+    ck_assert_int_eq(qg_tickets_open(a, &ia), 0);
+    ck_assert_int_eq(qg_tickets_open(b, &ib), 0);
+    for (;;) {
+        rca = qg_tickets_next(ia, &ta);
+        rcb = qg_tickets_next(ib, &tb);
+        ck_assert_int_eq(rca, rcb);
+        if (rca)
+            break;
+        ck_assert_uint_eq(ta.id, tb.id);
+        ck_assert_int_eq(ta.live_queue_id, tb.live_queue_id);
+        ck_assert_int_eq(ta.appointment_id, tb.appointment_id);
+        ck_assert_int_eq(ta.state, tb.state);
+        ck_assert_uint_eq(ta.records, tb.records);
+        ck_assert_uint_eq(ta.rejections, tb.rejections);
+        ck_assert_int_eq(ta.last_event_ms, tb.last_event_ms);
+        ck_assert_int_eq(ta.service_id, tb.service_id);
+        ck_assert_int_eq(ta.staff_id, tb.staff_id);
+        ck_assert_str_eq(ta.source, tb.source);
+        ck_assert_int_le(tb.first_received_us, tb.last_received_us);
+        same_history(a, b, ta.id, QG_EVENT_ORDER);
+        same_history(a, b, ta.id, QG_ARRIVAL_ORDER);
+        ck_assert_int_eq(qg_store_verify_ticket(a, ta.id, &fa), 0);
+        ck_assert_int_eq(qg_store_verify_ticket(b, tb.id, &fb), 0);
+        ck_assert_int_eq(fa.found, fb.found);
+        if (fa.found)
+            ck_assert_str_eq(fa.what, fb.what);
+        n++;
+    }
+    ck_assert_int_eq(rca, QG_NOTFOUND);
+    qg_tickets_close(ia);
+    qg_tickets_close(ib);
+    return n;
+}
+
+static uint64_t
+same_rejections(qg_store *a, qg_store *b)
+{
+    qg_rejections *ja, *jb;
+    qg_rejection ra, rb;
+    uint64_t n = 0;
+    int rca, rcb;
+
+    ck_assert_int_eq(qg_rejections_open(a, 1, &ja), 0);
+    ck_assert_int_eq(qg_rejections_open(b, 1, &jb), 0);
+    for (;;) {
+        rca = qg_rejections_next(ja, &ra);
+        rcb = qg_rejections_next(jb, &rb);
+        ck_assert_int_eq(rca, rcb);
+        if (rca)
+            break;
+        ck_assert_uint_eq(ra.id, rb.id);
+        ck_assert_int_eq(ra.verdict, rb.verdict);
+        ck_assert_int_eq(ra.reason, rb.reason);
+        ck_assert_uint_eq(ra.ticket, rb.ticket);
+        ck_assert_int_eq(ra.live_queue_id, rb.live_queue_id);
+        ck_assert_int_eq(ra.appointment_id, rb.appointment_id);
+        ck_assert_int_eq(ra.event, rb.event);
+        ck_assert_int_eq(ra.from, rb.from);
+        ck_assert_str_eq(ra.detail, rb.detail);
+        ck_assert_uint_eq(ra.body_len, rb.body_len);
+        ck_assert_mem_eq(ra.body, rb.body, ra.body_len);
+        ck_assert_uint_eq(ra.received_len, rb.received_len);
+        ck_assert_int_eq(ra.truncated, rb.truncated);
+        ck_assert_mem_eq(ra.digest, rb.digest, sizeof(ra.digest));
+        ck_assert_int_eq(ra.resolved, rb.resolved);
+        ck_assert_uint_eq(ra.resolved_ticket, rb.resolved_ticket);
+        ck_assert_uint_eq(ra.resolved_seq, rb.resolved_seq);
+        ck_assert_str_eq(ra.source, rb.source);
+        n++;
+    }
+    ck_assert_int_eq(rca, QG_NOTFOUND);
+    qg_rejections_close(ja);
+    qg_rejections_close(jb);
+    return n;
+}
+
+static uint64_t
+same_held(qg_store *a, qg_store *b)
+{
+    qg_held_list *la, *lb;
+    qg_held ha, hb;
+    uint64_t n = 0, ca, cb;
+    int rca, rcb;
+
+    ck_assert_int_eq(qg_held_open(a, &la), 0);
+    ck_assert_int_eq(qg_held_open(b, &lb), 0);
+    for (;;) {
+        rca = qg_held_next(la, &ha);
+        rcb = qg_held_next(lb, &hb);
+        ck_assert_int_eq(rca, rcb);
+        if (rca)
+            break;
+        ck_assert_uint_eq(ha.id, hb.id);
+        ck_assert_uint_eq(ha.ticket, hb.ticket);
+        ck_assert_int_eq(ha.live_queue_id, hb.live_queue_id);
+        ck_assert_int_eq(ha.appointment_id, hb.appointment_id);
+        ck_assert_int_eq(ha.event, hb.event);
+        ck_assert_int_eq(ha.from, hb.from);
+        ck_assert_int_eq(ha.event_ms, hb.event_ms);
+        ck_assert_int_eq(ha.utc_offset_s, hb.utc_offset_s);
+        ck_assert_str_eq(ha.chup_event, hb.chup_event);
+        ck_assert_uint_eq(ha.body_len, hb.body_len);
+        ck_assert_mem_eq(ha.body, hb.body, ha.body_len);
+        ck_assert_str_eq(ha.source, hb.source);
+        n++;
+    }
+    ck_assert_int_eq(rca, QG_NOTFOUND);
+    qg_held_close(la);
+    qg_held_close(lb);
+    ck_assert_int_eq(qg_held_stats(a, &ca, NULL), 0);
+    ck_assert_int_eq(qg_held_stats(b, &cb, NULL), 0);
+    ck_assert_uint_eq(ca, cb);
+    ck_assert_uint_eq(ca, n);
+    return n;
+}
+
+/* Compares everything; with counts, what was compared. */
+static void
+same_stores(qg_store *a, qg_store *b, uint64_t counts[3])
+{
+    uint64_t da, db;
+
+    counts[0] = same_tickets(a, b);
+    counts[1] = same_rejections(a, b);
+    counts[2] = same_held(a, b);
+    same_history(a, b, 0, QG_EVENT_ORDER);
+    same_history(a, b, 0, QG_ARRIVAL_ORDER);
+    ck_assert_int_eq(qg_rejections_dropped(a, &da), 0);
+    ck_assert_int_eq(qg_rejections_dropped(b, &db), 0);
+    ck_assert_uint_eq(da, db);
+}
+
+/* ----- deliveries -------------------------------------------------------- */
+
+static const char *const visits[] = {"walk-in", "appointment",
+                                     "no-show-cancelled"};
+
+/* The files of a visit, in name order (reversed: the other way). */
+static int
+visit_files(const char *visit, char files[][256], int most, int reversed)
+{
+    struct dirent **list;
+    char dir[512];
+    int n, i, m = 0;
+
+    snprintf(dir, sizeof(dir), "%s/visits/%s", QG_FIXTURES, visit);
+    n = scandir(dir, &list, NULL, alphasort);
+    ck_assert_int_ge(n, 0);
+    for (i = 0; i < n; i++) {
+        const char *name = list[reversed ? n - 1 - i : i]->d_name;
+
+        if (strstr(name, ".json") && m < most &&
+            strlen(visit) + strlen(name) < 200)
+            snprintf(files[m++], 256, "visits/%.60s/%.120s", visit, name);
+    }
+    for (i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+    return m;
+}
+
+/* Applies one body to both stores: the same verdict on both. */
+static void
+apply_both(qg_engine *eng, qg_store *a, qg_store *b, const char *body,
+           size_t len)
+{
+    qg_result ra, rb;
+
+    ck_assert_int_eq(qg_engine_apply(eng, a, body, len, 0, &ra), 0);
+    ck_assert_int_eq(qg_engine_apply(eng, b, body, len, 0, &rb), 0);
+    ck_assert_int_eq(ra.verdict, rb.verdict);
+    ck_assert_int_eq(ra.reason, rb.reason);
+    ck_assert_str_eq(ra.detail, rb.detail);
+    ck_assert_uint_eq(ra.ticket, rb.ticket);
+    ck_assert_uint_eq(ra.seq, rb.seq);
+    ck_assert_uint_eq(ra.rejection, rb.rejection);
+}
+
+static void
+apply_file(qg_engine *eng, qg_store *a, qg_store *b, const char *rel)
+{
+    size_t len;
+    char *body = tu_fixture(rel, &len);
+
+    apply_both(eng, a, b, body, len);
+    free(body);
+}
+
+/* Every visit in order, again (duplicates), in reverse order under
+ * another source (held, then released), and some refusals. */
+START_TEST(test_pg_same_as_lmdb_visits)
+{
+    static const char *const junk[] = {
+        "not json", "{\"payload\":{},\"signature\":\"00\"}", "[]"};
+    char files[32][256];
+    uint64_t counts[3];
+    qg_store *lm, *pg;
+    qg_engine *eng;
+    size_t v, i;
+    int n, k;
+
+    NEED_SERVER();
+    lm = tu_store_new();
+    pg = pg_store(0);
+    eng = tu_engine();
+    ck_assert_int_eq(qg_engine_set_reorder_window(eng, WINDOW), 0);
+    for (v = 0; v < sizeof(visits) / sizeof(*visits); v++) {
+        n = visit_files(visits[v], files, 32, 0);
+        ck_assert_int_gt(n, 2);
+        for (k = 0; k < n; k++)
+            apply_file(eng, lm, pg, files[k]);
+        apply_file(eng, lm, pg, files[n / 2]); /* a redelivery */
+    }
+    ck_assert_int_eq(qg_engine_set_source(eng, "reversed"), 0);
+    for (v = 0; v < sizeof(visits) / sizeof(*visits); v++) {
+        n = visit_files(visits[v], files, 32, 1);
+        for (k = 0; k < n; k++)
+            apply_file(eng, lm, pg, files[k]);
+    }
+    /* a visit's later half only: held, waiting */
+    ck_assert_int_eq(qg_engine_set_source(eng, "half"), 0);
+    n = visit_files("walk-in", files, 32, 1);
+    for (k = 0; k < n / 2; k++)
+        apply_file(eng, lm, pg, files[k]);
+    for (i = 0; i < sizeof(junk) / sizeof(*junk); i++)
+        apply_both(eng, lm, pg, junk[i], strlen(junk[i]));
+    ck_assert_int_eq(qg_rejections_resolve(lm, 1, 0, 0), 0);
+    ck_assert_int_eq(qg_rejections_resolve(pg, 1, 0, 0), 0);
+
+    same_stores(lm, pg, counts);
+    ck_assert_uint_ge(counts[0], 6); /* tickets */
+    ck_assert_uint_ge(counts[1], 3); /* refusals */
+    ck_assert_uint_ge(counts[2], 1); /* held */
+    ck_assert_uint_gt(n_released, 0);
+    qg_engine_free(eng);
+    qg_store_close(pg);
+    qg_store_close(lm);
+    tu_store_remove();
+}
+END_TEST
+
+/* Applies the lines of f in the gate's batches of 16 to both stores. */
+static size_t
+apply_day(qg_engine *eng, qg_store *a, qg_store *b, FILE *f)
+{
+    qg_body bodies[16];
+    qg_result ra[16], rb[16];
+    int rca[16], rcb[16];
+    char *line = NULL, *kept[16];
+    size_t cap = 0, n = 0, i, total = 0;
+    ssize_t len;
+
+    for (;;) {
+        len = getline(&line, &cap, f);
+        if (len > 0) {
+            kept[n] = strndup(line, (size_t)len - 1);
+            bodies[n].body = kept[n];
+            bodies[n].len = (size_t)len - 1;
+            n++;
+        }
+        if (n == 16 || (len < 0 && n > 0)) {
+            ck_assert_int_eq(qg_engine_apply_batch(eng, a, bodies, n, ra, rca),
+                             0);
+            ck_assert_int_eq(qg_engine_apply_batch(eng, b, bodies, n, rb, rcb),
+                             0);
+            for (i = 0; i < n; i++) {
+                ck_assert_int_eq(rca[i], 0);
+                ck_assert_int_eq(rcb[i], 0);
+                ck_assert_int_eq(ra[i].verdict, rb[i].verdict);
+                ck_assert_str_eq(ra[i].detail, rb[i].detail);
+                free(kept[i]);
+            }
+            total += n;
+            n = 0;
+        }
+        if (len < 0)
+            break;
+    }
+    free(line);
+    return total;
+}
+
+/* A generated day, its deliveries partly out of order, with duplicates,
+ * illegal and stale steps, in the gate's batches: once with a reorder
+ * window (steps held and placed late), once without (refused), each
+ * under a source of its own. */
+START_TEST(test_pg_same_as_lmdb_day)
+{
+    static const char *const sources[2] = {"windowed", "strict"};
+    char cmd[1024], expected[512];
+    uint64_t counts[3];
+    qg_store *lm, *pg;
+    qg_engine *eng;
+    FILE *f;
+    int pass;
+
+    NEED_SERVER();
+    lm = tu_store_new();
+    pg = pg_store(0);
+    eng = tu_engine();
+    snprintf(expected, sizeof(expected), "%s/expected.json", tu_store_dir());
+    snprintf(cmd, sizeof(cmd),
+             "%s -r 15:6 60 11 qgate-development-secret %s 3 2 2", GEN_DAY,
+             expected);
+    for (pass = 0; pass < 2; pass++) {
+        ck_assert_int_eq(
+            qg_engine_set_reorder_window(eng, pass == 0 ? WINDOW : 0), 0);
+        ck_assert_int_eq(qg_engine_set_source(eng, sources[pass]), 0);
+        ck_assert_ptr_nonnull(f = popen(cmd, "r"));
+        ck_assert_uint_gt(apply_day(eng, lm, pg, f), 300);
+        ck_assert_int_eq(pclose(f), 0);
+    }
+    same_stores(lm, pg, counts);
+    ck_assert_uint_eq(counts[0], 120);
+    ck_assert_uint_gt(counts[1], 0);
+    ck_assert_uint_gt(n_late, 0);
+    ck_assert_uint_gt(n_released, 0);
+    qg_engine_free(eng);
+    qg_store_close(pg);
+    qg_store_close(lm);
+    tu_store_remove();
+}
+END_TEST
+
+/* The bound on unauthenticated and malformed entries drops the same
+ * ones, and cuts the same long bodies, on both stores. */
+START_TEST(test_pg_same_as_lmdb_unsigned_bound)
+{
+    qg_store_options o = {0};
+    char dir[512], body[5000];
+    uint64_t counts[3], dropped;
+    qg_store *lm = NULL, *pg = NULL;
+    qg_engine *eng;
+    size_t len;
+    int i;
+
+    NEED_SERVER();
+    snprintf(dir, sizeof(dir), "/tmp/qgate-test-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    o.path = dir;
+    o.durability = QG_NOSYNC;
+    o.unsigned_log_max = 16 << 10;
+    ck_assert_int_eq(qg_store_open(&o, &lm), 0);
+    o.path = uri;
+    ck_assert_int_eq(qg_store_open(&o, &pg), 0);
+    eng = tu_engine();
+    for (i = 0; i < 24; i++) {
+        /* not JSON, of growing length: the longer ones are cut */
+        len = (size_t)snprintf(body, sizeof(body), "junk %d ", i);
+        memset(body + len, 'x', (size_t)i * 200);
+        len += (size_t)i * 200;
+        apply_both(eng, lm, pg, body, len);
+        if (i == 20) {
+            apply_file(eng, lm, pg, tu_walk_in[0].file);
+            ck_assert_int_eq(qg_rejections_resolve(lm, 21, 0, 0), 0);
+            ck_assert_int_eq(qg_rejections_resolve(pg, 21, 0, 0), 0);
+        }
+    }
+    same_stores(lm, pg, counts);
+    ck_assert_uint_lt(counts[1], 24);
+    ck_assert_int_eq(qg_rejections_dropped(pg, &dropped), 0);
+    ck_assert_uint_eq(counts[1] + dropped, 24);
+    qg_engine_free(eng);
+    qg_store_close(pg);
+    qg_store_close(lm);
+    tu_remove_dir(dir);
+}
+END_TEST
+
+/* ----- the store itself ------------------------------------------------- */
+
+START_TEST(test_pg_reopen_keeps_everything)
+{
+    char id1[QG_STORE_ID_LEN + 1], id2[QG_STORE_ID_LEN + 1];
+    qg_store *st;
+    qg_engine *eng;
+    qg_ticket t;
+    size_t i;
+
+    NEED_SERVER();
+    st = pg_store(0);
+    eng = tu_engine();
+    for (i = 0; i < 9; i++)
+        tu_apply(eng, st, tu_walk_in[i].file);
+    ck_assert_int_eq(qg_store_id(st, id1), 0);
+    qg_store_close(st);
+
+    st = pg_store(0);
+    ck_assert_int_eq(qg_store_id(st, id2), 0);
+    ck_assert_str_eq(id1, id2);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    ck_assert_uint_eq(t.id, 1);
+    ck_assert_uint_eq(t.records, 9);
+    ck_assert_int_eq(t.state, QG_ST_VISIT_ENDED);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_TICKET, 1, &t), 0);
+    ck_assert_int_eq(qg_store_has_source(st, "default"), 1);
+    ck_assert_int_eq(qg_store_has_source(st, "other"), 0);
+    ck_assert_int_eq(qg_store_probe(st), 0);
+    /* a redelivery after the reopen is still one */
+    ck_assert_int_eq(tu_apply(eng, st, tu_walk_in[3].file).verdict,
+                     QG_DUPLICATE);
+    qg_engine_free(eng);
+    qg_store_close(st);
+}
+END_TEST
+
+START_TEST(test_pg_rdonly_refuses_writes)
+{
+    qg_store *st;
+    qg_engine *eng;
+    qg_result res;
+    qg_ticket t;
+    size_t len;
+    char *body;
+    int rc;
+
+    NEED_SERVER();
+    /* an empty database holds no store to read */
+    ck_assert_ptr_null(pg_open(QG_RDONLY, &rc));
+    ck_assert_int_eq(rc, QG_NOTFOUND);
+    st = pg_store(0);
+    eng = tu_engine();
+    tu_apply(eng, st, tu_walk_in[0].file);
+    qg_store_close(st);
+
+    st = pg_store(QG_RDONLY);
+    body = tu_fixture(tu_walk_in[1].file, &len);
+    ck_assert_int_eq(qg_engine_apply(eng, st, body, len, 0, &res), QG_ERDONLY);
+    ck_assert_int_eq(qg_engine_apply(eng, st, body, len, QG_DRY_RUN, &res), 0);
+    ck_assert_int_eq(res.verdict, QG_ACCEPTED);
+    ck_assert_int_eq(qg_rejections_resolve(st, 1, 0, 0), QG_ERDONLY);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    ck_assert_uint_eq(t.records, 1);
+    free(body);
+    qg_engine_free(eng);
+    qg_store_close(st);
+}
+END_TEST
+
+START_TEST(test_pg_schema_version)
+{
+    qg_store *st;
+    int rc, from = -1, to = -1;
+
+    NEED_SERVER();
+    st = pg_store(0);
+    ck_assert_int_eq(qg_store_migrate(st, &from, &to), 0);
+    ck_assert_int_eq(from, QG_PG_SCHEMA_VERSION);
+    ck_assert_int_eq(to, QG_PG_SCHEMA_VERSION);
+    qg_store_close(st);
+
+    /* a newer qgate's schema */
+    sql(uri, "UPDATE qgate_schema SET version = version + 1");
+    ck_assert_ptr_null(pg_open(0, &rc));
+    ck_assert_int_eq(rc, QG_EFORMAT);
+    ck_assert_ptr_null(pg_open(QG_MIGRATE, &rc));
+    ck_assert_int_eq(rc, QG_EFORMAT);
+    /* an older one: to be migrated first, and this qgate knows no way */
+    sql(uri, "UPDATE qgate_schema SET version = 0");
+    ck_assert_ptr_null(pg_open(0, &rc));
+    ck_assert_int_eq(rc, QG_EFORMAT);
+}
+END_TEST
+
+/* The handle is LMDB's? Migration is PostgreSQL's alone. */
+START_TEST(test_pg_migrate_lmdb)
+{
+    qg_store_options o = {0};
+    qg_store *st = tu_store_new(), *again = NULL;
+
+    ck_assert_int_eq(qg_store_migrate(st, NULL, NULL), QG_ENOTSUP);
+    o.path = tu_store_dir();
+    o.flags = QG_MIGRATE;
+    ck_assert_int_eq(qg_store_open(&o, &again), QG_ENOTSUP);
+    ck_assert_ptr_null(again);
+    qg_store_close(st);
+    tu_store_remove();
+}
+END_TEST
+
+START_TEST(test_pg_outbox_sticks)
+{
+    qg_store *st;
+    qg_engine *eng;
+    char n[32];
+
+    NEED_SERVER();
+    eng = tu_engine();
+    st = pg_store(QG_OUTBOX);
+    tu_apply(eng, st, tu_walk_in[0].file);
+    qg_store_close(st);
+    st = pg_store(0); /* without the flag: the store feeds the HIS still */
+    tu_apply(eng, st, tu_walk_in[1].file);
+    qg_store_close(st);
+    sql_value("SELECT count(*) || ' ' || min(seq) || ' ' || max(seq) FROM "
+              "qgate.outbox",
+              n, sizeof(n));
+    ck_assert_str_eq(n, "2 1 2");
+    qg_engine_free(eng);
+}
+END_TEST
+
+static void
+same_outbox(qg_store *a, qg_store *b, int dead, uint64_t *count)
+{
+    qg_outbox *oa, *ob;
+    qg_outbox_entry ea, eb;
+    int rca, rcb;
+
+    *count = 0;
+    ck_assert_int_eq(qg_outbox_open(a, dead, &oa), 0);
+    ck_assert_int_eq(qg_outbox_open(b, dead, &ob), 0);
+    for (;;) {
+        rca = qg_outbox_next(oa, &ea);
+        rcb = qg_outbox_next(ob, &eb);
+        ck_assert_int_eq(rca, rcb);
+        if (rca)
+            break;
+        ck_assert_uint_eq(ea.id, eb.id);
+        ck_assert_uint_eq(ea.ticket, eb.ticket);
+        ck_assert_uint_eq(ea.seq, eb.seq);
+        ck_assert_uint_eq(ea.attempts, eb.attempts);
+        ck_assert_str_eq(ea.last_error, eb.last_error);
+        ck_assert_str_eq(ea.gave_up, eb.gave_up);
+        ck_assert_int_eq(ea.gave_up_us != 0, eb.gave_up_us != 0);
+        ck_assert_int_eq(ea.last_attempt_us != 0, eb.last_attempt_us != 0);
+        (*count)++;
+    }
+    ck_assert_int_eq(rca, QG_NOTFOUND);
+    qg_outbox_close(oa);
+    qg_outbox_close(ob);
+}
+
+/* The outbox's operations, on both stores alike. */
+START_TEST(test_pg_outbox_same_as_lmdb)
+{
+    qg_store_options o = {0};
+    char files[32][256], dir[512];
+    uint64_t n, ma, mb, qa, qb, wa, wb, da, db;
+    qg_store *lm = NULL, *pg;
+    qg_engine *eng;
+    size_t v;
+    int k, m;
+
+    NEED_SERVER();
+    snprintf(dir, sizeof(dir), "/tmp/qgate-test-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    o.path = dir;
+    o.durability = QG_NOSYNC;
+    o.flags = QG_OUTBOX;
+    ck_assert_int_eq(qg_store_open(&o, &lm), 0);
+    pg = pg_store(QG_OUTBOX);
+    eng = tu_engine();
+    for (v = 0; v < sizeof(visits) / sizeof(*visits); v++) {
+        m = visit_files(visits[v], files, 32, 0);
+        for (k = 0; k < m; k++)
+            apply_file(eng, lm, pg, files[k]);
+    }
+    same_outbox(lm, pg, 0, &n);
+    ck_assert_uint_eq(n, 18);
+    /* ticket 1: entries 1-9; ticket 2: 10-15; ticket 3: 16-18 */
+    ck_assert_int_eq(qg_outbox_defer(lm, 1, 42, "timed out"), 0);
+    ck_assert_int_eq(qg_outbox_defer(pg, 1, 42, "timed out"), 0);
+    ck_assert_int_eq(qg_outbox_ack(lm, 2), 0);
+    ck_assert_int_eq(qg_outbox_ack(pg, 2), 0);
+    ck_assert_int_eq(qg_outbox_ack(lm, 2), QG_NOTFOUND);
+    ck_assert_int_eq(qg_outbox_ack(pg, 2), QG_NOTFOUND);
+    ck_assert_int_eq(qg_outbox_bury(lm, 12, "HTTP 400"), 0);
+    ck_assert_int_eq(qg_outbox_bury(pg, 12, "HTTP 400"), 0);
+    ck_assert_int_eq(qg_outbox_bury(pg, 99, "x"), QG_NOTFOUND);
+    same_outbox(lm, pg, 0, &n);
+    ck_assert_uint_eq(n, 13);
+    same_outbox(lm, pg, 1, &n);
+    ck_assert_uint_eq(n, 4);
+    ck_assert_int_eq(qg_outbox_stats(lm, &qa, NULL, &da), 0);
+    ck_assert_int_eq(qg_outbox_stats(pg, &qb, NULL, &db), 0);
+    ck_assert_uint_eq(qa, qb);
+    ck_assert_uint_eq(da, db);
+    /* resent: ticket 1's step 2 (acked) is queued again; the rest wait */
+    ck_assert_int_eq(qg_outbox_resend(lm, 1, INT64_MIN, INT64_MAX, &qa, &wa),
+                     0);
+    ck_assert_int_eq(qg_outbox_resend(pg, 1, INT64_MIN, INT64_MAX, &qb, &wb),
+                     0);
+    ck_assert_uint_eq(qa, 1);
+    ck_assert_uint_eq(qb, qa);
+    ck_assert_uint_eq(wb, wa);
+    ck_assert_int_eq(qg_outbox_requeue(lm, 13, &ma), 0);
+    ck_assert_int_eq(qg_outbox_requeue(pg, 13, &mb), 0);
+    ck_assert_uint_eq(ma, 4);
+    ck_assert_uint_eq(mb, ma);
+    ck_assert_int_eq(qg_outbox_resend(lm, 0, INT64_MIN, INT64_MAX, &qa, &wa),
+                     0);
+    ck_assert_int_eq(qg_outbox_resend(pg, 0, INT64_MIN, INT64_MAX, &qb, &wb),
+                     0);
+    ck_assert_uint_eq(qb, qa);
+    ck_assert_uint_eq(wb, wa);
+    same_outbox(lm, pg, 0, &n);
+    ck_assert_uint_eq(n, 18);
+    same_outbox(lm, pg, 1, &n);
+    ck_assert_uint_eq(n, 0);
+    qg_engine_free(eng);
+    qg_store_close(pg);
+    qg_store_close(lm);
+    tu_remove_dir(dir);
+}
+END_TEST
+
+/* QG_NOSYNC is synchronous_commit off for the store's sessions. */
+START_TEST(test_pg_durability)
+{
+    static const struct {
+        qg_durability d;
+        const char *want;
+    } cases[] = {{QG_SYNC, "on"}, {QG_NOSYNC, "off"}};
+    qg_store_options o = {0};
+    qg_store *st;
+    PGresult *r;
+    qg__txn t;
+    size_t i;
+
+    NEED_SERVER();
+    for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        o.path = uri;
+        o.durability = cases[i].d;
+        st = NULL;
+        ck_assert_int_eq(qg_store_open(&o, &st), 0);
+        ck_assert_int_eq(qg__txn_begin(st, 1, &t), 0);
+        ck_assert_int_eq(qg__pg_exec(t.be, "SHOW synchronous_commit", NULL, &r),
+                         0);
+        ck_assert_str_eq(PQgetvalue(r, 0, 0), cases[i].want);
+        PQclear(r);
+        qg__txn_abort(&t);
+        qg_store_close(st);
+    }
+}
+END_TEST
+
+/* The view an HIS joins, and NOTIFY once the meta row asks for it. */
+START_TEST(test_pg_view_and_notify)
+{
+    qg_store *st;
+    qg_engine *eng;
+    PGnotify *note;
+    PGconn *c;
+    PGresult *r;
+    char v[256];
+
+    NEED_SERVER();
+    eng = tu_engine();
+    st = pg_store(0);
+    tu_apply(eng, st, tu_walk_in[0].file);
+    qg_store_close(st);
+    sql_value("SELECT source || ' ' || live_queue_id || ' ' || seq || ' ' || "
+              "event || ' ' || from_state || ' ' || to_state || ' ' || "
+              "(body->'payload'->>'event') FROM qgate.accepted_steps",
+              v, sizeof(v));
+    ck_assert_str_eq(v, "default 30001 1 join new queued live_queue_created");
+
+    sql(uri, "INSERT INTO qgate.meta (key, n) VALUES ('notify', 1)");
+    c = PQconnectdb(uri);
+    r = PQexec(c, "LISTEN qgate_steps");
+    ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    st = pg_store(0);
+    tu_apply(eng, st, tu_walk_in[1].file);
+    r = PQexec(c, "SELECT 1"); /* reads what the server sent meanwhile */
+    PQclear(r);
+    ck_assert_ptr_nonnull(note = PQnotifies(c));
+    ck_assert_str_eq(note->relname, "qgate_steps");
+    ck_assert_str_eq(note->extra, "1 2");
+    PQfreemem(note);
+    PQfinish(c);
+    qg_store_close(st);
+    qg_engine_free(eng);
+}
+END_TEST
+
+/* The first line a command writes to stdout, and its exit status. */
+static int
+run_line(const char *cmd, char *out, size_t size)
+{
+    FILE *f = popen(cmd, "r");
+
+    ck_assert_ptr_nonnull(f);
+    if (fgets(out, (int)size, f) == NULL)
+        out[0] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+    return pclose(f);
+}
+
+START_TEST(test_pg_cli_db)
+{
+    char cmd[1024], out[1024], want[1024];
+
+    NEED_SERVER();
+    snprintf(cmd, sizeof(cmd), "%s db init --db '%s'", QGATE_BIN, uri);
+    ck_assert_int_eq(run_line(cmd, out, sizeof(out)), 0);
+    snprintf(want, sizeof(want), "%s: schema version none -> 1 (created)", uri);
+    ck_assert_str_eq(out, want);
+    ck_assert_int_eq(run_line(cmd, out, sizeof(out)), 0);
+    snprintf(want, sizeof(want), "%s: schema version 1, as it was", uri);
+    ck_assert_str_eq(out, want);
+    snprintf(cmd, sizeof(cmd), "%s db migrate --db '%s'", QGATE_BIN, uri);
+    ck_assert_int_eq(run_line(cmd, out, sizeof(out)), 0);
+    ck_assert_str_eq(out, want);
+    sql(uri, "UPDATE qgate_schema SET version = 2");
+    snprintf(cmd, sizeof(cmd), "%s db migrate --db '%s' 2>&1", QGATE_BIN, uri);
+    ck_assert_int_ne(run_line(cmd, out, sizeof(out)), 0);
+    ck_assert_ptr_nonnull(strstr(out, "cannot migrate the schema"));
+    snprintf(cmd, sizeof(cmd), "%s db init --db /nonexistent 2>&1", QGATE_BIN);
+    ck_assert_int_ne(run_line(cmd, out, sizeof(out)), 0);
+    ck_assert_ptr_nonnull(strstr(out, "is for a PostgreSQL store"));
+}
+END_TEST
+
+/* ----- gates sharing the database ----------------------------------------- */
+
+typedef struct racer {
+    qg_store *st;
+    qg_engine *eng;
+    const char *body;
+    size_t len;
+    pthread_barrier_t *go;
+    qg_result res;
+    int rc;
+} racer;
+
+static void *
+race(void *arg)
+{
+    racer *r = arg;
+
+    pthread_barrier_wait(r->go);
+    r->rc = qg_engine_apply(r->eng, r->st, r->body, r->len, 0, &r->res);
+    return NULL;
+}
+
+/* Two gates receive every step of a visit at the same moment: each step
+ * is accepted by one and found a duplicate by the other. */
+START_TEST(test_pg_two_gates_race)
+{
+    pthread_barrier_t go;
+    pthread_t th[2];
+    racer r[2];
+    qg_engine *eng;
+    qg_ticket t;
+    size_t i, len;
+    char *body;
+    int k, accepted;
+
+    NEED_SERVER();
+    eng = tu_engine();
+    memset(r, 0, sizeof(r));
+    r[0].st = pg_store(0);
+    r[1].st = pg_store(0);
+    for (i = 0; i < 9; i++) {
+        body = tu_fixture(tu_walk_in[i].file, &len);
+        pthread_barrier_init(&go, NULL, 2);
+        for (k = 0; k < 2; k++) {
+            r[k].eng = eng;
+            r[k].body = body;
+            r[k].len = len;
+            r[k].go = &go;
+            ck_assert_int_eq(pthread_create(&th[k], NULL, race, &r[k]), 0);
+        }
+        for (k = 0; k < 2; k++)
+            pthread_join(th[k], NULL);
+        pthread_barrier_destroy(&go);
+        accepted = 0;
+        for (k = 0; k < 2; k++) {
+            ck_assert_int_eq(r[k].rc, 0);
+            ck_assert_msg(r[k].res.verdict == QG_ACCEPTED ||
+                              r[k].res.reason == QG_R_REDELIVERY,
+                          "%s: %s", tu_walk_in[i].file, r[k].res.detail);
+            accepted += r[k].res.verdict == QG_ACCEPTED;
+        }
+        ck_assert_int_eq(accepted, 1);
+        free(body);
+    }
+    ck_assert_int_eq(qg_store_ticket(r[0].st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    ck_assert_uint_eq(t.records, 9);
+    ck_assert_int_eq(t.state, QG_ST_VISIT_ENDED);
+    ck_assert_int_eq(tu_count_rejections(r[1].st), 0);
+    qg_store_close(r[0].st);
+    qg_store_close(r[1].st);
+    qg_engine_free(eng);
+}
+END_TEST
+
+/* A gate of the day race: applies every line of lines in batches of 16,
+ * counting the steps it accepted. */
+typedef struct day_gate {
+    qg_store *st;
+    qg_engine *eng;
+    qg_body *lines;
+    size_t n;
+    uint64_t accepted;
+    int failed;
+} day_gate;
+
+static void *
+day_run(void *arg)
+{
+    day_gate *g = arg;
+    qg_result res[16];
+    int rcs[16];
+    size_t i, k, m;
+
+    for (i = 0; i < g->n; i += m) {
+        m = g->n - i < 16 ? g->n - i : 16;
+        if (qg_engine_apply_batch(g->eng, g->st, g->lines + i, m, res, rcs)) {
+            g->failed++;
+            continue;
+        }
+        for (k = 0; k < m; k++) {
+            g->failed += rcs[k] != 0;
+            g->accepted += rcs[k] == 0 && res[k].verdict == QG_ACCEPTED;
+        }
+    }
+    return NULL;
+}
+
+/* Two gates apply the same day at once, each in its own order of
+ * batches: every step is accepted by one of them, as by one gate alone. */
+START_TEST(test_pg_two_gates_day)
+{
+    char cmd[1024], expected[512], *line = NULL;
+    qg_body lines[2048];
+    pthread_t th[2];
+    day_gate g[2];
+    qg_store *lm;
+    qg_engine *eng;
+    qg_tickets *it;
+    qg_ticket t;
+    qg_finding f;
+    qg_result res;
+    uint64_t alone = 0, records = 0, tickets = 0;
+    size_t cap = 0, n = 0, i;
+    ssize_t len;
+    FILE *fp;
+    int k;
+
+    NEED_SERVER();
+    lm = tu_store_new();
+    eng = tu_engine();
+    snprintf(expected, sizeof(expected), "%s/expected.json", tu_store_dir());
+    snprintf(cmd, sizeof(cmd), "%s 80 5 qgate-development-secret %s 3 2 2",
+             GEN_DAY, expected);
+    ck_assert_ptr_nonnull(fp = popen(cmd, "r"));
+    while ((len = getline(&line, &cap, fp)) > 0 && n < 2048) {
+        lines[n].body = strndup(line, (size_t)len - 1);
+        lines[n++].len = (size_t)len - 1;
+    }
+    free(line);
+    ck_assert_int_eq(pclose(fp), 0);
+    for (i = 0; i < n; i++) {
+        ck_assert_int_eq(
+            qg_engine_apply(eng, lm, lines[i].body, lines[i].len, 0, &res), 0);
+        alone += res.verdict == QG_ACCEPTED;
+    }
+    memset(g, 0, sizeof(g));
+    for (k = 0; k < 2; k++) {
+        g[k].st = pg_store(0);
+        g[k].eng = eng;
+        g[k].lines = lines;
+        g[k].n = n;
+        ck_assert_int_eq(pthread_create(&th[k], NULL, day_run, &g[k]), 0);
+    }
+    for (k = 0; k < 2; k++)
+        pthread_join(th[k], NULL);
+    ck_assert_int_eq(g[0].failed + g[1].failed, 0);
+    ck_assert_uint_eq(g[0].accepted + g[1].accepted, alone);
+    ck_assert_int_eq(qg_tickets_open(g[0].st, &it), 0);
+    while (qg_tickets_next(it, &t) == 0) {
+        tickets++;
+        records += t.records;
+        ck_assert_int_eq(qg_store_verify_ticket(g[0].st, t.id, &f), 0);
+        ck_assert_msg(!f.found, "ticket %" PRIu64 ": %s", t.id, f.what);
+    }
+    qg_tickets_close(it);
+    ck_assert_uint_eq(tickets, 80);
+    ck_assert_uint_eq(records, alone);
+    for (i = 0; i < n; i++)
+        free((char *)lines[i].body);
+    for (k = 0; k < 2; k++)
+        qg_store_close(g[k].st);
+    qg_store_close(lm);
+    qg_engine_free(eng);
+    tu_store_remove();
+}
+END_TEST
+
+/* The server goes away: QG_EUNAVAIL, nothing written; back, and the same
+ * handle goes on. */
+START_TEST(test_pg_server_restart)
+{
+    qg_tickets *it;
+    qg_store *st;
+    qg_engine *eng;
+    qg_result res;
+    qg_ticket t;
+    size_t len;
+    char *body;
+
+    NEED_SERVER();
+    eng = tu_engine();
+    st = pg_store(0);
+    /* two connections in the pool, both to die with the server */
+    ck_assert_int_eq(qg_tickets_open(st, &it), 0);
+    tu_apply(eng, st, tu_walk_in[0].file);
+    qg_tickets_close(it);
+    pg_ctl("stop");
+    body = tu_fixture(tu_walk_in[1].file, &len);
+    ck_assert_int_eq(qg_engine_apply(eng, st, body, len, 0, &res), QG_EUNAVAIL);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t),
+                     QG_EUNAVAIL);
+    ck_assert_int_eq(qg_store_probe(st), QG_EUNAVAIL);
+    pg_ctl("start");
+    ck_assert_int_eq(qg_engine_apply(eng, st, body, len, 0, &res), 0);
+    ck_assert_int_eq(res.verdict, QG_ACCEPTED);
+    ck_assert_uint_eq(res.seq, 2);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    ck_assert_uint_eq(t.records, 2);
+    free(body);
+    qg_store_close(st);
+    qg_engine_free(eng);
+}
+END_TEST
+
+static Suite *
+pg_suite(void)
+{
+    Suite *s = suite_create("pg");
+    TCase *tc = tcase_create("Core");
+
+    tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_pg_same_as_lmdb_visits);
+    tcase_add_test(tc, test_pg_same_as_lmdb_day);
+    tcase_add_test(tc, test_pg_same_as_lmdb_unsigned_bound);
+    tcase_add_test(tc, test_pg_reopen_keeps_everything);
+    tcase_add_test(tc, test_pg_rdonly_refuses_writes);
+    tcase_add_test(tc, test_pg_schema_version);
+    tcase_add_test(tc, test_pg_migrate_lmdb);
+    tcase_add_test(tc, test_pg_outbox_sticks);
+    tcase_add_test(tc, test_pg_outbox_same_as_lmdb);
+    tcase_add_test(tc, test_pg_durability);
+    tcase_add_test(tc, test_pg_view_and_notify);
+    tcase_add_test(tc, test_pg_cli_db);
+    tcase_add_test(tc, test_pg_two_gates_race);
+    tcase_add_test(tc, test_pg_two_gates_day);
+    tcase_add_test(tc, test_pg_server_restart);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    return tu_run(pg_suite());
+}
