@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "testutil.h"
@@ -332,15 +333,23 @@ START_TEST(test_engine_two_secrets_either_passes)
 }
 END_TEST
 
-/* Writes text to a secret file in the test's store directory. */
+/* Writes text to a secret file of the test's own, in place of the one
+ * written before (secret_file(NULL) removes it). */
 static const char *
 secret_file(const char *text)
 {
-    static char path[512];
+    static char path[64];
     FILE *f;
+    int fd;
 
-    snprintf(path, sizeof(path), "%s.secret", tu_store_dir());
-    ck_assert_ptr_nonnull(f = fopen(path, "wb"));
+    if (path[0])
+        unlink(path);
+    path[0] = '\0';
+    if (text == NULL)
+        return NULL;
+    snprintf(path, sizeof(path), "/tmp/qgate-secret-XXXXXX");
+    ck_assert_int_ge(fd = mkstemp(path), 0);
+    ck_assert_ptr_nonnull(f = fdopen(fd, "wb"));
     fputs(text, f);
     fclose(f);
     return path;
@@ -384,6 +393,7 @@ START_TEST(test_engine_secret_file_lines)
                      QG_ETOOBIG);
     ck_assert_msg(strstr(err, "line 9: more than 8 secrets"), "%s", err);
     ck_assert_int_eq(secret_of(eng, rel, &v), 0); /* the earlier one kept */
+    secret_file(NULL);
 }
 END_TEST
 
