@@ -92,6 +92,8 @@ typedef struct gate {
     atomic_int write_failed; /* the last commit or write probe failed */
     atomic_int damaged;      /* the store was found damaged: stopping */
     atomic_int stopping;     /* SIGTERM: new requests get 503 */
+    /* --db as logs and alerts show it: a URI's password left out */
+    char db_shown[1024];
 } gate;
 
 /* ----- options.c -------------------------------------------------------- */
