@@ -65,6 +65,7 @@ trap 'exit 130' INT TERM
 say() { printf '%s\n' "$*" >&2; }
 kv() { tr ' ' '\n' <"$1" | sed -n "s/^$2=//p" | head -1; }
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 say "pg bench: the day ($TICKETS tickets)"
 "$BB/gen_day" "$TICKETS" 11 qgate-development-secret "$W/day.json" \
     2 1 0.5 1024 >"$W/day.ndjson"
@@ -120,6 +121,20 @@ sample() {
     done
 }
 
+# CPU time so far, in ms, of the gates ($PIDS) and of the server's
+# processes (user + system, from /proc/PID/stat).
+cpu_ms() {
+    for p in "$@"; do
+        cat "/proc/$p/stat" 2>/dev/null || true
+    done | awk -v hz="$(getconf CLK_TCK)" '
+        { sub(/^.*\) /, ""); s += $12 + $13 } END { printf "%d\n", s * 1000 / hz }'
+}
+cpu_gates() { cpu_ms $PIDS; }
+cpu_pg() {
+    pm=$(cat "$PGDIR/pid")
+    cpu_ms "$pm" $(ps -o pid= --ppid "$pm")
+}
+
 # run NAME KIND N: a fixed-rate run and a saturation run, each on fresh
 # gates and store.
 run() {
@@ -137,10 +152,13 @@ run() {
         sample >"$W/$1-waits.txt" &
         SAMPLER=$!
     fi
+    g0=$(cpu_gates)
+    p0=$(cpu_pg)
     timeout $((HTTP_SECONDS + 20)) "$BB/bench_load" --port "$PORTS" \
         --bodies "$W/day.ndjson" --duration "$HTTP_SECONDS" --warmup 1 \
         --connections "$CONNS" --threads 2 --label "$1-closed" \
         >"$W/$1-closed.txt"
+    echo "gates=$(($(cpu_gates) - g0)) pg=$(($(cpu_pg) - p0))" >"$W/$1-cpu.txt"
     touch "$W/stop"
     [ "$2" = pg ] && wait "$SAMPLER"
     stop
@@ -156,22 +174,22 @@ waits() {
     sort "$W/$1-waits.txt" | uniq -c | sort -rn | awk '
         { n[NR] = $1; e[NR] = $2; t += $1 }
         END { for (i = 1; i <= NR && i <= 4; i++)
-                  printf "%s%s %.0f%%", i > 1 ? ", " : "", e[i], 100 * n[i] / t
+                  printf "%s%s %.0f%%", (i > 1 ? ", " : ""), e[i], 100 * n[i] / t
               if (NR == 0) printf "none sampled" }'
 }
 row() {
     o=$W/$1-open.txt
     c=$W/$1-closed.txt
-    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$2" "$(kv "$c" rps)" \
+    printf '| %s | %s | %s | %s | %s | %s | %s ms, %s ms | %s |\n' "$2" "$(kv "$c" rps)" \
         "$(kv "$c" p99_us)" "$(kv "$o" p50_us)" "$(kv "$o" p99_us)" \
         "$(($(kv "$c" s5xx) + $(kv "$c" errors) + $(kv "$o" s5xx) + $(kv "$o" errors)))" \
-        "${3:-}"
+        "$(kv "$W/$1-cpu.txt" gates)" "$(kv "$W/$1-cpu.txt" pg)" "${3:-}"
 }
 {
-    echo "Measured $(date -u +%Y-%m-%d) on $(nproc) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), PostgreSQL $pg_version on the same machine (fsync on), $(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$B/CMakeCache.txt") build; a day of $TICKETS tickets, $CONNS connections at saturation, $RATE deliveries/s fixed, ${HTTP_SECONDS} s per run; every gate --durability group."
+    echo "Measured $(date -u +%Y-%m-%d) on $(nproc) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), PostgreSQL $pg_version on the same machine (fsync on), $(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$B/CMakeCache.txt") build; a day of $TICKETS tickets, $CONNS connections at saturation, $RATE deliveries/s fixed, ${HTTP_SECONDS} s per run; every gate --durability group. Load average before: $LOAD0; after: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
-    echo "| gates | deliveries/s at saturation | p99 at saturation (µs) | p50 at $RATE/s (µs) | p99 at $RATE/s (µs) | 5xx or errors | PostgreSQL's active sessions, by wait event |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| gates | deliveries/s at saturation | p99 at saturation (µs) | p50 at $RATE/s (µs) | p99 at $RATE/s (µs) | 5xx or errors | CPU over the saturation run: gates, PostgreSQL | PostgreSQL's active sessions, by wait event |"
+    echo "|---|---|---|---|---|---|---|---|"
     row lmdb-1 "one, LMDB"
     row pg-1 "one, PostgreSQL" "$(waits pg-1)"
     row pg-2 "two, PostgreSQL" "$(waits pg-2)"
