@@ -643,6 +643,33 @@ START_TEST(test_gate_killed_under_load)
 }
 END_TEST
 
+/* A password in --db, in the URI's authority or as a parameter, is left
+ * out of the gate's log: "***" instead. */
+START_TEST(test_password_not_logged)
+{
+    char *text;
+    size_t i;
+
+    for (i = 0; i < 2; i++) {
+        if (i == 0)
+            snprintf(db, sizeof(db), "postgresql://qgate:s3cret@/qgate?host=%s",
+                     tu_pg_dir());
+        else
+            snprintf(db, sizeof(db),
+                     "postgresql:///qgate?host=%s&user=qgate&password=s3cret",
+                     tu_pg_dir());
+        snprintf(logpath, sizeof(logpath), "%s/password%zu.log", work, i);
+        gate_start(NULL);
+        gate_stop();
+        text = read_from(logpath, 0);
+        ck_assert_msg(strstr(text, "s3cret") == NULL, "%s", text);
+        ck_assert_ptr_nonnull(
+            strstr(text, i == 0 ? "qgate:***@" : "&password=***"));
+        free(text);
+    }
+}
+END_TEST
+
 static Suite *
 gate_pg_suite(void)
 {
@@ -654,6 +681,7 @@ gate_pg_suite(void)
     tcase_add_test(tc, test_three_gates_as_one);
     tcase_add_test(tc, test_database_restarted_under_load);
     tcase_add_test(tc, test_gate_killed_under_load);
+    tcase_add_test(tc, test_password_not_logged);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -323,22 +323,16 @@ db_shown(const char *db, char *out, size_t len)
         PUT(":***", 4);
         p = at;
     }
-    /* password=... among the parameters */
-    while (*p) {
-        q = strstr(p, "password=");
-        if (q == NULL || (q != db && q[-1] != '?' && q[-1] != '&')) {
-            if (q == NULL) {
-                PUT(p, strlen(p));
-                break;
-            }
-            PUT(p, (size_t)(q - p) + 9);
-            p = q + 9;
-            continue;
-        }
+    /* password=... among the parameters (q[-1] is past "://") */
+    while ((q = strstr(p, "password=")) != NULL) {
         PUT(p, (size_t)(q - p) + 9);
-        PUT("***", 3);
-        p = q + 9 + strcspn(q + 9, "&");
+        p = q + 9;
+        if (q[-1] == '?' || q[-1] == '&') {
+            PUT("***", 3);
+            p += strcspn(p, "&");
+        }
     }
+    PUT(p, strlen(p));
 #undef PUT
     out[n] = '\0';
 }
