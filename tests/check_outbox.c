@@ -1131,6 +1131,41 @@ START_TEST(test_claim_arguments)
 }
 END_TEST
 
+/* A lease is a time: while it runs only its owner renews it; once it
+ * has run out (the owner died or hangs) the next forwarder takes the
+ * ticket, and the old owner is then the one kept out.  Tickets are
+ * claimed apart.  (LMDB grants every claim.) */
+START_TEST(test_claim_lease_runs_out)
+{
+    static const struct {
+        uint64_t ticket;
+        const char *owner;
+        int64_t at_us, lease_us;
+        int want;
+    } rows[] = {
+        {7, "gate-a", 1000000, 500000, 0},
+        {7, "gate-b", 1499999, 500000, QG_EBUSY}, /* a's lease runs */
+        {8, "gate-b", 1499999, 500000, 0},        /* another ticket */
+        {7, "gate-a", 1400000, 500000, 0},        /* renewed to 1.9 s */
+        {7, "gate-b", 1600000, 500000, QG_EBUSY},
+        {7, "gate-b", 1900000, 500000, 0}, /* run out: b takes it */
+        {7, "gate-a", 2000000, 500000, QG_EBUSY},
+        {7, "gate-b", 2000000, 500000, 0},
+    };
+    size_t i;
+
+    for (i = 0; i < COUNT(rows); i++) {
+        int want = rows[i].want;
+
+        if (want == QG_EBUSY && !tu_store_is_pg())
+            want = 0;
+        ck_assert_msg(qg_outbox_claim(st, rows[i].ticket, rows[i].owner,
+                                      rows[i].at_us, rows[i].lease_us) == want,
+                      "row %zu", i);
+    }
+}
+END_TEST
+
 /* Each store has its own id, kept on reopening and in a copy. */
 START_TEST(test_store_id_own_kept_and_copied)
 {
@@ -1208,6 +1243,7 @@ outbox_suite(void)
     tcase_add_test(resend, test_resend_waiting_step_moves_behind);
     tcase_add_test(resend, test_store_id_own_kept_and_copied);
     tcase_add_test(resend, test_claim_arguments);
+    tcase_add_test(resend, test_claim_lease_runs_out);
     suite_add_tcase(s, resend);
     tcase_add_checked_fixture(errors, setup, teardown);
     tcase_add_test(errors, test_change_unknown_or_invalid_id);

@@ -17,6 +17,10 @@
 #   bindir                 print where initdb, pg_ctl, postgres and psql
 #                          are; exit 1 if they are not all in one place.
 #
+# QG_PG_FSYNC=on starts the server with fsync on (the benchmarks: a
+# commit then waits for the disk, as in production); the tests' default is
+# off.
+#
 # The server binaries are looked for on PATH, then in
 # /usr/lib/postgresql/*/bin, the newest version first (Debian's postgresql
 # package puts them there, off PATH).  initdb refuses to run as root, so
@@ -126,7 +130,7 @@ server_start() {
         }
     fi
     as_pg "$BIN/pg_ctl" -D "$DATA" -l "$DIR/log" -w -t 60 -s \
-        -o "-k $DIR -c listen_addresses='' -c fsync=off" start >&2 || {
+        -o "-k $DIR -c listen_addresses='' -c fsync=${QG_PG_FSYNC:-off}" start >&2 || {
         show_log
         die "$DIR: the server did not start"
     }

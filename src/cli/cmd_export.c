@@ -173,7 +173,8 @@ failed:
 }
 
 /* The ticket's step hashes in hex, hashes[seq - 1]; "" where none (a
- * store without a chain, a step newer than the ticket read). */
+ * store without a chain, a PostgreSQL store, a step newer than the ticket
+ * read). */
 static int
 load_hashes(qg_store *st, const qg_ticket *t, char (**hex)[65], uint32_t *n)
 {
@@ -196,7 +197,7 @@ load_hashes(qg_store *st, const qg_ticket *t, char (**hex)[65], uint32_t *n)
         (*hex)[i][2 * QG_CHAIN_HASH_LEN] = '\0';
     }
     free(raw);
-    if (rc == QG_NOTFOUND)
+    if (rc == QG_NOTFOUND || rc == QG_ENOTSUP) /* no chain in this store */
         return 0;
     *n = t->records;
     return rc;

@@ -38,6 +38,7 @@
 #define SCAN_MAX   20000    /* entries looked at per scan */
 #define LEASE_MIN  10000000 /* a claim lasts 4 timeouts, and at least 10 s */
 #define SEEN_SLOTS 65536    /* > 2 * SCAN_MAX, a power of two */
+#define DONE_MAX   1024     /* steps finished during one scan, remembered */
 
 struct forwarder {
     qg_store *st;
@@ -55,6 +56,11 @@ struct forwarder {
     int woken, stopping;
     atomic_int reachable;
     uint64_t *seen; /* the dispatcher's per-scan ticket set */
+    /* Tickets whose step a worker finished while a scan ran: the scan's
+     * snapshot may still show that step, and must not send it again. */
+    int scanning, done_lost;
+    uint64_t *done;
+    size_t ndone;
     char owner[64]; /* this forwarder's name in claims: host/pid/random */
     int64_t lease_us;
 };
@@ -72,6 +78,19 @@ seen_add(uint64_t *set, uint64_t ticket)
         return 1;
     set[i] = ticket;
     return 0;
+}
+
+/* Whether a worker finished a step of ticket since the scan began (or
+ * more steps than were remembered).  Under f->lock. */
+static int
+done_in_scan(const forwarder *f, uint64_t ticket)
+{
+    size_t i;
+
+    for (i = 0; i < f->ndone; i++)
+        if (f->done[i] == ticket)
+            return 1;
+    return f->done_lost;
 }
 
 static int
@@ -234,6 +253,10 @@ worker(void *arg)
                 f->inflight[i] = f->inflight[--f->ninflight];
                 break;
             }
+        if (f->scanning && f->ndone < DONE_MAX)
+            f->done[f->ndone++] = e.ticket;
+        else if (f->scanning)
+            f->done_lost = 1;
         f->woken = 1;
         pthread_cond_signal(&f->wake);
     }
@@ -283,13 +306,21 @@ scan(forwarder *f)
     qg_outbox *ob = NULL;
     qg_outbox_entry e, *due = NULL, *bury = NULL;
     size_t ndue = 0, nbury = 0, free_slots, looked = 0, i;
+    int old;
     int64_t now = gate_now_us(), next = now + 1000000;
 
     pthread_mutex_lock(&f->lock);
     free_slots = f->nworkers - f->ninflight;
+    f->scanning = 1;
+    f->ndone = 0;
+    f->done_lost = 0;
     pthread_mutex_unlock(&f->lock);
-    if (free_slots == 0 || qg_outbox_open(f->st, 0, &ob) != 0)
+    if (free_slots == 0 || qg_outbox_open(f->st, 0, &ob) != 0) {
+        pthread_mutex_lock(&f->lock);
+        f->scanning = 0;
+        pthread_mutex_unlock(&f->lock);
         return next;
+    }
     due = calloc(free_slots, sizeof(*due));
     bury = calloc(free_slots, sizeof(*bury));
     memset(f->seen, 0, SEEN_SLOTS * sizeof(*f->seen));
@@ -298,29 +329,37 @@ scan(forwarder *f)
         if (seen_add(f->seen, e.ticket))
             continue; /* not the ticket's first entry */
         pthread_mutex_lock(&f->lock);
-        i = (size_t)in_flight(f, e.ticket);
+        i = (size_t)(in_flight(f, e.ticket) || done_in_scan(f, e.ticket));
         pthread_mutex_unlock(&f->lock);
         if (i)
             continue;
-        /* Another gate's ticket for now, or a store that cannot say: the
-         * next scan asks again. */
+        old = f->o.max_age_us > 0 && now - e.created_us > f->o.max_age_us;
+        if (!old && e.next_attempt_us > now) {
+            if (e.next_attempt_us < next)
+                next = e.next_attempt_us;
+            continue;
+        }
+        /* Only what is to be done now is claimed.  Another gate's ticket
+         * for now, or a store that cannot say: the next scan asks
+         * again. */
         if (qg_outbox_claim(f->st, e.ticket, f->owner, now, f->lease_us))
             continue;
-        if (f->o.max_age_us > 0 && now - e.created_us > f->o.max_age_us)
+        if (old)
             bury[nbury++] = e;
-        else if (e.next_attempt_us <= now)
+        else
             due[ndue++] = e;
-        else if (e.next_attempt_us < next)
-            next = e.next_attempt_us;
     }
     qg_outbox_close(ob);
     for (i = 0; i < nbury; i++)
         give_up(f, &bury[i]);
     pthread_mutex_lock(&f->lock);
     for (i = 0; i < ndue; i++) {
+        if (done_in_scan(f, due[i].ticket))
+            continue; /* finished while the scan ran: next scan */
         f->queue[f->qlen++] = due[i];
         f->inflight[f->ninflight++] = due[i].ticket;
     }
+    f->scanning = 0;
     if (ndue)
         pthread_cond_broadcast(&f->work);
     pthread_mutex_unlock(&f->lock);
@@ -401,6 +440,7 @@ stop_threads(forwarder *f, unsigned nworkers, int dispatcher_up)
     free(f->queue);
     free(f->inflight);
     free(f->seen);
+    free(f->done);
     free(f);
 }
 
@@ -437,16 +477,18 @@ forwarder_start(qg_store *st, const forward_options *o, forwarder **out)
     f->queue = calloc(f->nworkers, sizeof(*f->queue));
     f->inflight = calloc(f->nworkers, sizeof(*f->inflight));
     f->seen = calloc(SEEN_SLOTS, sizeof(*f->seen));
+    f->done = calloc(DONE_MAX, sizeof(*f->done));
     name_owner(f->owner, sizeof(f->owner));
     f->lease_us = (int64_t)o->timeout_ms * 4000;
     if (f->lease_us < LEASE_MIN)
         f->lease_us = LEASE_MIN;
     atomic_init(&f->reachable, 1); /* until an attempt says otherwise */
-    if (!f->workers || !f->queue || !f->inflight || !f->seen) {
+    if (!f->workers || !f->queue || !f->inflight || !f->seen || !f->done) {
         free(f->workers);
         free(f->queue);
         free(f->inflight);
         free(f->seen);
+        free(f->done);
         free(f);
         errno = ENOMEM;
         return -1;

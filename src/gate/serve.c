@@ -289,6 +289,56 @@ fit_fd_limit(gate *g)
     g->max_connections = fit;
 }
 
+/*
+ * --db as the logs and alerts show it: a PostgreSQL URI may carry a
+ * password (postgresql://user:secret@host/db, or ?password=secret), which
+ * must not reach a log collector or an alert receiver.  Each is replaced
+ * by "***"; anything else is shown as given.
+ */
+static void
+db_shown(const char *db, char *out, size_t len)
+{
+    const char *p = strstr(db, "://"), *at, *end, *colon, *q;
+    size_t n = 0;
+
+#define PUT(s, k)                                                              \
+    do {                                                                       \
+        size_t k_ = (k);                                                       \
+        if (n + k_ < len) {                                                    \
+            memcpy(out + n, (s), k_);                                          \
+            n += k_;                                                           \
+        }                                                                      \
+    } while (0)
+    if (len == 0)
+        return;
+    if (p == NULL) {
+        snprintf(out, len, "%s", db);
+        return;
+    }
+    p += 3;
+    end = p + strcspn(p, "/?");
+    PUT(db, (size_t)(p - db));
+    /* user:password@ in the authority (a user's name has no '@') */
+    if ((at = memchr(p, '@', (size_t)(end - p))) != NULL &&
+        (colon = memchr(p, ':', (size_t)(at - p))) != NULL) {
+        PUT(p, (size_t)(colon - p));
+        PUT(":***", 4);
+        p = at;
+    }
+    /* password=... among the parameters (q[-1] is past "://") */
+    while ((q = strstr(p, "password=")) != NULL) {
+        PUT(p, (size_t)(q - p) + 9);
+        p = q + 9;
+        if (q[-1] == '?' || q[-1] == '&') {
+            PUT("***", 3);
+            p += strcspn(p, "&");
+        }
+    }
+    PUT(p, strlen(p));
+#undef PUT
+    out[n] = '\0';
+}
+
 /* Where the gate listens and how it runs: the first line an operator
  * reads.  Values from the options are escaped as every other. */
 static void
@@ -320,7 +370,7 @@ log_listening(gate *g, unsigned port)
               "\"version\":\"%s\",\"sources\":%s",
               log_string(g->listen, listen, sizeof(listen)), port,
               log_string(g->sources[0].path, path, sizeof(path)),
-              log_string(g->c->db, db, sizeof(db)),
+              log_string(g->db_shown, db, sizeof(db)),
               durability_name(g->durability), g->c->reorder_window,
               log_string(g->upstream, upstream, sizeof(upstream)), g->retention,
               qg_machine_version(), qg_version(), sources);
@@ -518,7 +568,7 @@ start_alerts(gate *g)
     ao.refusals = g->alert_refusals;
     ao.interval_s = g->alert_interval;
     ao.listen = g->listen;
-    ao.store = g->c->db;
+    ao.store = g->db_shown;
     if (g->alert_url && g->alert_secret_file == NULL)
         log_event("warn",
                   "alerts are not signed: give --alert-secret-file so that "
@@ -574,6 +624,7 @@ start(gate *g, const struct sockaddr_storage *addr, socklen_t addrlen)
     int rc;
 
     pthread_rwlock_init(&g->eng_lock, NULL);
+    db_shown(g->c->db, g->db_shown, sizeof(g->db_shown));
     curl_global_init(CURL_GLOBAL_DEFAULT);
     fit_fd_limit(g);
     if (ratelimit_new(g->unsigned_rate, g->unsigned_burst, &g->rl) ||

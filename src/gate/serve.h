@@ -93,6 +93,8 @@ typedef struct gate {
     atomic_int damaged;      /* the store was found damaged: stopping */
     atomic_int stopping;     /* SIGTERM: new requests get 503 */
     int read_only;           /* qgate console: no webhook, no admin action */
+    /* --db as logs and alerts show it: a URI's password left out */
+    char db_shown[1024];
 } gate;
 
 /* ----- options.c -------------------------------------------------------- */

@@ -620,6 +620,8 @@ static const char schema_v1[] =
     "  gave_up_us bigint NOT NULL DEFAULT 0,"
     "  gave_up bytea NOT NULL DEFAULT '');"
     "CREATE TABLE qgate.dead (LIKE qgate.outbox INCLUDING ALL);"
+    "CREATE TABLE qgate.claims (ticket bigint PRIMARY KEY,"
+    "  owner text NOT NULL, until_us bigint NOT NULL);"
     "CREATE FUNCTION qgate.try_jsonb(b bytea) RETURNS jsonb"
     "  LANGUAGE plpgsql IMMUTABLE AS $f$"
     "  BEGIN RETURN convert_from(b, 'UTF8')::jsonb;"
@@ -993,4 +995,5 @@ const qg__store_ops qg__pg_ops = {
     .outbox_bury = qg__pg_outbox_bury,
     .outbox_requeue = qg__pg_outbox_requeue,
     .outbox_resend = qg__pg_outbox_resend,
+    .outbox_claim = qg__pg_outbox_claim,
 };

@@ -200,5 +200,7 @@ int qg__pg_outbox_bury(qg_store *st, uint64_t id, const char *error);
 int qg__pg_outbox_requeue(qg_store *st, uint64_t id, uint64_t *moved);
 int qg__pg_outbox_resend(qg_store *st, uint64_t ticket, int64_t since_us,
                          int64_t until_us, uint64_t *queued, uint64_t *waiting);
+int qg__pg_outbox_claim(qg_store *st, uint64_t ticket, const char *owner,
+                        int64_t now_us, int64_t lease_us);
 
 #endif /* QG_PG_INT_H */

@@ -438,3 +438,67 @@ qg__pg_outbox_resend(qg_store *st, uint64_t ticket, int64_t since_us,
         *waiting = j.waiting;
     return rc;
 }
+
+/* ----- claims ----------------------------------------------------------- */
+
+/*
+ * One row per ticket some forwarder claimed: who, and until when.  One
+ * statement takes the row when it is missing, its lease has run out or it
+ * is the owner's already (a renewal); otherwise it changes nothing and
+ * returns no row.  ON CONFLICT locks the row and, in READ COMMITTED,
+ * judges the WHERE on its newest version: of two gates claiming at once,
+ * the second waits for the first's commit and then sees its lease.
+ *
+ * The rows stay when the ticket's outbox empties: a lease that runs on
+ * keeps a gate whose scan began before the owner's acknowledgement from
+ * sending that step again, and the next step of the ticket goes to the
+ * same gate, which renews.  The times are the gates' clocks, which must
+ * agree to well within a lease.
+ */
+typedef struct claim_job {
+    uint64_t ticket;
+    const char *owner;
+    int64_t now_us, lease_us;
+} claim_job;
+
+static int
+claim(qg__txn *t, void *arg)
+{
+    claim_job *j = arg;
+    qg__pgparams p = {0};
+    PGresult *r;
+    int rc;
+
+    /* A claim lost in a crash of the server only lets another gate send
+     * the step again, as a run-out lease does: not worth a WAL flush. */
+    if ((rc = qg__pg_exec(t->be, "SET LOCAL synchronous_commit = off", NULL,
+                          NULL)))
+        return rc;
+    qg__pg_int(&p, (int64_t)j->ticket);
+    qg__pg_text(&p, j->owner);
+    qg__pg_int(&p, j->now_us);
+    qg__pg_int(&p, j->now_us + j->lease_us);
+    if ((rc = qg__pg_exec(t->be,
+                          "INSERT INTO qgate.claims AS c (ticket, owner, "
+                          "until_us) VALUES ($1::int8, $2::text, $4::int8) "
+                          "ON CONFLICT (ticket) DO UPDATE SET owner = "
+                          "excluded.owner, until_us = excluded.until_us "
+                          "WHERE c.owner = excluded.owner OR c.until_us <= "
+                          "$3::int8 RETURNING 1",
+                          &p, &r)))
+        return rc;
+    rc = PQntuples(r) == 1 ? 0 : QG_EBUSY;
+    PQclear(r);
+    return rc;
+}
+
+int
+qg__pg_outbox_claim(qg_store *st, uint64_t ticket, const char *owner,
+                    int64_t now_us, int64_t lease_us)
+{
+    claim_job j = {ticket, owner, now_us, lease_us};
+
+    if (lease_us > INT64_MAX - now_us)
+        return QG_EINVAL;
+    return qg__store_write(st, claim, &j);
+}

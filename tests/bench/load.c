@@ -1,7 +1,7 @@
 /*
  * load.c - an HTTP/1.1 load generator for the gate and its baselines.
  *
- *   bench_load --port P --bodies FILE [--host 127.0.0.1] [--path PATH]
+ *   bench_load --port P[,P...] --bodies FILE [--host 127.0.0.1] [--path PATH]
  *              [--connections C] [--threads T] [--duration S]
  *              [--warmup S] [--rate R] [--first N] [--label NAME]
  *
@@ -18,6 +18,9 @@
  * waits for a free connection, and its latency runs from the time it was
  * due, not from when it could be sent, so a stalled server is charged for
  * every request it held up (no coordinated omission).
+ *
+ * With several ports (several gates on one database), the connections
+ * are spread over them in turn: connection i goes to port i mod n.
  *
  * Only requests due (or sent) after the warm-up count.  Prints one line of
  * key=value pairs: requests, throughput, latency percentiles in
@@ -46,7 +49,8 @@
 
 #include "bench_util.h"
 
-#define RESP_MAX 65536
+#define RESP_MAX  65536
+#define PORTS_MAX 16
 
 typedef struct conn {
     int fd;
@@ -59,6 +63,7 @@ typedef struct conn {
     size_t sent; /* of head + body */
     char resp[RESP_MAX];
     size_t got;
+    int target; /* its port's index in cfg.addrs */
 } conn;
 
 typedef struct worker {
@@ -76,7 +81,8 @@ typedef struct worker {
 } worker;
 
 static struct {
-    struct sockaddr_in addr;
+    struct sockaddr_in addrs[PORTS_MAX];
+    int naddrs;
     const char *host, *path;
     bench_lines bodies;
     atomic_size_t next_body;
@@ -104,7 +110,8 @@ open_conn(worker *w, conn *c)
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
     if (c->fd < 0)
         return -1;
-    if (connect(c->fd, (struct sockaddr *)&cfg.addr, sizeof(cfg.addr)) != 0) {
+    if (connect(c->fd, (struct sockaddr *)&cfg.addrs[c->target],
+                sizeof(cfg.addrs[c->target])) != 0) {
         close(c->fd);
         c->fd = -1;
         return -1;
@@ -194,7 +201,8 @@ send_request(worker *w, conn *c, int64_t start_ns)
         "POST %s HTTP/1.1\r\nHost: %s:%u\r\n"
         "Content-Type: application/json\r\n"
         "Content-Length: %zu\r\n\r\n",
-        cfg.path, cfg.host, (unsigned)ntohs(cfg.addr.sin_port), c->body_len);
+        cfg.path, cfg.host, (unsigned)ntohs(cfg.addrs[c->target].sin_port),
+        c->body_len);
     c->sent = 0;
     c->got = 0;
     c->busy = 1;
@@ -419,10 +427,11 @@ run(void *arg)
 static void
 usage(void)
 {
-    fprintf(stderr,
-            "usage: bench_load --port P --bodies FILE [--host H] [--path P] "
-            "[--connections C] [--threads T] [--duration S] [--warmup S] "
-            "[--rate R] [--first N] [--label NAME]\n");
+    fprintf(
+        stderr,
+        "usage: bench_load --port P[,P...] --bodies FILE [--host H] [--path P] "
+        "[--connections C] [--threads T] [--duration S] [--warmup S] "
+        "[--rate R] [--first N] [--label NAME]\n");
     exit(2);
 }
 
@@ -443,14 +452,16 @@ main(int argc, char **argv)
         {"first", required_argument, NULL, 'f'},
         {0}};
     const char *bodies = NULL, *label = "run";
-    long port = 0;
+    const char *ports = NULL;
+    char *end;
+    long port;
     size_t first = 0;
     worker *ws;
     int64_t *all;
     size_t total = 0, k;
     unsigned long status[6] = {0}, errors = 0, reconnects = 0, late = 0;
     unsigned long answers = 0;
-    int opt, i, j;
+    int opt, i, j, spread = 0;
     double secs;
 
     cfg.host = "127.0.0.1";
@@ -465,7 +476,7 @@ main(int argc, char **argv)
             cfg.host = optarg;
             break;
         case 'p':
-            port = strtol(optarg, NULL, 10);
+            ports = optarg;
             break;
         case 'P':
             cfg.path = optarg;
@@ -498,15 +509,28 @@ main(int argc, char **argv)
             usage();
         }
     }
-    if (!bodies || port <= 0 || port > 65535 || cfg.threads < 1 ||
-        cfg.connections < cfg.threads || cfg.duration <= 0 ||
-        cfg.duration > 600 || cfg.warmup < 0 || cfg.warmup > 60)
+    if (!bodies || !ports || cfg.threads < 1 || cfg.connections < cfg.threads ||
+        cfg.duration <= 0 || cfg.duration > 600 || cfg.warmup < 0 ||
+        cfg.warmup > 60)
         usage();
-    memset(&cfg.addr, 0, sizeof(cfg.addr));
-    cfg.addr.sin_family = AF_INET;
-    cfg.addr.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, cfg.host, &cfg.addr.sin_addr) != 1)
-        die(cfg.host, "not an IPv4 address");
+    /* P or P,P,...: each a port of the same host */
+    for (end = (char *)ports; *end; cfg.naddrs++) {
+        struct sockaddr_in *a = &cfg.addrs[cfg.naddrs];
+
+        if (cfg.naddrs == PORTS_MAX)
+            die(ports, "at most 16 ports");
+        port = strtol(end, &end, 10);
+        if (port <= 0 || port > 65535 || (*end && *end != ','))
+            die(ports, "not a port, or a list of them separated by commas");
+        end += *end == ',';
+        memset(a, 0, sizeof(*a));
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, cfg.host, &a->sin_addr) != 1)
+            die(cfg.host, "not an IPv4 address");
+    }
+    if (cfg.naddrs == 0)
+        usage();
     if (bench_lines_read(bodies, first, &cfg.bodies) != 0 || cfg.bodies.n == 0)
         die(bodies, "cannot read bodies");
     signal(SIGPIPE, SIG_IGN);
@@ -521,9 +545,11 @@ main(int argc, char **argv)
         ws[i].conns = calloc((size_t)ws[i].nconns, sizeof(conn));
         if ((ws[i].ep = epoll_create1(0)) < 0 || ws[i].conns == NULL)
             die("workers", strerror(errno));
-        for (j = 0; j < ws[i].nconns; j++)
+        for (j = 0; j < ws[i].nconns; j++) {
+            ws[i].conns[j].target = spread++ % cfg.naddrs;
             if (open_conn(&ws[i], &ws[i].conns[j]) != 0)
                 die("connect", strerror(errno));
+        }
     }
     cfg.t0 = bench_now_ns();
     cfg.measure_from = cfg.t0 + (int64_t)(cfg.warmup * 1e9);

@@ -17,6 +17,8 @@
 #   5. peak memory of the gate under load and of the CLI over that store;
 #   6. where the bytes of a store of 1 KB deliveries go (bench_audit space),
 #      and the same records packed (bench_audit repack);
+#   7. one LMDB gate beside one, two and three gates on one PostgreSQL
+#      database (tests/bench/pg.sh);
 # then writes a Markdown results table to stdout and, if given, to
 # RESULTS.md.  Progress goes to stderr.  Build first, in Release:
 #   cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release &&
@@ -527,6 +529,15 @@ out "| \`qgate stats\`: at least 5 M records/s | $st_rps M records/s ($(calc '%.
 out "| store size: at most 1.5 KB (1536 bytes) per 1 KB delivery | $kb_total bytes, of which the undrained outbox $kb_outbox; packed: $(sed -n 's/^| \*\*data.mdb\*\* .*| \*\*\([0-9]*\)\*\* |$/\1/p' "$W/space-kb-packed.md") | $(met "$kb_total" '<=' 1536) |"
 out "| history of one ticket among $AUDIT_TICKETS: under 1 ms (in process, median) | $h50 us (p99 $(kv "$q" history_p99_us) us); whole CLI process $(kv "$W/cli-history.txt" median_ms) ms | $(met "$h50" '<' 1000) |"
 out "| a ticket page among $AUDIT_TICKETS tickets: under 50 ms, server side (\`/tickets/ID\`, \`/steps\`, \`/machine\` against \`qgate console --db\`, medians added) | $(kv "$W/console.txt" page_p50_ms) ms; \`/overview\` $(kv "$W/console.txt" overview_p50_ms) ms | $(met "$(kv "$W/console.txt" page_p50_ms)" '<' 50) |"
+out ""
+out "### PostgreSQL: one to three gates"
+out ""
+# The same day's size, rate and connections (tests/bench/pg.sh); skipped,
+# and said, without the PostgreSQL server programs.
+note "BENCH_TICKETS=$TICKETS BENCH_RATE=$RATE SRC/tests/bench/pg.sh $B"
+BENCH_TICKETS=$TICKETS BENCH_RATE=$RATE BENCH_CONNECTIONS=$CONNS \
+    BENCH_HTTP_SECONDS=$HTTP_SECONDS "$SRC/tests/bench/pg.sh" "$B" >>"$REPORT" ||
+    out "(pg.sh failed: see its output above)"
 out ""
 out "### Commands"
 out ""
