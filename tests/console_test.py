@@ -355,9 +355,12 @@ def search_page(drv, base, work):
     shot(drv, "console-search.png")
     if walk_in:
         walk_in[0].find_element(By.TAG_NAME, "a").click()
-        steps = wait(drv, "the walk-in ticket from the search",
-                     lambda d: d.find_elements(By.CSS_SELECTOR,
-                                               "#t-steps tr.step") or None)
+        # The page of the ticket shown before (30099's, 1 step) stays
+        # until the walk-in's answers are in: wait for the 9 steps.
+        wait(drv, "the walk-in ticket from the search",
+             lambda d: len(d.find_elements(By.CSS_SELECTOR,
+                                           "#t-steps tr.step")) == 9 or None)
+        steps = drv.find_elements(By.CSS_SELECTOR, "#t-steps tr.step")
         check(len(steps or []) == 9, "its link opens the walk-in ticket")
 
 

@@ -165,8 +165,8 @@ async function ticket(id) {
   // of lq:, appt: and ticket: goes as it is (a path may hold one).
   const enc = encodeURIComponent(id).replace(/%3A/gi, ':');
   const t = await get('/tickets/' + enc);
-  const steps = await get('/tickets/' + enc + '/steps');
-  const dl = await get('/tickets/' + enc + '/deliveries');
+  const [steps, dl] = await Promise.all([get('/tickets/' + enc + '/steps'),
+    get('/tickets/' + enc + '/deliveries')]);
   show('ticket');
   $('t-title').textContent = id;
   const ids = [`ticket ${t.ticket}`];
