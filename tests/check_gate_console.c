@@ -775,6 +775,15 @@ START_TEST(test_ticket_deliveries)
     ck_assert_msg(json_object_array_length(refused) == 1 &&
                       json_object_array_length(held) == 1,
                   "%s", a.body);
+    {
+        /* One "timestamp" each: the held one's rendering has its own. */
+        const char *p;
+        int n = 0;
+
+        for (p = a.body; (p = strstr(p, "\"timestamp\":")) != NULL; p++)
+            n++;
+        ck_assert_msg(n == 2, "%d timestamps in %s", n, a.body);
+    }
     e = json_object_array_get_idx(refused, 0);
     ck_assert_str_eq(jstr(e, "verdict"), "rejected");
     ck_assert_str_eq(jstr(e, "code"), "ticket_closed");

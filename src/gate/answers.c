@@ -10,13 +10,12 @@
  *
  * Routes: POST <path> (the webhook), GET /tickets (the search), /tickets/{id},
  * /tickets/{id}/history, /tickets/{id}/steps, /tickets/{id}/deliveries,
- * /overview, /machine,
- * /rejections, /held, /outbox/dead, /waits and /deliveries (the read
- * API), GET /console/... (the console's files, console.c), POST
- * /rejections/{id}/replay and /outbox/dead/{id}/retry (the console's
- * admin actions), GET /healthz, /readyz, /metrics.  Under `qgate console`
- * (g->read_only) no source has a path, so no POST is a webhook, and the
- * admin actions are refused.
+ * /overview, /machine, /rejections, /held, /outbox/dead, /waits and
+ * /deliveries (the read API), GET /console/... (the console's files,
+ * console.c), POST /rejections/{id}/replay and /outbox/dead/{id}/retry
+ * (the console's admin actions), GET /healthz, /readyz, /metrics.  Under
+ * `qgate console` (g->read_only) no source has a path, so no POST is a
+ * webhook, and the admin actions are refused.
  */
 #include <errno.h>
 #include <inttypes.h>

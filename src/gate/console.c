@@ -320,11 +320,12 @@ body_event_time(const char *body, size_t len, int64_t *ms, int32_t *offset_s)
     return ok;
 }
 
-/* buf (a rendered object) with ,"event_ms":ms,"timestamp":T,"event_time":
- * which added before its closing brace, then its source and body. */
+/* buf (a rendered object) with ,"event_ms":ms, then ,"timestamp":T when
+ * stamp (a held delivery's rendering has its own), and ,"event_time":
+ * which, added before its closing brace; then its source and body. */
 static int
 with_time(FILE *f, const char *buf, size_t len, int64_t ms, int32_t offset_s,
-          const char *which, const char *source, const char *body,
+          int stamp, const char *which, const char *source, const char *body,
           size_t body_len)
 {
     char when[40], *out = NULL;
@@ -334,10 +335,11 @@ with_time(FILE *f, const char *buf, size_t len, int64_t ms, int32_t offset_s,
     if ((one = open_memstream(&out, &out_len)) == NULL)
         return QG_ENOMEM;
     fwrite(buf, 1, len - 1, one);
-    fprintf(one,
-            ",\"event_ms\":%" PRId64 ",\"timestamp\":\"%s\",\"event_time\":"
-            "\"%s\"}",
-            ms, qg_time_format(ms, offset_s, when, sizeof(when)), which);
+    fprintf(one, ",\"event_ms\":%" PRId64, ms);
+    if (stamp)
+        fprintf(one, ",\"timestamp\":\"%s\"",
+                qg_time_format(ms, offset_s, when, sizeof(when)));
+    fprintf(one, ",\"event_time\":\"%s\"}", which);
     fclose(one);
     with_body(f, out, out_len, source, body, body_len);
     free(out);
@@ -382,7 +384,7 @@ console_deliveries(FILE *f, gate *g, uint64_t ticket)
         }
         if (!first)
             fputs(",\n", f);
-        rc = with_time(f, buf, len, ms, off, event ? "event" : "received",
+        rc = with_time(f, buf, len, ms, off, 1, event ? "event" : "received",
                        rj.source, rj.body, rj.body_len);
         free(buf);
         first = 0;
@@ -408,7 +410,7 @@ console_deliveries(FILE *f, gate *g, uint64_t ticket)
         fclose(one);
         if (!first)
             fputs(",\n", f);
-        rc = with_time(f, buf, len, h.event_ms, h.utc_offset_s, "event",
+        rc = with_time(f, buf, len, h.event_ms, h.utc_offset_s, 0, "event",
                        h.source, h.body, h.body_len);
         free(buf);
         first = 0;
