@@ -473,7 +473,9 @@ def main():
         # event time: after the serving (09:20), before the served (09:34).
         mine = json.loads(request(port, "/tickets/30001/deliveries",
                                   token=TOKEN)[1])["refused"]
-        check(len(mine) == 1, f"the walk-in ticket's one refusal: {mine}")
+        check(len(mine) == 1 and mine[0]["code"] == "ticket_closed" and
+              mine[0]["event_time"] == "event",
+              f"the walk-in ticket's one refusal, ticket_closed: {mine}")
         marked = drv.find_elements(By.CSS_SELECTOR,
                                    "#t-steps tr.step, #t-steps tr.refused")
         kinds = [("refused" if "refused" in r.get_attribute("class").split()
