@@ -1,10 +1,10 @@
 /*
  * check_gate_console.c - the web console as `qgate serve` answers it
  * (docs/console.md): its files, their security headers, and the JSON it
- * reads (/overview, /machine, /tickets/{id}/steps, /rejections, /held,
- * /outbox/dead) with the token rules of the read API, and its admin
- * actions (replay, retry) with theirs.  What the pages do in a browser is
- * tests/console_test.py.
+ * reads (/overview, /machine, /tickets/{id}/steps and /deliveries,
+ * /rejections, /held, /outbox/dead) with the token rules of the read API, and
+ * its admin actions (replay, retry) with theirs.  What the pages do in a
+ * browser is tests/console_test.py.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -722,6 +722,104 @@ START_TEST(test_held_list)
 }
 END_TEST
 
+/* /tickets/{id}/deliveries: a ticket's refusals and held deliveries, for
+ * the ticket page's timeline; another ticket's are not listed. */
+START_TEST(test_ticket_deliveries)
+{
+    static const char *const window[] = {"--reorder-window", "600", NULL};
+    json_object *refused, *held, *e;
+    size_t i, len;
+    char *body, *held_body;
+    answer a;
+
+    gate_start(window);
+    for (i = 0; i < 9; i++) /* walk_in_files: the 9 steps */
+        post_accepted(walk_in_files[i]);
+    /* A second end of the visit: refused, the ticket is closed. */
+    body = step_body(30001, "live_queue_updated", "2024-03-05T09:58:00+08:00",
+                     "{\"name\":\"VISIT_ENDED\",\"value\":12}", "Visit Ended",
+                     &len);
+    ck_assert_ptr_nonnull(body);
+    http("POST", WEBHOOK, as_json, body, len, &a);
+    expect(&a, 409, "rejected", "ticket_closed", "a second end of visit");
+    answer_free(&a);
+    /* A dispensing at 09:30, while the patient was being served, before
+     * the pharmacy received anything: held for an earlier step. */
+    held_body =
+        step_body(30001, "live_queue_updated", "2024-03-05T09:30:00+08:00",
+                  "{\"name\":\"PHARMACY_DISPENSED\",\"value\":10}",
+                  "Pharmacy Dispensed", &len);
+    ck_assert_ptr_nonnull(held_body);
+    http("POST", WEBHOOK, as_json, held_body, len, &a);
+    expect(&a, 202, "held", "early", "an early dispensing");
+    answer_free(&a);
+    /* Another ticket's refusal, and its held delivery. */
+    post_before("illegal/second-end-visit/05-end-visit-again.json");
+    post_fixture("illegal/second-end-visit/05-end-visit-again.json", &a);
+    ck_assert_int_eq(a.status, 409);
+    answer_free(&a);
+    {
+        char *other = served_body(777001, &len);
+
+        http("POST", WEBHOOK, as_json, other, len, &a);
+        ck_assert_int_eq(a.status, 202);
+        answer_free(&a);
+        free(other);
+    }
+
+    http("GET", "/tickets/lq:30001/deliveries", NULL, NULL, 0, &a);
+    ck_assert_msg(a.status == 200 && a.json, "%ld %s", a.status, a.body);
+    expect_console_headers(&a, "/tickets/lq:30001/deliveries");
+    ck_assert(json_object_object_get_ex(a.json, "refused", &refused));
+    ck_assert(json_object_object_get_ex(a.json, "held", &held));
+    ck_assert_msg(json_object_array_length(refused) == 1 &&
+                      json_object_array_length(held) == 1,
+                  "%s", a.body);
+    {
+        /* One "timestamp" each: the held one's rendering has its own. */
+        const char *p;
+        int n = 0;
+
+        for (p = a.body; (p = strstr(p, "\"timestamp\":")) != NULL; p++)
+            n++;
+        ck_assert_msg(n == 2, "%d timestamps in %s", n, a.body);
+    }
+    e = json_object_array_get_idx(refused, 0);
+    ck_assert_str_eq(jstr(e, "verdict"), "rejected");
+    ck_assert_str_eq(jstr(e, "code"), "ticket_closed");
+    ck_assert_int_eq(jint(e, "live_queue_id"), 30001);
+    /* The refusal's event time is its body's payload.timestamp. */
+    ck_assert_str_eq(jstr(e, "timestamp"), "2024-03-05T09:58:00+08:00");
+    ck_assert_int_eq(jint(e, "event_ms"), 1709603880000LL);
+    ck_assert_str_eq(jstr(e, "event_time"), "event");
+    ck_assert_msg(same(jstr(e, "body"), body), "%s", a.body);
+    e = json_object_array_get_idx(held, 0);
+    ck_assert_int_eq(jint(e, "live_queue_id"), 30001);
+    ck_assert_str_eq(jstr(e, "event"), "rx_dispense");
+    ck_assert_str_eq(jstr(e, "timestamp"), "2024-03-05T09:30:00+08:00");
+    ck_assert_int_eq(jint(e, "event_ms"), 1709602200000LL);
+    ck_assert_str_eq(jstr(e, "event_time"), "event");
+    ck_assert_msg(jint(e, "expires_us") > 0, "%s", a.body);
+    ck_assert_msg(same(jstr(e, "body"), held_body), "%s", a.body);
+    answer_free(&a);
+    free(body);
+    free(held_body);
+    /* Both lists hold two entries, one of them the other ticket's. */
+    http("GET", "/rejections", NULL, NULL, 0, &a);
+    ck_assert_int_eq(jint(a.json, "matched"), 2);
+    answer_free(&a);
+    http("GET", "/held", NULL, NULL, 0, &a);
+    ck_assert(json_object_object_get_ex(a.json, "held", &held));
+    ck_assert_uint_eq(json_object_array_length(held), 2);
+    answer_free(&a);
+
+    http("GET", "/tickets/99999/deliveries", NULL, NULL, 0, &a);
+    expect(&a, 404, NULL, "not_found", "deliveries of no ticket");
+    answer_free(&a);
+    gate_stop();
+}
+END_TEST
+
 /* A dead letter is listed, and Retry moves it back to the outbox, from
  * where it reaches the HIS. */
 START_TEST(test_dead_retry)
@@ -925,6 +1023,7 @@ gate_console_suite(void)
     tcase_add_test(tc, test_replay_unknown_source);
     tcase_add_test(tc, test_rejections_list);
     tcase_add_test(tc, test_held_list);
+    tcase_add_test(tc, test_ticket_deliveries);
     tcase_add_test(tc, test_dead_retry);
     tcase_add_test(tc, test_waits_match_stats);
     tcase_add_test(tc, test_deliveries_per_minute);

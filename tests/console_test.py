@@ -7,7 +7,8 @@ driven by Selenium), against `qgate serve` fed with the fixtures.
 Checks: the read token is asked for, a wrong one refused (401); the
 overview's counts are those of `qgate stats --json`; the walk-in ticket's
 page shows its 9 steps in event time (its alert, sent after the move, marked
-late) and its path on the diagram; a signed webhook whose
+late), its refused delivery in its place in event time, marked with its
+reason, and its path on the diagram; a signed webhook whose
 client_name is markup renders as text; a refused delivery appears on the
 Refusals page, filtered by its reason, and is replayed with the admin token
 and not without it (nor with the read token); the Waiting times page shows
@@ -119,6 +120,16 @@ def feed(port):
                            open(f, "rb").read())
         check(st == (409 if i == len(files) - 1 else 200),
               f"{os.path.relpath(f, FIXTURES)}: {st}")
+    # a dispensing for the walk-in ticket at 09:30, between its serving
+    # (09:20) and served (09:34): held for an earlier step, then given up
+    # by refuse_replayable()'s `qgate held --expire` into the rejection log
+    payload = json.loads(open(os.path.join(
+        FIXTURES, "visits", "walk-in", "07-pharmacy-dispensed.json"),
+        "rb").read())["payload"]
+    payload["timestamp"] = "2024-03-05T09:30:00+08:00"
+    st, body = request(port, "/webhooks/chup", "POST",
+                       sign(json.dumps(payload, separators=(",", ":")).encode()))
+    check(st == 202, f"the walk-in's dispensing at 09:30 held ({st} {body!r})")
     # walk-in's first step as entry 30099, the client named with markup
     first = os.path.join(FIXTURES, "visits", "walk-in",
                          "01-join-live-queue.json")
@@ -344,9 +355,12 @@ def search_page(drv, base, work):
     shot(drv, "console-search.png")
     if walk_in:
         walk_in[0].find_element(By.TAG_NAME, "a").click()
-        steps = wait(drv, "the walk-in ticket from the search",
-                     lambda d: d.find_elements(By.CSS_SELECTOR,
-                                               "#t-steps tr.step") or None)
+        # The page of the ticket shown before (30099's, 1 step) stays
+        # until the walk-in's answers are in: wait for the 9 steps.
+        wait(drv, "the walk-in ticket from the search",
+             lambda d: len(d.find_elements(By.CSS_SELECTOR,
+                                           "#t-steps tr.step")) == 9 or None)
+        steps = drv.find_elements(By.CSS_SELECTOR, "#t-steps tr.step")
         check(len(steps or []) == 9, "its link opens the walk-in ticket")
 
 
@@ -455,6 +469,26 @@ def main():
                 if "late" in r.get_attribute("class").split()]
         check(late == ["alert"], f"the alert sent after the move marked "
               f"late, in its place in event time: {late}")
+        # Its refusal (the dispensing at 09:30, given up) in its place in
+        # event time: after the serving (09:20), before the served (09:34).
+        mine = json.loads(request(port, "/tickets/30001/deliveries",
+                                  token=TOKEN)[1])["refused"]
+        check(len(mine) == 1 and mine[0]["code"] == "ticket_closed" and
+              mine[0]["event_time"] == "event",
+              f"the walk-in ticket's one refusal, ticket_closed: {mine}")
+        marked = drv.find_elements(By.CSS_SELECTOR,
+                                   "#t-steps tr.step, #t-steps tr.refused")
+        kinds = [("refused" if "refused" in r.get_attribute("class").split()
+                  else r.find_elements(By.TAG_NAME, "td")[2].text)
+                 for r in marked]
+        check(kinds.count("refused") == 1 and kinds.index("refused") > 0 and
+              kinds[kinds.index("refused") - 1] == "serve" and
+              kinds[kinds.index("refused") + 1] == "complete",
+              f"the refusal between the serving and the served: {kinds}")
+        ref = drv.find_elements(By.CSS_SELECTOR, "#t-steps tr.refused")
+        tag = ref[0].find_elements(By.TAG_NAME, "td")[6].text if ref else ""
+        check(mine and tag == "refused: " + mine[0]["code"],
+              f"the refusal marked with its reason: {tag!r}")
         path = {h["to"] for h in hist} | {h["from"] for h in hist}
         visited = {g.get_attribute("data-state") for g in
                    drv.find_elements(By.CSS_SELECTOR, "#diagram g.node.visited")}

@@ -9,13 +9,13 @@
  * disk.
  *
  * Routes: POST <path> (the webhook), GET /tickets (the search), /tickets/{id},
- * /tickets/{id}/history, /tickets/{id}/steps, /overview, /machine,
- * /rejections, /held, /outbox/dead, /waits and /deliveries (the read
- * API), GET /console/... (the console's files, console.c), POST
- * /rejections/{id}/replay and /outbox/dead/{id}/retry (the console's
- * admin actions), GET /healthz, /readyz, /metrics.  Under `qgate console`
- * (g->read_only) no source has a path, so no POST is a webhook, and the
- * admin actions are refused.
+ * /tickets/{id}/history, /tickets/{id}/steps, /tickets/{id}/deliveries,
+ * /overview, /machine, /rejections, /held, /outbox/dead, /waits and
+ * /deliveries (the read API), GET /console/... (the console's files,
+ * console.c), POST /rejections/{id}/replay and /outbox/dead/{id}/retry
+ * (the console's admin actions), GET /healthz, /readyz, /metrics.  Under
+ * `qgate console` (g->read_only) no source has a path, so no POST is a
+ * webhook, and the admin actions are refused.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -467,18 +467,20 @@ tickets(request *r, const char *rest)
     char id[64], *buf = NULL, msg[128];
     size_t len = 0, n;
     const char *slash = strchr(rest, '/');
-    int want_history = 0, want_steps = 0, rc;
+    int want_history = 0, want_steps = 0, want_deliveries = 0, rc;
     qg_ticket t;
     FILE *f;
 
-    r->console = slash && strcmp(slash, "/steps") == 0;
+    r->console = slash && (strcmp(slash, "/steps") == 0 ||
+                           strcmp(slash, "/deliveries") == 0);
     if (!authorised(r))
         return answer_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
                             "a bearer token is required");
     if (slash) {
         want_history = strcmp(slash, "/history") == 0;
         want_steps = strcmp(slash, "/steps") == 0;
-        if (!want_history && !want_steps)
+        want_deliveries = strcmp(slash, "/deliveries") == 0;
+        if (!want_history && !want_steps && !want_deliveries)
             return answer_error(r, MHD_HTTP_NOT_FOUND, "not_found",
                                 "no such resource");
     }
@@ -506,6 +508,8 @@ tickets(request *r, const char *rest)
         rc = render_history(f, r->g->st, t.id, 0);
     } else if (rc == 0 && want_steps) {
         rc = render_history(f, r->g->st, t.id, 1);
+    } else if (rc == 0 && want_deliveries) {
+        rc = console_deliveries(f, r->g, t.id);
     } else if (rc == 0) {
         render_ticket(f, &t);
         fputc('\n', f);

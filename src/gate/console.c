@@ -9,10 +9,12 @@
  * the same cursors, so that the console and the CLI never disagree.
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
 #include <microhttpd.h>
 
 #include "console.h"
@@ -283,6 +285,137 @@ console_held(FILE *f, gate *g)
         with_body(f, buf, len, h.source, h.body, h.body_len);
         free(buf);
         first = 0;
+    }
+    qg_held_close(hl);
+    if (rc != QG_NOTFOUND)
+        return rc;
+    fputs("]}\n", f);
+    return 0;
+}
+
+/*
+ * When a refused delivery happened, as Chup wrote it: its body's
+ * payload.timestamp, parsed as the engine reads it.  The rejection log
+ * keeps no event time of its own.  0 when the body gives none (purged,
+ * a prefix, not JSON, no timestamp).
+ */
+static int
+body_event_time(const char *body, size_t len, int64_t *ms, int32_t *offset_s)
+{
+    json_tokener *tok;
+    json_object *root, *payload, *ts;
+    int ok = 0;
+
+    if (body == NULL || len > (size_t)INT_MAX ||
+        (tok = json_tokener_new()) == NULL)
+        return 0;
+    root = json_tokener_parse_ex(tok, body, (int)len);
+    if (root && json_object_object_get_ex(root, "payload", &payload) &&
+        json_object_object_get_ex(payload, "timestamp", &ts) &&
+        json_object_is_type(ts, json_type_string) &&
+        qg_time_parse(json_object_get_string(ts), ms, offset_s) == 0)
+        ok = 1;
+    json_object_put(root);
+    json_tokener_free(tok);
+    return ok;
+}
+
+/* buf (a rendered object) with ,"event_ms":ms, then ,"timestamp":T when
+ * stamp (a held delivery's rendering has its own), and ,"event_time":
+ * which, added before its closing brace; then its source and body. */
+static int
+with_time(FILE *f, const char *buf, size_t len, int64_t ms, int32_t offset_s,
+          int stamp, const char *which, const char *source, const char *body,
+          size_t body_len)
+{
+    char when[40], *out = NULL;
+    size_t out_len = 0;
+    FILE *one;
+
+    if ((one = open_memstream(&out, &out_len)) == NULL)
+        return QG_ENOMEM;
+    fwrite(buf, 1, len - 1, one);
+    fprintf(one, ",\"event_ms\":%" PRId64, ms);
+    if (stamp)
+        fprintf(one, ",\"timestamp\":\"%s\"",
+                qg_time_format(ms, offset_s, when, sizeof(when)));
+    fprintf(one, ",\"event_time\":\"%s\"}", which);
+    fclose(one);
+    with_body(f, out, out_len, source, body, body_len);
+    free(out);
+    return 0;
+}
+
+int
+console_deliveries(FILE *f, gate *g, uint64_t ticket)
+{
+    int64_t now = gate_now_us(), window_us = g->c->reorder_window * 1000000;
+    qg_rejections *log = NULL;
+    qg_held_list *hl = NULL;
+    qg_rejection rj;
+    qg_held h;
+    int64_t ms;
+    int32_t off;
+    char *buf;
+    size_t len;
+    FILE *one;
+    int rc, first = 1, event;
+
+    /* The log has no index by ticket: it is read whole, as /rejections
+     * reads it. */
+    if ((rc = qg_rejections_open(g->st, 1, &log)))
+        return rc;
+    fputs("{\"refused\":[", f);
+    while ((rc = qg_rejections_next(log, &rj)) == 0) {
+        if (rj.ticket != ticket)
+            continue;
+        buf = NULL;
+        if ((one = open_memstream(&buf, &len)) == NULL) {
+            rc = QG_ENOMEM;
+            break;
+        }
+        render_rejection(one, &rj);
+        fclose(one);
+        event =
+            body_event_time(rj.body, rj.truncated ? 0 : rj.body_len, &ms, &off);
+        if (!event) {
+            ms = rj.received_us / 1000;
+            off = 0;
+        }
+        if (!first)
+            fputs(",\n", f);
+        rc = with_time(f, buf, len, ms, off, 1, event ? "event" : "received",
+                       rj.source, rj.body, rj.body_len);
+        free(buf);
+        first = 0;
+        if (rc)
+            break;
+    }
+    qg_rejections_close(log);
+    if (rc != QG_NOTFOUND)
+        return rc;
+    if ((rc = qg_held_open(g->st, &hl)))
+        return rc;
+    fputs("],\"held\":[", f);
+    first = 1;
+    while ((rc = qg_held_next(hl, &h)) == 0) {
+        if (h.ticket != ticket)
+            continue;
+        buf = NULL;
+        if ((one = open_memstream(&buf, &len)) == NULL) {
+            rc = QG_ENOMEM;
+            break;
+        }
+        render_held(one, &h, now, h.received_us + window_us);
+        fclose(one);
+        if (!first)
+            fputs(",\n", f);
+        rc = with_time(f, buf, len, h.event_ms, h.utc_offset_s, 0, "event",
+                       h.source, h.body, h.body_len);
+        free(buf);
+        first = 0;
+        if (rc)
+            break;
     }
     qg_held_close(hl);
     if (rc != QG_NOTFOUND)

@@ -62,6 +62,13 @@ int console_search(FILE *f, struct gate *g, const cli_ticket_filter *filter,
 /* GET /held: {"held":[...]}, as `held --json` lists them, each with its
  * source and body. */
 int console_held(FILE *f, struct gate *g);
+/* GET /tickets/{id}/deliveries: {"refused":[...],"held":[...]}, the
+ * refusals and held deliveries naming that ticket, in arrival order, as
+ * /rejections and /held list them, each with "event_ms" (when it
+ * happened: Chup's payload.timestamp, or when it was received) and
+ * "event_time" saying which ("event" or "received").  Returns 0 or a
+ * QG_E* code, as console_overview(). */
+int console_deliveries(FILE *f, struct gate *g, uint64_t ticket);
 /* GET /outbox/dead: {"dead":[...]}, as `outbox --dead --json` lists
  * them. */
 int console_dead(FILE *f, struct gate *g);

@@ -86,6 +86,7 @@ time_one() {
 time_one ticket "/tickets/$TICKET" "$RUNS" >"$T/out"
 time_one steps "/tickets/$TICKET/steps" "$RUNS" >>"$T/out"
 time_one machine "/machine" "$RUNS" >>"$T/out"
+time_one deliveries "/tickets/$TICKET/deliveries" "$RUNS" >>"$T/out"
 time_one overview "/overview" 5 >>"$T/out"
 time_one search "/tickets?limit=100" "$RUNS" >>"$T/out"
 time_one search_scan "/tickets?date=1999-01-01" 5 >>"$T/out"
@@ -110,6 +111,7 @@ if [ -n "$LO" ] && [ -n "$HI" ]; then
 fi
 line=$(cat "$T/out")
 page=$(printf '%s\n' "$line" | tr ' ' '\n' | awk -F= '
-    $1 == "ticket_p50_ms" || $1 == "steps_p50_ms" || $1 == "machine_p50_ms" { s += $2 }
+    $1 == "ticket_p50_ms" || $1 == "steps_p50_ms" || $1 == "machine_p50_ms" ||
+    $1 == "deliveries_p50_ms" { s += $2 }
     END { printf "%.2f", s }')
 printf '%spage_p50_ms=%s\n' "$line" "$page"

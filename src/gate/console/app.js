@@ -165,7 +165,8 @@ async function ticket(id) {
   // of lq:, appt: and ticket: goes as it is (a path may hold one).
   const enc = encodeURIComponent(id).replace(/%3A/gi, ':');
   const t = await get('/tickets/' + enc);
-  const steps = await get('/tickets/' + enc + '/steps');
+  const [steps, dl] = await Promise.all([get('/tickets/' + enc + '/steps'),
+    get('/tickets/' + enc + '/deliveries')]);
   show('ticket');
   $('t-title').textContent = id;
   const ids = [`ticket ${t.ticket}`];
@@ -188,8 +189,19 @@ async function ticket(id) {
   const tbody = $('t-steps').tBodies[0];
   tbody.replaceChildren();
   const spent = new Map();
+  // The refused and held deliveries, each before the first step that
+  // happened after it (event_ms: the gate says which time it is).
+  const others = dl.refused.map((d) => ({ kind: 'refused', d }))
+    .concat(dl.held.map((d) => ({ kind: 'held', d })))
+    .sort((a, b) => a.d.event_ms - b.d.event_ms);
+  let next = 0;
+  const othersBefore = (ms) => {
+    for (; next < others.length && !(others[next].d.event_ms >= ms); next++)
+      otherRows(tbody, others[next]);
+  };
   steps.forEach((s, i) => {
     const st = s.step;
+    othersBefore(Date.parse(st.timestamp));
     const late = text('td', st.late ? 'late' : '', st.late ? 'tag' : '');
     tbody.appendChild(row([i + 1, st.timestamp, st.event, st.from, st.to,
       duration(st.in_previous_state_ms), late], st.late ? 'step late' : 'step'));
@@ -205,11 +217,30 @@ async function ticket(id) {
       spent.set(prev, (spent.get(prev) || 0) + st.in_previous_state_ms);
     }
   });
+  othersBefore(Infinity);
   const dt = $('t-durations').tBodies[0];
   dt.replaceChildren();
   for (const [s, ms] of spent) dt.appendChild(row([s, duration(ms)]));
   if (steps.length && !t.final)
     dt.appendChild(row([steps[steps.length - 1].step.to, 'current state']));
+}
+
+// A refused or held delivery in the timeline: marked, not numbered, its
+// body as text (attacker-controlled, as the steps' are).
+function otherRows(tbody, o) {
+  const d = o.d;
+  const tag = text('td', o.kind === 'refused' ? `refused: ${d.code}` : 'held', 'tag');
+  const at = d.event_time === 'event' ? d.timestamp : `${d.timestamp} (received)`;
+  tbody.appendChild(row(['', at, d.event || '', d.from, '', '', tag], o.kind));
+  const details = document.createElement('details');
+  details.appendChild(text('summary', o.kind === 'refused'
+    ? `body (${d.body_bytes} bytes), verdict ${d.verdict}: ${d.reason}`
+    : `body (${d.body_bytes} bytes), held until ${when(d.expires_us)}`));
+  details.appendChild(text('pre', pretty(d.body), 'body'));
+  const td = document.createElement('td');
+  td.colSpan = 7;
+  td.appendChild(details);
+  tbody.appendChild(row([td], 'body-row'));
 }
 
 function when(us) {
