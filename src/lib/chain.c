@@ -1149,7 +1149,7 @@ qg__lmdb_verify_chain(qg_store *st, const qg_seal *sealed,
         goto done;
     if (sealed == NULL)
         goto done;
-    if (qg_store_id(st, id) || strcmp(id, sealed->store_id) != 0)
+    if (qg__lmdb_id(st, id) || strcmp(id, sealed->store_id) != 0)
         broke(out, QG_CHAIN_UNSEALED, 0, 0, 0, sealed->records,
               "the head was sealed for store %s, this is store %s",
               sealed->store_id, st->has_id ? id : "(none)");
@@ -1295,7 +1295,7 @@ qg__lmdb_seal(qg_store *st, const char *key_file, char *out, size_t len,
     say(err, errlen, "%s", "");
     if (st == NULL || out == NULL || len == 0)
         return QG_EINVAL;
-    if (!st->has_chain || qg_store_id(st, s.store_id))
+    if (!st->has_chain || qg__lmdb_id(st, s.store_id))
         return QG_NOTFOUND;
     if ((rc = qg__txn_begin(st, 0, &t)))
         return rc;

@@ -398,7 +398,7 @@ qg__lmdb_held_stats(qg_store *st, uint64_t *count, int64_t *oldest_us)
         if (n++ == 0 || h.received_us < oldest)
             oldest = h.received_us;
     }
-    qg_held_close(hl);
+    qg__lmdb_held_close(hl);
     if (rc != QG_NOTFOUND)
         return rc;
     if (count)

@@ -534,7 +534,7 @@ qg__lmdb_open(const qg_store_options *opts, qg_store **out)
     *out = st;
     return 0;
 fail:
-    qg_store_close(st);
+    qg__lmdb_close(st);
     return rc;
 }
 
@@ -1558,7 +1558,7 @@ qg__lmdb_history_open(qg_store *st, uint64_t ticket, qg_order order,
     }
     h->order = order;
     if (ticket && (rc = qg__get_ticket(&h->r.t, ticket, &row))) {
-        qg_history_close(h);
+        qg__lmdb_history_close(h);
         return rc;
     }
     if (ticket) {
@@ -1568,7 +1568,7 @@ qg__lmdb_history_open(qg_store *st, uint64_t ticket, qg_order order,
     if (ticket && order == QG_EVENT_ORDER &&
         (row.flags & QG__TICKET_REORDERED)) {
         if ((rc = qg__load_path(&h->r.t, ticket, &h->path))) {
-            qg_history_close(h);
+            qg__lmdb_history_close(h);
             return rc;
         }
         h->ticket = ticket;
