@@ -607,6 +607,19 @@ typedef enum qg_durability {
  * An LMDB store has no schema to migrate: #QG_ENOTSUP.
  */
 #define QG_MIGRATE 0x4u /* open an older PostgreSQL schema to migrate it */
+/**
+ * qg_store_options.flags: an LMDB store mapped writable (LMDB's
+ * MDB_WRITEMAP).  A commit then copies no page into the file: the pages
+ * are written in the map, and the kernel writes them back (at once for
+ * #QG_SYNC, when it likes for #QG_NOSYNC).  What it costs: a stray write
+ * through a bad pointer in the process lands in the store; the data file
+ * is as long as the map (sparse where unused); LMDB nests no transaction,
+ * so a group of deliveries in which one fails on a store error is rerun
+ * one delivery a commit rather than each in a nested transaction.  Every
+ * process that writes the store should open it the same way (LMDB's
+ * advice).  Ignored with #QG_RDONLY; a PostgreSQL store: #QG_EINVAL.
+ */
+#define QG_WRITEMAP 0x8u /* LMDB: write in the map (MDB_WRITEMAP) */
 
 /**
  * How to open a store.  Zero it and set path: every other field then has
@@ -626,7 +639,7 @@ typedef struct qg_store_options {
      * writes fail with #QG_EFULL; 0 = 64 GiB. */
     size_t map_max;
     qg_durability durability; /**< QG_SYNC unless said otherwise */
-    unsigned flags;           /**< #QG_RDONLY, #QG_OUTBOX, or 0 */
+    unsigned flags; /**< #QG_RDONLY, #QG_OUTBOX, #QG_MIGRATE, #QG_WRITEMAP */
     /** The bound, in bytes, on the rejection log's entries for
      * #QG_UNAUTHENTICATED and #QG_MALFORMED deliveries together (their
      * values as stored, not counting LMDB's page overhead); 0 = 64 MiB.

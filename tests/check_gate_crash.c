@@ -209,6 +209,8 @@ check_round(long round)
  * kill -9 under load, again and again: whatever the gate answered
  * "accepted" is in the store exactly once, after every round and at the
  * end, and on its way to the HIS (still in the outbox) or there already.
+ * Run twice: the store written through the file, then in its map
+ * (--writemap).
  */
 START_TEST(test_kill9_keeps_acknowledged)
 {
@@ -221,6 +223,7 @@ START_TEST(test_kill9_keeps_acknowledged)
                           "1",
                           "--reorder-window",
                           "3600",
+                          NULL,
                           NULL};
     long rounds, sent = 0, acked = 0, unanswered = 0, kept = 0, lost = 0,
                  in_outbox = 0, at_his = 0, twice = 0, slot, held;
@@ -237,7 +240,9 @@ START_TEST(test_kill9_keeps_acknowledged)
     char *body;
     int ok;
 
-    printf("crash: seed %u\n", seed);
+    if (_i == 1)
+        opts[8] = "--writemap";
+    printf("crash: seed %u%s\n", seed, _i == 1 ? ", --writemap" : "");
     his_start(HIS_ACCEPT);
     opts[1] = his.url;
     for (rounds = 0; rounds < crash_rounds(); rounds++) {
@@ -453,7 +458,7 @@ gate_crash_suite(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 1200);
-    tcase_add_test(tc, test_kill9_keeps_acknowledged);
+    tcase_add_loop_test(tc, test_kill9_keeps_acknowledged, 0, 2);
     tcase_add_test(tc, test_sigterm_finishes_request_in_flight);
     suite_add_tcase(s, tc);
     return s;

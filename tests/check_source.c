@@ -325,6 +325,56 @@ START_TEST(test_source_limit)
 }
 END_TEST
 
+/* A delivery that fails on a store error in a group (here the source one
+ * past the limit) is undone alone, the others in its group committed (a
+ * source the group's first delivery numbered among them): by
+ * a nested transaction each, or in a store that nests none (QG_WRITEMAP)
+ * by a commit each. */
+START_TEST(test_source_limit_in_batch)
+{
+    static const unsigned flags[] = {0, QG_WRITEMAP};
+    qg_engine *e = tu_engine(), *more = tu_engine();
+    qg_prepared *p[3];
+    qg_result res[3];
+    qg_ticket t;
+    size_t len, alen;
+    char *join = tu_fixture(tu_walk_in[0].file, &len), name[16];
+    char *alert = tu_fixture(tu_walk_in[1].file, &alen);
+    int rcs[3], i;
+
+    st = tu_store_reopen(st, flags[_i]);
+    /* the default source, s1 to s62, and a (in the group) make 64 */
+    for (i = 1; i < QG_SOURCES_MAX - 1; i++) {
+        snprintf(name, sizeof(name), "s%d", i);
+        ck_assert_int_eq(qg_engine_set_source(e, name), 0);
+        ck_assert_int_eq(qg_engine_apply(e, st, join, len, 0, &res[0]), 0);
+    }
+    ck_assert_int_eq(qg_engine_set_source(more, "one-more"), 0);
+    ck_assert_int_eq(qg_engine_prepare(a, join, len, &p[0]), 0);
+    ck_assert_int_eq(qg_engine_prepare(more, join, len, &p[1]), 0);
+    ck_assert_int_eq(qg_engine_prepare(e, alert, alen, &p[2]), 0);
+    ck_assert_int_eq(qg_engine_apply_prepared(st, p, 3, res, rcs), 0);
+    ck_assert_int_eq(rcs[0], 0);
+    ck_assert_int_eq(res[0].verdict, QG_ACCEPTED);
+    ck_assert_int_eq(rcs[1], QG_ETOOBIG);
+    ck_assert_int_eq(rcs[2], 0);
+    ck_assert_int_eq(res[2].verdict, QG_ACCEPTED);
+    ck_assert_int_eq(qg_store_has_source(st, "one-more"), 0);
+    ck_assert_int_eq(qg_store_ticket_in(st, "s62", QG_ID_LIVE_QUEUE, 30001, &t),
+                     0);
+    ck_assert_uint_eq(t.records, 2);
+    ck_assert_int_eq(qg_store_ticket_in(st, "a", QG_ID_LIVE_QUEUE, 30001, &t),
+                     0);
+    ck_assert_uint_eq(t.records, 1);
+    for (i = 0; i < 3; i++)
+        qg_prepared_free(p[i]);
+    free(join);
+    free(alert);
+    qg_engine_free(e);
+    qg_engine_free(more);
+}
+END_TEST
+
 static Suite *
 source_suite(void)
 {
@@ -341,6 +391,7 @@ source_suite(void)
     tcase_add_checked_fixture(limits, setup, teardown);
     tcase_add_test(limits, test_source_names);
     tcase_add_test(limits, test_source_limit);
+    tcase_add_loop_test(limits, test_source_limit_in_batch, 0, 2);
     suite_add_tcase(s, limits);
     return s;
 }

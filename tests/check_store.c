@@ -387,7 +387,7 @@ static char own_dir[64];
 static qg_store *own;
 
 static qg_store *
-own_open(size_t map_size, size_t map_max)
+own_open_with(size_t map_size, size_t map_max, unsigned flags)
 {
     qg_store_options o = {0};
     qg_store *s = NULL;
@@ -396,8 +396,15 @@ own_open(size_t map_size, size_t map_max)
     o.map_size = map_size;
     o.map_max = map_max;
     o.durability = QG_NOSYNC;
+    o.flags = flags;
     ck_assert_int_eq(qg_store_open(&o, &s), 0);
     return s;
+}
+
+static qg_store *
+own_open(size_t map_size, size_t map_max)
+{
+    return own_open_with(map_size, map_max, 0);
 }
 
 static void
@@ -434,6 +441,38 @@ START_TEST(test_map_full_grows)
         ck_assert_int_eq(qg_store_ticket(own, QG_ID_LIVE_QUEUE, id, &t), 0);
         ck_assert_uint_eq(t.records, 1);
     }
+}
+END_TEST
+
+/* A store written in its map (QG_WRITEMAP), growing as it goes, is the
+ * same store to a process that opens it the usual way: every ticket,
+ * every page sound, the chain whole. */
+START_TEST(test_writemap_store)
+{
+    enum { N = 3000 };
+    qg_chain_finding f;
+    qg_result res;
+    qg_ticket t;
+    long long id;
+    char detail[256];
+
+    own = own_open_with(SMALL_MAP, 0, QG_WRITEMAP);
+    for (id = 1; id <= N; id++) {
+        ck_assert_int_eq(apply_join(own, id, &res), 0);
+        ck_assert_int_eq(res.verdict, QG_ACCEPTED);
+    }
+    ck_assert_int_eq(apply_join(own, 1, &res), 0);
+    ck_assert_int_eq(res.verdict, QG_DUPLICATE);
+    qg_store_close(own);
+    own = own_open_with(SMALL_MAP, 0, QG_RDONLY);
+    for (id = 1; id <= N; id++) {
+        ck_assert_int_eq(qg_store_ticket(own, QG_ID_LIVE_QUEUE, id, &t), 0);
+        ck_assert_uint_eq(t.records, 1);
+    }
+    ck_assert_msg(qg_store_check(own, detail, sizeof(detail)) == 0, "%s",
+                  detail);
+    ck_assert_int_eq(qg_store_verify_chain(own, NULL, &f), 0);
+    ck_assert_msg(f.brk == QG_CHAIN_INTACT, "chain: %s", f.what);
 }
 END_TEST
 
@@ -1153,6 +1192,7 @@ store_suite(void)
     tcase_set_timeout(limits, 60);
     tcase_add_test(limits, test_map_full_grows);
     tcase_add_test(limits, test_map_full_fails_cleanly);
+    tcase_add_test(limits, test_writemap_store);
     tcase_add_test(limits, test_large_body_kept_whole);
     suite_add_tcase(s, limits);
 

@@ -39,6 +39,9 @@ const cli_option serve_options[] = {
     /* Its config key is every command's (cli.c), its flag serve's. */
     {"durability", "MODE", CLI_CUSTOM, NULL, 0, "group",
      "sync | group | nosync ({})"},
+    {"writemap", NULL, CLI_SWITCH, "writemap", AT(writemap), NULL,
+     "LMDB: write the store in its map, not\nthrough the file "
+     "(docs/gate.md)"},
     {"max-skew", "S", CLI_COMMON, NULL, 0, NULL,
      "refuse steps dated more than S s ahead\nof this clock (300; 0: no "
      "check)"},

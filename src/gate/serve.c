@@ -365,13 +365,15 @@ log_listening(gate *g, unsigned port)
         snprintf(sources, sizeof(sources), "null");
     log_event("info", "listening",
               ",\"listen\":%s,\"port\":%u,\"path\":%s,\"db\":%s,"
-              "\"durability\":\"%s\",\"reorder_window_s\":%" PRId64
+              "\"durability\":\"%s\",\"writemap\":%s,"
+              "\"reorder_window_s\":%" PRId64
               ",\"upstream\":%s,\"retention_days\":%ld,\"machine\":\"%s\","
               "\"version\":\"%s\",\"sources\":%s",
               log_string(g->listen, listen, sizeof(listen)), port,
               log_string(g->sources[0].path, path, sizeof(path)),
               log_string(g->db_shown, db, sizeof(db)),
-              durability_name(g->durability), g->c->reorder_window,
+              durability_name(g->durability), g->writemap ? "true" : "false",
+              g->c->reorder_window,
               log_string(g->upstream, upstream, sizeof(upstream)), g->retention,
               qg_machine_version(), qg_version(), sources);
 }
@@ -484,7 +486,7 @@ open_store(gate *g)
     memset(&o, 0, sizeof(o));
     o.path = g->c->db;
     o.durability = g->durability == DURABLE_NOSYNC ? QG_NOSYNC : QG_SYNC;
-    o.flags = g->forwarding ? QG_OUTBOX : 0;
+    o.flags = (g->forwarding ? QG_OUTBOX : 0) | (g->writemap ? QG_WRITEMAP : 0);
     o.unsigned_log_max = (size_t)g->max_unsigned_log;
     if ((rc = cli_open_store_with(g->c, &o, &g->st)))
         return rc;
@@ -743,6 +745,13 @@ cmd_serve(cli *c, int argc, char **argv)
     if (parse_listen(g.listen, &addr, &addrlen, err, sizeof(err)) < 0) {
         sources_free(&g);
         return cli_fail("--listen \"%s\": %s", g.listen, err);
+    }
+    if (g.writemap && cli_db_is_uri(c->db)) {
+        sources_free(&g);
+        db_shown(c->db, err, sizeof(err));
+        return cli_fail("--writemap: --db \"%s\" is a database server; the "
+                        "option is for an LMDB store",
+                        err);
     }
     if ((rc = read_tokens(&g))) {
         free_tokens(&g);

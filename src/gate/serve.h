@@ -51,6 +51,7 @@ typedef struct gate {
     const char *log;
     int insecure;
     durability durability; /* parsed once from c->durability */
+    int writemap;          /* QG_WRITEMAP */
     long max_unsigned_log;
     long unsigned_rate;
     long unsigned_burst;

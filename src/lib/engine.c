@@ -1540,6 +1540,24 @@ decide_nested(qg__txn *t, void *arg)
     return 0;
 }
 
+/* Every job in a write transaction of its own: where the store nests no
+ * transaction (QG_WRITEMAP), a failed batch's jobs run one a commit, and
+ * each has its own outcome, a full map's included. */
+static int
+decide_each(qg_store *st, batch *b)
+{
+    size_t i;
+    int rc;
+
+    for (i = 0; i < b->n; i++) {
+        if (b->jobs[i] == NULL)
+            continue;
+        rc = qg__store_write(st, decide, b->jobs[i]);
+        b->rcs[i] = rc > 0 ? 0 : rc;
+    }
+    return 0;
+}
+
 /* Runs prepared jobs in one transaction and settles their results. */
 static int
 run_batch(qg_store *st, batch *b)
@@ -1550,6 +1568,8 @@ run_batch(qg_store *st, batch *b)
     rc = qg__store_write(st, decide_flat, b);
     if (rc && rc != QG_EFULL && rc != QG_ERDONLY)
         rc = qg__store_write(st, decide_nested, b);
+    if (rc == QG_ENOTSUP)
+        rc = decide_each(st, b);
     for (i = 0; i < b->n; i++)
         if (b->jobs[i])
             b->rcs[i] = finish(b->jobs[i], rc ? rc : b->rcs[i]);

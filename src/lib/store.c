@@ -195,6 +195,9 @@ qg__lmdb_txn_nest(qg__txn *parent, qg__txn *child)
     child->st = parent->st;
     child->txn = NULL;
     child->source = parent->source;
+    /* LMDB has no nested transaction in a writable map. */
+    if (parent->st->flags & QG_WRITEMAP)
+        return QG_ENOTSUP;
     return qg__from_mdb(
         mdb_txn_begin(parent->st->env, parent->txn, 0, &child->txn));
 }
@@ -481,7 +484,7 @@ qg__lmdb_open(const qg_store_options *opts, qg_store **out)
         return QG_EINVAL;
     *out = NULL;
     if (opts == NULL || opts->path == NULL || opts->path[0] == '\0' ||
-        (opts->flags & ~(QG_RDONLY | QG_OUTBOX)) ||
+        (opts->flags & ~(QG_RDONLY | QG_OUTBOX | QG_WRITEMAP)) ||
         (opts->durability != QG_SYNC && opts->durability != QG_NOSYNC))
         return QG_EINVAL;
     if (stat(opts->path, &sb) != 0) {
@@ -511,6 +514,11 @@ qg__lmdb_open(const qg_store_options *opts, qg_store **out)
         envflags |= MDB_RDONLY;
     if (opts->durability == QG_NOSYNC)
         envflags |= MDB_NOSYNC;
+    /* A commit then writes nothing itself: its pages are already in the
+     * map (docs/PERFORMANCE.md, "The gate at saturation").  LMDB nests
+     * no transaction in such a store; see qg__lmdb_txn_nest(). */
+    if ((opts->flags & (QG_WRITEMAP | QG_RDONLY)) == QG_WRITEMAP)
+        envflags |= MDB_WRITEMAP;
 
     if ((rc = mdb_env_create(&st->env))) {
         rc = qg__from_mdb(rc);

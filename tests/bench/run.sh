@@ -181,14 +181,17 @@ start_nginx() {
     SERVER_PID=$!
     "$BB/bench_proc" wait-port "$PORT"
 }
-# start_gate DURABILITY LOG: on an empty store each time, so that every
+# start_gate DURABILITY LOG [ARGS]: on an empty store each time, so that every
 # run applies the day from its first delivery.
 start_gate() {
     PORT=$("$BB/bench_proc" port)
     rm -rf "$W/stores/gate"
+    g_dur=$1
+    g_log=$2
+    shift 2
     "$Q" serve --listen "127.0.0.1:$PORT" --db "$W/stores/gate" \
-        --secret-file "$SECRET" --durability "$1" --threads 2 \
-        --log "$2" 2>"$W/gate.err" &
+        --secret-file "$SECRET" --durability "$g_dur" --threads 2 \
+        --log "$g_log" "$@" 2>"$W/gate.err" &
     SERVER_PID=$!
     "$BB/bench_proc" wait-port "$PORT"
 }
@@ -275,6 +278,9 @@ fi
 sync
 note "$Q serve --listen 127.0.0.1:PORT --db WORK/stores/gate --secret-file $SECRET --durability nosync --threads 2 --log WORK/gate-nosync.log"
 serve gate-nosync start_gate nosync "$W/gate-nosync.log"
+sync
+note "$Q serve --listen 127.0.0.1:PORT --db WORK/stores/gate --secret-file $SECRET --durability nosync --threads 2 --log WORK/gate-wm.log --writemap"
+serve gate-wm start_gate nosync "$W/gate-wm.log" --writemap
 # Two diagnostics, at saturation, right after: what the per-request log
 # line costs (logging to /dev/null), and what the store's writes cost
 # (every delivery a duplicate: decided, nothing written).
@@ -407,6 +413,7 @@ else
     out "| nginx | not installed (apt-get install nginx failed): no comparison | | | | | | | | | | | |"
 fi
 row gate-nosync "qgate serve --durability nosync"
+row gate-wm "qgate serve --durability nosync --writemap"
 row gate-group "qgate serve --durability group"
 if [ -n "$PEER" ]; then
     row peer-nosync "JavaScript peer, lmdb noSync"
@@ -415,19 +422,21 @@ fi
 out ""
 b_rps=$(kv "$W/http-bare-closed.txt" rps)
 g_rps=$(kv "$W/http-gate-nosync-closed.txt" rps)
+wm_rps=$(kv "$W/http-gate-wm-closed.txt" rps)
+wm_p99=$(kv "$W/http-gate-wm-open.txt" p99_us)
 gg_rps=$(kv "$W/http-gate-group-closed.txt" rps)
 nl_rps=$(kv "$W/http-gate-nolog-closed.txt" rps)
 dup_rps=$(kv "$W/http-gate-dup-closed.txt" rps)
 b_p99=$(kv "$W/http-bare-open.txt" p99_us)
 g_p99=$(kv "$W/http-gate-nosync-open.txt" p99_us)
 gg_p99=$(kv "$W/http-gate-group-open.txt" p99_us)
-line="Ratios at saturation: qgate nosync / bare $(calc '%.2f' 'a/b' "$g_rps" "$b_rps"), qgate group / bare $(calc '%.2f' 'a/b' "$gg_rps" "$b_rps")"
+line="Ratios at saturation: qgate nosync / bare $(calc '%.2f' 'a/b' "$g_rps" "$b_rps"), qgate nosync --writemap / bare $(calc '%.2f' 'a/b' "$wm_rps" "$b_rps"), qgate group / bare $(calc '%.2f' 'a/b' "$gg_rps" "$b_rps")"
 if [ -n "$NGINX" ]; then
     n_rps=$(kv "$W/http-nginx-closed.txt" rps)
     n_p99=$(kv "$W/http-nginx-open.txt" p99_us)
     line="$line, qgate nosync / nginx $(calc '%.2f' 'a/b' "$g_rps" "$n_rps"), qgate group / nginx $(calc '%.2f' 'a/b' "$gg_rps" "$n_rps"), bare / nginx $(calc '%.2f' 'a/b' "$b_rps" "$n_rps")"
 fi
-line="$line. p99 at $RATE req/s: qgate nosync $(calc '%+d' 'a-b' "$g_p99" "$b_p99") us from bare, qgate group $(calc '%+d' 'a-b' "$gg_p99" "$b_p99") us"
+line="$line. p99 at $RATE req/s: qgate nosync $(calc '%+d' 'a-b' "$g_p99" "$b_p99") us from bare, qgate nosync --writemap $(calc '%+d' 'a-b' "$wm_p99" "$b_p99") us, qgate group $(calc '%+d' 'a-b' "$gg_p99" "$b_p99") us"
 if [ -n "$NGINX" ]; then
     line="$line; nginx $(calc '%+d' 'a-b' "$n_p99" "$b_p99") us"
 fi
@@ -452,7 +461,7 @@ out "CPU time per answer at saturation, in us (user and system time of every thr
 out ""
 out "| server | server CPU us/answer | by thread | load generator CPU us/answer |"
 out "|---|---:|---|---:|"
-for r in bare nginx gate-nosync gate-nolog gate-dup gate-group peer-nosync \
+for r in bare nginx gate-nosync gate-wm gate-nolog gate-dup gate-group peer-nosync \
     peer-sync; do
     [ -f "$W/cpu-$r-closed-after.txt" ] || continue
     out "| $r | $(cpu_per "$r-closed") | $(cpu_split "$r-closed") | $(load_cpu_per "$r-closed") |"
