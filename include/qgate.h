@@ -1348,6 +1348,21 @@ typedef struct qg_rejections qg_rejections;
 QG_EXTERN int qg_rejections_open(qg_store *st, uint64_t first,
                                  qg_rejections **out);
 /**
+ * Opens a cursor over the entries of the rejection log that name one
+ * ticket, in id order, in a read transaction held until
+ * qg_rejections_close(); read with qg_rejections_next().  The store keeps
+ * an index of the log by ticket, so this reads the ticket's entries only
+ * (a store written by a qgate before 0.6 and opened read-only has no
+ * index yet: then the whole log is read).
+ * @param[in] st the store.
+ * @param[in] ticket the ticket's id.
+ * @param[out] out the cursor; NULL on failure.
+ * @return 0, #QG_EINVAL (NULL st or out, ticket 0), #QG_ENOMEM,
+ * #QG_EBUSY, #QG_ESTORE, #QG_ENOTSUP.
+ */
+QG_EXTERN int qg_rejections_open_ticket(qg_store *st, uint64_t ticket,
+                                        qg_rejections **out);
+/**
  * Reads the next refused delivery, in id order.
  * @param[in] r the cursor.
  * @param[out] out the delivery; written only when 0 is returned.  Its

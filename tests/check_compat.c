@@ -409,6 +409,24 @@ START_TEST(test_compat_04_heads_move_to_the_rows)
 }
 END_TEST
 
+/* 0.4's refusals by ticket: read-only, from the log (no index yet); after
+ * the first writable open, by the index built then; and a refusal added
+ * since, by the index kept. */
+START_TEST(test_compat_04_refusals_by_ticket)
+{
+    size_t before;
+
+    st = open_copy(QG_RDONLY);
+    before = tu_check_refusals_by_ticket(st);
+    ck_assert_uint_ge(before, 2);
+    qg_store_close(st);
+    st = open_copy(0);
+    ck_assert_uint_eq(tu_check_refusals_by_ticket(st), before);
+    ck_assert_int_eq(qg_held_expire(st, INT64_MAX, NULL, NULL), 0);
+    ck_assert_uint_eq(tu_check_refusals_by_ticket(st), before + 1);
+}
+END_TEST
+
 static Suite *
 compat_suite(void)
 {
@@ -431,6 +449,7 @@ compat_suite(void)
     v04 = tcase_create("Chain heads of 0.4");
     tcase_add_checked_fixture(v04, setup_04, teardown);
     tcase_add_test(v04, test_compat_04_heads_move_to_the_rows);
+    tcase_add_test(v04, test_compat_04_refusals_by_ticket);
     suite_add_tcase(s, v04);
     return s;
 }

@@ -290,6 +290,70 @@ START_TEST(test_rejection_logged_with_ticket)
     ck_assert_uint_eq(t.rejections, 1);
     ck_assert_uint_eq(t.records, 1);
     ck_assert_int_eq(t.state, QG_ST_QUEUED);
+    ck_assert_uint_eq(tu_check_refusals_by_ticket(st), 2);
+}
+END_TEST
+
+/* The entries of the log that name LMDB ticket `ticket` in its index. */
+static size_t
+index_entries(uint64_t ticket)
+{
+    unsigned char key[16];
+    MDB_cursor *cur;
+    MDB_val k = {16, key}, v;
+    size_t n = 0;
+    qg__txn t;
+    int rc;
+
+    put64(key, ticket);
+    put64(key + 8, 0);
+    ck_assert_int_eq(qg__txn_begin(st, 0, &t), 0);
+    ck_assert_int_eq(mdb_cursor_open(t.txn, st->refused_by, &cur), 0);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 16 || get64(k.mv_data) != ticket)
+            break;
+        n++;
+    }
+    mdb_cursor_close(cur);
+    qg__txn_abort(&t);
+    return n;
+}
+
+/*
+ * A store whose index lost entries, as one written meanwhile by a qgate
+ * without it would have, gets it rebuilt at its next writable open; read
+ * only, before that, the ticket's refusals are found all the same.
+ */
+START_TEST(test_refusals_index_rebuilt)
+{
+    MDB_val k = {10, (void *)"refused_by"};
+    qg_result res;
+    qg__txn t;
+
+    if (tu_store_is_pg())
+        return; /* LMDB's databases */
+    tu_apply(eng, st, SERVED "01-join-live-queue.json");
+    res = tu_apply(eng, st, SERVED "02-served.json");
+    ck_assert_int_eq(res.verdict, QG_REJECTED);
+    ck_assert_int_eq(qg__txn_begin(st, 1, &t), 0);
+    ck_assert_int_eq(mdb_drop(t.txn, st->refused_by, 0), 0);
+    ck_assert_int_eq(mdb_del(t.txn, st->meta, &k, NULL), 0);
+    ck_assert_int_eq(qg__txn_commit(&t), 0);
+    st = tu_store_reopen(st, QG_RDONLY);
+    ck_assert_int_eq(st->has_refused_by, 0);
+    ck_assert_uint_eq(tu_check_refusals_by_ticket(st), 2);
+    st = tu_store_reopen(st, 0);
+    ck_assert_int_eq(st->has_refused_by, 1);
+    ck_assert_uint_eq(index_entries(res.ticket), 1);
+    ck_assert_uint_eq(tu_check_refusals_by_ticket(st), 2);
+
+    /* the newest entry missing from the index: rebuilt too */
+    ck_assert_int_eq(qg__txn_begin(st, 1, &t), 0);
+    ck_assert_int_eq(mdb_drop(t.txn, st->refused_by, 0), 0);
+    ck_assert_int_eq(qg__txn_commit(&t), 0);
+    st = tu_store_reopen(st, 0);
+    ck_assert_uint_eq(index_entries(res.ticket), 1);
 }
 END_TEST
 
@@ -791,6 +855,8 @@ START_TEST(test_rejection_unsigned_log_bounded)
     ck_assert_int_eq(qg_rejections_dropped(st, &dropped), 0);
     ck_assert_uint_eq(dropped, (uint64_t)(N - kept));
     ck_assert_int_gt((int)dropped, N / 2);
+    /* the ticket's refusal, found by the index among the unsigned */
+    ck_assert_uint_eq(tu_check_refusals_by_ticket(st), 2);
 }
 END_TEST
 
@@ -1183,6 +1249,7 @@ store_suite(void)
     tcase_add_test(core, test_ignored_delivery_not_logged);
     tcase_add_test(core, test_rejection_unsigned_body_prefix);
     tcase_add_test(core, test_rejection_resolved);
+    tcase_add_test(core, test_refusals_index_rebuilt);
     tcase_add_test(core, test_rejection_unsigned_log_bounded);
     tcase_add_test(core, test_dry_run_writes_nothing);
     tcase_add_test(core, test_dry_run_on_read_only_store);

@@ -3,6 +3,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +226,64 @@ tu_count_rejections(qg_store *st)
     qg_rejections_close(r);
     ck_assert_int_eq(rc, QG_NOTFOUND);
     return n;
+}
+
+size_t
+tu_check_refusals_by_ticket(qg_store *st)
+{
+    enum { MAX = 4096 };
+    static uint64_t ids[MAX], tickets[MAX];
+    qg_rejections *r = NULL;
+    qg_rejection rej;
+    uint64_t none = 1;
+    size_t n = 0, i, j, at, checked = 0;
+    int rc;
+
+    ck_assert_int_eq(qg_rejections_open(st, 1, &r), 0);
+    while ((rc = qg_rejections_next(r, &rej)) == 0) {
+        ck_assert_uint_lt(n, MAX);
+        ids[n] = rej.id;
+        tickets[n++] = rej.ticket;
+        if (rej.ticket >= none)
+            none = rej.ticket + 1;
+    }
+    qg_rejections_close(r);
+    ck_assert_int_eq(rc, QG_NOTFOUND);
+    for (i = 0; i <= n; i++) {
+        uint64_t t = i < n ? tickets[i] : none; /* and one with none */
+
+        if (t == 0)
+            continue;
+        for (j = 0; j < i; j++)
+            if (tickets[j] == t)
+                break;
+        if (j < i)
+            continue; /* seen */
+        ck_assert_int_eq(qg_rejections_open_ticket(st, t, &r), 0);
+        at = i;
+        while ((rc = qg_rejections_next(r, &rej)) == 0) {
+            while (at < n && tickets[at] != t)
+                at++;
+            ck_assert_msg(at < n,
+                          "ticket %" PRIu64 ": refusal %" PRIu64
+                          " is not in the log under it",
+                          t, rej.id);
+            ck_assert_uint_eq(rej.id, ids[at]);
+            ck_assert_uint_eq(rej.ticket, t);
+            at++;
+        }
+        ck_assert_int_eq(rc, QG_NOTFOUND);
+        while (at < n && tickets[at] != t)
+            at++;
+        ck_assert_msg(at == n,
+                      "ticket %" PRIu64 ": refusal %" PRIu64
+                      " of the log is missing",
+                      t, at < n ? ids[at] : 0);
+        qg_rejections_close(r);
+        checked++;
+    }
+    ck_assert_int_eq(qg_rejections_open_ticket(st, 0, &r), QG_EINVAL);
+    return checked;
 }
 
 int

@@ -52,6 +52,10 @@ extern const tu_step tu_walk_in[9];
 /* The entries of st's rejection log (fails the test if it cannot be
  * read). */
 int tu_count_rejections(qg_store *st);
+/* Asserts that qg_rejections_open_ticket() gives, for every ticket the
+ * rejection log names and for one it does not, exactly that ticket's
+ * entries of the log in id order; returns how many tickets it checked. */
+size_t tu_check_refusals_by_ticket(qg_store *st);
 
 /* text parsed as JSON, to be put by the caller; fails the test, showing
  * the text, when it is not JSON. */

@@ -361,14 +361,11 @@ console_deliveries(FILE *f, gate *g, uint64_t ticket)
     FILE *one;
     int rc, first = 1, event;
 
-    /* The log has no index by ticket: it is read whole, as /rejections
-     * reads it. */
-    if ((rc = qg_rejections_open(g->st, 1, &log)))
+    /* The ticket's entries of the log, by the store's index. */
+    if ((rc = qg_rejections_open_ticket(g->st, ticket, &log)))
         return rc;
     fputs("{\"refused\":[", f);
     while ((rc = qg_rejections_next(log, &rj)) == 0) {
-        if (rj.ticket != ticket)
-            continue;
         buf = NULL;
         if ((one = open_memstream(&buf, &len)) == NULL) {
             rc = QG_ENOMEM;

@@ -978,6 +978,7 @@ const qg__store_ops qg__pg_ops = {
     .tickets_next = qg__pg_tickets_next,
     .tickets_close = qg__pg_tickets_close,
     .rejections_open = qg__pg_rejections_open,
+    .rejections_open_ticket = qg__pg_rejections_open_ticket,
     .rejections_next = qg__pg_rejections_next,
     .rejections_close = qg__pg_rejections_close,
     .rejections_resolve = qg__pg_rejections_resolve,

@@ -180,6 +180,8 @@ int qg__pg_tickets_open(qg_store *st, qg_tickets **out);
 int qg__pg_tickets_next(qg_tickets *it, qg_ticket *out);
 void qg__pg_tickets_close(qg_tickets *it);
 int qg__pg_rejections_open(qg_store *st, uint64_t first, qg_rejections **out);
+int qg__pg_rejections_open_ticket(qg_store *st, uint64_t ticket,
+                                  qg_rejections **out);
 int qg__pg_rejections_next(qg_rejections *rj, qg_rejection *out);
 void qg__pg_rejections_close(qg_rejections *rj);
 int qg__pg_held_open(qg_store *st, qg_held_list **out);

@@ -325,6 +325,34 @@ qg__pg_rejections_open(qg_store *st, uint64_t first, qg_rejections **out)
 }
 
 int
+qg__pg_rejections_open_ticket(qg_store *st, uint64_t ticket,
+                              qg_rejections **out)
+{
+    qg__pgparams p = {0};
+    qg_rejections *rj;
+    int rc;
+
+    if ((rj = calloc(1, sizeof(*rj))) == NULL)
+        return QG_ENOMEM;
+    rj->ops = &qg__pg_ops;
+    if ((rc = cursor_open(st, &rj->k))) {
+        free(rj);
+        return rc;
+    }
+    qg__pg_int(&p, (int64_t)ticket);
+    if ((rc = cursor_query(&rj->k,
+                           "SELECT " QG__PG_REJECTION_COLS
+                           " FROM qgate.rejections WHERE ticket = $1::int8 "
+                           "ORDER BY id",
+                           &p))) {
+        qg__pg_rejections_close(rj);
+        return rc;
+    }
+    *out = rj;
+    return 0;
+}
+
+int
 qg__pg_rejections_next(qg_rejections *rj, qg_rejection *out)
 {
     int i, rc;

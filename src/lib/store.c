@@ -26,6 +26,7 @@
  *   held_by     u8 kind | source << 2, i64 Chup id, i64 event ms, u64 id
  *               -> "" (held.c)
  *   held_sums   32-byte payload SHA-256 [, u8 source] -> u64 held id
+ *   refused_by  u64 ticket, u64 rejection id -> "" (refused.c)
  * A history record's seq is its place in order of acceptance, which never
  * changes; its place in event time (pos) is in its header and changes
  * when a late step is placed before it.  Stores written before pos
@@ -537,7 +538,8 @@ qg__lmdb_open(const qg_store_options *opts, qg_store **out)
     /* Reader slots of processes that died holding them would pin old
      * pages forever; clear them now. */
     mdb_reader_check(st->env, &dead);
-    if ((rc = open_dbs(st)) || (rc = qg__chain_open(st)))
+    if ((rc = open_dbs(st)) || (rc = qg__chain_open(st)) ||
+        (rc = qg__refused_open(st)))
         goto fail;
     *out = st;
     return 0;
@@ -1079,7 +1081,7 @@ static int
 trim_unsigned(qg__txn *t, uint64_t newest, uint64_t *total)
 {
     unsigned char key[8];
-    uint64_t first = 1, dropped = 0, id;
+    uint64_t first = 1, dropped = 0, id, ticket;
     MDB_cursor *cur;
     MDB_val k = {8, key}, v;
     int rc, op = MDB_SET_RANGE;
@@ -1101,9 +1103,9 @@ trim_unsigned(qg__txn *t, uint64_t newest, uint64_t *total)
             !is_unsigned(((const unsigned char *)v.mv_data)[8]))
             continue;
         *total -= v.mv_size < *total ? v.mv_size : *total;
-        if ((rc = qg__chain_drop(t, QG_CHAIN_REFUSAL,
-                                 get64((const unsigned char *)v.mv_data + 16),
-                                 id))) {
+        ticket = get64((const unsigned char *)v.mv_data + 16);
+        if ((rc = qg__chain_drop(t, QG_CHAIN_REFUSAL, ticket, id)) ||
+            (rc = qg__refused_del(t, ticket, id))) {
             mdb_cursor_close(cur);
             return rc;
         }
@@ -1171,7 +1173,8 @@ append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
     }
     if (keep)
         memcpy(p + REJECTION_HDR + dlen, rej->body, keep);
-    if ((rc = qg__chain_refusal(t, *id, &v, 0)))
+    if ((rc = qg__chain_refusal(t, *id, &v, 0)) ||
+        (rc = qg__refused_put(t, rej->ticket, *id)))
         return rc;
     if (!is_unsigned(rej->verdict))
         return 0;
@@ -1698,31 +1701,98 @@ qg__lmdb_history_close(qg_history *h)
     free(h);
 }
 
+/*
+ * A cursor over the log from an id, or over one ticket's entries: a range
+ * of refused_by, each entry then read by its id (or, in a store opened
+ * read-only from before the index, the whole log with the others passed
+ * over).
+ */
 struct qg_rejections {
     const qg__store_ops *ops; /* first: see store_ops.h */
     qg__range r;
-    unsigned char start[8];
+    unsigned char start[16];
+    size_t start_len;
+    uint64_t ticket; /* 0: every entry from start */
+    int indexed;     /* r is over refused_by */
 };
 
-int
-qg__lmdb_rejections_open(qg_store *st, uint64_t first, qg_rejections **out)
+static int
+rejections_new(qg_store *st, uint64_t ticket, qg_rejections **out)
 {
     qg_rejections *rj;
     int rc;
 
-    if (st == NULL || out == NULL)
-        return QG_EINVAL;
-    *out = NULL;
     if ((rj = calloc(1, sizeof(*rj))) == NULL)
         return QG_ENOMEM;
     rj->ops = &qg__lmdb_ops;
-    if ((rc = qg__range_open(st, st->rejections, &rj->r))) {
+    rj->ticket = ticket;
+    rj->indexed = ticket != 0 && st->has_refused_by;
+    if ((rc = qg__range_open(st, rj->indexed ? st->refused_by : st->rejections,
+                             &rj->r))) {
         free(rj);
         return rc;
     }
-    put64(rj->start, first);
     *out = rj;
     return 0;
+}
+
+int
+qg__lmdb_rejections_open(qg_store *st, uint64_t first, qg_rejections **out)
+{
+    int rc;
+
+    if ((rc = rejections_new(st, 0, out)))
+        return rc;
+    put64((*out)->start, first);
+    (*out)->start_len = 8;
+    return 0;
+}
+
+int
+qg__lmdb_rejections_open_ticket(qg_store *st, uint64_t ticket,
+                                qg_rejections **out)
+{
+    int rc;
+
+    if ((rc = rejections_new(st, ticket, out)))
+        return rc;
+    if ((*out)->indexed) {
+        put64((*out)->start, ticket);
+        put64((*out)->start + 8, 0);
+        (*out)->start_len = 16;
+    }
+    return 0;
+}
+
+/* The next entry the cursor covers, as k and v of the log. */
+static int
+rejection_next_entry(qg_rejections *rj, MDB_val *k, MDB_val *v)
+{
+    MDB_val ik, iv;
+    int rc;
+
+    if (!rj->indexed) {
+        do {
+            if ((rc = qg__range_next(&rj->r, rj->start_len ? rj->start : NULL,
+                                     rj->start_len, k, v)))
+                return rc;
+        } while (rj->ticket != 0 &&
+                 (v->mv_size < REJECTION_HDR ||
+                  get64((const unsigned char *)v->mv_data + 16) != rj->ticket));
+        return 0;
+    }
+    /* The index is derived from the log: a key whose entry is gone (which
+     * no writer leaves) is passed over, the log being what is read. */
+    do {
+        if ((rc = qg__range_next(&rj->r, rj->start, rj->start_len, &ik, &iv)))
+            return rc;
+        if (ik.mv_size != 16 || get64(ik.mv_data) != rj->ticket)
+            return QG_NOTFOUND;
+        k->mv_size = 8;
+        k->mv_data = (unsigned char *)ik.mv_data + 8;
+        rc = mdb_get(rj->r.t.txn, rj->r.t.st->rejections, k, v);
+    } while (rc == MDB_NOTFOUND);
+    return qg__from_mdb(rc);
 }
 
 int
@@ -1733,7 +1803,7 @@ qg__lmdb_rejections_next(qg_rejections *rj, qg_rejection *out)
 
     if (rj == NULL || out == NULL)
         return QG_EINVAL;
-    if ((rc = qg__range_next(&rj->r, rj->start, sizeof(rj->start), &k, &v)))
+    if ((rc = rejection_next_entry(rj, &k, &v)))
         return rc;
     if ((rc = decode_rejection(&k, &v, out)))
         return rc;
@@ -1948,6 +2018,7 @@ const qg__store_ops qg__lmdb_ops = {
     .tickets_next = qg__lmdb_tickets_next,
     .tickets_close = qg__lmdb_tickets_close,
     .rejections_open = qg__lmdb_rejections_open,
+    .rejections_open_ticket = qg__lmdb_rejections_open_ticket,
     .rejections_next = qg__lmdb_rejections_next,
     .rejections_close = qg__lmdb_rejections_close,
     .rejections_resolve = qg__lmdb_rejections_resolve,

@@ -210,6 +210,17 @@ qg_rejections_open(qg_store *st, uint64_t first, qg_rejections **out)
 }
 
 int
+qg_rejections_open_ticket(qg_store *st, uint64_t ticket, qg_rejections **out)
+{
+    if (st == NULL || out == NULL)
+        return QG_EINVAL;
+    *out = NULL;
+    if (ticket == 0)
+        return QG_EINVAL;
+    return CALL(st, rejections_open_ticket, st, ticket, out);
+}
+
+int
 qg_rejections_next(qg_rejections *rj, qg_rejection *out)
 {
     if (rj == NULL || out == NULL)

@@ -20,6 +20,8 @@ struct qg_store {
     MDB_dbi held, held_by, held_sums;
     MDB_dbi chain, chain_tickets; /* chain.c */
     int has_chain;                /* 0: a store from before the chain, RDONLY */
+    MDB_dbi refused_by;           /* refused.c */
+    int has_refused_by;           /* 0: a store from before the index, RDONLY */
     uint64_t chain_migrated;      /* entries this open's migration added */
     /* The row the engine holds between qg__lmdb_accept() or _refuse() and
      * its qg__put_ticket(): the chain moves its head there, and the put
@@ -187,6 +189,13 @@ int qg__range_next(qg__range *r, const void *start, size_t len, MDB_val *k,
                    MDB_val *v);
 void qg__range_close(qg__range *r);
 
+/* The rejection log's index by ticket (refused.c): opened, and built for
+ * a store written before it, at open; an entry's key put and deleted with
+ * the entry (ticket 0: nothing). */
+int qg__refused_open(qg_store *st);
+int qg__refused_put(qg__txn *t, uint64_t ticket, uint64_t id);
+int qg__refused_del(qg__txn *t, uint64_t ticket, uint64_t id);
+
 /* An LMDB return code as a QG_E* code. */
 int qg__from_mdb(int rc);
 
@@ -257,6 +266,8 @@ int qg__lmdb_history_next(qg_history *h, qg_record *rec);
 int qg__lmdb_history_seek(qg_history *h, uint32_t seq);
 void qg__lmdb_history_close(qg_history *h);
 int qg__lmdb_rejections_open(qg_store *st, uint64_t first, qg_rejections **out);
+int qg__lmdb_rejections_open_ticket(qg_store *st, uint64_t ticket,
+                                    qg_rejections **out);
 int qg__lmdb_rejections_next(qg_rejections *rj, qg_rejection *out);
 void qg__lmdb_rejections_close(qg_rejections *rj);
 int qg__lmdb_tickets_open(qg_store *st, qg_tickets **out);

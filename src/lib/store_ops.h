@@ -87,6 +87,8 @@ typedef struct qg__store_ops {
     int (*tickets_next)(qg_tickets *it, qg_ticket *out);
     void (*tickets_close)(qg_tickets *it);
     int (*rejections_open)(qg_store *st, uint64_t first, qg_rejections **out);
+    int (*rejections_open_ticket)(qg_store *st, uint64_t ticket,
+                                  qg_rejections **out);
     int (*rejections_next)(qg_rejections *rj, qg_rejection *out);
     void (*rejections_close)(qg_rejections *rj);
     int (*rejections_resolve)(qg_store *st, uint64_t id, uint64_t ticket,
