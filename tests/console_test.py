@@ -315,7 +315,30 @@ def read_only_console(drv, work):
                                               "#t-steps tr.step") or None)
         check(len(rows or []) == 9, "qgate console: the walk-in ticket's 9 "
               "steps")
+        check(drv.find_element(By.ID, "read-only").is_displayed(),
+              "qgate console: the header says read-only")
         shot(drv, "console-read-only.png")
+        # No Replay or Retry button: the console writes nothing.
+        drv.get(base + "#refusals")
+        rows = wait(drv, "qgate console: the refusals",
+                    lambda d: refusal_rows(d) or None) or []
+        log = json.loads(request(port, "/rejections", token=TOKEN)[1])
+        opened = [r for r in log["rejections"] if not r["resolved"] and
+                  not r["truncated"] and not r["purged"]]
+        check(len(rows) == log["matched"] and opened,
+              f"qgate console: every refusal listed, {len(opened)} open")
+        check(drv.find_elements(By.CSS_SELECTOR, "button.replay") == [],
+              "qgate console: no Replay button")
+        said = [r.find_elements(By.TAG_NAME, "td")[7].text for r in rows
+                if r.find_elements(By.TAG_NAME, "td")[0].text in
+                {str(o["id"]) for o in opened}]
+        check(said and all(t == "open (read-only)" for t in said),
+              f"qgate console: the open refusals say read-only: {said}")
+        drv.get(base + "#dead")
+        wait(drv, "qgate console: the dead letters page", lambda d: d.find_element(
+            By.ID, "dead-count").text.endswith("dead letters."))
+        check(drv.find_elements(By.CSS_SELECTOR, "button.retry") == [],
+              "qgate console: no Retry button")
         st, body = request(port, "/rejections/1/replay", "POST", b"{}",
                            token=TOKEN)
         check(st == 403 and json.loads(body)["code"] == "read_only",
@@ -440,6 +463,8 @@ def main():
               f"reasons {shown('ov-reasons')} as {stats['reasons']}")
         check(drv.find_element(By.ID, "ov-his").text == "none set",
               "the HIS: none set")
+        check(not drv.find_element(By.ID, "read-only").is_displayed(),
+              "qgate serve: the header does not say read-only")
         rate = json.loads(request(port, "/deliveries", token=TOKEN)[1])
         total = sum(sum(row) for row in rate["counts"])
         wait(drv, "the deliveries chart", lambda d: d.find_elements(
