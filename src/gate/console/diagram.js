@@ -152,15 +152,16 @@ export function layout(machine, steps = [], measure = estimate) {
   });
   const cx = s => pos.get(s).x + pos.get(s).w / 2;
   // Another row, each state under (or over) the mean place of its
-  // neighbours on the line, pushed right as little as keeps them apart.
+  // neighbours on the line, pushed right as little as keeps them apart;
+  // in the order of their mean column, as `qgate machine --dot` orders
+  // the side row.
+  const mean = a => a.length ? a.reduce((x, y) => x + y, 0) / a.length : 0;
   const placeRow = (states, r) => {
-    const want = s => {
-      const near = edges.filter(e => (e.from === s && row.get(e.to) === 1) ||
-        (e.to === s && row.get(e.from) === 1)).map(e => cx(e.from === s ? e.to : e.from));
-      return near.length ? near.reduce((a, b) => a + b, 0) / near.length : cx(spine[0]);
-    };
-    const list = states.map(s => ({ s, c: want(s), w: width(s) }))
-      .sort((a, b) => a.c - b.c || names.indexOf(a.s) - names.indexOf(b.s));
+    const near = s => edges.filter(e => (e.from === s && row.get(e.to) === 1) ||
+      (e.to === s && row.get(e.from) === 1)).map(e => e.from === s ? e.to : e.from);
+    const list = states.map(s => ({ s, k: mean(near(s).map(n => order.get(n))),
+      c: near(s).length ? mean(near(s).map(cx)) : cx(spine[0]), w: width(s) }))
+      .sort((a, b) => a.k - b.k || names.indexOf(a.s) - names.indexOf(b.s));
     let right = -Infinity, prev = null;
     list.forEach((it, i) => {
       const left = Math.max(it.c - it.w / 2, prev ? right + gapBetween(prev, it.s) : 10);
