@@ -295,6 +295,24 @@ check "serve --help shows --max-skew" \
 check "machine --table" status 0 "$Q" machine --table
 check "machine table lists served" \
     grep -q '^served  *move -> moved, rx_receive -> pharmacy_received, pay -> paid, end_visit -> visit_ended, update -> served$' "$T/out"
+# machine --dot: laid out as the console's chart (docs/lifecycle.md), the
+# happy path one rank, the side states the rank under it, in the order of
+# their neighbours on the line, kept by invisible edges
+check "machine --dot" status 0 "$Q" machine --dot
+check "machine --dot: the happy path is one rank, in order" \
+    grep -qx '  { rank=same; new; booked; queued; arrived; serving; served; pharmacy_received; pharmacy_dispensed; paid; visit_ended; }' "$T/out"
+check "machine --dot: the side states are the next rank, in order" \
+    grep -qx '  { rank=same; cancelled; no_show; moved; }' "$T/out"
+check "machine --dot: the side row's order kept" \
+    sh -c "grep -qx '  cancelled -> no_show \[style=invis\];' '$T/out' && grep -qx '  no_show -> moved \[style=invis\];' '$T/out'"
+check "machine --dot: an edge against the side row's order drawn back" \
+    grep -qx '  no_show -> moved \[xlabel="no_show", dir=back\];' "$T/out"
+check "machine --dot: the line's steps pull hardest" \
+    grep -qx '  serving -> served \[xlabel="complete", weight=10\];' "$T/out"
+check "machine --dot: loops on the line's top" \
+    grep -qx '  queued -> queued \[label="alert\\nupdate", tailport=n, headport=n\];' "$T/out"
+check "machine --dot: no rankdir (the line is a rank)" \
+    sh -c "! grep -q rankdir '$T/out'"
 
 # list
 check "list --json" status 0 "$Q" list --json --db "$DB"

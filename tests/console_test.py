@@ -8,12 +8,16 @@ Checks: the read token is asked for, a wrong one refused (401); the
 overview's counts are those of `qgate stats --json`; the walk-in ticket's
 page shows its 9 steps in event time (its alert, sent after the move, marked
 late), its refused delivery in its place in event time, marked with its
-reason, and its path on the diagram; a signed webhook whose
+reason, and its path on the diagram, whose edge labels overlap neither
+each other nor the states, laid out as `qgate machine --dot` ranks it; a
+signed webhook whose
 client_name is markup renders as text; a refused delivery appears on the
 Refusals page, filtered by its reason, and is replayed with the admin token
 and not without it (nor with the read token); the Waiting times page shows
 the p50 of `qgate stats --json`; the held and dead pages load; the browser
-logs no error beyond the deliberate 401s and 403.  Screenshots go to OUTDIR.
+logs no error beyond the deliberate 401s and 403; `qgate console --db`
+shows the same, says it is read-only and shows no Replay or Retry button.
+Screenshots go to OUTDIR.
 """
 import glob
 import hashlib
@@ -315,7 +319,30 @@ def read_only_console(drv, work):
                                               "#t-steps tr.step") or None)
         check(len(rows or []) == 9, "qgate console: the walk-in ticket's 9 "
               "steps")
+        check(drv.find_element(By.ID, "read-only").is_displayed(),
+              "qgate console: the header says read-only")
         shot(drv, "console-read-only.png")
+        # No Replay or Retry button: the console writes nothing.
+        drv.get(base + "#refusals")
+        rows = wait(drv, "qgate console: the refusals",
+                    lambda d: refusal_rows(d) or None) or []
+        log = json.loads(request(port, "/rejections", token=TOKEN)[1])
+        opened = [r for r in log["rejections"] if not r["resolved"] and
+                  not r["truncated"] and not r["purged"]]
+        check(len(rows) == log["matched"] and opened,
+              f"qgate console: every refusal listed, {len(opened)} open")
+        check(drv.find_elements(By.CSS_SELECTOR, "button.replay") == [],
+              "qgate console: no Replay button")
+        said = [r.find_elements(By.TAG_NAME, "td")[7].text for r in rows
+                if r.find_elements(By.TAG_NAME, "td")[0].text in
+                {str(o["id"]) for o in opened}]
+        check(said and all(t == "open (read-only)" for t in said),
+              f"qgate console: the open refusals say read-only: {said}")
+        drv.get(base + "#dead")
+        wait(drv, "qgate console: the dead letters page", lambda d: d.find_element(
+            By.ID, "dead-count").text.endswith("dead letters."))
+        check(drv.find_elements(By.CSS_SELECTOR, "button.retry") == [],
+              "qgate console: no Retry button")
         st, body = request(port, "/rejections/1/replay", "POST", b"{}",
                            token=TOKEN)
         check(st == 403 and json.loads(body)["code"] == "read_only",
@@ -440,6 +467,8 @@ def main():
               f"reasons {shown('ov-reasons')} as {stats['reasons']}")
         check(drv.find_element(By.ID, "ov-his").text == "none set",
               "the HIS: none set")
+        check(not drv.find_element(By.ID, "read-only").is_displayed(),
+              "qgate serve: the header does not say read-only")
         rate = json.loads(request(port, "/deliveries", token=TOKEN)[1])
         total = sum(sum(row) for row in rate["counts"])
         wait(drv, "the deliveries chart", lambda d: d.find_elements(
@@ -504,12 +533,57 @@ def main():
         machine = json.loads(request(port, "/machine", token=TOKEN)[1])
         check(len(nodes) == len(machine["states"]),
               f"every state of the machine drawn ({len(nodes)})")
+        # The labels of the edges (their events, and the order numbers of
+        # the steps that took them) clear each other and the states, and
+        # stay in the chart.
+        got = drv.execute_script("""
+            const box = e => { const b = e.getBoundingClientRect();
+                return [b.left, b.top, b.right, b.bottom]; };
+            return {
+              labels: [...document.querySelectorAll('#diagram g.edge text')]
+                .map(e => box(e).concat([e.closest('g.edge').dataset.from + '>' +
+                  e.closest('g.edge').dataset.to + ' ' + e.textContent])),
+              states: [...document.querySelectorAll('#diagram g.node')]
+                .map(g => box(g.querySelector('rect')).concat([g.dataset.state,
+                  g.getBoundingClientRect().width, g.dataset.row])),
+              chart: box(document.querySelector('#diagram svg'))};""")
+        meets = lambda a, b: (a[0] < b[2] - 0.5 and b[0] < a[2] - 0.5 and
+                              a[1] < b[3] - 0.5 and b[1] < a[3] - 0.5)
+        labels, states = got["labels"], got["states"]
+        clash = [(a[4], b[4]) for i, a in enumerate(labels)
+                 for b in labels[i + 1:] if meets(a, b)]
+        check(len(labels) >= len(machine["states"]) and clash == [],
+              f"no two of the {len(labels)} edge labels overlap: {clash}")
+        cover = [(a[4], s[4]) for a in labels for s in states if meets(a, s)]
+        check(cover == [], f"no edge label covers a state: {cover}")
+        c = got["chart"]
+        out = [a[4] for a in labels if a[0] < c[0] or a[1] < c[1] or
+               a[2] > c[2] or a[3] > c[3]]
+        check(out == [], f"every edge label inside the chart: {out}")
+        # The line and the side row are those of qgate machine --dot's two
+        # ranks (docs/lifecycle.svg): the same happy path, the same sides.
+        ranks = [line.split(";")[1:-1] for line in subprocess.run(
+            [QGATE, "machine", "--dot"], check=True, capture_output=True,
+            text=True).stdout.splitlines() if "rank=same" in line]
+        ranks = [[n.strip() for n in r] for r in ranks]
+        line = [s[4] for s in sorted(states, key=lambda s: s[0])
+                if s[6] == "line" and s[1] == states[0][1]]
+        side = [s[4] for s in sorted(states, key=lambda s: s[0])
+                if s[6] == "side"]
+        check(len(ranks) == 2 and line == ranks[0] and side == ranks[1],
+              f"the line {line} and the side row {side} as qgate machine "
+              f"--dot ranks them: {ranks}")
+        check(all(s[1] > states[0][3] for s in states if s[6] == "side"),
+              "the side row under the line")
         shot(drv, "console-ticket.png")
 
         # The client named with markup: text, no element, no script run.
         drv.get(base + "#ticket=30099")
+        # The walk-in's page stays until 30099's answers are in: wait for
+        # its title, set with its patient's name.
         wait(drv, "the XSS ticket's page",
-             lambda d: d.find_element(By.ID, "t-patient").text != "")
+             lambda d: d.find_element(By.ID, "t-title").text == "30099" and
+             d.find_element(By.ID, "t-patient").text != "")
         check(drv.find_element(By.ID, "t-patient").text == XSS,
               "the client's name shown as the text sent")
         check(len(drv.find_elements(By.CSS_SELECTOR, "main img")) == 0,

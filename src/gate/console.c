@@ -127,11 +127,12 @@ console_overview(FILE *f, gate *g)
             ",\"refused_dropped\":%" PRIu64 ",\"held\":%" PRIu64
             ",\"outbox_depth\":%" PRIu64 ",\"oldest_us\":%" PRId64
             ",\"dead\":%" PRIu64 ",\"upstream\":%s,\"upstream_reachable\":%s"
-            ",\"now_us\":%" PRId64 "}\n",
+            ",\"read_only\":%s,\"now_us\":%" PRId64 "}\n",
             dropped, held, depth, oldest, dead, g->upstream ? "true" : "false",
             g->upstream == NULL || forwarder_reachable(g->fwd) ? "true"
                                                                : "false",
-            gate_now_us());
+            /* qgate console: the page shows no Replay or Retry button */
+            g->read_only ? "true" : "false", gate_now_us());
     return 0;
 }
 

@@ -9,6 +9,10 @@ const ADMIN_KEY = 'qgate-admin-token';
 const PAGES = ['login', 'overview', 'tickets', 'refusals', 'held', 'dead', 'waits', 'ticket'];
 let timer = null;
 let machine = null;
+// true under `qgate console`, which writes nothing: no Replay or Retry
+// button then.  /overview says it; it does not change while the program
+// runs.
+let readOnly = null;
 
 const $ = id => document.getElementById(id);
 
@@ -82,6 +86,16 @@ function fail(err) {
   $('error').hidden = false;
 }
 
+function setReadOnly(o) {
+  readOnly = o.read_only === true;
+  $('read-only').hidden = !readOnly;
+}
+
+async function isReadOnly() {
+  if (readOnly === null) setReadOnly(await get('/overview'));
+  return readOnly;
+}
+
 function fillCounts(tbody, counts) {
   tbody.replaceChildren();
   for (const [k, v] of Object.entries(counts)) {
@@ -135,6 +149,7 @@ async function overview() {
   $('ov-rate-since').textContent = rate.since_ms ? 'first counted ' + new Date(rate.since_ms).toLocaleString() :
     'none yet';
   show('overview');
+  setReadOnly(o);
   $('ov-tickets').textContent = o.tickets;
   $('ov-refused').textContent = o.refused;
   $('ov-held').textContent = o.held;
@@ -362,6 +377,7 @@ async function refusals() {
   }
   const [o, r] = await Promise.all([get('/overview'), get('/rejections?' + q.toString())]);
   show('refusals');
+  setReadOnly(o);
   const select = $('ref-reason');
   for (const code of Object.keys(o.reasons)) {
     if (![...select.options].some(opt => opt.value === code)) {
@@ -380,6 +396,8 @@ async function refusals() {
         'resolved: now ignored', 'tag-ok');
     } else if (e.truncated || e.purged) {
       action = text('td', e.truncated ? 'prefix kept: no replay' : 'purged: no replay', 'muted');
+    } else if (readOnly) {
+      action = text('td', 'open (read-only)', 'muted');
     } else {
       action = button('Replay', 'replay', () => act(() => replay(e.id)).catch(fail));
     }
@@ -403,7 +421,7 @@ async function held() {
 }
 
 async function dead() {
-  const d = await get('/outbox/dead');
+  const [d, ro] = await Promise.all([get('/outbox/dead'), isReadOnly()]);
   show('dead');
   $('dead-count').textContent = `${d.dead.length} dead letters.`;
   const tbody = $('dead-list').tBodies[0];
@@ -413,8 +431,10 @@ async function dead() {
     const a = text('a', e.ticket);
     a.href = '#' + new URLSearchParams({ ticket: 'ticket:' + e.ticket }).toString();
     ticketLink.appendChild(a);
+    const action = ro ? text('td', 'read-only', 'muted')
+      : button('Retry', 'retry', () => act(() => retry(e.id)).catch(fail));
     tbody.appendChild(row([e.id, ticketLink, e.seq, e.attempts, e.last_error, when(e.gave_up_us),
-      e.gave_up, button('Retry', 'retry', () => act(() => retry(e.id)).catch(fail))], 'dead-row'));
+      e.gave_up, action], 'dead-row'));
   }
 }
 
