@@ -1,15 +1,16 @@
 #!/bin/sh
 # tests/bench/console.sh QGATE DB TICKET [RUNS [LO HI]] - the console's JSON
 # requests against `qgate console --db DB`, timed by curl over one
-# kept-alive connection: the ticket page's three (/tickets/TICKET,
-# /tickets/TICKET/steps, /machine), the overview, and the ticket search
+# kept-alive connection: the ticket page's four (/tickets/TICKET,
+# /tickets/TICKET/steps, /tickets/TICKET/deliveries, /machine), the
+# overview, and the ticket search
 # (the newest 100; a day with no ticket, which reads every ticket).
 #
 # Prints one line of key=value pairs: for each request NAME, NAME_p50_ms,
 # NAME_p90_ms and NAME_max_ms of curl's time_total (from the request sent
 # on the open connection to the last byte of the answer, on 127.0.0.1: the
 # server's time and the loopback's) and NAME_bytes; then page_p50_ms, the
-# ticket page's three added.
+# ticket page's four added.
 # RUNS (21) of each, after one unmeasured; the full scans (overview,
 # search_scan) 5.  With LO and HI, also random_steps_*: /tickets/ID/steps
 # of 200 live-queue ids drawn in [LO, HI), each asked once (pages first
