@@ -297,8 +297,9 @@ struct qg_rejections {
     cursor k;
 };
 
-int
-qg__pg_rejections_open(qg_store *st, uint64_t first, qg_rejections **out)
+/* The log's entries the query (of one int8 parameter, v) selects. */
+static int
+rejections_query(qg_store *st, const char *sql, uint64_t v, qg_rejections **out)
 {
     qg__pgparams p = {0};
     qg_rejections *rj;
@@ -311,12 +312,8 @@ qg__pg_rejections_open(qg_store *st, uint64_t first, qg_rejections **out)
         free(rj);
         return rc;
     }
-    qg__pg_int(&p, (int64_t)first);
-    if ((rc = cursor_query(&rj->k,
-                           "SELECT " QG__PG_REJECTION_COLS
-                           " FROM qgate.rejections WHERE id >= $1::int8 "
-                           "ORDER BY id",
-                           &p))) {
+    qg__pg_int(&p, (int64_t)v);
+    if ((rc = cursor_query(&rj->k, sql, &p))) {
         qg__pg_rejections_close(rj);
         return rc;
     }
@@ -325,31 +322,24 @@ qg__pg_rejections_open(qg_store *st, uint64_t first, qg_rejections **out)
 }
 
 int
+qg__pg_rejections_open(qg_store *st, uint64_t first, qg_rejections **out)
+{
+    return rejections_query(st,
+                            "SELECT " QG__PG_REJECTION_COLS
+                            " FROM qgate.rejections WHERE id >= $1::int8 "
+                            "ORDER BY id",
+                            first, out);
+}
+
+int
 qg__pg_rejections_open_ticket(qg_store *st, uint64_t ticket,
                               qg_rejections **out)
 {
-    qg__pgparams p = {0};
-    qg_rejections *rj;
-    int rc;
-
-    if ((rj = calloc(1, sizeof(*rj))) == NULL)
-        return QG_ENOMEM;
-    rj->ops = &qg__pg_ops;
-    if ((rc = cursor_open(st, &rj->k))) {
-        free(rj);
-        return rc;
-    }
-    qg__pg_int(&p, (int64_t)ticket);
-    if ((rc = cursor_query(&rj->k,
-                           "SELECT " QG__PG_REJECTION_COLS
-                           " FROM qgate.rejections WHERE ticket = $1::int8 "
-                           "ORDER BY id",
-                           &p))) {
-        qg__pg_rejections_close(rj);
-        return rc;
-    }
-    *out = rj;
-    return 0;
+    return rejections_query(st,
+                            "SELECT " QG__PG_REJECTION_COLS
+                            " FROM qgate.rejections WHERE ticket = $1::int8 "
+                            "ORDER BY id",
+                            ticket, out);
 }
 
 int
