@@ -14,6 +14,13 @@
 #   restart DIR            fast shutdown, then start again; prints the URI.
 #   kill DIR               immediate shutdown, not waited for: the server
 #                          drops every connection at once, as in an outage.
+#   standby DIR PRIMARY [OWNER_PID]
+#                          a streaming-replication standby of the server in
+#                          PRIMARY (pg_basebackup -R), started read-only with
+#                          its socket in DIR; prints its URI; the watchdog
+#                          as for start.
+#   promote DIR            promotes the standby in DIR to a primary, waited
+#                          for.
 #   bindir                 print where initdb, pg_ctl, postgres and psql
 #                          are; exit 1 if they are not all in one place.
 #
@@ -66,7 +73,7 @@ as_pg() {
     fi
 }
 
-[ $# -ge 1 ] || die "usage: $PROG start|stop|restart|kill DIR, or $PROG bindir"
+[ $# -ge 1 ] || die "usage: $PROG start|stop|restart|kill|promote DIR, $PROG standby DIR PRIMARY, or $PROG bindir"
 CMD=$1
 if [ "$CMD" = bindir ]; then
     find_bin || die "no PostgreSQL server programs (initdb, pg_ctl, postgres, psql) on PATH or in /usr/lib/postgresql/*/bin (Debian: apt-get install postgresql)"
@@ -172,14 +179,12 @@ watchdog_stop() {
     rm -f "$DIR/watchdog"
 }
 
-case $CMD in
-start)
-    OWNER=${3:-}
+# Starts the watchdog of DIR's server for process $1, if given.
+watchdog_start() {
+    OWNER=${1:-}
     case $OWNER in
     *[!0-9]*) die "$OWNER: not a process id" ;;
     esac
-    [ -z "$(server_pid)" ] || die "$DIR: a server is already running there"
-    server_start
     if [ -n "$OWNER" ] && [ ! -f "$DIR/watchdog" ]; then
         # In a session of its own, so that killing the test's process group
         # does not take the watchdog with it; its output goes nowhere, so
@@ -198,7 +203,42 @@ start)
             </dev/null >/dev/null 2>&1 &
         echo $! >"$DIR/watchdog"
     fi
+}
+
+case $CMD in
+start)
+    [ -z "$(server_pid)" ] || die "$DIR: a server is already running there"
+    server_start
+    watchdog_start "${3:-}"
     uri
+    ;;
+standby)
+    [ $# -ge 3 ] || die "standby: no PRIMARY"
+    PRIMARY=$3
+    [ -x "$BIN/pg_basebackup" ] || die "no pg_basebackup in $BIN"
+    [ ! -d "$DATA" ] || die "$DIR: a cluster is already there"
+    mkdir -p "$DIR"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown nobody:nogroup "$DIR"
+    fi
+    chmod 700 "$DIR"
+    # -R writes primary_conninfo and standby.signal: it starts as a
+    # standby that streams from PRIMARY's socket.
+    as_pg "$BIN/pg_basebackup" -h "$PRIMARY" -U qgate -D "$DATA" -R \
+        -X stream --no-sync >"$DIR/basebackup.log" 2>&1 || {
+        sed "s/^/$PROG: pg_basebackup: /" "$DIR/basebackup.log" >&2
+        die "$DIR: pg_basebackup from $PRIMARY failed"
+    }
+    server_start
+    watchdog_start "${4:-}"
+    uri
+    ;;
+promote)
+    server_pid >/dev/null || die "$DIR: no server there to promote"
+    as_pg "$BIN/pg_ctl" -D "$DATA" -w -t 60 -s promote >&2 || {
+        show_log
+        die "$DIR: the standby was not promoted"
+    }
     ;;
 stop)
     [ -d "$DIR" ] || exit 0
@@ -218,6 +258,6 @@ kill)
     fi
     ;;
 *)
-    die "$CMD: not a command (start, stop, restart, kill, bindir)"
+    die "$CMD: not a command (start, stop, restart, kill, standby, promote, bindir)"
     ;;
 esac
