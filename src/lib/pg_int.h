@@ -69,9 +69,10 @@ struct qg_store {
     int version; /* the schema's version as found at open */
     unsigned char id[16];
     size_t unsigned_log_max;
-    pthread_mutex_t lock; /* guards idle and source_names */
+    pthread_mutex_t lock; /* guards idle, source_names, claims_swept_us */
     qg__pgconn *idle;
     char source_names[QG_SOURCES_MAX][QG_SOURCE_NAME_MAX + 1];
+    int64_t claims_swept_us; /* run-out claims last deleted (pg_outbox.c) */
 };
 
 /* Parameters of one statement: every integer is sent as int8 and every
