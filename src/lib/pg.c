@@ -26,6 +26,7 @@
  * share the database.  docs/postgresql.md describes it.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,17 @@ text_hash(const char *s)
     return h;
 }
 
+/* A prepared statement's name: "qg" and the hash of its text, so that a
+ * name means one text on every connection of every gate.  A pooler that
+ * hands a session's statements to another (PgBouncer before 1.21 in
+ * transaction mode) then runs the right one or none (26000: failure()),
+ * never another statement under a name it reuses. */
+static void
+stmt_name(uint64_t h, char name[24])
+{
+    snprintf(name, 24, "qg%016" PRIx64, h);
+}
+
 /* The index of sql's prepared statement on c, or -1. */
 static int
 lookup(const qg__pgconn *c, const char *sql, uint64_t h)
@@ -141,7 +153,7 @@ typedef struct item {
     const char *sql;
     const qg__pgparams *p;
     int test; /* qg__pglater.test */
-    int stmt; /* prepared as "qg<stmt>", or -1: parsed as it runs */
+    int stmt; /* c->stmts[stmt], or -1: parsed as it runs */
     int prep; /* its Parse is sent first, in the same pipeline */
 } item;
 
@@ -152,7 +164,7 @@ send_item(qg__pgconn *c, item *it)
 {
     const qg__pgparams *p = it->p;
     uint64_t h = text_hash(it->sql);
-    char name[16];
+    char name[24];
 
     it->prep = 0;
     if ((it->stmt = lookup(c, it->sql, h)) < 0 && c->nstmts < QG__PG_STMTS &&
@@ -165,7 +177,7 @@ send_item(qg__pgconn *c, item *it)
         return PQsendQueryParams(c->pg, it->sql, p ? p->n : 0, NULL,
                                  p ? p->v : NULL, p ? p->len : NULL,
                                  p ? p->fmt : NULL, 1);
-    snprintf(name, sizeof(name), "qg%d", it->stmt);
+    stmt_name(h, name);
     if (it->prep && !PQsendPrepare(c->pg, name, it->sql, 0, NULL))
         return 0;
     return PQsendQueryPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL,
@@ -219,8 +231,9 @@ run(qg__pgconn *c, const char *sql, const qg__pgparams *p, PGresult **res)
     item items[QG__PG_LATER + 1];
     qg__pgparams keys[QG__PG_LATER];
     PGresult *r;
-    char name[16];
-    int i, n = 0, rc = 0, stmt;
+    char name[24];
+    uint64_t h;
+    int i, n = 0, rc = 0;
 
     for (i = 0; i < c->nlater; i++) {
         const qg__pglater *l = &c->later[i];
@@ -236,9 +249,9 @@ run(qg__pgconn *c, const char *sql, const qg__pgparams *p, PGresult **res)
         items[n++] = (item){sql, p, 0, -1, 0};
     if (n == 0)
         return 0;
-    if (n == 1 && sql && (stmt = lookup(c, sql, text_hash(sql))) >= 0) {
+    if (n == 1 && sql && lookup(c, sql, h = text_hash(sql)) >= 0) {
         /* alone, and prepared already */
-        snprintf(name, sizeof(name), "qg%d", stmt);
+        stmt_name(h, name);
         r = PQexecPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL,
                            p ? p->len : NULL, p ? p->fmt : NULL, 1);
         return settle(c, r, res);

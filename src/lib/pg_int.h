@@ -24,7 +24,7 @@
 /* Statements sent ahead of the next one (qg__pg_exec()), at most. */
 #define QG__PG_LATER 8
 
-/* A statement prepared on a connection, as "qg<index>". */
+/* A statement prepared on a connection (pg.c, stmt_name()). */
 typedef struct qg__pgstmt {
     uint64_t hash; /* of sql */
     char *sql;     /* a copy; NULL when its Parse failed: never reused */
