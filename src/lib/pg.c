@@ -135,16 +135,25 @@ stmt_name(uint64_t h, char name[24])
     snprintf(name, 24, "qg%016" PRIx64, h);
 }
 
-/* The index of sql's prepared statement on c, or -1. */
+/* The index of sql's prepared statement on c, or -1; *room (room may be
+ * NULL) the slot a new one would take, -1 when c has QG__PG_STMTS. */
 static int
-lookup(const qg__pgconn *c, const char *sql, uint64_t h)
+lookup(const qg__pgconn *c, const char *sql, uint64_t h, int *room)
 {
-    int i;
+    int i, free_slot = -1;
 
-    for (i = 0; i < c->nstmts; i++)
-        if (c->stmts[i].hash == h && c->stmts[i].sql &&
-            strcmp(c->stmts[i].sql, sql) == 0)
+    for (i = 0; i < c->nstmts; i++) {
+        if (c->stmts[i].sql == NULL) {
+            if (free_slot < 0)
+                free_slot = i;
+        } else if (c->stmts[i].hash == h && strcmp(c->stmts[i].sql, sql) == 0) {
             return i;
+        }
+    }
+    if (room)
+        *room = free_slot >= 0             ? free_slot
+                : c->nstmts < QG__PG_STMTS ? c->nstmts
+                                           : -1;
     return -1;
 }
 
@@ -165,12 +174,15 @@ send_item(qg__pgconn *c, item *it)
     const qg__pgparams *p = it->p;
     uint64_t h = text_hash(it->sql);
     char name[24];
+    int room;
 
     it->prep = 0;
-    if ((it->stmt = lookup(c, it->sql, h)) < 0 && c->nstmts < QG__PG_STMTS &&
-        (c->stmts[c->nstmts].sql = strdup(it->sql)) != NULL) {
-        c->stmts[c->nstmts].hash = h;
-        it->stmt = c->nstmts++;
+    if ((it->stmt = lookup(c, it->sql, h, &room)) < 0 && room >= 0 &&
+        (c->stmts[room].sql = strdup(it->sql)) != NULL) {
+        c->stmts[room].hash = h;
+        if (room == c->nstmts)
+            c->nstmts++;
+        it->stmt = room;
         it->prep = 1;
     }
     if (it->stmt < 0)
@@ -249,7 +261,9 @@ run(qg__pgconn *c, const char *sql, const qg__pgparams *p, PGresult **res)
         items[n++] = (item){sql, p, 0, -1, 0};
     if (n == 0)
         return 0;
-    if (n == 1 && sql && lookup(c, sql, h = text_hash(sql)) >= 0) {
+    if (c->broken)
+        return QG_EUNAVAIL;
+    if (n == 1 && sql && lookup(c, sql, h = text_hash(sql), NULL) >= 0) {
         /* alone, and prepared already */
         stmt_name(h, name);
         r = PQexecPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL,
@@ -577,10 +591,11 @@ qg__pg_txn_commit(qg__txn *t)
     rc = lock_later(c) ? run(c, NULL, NULL, NULL) : 0;
     if (c->retry || rc) {
         /* a statement of it conflicted and was undone by a savepoint */
+        rc = c->retry ? QG_EBUSY : rc;
         c->nlater = 0;
         qg__pg_exec(c, "ROLLBACK", NULL, NULL);
         conn_give(t->st, c);
-        return c->retry ? QG_EBUSY : rc;
+        return rc;
     }
     rc = qg__pg_exec(c, "COMMIT", NULL, &r);
     /* A transaction that failed answers COMMIT with ROLLBACK. */

@@ -27,7 +27,7 @@
 /* A statement prepared on a connection (pg.c, stmt_name()). */
 typedef struct qg__pgstmt {
     uint64_t hash; /* of sql */
-    char *sql;     /* a copy; NULL when its Parse failed: never reused */
+    char *sql;     /* a copy; NULL: a free slot (its Parse failed) */
 } qg__pgstmt;
 
 /* A statement whose answer nothing waits for (qg__pg_lock(), savepoints),
