@@ -673,6 +673,14 @@ typedef struct qg_store_options {
  */
 QG_EXTERN int qg_store_open(const qg_store_options *opts, qg_store **out);
 /**
+ * Says which backend qg_store_open() gives a path: a PostgreSQL store for
+ * a connection URI ("postgresql://..." or "postgres://..."), an LMDB
+ * store for anything else.
+ * @param[in] path a qg_store_options.path; may be NULL.
+ * @return 1 for a PostgreSQL URI, 0 otherwise (NULL included).
+ */
+QG_EXTERN int qg_store_is_postgresql(const char *path);
+/**
  * Closes a store.  No cursor of it may be open, and no other thread may
  * be using it.
  * @param[in] st the store, or NULL (nothing is done).

@@ -746,6 +746,44 @@ same_outbox(qg_store *a, qg_store *b, int dead, uint64_t *count)
     qg_outbox_close(ob);
 }
 
+/*
+ * A forwarder claims each ticket it sends, and the claims whose lease
+ * ran out a lease ago go: forwarding a day's tickets, one every 100 ms,
+ * each step renewing its ticket's 1 s lease, leaves the rows of the last
+ * few leases, not one per ticket forwarded.  And leases hold as before:
+ * a running one keeps a second gate out, one long run out (its row gone)
+ * lets it in.
+ */
+START_TEST(test_pg_claims_do_not_pile_up)
+{
+    const int64_t t0 = 1000000000, lease = 1000000, step = 100000;
+    const uint64_t tickets = 400;
+    qg_store *st;
+    char n[32];
+    uint64_t k;
+    int64_t at = t0;
+
+    NEED_SERVER();
+    st = pg_store(QG_OUTBOX);
+    for (k = 1; k <= tickets; k++) {
+        at = t0 + (int64_t)k * step;
+        ck_assert_int_eq(qg_outbox_claim(st, k, "gate-a", at, lease), 0);
+        /* the ticket's next step: a renewal */
+        ck_assert_int_eq(qg_outbox_claim(st, k, "gate-a", at + step / 2, lease),
+                         0);
+    }
+    sql_value("SELECT count(*) FROM qgate.claims", n, sizeof(n));
+    /* run out for less than a lease (10), or for less than two, not swept
+     * since (10 more), and the ones still running (10) */
+    ck_assert_msg(atoi(n) >= 10 && atoi(n) <= 35, "%s claims of %" PRIu64, n,
+                  tickets);
+    ck_assert_int_eq(qg_outbox_claim(st, tickets, "gate-b", at, lease),
+                     QG_EBUSY);
+    ck_assert_int_eq(qg_outbox_claim(st, 1, "gate-b", at, lease), 0);
+    qg_store_close(st);
+}
+END_TEST
+
 /* The outbox's operations, on both stores alike. */
 START_TEST(test_pg_outbox_same_as_lmdb)
 {
@@ -1228,6 +1266,7 @@ pg_suite(void)
     tcase_add_test(tc, test_pg_migrate_lmdb);
     tcase_add_test(tc, test_pg_outbox_sticks);
     tcase_add_test(tc, test_pg_outbox_same_as_lmdb);
+    tcase_add_test(tc, test_pg_claims_do_not_pile_up);
     tcase_add_test(tc, test_pg_durability);
     tcase_add_test(tc, test_pg_view_and_notify);
     tcase_add_test(tc, test_pg_cli_db);

@@ -1187,6 +1187,30 @@ END_TEST
 /* ----- the suite -------------------------------------------------------- */
 
 /* Each id has one spelling; a bare number is a live-queue id. */
+/* Which backend a path opens: a PostgreSQL URI, or an LMDB folder. */
+START_TEST(test_store_path_backend)
+{
+    static const struct {
+        const char *path;
+        int pg;
+    } cases[] = {
+        {"postgresql:///qgate?host=/run/postgresql", 1},
+        {"postgres://gate@db.example/qgate", 1},
+        {"postgresql:", 0},
+        {"PostgreSQL://db/qgate", 0},
+        {"/var/lib/qgate", 0},
+        {"postgresql", 0},
+        {"", 0},
+        {NULL, 0},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+        ck_assert_msg(qg_store_is_postgresql(cases[i].path) == cases[i].pg,
+                      "%s", cases[i].path ? cases[i].path : "NULL");
+}
+END_TEST
+
 START_TEST(test_ticket_id_parse_forms)
 {
     static const struct {
@@ -1242,6 +1266,7 @@ store_suite(void)
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_add_test(core, test_history_survives_reopen);
     tcase_add_test(core, test_ticket_id_parse_forms);
+    tcase_add_test(core, test_store_path_backend);
     tcase_add_test(core, test_duplicate_after_reopen);
     tcase_add_test(core, test_ticket_found_by_either_id);
     tcase_add_test(core, test_rejection_logged_with_ticket);

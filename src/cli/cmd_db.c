@@ -14,13 +14,6 @@
 static const struct option options[] = {CLI_COMMON_OPTIONS, {0}};
 
 static int
-is_postgresql(const char *db)
-{
-    return db && (strncmp(db, "postgresql://", 13) == 0 ||
-                  strncmp(db, "postgres://", 11) == 0);
-}
-
-static int
 ready(cli *c, int argc, char **argv)
 {
     (void)c;
@@ -50,7 +43,7 @@ run(cli *c, qg_store *unused, int argc, char **argv)
 
     (void)unused;
     (void)argc;
-    if (!is_postgresql(c->db))
+    if (!qg_store_is_postgresql(c->db))
         return cli_fail("%s: db %s is for a PostgreSQL store "
                         "(--db postgresql://...); an LMDB store has no "
                         "schema",

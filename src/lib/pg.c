@@ -26,6 +26,7 @@
  * share the database.  docs/postgresql.md describes it.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,7 @@
 void
 qg__pg_int(qg__pgparams *p, int64_t v)
 {
-    qg__pg_put64(p->buf[p->n], (uint64_t)v);
+    put64(p->buf[p->n], (uint64_t)v);
     p->v[p->n] = (const char *)p->buf[p->n];
     p->len[p->n] = 8;
     p->fmt[p->n] = 1;
@@ -78,37 +79,21 @@ is_conflict(const char *state)
            strcmp(state, "23505") == 0;
 }
 
-int
-qg__pg_exec(qg__pgconn *c, const char *sql, const qg__pgparams *p,
-            PGresult **res)
+/* What a failed statement means, c->broken or c->retry set as it says. */
+static int
+failure(qg__pgconn *c, const PGresult *r)
 {
-    ExecStatusType status;
-    const char *state;
-    PGresult *r;
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 
-    if (res)
-        *res = NULL;
-    if (c->broken)
-        return QG_EUNAVAIL;
-    r = PQexecParams(c->pg, sql, p ? p->n : 0, NULL, p ? p->v : NULL,
-                     p ? p->len : NULL, p ? p->fmt : NULL, 1);
-    status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
-        if (res)
-            *res = r;
-        else
-            PQclear(r);
-        return 0;
-    }
-    state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     if (PQstatus(c->pg) != CONNECTION_OK || state == NULL ||
-        strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0) {
-        /* lost, or the server is shutting down: the connection goes */
+        strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0 ||
+        strcmp(state, "26000") == 0) {
+        /* lost, or the server is shutting down, or the connection's
+         * prepared statements are gone (a pooler's DISCARD ALL): the
+         * connection goes, and the next one prepares its own */
         c->broken = 1;
-        PQclear(r);
         return QG_EUNAVAIL;
     }
-    PQclear(r);
     if (is_conflict(state)) {
         c->retry = 1;
         return QG_EBUSY;
@@ -118,6 +103,273 @@ qg__pg_exec(qg__pgconn *c, const char *sql, const qg__pgparams *p,
     if (strcmp(state, "53100") == 0)
         return QG_EFULL;
     return QG_ESTORE;
+}
+
+static int
+succeeded(const PGresult *r)
+{
+    ExecStatusType status = PQresultStatus(r);
+
+    return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+}
+
+/* FNV-1a of a statement's text: its key among the prepared ones. */
+static uint64_t
+text_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037u;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+/* A prepared statement's name: "qg" and the hash of its text, so that a
+ * name means one text on every connection of every gate.  A pooler that
+ * hands a session's statements to another (PgBouncer before 1.21 in
+ * transaction mode) then runs the right one or none (26000: failure()),
+ * never another statement under a name it reuses. */
+static void
+stmt_name(uint64_t h, char name[24])
+{
+    snprintf(name, 24, "qg%016" PRIx64, h);
+}
+
+/* The index of sql's prepared statement on c, or -1; *room (room may be
+ * NULL) the slot a new one would take, -1 when c has QG__PG_STMTS. */
+static int
+lookup(const qg__pgconn *c, const char *sql, uint64_t h, int *room)
+{
+    int i, free_slot = -1;
+
+    for (i = 0; i < c->nstmts; i++) {
+        if (c->stmts[i].sql == NULL) {
+            if (free_slot < 0)
+                free_slot = i;
+        } else if (c->stmts[i].hash == h && strcmp(c->stmts[i].sql, sql) == 0) {
+            return i;
+        }
+    }
+    if (room)
+        *room = free_slot >= 0             ? free_slot
+                : c->nstmts < QG__PG_STMTS ? c->nstmts
+                                           : -1;
+    return -1;
+}
+
+/* One statement of a pipeline. */
+typedef struct item {
+    const char *sql;
+    const qg__pgparams *p;
+    int test; /* qg__pglater.test */
+    int stmt; /* c->stmts[stmt], or -1: parsed as it runs */
+    int prep; /* its Parse is sent first, in the same pipeline */
+} item;
+
+/* Sends one statement, and first its Parse when it is new to c (unless c
+ * has QG__PG_STMTS already); 0 when the connection failed. */
+static int
+send_item(qg__pgconn *c, item *it)
+{
+    const qg__pgparams *p = it->p;
+    uint64_t h = text_hash(it->sql);
+    char name[24];
+    int room;
+
+    it->prep = 0;
+    if ((it->stmt = lookup(c, it->sql, h, &room)) < 0 && room >= 0 &&
+        (c->stmts[room].sql = strdup(it->sql)) != NULL) {
+        c->stmts[room].hash = h;
+        if (room == c->nstmts)
+            c->nstmts++;
+        it->stmt = room;
+        it->prep = 1;
+    }
+    if (it->stmt < 0)
+        return PQsendQueryParams(c->pg, it->sql, p ? p->n : 0, NULL,
+                                 p ? p->v : NULL, p ? p->len : NULL,
+                                 p ? p->fmt : NULL, 1);
+    stmt_name(h, name);
+    if (it->prep && !PQsendPrepare(c->pg, name, it->sql, 0, NULL))
+        return 0;
+    return PQsendQueryPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL,
+                               p ? p->len : NULL, p ? p->fmt : NULL, 1);
+}
+
+/* One answer of a pipeline, read up to the NULL that ends it; NULL when
+ * the connection failed. */
+static PGresult *
+answer(qg__pgconn *c)
+{
+    PGresult *r = PQgetResult(c->pg), *more;
+
+    while (r && (more = PQgetResult(c->pg)) != NULL)
+        PQclear(more); /* one statement, one result: cannot happen */
+    return r;
+}
+
+/* A statement's one result: *res, or its failure. */
+static int
+settle(qg__pgconn *c, PGresult *r, PGresult **res)
+{
+    int rc;
+
+    if (r && succeeded(r)) {
+        if (res)
+            *res = r;
+        else
+            PQclear(r);
+        return 0;
+    }
+    rc = failure(c, r);
+    PQclear(r);
+    return rc;
+}
+
+/*
+ * Runs c's later statements, then sql (NULL: the later ones only), in
+ * one round trip: libpq's pipeline mode, in order, a failure skipping
+ * what follows it as it would one statement at a time.  A statement new
+ * to c is prepared in the same pipeline, just before it runs: PostgreSQL
+ * then parses it once per connection, and may plan it once.  Every
+ * statement qgate runs is a literal, or built from a few fixed pieces
+ * (savepoints by depth, to_dead()'s two WHEREs): the texts c prepares
+ * are few, and keyed by text, not by pointer, so a text built in a
+ * buffer is safe.
+ */
+static int
+run(qg__pgconn *c, const char *sql, const qg__pgparams *p, PGresult **res)
+{
+    item items[QG__PG_LATER + 1];
+    qg__pgparams keys[QG__PG_LATER];
+    PGresult *r;
+    char name[24];
+    uint64_t h;
+    int i, n = 0, rc = 0;
+
+    for (i = 0; i < c->nlater; i++) {
+        const qg__pglater *l = &c->later[i];
+
+        keys[i].n = 0;
+        if (l->has_key)
+            qg__pg_int(&keys[i], l->key);
+        items[n++] =
+            (item){l->sql, l->has_key ? &keys[i] : NULL, l->test, -1, 0};
+    }
+    c->nlater = 0;
+    if (sql)
+        items[n++] = (item){sql, p, 0, -1, 0};
+    if (n == 0)
+        return 0;
+    if (c->broken)
+        return QG_EUNAVAIL;
+    if (n == 1 && sql && lookup(c, sql, h = text_hash(sql), NULL) >= 0) {
+        /* alone, and prepared already */
+        stmt_name(h, name);
+        r = PQexecPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL,
+                           p ? p->len : NULL, p ? p->fmt : NULL, 1);
+        return settle(c, r, res);
+    }
+    if (!PQenterPipelineMode(c->pg))
+        goto lost;
+    for (i = 0; i < n; i++)
+        if (!send_item(c, &items[i]))
+            goto lost;
+    if (!PQpipelineSync(c->pg))
+        goto lost;
+    for (i = 0; i < n; i++) {
+        if (items[i].prep) {
+            if ((r = answer(c)) == NULL)
+                goto lost;
+            if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+                /* not prepared: the next use prepares it afresh */
+                free(c->stmts[items[i].stmt].sql);
+                c->stmts[items[i].stmt].sql = NULL;
+                if (rc == 0)
+                    rc = failure(c, r);
+            }
+            PQclear(r);
+        }
+        if ((r = answer(c)) == NULL)
+            goto lost;
+        if (rc == 0 && !succeeded(r)) {
+            rc = failure(c, r);
+        } else if (rc == 0 && items[i].test && qg__pg_get(r, 0, 0) == 0) {
+            c->retry = 1; /* another transaction has the lock */
+            rc = QG_EBUSY;
+        } else if (rc == 0 && sql && i == n - 1 && res) {
+            *res = r;
+            r = NULL;
+        }
+        PQclear(r);
+    }
+    r = PQgetResult(c->pg);
+    i = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    PQclear(r);
+    if (!i || !PQexitPipelineMode(c->pg))
+        goto lost;
+    return rc;
+lost:
+    if (res) {
+        PQclear(*res);
+        *res = NULL;
+    }
+    c->broken = 1;
+    return QG_EUNAVAIL;
+}
+
+int
+qg__pg_exec(qg__pgconn *c, const char *sql, const qg__pgparams *p,
+            PGresult **res)
+{
+    if (res)
+        *res = NULL;
+    if (c->broken)
+        return QG_EUNAVAIL;
+    return run(c, sql, p, res);
+}
+
+/* Queues a statement, sql (static) or text (copied), to be sent with the
+ * next one (run()). */
+static int
+later(qg__pgconn *c, const char *sql, const char *text, int has_key,
+      int64_t key, int test)
+{
+    qg__pglater *l;
+    int rc;
+
+    if (c->broken)
+        return QG_EUNAVAIL;
+    if (c->nlater == QG__PG_LATER && (rc = run(c, NULL, NULL, NULL)))
+        return rc;
+    l = &c->later[c->nlater++];
+    if (text) {
+        snprintf(l->text, sizeof(l->text), "%s", text);
+        sql = l->text;
+    }
+    l->sql = sql;
+    l->has_key = has_key;
+    l->key = key;
+    l->test = test;
+    return 0;
+}
+
+int
+qg__pg_later(qg__pgconn *c, const char *sql)
+{
+    return later(c, sql, NULL, 0, 0, 0);
+}
+
+/* Whether a lock waits among c's later statements. */
+static int
+lock_later(const qg__pgconn *c)
+{
+    int i;
+
+    for (i = 0; i < c->nlater; i++)
+        if (c->later[i].has_key)
+            return 1;
+    return 0;
 }
 
 int64_t
@@ -137,7 +389,7 @@ qg__pg_get(const PGresult *r, int row, int col)
         return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
                          (uint32_t)p[2] << 8 | p[3]);
     case 8:
-        return (int64_t)qg__pg_get64(p);
+        return (int64_t)get64(p);
     }
     return 0;
 }
@@ -165,30 +417,19 @@ int
 qg__pg_lock(qg__txn *t, int64_t key)
 {
     qg__pgconn *c = t->be;
-    qg__pgparams p = {0};
-    PGresult *r;
-    int rc, got;
+    int first;
 
     if (!c->write)
         return 0;
-    qg__pg_int(&p, key);
-    if (c->locks == 0) {
-        if ((rc = qg__pg_exec(c, "SELECT pg_advisory_xact_lock($1::int8)", &p,
-                              NULL)) == 0)
-            c->locks++;
-        return rc;
-    }
-    if ((rc = qg__pg_exec(c, "SELECT pg_try_advisory_xact_lock($1::int8)", &p,
-                          &r)))
-        return rc;
-    got = qg__pg_get(r, 0, 0) != 0;
-    PQclear(r);
-    if (got) {
-        c->locks++;
-        return 0;
-    }
-    c->retry = 1;
-    return QG_EBUSY;
+    /* Sent with the statement that follows, the one that reads what the
+     * lock guards: that statement runs once the lock is got, and sees
+     * what the lock's last holder committed.  A lock tried and not got
+     * is that statement's QG_EBUSY. */
+    first = c->locks++ == 0;
+    return later(c,
+                 first ? "SELECT pg_advisory_xact_lock($1::int8)"
+                       : "SELECT pg_try_advisory_xact_lock($1::int8)",
+                 NULL, 1, key, !first);
 }
 
 /* ----- connections ------------------------------------------------------ */
@@ -205,10 +446,14 @@ quiet(void *arg, const char *message)
 static void
 conn_free(qg__pgconn *c)
 {
+    int i;
+
     if (c == NULL)
         return;
     PQclear(c->kept);
     PQfinish(c->pg);
+    for (i = 0; i < c->nstmts; i++)
+        free(c->stmts[i].sql);
     free(c);
 }
 
@@ -270,6 +515,7 @@ conn_give(qg_store *st, qg__pgconn *c)
     c->depth = 0;
     c->write = 0;
     c->locks = 0;
+    c->nlater = 0;
     if (c->broken || PQstatus(c->pg) != CONNECTION_OK ||
         PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
         conn_free(c);
@@ -339,11 +585,17 @@ qg__pg_txn_commit(qg__txn *t)
     if (c == NULL)
         return QG_EINVAL;
     t->be = NULL;
-    if (c->retry) {
+    /* A lock must be got before COMMIT is sent: not got, it is a
+     * conflict, and what was decided under it is undone.  Savepoints'
+     * ends go with the COMMIT. */
+    rc = lock_later(c) ? run(c, NULL, NULL, NULL) : 0;
+    if (c->retry || rc) {
         /* a statement of it conflicted and was undone by a savepoint */
+        rc = c->retry ? QG_EBUSY : rc;
+        c->nlater = 0;
         qg__pg_exec(c, "ROLLBACK", NULL, NULL);
         conn_give(t->st, c);
-        return QG_EBUSY;
+        return rc;
     }
     rc = qg__pg_exec(c, "COMMIT", NULL, &r);
     /* A transaction that failed answers COMMIT with ROLLBACK. */
@@ -362,17 +614,21 @@ qg__pg_txn_abort(qg__txn *t)
     if (c == NULL)
         return;
     t->be = NULL;
+    c->nlater = 0; /* undone anyway */
     if (!c->broken)
         qg__pg_exec(c, "ROLLBACK", NULL, NULL);
     conn_give(t->st, c);
 }
 
 /* SAVEPOINT (how 0), RELEASE (1) or ROLLBACK TO and RELEASE (2) of the
- * savepoint of depth. */
+ * savepoint of depth: sent with the next statement (qg__pg_exec()), as
+ * nothing waits for their answers.  Only a lost connection (or a
+ * transaction failed already) fails them, and the next statement says
+ * so: what the savepoint held is then undone with the transaction. */
 static int
 nest_sql(qg__pgconn *c, int how, int depth)
 {
-    char sql[80];
+    char sql[40];
     int rc;
 
     if (how == 0)
@@ -381,10 +637,10 @@ nest_sql(qg__pgconn *c, int how, int depth)
         snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT qg%d", depth);
     else
         snprintf(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT qg%d", depth);
-    if ((rc = qg__pg_exec(c, sql, NULL, NULL)) || how < 2)
+    if ((rc = later(c, NULL, sql, 0, 0, 0)) || how < 2)
         return rc;
     snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT qg%d", depth);
-    return qg__pg_exec(c, sql, NULL, NULL);
+    return later(c, NULL, sql, 0, 0, 0);
 }
 
 static int

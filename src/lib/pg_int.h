@@ -12,10 +12,33 @@
 
 #include <libpq-fe.h>
 
+#include "bigendian.h" /* put64(), get64(): libpq's network order */
 #include "qgate_int.h"
 
 /* The schema this qgate writes (public.qgate_schema.version). */
 #define QG__PG_SCHEMA_VERSION QG_PG_SCHEMA_VERSION
+
+/* The statements a connection prepares, at most (qg__pg_exec()); past
+ * them, a statement is parsed each time it runs, as before it was. */
+#define QG__PG_STMTS 128
+/* Statements sent ahead of the next one (qg__pg_exec()), at most. */
+#define QG__PG_LATER 8
+
+/* A statement prepared on a connection (pg.c, stmt_name()). */
+typedef struct qg__pgstmt {
+    uint64_t hash; /* of sql */
+    char *sql;     /* a copy; NULL: a free slot (its Parse failed) */
+} qg__pgstmt;
+
+/* A statement whose answer nothing waits for (qg__pg_lock(), savepoints),
+ * sent with the next one: one round trip for both. */
+typedef struct qg__pglater {
+    const char *sql; /* static, or text */
+    char text[40];
+    int64_t key; /* its one parameter, $1::int8, when has_key */
+    int has_key;
+    int test; /* a false answer is a conflict: a lock tried and not got */
+} qg__pglater;
 
 /*
  * One connection of the pool.  A transaction holds it from begin to
@@ -31,6 +54,10 @@ typedef struct qg__pgconn {
     int depth;      /* savepoints open */
     int locks;      /* advisory locks taken in the transaction (pg_rows.c) */
     PGresult *kept; /* what held_get's step points into */
+    int nstmts;
+    qg__pgstmt stmts[QG__PG_STMTS]; /* prepared on this connection */
+    int nlater;
+    qg__pglater later[QG__PG_LATER]; /* not sent yet */
 } qg__pgconn;
 
 struct qg_store {
@@ -42,31 +69,11 @@ struct qg_store {
     int version; /* the schema's version as found at open */
     unsigned char id[16];
     size_t unsigned_log_max;
-    pthread_mutex_t lock; /* guards idle and source_names */
+    pthread_mutex_t lock; /* guards idle, source_names, claims_swept_us */
     qg__pgconn *idle;
     char source_names[QG_SOURCES_MAX][QG_SOURCE_NAME_MAX + 1];
+    int64_t claims_swept_us; /* run-out claims last deleted (pg_outbox.c) */
 };
-
-/* Integers in network order, as libpq's binary format has them. */
-static inline void
-qg__pg_put64(unsigned char *p, uint64_t v)
-{
-    int i;
-
-    for (i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
-static inline uint64_t
-qg__pg_get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    int i;
-
-    for (i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
 
 /* Parameters of one statement: every integer is sent as int8 and every
  * string or body as bytes, in binary; the statement casts ($1::int8). */
@@ -92,6 +99,10 @@ void qg__pg_text(qg__pgparams *p, const char *s); /* NUL-terminated */
  */
 int qg__pg_exec(qg__pgconn *c, const char *sql, const qg__pgparams *p,
                 PGresult **res);
+/* Queues sql (a static string, no parameters, no result wanted) to be
+ * sent with c's next statement, in one round trip; its failure is that
+ * statement's.  Errors (the queue flushed when full): as qg__pg_exec(). */
+int qg__pg_later(qg__pgconn *c, const char *sql);
 
 /* Binary result values: any integer width (and bool) as int64, NULL 0. */
 int64_t qg__pg_get(const PGresult *r, int row, int col);
@@ -99,7 +110,9 @@ int64_t qg__pg_get(const PGresult *r, int row, int col);
 void qg__pg_copy(const PGresult *r, int row, int col, char *dst, size_t size);
 
 /* The transaction-scoped advisory lock on key (pg_advisory_xact_lock),
- * taken only in write transactions: see pg_rows.c. */
+ * taken only in write transactions: see pg_rows.c.  It is sent with the
+ * next statement (qg__pg_later()), which runs once the lock is got; a
+ * lock tried and not got is that statement's QG_EBUSY. */
 int qg__pg_lock(qg__txn *t, int64_t key);
 
 /* pg.c */

@@ -449,16 +449,24 @@ qg__pg_outbox_resend(qg_store *st, uint64_t ticket, int64_t since_us,
  * judges the WHERE on its newest version: of two gates claiming at once,
  * the second waits for the first's commit and then sees its lease.
  *
- * The rows stay when the ticket's outbox empties: a lease that runs on
+ * A row stays when the ticket's outbox empties: a lease that runs on
  * keeps a gate whose scan began before the owner's acknowledgement from
  * sending that step again, and the next step of the ticket goes to the
  * same gate, which renews.  The times are the gates' clocks, which must
  * agree to well within a lease.
+ *
+ * Rows whose lease ran out a lease ago or more are deleted, by a claim
+ * once a lease (of the claimer's handle): a missing row and a run-out one
+ * are taken alike, so this changes no claim's answer, even for a claimer
+ * whose clock is behind by less than a lease.  SKIP LOCKED leaves a row
+ * that another gate is claiming to the next sweep; without it, the
+ * table would keep a row per ticket ever forwarded.
  */
 typedef struct claim_job {
     uint64_t ticket;
     const char *owner;
     int64_t now_us, lease_us;
+    int sweep;
 } claim_job;
 
 static int
@@ -471,8 +479,7 @@ claim(qg__txn *t, void *arg)
 
     /* A claim lost in a crash of the server only lets another gate send
      * the step again, as a run-out lease does: not worth a WAL flush. */
-    if ((rc = qg__pg_exec(t->be, "SET LOCAL synchronous_commit = off", NULL,
-                          NULL)))
+    if ((rc = qg__pg_later(t->be, "SET LOCAL synchronous_commit = off")))
         return rc;
     qg__pg_int(&p, (int64_t)j->ticket);
     qg__pg_text(&p, j->owner);
@@ -489,16 +496,36 @@ claim(qg__txn *t, void *arg)
         return rc;
     rc = PQntuples(r) == 1 ? 0 : QG_EBUSY;
     PQclear(r);
-    return rc;
+    if (rc || !j->sweep)
+        return rc;
+    p.n = 0;
+    qg__pg_int(&p, j->now_us - j->lease_us);
+    return qg__pg_exec(t->be,
+                       "DELETE FROM qgate.claims WHERE ticket IN (SELECT "
+                       "ticket FROM qgate.claims WHERE until_us < $1::int8 "
+                       "FOR UPDATE SKIP LOCKED)",
+                       &p, NULL);
 }
 
 int
 qg__pg_outbox_claim(qg_store *st, uint64_t ticket, const char *owner,
                     int64_t now_us, int64_t lease_us)
 {
-    claim_job j = {ticket, owner, now_us, lease_us};
+    claim_job j = {ticket, owner, now_us, lease_us, 0};
+    int rc;
 
-    if (lease_us > INT64_MAX - now_us)
+    if (lease_us > INT64_MAX - now_us || now_us < INT64_MIN + lease_us)
         return QG_EINVAL;
-    return qg__store_write(st, claim, &j);
+    pthread_mutex_lock(&st->lock);
+    j.sweep =
+        now_us > st->claims_swept_us &&
+        (uint64_t)now_us - (uint64_t)st->claims_swept_us >= (uint64_t)lease_us;
+    pthread_mutex_unlock(&st->lock);
+    /* a refused claim is undone, and its sweep with it: the next one */
+    if ((rc = qg__store_write(st, claim, &j)) == 0 && j.sweep) {
+        pthread_mutex_lock(&st->lock);
+        st->claims_swept_us = now_us;
+        pthread_mutex_unlock(&st->lock);
+    }
+    return rc;
 }

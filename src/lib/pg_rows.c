@@ -66,7 +66,7 @@ lock_key(char tag, unsigned source, int64_t a, const unsigned char *bytes,
 
     buf[0] = (unsigned char)tag;
     buf[1] = (unsigned char)source;
-    qg__pg_put64(buf + 2, (uint64_t)a);
+    put64(buf + 2, (uint64_t)a);
     for (i = 0; i < sizeof(buf); i++)
         h = (h ^ buf[i]) * 1099511628211u;
     for (i = 0; i < len; i++)

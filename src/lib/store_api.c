@@ -14,11 +14,11 @@
 
 /* The backend a store path names: PostgreSQL for a connection URI, LMDB
  * for a directory. */
-static int
-is_postgresql(const char *path)
+int
+qg_store_is_postgresql(const char *path)
 {
-    return strncmp(path, "postgresql://", 13) == 0 ||
-           strncmp(path, "postgres://", 11) == 0;
+    return path && (strncmp(path, "postgresql://", 13) == 0 ||
+                    strncmp(path, "postgres://", 11) == 0);
 }
 
 int
@@ -29,7 +29,7 @@ qg_store_open(const qg_store_options *opts, qg_store **out)
     *out = NULL;
     if (opts == NULL || opts->path == NULL)
         return QG_EINVAL;
-    if (is_postgresql(opts->path))
+    if (qg_store_is_postgresql(opts->path))
         return qg__pg_open(opts, out);
     if (opts->flags & QG_MIGRATE)
         return QG_ENOTSUP;

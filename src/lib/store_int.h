@@ -11,6 +11,7 @@
 
 #include <lmdb.h>
 
+#include "bigendian.h"
 #include "qgate_int.h"
 
 struct qg_store {
@@ -49,43 +50,6 @@ struct qg_store {
      * Guarded by lock. */
     char source_names[QG_SOURCES_MAX][QG_SOURCE_NAME_MAX + 1];
 };
-
-/* Integers are stored big-endian, keys so that they sort as numbers. */
-static inline void
-put64(unsigned char *p, uint64_t v)
-{
-    int i;
-
-    for (i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
-static inline uint64_t
-get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    int i;
-
-    for (i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static inline void
-put32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
-static inline uint32_t
-get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-           p[3];
-}
 
 /*
  * A ticket row: TICKET_LEN bytes (store.c, decode_ticket()).  Bytes 3 and
