@@ -39,6 +39,14 @@
  * The leaf does not hold the record's key, so content moved to another
  * key (two records swapped) is told from content altered: its leaf is the
  * leaf of another entry.
+ *
+ * Both stores keep this chain.  What is the same on both is here and in
+ * chain_int.h: the entries, the leaves (over the LMDB layout of a record,
+ * which the PostgreSQL store builds from a row's fields), the verifier,
+ * which asks a store only for its entries and its records' leaves, and
+ * the seals.  Where the LMDB store keeps it (the databases above, the
+ * heads, the migration) is here too; the PostgreSQL store's is in
+ * pg_chain.c.
  */
 #include <inttypes.h>
 #include <pthread.h>

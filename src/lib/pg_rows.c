@@ -396,6 +396,7 @@ int
 qg__pg_move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
                    qg_event ev, qg_state from, qg_state to, int late)
 {
+    unsigned char leaf[QG_CHAIN_HASH_LEN];
     qg__pgparams p = {0};
     PGresult *r;
     int rc;
@@ -407,8 +408,6 @@ qg__pg_move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
     qg__pg_int(&p, from);
     qg__pg_int(&p, to);
     qg__pg_int(&p, late);
-    unsigned char leaf[QG_CHAIN_HASH_LEN];
-
     if ((rc = qg__pg_exec(t->be,
                           "UPDATE qgate.history SET pos = $3::int8, event = "
                           "$4::int8, from_state = $5::int8, to_state = "
