@@ -192,10 +192,12 @@ row_sql(char *dst, size_t len, uint64_t n, const unsigned char *e)
                     (int64_t)qg__pg_get64(e + 32), leaf, prev, hash);
 }
 
-/* The heads of the tickets the pending entries name, sorted by ticket. */
+/* The chain's last entry (number and hash: 0 and zero bytes when empty)
+ * and the last of each ticket the pending entries name, sorted by ticket:
+ * one statement, in the snapshot it takes after the lock. */
 static int
 read_heads(qg__pgconn *c, const struct qg__pgchain *ch, head **out,
-           size_t *nout)
+           size_t *nout, uint64_t *last, unsigned char prev[32])
 {
     qg__pgparams p = {0};
     head *h = NULL;
@@ -206,29 +208,32 @@ read_heads(qg__pgconn *c, const struct qg__pgchain *ch, head **out,
 
     *out = NULL;
     *nout = 0;
+    *last = 0;
+    memset(prev, 0, QG_CHAIN_HASH_LEN);
     if ((h = calloc(ch->n, sizeof(*h))) == NULL)
         return QG_ENOMEM;
     for (i = 0; i < ch->n; i++)
         if (ch->e[i].ticket)
             h[n++].ticket = ch->e[i].ticket;
-    if (n == 0) {
-        *out = h;
-        return 0;
-    }
-    qsort(h, n, sizeof(*h), by_ticket);
+    if (n)
+        qsort(h, n, sizeof(*h), by_ticket);
     for (i = m = 1; i < n; i++)
         if (h[i].ticket != h[m - 1].ticket)
             h[m++] = h[i];
-    n = m;
+    n = n ? m : 0;
     if ((list = malloc(n * 21 + 1)) == NULL) {
         free(h);
         return QG_ENOMEM;
     }
+    list[0] = '\0';
     for (i = 0; i < n; i++)
         at += (size_t)sprintf(list + at, "%s%" PRId64, i ? "," : "",
                               (int64_t)h[i].ticket);
     qg__pg_bytes(&p, list, at);
+    /* the chain's last entry as ticket 0, which no ticket is */
     rc = qg__pg_exec(c,
+                     "SELECT 0::int8, l.n, l.hash FROM (SELECT n, hash FROM "
+                     "qgate.chain ORDER BY n DESC LIMIT 1) l UNION ALL "
                      "SELECT t, c.n, c.hash FROM unnest(string_to_array("
                      "$1::text, ',')::int8[]) AS t, LATERAL (SELECT n, hash "
                      "FROM qgate.chain WHERE ticket = t ORDER BY n DESC "
@@ -242,8 +247,16 @@ read_heads(qg__pgconn *c, const struct qg__pgchain *ch, head **out,
     for (j = 0; j < PQntuples(r); j++) {
         head key = {(uint64_t)qg__pg_get(r, j, 0), 0, {0}}, *at_h;
 
-        at_h = bsearch(&key, h, n, sizeof(*h), by_ticket);
-        if (at_h == NULL || PQgetlength(r, j, 2) != QG_CHAIN_HASH_LEN) {
+        if (PQgetlength(r, j, 2) != QG_CHAIN_HASH_LEN) {
+            rc = QG_ESTORE;
+            break;
+        }
+        if (key.ticket == 0) {
+            *last = (uint64_t)qg__pg_get(r, j, 1);
+            memcpy(prev, PQgetvalue(r, j, 2), QG_CHAIN_HASH_LEN);
+            continue;
+        }
+        if ((at_h = bsearch(&key, h, n, sizeof(*h), by_ticket)) == NULL) {
             rc = QG_ESTORE;
             break;
         }
@@ -269,29 +282,16 @@ qg__pg_chain_flush(qg__pgconn *c)
     size_t i, nh = 0, at = 0, rows = 0, cap;
     head *heads = NULL, key, *hd;
     uint64_t last;
-    PGresult *r;
     int rc;
 
     if (ch == NULL || ch->n == 0)
         return 0;
+    /* The lock first, in a statement of its own: a READ COMMITTED
+     * statement reads the snapshot it took when it began, so the reads
+     * after it see what the lock's last holder committed. */
     if ((rc = qg__pg_exec(c, "SELECT pg_advisory_xact_lock(" CHAIN_LOCK ")",
                           NULL, NULL)) ||
-        (rc = qg__pg_exec(c,
-                          "SELECT n, hash FROM qgate.chain ORDER BY n DESC "
-                          "LIMIT 1",
-                          NULL, &r)))
-        return rc;
-    last = 0;
-    memset(prev, 0, sizeof(prev));
-    if (PQntuples(r)) {
-        last = (uint64_t)qg__pg_get(r, 0, 0);
-        if (PQgetlength(r, 0, 1) == QG_CHAIN_HASH_LEN)
-            memcpy(prev, PQgetvalue(r, 0, 1), QG_CHAIN_HASH_LEN);
-        else
-            rc = QG_ESTORE;
-    }
-    PQclear(r);
-    if (rc || (rc = read_heads(c, ch, &heads, &nh)))
+        (rc = read_heads(c, ch, &heads, &nh, &last, prev)))
         return rc;
     cap = 128 + (ch->n < INSERT_ROWS ? ch->n : INSERT_ROWS) * 320;
     if ((sql = malloc(cap)) == NULL) {
