@@ -831,7 +831,7 @@ QG_EXTERN const char *qg_store_backend(const qg_store *st);
 
 /** The version of the PostgreSQL schema this qgate reads and writes
  * (public.qgate_schema; docs/postgresql.md). */
-#define QG_PG_SCHEMA_VERSION 1
+#define QG_PG_SCHEMA_VERSION 2
 
 /**
  * Brings a PostgreSQL store's schema to #QG_PG_SCHEMA_VERSION, in one

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -329,6 +330,29 @@ same_held(qg_store *a, qg_store *b)
     return n;
 }
 
+/* The chain of a store: intact, and how long. */
+static uint64_t
+chain_intact(qg_store *st)
+{
+    qg_chain_finding f;
+
+    ck_assert_int_eq(qg_store_verify_chain(st, NULL, &f), 0);
+    ck_assert_msg(f.brk == QG_CHAIN_INTACT, "%s: %s", qg_store_backend(st),
+                  f.what);
+    return f.entries;
+}
+
+/* Both chains hold, with an entry for each append, rewrite and drop on
+ * each: the same number. */
+static void
+same_chain(qg_store *a, qg_store *b)
+{
+    uint64_t n = chain_intact(a);
+
+    ck_assert_uint_gt(n, 0);
+    ck_assert_uint_eq(chain_intact(b), n);
+}
+
 /* Compares everything; with counts, what was compared. */
 static void
 same_stores(qg_store *a, qg_store *b, uint64_t counts[3])
@@ -343,6 +367,7 @@ same_stores(qg_store *a, qg_store *b, uint64_t counts[3])
     ck_assert_int_eq(qg_rejections_dropped(a, &da), 0);
     ck_assert_int_eq(qg_rejections_dropped(b, &db), 0);
     ck_assert_uint_eq(da, db);
+    same_chain(a, b);
 }
 
 /* ----- deliveries -------------------------------------------------------- */
@@ -447,6 +472,25 @@ START_TEST(test_pg_same_as_lmdb_visits)
     ck_assert_uint_ge(counts[1], 3); /* refusals */
     ck_assert_uint_ge(counts[2], 1); /* held */
     ck_assert_uint_gt(n_released, 0);
+
+    /* Purged alike: the same counts, bodies gone on both, both chains
+     * intact (the leaves cover the bodies' digests, which purge keeps). */
+    {
+        qg_purge_stats pa, pb;
+        int64_t now = qg_time_now_us() + 1;
+
+        ck_assert_int_eq(qg_store_purge(lm, now, &pa), 0);
+        ck_assert_int_eq(qg_store_purge(pg, now, &pb), 0);
+        ck_assert_uint_gt(pa.records, 10);
+        ck_assert_uint_gt(pa.rejections, 0);
+        ck_assert_uint_eq(pa.records, pb.records);
+        ck_assert_uint_eq(pa.rejections, pb.rejections);
+        ck_assert_uint_eq(pa.bytes, pb.bytes);
+        ck_assert_uint_eq(pa.skipped, pb.skipped);
+        same_stores(lm, pg, counts);
+        ck_assert_int_eq(qg_store_purge(pg, now, &pb), 0);
+        ck_assert_uint_eq(pb.records + pb.rejections + pb.bytes, 0);
+    }
     qg_engine_free(eng);
     qg_store_close(pg);
     qg_store_close(lm);
@@ -948,21 +992,282 @@ START_TEST(test_pg_cli_db)
     NEED_SERVER();
     snprintf(cmd, sizeof(cmd), "%s db init --db '%s'", QGATE_BIN, uri);
     ck_assert_int_eq(run_line(cmd, out, sizeof(out)), 0);
-    snprintf(want, sizeof(want), "%s: schema version none -> 1 (created)", uri);
+    snprintf(want, sizeof(want), "%s: schema version none -> 2 (created)", uri);
     ck_assert_str_eq(out, want);
     ck_assert_int_eq(run_line(cmd, out, sizeof(out)), 0);
-    snprintf(want, sizeof(want), "%s: schema version 1, as it was", uri);
+    snprintf(want, sizeof(want), "%s: schema version 2, as it was", uri);
     ck_assert_str_eq(out, want);
     snprintf(cmd, sizeof(cmd), "%s db migrate --db '%s'", QGATE_BIN, uri);
     ck_assert_int_eq(run_line(cmd, out, sizeof(out)), 0);
     ck_assert_str_eq(out, want);
-    sql(uri, "UPDATE qgate_schema SET version = 2");
+    sql(uri, "UPDATE qgate_schema SET version = 3");
     snprintf(cmd, sizeof(cmd), "%s db migrate --db '%s' 2>&1", QGATE_BIN, uri);
     ck_assert_int_ne(run_line(cmd, out, sizeof(out)), 0);
     ck_assert_ptr_nonnull(strstr(out, "cannot migrate the schema"));
     snprintf(cmd, sizeof(cmd), "%s db init --db /nonexistent 2>&1", QGATE_BIN);
     ck_assert_int_ne(run_line(cmd, out, sizeof(out)), 0);
     ck_assert_ptr_nonnull(strstr(out, "is for a PostgreSQL store"));
+}
+END_TEST
+
+/* ----- the hash chain ------------------------------------------------------
+ */
+
+/* The walk-in visit (ticket 1, entries 1-9), then a step and its refusal
+ * on ticket 2 (entry 10; refusal 1, entry 11). */
+static void
+chained_visit(qg_store *st)
+{
+    qg_engine *eng = tu_engine();
+    size_t i;
+
+    for (i = 0; i < 9; i++)
+        ck_assert_int_eq(tu_apply(eng, st, tu_walk_in[i].file).verdict,
+                         QG_ACCEPTED);
+    ck_assert_int_eq(
+        tu_apply(eng, st,
+                 "illegal/served-before-arrive/01-join-live-queue.json")
+            .verdict,
+        QG_ACCEPTED);
+    ck_assert_int_eq(
+        tu_apply(eng, st, "illegal/served-before-arrive/02-served.json")
+            .verdict,
+        QG_REJECTED);
+    qg_engine_free(eng);
+}
+
+/* Rows changed behind qgate's back, with SQL: verify names the first
+ * break in chain order, its record and its entry. */
+static const struct {
+    const char *what; /* the change */
+    int purge;        /* purge every body first */
+    const char *sql;
+    qg_chain_break brk;
+    const char *said;
+} tampered[] = {
+    {"a byte of a body", 0,
+     "UPDATE qgate.history SET body = overlay(body placing 'X' from 20) "
+     "WHERE ticket = 1 AND seq = 4",
+     QG_CHAIN_CHANGED,
+     "step 4 of ticket 1 changed: its content no longer hashes to chain "
+     "entry 4"},
+    {"a step's staff", 0,
+     "UPDATE qgate.history SET staff_id = staff_id + 1 WHERE ticket = 1 AND "
+     "seq = 2",
+     QG_CHAIN_CHANGED,
+     "step 2 of ticket 1 changed: its content no longer hashes to chain "
+     "entry 2"},
+    {"a step deleted", 0,
+     "DELETE FROM qgate.history WHERE ticket = 1 AND seq = 3", QG_CHAIN_REMOVED,
+     "step 3 of ticket 1 removed: gone from the store (chain entry 3)"},
+    {"a refusal's detail", 0,
+     "UPDATE qgate.rejections SET detail = 'nothing to see'", QG_CHAIN_CHANGED,
+     "refusal 1 (ticket 2) changed: its content no longer hashes to chain "
+     "entry 11"},
+    {"two steps swapped", 0,
+     "UPDATE qgate.history SET seq = 100 WHERE ticket = 1 AND seq = 5;"
+     "UPDATE qgate.history SET seq = 5 WHERE ticket = 1 AND seq = 6;"
+     "UPDATE qgate.history SET seq = 6 WHERE ticket = 1 AND seq = 100",
+     QG_CHAIN_REORDERED,
+     "step 5 of ticket 1 reordered: it holds what chain entry 6 gave to step "
+     "6"},
+    {"an event out of its byte", 0,
+     "UPDATE qgate.history SET event = event + 256 WHERE ticket = 1 AND seq "
+     "= 7",
+     QG_CHAIN_CHANGED,
+     "step 7 of ticket 1 changed: its bytes no longer form a record (chain "
+     "entry 7)"},
+    {"an entry's time", 0,
+     "UPDATE qgate.chain SET time_us = time_us + 1 WHERE n = 5",
+     QG_CHAIN_CHANGED,
+     "chain entry 5 changed: its hash does not hold over its bytes and entry "
+     "4"},
+    {"an entry deleted", 0, "DELETE FROM qgate.chain WHERE n = 5",
+     QG_CHAIN_REMOVED,
+     "chain entry 5 removed: missing (entry 6 follows entry 4)"},
+    {"the last entry deleted", 0, "DELETE FROM qgate.chain WHERE n = 11",
+     QG_CHAIN_ADDED, "refusal 1 added: no chain entry covers it"},
+    {"a purged body's digest", 1,
+     "UPDATE qgate.history SET body_sha256 = sha256('x') WHERE ticket = 1 AND "
+     "seq = 1",
+     QG_CHAIN_CHANGED,
+     "step 1 of ticket 1 changed: its content no longer hashes to chain "
+     "entry 1"},
+    {"a purged refusal's digest", 1,
+     "UPDATE qgate.rejections SET whole_digest = sha256('x')", QG_CHAIN_CHANGED,
+     "refusal 1 (ticket 2) changed: its content no longer hashes to chain "
+     "entry 11"},
+};
+
+START_TEST(test_pg_chain_tampered)
+{
+    qg_chain_finding f;
+    qg_purge_stats ps;
+    qg_store *st;
+
+    NEED_SERVER();
+    st = pg_store(0);
+    chained_visit(st);
+    if (tampered[_i].purge) {
+        ck_assert_int_eq(qg_store_purge(st, qg_time_now_us() + 1, &ps), 0);
+        ck_assert_uint_eq(ps.records, 10);
+        ck_assert_uint_eq(ps.rejections, 1);
+    }
+    ck_assert_uint_eq(chain_intact(st), 11);
+    sql(uri, tampered[_i].sql);
+    ck_assert_int_eq(qg_store_verify_chain(st, NULL, &f), 0);
+    ck_assert_msg(f.brk == tampered[_i].brk, "%s: %s", tampered[_i].what,
+                  f.what);
+    ck_assert_str_eq(f.what, tampered[_i].said);
+    qg_store_close(st);
+}
+END_TEST
+
+/* Every line a command writes to stdout, and its exit status. */
+static int
+run_all(const char *cmd, char *out, size_t size)
+{
+    FILE *f = popen(cmd, "r");
+    size_t n;
+
+    ck_assert_ptr_nonnull(f);
+    n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
+    return pclose(f);
+}
+
+/* qgate verify, seal, verify --sealed, history --hash and export on a
+ * database, as on a folder. */
+START_TEST(test_pg_cli_chain)
+{
+    char cmd[2048], out[16384], head[512];
+    unsigned char h[9][QG_CHAIN_HASH_LEN];
+    char hex[65];
+    qg_store *st;
+    int i;
+
+    NEED_SERVER();
+    st = pg_store(0);
+    chained_visit(st);
+    snprintf(cmd, sizeof(cmd), "%s verify --db '%s'", QGATE_BIN, uri);
+    ck_assert_int_eq(run_all(cmd, out, sizeof(out)), 0);
+    ck_assert_msg(strstr(out, "chain: 11 entries intact\n") != NULL, "%s", out);
+    snprintf(head, sizeof(head), "%s/head.txt", pg_dir);
+    snprintf(cmd, sizeof(cmd), "%s seal --db '%s' > %s", QGATE_BIN, uri, head);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "%s verify --db '%s' --sealed @%s", QGATE_BIN,
+             uri, head);
+    ck_assert_int_eq(run_all(cmd, out, sizeof(out)), 0);
+    ck_assert_msg(strstr(out, "chain: 11 entries intact; the sealed head (11 "
+                              "entries) holds\n") != NULL,
+                  "%s", out);
+    /* the hashes history and export show are the chain's */
+    ck_assert_int_eq(qg_chain_step_hashes(st, 1, 9, h), 0);
+    for (i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", h[3][i]);
+    snprintf(cmd, sizeof(cmd), "%s history --db '%s' --hash 30001", QGATE_BIN,
+             uri);
+    ck_assert_int_eq(run_all(cmd, out, sizeof(out)), 0);
+    ck_assert_msg(strstr(out, hex) != NULL, "%s not in %s", hex, out);
+    snprintf(cmd, sizeof(cmd), "%s export --db '%s'", QGATE_BIN, uri);
+    ck_assert_int_eq(run_all(cmd, out, sizeof(out)), 0);
+    ck_assert_msg(strstr(out, hex) != NULL, "%s not in %s", hex, out);
+    ck_assert_ptr_null(strstr(out, "\"chain_hash\":null"));
+    /* a body changed: verify says which, exit 1; the head no longer holds */
+    sql(uri, tampered[0].sql);
+    snprintf(cmd, sizeof(cmd), "%s verify --db '%s'", QGATE_BIN, uri);
+    ck_assert_int_eq(WEXITSTATUS(run_all(cmd, out, sizeof(out))), 1);
+    ck_assert_msg(strstr(out, "chain: step 4 of ticket 1 changed") != NULL,
+                  "%s", out);
+    qg_store_close(st);
+}
+END_TEST
+
+/* The view of version 1, to make a database of that version. */
+#define VIEW_V1                                                                \
+    "CREATE VIEW qgate.accepted_steps AS"                                      \
+    "  SELECT h.ticket, coalesce(s.name, 'default') AS source,"                \
+    "  t.live_queue_id, t.appointment_id, h.seq, h.pos,"                       \
+    "  e.name AS event, fs.name AS from_state, ts.name AS to_state,"           \
+    "  to_timestamp(h.event_ms / 1000.0) AS event_time,"                       \
+    "  h.utc_offset_s,"                                                        \
+    "  to_timestamp(h.received_us / 1000000.0) AS received_time,"              \
+    "  h.service_id, h.staff_id, h.late, h.released,"                          \
+    "  qgate.try_jsonb(h.body) AS body,"                                       \
+    "  qgate.try_text(h.body) AS body_text"                                    \
+    "  FROM qgate.history h JOIN qgate.tickets t ON t.id = h.ticket"           \
+    "  LEFT JOIN qgate.sources s ON s.num = h.source"                          \
+    "  LEFT JOIN qgate.event_names e ON e.code = h.event"                      \
+    "  LEFT JOIN qgate.state_names fs ON fs.code = h.from_state"               \
+    "  LEFT JOIN qgate.state_names ts ON ts.code = h.to_state;"
+
+/* A database of schema version 1 (no chain, no purge), with steps,
+ * refusals and held deliveries: it opens only to be migrated; migrated,
+ * every record is chained, in the order received, and the chain holds
+ * and grows. */
+START_TEST(test_pg_migrate_v1)
+{
+    char n[32], files[32][256], cmd[1024], out[2048], want[2048];
+    uint64_t chained = 99, records;
+    qg_chain_finding f;
+    qg_store *st;
+    qg_engine *eng;
+    int rc, k, m;
+
+    NEED_SERVER();
+    st = pg_store(0);
+    chained_visit(st);
+    eng = tu_engine();
+    ck_assert_int_eq(qg_engine_set_reorder_window(eng, WINDOW), 0);
+    ck_assert_int_eq(qg_engine_set_source(eng, "half"), 0);
+    m = visit_files("walk-in", files, 32, 1);
+    for (k = 0; k < m / 2; k++)
+        tu_apply(eng, st, files[k]);
+    ck_assert_int_eq(qg_rejections_resolve(st, 1, 0, 0), 0);
+    qg_store_close(st);
+    sql(uri, "DROP TABLE qgate.chain; DROP VIEW qgate.accepted_steps;"
+             "ALTER TABLE qgate.history DROP COLUMN purged, DROP COLUMN "
+             "body_len, DROP COLUMN body_sha256;"
+             "ALTER TABLE qgate.rejections DROP COLUMN purged;" VIEW_V1
+             "UPDATE public.qgate_schema SET version = 1");
+    sql_value("SELECT (SELECT count(*) FROM qgate.history) + (SELECT count(*) "
+              "FROM qgate.rejections) + (SELECT count(*) FROM qgate.held)",
+              n, sizeof(n));
+    records = strtoull(n, NULL, 10);
+    ck_assert_uint_gt(records, 12);
+    sql_value("SELECT count(*) FROM qgate.held", n, sizeof(n));
+    ck_assert_str_ne(n, "0");
+
+    /* not without QG_MIGRATE, as any older schema */
+    ck_assert_ptr_null(pg_open(0, &rc));
+    ck_assert_int_eq(rc, QG_EFORMAT);
+    ck_assert_ptr_null(pg_open(QG_RDONLY, &rc));
+    ck_assert_int_eq(rc, QG_EFORMAT);
+    st = pg_store(QG_MIGRATE);
+    ck_assert_int_eq(qg_store_verify_chain(st, NULL, &f), QG_EFORMAT);
+    qg_store_close(st);
+    /* qgate db migrate: qg_store_migrate(), and the records chained */
+    snprintf(cmd, sizeof(cmd), "%s db migrate --db '%s' 2>&1", QGATE_BIN, uri);
+    ck_assert_int_eq(run_all(cmd, out, sizeof(out)), 0);
+    snprintf(want, sizeof(want),
+             "qgate: %s: a store from before the hash chain: chained its "
+             "%" PRIu64 " records\n%s: schema version 1 -> 2\n",
+             uri, records, uri);
+    ck_assert_str_eq(out, want);
+    st = pg_store(0);
+    ck_assert_uint_eq(chain_intact(st), records);
+
+    /* a gate's open: nothing more to chain; what it appends links on */
+    ck_assert_int_eq(qg_store_chain_migrated(st, &chained), 0);
+    ck_assert_uint_eq(chained, 0);
+    for (k = m / 2; k < m; k++)
+        tu_apply(eng, st, files[k]);
+    ck_assert_uint_gt(chain_intact(st), records + 1);
+    sql_value("SELECT count(*) FROM qgate.accepted_steps WHERE NOT purged", n,
+              sizeof(n));
+    ck_assert_str_ne(n, "0");
+    qg_engine_free(eng);
+    qg_store_close(st);
 }
 END_TEST
 
@@ -1133,6 +1438,10 @@ START_TEST(test_pg_two_gates_day)
     qg_tickets_close(it);
     ck_assert_uint_eq(tickets, 80);
     ck_assert_uint_eq(records, alone);
+    /* one chain, appended to by both at once: every entry links to the
+     * one before, every record is covered; the same seen by each */
+    ck_assert_uint_ge(chain_intact(g[0].st), records);
+    ck_assert_uint_eq(chain_intact(g[1].st), chain_intact(g[0].st));
     for (i = 0; i < n; i++)
         free((char *)lines[i].body);
     for (k = 0; k < 2; k++)
@@ -1270,6 +1579,10 @@ pg_suite(void)
     tcase_add_test(tc, test_pg_durability);
     tcase_add_test(tc, test_pg_view_and_notify);
     tcase_add_test(tc, test_pg_cli_db);
+    tcase_add_loop_test(tc, test_pg_chain_tampered, 0,
+                        sizeof(tampered) / sizeof(*tampered));
+    tcase_add_test(tc, test_pg_cli_chain);
+    tcase_add_test(tc, test_pg_migrate_v1);
     tcase_add_test(tc, test_pg_two_gates_race);
     tcase_add_test(tc, test_pg_two_gates_day);
     tcase_add_test(tc, test_pg_two_gates_expire);

@@ -7,6 +7,8 @@
  * which a gate refuses to open.  Both say the version before and after.
  */
 #include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
@@ -39,6 +41,7 @@ static int
 run(cli *c, qg_store *unused, int argc, char **argv)
 {
     qg_store *st = NULL;
+    uint64_t chained = 0;
     int rc, from = 0, to = 0;
 
     (void)unused;
@@ -71,6 +74,12 @@ run(cli *c, qg_store *unused, int argc, char **argv)
             return cli_fail("%s: cannot migrate the schema: %s", c->db,
                             qg_strerror(rc));
         }
+        /* as a folder's first writable open says it (cli.c) */
+        if (qg_store_chain_migrated(st, &chained) == 0 && chained)
+            fprintf(stderr,
+                    "qgate: %s: a store from before the hash chain: chained "
+                    "its %" PRIu64 " records\n",
+                    c->db, chained);
     }
     qg_store_close(st);
     if (c->json) {

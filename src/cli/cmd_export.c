@@ -197,7 +197,7 @@ load_hashes(qg_store *st, const qg_ticket *t, char (**hex)[65], uint32_t *n)
         (*hex)[i][2 * QG_CHAIN_HASH_LEN] = '\0';
     }
     free(raw);
-    if (rc == QG_NOTFOUND || rc == QG_ENOTSUP) /* no chain in this store */
+    if (rc == QG_NOTFOUND) /* a store from before the chain, read-only */
         return 0;
     *n = t->records;
     return rc;

@@ -89,18 +89,6 @@ verify_chain(cli *c, qg_store *st, int *broken)
                    "writable open (qgate seal) computes it\n");
         return 0;
     }
-    if (rc == QG_ENOTSUP) {
-        /* a PostgreSQL store keeps no chain yet (docs/postgresql.md) */
-        if (o.sealed)
-            return cli_fail("%s: --sealed: a %s store keeps no hash chain",
-                            c->db, qg_store_backend(st));
-        if (c->json)
-            printf("{\"chain\":null}\n");
-        else
-            printf("no hash chain: a %s store keeps none\n",
-                   qg_store_backend(st));
-        return 0;
-    }
     if (rc)
         return rc;
     *broken = f.brk != QG_CHAIN_INTACT;

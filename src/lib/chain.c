@@ -39,6 +39,14 @@
  * The leaf does not hold the record's key, so content moved to another
  * key (two records swapped) is told from content altered: its leaf is the
  * leaf of another entry.
+ *
+ * Both stores keep this chain.  What is the same on both is here and in
+ * chain_int.h: the entries, the leaves (over the LMDB layout of a record,
+ * which the PostgreSQL store builds from a row's fields), the verifier,
+ * which asks a store only for its entries and its records' leaves, and
+ * the seals.  Where the LMDB store keeps it (the databases above, the
+ * heads, the migration) is here too; the PostgreSQL store's is in
+ * pg_chain.c.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -52,23 +60,21 @@
 #include <openssl/pem.h>
 
 #include "qgate_int.h"
+#include "chain_int.h"
 #include "store_int.h"
 
-#define ENTRY_LEN  136
-#define HASHED_LEN 104
+#define ENTRY_LEN  QG__CHAIN_ENTRY_LEN
+#define HASHED_LEN QG__CHAIN_HASHED_LEN
 #define TICKET_VAL 8
 #define HASH_LEN   QG_CHAIN_HASH_LEN
 
-#define OP_APPEND  0
-#define OP_REWRITE 1
-#define OP_DROP    2
+#define OP_APPEND  QG__CHAIN_APPEND
+#define OP_REWRITE QG__CHAIN_REWRITE
+#define OP_DROP    QG__CHAIN_DROP
 
 /* Meta "chain": u64 entries the migration added (0 for a store created
  * with the chain); its presence says the chain covers the store. */
 #define META_CHAIN "chain"
-
-/* held.c's header length; a held value is that, then its body. */
-#define HELD_HDR 184
 
 /* ----- hashing ---------------------------------------------------------- */
 
@@ -141,6 +147,36 @@ qg__chain_close(qg_store *st)
 /* ----- leaves ---------------------------------------------------------- */
 
 /*
+ * Each leaf is hashed over the record's bytes as the LMDB store lays them
+ * out (store_int.h): the LMDB store hands its values to the functions
+ * taking an MDB_val, the PostgreSQL store its rows' fields to those that
+ * take fields (qg__chain_leaf_record() and the others), and both end in
+ * the same *_parts() function.  One format, whichever store.
+ */
+
+/* A history record's leaf from its header (the purge flag and the stored
+ * length are cleared here: purge changes them), its facts (NULL: none)
+ * and the SHA-256 of the whole body as received. */
+static int
+step_leaf_parts(EVP_MD_CTX *ctx, const unsigned char *hdr,
+                const unsigned char *facts, const unsigned char *digest,
+                unsigned char leaf[HASH_LEN])
+{
+    unsigned char buf[RECORD_HDR + FACTS_LEN + HASH_LEN];
+    size_t n = RECORD_HDR;
+
+    memcpy(buf, hdr, RECORD_HDR);
+    buf[23] &= (unsigned char)~REC_PURGED;
+    memset(buf + 88, 0, 4);
+    if (facts) {
+        memcpy(buf + n, facts, FACTS_LEN);
+        n += FACTS_LEN;
+    }
+    memcpy(buf + n, digest, HASH_LEN);
+    return sha256(ctx, buf, n + HASH_LEN, NULL, 0, leaf);
+}
+
+/*
  * A history record's leaf: its header with the purge flag and the stored
  * length cleared, its facts, the body's digest: body_digest when the
  * engine took it while examining the delivery (the SHA-256 of the same
@@ -151,8 +187,8 @@ step_leaf(EVP_MD_CTX *ctx, const MDB_val *v, const unsigned char *body_digest,
           unsigned char leaf[HASH_LEN])
 {
     const unsigned char *p = v->mv_data;
-    unsigned char buf[RECORD_HDR + FACTS_LEN + HASH_LEN];
-    size_t body, tail, n;
+    unsigned char digest[HASH_LEN];
+    size_t body, tail;
     int rc;
 
     if (v->mv_size < RECORD_HDR)
@@ -162,18 +198,39 @@ step_leaf(EVP_MD_CTX *ctx, const MDB_val *v, const unsigned char *body_digest,
     if (v->mv_size != RECORD_HDR + body + tail ||
         (p[23] & REC_PURGED && body != PURGED_LEN))
         return QG_ESTORE;
-    memcpy(buf, p, RECORD_HDR);
-    buf[23] &= (unsigned char)~REC_PURGED;
-    memset(buf + 88, 0, 4);
-    memcpy(buf + RECORD_HDR, p + RECORD_HDR + body, tail);
-    n = RECORD_HDR + tail;
     if (p[23] & REC_PURGED)
-        memcpy(buf + n, p + RECORD_HDR + 8, HASH_LEN);
+        memcpy(digest, p + RECORD_HDR + 8, HASH_LEN);
     else if (body_digest)
-        memcpy(buf + n, body_digest, HASH_LEN);
-    else if ((rc = sha256(ctx, p + RECORD_HDR, body, NULL, 0, buf + n)))
+        memcpy(digest, body_digest, HASH_LEN);
+    else if ((rc = sha256(ctx, p + RECORD_HDR, body, NULL, 0, digest)))
         return rc;
-    return sha256(ctx, buf, n + HASH_LEN, NULL, 0, leaf);
+    return step_leaf_parts(ctx, p, tail ? p + RECORD_HDR + body : NULL, digest,
+                           leaf);
+}
+
+/* A refusal's leaf from its header (the lengths and the truncation flags
+ * are cleared here), its resolution's bytes (NULL: open), the digest of
+ * the delivery as received and the detail's text. */
+static int
+refusal_leaf_parts(EVP_MD_CTX *ctx, const unsigned char *hdr,
+                   const unsigned char *resolved, const unsigned char *digest,
+                   const void *detail, size_t text,
+                   unsigned char leaf[HASH_LEN])
+{
+    unsigned char buf[REJECTION_HDR + REJ_RESOLVED_EXTRA + HASH_LEN];
+    size_t n = REJECTION_HDR;
+
+    memcpy(buf, hdr, REJECTION_HDR);
+    memset(buf + 12, 0, 4);
+    memset(buf + 40, 0, 4);
+    buf[44] &= (unsigned char)~(REJ_TRUNCATED | REJ_PURGED);
+    if (resolved) {
+        memcpy(buf + n, resolved, REJ_RESOLVED_EXTRA);
+        n += REJ_RESOLVED_EXTRA;
+    }
+    memcpy(buf + n, digest, HASH_LEN);
+    n += HASH_LEN;
+    return sha256(ctx, buf, n, detail, text, leaf);
 }
 
 /*
@@ -185,9 +242,9 @@ step_leaf(EVP_MD_CTX *ctx, const MDB_val *v, const unsigned char *body_digest,
 static int
 refusal_leaf(EVP_MD_CTX *ctx, const MDB_val *v, unsigned char leaf[HASH_LEN])
 {
-    const unsigned char *p = v->mv_data, *extra;
-    unsigned char buf[REJECTION_HDR + REJ_RESOLVED_EXTRA + HASH_LEN];
-    size_t dlen, keep, text, n;
+    const unsigned char *p = v->mv_data, *resolved = NULL;
+    unsigned char digest[HASH_LEN];
+    size_t dlen, keep, text;
     int rc;
 
     if (v->mv_size < REJECTION_HDR)
@@ -198,44 +255,91 @@ refusal_leaf(EVP_MD_CTX *ctx, const MDB_val *v, unsigned char leaf[HASH_LEN])
         ((p[44] & REJ_TRUNCATED) && dlen <= REJ_EXTRA))
         return QG_ESTORE;
     text = strnlen((const char *)p + REJECTION_HDR, dlen - 1);
-    memcpy(buf, p, REJECTION_HDR);
-    memset(buf + 12, 0, 4);
-    memset(buf + 40, 0, 4);
-    buf[44] &= (unsigned char)~(REJ_TRUNCATED | REJ_PURGED);
-    n = REJECTION_HDR;
     if (p[44] & REJ_RESOLVED) {
         if (text + 1 + REJ_RESOLVED_EXTRA > dlen)
             return QG_ESTORE;
-        memcpy(buf + n, p + REJECTION_HDR + text + 1, REJ_RESOLVED_EXTRA);
-        n += REJ_RESOLVED_EXTRA;
+        resolved = p + REJECTION_HDR + text + 1;
     }
-    if (p[44] & REJ_TRUNCATED) {
-        extra = p + REJECTION_HDR + dlen - REJ_EXTRA;
-        memcpy(buf + n, extra + 8, HASH_LEN);
-    } else if ((rc = sha256(ctx, p + REJECTION_HDR + dlen, keep, NULL, 0,
-                            buf + n))) {
+    if (p[44] & REJ_TRUNCATED)
+        memcpy(digest, p + REJECTION_HDR + dlen - REJ_EXTRA + 8, HASH_LEN);
+    else if ((rc =
+                  sha256(ctx, p + REJECTION_HDR + dlen, keep, NULL, 0, digest)))
         return rc;
-    }
-    n += HASH_LEN;
-    return sha256(ctx, buf, n, p + REJECTION_HDR, text, leaf);
+    return refusal_leaf_parts(ctx, p, resolved, digest, p + REJECTION_HDR, text,
+                              leaf);
 }
 
 /* A held delivery's leaf: its header, its body's digest.  Held values
  * are never rewritten. */
 static int
-hold_leaf(EVP_MD_CTX *ctx, const MDB_val *v, unsigned char leaf[HASH_LEN])
+hold_leaf_parts(EVP_MD_CTX *ctx, const unsigned char *hdr,
+                const unsigned char *digest, unsigned char leaf[HASH_LEN])
 {
     unsigned char buf[HELD_HDR + HASH_LEN];
+
+    memcpy(buf, hdr, HELD_HDR);
+    memcpy(buf + HELD_HDR, digest, HASH_LEN);
+    return sha256(ctx, buf, sizeof(buf), NULL, 0, leaf);
+}
+
+static int
+hold_leaf(EVP_MD_CTX *ctx, const MDB_val *v, unsigned char leaf[HASH_LEN])
+{
+    unsigned char digest[HASH_LEN];
     int rc;
 
     if (v->mv_size < HELD_HDR ||
         v->mv_size != HELD_HDR + get32((const unsigned char *)v->mv_data + 28))
         return QG_ESTORE;
-    memcpy(buf, v->mv_data, HELD_HDR);
     if ((rc = sha256(ctx, (const unsigned char *)v->mv_data + HELD_HDR,
-                     v->mv_size - HELD_HDR, NULL, 0, buf + HELD_HDR)))
+                     v->mv_size - HELD_HDR, NULL, 0, digest)))
         return rc;
-    return sha256(ctx, buf, sizeof(buf), NULL, 0, leaf);
+    return hold_leaf_parts(ctx, v->mv_data, digest, leaf);
+}
+
+int
+qg__chain_leaf_record(const qg_record *rec, const qg__facts *facts,
+                      const unsigned char body_digest[QG__DIGEST_LEN],
+                      unsigned char leaf[QG_CHAIN_HASH_LEN])
+{
+    unsigned char hdr[RECORD_HDR], f[FACTS_LEN];
+
+    qg__record_header(hdr, rec, facts != NULL);
+    if (facts)
+        qg__facts_put(f, facts);
+    return step_leaf_parts(NULL, hdr, facts ? f : NULL, body_digest, leaf);
+}
+
+int
+qg__chain_leaf_rejection(const qg_rejection *rej, unsigned source,
+                         const unsigned char whole_digest[QG__DIGEST_LEN],
+                         unsigned char leaf[QG_CHAIN_HASH_LEN])
+{
+    unsigned char hdr[REJECTION_HDR], res[REJ_RESOLVED_EXTRA];
+
+    qg__rejection_header(hdr, rej, source, 0, 0,
+                         rej->resolved ? REJ_RESOLVED : 0);
+    if (rej->resolved) {
+        memset(res, 0, sizeof(res));
+        put64(res, (uint64_t)rej->resolved_us);
+        put64(res + 8, rej->resolved_ticket);
+        put32(res + 16, rej->resolved_seq);
+    }
+    return refusal_leaf_parts(NULL, hdr, rej->resolved ? res : NULL,
+                              whole_digest, rej->detail, strlen(rej->detail),
+                              leaf);
+}
+
+int
+qg__chain_leaf_held(const qg__step *s, uint64_t ticket, qg_event ev,
+                    qg_state from, unsigned source,
+                    const unsigned char body_digest[QG__DIGEST_LEN],
+                    unsigned char leaf[QG_CHAIN_HASH_LEN])
+{
+    unsigned char hdr[HELD_HDR];
+
+    qg__held_header(hdr, s, ticket, ev, from, source);
+    return hold_leaf_parts(NULL, hdr, body_digest, leaf);
 }
 
 static int
@@ -257,7 +361,7 @@ leaf_of(EVP_MD_CTX *ctx, qg_chain_kind kind, const MDB_val *v,
 
 /* An entry's hash: over the hash of the entry before, then its bytes. */
 static int
-entry_hash(EVP_MD_CTX *ctx, const unsigned char prev[HASH_LEN],
+entry_hash(void *ctx, const unsigned char prev[HASH_LEN],
            const unsigned char *e, unsigned char out[HASH_LEN])
 {
     return sha256(ctx, prev, HASH_LEN, e, HASHED_LEN, out);
@@ -365,6 +469,33 @@ head_put(qg__txn *t, uint64_t ticket, head_at *h, uint64_t n)
     return qg__from_mdb(mdb_put(t->txn, t->st->chain_tickets, &k, &v, 0));
 }
 
+void
+qg__chain_entry(unsigned char e[QG__CHAIN_ENTRY_LEN], qg_chain_kind kind,
+                int op, uint64_t ticket, uint64_t ref, int64_t time_us,
+                const unsigned char *leaf, uint64_t prev_n,
+                const unsigned char *prev_hash)
+{
+    memset(e, 0, ENTRY_LEN);
+    e[0] = (unsigned char)kind;
+    e[1] = (unsigned char)op;
+    put64(e + 8, ticket);
+    put64(e + 16, ref);
+    put64(e + 24, (uint64_t)time_us);
+    if (leaf)
+        memcpy(e + 40, leaf, HASH_LEN);
+    if (prev_n) {
+        put64(e + 32, prev_n);
+        memcpy(e + 72, prev_hash, HASH_LEN);
+    }
+}
+
+int
+qg__chain_entry_hash(void *ctx, const unsigned char prev[QG_CHAIN_HASH_LEN],
+                     unsigned char e[QG__CHAIN_ENTRY_LEN])
+{
+    return entry_hash(ctx, prev, e, e + HASHED_LEN);
+}
+
 static int
 append(qg__txn *t, qg_chain_kind kind, int op, uint64_t ticket, uint64_t ref,
        int64_t time_us, const unsigned char leaf[HASH_LEN])
@@ -377,16 +508,9 @@ append(qg__txn *t, qg_chain_kind kind, int op, uint64_t ticket, uint64_t ref,
 
     if ((rc = chain_last(t, &n, prev)))
         return rc;
-    memset(e, 0, sizeof(e));
-    e[0] = (unsigned char)kind;
-    e[1] = (unsigned char)op;
-    put64(e + 8, ticket);
-    put64(e + 16, ref);
-    put64(e + 24, (uint64_t)time_us);
-    if (leaf)
-        memcpy(e + 40, leaf, HASH_LEN);
     if (ticket && (rc = head_get(t, ticket, &h)))
         return rc;
+    qg__chain_entry(e, kind, op, ticket, ref, time_us, leaf, 0, NULL);
     if (ticket && h.n) {
         /* the ticket's last entry, for its number and hash */
         put64(key, h.n);
@@ -732,12 +856,8 @@ qg__lmdb_chain_migrated(const qg_store *st, uint64_t *records)
 
 /* ----- verifying -------------------------------------------------------- */
 
-/* An entry as read, with the index + 1 of the newest entry of its record
- * (the same for all of them). */
-typedef struct entry {
-    unsigned char raw[ENTRY_LEN];
-    size_t newest;
-} entry;
+/* An entry as read (chain_int.h). */
+typedef qg__chain_read entry;
 
 #define E_KIND(e)   ((e)->raw[0])
 #define E_OP(e)     ((e)->raw[1])
@@ -1009,33 +1129,36 @@ check_links(entry *es, size_t n, qg_chain_finding *out)
     return 0;
 }
 
-/* The record an entry names, as now stored; QG_NOTFOUND if gone. */
-static int
-get_record(qg__txn *t, unsigned kind, uint64_t ticket, uint64_t ref, MDB_val *v)
-{
-    old_record r = {0, ticket, ref, (qg_chain_kind)kind};
-    unsigned char key[12];
-    MDB_val k;
+/* A record a pass 3 met: an entry must name it. */
+typedef struct pass3 {
+    table *recs;
+    const entry *es;
+    qg_chain_finding *out;
+} pass3;
 
-    record_key(&r, key, &k);
-    return qg__from_mdb(mdb_get(t->txn, record_db(t->st, r.kind), &k, v));
+static int
+unnamed(void *arg, unsigned kind, uint64_t ticket, uint64_t ref)
+{
+    pass3 *p = arg;
+
+    if (*record_slot(p->recs, p->es, kind, ticket, ref) == 0)
+        broke(p->out, QG_CHAIN_ADDED, kind, ticket, ref, 0,
+              "no chain entry covers it");
+    return p->out->brk != QG_CHAIN_INTACT;
 }
 
 /* Pass 2: every record against the newest entry naming it, in the
  * chain's order; pass 3: every record named by an entry. */
 static int
-check_records(qg__txn *t, entry *es, size_t n, qg_chain_finding *out)
+check_records(const qg__chain_records *rs, entry *es, size_t n,
+              qg_chain_finding *out)
 {
-    static const qg_chain_kind kinds[] = {QG_CHAIN_STEP, QG_CHAIN_REFUSAL,
-                                          QG_CHAIN_HOLD};
     unsigned char leaf[HASH_LEN];
     table recs = {0}, leaves = {0};
     size_t i, *slot;
-    MDB_cursor *cur;
-    MDB_val k, v;
     entry *e;
-    unsigned ki;
     uint64_t ticket, ref;
+    pass3 p3;
     int rc = 0;
 
     if (table_init(&recs, n) || table_init(&leaves, n)) {
@@ -1059,7 +1182,7 @@ check_records(qg__txn *t, entry *es, size_t n, qg_chain_finding *out)
             continue; /* judged at its newest entry */
         ticket = E_TICKET(e);
         ref = E_REF(e);
-        rc = get_record(t, E_KIND(e), ticket, ref, &v);
+        rc = rs->leaf(rs->arg, E_KIND(e), ticket, ref, leaf);
         if (rc == QG_NOTFOUND) {
             rc = 0;
             if (E_OP(e) != OP_DROP)
@@ -1067,21 +1190,20 @@ check_records(qg__txn *t, entry *es, size_t n, qg_chain_finding *out)
                       "gone from the store (chain entry %zu)", i + 1);
             continue;
         }
-        if (rc)
-            goto done;
-        if (E_OP(e) == OP_DROP) {
-            broke(out, QG_CHAIN_ADDED, E_KIND(e), ticket, ref, i + 1,
-                  "back in the store after chain entry %zu dropped it", i + 1);
-            continue;
-        }
-        if ((rc = leaf_of(NULL, E_KIND(e), &v, leaf)) == QG_ESTORE) {
+        if (rc == QG_ESTORE && E_OP(e) != OP_DROP) {
             rc = 0;
             broke(out, QG_CHAIN_CHANGED, E_KIND(e), ticket, ref, i + 1,
                   "its bytes no longer form a record (chain entry %zu)", i + 1);
             continue;
         }
-        if (rc)
+        if (rc && rc != QG_ESTORE)
             goto done;
+        rc = 0;
+        if (E_OP(e) == OP_DROP) {
+            broke(out, QG_CHAIN_ADDED, E_KIND(e), ticket, ref, i + 1,
+                  "back in the store after chain entry %zu dropped it", i + 1);
+            continue;
+        }
         if (memcmp(leaf, E_LEAF(e), HASH_LEN) == 0)
             continue;
         slot = leaf_slot(&leaves, es, leaf);
@@ -1094,28 +1216,11 @@ check_records(qg__txn *t, entry *es, size_t n, qg_chain_finding *out)
                   "its content no longer hashes to chain entry %zu", i + 1);
     }
     /* Pass 3: a record no entry names was put there by hand. */
-    for (ki = 0; ki < 3 && !out->brk; ki++) {
-        if ((rc = mdb_cursor_open(t->txn, record_db(t->st, kinds[ki]), &cur)))
-            goto done;
-        while (!out->brk && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-            if (kinds[ki] == QG_CHAIN_STEP && k.mv_size == 12) {
-                ticket = get64(k.mv_data);
-                ref = get32((const unsigned char *)k.mv_data + 8);
-            } else if (k.mv_size == 8) {
-                ticket = 0;
-                ref = get64(k.mv_data);
-            } else {
-                continue;
-            }
-            slot = record_slot(&recs, es, kinds[ki], ticket, ref);
-            if (*slot == 0)
-                broke(out, QG_CHAIN_ADDED, kinds[ki], ticket, ref, 0,
-                      "no chain entry covers it");
-        }
-        mdb_cursor_close(cur);
-        rc = rc == MDB_NOTFOUND ? 0 : qg__from_mdb(rc);
-        if (rc)
-            goto done;
+    if (!out->brk) {
+        p3.recs = &recs;
+        p3.es = es;
+        p3.out = out;
+        rc = rs->each(rs->arg, unnamed, &p3);
     }
 done:
     free(recs.slot);
@@ -1124,35 +1229,25 @@ done:
 }
 
 int
-qg__lmdb_verify_chain(qg_store *st, const qg_seal *sealed,
-                      qg_chain_finding *out)
+qg__chain_check(qg__chain_read *es, size_t n, const qg__chain_records *rs,
+                const qg_seal *sealed, const char *store_id,
+                qg_chain_finding *out)
 {
-    char id[QG_STORE_ID_LEN + 1], got[2 * HASH_LEN + 1];
-    entry *es = NULL;
-    size_t n = 0;
-    qg__txn t;
+    char got[2 * HASH_LEN + 1];
     int rc;
 
-    if (st == NULL || out == NULL)
-        return QG_EINVAL;
     memset(out, 0, sizeof(*out));
-    if (!st->has_chain)
-        return QG_NOTFOUND;
-    if ((rc = qg__txn_begin(st, 0, &t)))
-        return rc;
-    if ((rc = read_entries(&t, &es, &n)))
-        goto done;
     out->entries = n;
     if ((rc = check_links(es, n, out)) || out->brk)
-        goto done;
-    if ((rc = check_records(&t, es, n, out)) || out->brk)
-        goto done;
+        return rc;
+    if ((rc = check_records(rs, es, n, out)) || out->brk)
+        return rc;
     if (sealed == NULL)
-        goto done;
-    if (qg__lmdb_id(st, id) || strcmp(id, sealed->store_id) != 0)
+        return 0;
+    if (store_id == NULL || strcmp(store_id, sealed->store_id) != 0)
         broke(out, QG_CHAIN_UNSEALED, 0, 0, 0, sealed->records,
               "the head was sealed for store %s, this is store %s",
-              sealed->store_id, st->has_id ? id : "(none)");
+              sealed->store_id, store_id ? store_id : "(none)");
     else if (sealed->records > n)
         broke(out, QG_CHAIN_UNSEALED, 0, 0, 0, sealed->records,
               "the head was sealed at %" PRIu64 " entries, the chain has %zu",
@@ -1165,7 +1260,88 @@ qg__lmdb_verify_chain(qg_store *st, const qg_seal *sealed,
               "%.16s..., the chain was rewritten",
               got);
     }
-done:
+    return 0;
+}
+
+/* The LMDB store's records, for qg__chain_check(). */
+static int
+lmdb_leaf(void *arg, unsigned kind, uint64_t ticket, uint64_t ref,
+          unsigned char leaf[HASH_LEN])
+{
+    qg__txn *t = arg;
+    old_record r = {0, ticket, ref, (qg_chain_kind)kind};
+    unsigned char key[12];
+    MDB_val k, v;
+    int rc;
+
+    record_key(&r, key, &k);
+    rc = mdb_get(t->txn, record_db(t->st, r.kind), &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return QG_NOTFOUND;
+    /* QG_ESTORE says the bytes are no record: not this failure */
+    if (rc)
+        return qg__from_mdb(rc) == QG_ESTORE ? QG_EIO : qg__from_mdb(rc);
+    return leaf_of(NULL, r.kind, &v, leaf);
+}
+
+static int
+lmdb_each(void *arg, int (*fn)(void *, unsigned, uint64_t, uint64_t),
+          void *fnarg)
+{
+    static const qg_chain_kind kinds[] = {QG_CHAIN_STEP, QG_CHAIN_REFUSAL,
+                                          QG_CHAIN_HOLD};
+    qg__txn *t = arg;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint64_t ticket, ref;
+    unsigned ki;
+    int rc = 0, stop = 0;
+
+    for (ki = 0; ki < 3 && !stop; ki++) {
+        if ((rc = mdb_cursor_open(t->txn, record_db(t->st, kinds[ki]), &cur)))
+            return qg__from_mdb(rc);
+        while (!stop && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+            if (kinds[ki] == QG_CHAIN_STEP && k.mv_size == 12) {
+                ticket = get64(k.mv_data);
+                ref = get32((const unsigned char *)k.mv_data + 8);
+            } else if (k.mv_size == 8) {
+                ticket = 0;
+                ref = get64(k.mv_data);
+            } else {
+                continue;
+            }
+            stop = fn(fnarg, kinds[ki], ticket, ref);
+        }
+        mdb_cursor_close(cur);
+        if (rc && rc != MDB_NOTFOUND)
+            return qg__from_mdb(rc);
+        rc = 0;
+    }
+    return rc;
+}
+
+int
+qg__lmdb_verify_chain(qg_store *st, const qg_seal *sealed,
+                      qg_chain_finding *out)
+{
+    char id[QG_STORE_ID_LEN + 1];
+    qg__chain_records rs = {lmdb_leaf, lmdb_each, NULL};
+    entry *es = NULL;
+    size_t n = 0;
+    qg__txn t;
+    int rc;
+
+    if (st == NULL || out == NULL)
+        return QG_EINVAL;
+    memset(out, 0, sizeof(*out));
+    if (!st->has_chain)
+        return QG_NOTFOUND;
+    if ((rc = qg__txn_begin(st, 0, &t)))
+        return rc;
+    rs.arg = &t;
+    if ((rc = read_entries(&t, &es, &n)) == 0)
+        rc = qg__chain_check(es, n, &rs, sealed,
+                             qg__lmdb_id(st, id) == 0 ? id : NULL, out);
     qg__txn_abort(&t);
     free(es);
     return rc;
@@ -1280,29 +1456,23 @@ seal_text(const qg_seal *s, char *out, size_t len)
 }
 
 int
-qg__lmdb_seal(qg_store *st, const char *key_file, char *out, size_t len,
-              char *err, size_t errlen)
+qg__chain_seal(const char *store_id, uint64_t records,
+               const unsigned char hash[QG_CHAIN_HASH_LEN],
+               const char *key_file, char *out, size_t len, char *err,
+               size_t errlen)
 {
     unsigned char sig[64], b64[100];
     size_t siglen = sizeof(sig);
     EVP_PKEY *key = NULL;
     EVP_MD_CTX *ctx = NULL;
     qg_seal s;
-    qg__txn t;
     FILE *f;
     int rc;
 
-    say(err, errlen, "%s", "");
-    if (st == NULL || out == NULL || len == 0)
-        return QG_EINVAL;
-    if (!st->has_chain || qg__lmdb_id(st, s.store_id))
-        return QG_NOTFOUND;
-    if ((rc = qg__txn_begin(st, 0, &t)))
-        return rc;
-    rc = chain_last(&t, &s.records, s.hash);
-    qg__txn_abort(&t);
-    if (rc)
-        return rc;
+    memset(&s, 0, sizeof(s));
+    snprintf(s.store_id, sizeof(s.store_id), "%s", store_id);
+    s.records = records;
+    memcpy(s.hash, hash, HASH_LEN);
     s.time_us = qg_time_now_us();
     if ((rc = seal_text(&s, out, len)))
         return rc;
@@ -1310,6 +1480,7 @@ qg__lmdb_seal(qg_store *st, const char *key_file, char *out, size_t len,
         return 0;
     if ((f = fopen(key_file, "r")) == NULL) {
         say(err, errlen, "%s: cannot be read", key_file);
+        out[0] = '\0';
         return QG_ECONFIG;
     }
     key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
@@ -1343,6 +1514,30 @@ done:
     if (rc)
         out[0] = '\0';
     return rc;
+}
+
+int
+qg__lmdb_seal(qg_store *st, const char *key_file, char *out, size_t len,
+              char *err, size_t errlen)
+{
+    char id[QG_STORE_ID_LEN + 1];
+    unsigned char hash[HASH_LEN];
+    uint64_t records;
+    qg__txn t;
+    int rc;
+
+    say(err, errlen, "%s", "");
+    if (st == NULL || out == NULL || len == 0)
+        return QG_EINVAL;
+    if (!st->has_chain || qg__lmdb_id(st, id))
+        return QG_NOTFOUND;
+    if ((rc = qg__txn_begin(st, 0, &t)))
+        return rc;
+    rc = chain_last(&t, &records, hash);
+    qg__txn_abort(&t);
+    if (rc)
+        return rc;
+    return qg__chain_seal(id, records, hash, key_file, out, len, err, errlen);
 }
 
 static int

@@ -451,6 +451,7 @@ conn_free(qg__pgconn *c)
     if (c == NULL)
         return;
     PQclear(c->kept);
+    qg__pg_chain_free(c);
     PQfinish(c->pg);
     for (i = 0; i < c->nstmts; i++)
         free(c->stmts[i].sql);
@@ -516,6 +517,7 @@ conn_give(qg_store *st, qg__pgconn *c)
     c->write = 0;
     c->locks = 0;
     c->nlater = 0;
+    qg__pg_chain_reset(c);
     if (c->broken || PQstatus(c->pg) != CONNECTION_OK ||
         PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
         conn_free(c);
@@ -597,6 +599,13 @@ qg__pg_txn_commit(qg__txn *t)
         conn_give(t->st, c);
         return rc;
     }
+    /* The transaction's chain entries, last: see pg_chain.c */
+    if ((rc = qg__pg_chain_flush(c))) {
+        c->nlater = 0;
+        qg__pg_exec(c, "ROLLBACK", NULL, NULL);
+        conn_give(t->st, c);
+        return rc;
+    }
     rc = qg__pg_exec(c, "COMMIT", NULL, &r);
     /* A transaction that failed answers COMMIT with ROLLBACK. */
     if (rc == 0 && strcmp(PQcmdStatus(r), "COMMIT") != 0)
@@ -660,6 +669,7 @@ pg_txn_nest(qg__txn *parent, qg__txn *child)
     if ((rc = nest_sql(c, 0, c->depth + 1)))
         return rc;
     c->depth++;
+    qg__pg_chain_mark(c, c->depth);
     child->be = c;
     return 0;
 }
@@ -687,6 +697,7 @@ pg_txn_nest_abort(qg__txn *child)
         return;
     child->be = NULL;
     nest_sql(c, 2, c->depth);
+    qg__pg_chain_undo(c, c->depth);
     c->depth--;
 }
 
@@ -907,8 +918,50 @@ static const char schema_v1[] =
     "  ('rejections_unsigned_bytes', 0), ('rejections_unsigned_first', 1),"
     "  ('rejections_dropped', 0);";
 
-/* The statements that take version v - 1 to v, for v > 1; none yet. */
-static const char *const migrations[QG__PG_SCHEMA_VERSION + 1] = {NULL};
+/*
+ * Version 2: the hash chain (pg_chain.c) and purged bodies (pg_purge.c).
+ * A purged step keeps its body's length and SHA-256 (body_len,
+ * body_sha256) and an empty body; a purged refusal the length and SHA-256
+ * of the delivery as received, in received_len and whole_digest, as a
+ * truncated one always did.  The view's body and body_text are NULL for
+ * a purged step, and it says which are (a column added at its end).
+ * Every column added has a constant default: no table is rewritten.  The
+ * log's entries are indexed by ticket (qg_rejections_open_ticket()).
+ */
+static const char schema_v2[] =
+    "CREATE TABLE qgate.chain (n bigint PRIMARY KEY,"
+    "  kind smallint NOT NULL, op smallint NOT NULL, ticket bigint NOT NULL,"
+    "  ref bigint NOT NULL, time_us bigint NOT NULL,"
+    "  ticket_prev bigint NOT NULL, leaf bytea NOT NULL,"
+    "  ticket_prev_hash bytea NOT NULL, hash bytea NOT NULL);"
+    "CREATE INDEX chain_by_ticket ON qgate.chain (ticket, n)"
+    "  WHERE ticket <> 0;"
+    "ALTER TABLE qgate.history ADD COLUMN purged boolean NOT NULL"
+    "  DEFAULT false, ADD COLUMN body_len bigint, ADD COLUMN body_sha256 bytea;"
+    "ALTER TABLE qgate.rejections ADD COLUMN purged boolean NOT NULL"
+    "  DEFAULT false;"
+    "CREATE INDEX rejections_by_ticket ON qgate.rejections (ticket, id)"
+    "  WHERE ticket <> 0;"
+    "CREATE OR REPLACE VIEW qgate.accepted_steps AS"
+    "  SELECT h.ticket, coalesce(s.name, 'default') AS source,"
+    "  t.live_queue_id, t.appointment_id, h.seq, h.pos,"
+    "  e.name AS event, fs.name AS from_state, ts.name AS to_state,"
+    "  to_timestamp(h.event_ms / 1000.0) AS event_time,"
+    "  h.utc_offset_s,"
+    "  to_timestamp(h.received_us / 1000000.0) AS received_time,"
+    "  h.service_id, h.staff_id, h.late, h.released,"
+    "  CASE WHEN h.purged THEN NULL ELSE qgate.try_jsonb(h.body) END AS body,"
+    "  CASE WHEN h.purged THEN NULL ELSE qgate.try_text(h.body) END"
+    "  AS body_text, h.purged"
+    "  FROM qgate.history h JOIN qgate.tickets t ON t.id = h.ticket"
+    "  LEFT JOIN qgate.sources s ON s.num = h.source"
+    "  LEFT JOIN qgate.event_names e ON e.code = h.event"
+    "  LEFT JOIN qgate.state_names fs ON fs.code = h.from_state"
+    "  LEFT JOIN qgate.state_names ts ON ts.code = h.to_state;";
+
+/* The statements that take version v - 1 to v, for v > 1. */
+static const char *const migrations[QG__PG_SCHEMA_VERSION + 1] = {NULL, NULL,
+                                                                  schema_v2};
 
 /* Runs statements with no parameters and no results, several in one
  * string (the simple query protocol, which qg__pg_exec() does not use). */
@@ -994,15 +1047,16 @@ schema_version(qg__pgconn *c, int *version)
 
 /* Creates the schema, or migrates it to this version (migrate set), in
  * one transaction under the schema's advisory lock; *from is the version
- * found. */
+ * found, *chained the records the chain's migration chained. */
 static int
-schema_setup(qg__pgconn *c, int migrate, int *from)
+schema_setup(qg__pgconn *c, int migrate, int *from, uint64_t *chained)
 {
     qg__pgparams p = {0};
     unsigned char id[16];
     char sql[64];
     int rc, v;
 
+    *chained = 0;
     if ((rc = qg__pg_exec(c, "BEGIN", NULL, NULL)))
         return rc;
     if ((rc = qg__pg_exec(c, "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK ")",
@@ -1030,6 +1084,9 @@ schema_setup(qg__pgconn *c, int migrate, int *from)
                 goto abort;
             }
             if ((rc = script(c, migrations[v])))
+                goto abort;
+            /* the records of a database from before the chain */
+            if (v == 2 && (rc = qg__pg_chain_migrate(c, chained)))
                 goto abort;
         }
         snprintf(sql, sizeof(sql),
@@ -1126,7 +1183,7 @@ qg__pg_open(const qg_store_options *opts, qg_store **out)
         goto fail;
     }
     if (st->version == 0) {
-        if ((rc = schema_setup(c, 0, &from)) ||
+        if ((rc = schema_setup(c, 0, &from, &st->chain_migrated)) ||
             (rc = schema_version(c, &st->version)))
             goto fail;
     }
@@ -1179,7 +1236,7 @@ qg_store_migrate(qg_store *st, int *from, int *to)
         return QG_ERDONLY;
     if ((rc = conn_take(st, &c, &fresh)))
         return rc;
-    rc = schema_setup(c, 1, &was);
+    rc = schema_setup(c, 1, &was, &st->chain_migrated);
     if (rc == 0 && (rc = schema_version(c, &st->version)) == 0 &&
         st->version == QG__PG_SCHEMA_VERSION)
         rc = read_meta(st, c);
@@ -1253,4 +1310,9 @@ const qg__store_ops qg__pg_ops = {
     .outbox_requeue = qg__pg_outbox_requeue,
     .outbox_resend = qg__pg_outbox_resend,
     .outbox_claim = qg__pg_outbox_claim,
+    .purge = qg__pg_purge,
+    .chain_migrated = qg__pg_chain_migrated,
+    .verify_chain = qg__pg_verify_chain,
+    .chain_step_hashes = qg__pg_chain_step_hashes,
+    .seal = qg__pg_seal,
 };

@@ -58,6 +58,7 @@ typedef struct qg__pgconn {
     qg__pgstmt stmts[QG__PG_STMTS]; /* prepared on this connection */
     int nlater;
     qg__pglater later[QG__PG_LATER]; /* not sent yet */
+    struct qg__pgchain *chain; /* entries to append at commit (pg_chain.c) */
 } qg__pgconn;
 
 struct qg_store {
@@ -67,6 +68,7 @@ struct qg_store {
     int nosync;
     int notify;  /* NOTIFY qgate_steps on each accepted step (meta) */
     int version; /* the schema's version as found at open */
+    uint64_t chain_migrated; /* records the migration of this handle chained */
     unsigned char id[16];
     size_t unsigned_log_max;
     pthread_mutex_t lock; /* guards idle, source_names, claims_swept_us */
@@ -169,7 +171,7 @@ void qg__pg_rejection(const PGresult *r, int i, int col, qg_rejection *rej);
 #define QG__PG_RECORD_COLS                                                     \
     "ticket, seq, received_us, event_ms, utc_offset_s, event, from_state, "    \
     "to_state, service_id, staff_id, digest, machine, pos, late, released, "   \
-    "body"
+    "body, purged"
 #define QG__PG_HELD_COLS                                                       \
     "id, received_us, event_ms, utc_offset_s, rule, rule_event, "              \
     "by_appointment, updated, state_event, event, from_state, source, "        \
@@ -179,7 +181,7 @@ void qg__pg_rejection(const PGresult *r, int i, int col, qg_rejection *rej);
     "id, received_us, verdict, reason, event, from_state, ticket, "            \
     "live_queue_id, appointment_id, detail, body, received_len, truncated, "   \
     "whole_digest, resolved, resolved_us, resolved_ticket, resolved_seq, "     \
-    "source"
+    "source, purged"
 
 /* pg_read.c */
 int qg__pg_history_open(qg_store *st, uint64_t ticket, qg_order order,
@@ -201,6 +203,40 @@ int qg__pg_held_open(qg_store *st, qg_held_list **out);
 int qg__pg_held_next(qg_held_list *hl, qg_held *out);
 void qg__pg_held_close(qg_held_list *hl);
 int qg__pg_held_stats(qg_store *st, uint64_t *count, int64_t *oldest_us);
+
+/* pg_chain.c: the hash chain.  A write transaction's entries wait in its
+ * connection (add) and are appended at its commit (flush, before COMMIT),
+ * under one lock for every gate; a savepoint's are undone with it (mark
+ * when it is taken, undo when it is rolled back).  The leaves of rows
+ * read with QG__PG_CHAIN_STEP_COLS, QG__PG_REJECTION_COLS and
+ * QG__PG_HELD_COLS: QG_ESTORE when a row is no longer a record. */
+#define QG__PG_CHAIN_STEP_COLS                                                 \
+    QG__PG_RECORD_COLS ", body_sha256, has_facts, rule, rule_event, "          \
+                       "by_appointment, updated, state_event, "                \
+                       "f_appointment_date, f_appointment_time"
+int qg__pg_chain_add(qg__txn *t, qg_chain_kind kind, int op, uint64_t ticket,
+                     uint64_t ref, int64_t time_us, const unsigned char *leaf);
+int qg__pg_chain_flush(qg__pgconn *c);
+void qg__pg_chain_reset(qg__pgconn *c);
+void qg__pg_chain_mark(qg__pgconn *c, int depth);
+void qg__pg_chain_undo(qg__pgconn *c, int depth);
+void qg__pg_chain_free(qg__pgconn *c);
+int qg__pg_step_leaf(const PGresult *r, int i, unsigned char leaf[32]);
+int qg__pg_rejection_leaf(const PGresult *r, int i, unsigned char leaf[32]);
+int qg__pg_held_leaf(const PGresult *r, int i, unsigned char leaf[32]);
+/* Chains every record of a database migrated to version 2, in c's open
+ * transaction (pg.c's schema_setup()). */
+int qg__pg_chain_migrate(qg__pgconn *c, uint64_t *records);
+int qg__pg_chain_migrated(const qg_store *st, uint64_t *records);
+int qg__pg_verify_chain(qg_store *st, const qg_seal *sealed,
+                        qg_chain_finding *out);
+int qg__pg_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
+                             unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
+int qg__pg_seal(qg_store *st, const char *key_file, char *out, size_t len,
+                char *err, size_t errlen);
+
+/* pg_purge.c */
+int qg__pg_purge(qg_store *st, int64_t before_us, qg_purge_stats *out);
 
 /* pg_outbox.c */
 int qg__pg_outbox_open(qg_store *st, int dead, qg_outbox **out);

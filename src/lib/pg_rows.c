@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain_int.h"
 #include "pg_int.h"
 
 /* The verdicts whose entries are bounded (store.c's is_unsigned()). */
@@ -256,14 +257,42 @@ qg__pg_record(const PGresult *r, int i, int col, qg_record *rec)
     rec->released = qg__pg_get(r, i, col + 14) != 0;
     rec->body = PQgetvalue(r, i, col + 15);
     rec->body_len = (size_t)PQgetlength(r, i, col + 15);
+    if (qg__pg_get(r, i, col + 16)) {
+        /* purged (pg_purge.c): its length and SHA-256 stay in the row */
+        rec->body = NULL;
+        rec->body_len = 0;
+    }
+}
+
+/* The step's leaf, from what is written (chain_int.h): the body's digest
+ * is the engine's when it took one. */
+static int
+chain_step(qg__txn *t, const qg_record *rec, const qg__facts *f,
+           const unsigned char *body_digest)
+{
+    unsigned char digest[QG__DIGEST_LEN], leaf[QG_CHAIN_HASH_LEN];
+    int rc;
+
+    if (body_digest)
+        memcpy(digest, body_digest, sizeof(digest));
+    else if ((rc = qg__body_digest(rec->body, rec->body_len, digest)))
+        return rc;
+    if ((rc = qg__chain_leaf_record(rec, f, digest, leaf)))
+        return rc;
+    return qg__pg_chain_add(t, QG_CHAIN_STEP, QG__CHAIN_APPEND, rec->ticket,
+                            rec->seq, rec->received_us, leaf);
 }
 
 static int
-append_record(qg__txn *t, const qg_record *rec, const qg__facts *f)
+append_record(qg__txn *t, const qg_record *rec, const qg__facts *f,
+              const unsigned char *body_digest)
 {
     static const qg__facts none;
     qg__pgparams p = {0};
+    int rc;
 
+    if ((rc = chain_step(t, rec, f, body_digest)))
+        return rc;
     if (f == NULL)
         f = &none;
     qg__pg_int(&p, (int64_t)rec->ticket);
@@ -367,6 +396,7 @@ int
 qg__pg_move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
                    qg_event ev, qg_state from, qg_state to, int late)
 {
+    unsigned char leaf[QG_CHAIN_HASH_LEN];
     qg__pgparams p = {0};
     PGresult *r;
     int rc;
@@ -383,11 +413,15 @@ qg__pg_move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
                           "$4::int8, from_state = $5::int8, to_state = "
                           "$6::int8, late = CASE WHEN $7::int8 < 0 THEN late "
                           "ELSE $7::int8 <> 0 END WHERE ticket = $1::int8 AND "
-                          "seq = $2::int8",
+                          "seq = $2::int8 RETURNING " QG__PG_CHAIN_STEP_COLS,
                           &p, &r)))
         return rc;
-    rc = strcmp(PQcmdTuples(r), "1") == 0 ? 0 : QG_NOTFOUND;
+    rc = PQntuples(r) == 1 ? qg__pg_step_leaf(r, 0, leaf) : QG_NOTFOUND;
     PQclear(r);
+    /* pos, event, from and to changed: the chain takes the new leaf */
+    if (rc == 0)
+        rc = qg__pg_chain_add(t, QG_CHAIN_STEP, QG__CHAIN_REWRITE, ticket, seq,
+                              qg_time_now_us(), leaf);
     return rc;
 }
 
@@ -465,7 +499,7 @@ qg__pg_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a)
         return rc;
     rec->ticket = row->t.id;
     rec->seq = row->t.records + 1;
-    if ((rc = append_record(t, rec, a->facts)))
+    if ((rc = append_record(t, rec, a->facts, a->body_digest)))
         return rc;
     row->t.records = rec->seq;
     if (rec->received_us > row->t.last_received_us)
@@ -520,7 +554,8 @@ trim_unsigned(qg__txn *t, uint64_t newest, uint64_t *total)
     qg__pg_int(&p, QG_UNAUTHENTICATED);
     qg__pg_int(&p, QG_MALFORMED);
     if ((rc = qg__pg_exec(t->be,
-                          "SELECT id, stored_bytes FROM qgate.rejections WHERE "
+                          "SELECT id, stored_bytes, ticket FROM "
+                          "qgate.rejections WHERE "
                           "id >= $1::int8 AND id < $2::int8 AND verdict IN "
                           "($3::int8, $4::int8) ORDER BY id",
                           &p, &r)))
@@ -531,6 +566,11 @@ trim_unsigned(qg__txn *t, uint64_t newest, uint64_t *total)
         *total -= (uint64_t)qg__pg_get(r, i, 1) < *total
                       ? (uint64_t)qg__pg_get(r, i, 1)
                       : *total;
+        /* dropped by the bound: the chain says it went by design */
+        if ((rc = qg__pg_chain_add(t, QG_CHAIN_REFUSAL, QG__CHAIN_DROP,
+                                   (uint64_t)qg__pg_get(r, i, 2), id,
+                                   qg_time_now_us(), NULL)))
+            break;
         d.n = 0;
         qg__pg_int(&d, (int64_t)id);
         if ((rc = qg__pg_exec(
@@ -550,6 +590,28 @@ trim_unsigned(qg__txn *t, uint64_t newest, uint64_t *total)
     else if (rc)
         return rc;
     return qg__pg_meta_put(t, "rejections_dropped", id + dropped);
+}
+
+/* A new refusal's leaf: whole, the digest of its body; cut to a prefix,
+ * that of the whole delivery (whole). */
+static int
+chain_refusal(qg__txn *t, const qg_rejection *rej, uint64_t id,
+              const unsigned char *whole)
+{
+    unsigned char digest[QG__DIGEST_LEN], leaf[QG_CHAIN_HASH_LEN];
+    qg_rejection r = *rej;
+    int rc;
+
+    r.resolved = 0;
+    if (whole)
+        memcpy(digest, whole, sizeof(digest));
+    else if ((rc = qg__body_digest(rej->body, rej->body_len, digest)))
+        return rc;
+    if ((rc = qg__chain_leaf_rejection(
+             &r, t->source < QG_SOURCES_MAX ? t->source : 0, digest, leaf)))
+        return rc;
+    return qg__pg_chain_add(t, QG_CHAIN_REFUSAL, QG__CHAIN_APPEND, rej->ticket,
+                            id, rej->received_us, leaf);
 }
 
 static int
@@ -590,6 +652,8 @@ append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
     else
         qg__pg_bytes(&p, NULL, 0);
     qg__pg_int(&p, (int64_t)(REJECTION_HDR + dlen + keep));
+    if ((rc = chain_refusal(t, rej, *id, cut ? digest : NULL)))
+        return rc;
     if ((rc = qg__pg_exec(
              t->be,
              "INSERT INTO qgate.rejections (id, received_us, verdict, reason, "
@@ -650,12 +714,20 @@ qg__pg_rejection(const PGresult *r, int i, int col, qg_rejection *rej)
     rej->resolved_us = qg__pg_get(r, i, col + 15);
     rej->resolved_ticket = (uint64_t)qg__pg_get(r, i, col + 16);
     rej->resolved_seq = (uint32_t)qg__pg_get(r, i, col + 17);
+    if (qg__pg_get(r, i, col + 19)) {
+        /* purged: as the LMDB store reads it, the whole delivery's length
+         * and SHA-256 kept, no body, no longer a prefix */
+        rej->body = NULL;
+        rej->body_len = 0;
+        rej->truncated = 0;
+    }
 }
 
 static int
 resolve(qg__txn *t, void *arg)
 {
     const qg_rejection *want = arg;
+    unsigned char leaf[QG_CHAIN_HASH_LEN];
     qg__pgparams p = {0};
     PGresult *r;
     uint64_t total;
@@ -682,8 +754,18 @@ resolve(qg__txn *t, void *arg)
                           "UPDATE qgate.rejections SET resolved = true, "
                           "resolved_us = $2::int8, resolved_ticket = "
                           "$3::int8, resolved_seq = $4::int8, stored_bytes = "
-                          "stored_bytes + $5::int8 WHERE id = $1::int8",
-                          &p, NULL)))
+                          "stored_bytes + $5::int8 WHERE id = $1::int8 "
+                          "RETURNING " QG__PG_REJECTION_COLS,
+                          &p, &r)))
+        return rc;
+    /* the resolution is in the leaf: the chain takes the new one */
+    rc = PQntuples(r) == 1 ? qg__pg_rejection_leaf(r, 0, leaf) : QG_ESTORE;
+    if (rc == 0)
+        rc = qg__pg_chain_add(t, QG_CHAIN_REFUSAL, QG__CHAIN_REWRITE,
+                              (uint64_t)qg__pg_get(r, 0, 6), want->id,
+                              qg_time_now_us(), leaf);
+    PQclear(r);
+    if (rc)
         return rc;
     if (!grows || !is_unsigned((unsigned)verdict))
         return 0;
@@ -850,6 +932,7 @@ int
 qg__pg_held_put(qg__txn *t, const qg__step *s, uint64_t ticket, qg_event ev,
                 qg_state from, uint64_t *id)
 {
+    unsigned char digest[QG__DIGEST_LEN], leaf[QG_CHAIN_HASH_LEN];
     qg__pgparams p = {0};
     int rc;
 
@@ -879,6 +962,15 @@ qg__pg_held_put(qg__txn *t, const qg__step *s, uint64_t ticket, qg_event ev,
     qg__pg_bytes(&p, s->digest, QG__DIGEST_LEN);
     qg__pg_bytes(&p, s->chup_event, strnlen(s->chup_event, 47));
     qg__pg_bytes(&p, s->body, s->body_len);
+    if (s->has_body_digest)
+        memcpy(digest, s->body_digest, sizeof(digest));
+    else if ((rc = qg__body_digest(s->body, s->body_len, digest)))
+        return rc;
+    if ((rc = qg__chain_leaf_held(s, ticket, ev, from, t->source, digest,
+                                  leaf)) ||
+        (rc = qg__pg_chain_add(t, QG_CHAIN_HOLD, QG__CHAIN_APPEND, ticket, *id,
+                               s->received_us, leaf)))
+        return rc;
     return qg__pg_exec(
         t->be,
         "INSERT INTO qgate.held (" QG__PG_HELD_COLS
@@ -1086,10 +1178,16 @@ qg__pg_held_delete(qg__txn *t, uint64_t id)
     int rc;
 
     qg__pg_int(&p, (int64_t)id);
-    if ((rc = qg__pg_exec(t->be, "DELETE FROM qgate.held WHERE id = $1::int8",
+    if ((rc = qg__pg_exec(t->be,
+                          "DELETE FROM qgate.held WHERE id = $1::int8 "
+                          "RETURNING ticket",
                           &p, &r)))
         return rc;
-    rc = strcmp(PQcmdTuples(r), "1") == 0 ? 0 : gone(t);
+    /* released or expired: the chain says it went by design */
+    rc = PQntuples(r) == 1 ? qg__pg_chain_add(t, QG_CHAIN_HOLD, QG__CHAIN_DROP,
+                                              (uint64_t)qg__pg_get(r, 0, 0), id,
+                                              qg_time_now_us(), NULL)
+                           : gone(t);
     PQclear(r);
     return rc;
 }

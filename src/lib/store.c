@@ -759,10 +759,46 @@ qg__lmdb_find_digest(qg__txn *t, const unsigned char *digest, uint64_t *ticket,
     return 0;
 }
 
+void
+qg__record_header(unsigned char *p, const qg_record *rec, int has_facts)
+{
+    memset(p, 0, RECORD_HDR);
+    put64(p, (uint64_t)rec->received_us);
+    put64(p + 8, (uint64_t)rec->event_ms);
+    put32(p + 16, (uint32_t)rec->utc_offset_s);
+    p[20] = (unsigned char)rec->event;
+    p[21] = (unsigned char)rec->from;
+    p[22] = (unsigned char)rec->to;
+    p[23] = (unsigned char)((rec->late ? REC_LATE : 0) |
+                            (rec->released ? REC_RELEASED : 0) |
+                            (has_facts ? REC_FACTS : 0));
+    put64(p + 24, (uint64_t)rec->service_id);
+    put64(p + 32, (uint64_t)rec->staff_id);
+    memcpy(p + 40, rec->digest, QG__DIGEST_LEN);
+    memcpy(p + 72, rec->machine, strnlen(rec->machine, 16));
+    put32(p + 88, (uint32_t)rec->body_len);
+    put32(p + 92, rec->pos);
+}
+
+void
+qg__facts_put(unsigned char *f, const qg__facts *facts)
+{
+    memset(f, 0, FACTS_LEN);
+    f[0] = (unsigned char)facts->em.rule;
+    f[1] = (unsigned char)facts->em.event;
+    f[2] = (unsigned char)(facts->em.appointment != 0);
+    f[3] = (unsigned char)(facts->em.updated != 0);
+    f[4] = (unsigned char)facts->state_event;
+    memcpy(f + 8, facts->appointment_date,
+           strnlen(facts->appointment_date, 15));
+    memcpy(f + 24, facts->appointment_time,
+           strnlen(facts->appointment_time, 15));
+}
+
 int
 qg__lmdb_append_record(qg__txn *t, const qg_record *rec, const qg__facts *facts)
 {
-    unsigned char key[12], dval[12], *p, *f, dkey[QG__DIGEST_LEN + 1];
+    unsigned char key[12], dval[12], *p, dkey[QG__DIGEST_LEN + 1];
     MDB_val k = {12, key}, v, dk = {0, dkey}, dv = {12, dval};
     size_t tail = facts ? FACTS_LEN : 0;
     int rc;
@@ -778,36 +814,10 @@ qg__lmdb_append_record(qg__txn *t, const qg_record *rec, const qg__facts *facts)
                       MDB_NOOVERWRITE | MDB_RESERVE)))
         return rc == MDB_KEYEXIST ? QG_ESTORE : qg__from_mdb(rc);
     p = v.mv_data;
-    memset(p, 0, RECORD_HDR);
-    put64(p, (uint64_t)rec->received_us);
-    put64(p + 8, (uint64_t)rec->event_ms);
-    put32(p + 16, (uint32_t)rec->utc_offset_s);
-    p[20] = (unsigned char)rec->event;
-    p[21] = (unsigned char)rec->from;
-    p[22] = (unsigned char)rec->to;
-    p[23] = (unsigned char)((rec->late ? REC_LATE : 0) |
-                            (rec->released ? REC_RELEASED : 0) |
-                            (facts ? REC_FACTS : 0));
-    put64(p + 24, (uint64_t)rec->service_id);
-    put64(p + 32, (uint64_t)rec->staff_id);
-    memcpy(p + 40, rec->digest, QG__DIGEST_LEN);
-    memcpy(p + 72, rec->machine, 16);
-    put32(p + 88, (uint32_t)rec->body_len);
-    put32(p + 92, rec->pos);
+    qg__record_header(p, rec, facts != NULL);
     memcpy(p + RECORD_HDR, rec->body, rec->body_len);
-    if (facts) {
-        f = p + RECORD_HDR + rec->body_len;
-        memset(f, 0, FACTS_LEN);
-        f[0] = (unsigned char)facts->em.rule;
-        f[1] = (unsigned char)facts->em.event;
-        f[2] = (unsigned char)(facts->em.appointment != 0);
-        f[3] = (unsigned char)(facts->em.updated != 0);
-        f[4] = (unsigned char)facts->state_event;
-        memcpy(f + 8, facts->appointment_date,
-               strnlen(facts->appointment_date, 15));
-        memcpy(f + 24, facts->appointment_time,
-               strnlen(facts->appointment_time, 15));
-    }
+    if (facts)
+        qg__facts_put(p + RECORD_HDR + rec->body_len, facts);
     if ((rc = qg__chain_step(t, rec->ticket, rec->seq, &v, 0)))
         return rc;
 
@@ -1127,6 +1137,25 @@ trim_unsigned(qg__txn *t, uint64_t newest, uint64_t *total)
     return qg__meta_put64(t, META_DROPPED, id + dropped);
 }
 
+void
+qg__rejection_header(unsigned char *p, const qg_rejection *rej, unsigned source,
+                     size_t dlen, size_t keep, unsigned flags)
+{
+    memset(p, 0, REJECTION_HDR);
+    put64(p, (uint64_t)rej->received_us);
+    p[8] = (unsigned char)rej->verdict;
+    p[9] = (unsigned char)rej->reason;
+    p[10] = (unsigned char)rej->event;
+    p[11] = (unsigned char)rej->from;
+    put32(p + 12, (uint32_t)dlen);
+    put64(p + 16, rej->ticket);
+    put64(p + 24, (uint64_t)rej->live_queue_id);
+    put64(p + 32, (uint64_t)rej->appointment_id);
+    put32(p + 40, (uint32_t)keep);
+    p[44] = (unsigned char)flags;
+    p[45] = (unsigned char)source;
+}
+
 static int
 append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
 {
@@ -1151,19 +1180,8 @@ append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
     if ((rc = mdb_put(t->txn, t->st->rejections, &k, &v, MDB_RESERVE)))
         return qg__from_mdb(rc);
     p = v.mv_data;
-    memset(p, 0, REJECTION_HDR);
-    put64(p, (uint64_t)rej->received_us);
-    p[8] = (unsigned char)rej->verdict;
-    p[9] = (unsigned char)rej->reason;
-    p[10] = (unsigned char)rej->event;
-    p[11] = (unsigned char)rej->from;
-    put32(p + 12, (uint32_t)dlen);
-    put64(p + 16, rej->ticket);
-    put64(p + 24, (uint64_t)rej->live_queue_id);
-    put64(p + 32, (uint64_t)rej->appointment_id);
-    put32(p + 40, (uint32_t)keep);
-    p[44] = cut ? REJ_TRUNCATED : 0;
-    p[45] = t->source < QG_SOURCES_MAX ? (unsigned char)t->source : 0;
+    qg__rejection_header(p, rej, t->source < QG_SOURCES_MAX ? t->source : 0,
+                         dlen, keep, cut ? REJ_TRUNCATED : 0);
     memcpy(p + REJECTION_HDR, rej->detail, dlen - (cut ? REJ_EXTRA : 0));
     if (cut) {
         extra = p + REJECTION_HDR + dlen - REJ_EXTRA;

@@ -103,6 +103,21 @@ ticket_set_head(unsigned char *row, uint64_t n)
 #define REJ_EXTRA          48
 #define REJ_RESOLVED_EXTRA 24
 
+/* A held delivery: HELD_HDR bytes (held.c), then its body. */
+#define HELD_HDR 184
+
+/* The headers of the three records, as the LMDB store writes them
+ * (store.c, held.c), and the facts after a history record's body.  The
+ * hash chain hashes them on both stores (chain.c): the PostgreSQL store
+ * encodes its rows with the same functions. */
+void qg__record_header(unsigned char *p, const qg_record *rec, int has_facts);
+void qg__facts_put(unsigned char *f, const qg__facts *facts);
+void qg__rejection_header(unsigned char *p, const qg_rejection *rej,
+                          unsigned source, size_t dlen, size_t keep,
+                          unsigned flags);
+void qg__held_header(unsigned char *p, const qg__step *s, uint64_t ticket,
+                     qg_event ev, qg_state from, unsigned source);
+
 /* Meta: the bytes of unauthenticated and malformed rejections as stored;
  * absent in stores that predate the bound (counted when first needed). */
 #define META_UNSIGNED_BYTES "rejections_unsigned_bytes"
