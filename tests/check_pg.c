@@ -1228,7 +1228,8 @@ START_TEST(test_pg_migrate_v1)
     sql(uri, "DROP TABLE qgate.chain; DROP VIEW qgate.accepted_steps;"
              "ALTER TABLE qgate.history DROP COLUMN purged, DROP COLUMN "
              "body_len, DROP COLUMN body_sha256;"
-             "ALTER TABLE qgate.rejections DROP COLUMN purged;" VIEW_V1
+             "ALTER TABLE qgate.rejections DROP COLUMN purged;"
+             "DROP INDEX qgate.rejections_by_ticket;" VIEW_V1
              "UPDATE public.qgate_schema SET version = 1");
     sql_value("SELECT (SELECT count(*) FROM qgate.history) + (SELECT count(*) "
               "FROM qgate.rejections) + (SELECT count(*) FROM qgate.held)",

@@ -882,16 +882,6 @@ table_init(table *tb, size_t n)
     return (tb->slot = calloc(cap, sizeof(*tb->slot))) ? 0 : QG_ENOMEM;
 }
 
-static uint64_t
-mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    return x ^ (x >> 33);
-}
-
 /* The slot of record (kind, ticket, ref): refusals and holds are keyed by
  * ref alone (their ticket is a field, not a key). */
 static size_t *
@@ -902,8 +892,8 @@ record_slot(table *tb, const entry *es, unsigned kind, uint64_t ticket,
 
     if (kind != QG_CHAIN_STEP)
         ticket = 0;
-    for (i = mix(kind * 0x9e3779b97f4a7c15ULL ^ mix(ticket) ^ ref) & tb->mask;
-         tb->slot[i]; i = (i + 1) & tb->mask) {
+    for (i = qg__chain_slot(kind, ticket, ref) & tb->mask; tb->slot[i];
+         i = (i + 1) & tb->mask) {
         const entry *e = &es[tb->slot[i] - 1];
 
         if (E_KIND(e) == kind && E_REF(e) == ref &&
@@ -919,7 +909,8 @@ ticket_slot(table *tb, const entry *es, uint64_t ticket)
 {
     size_t i;
 
-    for (i = mix(ticket) & tb->mask; tb->slot[i]; i = (i + 1) & tb->mask)
+    for (i = qg__chain_mix(ticket) & tb->mask; tb->slot[i];
+         i = (i + 1) & tb->mask)
         if (E_TICKET(&es[tb->slot[i] - 1]) == ticket)
             return &tb->slot[i];
     return &tb->slot[i];

@@ -51,6 +51,25 @@ int qg__chain_entry_hash(void *ctx, const unsigned char prev[QG_CHAIN_HASH_LEN],
 
 /* An entry as a store read it; newest holds the entry's number as stored
  * (its key) until qg__chain_check() has read it. */
+/* The verifiers' hash tables of records: a 64-bit mix (MurmurHash3's
+ * finalizer), and the start slot of record (kind, ticket, ref). */
+static inline uint64_t
+qg__chain_mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
+
+static inline uint64_t
+qg__chain_slot(unsigned kind, uint64_t ticket, uint64_t ref)
+{
+    return qg__chain_mix(kind * 0x9e3779b97f4a7c15ULL ^ qg__chain_mix(ticket) ^
+                         ref);
+}
+
 typedef struct qg__chain_read {
     unsigned char raw[QG__CHAIN_ENTRY_LEN];
     size_t newest;

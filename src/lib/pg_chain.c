@@ -564,16 +564,6 @@ read_records(qg__pgconn *c, recset *rs)
                     add_hold, rs);
 }
 
-static uint64_t
-mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    return x ^ (x >> 33);
-}
-
 /* The slot of (kind, ticket, ref); the ticket is a step's key alone. */
 static size_t *
 slot_of(recset *rs, unsigned kind, uint64_t ticket, uint64_t ref)
@@ -582,8 +572,8 @@ slot_of(recset *rs, unsigned kind, uint64_t ticket, uint64_t ref)
 
     if (kind != QG_CHAIN_STEP)
         ticket = 0;
-    for (i = mix(kind * 0x9e3779b97f4a7c15ULL ^ mix(ticket) ^ ref) & rs->mask;
-         rs->slot[i]; i = (i + 1) & rs->mask) {
+    for (i = qg__chain_slot(kind, ticket, ref) & rs->mask; rs->slot[i];
+         i = (i + 1) & rs->mask) {
         const record *x = &rs->r[rs->slot[i] - 1];
 
         if (x->kind == kind && x->ref == ref &&

@@ -526,7 +526,7 @@ qg__lmdb_open(const qg_store_options *opts, qg_store **out)
         goto fail;
     }
     mdb_env_set_assert(st->env, store_assert);
-    mdb_env_set_maxdbs(st->env, 16);
+    mdb_env_set_maxdbs(st->env, 32); /* 14 of qgate's own */
     mdb_env_set_maxreaders(st->env, 256);
     /* A store larger than the requested size keeps its own size. */
     mdb_env_set_mapsize(st->env,
