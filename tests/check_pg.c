@@ -791,6 +791,43 @@ same_outbox(qg_store *a, qg_store *b, int dead, uint64_t *count)
 }
 
 /*
+ * The chain's entries go in with their values written into the INSERT's
+ * text, a text never seen again: such texts are not prepared, so 300
+ * commits, each appending a refusal's entry, leave a connection with the
+ * few statements qgate runs again and again prepared, not one a commit.
+ */
+START_TEST(test_pg_chain_inserts_not_prepared)
+{
+    qg_engine *eng = tu_engine();
+    qg__pgconn *c;
+    PGresult *r;
+    qg_result res;
+    int i;
+    qg_store *st;
+
+    NEED_SERVER();
+    st = pg_store(0);
+    for (i = 0; i < 300; i++) {
+        res = tu_apply(eng, st, "illegal/served-before-arrive/02-served.json");
+        ck_assert_int_eq(res.verdict, QG_REJECTED);
+    }
+    ck_assert_uint_eq(chain_intact(st), 300);
+    /* one writer at a time here: its connection is back in the pool */
+    pthread_mutex_lock(&st->lock);
+    c = st->idle;
+    pthread_mutex_unlock(&st->lock);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_lt(c->nstmts, 40);
+    r = PQexec(c->pg, "SELECT count(*) FROM pg_prepared_statements");
+    ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    ck_assert_int_lt(atoi(PQgetvalue(r, 0, 0)), 40);
+    PQclear(r);
+    qg_store_close(st);
+    qg_engine_free(eng);
+}
+END_TEST
+
+/*
  * A forwarder claims each ticket it sends, and the claims whose lease
  * ran out a lease ago go: forwarding a day's tickets, one every 100 ms,
  * each step renewing its ticket's 1 s lease, leaves the rows of the last
@@ -1577,6 +1614,7 @@ pg_suite(void)
     tcase_add_test(tc, test_pg_outbox_sticks);
     tcase_add_test(tc, test_pg_outbox_same_as_lmdb);
     tcase_add_test(tc, test_pg_claims_do_not_pile_up);
+    tcase_add_test(tc, test_pg_chain_inserts_not_prepared);
     tcase_add_test(tc, test_pg_durability);
     tcase_add_test(tc, test_pg_view_and_notify);
     tcase_add_test(tc, test_pg_cli_db);

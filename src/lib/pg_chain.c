@@ -323,7 +323,8 @@ qg__pg_chain_flush(qg__pgconn *c)
             sql[at++] = ',';
         at += (size_t)row_sql(sql + at, cap - at, last, e);
         if (++rows == INSERT_ROWS || i + 1 == ch->n) {
-            if ((rc = qg__pg_exec(c, sql, NULL, NULL)))
+            /* its values are in its text: a text never seen again */
+            if ((rc = qg__pg_exec_once(c, sql, NULL, NULL)))
                 goto done;
             rows = 0;
         }
