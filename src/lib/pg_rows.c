@@ -442,30 +442,6 @@ next_id(qg__txn *t, const char *sql, uint64_t *id)
     return 0;
 }
 
-/* As the LMDB store's name_ticket(): the last step to name an id wins. */
-static int
-name_ticket(qg__txn *t, const qg__accepted *a, qg__ticket_row *row)
-{
-    const qg_id_kind kinds[2] = {QG_ID_LIVE_QUEUE, QG_ID_APPOINTMENT};
-    const int64_t ids[2] = {a->live_queue_id, a->appointment_id};
-    int64_t *first[2] = {&row->t.live_queue_id, &row->t.appointment_id};
-    uint64_t id;
-    int i, rc;
-
-    for (i = 0; i < 2; i++) {
-        if (ids[i] == 0)
-            continue;
-        rc = qg__pg_find_alias(t, kinds[i], ids[i], &id);
-        if (rc == QG_NOTFOUND || (rc == 0 && id != row->t.id))
-            rc = put_alias(t, kinds[i], ids[i], row->t.id);
-        if (rc)
-            return rc;
-        if (*first[i] == 0)
-            *first[i] = ids[i];
-    }
-    return 0;
-}
-
 static int
 outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now)
 {
@@ -495,7 +471,7 @@ qg__pg_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a)
         row->t.first_received_us = rec->received_us;
         row->source = (unsigned char)t->source;
     }
-    if ((rc = name_ticket(t, a, row)))
+    if ((rc = qg__name_ticket(t, a, row, put_alias)))
         return rc;
     rec->ticket = row->t.id;
     rec->seq = row->t.records + 1;

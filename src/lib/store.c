@@ -1206,32 +1206,6 @@ append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
 
 /* ----- what the engine decided ------------------------------------------ */
 
-/* Every id a step names leads to its ticket from now on, also one that
- * led to another ticket before: the last step to name an id wins, as it
- * always has (verify reports the ticket that lost it). */
-static int
-name_ticket(qg__txn *t, const qg__accepted *a, qg__ticket_row *row)
-{
-    const qg_id_kind kinds[2] = {QG_ID_LIVE_QUEUE, QG_ID_APPOINTMENT};
-    const int64_t ids[2] = {a->live_queue_id, a->appointment_id};
-    int64_t *first[2] = {&row->t.live_queue_id, &row->t.appointment_id};
-    uint64_t id;
-    int i, rc;
-
-    for (i = 0; i < 2; i++) {
-        if (ids[i] == 0)
-            continue;
-        rc = qg__find_alias(t, kinds[i], ids[i], &id);
-        if (rc == QG_NOTFOUND || (rc == 0 && id != row->t.id))
-            rc = put_alias(t, kinds[i], ids[i], row->t.id);
-        if (rc)
-            return rc;
-        if (*first[i] == 0)
-            *first[i] = ids[i];
-    }
-    return 0;
-}
-
 int
 qg__lmdb_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a)
 {
@@ -1244,7 +1218,7 @@ qg__lmdb_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a)
         row->t.first_received_us = rec->received_us;
         row->source = (unsigned char)t->source;
     }
-    if ((rc = name_ticket(t, a, row)))
+    if ((rc = qg__name_ticket(t, a, row, put_alias)))
         return rc;
     rec->ticket = row->t.id;
     rec->seq = row->t.records + 1;

@@ -36,6 +36,36 @@ qg_store_open(const qg_store_options *opts, qg_store **out)
     return qg__lmdb_open(opts, out);
 }
 
+/*
+ * Every id a step names leads to its ticket from now on, also one that
+ * led to another ticket before: the last step to name an id wins, as it
+ * always has (verify reports the ticket that lost it).  Each backend's
+ * accept calls this once the ticket has its id, with its own put_alias.
+ */
+int
+qg__name_ticket(qg__txn *t, const qg__accepted *a, qg__ticket_row *row,
+                int (*put_alias)(qg__txn *, qg_id_kind, int64_t, uint64_t))
+{
+    const qg_id_kind kinds[2] = {QG_ID_LIVE_QUEUE, QG_ID_APPOINTMENT};
+    const int64_t ids[2] = {a->live_queue_id, a->appointment_id};
+    int64_t *first[2] = {&row->t.live_queue_id, &row->t.appointment_id};
+    uint64_t id;
+    int i, rc;
+
+    for (i = 0; i < 2; i++) {
+        if (ids[i] == 0)
+            continue;
+        rc = qg__find_alias(t, kinds[i], ids[i], &id);
+        if (rc == QG_NOTFOUND || (rc == 0 && id != row->t.id))
+            rc = put_alias(t, kinds[i], ids[i], row->t.id);
+        if (rc)
+            return rc;
+        if (*first[i] == 0)
+            *first[i] = ids[i];
+    }
+    return 0;
+}
+
 void
 qg_store_close(qg_store *st)
 {

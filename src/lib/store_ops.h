@@ -143,6 +143,11 @@ int qg__lmdb_open(const qg_store_options *opts, qg_store **out);
 extern const qg__store_ops qg__pg_ops;
 int qg__pg_open(const qg_store_options *opts, qg_store **out);
 
+/* What both backends' accept do alike (store_api.c): point the step's
+ * Chup ids at its ticket, through the backend's own put_alias. */
+int qg__name_ticket(qg__txn *t, const qg__accepted *a, qg__ticket_row *row,
+                    int (*put_alias)(qg__txn *, qg_id_kind, int64_t, uint64_t));
+
 /* ----- the engine's operations, dispatched ----------------------------- */
 
 static inline int
