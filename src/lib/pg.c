@@ -322,26 +322,29 @@ lost:
     return QG_EUNAVAIL;
 }
 
-int
-qg__pg_exec(qg__pgconn *c, const char *sql, const qg__pgparams *p,
-            PGresult **res)
+static int
+exec_sql(qg__pgconn *c, const char *sql, const qg__pgparams *p, PGresult **res,
+         int once)
 {
     if (res)
         *res = NULL;
     if (c->broken)
         return QG_EUNAVAIL;
-    return run(c, sql, p, res, 0);
+    return run(c, sql, p, res, once);
+}
+
+int
+qg__pg_exec(qg__pgconn *c, const char *sql, const qg__pgparams *p,
+            PGresult **res)
+{
+    return exec_sql(c, sql, p, res, 0);
 }
 
 int
 qg__pg_exec_once(qg__pgconn *c, const char *sql, const qg__pgparams *p,
                  PGresult **res)
 {
-    if (res)
-        *res = NULL;
-    if (c->broken)
-        return QG_EUNAVAIL;
-    return run(c, sql, p, res, 1);
+    return exec_sql(c, sql, p, res, 1);
 }
 
 /* Queues a statement, sql (static) or text (copied), to be sent with the
