@@ -1298,7 +1298,9 @@ store_suite(void)
     suite_add_tcase(s, errors);
 
     tcase_add_checked_fixture(procs, setup, teardown);
-    tcase_set_timeout(procs, 60);
+    /* PostgreSQL's: a database a test, and a server that shares the
+     * cores with the writers */
+    tcase_set_timeout(procs, tu_store_is_pg() ? 180 : 60);
     tcase_add_test(procs, test_reader_sees_consistent_history);
     tcase_add_test(procs, test_store_open_beside_growing_writer);
     tcase_add_test(procs, test_two_writers_all_recorded);
