@@ -10,19 +10,14 @@
 # times are those of an LMDB store fed the same day.
 #
 # Exit 77 (skipped) without the server binaries, unless CI is set.
+# QG_KEEP=1 keeps its scratch folder (the gate's log, the stores' stats).
 set -u
 Q=$1
 GEN=$2
 F=$3
 PGS=$(cd "$(dirname "$0")" && pwd)/pg_server.sh
-if ! BIN=$(sh "$PGS" bindir 2>/dev/null); then
-    if [ -n "${CI:-}" ]; then
-        echo "FAIL: CI is set and there are no PostgreSQL server binaries (.ci/deps-test installs postgresql)"
-        exit 1
-    fi
-    echo "SKIP: no PostgreSQL server binaries (initdb, pg_ctl); .ci/deps-test installs them"
-    exit 77
-fi
+. "$(dirname "$0")/testlib.sh"
+BIN=$(pg_bindir "$PGS") || exit $?
 T=$(mktemp -d /tmp/qgate-fo-XXXXXX)
 chmod 711 "$T" # the servers' user (nobody, as root) must reach P and S
 P=$T/p
@@ -35,7 +30,6 @@ cleanup() {
     [ -n "${QG_KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
-. "$(dirname "$0")/testlib.sh"
 
 psql_() { # host dir, sql
     "$BIN/psql" -X -q -tA -v ON_ERROR_STOP=1 -h "$1" -U qgate -d qgate -c "$2"

@@ -10,21 +10,14 @@
 # installs them (.ci/deps-test), so there their absence fails.
 set -u
 PGS=$(cd "$(dirname "$0")" && pwd)/pg_server.sh
-if ! BIN=$(sh "$PGS" bindir 2>/dev/null); then
-    if [ -n "${CI:-}" ]; then
-        echo "FAIL: CI is set and there are no PostgreSQL server binaries (.ci/deps-test installs postgresql)"
-        exit 1
-    fi
-    echo "SKIP: no PostgreSQL server binaries (initdb, pg_ctl); .ci/deps-test installs them"
-    exit 77
-fi
+. "$(dirname "$0")/testlib.sh"
+BIN=$(pg_bindir "$PGS") || exit $?
 T=$(mktemp -d /tmp/qgate-pg-test-XXXXXX)
 # The server's user (nobody, as root) must reach P inside T.
 chmod 711 "$T"
 P=$T/pg
 trap 'sh "$PGS" stop "$P" >/dev/null 2>&1; kill $OWNER 2>/dev/null; rm -rf "$T"' EXIT
 OWNER=
-. "$(dirname "$0")/testlib.sh"
 
 psql_() { # sql...: psql at the URI, unaligned, no .psqlrc
     "$BIN/psql" -X -q -tA -v ON_ERROR_STOP=1 "$URI" "$@"
