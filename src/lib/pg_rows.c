@@ -477,25 +477,7 @@ qg__pg_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a)
     rec->seq = row->t.records + 1;
     if ((rc = append_record(t, rec, a->facts, a->body_digest)))
         return rc;
-    row->t.records = rec->seq;
-    if (rec->received_us > row->t.last_received_us)
-        row->t.last_received_us = rec->received_us;
-    if (rec->late) {
-        row->flags |= QG__TICKET_REORDERED;
-    } else {
-        /* Only the newest step in event time says where the ticket is. */
-        row->t.last_event_ms = rec->event_ms;
-        if (rec->service_id)
-            row->t.service_id = rec->service_id;
-        if (rec->staff_id)
-            row->t.staff_id = rec->staff_id;
-        if (a->facts && a->facts->appointment_date[0])
-            snprintf(row->appointment_date, sizeof(row->appointment_date), "%s",
-                     a->facts->appointment_date);
-        if (a->facts && a->facts->appointment_time[0])
-            snprintf(row->appointment_time, sizeof(row->appointment_time), "%s",
-                     a->facts->appointment_time);
-    }
+    qg__ticket_took(row, a);
     if ((t->st->flags & QG_OUTBOX) &&
         (rc = outbox_put(t, row->t.id, rec->seq, rec->received_us)))
         return rc;

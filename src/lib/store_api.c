@@ -4,6 +4,7 @@
  * functions built only on other operations (a ticket by any of its ids)
  * are here too, once for every backend.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "qgate_int.h"
@@ -64,6 +65,34 @@ qg__name_ticket(qg__txn *t, const qg__accepted *a, qg__ticket_row *row,
             *first[i] = ids[i];
     }
     return 0;
+}
+
+/* What a ticket's row says once the step a->rec is appended to it: both
+ * backends' accept call this after the append. */
+void
+qg__ticket_took(qg__ticket_row *row, const qg__accepted *a)
+{
+    const qg_record *rec = &a->rec;
+
+    row->t.records = rec->seq;
+    if (rec->received_us > row->t.last_received_us)
+        row->t.last_received_us = rec->received_us;
+    if (rec->late) {
+        row->flags |= QG__TICKET_REORDERED;
+    } else {
+        /* Only the newest step in event time says where the ticket is. */
+        row->t.last_event_ms = rec->event_ms;
+        if (rec->service_id)
+            row->t.service_id = rec->service_id;
+        if (rec->staff_id)
+            row->t.staff_id = rec->staff_id;
+        if (a->facts && a->facts->appointment_date[0])
+            snprintf(row->appointment_date, sizeof(row->appointment_date), "%s",
+                     a->facts->appointment_date);
+        if (a->facts && a->facts->appointment_time[0])
+            snprintf(row->appointment_time, sizeof(row->appointment_time), "%s",
+                     a->facts->appointment_time);
+    }
 }
 
 void

@@ -144,9 +144,11 @@ extern const qg__store_ops qg__pg_ops;
 int qg__pg_open(const qg_store_options *opts, qg_store **out);
 
 /* What both backends' accept do alike (store_api.c): point the step's
- * Chup ids at its ticket, through the backend's own put_alias. */
+ * Chup ids at its ticket, through the backend's own put_alias; */
 int qg__name_ticket(qg__txn *t, const qg__accepted *a, qg__ticket_row *row,
                     int (*put_alias)(qg__txn *, qg_id_kind, int64_t, uint64_t));
+/* And, once the step is appended, bring the ticket's row up to it. */
+void qg__ticket_took(qg__ticket_row *row, const qg__accepted *a);
 
 /* ----- the engine's operations, dispatched ----------------------------- */
 
