@@ -535,6 +535,39 @@ START_TEST(test_chup_nul_in_read_strings_table)
 }
 END_TEST
 
+/* A delivery json-c gave up on in the middle of a surrogate pair must not
+ * change how the next one on the same thread decodes.  json-c 0.16 keeps
+ * the pending high surrogate through json_tokener_reset(), so a reused
+ * tokener read the next "\u0065" as U+FFFD "e", and the next delivery's
+ * "event" went missing. */
+static const char *const broken_pairs[] = {
+    "{\"payload\":{\"data\":{\"client_name\":\"\\uD83D",
+    "{\"payload\":{\"data\":{\"client_name\":\"\\uD83D\\u",
+    "{\"payload\":{\"data\":{\"client_name\":\"\\uD83D\\uZZZZ\"}}}",
+    "{\"payload\":{\"data\":{\"client_name\":\"\\uD83D\\x\"}}}",
+};
+
+START_TEST(test_chup_broken_pair_leaves_nothing_behind_table)
+{
+    const char *next = "{\"payload\":{\"\\u0065vent\":\"live_queue_created\","
+                       "\"timestamp\":\"2024-03-05T10:00:00+08:00\","
+                       "\"data\":{\"id\":60001,\"state\":1,"
+                       "\"client_name\":\"Jos\\u00e9\"}}}";
+    qg_result res;
+
+    ck_assert_int_eq(qg_engine_apply(eng, st, broken_pairs[_i],
+                                     strlen(broken_pairs[_i]), QG_DRY_RUN,
+                                     &res),
+                     0);
+    ck_assert_msg(res.verdict == QG_MALFORMED, "case %d: %s (%s)", _i,
+                  qg_reason_name(res.reason), res.detail);
+    ck_assert_int_eq(
+        qg_engine_apply(eng, st, next, strlen(next), QG_DRY_RUN, &res), 0);
+    ck_assert_msg(res.reason == QG_R_NONE, "after case %d: %s (%s)", _i,
+                  qg_reason_name(res.reason), res.detail);
+}
+END_TEST
+
 static Suite *
 chup_suite(void)
 {
@@ -561,6 +594,9 @@ chup_suite(void)
     tcase_add_test(errors, test_chup_strict_keyless_bodies);
     tcase_add_loop_test(errors, test_chup_id_range_table, 0,
                         sizeof(ids) / sizeof(*ids));
+    tcase_add_loop_test(errors,
+                        test_chup_broken_pair_leaves_nothing_behind_table, 0,
+                        sizeof(broken_pairs) / sizeof(broken_pairs[0]));
     tcase_add_loop_test(errors, test_chup_nul_in_read_strings_table, 0,
                         sizeof(nuls) / sizeof(*nuls));
     suite_add_tcase(s, core);

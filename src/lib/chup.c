@@ -60,7 +60,8 @@ skip_ws(const char *p, size_t i, size_t len)
  * main thread runs no destructor at exit: its tokener stays reachable
  * through the key until the process ends, one per process.  The buffer
  * keeps the size of the longest string seen on that thread, at most the
- * largest body the gate accepts.
+ * largest body the gate accepts.  A tokener whose last parse failed is
+ * replaced rather than reset (see qg__json_tokener()).
  */
 static pthread_once_t tokener_once = PTHREAD_ONCE_INIT;
 static pthread_key_t tokener_key;
@@ -86,8 +87,17 @@ qg__json_tokener(void)
     if (pthread_once(&tokener_once, tokener_key_make) != 0 || !tokener_keyed)
         return NULL;
     if ((tok = pthread_getspecific(tokener_key)) != NULL) {
-        json_tokener_reset(tok);
-        return tok;
+        if (json_tokener_get_error(tok) == json_tokener_success) {
+            json_tokener_reset(tok);
+            return tok;
+        }
+        /* The last parse stopped early.  json_tokener_reset() (json-c
+         * 0.16) leaves a pending high surrogate behind, which would turn
+         * the next body's first \u escape into U+FFFD and that character:
+         * start again from a new tokener. */
+        if (pthread_setspecific(tokener_key, NULL) != 0)
+            return NULL;
+        json_tokener_free(tok);
     }
     if ((tok = json_tokener_new_ex(QG__JSON_DEPTH)) == NULL)
         return NULL;
