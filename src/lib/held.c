@@ -342,7 +342,7 @@ qg__lmdb_held_open(qg_store *st, qg_held_list **out)
     *out = NULL;
     if ((hl = calloc(1, sizeof(*hl))) == NULL)
         return QG_ENOMEM;
-    hl->ops = &qg__lmdb_ops;
+    hl->ops = st->ops; /* qg__lmdb_ops, held by store.c above */
     if ((rc = qg__txn_begin(st, 0, &hl->t))) {
         free(hl);
         return rc;
@@ -396,11 +396,11 @@ qg__lmdb_held_stats(qg_store *st, uint64_t *count, int64_t *oldest_us)
 
     if (st == NULL)
         return QG_EINVAL;
-    if ((rc = qg_held_open(st, &hl)))
+    if ((rc = qg__lmdb_held_open(st, &hl)))
         return rc;
     /* Held deliveries are few (those of one window) and ids follow
      * arrival, so the first is the oldest; count them all the same. */
-    while ((rc = qg_held_next(hl, &h)) == 0) {
+    while ((rc = qg__lmdb_held_next(hl, &h)) == 0) {
         if (n++ == 0 || h.received_us < oldest)
             oldest = h.received_us;
     }
