@@ -34,44 +34,10 @@ held_by_key(unsigned char key[HELD_BY], unsigned source, qg_id_kind kind,
 }
 
 static void
-put_text(unsigned char *dst, const char *src, size_t size)
-{
-    memcpy(dst, src, strnlen(src, size - 1));
-}
-
-static void
 get_text(char *dst, const unsigned char *src, size_t size)
 {
     memcpy(dst, src, size);
     dst[size - 1] = '\0';
-}
-
-void
-qg__held_header(unsigned char *p, const qg__step *s, uint64_t ticket,
-                qg_event ev, qg_state from, unsigned source)
-{
-    memset(p, 0, HELD_HDR);
-    put64(p, (uint64_t)s->received_us);
-    put64(p + 8, (uint64_t)s->event_ms);
-    put32(p + 16, (uint32_t)s->utc_offset_s);
-    p[20] = (unsigned char)s->f.em.rule;
-    p[21] = (unsigned char)s->f.em.event;
-    p[22] = (unsigned char)(s->f.em.appointment != 0);
-    p[23] = (unsigned char)(s->f.em.updated != 0);
-    p[24] = (unsigned char)s->f.state_event;
-    p[25] = (unsigned char)ev;
-    p[26] = (unsigned char)from;
-    p[27] = (unsigned char)source; /* 0 in stores before sources */
-    put32(p + 28, (uint32_t)s->body_len);
-    put64(p + 32, ticket);
-    put64(p + 40, (uint64_t)s->live_queue_id);
-    put64(p + 48, (uint64_t)s->appointment_id);
-    put64(p + 56, (uint64_t)s->f.service_id);
-    put64(p + 64, (uint64_t)s->staff_id);
-    put_text(p + 72, s->f.appointment_date, 16);
-    put_text(p + 88, s->f.appointment_time, 16);
-    memcpy(p + 104, s->digest, QG__DIGEST_LEN);
-    put_text(p + 136, s->chup_event, 48);
 }
 
 int
@@ -342,7 +308,7 @@ qg__lmdb_held_open(qg_store *st, qg_held_list **out)
     *out = NULL;
     if ((hl = calloc(1, sizeof(*hl))) == NULL)
         return QG_ENOMEM;
-    hl->ops = &qg__lmdb_ops;
+    hl->ops = st->ops; /* qg__lmdb_ops, held by store.c above */
     if ((rc = qg__txn_begin(st, 0, &hl->t))) {
         free(hl);
         return rc;
@@ -396,11 +362,11 @@ qg__lmdb_held_stats(qg_store *st, uint64_t *count, int64_t *oldest_us)
 
     if (st == NULL)
         return QG_EINVAL;
-    if ((rc = qg_held_open(st, &hl)))
+    if ((rc = qg__lmdb_held_open(st, &hl)))
         return rc;
     /* Held deliveries are few (those of one window) and ids follow
      * arrival, so the first is the oldest; count them all the same. */
-    while ((rc = qg_held_next(hl, &h)) == 0) {
+    while ((rc = qg__lmdb_held_next(hl, &h)) == 0) {
         if (n++ == 0 || h.received_us < oldest)
             oldest = h.received_us;
     }

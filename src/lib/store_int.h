@@ -107,7 +107,7 @@ ticket_set_head(unsigned char *row, uint64_t n)
 #define HELD_HDR 184
 
 /* The headers of the three records, as the LMDB store writes them
- * (store.c, held.c), and the facts after a history record's body.  The
+ * (txn.c), and the facts after a history record's body.  The
  * hash chain hashes them on both stores (chain.c): the PostgreSQL store
  * encodes its rows with the same functions. */
 void qg__record_header(unsigned char *p, const qg_record *rec, int has_facts);
@@ -121,8 +121,6 @@ void qg__held_header(unsigned char *p, const qg__step *s, uint64_t ticket,
 /* Meta: the bytes of unauthenticated and malformed rejections as stored;
  * absent in stores that predate the bound (counted when first needed). */
 #define META_UNSIGNED_BYTES "rejections_unsigned_bytes"
-int qg__meta_get64(qg__txn *t, const char *key, uint64_t *v);
-int qg__meta_put64(qg__txn *t, const char *key, uint64_t v);
 
 /* Outbox entries (store.c): their two lengths (0.1's, and this version's,
  * which added why and when an entry was given up), their codec, and the
@@ -136,6 +134,8 @@ void qg__outbox_encode(unsigned char *p, const qg_outbox_entry *e);
 int qg__outbox_decode(const MDB_val *k, const MDB_val *v, qg_outbox_entry *e);
 int qg__outbox_enabled(const qg_store *st);
 int qg__outbox_put(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t now);
+/* The next outbox entry id: entries are forwarded in id order. */
+int qg__outbox_next_id(qg__txn *t, uint64_t *id);
 
 /* The key of a payload digest in digests and held_sums: the digest for
  * the default source, as it always was; the digest and the source's
@@ -175,8 +175,21 @@ int qg__refused_open(qg_store *st);
 int qg__refused_put(qg__txn *t, uint64_t ticket, uint64_t id);
 int qg__refused_del(qg__txn *t, uint64_t ticket, uint64_t id);
 
+/* txn.c, below the other files of the LMDB store and calling none of
+ * them: these, the records' headers above, and the transactions and the
+ * store's id among the backend's operations below. */
+
 /* An LMDB return code as a QG_E* code. */
 int qg__from_mdb(int rc);
+
+/* Tries of a transaction that another process's growth of the map
+ * interrupts, and of a write that finds the map full. */
+#define WRITE_RETRIES 16
+
+/* A u64 value in meta: 0, QG_NOTFOUND when absent, QG_ESTORE when it is
+ * not 8 bytes, or another error. */
+int qg__meta_get64(qg__txn *t, const char *key, uint64_t *v);
+int qg__meta_put64(qg__txn *t, const char *key, uint64_t v);
 
 /* The key after the last one of dbi, as a u64 counter: 1 when empty. */
 int qg__next_id(qg__txn *t, MDB_dbi dbi, uint64_t *id);
@@ -184,8 +197,6 @@ int qg__next_id(qg__txn *t, MDB_dbi dbi, uint64_t *id);
 /* Takes the next value of a u64 counter in meta (1 first): ids that must
  * never be given out twice, even after their entries are gone. */
 int qg__meta_counter(qg__txn *t, const char *name, uint64_t *id);
-/* The next outbox entry id: entries are forwarded in id order. */
-int qg__outbox_next_id(qg__txn *t, uint64_t *id);
 
 /* The hash chain (chain.c): opened after the other databases, computed
  * for a store written before it at its first writable open.  Each hook
@@ -203,7 +214,8 @@ int qg__chain_drop(qg__txn *t, qg_chain_kind kind, uint64_t ticket,
                    uint64_t ref);
 
 /* The LMDB backend's operations (store_ops.h), in the files that hold its
- * databases: store.c, held.c, source.c, outbox.c, chain.c, purge.c. */
+ * databases: store.c, txn.c (the transactions and the store's id),
+ * held.c, source.c, outbox.c, chain.c, purge.c. */
 int qg__lmdb_txn_begin(qg_store *st, int write, qg__txn *t);
 int qg__lmdb_txn_commit(qg__txn *t);
 void qg__lmdb_txn_abort(qg__txn *t);
