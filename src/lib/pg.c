@@ -164,7 +164,6 @@ typedef struct item {
     int test; /* qg__pglater.test */
     int stmt; /* c->stmts[stmt], or -1: parsed as it runs */
     int prep; /* its Parse is sent first, in the same pipeline */
-    int once; /* a text that will not come again: never prepared */
 } item;
 
 /* Sends one statement, and first its Parse when it is new to c (unless c
@@ -179,8 +178,8 @@ send_item(qg__pgconn *c, item *it)
 
     it->prep = 0;
     it->stmt = -1;
-    if (!it->once && (it->stmt = lookup(c, it->sql, h, &room)) < 0 &&
-        room >= 0 && (c->stmts[room].sql = strdup(it->sql)) != NULL) {
+    if ((it->stmt = lookup(c, it->sql, h, &room)) < 0 && room >= 0 &&
+        (c->stmts[room].sql = strdup(it->sql)) != NULL) {
         c->stmts[room].hash = h;
         if (room == c->nstmts)
             c->nstmts++;
@@ -240,8 +239,7 @@ settle(qg__pgconn *c, PGresult *r, PGresult **res)
  * buffer is safe.
  */
 static int
-run(qg__pgconn *c, const char *sql, const qg__pgparams *p, PGresult **res,
-    int once)
+run(qg__pgconn *c, const char *sql, const qg__pgparams *p, PGresult **res)
 {
     item items[QG__PG_LATER + 1];
     qg__pgparams keys[QG__PG_LATER];
@@ -257,17 +255,16 @@ run(qg__pgconn *c, const char *sql, const qg__pgparams *p, PGresult **res,
         if (l->has_key)
             qg__pg_int(&keys[i], l->key);
         items[n++] =
-            (item){l->sql, l->has_key ? &keys[i] : NULL, l->test, -1, 0, 0};
+            (item){l->sql, l->has_key ? &keys[i] : NULL, l->test, -1, 0};
     }
     c->nlater = 0;
     if (sql)
-        items[n++] = (item){sql, p, 0, -1, 0, once};
+        items[n++] = (item){sql, p, 0, -1, 0};
     if (n == 0)
         return 0;
     if (c->broken)
         return QG_EUNAVAIL;
-    if (n == 1 && sql && !once &&
-        lookup(c, sql, h = text_hash(sql), NULL) >= 0) {
+    if (n == 1 && sql && lookup(c, sql, h = text_hash(sql), NULL) >= 0) {
         /* alone, and prepared already */
         stmt_name(h, name);
         r = PQexecPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL,
@@ -322,29 +319,15 @@ lost:
     return QG_EUNAVAIL;
 }
 
-static int
-exec_sql(qg__pgconn *c, const char *sql, const qg__pgparams *p, PGresult **res,
-         int once)
+int
+qg__pg_exec(qg__pgconn *c, const char *sql, const qg__pgparams *p,
+            PGresult **res)
 {
     if (res)
         *res = NULL;
     if (c->broken)
         return QG_EUNAVAIL;
-    return run(c, sql, p, res, once);
-}
-
-int
-qg__pg_exec(qg__pgconn *c, const char *sql, const qg__pgparams *p,
-            PGresult **res)
-{
-    return exec_sql(c, sql, p, res, 0);
-}
-
-int
-qg__pg_exec_once(qg__pgconn *c, const char *sql, const qg__pgparams *p,
-                 PGresult **res)
-{
-    return exec_sql(c, sql, p, res, 1);
+    return run(c, sql, p, res);
 }
 
 /* Queues a statement, sql (static) or text (copied), to be sent with the
@@ -358,7 +341,7 @@ later(qg__pgconn *c, const char *sql, const char *text, int has_key,
 
     if (c->broken)
         return QG_EUNAVAIL;
-    if (c->nlater == QG__PG_LATER && (rc = run(c, NULL, NULL, NULL, 0)))
+    if (c->nlater == QG__PG_LATER && (rc = run(c, NULL, NULL, NULL)))
         return rc;
     l = &c->later[c->nlater++];
     if (text) {
@@ -608,7 +591,7 @@ qg__pg_txn_commit(qg__txn *t)
     /* A lock must be got before COMMIT is sent: not got, it is a
      * conflict, and what was decided under it is undone.  Savepoints'
      * ends go with the COMMIT. */
-    rc = lock_later(c) ? run(c, NULL, NULL, NULL, 0) : 0;
+    rc = lock_later(c) ? run(c, NULL, NULL, NULL) : 0;
     if (c->retry || rc) {
         /* a statement of it conflicted and was undone by a savepoint */
         rc = c->retry ? QG_EBUSY : rc;

@@ -101,11 +101,6 @@ void qg__pg_text(qg__pgparams *p, const char *s); /* NUL-terminated */
  */
 int qg__pg_exec(qg__pgconn *c, const char *sql, const qg__pgparams *p,
                 PGresult **res);
-/* As qg__pg_exec(), for a text that will not come again (values written
- * into it): never prepared, so that it takes no place among c's prepared
- * statements. */
-int qg__pg_exec_once(qg__pgconn *c, const char *sql, const qg__pgparams *p,
-                     PGresult **res);
 /* Queues sql (a static string, no parameters, no result wanted) to be
  * sent with c's next statement, in one round trip; its failure is that
  * statement's.  Errors (the queue flushed when full): as qg__pg_exec(). */
