@@ -45,32 +45,6 @@
 
 /* ----- statements ------------------------------------------------------- */
 
-void
-qg__pg_int(qg__pgparams *p, int64_t v)
-{
-    put64(p->buf[p->n], (uint64_t)v);
-    p->v[p->n] = (const char *)p->buf[p->n];
-    p->len[p->n] = 8;
-    p->fmt[p->n] = 1;
-    p->n++;
-}
-
-void
-qg__pg_bytes(qg__pgparams *p, const void *v, size_t len)
-{
-    /* A zero-length value needs a non-NULL pointer, or it is NULL. */
-    p->v[p->n] = v ? (const char *)v : "";
-    p->len[p->n] = (int)len;
-    p->fmt[p->n] = 1;
-    p->n++;
-}
-
-void
-qg__pg_text(qg__pgparams *p, const char *s)
-{
-    qg__pg_bytes(p, s, strlen(s));
-}
-
 /* The SQLSTATEs of a conflict with another transaction: run again. */
 static int
 is_conflict(const char *state)
@@ -371,39 +345,6 @@ lock_later(const qg__pgconn *c)
         if (c->later[i].has_key)
             return 1;
     return 0;
-}
-
-int64_t
-qg__pg_get(const PGresult *r, int row, int col)
-{
-    const unsigned char *p;
-
-    if (PQgetisnull(r, row, col))
-        return 0;
-    p = (const unsigned char *)PQgetvalue(r, row, col);
-    switch (PQgetlength(r, row, col)) {
-    case 1:
-        return p[0];
-    case 2:
-        return (int16_t)(uint16_t)(p[0] << 8 | p[1]);
-    case 4:
-        return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-                         (uint32_t)p[2] << 8 | p[3]);
-    case 8:
-        return (int64_t)get64(p);
-    }
-    return 0;
-}
-
-void
-qg__pg_copy(const PGresult *r, int row, int col, char *dst, size_t size)
-{
-    size_t n = (size_t)PQgetlength(r, row, col);
-
-    if (n > size - 1)
-        n = size - 1;
-    memcpy(dst, PQgetvalue(r, row, col), n);
-    dst[n] = '\0';
 }
 
 /*

@@ -1,7 +1,8 @@
 /*
  * pg_int.h - the PostgreSQL store, shared by its files (pg.c: the handle,
- * connections, transactions and schema; pg_rows.c: what the engine reads
- * and writes; pg_read.c: the readers; pg_outbox.c: the outbox).
+ * connections, transactions and schema; pg_codec.c: parameters and rows;
+ * pg_rows.c: what the engine reads and writes; pg_read.c: the readers;
+ * pg_outbox.c: the outbox).
  * Private.
  */
 #ifndef QG_PG_INT_H
@@ -88,9 +89,21 @@ typedef struct qg__pgparams {
     unsigned char buf[QG__PG_PARAMS][8];
 } qg__pgparams;
 
+/* pg_codec.c: parameters in, values and rows out. */
 void qg__pg_int(qg__pgparams *p, int64_t v);
 void qg__pg_bytes(qg__pgparams *p, const void *v, size_t len);
 void qg__pg_text(qg__pgparams *p, const char *s); /* NUL-terminated */
+/* Binary result values: any integer width (and bool) as int64, NULL 0. */
+int64_t qg__pg_get(const PGresult *r, int row, int col);
+/* Bytes of a value; copied NUL-terminated, cut to size - 1. */
+void qg__pg_copy(const PGresult *r, int row, int col, char *dst, size_t size);
+/* A row read with the SELECT list QG__PG_TICKET_COLS, QG__PG_RECORD_COLS,
+ * QG__PG_REJECTION_COLS or QG__PG_HELD_COLS, from column col on; what it
+ * points to (a body, a detail) lives as long as r. */
+void qg__pg_ticket_row(const PGresult *r, int i, int col, qg__ticket_row *row);
+void qg__pg_record(const PGresult *r, int i, int col, qg_record *rec);
+void qg__pg_rejection(const PGresult *r, int i, int col, qg_rejection *rej);
+void qg__pg_held(const PGresult *r, int i, int col, qg__step *s, qg_held *h);
 
 /*
  * Runs sql on c with p's parameters (p may be NULL), results in binary.
@@ -105,11 +118,6 @@ int qg__pg_exec(qg__pgconn *c, const char *sql, const qg__pgparams *p,
  * sent with c's next statement, in one round trip; its failure is that
  * statement's.  Errors (the queue flushed when full): as qg__pg_exec(). */
 int qg__pg_later(qg__pgconn *c, const char *sql);
-
-/* Binary result values: any integer width (and bool) as int64, NULL 0. */
-int64_t qg__pg_get(const PGresult *r, int row, int col);
-/* Bytes of a value; copied NUL-terminated, cut to size - 1. */
-void qg__pg_copy(const PGresult *r, int row, int col, char *dst, size_t size);
 
 /* The transaction-scoped advisory lock on key (pg_advisory_xact_lock),
  * taken only in write transactions: see pg_rows.c.  It is sent with the
@@ -157,12 +165,6 @@ int qg__pg_rejections_resolve(qg_store *st, uint64_t id, uint64_t ticket,
                               uint32_t seq);
 int qg__pg_rejections_dropped(qg_store *st, uint64_t *dropped);
 int qg__pg_has_source(qg_store *st, const char *name);
-/* Decoders shared with the readers; the columns are those of the SELECT
- * lists QG__PG_TICKET_COLS, QG__PG_RECORD_COLS and QG__PG_HELD_COLS. */
-void qg__pg_ticket_row(const PGresult *r, int i, int col, qg__ticket_row *row);
-void qg__pg_record(const PGresult *r, int i, int col, qg_record *rec);
-void qg__pg_held(const PGresult *r, int i, int col, qg__step *s, qg_held *h);
-void qg__pg_rejection(const PGresult *r, int i, int col, qg_rejection *rej);
 
 #define QG__PG_TICKET_COLS                                                     \
     "id, state, flags, source, records, rejections, live_queue_id, "           \

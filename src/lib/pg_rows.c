@@ -120,29 +120,6 @@ put_alias(qg__txn *t, qg_id_kind kind, int64_t id, uint64_t ticket)
                        &p, NULL);
 }
 
-void
-qg__pg_ticket_row(const PGresult *r, int i, int col, qg__ticket_row *row)
-{
-    memset(row, 0, sizeof(*row));
-    row->t.id = (uint64_t)qg__pg_get(r, i, col);
-    row->t.state = (qg_state)qg__pg_get(r, i, col + 1);
-    row->flags = (unsigned char)qg__pg_get(r, i, col + 2);
-    row->source = (unsigned char)qg__pg_get(r, i, col + 3);
-    row->t.records = (uint32_t)qg__pg_get(r, i, col + 4);
-    row->t.rejections = (uint32_t)qg__pg_get(r, i, col + 5);
-    row->t.live_queue_id = qg__pg_get(r, i, col + 6);
-    row->t.appointment_id = qg__pg_get(r, i, col + 7);
-    row->t.last_event_ms = qg__pg_get(r, i, col + 8);
-    row->t.first_received_us = qg__pg_get(r, i, col + 9);
-    row->t.last_received_us = qg__pg_get(r, i, col + 10);
-    row->t.service_id = qg__pg_get(r, i, col + 11);
-    row->t.staff_id = qg__pg_get(r, i, col + 12);
-    qg__pg_copy(r, i, col + 13, row->appointment_date,
-                sizeof(row->appointment_date));
-    qg__pg_copy(r, i, col + 14, row->appointment_time,
-                sizeof(row->appointment_time));
-}
-
 int
 qg__pg_get_ticket(qg__txn *t, uint64_t ticket, qg__ticket_row *row)
 {
@@ -233,35 +210,6 @@ qg__pg_find_digest(qg__txn *t, const unsigned char *digest, uint64_t *ticket,
     }
     PQclear(r);
     return rc;
-}
-
-void
-qg__pg_record(const PGresult *r, int i, int col, qg_record *rec)
-{
-    memset(rec, 0, sizeof(*rec));
-    rec->ticket = (uint64_t)qg__pg_get(r, i, col);
-    rec->seq = (uint32_t)qg__pg_get(r, i, col + 1);
-    rec->received_us = qg__pg_get(r, i, col + 2);
-    rec->event_ms = qg__pg_get(r, i, col + 3);
-    rec->utc_offset_s = (int32_t)qg__pg_get(r, i, col + 4);
-    rec->event = (qg_event)qg__pg_get(r, i, col + 5);
-    rec->from = (qg_state)qg__pg_get(r, i, col + 6);
-    rec->to = (qg_state)qg__pg_get(r, i, col + 7);
-    rec->service_id = qg__pg_get(r, i, col + 8);
-    rec->staff_id = qg__pg_get(r, i, col + 9);
-    if (PQgetlength(r, i, col + 10) == QG__DIGEST_LEN)
-        memcpy(rec->digest, PQgetvalue(r, i, col + 10), QG__DIGEST_LEN);
-    qg__pg_copy(r, i, col + 11, rec->machine, sizeof(rec->machine));
-    rec->pos = (uint32_t)qg__pg_get(r, i, col + 12);
-    rec->late = qg__pg_get(r, i, col + 13) != 0;
-    rec->released = qg__pg_get(r, i, col + 14) != 0;
-    rec->body = PQgetvalue(r, i, col + 15);
-    rec->body_len = (size_t)PQgetlength(r, i, col + 15);
-    if (qg__pg_get(r, i, col + 16)) {
-        /* purged (pg_purge.c): its length and SHA-256 stay in the row */
-        rec->body = NULL;
-        rec->body_len = 0;
-    }
 }
 
 /* The step's leaf, from what is written (chain_int.h): the body's digest
@@ -647,40 +595,6 @@ qg__pg_refuse(qg__txn *t, qg__ticket_row *row, const qg_rejection *rej,
     return qg__pg_put_ticket(t, row);
 }
 
-void
-qg__pg_rejection(const PGresult *r, int i, int col, qg_rejection *rej)
-{
-    memset(rej, 0, sizeof(*rej));
-    rej->id = (uint64_t)qg__pg_get(r, i, col);
-    rej->received_us = qg__pg_get(r, i, col + 1);
-    rej->verdict = (qg_verdict)qg__pg_get(r, i, col + 2);
-    rej->reason = (qg_reason)qg__pg_get(r, i, col + 3);
-    rej->event = (qg_event)qg__pg_get(r, i, col + 4);
-    rej->from = (qg_state)qg__pg_get(r, i, col + 5);
-    rej->ticket = (uint64_t)qg__pg_get(r, i, col + 6);
-    rej->live_queue_id = qg__pg_get(r, i, col + 7);
-    rej->appointment_id = qg__pg_get(r, i, col + 8);
-    /* libpq ends every value with a NUL: the detail is a string */
-    rej->detail = PQgetvalue(r, i, col + 9);
-    rej->body = PQgetvalue(r, i, col + 10);
-    rej->body_len = (size_t)PQgetlength(r, i, col + 10);
-    rej->received_len = (size_t)qg__pg_get(r, i, col + 11);
-    rej->truncated = qg__pg_get(r, i, col + 12) != 0;
-    if (PQgetlength(r, i, col + 13) == (int)sizeof(rej->digest))
-        memcpy(rej->digest, PQgetvalue(r, i, col + 13), sizeof(rej->digest));
-    rej->resolved = qg__pg_get(r, i, col + 14) != 0;
-    rej->resolved_us = qg__pg_get(r, i, col + 15);
-    rej->resolved_ticket = (uint64_t)qg__pg_get(r, i, col + 16);
-    rej->resolved_seq = (uint32_t)qg__pg_get(r, i, col + 17);
-    if (qg__pg_get(r, i, col + 19)) {
-        /* purged: as the LMDB store reads it, the whole delivery's length
-         * and SHA-256 kept, no body, no longer a prefix */
-        rej->body = NULL;
-        rej->body_len = 0;
-        rej->truncated = 0;
-    }
-}
-
 static int
 resolve(qg__txn *t, void *arg)
 {
@@ -976,48 +890,6 @@ qg__pg_held_any(qg__txn *t)
     any = qg__pg_get(r, 0, 0) != 0;
     PQclear(r);
     return any;
-}
-
-void
-qg__pg_held(const PGresult *r, int i, int col, qg__step *s, qg_held *h)
-{
-    memset(s, 0, sizeof(*s));
-    s->received_us = qg__pg_get(r, i, col + 1);
-    s->event_ms = qg__pg_get(r, i, col + 2);
-    s->utc_offset_s = (int32_t)qg__pg_get(r, i, col + 3);
-    s->f.em.rule = (qg__rule)qg__pg_get(r, i, col + 4);
-    s->f.em.event = (qg_event)qg__pg_get(r, i, col + 5);
-    s->f.em.appointment = (int)qg__pg_get(r, i, col + 6);
-    s->f.em.updated = (int)qg__pg_get(r, i, col + 7);
-    s->f.state_event = (qg_event)qg__pg_get(r, i, col + 8);
-    s->source = (unsigned)qg__pg_get(r, i, col + 11);
-    s->live_queue_id = qg__pg_get(r, i, col + 13);
-    s->appointment_id = qg__pg_get(r, i, col + 14);
-    s->f.service_id = qg__pg_get(r, i, col + 15);
-    s->staff_id = qg__pg_get(r, i, col + 16);
-    qg__pg_copy(r, i, col + 17, s->f.appointment_date,
-                sizeof(s->f.appointment_date));
-    qg__pg_copy(r, i, col + 18, s->f.appointment_time,
-                sizeof(s->f.appointment_time));
-    if (PQgetlength(r, i, col + 19) == QG__DIGEST_LEN)
-        memcpy(s->digest, PQgetvalue(r, i, col + 19), QG__DIGEST_LEN);
-    qg__pg_copy(r, i, col + 20, s->chup_event, sizeof(s->chup_event));
-    s->body = PQgetvalue(r, i, col + 21);
-    s->body_len = (size_t)PQgetlength(r, i, col + 21);
-
-    memset(h, 0, sizeof(*h));
-    h->id = (uint64_t)qg__pg_get(r, i, col);
-    h->received_us = s->received_us;
-    h->ticket = (uint64_t)qg__pg_get(r, i, col + 12);
-    h->live_queue_id = s->live_queue_id;
-    h->appointment_id = s->appointment_id;
-    h->event = (qg_event)qg__pg_get(r, i, col + 9);
-    h->from = (qg_state)qg__pg_get(r, i, col + 10);
-    h->event_ms = s->event_ms;
-    h->utc_offset_s = s->utc_offset_s;
-    memcpy(h->chup_event, s->chup_event, sizeof(h->chup_event));
-    h->body = s->body;
-    h->body_len = s->body_len;
 }
 
 /*
