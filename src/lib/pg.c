@@ -1108,7 +1108,7 @@ qg__pg_open(const qg_store_options *opts, qg_store **out)
         return QG_EINVAL;
     if ((st = calloc(1, sizeof(*st))) == NULL)
         return QG_ENOMEM;
-    st->ops = &qg__pg_ops;
+    st->common.ops = &qg__pg_ops;
     st->flags = opts->flags;
     st->nosync = opts->durability == QG_NOSYNC;
     st->unsigned_log_max =
@@ -1213,8 +1213,9 @@ const qg__store_ops qg__pg_ops = {
     .move_record = qg__pg_move_record,
     .accept = qg__pg_accept,
     .refuse = qg__pg_refuse,
-    .source_index = qg__pg_source_index,
-    .source_name = qg__pg_source_name,
+    .source_find = qg__pg_source_find,
+    .source_add = qg__pg_source_add,
+    .source_read = qg__pg_source_read,
     .held_put = qg__pg_held_put,
     .held_find_digest = qg__pg_held_find_digest,
     .held_any = qg__pg_held_any,
@@ -1222,7 +1223,6 @@ const qg__store_ops qg__pg_ops = {
     .held_ids_for = qg__pg_held_ids_for,
     .held_due = qg__pg_held_due,
     .held_delete = qg__pg_held_delete,
-    .has_source = qg__pg_has_source,
     .history_open = qg__pg_history_open,
     .history_next = qg__pg_history_next,
     .history_ticket = qg__pg_history_ticket,

@@ -63,7 +63,7 @@ typedef struct qg__pgconn {
 } qg__pgconn;
 
 struct qg_store {
-    const qg__store_ops *ops; /* first: see store_ops.h */
+    qg__store_common common; /* first: see store_ops.h */
     char *conninfo;
     unsigned flags;
     int nosync;
@@ -72,9 +72,8 @@ struct qg_store {
     uint64_t chain_migrated; /* records the migration of this handle chained */
     unsigned char id[16];
     size_t unsigned_log_max;
-    pthread_mutex_t lock; /* guards idle, source_names, claims_swept_us */
+    pthread_mutex_t lock; /* guards idle, claims_swept_us */
     qg__pgconn *idle;
-    char source_names[QG_SOURCES_MAX][QG_SOURCE_NAME_MAX + 1];
     int64_t claims_swept_us; /* run-out claims last deleted (pg_outbox.c) */
 };
 
@@ -147,10 +146,10 @@ int qg__pg_move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
 int qg__pg_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a);
 int qg__pg_refuse(qg__txn *t, qg__ticket_row *row, const qg_rejection *rej,
                   uint64_t *id);
-int qg__pg_source_index(qg__txn *t, const char *name, int create,
-                        unsigned *index);
-void qg__pg_source_name(qg__txn *t, unsigned index,
-                        char out[QG_SOURCE_NAME_MAX + 1]);
+int qg__pg_source_find(qg__txn *t, const char *name, unsigned *index);
+int qg__pg_source_add(qg__txn *t, const char *name, unsigned *index);
+int qg__pg_source_read(qg__txn *t, unsigned index,
+                       char out[QG_SOURCE_NAME_MAX + 1]);
 int qg__pg_held_put(qg__txn *t, const qg__step *s, uint64_t ticket, qg_event ev,
                     qg_state from, uint64_t *id);
 int qg__pg_held_find_digest(qg__txn *t, const unsigned char *digest,
@@ -164,7 +163,6 @@ int qg__pg_held_delete(qg__txn *t, uint64_t id);
 int qg__pg_rejections_resolve(qg_store *st, uint64_t id, uint64_t ticket,
                               uint32_t seq);
 int qg__pg_rejections_dropped(qg_store *st, uint64_t *dropped);
-int qg__pg_has_source(qg_store *st, const char *name);
 
 #define QG__PG_TICKET_COLS                                                     \
     "id, state, flags, source, records, rejections, live_queue_id, "           \

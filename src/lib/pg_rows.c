@@ -682,10 +682,25 @@ qg__pg_rejections_dropped(qg_store *st, uint64_t *dropped)
 
 /* ----- sources ---------------------------------------------------------- */
 
-static int
-is_default(const char *name)
+/* The PostgreSQL store's part of qg__source_index() and qg__source_name()
+ * (store_api.c), in qgate.sources. */
+int
+qg__pg_source_find(qg__txn *t, const char *name, unsigned *index)
 {
-    return name == NULL || strcmp(name, QG_SOURCE_DEFAULT) == 0;
+    qg__pgparams p = {0};
+    PGresult *r;
+    int rc;
+
+    qg__pg_text(&p, name);
+    if ((rc = qg__pg_exec(t->be,
+                          "SELECT num FROM qgate.sources WHERE name = $1::text",
+                          &p, &r)))
+        return rc;
+    rc = PQntuples(r) ? 0 : QG_NOTFOUND;
+    if (rc == 0)
+        *index = (unsigned)qg__pg_get(r, 0, 0);
+    PQclear(r);
+    return rc;
 }
 
 /* Numbers as source.c does: 1, 2, ... in order of first write, never
@@ -693,34 +708,13 @@ is_default(const char *name)
  * violates the name's or the number's uniqueness, a conflict, and its
  * decision runs again and finds the number. */
 int
-qg__pg_source_index(qg__txn *t, const char *name, int create, unsigned *index)
+qg__pg_source_add(qg__txn *t, const char *name, unsigned *index)
 {
     qg__pgparams p = {0};
     PGresult *r;
     int64_t next;
     int rc;
 
-    if (is_default(name)) {
-        *index = 0;
-        return 0;
-    }
-    if (qg_source_name_check(name))
-        return QG_EINVAL;
-    qg__pg_text(&p, name);
-    if ((rc = qg__pg_exec(t->be,
-                          "SELECT num FROM qgate.sources WHERE name = $1::text",
-                          &p, &r)))
-        return rc;
-    if (PQntuples(r)) {
-        *index = (unsigned)qg__pg_get(r, 0, 0);
-        PQclear(r);
-        return *index > 0 && *index < QG_SOURCES_MAX ? 0 : QG_ESTORE;
-    }
-    PQclear(r);
-    if (!create) {
-        *index = QG__SOURCE_UNSEEN;
-        return 0;
-    }
     if ((rc = qg__pg_exec(t->be,
                           "SELECT coalesce(max(num), 0) + 1 FROM qgate.sources",
                           NULL, &r)))
@@ -729,6 +723,7 @@ qg__pg_source_index(qg__txn *t, const char *name, int create, unsigned *index)
     PQclear(r);
     if (next >= QG_SOURCES_MAX)
         return QG_ETOOBIG;
+    qg__pg_text(&p, name);
     qg__pg_int(&p, next);
     if ((rc = qg__pg_exec(t->be,
                           "INSERT INTO qgate.sources (name, num) VALUES "
@@ -739,63 +734,27 @@ qg__pg_source_index(qg__txn *t, const char *name, int create, unsigned *index)
     return 0;
 }
 
-/* Readers only, as source.c's: names are cached by number. */
-void
-qg__pg_source_name(qg__txn *t, unsigned index, char out[QG_SOURCE_NAME_MAX + 1])
+int
+qg__pg_source_read(qg__txn *t, unsigned index, char out[QG_SOURCE_NAME_MAX + 1])
 {
-    qg_store *st = t->st;
     qg__pgparams p = {0};
     PGresult *r;
-
-    if (index == 0) {
-        snprintf(out, QG_SOURCE_NAME_MAX + 1, "%s", QG_SOURCE_DEFAULT);
-        return;
-    }
-    if (index >= QG_SOURCES_MAX) {
-        snprintf(out, QG_SOURCE_NAME_MAX + 1, "#%u", index);
-        return;
-    }
-    pthread_mutex_lock(&st->lock);
-    memcpy(out, st->source_names[index], QG_SOURCE_NAME_MAX + 1);
-    pthread_mutex_unlock(&st->lock);
-    if (out[0])
-        return;
-    qg__pg_int(&p, index);
-    if (qg__pg_exec(t->be,
-                    "SELECT name FROM qgate.sources WHERE num = $1::int8", &p,
-                    &r)) {
-        snprintf(out, QG_SOURCE_NAME_MAX + 1, "#%u", index);
-        return;
-    }
-    if (PQntuples(r) == 0 || PQgetlength(r, 0, 0) == 0 ||
-        PQgetlength(r, 0, 0) > QG_SOURCE_NAME_MAX) {
-        PQclear(r);
-        snprintf(out, QG_SOURCE_NAME_MAX + 1, "#%u", index);
-        return;
-    }
-    qg__pg_copy(r, 0, 0, out, QG_SOURCE_NAME_MAX + 1);
-    PQclear(r);
-    pthread_mutex_lock(&st->lock);
-    memcpy(st->source_names[index], out, QG_SOURCE_NAME_MAX + 1);
-    pthread_mutex_unlock(&st->lock);
-}
-
-int
-qg__pg_has_source(qg_store *st, const char *name)
-{
-    unsigned index;
-    qg__txn t;
     int rc;
 
-    if (!is_default(name) && qg_source_name_check(name))
-        return QG_EINVAL;
-    if ((rc = qg__pg_txn_begin(st, 0, &t)))
+    qg__pg_int(&p, index);
+    if ((rc = qg__pg_exec(t->be,
+                          "SELECT name FROM qgate.sources WHERE num = $1::int8",
+                          &p, &r)))
         return rc;
-    rc = qg__pg_source_index(&t, name, 0, &index);
-    qg__pg_txn_abort(&t);
-    if (rc)
-        return rc;
-    return index != QG__SOURCE_UNSEEN;
+    if (PQntuples(r) == 0)
+        rc = QG_NOTFOUND;
+    else if (PQgetlength(r, 0, 0) == 0 ||
+             PQgetlength(r, 0, 0) > QG_SOURCE_NAME_MAX)
+        rc = QG_ESTORE;
+    else
+        qg__pg_copy(r, 0, 0, out, QG_SOURCE_NAME_MAX + 1);
+    PQclear(r);
+    return rc;
 }
 
 /* ----- held deliveries -------------------------------------------------- */
