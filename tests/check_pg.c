@@ -868,6 +868,48 @@ START_TEST(test_pg_chain_insert_prepared_once)
 END_TEST
 
 /*
+ * A commit with more entries than one INSERT takes (256) sends them in
+ * several, all by the one prepared statement: 600 refusals in one batch
+ * leave 600 entries, each hashing the one before.
+ */
+START_TEST(test_pg_chain_batch_of_600)
+{
+    enum { N = 600 };
+    qg_engine *eng = tu_engine();
+    qg_prepared **p = calloc(N, sizeof(*p));
+    qg_result *res = calloc(N, sizeof(*res));
+    int *rcs = calloc(N, sizeof(*rcs));
+    size_t len;
+    char *body =
+        tu_fixture("illegal/served-before-arrive/02-served.json", &len);
+    qg_store *st;
+    int i;
+
+    NEED_SERVER();
+    ck_assert(p && res && rcs);
+    st = pg_store(0);
+    for (i = 0; i < N; i++)
+        ck_assert_int_eq(qg_engine_prepare(eng, body, len, &p[i]), 0);
+    ck_assert_int_eq(qg_engine_apply_prepared(st, p, N, res, rcs), 0);
+    for (i = 0; i < N; i++) {
+        ck_assert_int_eq(rcs[i], 0);
+        ck_assert_int_eq(res[i].verdict, QG_REJECTED);
+    }
+    ck_assert_int_eq(prepared_count(idle_conn(st), "INSERT INTO qgate.chain"),
+                     1);
+    ck_assert_uint_eq(chain_intact(st), N);
+    for (i = 0; i < N; i++)
+        qg_prepared_free(p[i]);
+    free(p);
+    free(res);
+    free(rcs);
+    free(body);
+    qg_store_close(st);
+    qg_engine_free(eng);
+}
+END_TEST
+
+/*
  * A forwarder claims each ticket it sends, and the claims whose lease
  * ran out a lease ago go: forwarding a day's tickets, one every 100 ms,
  * each step renewing its ticket's 1 s lease, leaves the rows of the last
@@ -1655,6 +1697,7 @@ pg_suite(void)
     tcase_add_test(tc, test_pg_outbox_same_as_lmdb);
     tcase_add_test(tc, test_pg_claims_do_not_pile_up);
     tcase_add_test(tc, test_pg_chain_insert_prepared_once);
+    tcase_add_test(tc, test_pg_chain_batch_of_600);
     tcase_add_test(tc, test_pg_durability);
     tcase_add_test(tc, test_pg_view_and_notify);
     tcase_add_test(tc, test_pg_cli_db);
