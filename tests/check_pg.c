@@ -793,38 +793,117 @@ same_outbox(qg_store *a, qg_store *b, int dead, uint64_t *count)
     qg_outbox_close(ob);
 }
 
+/* The statements prepared on c's session: all of them (like NULL), or
+ * those whose text starts with like's. */
+static int
+prepared_count(qg__pgconn *c, const char *like)
+{
+    const char *v[1] = {like};
+    PGresult *r;
+    int n;
+
+    r = PQexecParams(c->pg,
+                     like ? "SELECT count(*) FROM pg_prepared_statements "
+                            "WHERE starts_with(statement, $1)"
+                          : "SELECT count(*) FROM pg_prepared_statements",
+                     like ? 1 : 0, NULL, like ? v : NULL, NULL, NULL, 0);
+    ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    n = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return n;
+}
+
+/* The pool's idle connection: one writer at a time here, so the one
+ * every commit used. */
+static qg__pgconn *
+idle_conn(qg_store *st)
+{
+    qg__pgconn *c;
+
+    pthread_mutex_lock(&st->lock);
+    c = st->idle;
+    pthread_mutex_unlock(&st->lock);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_ptr_null(c->next);
+    return c;
+}
+
 /*
- * The chain's entries go in with their values written into the INSERT's
- * text, a text never seen again: such texts are not prepared, so 300
- * commits, each appending a refusal's entry, leave a connection with the
- * few statements qgate runs again and again prepared, not one a commit.
+ * The chain's entries go in as parameters of one INSERT, whatever they
+ * are: after 10 commits, each appending a refusal's entry, the
+ * connection has that INSERT prepared once, and 290 commits more prepare
+ * nothing new, so the connection's prepared statements stay the few
+ * qgate runs again and again, not one a commit.
  */
-START_TEST(test_pg_chain_inserts_not_prepared)
+START_TEST(test_pg_chain_insert_prepared_once)
 {
     qg_engine *eng = tu_engine();
     qg__pgconn *c;
-    PGresult *r;
     qg_result res;
-    int i;
+    int i, nstmts = -1, prepared = -1;
     qg_store *st;
 
     NEED_SERVER();
     st = pg_store(0);
     for (i = 0; i < 300; i++) {
+        if (i == 10) {
+            c = idle_conn(st);
+            ck_assert_int_eq(prepared_count(c, "INSERT INTO qgate.chain"), 1);
+            nstmts = c->nstmts;
+            prepared = prepared_count(c, NULL);
+        }
         res = tu_apply(eng, st, "illegal/served-before-arrive/02-served.json");
         ck_assert_int_eq(res.verdict, QG_REJECTED);
     }
+    c = idle_conn(st);
+    ck_assert_int_eq(prepared_count(c, "INSERT INTO qgate.chain"), 1);
+    ck_assert_int_eq(c->nstmts, nstmts);
+    ck_assert_int_eq(prepared_count(c, NULL), prepared);
+    ck_assert_int_lt(prepared, 40);
+    /* and the 300 entries went in, each hashing the one before */
     ck_assert_uint_eq(chain_intact(st), 300);
-    /* one writer at a time here: its connection is back in the pool */
-    pthread_mutex_lock(&st->lock);
-    c = st->idle;
-    pthread_mutex_unlock(&st->lock);
-    ck_assert_ptr_nonnull(c);
-    ck_assert_int_lt(c->nstmts, 40);
-    r = PQexec(c->pg, "SELECT count(*) FROM pg_prepared_statements");
-    ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
-    ck_assert_int_lt(atoi(PQgetvalue(r, 0, 0)), 40);
-    PQclear(r);
+    qg_store_close(st);
+    qg_engine_free(eng);
+}
+END_TEST
+
+/*
+ * A commit with more entries than one INSERT takes (256) sends them in
+ * several, all by the one prepared statement: 600 refusals in one batch
+ * leave 600 entries, each hashing the one before.
+ */
+START_TEST(test_pg_chain_batch_of_600)
+{
+    enum { N = 600 };
+    qg_engine *eng = tu_engine();
+    qg_prepared **p = calloc(N, sizeof(*p));
+    qg_result *res = calloc(N, sizeof(*res));
+    int *rcs = calloc(N, sizeof(*rcs));
+    size_t len;
+    char *body =
+        tu_fixture("illegal/served-before-arrive/02-served.json", &len);
+    qg_store *st;
+    int i;
+
+    NEED_SERVER();
+    ck_assert(p && res && rcs);
+    st = pg_store(0);
+    for (i = 0; i < N; i++)
+        ck_assert_int_eq(qg_engine_prepare(eng, body, len, &p[i]), 0);
+    ck_assert_int_eq(qg_engine_apply_prepared(st, p, N, res, rcs), 0);
+    for (i = 0; i < N; i++) {
+        ck_assert_int_eq(rcs[i], 0);
+        ck_assert_int_eq(res[i].verdict, QG_REJECTED);
+    }
+    ck_assert_int_eq(prepared_count(idle_conn(st), "INSERT INTO qgate.chain"),
+                     1);
+    ck_assert_uint_eq(chain_intact(st), N);
+    for (i = 0; i < N; i++)
+        qg_prepared_free(p[i]);
+    free(p);
+    free(res);
+    free(rcs);
+    free(body);
     qg_store_close(st);
     qg_engine_free(eng);
 }
@@ -1617,7 +1696,8 @@ pg_suite(void)
     tcase_add_test(tc, test_pg_outbox_sticks);
     tcase_add_test(tc, test_pg_outbox_same_as_lmdb);
     tcase_add_test(tc, test_pg_claims_do_not_pile_up);
-    tcase_add_test(tc, test_pg_chain_inserts_not_prepared);
+    tcase_add_test(tc, test_pg_chain_insert_prepared_once);
+    tcase_add_test(tc, test_pg_chain_batch_of_600);
     tcase_add_test(tc, test_pg_durability);
     tcase_add_test(tc, test_pg_view_and_notify);
     tcase_add_test(tc, test_pg_cli_db);

@@ -342,6 +342,8 @@ START_TEST(test_source_limit_in_batch)
     char *alert = tu_fixture(tu_walk_in[1].file, &alen);
     int rcs[3], i;
 
+    if (flags[_i] == QG_WRITEMAP && tu_store_is_pg())
+        return; /* LMDB's map */
     st = tu_store_reopen(st, flags[_i]);
     /* the default source, s1 to s62, and a (in the group) make 64 */
     for (i = 1; i < QG_SOURCES_MAX - 1; i++) {

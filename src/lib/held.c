@@ -308,7 +308,7 @@ qg__lmdb_held_open(qg_store *st, qg_held_list **out)
     *out = NULL;
     if ((hl = calloc(1, sizeof(*hl))) == NULL)
         return QG_ENOMEM;
-    hl->ops = st->ops; /* qg__lmdb_ops, held by store.c above */
+    hl->ops = st->common.ops; /* qg__lmdb_ops, held by store.c above */
     if ((rc = qg__txn_begin(st, 0, &hl->t))) {
         free(hl);
         return rc;

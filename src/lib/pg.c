@@ -45,32 +45,6 @@
 
 /* ----- statements ------------------------------------------------------- */
 
-void
-qg__pg_int(qg__pgparams *p, int64_t v)
-{
-    put64(p->buf[p->n], (uint64_t)v);
-    p->v[p->n] = (const char *)p->buf[p->n];
-    p->len[p->n] = 8;
-    p->fmt[p->n] = 1;
-    p->n++;
-}
-
-void
-qg__pg_bytes(qg__pgparams *p, const void *v, size_t len)
-{
-    /* A zero-length value needs a non-NULL pointer, or it is NULL. */
-    p->v[p->n] = v ? (const char *)v : "";
-    p->len[p->n] = (int)len;
-    p->fmt[p->n] = 1;
-    p->n++;
-}
-
-void
-qg__pg_text(qg__pgparams *p, const char *s)
-{
-    qg__pg_bytes(p, s, strlen(s));
-}
-
 /* The SQLSTATEs of a conflict with another transaction: run again. */
 static int
 is_conflict(const char *state)
@@ -164,7 +138,6 @@ typedef struct item {
     int test; /* qg__pglater.test */
     int stmt; /* c->stmts[stmt], or -1: parsed as it runs */
     int prep; /* its Parse is sent first, in the same pipeline */
-    int once; /* a text that will not come again: never prepared */
 } item;
 
 /* Sends one statement, and first its Parse when it is new to c (unless c
@@ -179,8 +152,8 @@ send_item(qg__pgconn *c, item *it)
 
     it->prep = 0;
     it->stmt = -1;
-    if (!it->once && (it->stmt = lookup(c, it->sql, h, &room)) < 0 &&
-        room >= 0 && (c->stmts[room].sql = strdup(it->sql)) != NULL) {
+    if ((it->stmt = lookup(c, it->sql, h, &room)) < 0 && room >= 0 &&
+        (c->stmts[room].sql = strdup(it->sql)) != NULL) {
         c->stmts[room].hash = h;
         if (room == c->nstmts)
             c->nstmts++;
@@ -240,8 +213,7 @@ settle(qg__pgconn *c, PGresult *r, PGresult **res)
  * buffer is safe.
  */
 static int
-run(qg__pgconn *c, const char *sql, const qg__pgparams *p, PGresult **res,
-    int once)
+run(qg__pgconn *c, const char *sql, const qg__pgparams *p, PGresult **res)
 {
     item items[QG__PG_LATER + 1];
     qg__pgparams keys[QG__PG_LATER];
@@ -257,17 +229,16 @@ run(qg__pgconn *c, const char *sql, const qg__pgparams *p, PGresult **res,
         if (l->has_key)
             qg__pg_int(&keys[i], l->key);
         items[n++] =
-            (item){l->sql, l->has_key ? &keys[i] : NULL, l->test, -1, 0, 0};
+            (item){l->sql, l->has_key ? &keys[i] : NULL, l->test, -1, 0};
     }
     c->nlater = 0;
     if (sql)
-        items[n++] = (item){sql, p, 0, -1, 0, once};
+        items[n++] = (item){sql, p, 0, -1, 0};
     if (n == 0)
         return 0;
     if (c->broken)
         return QG_EUNAVAIL;
-    if (n == 1 && sql && !once &&
-        lookup(c, sql, h = text_hash(sql), NULL) >= 0) {
+    if (n == 1 && sql && lookup(c, sql, h = text_hash(sql), NULL) >= 0) {
         /* alone, and prepared already */
         stmt_name(h, name);
         r = PQexecPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL,
@@ -322,29 +293,15 @@ lost:
     return QG_EUNAVAIL;
 }
 
-static int
-exec_sql(qg__pgconn *c, const char *sql, const qg__pgparams *p, PGresult **res,
-         int once)
+int
+qg__pg_exec(qg__pgconn *c, const char *sql, const qg__pgparams *p,
+            PGresult **res)
 {
     if (res)
         *res = NULL;
     if (c->broken)
         return QG_EUNAVAIL;
-    return run(c, sql, p, res, once);
-}
-
-int
-qg__pg_exec(qg__pgconn *c, const char *sql, const qg__pgparams *p,
-            PGresult **res)
-{
-    return exec_sql(c, sql, p, res, 0);
-}
-
-int
-qg__pg_exec_once(qg__pgconn *c, const char *sql, const qg__pgparams *p,
-                 PGresult **res)
-{
-    return exec_sql(c, sql, p, res, 1);
+    return run(c, sql, p, res);
 }
 
 /* Queues a statement, sql (static) or text (copied), to be sent with the
@@ -358,7 +315,7 @@ later(qg__pgconn *c, const char *sql, const char *text, int has_key,
 
     if (c->broken)
         return QG_EUNAVAIL;
-    if (c->nlater == QG__PG_LATER && (rc = run(c, NULL, NULL, NULL, 0)))
+    if (c->nlater == QG__PG_LATER && (rc = run(c, NULL, NULL, NULL)))
         return rc;
     l = &c->later[c->nlater++];
     if (text) {
@@ -388,39 +345,6 @@ lock_later(const qg__pgconn *c)
         if (c->later[i].has_key)
             return 1;
     return 0;
-}
-
-int64_t
-qg__pg_get(const PGresult *r, int row, int col)
-{
-    const unsigned char *p;
-
-    if (PQgetisnull(r, row, col))
-        return 0;
-    p = (const unsigned char *)PQgetvalue(r, row, col);
-    switch (PQgetlength(r, row, col)) {
-    case 1:
-        return p[0];
-    case 2:
-        return (int16_t)(uint16_t)(p[0] << 8 | p[1]);
-    case 4:
-        return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-                         (uint32_t)p[2] << 8 | p[3]);
-    case 8:
-        return (int64_t)get64(p);
-    }
-    return 0;
-}
-
-void
-qg__pg_copy(const PGresult *r, int row, int col, char *dst, size_t size)
-{
-    size_t n = (size_t)PQgetlength(r, row, col);
-
-    if (n > size - 1)
-        n = size - 1;
-    memcpy(dst, PQgetvalue(r, row, col), n);
-    dst[n] = '\0';
 }
 
 /*
@@ -608,7 +532,7 @@ qg__pg_txn_commit(qg__txn *t)
     /* A lock must be got before COMMIT is sent: not got, it is a
      * conflict, and what was decided under it is undone.  Savepoints'
      * ends go with the COMMIT. */
-    rc = lock_later(c) ? run(c, NULL, NULL, NULL, 0) : 0;
+    rc = lock_later(c) ? run(c, NULL, NULL, NULL) : 0;
     if (c->retry || rc) {
         /* a statement of it conflicted and was undone by a savepoint */
         rc = c->retry ? QG_EBUSY : rc;
@@ -1184,7 +1108,7 @@ qg__pg_open(const qg_store_options *opts, qg_store **out)
         return QG_EINVAL;
     if ((st = calloc(1, sizeof(*st))) == NULL)
         return QG_ENOMEM;
-    st->ops = &qg__pg_ops;
+    st->common.ops = &qg__pg_ops;
     st->flags = opts->flags;
     st->nosync = opts->durability == QG_NOSYNC;
     st->unsigned_log_max =
@@ -1289,8 +1213,9 @@ const qg__store_ops qg__pg_ops = {
     .move_record = qg__pg_move_record,
     .accept = qg__pg_accept,
     .refuse = qg__pg_refuse,
-    .source_index = qg__pg_source_index,
-    .source_name = qg__pg_source_name,
+    .source_find = qg__pg_source_find,
+    .source_add = qg__pg_source_add,
+    .source_read = qg__pg_source_read,
     .held_put = qg__pg_held_put,
     .held_find_digest = qg__pg_held_find_digest,
     .held_any = qg__pg_held_any,
@@ -1298,7 +1223,6 @@ const qg__store_ops qg__pg_ops = {
     .held_ids_for = qg__pg_held_ids_for,
     .held_due = qg__pg_held_due,
     .held_delete = qg__pg_held_delete,
-    .has_source = qg__pg_has_source,
     .history_open = qg__pg_history_open,
     .history_next = qg__pg_history_next,
     .history_ticket = qg__pg_history_ticket,

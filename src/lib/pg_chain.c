@@ -160,35 +160,117 @@ by_ticket(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void
-put_hex(char *dst, const unsigned char *p, size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    size_t i;
+/*
+ * The INSERT of a batch of entries: one array a column, in binary
+ * (PostgreSQL's array_recv(): the number of dimensions, a has-NULLs flag,
+ * the element type, the dimension's length and lower bound, then each
+ * element's length and bytes), unnested into rows.  Its text is the same
+ * whatever the batch: prepared once per connection, as every other
+ * statement is, where values written into an INSERT's text would make a
+ * text never seen again.
+ */
+#define INSERT_SQL                                                             \
+    "INSERT INTO qgate.chain (" ENTRY_COLS ") SELECT * FROM unnest("           \
+    "$1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], "             \
+    "$6::int8[], $7::int8[], $8::bytea[], $9::bytea[], $10::bytea[])"
+#define INT_COLS   7 /* n, kind, op, ticket, ref, time_us, ticket_prev */
+#define HASH_COLS  3 /* leaf, ticket_prev_hash, hash */
+#define ARRAY_HEAD 20
+#define INT_ELEM   (4 + 8)
+#define HASH_ELEM  (4 + QG_CHAIN_HASH_LEN)
+#define INT8_OID   20 /* pg_type.oid of int8 and bytea */
+#define BYTEA_OID  17
 
-    for (i = 0; i < n; i++) {
-        dst[2 * i] = digits[p[i] >> 4];
-        dst[2 * i + 1] = digits[p[i] & 15];
-    }
-    dst[2 * n] = '\0';
+/* The ten arrays of a batch, in one buffer: start[k] is column k's
+ * header, at[k] where its next element goes. */
+typedef struct batch {
+    unsigned char *buf;
+    unsigned char *start[INT_COLS + HASH_COLS];
+    unsigned char *at[INT_COLS + HASH_COLS];
+    uint32_t rows;
+} batch;
+
+static void
+batch_clear(batch *b)
+{
+    int k;
+
+    for (k = 0; k < INT_COLS + HASH_COLS; k++)
+        b->at[k] = b->start[k] + ARRAY_HEAD;
+    b->rows = 0;
 }
 
-/* An entry as a row of an INSERT's VALUES; every value is a number or a
- * bytea literal made here, never text from outside. */
+/* Room for rows entries (at most INSERT_ROWS). */
 static int
-row_sql(char *dst, size_t len, uint64_t n, const unsigned char *e)
+batch_init(batch *b, size_t rows)
 {
-    char leaf[65], prev[65], hash[65];
+    size_t ilen = ARRAY_HEAD + rows * INT_ELEM;
+    size_t hlen = ARRAY_HEAD + rows * HASH_ELEM;
+    int k;
 
-    put_hex(leaf, e + 40, 32);
-    put_hex(prev, e + 72, 32);
-    put_hex(hash, e + QG__CHAIN_HASHED_LEN, 32);
-    return snprintf(dst, len,
-                    "(%" PRId64 ",%u,%u,%" PRId64 ",%" PRId64 ",%" PRId64
-                    ",%" PRId64 ",'\\x%s','\\x%s','\\x%s')",
-                    (int64_t)n, e[0], e[1], (int64_t)get64(e + 8),
-                    (int64_t)get64(e + 16), (int64_t)get64(e + 24),
-                    (int64_t)get64(e + 32), leaf, prev, hash);
+    if ((b->buf = malloc(INT_COLS * ilen + HASH_COLS * hlen)) == NULL)
+        return QG_ENOMEM;
+    for (k = 0; k < INT_COLS; k++)
+        b->start[k] = b->buf + (size_t)k * ilen;
+    for (k = 0; k < HASH_COLS; k++)
+        b->start[INT_COLS + k] = b->buf + INT_COLS * ilen + (size_t)k * hlen;
+    batch_clear(b);
+    return 0;
+}
+
+static unsigned char *
+put_int8(unsigned char *at, uint64_t v)
+{
+    put32(at, 8);
+    put64(at + 4, v);
+    return at + INT_ELEM;
+}
+
+static unsigned char *
+put_hash(unsigned char *at, const unsigned char *hash)
+{
+    put32(at, QG_CHAIN_HASH_LEN);
+    memcpy(at + 4, hash, QG_CHAIN_HASH_LEN);
+    return at + HASH_ELEM;
+}
+
+/* Entry e, numbered n: a row of the batch, its fields at their offsets
+ * in e (chain.c's header comment). */
+static void
+batch_add(batch *b, uint64_t n, const unsigned char *e)
+{
+    unsigned char **at = b->at;
+    int k;
+
+    at[0] = put_int8(at[0], n);
+    at[1] = put_int8(at[1], e[0]);
+    at[2] = put_int8(at[2], e[1]);
+    for (k = 3; k < INT_COLS; k++) /* ticket, ref, time_us, ticket_prev */
+        at[k] = put_int8(at[k], get64(e + 8 * (k - 2)));
+    for (k = 0; k < HASH_COLS; k++) /* leaf, ticket_prev_hash, hash */
+        at[INT_COLS + k] = put_hash(at[INT_COLS + k], e + 40 + 32 * k);
+    b->rows++;
+}
+
+static int
+batch_insert(qg__pgconn *c, batch *b)
+{
+    qg__pgparams p = {0};
+    unsigned char *h;
+    int k, rc;
+
+    for (k = 0; k < INT_COLS + HASH_COLS; k++) {
+        h = b->start[k];
+        put32(h, 1);
+        put32(h + 4, 0);
+        put32(h + 8, k < INT_COLS ? INT8_OID : BYTEA_OID);
+        put32(h + 12, b->rows);
+        put32(h + 16, 1);
+        qg__pg_bytes(&p, h, (size_t)(b->at[k] - h));
+    }
+    rc = qg__pg_exec(c, INSERT_SQL, &p, NULL);
+    batch_clear(b);
+    return rc;
 }
 
 /* The chain's last entry (number and hash: 0 and zero bytes when empty)
@@ -277,9 +359,9 @@ qg__pg_chain_flush(qg__pgconn *c)
 {
     struct qg__pgchain *ch = c->chain;
     unsigned char e[QG__CHAIN_ENTRY_LEN], prev[QG_CHAIN_HASH_LEN];
-    char *sql = NULL;
-    size_t i, nh = 0, at = 0, rows = 0, cap;
+    size_t i, nh = 0;
     head *heads = NULL, key, *hd;
+    batch b = {0};
     uint64_t last;
     int rc;
 
@@ -292,11 +374,8 @@ qg__pg_chain_flush(qg__pgconn *c)
                           NULL, NULL)) ||
         (rc = read_heads(c, ch, &heads, &nh, &last, prev)))
         return rc;
-    cap = 128 + (ch->n < INSERT_ROWS ? ch->n : INSERT_ROWS) * 320;
-    if ((sql = malloc(cap)) == NULL) {
-        rc = QG_ENOMEM;
+    if ((rc = batch_init(&b, ch->n < INSERT_ROWS ? ch->n : INSERT_ROWS)))
         goto done;
-    }
     for (i = 0; i < ch->n; i++) {
         const pending *p = &ch->e[i];
 
@@ -316,22 +395,14 @@ qg__pg_chain_flush(qg__pgconn *c)
             hd->n = last;
             memcpy(hd->hash, prev, QG_CHAIN_HASH_LEN);
         }
-        if (rows == 0)
-            at = (size_t)sprintf(sql, "INSERT INTO qgate.chain (" ENTRY_COLS
-                                      ") VALUES ");
-        if (rows)
-            sql[at++] = ',';
-        at += (size_t)row_sql(sql + at, cap - at, last, e);
-        if (++rows == INSERT_ROWS || i + 1 == ch->n) {
-            /* its values are in its text: a text never seen again */
-            if ((rc = qg__pg_exec_once(c, sql, NULL, NULL)))
-                goto done;
-            rows = 0;
-        }
+        batch_add(&b, last, e);
+        if ((b.rows == INSERT_ROWS || i + 1 == ch->n) &&
+            (rc = batch_insert(c, &b)))
+            goto done;
     }
     ch->n = 0;
 done:
-    free(sql);
+    free(b.buf);
     free(heads);
     return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * pg_int.h - the PostgreSQL store, shared by its files (pg.c: the handle,
- * connections, transactions and schema; pg_rows.c: what the engine reads
- * and writes; pg_read.c: the readers; pg_outbox.c: the outbox).
+ * connections, transactions and schema; pg_codec.c: parameters and rows;
+ * pg_rows.c: what the engine reads and writes; pg_read.c: the readers;
+ * pg_outbox.c: the outbox).
  * Private.
  */
 #ifndef QG_PG_INT_H
@@ -62,7 +63,7 @@ typedef struct qg__pgconn {
 } qg__pgconn;
 
 struct qg_store {
-    const qg__store_ops *ops; /* first: see store_ops.h */
+    qg__store_common common; /* first: see store_ops.h */
     char *conninfo;
     unsigned flags;
     int nosync;
@@ -71,9 +72,8 @@ struct qg_store {
     uint64_t chain_migrated; /* records the migration of this handle chained */
     unsigned char id[16];
     size_t unsigned_log_max;
-    pthread_mutex_t lock; /* guards idle, source_names, claims_swept_us */
+    pthread_mutex_t lock; /* guards idle, claims_swept_us */
     qg__pgconn *idle;
-    char source_names[QG_SOURCES_MAX][QG_SOURCE_NAME_MAX + 1];
     int64_t claims_swept_us; /* run-out claims last deleted (pg_outbox.c) */
 };
 
@@ -88,9 +88,21 @@ typedef struct qg__pgparams {
     unsigned char buf[QG__PG_PARAMS][8];
 } qg__pgparams;
 
+/* pg_codec.c: parameters in, values and rows out. */
 void qg__pg_int(qg__pgparams *p, int64_t v);
 void qg__pg_bytes(qg__pgparams *p, const void *v, size_t len);
 void qg__pg_text(qg__pgparams *p, const char *s); /* NUL-terminated */
+/* Binary result values: any integer width (and bool) as int64, NULL 0. */
+int64_t qg__pg_get(const PGresult *r, int row, int col);
+/* Bytes of a value; copied NUL-terminated, cut to size - 1. */
+void qg__pg_copy(const PGresult *r, int row, int col, char *dst, size_t size);
+/* A row read with the SELECT list QG__PG_TICKET_COLS, QG__PG_RECORD_COLS,
+ * QG__PG_REJECTION_COLS or QG__PG_HELD_COLS, from column col on; what it
+ * points to (a body, a detail) lives as long as r. */
+void qg__pg_ticket_row(const PGresult *r, int i, int col, qg__ticket_row *row);
+void qg__pg_record(const PGresult *r, int i, int col, qg_record *rec);
+void qg__pg_rejection(const PGresult *r, int i, int col, qg_rejection *rej);
+void qg__pg_held(const PGresult *r, int i, int col, qg__step *s, qg_held *h);
 
 /*
  * Runs sql on c with p's parameters (p may be NULL), results in binary.
@@ -101,20 +113,10 @@ void qg__pg_text(qg__pgparams *p, const char *s); /* NUL-terminated */
  */
 int qg__pg_exec(qg__pgconn *c, const char *sql, const qg__pgparams *p,
                 PGresult **res);
-/* As qg__pg_exec(), for a text that will not come again (values written
- * into it): never prepared, so that it takes no place among c's prepared
- * statements. */
-int qg__pg_exec_once(qg__pgconn *c, const char *sql, const qg__pgparams *p,
-                     PGresult **res);
 /* Queues sql (a static string, no parameters, no result wanted) to be
  * sent with c's next statement, in one round trip; its failure is that
  * statement's.  Errors (the queue flushed when full): as qg__pg_exec(). */
 int qg__pg_later(qg__pgconn *c, const char *sql);
-
-/* Binary result values: any integer width (and bool) as int64, NULL 0. */
-int64_t qg__pg_get(const PGresult *r, int row, int col);
-/* Bytes of a value; copied NUL-terminated, cut to size - 1. */
-void qg__pg_copy(const PGresult *r, int row, int col, char *dst, size_t size);
 
 /* The transaction-scoped advisory lock on key (pg_advisory_xact_lock),
  * taken only in write transactions: see pg_rows.c.  It is sent with the
@@ -144,10 +146,10 @@ int qg__pg_move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
 int qg__pg_accept(qg__txn *t, qg__ticket_row *row, qg__accepted *a);
 int qg__pg_refuse(qg__txn *t, qg__ticket_row *row, const qg_rejection *rej,
                   uint64_t *id);
-int qg__pg_source_index(qg__txn *t, const char *name, int create,
-                        unsigned *index);
-void qg__pg_source_name(qg__txn *t, unsigned index,
-                        char out[QG_SOURCE_NAME_MAX + 1]);
+int qg__pg_source_find(qg__txn *t, const char *name, unsigned *index);
+int qg__pg_source_add(qg__txn *t, const char *name, unsigned *index);
+int qg__pg_source_read(qg__txn *t, unsigned index,
+                       char out[QG_SOURCE_NAME_MAX + 1]);
 int qg__pg_held_put(qg__txn *t, const qg__step *s, uint64_t ticket, qg_event ev,
                     qg_state from, uint64_t *id);
 int qg__pg_held_find_digest(qg__txn *t, const unsigned char *digest,
@@ -161,13 +163,6 @@ int qg__pg_held_delete(qg__txn *t, uint64_t id);
 int qg__pg_rejections_resolve(qg_store *st, uint64_t id, uint64_t ticket,
                               uint32_t seq);
 int qg__pg_rejections_dropped(qg_store *st, uint64_t *dropped);
-int qg__pg_has_source(qg_store *st, const char *name);
-/* Decoders shared with the readers; the columns are those of the SELECT
- * lists QG__PG_TICKET_COLS, QG__PG_RECORD_COLS and QG__PG_HELD_COLS. */
-void qg__pg_ticket_row(const PGresult *r, int i, int col, qg__ticket_row *row);
-void qg__pg_record(const PGresult *r, int i, int col, qg_record *rec);
-void qg__pg_held(const PGresult *r, int i, int col, qg__step *s, qg_held *h);
-void qg__pg_rejection(const PGresult *r, int i, int col, qg_rejection *rej);
 
 #define QG__PG_TICKET_COLS                                                     \
     "id, state, flags, source, records, rejections, live_queue_id, "           \

@@ -149,7 +149,7 @@ qg__pg_history_open(qg_store *st, uint64_t ticket, qg_order order,
     }
     if (ticket && (rc = qg__pg_get_ticket(&h->k.t, ticket, &row)) == 0) {
         h->row = row.t;
-        qg__pg_source_name(&h->k.t, row.source, h->row.source);
+        qg__source_name(&h->k.t, row.source, h->row.source);
     }
     if (rc == 0)
         rc = history_from(h, 0);
@@ -185,7 +185,7 @@ qg__pg_history_ticket(qg_history *h, qg_ticket *out)
         if ((rc = qg__pg_get_ticket(&h->k.t, h->returned, &row)))
             return rc == QG_NOTFOUND ? QG_ESTORE : rc;
         h->row = row.t;
-        qg__pg_source_name(&h->k.t, row.source, h->row.source);
+        qg__source_name(&h->k.t, row.source, h->row.source);
     }
     *out = h->row;
     return 0;
@@ -277,7 +277,7 @@ qg__pg_tickets_next(qg_tickets *it, qg_ticket *out)
         return rc;
     qg__pg_ticket_row(it->k.batch, i, 0, &row);
     *out = row.t;
-    qg__pg_source_name(&it->k.t, row.source, out->source);
+    qg__source_name(&it->k.t, row.source, out->source);
     return 0;
 }
 
@@ -350,8 +350,8 @@ qg__pg_rejections_next(qg_rejections *rj, qg_rejection *out)
     if ((rc = cursor_next(&rj->k, &i)))
         return rc;
     qg__pg_rejection(rj->k.batch, i, 0, out);
-    qg__pg_source_name(&rj->k.t, (unsigned)qg__pg_get(rj->k.batch, i, 18),
-                       out->source);
+    qg__source_name(&rj->k.t, (unsigned)qg__pg_get(rj->k.batch, i, 18),
+                    out->source);
     return 0;
 }
 
@@ -403,7 +403,7 @@ qg__pg_held_next(qg_held_list *hl, qg_held *out)
     if ((rc = cursor_next(&hl->k, &i)))
         return rc;
     qg__pg_held(hl->k.batch, i, 0, &s, out);
-    qg__pg_source_name(&hl->k.t, s.source, out->source);
+    qg__source_name(&hl->k.t, s.source, out->source);
     return 0;
 }
 

@@ -120,29 +120,6 @@ put_alias(qg__txn *t, qg_id_kind kind, int64_t id, uint64_t ticket)
                        &p, NULL);
 }
 
-void
-qg__pg_ticket_row(const PGresult *r, int i, int col, qg__ticket_row *row)
-{
-    memset(row, 0, sizeof(*row));
-    row->t.id = (uint64_t)qg__pg_get(r, i, col);
-    row->t.state = (qg_state)qg__pg_get(r, i, col + 1);
-    row->flags = (unsigned char)qg__pg_get(r, i, col + 2);
-    row->source = (unsigned char)qg__pg_get(r, i, col + 3);
-    row->t.records = (uint32_t)qg__pg_get(r, i, col + 4);
-    row->t.rejections = (uint32_t)qg__pg_get(r, i, col + 5);
-    row->t.live_queue_id = qg__pg_get(r, i, col + 6);
-    row->t.appointment_id = qg__pg_get(r, i, col + 7);
-    row->t.last_event_ms = qg__pg_get(r, i, col + 8);
-    row->t.first_received_us = qg__pg_get(r, i, col + 9);
-    row->t.last_received_us = qg__pg_get(r, i, col + 10);
-    row->t.service_id = qg__pg_get(r, i, col + 11);
-    row->t.staff_id = qg__pg_get(r, i, col + 12);
-    qg__pg_copy(r, i, col + 13, row->appointment_date,
-                sizeof(row->appointment_date));
-    qg__pg_copy(r, i, col + 14, row->appointment_time,
-                sizeof(row->appointment_time));
-}
-
 int
 qg__pg_get_ticket(qg__txn *t, uint64_t ticket, qg__ticket_row *row)
 {
@@ -233,35 +210,6 @@ qg__pg_find_digest(qg__txn *t, const unsigned char *digest, uint64_t *ticket,
     }
     PQclear(r);
     return rc;
-}
-
-void
-qg__pg_record(const PGresult *r, int i, int col, qg_record *rec)
-{
-    memset(rec, 0, sizeof(*rec));
-    rec->ticket = (uint64_t)qg__pg_get(r, i, col);
-    rec->seq = (uint32_t)qg__pg_get(r, i, col + 1);
-    rec->received_us = qg__pg_get(r, i, col + 2);
-    rec->event_ms = qg__pg_get(r, i, col + 3);
-    rec->utc_offset_s = (int32_t)qg__pg_get(r, i, col + 4);
-    rec->event = (qg_event)qg__pg_get(r, i, col + 5);
-    rec->from = (qg_state)qg__pg_get(r, i, col + 6);
-    rec->to = (qg_state)qg__pg_get(r, i, col + 7);
-    rec->service_id = qg__pg_get(r, i, col + 8);
-    rec->staff_id = qg__pg_get(r, i, col + 9);
-    if (PQgetlength(r, i, col + 10) == QG__DIGEST_LEN)
-        memcpy(rec->digest, PQgetvalue(r, i, col + 10), QG__DIGEST_LEN);
-    qg__pg_copy(r, i, col + 11, rec->machine, sizeof(rec->machine));
-    rec->pos = (uint32_t)qg__pg_get(r, i, col + 12);
-    rec->late = qg__pg_get(r, i, col + 13) != 0;
-    rec->released = qg__pg_get(r, i, col + 14) != 0;
-    rec->body = PQgetvalue(r, i, col + 15);
-    rec->body_len = (size_t)PQgetlength(r, i, col + 15);
-    if (qg__pg_get(r, i, col + 16)) {
-        /* purged (pg_purge.c): its length and SHA-256 stay in the row */
-        rec->body = NULL;
-        rec->body_len = 0;
-    }
 }
 
 /* The step's leaf, from what is written (chain_int.h): the body's digest
@@ -647,40 +595,6 @@ qg__pg_refuse(qg__txn *t, qg__ticket_row *row, const qg_rejection *rej,
     return qg__pg_put_ticket(t, row);
 }
 
-void
-qg__pg_rejection(const PGresult *r, int i, int col, qg_rejection *rej)
-{
-    memset(rej, 0, sizeof(*rej));
-    rej->id = (uint64_t)qg__pg_get(r, i, col);
-    rej->received_us = qg__pg_get(r, i, col + 1);
-    rej->verdict = (qg_verdict)qg__pg_get(r, i, col + 2);
-    rej->reason = (qg_reason)qg__pg_get(r, i, col + 3);
-    rej->event = (qg_event)qg__pg_get(r, i, col + 4);
-    rej->from = (qg_state)qg__pg_get(r, i, col + 5);
-    rej->ticket = (uint64_t)qg__pg_get(r, i, col + 6);
-    rej->live_queue_id = qg__pg_get(r, i, col + 7);
-    rej->appointment_id = qg__pg_get(r, i, col + 8);
-    /* libpq ends every value with a NUL: the detail is a string */
-    rej->detail = PQgetvalue(r, i, col + 9);
-    rej->body = PQgetvalue(r, i, col + 10);
-    rej->body_len = (size_t)PQgetlength(r, i, col + 10);
-    rej->received_len = (size_t)qg__pg_get(r, i, col + 11);
-    rej->truncated = qg__pg_get(r, i, col + 12) != 0;
-    if (PQgetlength(r, i, col + 13) == (int)sizeof(rej->digest))
-        memcpy(rej->digest, PQgetvalue(r, i, col + 13), sizeof(rej->digest));
-    rej->resolved = qg__pg_get(r, i, col + 14) != 0;
-    rej->resolved_us = qg__pg_get(r, i, col + 15);
-    rej->resolved_ticket = (uint64_t)qg__pg_get(r, i, col + 16);
-    rej->resolved_seq = (uint32_t)qg__pg_get(r, i, col + 17);
-    if (qg__pg_get(r, i, col + 19)) {
-        /* purged: as the LMDB store reads it, the whole delivery's length
-         * and SHA-256 kept, no body, no longer a prefix */
-        rej->body = NULL;
-        rej->body_len = 0;
-        rej->truncated = 0;
-    }
-}
-
 static int
 resolve(qg__txn *t, void *arg)
 {
@@ -768,10 +682,25 @@ qg__pg_rejections_dropped(qg_store *st, uint64_t *dropped)
 
 /* ----- sources ---------------------------------------------------------- */
 
-static int
-is_default(const char *name)
+/* The PostgreSQL store's part of qg__source_index() and qg__source_name()
+ * (store_api.c), in qgate.sources. */
+int
+qg__pg_source_find(qg__txn *t, const char *name, unsigned *index)
 {
-    return name == NULL || strcmp(name, QG_SOURCE_DEFAULT) == 0;
+    qg__pgparams p = {0};
+    PGresult *r;
+    int rc;
+
+    qg__pg_text(&p, name);
+    if ((rc = qg__pg_exec(t->be,
+                          "SELECT num FROM qgate.sources WHERE name = $1::text",
+                          &p, &r)))
+        return rc;
+    rc = PQntuples(r) ? 0 : QG_NOTFOUND;
+    if (rc == 0)
+        *index = (unsigned)qg__pg_get(r, 0, 0);
+    PQclear(r);
+    return rc;
 }
 
 /* Numbers as source.c does: 1, 2, ... in order of first write, never
@@ -779,34 +708,13 @@ is_default(const char *name)
  * violates the name's or the number's uniqueness, a conflict, and its
  * decision runs again and finds the number. */
 int
-qg__pg_source_index(qg__txn *t, const char *name, int create, unsigned *index)
+qg__pg_source_add(qg__txn *t, const char *name, unsigned *index)
 {
     qg__pgparams p = {0};
     PGresult *r;
     int64_t next;
     int rc;
 
-    if (is_default(name)) {
-        *index = 0;
-        return 0;
-    }
-    if (qg_source_name_check(name))
-        return QG_EINVAL;
-    qg__pg_text(&p, name);
-    if ((rc = qg__pg_exec(t->be,
-                          "SELECT num FROM qgate.sources WHERE name = $1::text",
-                          &p, &r)))
-        return rc;
-    if (PQntuples(r)) {
-        *index = (unsigned)qg__pg_get(r, 0, 0);
-        PQclear(r);
-        return *index > 0 && *index < QG_SOURCES_MAX ? 0 : QG_ESTORE;
-    }
-    PQclear(r);
-    if (!create) {
-        *index = QG__SOURCE_UNSEEN;
-        return 0;
-    }
     if ((rc = qg__pg_exec(t->be,
                           "SELECT coalesce(max(num), 0) + 1 FROM qgate.sources",
                           NULL, &r)))
@@ -815,6 +723,7 @@ qg__pg_source_index(qg__txn *t, const char *name, int create, unsigned *index)
     PQclear(r);
     if (next >= QG_SOURCES_MAX)
         return QG_ETOOBIG;
+    qg__pg_text(&p, name);
     qg__pg_int(&p, next);
     if ((rc = qg__pg_exec(t->be,
                           "INSERT INTO qgate.sources (name, num) VALUES "
@@ -825,63 +734,27 @@ qg__pg_source_index(qg__txn *t, const char *name, int create, unsigned *index)
     return 0;
 }
 
-/* Readers only, as source.c's: names are cached by number. */
-void
-qg__pg_source_name(qg__txn *t, unsigned index, char out[QG_SOURCE_NAME_MAX + 1])
+int
+qg__pg_source_read(qg__txn *t, unsigned index, char out[QG_SOURCE_NAME_MAX + 1])
 {
-    qg_store *st = t->st;
     qg__pgparams p = {0};
     PGresult *r;
-
-    if (index == 0) {
-        snprintf(out, QG_SOURCE_NAME_MAX + 1, "%s", QG_SOURCE_DEFAULT);
-        return;
-    }
-    if (index >= QG_SOURCES_MAX) {
-        snprintf(out, QG_SOURCE_NAME_MAX + 1, "#%u", index);
-        return;
-    }
-    pthread_mutex_lock(&st->lock);
-    memcpy(out, st->source_names[index], QG_SOURCE_NAME_MAX + 1);
-    pthread_mutex_unlock(&st->lock);
-    if (out[0])
-        return;
-    qg__pg_int(&p, index);
-    if (qg__pg_exec(t->be,
-                    "SELECT name FROM qgate.sources WHERE num = $1::int8", &p,
-                    &r)) {
-        snprintf(out, QG_SOURCE_NAME_MAX + 1, "#%u", index);
-        return;
-    }
-    if (PQntuples(r) == 0 || PQgetlength(r, 0, 0) == 0 ||
-        PQgetlength(r, 0, 0) > QG_SOURCE_NAME_MAX) {
-        PQclear(r);
-        snprintf(out, QG_SOURCE_NAME_MAX + 1, "#%u", index);
-        return;
-    }
-    qg__pg_copy(r, 0, 0, out, QG_SOURCE_NAME_MAX + 1);
-    PQclear(r);
-    pthread_mutex_lock(&st->lock);
-    memcpy(st->source_names[index], out, QG_SOURCE_NAME_MAX + 1);
-    pthread_mutex_unlock(&st->lock);
-}
-
-int
-qg__pg_has_source(qg_store *st, const char *name)
-{
-    unsigned index;
-    qg__txn t;
     int rc;
 
-    if (!is_default(name) && qg_source_name_check(name))
-        return QG_EINVAL;
-    if ((rc = qg__pg_txn_begin(st, 0, &t)))
+    qg__pg_int(&p, index);
+    if ((rc = qg__pg_exec(t->be,
+                          "SELECT name FROM qgate.sources WHERE num = $1::int8",
+                          &p, &r)))
         return rc;
-    rc = qg__pg_source_index(&t, name, 0, &index);
-    qg__pg_txn_abort(&t);
-    if (rc)
-        return rc;
-    return index != QG__SOURCE_UNSEEN;
+    if (PQntuples(r) == 0)
+        rc = QG_NOTFOUND;
+    else if (PQgetlength(r, 0, 0) == 0 ||
+             PQgetlength(r, 0, 0) > QG_SOURCE_NAME_MAX)
+        rc = QG_ESTORE;
+    else
+        qg__pg_copy(r, 0, 0, out, QG_SOURCE_NAME_MAX + 1);
+    PQclear(r);
+    return rc;
 }
 
 /* ----- held deliveries -------------------------------------------------- */
@@ -976,48 +849,6 @@ qg__pg_held_any(qg__txn *t)
     any = qg__pg_get(r, 0, 0) != 0;
     PQclear(r);
     return any;
-}
-
-void
-qg__pg_held(const PGresult *r, int i, int col, qg__step *s, qg_held *h)
-{
-    memset(s, 0, sizeof(*s));
-    s->received_us = qg__pg_get(r, i, col + 1);
-    s->event_ms = qg__pg_get(r, i, col + 2);
-    s->utc_offset_s = (int32_t)qg__pg_get(r, i, col + 3);
-    s->f.em.rule = (qg__rule)qg__pg_get(r, i, col + 4);
-    s->f.em.event = (qg_event)qg__pg_get(r, i, col + 5);
-    s->f.em.appointment = (int)qg__pg_get(r, i, col + 6);
-    s->f.em.updated = (int)qg__pg_get(r, i, col + 7);
-    s->f.state_event = (qg_event)qg__pg_get(r, i, col + 8);
-    s->source = (unsigned)qg__pg_get(r, i, col + 11);
-    s->live_queue_id = qg__pg_get(r, i, col + 13);
-    s->appointment_id = qg__pg_get(r, i, col + 14);
-    s->f.service_id = qg__pg_get(r, i, col + 15);
-    s->staff_id = qg__pg_get(r, i, col + 16);
-    qg__pg_copy(r, i, col + 17, s->f.appointment_date,
-                sizeof(s->f.appointment_date));
-    qg__pg_copy(r, i, col + 18, s->f.appointment_time,
-                sizeof(s->f.appointment_time));
-    if (PQgetlength(r, i, col + 19) == QG__DIGEST_LEN)
-        memcpy(s->digest, PQgetvalue(r, i, col + 19), QG__DIGEST_LEN);
-    qg__pg_copy(r, i, col + 20, s->chup_event, sizeof(s->chup_event));
-    s->body = PQgetvalue(r, i, col + 21);
-    s->body_len = (size_t)PQgetlength(r, i, col + 21);
-
-    memset(h, 0, sizeof(*h));
-    h->id = (uint64_t)qg__pg_get(r, i, col);
-    h->received_us = s->received_us;
-    h->ticket = (uint64_t)qg__pg_get(r, i, col + 12);
-    h->live_queue_id = s->live_queue_id;
-    h->appointment_id = s->appointment_id;
-    h->event = (qg_event)qg__pg_get(r, i, col + 9);
-    h->from = (qg_state)qg__pg_get(r, i, col + 10);
-    h->event_ms = s->event_ms;
-    h->utc_offset_s = s->utc_offset_s;
-    memcpy(h->chup_event, s->chup_event, sizeof(h->chup_event));
-    h->body = s->body;
-    h->body_len = s->body_len;
 }
 
 /*

@@ -11,7 +11,6 @@
  * and "source_next", the counter the numbers come from.  A number is
  * never given to another name, so readers may cache names by number.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,14 +36,27 @@ qg_source_name_check(const char *name)
     return 0;
 }
 
-static int
-is_default(const char *name)
+/* The LMDB store's part of qg__source_index() and qg__source_name()
+ * (store_api.c), in meta. */
+int
+qg__lmdb_source_find(qg__txn *t, const char *name, unsigned *index)
 {
-    return name == NULL || strcmp(name, QG_SOURCE_DEFAULT) == 0;
+    char key[8 + QG_SOURCE_NAME_MAX];
+    MDB_val k, v;
+    int rc;
+
+    k.mv_size = (size_t)snprintf(key, sizeof(key), "source:%s", name);
+    k.mv_data = key;
+    if ((rc = mdb_get(t->txn, t->st->meta, &k, &v)))
+        return rc == MDB_NOTFOUND ? QG_NOTFOUND : qg__from_mdb(rc);
+    if (v.mv_size != 1)
+        return QG_ESTORE;
+    *index = *(unsigned char *)v.mv_data;
+    return 0;
 }
 
 int
-qg__lmdb_source_index(qg__txn *t, const char *name, int create, unsigned *index)
+qg__lmdb_source_add(qg__txn *t, const char *name, unsigned *index)
 {
     char key[8 + QG_SOURCE_NAME_MAX];
     unsigned char rkey[8], num;
@@ -52,32 +64,13 @@ qg__lmdb_source_index(qg__txn *t, const char *name, int create, unsigned *index)
     uint64_t next;
     int rc;
 
-    if (is_default(name)) {
-        *index = 0;
-        return 0;
-    }
-    if (qg_source_name_check(name))
-        return QG_EINVAL;
-    k.mv_size = (size_t)snprintf(key, sizeof(key), "source:%s", name);
-    k.mv_data = key;
-    if ((rc = mdb_get(t->txn, t->st->meta, &k, &v)) == 0) {
-        if (v.mv_size != 1 || *(unsigned char *)v.mv_data == 0 ||
-            *(unsigned char *)v.mv_data >= QG_SOURCES_MAX)
-            return QG_ESTORE;
-        *index = *(unsigned char *)v.mv_data;
-        return 0;
-    }
-    if (rc != MDB_NOTFOUND)
-        return qg__from_mdb(rc);
-    if (!create) {
-        *index = QG__SOURCE_UNSEEN;
-        return 0;
-    }
     if ((rc = qg__meta_counter(t, "source_next", &next)))
         return rc;
     if (next >= QG_SOURCES_MAX)
         return QG_ETOOBIG;
     num = (unsigned char)next;
+    k.mv_size = (size_t)snprintf(key, sizeof(key), "source:%s", name);
+    k.mv_data = key;
     v.mv_size = 1;
     v.mv_data = &num;
     if ((rc = mdb_put(t->txn, t->st->meta, &k, &v, MDB_NOOVERWRITE)))
@@ -94,57 +87,21 @@ qg__lmdb_source_index(qg__txn *t, const char *name, int create, unsigned *index)
     return 0;
 }
 
-/* Called by readers only: a name read in a write transaction that then
- * aborted would be cached for a number given later to another. */
-void
-qg__lmdb_source_name(qg__txn *t, unsigned index,
+int
+qg__lmdb_source_read(qg__txn *t, unsigned index,
                      char out[QG_SOURCE_NAME_MAX + 1])
 {
-    qg_store *st = t->st;
     unsigned char rkey[8];
     MDB_val k = {8, rkey}, v;
-
-    if (index == 0) {
-        snprintf(out, QG_SOURCE_NAME_MAX + 1, "%s", QG_SOURCE_DEFAULT);
-        return;
-    }
-    if (index >= QG_SOURCES_MAX) {
-        snprintf(out, QG_SOURCE_NAME_MAX + 1, "#%u", index);
-        return;
-    }
-    pthread_mutex_lock(&st->lock);
-    memcpy(out, st->source_names[index], QG_SOURCE_NAME_MAX + 1);
-    pthread_mutex_unlock(&st->lock);
-    if (out[0])
-        return;
-    memcpy(rkey, "source#", 7);
-    rkey[7] = (unsigned char)index;
-    if (mdb_get(t->txn, st->meta, &k, &v) != 0 || v.mv_size == 0 ||
-        v.mv_size > QG_SOURCE_NAME_MAX) {
-        snprintf(out, QG_SOURCE_NAME_MAX + 1, "#%u", index);
-        return;
-    }
-    memcpy(out, v.mv_data, v.mv_size);
-    out[v.mv_size] = '\0';
-    pthread_mutex_lock(&st->lock);
-    memcpy(st->source_names[index], out, QG_SOURCE_NAME_MAX + 1);
-    pthread_mutex_unlock(&st->lock);
-}
-
-int
-qg__lmdb_has_source(qg_store *st, const char *name)
-{
-    unsigned index;
-    qg__txn t;
     int rc;
 
-    if (st == NULL || (!is_default(name) && qg_source_name_check(name)))
-        return QG_EINVAL;
-    if ((rc = qg__txn_begin(st, 0, &t)))
-        return rc;
-    rc = qg__source_index(&t, name, 0, &index);
-    qg__txn_abort(&t);
-    if (rc)
-        return rc;
-    return index != QG__SOURCE_UNSEEN;
+    memcpy(rkey, "source#", 7);
+    rkey[7] = (unsigned char)index;
+    if ((rc = mdb_get(t->txn, t->st->meta, &k, &v)))
+        return rc == MDB_NOTFOUND ? QG_NOTFOUND : qg__from_mdb(rc);
+    if (v.mv_size == 0 || v.mv_size > QG_SOURCE_NAME_MAX)
+        return QG_ESTORE;
+    memcpy(out, v.mv_data, v.mv_size);
+    out[v.mv_size] = '\0';
+    return 0;
 }

@@ -287,7 +287,7 @@ qg__lmdb_open(const qg_store_options *opts, qg_store **out)
         return rc;
     if ((st = calloc(1, sizeof(*st))) == NULL)
         return QG_ENOMEM;
-    st->ops = &qg__lmdb_ops;
+    st->common.ops = &qg__lmdb_ops;
     st->flags = opts->flags;
     st->map_max = opts->map_max ? opts->map_max : DEFAULT_MAP_MAX;
     st->unsigned_log_max = opts->unsigned_log_max ? opts->unsigned_log_max
@@ -1631,8 +1631,9 @@ const qg__store_ops qg__lmdb_ops = {
     .move_record = qg__lmdb_move_record,
     .accept = qg__lmdb_accept,
     .refuse = qg__lmdb_refuse,
-    .source_index = qg__lmdb_source_index,
-    .source_name = qg__lmdb_source_name,
+    .source_find = qg__lmdb_source_find,
+    .source_add = qg__lmdb_source_add,
+    .source_read = qg__lmdb_source_read,
     .held_put = qg__lmdb_held_put,
     .held_find_digest = qg__lmdb_held_find_digest,
     .held_any = qg__lmdb_held_any,
@@ -1640,7 +1641,6 @@ const qg__store_ops qg__lmdb_ops = {
     .held_ids_for = qg__lmdb_held_ids_for,
     .held_due = qg__lmdb_held_due,
     .held_delete = qg__lmdb_held_delete,
-    .has_source = qg__lmdb_has_source,
     .history_open = qg__lmdb_history_open,
     .history_next = qg__lmdb_history_next,
     .history_ticket = qg__lmdb_history_ticket,

@@ -25,16 +25,23 @@ qg_store_is_postgresql(const char *path)
 int
 qg_store_open(const qg_store_options *opts, qg_store **out)
 {
+    int rc;
+
     if (out == NULL)
         return QG_EINVAL;
     *out = NULL;
     if (opts == NULL || opts->path == NULL)
         return QG_EINVAL;
     if (qg_store_is_postgresql(opts->path))
-        return qg__pg_open(opts, out);
-    if (opts->flags & QG_MIGRATE)
+        rc = qg__pg_open(opts, out);
+    else if (opts->flags & QG_MIGRATE)
         return QG_ENOTSUP;
-    return qg__lmdb_open(opts, out);
+    else
+        rc = qg__lmdb_open(opts, out);
+    /* the backend's open reads no source name: the cache is made after */
+    if (rc == 0)
+        pthread_mutex_init(&QG__COMMON(*out)->names_lock, NULL);
+    return rc;
 }
 
 /*
@@ -98,8 +105,10 @@ qg__ticket_took(qg__ticket_row *row, const qg__accepted *a)
 void
 qg_store_close(qg_store *st)
 {
-    if (st)
-        QG__OPS(st)->close(st);
+    if (st == NULL)
+        return;
+    pthread_mutex_destroy(&QG__COMMON(st)->names_lock);
+    QG__OPS(st)->close(st);
 }
 
 const char *
@@ -140,12 +149,81 @@ qg_store_check(qg_store *st, char *detail, size_t dlen)
     return CALL(st, check, st, detail, dlen);
 }
 
+/* ----- sources ---------------------------------------------------------- */
+
+static int
+is_default(const char *name)
+{
+    return name == NULL || strcmp(name, QG_SOURCE_DEFAULT) == 0;
+}
+
+int
+qg__source_index(qg__txn *t, const char *name, int create, unsigned *index)
+{
+    int rc;
+
+    if (is_default(name)) {
+        *index = 0;
+        return 0;
+    }
+    if (qg_source_name_check(name))
+        return QG_EINVAL;
+    if ((rc = QG__OPS(t->st)->source_find(t, name, index)) == 0)
+        return *index > 0 && *index < QG_SOURCES_MAX ? 0 : QG_ESTORE;
+    if (rc != QG_NOTFOUND)
+        return rc;
+    if (!create) {
+        *index = QG__SOURCE_UNSEEN;
+        return 0;
+    }
+    return QG__OPS(t->st)->source_add(t, name, index);
+}
+
+/* Called by readers only: a name read in a write transaction that then
+ * aborted would be kept for a number given later to another. */
+void
+qg__source_name(qg__txn *t, unsigned index, char out[QG_SOURCE_NAME_MAX + 1])
+{
+    qg__store_common *c = QG__COMMON(t->st);
+
+    if (index == 0) {
+        snprintf(out, QG_SOURCE_NAME_MAX + 1, "%s", QG_SOURCE_DEFAULT);
+        return;
+    }
+    if (index >= QG_SOURCES_MAX) {
+        snprintf(out, QG_SOURCE_NAME_MAX + 1, "#%u", index);
+        return;
+    }
+    pthread_mutex_lock(&c->names_lock);
+    memcpy(out, c->names[index], QG_SOURCE_NAME_MAX + 1);
+    pthread_mutex_unlock(&c->names_lock);
+    if (out[0])
+        return;
+    if (c->ops->source_read(t, index, out) != 0) {
+        snprintf(out, QG_SOURCE_NAME_MAX + 1, "#%u", index);
+        return;
+    }
+    pthread_mutex_lock(&c->names_lock);
+    memcpy(c->names[index], out, QG_SOURCE_NAME_MAX + 1);
+    pthread_mutex_unlock(&c->names_lock);
+}
+
 int
 qg_store_has_source(qg_store *st, const char *name)
 {
-    if (st == NULL)
+    unsigned index;
+    qg__txn t;
+    int rc;
+
+    if (st == NULL || (!is_default(name) && qg_source_name_check(name)))
         return QG_EINVAL;
-    return CALL(st, has_source, st, name);
+    if ((rc = qg__txn_begin(st, 0, &t)))
+        return rc;
+    rc = qg__source_index(&t, name, 0, &index);
+    qg__txn_abort(&t);
+    if (rc)
+        return rc;
+    return index != QG__SOURCE_UNSEEN;
 }
 
 int

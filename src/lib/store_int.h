@@ -15,7 +15,7 @@
 #include "qgate_int.h"
 
 struct qg_store {
-    const qg__store_ops *ops; /* first: see store_ops.h */
+    qg__store_common common; /* first: see store_ops.h */
     MDB_env *env;
     MDB_dbi meta, tickets, aliases, history, digests, rejections, outbox, dead;
     MDB_dbi held, held_by, held_sums;
@@ -45,10 +45,6 @@ struct qg_store {
     pthread_cond_t idle;
     unsigned active; /* open transactions of this process */
     int resizing;
-    /* Source names by number, as read from meta (source.c): a number
-     * once given names the same source for good.  "" not read yet.
-     * Guarded by lock. */
-    char source_names[QG_SOURCES_MAX][QG_SOURCE_NAME_MAX + 1];
 };
 
 /*
@@ -278,11 +274,10 @@ int qg__lmdb_held_open(qg_store *st, qg_held_list **out);
 int qg__lmdb_held_next(qg_held_list *hl, qg_held *out);
 void qg__lmdb_held_close(qg_held_list *hl);
 int qg__lmdb_held_stats(qg_store *st, uint64_t *count, int64_t *oldest_us);
-int qg__lmdb_source_index(qg__txn *t, const char *name, int create,
-                          unsigned *index);
-void qg__lmdb_source_name(qg__txn *t, unsigned index,
-                          char out[QG_SOURCE_NAME_MAX + 1]);
-int qg__lmdb_has_source(qg_store *st, const char *name);
+int qg__lmdb_source_find(qg__txn *t, const char *name, unsigned *index);
+int qg__lmdb_source_add(qg__txn *t, const char *name, unsigned *index);
+int qg__lmdb_source_read(qg__txn *t, unsigned index,
+                         char out[QG_SOURCE_NAME_MAX + 1]);
 int qg__lmdb_outbox_open(qg_store *st, int dead, qg_outbox **out);
 int qg__lmdb_outbox_next(qg_outbox *ob, qg_outbox_entry *out);
 void qg__lmdb_outbox_close(qg_outbox *ob);

@@ -21,6 +21,8 @@
 #ifndef QG_STORE_OPS_H
 #define QG_STORE_OPS_H
 
+#include <pthread.h>
+
 #include "qgate_int.h"
 
 typedef struct qg__store_ops {
@@ -56,10 +58,15 @@ typedef struct qg__store_ops {
     int (*accept)(qg__txn *t, qg__ticket_row *row, qg__accepted *a);
     int (*refuse)(qg__txn *t, qg__ticket_row *row, const qg_rejection *rej,
                   uint64_t *id);
-    int (*source_index)(qg__txn *t, const char *name, int create,
-                        unsigned *index);
-    void (*source_name)(qg__txn *t, unsigned index,
-                        char out[QG_SOURCE_NAME_MAX + 1]);
+    /* Sources, as the backend numbers them; qg__source_index() and
+     * qg__source_name() (store_api.c) are built on these.  find: the
+     * number of a name the store has, QG_NOTFOUND when it has none; add:
+     * a new name's number, the next (QG_ETOOBIG when none is left); read:
+     * the name of a number, QG_NOTFOUND when no source has it. */
+    int (*source_find)(qg__txn *t, const char *name, unsigned *index);
+    int (*source_add)(qg__txn *t, const char *name, unsigned *index);
+    int (*source_read)(qg__txn *t, unsigned index,
+                       char out[QG_SOURCE_NAME_MAX + 1]);
 
     /* Held deliveries. */
     int (*held_put)(qg__txn *t, const qg__step *s, uint64_t ticket, qg_event ev,
@@ -75,7 +82,6 @@ typedef struct qg__store_ops {
 
     /* Readers: the public functions of the same names.  Arguments are
      * checked for NULL before these are called. */
-    int (*has_source)(qg_store *st, const char *name);
     int (*history_open)(qg_store *st, uint64_t ticket, qg_order order,
                         qg_history **out);
     int (*history_next)(qg_history *h, qg_record *rec);
@@ -131,6 +137,22 @@ struct qg__store_head {
     const qg__store_ops *ops;
 };
 
+/*
+ * The first member of a store handle: its backend's table, then what
+ * every backend keeps alike (store_api.c).  The names of its sources by
+ * number, as read from the store: a number once given names the same
+ * source for good, so a name read once is kept.  "" not read yet.
+ * Guarded by names_lock, which qg_store_open() makes and qg_store_close()
+ * ends.
+ */
+typedef struct qg__store_common {
+    const qg__store_ops *ops; /* first: struct qg__store_head */
+    pthread_mutex_t names_lock;
+    char names[QG_SOURCES_MAX][QG_SOURCE_NAME_MAX + 1];
+} qg__store_common;
+
+#define QG__COMMON(st) ((qg__store_common *)(void *)(st))
+
 /* The backend of a store, or of a cursor it gave out.  A pointer to a
  * structure may be converted to a pointer to its first member (C11
  * 6.7.2.1): that member is read, never the structure as another type. */
@@ -149,6 +171,12 @@ int qg__name_ticket(qg__txn *t, const qg__accepted *a, qg__ticket_row *row,
                     int (*put_alias)(qg__txn *, qg_id_kind, int64_t, uint64_t));
 /* And, once the step is appended, bring the ticket's row up to it. */
 void qg__ticket_took(qg__ticket_row *row, const qg__accepted *a);
+/* Sources, on the backend's source_find, _add and _read: contracts in
+ * qgate_int.h (source.c's part); source names are kept in the handle's
+ * common part. */
+int qg__source_index(qg__txn *t, const char *name, int create, unsigned *index);
+void qg__source_name(qg__txn *t, unsigned index,
+                     char out[QG_SOURCE_NAME_MAX + 1]);
 
 /* ----- the engine's operations, dispatched ----------------------------- */
 
@@ -255,18 +283,6 @@ qg__store_refuse(qg__txn *t, qg__ticket_row *row, const qg_rejection *rej,
                  uint64_t *id)
 {
     return QG__OPS(t->st)->refuse(t, row, rej, id);
-}
-
-static inline int
-qg__source_index(qg__txn *t, const char *name, int create, unsigned *index)
-{
-    return QG__OPS(t->st)->source_index(t, name, create, index);
-}
-
-static inline void
-qg__source_name(qg__txn *t, unsigned index, char out[QG_SOURCE_NAME_MAX + 1])
-{
-    QG__OPS(t->st)->source_name(t, index, out);
 }
 
 static inline int
