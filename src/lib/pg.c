@@ -1147,8 +1147,8 @@ fail:
     return rc;
 }
 
-static int
-pg_id(const qg_store *st, char out[QG_STORE_ID_LEN + 1])
+int
+qg__pg_id(const qg_store *st, char out[QG_STORE_ID_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
     size_t i;
@@ -1195,7 +1195,7 @@ qg_store_migrate(qg_store *st, int *from, int *to)
 const qg__store_ops qg__pg_ops = {
     .name = "postgresql",
     .close = pg_close,
-    .id = pg_id,
+    .id = qg__pg_id,
     .writable = pg_writable,
     .probe = pg_probe,
     .txn_begin = qg__pg_txn_begin,

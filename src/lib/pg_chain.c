@@ -763,7 +763,7 @@ qg__pg_verify_chain(qg_store *st, const qg_seal *sealed, qg_chain_finding *out)
         (rc = read_records(t.be, &rs)) || (rc = index_records(&rs)))
         goto done;
     rc = qg__chain_check(es.e, es.n, &cr, sealed,
-                         qg_store_id(st, id) == 0 ? id : NULL, out);
+                         qg__pg_id(st, id) == 0 ? id : NULL, out);
 done:
     qg__pg_txn_abort(&t);
     free(es.e);
@@ -840,7 +840,7 @@ qg__pg_seal(qg_store *st, const char *key_file, char *out, size_t len,
         err[0] = '\0';
     if (out == NULL || len == 0)
         return QG_EINVAL;
-    if ((rc = qg_store_id(st, id)))
+    if ((rc = qg__pg_id(st, id)))
         return rc;
     if ((rc = qg__pg_txn_begin(st, 0, &t)))
         return rc;

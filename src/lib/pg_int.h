@@ -125,6 +125,8 @@ int qg__pg_later(qg__pgconn *c, const char *sql);
 int qg__pg_lock(qg__txn *t, int64_t key);
 
 /* pg.c */
+/* The store's id (qg_store_id()), as the chain's seal names it. */
+int qg__pg_id(const qg_store *st, char out[QG_STORE_ID_LEN + 1]);
 int qg__pg_txn_begin(qg_store *st, int write, qg__txn *t);
 int qg__pg_txn_commit(qg__txn *t);
 void qg__pg_txn_abort(qg__txn *t);

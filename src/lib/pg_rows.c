@@ -683,7 +683,7 @@ qg__pg_rejections_dropped(qg_store *st, uint64_t *dropped)
 /* ----- sources ---------------------------------------------------------- */
 
 /* The PostgreSQL store's part of qg__source_index() and qg__source_name()
- * (store_api.c), in qgate.sources. */
+ * (store_common.c), in qgate.sources. */
 int
 qg__pg_source_find(qg__txn *t, const char *name, unsigned *index)
 {

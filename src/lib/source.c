@@ -37,7 +37,7 @@ qg_source_name_check(const char *name)
 }
 
 /* The LMDB store's part of qg__source_index() and qg__source_name()
- * (store_api.c), in meta. */
+ * (store_common.c), in meta. */
 int
 qg__lmdb_source_find(qg__txn *t, const char *name, unsigned *index)
 {

@@ -22,6 +22,7 @@
 #define QG_STORE_OPS_H
 
 #include <pthread.h>
+#include <string.h>
 
 #include "qgate_int.h"
 
@@ -59,7 +60,7 @@ typedef struct qg__store_ops {
     int (*refuse)(qg__txn *t, qg__ticket_row *row, const qg_rejection *rej,
                   uint64_t *id);
     /* Sources, as the backend numbers them; qg__source_index() and
-     * qg__source_name() (store_api.c) are built on these.  find: the
+     * qg__source_name() (store_common.c) are built on these.  find: the
      * number of a name the store has, QG_NOTFOUND when it has none; add:
      * a new name's number, the next (QG_ETOOBIG when none is left); read:
      * the name of a number, QG_NOTFOUND when no source has it. */
@@ -139,7 +140,7 @@ struct qg__store_head {
 
 /*
  * The first member of a store handle: its backend's table, then what
- * every backend keeps alike (store_api.c).  The names of its sources by
+ * every backend keeps alike (store_common.c).  The names of its sources by
  * number, as read from the store: a number once given names the same
  * source for good, so a name read once is kept.  "" not read yet.
  * Guarded by names_lock, which qg_store_open() makes and qg_store_close()
@@ -165,7 +166,7 @@ int qg__lmdb_open(const qg_store_options *opts, qg_store **out);
 extern const qg__store_ops qg__pg_ops;
 int qg__pg_open(const qg_store_options *opts, qg_store **out);
 
-/* What both backends' accept do alike (store_api.c): point the step's
+/* What both backends' accept do alike (store_common.c): point the step's
  * Chup ids at its ticket, through the backend's own put_alias; */
 int qg__name_ticket(qg__txn *t, const qg__accepted *a, qg__ticket_row *row,
                     int (*put_alias)(qg__txn *, qg_id_kind, int64_t, uint64_t));
@@ -177,6 +178,13 @@ void qg__ticket_took(qg__ticket_row *row, const qg__accepted *a);
 int qg__source_index(qg__txn *t, const char *name, int create, unsigned *index);
 void qg__source_name(qg__txn *t, unsigned index,
                      char out[QG_SOURCE_NAME_MAX + 1]);
+
+/* Whether name is the default source's: NULL or "default". */
+static inline int
+qg__source_is_default(const char *name)
+{
+    return name == NULL || strcmp(name, QG_SOURCE_DEFAULT) == 0;
+}
 
 /* ----- the engine's operations, dispatched ----------------------------- */
 
