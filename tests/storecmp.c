@@ -301,6 +301,29 @@ put_fields(const snap *s, writing *w, const field *fields, size_t n,
     }
 }
 
+/* Adds obj to l, an item of kind what, with the fields of its table. */
+static void
+add_item(const snap *s, list *l, const char *what, const field *fields,
+         size_t n, const void *obj)
+{
+    writing w;
+
+    item_begin(&w, what);
+    put_fields(s, &w, fields, n, obj);
+    item_end(&w, l);
+}
+
+#define ADD_ITEM(s, l, what, table, obj)                                       \
+    add_item(s, l, what, table, NFIELDS(table), obj)
+
+/* A cursor over l's items stopped with rc: at its end, not failing. */
+static void
+list_read(const snap *s, const list *l, int rc)
+{
+    ck_assert_msg(rc == QG_NOTFOUND, "%s: %s: %s", s->store, l->name,
+                  qg_strerror(rc));
+}
+
 /* ----- what a store holds, list by list ---------------------------------- */
 
 /* A history (a ticket's; ticket 0: the store's), all of it, as a list. */
@@ -311,7 +334,6 @@ read_history(snap *s, uint64_t ticket, qg_order order)
     qg_history *h = NULL;
     qg_record r;
     char name[96];
-    writing w;
     list *l;
     int rc;
 
@@ -333,12 +355,9 @@ read_history(snap *s, uint64_t ticket, qg_order order)
             s->counts.late += r.late != 0;
             s->counts.released += r.released != 0;
         }
-        item_begin(&w, "step");
-        put_fields(s, &w, step_fields, NFIELDS(step_fields), &r);
-        item_end(&w, l);
+        ADD_ITEM(s, l, "step", step_fields, &r);
     }
-    ck_assert_msg(rc == QG_NOTFOUND, "%s: %s: %s", s->store, l->name,
-                  qg_strerror(rc));
+    list_read(s, l, rc);
     qg_history_close(h);
     return l->n;
 }
@@ -384,8 +403,7 @@ read_tickets(snap *s)
         ck_assert_ptr_nonnull(ids);
         ids[n++] = t.id;
     }
-    ck_assert_msg(rc == QG_NOTFOUND, "%s: tickets: %s", s->store,
-                  qg_strerror(rc));
+    list_read(s, l, rc);
     qg_tickets_close(it);
     s->counts.tickets = l->n;
     for (i = 0; i < n && s->use == EXACT; i++) {
@@ -410,17 +428,12 @@ read_refusals(snap *s)
     list *l = list_new(s, "refusals");
     qg_rejections *j = NULL;
     qg_rejection r;
-    writing w;
     int rc;
 
     ck_assert_int_eq(qg_rejections_open(s->st, 1, &j), 0);
-    while ((rc = qg_rejections_next(j, &r)) == 0) {
-        item_begin(&w, "refusal");
-        put_fields(s, &w, refusal_fields, NFIELDS(refusal_fields), &r);
-        item_end(&w, l);
-    }
-    ck_assert_msg(rc == QG_NOTFOUND, "%s: refusals: %s", s->store,
-                  qg_strerror(rc));
+    while ((rc = qg_rejections_next(j, &r)) == 0)
+        ADD_ITEM(s, l, "refusal", refusal_fields, &r);
+    list_read(s, l, rc);
     qg_rejections_close(j);
     s->counts.refusals = l->n;
 }
@@ -433,16 +446,12 @@ read_held(snap *s)
     qg_held_list *hl = NULL;
     qg_held h;
     uint64_t count;
-    writing w;
     int rc;
 
     ck_assert_int_eq(qg_held_open(s->st, &hl), 0);
-    while ((rc = qg_held_next(hl, &h)) == 0) {
-        item_begin(&w, "held delivery");
-        put_fields(s, &w, held_fields, NFIELDS(held_fields), &h);
-        item_end(&w, l);
-    }
-    ck_assert_msg(rc == QG_NOTFOUND, "%s: held: %s", s->store, qg_strerror(rc));
+    while ((rc = qg_held_next(hl, &h)) == 0)
+        ADD_ITEM(s, l, "held delivery", held_fields, &h);
+    list_read(s, l, rc);
     qg_held_close(hl);
     ck_assert_int_eq(qg_held_stats(s->st, &count, NULL), 0);
     ck_assert_msg(count == l->n,
@@ -457,17 +466,12 @@ read_outbox(snap *s, int dead)
     list *l = list_new(s, dead ? "dead outbox" : "outbox");
     qg_outbox *o = NULL;
     qg_outbox_entry e;
-    writing w;
     int rc;
 
     ck_assert_int_eq(qg_outbox_open(s->st, dead, &o), 0);
-    while ((rc = qg_outbox_next(o, &e)) == 0) {
-        item_begin(&w, "outbox entry");
-        put_fields(s, &w, outbox_fields, NFIELDS(outbox_fields), &e);
-        item_end(&w, l);
-    }
-    ck_assert_msg(rc == QG_NOTFOUND, "%s: %s: %s", s->store, l->name,
-                  qg_strerror(rc));
+    while ((rc = qg_outbox_next(o, &e)) == 0)
+        ADD_ITEM(s, l, "outbox entry", outbox_fields, &e);
+    list_read(s, l, rc);
     qg_outbox_close(o);
     return l->n;
 }
@@ -621,6 +625,22 @@ item_differs(const snap *a, const snap *b, const list *l, const item *x,
                  a->store, va, b->store, vb);
 }
 
+/* Fails, naming items x and y, which are not the same one.  Compared as
+ * sets, the one first in order is the one the other store lacks. */
+static void
+items_differ(const snap *a, const snap *b, const list *l, const item *x,
+             const item *y)
+{
+    int in_a = strcmp(x->text, y->text) < 0;
+
+    if (a->use == ALIKE)
+        ck_abort_msg("%s: %s has %s, %s has not", l->name,
+                     in_a ? a->store : b->store, in_a ? x->label : y->label,
+                     in_a ? b->store : a->store);
+    ck_abort_msg("%s: %s has %s where %s has %s", l->name, a->store, x->label,
+                 b->store, y->label);
+}
+
 static void
 same_list(const snap *a, const snap *b, list *x, list *y)
 {
@@ -633,7 +653,9 @@ same_list(const snap *a, const snap *b, list *x, list *y)
         qsort(y->items, y->n, sizeof(*y->items), by_text);
     }
     for (i = 0; i < x->n && i < y->n; i++)
-        if (strcmp(x->items[i].text, y->items[i].text) != 0)
+        if (strcmp(x->items[i].label, y->items[i].label) != 0)
+            items_differ(a, b, x, &x->items[i], &y->items[i]);
+        else if (strcmp(x->items[i].text, y->items[i].text) != 0)
             item_differs(a, b, x, &x->items[i], &y->items[i]);
     ck_assert_msg(x->n == y->n, "%s: %s has %zu, %s %zu; the first left: %s",
                   x->name, a->store, x->n, b->store, y->n,
