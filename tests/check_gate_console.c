@@ -99,17 +99,6 @@ START_TEST(test_console_files)
 }
 END_TEST
 
-/* The value of o[key] as a JSON string, "" when absent. */
-static const char *
-jtext(json_object *o, const char *key)
-{
-    json_object *v;
-
-    if (o == NULL || !json_object_object_get_ex(o, key, &v))
-        return "";
-    return json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
-}
-
 /* /overview counts what `qgate stats --json` counts over the same store:
  * tickets by state, refusals by reason; and says what is held and
  * waiting. */

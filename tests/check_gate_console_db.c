@@ -6,15 +6,10 @@
  * named.  And the ticket search, GET /tickets?..., against `qgate list`.
  */
 #include <check.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "gate_harness.h"
 
@@ -64,77 +59,6 @@ fill_store(void)
         ck_assert_msg(rc == (i + 1 == COUNT(fixtures) ? 1 : 0), "%s: exit %d",
                       fixtures[i], rc);
     }
-}
-
-/* `qgate console --db db --listen 127.0.0.1:0 EXTRA...`, as gate_start()
- * starts the gate: gate_pid and gate_port are the console's, and
- * gate_stop() stops it. */
-static void
-console_start(const char *const *extra)
-{
-    const char *argv[24];
-    off_t from = file_size(logpath);
-    pid_t parent = getpid();
-    size_t n = 0;
-    int i, status;
-
-    ck_assert_int_eq(gate_pid, 0);
-    argv[n++] = QGATE_BIN;
-    argv[n++] = "console";
-    argv[n++] = "--db";
-    argv[n++] = db;
-    argv[n++] = "--listen";
-    argv[n++] = "127.0.0.1:0";
-    for (; extra && *extra; extra++)
-        argv[n++] = *extra;
-    argv[n] = NULL;
-    ck_assert_int_ge(gate_pid = fork(), 0);
-    if (gate_pid == 0) {
-        int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
-
-        if (fd < 0)
-            _exit(127);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        for (i = 3; i < 1024; i++)
-            close(i);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        execv(QGATE_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    for (i = 0; i < WAIT_MS / 20; i++) {
-        char *text = read_from(logpath, from);
-        char *line = strstr(text, "\"msg\":\"listening\"");
-        char *port = line ? strstr(line, "\"port\":") : NULL;
-
-        if (port) {
-            gate_port = atoi(port + 7);
-            free(text);
-            ck_assert_int_gt(gate_port, 0);
-            return;
-        }
-        if (waitpid(gate_pid, &status, WNOHANG) == gate_pid) {
-            gate_pid = 0;
-            ck_assert_msg(0, "the console exited (status %d): %s", status,
-                          text);
-        }
-        free(text);
-        sleep_ms(20);
-    }
-    ck_assert_msg(0, "the console did not say \"listening\" in %d ms", WAIT_MS);
-}
-
-/* The value of o[key] as JSON text, "" when absent. */
-static const char *
-jtext_of(json_object *o, const char *key)
-{
-    json_object *v;
-
-    if (o == NULL || !json_object_object_get_ex(o, key, &v))
-        return "";
-    return json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
 }
 
 /* What the console reads, asked of both programs. */
@@ -245,7 +169,7 @@ START_TEST(test_console_reads_as_serve)
 
     file_state_get(&before);
     sleep_ms(20); /* a write in the session would move the times */
-    console_start(NULL);
+    gate_start_cmd("console", NULL, 0);
     for (i = 0; i < COUNT(reads); i++) {
         body = read_body(reads[i], 1);
         ck_assert_msg(same(body, served[i]), "%s:\nconsole %s\nserve %s",
@@ -335,7 +259,7 @@ START_TEST(test_console_uri_and_open_address)
     free(log);
     fill_store();
     from = file_size(logpath);
-    console_start(open_addr);
+    gate_start_cmd("console", open_addr, 0);
     gate_stop();
     log = read_from(logpath, from);
     ck_assert_msg(strstr(log, "open to anyone who can reach this address"),
@@ -360,7 +284,7 @@ START_TEST(test_console_token)
     fputs("aud1tor-token\n", f);
     fclose(f);
     opts[1] = token;
-    console_start(opts);
+    gate_start_cmd("console", opts, 0);
     http("GET", "/overview", NULL, NULL, 0, &a);
     expect(&a, 401, NULL, "unauthorized", "/overview without the token");
     answer_free(&a);
@@ -419,7 +343,7 @@ START_TEST(test_search_as_list)
     int more;
 
     fill_store();
-    console_start(NULL);
+    gate_start_cmd("console", NULL, 0);
     for (i = 0; i < COUNT(table); i++) {
         snprintf(url, sizeof(url), "/tickets%s", table[i].query);
         http("GET", url, NULL, NULL, 0, &a);
@@ -451,7 +375,7 @@ START_TEST(test_search_as_list)
         ck_assert_msg(j == json_object_array_length(found),
                       "%s: %zu tickets, list %zu", url,
                       json_object_array_length(found), j);
-        more = same(jtext_of(a.json, "more"), "true");
+        more = same(jtext(a.json, "more"), "true");
         ck_assert_msg(more == table[i].more, "%s: more %d", url, more);
         if (i == 0)
             total = j;

@@ -47,7 +47,8 @@
 #define TICKETS 150
 #define DAY_MAX 4096
 
-static char uri[96]; /* fits db[] (checked in pg_setup) */
+static char uri[96];  /* fits db[] (checked in pg_setup) */
+static char lmdb[96]; /* the reference: one LMDB gate's store */
 
 typedef struct gate_proc {
     pid_t pid;
@@ -225,99 +226,6 @@ clients_join(void)
 
 /* ----- the stores compared ---------------------------------------------- */
 
-/* One line per ticket (its first Chup ids, then each step's event and
- * states in order) and one per refusal (the ids, reason, event, state),
- * sorted: what two stores must share, whatever numbers their tickets. */
-typedef struct summary {
-    char **lines;
-    size_t n, cap;
-} summary;
-
-static void
-add_line(summary *s, const char *line)
-{
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 1024;
-        s->lines = realloc(s->lines, s->cap * sizeof(*s->lines));
-        ck_assert_ptr_nonnull(s->lines);
-    }
-    ck_assert_ptr_nonnull(s->lines[s->n++] = strdup(line));
-}
-
-static int
-by_text(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void
-summarize(qg_store *st, int with_refusals, summary *s)
-{
-    qg_tickets *it = NULL;
-    qg_rejections *rj = NULL;
-    qg_ticket t;
-    qg_rejection r;
-    char line[4096];
-    int rc;
-
-    memset(s, 0, sizeof(*s));
-    ck_assert_int_eq(qg_tickets_open(st, &it), 0);
-    while ((rc = qg_tickets_next(it, &t)) == 0) {
-        qg_history *h = NULL;
-        qg_record rec;
-        size_t n;
-
-        n = (size_t)snprintf(line, sizeof(line),
-                             "ticket %" PRId64 "/%" PRId64 " state %d:",
-                             t.live_queue_id, t.appointment_id, (int)t.state);
-        ck_assert_int_eq(qg_history_open(st, t.id, &h), 0);
-        while (qg_history_next(h, &rec) == 0 && n < sizeof(line) - 32)
-            n += (size_t)snprintf(line + n, sizeof(line) - n, " %d/%d>%d",
-                                  (int)rec.event, (int)rec.from, (int)rec.to);
-        qg_history_close(h);
-        add_line(s, line);
-    }
-    qg_tickets_close(it);
-    ck_assert_int_eq(rc, QG_NOTFOUND);
-    if (with_refusals) {
-        ck_assert_int_eq(qg_rejections_open(st, 0, &rj), 0);
-        while ((rc = qg_rejections_next(rj, &r)) == 0) {
-            snprintf(line, sizeof(line),
-                     "refused %" PRId64 "/%" PRId64 " reason %d event %d "
-                     "from %d",
-                     r.live_queue_id, r.appointment_id, (int)r.reason,
-                     (int)r.event, (int)r.from);
-            add_line(s, line);
-        }
-        qg_rejections_close(rj);
-        ck_assert_int_eq(rc, QG_NOTFOUND);
-    }
-    qsort(s->lines, s->n, sizeof(*s->lines), by_text);
-}
-
-static void
-summary_free(summary *s)
-{
-    size_t i;
-
-    for (i = 0; i < s->n; i++)
-        free(s->lines[i]);
-    free(s->lines);
-}
-
-static void
-same_summaries(const summary *one, const summary *many)
-{
-    size_t i;
-
-    for (i = 0; i < one->n && i < many->n; i++)
-        ck_assert_msg(strcmp(one->lines[i], many->lines[i]) == 0,
-                      "one LMDB gate: \"%s\"; three on PostgreSQL: \"%s\"",
-                      one->lines[i], many->lines[i]);
-    ck_assert_msg(one->n == many->n, "one LMDB gate: %zu lines; three: %zu",
-                  one->n, many->n);
-}
-
 static qg_store *
 open_ro(const char *path)
 {
@@ -334,22 +242,19 @@ open_ro(const char *path)
 }
 
 /* The day, sent to one LMDB gate by the same threads in the same way:
- * the reference. */
+ * the reference, in lmdb. */
 static void
-reference(int with_refusals, summary *s)
+reference(void)
 {
     static const char *const nosync[] = {"--durability", "nosync", NULL};
-    qg_store *st;
 
-    snprintf(db, sizeof(db), "%s/lmdb", work);
+    snprintf(lmdb, sizeof(lmdb), "%s/lmdb", work);
+    snprintf(db, sizeof(db), "%s", lmdb);
     day_reset();
     gates_start(1, nosync);
     clients_start();
     clients_join();
     gates_stop();
-    st = open_ro(db);
-    summarize(st, with_refusals, s);
-    qg_store_close(st);
     day_reset();
 }
 
@@ -516,35 +421,53 @@ pg_teardown(void)
     teardown();
 }
 
+/* The day, sent to one LMDB gate (the reference), then begun on
+ * GATES gates on the database, forwarding to the HIS. */
+static void
+day_start(int short_lease)
+{
+    reference();
+    his_start(HIS_ACCEPT);
+    use_pg();
+    gates_start(GATES, pg_options(short_lease));
+    clients_start();
+}
+
+/* Once the clients are done: every delivery answered, every step
+ * forwarded, the gates stopped; the database holds what the reference
+ * does (what: TU_CMP_TICKETS, with or without TU_CMP_REFUSALS), and the
+ * HIS got every step.  Returns how many steps the HIS got again. */
+static size_t
+day_end(unsigned what)
+{
+    qg_store *one, *many;
+
+    every_delivery_answered();
+    wait_outbox_empty(60000);
+    gates_stop();
+    one = open_ro(lmdb);
+    many = open_ro(uri);
+    tu_compare_stores(one, "one LMDB gate", many, "three gates on PostgreSQL",
+                      what | TU_CMP_ALIKE, NULL);
+    qg_store_close(one);
+    qg_store_close(many);
+    return his_has_every_step();
+}
+
 /* Three gates, one database, one day from six threads: the same
  * histories and refusals as one LMDB gate's, and the HIS gets every
  * ticket's steps in order. */
 START_TEST(test_three_gates_as_one)
 {
-    summary one, many;
-    qg_store *st;
     size_t i, resent = 0;
 
-    reference(1, &one);
-    his_start(HIS_ACCEPT);
-    use_pg();
-    gates_start(GATES, pg_options(0));
-    clients_start();
+    day_start(0);
     clients_join();
     for (i = 0; i < nday; i++)
         resent += (size_t)atomic_load(&day[i].resent);
     ck_assert_uint_eq(resent, 0); /* nothing went wrong */
-    every_delivery_answered();
-    wait_outbox_empty(60000);
-    gates_stop();
-    st = open_ro(uri);
-    summarize(st, 1, &many);
-    qg_store_close(st);
-    same_summaries(&one, &many);
     /* with every gate up, the leases keep each step to one gate */
-    ck_assert_uint_eq(his_has_every_step(), 0);
-    summary_free(&one);
-    summary_free(&many);
+    ck_assert_uint_eq(day_end(TU_CMP_TICKETS | TU_CMP_REFUSALS), 0);
 }
 END_TEST
 
@@ -566,16 +489,10 @@ ready(int port)
  * taken, and the stores end as one LMDB gate's. */
 START_TEST(test_database_restarted_under_load)
 {
-    summary one, many;
-    qg_store *st;
     size_t i, resent = 0;
     int ok, g;
 
-    reference(0, &one);
-    his_start(HIS_ACCEPT);
-    use_pg();
-    gates_start(GATES, pg_options(0));
-    clients_start();
+    day_start(0);
     WAIT_FOR(ok, atomic_load(&sent_count) > (long)nday / 3, 60000);
     ck_assert(ok);
     ck_assert_int_eq(tu_pg_kill(), 0);
@@ -596,16 +513,7 @@ START_TEST(test_database_restarted_under_load)
     for (i = 0; i < nday; i++)
         resent += (size_t)atomic_load(&day[i].resent);
     ck_assert_uint_gt(resent, 0); /* the outage was felt */
-    every_delivery_answered();
-    wait_outbox_empty(60000);
-    gates_stop();
-    st = open_ro(uri);
-    summarize(st, 0, &many);
-    qg_store_close(st);
-    same_summaries(&one, &many);
-    his_has_every_step();
-    summary_free(&one);
-    summary_free(&many);
+    day_end(TU_CMP_TICKETS);
 }
 END_TEST
 
@@ -615,30 +523,15 @@ END_TEST
  * HIS gets every step, in order. */
 START_TEST(test_gate_killed_under_load)
 {
-    summary one, many;
-    qg_store *st;
     int ok;
 
-    reference(0, &one);
-    his_start(HIS_ACCEPT);
-    use_pg();
-    gates_start(GATES, pg_options(1));
-    clients_start();
+    day_start(1);
     WAIT_FOR(ok, atomic_load(&sent_count) > (long)nday / 2, 60000);
     ck_assert(ok);
     gate_sigkill(0);
     atomic_store(&gate_dead[0], 1);
     clients_join();
-    every_delivery_answered();
-    wait_outbox_empty(60000);
-    gates_stop();
-    st = open_ro(uri);
-    summarize(st, 0, &many);
-    qg_store_close(st);
-    same_summaries(&one, &many);
-    his_has_every_step();
-    summary_free(&one);
-    summary_free(&many);
+    day_end(TU_CMP_TICKETS);
 }
 END_TEST
 

@@ -4,6 +4,7 @@
  * on bad arguments, and with other processes reading and writing.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,27 @@ template_load(void)
     free(body);
 }
 
+/* payload, of n bytes, in an envelope with its signature.  Returns a
+ * malloc'd body, or NULL when out of memory. */
+static char *
+signed_body(const char *payload, size_t n, size_t *len)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    char hex[2 * EVP_MAX_MD_SIZE + 1], *body;
+    size_t cap = n + 2 * EVP_MAX_MD_SIZE + 64;
+    unsigned maclen, i;
+
+    HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)payload,
+         n, mac, &maclen);
+    for (i = 0; i < maclen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    if ((body = malloc(cap)) != NULL)
+        *len = (size_t)snprintf(body, cap,
+                                "{\"payload\":%.*s,\"signature\":\"%s\"}\n",
+                                (int)n, payload, hex);
+    return body;
+}
+
 /*
  * A join of live-queue entry `id`, whose client_name is `client` (or the
  * fixture's when NULL).  Returns a malloc'd body, or NULL when out of
@@ -77,9 +99,7 @@ join_body(long long id, const char *client, size_t *len)
     const char *mid = tmpl_id + strlen(ID_TEXT);
     const char *tail = tmpl_name + strlen(NAME_TEXT);
     size_t cap = strlen(tmpl) + strlen(name) + 64;
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    char hex[2 * EVP_MAX_MD_SIZE + 1], *payload, *body;
-    unsigned maclen, i;
+    char *payload, *body;
     int n;
 
     if ((payload = malloc(cap)) == NULL)
@@ -87,16 +107,7 @@ join_body(long long id, const char *client, size_t *len)
     n = snprintf(payload, cap, "%.*s\"id\":%lld,%.*s\"client_name\":\"%s\"%s",
                  (int)(tmpl_id - tmpl), tmpl, id, (int)(tmpl_name - mid), mid,
                  name, tail);
-    HMAC(EVP_sha256(), secret, (int)secret_len, (unsigned char *)payload,
-         (size_t)n, mac, &maclen);
-    for (i = 0; i < maclen; i++)
-        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-    cap += 2 * maclen + 64;
-    if ((body = malloc(cap)) != NULL) {
-        n = snprintf(body, cap, "{\"payload\":%s,\"signature\":\"%s\"}\n",
-                     payload, hex);
-        *len = (size_t)n;
-    }
+    body = signed_body(payload, (size_t)n, len);
     free(payload);
     return body;
 }
@@ -860,6 +871,191 @@ START_TEST(test_rejection_unsigned_log_bounded)
 }
 END_TEST
 
+/*
+ * A signed delivery that is malformed past its ids, or a forged one,
+ * naming the walk-in's ticket by its live-queue id, is logged naming no
+ * ticket: the engine reads a delivery's ids only once every malformed
+ * reason is ruled out, and trusts none of a forged one's.  Hence no
+ * delivery leaves an entry the unsigned bound drops with a key in the
+ * index by ticket (test_refusals_index_follows_drops).
+ */
+START_TEST(test_rejection_unsigned_names_no_ticket)
+{
+    static const struct {
+        const char *from, *to; /* in walk-in/01's payload */
+        qg_verdict verdict;
+        qg_reason reason;
+    } cases[] = {
+        {"\"timestamp\":\"2024-03-05T09:00:00+08:00\"",
+         "\"timestamp\":\"yesterday\"", QG_MALFORMED, QG_R_BAD_VALUE},
+        {"\"timestamp\":\"2024-03-05T09:00:00+08:00\"",
+         "\"timestamp\":\"9999-12-31T23:59:59+08:00\"", QG_MALFORMED,
+         QG_R_BAD_VALUE},
+        {"\"event\":\"live_queue_created\",", "", QG_MALFORMED,
+         QG_R_MISSING_FIELD},
+        {"\"event\":\"live_queue_created\"", "\"event\":7", QG_MALFORMED,
+         QG_R_WRONG_TYPE},
+        {"\"state\":1,", "\"state\":true,", QG_MALFORMED, QG_R_WRONG_TYPE},
+        {NULL, NULL, QG_UNAUTHENTICATED, QG_R_BAD_SIGNATURE},
+    };
+    char payload[4096], *at, *body;
+    qg_rejections *r = NULL;
+    qg_rejection rej;
+    qg_result res;
+    qg_ticket t;
+    size_t i, len, n;
+
+    ck_assert_int_eq(
+        tu_apply(eng, st, WALK_IN "01-join-live-queue.json").verdict,
+        QG_ACCEPTED);
+    for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        if (cases[i].from) {
+            ck_assert_ptr_nonnull(at = strstr(tmpl, cases[i].from));
+            n = (size_t)snprintf(payload, sizeof(payload), "%.*s%s%s",
+                                 (int)(at - tmpl), tmpl, cases[i].to,
+                                 at + strlen(cases[i].from));
+            ck_assert_uint_lt(n, sizeof(payload));
+            body = signed_body(payload, n, &len);
+        } else {
+            body = big_body(30001, 10, 1, &len);
+        }
+        ck_assert_ptr_nonnull(body);
+        ck_assert_int_eq(qg_engine_apply(eng, st, body, len, 0, &res), 0);
+        free(body);
+        ck_assert_msg(
+            res.verdict == cases[i].verdict && res.reason == cases[i].reason,
+            "case %zu: %s: %s", i, qg_reason_name(res.reason), res.detail);
+        ck_assert_uint_eq(res.ticket, 0);
+        ck_assert_uint_eq(res.rejection, i + 1);
+        ck_assert_int_eq(qg_rejections_open(st, res.rejection, &r), 0);
+        ck_assert_int_eq(qg_rejections_next(r, &rej), 0);
+        ck_assert_msg(rej.ticket == 0 && rej.live_queue_id == 0,
+                      "case %zu: logged naming ticket %" PRIu64, i, rej.ticket);
+        qg_rejections_close(r);
+    }
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    ck_assert_uint_eq(t.rejections, 0);
+    ck_assert_int_eq(qg_rejections_open_ticket(st, t.id, &r), 0);
+    ck_assert_int_eq(qg_rejections_next(r, &rej), QG_NOTFOUND);
+    qg_rejections_close(r);
+}
+END_TEST
+
+/* The refusals test_refusals_index_follows_drops logs, each naming the
+ * walk-in's ticket. */
+static const struct {
+    qg_verdict verdict;
+    qg_reason reason;
+    int dropped; /* unsigned: dropped over the bound */
+} named[] = {
+    {QG_MALFORMED, QG_R_MISSING_FIELD, 1},
+    {QG_UNAUTHENTICATED, QG_R_BAD_SIGNATURE, 1},
+    {QG_REJECTED, QG_R_ILLEGAL_TRANSITION, 0},
+    {QG_MALFORMED, QG_R_BAD_VALUE, 1},
+};
+
+/* Logs named[], each naming ticket *arg, as the engine logs a refusal. */
+static int
+refuse_named(qg__txn *t, void *arg)
+{
+    uint64_t ticket = *(uint64_t *)arg, id;
+    qg__ticket_row row;
+    qg_rejection rej;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < sizeof(named) / sizeof(*named); i++) {
+        if ((rc = qg__get_ticket(t, ticket, &row)))
+            return rc;
+        memset(&rej, 0, sizeof(rej));
+        rej.received_us = qg_time_now_us();
+        rej.verdict = named[i].verdict;
+        rej.reason = named[i].reason;
+        rej.ticket = ticket;
+        rej.live_queue_id = 30001;
+        rej.detail = qg_reason_name(named[i].reason);
+        rej.body = "{\"payload\":{}}";
+        rej.body_len = strlen(rej.body);
+        if ((rc = qg__store_refuse(t, &row, &rej, &id)))
+            return rc;
+    }
+    return 0;
+}
+
+/*
+ * An unauthenticated or malformed entry dropped over unsigned_log_max
+ * takes its key in the index by ticket with it (qg__refused_del()).  No
+ * delivery writes such an entry naming a ticket today (the engine names
+ * one only once it has read the delivery's ids, past every malformed
+ * reason, and never for an unauthenticated one), so the entries are
+ * logged as the engine logs refusals, naming the walk-in's ticket, as an
+ * engine that named it would.  Forged deliveries then push the log over
+ * its bound: the unsigned entries go, index keys and all, the rejected
+ * one stays with its key, the ticket's refusals read by the index are the
+ * log's, and the chain holds.
+ */
+START_TEST(test_refusals_index_follows_drops)
+{
+    qg_store_options o;
+    qg_rejections *r = NULL;
+    qg_rejection rej;
+    qg_chain_finding f;
+    qg_result res;
+    uint64_t ticket, dropped = 0, id;
+    size_t i, kept = 0, len;
+    char *body;
+    int rc;
+
+    res = tu_apply(eng, st, WALK_IN "01-join-live-queue.json");
+    ck_assert_int_eq(res.verdict, QG_ACCEPTED);
+    ticket = res.ticket;
+    qg_store_close(st);
+    memset(&o, 0, sizeof(o));
+    o.path = tu_store_dir();
+    o.unsigned_log_max = 16 << 10;
+    ck_assert_int_eq(qg_store_open(&o, &st), 0);
+    ck_assert_int_eq(qg__store_write(st, refuse_named, &ticket), 0);
+    if (!tu_store_is_pg())
+        ck_assert_uint_eq(index_entries(ticket),
+                          sizeof(named) / sizeof(*named));
+    for (i = 0; i < 100 && dropped < 3; i++) {
+        body = big_body(60000 + (long long)i, 2000, 1, &len);
+        ck_assert_int_eq(qg_engine_apply(eng, st, body, len, 0, &res), 0);
+        ck_assert_int_eq(res.verdict, QG_UNAUTHENTICATED);
+        free(body);
+        ck_assert_int_eq(qg_rejections_dropped(st, &dropped), 0);
+    }
+    ck_assert_uint_ge(dropped, 3);
+
+    /* what stays of named[] in the log is what the index gives */
+    ck_assert_int_eq(qg_rejections_open_ticket(st, ticket, &r), 0);
+    for (i = 0, id = 1; i < sizeof(named) / sizeof(*named); i++, id++) {
+        if (named[i].dropped)
+            continue;
+        ck_assert_int_eq(qg_rejections_next(r, &rej), 0);
+        ck_assert_uint_eq(rej.id, id);
+        ck_assert_int_eq(rej.verdict, named[i].verdict);
+        kept++;
+    }
+    ck_assert_int_eq(qg_rejections_next(r, &rej), QG_NOTFOUND);
+    qg_rejections_close(r);
+    for (i = 0, id = 1; i < sizeof(named) / sizeof(*named); i++, id++) {
+        ck_assert_int_eq(qg_rejections_open(st, id, &r), 0);
+        rc = qg_rejections_next(r, &rej);
+        ck_assert_msg(rc == 0 && (rej.id == id) != named[i].dropped,
+                      "refusal %" PRIu64 " (%s): %s", id,
+                      qg_reason_name(named[i].reason),
+                      named[i].dropped ? "not dropped" : "dropped");
+        qg_rejections_close(r);
+    }
+    ck_assert_uint_ge(tu_check_refusals_by_ticket(st), 1);
+    if (!tu_store_is_pg())
+        ck_assert_uint_eq(index_entries(ticket), kept);
+    ck_assert_int_eq(qg_store_verify_chain(st, NULL, &f), 0);
+    ck_assert_msg(f.brk == QG_CHAIN_INTACT, "%s", f.what);
+}
+END_TEST
+
 /* ----- Errors ----------------------------------------------------------- */
 
 START_TEST(test_store_open_bad_options)
@@ -1271,11 +1467,13 @@ store_suite(void)
     tcase_add_test(core, test_ticket_found_by_either_id);
     tcase_add_test(core, test_rejection_logged_with_ticket);
     tcase_add_test(core, test_rejection_logged_without_ticket);
+    tcase_add_test(core, test_rejection_unsigned_names_no_ticket);
     tcase_add_test(core, test_ignored_delivery_not_logged);
     tcase_add_test(core, test_rejection_unsigned_body_prefix);
     tcase_add_test(core, test_rejection_resolved);
     tcase_add_test(core, test_refusals_index_rebuilt);
     tcase_add_test(core, test_rejection_unsigned_log_bounded);
+    tcase_add_test(core, test_refusals_index_follows_drops);
     tcase_add_test(core, test_dry_run_writes_nothing);
     tcase_add_test(core, test_dry_run_on_read_only_store);
     suite_add_tcase(s, core);

@@ -215,35 +215,40 @@ gate_wait_exit(long ms)
     return -1;
 }
 
-/*
- * Runs `qgate serve` on this test's store with the options in extra
- * (NULL-terminated, may be NULL), stdout and stderr appended to gate.log.
- * fsize > 0 limits the size of any file it writes (RLIMIT_FSIZE): a disk
- * that refuses to grow.  SIGXFSZ is left at its default action, which
- * kills, as under systemd's LimitFSIZE=: the gate must ignore it itself.
- * Only the soft limit is set, so that fsize_raise() can lift it.
- */
+/* The commands that listen, and what each is given before a test's
+ * options (after --db and the store). */
+static const struct {
+    const char *cmd;
+    const char *args[8];
+} listeners[] = {
+    /* Judged on arrival unless a test gives a window of its own (the
+     * last --reorder-window wins). */
+    {"serve",
+     {"--secret-file", QG_FIXTURES "/secret", "--listen", "127.0.0.1:0",
+      "--reorder-window", "0", NULL}},
+    {"console", {"--listen", "127.0.0.1:0", NULL}},
+};
+
 void
-gate_spawn(const char *const *extra, long fsize)
+gate_spawn_cmd(const char *cmd, const char *const *extra, long fsize)
 {
     const char *argv[48];
-    size_t n = 0;
+    const char *const *args = NULL;
+    size_t n = 0, k;
     pid_t parent = getpid();
     int i;
 
     ck_assert_int_eq(gate_pid, 0);
+    for (k = 0; k < COUNT(listeners) && args == NULL; k++)
+        if (strcmp(listeners[k].cmd, cmd) == 0)
+            args = listeners[k].args;
+    ck_assert_msg(args != NULL, "qgate %s: not a command that listens", cmd);
     argv[n++] = QGATE_BIN;
-    argv[n++] = "serve";
+    argv[n++] = cmd;
     argv[n++] = "--db";
     argv[n++] = db;
-    argv[n++] = "--secret-file";
-    argv[n++] = QG_FIXTURES "/secret";
-    argv[n++] = "--listen";
-    argv[n++] = "127.0.0.1:0";
-    /* Judged on arrival unless a test gives a window of its own (the last
-     * --reorder-window wins). */
-    argv[n++] = "--reorder-window";
-    argv[n++] = "0";
+    for (; *args; args++)
+        argv[n++] = *args;
     for (; extra && *extra; extra++) {
         ck_assert(n < COUNT(argv) - 1);
         argv[n++] = *extra;
@@ -277,14 +282,19 @@ gate_spawn(const char *const *extra, long fsize)
     }
 }
 
-/* gate_spawn(), then waits for the gate's "listening" line. */
 void
-gate_start_limited(const char *const *extra, long fsize)
+gate_spawn(const char *const *extra, long fsize)
+{
+    gate_spawn_cmd("serve", extra, fsize);
+}
+
+void
+gate_start_cmd(const char *cmd, const char *const *extra, long fsize)
 {
     off_t from = file_size(logpath);
     int i, status;
 
-    gate_spawn(extra, fsize);
+    gate_spawn_cmd(cmd, extra, fsize);
     for (i = 0; i < WAIT_MS / 20; i++) {
         char *text = read_from(logpath, from);
         char *line = strstr(text, "\"msg\":\"listening\"");
@@ -298,13 +308,21 @@ gate_start_limited(const char *const *extra, long fsize)
         }
         if (waitpid(gate_pid, &status, WNOHANG) == gate_pid) {
             gate_pid = 0;
-            ck_assert_msg(0, "the gate exited (status %d) before listening: %s",
-                          status, text);
+            ck_assert_msg(0, "qgate %s exited (status %d) before listening: %s",
+                          cmd, status, text);
         }
         free(text);
         sleep_ms(20);
     }
-    ck_assert_msg(0, "the gate did not say \"listening\" in %d ms", WAIT_MS);
+    ck_assert_msg(0, "qgate %s did not say \"listening\" in %d ms", cmd,
+                  WAIT_MS);
+}
+
+/* gate_spawn(), then waits for the gate's "listening" line. */
+void
+gate_start_limited(const char *const *extra, long fsize)
+{
+    gate_start_cmd("serve", extra, fsize);
 }
 
 void
@@ -328,8 +346,9 @@ gate_stop(void)
         size_t n = strlen(text);
 
         /* the log's end says why: a panic, a damaged store */
-        ck_assert_msg(0, "the gate's stop was not clean: status 0x%x; its log "
-                         "ends: %s",
+        ck_assert_msg(0,
+                      "the gate's stop was not clean: status 0x%x; its log "
+                      "ends: %s",
                       status, text + (n > 1500 ? n - 1500 : 0));
     }
 }
@@ -571,6 +590,16 @@ jint(json_object *o, const char *key)
         json_object_is_type(v, json_type_int))
         return json_object_get_int64(v);
     return -1;
+}
+
+const char *
+jtext(json_object *o, const char *key)
+{
+    json_object *v;
+
+    if (o == NULL || !json_object_object_get_ex(o, key, &v))
+        return "";
+    return json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
 }
 
 int

@@ -107,16 +107,24 @@ char *read_from(const char *path, off_t from);
 int gate_wait_exit(long ms);
 
 /*
- * Runs `qgate serve` on this test's store with the options in extra
- * (NULL-terminated, may be NULL), stdout and stderr appended to gate.log.
- * fsize > 0 limits the size of any file it writes (RLIMIT_FSIZE): a disk
- * that refuses to grow.  SIGXFSZ is left at its default action, which
- * kills, as under systemd's LimitFSIZE=: the gate must ignore it itself.
- * Only the soft limit is set, so that fsize_raise() can lift it.
+ * Runs `qgate cmd` on this test's store: cmd is "serve" (given
+ * --secret-file fixtures/secret, --listen 127.0.0.1:0 and
+ * --reorder-window 0) or "console" (given --listen 127.0.0.1:0), then the
+ * options in extra (NULL-terminated, may be NULL); stdout and stderr
+ * appended to gate.log; gate_pid is the process.  fsize > 0 limits the
+ * size of any file it writes (RLIMIT_FSIZE): a disk that refuses to grow.
+ * SIGXFSZ is left at its default action, which kills, as under systemd's
+ * LimitFSIZE=: the gate must ignore it itself.  Only the soft limit is
+ * set, so that fsize_raise() can lift it.
  */
-void gate_spawn(const char *const *extra, long fsize);
+void gate_spawn_cmd(const char *cmd, const char *const *extra, long fsize);
 
-/* gate_spawn(), then waits for the gate's "listening" line. */
+/* gate_spawn_cmd(), then waits for the "listening" line: gate_port is
+ * the port; gate_stop() stops it. */
+void gate_start_cmd(const char *cmd, const char *const *extra, long fsize);
+
+/* gate_spawn_cmd() and gate_start_cmd() of `qgate serve`. */
+void gate_spawn(const char *const *extra, long fsize);
 void gate_start_limited(const char *const *extra, long fsize);
 
 void gate_start(const char *const *extra);
@@ -176,6 +184,10 @@ void post_fixture(const char *rel, answer *a);
 const char *jstr(json_object *o, const char *key);
 
 int64_t jint(json_object *o, const char *key);
+
+/* The value of o[key] as JSON text (a string quoted), "" when absent;
+ * valid while o is. */
+const char *jtext(json_object *o, const char *key);
 
 int same(const char *a, const char *b);
 

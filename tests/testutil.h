@@ -5,6 +5,7 @@
 #define QG_TESTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <stdio.h>
 
@@ -56,6 +57,36 @@ int tu_count_rejections(qg_store *st);
  * rejection log names and for one it does not, exactly that ticket's
  * entries of the log in id order; returns how many tickets it checked. */
 size_t tu_check_refusals_by_ticket(qg_store *st);
+
+/* What tu_compare_stores() compares, in this order. */
+#define TU_CMP_TICKETS                                                         \
+    0x01u                     /* the tickets; in order, also verify's finding  \
+                                 and each one's steps in both orders */
+#define TU_CMP_STEPS    0x02u /* every step (ticket 0), in both orders */
+#define TU_CMP_REFUSALS 0x04u /* the rejection log */
+#define TU_CMP_DROPPED  0x08u /* qg_rejections_dropped() */
+#define TU_CMP_HELD     0x10u /* the held deliveries (qg_held_stats() too) */
+#define TU_CMP_OUTBOX   0x20u /* the outbox, queued and dead, and its stats */
+#define TU_CMP_CHAIN    0x40u /* the chain: intact on each, as long */
+#define TU_CMP_ALL      0x7fu
+/* Stores that received the same deliveries but whose tickets may be
+ * numbered otherwise (several gates): tickets (with their steps' events
+ * and states) and refusals compared as sets, on what Chup decides only. */
+#define TU_CMP_ALIKE 0x100u
+
+/* What a comparison saw, in the first store. */
+typedef struct tu_compared {
+    uint64_t tickets, steps, refusals, held, outbox, dead, chain;
+    uint64_t late, released; /* steps placed late, released from holding */
+} tu_compared;
+
+/* Fails the test unless stores a and b (named a_name and b_name in the
+ * message) hold the same `what`: the message names the list, the item
+ * (its key fields) and the field that differ, with both values.  Each
+ * list is read whole from one store, then from the other.  counts, if
+ * not NULL, gets what was compared. */
+void tu_compare_stores(qg_store *a, const char *a_name, qg_store *b,
+                       const char *b_name, unsigned what, tu_compared *counts);
 
 /* text parsed as JSON, to be put by the caller; fails the test, showing
  * the text, when it is not JSON. */
