@@ -791,6 +791,160 @@ START_TEST(test_pg_outbox_same_as_lmdb)
 }
 END_TEST
 
+/* ----- a purge and a resend ---------------------------------------------- */
+
+/* A purge or a resend run in a thread, and whether it has returned. */
+typedef struct waiter {
+    qg_store *st;
+    int resend; /* qg_outbox_resend() of ticket 1, else qg_store_purge() */
+    int rc, done;
+    uint64_t queued;
+    qg_purge_stats purged;
+    pthread_mutex_t lock;
+} waiter;
+
+static void *
+waiter_run(void *arg)
+{
+    waiter *w = arg;
+    uint64_t queued = 0, waiting;
+    qg_purge_stats purged;
+    int rc;
+
+    memset(&purged, 0, sizeof(purged));
+    rc = w->resend ? qg_outbox_resend(w->st, 1, INT64_MIN, INT64_MAX, &queued,
+                                      &waiting)
+                   : qg_store_purge(w->st, qg_time_now_us() + 1, &purged);
+    pthread_mutex_lock(&w->lock);
+    w->rc = rc;
+    w->queued = queued;
+    w->purged = purged;
+    w->done = 1;
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+static int
+waiter_done(waiter *w)
+{
+    int done;
+
+    pthread_mutex_lock(&w->lock);
+    done = w->done;
+    pthread_mutex_unlock(&w->lock);
+    return done;
+}
+
+/* A raw session in a transaction holding the purge's lock, as a purge's
+ * batch or a resend takes it (QG__PG_PURGE_LOCK). */
+static PGconn *
+purge_lock_held(void)
+{
+    PGconn *c = PQconnectdb(uri);
+    char text[96];
+    PGresult *r;
+
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+    snprintf(text, sizeof(text),
+             "BEGIN; SELECT pg_advisory_xact_lock(%" PRId64 ")",
+             (int64_t)QG__PG_PURGE_LOCK);
+    r = PQexec(c, text);
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", text,
+                  PQerrorMessage(c));
+    PQclear(r);
+    return c;
+}
+
+static void
+commit(PGconn *c, const char *more)
+{
+    PGresult *r;
+
+    if (more) {
+        r = PQexec(c, more);
+        ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", more,
+                      PQerrorMessage(c));
+        PQclear(r);
+    }
+    r = PQexec(c, "COMMIT");
+    ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+}
+
+/*
+ * A purge's batch of steps and a resend are ordered, as LMDB's one writer
+ * orders them.  While a purge's batch that has purged step 1 holds the
+ * lock, a resend waits, and then queues the steps, step 1 purged, as it
+ * would after the batch on LMDB; while a resend that has queued step 2
+ * holds it, a purge waits, and then keeps step 2's body (skipped) and
+ * purges step 3's: no step is purged under a resend that queues it.
+ */
+START_TEST(test_pg_purge_and_resend_ordered)
+{
+    qg_engine *eng;
+    qg_store *st;
+    pthread_t th;
+    waiter w;
+    PGconn *c;
+    char n[64];
+
+    NEED_SERVER();
+    eng = tu_engine();
+    st = pg_store(QG_OUTBOX);
+    tu_apply(eng, st, tu_walk_in[0].file);
+    tu_apply(eng, st, tu_walk_in[1].file);
+    tu_apply(eng, st, tu_walk_in[2].file);
+    sql(uri, "DELETE FROM qgate.outbox"); /* forwarded, acknowledged */
+
+    /* a purge's batch under way, step 1 purged: the resend waits for its
+     * commit, then queues the three steps */
+    memset(&w, 0, sizeof(w));
+    pthread_mutex_init(&w.lock, NULL);
+    w.st = st;
+    w.resend = 1;
+    c = purge_lock_held();
+    ck_assert_int_eq(pthread_create(&th, NULL, waiter_run, &w), 0);
+    usleep(300000);
+    ck_assert_msg(!waiter_done(&w), "the resend did not wait for the purge");
+    commit(c, "UPDATE qgate.history SET purged = true, body_len = "
+              "length(body), body_sha256 = sha256(body), body = ''::bytea "
+              "WHERE ticket = 1 AND seq = 1");
+    pthread_join(th, NULL);
+    ck_assert_int_eq(w.rc, 0);
+    ck_assert_uint_eq(w.queued, 3);
+    sql_value("SELECT count(*) FROM qgate.outbox WHERE ticket = 1", n,
+              sizeof(n));
+    ck_assert_str_eq(n, "3");
+    pthread_mutex_destroy(&w.lock);
+
+    /* a resend under way, step 2 queued: the purge waits for its commit,
+     * then keeps step 2's body and purges step 3's */
+    sql(uri, "DELETE FROM qgate.outbox");
+    memset(&w, 0, sizeof(w));
+    pthread_mutex_init(&w.lock, NULL);
+    w.st = st;
+    c = purge_lock_held();
+    ck_assert_int_eq(pthread_create(&th, NULL, waiter_run, &w), 0);
+    usleep(300000);
+    ck_assert_msg(!waiter_done(&w), "the purge did not wait for the resend");
+    commit(c, "INSERT INTO qgate.outbox (id, ticket, seq, created_us, "
+              "next_attempt_us) VALUES (nextval('qgate.outbox_ids'), 1, 2, "
+              "0, 0)");
+    pthread_join(th, NULL);
+    ck_assert_int_eq(w.rc, 0);
+    ck_assert_uint_eq(w.purged.records, 1);
+    ck_assert_uint_eq(w.purged.skipped, 1);
+    sql_value("SELECT string_agg(seq || ':' || purged || ':' || (length(body) "
+              "> 0), ' ' ORDER BY seq) FROM qgate.history WHERE ticket = 1",
+              n, sizeof(n));
+    ck_assert_str_eq(n, "1:true:false 2:false:true 3:true:false");
+    pthread_mutex_destroy(&w.lock);
+    qg_store_close(st);
+    qg_engine_free(eng);
+}
+END_TEST
+
 /* QG_NOSYNC is synchronous_commit off for the store's sessions. */
 START_TEST(test_pg_durability)
 {
@@ -1465,6 +1619,7 @@ pg_suite(void)
     tcase_add_test(tc, test_pg_migrate_lmdb);
     tcase_add_test(tc, test_pg_outbox_sticks);
     tcase_add_test(tc, test_pg_outbox_same_as_lmdb);
+    tcase_add_test(tc, test_pg_purge_and_resend_ordered);
     tcase_add_test(tc, test_pg_claims_do_not_pile_up);
     tcase_add_test(tc, test_pg_chain_insert_prepared_once);
     tcase_add_test(tc, test_pg_chain_batch_of_600);

@@ -124,6 +124,12 @@ int qg__pg_later(qg__pgconn *c, const char *sql);
  * lock tried and not got is that statement's QG_EBUSY. */
 int qg__pg_lock(qg__txn *t, int64_t key);
 
+/* The advisory lock that orders a purge's batch of steps and a resend
+ * (pg_purge.c, pg_outbox.c), as LMDB's one writer orders them: any fixed
+ * key, as pg.c's schema lock (...0001) and pg_chain.c's chain lock
+ * (...0002) are. */
+#define QG__PG_PURGE_LOCK INT64_C(7160676174650003)
+
 /* pg.c */
 /* The store's id (qg_store_id()), as the chain's seal names it. */
 int qg__pg_id(const qg_store *st, char out[QG_STORE_ID_LEN + 1]);

@@ -390,6 +390,15 @@ done:
     return rc;
 }
 
+/*
+ * The purge's lock first (pg_purge.c): waited for, it orders this resend
+ * and a purge's batch of steps, so that the batch either sees the steps
+ * queued here (and keeps their bodies), or purged them before these
+ * statements read the history.  Taken before the ticket's lock
+ * (qg__pg_get_ticket()), which is then only tried: a transaction waits
+ * only for its first lock, and a gate holding the ticket's makes this
+ * resend run again from its start.
+ */
 static int
 resend(qg__txn *t, void *arg)
 {
@@ -400,6 +409,8 @@ resend(qg__txn *t, void *arg)
     int i, rc;
 
     j->queued = j->waiting = 0;
+    if ((rc = qg__pg_lock(t, QG__PG_PURGE_LOCK)))
+        return rc;
     if (j->ticket) {
         if ((rc = qg__pg_get_ticket(t, j->ticket, &row)))
             return rc;

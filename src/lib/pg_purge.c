@@ -16,6 +16,23 @@
  * locked (a late step rewriting its followers) are passed over (SKIP
  * LOCKED) rather than waited for, so a purge never waits for a gate nor a
  * gate's rewrite for a purge; they are purged by the next run.
+ *
+ * A resend (pg_outbox.c) queues again steps that left the outbox, and so
+ * must not interleave with a batch: the batch judges "still queued" by
+ * its statement's snapshot, and a resend that commits after that
+ * snapshot was taken queues a step whose body the batch then purges (the
+ * HIS gets it with "chup": null).  The row locks do not order them: the
+ * resend locks no history row, and what it holds COMMIT releases, maybe
+ * before the batch comes to the row.  On LMDB one writer orders them.
+ * Here a batch of steps and a resend take one advisory lock
+ * (QG__PG_PURGE_LOCK), each as its transaction's first lock, and so wait
+ * for it (qg__pg_lock()); the batch's statement is sent with the lock
+ * and takes its snapshot once the lock is got, after the resend's
+ * commit: a step a resend queued is skipped, or a step a batch purged is
+ * resent purged, as on LMDB.  A batch of refusals takes no such lock:
+ * nothing queues a refusal, and a replay (replay.c) copies a refusal's
+ * body out in a read transaction before it writes, on both stores, so a
+ * purge may come between the two on LMDB too.
  */
 #include <string.h>
 
@@ -47,6 +64,10 @@ history_batch(qg__txn *t, void *arg)
     int rc;
 
     memset(&b->got, 0, sizeof(b->got));
+    /* before the statement, which is sent with it: a resend under way
+     * commits before the statement's snapshot is taken (above) */
+    if ((rc = qg__pg_lock(t, QG__PG_PURGE_LOCK)))
+        return rc;
     qg__pg_int(&p, b->before_us);
     qg__pg_int(&p, b->ticket);
     qg__pg_int(&p, b->seq);
