@@ -34,6 +34,8 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -187,11 +189,19 @@ def browser():
 
 
 def wait(drv, what, cond):
+    """Waits for cond.  An element the page replaced while cond looked at
+    it (a list re-rendered) is looked for again, not a failure; any other
+    error is named as it is, never reported as a time-out."""
     try:
-        return WebDriverWait(drv, WAIT_S).until(lambda d: cond(d))
-    except Exception:
+        return WebDriverWait(
+            drv, WAIT_S,
+            ignored_exceptions=(StaleElementReferenceException,)).until(
+                lambda d: cond(d))
+    except TimeoutException:
         check(False, what + " (timed out)")
-        return None
+    except Exception as err:
+        check(False, f"{what} ({type(err).__name__}: {err})")
+    return None
 
 
 def severe(drv):
