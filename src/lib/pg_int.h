@@ -208,12 +208,13 @@ typedef struct qg__pgcursor {
 /* Begins k's snapshot, then, unless query is NULL, runs query in it
  * (qg__pg_cursor_query()); on error nothing is left open. */
 int qg__pg_cursor_open(qg_store *st, qg__pgcursor *k, const char *query,
-                       const qg__pgparams *p, int whole);
+                       const qg__pgparams *p, int flags);
 /* Declares a server-side cursor over query, fetched 500 rows at a time,
- * in place of k's query before; with whole, runs query at once instead,
- * its rows one batch: for a list that stays short. */
+ * in place of k's query before; with QG__PG_WHOLE, runs query at once
+ * instead, its rows one batch: for a list that stays short. */
 int qg__pg_cursor_query(qg__pgcursor *k, const char *query,
-                        const qg__pgparams *p, int whole);
+                        const qg__pgparams *p, int flags);
+#define QG__PG_WHOLE 0x1
 /* The index in k->batch of the next row, fetched when needed; QG_NOTFOUND
  * past the last. */
 int qg__pg_cursor_next(qg__pgcursor *k, int *row);

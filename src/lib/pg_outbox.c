@@ -47,7 +47,7 @@ reason(qg__pgparams *p, const char *s)
 
 struct qg_outbox {
     const qg__store_ops *ops; /* first: see store_ops.h */
-    qg__pgcursor k; /* whole: the outbox is short, the dead list too */
+    qg__pgcursor k; /* QG__PG_WHOLE: the outbox is short, the dead list too */
 };
 
 int
@@ -63,7 +63,7 @@ qg__pg_outbox_open(qg_store *st, int dead, qg_outbox **out)
              st, &ob->k,
              dead ? "SELECT " ENTRY_COLS " FROM qgate.dead ORDER BY id"
                   : "SELECT " ENTRY_COLS " FROM qgate.outbox ORDER BY id",
-             NULL, 1))) {
+             NULL, QG__PG_WHOLE))) {
         free(ob);
         return rc;
     }

@@ -19,21 +19,21 @@
 
 int
 qg__pg_cursor_open(qg_store *st, qg__pgcursor *k, const char *query,
-                   const qg__pgparams *p, int whole)
+                   const qg__pgparams *p, int flags)
 {
     int rc;
 
     memset(k, 0, sizeof(*k));
     if ((rc = qg__pg_snapshot(st, &k->t)))
         return rc;
-    if (query && (rc = qg__pg_cursor_query(k, query, p, whole)))
+    if (query && (rc = qg__pg_cursor_query(k, query, p, flags)))
         qg__pg_cursor_close(k);
     return rc;
 }
 
 int
 qg__pg_cursor_query(qg__pgcursor *k, const char *query, const qg__pgparams *p,
-                    int whole)
+                    int flags)
 {
     char sql[1024];
     int rc;
@@ -47,7 +47,7 @@ qg__pg_cursor_query(qg__pgcursor *k, const char *query, const qg__pgparams *p,
     k->batch = NULL;
     k->at = k->n = 0;
     k->last = 0;
-    if (whole) {
+    if (flags & QG__PG_WHOLE) {
         /* The one batch, and the last: next never fetches. */
         if ((rc = qg__pg_exec(k->t.be, query, p, &k->batch)))
             return rc;
