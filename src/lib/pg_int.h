@@ -192,6 +192,33 @@ int qg__pg_rejections_dropped(qg_store *st, uint64_t *dropped);
     "source, purged"
 
 /* pg_read.c */
+/*
+ * A reader's cursor: a snapshot (qg__pg_snapshot()) and the rows of its
+ * query, a batch at a time.  Each reader below, and the outbox's list,
+ * keeps one and only says its query and how a row reads.  A row's
+ * pointers (a body) live until the cursor's next call or close.
+ */
+typedef struct qg__pgcursor {
+    qg__txn t; /* its snapshot */
+    PGresult *batch;
+    int at, n;    /* the next row of batch, and its rows */
+    int declared; /* "qgc" is declared in t */
+    int last;     /* the batch was the last */
+} qg__pgcursor;
+/* Begins k's snapshot, then, unless query is NULL, runs query in it
+ * (qg__pg_cursor_query()); on error nothing is left open. */
+int qg__pg_cursor_open(qg_store *st, qg__pgcursor *k, const char *query,
+                       const qg__pgparams *p, int flags);
+/* Declares a server-side cursor over query, fetched 500 rows at a time,
+ * in place of k's query before; with QG__PG_WHOLE, runs query at once
+ * instead, its rows one batch: for a list that stays short. */
+int qg__pg_cursor_query(qg__pgcursor *k, const char *query,
+                        const qg__pgparams *p, int flags);
+#define QG__PG_WHOLE 0x1
+/* The index in k->batch of the next row, fetched when needed; QG_NOTFOUND
+ * past the last. */
+int qg__pg_cursor_next(qg__pgcursor *k, int *row);
+void qg__pg_cursor_close(qg__pgcursor *k);
 int qg__pg_history_open(qg_store *st, uint64_t ticket, qg_order order,
                         qg_history **out);
 int qg__pg_history_next(qg_history *h, qg_record *rec);

@@ -47,9 +47,7 @@ reason(qg__pgparams *p, const char *s)
 
 struct qg_outbox {
     const qg__store_ops *ops; /* first: see store_ops.h */
-    qg__txn t;
-    PGresult *r; /* every entry: the outbox is short, the dead list too */
-    int at;
+    qg__pgcursor k; /* QG__PG_WHOLE: the outbox is short, the dead list too */
 };
 
 int
@@ -61,16 +59,11 @@ qg__pg_outbox_open(qg_store *st, int dead, qg_outbox **out)
     if ((ob = calloc(1, sizeof(*ob))) == NULL)
         return QG_ENOMEM;
     ob->ops = &qg__pg_ops;
-    if ((rc = qg__pg_snapshot(st, &ob->t))) {
-        free(ob);
-        return rc;
-    }
-    if ((rc = qg__pg_exec(
-             ob->t.be,
+    if ((rc = qg__pg_cursor_open(
+             st, &ob->k,
              dead ? "SELECT " ENTRY_COLS " FROM qgate.dead ORDER BY id"
                   : "SELECT " ENTRY_COLS " FROM qgate.outbox ORDER BY id",
-             NULL, &ob->r))) {
-        qg__pg_txn_abort(&ob->t);
+             NULL, QG__PG_WHOLE))) {
         free(ob);
         return rc;
     }
@@ -81,9 +74,11 @@ qg__pg_outbox_open(qg_store *st, int dead, qg_outbox **out)
 int
 qg__pg_outbox_next(qg_outbox *ob, qg_outbox_entry *out)
 {
-    if (ob->at >= PQntuples(ob->r))
-        return QG_NOTFOUND;
-    entry(ob->r, ob->at++, out);
+    int i, rc;
+
+    if ((rc = qg__pg_cursor_next(&ob->k, &i)))
+        return rc;
+    entry(ob->k.batch, i, out);
     return 0;
 }
 
@@ -92,8 +87,7 @@ qg__pg_outbox_close(qg_outbox *ob)
 {
     if (ob == NULL)
         return;
-    PQclear(ob->r);
-    qg__pg_txn_abort(&ob->t);
+    qg__pg_cursor_close(&ob->k);
     free(ob);
 }
 

@@ -7,6 +7,8 @@
  * cursor over its query, fetched FETCH_ROWS rows at a time: exporting
  * millions of records keeps one batch in memory.  The bodies a cursor
  * returns point into its batch: valid until its next call or close.
+ * That cursor (qg__pgcursor, pg_int.h) is the outbox's list's too, which
+ * takes its rows in one batch.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,24 +17,23 @@
 
 #define FETCH_ROWS 500
 
-typedef struct cursor {
-    qg__txn t; /* its snapshot */
-    PGresult *batch;
-    int at, n;    /* the next row of batch, and its rows */
-    int declared; /* "qgc" is declared in t */
-    int last;     /* the batch was the last */
-} cursor;
-
-static int
-cursor_open(qg_store *st, cursor *k)
+int
+qg__pg_cursor_open(qg_store *st, qg__pgcursor *k, const char *query,
+                   const qg__pgparams *p, int flags)
 {
+    int rc;
+
     memset(k, 0, sizeof(*k));
-    return qg__pg_snapshot(st, &k->t);
+    if ((rc = qg__pg_snapshot(st, &k->t)))
+        return rc;
+    if (query && (rc = qg__pg_cursor_query(k, query, p, flags)))
+        qg__pg_cursor_close(k);
+    return rc;
 }
 
-/* Declares the cursor over query, closing the one before. */
-static int
-cursor_query(cursor *k, const char *query, const qg__pgparams *p)
+int
+qg__pg_cursor_query(qg__pgcursor *k, const char *query, const qg__pgparams *p,
+                    int flags)
 {
     char sql[1024];
     int rc;
@@ -46,6 +47,14 @@ cursor_query(cursor *k, const char *query, const qg__pgparams *p)
     k->batch = NULL;
     k->at = k->n = 0;
     k->last = 0;
+    if (flags & QG__PG_WHOLE) {
+        /* The one batch, and the last: next never fetches. */
+        if ((rc = qg__pg_exec(k->t.be, query, p, &k->batch)))
+            return rc;
+        k->n = PQntuples(k->batch);
+        k->last = 1;
+        return 0;
+    }
     if ((size_t)snprintf(sql, sizeof(sql),
                          "DECLARE qgc NO SCROLL CURSOR FOR %s",
                          query) >= sizeof(sql))
@@ -56,9 +65,8 @@ cursor_query(cursor *k, const char *query, const qg__pgparams *p)
     return 0;
 }
 
-/* The row of the next result in k->batch, fetched when needed. */
-static int
-cursor_next(cursor *k, int *row)
+int
+qg__pg_cursor_next(qg__pgcursor *k, int *row)
 {
     int rc;
 
@@ -80,8 +88,8 @@ cursor_next(cursor *k, int *row)
     return 0;
 }
 
-static void
-cursor_close(cursor *k)
+void
+qg__pg_cursor_close(qg__pgcursor *k)
 {
     PQclear(k->batch);
     k->batch = NULL;
@@ -92,7 +100,7 @@ cursor_close(cursor *k)
 
 struct qg_history {
     const qg__store_ops *ops; /* first: see store_ops.h */
-    cursor k;
+    qg__pgcursor k;
     uint64_t ticket; /* 0: every ticket */
     qg_order order;
     qg_ticket row;     /* ticket's, or the last returned record's */
@@ -107,25 +115,26 @@ history_from(qg_history *h, int64_t from)
     qg__pgparams p = {0};
 
     if (h->ticket == 0)
-        return cursor_query(&h->k,
-                            h->order == QG_EVENT_ORDER
-                                ? "SELECT " QG__PG_RECORD_COLS
-                                  " FROM qgate.history ORDER BY ticket, pos, "
-                                  "seq"
-                                : "SELECT " QG__PG_RECORD_COLS
-                                  " FROM qgate.history ORDER BY ticket, seq",
-                            NULL);
+        return qg__pg_cursor_query(
+            &h->k,
+            h->order == QG_EVENT_ORDER
+                ? "SELECT " QG__PG_RECORD_COLS
+                  " FROM qgate.history ORDER BY ticket, pos, seq"
+                : "SELECT " QG__PG_RECORD_COLS
+                  " FROM qgate.history ORDER BY ticket, seq",
+            NULL, 0);
     qg__pg_int(&p, (int64_t)h->ticket);
     qg__pg_int(&p, from);
-    return cursor_query(&h->k,
-                        h->order == QG_EVENT_ORDER
-                            ? "SELECT " QG__PG_RECORD_COLS
-                              " FROM qgate.history WHERE ticket = $1::int8 "
-                              "AND pos >= $2::int8 ORDER BY pos, seq"
-                            : "SELECT " QG__PG_RECORD_COLS
-                              " FROM qgate.history WHERE ticket = $1::int8 "
-                              "AND seq >= $2::int8 ORDER BY seq",
-                        &p);
+    return qg__pg_cursor_query(
+        &h->k,
+        h->order == QG_EVENT_ORDER
+            ? "SELECT " QG__PG_RECORD_COLS " FROM qgate.history "
+              "WHERE ticket = $1::int8 "
+              "AND pos >= $2::int8 ORDER BY pos, seq"
+            : "SELECT " QG__PG_RECORD_COLS " FROM qgate.history "
+              "WHERE ticket = $1::int8 "
+              "AND seq >= $2::int8 ORDER BY seq",
+        &p, 0);
 }
 
 int
@@ -143,7 +152,8 @@ qg__pg_history_open(qg_store *st, uint64_t ticket, qg_order order,
     h->ops = &qg__pg_ops;
     h->ticket = ticket;
     h->order = order;
-    if ((rc = cursor_open(st, &h->k))) {
+    /* The snapshot first: the ticket is read in it, then the query. */
+    if ((rc = qg__pg_cursor_open(st, &h->k, NULL, NULL, 0))) {
         free(h);
         return rc;
     }
@@ -166,7 +176,7 @@ qg__pg_history_next(qg_history *h, qg_record *rec)
 {
     int row, rc;
 
-    if ((rc = cursor_next(&h->k, &row)))
+    if ((rc = qg__pg_cursor_next(&h->k, &row)))
         return rc;
     qg__pg_record(h->k.batch, row, 0, rec);
     h->returned = rec->ticket;
@@ -232,7 +242,7 @@ qg__pg_history_close(qg_history *h)
 {
     if (h == NULL)
         return;
-    cursor_close(&h->k);
+    qg__pg_cursor_close(&h->k);
     free(h);
 }
 
@@ -240,7 +250,7 @@ qg__pg_history_close(qg_history *h)
 
 struct qg_tickets {
     const qg__store_ops *ops; /* first: see store_ops.h */
-    cursor k;
+    qg__pgcursor k;
 };
 
 int
@@ -252,15 +262,11 @@ qg__pg_tickets_open(qg_store *st, qg_tickets **out)
     if ((it = calloc(1, sizeof(*it))) == NULL)
         return QG_ENOMEM;
     it->ops = &qg__pg_ops;
-    if ((rc = cursor_open(st, &it->k))) {
+    if ((rc = qg__pg_cursor_open(st, &it->k,
+                                 "SELECT " QG__PG_TICKET_COLS
+                                 " FROM qgate.tickets ORDER BY id DESC",
+                                 NULL, 0))) {
         free(it);
-        return rc;
-    }
-    if ((rc = cursor_query(&it->k,
-                           "SELECT " QG__PG_TICKET_COLS
-                           " FROM qgate.tickets ORDER BY id DESC",
-                           NULL))) {
-        qg__pg_tickets_close(it);
         return rc;
     }
     *out = it;
@@ -273,7 +279,7 @@ qg__pg_tickets_next(qg_tickets *it, qg_ticket *out)
     qg__ticket_row row;
     int i, rc;
 
-    if ((rc = cursor_next(&it->k, &i)))
+    if ((rc = qg__pg_cursor_next(&it->k, &i)))
         return rc;
     qg__pg_ticket_row(it->k.batch, i, 0, &row);
     *out = row.t;
@@ -286,7 +292,7 @@ qg__pg_tickets_close(qg_tickets *it)
 {
     if (it == NULL)
         return;
-    cursor_close(&it->k);
+    qg__pg_cursor_close(&it->k);
     free(it);
 }
 
@@ -294,7 +300,7 @@ qg__pg_tickets_close(qg_tickets *it)
 
 struct qg_rejections {
     const qg__store_ops *ops; /* first: see store_ops.h */
-    cursor k;
+    qg__pgcursor k;
 };
 
 /* The log's entries the query (of one int8 parameter, v) selects. */
@@ -308,13 +314,9 @@ rejections_query(qg_store *st, const char *sql, uint64_t v, qg_rejections **out)
     if ((rj = calloc(1, sizeof(*rj))) == NULL)
         return QG_ENOMEM;
     rj->ops = &qg__pg_ops;
-    if ((rc = cursor_open(st, &rj->k))) {
-        free(rj);
-        return rc;
-    }
     qg__pg_int(&p, (int64_t)v);
-    if ((rc = cursor_query(&rj->k, sql, &p))) {
-        qg__pg_rejections_close(rj);
+    if ((rc = qg__pg_cursor_open(st, &rj->k, sql, &p, 0))) {
+        free(rj);
         return rc;
     }
     *out = rj;
@@ -347,7 +349,7 @@ qg__pg_rejections_next(qg_rejections *rj, qg_rejection *out)
 {
     int i, rc;
 
-    if ((rc = cursor_next(&rj->k, &i)))
+    if ((rc = qg__pg_cursor_next(&rj->k, &i)))
         return rc;
     qg__pg_rejection(rj->k.batch, i, 0, out);
     qg__source_name(&rj->k.t, (unsigned)qg__pg_get(rj->k.batch, i, 18),
@@ -360,7 +362,7 @@ qg__pg_rejections_close(qg_rejections *rj)
 {
     if (rj == NULL)
         return;
-    cursor_close(&rj->k);
+    qg__pg_cursor_close(&rj->k);
     free(rj);
 }
 
@@ -368,7 +370,7 @@ qg__pg_rejections_close(qg_rejections *rj)
 
 struct qg_held_list {
     const qg__store_ops *ops; /* first: see store_ops.h */
-    cursor k;
+    qg__pgcursor k;
 };
 
 int
@@ -380,14 +382,11 @@ qg__pg_held_open(qg_store *st, qg_held_list **out)
     if ((hl = calloc(1, sizeof(*hl))) == NULL)
         return QG_ENOMEM;
     hl->ops = &qg__pg_ops;
-    if ((rc = cursor_open(st, &hl->k))) {
+    if ((rc = qg__pg_cursor_open(st, &hl->k,
+                                 "SELECT " QG__PG_HELD_COLS
+                                 " FROM qgate.held ORDER BY id",
+                                 NULL, 0))) {
         free(hl);
-        return rc;
-    }
-    if ((rc = cursor_query(
-             &hl->k, "SELECT " QG__PG_HELD_COLS " FROM qgate.held ORDER BY id",
-             NULL))) {
-        qg__pg_held_close(hl);
         return rc;
     }
     *out = hl;
@@ -400,7 +399,7 @@ qg__pg_held_next(qg_held_list *hl, qg_held *out)
     qg__step s;
     int i, rc;
 
-    if ((rc = cursor_next(&hl->k, &i)))
+    if ((rc = qg__pg_cursor_next(&hl->k, &i)))
         return rc;
     qg__pg_held(hl->k.batch, i, 0, &s, out);
     qg__source_name(&hl->k.t, s.source, out->source);
@@ -412,7 +411,7 @@ qg__pg_held_close(qg_held_list *hl)
 {
     if (hl == NULL)
         return;
-    cursor_close(&hl->k);
+    qg__pg_cursor_close(&hl->k);
     free(hl);
 }
 
