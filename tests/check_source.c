@@ -333,17 +333,20 @@ END_TEST
 START_TEST(test_source_limit_in_batch)
 {
     static const unsigned flags[] = {0, QG_WRITEMAP};
-    qg_engine *e = tu_engine(), *more = tu_engine();
+    qg_engine *e, *more;
     qg_prepared *p[3];
     qg_result res[3];
     qg_ticket t;
     size_t len, alen;
-    char *join = tu_fixture(tu_walk_in[0].file, &len), name[16];
-    char *alert = tu_fixture(tu_walk_in[1].file, &alen);
+    char *join, *alert, name[16];
     int rcs[3], i;
 
     if (flags[_i] == QG_WRITEMAP && tu_store_is_pg())
-        return; /* LMDB's map */
+        return; /* LMDB's map; before anything is allocated */
+    e = tu_engine();
+    more = tu_engine();
+    join = tu_fixture(tu_walk_in[0].file, &len);
+    alert = tu_fixture(tu_walk_in[1].file, &alen);
     st = tu_store_reopen(st, flags[_i]);
     /* the default source, s1 to s62, and a (in the group) make 64 */
     for (i = 1; i < QG_SOURCES_MAX - 1; i++) {
