@@ -873,6 +873,33 @@ commit(PGconn *c, const char *more)
 }
 
 /*
+ * Runs a resend (resend set) or a purge in a thread while a raw session
+ * holds the purge's lock, checks that it waits, then commits the
+ * session's statement more and waits for the call to end: its answer is
+ * in *w.
+ */
+static void
+behind_the_lock(waiter *w, qg_store *st, int resend, const char *more)
+{
+    pthread_t th;
+    PGconn *c;
+
+    memset(w, 0, sizeof(*w));
+    pthread_mutex_init(&w->lock, NULL);
+    w->st = st;
+    w->resend = resend;
+    c = purge_lock_held();
+    ck_assert_int_eq(pthread_create(&th, NULL, waiter_run, w), 0);
+    usleep(300000);
+    ck_assert_msg(!waiter_done(w), "the %s did not wait for the %s",
+                  resend ? "resend" : "purge", resend ? "purge" : "resend");
+    commit(c, more);
+    pthread_join(th, NULL);
+    pthread_mutex_destroy(&w->lock);
+    ck_assert_int_eq(w->rc, 0);
+}
+
+/*
  * A purge's batch of steps and a resend are ordered, as LMDB's one writer
  * orders them.  While a purge's batch that has purged step 1 holds the
  * lock, a resend waits, and then queues the steps, step 1 purged, as it
@@ -884,9 +911,7 @@ START_TEST(test_pg_purge_and_resend_ordered)
 {
     qg_engine *eng;
     qg_store *st;
-    pthread_t th;
     waiter w;
-    PGconn *c;
     char n[64];
 
     NEED_SERVER();
@@ -899,47 +924,28 @@ START_TEST(test_pg_purge_and_resend_ordered)
 
     /* a purge's batch under way, step 1 purged: the resend waits for its
      * commit, then queues the three steps */
-    memset(&w, 0, sizeof(w));
-    pthread_mutex_init(&w.lock, NULL);
-    w.st = st;
-    w.resend = 1;
-    c = purge_lock_held();
-    ck_assert_int_eq(pthread_create(&th, NULL, waiter_run, &w), 0);
-    usleep(300000);
-    ck_assert_msg(!waiter_done(&w), "the resend did not wait for the purge");
-    commit(c, "UPDATE qgate.history SET purged = true, body_len = "
-              "length(body), body_sha256 = sha256(body), body = ''::bytea "
-              "WHERE ticket = 1 AND seq = 1");
-    pthread_join(th, NULL);
-    ck_assert_int_eq(w.rc, 0);
+    behind_the_lock(&w, st, 1,
+                    "UPDATE qgate.history SET purged = true, body_len = "
+                    "length(body), body_sha256 = sha256(body), body = "
+                    "''::bytea WHERE ticket = 1 AND seq = 1");
     ck_assert_uint_eq(w.queued, 3);
     sql_value("SELECT count(*) FROM qgate.outbox WHERE ticket = 1", n,
               sizeof(n));
     ck_assert_str_eq(n, "3");
-    pthread_mutex_destroy(&w.lock);
 
     /* a resend under way, step 2 queued: the purge waits for its commit,
      * then keeps step 2's body and purges step 3's */
     sql(uri, "DELETE FROM qgate.outbox");
-    memset(&w, 0, sizeof(w));
-    pthread_mutex_init(&w.lock, NULL);
-    w.st = st;
-    c = purge_lock_held();
-    ck_assert_int_eq(pthread_create(&th, NULL, waiter_run, &w), 0);
-    usleep(300000);
-    ck_assert_msg(!waiter_done(&w), "the purge did not wait for the resend");
-    commit(c, "INSERT INTO qgate.outbox (id, ticket, seq, created_us, "
-              "next_attempt_us) VALUES (nextval('qgate.outbox_ids'), 1, 2, "
-              "0, 0)");
-    pthread_join(th, NULL);
-    ck_assert_int_eq(w.rc, 0);
+    behind_the_lock(&w, st, 0,
+                    "INSERT INTO qgate.outbox (id, ticket, seq, created_us, "
+                    "next_attempt_us) VALUES (nextval('qgate.outbox_ids'), "
+                    "1, 2, 0, 0)");
     ck_assert_uint_eq(w.purged.records, 1);
     ck_assert_uint_eq(w.purged.skipped, 1);
     sql_value("SELECT string_agg(seq || ':' || purged || ':' || (length(body) "
               "> 0), ' ' ORDER BY seq) FROM qgate.history WHERE ticket = 1",
               n, sizeof(n));
     ck_assert_str_eq(n, "1:true:false 2:false:true 3:true:false");
-    pthread_mutex_destroy(&w.lock);
     qg_store_close(st);
     qg_engine_free(eng);
 }
