@@ -179,6 +179,10 @@ int qg__source_index(qg__txn *t, const char *name, int create, unsigned *index);
 void qg__source_name(qg__txn *t, unsigned index,
                      char out[QG_SOURCE_NAME_MAX + 1]);
 
+/* Clears the fields of rec a summary has not (QG_SUMMARY), for a backend
+ * that reads a summary from the whole record. */
+void qg__record_summary(qg_record *rec);
+
 /* Whether name is the default source's: NULL or "default". */
 static inline int
 qg__source_is_default(const char *name)
