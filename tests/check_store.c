@@ -446,15 +446,21 @@ first_service(void)
  */
 START_TEST(test_step_summaries_rebuilt)
 {
+    qg_finding f;
+
     if (tu_store_is_pg())
         return; /* LMDB's databases */
     apply_visit(tu_walk_in, COUNT(tu_walk_in));
     ck_assert_int_eq(summary_entries(), COUNT(tu_walk_in));
     ck_assert_uint_eq(tu_check_summaries(st), COUNT(tu_walk_in));
 
-    /* read from the summaries, not from the records */
+    /* read from the summaries, not from the records; verify tells */
     alter_summaries(first_to_service_7);
     ck_assert_int_eq(first_service(), 7);
+    ck_assert_int_eq(qg_store_verify_ticket(st, 1, &f), 0);
+    ck_assert_int_eq(f.found, 1);
+    ck_assert_uint_eq(f.seq, 1);
+    ck_assert_ptr_nonnull(strstr(f.what, "summary"));
 
     alter_summaries(drop_newest);
     st = tu_store_reopen(st, QG_RDONLY);
@@ -466,6 +472,8 @@ START_TEST(test_step_summaries_rebuilt)
     ck_assert_int_eq(summary_entries(), COUNT(tu_walk_in));
     ck_assert_uint_eq(tu_check_summaries(st), COUNT(tu_walk_in));
     ck_assert_int_ne(first_service(), 7); /* rebuilt whole */
+    ck_assert_int_eq(qg_store_verify_ticket(st, 1, &f), 0);
+    ck_assert_msg(!f.found, "%s", f.what);
 }
 END_TEST
 

@@ -94,6 +94,22 @@ qg__steps_current(qg__txn *t)
     return hs.ms_entries == ss.ms_entries;
 }
 
+int
+qg__lmdb_step_summary(qg__txn *t, uint64_t ticket, uint32_t seq, qg_record *out)
+{
+    unsigned char key[12];
+    MDB_val k = {12, key}, v;
+    int rc;
+
+    if ((rc = qg__steps_current(t)) <= 0)
+        return rc < 0 ? rc : QG_NOTFOUND;
+    put64(key, ticket);
+    put32(key + 8, seq);
+    if ((rc = mdb_get(t->txn, t->st->steps, &k, &v)))
+        return rc == MDB_NOTFOUND ? QG_ESTORE : qg__from_mdb(rc);
+    return qg__steps_decode(&k, &v, out);
+}
+
 /* Writes every record's summary, unless they cover the history already.
  * The walk is in key order: MDB_APPEND fills each leaf before the next. */
 static int
