@@ -1126,9 +1126,10 @@ qg__range_close(qg__range *r)
  * not say QG__TICKET_REORDERED, where the two orders agree (the common
  * case, and every store written before late steps existed); for a ticket
  * that does, it reads the ticket's seqs sorted by pos and fetches each
- * record by key.  With QG_SUMMARY it does all that over the summaries
- * (steps.c) when they cover the history in its snapshot, else over the
- * records, whose other fields it then clears.
+ * record by key.  With QG_SUMMARY it reads the summaries (steps.c) when
+ * they cover the history in its snapshot, else the records, whose other
+ * fields it then clears; over every ticket in event order, it reads each
+ * ticket's summaries whole and puts them in order itself (gather()).
  */
 struct qg_history {
     const qg__store_ops *ops; /* first: see store_ops.h */
@@ -1146,6 +1147,12 @@ struct qg_history {
     qg__path path;     /* the reordered ticket being read, else n = 0 */
     size_t at;         /* the next step of path to return */
     MDB_cursor *rows;  /* with all: over the tickets, beside the records */
+    /* Over every ticket's summaries in event order: the ticket being
+     * returned (gather()), and the entry read past its end. */
+    qg_record *sums;
+    size_t nsums, capsums, atsums;
+    MDB_val peek_k, peek_v;
+    int peeked;
 };
 
 qg__txn *
@@ -1314,6 +1321,56 @@ next_sorted(qg_history *h, qg_record *rec)
     return decode_noted(h, &k, &v, rec);
 }
 
+static int
+by_record_pos(const void *a, const void *b)
+{
+    const qg_record *x = a, *y = b;
+
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/*
+ * Reads the summaries of the ticket of k, v (the first one) into h->sums,
+ * in event order, leaving in h->peek_k, _v the entry after them.  Put in
+ * order of pos, a ticket's steps are in the order its row's
+ * QG__TICKET_REORDERED asks for, and pos follows seq in a ticket without
+ * the flag: so the rows, whose pages lie among the records', are not
+ * read.
+ */
+static int
+gather(qg_history *h, MDB_val *k, MDB_val *v)
+{
+    uint64_t ticket = get64(k->mv_data);
+    qg_record *grown;
+    int rc, sorted = 1;
+
+    h->nsums = h->atsums = 0;
+    do {
+        if (h->nsums == h->capsums) {
+            size_t cap = h->capsums ? 2 * h->capsums : 16;
+
+            if ((grown = realloc(h->sums, cap * sizeof(*grown))) == NULL)
+                return QG_ENOMEM;
+            h->sums = grown;
+            h->capsums = cap;
+        }
+        if ((rc = qg__steps_decode(k, v, &h->sums[h->nsums])))
+            return rc;
+        if (h->nsums && h->sums[h->nsums].pos < h->sums[h->nsums - 1].pos)
+            sorted = 0;
+        h->nsums++;
+        rc = mdb_cursor_get(h->r.cur, k, v, MDB_NEXT);
+    } while (rc == 0 && k->mv_size == 12 && get64(k->mv_data) == ticket);
+    if (rc && rc != MDB_NOTFOUND)
+        return qg__from_mdb(rc);
+    h->peeked = rc == 0;
+    h->peek_k = *k;
+    h->peek_v = *v;
+    if (!sorted)
+        qsort(h->sums, h->nsums, sizeof(*h->sums), by_record_pos);
+    return 0;
+}
+
 int
 qg__lmdb_history_next(qg_history *h, qg_record *rec)
 {
@@ -1324,6 +1381,11 @@ qg__lmdb_history_next(qg_history *h, qg_record *rec)
     if (h == NULL || rec == NULL)
         return QG_EINVAL;
     for (;;) {
+        if (h->atsums < h->nsums) {
+            *rec = h->sums[h->atsums++];
+            h->returned = rec->ticket;
+            return 0;
+        }
         if (h->path.n > 0) {
             if (h->at < h->path.n)
                 return next_sorted(h, rec);
@@ -1335,13 +1397,24 @@ qg__lmdb_history_next(qg_history *h, qg_record *rec)
             put32(h->start + 8, 0);
             h->r.started = 0;
         }
-        if ((rc = qg__range_next(&h->r, h->start, sizeof(h->start), &k, &v)))
+        if (h->peeked) {
+            k = h->peek_k;
+            v = h->peek_v;
+            h->peeked = 0;
+        } else if ((rc = qg__range_next(&h->r, h->start, sizeof(h->start), &k,
+                                        &v))) {
             return rc;
+        }
         if (k.mv_size != 12 || (!h->all && memcmp(k.mv_data, h->start, 8) != 0))
             return QG_NOTFOUND;
         ticket = get64(k.mv_data);
         if (h->all && h->order == QG_EVENT_ORDER && ticket != h->ticket) {
             h->ticket = ticket;
+            if (h->dbi == h->r.t.st->steps) {
+                if ((rc = gather(h, &k, &v)))
+                    return rc;
+                continue;
+            }
             if ((rc = sort_ticket(h, ticket)))
                 return rc;
             if (h->path.n > 0)
@@ -1378,6 +1451,7 @@ qg__lmdb_history_close(qg_history *h)
         mdb_cursor_close(h->rows);
     qg__range_close(&h->r);
     qg__path_free(&h->path);
+    free(h->sums);
     free(h);
 }
 
