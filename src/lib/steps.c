@@ -7,10 +7,11 @@
  *          23 flags (REC_LATE, REC_RELEASED)
  *
  * A history record is 1 KB or more, two or three to a page; its summary
- * is a 46-byte node, fifty to ninety to a page.  `qgate stats` and the
- * gate's GET /waits read these (qg_history_open_order() with QG_SUMMARY)
- * and never touch the bodies' pages.  Keyed as history, so a walk sees
- * the steps in the same order.
+ * is a 46-byte node, some sixty to a page as the engine writes them
+ * (leaves split as keys arrive), ninety when built in key order.  `qgate stats`
+ * and the gate's GET /waits read these (qg_history_open_order() with
+ * QG_SUMMARY) and never touch the bodies' pages.  Keyed as history, so a walk
+ * sees the steps in the same order.
  *
  * A summary is written in the transaction that writes its record, when the
  * record is appended and when a late step moves it (move changes pos,
@@ -111,17 +112,19 @@ qg__lmdb_step_summary(qg__txn *t, uint64_t ticket, uint32_t seq, qg_record *out)
 }
 
 /* Writes every record's summary, unless they cover the history already.
- * The walk is in key order: MDB_APPEND fills each leaf before the next. */
+ * The walk is in key order: MDB_APPEND fills each leaf before the next.
+ * A record too damaged to have a header gets none, so the summaries never
+ * cover the history and stats walks the records, where it finds the
+ * damage as before: the store still opens. */
 static int
 build(qg__txn *t, void *arg)
 {
-    uint64_t *added = arg;
     unsigned char s[STEP_LEN];
     MDB_cursor *cur, *out;
     MDB_val k, v, sv = {STEP_LEN, s};
     int rc;
 
-    *added = 0;
+    (void)arg;
     if ((rc = qg__steps_current(t)) != 0)
         return rc < 0 ? rc : 1; /* nothing to do: abort, write nothing */
     if ((rc = mdb_drop(t->txn, t->st->steps, 0)))
@@ -133,19 +136,14 @@ build(qg__txn *t, void *arg)
         return qg__from_mdb(rc);
     }
     while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-        if (k.mv_size != 12 || v.mv_size < RECORD_HDR) {
-            rc = MDB_CORRUPTED;
-            break;
-        }
+        if (k.mv_size != 12 || v.mv_size < RECORD_HDR)
+            continue;
         summarize(s, v.mv_data);
         if ((rc = mdb_cursor_put(out, &k, &sv, MDB_APPEND)))
             break;
-        (*added)++;
     }
     mdb_cursor_close(out);
     mdb_cursor_close(cur);
-    if (rc == MDB_CORRUPTED)
-        return QG_ESTORE;
     return rc == MDB_NOTFOUND ? 0 : qg__from_mdb(rc);
 }
 
@@ -153,7 +151,6 @@ int
 qg__steps_open(qg_store *st)
 {
     unsigned create = (st->flags & QG_RDONLY) ? 0 : MDB_CREATE;
-    uint64_t added;
     qg__txn t;
     int rc;
 
@@ -169,5 +166,5 @@ qg__steps_open(qg_store *st)
     st->has_steps = rc == 0;
     if ((rc = qg__txn_commit(&t)) || !create)
         return rc;
-    return qg__store_write(st, build, &added);
+    return qg__store_write(st, build, NULL);
 }
