@@ -1035,7 +1035,17 @@ typedef enum qg_order {
     /** By event time (payload.timestamp), the order the machine judged
      * them in: late steps stand at their place. */
     QG_EVENT_ORDER = 0,
-    QG_ARRIVAL_ORDER = 1 /**< by seq, the order they were accepted in */
+    QG_ARRIVAL_ORDER = 1, /**< by seq, the order they were accepted in */
+    /** Or'ed with either order: each step's summary, not the whole
+     * record.  Only ticket, seq, pos, event_ms, event, from, to,
+     * service_id, late and released are filled; the others are 0 and body
+     * is NULL.  For walks over every history (`qgate stats`): the LMDB
+     * store reads them from a database of fixed summaries beside the
+     * records, some fifty to a page where the records are two or three,
+     * or from the records where they do not cover the history (a store
+     * written before them opened read-only, or one an older qgate wrote
+     * to since, until its next writable open builds them). */
+    QG_SUMMARY = 0x100
 } qg_order;
 
 /**
@@ -1057,7 +1067,8 @@ QG_EXTERN int qg_history_open(qg_store *st, uint64_t ticket, qg_history **out);
  * Opens a history cursor as qg_history_open() does, in the given order.
  * @param[in] st the store.
  * @param[in] ticket the ticket's number, or 0 for every ticket.
- * @param[in] order #QG_EVENT_ORDER or #QG_ARRIVAL_ORDER.
+ * @param[in] order #QG_EVENT_ORDER or #QG_ARRIVAL_ORDER, either or'ed
+ * with #QG_SUMMARY (a cast makes it a qg_order in C++).
  * @param[out] out the cursor; NULL on failure.
  * @return as qg_history_open(); #QG_EINVAL also for an unknown order.
  */

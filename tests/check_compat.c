@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_int.h"
 #include "testutil.h"
 
 static char dir[64];
@@ -427,6 +428,35 @@ START_TEST(test_compat_04_refusals_by_ticket)
 }
 END_TEST
 
+/* 0.4 kept no step summaries.  Read-only, the store has none and a walk
+ * of them reads the records (stats gives the same numbers); the first
+ * writable open builds them, one for each of its 22 steps, which any
+ * open then reads. */
+START_TEST(test_compat_04_step_summaries)
+{
+    MDB_stat ms;
+    qg__txn t;
+
+    st = open_copy(QG_RDONLY);
+    ck_assert_int_eq(st->has_steps, 0);
+    ck_assert_uint_eq(tu_check_summaries(st), 22);
+    qg_store_close(st);
+
+    st = open_copy(0);
+    ck_assert_int_eq(st->has_steps, 1);
+    ck_assert_int_eq(qg__txn_begin(st, 0, &t), 0);
+    ck_assert_int_eq(mdb_stat(t.txn, st->steps, &ms), 0);
+    qg__txn_abort(&t);
+    ck_assert_uint_eq(ms.ms_entries, 22);
+    ck_assert_uint_eq(tu_check_summaries(st), 22);
+    qg_store_close(st);
+
+    st = open_copy(QG_RDONLY);
+    ck_assert_int_eq(st->has_steps, 1);
+    ck_assert_uint_eq(tu_check_summaries(st), 22);
+}
+END_TEST
+
 static Suite *
 compat_suite(void)
 {
@@ -450,6 +480,7 @@ compat_suite(void)
     tcase_add_checked_fixture(v04, setup_04, teardown);
     tcase_add_test(v04, test_compat_04_heads_move_to_the_rows);
     tcase_add_test(v04, test_compat_04_refusals_by_ticket);
+    tcase_add_test(v04, test_compat_04_step_summaries);
     suite_add_tcase(s, v04);
     return s;
 }

@@ -317,6 +317,8 @@ START_TEST(test_reorder_scenarios)
     ck_assert_uint_eq(t.records, sc->steps);
     ck_assert_uint_eq(held_count(), sc->held);
     assert_verified(1);
+    /* moved and released steps summed up as they now stand */
+    ck_assert_uint_eq(tu_check_summaries(st), sc->steps);
 }
 END_TEST
 

@@ -368,6 +368,115 @@ START_TEST(test_refusals_index_rebuilt)
 }
 END_TEST
 
+/* The entries of the step summaries' database; -1 when it has none. */
+static long
+summary_entries(void)
+{
+    MDB_stat ms;
+    qg__txn t;
+
+    if (!st->has_steps)
+        return -1;
+    ck_assert_int_eq(qg__txn_begin(st, 0, &t), 0);
+    ck_assert_int_eq(mdb_stat(t.txn, st->steps, &ms), 0);
+    qg__txn_abort(&t);
+    return (long)ms.ms_entries;
+}
+
+/* Rewrites the step summaries with fn, as a qgate that does not keep
+ * them, or damage, would leave them. */
+static void
+alter_summaries(void (*fn)(MDB_cursor *cur))
+{
+    MDB_cursor *cur;
+    qg__txn t;
+
+    ck_assert_int_eq(qg__txn_begin(st, 1, &t), 0);
+    ck_assert_int_eq(mdb_cursor_open(t.txn, st->steps, &cur), 0);
+    fn(cur);
+    mdb_cursor_close(cur);
+    ck_assert_int_eq(qg__txn_commit(&t), 0);
+}
+
+/* The newest step's summary is gone: as if a qgate without summaries had
+ * appended the step. */
+static void
+drop_newest(MDB_cursor *cur)
+{
+    MDB_val k, v;
+
+    ck_assert_int_eq(mdb_cursor_get(cur, &k, &v, MDB_LAST), 0);
+    ck_assert_int_eq(mdb_cursor_del(cur, 0), 0);
+}
+
+/* The first step's summary names service 7. */
+static void
+first_to_service_7(MDB_cursor *cur)
+{
+    unsigned char s[24];
+    MDB_val k, v;
+
+    ck_assert_int_eq(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
+    ck_assert_uint_eq(v.mv_size, sizeof(s));
+    memcpy(s, v.mv_data, sizeof(s));
+    put64(s + 8, 7);
+    v.mv_data = s;
+    ck_assert_int_eq(mdb_cursor_put(cur, &k, &v, MDB_CURRENT), 0);
+}
+
+/* The first step of every ticket, summed up: its service. */
+static int64_t
+first_service(void)
+{
+    qg_history *h = NULL;
+    qg_record r;
+
+    ck_assert_int_eq(
+        qg_history_open_order(st, 0, QG_ARRIVAL_ORDER | QG_SUMMARY, &h), 0);
+    ck_assert_int_eq(qg_history_next(h, &r), 0);
+    qg_history_close(h);
+    return r.service_id;
+}
+
+/*
+ * Summaries are read from their own database, written with each step.
+ * When they no longer cover the history (a step appended by a qgate
+ * without them), a reader in read-only walks the records instead, and the
+ * next writable open builds them again.
+ */
+START_TEST(test_step_summaries_rebuilt)
+{
+    qg_finding f;
+
+    if (tu_store_is_pg())
+        return; /* LMDB's databases */
+    apply_visit(tu_walk_in, COUNT(tu_walk_in));
+    ck_assert_int_eq(summary_entries(), COUNT(tu_walk_in));
+    ck_assert_uint_eq(tu_check_summaries(st), COUNT(tu_walk_in));
+
+    /* read from the summaries, not from the records; verify tells */
+    alter_summaries(first_to_service_7);
+    ck_assert_int_eq(first_service(), 7);
+    ck_assert_int_eq(qg_store_verify_ticket(st, 1, &f), 0);
+    ck_assert_int_eq(f.found, 1);
+    ck_assert_uint_eq(f.seq, 1);
+    ck_assert_ptr_nonnull(strstr(f.what, "summary"));
+
+    alter_summaries(drop_newest);
+    st = tu_store_reopen(st, QG_RDONLY);
+    ck_assert_int_eq(summary_entries(), COUNT(tu_walk_in) - 1);
+    ck_assert_uint_eq(tu_check_summaries(st), COUNT(tu_walk_in));
+    ck_assert_int_ne(first_service(), 7); /* from the records */
+
+    st = tu_store_reopen(st, 0);
+    ck_assert_int_eq(summary_entries(), COUNT(tu_walk_in));
+    ck_assert_uint_eq(tu_check_summaries(st), COUNT(tu_walk_in));
+    ck_assert_int_ne(first_service(), 7); /* rebuilt whole */
+    ck_assert_int_eq(qg_store_verify_ticket(st, 1, &f), 0);
+    ck_assert_msg(!f.found, "%s", f.what);
+}
+END_TEST
+
 START_TEST(test_rejection_logged_without_ticket)
 {
     qg_rejections *r = NULL;
@@ -1472,6 +1581,7 @@ store_suite(void)
     tcase_add_test(core, test_rejection_unsigned_body_prefix);
     tcase_add_test(core, test_rejection_resolved);
     tcase_add_test(core, test_refusals_index_rebuilt);
+    tcase_add_test(core, test_step_summaries_rebuilt);
     tcase_add_test(core, test_rejection_unsigned_log_bounded);
     tcase_add_test(core, test_refusals_index_follows_drops);
     tcase_add_test(core, test_dry_run_writes_nothing);

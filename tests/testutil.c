@@ -286,6 +286,95 @@ tu_check_refusals_by_ticket(qg_store *st)
     return checked;
 }
 
+/* Asserts that summary s is record r's summary, fields a summary has not
+ * cleared. */
+static void
+check_summary(const qg_record *s, const qg_record *r)
+{
+    static const unsigned char zero[32];
+
+    ck_assert_msg(s->ticket == r->ticket && s->seq == r->seq,
+                  "summary of %" PRIu64 "/%" PRIu32 " where the record is "
+                  "%" PRIu64 "/%" PRIu32,
+                  s->ticket, s->seq, r->ticket, r->seq);
+    ck_assert_int_eq(s->event_ms, r->event_ms);
+    ck_assert_int_eq(s->event, r->event);
+    ck_assert_int_eq(s->from, r->from);
+    ck_assert_int_eq(s->to, r->to);
+    ck_assert_int_eq(s->service_id, r->service_id);
+    ck_assert_uint_eq(s->pos, r->pos);
+    ck_assert_int_eq(s->late, r->late);
+    ck_assert_int_eq(s->released, r->released);
+    ck_assert_int_eq(s->received_us, 0);
+    ck_assert_int_eq(s->utc_offset_s, 0);
+    ck_assert_int_eq(s->staff_id, 0);
+    ck_assert_mem_eq(s->digest, zero, sizeof(s->digest));
+    ck_assert_str_eq(s->machine, "");
+    ck_assert_ptr_null(s->body);
+    ck_assert_uint_eq(s->body_len, 0);
+}
+
+/* The records of ticket (0: every ticket) in order, in a new array of *n
+ * (body not kept). */
+static qg_record *
+read_records(qg_store *st, uint64_t ticket, qg_order order, size_t *n)
+{
+    qg_record *all = NULL, r;
+    qg_history *h = NULL;
+    size_t cap = 0;
+    int rc;
+
+    *n = 0;
+    ck_assert_int_eq(qg_history_open_order(st, ticket, order, &h), 0);
+    while ((rc = qg_history_next(h, &r)) == 0) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            ck_assert_ptr_nonnull(all = realloc(all, cap * sizeof(*all)));
+        }
+        all[(*n)++] = r;
+    }
+    ck_assert_int_eq(rc, QG_NOTFOUND);
+    qg_history_close(h);
+    return all;
+}
+
+/* The records of ticket (0: every ticket) in order, whole and summed up,
+ * compared; returns how many. */
+static size_t
+check_summaries_of(qg_store *st, uint64_t ticket, qg_order order)
+{
+    size_t n, ns, i;
+    qg_record *r = read_records(st, ticket, order, &n),
+              *s = read_records(st, ticket, order | QG_SUMMARY, &ns);
+
+    ck_assert_uint_eq(ns, n);
+    for (i = 0; i < n; i++)
+        check_summary(&s[i], &r[i]);
+    free(r);
+    free(s);
+    return n;
+}
+
+size_t
+tu_check_summaries(qg_store *st)
+{
+    size_t n, i, got;
+    qg_record *all = read_records(st, 0, QG_ARRIVAL_ORDER, &n);
+
+    ck_assert_uint_eq(check_summaries_of(st, 0, QG_EVENT_ORDER), n);
+    ck_assert_uint_eq(check_summaries_of(st, 0, QG_ARRIVAL_ORDER), n);
+    /* each ticket alone, as the console's ticket page would walk it */
+    for (i = 0; i < n; i++) {
+        if (all[i].seq != 1)
+            continue;
+        got = check_summaries_of(st, all[i].ticket, QG_EVENT_ORDER);
+        ck_assert_uint_eq(
+            check_summaries_of(st, all[i].ticket, QG_ARRIVAL_ORDER), got);
+    }
+    free(all);
+    return n;
+}
+
 int
 tu_pg_available(void)
 {

@@ -57,6 +57,10 @@ int tu_count_rejections(qg_store *st);
  * rejection log names and for one it does not, exactly that ticket's
  * entries of the log in id order; returns how many tickets it checked. */
 size_t tu_check_refusals_by_ticket(qg_store *st);
+/* Asserts that every step's summary (QG_SUMMARY), over every ticket and
+ * over each one, in both orders, holds its record's fields and nothing
+ * else, in the same order; returns the steps of the store. */
+size_t tu_check_summaries(qg_store *st);
 
 /* What tu_compare_stores() compares, in this order. */
 #define TU_CMP_TICKETS                                                         \

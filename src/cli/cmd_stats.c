@@ -172,7 +172,8 @@ run(cli *c, qg_store *db, int argc, char **argv)
     /* A store from before ids, read-only, has none: not an error. */
     if (qg_store_id(db, st->store_id) != 0)
         st->store_id[0] = '\0';
-    if ((rc = qg_history_open(db, 0, &h)))
+    /* The steps' summaries: stats needs none of the bodies' pages. */
+    if ((rc = qg_history_open_order(db, 0, QG_EVENT_ORDER | QG_SUMMARY, &h)))
         goto failed;
     while ((rc = qg_history_next(h, &r)) == 0) {
         if ((rc = cli_ticket_in_source(c, db, r.ticket)) <= 0) {

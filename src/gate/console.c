@@ -644,7 +644,7 @@ console_waits(FILE *f, gate *g)
     /* Every service at 0 first, even with no ticket. */
     if (service_of(&all, &n, &cap, 0) == NULL)
         return QG_ENOMEM;
-    if ((rc = qg_history_open(g->st, 0, &h)))
+    if ((rc = qg_history_open_order(g->st, 0, QG_EVENT_ORDER | QG_SUMMARY, &h)))
         goto free_all;
     while ((rc = qg_history_next(h, &r)) == 0) {
         if (r.seq == 1 && nrecs &&
@@ -660,8 +660,7 @@ console_waits(FILE *f, gate *g)
             }
             recs = grown;
         }
-        r.body = NULL; /* valid only until the next record */
-        recs[nrecs++] = r;
+        recs[nrecs++] = r; /* a summary: no body to outlive */
     }
     qg_history_close(h);
     if (rc != QG_NOTFOUND)

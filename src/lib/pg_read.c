@@ -103,6 +103,7 @@ struct qg_history {
     qg__pgcursor k;
     uint64_t ticket; /* 0: every ticket */
     qg_order order;
+    int summary;       /* QG_SUMMARY: the whole rows, read as summaries */
     qg_ticket row;     /* ticket's, or the last returned record's */
     uint64_t returned; /* the ticket of the last record returned */
 };
@@ -145,13 +146,15 @@ qg__pg_history_open(qg_store *st, uint64_t ticket, qg_order order,
     qg_history *h;
     int rc;
 
-    if (order != QG_EVENT_ORDER && order != QG_ARRIVAL_ORDER)
+    if ((order & ~QG_SUMMARY) != QG_EVENT_ORDER &&
+        (order & ~QG_SUMMARY) != QG_ARRIVAL_ORDER)
         return QG_EINVAL;
     if ((h = calloc(1, sizeof(*h))) == NULL)
         return QG_ENOMEM;
     h->ops = &qg__pg_ops;
     h->ticket = ticket;
-    h->order = order;
+    h->order = order & ~QG_SUMMARY;
+    h->summary = (order & QG_SUMMARY) != 0;
     /* The snapshot first: the ticket is read in it, then the query. */
     if ((rc = qg__pg_cursor_open(st, &h->k, NULL, NULL, 0))) {
         free(h);
@@ -179,6 +182,8 @@ qg__pg_history_next(qg_history *h, qg_record *rec)
     if ((rc = qg__pg_cursor_next(&h->k, &row)))
         return rc;
     qg__pg_record(h->k.batch, row, 0, rec);
+    if (h->summary)
+        qg__record_summary(rec);
     h->returned = rec->ticket;
     return 0;
 }

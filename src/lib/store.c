@@ -27,6 +27,7 @@
  *               -> "" (held.c)
  *   held_sums   32-byte payload SHA-256 [, u8 source] -> u64 held id
  *   refused_by  u64 ticket, u64 rejection id -> "" (refused.c)
+ *   steps       u64 ticket, u32 seq -> the record's summary (steps.c)
  * A history record's seq is its place in order of acceptance, which never
  * changes; its place in event time (pos) is in its header and changes
  * when a late step is placed before it.  Stores written before pos
@@ -309,7 +310,7 @@ qg__lmdb_open(const qg_store_options *opts, qg_store **out)
         goto fail;
     }
     mdb_env_set_assert(st->env, store_assert);
-    mdb_env_set_maxdbs(st->env, 32); /* 14 of qgate's own */
+    mdb_env_set_maxdbs(st->env, 32); /* 15 of qgate's own */
     mdb_env_set_maxreaders(st->env, 256);
     /* A store larger than the requested size keeps its own size. */
     mdb_env_set_mapsize(st->env,
@@ -322,7 +323,7 @@ qg__lmdb_open(const qg_store_options *opts, qg_store **out)
      * pages forever; clear them now. */
     mdb_reader_check(st->env, &dead);
     if ((rc = open_dbs(st)) || (rc = qg__chain_open(st)) ||
-        (rc = qg__refused_open(st)))
+        (rc = qg__refused_open(st)) || (rc = qg__steps_open(st)))
         goto fail;
     *out = st;
     return 0;
@@ -520,7 +521,8 @@ qg__lmdb_append_record(qg__txn *t, const qg_record *rec, const qg__facts *facts)
     memcpy(p + RECORD_HDR, rec->body, rec->body_len);
     if (facts)
         qg__facts_put(p + RECORD_HDR + rec->body_len, facts);
-    if ((rc = qg__chain_step(t, rec->ticket, rec->seq, &v, 0)))
+    if ((rc = qg__chain_step(t, rec->ticket, rec->seq, &v, 0)) ||
+        (rc = qg__steps_put(t, rec->ticket, rec->seq, p)))
         return rc;
 
     dk.mv_size = digest_key(dkey, rec->digest, t->source);
@@ -611,25 +613,28 @@ by_pos(const void *a, const void *b)
     return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-int
-qg__lmdb_load_path(qg__txn *t, uint64_t ticket, qg__path *path)
+/* A ticket's path from its records, or (dbi steps) from their summaries,
+ * which have no facts. */
+static int
+path_of(qg__txn *t, MDB_dbi dbi, uint64_t ticket, qg__path *path)
 {
     unsigned char start[12];
     qg_record rec;
     MDB_cursor *cur;
     MDB_val k = {12, start}, v;
-    int rc, op = MDB_SET_RANGE;
+    int rc, op = MDB_SET_RANGE, summary = dbi == t->st->steps;
 
     path->n = 0;
     put64(start, ticket);
     put32(start + 8, 0);
-    if ((rc = mdb_cursor_open(t->txn, t->st->history, &cur)))
+    if ((rc = mdb_cursor_open(t->txn, dbi, &cur)))
         return qg__from_mdb(rc);
     while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
         op = MDB_NEXT;
         if (k.mv_size != 12 || get64(k.mv_data) != ticket)
             break;
-        if ((rc = decode_record(&k, &v, &rec)))
+        if ((rc = summary ? qg__steps_decode(&k, &v, &rec)
+                          : decode_record(&k, &v, &rec)))
             goto done;
         if (path->n == path->cap) {
             size_t cap = path->cap ? path->cap * 2 : 16;
@@ -650,7 +655,7 @@ qg__lmdb_load_path(qg__txn *t, uint64_t ticket, qg__path *path)
         path->steps[path->n].to = rec.to;
         path->steps[path->n].service_id = rec.service_id;
         path->steps[path->n].has_facts =
-            decode_facts(&v, &path->steps[path->n].f);
+            !summary && decode_facts(&v, &path->steps[path->n].f);
         path->n++;
     }
     rc = rc == MDB_NOTFOUND ? 0 : qg__from_mdb(rc);
@@ -659,6 +664,12 @@ qg__lmdb_load_path(qg__txn *t, uint64_t ticket, qg__path *path)
 done:
     mdb_cursor_close(cur);
     return rc;
+}
+
+int
+qg__lmdb_load_path(qg__txn *t, uint64_t ticket, qg__path *path)
+{
+    return path_of(t, t->st->history, ticket, path);
 }
 
 void
@@ -696,9 +707,10 @@ qg__lmdb_move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
     put32(copy + 92, pos);
     v.mv_data = copy;
     rc = qg__from_mdb(mdb_put(t->txn, t->st->history, &k, &v, 0));
-    /* pos, event, from and to changed: the chain takes the new leaf */
-    if (rc == 0)
-        rc = qg__chain_step(t, ticket, seq, &v, 1);
+    /* pos, event, from and to changed: the chain takes the new leaf, and
+     * the summary the new fields */
+    if (rc == 0 && (rc = qg__chain_step(t, ticket, seq, &v, 1)) == 0)
+        rc = qg__steps_put(t, ticket, seq, copy);
     free(copy);
     return rc;
 }
@@ -1114,11 +1126,16 @@ qg__range_close(qg__range *r)
  * not say QG__TICKET_REORDERED, where the two orders agree (the common
  * case, and every store written before late steps existed); for a ticket
  * that does, it reads the ticket's seqs sorted by pos and fetches each
- * record by key.
+ * record by key.  With QG_SUMMARY it reads the summaries (steps.c) when
+ * they cover the history in its snapshot, else the records, whose other
+ * fields it then clears; over every ticket in event order, it reads each
+ * ticket's summaries whole and puts them in order itself (gather()).
  */
 struct qg_history {
     const qg__store_ops *ops; /* first: see store_ops.h */
     qg__range r;
+    MDB_dbi dbi; /* what r walks: history, or steps */
+    int summary; /* QG_SUMMARY was asked for */
     unsigned char start[12];
     int all; /* every ticket, not only start's */
     qg_order order;
@@ -1130,6 +1147,12 @@ struct qg_history {
     qg__path path;     /* the reordered ticket being read, else n = 0 */
     size_t at;         /* the next step of path to return */
     MDB_cursor *rows;  /* with all: over the tickets, beside the records */
+    /* Over every ticket's summaries in event order: the ticket being
+     * returned (gather()), and the entry read past its end. */
+    qg_record *sums;
+    size_t nsums, capsums, atsums;
+    MDB_val peek_k, peek_v;
+    int peeked;
 };
 
 qg__txn *
@@ -1178,7 +1201,25 @@ sort_ticket(qg_history *h, uint64_t ticket)
         return rc;
     if (!(row.flags & QG__TICKET_REORDERED))
         return 0;
-    return qg__load_path(&h->r.t, ticket, &h->path);
+    return path_of(&h->r.t, h->dbi, ticket, &h->path);
+}
+
+/* Points h's cursor at the summaries if they cover the history. */
+static int
+use_steps(qg_history *h)
+{
+    qg__range *r = &h->r;
+    int rc;
+
+    if ((rc = qg__steps_current(&r->t)) <= 0)
+        return rc;
+    mdb_cursor_close(r->cur);
+    if ((rc = mdb_cursor_open(r->t.txn, r->t.st->steps, &r->cur))) {
+        r->cur = NULL;
+        return qg__from_mdb(rc);
+    }
+    h->dbi = r->t.st->steps;
+    return 0;
 }
 
 int
@@ -1189,10 +1230,12 @@ qg__lmdb_history_open(qg_store *st, uint64_t ticket, qg_order order,
     qg_history *h;
     int rc;
 
-    if (st == NULL || out == NULL ||
-        (order != QG_EVENT_ORDER && order != QG_ARRIVAL_ORDER))
+    if (st == NULL || out == NULL)
         return QG_EINVAL;
     *out = NULL;
+    if ((order & ~QG_SUMMARY) != QG_EVENT_ORDER &&
+        (order & ~QG_SUMMARY) != QG_ARRIVAL_ORDER)
+        return QG_EINVAL;
     if ((h = calloc(1, sizeof(*h))) == NULL)
         return QG_ENOMEM;
     h->ops = &qg__lmdb_ops;
@@ -1200,7 +1243,13 @@ qg__lmdb_history_open(qg_store *st, uint64_t ticket, qg_order order,
         free(h);
         return rc;
     }
-    h->order = order;
+    h->dbi = st->history;
+    h->summary = (order & QG_SUMMARY) != 0;
+    h->order = order & ~QG_SUMMARY;
+    if (h->summary && (rc = use_steps(h))) {
+        qg__lmdb_history_close(h);
+        return rc;
+    }
     if (ticket && (rc = qg__get_ticket(&h->r.t, ticket, &row))) {
         qg__lmdb_history_close(h);
         return rc;
@@ -1209,9 +1258,9 @@ qg__lmdb_history_open(qg_store *st, uint64_t ticket, qg_order order,
         h->row = row.t;
         qg__source_name(&h->r.t, row.source, h->row.source);
     }
-    if (ticket && order == QG_EVENT_ORDER &&
+    if (ticket && h->order == QG_EVENT_ORDER &&
         (row.flags & QG__TICKET_REORDERED)) {
-        if ((rc = qg__load_path(&h->r.t, ticket, &h->path))) {
+        if ((rc = path_of(&h->r.t, h->dbi, ticket, &h->path))) {
             qg__lmdb_history_close(h);
             return rc;
         }
@@ -1241,13 +1290,18 @@ qg__lmdb_history_ticket(qg_history *h, qg_ticket *out)
     return 0;
 }
 
-/* Decodes a record, noting its ticket for qg_history_ticket(). */
+/* Decodes a record or a summary, as h was asked for, noting its ticket
+ * for qg_history_ticket(). */
 static int
 decode_noted(qg_history *h, const MDB_val *k, const MDB_val *v, qg_record *rec)
 {
     int rc;
 
-    if ((rc = decode_record(k, v, rec)) == 0)
+    if (h->dbi == h->r.t.st->steps)
+        rc = qg__steps_decode(k, v, rec);
+    else if ((rc = decode_record(k, v, rec)) == 0 && h->summary)
+        qg__record_summary(rec);
+    if (rc == 0)
         h->returned = rec->ticket;
     return rc;
 }
@@ -1262,9 +1316,59 @@ next_sorted(qg_history *h, qg_record *rec)
 
     put64(key, h->ticket);
     put32(key + 8, h->path.steps[h->at++].seq);
-    if ((rc = mdb_get(h->r.t.txn, h->r.t.st->history, &k, &v)))
+    if ((rc = mdb_get(h->r.t.txn, h->dbi, &k, &v)))
         return rc == MDB_NOTFOUND ? QG_ESTORE : qg__from_mdb(rc);
     return decode_noted(h, &k, &v, rec);
+}
+
+static int
+by_record_pos(const void *a, const void *b)
+{
+    const qg_record *x = a, *y = b;
+
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/*
+ * Reads the summaries of the ticket of k, v (the first one) into h->sums,
+ * in event order, leaving in h->peek_k, _v the entry after them.  Put in
+ * order of pos, a ticket's steps are in the order its row's
+ * QG__TICKET_REORDERED asks for, and pos follows seq in a ticket without
+ * the flag: so the rows, whose pages lie among the records', are not
+ * read.
+ */
+static int
+gather(qg_history *h, MDB_val *k, MDB_val *v)
+{
+    uint64_t ticket = get64(k->mv_data);
+    qg_record *grown;
+    int rc, sorted = 1;
+
+    h->nsums = h->atsums = 0;
+    do {
+        if (h->nsums == h->capsums) {
+            size_t cap = h->capsums ? 2 * h->capsums : 16;
+
+            if ((grown = realloc(h->sums, cap * sizeof(*grown))) == NULL)
+                return QG_ENOMEM;
+            h->sums = grown;
+            h->capsums = cap;
+        }
+        if ((rc = qg__steps_decode(k, v, &h->sums[h->nsums])))
+            return rc;
+        if (h->nsums && h->sums[h->nsums].pos < h->sums[h->nsums - 1].pos)
+            sorted = 0;
+        h->nsums++;
+        rc = mdb_cursor_get(h->r.cur, k, v, MDB_NEXT);
+    } while (rc == 0 && k->mv_size == 12 && get64(k->mv_data) == ticket);
+    if (rc && rc != MDB_NOTFOUND)
+        return qg__from_mdb(rc);
+    h->peeked = rc == 0;
+    h->peek_k = *k;
+    h->peek_v = *v;
+    if (!sorted)
+        qsort(h->sums, h->nsums, sizeof(*h->sums), by_record_pos);
+    return 0;
 }
 
 int
@@ -1277,6 +1381,11 @@ qg__lmdb_history_next(qg_history *h, qg_record *rec)
     if (h == NULL || rec == NULL)
         return QG_EINVAL;
     for (;;) {
+        if (h->atsums < h->nsums) {
+            *rec = h->sums[h->atsums++];
+            h->returned = rec->ticket;
+            return 0;
+        }
         if (h->path.n > 0) {
             if (h->at < h->path.n)
                 return next_sorted(h, rec);
@@ -1288,13 +1397,24 @@ qg__lmdb_history_next(qg_history *h, qg_record *rec)
             put32(h->start + 8, 0);
             h->r.started = 0;
         }
-        if ((rc = qg__range_next(&h->r, h->start, sizeof(h->start), &k, &v)))
+        if (h->peeked) {
+            k = h->peek_k;
+            v = h->peek_v;
+            h->peeked = 0;
+        } else if ((rc = qg__range_next(&h->r, h->start, sizeof(h->start), &k,
+                                        &v))) {
             return rc;
+        }
         if (k.mv_size != 12 || (!h->all && memcmp(k.mv_data, h->start, 8) != 0))
             return QG_NOTFOUND;
         ticket = get64(k.mv_data);
         if (h->all && h->order == QG_EVENT_ORDER && ticket != h->ticket) {
             h->ticket = ticket;
+            if (h->dbi == h->r.t.st->steps) {
+                if ((rc = gather(h, &k, &v)))
+                    return rc;
+                continue;
+            }
             if ((rc = sort_ticket(h, ticket)))
                 return rc;
             if (h->path.n > 0)
@@ -1331,6 +1451,7 @@ qg__lmdb_history_close(qg_history *h)
         mdb_cursor_close(h->rows);
     qg__range_close(&h->r);
     qg__path_free(&h->path);
+    free(h->sums);
     free(h);
 }
 
@@ -1674,5 +1795,6 @@ const qg__store_ops qg__lmdb_ops = {
     .chain_migrated = qg__lmdb_chain_migrated,
     .verify_chain = qg__lmdb_verify_chain,
     .chain_step_hashes = qg__lmdb_chain_step_hashes,
+    .step_summary = qg__lmdb_step_summary,
     .seal = qg__lmdb_seal,
 };

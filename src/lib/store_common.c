@@ -123,3 +123,15 @@ qg__source_name(qg__txn *t, unsigned index, char out[QG_SOURCE_NAME_MAX + 1])
     memcpy(c->names[index], out, QG_SOURCE_NAME_MAX + 1);
     pthread_mutex_unlock(&c->names_lock);
 }
+
+void
+qg__record_summary(qg_record *rec)
+{
+    rec->received_us = 0;
+    rec->utc_offset_s = 0;
+    rec->staff_id = 0;
+    memset(rec->digest, 0, sizeof(rec->digest));
+    memset(rec->machine, 0, sizeof(rec->machine));
+    rec->body = NULL;
+    rec->body_len = 0;
+}

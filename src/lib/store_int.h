@@ -23,6 +23,8 @@ struct qg_store {
     int has_chain;                /* 0: a store from before the chain, RDONLY */
     MDB_dbi refused_by;           /* refused.c */
     int has_refused_by;           /* 0: a store from before the index, RDONLY */
+    MDB_dbi steps;                /* steps.c */
+    int has_steps;                /* 0: a store from before them, RDONLY */
     uint64_t chain_migrated;      /* entries this open's migration added */
     /* The row the engine holds between qg__lmdb_accept() or _refuse() and
      * its qg__put_ticket(): the chain moves its head there, and the put
@@ -170,6 +172,19 @@ void qg__range_close(qg__range *r);
 int qg__refused_open(qg_store *st);
 int qg__refused_put(qg__txn *t, uint64_t ticket, uint64_t id);
 int qg__refused_del(qg__txn *t, uint64_t ticket, uint64_t id);
+
+/* The step summaries (steps.c): opened, and built for a store written
+ * before them or since by a qgate without them, at open.  put: the summary
+ * of record (ticket, seq) from its header hdr, as now stored; decode: a
+ * summary as a record with the summary's fields (qg__record_summary());
+ * current: 1 when they cover the history in t's snapshot, else 0. */
+int qg__steps_open(qg_store *st);
+int qg__steps_put(qg__txn *t, uint64_t ticket, uint32_t seq,
+                  const unsigned char *hdr);
+int qg__steps_decode(const MDB_val *k, const MDB_val *v, qg_record *rec);
+int qg__steps_current(qg__txn *t);
+int qg__lmdb_step_summary(qg__txn *t, uint64_t ticket, uint32_t seq,
+                          qg_record *out);
 
 /* txn.c, below the other files of the LMDB store and calling none of
  * them: these, the records' headers above, and the transactions and the

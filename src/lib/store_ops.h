@@ -129,6 +129,12 @@ typedef struct qg__store_ops {
                         qg_chain_finding *out);
     int (*chain_step_hashes)(qg_store *st, uint64_t ticket, uint32_t n,
                              unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
+    /* The summary of step (ticket, seq) a QG_SUMMARY cursor in t's
+     * snapshot would read: 0; QG_NOTFOUND when such a cursor reads the
+     * records; QG_ESTORE when the summaries lack it.  NULL: the backend
+     * reads summaries from the records.  What verify compares. */
+    int (*step_summary)(qg__txn *t, uint64_t ticket, uint32_t seq,
+                        qg_record *out);
     int (*seal)(qg_store *st, const char *key_file, char *out, size_t len,
                 char *err, size_t errlen);
 } qg__store_ops;
@@ -178,6 +184,10 @@ void qg__ticket_took(qg__ticket_row *row, const qg__accepted *a);
 int qg__source_index(qg__txn *t, const char *name, int create, unsigned *index);
 void qg__source_name(qg__txn *t, unsigned index,
                      char out[QG_SOURCE_NAME_MAX + 1]);
+
+/* Clears the fields of rec a summary has not (QG_SUMMARY), for a backend
+ * that reads a summary from the whole record. */
+void qg__record_summary(qg_record *rec);
 
 /* Whether name is the default source's: NULL or "default". */
 static inline int
