@@ -477,6 +477,55 @@ START_TEST(test_step_summaries_rebuilt)
 }
 END_TEST
 
+/* The summaries are built again in batches, each a transaction of its
+ * own, so that a large store's rebuild stays within LMDB's dirty pages a
+ * transaction; whatever the batch, they end whole.  The transactions are
+ * counted by LMDB's last transaction id. */
+static size_t
+last_txnid(void)
+{
+    MDB_envinfo info;
+
+    ck_assert_int_eq(mdb_env_info(st->env, &info), 0);
+    return info.me_last_txnid;
+}
+
+/* The transactions a reopen writable commits once the newest summary is
+ * gone, with batches of n. */
+static size_t
+rebuild_commits(size_t n)
+{
+    size_t before, was = qg__steps_batch;
+
+    alter_summaries(drop_newest);
+    before = last_txnid();
+    qg__steps_batch = n;
+    st = tu_store_reopen(st, 0);
+    qg__steps_batch = was;
+    ck_assert_int_eq(summary_entries(), COUNT(tu_walk_in));
+    ck_assert_uint_eq(tu_check_summaries(st), COUNT(tu_walk_in));
+    return last_txnid() - before;
+}
+
+START_TEST(test_step_summaries_rebuilt_in_batches)
+{
+    static const struct {
+        size_t batch, commits; /* beyond a rebuild in one transaction */
+    } cases[] = {{1, 8}, {2, 4}, {4, 2}, {8, 1}, {9, 0}, {1000, 0}};
+    size_t i, whole;
+
+    if (tu_store_is_pg())
+        return;                                 /* LMDB's databases */
+    apply_visit(tu_walk_in, COUNT(tu_walk_in)); /* 9 steps */
+    whole = rebuild_commits(1000);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        ck_assert_msg(
+            rebuild_commits(cases[i].batch) == whole + cases[i].commits,
+            "batches of %zu: %zu transactions, expected %zu", cases[i].batch,
+            rebuild_commits(cases[i].batch), whole + cases[i].commits);
+}
+END_TEST
+
 START_TEST(test_rejection_logged_without_ticket)
 {
     qg_rejections *r = NULL;
@@ -1582,6 +1631,7 @@ store_suite(void)
     tcase_add_test(core, test_rejection_resolved);
     tcase_add_test(core, test_refusals_index_rebuilt);
     tcase_add_test(core, test_step_summaries_rebuilt);
+    tcase_add_test(core, test_step_summaries_rebuilt_in_batches);
     tcase_add_test(core, test_rejection_unsigned_log_bounded);
     tcase_add_test(core, test_refusals_index_follows_drops);
     tcase_add_test(core, test_dry_run_writes_nothing);

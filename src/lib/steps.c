@@ -24,7 +24,7 @@
  * snapshot's roots, so each cursor checks its own snapshot: one that finds
  * them apart (a store from before the summaries opened read-only, or one
  * an older qgate wrote to since) walks the records instead.  The first
- * writable open of such a store builds them again, in one transaction.
+ * writable open of such a store builds them again (build_all()).
  */
 #include <string.h>
 
@@ -111,40 +111,101 @@ qg__lmdb_step_summary(qg__txn *t, uint64_t ticket, uint32_t seq, qg_record *out)
     return qg__steps_decode(&k, &v, out);
 }
 
-/* Writes every record's summary, unless they cover the history already.
- * The walk is in key order: MDB_APPEND fills each leaf before the next.
- * A record too damaged to have a header gets none, so the summaries never
+/*
+ * The summaries are built in transactions of qg__steps_batch records: one
+ * transaction over a large store would pass LMDB's limit of dirty pages a
+ * transaction (128 Ki pages, some eleven million summaries) and fail the
+ * open.  Until the last batch commits, the summaries are fewer than the
+ * records, so every walk reads the records: a batch is never taken for
+ * the whole.  fn may run again after a failure that wrote nothing
+ * (qg__store_write()), so a batch reads where it starts from b->from and
+ * says where the next starts in b->next, which the caller takes only once
+ * the batch committed.
+ */
+size_t qg__steps_batch = 1000000; /* tests make it small */
+
+typedef struct build {
+    int started;            /* the first batch committed */
+    unsigned char from[12]; /* after the first: the last key it wrote */
+    int done;               /* set by the batch that reached the end */
+    unsigned char next[12];
+} build;
+
+/* One batch.  The walk is in key order: MDB_APPEND fills each leaf before
+ * the next, as long as no summary past the batch's keys is there already
+ * (one a concurrent writer put between batches), then a plain put.  A
+ * record too damaged to have a header gets none, so the summaries never
  * cover the history and stats walks the records, where it finds the
  * damage as before: the store still opens. */
 static int
-build(qg__txn *t, void *arg)
+build_batch(qg__txn *t, void *arg)
 {
+    build *b = arg;
     unsigned char s[STEP_LEN];
     MDB_cursor *cur, *out;
     MDB_val k, v, sv = {STEP_LEN, s};
+    size_t n = 0;
     int rc;
 
-    (void)arg;
-    if ((rc = qg__steps_current(t)) != 0)
-        return rc < 0 ? rc : 1; /* nothing to do: abort, write nothing */
-    if ((rc = mdb_drop(t->txn, t->st->steps, 0)))
-        return qg__from_mdb(rc);
+    b->done = 0;
+    if (!b->started) {
+        if ((rc = qg__steps_current(t)) != 0) {
+            b->done = 1;
+            return rc < 0 ? rc : 1; /* nothing to do: write nothing */
+        }
+        if ((rc = mdb_drop(t->txn, t->st->steps, 0)))
+            return qg__from_mdb(rc);
+    }
     if ((rc = mdb_cursor_open(t->txn, t->st->history, &cur)))
         return qg__from_mdb(rc);
     if ((rc = mdb_cursor_open(t->txn, t->st->steps, &out))) {
         mdb_cursor_close(cur);
         return qg__from_mdb(rc);
     }
-    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+    if (b->started) {
+        k.mv_size = 12;
+        k.mv_data = b->from;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc == 0 && k.mv_size == 12 && memcmp(k.mv_data, b->from, 12) == 0)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    } else {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
+    for (; rc == 0 && n < qg__steps_batch;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != 12 || v.mv_size < RECORD_HDR)
             continue;
         summarize(s, v.mv_data);
-        if ((rc = mdb_cursor_put(out, &k, &sv, MDB_APPEND)))
+        rc = mdb_cursor_put(out, &k, &sv, MDB_APPEND);
+        if (rc == MDB_KEYEXIST)
+            rc = mdb_cursor_put(out, &k, &sv, 0);
+        if (rc)
             break;
+        memcpy(b->next, k.mv_data, 12);
+        n++;
     }
     mdb_cursor_close(out);
     mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : qg__from_mdb(rc);
+    if (rc == MDB_NOTFOUND)
+        b->done = 1;
+    else if (rc)
+        return qg__from_mdb(rc);
+    return 0;
+}
+
+/* Writes every record's summary, unless they cover the history already. */
+static int
+build_all(qg_store *st)
+{
+    build b;
+    int rc;
+
+    memset(&b, 0, sizeof(b));
+    while ((rc = qg__store_write(st, build_batch, &b)) == 0 && !b.done) {
+        b.started = 1;
+        memcpy(b.from, b.next, 12);
+    }
+    return rc;
 }
 
 int
@@ -166,5 +227,5 @@ qg__steps_open(qg_store *st)
     st->has_steps = rc == 0;
     if ((rc = qg__txn_commit(&t)) || !create)
         return rc;
-    return qg__store_write(st, build, NULL);
+    return build_all(st);
 }

@@ -183,6 +183,8 @@ int qg__steps_put(qg__txn *t, uint64_t ticket, uint32_t seq,
                   const unsigned char *hdr);
 int qg__steps_decode(const MDB_val *k, const MDB_val *v, qg_record *rec);
 int qg__steps_current(qg__txn *t);
+/* Summaries a transaction of that build writes, at most. */
+extern size_t qg__steps_batch;
 int qg__lmdb_step_summary(qg__txn *t, uint64_t ticket, uint32_t seq,
                           qg_record *out);
 
