@@ -128,7 +128,10 @@ QG_EXTERN const char *qg_machine_version(void);
     XX(ETOOBIG, -30610, "value too large")                                     \
     XX(ECORRUPT, -30611, "the store is damaged")                               \
     XX(ENOTSUP, -30612, "not supported by this store's backend")               \
-    XX(EUNAVAIL, -30613, "store unreachable; try again")
+    XX(EUNAVAIL, -30613, "store unreachable; try again")                       \
+    XX(ENOLIB, -30614,                                                         \
+       "cannot load libpq.so.5 (14 or later), the PostgreSQL client "          \
+       "library; QGATE_LIBPQ may name its file")
 
 #define QG_ERRNO_MIN (-30699) /**< the lowest value a QG_E* code may take */
 #define QG_ERRNO_MAX (-30600) /**< the highest value a QG_E* code may take */
@@ -192,6 +195,11 @@ typedef enum qg_errno {
  * @var QG_EUNAVAIL
  * The store's server cannot be reached, or lost the connection during
  * the call: nothing was committed by it.  The next call reconnects.
+ * @var QG_ENOLIB
+ * A PostgreSQL store was asked for and libpq could not be loaded: no
+ * such file (libpq.so.5, or the one the environment variable QGATE_LIBPQ
+ * names), not a library, or one without the functions qgate calls
+ * (pipeline mode came with libpq 14).  Nothing was opened.
  */
 
 /**

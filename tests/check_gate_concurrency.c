@@ -278,6 +278,107 @@ START_TEST(test_group_commit_shares_commits)
 }
 END_TEST
 
+#define LOGGED_JOINS 16 /* new tickets in the burst, beside the conflicts */
+
+/* The delivery lines of text (the gate's log), parsed, in file order. */
+static size_t
+delivery_lines(char *text, json_object **out, size_t cap)
+{
+    size_t n = 0;
+    char *line, *save = NULL;
+    json_object *o;
+
+    for (line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        if ((o = json_tokener_parse(line)) == NULL)
+            ck_abort_msg("a log line is not one JSON object: %s", line);
+        if (same(jstr(o, "msg"), "delivery") && n < cap)
+            out[n++] = o;
+        else
+            json_object_put(o);
+    }
+    return n;
+}
+
+/*
+ * A burst of concurrent deliveries, group committed, then SIGTERM: the
+ * log holds one whole "delivery" line for each answer, with the answer's
+ * request id and status, none lost at the stop.  The lines of a group
+ * are in commit order: read in file order, the lines of the ticket whose
+ * conflicting steps raced each start from the state the line before
+ * left it in.
+ */
+START_TEST(test_group_commit_logs_each_delivery)
+{
+    static const char *const steps[][2] = {
+        {"{\"name\":\"SERVING\",\"value\":4}", "Serving"},
+        {"{\"name\":\"NO_SHOW\",\"value\":6}", "No Show"},
+        {"{\"name\":\"CANCELLED\",\"value\":7}", "Cancelled"},
+        {"{\"name\":\"ARRIVED\",\"value\":3}", "Arrived"},
+    };
+    const char *opts[] = {"--durability", "group", "--log", logpath, NULL};
+    static shot shots[GROUP_CLIENTS];
+    json_object *lines[GROUP_CLIENTS + 8];
+    char ids[GROUP_CLIENTS][24], *text, *body;
+    const char *state = NULL;
+    size_t n, i, k, len;
+    int64_t ticket = 0;
+    answer a;
+
+    gate_start(opts);
+    ck_assert_ptr_nonnull(body = join_body(64001, &len));
+    http("POST", WEBHOOK, as_json, body, len, &a);
+    expect(&a, 200, "accepted", "none", "join");
+    answer_free(&a);
+    free(body);
+    for (i = 0; i < GROUP_CLIENTS; i++) {
+        k = i % COUNT(steps);
+        shots[i].body =
+            i < LOGGED_JOINS
+                ? join_body(64101 + (long long)i, &shots[i].len)
+                : step_body(64001, "live_queue_updated",
+                            "2024-03-05T09:10:00+08:00", steps[k][0],
+                            steps[k][1], &shots[i].len);
+        ck_assert_ptr_nonnull(shots[i].body);
+    }
+    volley(shots, GROUP_CLIENTS);
+    gate_stop();
+
+    text = read_from(logpath, 0);
+    n = delivery_lines(text, lines, COUNT(lines));
+    free(text);
+    ck_assert_msg(n == GROUP_CLIENTS + 1, "%zu delivery lines for %d answers",
+                  n, GROUP_CLIENTS + 1);
+    for (i = 0; i < GROUP_CLIENTS; i++) {
+        unsigned found = 0;
+
+        head_value(&shots[i].a, "X-Request-Id", ids[i], sizeof(ids[i]));
+        ck_assert_msg(ids[i][0], "answer %zu has no X-Request-Id", i);
+        for (k = 0; k < n; k++)
+            if (same(jstr(lines[k], "request_id"), ids[i])) {
+                found++;
+                ck_assert_int_eq(jint(lines[k], "status"), shots[i].a.status);
+            }
+        ck_assert_msg(found == 1, "request %s (%ld) has %u delivery lines",
+                      ids[i], shots[i].a.status, found);
+        answer_free(&shots[i].a);
+        free((char *)shots[i].body);
+    }
+    for (k = 0; k < n; k++) {
+        if (k == 0)
+            ticket = jint(lines[k], "ticket"); /* the join, answered first */
+        if (jint(lines[k], "ticket") == ticket && state)
+            ck_assert_msg(same(jstr(lines[k], "from"), state),
+                          "line %zu of the ticket's starts from %s, not %s", k,
+                          jstr(lines[k], "from"), state);
+        if (jint(lines[k], "ticket") == ticket)
+            state = jstr(lines[k], "to");
+    }
+    for (k = 0; k < n; k++)
+        json_object_put(lines[k]);
+}
+END_TEST
+
 Suite *gate_concurrency_suite(void);
 
 Suite *
@@ -290,6 +391,7 @@ gate_concurrency_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_conflicting_steps_legal_history);
     tcase_add_test(tc, test_group_commit_shares_commits);
+    tcase_add_test(tc, test_group_commit_logs_each_delivery);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -18,6 +18,7 @@
 
 #include <libpq-fe.h>
 
+#define QG__PQ_LINKED /* this test calls libpq itself */
 #include "pg_int.h"
 #include "qgate_int.h"
 #include "testutil.h"

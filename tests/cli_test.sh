@@ -868,6 +868,46 @@ check "a bad source name exits 2" \
 check "a bad source name is named" \
     grep -q -- '--source "Clinic A": expected 1 to 32 lowercase' "$T/err"
 
+# libpq is loaded when a PostgreSQL store is opened, never before: a
+# command on an LMDB store runs whatever QGATE_LIBPQ says, and one on a
+# URI names the library it could not load.  No server is needed: the
+# load comes before the connection.
+check "history on an LMDB store does not load libpq" \
+    status 0 env QGATE_LIBPQ="$T/none/libpq.so.5" "$Q" history --db "$DB" 30001
+while IFS='|' read -r lib what; do
+    check "QGATE_LIBPQ=$lib ($what): exit 2" \
+        status 2 env QGATE_LIBPQ="$lib" "$Q" list --db postgresql:///qgate
+    check "QGATE_LIBPQ=$lib ($what): the store and the library are named" \
+        grep -q '^qgate: postgresql:///qgate: cannot open the store: cannot load libpq.so.5 (14 or later), the PostgreSQL client library; QGATE_LIBPQ may name its file$' "$T/err"
+done <<EOF2
+$T/none/libpq.so.5|no such file
+$F/secret|not a shared object
+libc.so.6|a library without libpq's functions
+EOF2
+
+# libcrypto, too, is loaded by the commands that hash, and by no other
+# (ossl.h): the audit commands start without relocating it.  The loader
+# names each library it initialises under LD_DEBUG=files.
+loads() { # library, command...: whether running it initialises library
+    lib=$1
+    shift
+    LD_DEBUG=files "$@" 2>&1 >/dev/null | grep -q "calling init: .*/$lib"
+}
+spares() { ! loads "$@"; }
+while IFS='|' read -r verdict lib args; do
+    check "qgate $args: $verdict $lib" $verdict "$lib" "$Q" $args
+done <<EOF2
+spares|libcrypto|show --db $DB 30001
+spares|libcrypto|history --db $DB 30001
+spares|libcrypto|list --db $DB
+spares|libcrypto|stats --db $DB
+spares|libcrypto|export --db $DB
+spares|libcrypto|rejected --db $DB
+spares|libpq|history --db $DB 30001
+loads|libcrypto|verify --db $DB
+loads|libcrypto|check --db $DB --secret-file $F/secret $F/visits/walk-in/01-join-live-queue.json
+EOF2
+
 # the man page documents every command `qgate help` lists
 MAN=$(dirname "$F")/docs/qgate.1
 for cmd in $("$Q" help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do

@@ -110,6 +110,9 @@ check "postinst is valid sh" status 0 sh -n "$T/postinst"
 # put it.
 check "qgate links no HTTP library" \
     sh -c "! readelf -d '$BIN' | grep -q 'libcurl\|libmicrohttpd'"
+# Nor libpq, which the PostgreSQL store loads when it is opened (pq.h).
+check "qgate and libqgate link no libpq" \
+    sh -c "! readelf -d '$BIN' '$LIB' | grep -q 'libpq'"
 check "qgate-serve links both" \
     sh -c "readelf -d '$SERVE' | grep -q libcurl &&
            readelf -d '$SERVE' | grep -q libmicrohttpd"

@@ -199,6 +199,40 @@ dropped(request *r, const char *why, int rc)
     return MHD_NO;
 }
 
+/* The index of the secret that signed p, or null: for the log line, which
+ * never holds the secret itself. */
+static const char *
+secret_index(const qg_prepared *p, char *buf, size_t len)
+{
+    int i = qg_prepared_secret(p);
+
+    if (i < 0)
+        return "null";
+    snprintf(buf, len, "%d", i);
+    return buf;
+}
+
+/* A committed delivery's line, to be written with its group's.  Its
+ * status is the answer's, about to be sent; its time runs to the commit. */
+static void
+log_delivery(request *r, log_lines *l)
+{
+    char idx[16];
+
+    log_add(l, "info", "delivery",
+            ",\"request_id\":\"%s\",\"status\":%d,\"verdict\":\"%s\","
+            "\"code\":\"%s\",\"ticket\":%" PRIu64 ",\"live_queue_id\":%" PRId64
+            ",\"event\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"secret\":%s,"
+            "\"source\":\"%s\",\"us\":%" PRId64,
+            r->id, status_of(&r->p.res), qg_verdict_name(r->p.res.verdict),
+            qg_reason_name(r->p.res.reason), r->p.res.ticket,
+            r->p.res.live_queue_id,
+            r->p.res.event ? qg_event_name(r->p.res.event) : "",
+            qg_state_name(r->p.res.from), qg_state_name(r->p.res.to),
+            secret_index(r->p.prepared, idx, sizeof(idx)),
+            r->g->sources[r->source].name, gate_now_us() - r->start_us);
+}
+
 static void
 committed(pending *p)
 {
@@ -207,7 +241,9 @@ committed(pending *p)
     if (!p->stopping)
         atomic_store(&r->g->write_failed, p->rc != 0);
     r->state = DONE;
-    MHD_resume_connection(r->conn);
+    if (p->rc == 0)
+        log_delivery(r, p->log);
+    MHD_resume_connection(r->conn); /* r may be gone after this */
 }
 
 static int
@@ -1047,26 +1083,12 @@ answers_handle(void *cls, struct MHD_Connection *conn, const char *url,
 /* A request whose body is still coming when it ends (the client went away)
  * was queued nowhere: nothing to undo.  One that is QUEUED ends only after
  * its commit, because the connection is suspended until then. */
-/* The index of the secret that signed p, or null: for the log line, which
- * never holds the secret itself. */
-static const char *
-secret_index(const qg_prepared *p, char *buf, size_t len)
-{
-    int i = qg_prepared_secret(p);
-
-    if (i < 0)
-        return "null";
-    snprintf(buf, len, "%d", i);
-    return buf;
-}
-
 void
 answers_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                   enum MHD_RequestTerminationCode toe)
 {
     gate *g = cls;
     request *r = *con_cls;
-    char idx[16];
     int64_t elapsed;
 
     conntable_idle(g->conns, conn);
@@ -1074,21 +1096,9 @@ answers_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     elapsed = gate_now_us() - r->start_us;
     metrics_request(r->status, elapsed);
-    if (r->state == DONE && r->p.rc == 0)
-        log_event("info", "delivery",
-                  ",\"request_id\":\"%s\",\"status\":%d,\"verdict\":\"%s\","
-                  "\"code\":\"%s\",\"ticket\":%" PRIu64
-                  ",\"live_queue_id\":%" PRId64 ",\"event\":\"%s\","
-                  "\"from\":\"%s\",\"to\":\"%s\",\"secret\":%s,"
-                  "\"source\":\"%s\",\"us\":%" PRId64,
-                  r->id, r->status, qg_verdict_name(r->p.res.verdict),
-                  qg_reason_name(r->p.res.reason), r->p.res.ticket,
-                  r->p.res.live_queue_id,
-                  r->p.res.event ? qg_event_name(r->p.res.event) : "",
-                  qg_state_name(r->p.res.from), qg_state_name(r->p.res.to),
-                  secret_index(r->p.prepared, idx, sizeof(idx)),
-                  g->sources[r->source].name, elapsed);
-    else if (r->status >= 400 || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+    /* A committed delivery's line went with its group's (committed()). */
+    if (!(r->state == DONE && r->p.rc == 0) &&
+        (r->status >= 400 || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK))
         log_event(r->status >= 500 ? "error" : "info", "request",
                   ",\"request_id\":\"%s\",\"status\":%d,\"completed\":%s,"
                   "\"us\":%" PRId64,

@@ -11,6 +11,11 @@
  * instead of once per delivery.  While a batch commits, the next one
  * gathers: the busier the gate, the larger the batches.
  *
+ * Each done() adds its delivery's log line to the batch's (p->log); they
+ * are written together, one write(2) a batch, once every connection of
+ * the batch is resumed.  The thread writes them before it takes the next
+ * batch, and before it ends: a line is never left behind at SIGTERM.
+ *
  * The same thread ends the wait of held deliveries (qg_held_expire), on
  * its own clock: the store has one writer here, and a held delivery is
  * refused even when no delivery for its ticket ever comes.
@@ -35,6 +40,7 @@ struct committer {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     pending *head, *tail;
+    log_lines lines; /* the batch's log lines; the thread's own */
     int stopping;
     int closed; /* the thread is gone: submissions are done at once */
 };
@@ -69,9 +75,11 @@ run_batch(committer *c, pending *first, size_t n)
                 atomic_fetch_add(&gate_metrics.late, 1);
             atomic_fetch_add(&gate_metrics.released, res[i].released);
         }
+        p->log = &c->lines;
         p->done(p); /* p may be gone after this */
         p = next;
     }
+    log_flush(&c->lines);
     if (accepted && c->committed)
         c->committed(c->committed_arg);
     free(prepared);
@@ -188,6 +196,7 @@ void
 committer_submit(committer *c, pending *p)
 {
     p->next = NULL;
+    p->log = NULL;
     pthread_mutex_lock(&c->lock);
     if (c->closed) {
         pthread_mutex_unlock(&c->lock);
@@ -227,6 +236,7 @@ committer_stop(committer *c)
     if (c == NULL)
         return;
     committer_close(c);
+    log_lines_free(&c->lines);
     pthread_cond_destroy(&c->wake);
     pthread_mutex_destroy(&c->lock);
     free(c);

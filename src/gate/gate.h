@@ -41,6 +41,21 @@ void log_open(const char *path); /* NULL: stderr; reopened by log_reopen */
 int log_reopen(void);
 void log_event(const char *level, const char *msg, const char *fields_fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Lines gathered to be written together, with one write(2): a committed
+ * group's.  Zeroed to start; the buffer is kept from flush to flush. */
+typedef struct log_lines {
+    char *buf;
+    size_t len, cap;
+} log_lines;
+/* Appends a line as log_event() would write it, stamped now.  When no
+ * memory is found for it, writes the lines before it and then it, as
+ * log_event(): no line is lost or put out of order. */
+void log_add(log_lines *l, const char *level, const char *msg,
+             const char *fields_fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Writes l's lines, whole and in order, and empties l.  Thread-safe
+ * against the other log calls (one lock); l is the caller's. */
+void log_flush(log_lines *l);
+void log_lines_free(log_lines *l); /* frees the buffer; l can be reused */
 /* s as the inside of a JSON string (quotes, backslashes and control
  * characters escaped), cut short to fit dst.  Returns dst. */
 char *log_escape(const char *s, char *dst, size_t len);
@@ -125,6 +140,10 @@ typedef struct pending {
     int stopping; /* not taken: the committer was closed (rc QG_EBUSY) */
     void (*done)(struct pending *); /* called after the commit, once */
     void *arg;
+    /* For done(): the group's log lines, written with one write after
+     * every done() of the group; NULL when p was not committed here
+     * (p->stopping). */
+    log_lines *log;
     struct pending *next;
 } pending;
 
@@ -142,7 +161,8 @@ typedef enum durability {
 int committer_start(qg_store *st, size_t max_batch, int64_t window_s,
                     void (*committed)(void *), void *committed_arg,
                     committer **out);
-/* Queues p; p->done is called from the committer thread after commit.
+/* Queues p; p->done is called from the committer thread after commit,
+ * with p->log the group's lines (written after the group's last done()).
  * Once the committer is closed, p->done is called at once, here, with
  * p->stopping set and p->rc QG_EBUSY: nothing is left waiting on a
  * thread that is gone. */

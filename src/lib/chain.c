@@ -56,9 +56,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-
+#include "ossl.h" /* libcrypto, through the table it loads */
 #include "qgate_int.h"
 #include "chain_int.h"
 #include "store_int.h"
@@ -140,8 +138,12 @@ writer_ctx(qg_store *st)
 void
 qg__chain_close(qg_store *st)
 {
-    EVP_MD_CTX_free(st->chain_sha);
-    st->chain_sha = NULL;
+    /* Not called without one: a store that never hashed (a read-only
+     * audit command) has not loaded libcrypto, and this would load it. */
+    if (st->chain_sha) {
+        EVP_MD_CTX_free(st->chain_sha);
+        st->chain_sha = NULL;
+    }
 }
 
 /* ----- leaves ---------------------------------------------------------- */

@@ -1106,6 +1106,8 @@ qg__pg_open(const qg_store_options *opts, qg_store **out)
     if ((opts->flags & ~(QG_RDONLY | QG_OUTBOX | QG_MIGRATE)) ||
         (opts->durability != QG_SYNC && opts->durability != QG_NOSYNC))
         return QG_EINVAL;
+    if ((rc = qg__pq_load()))
+        return rc;
     if ((st = calloc(1, sizeof(*st))) == NULL)
         return QG_ENOMEM;
     st->common.ops = &qg__pg_ops;

@@ -11,9 +11,8 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include <libpq-fe.h>
-
 #include "bigendian.h" /* put64(), get64(): libpq's network order */
+#include "pq.h" /* libpq, through the table it loads */
 #include "qgate_int.h"
 
 /* The schema this qgate writes (public.qgate_schema.version). */

@@ -7,10 +7,7 @@
  */
 #include <string.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
+#include "ossl.h" /* libcrypto, through the table it loads */
 #include "qgate_int.h"
 
 void

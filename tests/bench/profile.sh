@@ -57,11 +57,15 @@ def ours(f):
     return '(' in f and f[f.rfind('(') + 1:-1].split('/')[-1] == 'qgate-serve'
 
 RECORD = {'decide', 'decide_flat', 'qg__store_accept', 'qg__store_refuse'}
+# log_add and log_flush: a committed group's lines, in the committer
+LOG = {'log_event', 'log_add', 'log_flush'}
 phases = collections.Counter()
 for st in samples:
     q = [name(f) for f in st if ours(f)]
     s = set(q)
-    if 'qg__store_write' in s and not RECORD & s:
+    # the commit is reached through the store's table of operations
+    if 'qg__lmdb_txn_commit' in s or ('qg__store_write' in s and
+                                       not RECORD & s):
         p = 'committing a group (mdb_txn_commit: writing its pages)'
     elif 'qg__signature_check' in s:
         p = 'preparing: the HMAC'
@@ -73,10 +77,10 @@ for st in samples:
         p = 'preparing: the rest'
     elif 'qg__chain_step' in s:
         p = 'recording: the hash chain'
+    elif LOG & s:
+        p = 'the log line'
     elif RECORD & s or 'run_batch' in s:
         p = 'deciding and recording: lookups and puts'
-    elif 'log_event' in s:
-        p = 'the log line'
     elif 'render_verdict' in s:
         p = 'rendering the answer'
     elif 'qg__envelope_free' in s or 'qg_prepared_free' in s:
