@@ -283,7 +283,7 @@ typedef struct job {
     int dry;
     int64_t received_us;
     int64_t window_us; /* the engine's reorder window when prepared */
-    qg__envelope env;
+    qg__envelope env;  /* the parse, for steps 1-5: prepare() frees it */
     qg__delivery d;
     qg__event_map em;
     qg_reason pre;    /* the verdict of steps 1-5 */
@@ -1418,14 +1418,20 @@ prepare(job *j, qg_engine *eng, const char *body, size_t len, int dry,
     j->res = res;
     memcpy(j->source, eng->source, sizeof(j->source));
     j->pre = examine(j);
-    /* Nothing after steps 1-5 reads the engine: a prepared delivery must
-     * not point at one that a reload may free before it is applied. */
+    /* Nothing after steps 1-5 reads the engine, nor the parse: take_step()
+     * copied what steps 6-7 need.  A prepared delivery must not point at
+     * an engine that a reload may free before it is applied.  And the
+     * parse's json-c objects, freed here rather than after a batch's
+     * commit, are still in cache when the next body's parse allocates
+     * them again (docs/PERFORMANCE.md, "Engine and raw LMDB, the same
+     * records"). */
     j->eng = NULL;
+    qg__envelope_free(&j->env);
+    memset(&j->d, 0, sizeof(j->d));
     return 0;
 }
 
-/* Settles j's result after rc, the outcome of decide(); j's parse stays
- * (the payload's strings live in it) until release(). */
+/* Settles j's result after rc, the outcome of decide(). */
 static int
 finish(job *j, int rc)
 {
@@ -1441,12 +1447,6 @@ finish(job *j, int rc)
         res->rejection = 0;
     }
     return rc;
-}
-
-static void
-release(job *j)
-{
-    qg__envelope_free(&j->env);
 }
 
 int
@@ -1471,9 +1471,7 @@ qg_engine_apply(qg_engine *eng, qg_store *st, const char *body, size_t len,
     } else {
         rc = qg__store_write(st, decide, &j);
     }
-    rc = finish(&j, rc);
-    release(&j);
-    return rc;
+    return finish(&j, rc);
 }
 
 /* ----- many deliveries, one commit ------------------------------------ */
@@ -1606,9 +1604,6 @@ qg_engine_apply_batch(qg_engine *eng, qg_store *st, const qg_body *bodies,
         b.jobs[i] = rcs[i] ? NULL : &jobs[i];
     }
     rc = run_batch(st, &b);
-    for (i = 0; i < n; i++)
-        if (b.jobs[i])
-            release(b.jobs[i]);
     free(jobs);
     free(b.jobs);
     return rc;
@@ -1677,7 +1672,6 @@ qg_engine_check_batch(qg_engine *eng, qg_store *st, int64_t expire_before_us,
             continue;
         rcs[i] = finish(ck.b.jobs[i], rc ? rc : rcs[i]);
         res[i].rejection = 0; /* nothing was logged */
-        release(ck.b.jobs[i]);
     }
     free(ck.x.ids);
     free(jobs);
@@ -1761,8 +1755,5 @@ qg_prepared_secret(const qg_prepared *p)
 void
 qg_prepared_free(qg_prepared *p)
 {
-    if (p == NULL)
-        return;
-    release(&p->j);
     free(p);
 }

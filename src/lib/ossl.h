@@ -40,6 +40,12 @@
     XX(EVP_DigestVerify)                                                       \
     XX(EVP_DigestVerifyInit)                                                   \
     XX(EVP_EncodeBlock)                                                        \
+    XX(EVP_MAC_CTX_free)                                                       \
+    XX(EVP_MAC_CTX_new)                                                        \
+    XX(EVP_MAC_fetch)                                                          \
+    XX(EVP_MAC_final)                                                          \
+    XX(EVP_MAC_init)                                                           \
+    XX(EVP_MAC_update)                                                         \
     XX(EVP_MD_CTX_free)                                                        \
     XX(EVP_MD_CTX_new)                                                         \
     XX(EVP_MD_fetch)                                                           \
@@ -71,6 +77,12 @@ const qg__libcrypto *qg__ossl(void);
 #define EVP_DigestVerify     (qg__ossl()->EVP_DigestVerify)
 #define EVP_DigestVerifyInit (qg__ossl()->EVP_DigestVerifyInit)
 #define EVP_EncodeBlock      (qg__ossl()->EVP_EncodeBlock)
+#define EVP_MAC_CTX_free     (qg__ossl()->EVP_MAC_CTX_free)
+#define EVP_MAC_CTX_new      (qg__ossl()->EVP_MAC_CTX_new)
+#define EVP_MAC_fetch        (qg__ossl()->EVP_MAC_fetch)
+#define EVP_MAC_final        (qg__ossl()->EVP_MAC_final)
+#define EVP_MAC_init         (qg__ossl()->EVP_MAC_init)
+#define EVP_MAC_update       (qg__ossl()->EVP_MAC_update)
 #define EVP_MD_CTX_free      (qg__ossl()->EVP_MD_CTX_free)
 #define EVP_MD_CTX_new       (qg__ossl()->EVP_MD_CTX_new)
 #define EVP_MD_fetch         (qg__ossl()->EVP_MD_fetch)

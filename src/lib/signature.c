@@ -5,10 +5,56 @@
  * bytes are signed is not documented; this project's rule is the exact
  * bytes of the "payload" value as received (docs/assumptions.md).
  */
+#include <pthread.h>
 #include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 
 #include "ossl.h" /* libcrypto, through the table it loads */
 #include "qgate_int.h"
+
+/*
+ * SHA-256 and HMAC fetched once, as chain.c fetches SHA-256: EVP_sha256()
+ * in EVP_Digest() and HMAC() look their implementations up by name at
+ * every call, a third of the cost of hashing or signing a 1 KB payload
+ * (docs/PERFORMANCE.md, "Engine and raw LMDB, the same records").  The
+ * fetched algorithms are shared by every thread and live as long as the
+ * process; NULL when a fetch failed, which fails each hash as an
+ * allocation failure does.
+ */
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha_md;
+static EVP_MAC *hmac;
+
+static void
+fetch(void)
+{
+    sha_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+/* HMAC-SHA256 of msg under key into out; 0 when libcrypto fails. */
+static int
+hmac_sha256(const void *key, size_t keylen, const void *msg, size_t len,
+            unsigned char out[QG__DIGEST_LEN])
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 6),
+        OSSL_PARAM_END};
+    EVP_MAC_CTX *ctx;
+    size_t n = 0;
+    int ok;
+
+    pthread_once(&fetch_once, fetch);
+    if (hmac == NULL || (ctx = EVP_MAC_CTX_new(hmac)) == NULL)
+        return 0;
+    ok = EVP_MAC_init(ctx, key, keylen, params) &&
+         EVP_MAC_update(ctx, msg, len) &&
+         EVP_MAC_final(ctx, out, &n, QG__DIGEST_LEN) && n == QG__DIGEST_LEN;
+    EVP_MAC_CTX_free(ctx);
+    return ok;
+}
 
 void
 qg__digest(const void *data, size_t len, unsigned char out[QG__DIGEST_LEN])
@@ -21,7 +67,8 @@ qg__digest(const void *data, size_t len, unsigned char out[QG__DIGEST_LEN])
      * this never fails a delivery on its signature): the step is recorded
      * under the zero digest, and a later delivery whose digest fails too
      * would be taken for a redelivery of it. */
-    if (!EVP_Digest(data, len, out, &n, EVP_sha256(), NULL))
+    pthread_once(&fetch_once, fetch);
+    if (sha_md == NULL || !EVP_Digest(data, len, out, &n, sha_md, NULL))
         memset(out, 0, QG__DIGEST_LEN);
 }
 
@@ -38,8 +85,7 @@ hexval(char c)
 qg_reason
 qg__signature_check(const void *key, size_t keylen, qg__span msg, qg__span hex)
 {
-    unsigned char want[EVP_MAX_MD_SIZE], got[QG__DIGEST_LEN];
-    unsigned int n = 0;
+    unsigned char want[QG__DIGEST_LEN], got[QG__DIGEST_LEN];
     size_t i;
 
     if (hex.p == NULL)
@@ -53,9 +99,7 @@ qg__signature_check(const void *key, size_t keylen, qg__span msg, qg__span hex)
             return QG_R_SIGNATURE_FORMAT;
         got[i] = (unsigned char)(hi << 4 | lo);
     }
-    if (HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg.p,
-             msg.len, want, &n) == NULL ||
-        n != QG__DIGEST_LEN)
+    if (!hmac_sha256(key, keylen, msg.p, msg.len, want))
         return QG_R_BAD_SIGNATURE;
     return CRYPTO_memcmp(want, got, QG__DIGEST_LEN) == 0 ? QG_R_NONE
                                                          : QG_R_BAD_SIGNATURE;

@@ -13,11 +13,13 @@
  * Prints Markdown tables on stdout; with --summary, also key=value lines
  * for tests/bench/run.sh.  --only runs one mode (sync1, group16, group64,
  * group256, nosync1, nosync256), for a profiler; --only phases runs the
- * phase loops alone.
+ * phase loops alone.  --keep leaves each mode's stores in DIR (qgate-KEY,
+ * raw-KEY), so that `mdb_stat -a` can count what each wrote.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +30,9 @@
 #include <lmdb.h>
 
 #include "bench_util.h"
+#include "chain_int.h"
 #include "qgate_int.h"
+#include "store_int.h"
 
 typedef struct mode {
     const char *name;
@@ -55,17 +59,26 @@ typedef struct outcome {
     unsigned long verdicts[QG_IGNORED + 1];
 } outcome;
 
-/* What the raw loop writes per delivery, worked out before it runs. */
+/* What the raw loop writes for a delivery: what qgate wrote for it, as
+ * its result in qgate's run of the same mode says (note()), and content
+ * worked out before the loop runs (raw_prepare()). */
+enum { RAW_NONE, RAW_STEP, RAW_REFUSAL };
+
 typedef struct raw_item {
-    uint64_t ticket; /* Chup's data.id */
+    int kind;        /* RAW_NONE: a duplicate, nothing written */
+    uint64_t ticket; /* 0: a refusal that names none */
     uint32_t seq;
-    int fresh; /* first delivery of this id: an alias row too */
+    int64_t ids[2];    /* live queue, appointment */
+    unsigned aliases;  /* bit k: an alias row for ids[k] (raw_plan()) */
+    size_t detail_len; /* a refusal's detail, with its NUL */
     unsigned char digest[QG__DIGEST_LEN];
+    unsigned char leaf[QG__DIGEST_LEN]; /* stands for the chain's hashes */
 } raw_item;
 
 static bench_lines day;
 static unsigned char secret[4096];
 static size_t secret_len;
+static int keep; /* --keep */
 
 static void die(const char *what, const char *why) __attribute__((noreturn));
 
@@ -257,8 +270,24 @@ lat_done(lat *l, outcome *out)
 
 /* ----- qgate ------------------------------------------------------------- */
 
+/* What qgate wrote for a delivery, from its result, for the raw loop. */
 static void
-run_qgate(const mode *m, const char *dir, double seconds, outcome *out)
+note(raw_item *it, const qg_result *res)
+{
+    it->kind = res->verdict == QG_ACCEPTED && res->seq ? RAW_STEP
+               : res->rejection                        ? RAW_REFUSAL
+                                                       : RAW_NONE;
+    it->ticket = res->ticket;
+    it->seq = res->seq;
+    it->ids[0] = res->live_queue_id;
+    it->ids[1] = res->appointment_id;
+    it->detail_len = strlen(res->detail) + 1;
+}
+
+/* Applies the day in m's way for `seconds`; notes each result in items. */
+static void
+run_qgate(const mode *m, const char *dir, double seconds, raw_item *items,
+          outcome *out)
 {
     qg_store_options o;
     qg_store *st;
@@ -309,6 +338,7 @@ run_qgate(const mode *m, const char *dir, double seconds, outcome *out)
             if (rcs[j])
                 die("qg_engine_apply", qg_strerror(rcs[j]));
             out->verdicts[res[j].verdict]++;
+            note(&items[i + j], &res[j]);
         }
         out->count += k;
     }
@@ -321,52 +351,85 @@ run_qgate(const mode *m, const char *dir, double seconds, outcome *out)
     qg_engine_free(eng);
     qg_store_close(st);
     out->store_bytes = bench_store_bytes(dir);
-    bench_store_remove(dir);
+    if (!keep)
+        bench_store_remove(dir);
 }
 
 /* ----- raw LMDB ---------------------------------------------------------- */
 
+/* The content of each delivery's records: its payload's digest (the
+ * digests key) and a hash standing for the chain's (an entry's leaf and
+ * hash), taken here as qgate takes them while deciding. */
 static raw_item *
 raw_prepare(void)
 {
     raw_item *it = calloc(day.n, sizeof(*it));
-    uint32_t *seen = NULL;
-    size_t i, cap = 0;
     qg__envelope env;
-    qg__delivery d;
     char detail[256];
+    size_t i;
 
     if (it == NULL)
         die("raw", "out of memory");
     for (i = 0; i < day.n; i++) {
-        uint64_t id = i + 1;
-
         memset(&env, 0, sizeof(env));
-        memset(&d, 0, sizeof(d));
         if (qg__envelope_parse(day.line[i], day.len[i], &env, detail,
-                               sizeof(detail)) == QG_R_NONE &&
-            qg__payload_head(&env, &d, detail, sizeof(detail)) == QG_R_NONE &&
-            qg__payload_fields(&d, 0, detail, sizeof(detail)) == QG_R_NONE)
-            id = (uint64_t)d.id;
-        if (env.payload_text.p)
+                               sizeof(detail)) == QG_R_NONE)
             qg__digest(env.payload_text.p, env.payload_text.len, it[i].digest);
         qg__envelope_free(&env);
-        if (id >= cap) {
-            size_t ncap = (size_t)id * 2 + 1024;
-            uint32_t *grown = realloc(seen, ncap * sizeof(*seen));
-
-            if (grown == NULL)
-                die("raw", "out of memory");
-            memset(grown + cap, 0, (ncap - cap) * sizeof(*seen));
-            seen = grown;
-            cap = ncap;
-        }
-        it[i].ticket = id;
-        it[i].fresh = seen[id] == 0;
-        it[i].seq = ++seen[id];
+        qg__digest(day.line[i], day.len[i], it[i].leaf);
     }
-    free(seen);
     return it;
+}
+
+/* A Chup id's ticket, for one kind of id: ids are below a few million in
+ * a generated day, so an array indexed by id does. */
+typedef struct id_map {
+    uint64_t *ticket;
+    size_t cap;
+} id_map;
+
+/* Whether id leads to ticket already; makes it lead there. */
+static int
+id_map_set(id_map *m, int64_t id, uint64_t ticket)
+{
+    size_t at = (size_t)id, ncap;
+    uint64_t *grown;
+
+    if (id < 0 || id > (int64_t)1 << 32)
+        die("raw", "a Chup id out of the range of a generated day");
+    if (at >= m->cap) {
+        ncap = at * 2 + 1024;
+        if ((grown = realloc(m->ticket, ncap * sizeof(*grown))) == NULL)
+            die("raw", "out of memory");
+        memset(grown + m->cap, 0, (ncap - m->cap) * sizeof(*grown));
+        m->ticket = grown;
+        m->cap = ncap;
+    }
+    if (m->ticket[at] == ticket)
+        return 1;
+    m->ticket[at] = ticket;
+    return 0;
+}
+
+/* Which alias rows the first count steps write, from an empty store: as
+ * qg__name_ticket(), a row for each id the step names that does not lead
+ * to its ticket yet. */
+static void
+raw_plan(raw_item *it, size_t count)
+{
+    id_map maps[2] = {{0}};
+    size_t i;
+    int k;
+
+    for (i = 0; i < count; i++) {
+        it[i].aliases = 0;
+        for (k = 0; k < 2 && it[i].kind == RAW_STEP; k++)
+            if (it[i].ids[k] &&
+                !id_map_set(&maps[k], it[i].ids[k], it[i].ticket))
+                it[i].aliases |= 1u << k;
+    }
+    free(maps[0].ticket);
+    free(maps[1].ticket);
 }
 
 static void
@@ -385,25 +448,147 @@ be64(unsigned char *p, uint64_t v)
             die(#call, mdb_strerror(rc_));                                     \
     } while (0)
 
+/* The databases the raw loop writes, named as qgate's. */
+typedef struct raw_dbs {
+    MDB_dbi history, chain, steps, digests, aliases, tickets, outbox, meta;
+    MDB_dbi rejections, refused_by;
+} raw_dbs;
+
+/* Record numbers the raw loop gives out, as qgate's counters do. */
+typedef struct raw_counts {
+    uint64_t chain, outbox, rejection;
+} raw_counts;
+
+static void
+put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, void *val,
+    size_t vlen, unsigned flags)
+{
+    MDB_val k = {klen, (void *)key}, v = {vlen, val};
+    int rc;
+
+    if ((rc = mdb_put(txn, dbi, &k, &v, flags)))
+        die("mdb_put", mdb_strerror(rc));
+}
+
+/* A chain entry (chain.c): key n, 136 bytes, appended. */
+static void
+raw_chain(MDB_txn *txn, const raw_dbs *db, raw_counts *c, const raw_item *it)
+{
+    unsigned char key[8], e[QG__CHAIN_ENTRY_LEN];
+
+    memset(e, 0, sizeof(e));
+    be64(e + 8, it->ticket);
+    be64(e + 16, it->seq);
+    memcpy(e + 40, it->leaf, QG__DIGEST_LEN);
+    memcpy(e + QG__CHAIN_HASHED_LEN, it->leaf, QG__DIGEST_LEN);
+    be64(key, ++c->chain);
+    put(txn, db->chain, key, 8, e, sizeof(e), MDB_APPEND);
+}
+
+/* An accepted step (qg__lmdb_accept(), then the engine's qg__put_ticket()):
+ * its alias rows, the history record (96-byte header, the body, 40 bytes
+ * of facts), its chain entry, its summary, its digest row, the outbox's
+ * counter and entry, the ticket row. */
+static void
+raw_step(MDB_txn *txn, const raw_dbs *db, raw_counts *c, const raw_item *it,
+         const char *body, size_t len)
+{
+    unsigned char hk[12], ak[9], tk[8], ok[8], mv[8], dv[12], sv[24];
+    unsigned char tv[104], ov[QG__OUTBOX_ENTRY_LEN];
+    MDB_val k = {12, hk}, v = {96 + len + 40, NULL};
+    int kind, rc;
+
+    be64(tk, it->ticket);
+    for (kind = 0; kind < 2; kind++) {
+        if (!(it->aliases & (1u << kind)))
+            continue;
+        ak[0] = (unsigned char)(kind + 1);
+        be64(ak + 1, (uint64_t)it->ids[kind]);
+        put(txn, db->aliases, ak, 9, tk, 8, 0);
+    }
+    be64(hk, it->ticket);
+    hk[8] = (unsigned char)(it->seq >> 24);
+    hk[9] = (unsigned char)(it->seq >> 16);
+    hk[10] = (unsigned char)(it->seq >> 8);
+    hk[11] = (unsigned char)it->seq;
+    if ((rc = mdb_put(txn, db->history, &k, &v, MDB_RESERVE)))
+        die("mdb_put", mdb_strerror(rc));
+    memset(v.mv_data, 0, 96);
+    memcpy((char *)v.mv_data + 96, body, len);
+    memset((char *)v.mv_data + 96 + len, 0, 40);
+    raw_chain(txn, db, c, it);
+    memset(sv, 0, sizeof(sv));
+    put(txn, db->steps, hk, 12, sv, sizeof(sv), 0);
+    memcpy(dv, hk, 12);
+    put(txn, db->digests, it->digest, QG__DIGEST_LEN, dv, 12, 0);
+    be64(mv, ++c->outbox + 1);
+    put(txn, db->meta, "outbox_next", 11, mv, 8, 0);
+    be64(ok, c->outbox);
+    memset(ov, 0, sizeof(ov));
+    put(txn, db->outbox, ok, 8, ov, sizeof(ov), 0);
+    memset(tv, 0x11, sizeof(tv));
+    put(txn, db->tickets, tk, 8, tv, sizeof(tv), 0);
+}
+
+/* A refusal (qg__lmdb_refuse()): the rejection log's entry (48-byte
+ * header, the detail, the body), its chain entry, and for a known ticket
+ * the index row and the ticket row with its count of refusals. */
+static void
+raw_refusal(MDB_txn *txn, const raw_dbs *db, raw_counts *c, const raw_item *it,
+            const char *body, size_t len)
+{
+    unsigned char rk[8], ik[16], tk[8], tv[104];
+    MDB_val k = {8, rk}, v = {48 + it->detail_len + len, NULL};
+    int rc;
+
+    be64(rk, ++c->rejection);
+    if ((rc = mdb_put(txn, db->rejections, &k, &v, MDB_RESERVE)))
+        die("mdb_put", mdb_strerror(rc));
+    memset(v.mv_data, 0, 48 + it->detail_len);
+    memcpy((char *)v.mv_data + 48 + it->detail_len, body, len);
+    raw_chain(txn, db, c, it);
+    if (it->ticket == 0)
+        return;
+    be64(ik, it->ticket);
+    memcpy(ik + 8, rk, 8);
+    put(txn, db->refused_by, ik, 16, "", 0, 0);
+    be64(tk, it->ticket);
+    memset(tv, 0x11, sizeof(tv));
+    put(txn, db->tickets, tk, 8, tv, sizeof(tv), 0);
+}
+
 /*
- * What qgate writes for an accepted step, without deciding anything: the
- * history record (96-byte header and the body), its digest row, the
- * ticket row, the outbox entry and the outbox counter, and for a new
- * ticket its alias.  Every delivery is written as if accepted.  With
- * nested, each delivery's puts go through a transaction nested in the
- * group's, as qg_engine_apply_batch() does, to price that design alone.
+ * What qgate wrote for each delivery, without deciding anything: for an
+ * accepted step raw_step()'s records, for a refusal raw_refusal()'s, for
+ * a duplicate nothing.  No reads: the disk's and LMDB's limit for the
+ * same records.  With nested, each delivery's puts go through a
+ * transaction nested in the group's, as qg_engine_apply_batch() did, to
+ * price that design alone.
  */
 static void
 run_raw(const mode *m, const char *dir, const raw_item *it, size_t count,
         double seconds, int nested, outcome *out)
 {
+    static const struct {
+        const char *name;
+        size_t at;
+    } names[] = {
+        {"history", offsetof(raw_dbs, history)},
+        {"chain", offsetof(raw_dbs, chain)},
+        {"steps", offsetof(raw_dbs, steps)},
+        {"digests", offsetof(raw_dbs, digests)},
+        {"aliases", offsetof(raw_dbs, aliases)},
+        {"tickets", offsetof(raw_dbs, tickets)},
+        {"outbox", offsetof(raw_dbs, outbox)},
+        {"meta", offsetof(raw_dbs, meta)},
+        {"rejections", offsetof(raw_dbs, rejections)},
+        {"refused_by", offsetof(raw_dbs, refused_by)},
+    };
     MDB_env *env;
     MDB_txn *group, *txn;
-    MDB_dbi history, digests, tickets, aliases, outbox, meta;
-    unsigned char hk[12], tk[8], ak[9], ok[8], tv[104], dv[12], ov[168], mv[8];
-    MDB_val k, v;
+    raw_dbs db;
+    raw_counts c = {0};
     size_t i, j, kk;
-    uint64_t outbox_id = 0;
     int64_t t0, c0, t1, limit = (int64_t)(seconds * 1e9);
     lat l = {0};
 
@@ -412,21 +597,16 @@ run_raw(const mode *m, const char *dir, const raw_item *it, size_t count,
     if (mkdir(dir, 0750) != 0 && errno != EEXIST)
         die(dir, strerror(errno));
     MDB_CHECK(mdb_env_create(&env));
-    MDB_CHECK(mdb_env_set_maxdbs(env, 8));
+    MDB_CHECK(mdb_env_set_maxdbs(env, 16));
     MDB_CHECK(mdb_env_set_mapsize(env, (size_t)16 << 30));
     MDB_CHECK(mdb_env_open(
         env, dir, MDB_NOTLS | (m->durability == QG_NOSYNC ? MDB_NOSYNC : 0),
         0640));
     MDB_CHECK(mdb_txn_begin(env, NULL, 0, &txn));
-    MDB_CHECK(mdb_dbi_open(txn, "history", MDB_CREATE, &history));
-    MDB_CHECK(mdb_dbi_open(txn, "digests", MDB_CREATE, &digests));
-    MDB_CHECK(mdb_dbi_open(txn, "tickets", MDB_CREATE, &tickets));
-    MDB_CHECK(mdb_dbi_open(txn, "aliases", MDB_CREATE, &aliases));
-    MDB_CHECK(mdb_dbi_open(txn, "outbox", MDB_CREATE, &outbox));
-    MDB_CHECK(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta));
+    for (i = 0; i < sizeof(names) / sizeof(*names); i++)
+        MDB_CHECK(mdb_dbi_open(txn, names[i].name, MDB_CREATE,
+                               (MDB_dbi *)((char *)&db + names[i].at)));
     MDB_CHECK(mdb_txn_commit(txn));
-    memset(tv, 0x11, sizeof(tv));
-    memset(ov, 0, sizeof(ov));
 
     t0 = bench_now_ns();
     c0 = bench_cpu_ns();
@@ -438,55 +618,10 @@ run_raw(const mode *m, const char *dir, const raw_item *it, size_t count,
             txn = group;
             if (nested)
                 MDB_CHECK(mdb_txn_begin(env, group, 0, &txn));
-            be64(hk, it[j].ticket);
-            hk[8] = (unsigned char)(it[j].seq >> 24);
-            hk[9] = (unsigned char)(it[j].seq >> 16);
-            hk[10] = (unsigned char)(it[j].seq >> 8);
-            hk[11] = (unsigned char)it[j].seq;
-            k.mv_size = 12;
-            k.mv_data = hk;
-            v.mv_size = 96 + day.len[j];
-            v.mv_data = NULL;
-            MDB_CHECK(mdb_put(txn, history, &k, &v, MDB_RESERVE));
-            memset(v.mv_data, 0, 96);
-            memcpy((char *)v.mv_data + 96, day.line[j], day.len[j]);
-
-            memcpy(dv, hk, 12);
-            k.mv_size = QG__DIGEST_LEN;
-            k.mv_data = (void *)it[j].digest;
-            v.mv_size = 12;
-            v.mv_data = dv;
-            MDB_CHECK(mdb_put(txn, digests, &k, &v, 0));
-
-            be64(tk, it[j].ticket);
-            k.mv_size = 8;
-            k.mv_data = tk;
-            v.mv_size = sizeof(tv);
-            v.mv_data = tv;
-            MDB_CHECK(mdb_put(txn, tickets, &k, &v, 0));
-
-            if (it[j].fresh) {
-                ak[0] = 1;
-                be64(ak + 1, it[j].ticket);
-                k.mv_size = 9;
-                k.mv_data = ak;
-                v.mv_size = 8;
-                v.mv_data = tk;
-                MDB_CHECK(mdb_put(txn, aliases, &k, &v, 0));
-            }
-
-            be64(ok, ++outbox_id);
-            k.mv_size = 8;
-            k.mv_data = ok;
-            v.mv_size = sizeof(ov);
-            v.mv_data = ov;
-            MDB_CHECK(mdb_put(txn, outbox, &k, &v, 0));
-            be64(mv, outbox_id + 1);
-            k.mv_size = 11;
-            k.mv_data = "outbox_next";
-            v.mv_size = 8;
-            v.mv_data = mv;
-            MDB_CHECK(mdb_put(txn, meta, &k, &v, 0));
+            if (it[j].kind == RAW_STEP)
+                raw_step(txn, &db, &c, &it[j], day.line[j], day.len[j]);
+            else if (it[j].kind == RAW_REFUSAL)
+                raw_refusal(txn, &db, &c, &it[j], day.line[j], day.len[j]);
             if (nested)
                 MDB_CHECK(mdb_txn_commit(txn));
         }
@@ -499,7 +634,8 @@ run_raw(const mode *m, const char *dir, const raw_item *it, size_t count,
     lat_done(&l, out);
     mdb_env_close(env);
     out->store_bytes = bench_store_bytes(dir);
-    bench_store_remove(dir);
+    if (!keep)
+        bench_store_remove(dir);
 }
 
 /* ----- report ------------------------------------------------------------ */
@@ -521,7 +657,7 @@ usage(void)
 {
     fprintf(stderr, "usage: bench_engine --day FILE --secret-file F --dir "
                     "DIR [--seconds S] [--max N] [--summary FILE] "
-                    "[--only KEY]\n");
+                    "[--only KEY] [--keep]\n");
     exit(2);
 }
 
@@ -536,6 +672,7 @@ main(int argc, char **argv)
         {"max", required_argument, NULL, 'm'},
         {"summary", required_argument, NULL, 'S'},
         {"only", required_argument, NULL, 'o'},
+        {"keep", no_argument, NULL, 'k'},
         {0}};
     const char *day_path = NULL, *secret_path = NULL, *dir = NULL;
     const char *summary_path = NULL, *only = NULL;
@@ -572,6 +709,9 @@ main(int argc, char **argv)
         case 'o':
             only = optarg;
             break;
+        case 'k':
+            keep = 1;
+            break;
         default:
             usage();
         }
@@ -603,7 +743,9 @@ main(int argc, char **argv)
         return 0;
     }
     fixed_us = ph.parse_us + ph.signature_us + ph.digest_us + ph.machine_us;
-    items = only ? NULL : raw_prepare();
+    items = only ? calloc(day.n, sizeof(*items)) : raw_prepare();
+    if (items == NULL)
+        die("raw", "out of memory");
 
     memset(q, 0, sizeof(q));
     memset(r, 0, sizeof(r));
@@ -612,8 +754,9 @@ main(int argc, char **argv)
         if (only && strcmp(only, modes[i].key) != 0)
             continue;
         snprintf(path, sizeof(path), "%s/qgate-%s", dir, modes[i].key);
-        run_qgate(&modes[i], path, seconds, &q[i]);
+        run_qgate(&modes[i], path, seconds, items, &q[i]);
         snprintf(path, sizeof(path), "%s/raw-%s", dir, modes[i].key);
+        raw_plan(items, q[i].count);
         if (!only)
             run_raw(&modes[i], path, items, q[i].count, seconds, 0, &r[i]);
         if (!only && modes[i].batch > 1)
