@@ -49,7 +49,6 @@
  * pg_chain.c.
  */
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,38 +75,22 @@
 
 /* ----- hashing ---------------------------------------------------------- */
 
-/*
- * SHA-256 with the algorithm fetched once: EVP_Digest() with EVP_sha256()
- * looks the implementation up on every call, which costs as much as
- * hashing the 136 bytes of an entry (docs/PERFORMANCE.md, "The hash
- * chain").  The fetched algorithm lives as long as the process.
- */
-static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
-static EVP_MD *sha_md;
-
-static void
-sha_fetch(void)
-{
-    sha_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
 /* The SHA-256 of a then b (b may be NULL), in ctx (NULL: one of its
  * own); QG_ENOMEM when libcrypto cannot allocate. */
 static int
 sha256(EVP_MD_CTX *ctx, const void *a, size_t alen, const void *b, size_t blen,
        unsigned char out[HASH_LEN])
 {
+    const EVP_MD *md = qg__sha256_md(); /* fetched once (signature.c) */
     unsigned int n = HASH_LEN;
     EVP_MD_CTX *own = NULL;
     int ok;
 
-    pthread_once(&sha_once, sha_fetch);
-    if (ctx == NULL)
-        ctx = own = EVP_MD_CTX_new();
-    if (sha_md == NULL || ctx == NULL)
+    if (md == NULL)
         return QG_ENOMEM;
-    ok = EVP_DigestInit_ex2(ctx, sha_md, NULL) &&
-         EVP_DigestUpdate(ctx, a, alen) &&
+    if (ctx == NULL && (ctx = own = EVP_MD_CTX_new()) == NULL)
+        return QG_ENOMEM;
+    ok = EVP_DigestInit_ex2(ctx, md, NULL) && EVP_DigestUpdate(ctx, a, alen) &&
          (b == NULL || EVP_DigestUpdate(ctx, b, blen)) &&
          EVP_DigestFinal_ex(ctx, out, &n);
     EVP_MD_CTX_free(own);

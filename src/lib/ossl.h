@@ -65,6 +65,10 @@ typedef struct qg__libcrypto {
 /* The table, loaded on the first call in the process (thread-safe). */
 const qg__libcrypto *qg__ossl(void);
 
+/* SHA-256, fetched once for the process (signature.c); NULL when the
+ * fetch failed. */
+const EVP_MD *qg__sha256_md(void);
+
 #ifndef QG__OSSL_LINKED
 #define CRYPTO_memcmp        (qg__ossl()->CRYPTO_memcmp)
 #define EVP_DecodeBlock      (qg__ossl()->EVP_DecodeBlock)
