@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "decode_same.h"
 #include "qgate_int.h"
 #include "testutil.h"
 
@@ -79,8 +80,11 @@ START_TEST(test_chup_signature_whitespace_matters)
     qg__span hex;
     char detail[256];
 
+    /* json-c's tree, to write the payload out again */
     ck_assert_int_eq(
-        qg__envelope_parse(body, len, &env, detail, sizeof(detail)), QG_R_NONE);
+        qg__envelope_parse_tree(body, len, &env, detail, sizeof(detail)),
+        QG_R_NONE);
+    ck_assert_ptr_nonnull(env.payload);
     qg__signature_make(key, strlen(key), env.payload_text.p,
                        env.payload_text.len, sig);
     hex.p = sig;
@@ -104,6 +108,135 @@ START_TEST(test_chup_signature_whitespace_matters)
     free(compact);
     qg__envelope_free(&env);
     free(body);
+}
+END_TEST
+
+/*
+ * Both ways of decoding agree (decode_same.h), and the one-pass scan reads
+ * the plain deliveries while json-c gets every body the scan does not
+ * decide.  Each case is a delivery whose payload.data is {"id":60001,
+ * FIELDS}, or a whole body when it starts with '{'.  fuzz_decode checks
+ * the agreement on any bytes.
+ */
+static const struct {
+    const char *fields;
+    int scanned;
+} two_ways[] = {
+    {"\"state\":1", 1},
+    {"\"state\":null,\"state_name\":\"In Queue\"", 1},
+    {"\"state\":{\"name\":\"ARRIVED\",\"value\":3}", 1},
+    {"\"state\":{\"name\":null,\"value\":-3,\"x\":[]}", 1},
+    {"\"appointment_id\":9994,\"service_id\":206,\"staff_id\":262", 1},
+    {"\"appointment_id\":null,\"appointment_date\":null", 1},
+    {"\"appointment_date\":\"2024-01-18\",\"appointment_time\":\"20:50:00\"",
+     1},
+    {"\"service_id\":123456789012345678", 1},
+    {"\"notes\":[],\"x\":{},\"y\":[1,[2,{\"a\":null}],true,false,\"s\"]", 1},
+    {"\"notes\":{\"\\u0061\":1,\"b\":\"a\\\"b\\\\c\\/"
+     "\\n\\u00e9\\ud83d\\ude00\"}",
+     1},
+    {"\"note\":\"x\\u0000y\"", 1},
+    {" \"a\" :\r\n\t1 , \"b\":\"\xC3\xA9\" ", 1},
+    /* not decided by the scan: json-c reads them, or refuses them */
+    {"\"service_id\":1234567890123456789", 0},
+    {"\"service_id\":9223372036854775807", 0},
+    {"\"service_id\":9223372036854775808", 0},
+    {"\"service_id\":1.5", 0},
+    {"\"service_id\":1e3", 0},
+    {"\"service_id\":007", 0},
+    {"\"service_id\":0", 0},
+    {"\"service_id\":-4", 0},
+    {"\"service_id\":\"4\"", 0},
+    {"\"state\":-0", 0},
+    {"\"state\":true", 0},
+    {"\"state\":{\"name\":\"A\\u0042\"}", 0},
+    {"\"state\":{\"value\":3.0}", 0},
+    {"\"state_name\":\"In\\tQueue\"", 0},
+    {"\"state_name\":7", 0},
+    {"\"\\u0069d\":2", 0},
+    {"\"\":1", 0},
+    {"\"a\\u0000\":1", 0},
+    {"\"a\":1,\"a\":2", 0},
+    {"\"id\":60002", 0},
+    {"\"a\":True", 0},
+    {"\"a\":nul", 0},
+    {"\"a\":[1,]", 0},
+    {"\"a\":\"\\x\"", 0},
+    {"\"a\":\"\\u12G4\"", 0},
+    {"\"a\":\"\\ud800\"", 0},
+    {"\"a\":\"\xC0\xAF\"", 0},
+    {"\"a\":\"tab\there\"", 0},
+    {"\"a\":\f1", 0},
+    {"\"a\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]", 0},
+    /* whole bodies */
+    {"{\"payload\":{\"event\":\"live_queue_created\",\"timestamp\":"
+     "\"2024-03-05T10:00:00+08:00\",\"data\":{\"id\":7}},\"signature\":3}",
+     1},
+    {"{\"payload\":{\"event\":\"live_queue_created\",\"timestamp\":"
+     "\"2024-03-05T10:00:00+08:00\",\"data\":{\"id\":7}},\"signature\":"
+     "\"\\u0061b\"}",
+     1},
+    {"{\"payload\":{\"event\":\"live\\u005fqueue_created\",\"timestamp\":"
+     "\"2024-03-05T10:00:00+08:00\",\"data\":{\"id\":7}}}",
+     0},
+    {"{\"payload\":{\"event\":\"live_queue_created\",\"timestamp\":"
+     "\"2024-03-05 10:00\",\"data\":{\"id\":7}}}",
+     0},
+    {"{\"payload\":{\"event\":\"live_queue_created\",\"timestamp\":"
+     "\"2024-03-05T10:00:00+08:00\",\"data\":[]}}",
+     0},
+    {"{\"payload\":{\"timestamp\":\"2024-03-05T10:00:00+08:00\",\"data\":"
+     "{\"id\":7}}}",
+     0},
+    {"{\"payload\":{\"event\":\"live_queue_created\",\"timestamp\":"
+     "\"2024-03-05T10:00:00+08:00\",\"data\":{\"id\":7}}} {}",
+     0},
+    {"{\"payload\":{\"event\":\"live_queue_created\",\"timestamp\":"
+     "\"2024-03-05T10:00:00+08:00\",\"data\":{\"id\":7}},\"\\u0070ayload\":1}",
+     0},
+    {"\xEF\xBB\xBF{\"payload\":{}}", 0},
+    {"[{\"payload\":{}}]", 0},
+    {"{\"payload\":{}", 0},
+};
+
+START_TEST(test_chup_two_ways_agree_table)
+{
+    char body[1024], why[512] = "";
+    int n, scanned = -1;
+
+    if (two_ways[_i].fields[0] == '{' || two_ways[_i].fields[0] == '\xEF' ||
+        two_ways[_i].fields[0] == '[')
+        n = snprintf(body, sizeof(body), "%s", two_ways[_i].fields);
+    else
+        n = snprintf(body, sizeof(body),
+                     "{\"payload\":{\"event\":\"live_queue_created\","
+                     "\"timestamp\":\"2024-03-05T10:00:00+08:00\",\"data\":{"
+                     "\"id\":60001,%s}},\"signature\":\"%064d\"}",
+                     two_ways[_i].fields, 0);
+    ck_assert_msg(decode_same(body, (size_t)n, &scanned, why, sizeof(why)),
+                  "%s: %s", body, why);
+    ck_assert_msg(scanned == two_ways[_i].scanned, "%s: scanned %d", body,
+                  scanned);
+}
+END_TEST
+
+/* Chup's own examples are plain: read in one pass, as json-c reads them. */
+START_TEST(test_chup_examples_are_scanned)
+{
+    static const char *const files[] = {"chup/00-webhook-overview.json",
+                                        "chup/01-join-live-queue.json"};
+    char why[512] = "";
+    size_t i, len;
+    int scanned;
+
+    for (i = 0; i < sizeof(files) / sizeof(*files); i++) {
+        char *body = tu_fixture(files[i], &len);
+
+        ck_assert_msg(decode_same(body, len, &scanned, why, sizeof(why)),
+                      "%s: %s", files[i], why);
+        ck_assert_msg(scanned, "%s is not scanned", files[i]);
+        free(body);
+    }
 }
 END_TEST
 
@@ -592,6 +725,9 @@ chup_suite(void)
     tcase_add_loop_test(errors, test_chup_repeated_keys_table, 0,
                         sizeof(key_cases) / sizeof(*key_cases));
     tcase_add_test(errors, test_chup_strict_keyless_bodies);
+    tcase_add_loop_test(errors, test_chup_two_ways_agree_table, 0,
+                        sizeof(two_ways) / sizeof(two_ways[0]));
+    tcase_add_test(core, test_chup_examples_are_scanned);
     tcase_add_loop_test(errors, test_chup_id_range_table, 0,
                         sizeof(ids) / sizeof(*ids));
     tcase_add_loop_test(errors,

@@ -2,12 +2,20 @@
  * chup.c - decoding Chup Online webhook deliveries.
  *
  * A delivery is {"payload": {...}, "signature": "<hex>"}.  The signature is
- * over the exact bytes of the payload value, so besides parsing the body
- * with json-c this file finds where that value starts and ends in the
- * body.  json-c gives no offsets for inner values; qg__json_strict(), the
- * pass over the body that checks what json-c lets through, notes them on
- * its way (qg__top), so the body is walked twice in all: json-c, then
- * that pass.
+ * over the exact bytes of the payload value, so besides reading the body
+ * this file finds where that value starts and ends in it.
+ *
+ * Two ways, one answer.  A plain body, one whose every field the engine
+ * reads is there and well typed, is read in one pass with no tree:
+ * qg__json_scan() checks the grammar and the strict rules and notes the
+ * values of the paths below.  Any other body, and any body whose
+ * reader needs the rest of payload.data (qg__envelope_parse_tree()), is
+ * parsed by json-c, and then walked by qg__json_strict(), which checks
+ * what json-c lets through and notes the payload's span (qg__top).  The
+ * scan decides nothing itself: where it would refuse, or could differ
+ * from json-c, it hands the body to json-c, so every refusal and its text
+ * come from one place.  tests/fuzz/fuzz_decode.c holds the two ways to
+ * the same results.
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -149,9 +157,159 @@ is_document(const char *p, size_t len)
     return whole;
 }
 
+/* ----- one pass, for a plain body ----------------------------------- */
+
+enum {
+    P_PAYLOAD,
+    P_SIGNATURE,
+    P_EVENT,
+    P_TIMESTAMP,
+    P_DATA,
+    P_ID,
+    P_APPOINTMENT_ID,
+    P_SERVICE_ID,
+    P_STAFF_ID,
+    P_APPOINTMENT_DATE,
+    P_APPOINTMENT_TIME,
+    P_STATE_NAME,
+    P_STATE,
+    P_STATE_LABEL,
+    P_STATE_VALUE,
+    P_COUNT
+};
+
+/* Every field qg__payload_head() and qg__payload_fields() read. */
+static const qg__jpath paths[P_COUNT] = {
+    [P_PAYLOAD] = {-1, "payload"},
+    [P_SIGNATURE] = {-1, "signature"},
+    [P_EVENT] = {P_PAYLOAD, "event"},
+    [P_TIMESTAMP] = {P_PAYLOAD, "timestamp"},
+    [P_DATA] = {P_PAYLOAD, "data"},
+    [P_ID] = {P_DATA, "id"},
+    [P_APPOINTMENT_ID] = {P_DATA, "appointment_id"},
+    [P_SERVICE_ID] = {P_DATA, "service_id"},
+    [P_STAFF_ID] = {P_DATA, "staff_id"},
+    [P_APPOINTMENT_DATE] = {P_DATA, "appointment_date"},
+    [P_APPOINTMENT_TIME] = {P_DATA, "appointment_time"},
+    [P_STATE_NAME] = {P_DATA, "state_name"},
+    [P_STATE] = {P_DATA, "state"},
+    [P_STATE_LABEL] = {P_STATE, "name"},
+    [P_STATE_VALUE] = {P_STATE, "value"},
+};
+
+static int
+absent(const qg__jvalue *v)
+{
+    return v->kind == QG__J_ABSENT || v->kind == QG__J_NULL;
+}
+
+/* A string with no escape, copied into env->text: NULL when absent or
+ * null.  -1 where get_string() would refuse it, or it needs decoding. */
+static int
+scan_text(qg__envelope *env, size_t *used, const qg__jvalue *v,
+          const char **out)
+{
+    *out = NULL;
+    if (absent(v))
+        return 0;
+    if (v->kind != QG__J_STRING || v->text.len >= sizeof(env->text) - *used)
+        return -1;
+    memcpy(env->text + *used, v->text.p, v->text.len);
+    env->text[*used + v->text.len] = '\0';
+    *out = env->text + *used;
+    *used += v->text.len + 1;
+    return 0;
+}
+
+/* An id as get_id() reads it: 0 when absent or null.  -1 where it would
+ * refuse it. */
+static int
+scan_id(const qg__jvalue *v, int64_t *out)
+{
+    *out = 0;
+    if (absent(v))
+        return 0;
+    if (v->kind != QG__J_INT || v->i <= 0)
+        return -1;
+    *out = v->i;
+    return 0;
+}
+
+/* data.state as get_state() reads it; -1 where it would refuse it. */
+static int
+scan_state(qg__envelope *env, size_t *used, const qg__jvalue *v)
+{
+    qg__delivery *d = &env->d;
+    const qg__jvalue *value = &v[P_STATE_VALUE];
+
+    if (absent(&v[P_STATE]))
+        return 0;
+    if (v[P_STATE].kind == QG__J_INT) {
+        d->state_value = v[P_STATE].i;
+        d->has_state_value = 1;
+        return 0;
+    }
+    if (v[P_STATE].kind != QG__J_OBJECT ||
+        scan_text(env, used, &v[P_STATE_LABEL], &d->state_label))
+        return -1;
+    if (absent(value))
+        return 0;
+    if (value->kind != QG__J_INT)
+        return -1;
+    d->state_value = value->i;
+    d->has_state_value = 1;
+    return 0;
+}
+
+/* The envelope, and into env->d every field, in one pass; -1 when the
+ * body is not plain or a field would be refused: json-c then decides. */
+static int
+envelope_scan(const char *body, size_t len, qg__envelope *env)
+{
+    qg__jvalue v[P_COUNT];
+    qg__delivery *d = &env->d;
+    const char *ts;
+    size_t used = 0;
+
+    if (qg__json_scan(body, len, paths, P_COUNT, v) ||
+        v[P_PAYLOAD].kind != QG__J_OBJECT || v[P_DATA].kind != QG__J_OBJECT ||
+        absent(&v[P_EVENT]) || absent(&v[P_TIMESTAMP]) || absent(&v[P_ID]) ||
+        scan_text(env, &used, &v[P_EVENT], &d->event_name) ||
+        scan_text(env, &used, &v[P_TIMESTAMP], &ts) ||
+        qg_time_parse(ts, &d->event_ms, &d->utc_offset_s) < 0 ||
+        scan_id(&v[P_ID], &d->id) ||
+        scan_id(&v[P_APPOINTMENT_ID], &d->appointment_id) ||
+        scan_id(&v[P_SERVICE_ID], &d->service_id) ||
+        scan_id(&v[P_STAFF_ID], &d->staff_id) ||
+        scan_text(env, &used, &v[P_APPOINTMENT_DATE], &d->appointment_date) ||
+        scan_text(env, &used, &v[P_APPOINTMENT_TIME], &d->appointment_time) ||
+        scan_text(env, &used, &v[P_STATE_NAME], &d->state_name) ||
+        scan_state(env, &used, v))
+        return -1;
+    env->payload_text = v[P_PAYLOAD].text;
+    /* As the tree's way: a signature that is not a string is none. */
+    if (v[P_SIGNATURE].kind == QG__J_STRING ||
+        v[P_SIGNATURE].kind == QG__J_ESCAPED)
+        env->signature = v[P_SIGNATURE].text;
+    env->scanned = d->scanned = 1;
+    return 0;
+}
+
 qg_reason
 qg__envelope_parse(const char *body, size_t len, qg__envelope *env,
                    char *detail, size_t dlen)
+{
+    memset(env, 0, sizeof(*env));
+    if (envelope_scan(body, len, env) == 0)
+        return QG_R_NONE;
+    return qg__envelope_parse_tree(body, len, env, detail, dlen);
+}
+
+/* ----- json-c's way ----------------------------------------------------- */
+
+qg_reason
+qg__envelope_parse_tree(const char *body, size_t len, qg__envelope *env,
+                        char *detail, size_t dlen)
 {
     struct json_tokener *tok;
     enum json_tokener_error jerr;
@@ -339,6 +497,10 @@ qg__payload_head(const qg__envelope *env, qg__delivery *d, char *detail,
     const char *ts;
     qg_reason r;
 
+    if (env->scanned) {
+        *d = env->d;
+        return QG_R_NONE;
+    }
     memset(d, 0, sizeof(*d));
     if ((r = get_string(env->payload, "payload", "event", &d->event_name,
                         detail, dlen)))
@@ -420,18 +582,20 @@ qg__payload_fields(qg__delivery *d, int need_state, char *detail, size_t dlen)
 {
     qg_reason r;
 
-    if ((r = get_id(d->data, "id", REQUIRED, &d->id, detail, dlen)) ||
-        (r = get_id(d->data, "appointment_id", OPTIONAL, &d->appointment_id,
-                    detail, dlen)) ||
-        (r = get_id(d->data, "service_id", OPTIONAL, &d->service_id, detail,
-                    dlen)) ||
-        (r = get_id(d->data, "staff_id", OPTIONAL, &d->staff_id, detail,
-                    dlen)) ||
-        (r = get_string(d->data, "payload.data", "appointment_date",
-                        &d->appointment_date, detail, dlen)) ||
-        (r = get_string(d->data, "payload.data", "appointment_time",
-                        &d->appointment_time, detail, dlen)) ||
-        (r = get_state(d, detail, dlen)))
+    /* A scanned delivery's fields were read with its envelope. */
+    if (!d->scanned &&
+        ((r = get_id(d->data, "id", REQUIRED, &d->id, detail, dlen)) ||
+         (r = get_id(d->data, "appointment_id", OPTIONAL, &d->appointment_id,
+                     detail, dlen)) ||
+         (r = get_id(d->data, "service_id", OPTIONAL, &d->service_id, detail,
+                     dlen)) ||
+         (r = get_id(d->data, "staff_id", OPTIONAL, &d->staff_id, detail,
+                     dlen)) ||
+         (r = get_string(d->data, "payload.data", "appointment_date",
+                         &d->appointment_date, detail, dlen)) ||
+         (r = get_string(d->data, "payload.data", "appointment_time",
+                         &d->appointment_time, detail, dlen)) ||
+         (r = get_state(d, detail, dlen))))
         return r;
     if (need_state && d->state_name == NULL && d->state_label == NULL &&
         !d->has_state_value) {

@@ -154,8 +154,8 @@ read_body(visit *v, const qg_record *r, staff *who)
     char detail[160];
 
     if (r->body == NULL ||
-        qg__envelope_parse(r->body, r->body_len, &env, detail,
-                           sizeof(detail)) != QG_R_NONE)
+        qg__envelope_parse_tree(r->body, r->body_len, &env, detail,
+                                sizeof(detail)) != QG_R_NONE)
         return;
     if (qg__payload_head(&env, &d, detail, sizeof(detail)) != QG_R_NONE ||
         qg__payload_fields(&d, 0, detail, sizeof(detail)) != QG_R_NONE)

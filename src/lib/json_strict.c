@@ -15,6 +15,9 @@
  * written to stay in bounds on any input all the same.  The same pass
  * notes where the top-level values start and end (qg__top), so that the
  * decoder needs no walk of its own to find the payload's exact bytes.
+ *
+ * qg__json_scan(), at the end, makes the same checks with the grammar's
+ * too, so that a plain delivery is read in one pass with no json-c tree.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -512,6 +515,312 @@ qg__json_strict(const char *p, size_t len, qg__top *top, char *detail,
     if (s.keys != stack_keys)
         free(s.keys);
     return r;
+}
+
+/* ----- one pass for a plain body ---------------------------------------- */
+
+/*
+ * qg__json_scan() reads a body that json-c would accept and the pass above
+ * would pass, and the values of a few paths in it, in one walk with no
+ * tree.  It checks the whole grammar itself, so it must accept nothing
+ * json-c refuses: where it could differ, it does not decide and answers
+ * "not plain" instead, and the caller parses with json-c.  Not plain:
+ * white space other than RFC 8259's four, a number other than an integer
+ * of at most 18 digits, an empty key, a key holding \u0000, a key with an
+ * escape in an object whose paths are read, a repeated key, nesting past
+ * SCAN_DEPTH, and anything json-c or the pass above refuses.  So the
+ * error texts all stay json-c's and the pass's, and the scan needs none.
+ */
+
+/* Well inside json-c's QG__JSON_DEPTH and the pass's MAX_DEPTH. */
+#define SCAN_DEPTH 16
+
+/* Digits an integer may have and still fit in int64_t whatever they are. */
+#define SCAN_DIGITS 18
+
+typedef struct jscan {
+    scan s;
+    size_t i;
+    unsigned depth;
+    const qg__jpath *want;
+    size_t nwant;
+    qg__jvalue *out;
+} jscan;
+
+static int scan_value(jscan *j, int at);
+
+static void
+scan_ws(jscan *j)
+{
+    while (j->i < j->s.len && (j->s.p[j->i] == ' ' || j->s.p[j->i] == '\n' ||
+                               j->s.p[j->i] == '\r' || j->s.p[j->i] == '\t'))
+        j->i++;
+}
+
+/* The string at j->i: the strict pass's checks, then each escape one that
+ * JSON has (the strict pass trusts json-c for that).  Sets the offsets of
+ * its quotes. */
+static int
+scan_string(jscan *j, size_t *open, size_t *end, int *escaped, int *nul)
+{
+    size_t k;
+
+    if (j->i >= j->s.len || j->s.p[j->i] != '"' ||
+        check_string(&j->s, j->i, end, escaped, nul) != QG_R_NONE)
+        return -1;
+    *open = j->i;
+    for (k = *open + 1; *escaped && k < *end - 1; k++) {
+        if (j->s.p[k] != '\\')
+            continue;
+        switch (j->s.p[++k]) {
+        case 'u':
+            k += 4; /* check_string() read the four digits */
+            break;
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+            break;
+        default:
+            return -1;
+        }
+    }
+    j->i = *end;
+    return 0;
+}
+
+/* An integer of at most SCAN_DIGITS digits, with no leading zero; not -0,
+ * whose reading is json-c's to give. */
+static int
+scan_int(jscan *j, int64_t *v)
+{
+    const char *p = j->s.p;
+    size_t i = j->i, n = 0;
+    int neg = 0;
+
+    *v = 0;
+    if (p[i] == '-') {
+        neg = 1;
+        i++;
+    }
+    if (i < j->s.len && p[i] == '0') {
+        if (neg)
+            return -1;
+        i++;
+    } else {
+        for (; i < j->s.len && p[i] >= '0' && p[i] <= '9'; i++, n++) {
+            if (n == SCAN_DIGITS)
+                return -1;
+            *v = *v * 10 + (p[i] - '0');
+        }
+        if (n == 0)
+            return -1;
+    }
+    if (i < j->s.len && (p[i] == '.' || p[i] == 'e' || p[i] == 'E' ||
+                         (p[i] >= '0' && p[i] <= '9')))
+        return -1;
+    if (neg)
+        *v = -*v;
+    j->i = i;
+    return 0;
+}
+
+/* The wanted path whose parent is at and whose key is p[0..n), or -1. */
+static int
+wanted(const jscan *j, int at, const char *p, size_t n)
+{
+    size_t k;
+
+    for (k = 0; k < j->nwant; k++)
+        if (j->want[k].parent == at && strlen(j->want[k].key) == n &&
+            memcmp(j->want[k].key, p, n) == 0)
+            return (int)k;
+    return -1;
+}
+
+/* Whether some wanted path lies under at (-1: the root). */
+static int
+searched(const jscan *j, int at)
+{
+    size_t k;
+
+    for (k = 0; k < j->nwant; k++)
+        if (j->want[k].parent == at)
+            return 1;
+    return 0;
+}
+
+/* The object at j->i, itself the wanted path at (or -1: the root; -2:
+ * nothing wanted). */
+static int
+scan_object(jscan *j, int at)
+{
+    size_t from = j->s.nkeys, open, end;
+    int escaped, nul, look = at == -2 ? 0 : searched(j, at);
+
+    j->i++;
+    scan_ws(j);
+    if (j->i < j->s.len && j->s.p[j->i] == '}') {
+        j->i++;
+        return 0;
+    }
+    for (;;) {
+        if (scan_string(j, &open, &end, &escaped, &nul) || nul ||
+            end - open == 2 || (look && escaped) ||
+            add_key(&j->s, open, end, escaped) != QG_R_NONE)
+            return -1;
+        scan_ws(j);
+        if (j->i >= j->s.len || j->s.p[j->i] != ':')
+            return -1;
+        j->i++;
+        scan_ws(j);
+        if (scan_value(j, look
+                              ? wanted(j, at, j->s.p + open + 1, end - open - 2)
+                              : -1))
+            return -1;
+        scan_ws(j);
+        if (j->i < j->s.len && j->s.p[j->i] == ',') {
+            j->i++;
+            scan_ws(j);
+            continue;
+        }
+        if (j->i < j->s.len && j->s.p[j->i] == '}')
+            break;
+        return -1;
+    }
+    j->i++;
+    if (check_keys(&j->s, from) != QG_R_NONE)
+        return -1;
+    j->s.nkeys = from;
+    return 0;
+}
+
+static int
+scan_array(jscan *j)
+{
+    j->i++;
+    scan_ws(j);
+    if (j->i < j->s.len && j->s.p[j->i] == ']') {
+        j->i++;
+        return 0;
+    }
+    for (;;) {
+        if (scan_value(j, -1))
+            return -1;
+        scan_ws(j);
+        if (j->i < j->s.len && j->s.p[j->i] == ',') {
+            j->i++;
+            scan_ws(j);
+            continue;
+        }
+        if (j->i < j->s.len && j->s.p[j->i] == ']')
+            break;
+        return -1;
+    }
+    j->i++;
+    return 0;
+}
+
+static int
+scan_literal(jscan *j, const char *word)
+{
+    size_t n = strlen(word);
+
+    if (j->s.len - j->i < n || memcmp(j->s.p + j->i, word, n) != 0)
+        return -1;
+    j->i += n;
+    return 0;
+}
+
+/* The value at j->i; at is the wanted path it is, or -1. */
+static int
+scan_value(jscan *j, int at)
+{
+    qg__jvalue v = {QG__J_OTHER, {j->s.p + j->i, 0}, 0};
+    size_t open, end;
+    int escaped, nul, rc;
+
+    if (j->i >= j->s.len)
+        return -1;
+    switch (j->s.p[j->i]) {
+    case '{':
+    case '[':
+        if (j->depth == SCAN_DEPTH)
+            return -1;
+        j->depth++;
+        if (j->s.p[j->i] == '{') {
+            v.kind = QG__J_OBJECT;
+            rc = scan_object(j, at >= 0 ? at : -2);
+        } else {
+            rc = scan_array(j);
+        }
+        j->depth--;
+        if (rc)
+            return -1;
+        v.text.len = (size_t)(j->s.p + j->i - v.text.p);
+        break;
+    case '"':
+        if (scan_string(j, &open, &end, &escaped, &nul))
+            return -1;
+        v.kind = escaped ? QG__J_ESCAPED : QG__J_STRING;
+        v.text.p = j->s.p + open + 1;
+        v.text.len = end - open - 2;
+        break;
+    case 't':
+        if (scan_literal(j, "true"))
+            return -1;
+        break;
+    case 'f':
+        if (scan_literal(j, "false"))
+            return -1;
+        break;
+    case 'n':
+        if (scan_literal(j, "null"))
+            return -1;
+        v.kind = QG__J_NULL;
+        break;
+    default:
+        if (scan_int(j, &v.i))
+            return -1;
+        v.kind = QG__J_INT;
+        break;
+    }
+    if (at >= 0)
+        j->out[at] = v;
+    return 0;
+}
+
+int
+qg__json_scan(const char *p, size_t len, const qg__jpath *want, size_t nwant,
+              qg__jvalue *out)
+{
+    key stack_keys[STACK_KEYS];
+    char detail[160];
+    jscan j = {
+        {p, len, stack_keys, 0, STACK_KEYS, stack_keys, detail, sizeof(detail)},
+        0,
+        0,
+        want,
+        nwant,
+        out};
+    int rc = -1;
+
+    memset(out, 0, nwant * sizeof(*out)); /* QG__J_ABSENT */
+    scan_ws(&j);
+    if (j.i < len && p[j.i] == '{') {
+        j.depth = 1;
+        rc = scan_object(&j, -1);
+        scan_ws(&j);
+        if (rc == 0 && j.i != len)
+            rc = -1;
+    }
+    if (j.s.keys != stack_keys)
+        free(j.s.keys);
+    return rc;
 }
 
 /*

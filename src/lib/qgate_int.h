@@ -31,20 +31,13 @@ typedef struct qg__span {
     size_t len;
 } qg__span;
 
-/* A delivery split into its envelope parts; borrowed from the body. */
-typedef struct qg__envelope {
-    json_object *root;     /* owned: json_object_put() via qg__envelope_free */
-    json_object *payload;  /* borrowed from root */
-    qg__span payload_text; /* the exact payload bytes, what is signed */
-    qg__span signature;    /* hex text inside the quotes; p NULL if none */
-} qg__envelope;
-
-/* What the engine needs from a payload; strings borrowed from root. */
+/* What the engine needs from a payload; strings borrowed from the
+ * envelope. */
 typedef struct qg__delivery {
     const char *event_name;
     int64_t event_ms;
     int32_t utc_offset_s;
-    json_object *data;
+    json_object *data;       /* NULL when scanned */
     int64_t id;              /* data.id */
     int64_t appointment_id;  /* 0 when null or absent */
     int64_t service_id;      /* 0 when null or absent */
@@ -55,15 +48,40 @@ typedef struct qg__delivery {
     int has_state_value;
     const char *appointment_date; /* NULL when null or absent */
     const char *appointment_time;
+    int scanned; /* every field read by the envelope's scan */
 } qg__delivery;
 
+/* Room for a scanned delivery's strings: event, timestamp, state names,
+ * date and time.  Chup's take about 80 bytes. */
+#define QG__SCAN_TEXT 256
+
+/* A delivery split into its envelope parts; borrowed from the body. */
+typedef struct qg__envelope {
+    json_object *root;        /* owned: json_object_put() via qg__envelope_free;
+                                 NULL when scanned */
+    json_object *payload;     /* borrowed from root */
+    qg__span payload_text;    /* the exact payload bytes, what is signed */
+    qg__span signature;       /* hex text inside the quotes; p NULL if none */
+    int scanned;              /* read in one pass, with no tree (below) */
+    qg__delivery d;           /* scanned: what qg__payload_head() gives */
+    char text[QG__SCAN_TEXT]; /* scanned: d's strings */
+} qg__envelope;
+
 /*
- * Parses the body (strict json-c, bounded depth) and finds the payload's
- * exact bytes.  Returns QG_R_NONE, or a MALFORMED reason with detail set.
- * json-c runs with this thread's tokener (qg__json_tokener()).
+ * Parses the body and finds the payload's exact bytes.  Returns
+ * QG_R_NONE, or a MALFORMED reason with detail set.  A plain body whose
+ * payload qg__payload_head() and qg__payload_fields() would accept is
+ * read in one pass with no tree (qg__json_scan(), env->scanned); any other
+ * is parsed by strict json-c (bounded depth, this thread's tokener,
+ * qg__json_tokener()), which also gives every refusal its text.
  */
 qg_reason qg__envelope_parse(const char *body, size_t len, qg__envelope *env,
                              char *detail, size_t dlen);
+
+/* The same, always with json-c: for a reader of payload.data's other
+ * fields (d->data), which a scanned delivery does not have. */
+qg_reason qg__envelope_parse_tree(const char *body, size_t len,
+                                  qg__envelope *env, char *detail, size_t dlen);
 void qg__envelope_free(qg__envelope *env);
 
 /*
@@ -118,6 +136,43 @@ typedef struct qg__top {
  */
 qg_reason qg__json_strict(const char *p, size_t len, qg__top *top, char *detail,
                           size_t dlen);
+
+/* A path qg__json_scan() reads: a key of the object at want[parent] (-1:
+ * the root object). */
+typedef struct qg__jpath {
+    int parent;
+    const char *key;
+} qg__jpath;
+
+typedef enum qg__jkind {
+    QG__J_ABSENT,
+    QG__J_NULL,
+    QG__J_INT,     /* an integer of at most 18 digits */
+    QG__J_STRING,  /* a string with no escape: its text is its value */
+    QG__J_ESCAPED, /* a string with an escape */
+    QG__J_OBJECT,
+    QG__J_OTHER /* true, false, an array */
+} qg__jkind;
+
+typedef struct qg__jvalue {
+    qg__jkind kind;
+    qg__span text; /* a string's text inside its quotes; an object's bytes */
+    int64_t i;     /* QG__J_INT's value */
+} qg__jvalue;
+
+/*
+ * One pass over a plain body, with no tree: checks the whole grammar and
+ * what qg__json_strict() checks, and reads the values at the nwant paths
+ * of want into out (QG__J_ABSENT where there is none).  Returns 0, or -1
+ * when the body is not plain: json-c would refuse it, qg__json_strict()
+ * would, or the scan does not decide it (white space beyond RFC 8259's,
+ * a number other than an integer of at most 18 digits, an empty key or
+ * one holding \u0000, an escaped key in an object that holds wanted
+ * paths, nesting deeper than 16).  Then parse with json-c: every reason
+ * and its text are json-c's and qg__json_strict()'s.
+ */
+int qg__json_scan(const char *p, size_t len, const qg__jpath *want,
+                  size_t nwant, qg__jvalue *out);
 
 /*
  * Reads a whole configuration file as strict JSON (json-c's strict mode,

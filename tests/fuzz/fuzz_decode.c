@@ -1,12 +1,15 @@
 /*
  * fuzz_decode.c - libFuzzer harness for the Chup decoder: any bytes, as a
  * webhook body, through envelope parsing and field decoding.  Invariants:
- * a decoded payload span is exactly the text of the payload object, and
- * every refusal names what was wrong.
+ * a decoded payload span is exactly the text of the payload object, every
+ * refusal names what was wrong, and the one-pass scan and json-c's tree
+ * read every body alike (decode_same.h).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../decode_same.h"
 #include "qgate_int.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
@@ -17,8 +20,14 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     qg__envelope env;
     qg__delivery d;
     char detail[256];
+    char why[512];
     qg_reason r;
+    int scanned;
 
+    if (!decode_same((const char *)data, size, &scanned, why, sizeof(why))) {
+        fprintf(stderr, "the scan and json-c differ: %s\n", why);
+        abort();
+    }
     r = qg__envelope_parse((const char *)data, size, &env, detail,
                            sizeof(detail));
     if (r != QG_R_NONE) {
