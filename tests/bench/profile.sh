@@ -70,7 +70,7 @@ for st in samples:
     elif 'qg__signature_check' in s:
         p = 'preparing: the HMAC'
     elif 'qg__envelope_parse' in s:
-        p = 'preparing: parsing (json-c and the strict pass)'
+        p = 'preparing: parsing (one pass, or json-c and the strict pass)'
     elif 'qg__digest' in s and ('prepare' in s or 'qg_engine_prepare' in s):
         p = "preparing: the payload's digest"
     elif 'prepare' in s or 'qg_engine_prepare' in s:
