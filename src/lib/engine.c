@@ -337,7 +337,7 @@ take_step(job *j, qg_event state_event, const unsigned char *digest)
     s->body_len = j->len;
     /* The chain's digest of the body, here where deliveries are examined
      * side by side rather than under the store's one writer. */
-    s->has_body_digest = qg__body_digest(j->body, j->len, s->body_digest) == 0;
+    s->has_body_digest = qg__digest(j->body, j->len, s->body_digest) == 0;
 }
 
 /* Steps 1-5: everything that needs no store.  Returns the reason. */
