@@ -102,8 +102,6 @@ qg__lmdb_step_summary(qg__txn *t, uint64_t ticket, uint32_t seq, qg_record *out)
     MDB_val k = {12, key}, v;
     int rc;
 
-    if ((rc = qg__steps_current(t)) <= 0)
-        return rc < 0 ? rc : QG_NOTFOUND;
     put64(key, ticket);
     put32(key + 8, seq);
     if ((rc = mdb_get(t->txn, t->st->steps, &k, &v)))

@@ -1795,6 +1795,7 @@ const qg__store_ops qg__lmdb_ops = {
     .chain_migrated = qg__lmdb_chain_migrated,
     .verify_chain = qg__lmdb_verify_chain,
     .chain_step_hashes = qg__lmdb_chain_step_hashes,
+    .steps_current = qg__steps_current,
     .step_summary = qg__lmdb_step_summary,
     .seal = qg__lmdb_seal,
 };
