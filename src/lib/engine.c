@@ -914,7 +914,11 @@ plan_path(plan *p, const qg__path *path)
 
 /* Adds the held deliveries under ids (two kinds, twice: the step's ids
  * and the ticket's).  Most of the time nothing is held at all: one look
- * at the held list's size then does. */
+ * at the held list's size then does.  decide_step() looked already, for a
+ * held redelivery, and the answer is asked again rather than passed on:
+ * PostgreSQL's write transactions read committed, and that look came
+ * before find_ticket() locked the delivery's ids, so it can miss what
+ * another gate held under them meanwhile, which this one must release. */
 static int
 plan_held(qg__txn *t, plan *p, const int64_t ids[4])
 {
