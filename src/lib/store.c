@@ -1793,6 +1793,7 @@ const qg__store_ops qg__lmdb_ops = {
     .outbox_claim = qg__lmdb_outbox_claim,
     .purge = qg__lmdb_purge,
     .chain_migrated = qg__lmdb_chain_migrated,
+    .steps_built = qg__lmdb_steps_built,
     .verify_chain = qg__lmdb_verify_chain,
     .chain_step_hashes = qg__lmdb_chain_step_hashes,
     .steps_current = qg__steps_current,

@@ -125,6 +125,8 @@ typedef struct qg__store_ops {
     /* Retention and the audit chain. */
     int (*purge)(qg_store *st, int64_t before_us, qg_purge_stats *out);
     int (*chain_migrated)(const qg_store *st, uint64_t *records);
+    /* NULL: the backend keeps no step summaries (qg_store_steps_built()). */
+    int (*steps_built)(const qg_store *st, uint64_t *records);
     int (*verify_chain)(qg_store *st, const qg_seal *sealed,
                         qg_chain_finding *out);
     int (*chain_step_hashes)(qg_store *st, uint64_t ticket, uint32_t n,
