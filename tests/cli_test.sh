@@ -431,14 +431,10 @@ check "the next open says nothing" \
     sh -c "'$Q' seal --db '$T/v04' 2>&1 >/dev/null | grep -c . | grep -qx 0"
 "$Q" serve --db "$T/v04g" --listen 127.0.0.1:0 --secret-file "$F/secret" \
     --log "$T/v04g.log" 2>/dev/null &
-gate=$!
-i=0
-while ! grep -q '"listening"' "$T/v04g.log" 2>/dev/null && [ $i -lt 100 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
-kill -TERM $gate
-wait $gate
+GATE=$!
+wait_listening "$T/v04g.log" >/dev/null
+kill -TERM "$GATE" 2>/dev/null
+wait "$GATE"
 check "the gate logs it" \
     grep -q '"msg":"store summarized","records":22,"why":"written before the step summaries, or by an older qgate since"' "$T/v04g.log"
 
