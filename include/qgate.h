@@ -1228,6 +1228,20 @@ typedef struct qg_seal {
 QG_EXTERN int qg_store_chain_migrated(const qg_store *st, uint64_t *records);
 
 /**
+ * Step summaries the build of this open wrote: an LMDB store whose
+ * summaries do not cover its history (written before 0.7, or appended to
+ * by an older qgate since) gets them built, one for each record, at its
+ * first writable open.  0 for every later open and for a read-only open
+ * (which reads the records instead).  The library never prints; the
+ * programs say it.
+ * @param[in] st the store.
+ * @param[out] records summaries the build wrote.
+ * @return 0, #QG_EINVAL (NULL st or records), #QG_ENOTSUP (a PostgreSQL
+ * store, which keeps none).
+ */
+QG_EXTERN int qg_store_steps_built(const qg_store *st, uint64_t *records);
+
+/**
  * Checks the store's hash chain in one snapshot: every entry's hash over
  * the one before it, each ticket's chain, every record against the
  * newest entry covering it (content changed, record removed, content

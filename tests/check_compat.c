@@ -430,25 +430,36 @@ END_TEST
 
 /* 0.4 kept no step summaries.  Read-only, the store has none and a walk
  * of them reads the records (stats gives the same numbers); the first
- * writable open builds them, one for each of its 22 steps, which any
- * open then reads. */
+ * writable open builds them, one for each of its 22 steps, and says how
+ * many (the programs tell the operator), which any open then reads. */
 START_TEST(test_compat_04_step_summaries)
 {
+    uint64_t built;
     MDB_stat ms;
     qg__txn t;
 
     st = open_copy(QG_RDONLY);
     ck_assert_int_eq(st->has_steps, 0);
     ck_assert_uint_eq(tu_check_summaries(st), 22);
+    ck_assert_int_eq(qg_store_steps_built(st, &built), 0);
+    ck_assert_uint_eq(built, 0);
     qg_store_close(st);
 
     st = open_copy(0);
     ck_assert_int_eq(st->has_steps, 1);
+    ck_assert_int_eq(qg_store_steps_built(st, NULL), QG_EINVAL);
+    ck_assert_int_eq(qg_store_steps_built(st, &built), 0);
+    ck_assert_uint_eq(built, 22);
     ck_assert_int_eq(qg__txn_begin(st, 0, &t), 0);
     ck_assert_int_eq(mdb_stat(t.txn, st->steps, &ms), 0);
     qg__txn_abort(&t);
     ck_assert_uint_eq(ms.ms_entries, 22);
     ck_assert_uint_eq(tu_check_summaries(st), 22);
+    qg_store_close(st);
+
+    st = open_copy(0); /* built already: nothing to say */
+    ck_assert_int_eq(qg_store_steps_built(st, &built), 0);
+    ck_assert_uint_eq(built, 0);
     qg_store_close(st);
 
     st = open_copy(QG_RDONLY);

@@ -416,6 +416,28 @@ check "export of the 0.1 store, ndjson, as pinned" \
 check "export of the 0.1 store, csv, as pinned" \
     sh -c "'$Q' export --db '$T/v01' --format csv | cmp - '$F/stores/0.1/export.csv'"
 
+# 0.4 kept no step summaries: the first writable open builds them, and
+# the operator is told, by the command on stderr and by the gate in its
+# log; the next open says nothing.
+mkdir "$T/v04" "$T/v04g"
+cp "$F/stores/0.4/data.mdb" "$T/v04/"
+cp "$F/stores/0.4/data.mdb" "$T/v04g/"
+chmod u+w "$T/v04/data.mdb" "$T/v04g/data.mdb"
+check "a 0.4 store's first writable open builds its step summaries" \
+    status 0 "$Q" seal --db "$T/v04"
+check "and says so, naming its 22 records" \
+    grep -q "^qgate: $T/v04: a store without step summaries for every record (written before 0.7, or by an older qgate since): summarized its 22 records$" "$T/err"
+check "the next open says nothing" \
+    sh -c "'$Q' seal --db '$T/v04' 2>&1 >/dev/null | grep -c . | grep -qx 0"
+"$Q" serve --db "$T/v04g" --listen 127.0.0.1:0 --secret-file "$F/secret" \
+    --log "$T/v04g.log" 2>/dev/null &
+GATE=$!
+wait_listening "$T/v04g.log" >/dev/null
+kill -TERM "$GATE" 2>/dev/null
+wait "$GATE"
+check "the gate logs it" \
+    grep -q '"msg":"store summarized","records":22,"why":"written before the step summaries, or by an older qgate since"' "$T/v04g.log"
+
 # a long malformed body keeps only a prefix, its length and digest, and
 # is not replayed
 head -c 5000 /dev/zero | tr '\0' x >"$T/junk.json"

@@ -410,7 +410,7 @@ int
 cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
 {
     char detail[512];
-    uint64_t chained;
+    uint64_t chained, built;
     int rc;
 
     if (!(o->flags & QG_RDONLY) && !cli_db_is_uri(c->db)) {
@@ -448,12 +448,18 @@ cli_open_store_with(cli *c, const qg_store_options *o, qg_store **out)
         return cli_fail("%s: cannot check the store: %s", c->db,
                         qg_strerror(rc));
     }
-    /* The library never prints: the migration is said here. */
+    /* The library never prints: what the open migrated is said here. */
     if (qg_store_chain_migrated(*out, &chained) == 0 && chained)
         fprintf(stderr,
                 "qgate: %s: a store from before the hash chain: chained its "
                 "%" PRIu64 " records\n",
                 c->db, chained);
+    if (qg_store_steps_built(*out, &built) == 0 && built)
+        fprintf(stderr,
+                "qgate: %s: a store without step summaries for every "
+                "record (written before 0.7, or by an older qgate since): "
+                "summarized its %" PRIu64 " records\n",
+                c->db, built);
     if (zone.kind == ZONE_NONE)
         learn_data_offset(*out);
     return 0;

@@ -480,7 +480,7 @@ static int
 open_store(gate *g)
 {
     qg_store_options o;
-    uint64_t chained;
+    uint64_t chained, built;
     int rc;
 
     memset(&o, 0, sizeof(o));
@@ -496,6 +496,12 @@ open_store(gate *g)
                   ",\"records\":%" PRIu64 ",\"why\":\"written before the "
                   "hash chain\"",
                   chained);
+    /* One whose step summaries did not cover its history had them built. */
+    if (qg_store_steps_built(g->st, &built) == 0 && built)
+        log_event("info", "store summarized",
+                  ",\"records\":%" PRIu64 ",\"why\":\"written before the "
+                  "step summaries, or by an older qgate since\"",
+                  built);
     return 0;
 }
 

@@ -97,12 +97,6 @@ sha256(EVP_MD_CTX *ctx, const void *a, size_t alen, const void *b, size_t blen,
     return ok ? 0 : QG_ENOMEM;
 }
 
-int
-qg__body_digest(const void *body, size_t len, unsigned char out[QG__DIGEST_LEN])
-{
-    return sha256(NULL, body, len, NULL, 0, out);
-}
-
 /*
  * The writer's context, kept by the store rather than made and freed
  * for each of a step's three hashes (an allocation and a cleansing each,

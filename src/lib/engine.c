@@ -337,7 +337,7 @@ take_step(job *j, qg_event state_event, const unsigned char *digest)
     s->body_len = j->len;
     /* The chain's digest of the body, here where deliveries are examined
      * side by side rather than under the store's one writer. */
-    s->has_body_digest = qg__body_digest(j->body, j->len, s->body_digest) == 0;
+    s->has_body_digest = qg__digest(j->body, j->len, s->body_digest) == 0;
 }
 
 /* Steps 1-5: everything that needs no store.  Returns the reason. */
@@ -914,7 +914,11 @@ plan_path(plan *p, const qg__path *path)
 
 /* Adds the held deliveries under ids (two kinds, twice: the step's ids
  * and the ticket's).  Most of the time nothing is held at all: one look
- * at the held list's size then does. */
+ * at the held list's size then does.  decide_step() looked already, for a
+ * held redelivery, and the answer is asked again rather than passed on:
+ * PostgreSQL's write transactions read committed, and that look came
+ * before find_ticket() locked the delivery's ids, so it can miss what
+ * another gate held under them meanwhile, which this one must release. */
 static int
 plan_held(qg__txn *t, plan *p, const int64_t ids[4])
 {

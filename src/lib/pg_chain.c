@@ -447,8 +447,8 @@ qg__pg_step_leaf(const PGresult *r, int i, unsigned char leaf[32])
         if (!len_ok(r, i, 17, QG__DIGEST_LEN, 1) || PQgetlength(r, i, 15))
             return QG_ESTORE;
         memcpy(digest, PQgetvalue(r, i, 17), QG__DIGEST_LEN);
-    } else if ((rc = qg__body_digest(PQgetvalue(r, i, 15),
-                                     (size_t)PQgetlength(r, i, 15), digest))) {
+    } else if ((rc = qg__digest(PQgetvalue(r, i, 15),
+                                (size_t)PQgetlength(r, i, 15), digest))) {
         return rc;
     }
     /* the header's stored length: zero in the leaf, whatever it is */
@@ -488,8 +488,8 @@ qg__pg_rejection_leaf(const PGresult *r, int i, unsigned char leaf[32])
         if (!len_ok(r, i, 13, QG__DIGEST_LEN, 1))
             return QG_ESTORE;
         memcpy(digest, PQgetvalue(r, i, 13), QG__DIGEST_LEN);
-    } else if ((rc = qg__body_digest(PQgetvalue(r, i, 10),
-                                     (size_t)PQgetlength(r, i, 10), digest))) {
+    } else if ((rc = qg__digest(PQgetvalue(r, i, 10),
+                                (size_t)PQgetlength(r, i, 10), digest))) {
         return rc;
     }
     return qg__chain_leaf_rejection(&rej, (unsigned)qg__pg_get(r, i, 18),
@@ -511,7 +511,7 @@ qg__pg_held_leaf(const PGresult *r, int i, unsigned char leaf[32])
         !len_ok(r, i, 19, QG__DIGEST_LEN, 1) || !len_ok(r, i, 20, 47, 0))
         return QG_ESTORE;
     qg__pg_held(r, i, 0, &s, &h);
-    if ((rc = qg__body_digest(s.body, s.body_len, digest)))
+    if ((rc = qg__digest(s.body, s.body_len, digest)))
         return rc;
     return qg__chain_leaf_held(&s, h.ticket, h.event, h.from, s.source, digest,
                                leaf);

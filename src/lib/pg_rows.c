@@ -223,7 +223,7 @@ chain_step(qg__txn *t, const qg_record *rec, const qg__facts *f,
 
     if (body_digest)
         memcpy(digest, body_digest, sizeof(digest));
-    else if ((rc = qg__body_digest(rec->body, rec->body_len, digest)))
+    else if ((rc = qg__digest(rec->body, rec->body_len, digest)))
         return rc;
     if ((rc = qg__chain_leaf_record(rec, f, digest, leaf)))
         return rc;
@@ -511,7 +511,7 @@ chain_refusal(qg__txn *t, const qg_rejection *rej, uint64_t id,
     r.resolved = 0;
     if (whole)
         memcpy(digest, whole, sizeof(digest));
-    else if ((rc = qg__body_digest(rej->body, rej->body_len, digest)))
+    else if ((rc = qg__digest(rej->body, rej->body_len, digest)))
         return rc;
     if ((rc = qg__chain_leaf_rejection(
              &r, t->source < QG_SOURCES_MAX ? t->source : 0, digest, leaf)))
@@ -795,7 +795,7 @@ qg__pg_held_put(qg__txn *t, const qg__step *s, uint64_t ticket, qg_event ev,
     qg__pg_bytes(&p, s->body, s->body_len);
     if (s->has_body_digest)
         memcpy(digest, s->body_digest, sizeof(digest));
-    else if ((rc = qg__body_digest(s->body, s->body_len, digest)))
+    else if ((rc = qg__digest(s->body, s->body_len, digest)))
         return rc;
     if ((rc = qg__chain_leaf_held(s, ticket, ev, from, t->source, digest,
                                   leaf)) ||

@@ -186,14 +186,12 @@ int qg__json_load_file(const char *path, json_object **out, char *err,
 
 /* signature.c ---------------------------------------------------------- */
 
-/* SHA-256 of data.  Cannot fail. */
-void qg__digest(const void *data, size_t len,
-                unsigned char out[QG__DIGEST_LEN]);
-/* The SHA-256 of a delivery's whole body, as the hash chain keeps it
- * (chain.c: the algorithm fetched once, unlike qg__digest()); QG_ENOMEM
- * when libcrypto cannot allocate. */
-int qg__body_digest(const void *body, size_t len,
-                    unsigned char out[QG__DIGEST_LEN]);
+/* SHA-256 of data, with the process's one fetched algorithm
+ * (qg__sha256_md()): a payload's for the duplicate index, a body's for
+ * the hash chain.  0, or QG_ENOMEM when libcrypto cannot allocate, out
+ * then zero: a caller with no failure to report may keep the zero
+ * digest (signature.c says what that means). */
+int qg__digest(const void *data, size_t len, unsigned char out[QG__DIGEST_LEN]);
 
 /* Checks a hex HMAC-SHA256 of msg in constant time.  Returns QG_R_NONE,
  * QG_R_SIGNATURE_FORMAT or QG_R_BAD_SIGNATURE. */

@@ -64,7 +64,7 @@ hmac_sha256(const void *key, size_t keylen, const void *msg, size_t len,
     return ok;
 }
 
-void
+int
 qg__digest(const void *data, size_t len, unsigned char out[QG__DIGEST_LEN])
 {
     unsigned int n = QG__DIGEST_LEN;
@@ -77,8 +77,11 @@ qg__digest(const void *data, size_t len, unsigned char out[QG__DIGEST_LEN])
      * would be taken for a redelivery of it. */
     const EVP_MD *md = qg__sha256_md();
 
-    if (md == NULL || !EVP_Digest(data, len, out, &n, md, NULL))
+    if (md == NULL || !EVP_Digest(data, len, out, &n, md, NULL)) {
         memset(out, 0, QG__DIGEST_LEN);
+        return QG_ENOMEM;
+    }
+    return 0;
 }
 
 static int

@@ -102,8 +102,6 @@ qg__lmdb_step_summary(qg__txn *t, uint64_t ticket, uint32_t seq, qg_record *out)
     MDB_val k = {12, key}, v;
     int rc;
 
-    if ((rc = qg__steps_current(t)) <= 0)
-        return rc < 0 ? rc : QG_NOTFOUND;
     put64(key, ticket);
     put32(key + 8, seq);
     if ((rc = mdb_get(t->txn, t->st->steps, &k, &v)))
@@ -129,6 +127,7 @@ typedef struct build {
     unsigned char from[12]; /* after the first: the last key it wrote */
     int done;               /* set by the batch that reached the end */
     unsigned char next[12];
+    size_t n; /* summaries the batch wrote */
 } build;
 
 /* One batch.  The walk is in key order: MDB_APPEND fills each leaf before
@@ -148,6 +147,7 @@ build_batch(qg__txn *t, void *arg)
     int rc;
 
     b->done = 0;
+    b->n = 0;
     if (!b->started) {
         if ((rc = qg__steps_current(t)) != 0) {
             b->done = 1;
@@ -186,6 +186,7 @@ build_batch(qg__txn *t, void *arg)
     }
     mdb_cursor_close(out);
     mdb_cursor_close(cur);
+    b->n = n;
     if (rc == MDB_NOTFOUND)
         b->done = 1;
     else if (rc)
@@ -193,7 +194,8 @@ build_batch(qg__txn *t, void *arg)
     return 0;
 }
 
-/* Writes every record's summary, unless they cover the history already. */
+/* Writes every record's summary, unless they cover the history already,
+ * and counts them in st->steps_built for the programs to say. */
 static int
 build_all(qg_store *st)
 {
@@ -201,11 +203,23 @@ build_all(qg_store *st)
     int rc;
 
     memset(&b, 0, sizeof(b));
-    while ((rc = qg__store_write(st, build_batch, &b)) == 0 && !b.done) {
+    while ((rc = qg__store_write(st, build_batch, &b)) == 0) {
+        st->steps_built += b.n;
+        if (b.done)
+            break;
         b.started = 1;
         memcpy(b.from, b.next, 12);
     }
     return rc;
+}
+
+int
+qg__lmdb_steps_built(const qg_store *st, uint64_t *records)
+{
+    if (st == NULL || records == NULL)
+        return QG_EINVAL;
+    *records = st->steps_built;
+    return 0;
 }
 
 int

@@ -1793,8 +1793,10 @@ const qg__store_ops qg__lmdb_ops = {
     .outbox_claim = qg__lmdb_outbox_claim,
     .purge = qg__lmdb_purge,
     .chain_migrated = qg__lmdb_chain_migrated,
+    .steps_built = qg__lmdb_steps_built,
     .verify_chain = qg__lmdb_verify_chain,
     .chain_step_hashes = qg__lmdb_chain_step_hashes,
+    .steps_current = qg__steps_current,
     .step_summary = qg__lmdb_step_summary,
     .seal = qg__lmdb_seal,
 };

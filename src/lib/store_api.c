@@ -413,6 +413,14 @@ qg_store_chain_migrated(const qg_store *st, uint64_t *records)
 }
 
 int
+qg_store_steps_built(const qg_store *st, uint64_t *records)
+{
+    if (st == NULL)
+        return QG_EINVAL;
+    return CALL(st, steps_built, st, records);
+}
+
+int
 qg_store_verify_chain(qg_store *st, const qg_seal *sealed,
                       qg_chain_finding *out)
 {

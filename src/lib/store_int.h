@@ -26,6 +26,7 @@ struct qg_store {
     MDB_dbi steps;                /* steps.c */
     int has_steps;                /* 0: a store from before them, RDONLY */
     uint64_t chain_migrated;      /* entries this open's migration added */
+    uint64_t steps_built;         /* summaries this open's build wrote */
     /* The row the engine holds between qg__lmdb_accept() or _refuse() and
      * its qg__put_ticket(): the chain moves its head there, and the put
      * writes it.  chain_direct: this write transaction's chain wrote a
@@ -187,6 +188,7 @@ int qg__steps_current(qg__txn *t);
 extern size_t qg__steps_batch;
 int qg__lmdb_step_summary(qg__txn *t, uint64_t ticket, uint32_t seq,
                           qg_record *out);
+int qg__lmdb_steps_built(const qg_store *st, uint64_t *records);
 
 /* txn.c, below the other files of the LMDB store and calling none of
  * them: these, the records' headers above, and the transactions and the

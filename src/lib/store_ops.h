@@ -125,14 +125,19 @@ typedef struct qg__store_ops {
     /* Retention and the audit chain. */
     int (*purge)(qg_store *st, int64_t before_us, qg_purge_stats *out);
     int (*chain_migrated)(const qg_store *st, uint64_t *records);
+    /* NULL: the backend keeps no step summaries (qg_store_steps_built()). */
+    int (*steps_built)(const qg_store *st, uint64_t *records);
     int (*verify_chain)(qg_store *st, const qg_seal *sealed,
                         qg_chain_finding *out);
     int (*chain_step_hashes)(qg_store *st, uint64_t ticket, uint32_t n,
                              unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
-    /* The summary of step (ticket, seq) a QG_SUMMARY cursor in t's
-     * snapshot would read: 0; QG_NOTFOUND when such a cursor reads the
-     * records; QG_ESTORE when the summaries lack it.  NULL: the backend
-     * reads summaries from the records.  What verify compares. */
+    /* What verify compares.  steps_current: whether a QG_SUMMARY cursor
+     * in t's snapshot reads the summaries (1) or the records (0), a
+     * question of the whole snapshot, asked once a walk.  step_summary,
+     * asked only when they are read: the summary of step (ticket, seq),
+     * 0 or QG_ESTORE when the summaries lack it.  NULL, both: the backend
+     * reads summaries from the records. */
+    int (*steps_current)(qg__txn *t);
     int (*step_summary)(qg__txn *t, uint64_t ticket, uint32_t seq,
                         qg_record *out);
     int (*seal)(qg_store *st, const char *key_file, char *out, size_t len,

@@ -751,9 +751,9 @@ main(int argc, char **argv)
     if (only && strcmp(only, "phases") == 0) {
         printf("phases over %zu deliveries (%zu scanned), us each: parse "
                "%.3f envelope %.3f; json-c's way: envelope %.3f json-c %.3f "
-               "strict %.3f\n",
+               "strict %.3f; signature %.3f digest %.3f\n",
                nphase, ph.scanned, ph.parse_us, ph.envelope_us, ph.tree_us,
-               ph.jsonc_us, ph.strict_us);
+               ph.jsonc_us, ph.strict_us, ph.signature_us, ph.digest_us);
         bench_lines_free(&day);
         return 0;
     }
