@@ -3,14 +3,14 @@
  *
  * `qgate show` and `qgate history` read a store and print; they touch
  * JSON only when --config names a file.  Yet a program that links json-c
- * has the loader map and relocate it at every start, which is a tenth of
- * what keeps `qgate show` above `mdb_stat` (docs/PERFORMANCE.md, "CLI
- * start-up").  So, as ossl.h does for libcrypto, the files that use
- * json-c reach it through a table that dlopen() and dlsym() fill on first
- * use, and the macros below route their calls through it; json-c's
- * headers still give the types, the constants and the inline helpers that
- * json_object_object_foreach() expands to (which read json-c's structs
- * and call json_object_get_object(), in the table).
+ * has the loader map and relocate it at every start: some 5% of a start,
+ * over a quarter of what kept `qgate show` above `mdb_stat`
+ * (docs/PERFORMANCE.md, "json-c, loaded when used").  So, as ossl.h does for
+ * libcrypto, the files that use json-c reach it through a table that dlopen()
+ * and dlsym() fill on first use, and the macros below route their calls through
+ * it; json-c's headers still give the types, the constants and the inline
+ * helpers that json_object_object_foreach() expands to (which read json-c's
+ * structs and call json_object_get_object(), in the table).
  *
  * As with libcrypto, the packages depend on json-c, so a json-c that
  * cannot be loaded is met as the loader would meet it: the process is
