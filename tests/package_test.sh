@@ -110,10 +110,12 @@ check "postinst is valid sh" status 0 sh -n "$T/postinst"
 # put it.
 check "qgate links no HTTP library" \
     sh -c "! readelf -d '$BIN' | grep -q 'libcurl\|libmicrohttpd'"
-# Nor libpq or libcrypto, which libqgate loads when it first needs them
-# (pq.h, ossl.h); the package still depends on both.
-check "qgate and libqgate link neither libpq nor libcrypto" \
-    sh -c "! readelf -d '$BIN' '$LIB' | grep -q 'libpq\|libcrypto'"
+# Nor libpq, libcrypto or json-c, which libqgate loads when it first
+# needs them (pq.h, ossl.h, jsonc.h); the package still depends on them.
+check "qgate and libqgate link neither libpq, libcrypto nor json-c" \
+    sh -c "! readelf -d '$BIN' '$LIB' | grep -q 'libpq\|libcrypto\|libjson-c'"
+check "Depends lists json-c, which is loaded, not linked" \
+    grep -q '^Depends:.*\blibjson-c[0-9]' "$T/control"
 check "qgate-serve links both" \
     sh -c "readelf -d '$SERVE' | grep -q libcurl &&
            readelf -d '$SERVE' | grep -q libmicrohttpd"

@@ -11,7 +11,9 @@
 #include "qgate.h"
 #include "render.h"
 
-#include <json-c/json.h>
+/* json-c through libqgate's table, loaded when a config file is read
+ * (src/lib/jsonc.h): the one private header the programs include. */
+#include "../lib/jsonc.h"
 
 /* How a command's own option takes its value. */
 typedef enum cli_type {

@@ -7,8 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <json-c/json.h>
-
+#include "jsonc.h" /* json-c, loaded on first use */
 #include "qgate.h"
 
 #define QG__DIGEST_LEN  32
