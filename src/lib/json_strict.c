@@ -654,21 +654,49 @@ searched(const jscan *j, int at)
     return 0;
 }
 
+/* After a member or an element: 1 past a comma and the white space after
+ * it, 0 past the container's closer, -1 at anything else. */
+static int
+scan_next(jscan *j, char closer)
+{
+    scan_ws(j);
+    if (j->i < j->s.len && j->s.p[j->i] == ',') {
+        j->i++;
+        scan_ws(j);
+        return 1;
+    }
+    if (j->i < j->s.len && j->s.p[j->i] == closer) {
+        j->i++;
+        return 0;
+    }
+    return -1;
+}
+
+/* Past the opener of the container at j->i and the white space after it:
+ * 1 when its closer follows at once (skipped too), else 0. */
+static int
+scan_open(jscan *j, char closer)
+{
+    j->i++;
+    scan_ws(j);
+    if (j->i < j->s.len && j->s.p[j->i] == closer) {
+        j->i++;
+        return 1;
+    }
+    return 0;
+}
+
 /* The object at j->i, itself the wanted path at (or -1: the root; -2:
  * nothing wanted). */
 static int
 scan_object(jscan *j, int at)
 {
     size_t from = j->s.nkeys, open, end;
-    int escaped, nul, look = at == -2 ? 0 : searched(j, at);
+    int escaped, nul, more, look = at == -2 ? 0 : searched(j, at);
 
-    j->i++;
-    scan_ws(j);
-    if (j->i < j->s.len && j->s.p[j->i] == '}') {
-        j->i++;
+    if (scan_open(j, '}'))
         return 0;
-    }
-    for (;;) {
+    do {
         if (scan_string(j, &open, &end, &escaped, &nul) || nul ||
             end - open == 2 || (look && escaped) ||
             add_key(&j->s, open, end, escaped) != QG_R_NONE)
@@ -682,18 +710,8 @@ scan_object(jscan *j, int at)
                               ? wanted(j, at, j->s.p + open + 1, end - open - 2)
                               : -1))
             return -1;
-        scan_ws(j);
-        if (j->i < j->s.len && j->s.p[j->i] == ',') {
-            j->i++;
-            scan_ws(j);
-            continue;
-        }
-        if (j->i < j->s.len && j->s.p[j->i] == '}')
-            break;
-        return -1;
-    }
-    j->i++;
-    if (check_keys(&j->s, from) != QG_R_NONE)
+    } while ((more = scan_next(j, '}')) == 1);
+    if (more < 0 || check_keys(&j->s, from) != QG_R_NONE)
         return -1;
     j->s.nkeys = from;
     return 0;
@@ -702,27 +720,15 @@ scan_object(jscan *j, int at)
 static int
 scan_array(jscan *j)
 {
-    j->i++;
-    scan_ws(j);
-    if (j->i < j->s.len && j->s.p[j->i] == ']') {
-        j->i++;
+    int more;
+
+    if (scan_open(j, ']'))
         return 0;
-    }
-    for (;;) {
+    do {
         if (scan_value(j, -1))
             return -1;
-        scan_ws(j);
-        if (j->i < j->s.len && j->s.p[j->i] == ',') {
-            j->i++;
-            scan_ws(j);
-            continue;
-        }
-        if (j->i < j->s.len && j->s.p[j->i] == ']')
-            break;
-        return -1;
-    }
-    j->i++;
-    return 0;
+    } while ((more = scan_next(j, ']')) == 1);
+    return more;
 }
 
 static int
