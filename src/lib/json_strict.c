@@ -636,8 +636,8 @@ wanted(const jscan *j, int at, const char *p, size_t n)
     size_t k;
 
     for (k = 0; k < j->nwant; k++)
-        if (j->want[k].parent == at && strlen(j->want[k].key) == n &&
-            memcmp(j->want[k].key, p, n) == 0)
+        if (j->want[k].parent == at && strncmp(j->want[k].key, p, n) == 0 &&
+            j->want[k].key[n] == '\0')
             return (int)k;
     return -1;
 }

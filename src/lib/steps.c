@@ -52,10 +52,8 @@ qg__steps_put(qg__txn *t, uint64_t ticket, uint32_t seq,
               const unsigned char *hdr)
 {
     unsigned char key[12], s[STEP_LEN];
-    MDB_val k = {12, key}, v = {STEP_LEN, s};
+    MDB_val k = qg__step_key(key, ticket, seq), v = {STEP_LEN, s};
 
-    put64(key, ticket);
-    put32(key + 8, seq);
     summarize(s, hdr);
     return qg__from_mdb(mdb_put(t->txn, t->st->steps, &k, &v, 0));
 }
@@ -99,11 +97,9 @@ int
 qg__lmdb_step_summary(qg__txn *t, uint64_t ticket, uint32_t seq, qg_record *out)
 {
     unsigned char key[12];
-    MDB_val k = {12, key}, v;
+    MDB_val k = qg__step_key(key, ticket, seq), v;
     int rc;
 
-    put64(key, ticket);
-    put32(key + 8, seq);
     if ((rc = mdb_get(t->txn, t->st->steps, &k, &v)))
         return rc == MDB_NOTFOUND ? QG_ESTORE : qg__from_mdb(rc);
     return qg__steps_decode(&k, &v, out);

@@ -502,14 +502,13 @@ int
 qg__lmdb_append_record(qg__txn *t, const qg_record *rec, const qg__facts *facts)
 {
     unsigned char key[12], dval[12], *p, dkey[QG__DIGEST_LEN + 1];
-    MDB_val k = {12, key}, v, dk = {0, dkey}, dv = {12, dval};
+    MDB_val k = qg__step_key(key, rec->ticket, rec->seq), v, dk = {0, dkey},
+            dv = {12, dval};
     size_t tail = facts ? FACTS_LEN : 0;
     int rc;
 
     if (rec->body_len > UINT32_MAX - RECORD_HDR - FACTS_LEN)
         return QG_ETOOBIG;
-    put64(key, rec->ticket);
-    put32(key + 8, rec->seq);
     /* MDB_RESERVE: the record is written straight into the map. */
     v.mv_size = RECORD_HDR + rec->body_len + tail;
     v.mv_data = NULL;
@@ -592,11 +591,9 @@ int
 qg__record_received(qg__txn *t, uint64_t ticket, uint32_t seq, int64_t *us)
 {
     unsigned char key[12];
-    MDB_val k = {12, key}, v;
+    MDB_val k = qg__step_key(key, ticket, seq), v;
     int rc;
 
-    put64(key, ticket);
-    put32(key + 8, seq);
     if ((rc = mdb_get(t->txn, t->st->history, &k, &v)))
         return qg__from_mdb(rc);
     if (v.mv_size < RECORD_HDR)
@@ -684,11 +681,9 @@ qg__lmdb_move_record(qg__txn *t, uint64_t ticket, uint32_t seq, uint32_t pos,
                      qg_event ev, qg_state from, qg_state to, int late)
 {
     unsigned char key[12], *copy;
-    MDB_val k = {12, key}, v;
+    MDB_val k = qg__step_key(key, ticket, seq), v;
     int rc;
 
-    put64(key, ticket);
-    put32(key + 8, seq);
     if ((rc = mdb_get(t->txn, t->st->history, &k, &v)))
         return qg__from_mdb(rc);
     if (v.mv_size < RECORD_HDR)
@@ -1311,11 +1306,9 @@ static int
 next_sorted(qg_history *h, qg_record *rec)
 {
     unsigned char key[12];
-    MDB_val k = {12, key}, v;
+    MDB_val k = qg__step_key(key, h->ticket, h->path.steps[h->at++].seq), v;
     int rc;
 
-    put64(key, h->ticket);
-    put32(key + 8, h->path.steps[h->at++].seq);
     if ((rc = mdb_get(h->r.t.txn, h->dbi, &k, &v)))
         return rc == MDB_NOTFOUND ? QG_ESTORE : qg__from_mdb(rc);
     return decode_noted(h, &k, &v, rec);

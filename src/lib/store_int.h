@@ -14,6 +14,18 @@
 #include "bigendian.h"
 #include "qgate_int.h"
 
+/* The key of a ticket's step in history and steps: the ticket, then seq,
+ * big-endian, so that a ticket's steps sort together and in order. */
+static inline MDB_val
+qg__step_key(unsigned char key[12], uint64_t ticket, uint32_t seq)
+{
+    MDB_val k = {12, key};
+
+    put64(key, ticket);
+    put32(key + 8, seq);
+    return k;
+}
+
 struct qg_store {
     qg__store_common common; /* first: see store_ops.h */
     MDB_env *env;
