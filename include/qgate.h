@@ -1306,6 +1306,22 @@ QG_EXTERN int qg_seal_parse(const char *text, const char *pubkey_file,
  */
 QG_EXTERN int qg_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
                                    unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
+/**
+ * qg_chain_step_hashes() for the ticket qg_history_ticket() gives, read in
+ * the cursor's snapshot: the hashes agree with the records the cursor
+ * returns, whatever was written since it was opened, and an export that
+ * asks once a ticket opens no transaction of its own.
+ * @param[in] h the cursor.
+ * @param[in] n the entries of hashes: the ticket's records, as
+ * qg_history_ticket() counts them.
+ * @param[out] hashes n hashes.
+ * @return 0, #QG_NOTFOUND (a store without a chain), #QG_EINVAL (NULL h
+ * or hashes, or a cursor over every ticket that has returned no record
+ * yet), #QG_ENOMEM, #QG_ESTORE.
+ */
+QG_EXTERN int
+qg_history_step_hashes(qg_history *h, uint32_t n,
+                       unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
 
 /**
  * How many bytes of a #QG_UNAUTHENTICATED or #QG_MALFORMED delivery the

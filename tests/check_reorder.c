@@ -327,6 +327,8 @@ END_TEST
 START_TEST(test_reorder_history_orders)
 {
     static const uint32_t by_event[] = {1, 3, 2};
+    static const unsigned char zero[QG_CHAIN_HASH_LEN];
+    unsigned char then[3][QG_CHAIN_HASH_LEN], now[3][QG_CHAIN_HASH_LEN];
     qg_history *h;
     qg_record r;
     qg_result res;
@@ -402,9 +404,15 @@ START_TEST(test_reorder_history_orders)
     ck_assert_uint_eq(i, 4);
     qg_history_close(h);
 
-    /* and as the cursor's snapshot has it, whatever is written since */
+    /* and as the cursor's snapshot has it, whatever is written since:
+     * the ticket, and its steps' chain hashes */
     ck_assert_int_eq(qg_history_open(st, 0, &h), 0);
+    ck_assert_int_eq(qg_history_step_hashes(h, 1, now), QG_EINVAL);
     ck_assert_int_eq(qg_history_next(h, &r), 0);
+    ck_assert_int_eq(qg_history_step_hashes(h, 3, then), 0);
+    ck_assert_int_eq(qg_chain_step_hashes(st, 1, 3, now), 0);
+    ck_assert_mem_eq(then, now, sizeof(then[0]) * 3);
+    ck_assert_mem_ne(then[2], zero, sizeof(zero));
     for (i = 1; qg_history_next(h, &r) == 0 && r.ticket == 1; i++)
         ;
     ck_assert_uint_eq(i, 3);
@@ -413,6 +421,11 @@ START_TEST(test_reorder_history_orders)
     ck_assert_int_eq(qg_history_ticket(h, &t), 0);
     ck_assert_uint_eq(t.id, 2);
     ck_assert_uint_eq(t.records, 1);
+    ck_assert_int_eq(qg_history_step_hashes(h, 2, then), 0);
+    ck_assert_int_eq(qg_chain_step_hashes(st, 2, 2, now), 0);
+    ck_assert_mem_eq(then[0], now[0], sizeof(zero));
+    ck_assert_mem_eq(then[1], zero, sizeof(zero)); /* written since */
+    ck_assert_mem_ne(now[1], zero, sizeof(zero));
     qg_history_close(h);
     assert_verified(1);
 }

@@ -172,11 +172,10 @@ failed:
     return cli_store_fail(c, rc);
 }
 
-/* The ticket's step hashes in hex, hashes[seq - 1]; "" where none (a
- * store without a chain, a PostgreSQL store, a step newer than the ticket
- * read). */
+/* The step hashes of h's ticket t in hex, hashes[seq - 1], as the
+ * cursor's snapshot has them; "" where none (a store without a chain). */
 static int
-load_hashes(qg_store *st, const qg_ticket *t, char (**hex)[65], uint32_t *n)
+load_hashes(qg_history *h, const qg_ticket *t, char (**hex)[65], uint32_t *n)
 {
     unsigned char(*raw)[QG_CHAIN_HASH_LEN];
     uint32_t i;
@@ -187,7 +186,7 @@ load_hashes(qg_store *st, const qg_ticket *t, char (**hex)[65], uint32_t *n)
     if ((*hex = calloc(t->records ? t->records : 1, sizeof(**hex))) == NULL ||
         (raw = calloc(t->records ? t->records : 1, sizeof(*raw))) == NULL)
         return QG_ENOMEM;
-    rc = qg_chain_step_hashes(st, t->id, t->records, raw);
+    rc = qg_history_step_hashes(h, t->records, raw);
     /* by hand: snprintf() of each byte costs as much as the lookup */
     for (i = 0; rc == 0 && i < t->records; i++) {
         for (j = 0; j < QG_CHAIN_HASH_LEN; j++) {
@@ -235,7 +234,7 @@ run(cli *c, qg_store *st, int argc, char **argv)
         /* The ticket as the cursor's snapshot has it: the same state the
          * records were read in, and no transaction of its own. */
         if (r.ticket != t.id && ((rc = qg_history_ticket(h, &t)) ||
-                                 (rc = load_hashes(st, &t, &hashes, &nhashes))))
+                                 (rc = load_hashes(h, &t, &hashes, &nhashes))))
             goto failed;
         if (r.event_ms < c->since || !cli_in_source(c, t.source))
             continue;

@@ -21,9 +21,10 @@ note(const qg_record *r)
     return r->released ? "was held" : "";
 }
 
-/* The chain hash of each step, for --hash: hashes[seq - 1], in hex. */
+/* The chain hash of each step, for --hash: hashes[seq - 1], in h's
+ * snapshot. */
 static int
-step_hashes(qg_store *st, const qg_ticket *t,
+step_hashes(qg_history *h, const qg_ticket *t,
             unsigned char (**hashes)[QG_CHAIN_HASH_LEN])
 {
     int rc;
@@ -31,7 +32,7 @@ step_hashes(qg_store *st, const qg_ticket *t,
     *hashes = calloc(t->records ? t->records : 1, sizeof(**hashes));
     if (*hashes == NULL)
         return cli_fail("out of memory");
-    rc = qg_chain_step_hashes(st, t->id, t->records, *hashes);
+    rc = qg_history_step_hashes(h, t->records, *hashes);
     if (rc == QG_NOTFOUND)
         return cli_fail("--hash: the store has no hash chain yet (a writable "
                         "open computes it)");
@@ -59,7 +60,7 @@ history(cli *c, qg_store *st, const qg_ticket *t, long raw, qg_order order)
      * rows below even while another process writes the store. */
     if (qg_history_ticket(h, &snap) == 0)
         t = &snap;
-    if (show_hash && (rc = step_hashes(st, t, &hashes))) {
+    if (show_hash && (rc = step_hashes(h, t, &hashes))) {
         qg_history_close(h);
         free(hashes);
         return rc;

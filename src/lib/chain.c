@@ -1319,40 +1319,35 @@ qg__lmdb_verify_chain(qg_store *st, const qg_seal *sealed,
 
 /* ----- hashes of a ticket's steps --------------------------------------- */
 
+/*
+ * Back from the ticket's last entry, the first met of each step being its
+ * newest.  The last entry's number is in the ticket's row, or in
+ * chain_tickets in a store from 0.4 opened only to read (head_get()).
+ */
 int
-qg__lmdb_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
-                           unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
+qg__lmdb_step_hashes(qg__txn *t, uint64_t ticket, uint32_t n,
+                     unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
 {
-    unsigned char key[8], *seen = NULL;
+    unsigned char key[8], *seen;
     MDB_val k = {8, key}, v;
     const unsigned char *p;
     uint64_t at, ref;
-    qg__txn t;
     int rc;
 
-    if (st == NULL || hashes == NULL)
-        return QG_EINVAL;
-    if (!st->has_chain)
-        return QG_NOTFOUND;
     memset(hashes, 0, (size_t)n * HASH_LEN);
     if (n == 0)
         return 0;
     if ((seen = calloc(n, 1)) == NULL)
         return QG_ENOMEM;
-    if ((rc = qg__txn_begin(st, 0, &t)))
-        goto done;
-    /* Back from the ticket's last entry: the first met is the newest.
-     * Its number is in the ticket's row, or in chain_tickets in a store
-     * from 0.4 opened only to read (head_get()). */
     put64(key, ticket);
     at = 0;
-    rc = qg__from_mdb(mdb_get(t.txn, st->tickets, &k, &v));
+    rc = qg__from_mdb(mdb_get(t->txn, t->st->tickets, &k, &v));
     if (rc == 0 && v.mv_size != TICKET_LEN)
         rc = QG_ESTORE;
     if (rc == 0)
         at = ticket_head(v.mv_data);
     if (rc == 0 || rc == QG_NOTFOUND)
-        rc = qg__from_mdb(mdb_get(t.txn, st->chain_tickets, &k, &v));
+        rc = qg__from_mdb(mdb_get(t->txn, t->st->chain_tickets, &k, &v));
     if (rc == 0 && v.mv_size != TICKET_VAL)
         rc = QG_ESTORE;
     if (rc == 0 && get64(v.mv_data) > at)
@@ -1362,7 +1357,7 @@ qg__lmdb_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
     while (rc == 0 && at != 0) {
         put64(key, at);
         k.mv_data = key;
-        if ((rc = qg__from_mdb(mdb_get(t.txn, st->chain, &k, &v))))
+        if ((rc = qg__from_mdb(mdb_get(t->txn, t->st->chain, &k, &v))))
             break;
         if (v.mv_size != ENTRY_LEN || get64((p = v.mv_data) + 8) != ticket) {
             rc = QG_ESTORE;
@@ -1381,9 +1376,25 @@ qg__lmdb_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
         }
         at = get64(p + 32);
     }
-    qg__txn_abort(&t);
-done:
     free(seen);
+    return rc;
+}
+
+int
+qg__lmdb_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
+                           unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
+{
+    qg__txn t;
+    int rc;
+
+    if (st == NULL || hashes == NULL)
+        return QG_EINVAL;
+    if (!st->has_chain)
+        return QG_NOTFOUND;
+    if ((rc = qg__txn_begin(st, 0, &t)))
+        return rc;
+    rc = qg__lmdb_step_hashes(&t, ticket, n, hashes);
+    qg__txn_abort(&t);
     return rc;
 }
 

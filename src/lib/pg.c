@@ -1229,6 +1229,7 @@ const qg__store_ops qg__pg_ops = {
     .history_next = qg__pg_history_next,
     .history_ticket = qg__pg_history_ticket,
     .history_seek = qg__pg_history_seek,
+    .history_step_hashes = qg__pg_history_step_hashes,
     .history_txn = qg__pg_history_txn,
     .history_close = qg__pg_history_close,
     .tickets_open = qg__pg_tickets_open,

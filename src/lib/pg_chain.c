@@ -774,33 +774,26 @@ done:
 
 /* ----- hashes of a ticket's steps ----------------------------------------- */
 
+/* Newest first: the first met of each step is the newest. */
 int
-qg__pg_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
-                         unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
+qg__pg_step_hashes(qg__txn *t, uint64_t ticket, uint32_t n,
+                   unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
 {
     qg__pgparams p = {0};
     unsigned char *seen;
     uint64_t ref;
     PGresult *r;
-    qg__txn t;
     int rc, i;
 
-    if (hashes == NULL)
-        return QG_EINVAL;
     memset(hashes, 0, (size_t)n * QG_CHAIN_HASH_LEN);
     if (n == 0)
         return 0;
     if ((seen = calloc(n, 1)) == NULL)
         return QG_ENOMEM;
-    if ((rc = qg__pg_txn_begin(st, 0, &t))) {
-        free(seen);
-        return rc;
-    }
     qg__pg_int(&p, (int64_t)ticket);
     qg__pg_int(&p, QG_CHAIN_STEP);
     qg__pg_int(&p, QG__CHAIN_DROP);
-    /* newest first: the first met of each step is the newest */
-    rc = qg__pg_exec(t.be,
+    rc = qg__pg_exec(t->be,
                      "SELECT ref, hash FROM qgate.chain WHERE ticket = "
                      "$1::int8 AND kind = $2::int8 AND op <> $3::int8 ORDER "
                      "BY n DESC",
@@ -818,8 +811,23 @@ qg__pg_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
     }
     if (r)
         PQclear(r);
-    qg__pg_txn_abort(&t);
     free(seen);
+    return rc;
+}
+
+int
+qg__pg_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
+                         unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
+{
+    qg__txn t;
+    int rc;
+
+    if (hashes == NULL)
+        return QG_EINVAL;
+    if ((rc = qg__pg_txn_begin(st, 0, &t)))
+        return rc;
+    rc = qg__pg_step_hashes(&t, ticket, n, hashes);
+    qg__pg_txn_abort(&t);
     return rc;
 }
 

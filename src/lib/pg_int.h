@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "bigendian.h" /* put64(), get64(): libpq's network order */
-#include "pq.h" /* libpq, through the table it loads */
+#include "pq.h"        /* libpq, through the table it loads */
 #include "qgate_int.h"
 
 /* The schema this qgate writes (public.qgate_schema.version). */
@@ -223,6 +223,8 @@ int qg__pg_history_open(qg_store *st, uint64_t ticket, qg_order order,
 int qg__pg_history_next(qg_history *h, qg_record *rec);
 int qg__pg_history_ticket(qg_history *h, qg_ticket *out);
 int qg__pg_history_seek(qg_history *h, uint32_t seq);
+int qg__pg_history_step_hashes(qg_history *h, uint32_t n,
+                               unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
 qg__txn *qg__pg_history_txn(qg_history *h);
 void qg__pg_history_close(qg_history *h);
 int qg__pg_tickets_open(qg_store *st, qg_tickets **out);
@@ -266,6 +268,9 @@ int qg__pg_verify_chain(qg_store *st, const qg_seal *sealed,
                         qg_chain_finding *out);
 int qg__pg_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
                              unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
+/* qg_chain_step_hashes() of ticket as t's snapshot has it. */
+int qg__pg_step_hashes(qg__txn *t, uint64_t ticket, uint32_t n,
+                       unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
 int qg__pg_seal(qg_store *st, const char *key_file, char *out, size_t len,
                 char *err, size_t errlen);
 

@@ -236,6 +236,16 @@ qg__pg_history_seek(qg_history *h, uint32_t seq)
     return history_from(h, from);
 }
 
+int
+qg__pg_history_step_hashes(qg_history *h, uint32_t n,
+                           unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
+{
+    if (h->ticket == 0 && h->returned == 0)
+        return QG_EINVAL;
+    return qg__pg_step_hashes(&h->k.t, h->ticket ? h->ticket : h->returned, n,
+                              hashes);
+}
+
 qg__txn *
 qg__pg_history_txn(qg_history *h)
 {

@@ -1285,6 +1285,18 @@ qg__lmdb_history_ticket(qg_history *h, qg_ticket *out)
     return 0;
 }
 
+int
+qg__lmdb_history_step_hashes(qg_history *h, uint32_t n,
+                             unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
+{
+    if (h->all && h->returned == 0)
+        return QG_EINVAL;
+    if (!h->r.t.st->has_chain)
+        return QG_NOTFOUND;
+    return qg__lmdb_step_hashes(&h->r.t, h->all ? h->returned : h->row.id, n,
+                                hashes);
+}
+
 /* Decodes a record or a summary, as h was asked for, noting its ticket
  * for qg_history_ticket(). */
 static int
@@ -1759,6 +1771,7 @@ const qg__store_ops qg__lmdb_ops = {
     .history_next = qg__lmdb_history_next,
     .history_ticket = qg__lmdb_history_ticket,
     .history_seek = qg__lmdb_history_seek,
+    .history_step_hashes = qg__lmdb_history_step_hashes,
     .history_txn = qg__lmdb_history_txn,
     .history_close = qg__lmdb_history_close,
     .tickets_open = qg__lmdb_tickets_open,

@@ -192,6 +192,15 @@ qg_history_seek(qg_history *h, uint32_t seq)
     return CALL(h, history_seek, h, seq);
 }
 
+int
+qg_history_step_hashes(qg_history *h, uint32_t n,
+                       unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
+{
+    if (h == NULL || hashes == NULL)
+        return QG_EINVAL;
+    return CALL(h, history_step_hashes, h, n, hashes);
+}
+
 void
 qg_history_close(qg_history *h)
 {

@@ -88,6 +88,8 @@ typedef struct qg__store_ops {
     int (*history_next)(qg_history *h, qg_record *rec);
     int (*history_ticket)(qg_history *h, qg_ticket *out);
     int (*history_seek)(qg_history *h, uint32_t seq);
+    int (*history_step_hashes)(qg_history *h, uint32_t n,
+                               unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
     qg__txn *(*history_txn)(qg_history *h);
     void (*history_close)(qg_history *h);
     int (*tickets_open)(qg_store *st, qg_tickets **out);
