@@ -179,6 +179,11 @@ int qg__pg_rejections_dropped(qg_store *st, uint64_t *dropped);
     "ticket, seq, received_us, event_ms, utc_offset_s, event, from_state, "    \
     "to_state, service_id, staff_id, digest, machine, pos, late, released, "   \
     "body, purged"
+/* QG__PG_RECORD_COLS for QG_SUMMARY: the same places, with NULL (read as
+ * 0 and empty) for what a summary clears, so that no body is sent. */
+#define QG__PG_SUMMARY_COLS                                                    \
+    "ticket, seq, NULL, event_ms, NULL, event, from_state, to_state, "         \
+    "service_id, NULL, NULL, NULL, pos, late, released, NULL, purged"
 #define QG__PG_HELD_COLS                                                       \
     "id, received_us, event_ms, utc_offset_s, rule, rule_event, "              \
     "by_appointment, updated, state_event, event, from_state, source, "        \

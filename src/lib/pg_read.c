@@ -10,6 +10,7 @@
  * That cursor (qg__pgcursor, pg_int.h) is the outbox's list's too, which
  * takes its rows in one batch.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,33 +110,29 @@ struct qg_history {
 };
 
 /* Declares h's query from the record at pos (event order) or seq
- * (arrival order) from on. */
+ * (arrival order) from on: [every ticket][event order]. */
+static const char *const history_query[2][2] = {
+    {" FROM qgate.history WHERE ticket = $1::int8 AND seq >= $2::int8 "
+     "ORDER BY seq",
+     " FROM qgate.history WHERE ticket = $1::int8 AND pos >= $2::int8 "
+     "ORDER BY pos, seq"},
+    {" FROM qgate.history ORDER BY ticket, seq",
+     " FROM qgate.history ORDER BY ticket, pos, seq"}};
+
 static int
 history_from(qg_history *h, int64_t from)
 {
     qg__pgparams p = {0};
+    char q[256];
 
+    snprintf(q, sizeof(q), "SELECT %s%s",
+             h->summary ? QG__PG_SUMMARY_COLS : QG__PG_RECORD_COLS,
+             history_query[h->ticket == 0][h->order == QG_EVENT_ORDER]);
     if (h->ticket == 0)
-        return qg__pg_cursor_query(
-            &h->k,
-            h->order == QG_EVENT_ORDER
-                ? "SELECT " QG__PG_RECORD_COLS
-                  " FROM qgate.history ORDER BY ticket, pos, seq"
-                : "SELECT " QG__PG_RECORD_COLS
-                  " FROM qgate.history ORDER BY ticket, seq",
-            NULL, 0);
+        return qg__pg_cursor_query(&h->k, q, NULL, 0);
     qg__pg_int(&p, (int64_t)h->ticket);
     qg__pg_int(&p, from);
-    return qg__pg_cursor_query(
-        &h->k,
-        h->order == QG_EVENT_ORDER
-            ? "SELECT " QG__PG_RECORD_COLS " FROM qgate.history "
-              "WHERE ticket = $1::int8 "
-              "AND pos >= $2::int8 ORDER BY pos, seq"
-            : "SELECT " QG__PG_RECORD_COLS " FROM qgate.history "
-              "WHERE ticket = $1::int8 "
-              "AND seq >= $2::int8 ORDER BY seq",
-        &p, 0);
+    return qg__pg_cursor_query(&h->k, q, &p, 0);
 }
 
 int
