@@ -109,8 +109,8 @@ struct qg_history {
     uint64_t returned; /* the ticket of the last record returned */
 };
 
-/* Declares h's query from the record at pos (event order) or seq
- * (arrival order) from on: [every ticket][event order]. */
+/* The history's queries after their columns: [every ticket][event
+ * order]. */
 static const char *const history_query[2][2] = {
     {" FROM qgate.history WHERE ticket = $1::int8 AND seq >= $2::int8 "
      "ORDER BY seq",
@@ -119,6 +119,8 @@ static const char *const history_query[2][2] = {
     {" FROM qgate.history ORDER BY ticket, seq",
      " FROM qgate.history ORDER BY ticket, pos, seq"}};
 
+/* Declares h's query from the record at pos (event order) or seq
+ * (arrival order) from on. */
 static int
 history_from(qg_history *h, int64_t from)
 {
