@@ -605,6 +605,47 @@ START_TEST(test_compat_03_migration_restarts_on_change)
 }
 END_TEST
 
+/* A ticket whose row is gone (deleted by hand) keeps its head in
+ * chain_tickets, where its next append finds it, whether the migration
+ * ran in one go or resumed after the batch that chained its first
+ * records (lq:40005's, received last): a resumed open does not take the
+ * heads the migration wrote there for a store of 0.4's to move. */
+START_TEST(test_compat_03_rowless_head_kept)
+{
+    static const struct {
+        size_t batch, dies;
+    } cases[] = {{22, 2}, {1, 23}, {1000, 0}};
+    size_t i, wlen, len;
+    char *whole, *got;
+    MDB_stat ms;
+    qg__txn t;
+
+    recopy_03();
+    delete_record("tickets", 5);
+    st = open_copy(0);
+    assert_chained(RECORDS_03, RECORDS_03);
+    whole = chained(&wlen);
+    ck_assert_int_eq(qg__txn_begin(st, 0, &t), 0);
+    ck_assert_int_eq(mdb_stat(t.txn, st->chain_tickets, &ms), 0);
+    qg__txn_abort(&t);
+    ck_assert_uint_eq(ms.ms_entries, 1);
+    for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        recopy_03();
+        delete_record("tickets", 5);
+        ck_assert_int_eq(open_dying(cases[i].batch, cases[i].dies),
+                         cases[i].dies ? QG_EIO : 0);
+        if (cases[i].dies)
+            ck_assert_int_eq(open_dying(1000, 0), 0);
+        got = chained(&len);
+        ck_assert_msg(len == wlen && memcmp(got, whole, len) == 0,
+                      "batches of %zu, dying before %zu: another chain",
+                      cases[i].batch, cases[i].dies);
+        free(got);
+    }
+    free(whole);
+}
+END_TEST
+
 /* Two processes opening the store at once each chain batches, never the
  * same records twice: between them they chain each record once, and the
  * chain is the chain of one transaction.  Both start together and pause
@@ -810,6 +851,7 @@ compat_suite(void)
     tcase_add_test(mig, test_compat_03_chained_in_batches);
     tcase_add_test(mig, test_compat_03_migration_resumes);
     tcase_add_test(mig, test_compat_03_migration_restarts_on_change);
+    tcase_add_test(mig, test_compat_03_rowless_head_kept);
     tcase_add_test(mig, test_compat_03_two_processes_migrate);
     suite_add_tcase(s, mig);
     v04 = tcase_create("Chain heads of 0.4");

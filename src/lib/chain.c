@@ -70,8 +70,11 @@
 #define OP_DROP    QG__CHAIN_DROP
 
 /* Meta "chain": u64 entries the migration added (0 for a store created
- * with the chain); its presence says the chain covers the store. */
+ * with the chain); its presence says the chain covers the store.  Meta
+ * "chain_part": u64 records chained so far by a migration not yet done
+ * (migrate_batch()). */
 #define META_CHAIN "chain"
+#define META_PART  "chain_part"
 
 /* ----- hashing ---------------------------------------------------------- */
 
@@ -719,7 +722,7 @@ collect_all(qg__txn *t, old_list *l)
 static int
 chained_last(qg__txn *t, const old_list *l, uint64_t at)
 {
-    const old_record *r = &l->r[at - 1];
+    const old_record *r;
     const unsigned char *e;
     MDB_cursor *cur;
     MDB_val k, v;
@@ -727,6 +730,7 @@ chained_last(qg__txn *t, const old_list *l, uint64_t at)
 
     if (at > l->n)
         return 1;
+    r = &l->r[at - 1];
     if ((rc = mdb_cursor_open(t->txn, t->st->chain, &cur)))
         return qg__from_mdb(rc);
     rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
@@ -769,8 +773,8 @@ chain_range(qg__txn *t, const old_list *l, size_t from, size_t end)
  * open (MDB_TXN_FULL).  A record dirties at most a 26th of a chain page
  * (136-byte entries, appended in key order) and one page for its
  * ticket's head (its row, or chain_tickets), so a batch of 100,000 stays
- * under 105,000 pages, within the 131,071 LMDB allows, even when no two
- * of its records share a page of ticket rows.
+ * under 105,000 pages, within the 131,071 LMDB allows (MDB_IDL_UM_MAX),
+ * even when no two of its records share a page of ticket rows.
  *
  * Each batch reads "chain_part", the count of records chained so far, in
  * its own write transaction and writes it with its entries, so no record
@@ -790,9 +794,6 @@ chain_range(qg__txn *t, const old_list *l, size_t from, size_t end)
  */
 size_t qg__chain_batch = 100000; /* tests make it small */
 int (*qg__chain_between)(void);  /* tests: see store_int.h */
-
-/* Meta "chain_part": u64 records chained by a migration not yet done. */
-#define META_PART "chain_part"
 
 static int
 migrate_batch(qg__txn *t, void *arg)
@@ -939,9 +940,11 @@ qg__chain_open(qg_store *st)
     st->has_chain = rc == 0;
     if ((rc = qg__txn_commit(&t)) || !create)
         return rc;
-    /* After a migration there are no heads to move: it cleared them and
-     * wrote each in its ticket's row, but for a ticket with no row, whose
-     * head in chain_tickets its next append still needs. */
+    /* Heads to move are those of a chain 0.4 wrote.  A migration leaves
+     * none: it cleared them and wrote each in its ticket's row, but for a
+     * ticket with no row, whose head stays in chain_tickets for its next
+     * append (move_heads() would drop it); and what chain_tickets holds
+     * when an interrupted migration goes on is of that kind. */
     if (st->has_chain)
         return heads ? qg__store_write(st, move_heads, &moved) : 0;
     rc = migrate(st);
