@@ -392,15 +392,36 @@ chained(size_t *len)
     return buf;
 }
 
-/* The last transaction LMDB committed on the store: of copies of the same
- * file opened alike, the difference is in the transactions they took. */
-static size_t
-last_txnid(void)
-{
-    MDB_envinfo info;
+/* The migration each test compares with: chained() after it. */
+static char *whole;
+static size_t whole_len;
 
-    ck_assert_int_eq(mdb_env_info(st->env, &info), 0);
-    return info.me_last_txnid;
+static void
+keep_whole(void)
+{
+    whole = chained(&whole_len);
+}
+
+static void
+teardown_whole(void)
+{
+    free(whole);
+    whole = NULL;
+    teardown();
+}
+
+/* Asserts that the open store holds what keep_whole() kept; what names
+ * the case. */
+static void
+assert_whole(const char *what, size_t batch, size_t dies)
+{
+    size_t len;
+    char *got = chained(&len);
+
+    ck_assert_msg(len == whole_len && memcmp(got, whole, len) == 0,
+                  "%s, batches of %zu, dying before batch %zu: another chain",
+                  what, batch, dies);
+    free(got);
 }
 
 /* Asserts that the chain verifies, with one entry for each of n records,
@@ -442,14 +463,17 @@ delete_record(const char *db, uint64_t id)
     mdb_env_close(env);
 }
 
-/* A fresh copy of 0.3's store in dir, the last one closed and removed. */
+/* A fresh copy of 0.3's store in dir, the last one closed and removed;
+ * then, if db is set, its record id there deleted. */
 static void
-recopy_03(void)
+recopy_03(const char *db, uint64_t id)
 {
     qg_store_close(st);
     st = NULL;
     tu_remove_dir(dir);
     copy_store("0.3");
+    if (db)
+        delete_record(db, id);
 }
 
 /* qg__chain_between for the tests: the migration dies before batch
@@ -482,30 +506,33 @@ open_dying(size_t batch, size_t die)
     return rc;
 }
 
-/* Migrates a fresh copy of 0.3's store in batches of batch records: what
- * it wrote (chained()) and, in *txnid, last_txnid() after it. */
-static char *
-migrate_03(size_t batch, size_t *len, size_t *txnid)
+/* The last transaction LMDB committed on the store: of copies of the same
+ * file opened alike, the difference is in the transactions they took. */
+static size_t
+last_txnid(void)
 {
-    recopy_03();
-    ck_assert_int_eq(open_dying(batch, 0), 0);
-    assert_chained(RECORDS_03, RECORDS_03);
-    *txnid = last_txnid();
-    return chained(len);
+    MDB_envinfo info;
+
+    ck_assert_int_eq(mdb_env_info(st->env, &info), 0);
+    return info.me_last_txnid;
 }
 
-/* The migration in one transaction: its chain ends where the qgate
- * before batches ended it. */
-static char *
-migrate_03_whole(size_t *len, size_t *txnid)
+/* Migrates a fresh copy of 0.3's store in one transaction, keeps what it
+ * wrote (keep_whole()), and returns last_txnid() after it.  Its chain
+ * ends where the qgate before batches ended it. */
+static size_t
+migrate_03_whole(void)
 {
     char text[QG_SEAL_MAX];
-    char *whole = migrate_03(1000, len, txnid);
 
+    recopy_03(NULL, 0);
+    st = open_copy(0);
+    assert_chained(RECORDS_03, RECORDS_03);
     ck_assert_int_eq(qg_store_seal(st, NULL, text, sizeof(text), NULL, 0), 0);
     ck_assert_ptr_nonnull(strstr(text, " records=24 "));
     ck_assert_ptr_nonnull(strstr(text, "sha256=" HEAD_03));
-    return whole;
+    keep_whole();
+    return last_txnid();
 }
 
 /* A store from before the chain is chained in transactions of
@@ -517,47 +544,43 @@ START_TEST(test_compat_03_chained_in_batches)
     static const struct {
         size_t batch, commits; /* beyond a migration in one transaction */
     } cases[] = {{1, 23}, {2, 11}, {3, 7}, {7, 3}, {23, 1}, {24, 0}, {1000, 0}};
-    size_t i, wlen, len, wtx, tx;
-    char *whole, *got;
+    size_t i, whole_tx;
 
-    whole = migrate_03_whole(&wlen, &wtx);
+    whole_tx = migrate_03_whole();
     for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
-        got = migrate_03(cases[i].batch, &len, &tx);
-        ck_assert_msg(len == wlen && memcmp(got, whole, len) == 0,
-                      "batches of %zu: another chain", cases[i].batch);
-        ck_assert_msg(tx == wtx + cases[i].commits,
-                      "batches of %zu: %zu transactions, expected %zu",
-                      cases[i].batch, tx - wtx, cases[i].commits);
-        free(got);
+        recopy_03(NULL, 0);
+        ck_assert_int_eq(open_dying(cases[i].batch, 0), 0);
+        assert_chained(RECORDS_03, RECORDS_03);
+        assert_whole("0.3", cases[i].batch, 0);
+        ck_assert_msg(last_txnid() == whole_tx + cases[i].commits,
+                      "batches of %zu: %zu transactions more, expected %zu",
+                      cases[i].batch, last_txnid() - whole_tx,
+                      cases[i].commits);
     }
-    free(whole);
 }
 END_TEST
 
 /*
- * A migration that stops after some batches (the process dies: here a
- * batch fails) leaves a store with no chain for anyone: a read-only open
- * has none to verify or to give hashes from.  The next writable open
- * goes on where the last batch that committed ended, chains only the
+ * A migration that stops after some batches (the process dies: here
+ * before a batch) leaves a store with no chain for anyone: a read-only
+ * open has none to verify or to give hashes from.  The next writable
+ * open goes on where the last batch that committed ended, chains only the
  * records left, and ends with the chain of one transaction.
  */
 START_TEST(test_compat_03_migration_resumes)
 {
     static const struct {
-        size_t batch, fails, again; /* fails: the batch that fails */
+        size_t batch, dies, again;
     } cases[] = {{5, 1, 1000},  {5, 2, 1000}, {5, 4, 1000}, {5, 5, 1000},
                  {1, 24, 1000}, {3, 2, 5},    {7, 3, 1}};
     unsigned char h[9][QG_CHAIN_HASH_LEN];
-    size_t i, wlen, len, wtx;
-    uint64_t done;
     qg_chain_finding f;
-    char *whole, *got;
+    size_t i;
 
-    whole = migrate_03_whole(&wlen, &wtx);
+    migrate_03_whole();
     for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
-        recopy_03();
-        done = (cases[i].fails - 1) * cases[i].batch;
-        ck_assert_int_eq(open_dying(cases[i].batch, cases[i].fails), QG_EIO);
+        recopy_03(NULL, 0);
+        ck_assert_int_eq(open_dying(cases[i].batch, cases[i].dies), QG_EIO);
         ck_assert_ptr_null(st);
 
         st = open_copy(QG_RDONLY);
@@ -566,14 +589,10 @@ START_TEST(test_compat_03_migration_resumes)
         qg_store_close(st);
 
         ck_assert_int_eq(open_dying(cases[i].again, 0), 0);
-        assert_chained(RECORDS_03, RECORDS_03 - done);
-        got = chained(&len);
-        ck_assert_msg(len == wlen && memcmp(got, whole, len) == 0,
-                      "batches of %zu, batch %zu failed: another chain",
-                      cases[i].batch, cases[i].fails);
-        free(got);
+        assert_chained(RECORDS_03,
+                       RECORDS_03 - (cases[i].dies - 1) * cases[i].batch);
+        assert_whole("0.3", cases[i].batch, cases[i].dies);
     }
-    free(whole);
 }
 END_TEST
 
@@ -584,24 +603,17 @@ END_TEST
  * refusal, among the first 20 records chained, is deleted. */
 START_TEST(test_compat_03_migration_restarts_on_change)
 {
-    size_t wlen, len;
-    char *whole, *got;
-
-    recopy_03();
-    delete_record("rejections", 1);
+    recopy_03("rejections", 1);
     st = open_copy(0);
     assert_chained(RECORDS_03 - 1, RECORDS_03 - 1);
-    whole = chained(&wlen);
+    keep_whole();
 
-    recopy_03();
+    recopy_03(NULL, 0);
     ck_assert_int_eq(open_dying(20, 2), QG_EIO);
     delete_record("rejections", 1);
     st = open_copy(0);
     assert_chained(RECORDS_03 - 1, RECORDS_03 - 1);
-    got = chained(&len);
-    ck_assert_msg(len == wlen && memcmp(got, whole, len) == 0, "another chain");
-    free(got);
-    free(whole);
+    assert_whole("refusal deleted after", 20, 2);
 }
 END_TEST
 
@@ -615,34 +627,26 @@ START_TEST(test_compat_03_rowless_head_kept)
     static const struct {
         size_t batch, dies;
     } cases[] = {{22, 2}, {1, 23}, {1000, 0}};
-    size_t i, wlen, len;
-    char *whole, *got;
     MDB_stat ms;
     qg__txn t;
+    size_t i;
 
-    recopy_03();
-    delete_record("tickets", 5);
+    recopy_03("tickets", 5);
     st = open_copy(0);
     assert_chained(RECORDS_03, RECORDS_03);
-    whole = chained(&wlen);
+    keep_whole();
     ck_assert_int_eq(qg__txn_begin(st, 0, &t), 0);
     ck_assert_int_eq(mdb_stat(t.txn, st->chain_tickets, &ms), 0);
     qg__txn_abort(&t);
     ck_assert_uint_eq(ms.ms_entries, 1);
     for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
-        recopy_03();
-        delete_record("tickets", 5);
+        recopy_03("tickets", 5);
         ck_assert_int_eq(open_dying(cases[i].batch, cases[i].dies),
                          cases[i].dies ? QG_EIO : 0);
         if (cases[i].dies)
             ck_assert_int_eq(open_dying(1000, 0), 0);
-        got = chained(&len);
-        ck_assert_msg(len == wlen && memcmp(got, whole, len) == 0,
-                      "batches of %zu, dying before %zu: another chain",
-                      cases[i].batch, cases[i].dies);
-        free(got);
+        assert_whole("row 5 deleted", cases[i].batch, cases[i].dies);
     }
-    free(whole);
 }
 END_TEST
 
@@ -654,14 +658,13 @@ END_TEST
  * fork()). */
 START_TEST(test_compat_03_two_processes_migrate)
 {
-    size_t wlen, len, wtx;
     uint64_t mine = 0;
-    char *whole, *got, go;
     int status, fd[2];
     pid_t pid;
+    char go;
 
-    whole = migrate_03_whole(&wlen, &wtx);
-    recopy_03();
+    migrate_03_whole();
+    recopy_03(NULL, 0);
     ck_assert_int_eq(pipe(fd), 0);
     fflush(NULL);
     ck_assert_int_ne(pid = fork(), -1);
@@ -682,10 +685,7 @@ START_TEST(test_compat_03_two_processes_migrate)
     ck_assert_int_eq(qg_store_chain_migrated(st, &mine), 0);
     ck_assert_uint_eq(mine + (uint64_t)WEXITSTATUS(status), RECORDS_03);
     assert_chained(RECORDS_03, mine);
-    got = chained(&len);
-    ck_assert_msg(len == wlen && memcmp(got, whole, len) == 0, "another chain");
-    free(got);
-    free(whole);
+    assert_whole("two processes", 1, 0);
 }
 END_TEST
 
@@ -847,7 +847,7 @@ compat_suite(void)
     tcase_add_test(v03, test_compat_03_second_source_apart);
     suite_add_tcase(s, v03);
     mig = tcase_create("Chain migration");
-    tcase_add_checked_fixture(mig, setup_copy_03, teardown);
+    tcase_add_checked_fixture(mig, setup_copy_03, teardown_whole);
     tcase_add_test(mig, test_compat_03_chained_in_batches);
     tcase_add_test(mig, test_compat_03_migration_resumes);
     tcase_add_test(mig, test_compat_03_migration_restarts_on_change);

@@ -768,13 +768,16 @@ chain_range(qg__txn *t, const old_list *l, size_t from, size_t end)
  * Chains every record of a store written before the chain, in the order
  * the records were received (the order they were appended in is not
  * kept; received time is as close as the store can tell), in
- * transactions of qg__chain_batch records: one transaction over a large
- * store would pass LMDB's limit of dirty pages a transaction and fail the
- * open (MDB_TXN_FULL).  A record dirties at most a 26th of a chain page
- * (136-byte entries, appended in key order) and one page for its
- * ticket's head (its row, or chain_tickets), so a batch of 100,000 stays
- * under 105,000 pages, within the 131,071 LMDB allows (MDB_IDL_UM_MAX),
- * even when no two of its records share a page of ticket rows.
+ * transactions of qg__chain_batch records.  A record dirties at most a
+ * 26th of a chain page (136-byte entries, appended in key order) and one
+ * page for its ticket's head (its row, or chain_tickets), so a batch of
+ * 100,000 stays under 105,000 dirty pages, even when no two of its
+ * records share a page of ticket rows: within the 131,071 LMDB keeps in
+ * a transaction (MDB_IDL_UM_MAX) before it spills them to the file
+ * mid-transaction (MDB_TXN_FULL where it cannot).  And what a batch
+ * chained stays chained: a migration of millions of records takes a
+ * minute or more, and one killed midway (a service's start timeout)
+ * does not start again from nothing at the next start.
  *
  * Each batch reads "chain_part", the count of records chained so far, in
  * its own write transaction and writes it with its entries, so no record
