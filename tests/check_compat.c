@@ -7,6 +7,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "store_int.h"
 #include "testutil.h"
@@ -41,17 +43,26 @@ setup_copy(void)
     copy_store("0.1");
 }
 
-static qg_store *
-open_copy(unsigned flags)
+/* Opens the copy in dir: qg_store_open()'s code. */
+static int
+try_open(unsigned flags, qg_store **s)
 {
     qg_store_options o;
-    qg_store *s = NULL;
 
     memset(&o, 0, sizeof(o));
     o.path = dir;
     o.durability = QG_NOSYNC;
     o.flags = flags;
-    ck_assert_int_eq(qg_store_open(&o, &s), 0);
+    *s = NULL;
+    return qg_store_open(&o, s);
+}
+
+static qg_store *
+open_copy(unsigned flags)
+{
+    qg_store *s;
+
+    ck_assert_int_eq(try_open(flags, &s), 0);
     return s;
 }
 
@@ -207,6 +218,12 @@ setup_03(void)
     st = open_copy(0);
 }
 
+static void
+setup_copy_03(void)
+{
+    copy_store("0.3");
+}
+
 /* The tickets as 0.3 left them (fixtures/stores/0.3/README.md). */
 static const struct {
     int64_t lq;
@@ -327,6 +344,348 @@ START_TEST(test_compat_03_second_source_apart)
     ck_assert_int_eq(n, 2);
     qg_engine_free(d);
     qg_engine_free(b);
+}
+END_TEST
+
+/* ----- 0.3: the chain computed in batches ---------------------------- */
+
+/* The last entry's hash of the chain over 0.3's 24 records, as the
+ * migration in one transaction computed it (qgate seal of a copy, by the
+ * qgate before batches). */
+#define HEAD_03                                                                \
+    "5b28bd092ae974f4826218068af80736733460ad60d7b20b07b8642737cd4c5d"
+#define RECORDS_03 24
+
+/* What a migration writes, as one buffer (malloc'd, *len bytes): every
+ * chain entry, every ticket row (where the heads are) and chain_tickets,
+ * each key and value with its length. */
+static char *
+chained(size_t *len)
+{
+    MDB_dbi dbs[3];
+    MDB_cursor *cur;
+    MDB_val k, v;
+    qg__txn t;
+    char *buf = NULL;
+    FILE *f;
+    int i, rc;
+
+    dbs[0] = st->chain;
+    dbs[1] = st->tickets;
+    dbs[2] = st->chain_tickets;
+    ck_assert_ptr_nonnull(f = open_memstream(&buf, len));
+    ck_assert_int_eq(qg__txn_begin(st, 0, &t), 0);
+    for (i = 0; i < 3; i++) {
+        ck_assert_int_eq(mdb_cursor_open(t.txn, dbs[i], &cur), 0);
+        while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+            fwrite(&k.mv_size, sizeof(k.mv_size), 1, f);
+            fwrite(k.mv_data, 1, k.mv_size, f);
+            fwrite(&v.mv_size, sizeof(v.mv_size), 1, f);
+            fwrite(v.mv_data, 1, v.mv_size, f);
+        }
+        ck_assert_int_eq(rc, MDB_NOTFOUND);
+        mdb_cursor_close(cur);
+        fputc('|', f);
+    }
+    qg__txn_abort(&t);
+    ck_assert_int_eq(fclose(f), 0);
+    return buf;
+}
+
+/* The migration each test compares with: chained() after it. */
+static char *whole;
+static size_t whole_len;
+
+static void
+keep_whole(void)
+{
+    whole = chained(&whole_len);
+}
+
+static void
+teardown_whole(void)
+{
+    free(whole);
+    whole = NULL;
+    teardown();
+}
+
+/* Asserts that the open store holds what keep_whole() kept; what names
+ * the case. */
+static void
+assert_whole(const char *what, size_t batch, size_t dies)
+{
+    size_t len;
+    char *got = chained(&len);
+
+    ck_assert_msg(len == whole_len && memcmp(got, whole, len) == 0,
+                  "%s, batches of %zu, dying before batch %zu: another chain",
+                  what, batch, dies);
+    free(got);
+}
+
+/* Asserts that the chain verifies, with one entry for each of n records,
+ * and that this open chained `migrated` of them. */
+static void
+assert_chained(uint64_t n, uint64_t migrated)
+{
+    qg_chain_finding f;
+    uint64_t got = 0;
+
+    ck_assert_int_eq(qg_store_verify_chain(st, NULL, &f), 0);
+    ck_assert_msg(f.brk == QG_CHAIN_INTACT, "%s", f.what);
+    ck_assert_uint_eq(f.entries, n);
+    ck_assert_int_eq(qg_store_chain_migrated(st, &got), 0);
+    ck_assert_uint_eq(got, migrated);
+}
+
+/* Deletes a record of the copy in dir (no store open) with liblmdb, as
+ * an older qgate deletes a held delivery or a refusal. */
+static void
+delete_record(const char *db, uint64_t id)
+{
+    unsigned char key[8];
+    MDB_val k = {8, key};
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    int i;
+
+    for (i = 0; i < 8; i++)
+        key[i] = (unsigned char)(id >> (56 - 8 * i));
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(env, 64), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, db, 0, &dbi), 0);
+    ck_assert_int_eq(mdb_del(txn, dbi, &k, NULL), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A fresh copy of 0.3's store in dir, the last one closed and removed;
+ * then, if db is set, its record id there deleted. */
+static void
+recopy_03(const char *db, uint64_t id)
+{
+    qg_store_close(st);
+    st = NULL;
+    tu_remove_dir(dir);
+    copy_store("0.3");
+    if (db)
+        delete_record(db, id);
+}
+
+/* qg__chain_between for the tests: the migration dies before batch
+ * die_at (1 for the first; 0: never), and waits a moment before each
+ * batch (so that two processes' batches interleave). */
+static size_t die_at, batches_begun;
+
+static int
+between(void)
+{
+    usleep(1000);
+    return ++batches_begun == die_at ? QG_EIO : 0;
+}
+
+/* Opens the copy in dir writable with batches of batch records, the
+ * migration dying before batch die (0: never): qg_store_open()'s code. */
+static int
+open_dying(size_t batch, size_t die)
+{
+    size_t was = qg__chain_batch;
+    int rc;
+
+    qg__chain_batch = batch;
+    qg__chain_between = between;
+    die_at = die;
+    batches_begun = 0;
+    rc = try_open(0, &st);
+    qg__chain_batch = was;
+    qg__chain_between = NULL;
+    return rc;
+}
+
+/* The last transaction LMDB committed on the store: of copies of the same
+ * file opened alike, the difference is in the transactions they took. */
+static size_t
+last_txnid(void)
+{
+    MDB_envinfo info;
+
+    ck_assert_int_eq(mdb_env_info(st->env, &info), 0);
+    return info.me_last_txnid;
+}
+
+/* Migrates a fresh copy of 0.3's store in one transaction, keeps what it
+ * wrote (keep_whole()), and returns last_txnid() after it.  Its chain
+ * ends where the qgate before batches ended it. */
+static size_t
+migrate_03_whole(void)
+{
+    char text[QG_SEAL_MAX];
+
+    recopy_03(NULL, 0);
+    st = open_copy(0);
+    assert_chained(RECORDS_03, RECORDS_03);
+    ck_assert_int_eq(qg_store_seal(st, NULL, text, sizeof(text), NULL, 0), 0);
+    ck_assert_ptr_nonnull(strstr(text, " records=24 "));
+    ck_assert_ptr_nonnull(strstr(text, "sha256=" HEAD_03));
+    keep_whole();
+    return last_txnid();
+}
+
+/* A store from before the chain is chained in transactions of
+ * qg__chain_batch records, so that a large one stays within LMDB's dirty
+ * pages a transaction; whatever the batch, the chain and the heads end
+ * byte for byte as in one transaction, one transaction a batch. */
+START_TEST(test_compat_03_chained_in_batches)
+{
+    static const struct {
+        size_t batch, commits; /* beyond a migration in one transaction */
+    } cases[] = {{1, 23}, {2, 11}, {3, 7}, {7, 3}, {23, 1}, {24, 0}, {1000, 0}};
+    size_t i, whole_tx;
+
+    whole_tx = migrate_03_whole();
+    for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        recopy_03(NULL, 0);
+        ck_assert_int_eq(open_dying(cases[i].batch, 0), 0);
+        assert_chained(RECORDS_03, RECORDS_03);
+        assert_whole("0.3", cases[i].batch, 0);
+        ck_assert_msg(last_txnid() == whole_tx + cases[i].commits,
+                      "batches of %zu: %zu transactions more, expected %zu",
+                      cases[i].batch, last_txnid() - whole_tx,
+                      cases[i].commits);
+    }
+}
+END_TEST
+
+/*
+ * A migration that stops after some batches (the process dies: here
+ * before a batch) leaves a store with no chain for anyone: a read-only
+ * open has none to verify or to give hashes from.  The next writable
+ * open goes on where the last batch that committed ended, chains only the
+ * records left, and ends with the chain of one transaction.
+ */
+START_TEST(test_compat_03_migration_resumes)
+{
+    static const struct {
+        size_t batch, dies, again;
+    } cases[] = {{5, 1, 1000},  {5, 2, 1000}, {5, 4, 1000}, {5, 5, 1000},
+                 {1, 24, 1000}, {3, 2, 5},    {7, 3, 1}};
+    unsigned char h[9][QG_CHAIN_HASH_LEN];
+    qg_chain_finding f;
+    size_t i;
+
+    migrate_03_whole();
+    for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        recopy_03(NULL, 0);
+        ck_assert_int_eq(open_dying(cases[i].batch, cases[i].dies), QG_EIO);
+        ck_assert_ptr_null(st);
+
+        st = open_copy(QG_RDONLY);
+        ck_assert_int_eq(qg_store_verify_chain(st, NULL, &f), QG_NOTFOUND);
+        ck_assert_int_eq(qg_chain_step_hashes(st, 1, 9, h), QG_NOTFOUND);
+        qg_store_close(st);
+
+        ck_assert_int_eq(open_dying(cases[i].again, 0), 0);
+        assert_chained(RECORDS_03,
+                       RECORDS_03 - (cases[i].dies - 1) * cases[i].batch);
+        assert_whole("0.3", cases[i].batch, cases[i].dies);
+    }
+}
+END_TEST
+
+/* Records that change between an interrupted migration and the next
+ * (a qgate before the chain wrote to the store) cannot be placed by the
+ * count of those chained: the migration starts again, and ends with the
+ * chain of one transaction over the records as they now are.  Here 0.3's
+ * refusal, among the first 20 records chained, is deleted. */
+START_TEST(test_compat_03_migration_restarts_on_change)
+{
+    recopy_03("rejections", 1);
+    st = open_copy(0);
+    assert_chained(RECORDS_03 - 1, RECORDS_03 - 1);
+    keep_whole();
+
+    recopy_03(NULL, 0);
+    ck_assert_int_eq(open_dying(20, 2), QG_EIO);
+    delete_record("rejections", 1);
+    st = open_copy(0);
+    assert_chained(RECORDS_03 - 1, RECORDS_03 - 1);
+    assert_whole("refusal deleted after", 20, 2);
+}
+END_TEST
+
+/* A ticket whose row is gone (deleted by hand) keeps its head in
+ * chain_tickets, where its next append finds it, whether the migration
+ * ran in one go or resumed after the batch that chained its first
+ * records (lq:40005's, received last): a resumed open does not take the
+ * heads the migration wrote there for a store of 0.4's to move. */
+START_TEST(test_compat_03_rowless_head_kept)
+{
+    static const struct {
+        size_t batch, dies;
+    } cases[] = {{22, 2}, {1, 23}, {1000, 0}};
+    MDB_stat ms;
+    qg__txn t;
+    size_t i;
+
+    recopy_03("tickets", 5);
+    st = open_copy(0);
+    assert_chained(RECORDS_03, RECORDS_03);
+    keep_whole();
+    ck_assert_int_eq(qg__txn_begin(st, 0, &t), 0);
+    ck_assert_int_eq(mdb_stat(t.txn, st->chain_tickets, &ms), 0);
+    qg__txn_abort(&t);
+    ck_assert_uint_eq(ms.ms_entries, 1);
+    for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        recopy_03("tickets", 5);
+        ck_assert_int_eq(open_dying(cases[i].batch, cases[i].dies),
+                         cases[i].dies ? QG_EIO : 0);
+        if (cases[i].dies)
+            ck_assert_int_eq(open_dying(1000, 0), 0);
+        assert_whole("row 5 deleted", cases[i].batch, cases[i].dies);
+    }
+}
+END_TEST
+
+/* Two processes opening the store at once each chain batches, never the
+ * same records twice: between them they chain each record once, and the
+ * chain is the chain of one transaction.  Both start together and pause
+ * before each batch, so that their batches interleave.  The child
+ * reports by its exit status (LMDB forbids an environment used across
+ * fork()). */
+START_TEST(test_compat_03_two_processes_migrate)
+{
+    uint64_t mine = 0;
+    int status, fd[2];
+    pid_t pid;
+    char go;
+
+    migrate_03_whole();
+    recopy_03(NULL, 0);
+    ck_assert_int_eq(pipe(fd), 0);
+    fflush(NULL);
+    ck_assert_int_ne(pid = fork(), -1);
+    if (pid == 0) {
+        if (read(fd[0], &go, 1) != 1 || open_dying(1, 0) ||
+            qg_store_chain_migrated(st, &mine))
+            _exit(255);
+        qg_store_close(st);
+        _exit((int)mine);
+    }
+    ck_assert_int_eq(write(fd[1], "", 1), 1);
+    ck_assert_int_eq(open_dying(1, 0), 0);
+    close(fd[0]);
+    close(fd[1]);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) != 255,
+                  "child: status %#x", status);
+    ck_assert_int_eq(qg_store_chain_migrated(st, &mine), 0);
+    ck_assert_uint_eq(mine + (uint64_t)WEXITSTATUS(status), RECORDS_03);
+    assert_chained(RECORDS_03, mine);
+    assert_whole("two processes", 1, 0);
 }
 END_TEST
 
@@ -472,7 +831,7 @@ static Suite *
 compat_suite(void)
 {
     Suite *s = suite_create("compat");
-    TCase *core = tcase_create("Core"), *ids, *v03, *v04;
+    TCase *core = tcase_create("Core"), *ids, *v03, *mig, *v04;
 
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_add_test(core, test_compat_01_reads_as_written);
@@ -487,6 +846,14 @@ compat_suite(void)
     tcase_add_test(v03, test_compat_03_one_default_source);
     tcase_add_test(v03, test_compat_03_second_source_apart);
     suite_add_tcase(s, v03);
+    mig = tcase_create("Chain migration");
+    tcase_add_checked_fixture(mig, setup_copy_03, teardown_whole);
+    tcase_add_test(mig, test_compat_03_chained_in_batches);
+    tcase_add_test(mig, test_compat_03_migration_resumes);
+    tcase_add_test(mig, test_compat_03_migration_restarts_on_change);
+    tcase_add_test(mig, test_compat_03_rowless_head_kept);
+    tcase_add_test(mig, test_compat_03_two_processes_migrate);
+    suite_add_tcase(s, mig);
     v04 = tcase_create("Chain heads of 0.4");
     tcase_add_checked_fixture(v04, setup_04, teardown);
     tcase_add_test(v04, test_compat_04_heads_move_to_the_rows);

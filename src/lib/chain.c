@@ -70,8 +70,11 @@
 #define OP_DROP    QG__CHAIN_DROP
 
 /* Meta "chain": u64 entries the migration added (0 for a store created
- * with the chain); its presence says the chain covers the store. */
+ * with the chain); its presence says the chain covers the store.  Meta
+ * "chain_part": u64 records chained so far by a migration not yet done
+ * (migrate_batch()). */
 #define META_CHAIN "chain"
+#define META_PART  "chain_part"
 
 /* ----- hashing ---------------------------------------------------------- */
 
@@ -579,10 +582,13 @@ typedef struct old_record {
     qg_chain_kind kind;
 } old_record;
 
+/* The records to chain, sorted, and where the migration stands. */
 typedef struct old_list {
     old_record *r;
     size_t n, cap;
-    uint64_t added;
+    int collected;  /* r holds every record, sorted */
+    int done;       /* the chain covers the store */
+    uint64_t added; /* records the batch chained */
 } old_list;
 
 static int
@@ -690,46 +696,169 @@ clear_heads(qg__txn *t)
     return rc == MDB_NOTFOUND ? 0 : qg__from_mdb(rc);
 }
 
-/*
- * Chains every record of a store written before the chain, in the order
- * the records were received (the order they were appended in is not
- * kept; received time is as close as the store can tell).  Runs in one
- * write transaction, which checks "chain" again: of two processes opening
- * the store at once, one migrates.
- */
+/* Every record, in the order they are chained: by received time, then by
+ * kind, ticket and ref, which no two records share (a step's key is its
+ * ticket and seq, a refusal's and a held delivery's their id), so the
+ * order does not depend on qsort's. */
 static int
-migrate(qg__txn *t, void *arg)
+collect_all(qg__txn *t, old_list *l)
 {
-    old_list *l = arg;
-    unsigned char key[12], leaf[HASH_LEN];
-    uint64_t done;
-    MDB_val k, v;
-    size_t i;
     int rc;
 
     l->n = 0;
-    l->added = 0;
-    if ((rc = qg__meta_get64(t, META_CHAIN, &done)) != QG_NOTFOUND)
-        return rc ? rc : 1;
-    if ((rc = clear_heads(t)) ||
-        (rc = collect(t, t->st->history, QG_CHAIN_STEP, l)) ||
+    l->collected = 0;
+    if ((rc = collect(t, t->st->history, QG_CHAIN_STEP, l)) ||
         (rc = collect(t, t->st->rejections, QG_CHAIN_REFUSAL, l)) ||
         (rc = collect(t, t->st->held, QG_CHAIN_HOLD, l)))
         return rc;
     if (l->n)
         qsort(l->r, l->n, sizeof(*l->r), by_received);
-    for (i = 0; i < l->n; i++) {
-        record_key(&l->r[i], key, &k);
-        if ((rc = mdb_get(t->txn, record_db(t->st, l->r[i].kind), &k, &v)))
+    l->collected = 1;
+    return 0;
+}
+
+/* 0 when the chain's last entry is the append of l->r[at - 1], as the
+ * batch that chained it wrote it; 1 when not. */
+static int
+chained_last(qg__txn *t, const old_list *l, uint64_t at)
+{
+    const old_record *r;
+    const unsigned char *e;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+
+    if (at > l->n)
+        return 1;
+    r = &l->r[at - 1];
+    if ((rc = mdb_cursor_open(t->txn, t->st->chain, &cur)))
+        return qg__from_mdb(rc);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    mdb_cursor_close(cur);
+    if (rc)
+        return rc == MDB_NOTFOUND ? 1 : qg__from_mdb(rc);
+    e = v.mv_data;
+    return v.mv_size != ENTRY_LEN || e[0] != r->kind || e[1] != OP_APPEND ||
+           get64(e + 8) != r->ticket || get64(e + 16) != r->ref ||
+           (int64_t)get64(e + 24) != r->received_us;
+}
+
+/* Appends the entries of l->r[from] to l->r[end - 1]. */
+static int
+chain_range(qg__txn *t, const old_list *l, size_t from, size_t end)
+{
+    unsigned char key[12], leaf[HASH_LEN];
+    const old_record *r;
+    MDB_val k, v;
+    int rc;
+
+    for (r = l->r + from; r < l->r + end; r++) {
+        record_key(r, key, &k);
+        if ((rc = mdb_get(t->txn, record_db(t->st, r->kind), &k, &v)))
             return qg__from_mdb(rc);
-        if ((rc = leaf_of(writer_ctx(t->st), l->r[i].kind, &v, leaf)))
-            return rc;
-        if ((rc = append(t, l->r[i].kind, OP_APPEND, l->r[i].ticket,
-                         l->r[i].ref, l->r[i].received_us, leaf)))
+        if ((rc = leaf_of(writer_ctx(t->st), r->kind, &v, leaf)) ||
+            (rc = append(t, r->kind, OP_APPEND, r->ticket, r->ref,
+                         r->received_us, leaf)))
             return rc;
     }
-    l->added = l->n;
+    return 0;
+}
+
+/*
+ * Chains every record of a store written before the chain, in the order
+ * the records were received (the order they were appended in is not
+ * kept; received time is as close as the store can tell), in
+ * transactions of qg__chain_batch records.  A record dirties at most a
+ * 26th of a chain page (136-byte entries, appended in key order) and one
+ * page for its ticket's head (its row, or chain_tickets), so a batch of
+ * 100,000 stays under 105,000 dirty pages, even when no two of its
+ * records share a page of ticket rows: within the 131,071 LMDB keeps in
+ * a transaction (MDB_IDL_UM_MAX) before it spills them to the file
+ * mid-transaction (MDB_TXN_FULL where it cannot).  And what a batch
+ * chained stays chained: a migration of millions of records takes a
+ * minute or more, and one killed midway (a service's start timeout)
+ * does not start again from nothing at the next start.
+ *
+ * Each batch reads "chain_part", the count of records chained so far, in
+ * its own write transaction and writes it with its entries, so no record
+ * is chained twice: a writable open after a crash goes on where the last
+ * batch that committed ended, and of two processes opening the store at
+ * once, each batch goes on where the other's left off.  The last batch
+ * writes "chain" instead; until then the store has no chain for anyone (a
+ * read-only open reads none, a writable one migrates first).
+ *
+ * The records are collected and sorted once, by this open's first batch,
+ * and kept: 32 bytes a record, some 320 MB for ten million, where reading
+ * them for each batch would read every record's page once a batch.  The
+ * count stands for a place in that order only as long as the records stay
+ * the same (a qgate before the chain may write to the store between an
+ * interrupted migration and the next open): a batch that does not find
+ * the last record of the count chained last starts the chain again.
+ */
+size_t qg__chain_batch = 100000; /* tests make it small */
+int (*qg__chain_between)(void);  /* tests: see store_int.h */
+
+static int
+migrate_batch(qg__txn *t, void *arg)
+{
+    MDB_val part = {sizeof(META_PART) - 1, (void *)META_PART};
+    old_list *l = arg;
+    uint64_t at;
+    size_t end;
+    int rc;
+
+    l->added = 0;
+    l->done = 0;
+    if ((rc = qg__meta_get64(t, META_CHAIN, &at)) != QG_NOTFOUND) {
+        l->done = 1;
+        return rc ? rc : 1; /* another process finished it */
+    }
+    if ((rc = qg__meta_get64(t, META_PART, &at)) == QG_NOTFOUND)
+        at = 0;
+    else if (rc)
+        return rc;
+    if (!l->collected && (rc = collect_all(t, l)))
+        return rc;
+    if (at > 0 && (rc = chained_last(t, l, at)) != 0) {
+        if (rc < 0)
+            return rc;
+        if ((rc = mdb_drop(t->txn, t->st->chain, 0)))
+            return qg__from_mdb(rc);
+        if ((rc = collect_all(t, l)))
+            return rc;
+        at = 0;
+    }
+    /* A chain computed afresh starts with no heads. */
+    if (at == 0 && (rc = clear_heads(t)))
+        return rc;
+    end = l->n - at > qg__chain_batch ? at + qg__chain_batch : l->n;
+    if ((rc = chain_range(t, l, at, end)))
+        return rc;
+    l->added = end - at;
+    if (end < l->n)
+        return qg__meta_put64(t, META_PART, end);
+    l->done = 1;
+    if ((rc = mdb_del(t->txn, t->st->meta, &part, NULL)) && rc != MDB_NOTFOUND)
+        return qg__from_mdb(rc);
     return qg__meta_put64(t, META_CHAIN, l->n);
+}
+
+/* Runs the batches; st->chain_migrated counts the records they chained. */
+static int
+migrate(qg_store *st)
+{
+    old_list l;
+    int rc;
+
+    memset(&l, 0, sizeof(l));
+    do {
+        if (qg__chain_between && (rc = qg__chain_between()))
+            break;
+        if ((rc = qg__store_write(st, migrate_batch, &l)) == 0)
+            st->chain_migrated += l.added;
+    } while (rc == 0 && !l.done);
+    free(l.r);
+    return rc;
 }
 
 /*
@@ -789,7 +918,6 @@ int
 qg__chain_open(qg_store *st)
 {
     unsigned create = (st->flags & QG_RDONLY) ? 0 : MDB_CREATE;
-    old_list l = {0};
     uint64_t done, moved;
     MDB_stat ms;
     qg__txn t;
@@ -815,12 +943,15 @@ qg__chain_open(qg_store *st)
     st->has_chain = rc == 0;
     if ((rc = qg__txn_commit(&t)) || !create)
         return rc;
-    st->has_chain = 1;
-    rc = qg__store_write(st, migrate, &l);
-    st->chain_migrated = l.added;
-    free(l.r);
-    if (rc == 0 && heads)
-        rc = qg__store_write(st, move_heads, &moved);
+    /* Heads to move are those of a chain 0.4 wrote.  A migration leaves
+     * none: it cleared them and wrote each in its ticket's row, but for a
+     * ticket with no row, whose head stays in chain_tickets for its next
+     * append (move_heads() would drop it); and what chain_tickets holds
+     * when an interrupted migration goes on is of that kind. */
+    if (st->has_chain)
+        return heads ? qg__store_write(st, move_heads, &moved) : 0;
+    rc = migrate(st);
+    st->has_chain = rc == 0;
     return rc;
 }
 

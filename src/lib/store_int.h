@@ -231,6 +231,11 @@ int qg__meta_counter(qg__txn *t, const char *name, uint64_t *id);
  * value as now stored.  A no-op in a store without a chain. */
 int qg__chain_open(qg_store *st);
 void qg__chain_close(qg_store *st);
+/* Records a transaction of that migration chains, at most.  For tests:
+ * when set, called before each batch's transaction; what it returns but 0
+ * ends the migration with that code, as if the process died there. */
+extern size_t qg__chain_batch;
+extern int (*qg__chain_between)(void);
 int qg__chain_step(qg__txn *t, uint64_t ticket, uint32_t seq, const MDB_val *v,
                    int rewrite);
 int qg__chain_refusal(qg__txn *t, uint64_t id, const MDB_val *v, int rewrite);
