@@ -106,10 +106,11 @@ qg__lmdb_step_summary(qg__txn *t, uint64_t ticket, uint32_t seq, qg_record *out)
 }
 
 /*
- * The summaries are built in transactions of qg__steps_batch records: one
- * transaction over a large store would pass LMDB's limit of dirty pages a
- * transaction (128 Ki pages, some eleven million summaries) and fail the
- * open.  Until the last batch commits, the summaries are fewer than the
+ * The summaries are built in transactions of qg__steps_batch records: a
+ * build interrupted midway keeps what its batches committed, and a batch's
+ * dirty pages stay within the 128 Ki LMDB holds in memory before it
+ * spills them to the file mid-transaction (some eleven million
+ * summaries).  Until the last batch commits, the summaries are fewer than the
  * records, so every walk reads the records: a batch is never taken for
  * the whole.  fn may run again after a failure that wrote nothing
  * (qg__store_write()), so a batch reads where it starts from b->from and
