@@ -55,6 +55,7 @@
     XX(json_object_new_string)                                                 \
     XX(json_object_object_add)                                                 \
     XX(json_object_object_get_ex)                                              \
+    XX(json_object_object_length)                                              \
     XX(json_object_put)                                                        \
     XX(json_object_to_json_string)                                             \
     XX(json_object_to_json_string_ext)                                         \
@@ -112,6 +113,7 @@ qg__jsonc(void)
 #define json_object_new_string     (qg__jsonc()->json_object_new_string)
 #define json_object_object_add     (qg__jsonc()->json_object_object_add)
 #define json_object_object_get_ex  (qg__jsonc()->json_object_object_get_ex)
+#define json_object_object_length  (qg__jsonc()->json_object_object_length)
 #define json_object_put            (qg__jsonc()->json_object_put)
 #define json_object_to_json_string (qg__jsonc()->json_object_to_json_string)
 #define json_object_to_json_string_ext                                         \
