@@ -16,9 +16,10 @@
  * cannot be loaded is met as the loader would meet it: the process is
  * told why and stops (qg__jsonc_load()).  qg__jsonc() never returns NULL.
  *
- * A file that links json-c itself (the gate's own files, the programs
- * built against libqgate.so, the tests' direct calls) defines
- * QG__JSONC_LINKED first; its calls stay direct, to the same library.
+ * The programs do not include this: they read their configuration
+ * files through qg_config_walk() (config.c), and the gate's own files
+ * link json-c.  jsonc.c, which names the functions themselves, defines
+ * QG__JSONC_LINKED first.
  * Private.
  */
 #ifndef QG_JSONC_H
@@ -34,7 +35,7 @@
 #define QG__LIBJSONC_SONAME "libjson-c.so.5"
 #endif
 
-/* Every json-c function libqgate and the commands call. */
+/* Every json-c function libqgate calls. */
 #define QG__JSONC_FUNCTIONS(XX)                                                \
     XX(json_object_array_add)                                                  \
     XX(json_object_array_get_idx)                                              \
