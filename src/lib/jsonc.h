@@ -65,7 +65,6 @@
     XX(json_tokener_get_error)                                                 \
     XX(json_tokener_get_parse_end)                                             \
     XX(json_tokener_new_ex)                                                    \
-    XX(json_tokener_parse)                                                     \
     XX(json_tokener_parse_ex)                                                  \
     XX(json_tokener_reset)                                                     \
     XX(json_tokener_set_flags)
@@ -124,7 +123,6 @@ qg__jsonc(void)
 #define json_tokener_get_error     (qg__jsonc()->json_tokener_get_error)
 #define json_tokener_get_parse_end (qg__jsonc()->json_tokener_get_parse_end)
 #define json_tokener_new_ex        (qg__jsonc()->json_tokener_new_ex)
-#define json_tokener_parse         (qg__jsonc()->json_tokener_parse)
 #define json_tokener_parse_ex      (qg__jsonc()->json_tokener_parse_ex)
 #define json_tokener_reset         (qg__jsonc()->json_tokener_reset)
 #define json_tokener_set_flags     (qg__jsonc()->json_tokener_set_flags)
