@@ -355,6 +355,70 @@ QG_EXTERN char *qg_time_format(int64_t ms, int32_t offset_s, char *dst,
 QG_EXTERN int qg_config_read(const char *path, char **text, size_t *len,
                              char *err, size_t errlen);
 
+/** The type of a value in a configuration file: JSON's, integers apart. */
+typedef enum qg_config_type {
+    QG_CONFIG_NULL = 0,    /**< null */
+    QG_CONFIG_BOOLEAN = 1, /**< true or false */
+    QG_CONFIG_INTEGER = 2, /**< a number without fraction or exponent */
+    QG_CONFIG_DOUBLE = 3,  /**< any other number */
+    QG_CONFIG_STRING = 4,  /**< a string */
+    QG_CONFIG_ARRAY = 5,   /**< an array */
+    QG_CONFIG_OBJECT = 6   /**< an object */
+} qg_config_type;
+
+/**
+ * One member of an object, or one element of an array, as
+ * qg_config_walk() hands it over.  Every pointer is the walk's, valid
+ * until the callback returns: copy what is kept.
+ */
+typedef struct qg_config_value {
+    /** The member's name; NULL for an array's element. */
+    const char *key;
+    /** Its place among its siblings, from 0. */
+    size_t index;
+    /** How many siblings it has, itself included: the size of the object
+     * or array walked. */
+    size_t count;
+    qg_config_type type; /**< its type */
+    /** #QG_CONFIG_STRING: the string (it holds no NUL: qg_config_read()
+     * refuses an escaped one).  NULL for every other type. */
+    const char *string;
+    /** #QG_CONFIG_INTEGER: the number, clamped to int64_t;
+     * #QG_CONFIG_BOOLEAN: 1 or 0; 0 for every other type. */
+    int64_t integer;
+    /** The value as JSON text, whatever its type: to quote in a message,
+     * or to walk in turn when it is an array or object. */
+    const char *json;
+} qg_config_value;
+
+/**
+ * Called by qg_config_walk() once per member or element.
+ * @param[in] arg the walk's arg.
+ * @param[in] value the member or element.
+ * @return 0 to go on; any other value stops the walk, which returns it.
+ */
+typedef int (*qg_config_fn)(void *arg, const qg_config_value *value);
+
+/**
+ * Hands over the members of a JSON object, or the elements of a JSON
+ * array, one by one and in the order of the text, so that a program reads
+ * its configuration file with no JSON parser of its own: the text of a
+ * file qg_config_read() has checked, then the #qg_config_value.json of an
+ * array or object in it.
+ * @param[in] text the JSON text, NUL-terminated.
+ * @param[in] type #QG_CONFIG_OBJECT or #QG_CONFIG_ARRAY: what text must
+ * hold.
+ * @param[in] fn called for each member or element; a nonzero return stops
+ * the walk.  Return positive values to tell them from the codes below.
+ * @param[in] arg passed to fn.
+ * @return 0 once every member or element was handed over, what fn
+ * returned when not 0, #QG_EINVAL (NULL text or fn, or type neither
+ * object nor array), #QG_ECONFIG (text is not strict JSON as
+ * qg_config_read() checks a file, or not of that type) or #QG_ENOMEM.
+ */
+QG_EXTERN int qg_config_walk(const char *text, qg_config_type type,
+                             qg_config_fn fn, void *arg);
+
 /* ------------------------------------------------------------------ */
 /* Verdicts                                                            */
 
@@ -1314,14 +1378,13 @@ QG_EXTERN int qg_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
  * @param[in] h the cursor.
  * @param[in] n the entries of hashes: the ticket's records, as
  * qg_history_ticket() counts them.
- * @param[out] hashes n hashes.
+ * @param[out] out n hashes, as qg_chain_step_hashes() gives them.
  * @return 0, #QG_NOTFOUND (a store without a chain), #QG_EINVAL (NULL h
- * or hashes, or a cursor over every ticket that has returned no record
+ * or out, or a cursor over every ticket that has returned no record
  * yet), #QG_ENOMEM, #QG_ESTORE.
  */
-QG_EXTERN int
-qg_history_step_hashes(qg_history *h, uint32_t n,
-                       unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
+QG_EXTERN int qg_history_step_hashes(qg_history *h, uint32_t n,
+                                     unsigned char (*out)[QG_CHAIN_HASH_LEN]);
 
 /**
  * How many bytes of a #QG_UNAUTHENTICATED or #QG_MALFORMED delivery the

@@ -931,14 +931,13 @@ loads|libcrypto|check --db $DB --secret-file $F/secret $F/visits/walk-in/01-join
 EOF2
 
 # json-c likewise (jsonc.h): the commands that parse or write JSON load it,
-# the audit commands only to read a config file.  A qgate built against
-# libqgate.so (QG_LINK_SHARED) links json-c itself, so there every command
-# loads it and only the first table applies.
+# the audit commands only to read a config file, which libqgate reads for
+# them (qg_config_walk()): neither program links json-c, whether built
+# against libqgate.a or libqgate.so (QG_LINK_SHARED).
 printf '{"db": "%s"}\n' "$DB" >"$T/db.json"
-if ! readelf -d "$Q" | grep -q 'NEEDED.*libqgate'; then
-    while IFS='|' read -r verdict args; do
-        check "qgate $args: $verdict libjson-c" $verdict libjson-c "$Q" $args
-    done <<EOF2
+while IFS='|' read -r verdict args; do
+    check "qgate $args: $verdict libjson-c" $verdict libjson-c "$Q" $args
+done <<EOF2
 spares|show --db $DB 30001
 spares|history --db $DB 30001
 spares|history --json --db $DB 30001
@@ -951,17 +950,16 @@ loads|history --config $T/db.json 30001
 loads|verify --db $DB
 loads|check --db $DB --secret-file $F/secret $F/visits/walk-in/01-join-live-queue.json
 EOF2
-    # A json-c that cannot be loaded stops the command that needs it, as
-    # the loader would have stopped it, and is named.
-    SO=$(ldconfig -p | awk '$1 ~ /^libjson-c\.so\.[0-9]+$/ { print $1; exit }')
-    mkdir "$T/lib" && cp "$F/secret" "$T/lib/$SO"
-    check "show without json-c runs" \
-        status 0 env LD_LIBRARY_PATH="$T/lib" "$Q" show --db "$DB" 30001
-    check "show --config without json-c stops" \
-        status 134 env LD_LIBRARY_PATH="$T/lib" "$Q" show --config "$T/db.json" 30001
-    check "naming the library" \
-        grep -q "^qgate: cannot load $SO (json-c): $T/lib/$SO: file too short\$" "$T/err"
-fi
+# A json-c that cannot be loaded stops the command that needs it, as the
+# loader would have stopped it, and is named.
+SO=$(ldconfig -p | awk '$1 ~ /^libjson-c\.so\.[0-9]+$/ { print $1; exit }')
+mkdir "$T/lib" && cp "$F/secret" "$T/lib/$SO"
+check "show without json-c runs" \
+    status 0 env LD_LIBRARY_PATH="$T/lib" "$Q" show --db "$DB" 30001
+check "show --config without json-c stops" \
+    status 134 env LD_LIBRARY_PATH="$T/lib" "$Q" show --config "$T/db.json" 30001
+check "naming the library" \
+    grep -q "^qgate: cannot load $SO (json-c): $T/lib/$SO: file too short\$" "$T/err"
 
 # the man page documents every command `qgate help` lists
 MAN=$(dirname "$F")/docs/qgate.1

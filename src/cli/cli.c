@@ -256,99 +256,92 @@ find_key(const cli_option *opts, size_t n, const char *key)
 /* A config key of the command's own options: the JSON type its option
  * type asks for, then set as a flag would set it. */
 static int
-set_own_key(cli *c, const cli_option *o, json_object *val)
+set_own_key(cli *c, const cli_option *o, const qg_config_value *v)
 {
-    json_type want = o->type == CLI_NUMBER   ? json_type_int
-                     : o->type == CLI_SWITCH ? json_type_boolean
-                                             : json_type_string;
+    qg_config_type want = o->type == CLI_NUMBER   ? QG_CONFIG_INTEGER
+                          : o->type == CLI_SWITCH ? QG_CONFIG_BOOLEAN
+                                                  : QG_CONFIG_STRING;
 
-    if (!json_object_is_type(val, want))
+    if (v->type != want)
         return cli_fail("%s: key \"%s\": value %s has the wrong type",
-                        c->config, o->key, json_object_to_json_string(val));
-    return cli_option_set(
-        c, o, c->own_dest,
-        want == json_type_string ? json_object_get_string(val) : NULL,
-        want == json_type_boolean ? json_object_get_boolean(val)
-                                  : (long)json_object_get_int64(val),
-        1);
+                        c->config, o->key, v->json);
+    return cli_option_set(c, o, c->own_dest, v->string, (long)v->integer, 1);
 }
 
+/* One key of the config file, handed over by qg_config_walk().  Returns
+ * 0, or EXIT_FAILED after saying why. */
+static int
+config_key(void *arg, const qg_config_value *v)
+{
+    cli *c = arg;
+    const char *key = v->key, *s = v->string;
+    int is_str = v->type == QG_CONFIG_STRING;
+    int is_int = v->type == QG_CONFIG_INTEGER;
+    const cli_option *own;
+
+    if (strcmp(key, "db") == 0 && is_str) {
+        if (c->db == NULL)
+            c->db = cli_config_path(c, s);
+    } else if (strcmp(key, "secret_file") == 0 && is_str) {
+        if (c->secret_file == NULL)
+            c->secret_file = cli_config_path(c, s);
+    } else if (strcmp(key, "mapping") == 0 && is_str) {
+        c->mapping = cli_config_path(c, s);
+    } else if (strcmp(key, "durability") == 0 && is_str &&
+               (strcmp(s, "sync") == 0 || strcmp(s, "group") == 0 ||
+                strcmp(s, "nosync") == 0)) {
+        if (c->durability == NULL)
+            c->durability = cli_config_copy(c, s);
+    } else if (strcmp(key, "reorder_window") == 0 && is_int &&
+               v->integer >= 0 && v->integer <= CLI_MAX_REORDER_WINDOW) {
+        if (c->reorder_window < 0)
+            c->reorder_window = v->integer;
+    } else if (strcmp(key, "require_signature") == 0 &&
+               v->type == QG_CONFIG_BOOLEAN) {
+        if (!v->integer)
+            c->no_verify = 1;
+    } else if (strcmp(key, "max_skew") == 0 && is_int && v->integer >= 0 &&
+               v->integer <= INT32_MAX) {
+        if (c->max_skew < 0)
+            c->max_skew = v->integer;
+    } else if (strcmp(key, "sources") == 0) {
+        /* The gate's (options.c checks them); the other commands
+         * name a source with --source. */
+        if (c->own && c->sources == NULL &&
+            (c->sources = strdup(v->json)) == NULL)
+            return cli_fail("%s: out of memory", c->config);
+    } else if ((own = find_key(c->own, c->nown, key)) != NULL) {
+        return set_own_key(c, own, v);
+    } else if (is_common_key(key)) {
+        return cli_fail("%s: key \"%s\": value %s not valid", c->config, key,
+                        v->json);
+    } else if (c->own == NULL && find_key(c->others, c->nothers, key)) {
+        /* One file serves the gate and the CLI: the gate's own keys
+         * (listen, upstream, ...) mean nothing here. */
+    } else {
+        return cli_fail("%s: key \"%s\": unknown to every qgate command",
+                        c->config, key);
+    }
+    return 0;
+}
+
+/* The config file, read and checked by the library, which hands over its
+ * keys: the programs carry no JSON parser, and json-c is loaded only
+ * when a file is read. */
 static int
 load_config(cli *c)
 {
-    json_object *root;
     char err[512], *text;
-    int rc = 0;
+    int rc;
 
-    /* Checked strict by the library; json-c then reads it as it is. */
     if (qg_config_read(c->config, &text, NULL, err, sizeof(err)))
         return cli_fail("%s", err);
-    root = json_tokener_parse(text);
+    rc = qg_config_walk(text, QG_CONFIG_OBJECT, config_key, c);
     free(text);
-    if (root == NULL)
-        return cli_fail("%s: out of memory", c->config);
-    if (!json_object_is_type(root, json_type_object)) {
-        json_object_put(root);
+    if (rc == QG_ECONFIG)
         return cli_fail("%s: expected a JSON object", c->config);
-    }
-    json_object_object_foreach(root, key, val)
-    {
-        const char *s = json_object_get_string(val);
-        int is_str = json_object_is_type(val, json_type_string);
-
-        const cli_option *own;
-
-        if (strcmp(key, "db") == 0 && is_str) {
-            if (c->db == NULL)
-                c->db = cli_config_path(c, s);
-        } else if (strcmp(key, "secret_file") == 0 && is_str) {
-            if (c->secret_file == NULL)
-                c->secret_file = cli_config_path(c, s);
-        } else if (strcmp(key, "mapping") == 0 && is_str) {
-            c->mapping = cli_config_path(c, s);
-        } else if (strcmp(key, "durability") == 0 && is_str &&
-                   (strcmp(s, "sync") == 0 || strcmp(s, "group") == 0 ||
-                    strcmp(s, "nosync") == 0)) {
-            if (c->durability == NULL)
-                c->durability = cli_config_copy(c, s);
-        } else if (strcmp(key, "reorder_window") == 0 &&
-                   json_object_is_type(val, json_type_int) &&
-                   json_object_get_int64(val) >= 0 &&
-                   json_object_get_int64(val) <= CLI_MAX_REORDER_WINDOW) {
-            if (c->reorder_window < 0)
-                c->reorder_window = json_object_get_int64(val);
-        } else if (strcmp(key, "require_signature") == 0 &&
-                   json_object_is_type(val, json_type_boolean)) {
-            if (!json_object_get_boolean(val))
-                c->no_verify = 1;
-        } else if (strcmp(key, "max_skew") == 0 &&
-                   json_object_is_type(val, json_type_int) &&
-                   json_object_get_int64(val) >= 0 &&
-                   json_object_get_int64(val) <= INT32_MAX) {
-            if (c->max_skew < 0)
-                c->max_skew = json_object_get_int64(val);
-        } else if (strcmp(key, "sources") == 0) {
-            /* The gate's (options.c checks them); the other commands
-             * name a source with --source. */
-            if (c->own && c->sources == NULL)
-                c->sources = json_object_get(val);
-        } else if ((own = find_key(c->own, c->nown, key)) != NULL) {
-            if ((rc = set_own_key(c, own, val)))
-                break;
-        } else if (is_common_key(key)) {
-            rc = cli_fail("%s: key \"%s\": value %s not valid", c->config, key,
-                          json_object_to_json_string(val));
-            break;
-        } else if (c->own == NULL && find_key(c->others, c->nothers, key)) {
-            /* One file serves the gate and the CLI: the gate's own keys
-             * (listen, upstream, ...) mean nothing here. */
-        } else {
-            rc = cli_fail("%s: key \"%s\": unknown to every qgate command",
-                          c->config, key);
-            break;
-        }
-    }
-    json_object_put(root);
+    if (rc < 0)
+        return cli_fail("%s: %s", c->config, qg_strerror(rc));
     return rc;
 }
 

@@ -11,10 +11,6 @@
 #include "qgate.h"
 #include "render.h"
 
-/* json-c through libqgate's table, loaded when a config file is read
- * (src/lib/jsonc.h): the one private header the programs include. */
-#include "../lib/jsonc.h"
-
 /* How a command's own option takes its value. */
 typedef enum cli_type {
     CLI_COMMON, /* a flag cli_common_option() takes: listed for the help */
@@ -76,9 +72,9 @@ typedef struct cli {
      * deliveries apply and check judge; NULL: every source (readers), the
      * default source (apply, check). */
     const char *source;
-    /* serve: config "sources", the gate's to read (options.c); a
-     * reference of its own, put by the gate.  NULL when absent. */
-    json_object *sources;
+    /* serve: config "sources" as JSON text, the gate's to read
+     * (options.c) and free (sources_free()).  NULL when absent. */
+    char *sources;
 } cli;
 
 /* Options every subcommand takes; cli_common_option() handles them. */

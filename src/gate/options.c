@@ -284,41 +284,164 @@ is_reserved_path(const char *p)
            strcmp(p, "/console") == 0 || strncmp(p, "/console/", 9) == 0;
 }
 
-/* A string value of a source's key, or NULL when absent; -1 (said) when
- * not a string. */
-static int
-source_string(cli *c, size_t i, json_object *src, const char *key,
-              const char **out)
-{
-    json_object *v;
+/* The keys a source takes, in the order of its strings in source_read
+ * and in gate_source's owned[]. */
+enum { S_NAME, S_PATH, S_SECRET, S_UP, S_UPSECRET, S_FORMAT, S_KEYS };
+static const char *const source_keys[S_KEYS] = {
+    "name",
+    "path",
+    "secret_file",
+    "upstream",
+    "upstream_secret_file",
+    "upstream_format",
+};
 
-    *out = NULL;
-    if (!json_object_object_get_ex(src, key, &v))
-        return 0;
-    if (!json_object_is_type(v, json_type_string))
-        return cli_fail("%s: sources[%zu]: key \"%s\": value %s is not a "
-                        "string",
-                        c->config, i, key, json_object_to_json_string(v));
-    *out = json_object_get_string(v);
+/* One object of config "sources", as source_key() reads it. */
+typedef struct source_read {
+    gate *g;
+    size_t i;            /* its index in "sources" */
+    char *val[S_KEYS];   /* each key's string, copied; NULL: absent */
+    char *wrong[S_KEYS]; /* the JSON of a value that is no string */
+} source_read;
+
+/* One key of a source (qg_config_walk()): an unknown key is refused at
+ * once; a value that is no string, after every key is known. */
+static int
+source_key(void *arg, const qg_config_value *v)
+{
+    source_read *r = arg;
+    char **dst;
+    size_t k;
+
+    for (k = 0; k < S_KEYS && strcmp(v->key, source_keys[k]) != 0; k++)
+        ;
+    if (k == S_KEYS)
+        return cli_fail("%s: sources[%zu]: key \"%s\": unknown (a "
+                        "source takes name, path, secret_file, "
+                        "upstream, upstream_secret_file, "
+                        "upstream_format)",
+                        r->g->c->config, r->i, v->key);
+    dst = v->type == QG_CONFIG_STRING ? &r->val[k] : &r->wrong[k];
+    if ((*dst = strdup(v->string ? v->string : v->json)) == NULL)
+        return cli_fail("out of memory");
     return 0;
 }
 
-/* A copy of s (a path relative to the config file's folder, when rel),
- * owned by source gs. */
-static const char *
-own(gate_source *gs, int slot, cli *c, const char *s, int rel)
+/* s, a path of the config file, taken relative to the file's folder;
+ * frees s.  NULL when out of memory. */
+static char *
+relative(cli *c, char *s)
 {
     const char *slash = strrchr(c->config, '/');
-    size_t n = strlen(s) + (slash ? (size_t)(slash - c->config) : 0) + 2;
+    size_t n;
+    char *path;
 
-    if ((gs->owned[slot] = malloc(n)) == NULL)
-        return NULL;
-    if (rel && s[0] != '/' && slash)
-        snprintf(gs->owned[slot], n, "%.*s/%s", (int)(slash - c->config),
-                 c->config, s);
-    else
-        snprintf(gs->owned[slot], n, "%s", s);
-    return gs->owned[slot];
+    if (s[0] == '/' || slash == NULL)
+        return s;
+    n = (size_t)(slash - c->config) + strlen(s) + 2;
+    if ((path = malloc(n)) != NULL)
+        snprintf(path, n, "%.*s/%s", (int)(slash - c->config), c->config, s);
+    free(s);
+    return path;
+}
+
+/* Adds the source r read, as gs, which takes its strings. */
+static int
+add_source(source_read *r, gate_source *gs)
+{
+    gate *g = r->g;
+    cli *c = g->c;
+    const char *name = r->val[S_NAME], *up = r->val[S_UP];
+    char def_path[64];
+    size_t k;
+
+    _Static_assert(sizeof(gs->owned) == sizeof(r->val), "a string per key");
+    for (k = 0; k < S_KEYS; k++)
+        if (r->wrong[k])
+            return cli_fail("%s: sources[%zu]: key \"%s\": value %s is not a "
+                            "string",
+                            c->config, r->i, source_keys[k], r->wrong[k]);
+    if (name == NULL || qg_source_name_check(name) ||
+        strcmp(name, QG_SOURCE_DEFAULT) == 0)
+        return cli_fail("%s: sources[%zu]: name %s: expected 1 to %d "
+                        "lowercase letters, digits, '-' or '_', starting "
+                        "with a letter or digit, and not \"%s\"",
+                        c->config, r->i, name ? name : "missing",
+                        QG_SOURCE_NAME_MAX, QG_SOURCE_DEFAULT);
+    for (k = 1; k < g->nsources; k++)
+        if (strcmp(g->sources[k].name, name) == 0)
+            return cli_fail("%s: sources[%zu]: name \"%s\" is taken by "
+                            "sources[%zu]",
+                            c->config, r->i, name, k - 1);
+    if (r->val[S_PATH] == NULL) {
+        snprintf(def_path, sizeof(def_path), "/webhooks/chup/%s", name);
+        if ((r->val[S_PATH] = strdup(def_path)) == NULL)
+            return cli_fail("out of memory");
+    }
+    if (r->val[S_PATH][0] != '/' || is_reserved_path(r->val[S_PATH]))
+        return cli_fail("%s: source \"%s\": path \"%s\": expected a "
+                        "path starting with /, not the gate's own",
+                        c->config, name, r->val[S_PATH]);
+    if ((r->val[S_SECRET] &&
+         (r->val[S_SECRET] = relative(c, r->val[S_SECRET])) == NULL) ||
+        (r->val[S_UPSECRET] &&
+         (r->val[S_UPSECRET] = relative(c, r->val[S_UPSECRET])) == NULL))
+        return cli_fail("out of memory");
+    if (r->val[S_SECRET] == NULL && !g->insecure)
+        return cli_fail("%s: source \"%s\": no secret_file (each "
+                        "source's deliveries are signed with its own)",
+                        c->config, name);
+    if (up && !is_http_url(up))
+        return cli_fail("%s: source \"%s\": upstream \"%s\": expected "
+                        "an http:// or https:// URL with a host",
+                        c->config, name, up);
+    if ((r->val[S_UPSECRET] || r->val[S_FORMAT]) && up == NULL)
+        return cli_fail("%s: source \"%s\": upstream_secret_file and "
+                        "upstream_format go with its own upstream",
+                        c->config, name);
+    gs->format = g->format;
+    if (r->val[S_FORMAT] &&
+        upstream_format_parse(r->val[S_FORMAT], &gs->format))
+        return cli_fail("%s: source \"%s\": upstream_format \"%s\": "
+                        "expected qgate or chup",
+                        c->config, name, r->val[S_FORMAT]);
+    gs->name = name;
+    gs->path = r->val[S_PATH];
+    gs->secret_file = r->val[S_SECRET];
+    gs->upstream = up;
+    gs->upstream_secret_file = r->val[S_UPSECRET];
+    memcpy(gs->owned, r->val, sizeof(gs->owned));
+    memset(r->val, 0, sizeof(r->val));
+    g->nsources++;
+    return 0;
+}
+
+/* One object of config "sources" (qg_config_walk()). */
+static int
+read_source(void *arg, const qg_config_value *v)
+{
+    gate *g = arg;
+    source_read r = {.g = g, .i = v->index};
+    size_t k;
+    int rc;
+
+    if (v->count > GATE_SOURCES - 1)
+        return cli_fail("%s: key \"sources\": %zu sources; a gate serves at "
+                        "most %d besides the default one",
+                        g->c->config, v->count, GATE_SOURCES - 1);
+    if (v->type != QG_CONFIG_OBJECT)
+        return cli_fail("%s: sources[%zu]: expected an object", g->c->config,
+                        v->index);
+    if ((rc = qg_config_walk(v->json, QG_CONFIG_OBJECT, source_key, &r)) < 0)
+        rc = cli_fail("%s: sources[%zu]: %s", g->c->config, v->index,
+                      qg_strerror(rc));
+    if (rc == 0)
+        rc = add_source(&r, &g->sources[g->nsources]);
+    for (k = 0; k < S_KEYS; k++) {
+        free(r.val[k]);
+        free(r.wrong[k]);
+    }
+    return rc;
 }
 
 /*
@@ -331,103 +454,20 @@ own(gate_source *gs, int slot, cli *c, const char *s, int rel)
 static int
 read_sources(gate *g, cli *c)
 {
-    static const char *const keys[] = {"name",
-                                       "path",
-                                       "secret_file",
-                                       "upstream",
-                                       "upstream_secret_file",
-                                       "upstream_format"};
-    const char *name, *path, *secret, *up, *upsecret, *fmt;
-    char def_path[64];
-    size_t i, k, n;
-    gate_source *gs;
-    int known;
+    int rc;
 
     g->sources[0].name = QG_SOURCE_DEFAULT;
     g->sources[0].path = g->path;
     g->nsources = 1;
     if (c->sources == NULL)
         return 0;
-    if (!json_object_is_type(c->sources, json_type_array))
+    rc = qg_config_walk(c->sources, QG_CONFIG_ARRAY, read_source, g);
+    if (rc == QG_ECONFIG)
         return cli_fail("%s: key \"sources\": expected an array of objects",
                         c->config);
-    n = json_object_array_length(c->sources);
-    if (n > GATE_SOURCES - 1)
-        return cli_fail("%s: key \"sources\": %zu sources; a gate serves at "
-                        "most %d besides the default one",
-                        c->config, n, GATE_SOURCES - 1);
-    for (i = 0; i < n; i++) {
-        json_object *src = json_object_array_get_idx(c->sources, i);
-
-        if (!json_object_is_type(src, json_type_object))
-            return cli_fail("%s: sources[%zu]: expected an object", c->config,
-                            i);
-        json_object_object_foreach(src, key, val)
-        {
-            (void)val;
-            for (k = 0, known = 0; k < sizeof(keys) / sizeof(*keys); k++)
-                known |= strcmp(key, keys[k]) == 0;
-            if (!known)
-                return cli_fail("%s: sources[%zu]: key \"%s\": unknown (a "
-                                "source takes name, path, secret_file, "
-                                "upstream, upstream_secret_file, "
-                                "upstream_format)",
-                                c->config, i, key);
-        }
-        if (source_string(c, i, src, "name", &name) ||
-            source_string(c, i, src, "path", &path) ||
-            source_string(c, i, src, "secret_file", &secret) ||
-            source_string(c, i, src, "upstream", &up) ||
-            source_string(c, i, src, "upstream_secret_file", &upsecret) ||
-            source_string(c, i, src, "upstream_format", &fmt))
-            return EXIT_FAILED;
-        if (name == NULL || qg_source_name_check(name) ||
-            strcmp(name, QG_SOURCE_DEFAULT) == 0)
-            return cli_fail("%s: sources[%zu]: name %s: expected 1 to %d "
-                            "lowercase letters, digits, '-' or '_', starting "
-                            "with a letter or digit, and not \"%s\"",
-                            c->config, i, name ? name : "missing",
-                            QG_SOURCE_NAME_MAX, QG_SOURCE_DEFAULT);
-        for (k = 1; k < g->nsources; k++)
-            if (strcmp(g->sources[k].name, name) == 0)
-                return cli_fail("%s: sources[%zu]: name \"%s\" is taken by "
-                                "sources[%zu]",
-                                c->config, i, name, k - 1);
-        gs = &g->sources[g->nsources++];
-        gs->name = name;
-        if (path == NULL) {
-            snprintf(def_path, sizeof(def_path), "/webhooks/chup/%s", name);
-            path = def_path;
-        }
-        if (path[0] != '/' || is_reserved_path(path))
-            return cli_fail("%s: source \"%s\": path \"%s\": expected a "
-                            "path starting with /, not the gate's own",
-                            c->config, name, path);
-        if ((gs->path = own(gs, 0, c, path, 0)) == NULL ||
-            (secret && (gs->secret_file = own(gs, 1, c, secret, 1)) == NULL) ||
-            (upsecret &&
-             (gs->upstream_secret_file = own(gs, 2, c, upsecret, 1)) == NULL))
-            return cli_fail("out of memory");
-        if (secret == NULL && !g->insecure)
-            return cli_fail("%s: source \"%s\": no secret_file (each "
-                            "source's deliveries are signed with its own)",
-                            c->config, name);
-        gs->upstream = up;
-        if (up && !is_http_url(up))
-            return cli_fail("%s: source \"%s\": upstream \"%s\": expected "
-                            "an http:// or https:// URL with a host",
-                            c->config, name, up);
-        if ((upsecret || fmt) && up == NULL)
-            return cli_fail("%s: source \"%s\": upstream_secret_file and "
-                            "upstream_format go with its own upstream",
-                            c->config, name);
-        gs->format = g->format;
-        if (fmt && upstream_format_parse(fmt, &gs->format))
-            return cli_fail("%s: source \"%s\": upstream_format \"%s\": "
-                            "expected qgate or chup",
-                            c->config, name, fmt);
-    }
-    return 0;
+    if (rc < 0)
+        return cli_fail("%s: key \"sources\": %s", c->config, qg_strerror(rc));
+    return rc;
 }
 
 /* Which sources are served, and where their steps go. */
@@ -513,7 +553,7 @@ sources_free(gate *g)
             free(g->sources[i].owned[k]);
             g->sources[i].owned[k] = NULL;
         }
-    json_object_put(g->c->sources);
+    free(g->c->sources);
     g->c->sources = NULL;
 }
 

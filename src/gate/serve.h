@@ -26,7 +26,9 @@ typedef struct gate_source {
     upstream_format format;
     qg_engine *eng;       /* under eng_lock: SIGHUP replaces it */
     upstream_builder *up; /* for its own upstream */
-    char *owned[3];       /* strings made for it, freed at the end */
+    /* Its strings from config "sources", the ones above among them:
+     * made for it, freed at the end. */
+    char *owned[6];
 } gate_source;
 
 typedef struct gate {

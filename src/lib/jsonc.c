@@ -2,13 +2,13 @@
  * jsonc.c - json-c, loaded the first time qgate parses or writes JSON
  * (jsonc.h says why).
  */
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define QG__JSONC_LINKED /* this file names the functions themselves */
+#include "dl.h"
 #include "jsonc.h"
 
 const qg__libjsonc *_Atomic qg__jsonc_table;
@@ -20,22 +20,16 @@ static const char *jsonc_missing; /* what failed; NULL: loaded */
 static void
 jsonc_open(void)
 {
-    void *lib, *sym;
+    static const char *const names[] = {QG__JSONC_FUNCTIONS(QG__DL_NAME)};
+    void *syms[sizeof(names) / sizeof(*names)];
 
-    /* Never closed: its objects may be freed at any time. */
-    if ((lib = dlopen(QG__LIBJSONC_SONAME, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-        jsonc_missing = dlerror();
+    _Static_assert(sizeof(jsonc) == sizeof(syms), "a pointer per name");
+    jsonc_missing = qg__dl_load(QG__LIBJSONC_SONAME, names,
+                                sizeof(names) / sizeof(*names), syms);
+    if (jsonc_missing)
         return;
-    }
     /* memcpy(): see pq.c. */
-#define QG__JSONC_RESOLVE(f)                                                   \
-    if ((sym = dlsym(lib, #f)) == NULL) {                                      \
-        jsonc_missing = #f;                                                    \
-        return;                                                                \
-    }                                                                          \
-    memcpy(&jsonc.f, &sym, sizeof(sym));
-    QG__JSONC_FUNCTIONS(QG__JSONC_RESOLVE)
-#undef QG__JSONC_RESOLVE
+    memcpy(&jsonc, syms, sizeof(jsonc));
     atomic_store_explicit(&qg__jsonc_table, &jsonc, memory_order_release);
 }
 

@@ -16,9 +16,10 @@
  * cannot be loaded is met as the loader would meet it: the process is
  * told why and stops (qg__jsonc_load()).  qg__jsonc() never returns NULL.
  *
- * A file that links json-c itself (the gate's own files, the programs
- * built against libqgate.so, the tests' direct calls) defines
- * QG__JSONC_LINKED first; its calls stay direct, to the same library.
+ * The programs do not include this: they read their configuration
+ * files through qg_config_walk() (config.c), and the gate's own files
+ * link json-c.  jsonc.c, which names the functions themselves, defines
+ * QG__JSONC_LINKED first.
  * Private.
  */
 #ifndef QG_JSONC_H
@@ -34,7 +35,7 @@
 #define QG__LIBJSONC_SONAME "libjson-c.so.5"
 #endif
 
-/* Every json-c function libqgate and the commands call. */
+/* Every json-c function libqgate calls. */
 #define QG__JSONC_FUNCTIONS(XX)                                                \
     XX(json_object_array_add)                                                  \
     XX(json_object_array_get_idx)                                              \
@@ -55,6 +56,7 @@
     XX(json_object_new_string)                                                 \
     XX(json_object_object_add)                                                 \
     XX(json_object_object_get_ex)                                              \
+    XX(json_object_object_length)                                              \
     XX(json_object_put)                                                        \
     XX(json_object_to_json_string)                                             \
     XX(json_object_to_json_string_ext)                                         \
@@ -63,7 +65,6 @@
     XX(json_tokener_get_error)                                                 \
     XX(json_tokener_get_parse_end)                                             \
     XX(json_tokener_new_ex)                                                    \
-    XX(json_tokener_parse)                                                     \
     XX(json_tokener_parse_ex)                                                  \
     XX(json_tokener_reset)                                                     \
     XX(json_tokener_set_flags)
@@ -112,6 +113,7 @@ qg__jsonc(void)
 #define json_object_new_string     (qg__jsonc()->json_object_new_string)
 #define json_object_object_add     (qg__jsonc()->json_object_object_add)
 #define json_object_object_get_ex  (qg__jsonc()->json_object_object_get_ex)
+#define json_object_object_length  (qg__jsonc()->json_object_object_length)
 #define json_object_put            (qg__jsonc()->json_object_put)
 #define json_object_to_json_string (qg__jsonc()->json_object_to_json_string)
 #define json_object_to_json_string_ext                                         \
@@ -121,7 +123,6 @@ qg__jsonc(void)
 #define json_tokener_get_error     (qg__jsonc()->json_tokener_get_error)
 #define json_tokener_get_parse_end (qg__jsonc()->json_tokener_get_parse_end)
 #define json_tokener_new_ex        (qg__jsonc()->json_tokener_new_ex)
-#define json_tokener_parse         (qg__jsonc()->json_tokener_parse)
 #define json_tokener_parse_ex      (qg__jsonc()->json_tokener_parse_ex)
 #define json_tokener_reset         (qg__jsonc()->json_tokener_reset)
 #define json_tokener_set_flags     (qg__jsonc()->json_tokener_set_flags)

@@ -2,13 +2,13 @@
  * ossl.c - libcrypto, loaded the first time qgate hashes or signs
  * (ossl.h says why).
  */
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define QG__OSSL_LINKED /* this file names the functions themselves */
+#include "dl.h"
 #include "ossl.h"
 
 /* libcrypto's SONAME, from the version CMake found (3 for OpenSSL 3). */
@@ -23,22 +23,15 @@ static const char *ossl_missing; /* what failed; NULL: loaded */
 static void
 ossl_open(void)
 {
-    void *lib, *sym;
+    static const char *const names[] = {QG__OSSL_FUNCTIONS(QG__DL_NAME)};
+    void *syms[sizeof(names) / sizeof(*names)];
 
-    /* Never closed: what it allocated may be freed at any time. */
-    if ((lib = dlopen(QG__LIBCRYPTO_SONAME, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-        ossl_missing = dlerror();
-        return;
-    }
+    _Static_assert(sizeof(ossl) == sizeof(syms), "a pointer per name");
+    ossl_missing = qg__dl_load(QG__LIBCRYPTO_SONAME, names,
+                               sizeof(names) / sizeof(*names), syms);
     /* memcpy(): see pq.c. */
-#define QG__OSSL_RESOLVE(f)                                                    \
-    if ((sym = dlsym(lib, #f)) == NULL) {                                      \
-        ossl_missing = #f;                                                     \
-        return;                                                                \
-    }                                                                          \
-    memcpy(&ossl.f, &sym, sizeof(sym));
-    QG__OSSL_FUNCTIONS(QG__OSSL_RESOLVE)
-#undef QG__OSSL_RESOLVE
+    if (ossl_missing == NULL)
+        memcpy(&ossl, syms, sizeof(ossl));
 }
 
 const qg__libcrypto *

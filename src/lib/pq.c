@@ -2,12 +2,12 @@
  * pq.c - libpq, loaded the first time a PostgreSQL store is opened
  * (pq.h says why).
  */
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define QG__PQ_LINKED /* this file names the functions themselves */
+#include "dl.h"
 #include "pq.h"
 #include "qgate_int.h"
 
@@ -19,29 +19,22 @@ static int pq_rc;
 static void
 pq_open(void)
 {
+    static const char *const names[] = {QG__PQ_FUNCTIONS(QG__DL_NAME)};
+    void *syms[sizeof(names) / sizeof(*names)];
     const char *file = getenv("QGATE_LIBPQ");
-    void *lib, *sym;
 
+    /* The table is one function pointer a name, in the same order. */
+    _Static_assert(sizeof(qg__pq) == sizeof(syms), "a pointer per name");
     if (file == NULL || *file == '\0')
         file = QG__LIBPQ_SONAME;
-    /* Never closed: connections and their results live as long as the
-     * process may. */
-    if ((lib = dlopen(file, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+    if (qg__dl_load(file, names, sizeof(names) / sizeof(*names), syms)) {
         pq_rc = QG_ENOLIB;
         return;
     }
-    /* dlsym() gives an object pointer; POSIX guarantees that it holds a
+    /* dlsym() gives object pointers; POSIX guarantees that they hold a
      * function's address, and memcpy() says so without a cast ISO C
      * forbids. */
-#define QG__PQ_RESOLVE(f)                                                      \
-    if ((sym = dlsym(lib, #f)) == NULL) {                                      \
-        memset(&qg__pq, 0, sizeof(qg__pq));                                    \
-        pq_rc = QG_ENOLIB;                                                     \
-        return;                                                                \
-    }                                                                          \
-    memcpy(&qg__pq.f, &sym, sizeof(sym));
-    QG__PQ_FUNCTIONS(QG__PQ_RESOLVE)
-#undef QG__PQ_RESOLVE
+    memcpy(&qg__pq, syms, sizeof(qg__pq));
 }
 
 int
