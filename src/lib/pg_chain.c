@@ -44,106 +44,6 @@
     "n, kind, op, ticket, ref, time_us, ticket_prev, leaf, ticket_prev_hash, " \
     "hash"
 
-/* An entry waiting for its transaction's commit. */
-typedef struct pending {
-    uint64_t ticket, ref;
-    int64_t time_us;
-    unsigned char kind, op, has_leaf;
-    unsigned char leaf[QG_CHAIN_HASH_LEN];
-} pending;
-
-struct qg__pgchain {
-    pending *e;
-    size_t n, cap;
-    size_t *marks; /* n when savepoint depth d was taken: marks[d] */
-    int nmarks;
-};
-
-static struct qg__pgchain *
-chain_of(qg__pgconn *c)
-{
-    if (c->chain == NULL)
-        c->chain = calloc(1, sizeof(*c->chain));
-    return c->chain;
-}
-
-int
-qg__pg_chain_add(qg__txn *t, qg_chain_kind kind, int op, uint64_t ticket,
-                 uint64_t ref, int64_t time_us, const unsigned char *leaf)
-{
-    struct qg__pgchain *ch = chain_of(t->be);
-    pending *p;
-
-    if (ch == NULL)
-        return QG_ENOMEM;
-    if (ch->n == ch->cap) {
-        size_t cap = ch->cap ? ch->cap * 2 : 64;
-
-        if ((p = realloc(ch->e, cap * sizeof(*p))) == NULL)
-            return QG_ENOMEM;
-        ch->e = p;
-        ch->cap = cap;
-    }
-    p = &ch->e[ch->n++];
-    memset(p, 0, sizeof(*p));
-    p->kind = (unsigned char)kind;
-    p->op = (unsigned char)op;
-    p->ticket = ticket;
-    p->ref = ref;
-    p->time_us = time_us;
-    if (leaf) {
-        p->has_leaf = 1;
-        memcpy(p->leaf, leaf, QG_CHAIN_HASH_LEN);
-    }
-    return 0;
-}
-
-void
-qg__pg_chain_reset(qg__pgconn *c)
-{
-    if (c->chain)
-        c->chain->n = 0;
-}
-
-void
-qg__pg_chain_mark(qg__pgconn *c, int depth)
-{
-    struct qg__pgchain *ch = chain_of(c);
-    size_t *m;
-
-    /* Without memory the savepoint's entries cannot be told apart: the
-     * undo then keeps them, and verify would say so; never seen. */
-    if (ch == NULL || depth < 0)
-        return;
-    if (depth >= ch->nmarks) {
-        if ((m = realloc(ch->marks, (size_t)(depth + 8) * sizeof(*m))) == NULL)
-            return;
-        ch->marks = m;
-        ch->nmarks = depth + 8;
-    }
-    ch->marks[depth] = ch->n;
-}
-
-void
-qg__pg_chain_undo(qg__pgconn *c, int depth)
-{
-    struct qg__pgchain *ch = c->chain;
-
-    if (ch && depth >= 0 && depth < ch->nmarks && ch->marks[depth] <= ch->n)
-        ch->n = ch->marks[depth];
-}
-
-void
-qg__pg_chain_free(qg__pgconn *c)
-{
-    if (c->chain == NULL)
-        return;
-    free(c->chain->e);
-    free(c->chain->marks);
-    free(c->chain);
-    c->chain = NULL;
-}
-
 /* ----- appending at commit ------------------------------------------------ */
 
 /* A ticket's last entry, as the flush moves it. */
@@ -377,7 +277,7 @@ qg__pg_chain_flush(qg__pgconn *c)
     if ((rc = batch_init(&b, ch->n < INSERT_ROWS ? ch->n : INSERT_ROWS)))
         goto done;
     for (i = 0; i < ch->n; i++) {
-        const pending *p = &ch->e[i];
+        const qg__pgpending *p = &ch->e[i];
 
         hd = NULL;
         if (p->ticket) {

@@ -1,8 +1,9 @@
 /*
- * pg_int.h - the PostgreSQL store, shared by its files (pg.c: the handle,
- * connections, transactions and schema; pg_codec.c: parameters and rows;
- * pg_rows.c: what the engine reads and writes; pg_read.c: the readers;
- * pg_outbox.c: the outbox).
+ * pg_int.h - the PostgreSQL store, shared by its files (pg_conn.c:
+ * statements, connections and transactions; pg.c: the handle, commit and
+ * schema; pg_codec.c: parameters and rows; pg_rows.c: what the engine
+ * reads and writes; pg_read.c: the readers; pg_chain.c: the hash chain;
+ * pg_purge.c: purges; pg_outbox.c: the outbox).
  * Private.
  */
 #ifndef QG_PG_INT_H
@@ -24,7 +25,7 @@
 /* Statements sent ahead of the next one (qg__pg_exec()), at most. */
 #define QG__PG_LATER 8
 
-/* A statement prepared on a connection (pg.c, stmt_name()). */
+/* A statement prepared on a connection (pg_conn.c, stmt_name()). */
 typedef struct qg__pgstmt {
     uint64_t hash; /* of sql */
     char *sql;     /* a copy; NULL: a free slot (its Parse failed) */
@@ -39,6 +40,22 @@ typedef struct qg__pglater {
     int has_key;
     int test; /* a false answer is a conflict: a lock tried and not got */
 } qg__pglater;
+
+/* A chain entry waiting for its transaction's commit (pg_conn.c keeps
+ * them, pg_chain.c appends them). */
+typedef struct qg__pgpending {
+    uint64_t ticket, ref;
+    int64_t time_us;
+    unsigned char kind, op, has_leaf;
+    unsigned char leaf[QG_CHAIN_HASH_LEN];
+} qg__pgpending;
+
+struct qg__pgchain {
+    qg__pgpending *e;
+    size_t n, cap;
+    size_t *marks; /* n when savepoint depth d was taken: marks[d] */
+    int nmarks;
+};
 
 /*
  * One connection of the pool.  A transaction holds it from begin to
@@ -58,7 +75,7 @@ typedef struct qg__pgconn {
     qg__pgstmt stmts[QG__PG_STMTS]; /* prepared on this connection */
     int nlater;
     qg__pglater later[QG__PG_LATER]; /* not sent yet */
-    struct qg__pgchain *chain; /* entries to append at commit (pg_chain.c) */
+    struct qg__pgchain *chain;       /* entries to append at commit */
 } qg__pgconn;
 
 struct qg_store {
@@ -103,6 +120,7 @@ void qg__pg_record(const PGresult *r, int i, int col, qg_record *rec);
 void qg__pg_rejection(const PGresult *r, int i, int col, qg_rejection *rej);
 void qg__pg_held(const PGresult *r, int i, int col, qg__step *s, qg_held *h);
 
+/* pg_conn.c: statements, connections and transactions */
 /*
  * Runs sql on c with p's parameters (p may be NULL), results in binary.
  * *res (res may be NULL: the result is cleared) is the caller's, to be
@@ -122,6 +140,10 @@ int qg__pg_later(qg__pgconn *c, const char *sql);
  * next statement (qg__pg_later()), which runs once the lock is got; a
  * lock tried and not got is that statement's QG_EBUSY. */
 int qg__pg_lock(qg__txn *t, int64_t key);
+/* Sends c's later statements at once when a lock waits among them, so
+ * that it is got, or found taken (QG_EBUSY), before what follows (0 when
+ * none waits).  Errors: as qg__pg_exec(). */
+int qg__pg_send_locks(qg__pgconn *c);
 
 /* The advisory lock that orders a purge's batch of steps and a resend
  * (pg_purge.c, pg_outbox.c), as LMDB's one writer orders them: any fixed
@@ -129,14 +151,34 @@ int qg__pg_lock(qg__txn *t, int64_t key);
  * (...0002) are. */
 #define QG__PG_PURGE_LOCK INT64_C(7160676174650003)
 
-/* pg.c */
+/* A connection from st's pool, or a new one (fresh set); given back
+ * (give) at the end of its transaction, or freed (free, NULL accepted). */
+int qg__pg_conn_new(qg_store *st, qg__pgconn **out);
+int qg__pg_conn_take(qg_store *st, qg__pgconn **out, int *fresh);
+void qg__pg_conn_give(qg_store *st, qg__pgconn *c);
+void qg__pg_conn_free(qg__pgconn *c);
 /* The store's id (qg_store_id()), as the chain's seal names it. */
 int qg__pg_id(const qg_store *st, char out[QG_STORE_ID_LEN + 1]);
 int qg__pg_txn_begin(qg_store *st, int write, qg__txn *t);
-int qg__pg_txn_commit(qg__txn *t);
 void qg__pg_txn_abort(qg__txn *t);
 /* A read transaction in REPEATABLE READ, for a cursor's snapshot. */
 int qg__pg_snapshot(qg_store *st, qg__txn *t);
+int qg__pg_txn_nest(qg__txn *parent, qg__txn *child);
+int qg__pg_txn_nest_commit(qg__txn *child);
+void qg__pg_txn_nest_abort(qg__txn *child);
+/* A write transaction's chain entries, kept in its connection until
+ * pg_chain.c appends them at its commit (qg__pg_chain_flush()); a
+ * savepoint's are undone with it (mark when it is taken, undo when it is
+ * rolled back). */
+int qg__pg_chain_add(qg__txn *t, qg_chain_kind kind, int op, uint64_t ticket,
+                     uint64_t ref, int64_t time_us, const unsigned char *leaf);
+void qg__pg_chain_reset(qg__pgconn *c);
+void qg__pg_chain_mark(qg__pgconn *c, int depth);
+void qg__pg_chain_undo(qg__pgconn *c, int depth);
+void qg__pg_chain_free(qg__pgconn *c);
+
+/* pg.c */
+int qg__pg_txn_commit(qg__txn *t);
 int qg__pg_meta_get(qg__txn *t, const char *key, uint64_t *v);
 int qg__pg_meta_put(qg__txn *t, const char *key, uint64_t v);
 
@@ -246,22 +288,15 @@ void qg__pg_held_close(qg_held_list *hl);
 int qg__pg_held_stats(qg_store *st, uint64_t *count, int64_t *oldest_us);
 
 /* pg_chain.c: the hash chain.  A write transaction's entries wait in its
- * connection (add) and are appended at its commit (flush, before COMMIT),
- * under one lock for every gate; a savepoint's are undone with it (mark
- * when it is taken, undo when it is rolled back).  The leaves of rows
- * read with QG__PG_CHAIN_STEP_COLS, QG__PG_REJECTION_COLS and
- * QG__PG_HELD_COLS: QG_ESTORE when a row is no longer a record. */
+ * connection (qg__pg_chain_add(), pg_conn.c) and are appended at its
+ * commit (flush, before COMMIT), under one lock for every gate.  The
+ * leaves of rows read with QG__PG_CHAIN_STEP_COLS, QG__PG_REJECTION_COLS
+ * and QG__PG_HELD_COLS: QG_ESTORE when a row is no longer a record. */
 #define QG__PG_CHAIN_STEP_COLS                                                 \
     QG__PG_RECORD_COLS ", body_sha256, has_facts, rule, rule_event, "          \
                        "by_appointment, updated, state_event, "                \
                        "f_appointment_date, f_appointment_time"
-int qg__pg_chain_add(qg__txn *t, qg_chain_kind kind, int op, uint64_t ticket,
-                     uint64_t ref, int64_t time_us, const unsigned char *leaf);
 int qg__pg_chain_flush(qg__pgconn *c);
-void qg__pg_chain_reset(qg__pgconn *c);
-void qg__pg_chain_mark(qg__pgconn *c, int depth);
-void qg__pg_chain_undo(qg__pgconn *c, int depth);
-void qg__pg_chain_free(qg__pgconn *c);
 int qg__pg_step_leaf(const PGresult *r, int i, unsigned char leaf[32]);
 int qg__pg_rejection_leaf(const PGresult *r, int i, unsigned char leaf[32]);
 int qg__pg_held_leaf(const PGresult *r, int i, unsigned char leaf[32]);
