@@ -750,9 +750,12 @@ chain_range(qg__txn *t, const old_list *l, size_t from, size_t end)
     unsigned char key[12], leaf[HASH_LEN];
     const old_record *r;
     MDB_val k, v;
+    size_t i;
     int rc;
 
-    for (r = l->r + from; r < l->r + end; r++) {
+    /* by index: an empty store has no array (l->r NULL) */
+    for (i = from; i < end; i++) {
+        r = &l->r[i];
         record_key(r, key, &k);
         if ((rc = mdb_get(t->txn, record_db(t->st, r->kind), &k, &v)))
             return qg__from_mdb(rc);
