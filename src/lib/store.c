@@ -10,7 +10,8 @@
  *               "rejections_unsigned_bytes", "rejections_unsigned_first",
  *               "rejections_dropped" -> u64, the bound on the log's
  *               unauthenticated and malformed entries; "write_probe" ->
- *               64 KiB rewritten by qg_store_probe()
+ *               64 KiB rewritten by qg_store_probe(); "counts" -> the
+ *               tickets by state and the refusals by reason (counts.c)
  *   tickets     u64 ticket -> ticket row (store_int.h: TICKET_LEN bytes,
  *               with the number of its newest chain entry)
  *   aliases     u8 kind | source << 2, i64 Chup id -> u64 ticket
