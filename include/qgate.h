@@ -1784,6 +1784,36 @@ QG_EXTERN void qg_held_close(qg_held_list *hl);
 QG_EXTERN int qg_held_stats(qg_store *st, uint64_t *count, int64_t *oldest_us);
 
 /**
+ * The tickets by state and the refusals by reason, as a pass over every
+ * ticket (qg_tickets_open()) and every entry of the rejection log
+ * (qg_rejections_open()) would count them, without the pass.
+ */
+typedef struct qg_counts {
+    uint64_t tickets; /**< tickets with at least one record: the states' sum */
+    uint64_t states[QG_STATE_COUNT]; /**< of those, the tickets at each state */
+    uint64_t refused; /**< entries of the rejection log: the reasons' sum */
+    uint64_t reasons[QG_REASON_COUNT]; /**< of those, the entries of each */
+} qg_counts;
+
+/**
+ * Counts the tickets by state and the rejection log by reason, in one
+ * snapshot.  A ticket is counted once it has a record, at its state; an
+ * entry of the log (resolved or not) at its reason; a state or reason
+ * past this version's tables is not counted.  The LMDB store keeps these
+ * counts, rewritten in the transaction that changes them, so the call
+ * reads one value; a store an older qgate wrote (before the counts, or
+ * since by an older binary on the same folder) gets them at its next
+ * writable open and, until then, is counted by a pass over the tickets
+ * and the log.  The
+ * PostgreSQL store counts its tables.
+ * @param[in] st the store.
+ * @param[out] out the counts; written only when 0 is returned.
+ * @return 0, #QG_EINVAL (NULL st or out), #QG_ENOMEM, #QG_EBUSY,
+ * #QG_ESTORE.
+ */
+QG_EXTERN int qg_store_counts(qg_store *st, qg_counts *out);
+
+/**
  * Gives up on the held deliveries received before a time: each goes to
  * the rejection log with the reason it would have had on arrival without
  * a reorder window, judged against its ticket as it is now

@@ -1610,6 +1610,369 @@ START_TEST(test_ticket_id_parse_forms)
 }
 END_TEST
 
+/* ----- counts ----------------------------------------------------------- */
+
+/* Whether the LMDB store holds counts, and their value. */
+static int
+counts_value(unsigned char *buf, size_t cap)
+{
+    MDB_val k = {6, (void *)"counts"}, v;
+    qg__txn t;
+    int rc;
+
+    ck_assert_int_eq(qg__txn_begin(st, 0, &t), 0);
+    rc = mdb_get(t.txn, st->meta, &k, &v);
+    ck_assert(rc == 0 || rc == MDB_NOTFOUND);
+    if (rc == 0) {
+        ck_assert_uint_le(v.mv_size, cap);
+        memcpy(buf, v.mv_data, v.mv_size);
+    }
+    qg__txn_abort(&t);
+    return rc == 0;
+}
+
+/* The counts a pass over every ticket and every entry of the rejection
+ * log gives, as the console's overview made them before the store kept
+ * them. */
+static void
+walk_counts(qg_counts *c, uint64_t *records, uint64_t *newest)
+{
+    qg_tickets *it = NULL;
+    qg_rejections *log = NULL;
+    qg_ticket t;
+    qg_rejection rj;
+    int rc;
+
+    memset(c, 0, sizeof(*c));
+    *records = *newest = 0;
+    ck_assert_int_eq(qg_tickets_open(st, &it), 0);
+    while ((rc = qg_tickets_next(it, &t)) == 0) {
+        *records += t.records;
+        if ((unsigned)t.state < QG_STATE_COUNT && t.records) {
+            c->states[t.state]++;
+            c->tickets++;
+        }
+    }
+    qg_tickets_close(it);
+    ck_assert_int_eq(rc, QG_NOTFOUND);
+    ck_assert_int_eq(qg_rejections_open(st, 1, &log), 0);
+    while ((rc = qg_rejections_next(log, &rj)) == 0) {
+        *newest = rj.id;
+        if ((unsigned)rj.reason < QG_REASON_COUNT) {
+            c->reasons[rj.reason]++;
+            c->refused++;
+        }
+    }
+    qg_rejections_close(log);
+    ck_assert_int_eq(rc, QG_NOTFOUND);
+}
+
+/* Fails the test unless the LMDB store's counts are those of want, of
+ * records history records and a log whose newest entry is newest: kept
+ * in step, not found stale and passed over for a walk. */
+static void
+assert_kept(const char *when, const qg_counts *want, uint64_t records,
+            uint64_t newest)
+{
+    unsigned char v[512];
+    int i;
+
+    ck_assert_msg(counts_value(v, sizeof(v)), "%s: no counts kept", when);
+    ck_assert_msg(get64(v) == records && get64(v + 8) == want->refused &&
+                      get64(v + 16) == newest,
+                  "%s: counts of %" PRIu64 " records, %" PRIu64
+                  " refusals up to %" PRIu64 ", the store has %" PRIu64
+                  ", %" PRIu64 ", %" PRIu64,
+                  when, get64(v), get64(v + 8), get64(v + 16), records,
+                  want->refused, newest);
+    for (i = 0; i < QG_STATE_COUNT; i++)
+        ck_assert_msg(get64(v + 24 + 8 * i) == want->states[i],
+                      "%s: %" PRIu64 " tickets %s kept, a pass finds %" PRIu64,
+                      when, get64(v + 24 + 8 * i), qg_state_name((qg_state)i),
+                      want->states[i]);
+    for (i = 0; i < QG_REASON_COUNT; i++)
+        ck_assert_msg(get64(v + 24 + 8 * (QG_STATE_COUNT + i)) ==
+                          want->reasons[i],
+                      "%s: %" PRIu64 " refused %s kept, a pass finds %" PRIu64,
+                      when, get64(v + 24 + 8 * (QG_STATE_COUNT + i)),
+                      qg_reason_name((qg_reason)i), want->reasons[i]);
+}
+
+/* Fails the test, naming the state or reason, unless qg_store_counts()
+ * says what the pass says and, kept set, a writable LMDB store keeps them;
+ * returns the counts. */
+static qg_counts
+check_counts(const char *when, int kept)
+{
+    qg_counts got, want;
+    uint64_t records, newest;
+    int i;
+
+    walk_counts(&want, &records, &newest);
+    ck_assert_int_eq(qg_store_counts(st, &got), 0);
+    for (i = 0; i < QG_STATE_COUNT; i++)
+        ck_assert_msg(got.states[i] == want.states[i],
+                      "%s: %" PRIu64 " tickets %s, a pass finds %" PRIu64, when,
+                      got.states[i], qg_state_name((qg_state)i),
+                      want.states[i]);
+    for (i = 0; i < QG_REASON_COUNT; i++)
+        ck_assert_msg(got.reasons[i] == want.reasons[i],
+                      "%s: %" PRIu64 " refused %s, a pass finds %" PRIu64, when,
+                      got.reasons[i], qg_reason_name((qg_reason)i),
+                      want.reasons[i]);
+    ck_assert_msg(got.tickets == want.tickets && got.refused == want.refused,
+                  "%s: %" PRIu64 " tickets and %" PRIu64
+                  " refused, a pass finds %" PRIu64 " and %" PRIu64,
+                  when, got.tickets, got.refused, want.tickets, want.refused);
+    /* a writable LMDB store keeps them: a pass would hide a wrong count */
+    if (kept && !tu_store_is_pg() && qg__store_writable(st) == 1)
+        assert_kept(when, &want, records, newest);
+    return got;
+}
+
+static qg_counts
+assert_counts(const char *when)
+{
+    return check_counts(when, 1);
+}
+
+/* A day at the gate, with a reorder window: what each delivery must be
+ * ('A' accepted, 'L' placed late, 'H' held, 'D' duplicate, 'R' refused),
+ * and, for a refusal, its reason. */
+static const struct {
+    const char *file;
+    char verdict;
+    qg_reason reason;
+} day[] = {
+    {WALK_IN "01-join-live-queue.json", 'A', QG_R_NONE},
+    {WALK_IN "03-move.json", 'A', QG_R_NONE},
+    {WALK_IN "02-alert.json", 'L', QG_R_NONE},
+    {WALK_IN "01-join-live-queue.json", 'D', QG_R_REDELIVERY},
+    {WALK_IN "05-served.json", 'H', QG_R_EARLY},
+    {WALK_IN "04-serving.json", 'A', QG_R_NONE}, /* releases 05 */
+    {WALK_IN "05-served.json", 'D', QG_R_REDELIVERY},
+    {APPOINTMENT "01-appointment.json", 'A', QG_R_NONE},
+    {APPOINTMENT "02-reschedule.json", 'A', QG_R_NONE},
+    {APPOINTMENT "03-join-live-queue.json", 'A', QG_R_NONE},
+    {"illegal/paid-after-cancel/01-join-live-queue.json", 'A', QG_R_NONE},
+    {"illegal/paid-after-cancel/02-cancel-delete.json", 'A', QG_R_NONE},
+    {"illegal/paid-after-cancel/03-billing-paid.json", 'R', QG_R_TICKET_CLOSED},
+    {"malformed/not-json.json", 'R', QG_R_BAD_JSON},
+    {"malformed/missing-signature.json", 'R', QG_R_MISSING_SIGNATURE},
+    {"malformed/signature-short.json", 'R', QG_R_SIGNATURE_FORMAT},
+    {SERVED "01-join-live-queue.json", 'A', QG_R_NONE},
+    {SERVED "02-served.json", 'H', QG_R_EARLY}, /* expired below */
+};
+
+static char
+verdict_letter(const qg_result *res)
+{
+    switch (res->verdict) {
+    case QG_ACCEPTED:
+        return res->late ? 'L' : 'A';
+    case QG_HELD:
+        return 'H';
+    case QG_DUPLICATE:
+        return 'D';
+    default:
+        return 'R';
+    }
+}
+
+/* After each delivery of a day, and after its held deliveries expire,
+ * the store's counts are what a pass over its tickets and log finds. */
+START_TEST(test_counts_follow_a_day)
+{
+    qg_counts c;
+    qg_result res;
+    uint64_t expired = 0;
+    size_t i;
+    int states = 0, reasons = 0;
+
+    ck_assert_int_eq(qg_engine_set_reorder_window(eng, 1200), 0);
+    for (i = 0; i < COUNT(day); i++) {
+        res = tu_apply(eng, st, day[i].file);
+        ck_assert_msg(verdict_letter(&res) == day[i].verdict &&
+                          res.reason == day[i].reason,
+                      "%s: %s %s, expected %c %s", day[i].file,
+                      qg_verdict_name(res.verdict), qg_reason_name(res.reason),
+                      day[i].verdict, qg_reason_name(day[i].reason));
+        assert_counts(day[i].file);
+    }
+    ck_assert_int_eq(qg_held_expire(st, INT64_MAX, NULL, &expired), 0);
+    ck_assert_uint_eq(expired, 1);
+    c = assert_counts("expired");
+    for (i = 0; i < QG_STATE_COUNT; i++)
+        states += c.states[i] != 0;
+    for (i = 0; i < QG_REASON_COUNT; i++)
+        reasons += c.reasons[i] != 0;
+    ck_assert_uint_eq(c.tickets, 4);
+    ck_assert_int_ge(states, 3);
+    ck_assert_int_ge(reasons, 4);
+}
+END_TEST
+
+/* The unsigned entries the bound drops leave the counts. */
+START_TEST(test_counts_follow_drops)
+{
+    enum { N = 40, BOUND = 64 << 10 };
+    qg_store_options o;
+    qg_counts c;
+    qg_result res;
+    uint64_t dropped = 0;
+    size_t len;
+    char *body;
+    int i;
+
+    qg_store_close(st);
+    memset(&o, 0, sizeof(o));
+    o.path = tu_store_dir();
+    o.unsigned_log_max = BOUND;
+    ck_assert_int_eq(qg_store_open(&o, &st), 0);
+    tu_apply(eng, st, SERVED "01-join-live-queue.json");
+    tu_apply(eng, st, SERVED "02-served.json");
+    for (i = 0; i < N; i++) {
+        body = big_body(60000 + i, 10000, 1, &len);
+        ck_assert_int_eq(qg_engine_apply(eng, st, body, len, 0, &res), 0);
+        ck_assert_int_eq(res.verdict, QG_UNAUTHENTICATED);
+        free(body);
+    }
+    ck_assert_int_eq(qg_rejections_dropped(st, &dropped), 0);
+    ck_assert_uint_gt(dropped, 0);
+    c = assert_counts("dropped");
+    ck_assert_uint_eq(c.refused, (uint64_t)N + 1 - dropped);
+}
+END_TEST
+
+/* Puts value (NULL: deletes it) as a qgate without counts leaves it. */
+static void
+counts_set(const unsigned char *buf, size_t len)
+{
+    MDB_val k = {6, (void *)"counts"}, v = {len, (void *)buf};
+    qg__txn t;
+
+    ck_assert_int_eq(qg__txn_begin(st, 1, &t), 0);
+    if (buf)
+        ck_assert_int_eq(mdb_put(t.txn, st->meta, &k, &v, 0), 0);
+    else
+        ck_assert_int_eq(mdb_del(t.txn, st->meta, &k, NULL), 0);
+    ck_assert_int_eq(qg__txn_commit(&t), 0);
+}
+
+/*
+ * A store from before the counts is counted by a pass while read-only,
+ * gets them at its next writable open, and they follow later writes.
+ */
+START_TEST(test_counts_built_for_older_store)
+{
+    unsigned char buf[512];
+    qg_result res;
+
+    if (tu_store_is_pg())
+        return; /* LMDB's meta */
+    apply_visit(tu_walk_in, 4);
+    res = tu_apply(eng, st, SERVED "02-served.json");
+    ck_assert_int_eq(res.verdict, QG_REJECTED);
+    ck_assert(counts_value(buf, sizeof(buf)));
+    counts_set(NULL, 0);
+    st = tu_store_reopen(st, QG_RDONLY);
+    ck_assert(!counts_value(buf, sizeof(buf)));
+    ck_assert_uint_eq(assert_counts("read-only, none").tickets, 1);
+    st = tu_store_reopen(st, 0);
+    ck_assert(counts_value(buf, sizeof(buf)));
+    assert_counts("built");
+    apply_visit(tu_walk_in + 4, 5);
+    apply_visit(appointment, COUNT(appointment));
+    tu_apply(eng, st, "malformed/not-json.json");
+    ck_assert_uint_eq(assert_counts("written").tickets, 2);
+}
+END_TEST
+
+/*
+ * Counts an older qgate left behind as they were, having written a step
+ * or a refusal since: not taken for the store's, and counted again at the
+ * next writable open.
+ */
+START_TEST(test_counts_stale_after_older_writer)
+{
+    static const char *const since[] = {
+        WALK_IN "02-alert.json",   /* a step: a record more */
+        "malformed/not-json.json", /* a refusal: an entry more */
+        SERVED "02-served.json",   /* a refusal naming a ticket */
+    };
+    unsigned char old[512], now[512];
+    size_t i;
+
+    if (tu_store_is_pg())
+        return; /* LMDB's meta */
+    tu_apply(eng, st, WALK_IN "01-join-live-queue.json");
+    for (i = 0; i < COUNT(since); i++) {
+        ck_assert(counts_value(old, sizeof(old)));
+        tu_apply(eng, st, since[i]);
+        counts_set(old, 8 * (3 + QG_STATE_COUNT + QG_REASON_COUNT));
+        check_counts(since[i], 0);
+        st = tu_store_reopen(st, 0);
+        ck_assert(counts_value(now, sizeof(now)));
+        ck_assert_msg(memcmp(old, now, 8 * 3) != 0, "%s: not counted again",
+                      since[i]);
+        assert_counts(since[i]);
+    }
+}
+END_TEST
+
+/*
+ * A delivery of a group commit whose recording fails after its ticket
+ * changed (its held step cannot be read to be released) is undone alone,
+ * and its change to the counts with it.
+ */
+START_TEST(test_counts_batch_failure_undone)
+{
+    static const char *const files[] = {
+        WALK_IN "04-serving.json", /* fails releasing 05 */
+        APPOINTMENT "01-appointment.json",
+    };
+    MDB_val k = {8, NULL}, v = {10, (void *)"damaged.."};
+    unsigned char key[8];
+    qg_body bodies[COUNT(files)];
+    qg_result res[COUNT(files)];
+    int rcs[COUNT(files)];
+    qg_ticket t;
+    qg_held_list *hl = NULL;
+    qg_held h;
+    qg__txn tx;
+    size_t i, len;
+
+    if (tu_store_is_pg())
+        return; /* LMDB's databases */
+    ck_assert_int_eq(qg_engine_set_reorder_window(eng, 1200), 0);
+    apply_visit(tu_walk_in, 3);
+    ck_assert_int_eq(tu_apply(eng, st, WALK_IN "05-served.json").verdict,
+                     QG_HELD);
+    ck_assert_int_eq(qg_held_open(st, &hl), 0);
+    ck_assert_int_eq(qg_held_next(hl, &h), 0);
+    qg_held_close(hl);
+    put64(key, h.id);
+    k.mv_data = key;
+    ck_assert_int_eq(qg__txn_begin(st, 1, &tx), 0);
+    ck_assert_int_eq(mdb_put(tx.txn, st->held, &k, &v, 0), 0);
+    ck_assert_int_eq(qg__txn_commit(&tx), 0);
+
+    for (i = 0; i < COUNT(files); i++) {
+        bodies[i].body = tu_fixture(files[i], &len);
+        bodies[i].len = len;
+    }
+    ck_assert_int_eq(
+        qg_engine_apply_batch(eng, st, bodies, COUNT(files), res, rcs), 0);
+    for (i = 0; i < COUNT(files); i++)
+        free((char *)bodies[i].body);
+    ck_assert_int_eq(rcs[0], QG_ESTORE);
+    ck_assert_int_eq(rcs[1], 0);
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    ck_assert_int_eq(t.state, QG_ST_MOVED);
+    ck_assert_uint_eq(assert_counts("batch").tickets, 2);
+}
+END_TEST
+
 Suite *store_suite(void);
 
 Suite *
@@ -1640,6 +2003,11 @@ store_suite(void)
     tcase_add_test(core, test_refusals_index_follows_drops);
     tcase_add_test(core, test_dry_run_writes_nothing);
     tcase_add_test(core, test_dry_run_on_read_only_store);
+    tcase_add_test(core, test_counts_follow_a_day);
+    tcase_add_test(core, test_counts_follow_drops);
+    tcase_add_test(core, test_counts_built_for_older_store);
+    tcase_add_test(core, test_counts_stale_after_older_writer);
+    tcase_add_test(core, test_counts_batch_failure_undone);
     suite_add_tcase(s, core);
 
     tcase_add_checked_fixture(limits, limits_setup, limits_teardown);

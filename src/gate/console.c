@@ -5,8 +5,8 @@
  * retry).
  *
  * The counts of /overview are those of `qgate stats --json` over the
- * whole store (states, refused, reasons, refused_dropped), read here with
- * the same cursors, so that the console and the CLI never disagree.
+ * whole store (states, refused, reasons, refused_dropped): the store keeps
+ * them (qg_store_counts()), and `qgate stats` counts the same rows.
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -54,15 +54,14 @@ console_headers(struct MHD_Response *resp)
 
 /* {"name":count,...} of the nonzero counts. */
 static void
-counts(FILE *f, const unsigned long *n, int first_i, int count,
-       const char *(*name)(int))
+counts(FILE *f, const uint64_t *n, int count, const char *(*name)(int))
 {
     int i, first = 1;
 
     fputc('{', f);
-    for (i = first_i; i < count; i++)
+    for (i = 0; i < count; i++)
         if (n[i]) {
-            fprintf(f, "%s\"%s\":%lu", first ? "" : ",", name(i), n[i]);
+            fprintf(f, "%s\"%s\":%" PRIu64, first ? "" : ",", name(i), n[i]);
             first = 0;
         }
     fputc('}', f);
@@ -83,46 +82,22 @@ reason_name(int i)
 int
 console_overview(FILE *f, gate *g)
 {
-    unsigned long states[QG_STATE_COUNT] = {0}, reasons[QG_REASON_COUNT] = {0},
-                  tickets = 0, refused = 0;
     uint64_t depth = 0, dead = 0, held = 0, dropped = 0;
     int64_t oldest = 0;
-    qg_tickets *it = NULL;
-    qg_rejections *log = NULL;
-    qg_ticket t;
-    qg_rejection rj;
+    qg_counts c;
     int rc;
 
-    if ((rc = qg_tickets_open(g->st, &it)))
-        return rc;
-    /* A ticket exists once a step of it was accepted: each has records,
-     * as each ticket that `qgate stats` walks does. */
-    while ((rc = qg_tickets_next(it, &t)) == 0)
-        if ((unsigned)t.state < QG_STATE_COUNT && t.records) {
-            states[t.state]++;
-            tickets++;
-        }
-    qg_tickets_close(it);
-    if (rc != QG_NOTFOUND)
-        return rc;
-    if ((rc = qg_rejections_open(g->st, 1, &log)))
-        return rc;
-    while ((rc = qg_rejections_next(log, &rj)) == 0)
-        if ((unsigned)rj.reason < QG_REASON_COUNT) {
-            reasons[rj.reason]++;
-            refused++;
-        }
-    qg_rejections_close(log);
-    if (rc != QG_NOTFOUND)
-        return rc;
-    if ((rc = qg_rejections_dropped(g->st, &dropped)) ||
+    /* Kept by the store: a pass over every ticket and refusal on each
+     * request grew with the store (docs/PERFORMANCE.md). */
+    if ((rc = qg_store_counts(g->st, &c)) ||
+        (rc = qg_rejections_dropped(g->st, &dropped)) ||
         (rc = qg_held_stats(g->st, &held, NULL)) ||
         (rc = qg_outbox_stats(g->st, &depth, &oldest, &dead)))
         return rc;
-    fprintf(f, "{\"tickets\":%lu,\"states\":", tickets);
-    counts(f, states, 0, QG_STATE_COUNT, state_name);
-    fprintf(f, ",\"refused\":%lu,\"reasons\":", refused);
-    counts(f, reasons, 0, QG_REASON_COUNT, reason_name);
+    fprintf(f, "{\"tickets\":%" PRIu64 ",\"states\":", c.tickets);
+    counts(f, c.states, QG_STATE_COUNT, state_name);
+    fprintf(f, ",\"refused\":%" PRIu64 ",\"reasons\":", c.refused);
+    counts(f, c.reasons, QG_REASON_COUNT, reason_name);
     fprintf(f,
             ",\"refused_dropped\":%" PRIu64 ",\"held\":%" PRIu64
             ",\"outbox_depth\":%" PRIu64 ",\"oldest_us\":%" PRId64

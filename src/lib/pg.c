@@ -662,6 +662,7 @@ const qg__store_ops qg__pg_ops = {
     .held_next = qg__pg_held_next,
     .held_close = qg__pg_held_close,
     .held_stats = qg__pg_held_stats,
+    .counts = qg__pg_counts,
     .outbox_open = qg__pg_outbox_open,
     .outbox_next = qg__pg_outbox_next,
     .outbox_close = qg__pg_outbox_close,

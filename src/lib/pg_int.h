@@ -286,6 +286,7 @@ int qg__pg_held_open(qg_store *st, qg_held_list **out);
 int qg__pg_held_next(qg_held_list *hl, qg_held *out);
 void qg__pg_held_close(qg_held_list *hl);
 int qg__pg_held_stats(qg_store *st, uint64_t *count, int64_t *oldest_us);
+int qg__pg_counts(qg_store *st, qg_counts *out);
 
 /* pg_chain.c: the hash chain.  A write transaction's entries wait in its
  * connection (qg__pg_chain_add(), pg_conn.c) and are appended at its

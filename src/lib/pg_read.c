@@ -452,3 +452,44 @@ qg__pg_held_stats(qg_store *st, uint64_t *count, int64_t *oldest_us)
     qg__pg_txn_abort(&t);
     return rc;
 }
+
+/* ----- counts ----------------------------------------------------------- */
+
+/* Counted by the tables, in the one statement's snapshot: a row of counts
+ * would serialise every gate that writes the database. */
+int
+qg__pg_counts(qg_store *st, qg_counts *out)
+{
+    PGresult *r;
+    qg__txn t;
+    int64_t code, n;
+    int i, rc;
+
+    if ((rc = qg__pg_txn_begin(st, 0, &t)))
+        return rc;
+    rc = qg__pg_exec(t.be,
+                     "SELECT 0, state, count(*) FROM qgate.tickets "
+                     "WHERE records > 0 GROUP BY state UNION ALL "
+                     "SELECT 1, reason, count(*) FROM qgate.rejections "
+                     "GROUP BY reason",
+                     NULL, &r);
+    if (rc == 0) {
+        memset(out, 0, sizeof(*out));
+        for (i = 0; i < PQntuples(r); i++) {
+            code = qg__pg_get(r, i, 1);
+            n = qg__pg_get(r, i, 2);
+            if (qg__pg_get(r, i, 0) == 0 && code >= 0 &&
+                code < QG_STATE_COUNT) {
+                out->states[code] = (uint64_t)n;
+                out->tickets += (uint64_t)n;
+            } else if (qg__pg_get(r, i, 0) == 1 && code >= 0 &&
+                       code < QG_REASON_COUNT) {
+                out->reasons[code] = (uint64_t)n;
+                out->refused += (uint64_t)n;
+            }
+        }
+        PQclear(r);
+    }
+    qg__pg_txn_abort(&t);
+    return rc;
+}

@@ -10,7 +10,8 @@
  *               "rejections_unsigned_bytes", "rejections_unsigned_first",
  *               "rejections_dropped" -> u64, the bound on the log's
  *               unauthenticated and malformed entries; "write_probe" ->
- *               64 KiB rewritten by qg_store_probe()
+ *               64 KiB rewritten by qg_store_probe(); "counts" -> the
+ *               tickets by state and the refusals by reason (counts.c)
  *   tickets     u64 ticket -> ticket row (store_int.h: TICKET_LEN bytes,
  *               with the number of its newest chain entry)
  *   aliases     u8 kind | source << 2, i64 Chup id -> u64 ticket
@@ -323,7 +324,8 @@ qg__lmdb_open(const qg_store_options *opts, qg_store **out)
      * pages forever; clear them now. */
     mdb_reader_check(st->env, &dead);
     if ((rc = open_dbs(st)) || (rc = qg__chain_open(st)) ||
-        (rc = qg__refused_open(st)) || (rc = qg__steps_open(st)))
+        (rc = qg__refused_open(st)) || (rc = qg__steps_open(st)) ||
+        (rc = qg__counts_open(st)))
         goto fail;
     *out = st;
     return 0;
@@ -437,23 +439,30 @@ qg__lmdb_put_ticket(qg__txn *t, const qg__ticket_row *row)
     unsigned char key[8], p[TICKET_LEN];
     MDB_val k = {8, key}, v = {TICKET_LEN, p};
     uint64_t head = row->chain_head;
+    uint32_t was_records = 0;
+    unsigned was = 0;
     int rc;
 
     memset(p, 0, sizeof(p));
     put64(key, row->t.id);
+    /* The row as stored, for the counts (its page is the one the put
+     * writes), and for the head below. */
+    rc = mdb_get(t->txn, t->st->tickets, &k, &v);
+    if (rc && rc != MDB_NOTFOUND)
+        return qg__from_mdb(rc);
+    if (rc == 0 && v.mv_size == TICKET_LEN) {
+        was = ((const unsigned char *)v.mv_data)[0];
+        was_records = get32((const unsigned char *)v.mv_data + 4);
+    }
     /* The head the chain moved in the row in hand, or, for another row
      * read before the chain wrote its head itself, the newer of the two. */
-    if (t->st->chain_row == row) {
+    if (t->st->chain_row == row)
         t->st->chain_row = NULL;
-    } else if (t->st->chain_direct) {
-        rc = mdb_get(t->txn, t->st->tickets, &k, &v);
-        if (rc == 0 && v.mv_size == TICKET_LEN && ticket_head(v.mv_data) > head)
-            head = ticket_head(v.mv_data);
-        else if (rc && rc != MDB_NOTFOUND)
-            return qg__from_mdb(rc);
-        v.mv_size = TICKET_LEN;
-        v.mv_data = p;
-    }
+    else if (t->st->chain_direct && rc == 0 && v.mv_size == TICKET_LEN &&
+             ticket_head(v.mv_data) > head)
+        head = ticket_head(v.mv_data);
+    v.mv_size = TICKET_LEN;
+    v.mv_data = p;
     ticket_set_head(p, head);
     p[0] = (unsigned char)row->t.state;
     p[1] = row->flags;
@@ -469,7 +478,9 @@ qg__lmdb_put_ticket(qg__txn *t, const qg__ticket_row *row)
     put64(p + 64, (uint64_t)row->t.staff_id);
     memcpy(p + 72, row->appointment_date, strnlen(row->appointment_date, 15));
     memcpy(p + 88, row->appointment_time, strnlen(row->appointment_time, 15));
-    return qg__from_mdb(mdb_put(t->txn, t->st->tickets, &k, &v, 0));
+    if ((rc = mdb_put(t->txn, t->st->tickets, &k, &v, 0)))
+        return qg__from_mdb(rc);
+    return qg__counts_ticket(t, was, was_records, p[0], row->t.records);
 }
 
 static int
@@ -799,7 +810,9 @@ trim_unsigned(qg__txn *t, uint64_t newest, uint64_t *total)
             continue;
         *total -= v.mv_size < *total ? v.mv_size : *total;
         ticket = get64((const unsigned char *)v.mv_data + 16);
-        if ((rc = qg__chain_drop(t, QG_CHAIN_REFUSAL, ticket, id)) ||
+        if ((rc = qg__counts_refusal(
+                 t, id, ((const unsigned char *)v.mv_data)[9], 0)) ||
+            (rc = qg__chain_drop(t, QG_CHAIN_REFUSAL, ticket, id)) ||
             (rc = qg__refused_del(t, ticket, id))) {
             mdb_cursor_close(cur);
             return rc;
@@ -858,7 +871,8 @@ append_rejection(qg__txn *t, const qg_rejection *rej, uint64_t *id)
     if (keep)
         memcpy(p + REJECTION_HDR + dlen, rej->body, keep);
     if ((rc = qg__chain_refusal(t, *id, &v, 0)) ||
-        (rc = qg__refused_put(t, rej->ticket, *id)))
+        (rc = qg__refused_put(t, rej->ticket, *id)) ||
+        (rc = qg__counts_refusal(t, *id, (unsigned char)rej->reason, 1)))
         return rc;
     if (!is_unsigned(rej->verdict))
         return 0;
@@ -1787,6 +1801,7 @@ const qg__store_ops qg__lmdb_ops = {
     .held_next = qg__lmdb_held_next,
     .held_close = qg__lmdb_held_close,
     .held_stats = qg__lmdb_held_stats,
+    .counts = qg__lmdb_counts,
     .outbox_open = qg__lmdb_outbox_open,
     .outbox_next = qg__lmdb_outbox_next,
     .outbox_close = qg__lmdb_outbox_close,

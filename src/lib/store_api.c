@@ -315,6 +315,14 @@ qg_held_stats(qg_store *st, uint64_t *count, int64_t *oldest_us)
     return CALL(st, held_stats, st, count, oldest_us);
 }
 
+int
+qg_store_counts(qg_store *st, qg_counts *out)
+{
+    if (st == NULL || out == NULL)
+        return QG_EINVAL;
+    return CALL(st, counts, st, out);
+}
+
 /* ----- the outbox ------------------------------------------------------- */
 
 int

@@ -202,6 +202,17 @@ int qg__lmdb_step_summary(qg__txn *t, uint64_t ticket, uint32_t seq,
                           qg_record *out);
 int qg__lmdb_steps_built(const qg_store *st, uint64_t *records);
 
+/* The counts of tickets by state and refusals by reason (counts.c):
+ * built at open for a store without them.  ticket: a row's state and
+ * records go from (from, from_records), 0 records for a new row, to (to,
+ * to_records); refusal: entry id of that reason was added to the log (1)
+ * or dropped from it (0).  Both rewrite the counts in t, if it has them. */
+int qg__counts_open(qg_store *st);
+int qg__counts_ticket(qg__txn *t, unsigned from, uint32_t from_records,
+                      unsigned to, uint32_t to_records);
+int qg__counts_refusal(qg__txn *t, uint64_t id, unsigned reason, int added);
+int qg__lmdb_counts(qg_store *st, qg_counts *out);
+
 /* txn.c, below the other files of the LMDB store and calling none of
  * them: these, the records' headers above, and the transactions and the
  * store's id among the backend's operations below. */

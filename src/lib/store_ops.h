@@ -107,6 +107,7 @@ typedef struct qg__store_ops {
     int (*held_next)(qg_held_list *hl, qg_held *out);
     void (*held_close)(qg_held_list *hl);
     int (*held_stats)(qg_store *st, uint64_t *count, int64_t *oldest_us);
+    int (*counts)(qg_store *st, qg_counts *out);
 
     /* The outbox. */
     int (*outbox_open)(qg_store *st, int dead, qg_outbox **out);
