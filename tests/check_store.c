@@ -228,6 +228,84 @@ START_TEST(test_history_survives_reopen)
 }
 END_TEST
 
+/* Walks h to its end: the records returned, and the code it ended on. */
+static int
+walk_to_end(qg_history *h, size_t *n)
+{
+    qg_record rec;
+    int rc;
+
+    *n = 0;
+    while ((rc = qg_history_next(h, &rec)) == 0)
+        ++*n;
+    return rc;
+}
+
+/*
+ * A history that holds fewer records than its snapshot counts (a leaf a
+ * damaged page made LMDB read as emptier) ends its walk with QG_ESTORE,
+ * not with a silent short answer: a ticket's walk against its row's
+ * count.  A walk a seek started midway is not judged.  A walk over every
+ * ticket is held against the database's entries, which a record deleted
+ * through LMDB lowers too: there it must stay sound, and damage_test's
+ * random-in-leaf export shows it catching a damaged leaf.
+ */
+START_TEST(test_history_short_walk_is_damage)
+{
+    static const struct {
+        int all;        /* a cursor over every ticket */
+        qg_order order; /* QG_SUMMARY walks the step summaries */
+        uint32_t seek;  /* 0: none */
+        int want_rc;    /* what the walk ends on */
+    } cases[] = {
+        {0, QG_EVENT_ORDER, 0, QG_ESTORE},
+        {0, QG_ARRIVAL_ORDER, 0, QG_ESTORE},
+        {0, QG_EVENT_ORDER | QG_SUMMARY, 0, QG_ESTORE},
+        {0, QG_ARRIVAL_ORDER, 2, QG_NOTFOUND},
+        {1, QG_EVENT_ORDER, 0, QG_NOTFOUND},
+        {1, QG_ARRIVAL_ORDER | QG_SUMMARY, 0, QG_NOTFOUND},
+    };
+    unsigned char key[12];
+    qg_history *h;
+    qg_ticket t;
+    qg__txn tx;
+    MDB_val k;
+    size_t i, n;
+
+    if (tu_store_is_pg())
+        return; /* LMDB's pages */
+    apply_visit(tu_walk_in, COUNT(tu_walk_in));
+    ck_assert_int_eq(qg_store_ticket(st, QG_ID_LIVE_QUEUE, 30001, &t), 0);
+    /* the sound store first: every walk ends on QG_NOTFOUND */
+    for (i = 0; i < COUNT(cases); i++) {
+        ck_assert_int_eq(qg_history_open_order(st, cases[i].all ? 0 : t.id,
+                                               cases[i].order, &h),
+                         0);
+        ck_assert_int_eq(walk_to_end(h, &n), QG_NOTFOUND);
+        ck_assert_uint_eq(n, COUNT(tu_walk_in));
+        qg_history_close(h);
+    }
+    /* step 3 gone from the records and from the summaries alike */
+    k = qg__step_key(key, t.id, 3);
+    ck_assert_int_eq(qg__txn_begin(st, 1, &tx), 0);
+    ck_assert_int_eq(mdb_del(tx.txn, st->history, &k, NULL), 0);
+    ck_assert_int_eq(mdb_del(tx.txn, st->steps, &k, NULL), 0);
+    ck_assert_int_eq(qg__txn_commit(&tx), 0);
+    for (i = 0; i < COUNT(cases); i++) {
+        ck_assert_int_eq(qg_history_open_order(st, cases[i].all ? 0 : t.id,
+                                               cases[i].order, &h),
+                         0);
+        if (cases[i].seek)
+            ck_assert_int_eq(qg_history_seek(h, cases[i].seek), 0);
+        ck_assert_msg(walk_to_end(h, &n) == cases[i].want_rc,
+                      "case %zu: ended otherwise", i);
+        ck_assert_uint_eq(n, COUNT(tu_walk_in) - 1 -
+                                 (cases[i].seek ? cases[i].seek - 1 : 0));
+        qg_history_close(h);
+    }
+}
+END_TEST
+
 START_TEST(test_duplicate_after_reopen)
 {
     const char *rel = tu_walk_in[0].file;
@@ -1986,6 +2064,7 @@ store_suite(void)
 
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_add_test(core, test_history_survives_reopen);
+    tcase_add_test(core, test_history_short_walk_is_damage);
     tcase_add_test(core, test_ticket_id_parse_forms);
     tcase_add_test(core, test_store_path_backend);
     tcase_add_test(core, test_duplicate_after_reopen);

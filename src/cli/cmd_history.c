@@ -123,7 +123,7 @@ history(cli *c, qg_store *st, const qg_ticket *t, long raw, qg_order order)
     free(hashes);
     qg_history_close(h);
     if (rc != 0 && rc != QG_NOTFOUND)
-        return rc == QG_ECORRUPT
+        return rc == QG_ECORRUPT || rc == QG_ESTORE
                    ? cli_store_fail(c, rc)
                    : cli_fail("ticket %" PRIu64 ": %s", t->id, qg_strerror(rc));
     if (raw > 0 && rc == QG_NOTFOUND)

@@ -1162,6 +1162,11 @@ struct qg_history {
     size_t nsums, capsums, atsums;
     MDB_val peek_k, peek_v;
     int peeked;
+    /* Records returned, and whether a seek skipped some: a walk from the
+     * start that ends short of what its snapshot holds is a damaged page
+     * read as fewer entries (short_walk()). */
+    uint64_t count;
+    int sought;
 };
 
 qg__txn *
@@ -1390,15 +1395,14 @@ gather(qg_history *h, MDB_val *k, MDB_val *v)
     return 0;
 }
 
-int
-qg__lmdb_history_next(qg_history *h, qg_record *rec)
+/* The next record of h's walk, or QG_NOTFOUND past its end. */
+static int
+next_record(qg_history *h, qg_record *rec)
 {
     MDB_val k, v;
     uint64_t ticket;
     int rc;
 
-    if (h == NULL || rec == NULL)
-        return QG_EINVAL;
     for (;;) {
         if (h->atsums < h->nsums) {
             *rec = h->sums[h->atsums++];
@@ -1443,6 +1447,37 @@ qg__lmdb_history_next(qg_history *h, qg_record *rec)
     }
 }
 
+/* 1 when h's walk, ended, returned fewer records than its snapshot
+ * holds: the ticket's count in its row, or the entries of the database
+ * walked for every ticket (LMDB counts them beside the tree's root). */
+static int
+short_walk(qg_history *h)
+{
+    MDB_stat ms;
+
+    if (h->sought)
+        return 0;
+    if (!h->all)
+        return h->count < h->row.records;
+    if (mdb_stat(h->r.t.txn, h->dbi, &ms))
+        return 0;
+    return h->count < ms.ms_entries;
+}
+
+int
+qg__lmdb_history_next(qg_history *h, qg_record *rec)
+{
+    int rc;
+
+    if (h == NULL || rec == NULL)
+        return QG_EINVAL;
+    if ((rc = next_record(h, rec)) == 0)
+        h->count++;
+    else if (rc == QG_NOTFOUND && short_walk(h))
+        rc = QG_ESTORE;
+    return rc;
+}
+
 int
 qg__lmdb_history_seek(qg_history *h, uint32_t seq)
 {
@@ -1450,6 +1485,7 @@ qg__lmdb_history_seek(qg_history *h, uint32_t seq)
 
     if (h == NULL || h->all)
         return QG_EINVAL;
+    h->sought = 1;
     if (h->path.n > 0) {
         for (i = 0; i < h->path.n && h->path.steps[i].seq != seq; i++)
             ;
