@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "last_txnid.h"
 #include "store_int.h"
 #include "testutil.h"
 
@@ -506,19 +507,8 @@ open_dying(size_t batch, size_t die)
     return rc;
 }
 
-/* The last transaction LMDB committed on the store: of copies of the same
- * file opened alike, the difference is in the transactions they took. */
-static size_t
-last_txnid(void)
-{
-    MDB_envinfo info;
-
-    ck_assert_int_eq(mdb_env_info(st->env, &info), 0);
-    return info.me_last_txnid;
-}
-
 /* Migrates a fresh copy of 0.3's store in one transaction, keeps what it
- * wrote (keep_whole()), and returns last_txnid() after it.  Its chain
+ * wrote (keep_whole()), and returns last_txnid(st) after it.  Its chain
  * ends where the qgate before batches ended it. */
 static size_t
 migrate_03_whole(void)
@@ -532,7 +522,7 @@ migrate_03_whole(void)
     ck_assert_ptr_nonnull(strstr(text, " records=24 "));
     ck_assert_ptr_nonnull(strstr(text, "sha256=" HEAD_03));
     keep_whole();
-    return last_txnid();
+    return last_txnid(st);
 }
 
 /* A store from before the chain is chained in transactions of
@@ -552,9 +542,9 @@ START_TEST(test_compat_03_chained_in_batches)
         ck_assert_int_eq(open_dying(cases[i].batch, 0), 0);
         assert_chained(RECORDS_03, RECORDS_03);
         assert_whole("0.3", cases[i].batch, 0);
-        ck_assert_msg(last_txnid() == whole_tx + cases[i].commits,
+        ck_assert_msg(last_txnid(st) == whole_tx + cases[i].commits,
                       "batches of %zu: %zu transactions more, expected %zu",
-                      cases[i].batch, last_txnid() - whole_tx,
+                      cases[i].batch, last_txnid(st) - whole_tx,
                       cases[i].commits);
     }
 }

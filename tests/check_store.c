@@ -18,6 +18,7 @@
 #include <openssl/hmac.h>
 
 #include "store_int.h"
+#include "last_txnid.h"
 #include "testutil.h"
 
 #define WALK_IN     "visits/walk-in/"
@@ -560,33 +561,23 @@ START_TEST(test_step_summaries_rebuilt)
 END_TEST
 
 /* The summaries are built again in batches, each a transaction of its
- * own, so that a large store's rebuild stays within LMDB's dirty pages a
- * transaction; whatever the batch, they end whole.  The transactions are
- * counted by LMDB's last transaction id. */
-static size_t
-last_txnid(void)
-{
-    MDB_envinfo info;
-
-    ck_assert_int_eq(mdb_env_info(st->env, &info), 0);
-    return info.me_last_txnid;
-}
-
-/* The transactions a reopen writable commits once the newest summary is
- * gone, with batches of n. */
+ * own, so that an interrupted rebuild keeps what it built; whatever the
+ * batch, they end whole.  rebuild_commits(n): the transactions a reopen
+ * writable commits once the newest summary is gone, with batches of n,
+ * counted by LMDB's last transaction id (last_txnid.h). */
 static size_t
 rebuild_commits(size_t n)
 {
     size_t before, was = qg__steps_batch;
 
     alter_summaries(drop_newest);
-    before = last_txnid();
+    before = last_txnid(st);
     qg__steps_batch = n;
     st = tu_store_reopen(st, 0);
     qg__steps_batch = was;
     ck_assert_int_eq(summary_entries(), COUNT(tu_walk_in));
     ck_assert_uint_eq(tu_check_summaries(st), COUNT(tu_walk_in));
-    return last_txnid() - before;
+    return last_txnid(st) - before;
 }
 
 START_TEST(test_step_summaries_rebuilt_in_batches)

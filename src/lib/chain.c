@@ -1468,6 +1468,8 @@ qg__lmdb_step_hashes(qg__txn *t, uint64_t ticket, uint32_t n,
     uint64_t at, ref;
     int rc;
 
+    if (!t->st->has_chain)
+        return QG_NOTFOUND;
     memset(hashes, 0, (size_t)n * HASH_LEN);
     if (n == 0)
         return 0;
@@ -1511,24 +1513,6 @@ qg__lmdb_step_hashes(qg__txn *t, uint64_t ticket, uint32_t n,
         at = get64(p + 32);
     }
     free(seen);
-    return rc;
-}
-
-int
-qg__lmdb_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
-                           unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
-{
-    qg__txn t;
-    int rc;
-
-    if (st == NULL || hashes == NULL)
-        return QG_EINVAL;
-    if (!st->has_chain)
-        return QG_NOTFOUND;
-    if ((rc = qg__txn_begin(st, 0, &t)))
-        return rc;
-    rc = qg__lmdb_step_hashes(&t, ticket, n, hashes);
-    qg__txn_abort(&t);
     return rc;
 }
 

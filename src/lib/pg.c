@@ -646,7 +646,6 @@ const qg__store_ops qg__pg_ops = {
     .history_next = qg__pg_history_next,
     .history_ticket = qg__pg_history_ticket,
     .history_seek = qg__pg_history_seek,
-    .history_step_hashes = qg__pg_history_step_hashes,
     .history_txn = qg__pg_history_txn,
     .history_close = qg__pg_history_close,
     .tickets_open = qg__pg_tickets_open,
@@ -676,6 +675,6 @@ const qg__store_ops qg__pg_ops = {
     .purge = qg__pg_purge,
     .chain_migrated = qg__pg_chain_migrated,
     .verify_chain = qg__pg_verify_chain,
-    .chain_step_hashes = qg__pg_chain_step_hashes,
+    .step_hashes = qg__pg_step_hashes,
     .seal = qg__pg_seal,
 };

@@ -715,22 +715,6 @@ qg__pg_step_hashes(qg__txn *t, uint64_t ticket, uint32_t n,
     return rc;
 }
 
-int
-qg__pg_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
-                         unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
-{
-    qg__txn t;
-    int rc;
-
-    if (hashes == NULL)
-        return QG_EINVAL;
-    if ((rc = qg__pg_txn_begin(st, 0, &t)))
-        return rc;
-    rc = qg__pg_step_hashes(&t, ticket, n, hashes);
-    qg__pg_txn_abort(&t);
-    return rc;
-}
-
 /* ----- seals -------------------------------------------------------------- */
 
 int

@@ -270,8 +270,6 @@ int qg__pg_history_open(qg_store *st, uint64_t ticket, qg_order order,
 int qg__pg_history_next(qg_history *h, qg_record *rec);
 int qg__pg_history_ticket(qg_history *h, qg_ticket *out);
 int qg__pg_history_seek(qg_history *h, uint32_t seq);
-int qg__pg_history_step_hashes(qg_history *h, uint32_t n,
-                               unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
 qg__txn *qg__pg_history_txn(qg_history *h);
 void qg__pg_history_close(qg_history *h);
 int qg__pg_tickets_open(qg_store *st, qg_tickets **out);
@@ -307,8 +305,6 @@ int qg__pg_chain_migrate(qg__pgconn *c, uint64_t *records);
 int qg__pg_chain_migrated(const qg_store *st, uint64_t *records);
 int qg__pg_verify_chain(qg_store *st, const qg_seal *sealed,
                         qg_chain_finding *out);
-int qg__pg_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
-                             unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
 /* qg_chain_step_hashes() of ticket as t's snapshot has it. */
 int qg__pg_step_hashes(qg__txn *t, uint64_t ticket, uint32_t n,
                        unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);

@@ -10,7 +10,6 @@
  * That cursor (qg__pgcursor, pg_int.h) is the outbox's list's too, which
  * takes its rows in one batch.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,27 +108,31 @@ struct qg_history {
     uint64_t returned; /* the ticket of the last record returned */
 };
 
-/* The history's queries after their columns: [every ticket][event
- * order]. */
-static const char *const history_query[2][2] = {
-    {" FROM qgate.history WHERE ticket = $1::int8 AND seq >= $2::int8 "
-     "ORDER BY seq",
-     " FROM qgate.history WHERE ticket = $1::int8 AND pos >= $2::int8 "
-     "ORDER BY pos, seq"},
-    {" FROM qgate.history ORDER BY ticket, seq",
-     " FROM qgate.history ORDER BY ticket, pos, seq"}};
+/* The history's queries: [QG_SUMMARY][every ticket][event order]. */
+#define ONE_TICKET(cols, from)                                                 \
+    "SELECT " cols " FROM qgate.history WHERE ticket = $1::int8 AND " from
+#define EVERY_TICKET(cols, order)                                              \
+    "SELECT " cols " FROM qgate.history ORDER BY ticket, " order
+#define HISTORY_QUERIES(cols)                                                  \
+    {                                                                          \
+        {ONE_TICKET(cols, "seq >= $2::int8 ORDER BY seq"),                     \
+         ONE_TICKET(cols, "pos >= $2::int8 ORDER BY pos, seq")},               \
+        {                                                                      \
+            EVERY_TICKET(cols, "seq"), EVERY_TICKET(cols, "pos, seq")          \
+        }                                                                      \
+    }
+static const char *const history_query[2][2][2] = {
+    HISTORY_QUERIES(QG__PG_RECORD_COLS), HISTORY_QUERIES(QG__PG_SUMMARY_COLS)};
 
 /* Declares h's query from the record at pos (event order) or seq
  * (arrival order) from on. */
 static int
 history_from(qg_history *h, int64_t from)
 {
+    const char *q =
+        history_query[h->summary][h->ticket == 0][h->order == QG_EVENT_ORDER];
     qg__pgparams p = {0};
-    char q[256];
 
-    snprintf(q, sizeof(q), "SELECT %s%s",
-             h->summary ? QG__PG_SUMMARY_COLS : QG__PG_RECORD_COLS,
-             history_query[h->ticket == 0][h->order == QG_EVENT_ORDER]);
     if (h->ticket == 0)
         return qg__pg_cursor_query(&h->k, q, NULL, 0);
     qg__pg_int(&p, (int64_t)h->ticket);
@@ -233,16 +236,6 @@ qg__pg_history_seek(qg_history *h, uint32_t seq)
         PQclear(r);
     }
     return history_from(h, from);
-}
-
-int
-qg__pg_history_step_hashes(qg_history *h, uint32_t n,
-                           unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
-{
-    if (h->ticket == 0 && h->returned == 0)
-        return QG_EINVAL;
-    return qg__pg_step_hashes(&h->k.t, h->ticket ? h->ticket : h->returned, n,
-                              hashes);
 }
 
 qg__txn *

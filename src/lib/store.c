@@ -1304,18 +1304,6 @@ qg__lmdb_history_ticket(qg_history *h, qg_ticket *out)
     return 0;
 }
 
-int
-qg__lmdb_history_step_hashes(qg_history *h, uint32_t n,
-                             unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
-{
-    if (h->all && h->returned == 0)
-        return QG_EINVAL;
-    if (!h->r.t.st->has_chain)
-        return QG_NOTFOUND;
-    return qg__lmdb_step_hashes(&h->r.t, h->all ? h->returned : h->row.id, n,
-                                hashes);
-}
-
 /* Decodes a record or a summary, as h was asked for, noting its ticket
  * for qg_history_ticket(). */
 static int
@@ -1821,7 +1809,6 @@ const qg__store_ops qg__lmdb_ops = {
     .history_next = qg__lmdb_history_next,
     .history_ticket = qg__lmdb_history_ticket,
     .history_seek = qg__lmdb_history_seek,
-    .history_step_hashes = qg__lmdb_history_step_hashes,
     .history_txn = qg__lmdb_history_txn,
     .history_close = qg__lmdb_history_close,
     .tickets_open = qg__lmdb_tickets_open,
@@ -1852,7 +1839,7 @@ const qg__store_ops qg__lmdb_ops = {
     .chain_migrated = qg__lmdb_chain_migrated,
     .steps_built = qg__lmdb_steps_built,
     .verify_chain = qg__lmdb_verify_chain,
-    .chain_step_hashes = qg__lmdb_chain_step_hashes,
+    .step_hashes = qg__lmdb_step_hashes,
     .steps_current = qg__steps_current,
     .step_summary = qg__lmdb_step_summary,
     .seal = qg__lmdb_seal,

@@ -196,9 +196,15 @@ int
 qg_history_step_hashes(qg_history *h, uint32_t n,
                        unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
 {
+    qg_ticket t;
+    int rc;
+
     if (h == NULL || hashes == NULL)
         return QG_EINVAL;
-    return CALL(h, history_step_hashes, h, n, hashes);
+    /* the cursor's ticket, read once a ticket in its transaction */
+    if ((rc = qg_history_ticket(h, &t)))
+        return rc;
+    return CALL(h, step_hashes, qg__history_txn(h), t.id, n, hashes);
 }
 
 void
@@ -450,9 +456,18 @@ int
 qg_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
                      unsigned char (*hashes)[QG_CHAIN_HASH_LEN])
 {
-    if (st == NULL)
+    qg__txn t;
+    int rc;
+
+    if (st == NULL || hashes == NULL)
         return QG_EINVAL;
-    return CALL(st, chain_step_hashes, st, ticket, n, hashes);
+    if (QG__OPS(st)->step_hashes == NULL)
+        return QG_ENOTSUP;
+    if ((rc = qg__txn_begin(st, 0, &t)))
+        return rc;
+    rc = QG__OPS(st)->step_hashes(&t, ticket, n, hashes);
+    qg__txn_abort(&t);
+    return rc;
 }
 
 int

@@ -298,8 +298,6 @@ int qg__lmdb_history_open(qg_store *st, uint64_t ticket, qg_order order,
 int qg__lmdb_history_ticket(qg_history *h, qg_ticket *out);
 int qg__lmdb_history_next(qg_history *h, qg_record *rec);
 int qg__lmdb_history_seek(qg_history *h, uint32_t seq);
-int qg__lmdb_history_step_hashes(qg_history *h, uint32_t n,
-                                 unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
 void qg__lmdb_history_close(qg_history *h);
 int qg__lmdb_rejections_open(qg_store *st, uint64_t first, qg_rejections **out);
 int qg__lmdb_rejections_open_ticket(qg_store *st, uint64_t ticket,
@@ -345,8 +343,6 @@ int qg__lmdb_outbox_claim(qg_store *st, uint64_t ticket, const char *owner,
 int qg__lmdb_chain_migrated(const qg_store *st, uint64_t *records);
 int qg__lmdb_verify_chain(qg_store *st, const qg_seal *sealed,
                           qg_chain_finding *out);
-int qg__lmdb_chain_step_hashes(qg_store *st, uint64_t ticket, uint32_t n,
-                               unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
 /* qg_chain_step_hashes() of ticket as t's snapshot has it. */
 int qg__lmdb_step_hashes(qg__txn *t, uint64_t ticket, uint32_t n,
                          unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);

@@ -88,8 +88,6 @@ typedef struct qg__store_ops {
     int (*history_next)(qg_history *h, qg_record *rec);
     int (*history_ticket)(qg_history *h, qg_ticket *out);
     int (*history_seek)(qg_history *h, uint32_t seq);
-    int (*history_step_hashes)(qg_history *h, uint32_t n,
-                               unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
     qg__txn *(*history_txn)(qg_history *h);
     void (*history_close)(qg_history *h);
     int (*tickets_open)(qg_store *st, qg_tickets **out);
@@ -132,8 +130,10 @@ typedef struct qg__store_ops {
     int (*steps_built)(const qg_store *st, uint64_t *records);
     int (*verify_chain)(qg_store *st, const qg_seal *sealed,
                         qg_chain_finding *out);
-    int (*chain_step_hashes)(qg_store *st, uint64_t ticket, uint32_t n,
-                             unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
+    /* qg_chain_step_hashes() of ticket as t's snapshot has it: a read
+     * transaction of its own, or a history cursor's. */
+    int (*step_hashes)(qg__txn *t, uint64_t ticket, uint32_t n,
+                       unsigned char (*hashes)[QG_CHAIN_HASH_LEN]);
     /* What verify compares.  steps_current: whether a QG_SUMMARY cursor
      * in t's snapshot reads the summaries (1) or the records (0), a
      * question of the whole snapshot, asked once a walk.  step_summary,
