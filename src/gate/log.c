@@ -72,6 +72,10 @@ stamp(char when[32], long *ms)
     *ms = ts.tv_nsec / 1000000;
 }
 
+static void vlog_event(const char *level, const char *msg,
+                       const char *fields_fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 static void
 vlog_event(const char *level, const char *msg, const char *fields_fmt,
            va_list ap)
@@ -103,6 +107,9 @@ log_event(const char *level, const char *msg, const char *fields_fmt, ...)
 
 /* Appends what fmt makes of ap to l, growing it.  Returns 0, or -1 when
  * no memory was found: then l's lines are as they were. */
+static int vappend(log_lines *l, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static int
 vappend(log_lines *l, const char *fmt, va_list ap)
 {
@@ -130,6 +137,9 @@ vappend(log_lines *l, const char *fmt, va_list ap)
     l->len += (size_t)n;
     return 0;
 }
+
+static int append(log_lines *l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static int
 append(log_lines *l, const char *fmt, ...)

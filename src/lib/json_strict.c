@@ -11,10 +11,11 @@
  * gate decided, or refuse what the gate accepted.
  *
  * This pass runs over text json-c has accepted, so the structure is known
- * to be sound: it only looks inside strings and at object keys.  It is
- * written to stay in bounds on any input all the same.  The same pass
- * notes where the top-level values start and end (qg__top), so that the
- * decoder needs no walk of its own to find the payload's exact bytes.
+ * to be sound: it only looks inside strings, at object keys and at
+ * numbers.  It is written to stay in bounds on any input all the same.
+ * The same pass notes where the top-level values start and end (qg__top),
+ * so that the decoder needs no walk of its own to find the payload's
+ * exact bytes.
  *
  * qg__json_scan(), at the end, makes the same checks with the grammar's
  * too, so that a plain delivery is read in one pass with no json-c tree.
@@ -238,6 +239,49 @@ check_string(scan *s, size_t i, size_t *end, int *escaped, int *nul)
     }
     *end = j + 1;
     return QG_R_NONE;
+}
+
+/*
+ * Checks the number or the word NaN or Infinity that starts at p[i], a
+ * value json-c has taken.  json-c 0.16, even in strict mode, takes NaN,
+ * Infinity and -Infinity, a point with no digit after it (1., 1.e5) and a
+ * leading zero after a sign or before another zero (-01, 00).  None is a
+ * number in RFC 8259, section 6, and a HIS parser may refuse the body or
+ * read another value.  Sets *end just past the token.
+ */
+#define DIGIT(c) ((c) >= '0' && (c) <= '9')
+
+static qg_reason
+check_number(scan *s, size_t i, size_t *end)
+{
+    const char *p = s->p, *why = NULL;
+    size_t j = i, digits;
+
+    while (j < s->len &&
+           (DIGIT(p[j]) || ((p[j] | 0x20) >= 'a' && (p[j] | 0x20) <= 'z') ||
+            p[j] == '.' || p[j] == '+' || p[j] == '-'))
+        j++;
+    *end = j;
+    j = i + (p[i] == '-');
+    if (j < *end && !DIGIT(p[j]))
+        why = "NaN and Infinity are not numbers in JSON";
+    else if (j + 1 < *end && p[j] == '0' && DIGIT(p[j + 1]))
+        why = "a number may not start with a zero";
+    else {
+        while (j < *end && DIGIT(p[j]))
+            j++;
+        if (j < *end && p[j] == '.') {
+            for (digits = 0, j++; j < *end && DIGIT(p[j]); j++)
+                digits++;
+            if (digits == 0)
+                why = "a decimal point needs a digit after it";
+        }
+    }
+    if (why == NULL)
+        return QG_R_NONE;
+    snprintf(s->detail, s->dlen, "invalid JSON at byte %zu: %.*s: %s", i,
+             (int)(*end - i > 32 ? 32 : *end - i), p + i, why);
+    return QG_R_BAD_JSON;
 }
 
 /* Reads a key's text as json-c stores it, one byte at a time: escapes
@@ -509,6 +553,23 @@ qg__json_strict(const char *p, size_t len, qg__top *top, char *detail,
         case ',':
             want_key = depth > 0 && from[depth - 1] != (size_t)-1;
             break;
+        case '-':
+        case '0':
+        case '1':
+        case '2':
+        case '3':
+        case '4':
+        case '5':
+        case '6':
+        case '7':
+        case '8':
+        case '9':
+        case 'I':
+        case 'N':
+            if ((r = check_number(&s, i, &end)))
+                break;
+            i = end;
+            continue;
         }
         i++;
     }
