@@ -2,6 +2,7 @@
  * check_engine.c - whole deliveries through the engine, driven by the
  * fixture tables (the EXPECT file of each fixtures folder).
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -632,6 +633,30 @@ apply_one_prepared(qg_engine *e, qg_store *s, const char *rel)
     return res;
 }
 
+/* Two details the same, but for the figures of a step dated ahead: that
+ * refusal names the clock at the decision, to the second, and how far
+ * ahead the step is of it, so two decisions a second apart differ there. */
+static void
+assert_same_detail(const char *a, const char *b, const char *what)
+{
+    char x[sizeof(((qg_result *)0)->detail)], y[sizeof(x)];
+    size_t i;
+
+    if (strstr(a, "ahead of the gate's clock") == NULL) {
+        ck_assert_msg(strcmp(a, b) == 0, "%s: \"%s\", apply gave \"%s\"", what,
+                      b, a);
+        return;
+    }
+    snprintf(x, sizeof(x), "%s", a);
+    snprintf(y, sizeof(y), "%s", b);
+    for (i = 0; x[i]; i++)
+        x[i] = isdigit((unsigned char)x[i]) ? '9' : x[i];
+    for (i = 0; y[i]; i++)
+        y[i] = isdigit((unsigned char)y[i]) ? '9' : y[i];
+    ck_assert_msg(strcmp(x, y) == 0, "%s: \"%s\", apply gave \"%s\"", what, b,
+                  a);
+}
+
 static void
 assert_same_result(const qg_result *a, const qg_result *b, const char *what)
 {
@@ -651,7 +676,7 @@ assert_same_result(const qg_result *a, const qg_result *b, const char *what)
     ck_assert_int_eq(a->live_queue_id, b->live_queue_id);
     ck_assert_int_eq(a->appointment_id, b->appointment_id);
     ck_assert_uint_eq(a->rejection > 0, b->rejection > 0);
-    ck_assert_str_eq(a->detail, b->detail);
+    assert_same_detail(a->detail, b->detail, what);
 }
 
 /* The histories of live queue lq in two stores hold the same steps. */

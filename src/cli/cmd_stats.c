@@ -97,7 +97,7 @@ print_human(const stats *st)
                cli_duration(durations_pct(s, 50), a, sizeof(a)),
                cli_duration(durations_pct(s, 90), b, sizeof(b)),
                cli_duration(durations_pct(s, 99), c, sizeof(c)),
-               cli_duration(s->v[s->n - 1], d, sizeof(d)));
+               cli_duration(durations_pct(s, 100), d, sizeof(d)));
     }
     printf("store id: %s\n", st->store_id[0] ? st->store_id
                                              : "none yet (given at the first "

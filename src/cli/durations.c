@@ -24,124 +24,117 @@ static const int64_t bucket_ms[] = {
     10000,   30000,   60000,   120000,  300000,  600000,   900000,   1200000,
     1800000, 2700000, 3600000, 5400000, 7200000, 10800000, 14400000, 21600000};
 
-static int
-add(samples *s, int64_t v)
+/* The table's slot for v: multiplicative hashing (Knuth's golden ratio),
+ * linear probing; cap is a power of two with a free slot. */
+static size_t
+slot_of(const sample *slot, size_t cap, int64_t v)
 {
-    int64_t *grown;
+    size_t i = (size_t)(((uint64_t)v * 0x9E3779B97F4A7C15u) >> 32) & (cap - 1);
 
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 256;
-        if ((grown = realloc(s->v, s->cap * sizeof(*grown))) == NULL)
+    while (slot[i].n && slot[i].v != v)
+        i = (i + 1) & (cap - 1);
+    return i;
+}
+
+int
+durations_add(samples *s, int64_t v)
+{
+    sample *grown;
+    size_t i, j;
+
+    /* Kept under three quarters full, so that probes stay short. */
+    if (4 * (s->distinct + 1) > 3 * s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+
+        if ((grown = calloc(cap, sizeof(*grown))) == NULL)
             return -1;
-        s->v = grown;
+        for (i = 0; i < s->cap; i++)
+            if (s->slot[i].n) {
+                j = slot_of(grown, cap, s->slot[i].v);
+                grown[j] = s->slot[i];
+            }
+        free(s->slot);
+        s->slot = grown;
+        s->cap = cap;
     }
-    s->v[s->n++] = v;
+    i = slot_of(s->slot, s->cap, v);
+    if (s->slot[i].n++ == 0) {
+        s->slot[i].v = v;
+        s->distinct++;
+    }
+    s->n++;
     return 0;
 }
 
 static int
-cmp64(const void *a, const void *b)
+by_value(const void *a, const void *b)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    int64_t x = ((const sample *)a)->v, y = ((const sample *)b)->v;
 
     return (x > y) - (x < y);
 }
 
-static void
-swap64(int64_t *a, int64_t *b)
-{
-    int64_t t = *a;
-
-    *a = *b;
-    *b = t;
-}
-
-/*
- * Puts into v[k] the value a sort would put there, smaller ones before
- * it and larger ones after (Hoare's selection, the middle of three as
- * pivot).  Sorting a million durations to read four of them took a
- * quarter of `stats`; a selection is linear.  Past `depth` rounds,
- * which only crafted input reaches, it sorts what is left instead.
- */
-static void
-select_nth(int64_t *v, size_t n, size_t k, int depth)
-{
-    size_t lo = 0, hi = n - 1;
-
-    while (hi > lo) {
-        size_t i, j, mid = lo + (hi - lo) / 2;
-        int64_t pivot;
-
-        if (depth-- <= 0) {
-            qsort(v + lo, hi - lo + 1, sizeof(*v), cmp64);
-            return;
-        }
-        if (v[mid] < v[lo])
-            swap64(&v[mid], &v[lo]);
-        if (v[hi] < v[lo])
-            swap64(&v[hi], &v[lo]);
-        if (v[hi] < v[mid])
-            swap64(&v[hi], &v[mid]);
-        pivot = v[mid];
-        i = lo;
-        j = hi;
-        while (i <= j) {
-            while (v[i] < pivot)
-                i++;
-            while (v[j] > pivot)
-                j--;
-            if (i <= j) {
-                swap64(&v[i], &v[j]);
-                i++;
-                if (j == 0)
-                    break;
-                j--;
-            }
-        }
-        /* [lo, j] <= pivot <= [i, hi], and (j, i) equal to the pivot */
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            return;
-    }
-}
-
-/* Nearest-rank rank (0-based) of percentile p among n samples. */
-static size_t
-rank_of(size_t n, int p)
-{
-    size_t rank = (n * (size_t)p + 99) / 100;
-
-    return rank ? rank - 1 : 0;
-}
-
-/*
- * Leaves s's max last and its p50, p90, p99 at their ranks, as a sort
- * would, in linear time: the largest rank first, then each smaller one
- * within the part before it.
- */
+/* The values in use at the front, in order, each with the count of the
+ * samples up to it. */
 static void
 order_samples(samples *s)
 {
-    static const int ps[] = {100, 99, 90, 50};
-    size_t bound = s->n, r;
-    int depth = 64, i;
+    size_t i, used = 0;
+    uint64_t total = 0;
 
-    for (i = 0; i < 4 && bound > 0; i++) {
-        r = i == 0 ? s->n - 1 : rank_of(s->n, ps[i]);
-        if (r >= bound)
-            continue; /* already in place: equal to a larger rank's */
-        select_nth(s->v, bound, r, depth);
-        bound = r;
-    }
+    if (s->ordered)
+        return;
+    for (i = 0; i < s->cap; i++)
+        if (s->slot[i].n)
+            s->slot[used++] = s->slot[i];
+    if (used > 1)
+        qsort(s->slot, used, sizeof(*s->slot), by_value);
+    for (i = 0; i < used; i++)
+        s->slot[i].n = total += s->slot[i].n;
+    s->ordered = 1;
 }
 
+/* The first value in order with more than `below` samples up to it. */
+static size_t
+first_over(const samples *s, uint64_t below)
+{
+    size_t lo = 0, hi = s->distinct;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (s->slot[mid].n > below)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* Nearest-rank: the smallest value with at least p% of the samples up to
+ * it, that is the sample of rank ceil(n p / 100) (1-based) in a sort. */
 int64_t
 durations_pct(const samples *s, int p)
 {
-    return s->v[rank_of(s->n, p)];
+    uint64_t rank = ((uint64_t)s->n * (uint64_t)p + 99) / 100;
+
+    return s->slot[first_over(s, rank ? rank - 1 : 0)].v;
+}
+
+size_t
+durations_upto(const samples *s, int64_t v)
+{
+    size_t lo = 0, hi = s->distinct;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (s->slot[mid].v <= v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo ? (size_t)s->slot[lo - 1].n : 0;
 }
 
 int
@@ -152,7 +145,7 @@ durations_end_ticket(durations *st, const walk *w, int64_t service)
     st->tickets++;
     st->states[w->state]++;
     if (qg_state_is_final(w->state) &&
-        add(&st->d[VISIT], w->last_ms - w->first_ms) < 0)
+        durations_add(&st->d[VISIT], w->last_ms - w->first_ms) < 0)
         return -1;
     return 0;
 }
@@ -181,14 +174,14 @@ durations_step(durations *st, walk *w, const qg_record *r, int64_t since,
         w->wait_start = r->event_ms;
     if (r->event == QG_EV_SERVE) {
         if (w->wait_start >= 0 && mine &&
-            add(&st->d[WAIT], r->event_ms - w->wait_start) < 0)
+            durations_add(&st->d[WAIT], r->event_ms - w->wait_start) < 0)
             return -1;
         w->wait_start = -1;
         w->serve_start = r->event_ms;
     }
     if (r->event == QG_EV_COMPLETE) {
         if (w->serve_start >= 0 && mine &&
-            add(&st->d[SERVICE], r->event_ms - w->serve_start) < 0)
+            durations_add(&st->d[SERVICE], r->event_ms - w->serve_start) < 0)
             return -1;
         w->serve_start = -1;
     }
@@ -201,14 +194,13 @@ durations_order(durations *st)
     int i;
 
     for (i = 0; i < NKINDS; i++)
-        if (st->d[i].n)
-            order_samples(&st->d[i]);
+        order_samples(&st->d[i]);
 }
 
 void
 durations_render(FILE *f, const durations *st, int buckets)
 {
-    size_t j, b, nb = sizeof(bucket_ms) / sizeof(bucket_ms[0]);
+    size_t b, nb = sizeof(bucket_ms) / sizeof(bucket_ms[0]), below;
     int i;
 
     fputc('{', f);
@@ -222,25 +214,17 @@ durations_render(FILE *f, const durations *st, int buckets)
                     ",\"p50_ms\":%" PRId64 ",\"p90_ms\":%" PRId64
                     ",\"p99_ms\":%" PRId64 ",\"max_ms\":%" PRId64,
                     durations_pct(s, 50), durations_pct(s, 90),
-                    durations_pct(s, 99), s->v[s->n - 1]);
+                    durations_pct(s, 99), durations_pct(s, 100));
         if (buckets) {
-            /* Counted over the samples as they lie: the order of
-             * durations_order() is partial, and a count needs none. */
             fputs(",\"buckets\":[", f);
-            for (b = 0; b <= nb; b++) {
-                size_t n = 0;
+            for (b = 0, below = 0; b < nb; b++) {
+                size_t upto = durations_upto(s, bucket_ms[b]);
 
-                for (j = 0; j < s->n; j++)
-                    if ((b == nb || s->v[j] <= bucket_ms[b]) &&
-                        (b == 0 || s->v[j] > bucket_ms[b - 1]))
-                        n++;
-                if (b < nb)
-                    fprintf(f, "%s{\"le_ms\":%" PRId64 ",\"count\":%zu}",
-                            b ? "," : "", bucket_ms[b], n);
-                else
-                    fprintf(f, ",{\"le_ms\":null,\"count\":%zu}", n);
+                fprintf(f, "%s{\"le_ms\":%" PRId64 ",\"count\":%zu}",
+                        b ? "," : "", bucket_ms[b], upto - below);
+                below = upto;
             }
-            fputc(']', f);
+            fprintf(f, ",{\"le_ms\":null,\"count\":%zu}]", s->n - below);
         }
         fputc('}', f);
     }
@@ -255,6 +239,6 @@ durations_free(durations *st)
     if (st == NULL)
         return;
     for (i = 0; i < NKINDS; i++)
-        free(st->d[i].v);
+        free(st->d[i].slot);
     memset(st, 0, sizeof(*st));
 }

@@ -12,9 +12,26 @@
 
 #include "qgate.h"
 
+/*
+ * The durations of one kind, as a multiset: each distinct value once,
+ * with how many times it was seen.  Chup dates its steps to the second,
+ * so a clinic's durations take a few thousand distinct values however
+ * many tickets there are: the memory a walk keeps is bounded by the
+ * spread of the durations, not by the tickets.  While a walk adds, the
+ * values are an open-addressing table; durations_order() sorts them and
+ * turns the counts into running totals, which the percentiles read.
+ */
+typedef struct sample {
+    int64_t v;
+    uint64_t n; /* times seen, or after durations_order() seen up to v */
+} sample;
+
 typedef struct samples {
-    int64_t *v;
-    size_t n, cap;
+    sample *slot;
+    size_t n;        /* samples added, each repeat counted */
+    size_t distinct; /* slots in use */
+    size_t cap;      /* slots: 0 or a power of two */
+    int ordered;
 } samples;
 
 enum { WAIT, SERVICE, VISIT, NKINDS };
@@ -49,11 +66,16 @@ int durations_step(durations *st, walk *w, const qg_record *r, int64_t since,
 /* After a ticket's last record: counts it (with service, if it touched
  * it) and its visit.  Returns 0, or -1 out of memory. */
 int durations_end_ticket(durations *st, const walk *w, int64_t service);
-/* Puts each duration's samples in the order durations_pct() reads. */
+/* Adds one sample of v ms to s.  Returns 0, or -1 out of memory. */
+int durations_add(samples *s, int64_t v);
+/* Puts each duration's samples in the order durations_pct() reads; the
+ * walk adds none after it. */
 void durations_order(durations *st);
-/* Nearest-rank percentile p of samples put in order by durations_order();
- * s->n must be nonzero. */
+/* Nearest-rank percentile p (1 to 100) of samples put in order by
+ * durations_order(); s->n must be nonzero. */
 int64_t durations_pct(const samples *s, int p);
+/* How many of the samples put in order are at most v. */
+size_t durations_upto(const samples *s, int64_t v);
 /* {"wait":{"count":N,"p50_ms":...,"max_ms":...},"service":...,"visit":...}
  * (the times only when N > 0), each with "buckets":[{"le_ms":B,"count":n},
  * ...,{"le_ms":null,"count":n}] when buckets is nonzero.  No newline. */
