@@ -81,8 +81,8 @@ extern "C" {
 
 #define QG_VERSION_MAJOR  0       /**< major version of this header */
 #define QG_VERSION_MINOR  9       /**< minor version of this header */
-#define QG_VERSION_PATCH  0       /**< patch version of this header */
-#define QG_VERSION_STRING "0.9.0" /**< "MAJOR.MINOR.PATCH" of this header */
+#define QG_VERSION_PATCH  1       /**< patch version of this header */
+#define QG_VERSION_STRING "0.9.1" /**< "MAJOR.MINOR.PATCH" of this header */
 
 /**
  * The version of the library that is running, which may differ from the

@@ -132,6 +132,8 @@ check "naming the program it looked for" \
 check "the unpacked qgate runs" \
     status 0 env LD_LIBRARY_PATH="$(dirname "$LIB")" "$BIN" --version
 check "--version says $VERSION" has "$T/out" "^qgate $VERSION "
+check "the manual page is of qgate $VERSION" \
+    has "$(find "$R" -path '*/share/man/man1/qgate.1')" "^\.TH QGATE 1 .* \"qgate $VERSION\" "
 # The example configuration's keys are all known (an unknown one exits 2).
 check "a store to read" status 0 "$BUILD/qgate" apply --db "$T/db" --no-verify \
     --reorder-window 0 "$SRC/fixtures/chup/01-join-live-queue.json"
