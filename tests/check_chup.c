@@ -473,77 +473,75 @@ static const struct {
     {"\\u0001\\t\x7F", QG_R_NONE, NULL},
 };
 
-START_TEST(test_chup_strict_text_table)
+/* {"payload":{"a":VALUE}}, VALUE in quotes with quoted, through the
+ * decoder: refused for reason want (or accepted, QG_R_NONE) and, with
+ * says, a detail that holds says and names byte at. */
+static void
+assert_strict_value(int i, const char *value, int quoted, qg_reason want,
+                    const char *says, unsigned at)
 {
-    char body[128], detail[256] = "";
+    const char *q = quoted ? "\"" : "";
+    char body[128], detail[256] = "", where[32];
     qg__envelope env;
     qg_reason r;
-    int n = snprintf(body, sizeof(body), "{\"payload\":{\"a\":\"%s\"}}",
-                     strict_texts[_i].text);
+    int n = snprintf(body, sizeof(body), "{\"payload\":{\"a\":%s%s%s}}", q,
+                     value, q);
 
     r = qg__envelope_parse(body, (size_t)n, &env, detail, sizeof(detail));
     qg__envelope_free(&env);
-    ck_assert_msg(r == strict_texts[_i].reason, "case %d: %s (%s)", _i,
-                  qg_reason_name(r), detail);
-    if (strict_texts[_i].says) {
-        ck_assert_msg(strstr(detail, strict_texts[_i].says) != NULL &&
-                          strstr(detail, "at byte 17") != NULL,
-                      "case %d: \"%s\"", _i, detail);
-    }
+    ck_assert_msg(r == want, "case %d: %s (%s)", i, qg_reason_name(r), detail);
+    snprintf(where, sizeof(where), "at byte %u", at);
+    if (says)
+        ck_assert_msg(strstr(detail, says) != NULL &&
+                          strstr(detail, where) != NULL,
+                      "case %d: \"%s\"", i, detail);
+}
+
+START_TEST(test_chup_strict_text_table)
+{
+    assert_strict_value(_i, strict_texts[_i].text, 1, strict_texts[_i].reason,
+                        strict_texts[_i].says, 17);
 }
 END_TEST
 
 /* Numbers json-c 0.16 takes even in strict mode but RFC 8259 does not:
- * each is refused as bad_json naming byte 16, where the value starts, and
- * saying why.  fuzz_span found NaN: json-c keeps it, and NaN equals
- * nothing, not even the payload's own span parsed again.  The rest are
- * the valid forms next to them, still accepted. */
+ * each is refused as bad_json naming the byte where it starts (16 for a
+ * value of "a" itself) and saying why.  fuzz_span found NaN: json-c keeps it,
+ * and NaN equals nothing, not even the payload's own span parsed again.  The
+ * rest are the valid forms next to them, still accepted. */
 static const struct {
     const char *value;
     qg_reason reason;
     const char *says;
+    unsigned at;
 } number_texts[] = {
-    {"NaN", QG_R_BAD_JSON, "NaN: NaN and Infinity are not numbers"},
-    {"Infinity", QG_R_BAD_JSON, "Infinity: NaN and Infinity"},
-    {"-Infinity", QG_R_BAD_JSON, "-Infinity: NaN and Infinity"},
-    {"1.", QG_R_BAD_JSON, "1.: a decimal point needs a digit"},
-    {"-1.", QG_R_BAD_JSON, "a decimal point needs a digit"},
-    {"1.e5", QG_R_BAD_JSON, "1.e5: a decimal point needs a digit"},
-    {"0.", QG_R_BAD_JSON, "a decimal point needs a digit"},
-    {"00", QG_R_BAD_JSON, "00: a number may not start with a zero"},
-    {"-01", QG_R_BAD_JSON, "-01: a number may not start with a zero"},
-    {"-00.5", QG_R_BAD_JSON, "a number may not start with a zero"},
-    {"[1,2.]", QG_R_BAD_JSON, "at byte 19: 2.:"},
-    {"{\"b\":NaN}", QG_R_BAD_JSON, "at byte 21: NaN:"},
-    {"0", QG_R_NONE, NULL},
-    {"-0", QG_R_NONE, NULL},
-    {"10", QG_R_NONE, NULL},
-    {"0.5", QG_R_NONE, NULL},
-    {"-0.0e-1", QG_R_NONE, NULL},
-    {"1e5", QG_R_NONE, NULL},
-    {"1E+2", QG_R_NONE, NULL},
-    {"100.25", QG_R_NONE, NULL},
-    {"[0,-0,1.5e10]", QG_R_NONE, NULL},
+    {"NaN", QG_R_BAD_JSON, "NaN: NaN and Infinity are not numbers", 16},
+    {"Infinity", QG_R_BAD_JSON, "Infinity: NaN and Infinity", 16},
+    {"-Infinity", QG_R_BAD_JSON, "-Infinity: NaN and Infinity", 16},
+    {"1.", QG_R_BAD_JSON, "1.: a decimal point needs a digit", 16},
+    {"-1.", QG_R_BAD_JSON, "a decimal point needs a digit", 16},
+    {"1.e5", QG_R_BAD_JSON, "1.e5: a decimal point needs a digit", 16},
+    {"0.", QG_R_BAD_JSON, "a decimal point needs a digit", 16},
+    {"00", QG_R_BAD_JSON, "00: a number may not start with a zero", 16},
+    {"-01", QG_R_BAD_JSON, "-01: a number may not start with a zero", 16},
+    {"-00.5", QG_R_BAD_JSON, "a number may not start with a zero", 16},
+    {"[1,2.]", QG_R_BAD_JSON, "at byte 19: 2.:", 19},
+    {"{\"b\":NaN}", QG_R_BAD_JSON, "at byte 21: NaN:", 21},
+    {"0", QG_R_NONE, NULL, 0},
+    {"-0", QG_R_NONE, NULL, 0},
+    {"10", QG_R_NONE, NULL, 0},
+    {"0.5", QG_R_NONE, NULL, 0},
+    {"-0.0e-1", QG_R_NONE, NULL, 0},
+    {"1e5", QG_R_NONE, NULL, 0},
+    {"1E+2", QG_R_NONE, NULL, 0},
+    {"100.25", QG_R_NONE, NULL, 0},
+    {"[0,-0,1.5e10]", QG_R_NONE, NULL, 0},
 };
 
 START_TEST(test_chup_strict_number_table)
 {
-    char body[128], detail[256] = "";
-    qg__envelope env;
-    qg_reason r;
-    int n = snprintf(body, sizeof(body), "{\"payload\":{\"a\":%s}}",
-                     number_texts[_i].value);
-
-    r = qg__envelope_parse(body, (size_t)n, &env, detail, sizeof(detail));
-    qg__envelope_free(&env);
-    ck_assert_msg(r == number_texts[_i].reason, "%s: %s (%s)",
-                  number_texts[_i].value, qg_reason_name(r), detail);
-    if (number_texts[_i].says) {
-        ck_assert_msg(strstr(detail, number_texts[_i].says) != NULL &&
-                          (strchr("[{", number_texts[_i].value[0]) ||
-                           strstr(detail, "at byte 16") != NULL),
-                      "%s: \"%s\"", number_texts[_i].value, detail);
-    }
+    assert_strict_value(_i, number_texts[_i].value, 0, number_texts[_i].reason,
+                        number_texts[_i].says, number_texts[_i].at);
 }
 END_TEST
 

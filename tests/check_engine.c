@@ -633,6 +633,15 @@ apply_one_prepared(qg_engine *e, qg_store *s, const char *rel)
     return res;
 }
 
+/* Each digit of s made a 9. */
+static void
+mask_digits(char *s)
+{
+    for (; *s; s++)
+        if (isdigit((unsigned char)*s))
+            *s = '9';
+}
+
 /* Two details the same, but for the figures of a step dated ahead: that
  * refusal names the clock at the decision, to the second, and how far
  * ahead the step is of it, so two decisions a second apart differ there. */
@@ -640,19 +649,13 @@ static void
 assert_same_detail(const char *a, const char *b, const char *what)
 {
     char x[sizeof(((qg_result *)0)->detail)], y[sizeof(x)];
-    size_t i;
 
-    if (strstr(a, "ahead of the gate's clock") == NULL) {
-        ck_assert_msg(strcmp(a, b) == 0, "%s: \"%s\", apply gave \"%s\"", what,
-                      b, a);
-        return;
-    }
     snprintf(x, sizeof(x), "%s", a);
     snprintf(y, sizeof(y), "%s", b);
-    for (i = 0; x[i]; i++)
-        x[i] = isdigit((unsigned char)x[i]) ? '9' : x[i];
-    for (i = 0; y[i]; i++)
-        y[i] = isdigit((unsigned char)y[i]) ? '9' : y[i];
+    if (strstr(a, "ahead of the gate's clock") != NULL) {
+        mask_digits(x);
+        mask_digits(y);
+    }
     ck_assert_msg(strcmp(x, y) == 0, "%s: \"%s\", apply gave \"%s\"", what, b,
                   a);
 }

@@ -39,6 +39,9 @@
  * past it, sorted (check_keys()). */
 #define PAIRWISE_KEYS 24
 
+/* An ASCII digit; isdigit() would also ask the locale. */
+#define DIGIT(c) ((c) >= '0' && (c) <= '9')
+
 /* A key as written: the text between its quotes. */
 typedef struct key {
     const char *p;
@@ -91,7 +94,7 @@ hex4(const char *p, size_t i, size_t len, unsigned *out)
         char c = p[i + k];
 
         v <<= 4;
-        if (c >= '0' && c <= '9')
+        if (DIGIT(c))
             v |= (unsigned)(c - '0');
         else if (c >= 'a' && c <= 'f')
             v |= (unsigned)(c - 'a' + 10);
@@ -249,8 +252,6 @@ check_string(scan *s, size_t i, size_t *end, int *escaped, int *nul)
  * number in RFC 8259, section 6, and a HIS parser may refuse the body or
  * read another value.  Sets *end just past the token.
  */
-#define DIGIT(c) ((c) >= '0' && (c) <= '9')
-
 static qg_reason
 check_number(scan *s, size_t i, size_t *end)
 {
@@ -673,7 +674,7 @@ scan_int(jscan *j, int64_t *v)
             return -1;
         i++;
     } else {
-        for (; i < j->s.len && p[i] >= '0' && p[i] <= '9'; i++, n++) {
+        for (; i < j->s.len && DIGIT(p[i]); i++, n++) {
             if (n == SCAN_DIGITS)
                 return -1;
             *v = *v * 10 + (p[i] - '0');
@@ -681,8 +682,8 @@ scan_int(jscan *j, int64_t *v)
         if (n == 0)
             return -1;
     }
-    if (i < j->s.len && (p[i] == '.' || p[i] == 'e' || p[i] == 'E' ||
-                         (p[i] >= '0' && p[i] <= '9')))
+    if (i < j->s.len &&
+        (p[i] == '.' || p[i] == 'e' || p[i] == 'E' || DIGIT(p[i])))
         return -1;
     if (neg)
         *v = -*v;
