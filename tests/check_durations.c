@@ -245,7 +245,7 @@ START_TEST(test_durations_walk_of_a_ticket)
     };
     durations d;
     qg_record r;
-    walk w;
+    ticket_walk w;
     size_t i;
 
     memset(&d, 0, sizeof(d));

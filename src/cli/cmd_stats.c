@@ -161,7 +161,7 @@ run(cli *c, qg_store *db, int argc, char **argv)
     qg_history *h = NULL;
     qg_record r;
     stats *st;
-    walk w;
+    ticket_walk w;
     int rc;
 
     (void)argc;

@@ -27,7 +27,7 @@ static const int64_t bucket_ms[] = {
 /* The table's slot for v: multiplicative hashing (Knuth's golden ratio),
  * linear probing; cap is a power of two with a free slot. */
 static size_t
-slot_of(const sample *slot, size_t cap, int64_t v)
+sample_slot(const sample *slot, size_t cap, int64_t v)
 {
     size_t i = (size_t)(((uint64_t)v * 0x9E3779B97F4A7C15u) >> 32) & (cap - 1);
 
@@ -50,14 +50,14 @@ durations_add(samples *s, int64_t v)
             return -1;
         for (i = 0; i < s->cap; i++)
             if (s->slot[i].n) {
-                j = slot_of(grown, cap, s->slot[i].v);
+                j = sample_slot(grown, cap, s->slot[i].v);
                 grown[j] = s->slot[i];
             }
         free(s->slot);
         s->slot = grown;
         s->cap = cap;
     }
-    i = slot_of(s->slot, s->cap, v);
+    i = sample_slot(s->slot, s->cap, v);
     if (s->slot[i].n++ == 0) {
         s->slot[i].v = v;
         s->distinct++;
@@ -138,7 +138,7 @@ durations_upto(const samples *s, int64_t v)
 }
 
 int
-durations_end_ticket(durations *st, const walk *w, int64_t service)
+durations_end_ticket(durations *st, const ticket_walk *w, int64_t service)
 {
     if (!w->counted || (service && !w->touches))
         return 0;
@@ -151,7 +151,7 @@ durations_end_ticket(durations *st, const walk *w, int64_t service)
 }
 
 int
-durations_step(durations *st, walk *w, const qg_record *r, int64_t since,
+durations_step(durations *st, ticket_walk *w, const qg_record *r, int64_t since,
                int64_t until, int64_t service)
 {
     int mine = !service || r->service_id == service;

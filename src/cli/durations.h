@@ -47,7 +47,7 @@ typedef struct durations {
 } durations;
 
 /* Per ticket, while its records go by. */
-typedef struct walk {
+typedef struct ticket_walk {
     uint64_t ticket;
     int counted; /* in the time window */
     int64_t first_ms, last_ms;
@@ -55,17 +55,17 @@ typedef struct walk {
     int64_t serve_start;
     int touches; /* a record with the service id */
     qg_state state;
-} walk;
+} ticket_walk;
 
 /* One record of a ticket's history, in event time from seq 1.  A ticket
  * counts when its first step's timestamp is in [since, until); with
  * service nonzero, only that service's steps give events and durations.
  * Returns 0, or -1 out of memory. */
-int durations_step(durations *st, walk *w, const qg_record *r, int64_t since,
-                   int64_t until, int64_t service);
+int durations_step(durations *st, ticket_walk *w, const qg_record *r,
+                   int64_t since, int64_t until, int64_t service);
 /* After a ticket's last record: counts it (with service, if it touched
  * it) and its visit.  Returns 0, or -1 out of memory. */
-int durations_end_ticket(durations *st, const walk *w, int64_t service);
+int durations_end_ticket(durations *st, const ticket_walk *w, int64_t service);
 /* Adds one sample of v ms to s.  Returns 0, or -1 out of memory. */
 int durations_add(samples *s, int64_t v);
 /* Puts each duration's samples in the order durations_pct() reads; the

@@ -573,7 +573,7 @@ walk_ticket(service_walk **all, size_t *n, size_t *cap, const qg_record *recs,
 {
     service_walk *sw;
     size_t i, j;
-    walk w;
+    ticket_walk w;
 
     for (i = 0; i <= nrecs; i++) {
         int64_t id = i == 0 ? 0 : recs[i - 1].service_id;
