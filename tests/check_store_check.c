@@ -164,7 +164,7 @@ START_TEST(test_check_short_but_sound)
     MDB_dbi dbi;
     MDB_val k, v;
     struct stat sb;
-    char key[16], detail[256];
+    char key[16] = "", detail[256]; /* a key is all 16 bytes, zero-padded */
     uint32_t seed = 1;
     int round, i, shorter = 0, rc;
 
