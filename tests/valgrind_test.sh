@@ -21,34 +21,27 @@ if ! command -v valgrind >/dev/null 2>&1; then
 fi
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-failures=0
-passes=0
-ok() { passes=$((passes + 1)); }
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+. "$(dirname "$0")/testlib.sh"
+exec 3>&1 # the test's own output, whatever a command's is redirected to
 
-# 33: what memcheck makes a process exit with when it found an error.
+# vg CMD...: CMD under memcheck, which makes it exit 33 on an error; the
+# reports, if any, go to the test's output.
 vg() {
     valgrind -q --error-exitcode=33 --leak-check=full \
-        --errors-for-leak-kinds=definite --log-file="$T/vg.%p" "$@"
-}
-reports() {
-    for r in "$T"/vg.*; do
-        [ -s "$r" ] && { echo "--- $r"; cat "$r"; }
+        --errors-for-leak-kinds=definite --log-file="$T/memcheck.%p" "$@"
+    rc=$?
+    for r in "$T"/memcheck.*; do
+        [ -s "$r" ] && { echo "--- memcheck, $*:"; cat "$r"; } >&3
     done
-    rm -f "$T"/vg.*
+    rm -f "$T"/memcheck.*
+    return "$rc"
 }
 
 # The suites: each forked test exits 33 on an error, which Check reports
 # as that test's early exit.  Memcheck runs code 20 to 50 times slower.
+export CK_FORK=yes CK_TIMEOUT_MULTIPLIER=20
 for suite in "$@"; do
-    if CK_FORK=yes CK_TIMEOUT_MULTIPLIER=20 vg "$suite" >"$T/out" 2>&1; then
-        ok
-    else
-        fail "$(basename "$suite") under memcheck:"
-        cat "$T/out"
-        reports
-    fi
-    rm -f "$T"/vg.*
+    check "$(basename "$suite") under memcheck" status 0 vg "$suite"
 done
 
 # A day of 300 tickets: 2% duplicates, 1% illegal, 0.5% stale, and one
@@ -59,48 +52,35 @@ done
 printf '{"db": "db", "durability": "nosync", "secret_file": "%s/secret", "reorder_window": 1200}\n' \
     "$F" >"$T/qgate.json"
 cd "$T" || exit 1
-if vg "$Q" apply --config qgate.json - <day.ndjson >verdicts 2>apply.err; then
-    ok
-else
-    fail "qgate apply under memcheck (exit $?):"
-    tail -5 apply.err
-    reports
-fi
-grep -q '^accepted' verdicts && ok || fail "apply accepted nothing"
-grep -q '^duplicate' verdicts && grep -q '^held' verdicts && ok ||
-    fail "the day had no duplicate or no held step"
+check "qgate apply under memcheck" \
+    status 0 vg "$Q" apply --config qgate.json - <day.ndjson
+check "apply accepted steps" grep -q '^accepted' out
+check "the day has duplicates and held steps" \
+    sh -c "grep -q '^duplicate' out && grep -q '^held' out"
 # The steps still held go to the rejection log, which the audit reads
 # (exit 1: some were refused).
-vg "$Q" held --expire --config qgate.json >expire.out 2>&1
-rc=$?
-if [ "$rc" -eq 1 ] && grep -q 'held deliveries refused' expire.out; then
-    ok
-else
-    fail "qgate held --expire under memcheck (exit $rc):"
-    cat expire.out
-    reports
-fi
+check "qgate held --expire under memcheck" \
+    status 1 vg "$Q" held --expire --config qgate.json
+check "held --expire refused the held steps" \
+    grep -q 'held deliveries refused' out
+
+# same CMD ARGS...: the command without memcheck and under it, with the
+# same exit (rejected exits 1 while an entry is open) and the same bytes.
+same() {
+    "$Q" "$@" >plain.out 2>&1
+    plain=$?
+    vg "$Q" "$@" >vg.out 2>&1
+    rc=$?
+    [ "$rc" -eq "$plain" ] && cmp -s plain.out vg.out && return 0
+    echo "  exit $rc under memcheck, $plain without; outputs:"
+    diff plain.out vg.out | head -10
+    return 1
+}
 
 ticket=$(sed -n 's/.*"data":{"id":\([0-9]*\).*/\1/p' day.ndjson | head -1)
-# Each command twice, without memcheck and under it: the same exit (rejected
-# exits 1 while an entry is open) and the same bytes.
 while read -r cmd args; do
     # shellcheck disable=SC2086 # args are words
-    "$Q" "$cmd" --config qgate.json $args >plain.out 2>&1
-    plain=$?
-    # shellcheck disable=SC2086
-    vg "$Q" "$cmd" --config qgate.json $args >vg.out 2>&1
-    rc=$?
-    if [ "$rc" -eq 33 ]; then
-        fail "qgate $cmd under memcheck:"
-        reports
-    elif [ "$rc" -ne "$plain" ] || ! cmp -s plain.out vg.out; then
-        fail "qgate $cmd: exit $rc under memcheck, $plain without, outputs:"
-        diff plain.out vg.out | head -10
-    else
-        ok
-    fi
-    rm -f "$T"/vg.*
+    check "qgate $cmd under memcheck" same "$cmd" --config qgate.json $args
 done <<EOF
 stats --json
 export
@@ -110,5 +90,4 @@ list --json
 rejected --json
 EOF
 
-echo "valgrind: $passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish
